@@ -1,0 +1,25 @@
+/* cidr.h: IPv4/IPv6 prefixes as administrators write them. */
+#ifndef MTLSGW_CIDR_H
+#define MTLSGW_CIDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned plen;
+};
+
+/*
+ * "10.1.0.0/24", "fd00::/64"; a bare address is a host prefix. Host bits
+ * must be zero. On failure why (if not NULL) says what is wrong.
+ */
+int cidr_parse(const char *s, struct cidr *out, const char **why);
+/* Canonical text form into buf (at least 50 bytes). */
+void cidr_format(const struct cidr *c, char *buf, size_t len);
+/* True when addr (of family) lies inside c. */
+bool cidr_contains(const struct cidr *c, int family, const void *addr);
+
+#endif

@@ -1,0 +1,303 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "build-config.h"
+#include "fsutil.h"
+
+#define CONFIG_MAX_SIZE (1024 * 1024)
+
+enum key_type { KEY_STRING, KEY_PATH, KEY_PKCS11_URI, KEY_DAYS, KEY_USER };
+
+struct key_def {
+    const char *name; /* "section.key" */
+    enum key_type type;
+    size_t offset;
+};
+
+/* Sorted by name: looked up with bsearch. */
+static const struct key_def key_table[] = {
+    {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
+    {"daemon.user", KEY_USER, offsetof(struct config, daemon.user)},
+    {"pki.crl-days", KEY_DAYS, offsetof(struct config, pki.crl_days)},
+    {"pki.dir", KEY_PATH, offsetof(struct config, pki.dir)},
+    {"pki.peer-days", KEY_DAYS, offsetof(struct config, pki.peer_days)},
+    {"token.module", KEY_PATH, offsetof(struct config, token.module)},
+    {"token.pin-file", KEY_PATH, offsetof(struct config, token.pin_file)},
+    {"token.uri", KEY_PKCS11_URI, offsetof(struct config, token.uri)},
+};
+
+static const char *const sections[] = {"daemon", "pki", "token"};
+
+struct errbuf {
+    char *text;
+    size_t len;
+    unsigned count;
+};
+
+static void errbuf_add(struct errbuf *eb, const char *file, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void errbuf_add(struct errbuf *eb, const char *file, unsigned line, const char *fmt, ...)
+{
+    char msg[512];
+    int n;
+    va_list ap;
+    char *nt;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    eb->count++;
+    n = snprintf(NULL, 0, "%s:%u: %s\n", file, line, msg);
+    nt = realloc(eb->text, eb->len + (size_t)n + 1);
+    if (!nt)
+        return;
+    eb->text = nt;
+    snprintf(eb->text + eb->len, (size_t)n + 1, "%s:%u: %s\n", file, line, msg);
+    eb->len += (size_t)n;
+}
+
+int config_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "1"};
+    static const char *const no[] = {"no", "false", "0"};
+
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(a, ((const struct key_def *)b)->name);
+}
+
+static char *resolve_path(const char *base_dir, const char *value)
+{
+    if (value[0] == '/' || !base_dir)
+        return strdup(value);
+    return fs_join(base_dir, value);
+}
+
+/* Returns NULL on success or a static description of what is wrong. */
+static const char *set_value(struct config *cfg, const struct key_def *def, const char *value,
+                             const char *base_dir)
+{
+    char **sp = (char **)((char *)cfg + def->offset);
+    unsigned *up = (unsigned *)((char *)cfg + def->offset);
+    char *copy = NULL;
+
+    switch (def->type) {
+    case KEY_DAYS: {
+        char *end;
+        unsigned long v;
+        errno = 0;
+        if (!isdigit((unsigned char)value[0]))
+            return "not a whole number of days";
+        v = strtoul(value, &end, 10);
+        if (errno || *end || v == 0 || v > 36500)
+            return "not a number of days from 1 to 36500";
+        *up = (unsigned)v;
+        return NULL;
+    }
+    case KEY_PKCS11_URI:
+        if (strncmp(value, "pkcs11:", 7) != 0)
+            return "not a PKCS#11 URI (RFC 7512), e.g. pkcs11:token=mtlsgw";
+        copy = strdup(value);
+        break;
+    case KEY_USER:
+        if (!value[0] || strlen(value) > 32 || strchr(value, ':') || strchr(value, '/'))
+            return "not a user name";
+        copy = strdup(value);
+        break;
+    case KEY_PATH:
+        if (!value[0])
+            return "empty path";
+        copy = resolve_path(base_dir, value);
+        break;
+    case KEY_STRING:
+        copy = strdup(value);
+        break;
+    }
+    if (!copy)
+        return "out of memory";
+    free(*sp);
+    *sp = copy;
+    return NULL;
+}
+
+int config_new_defaults(struct config **out)
+{
+    struct config *cfg = calloc(1, sizeof(*cfg));
+
+    if (!cfg)
+        return -ENOMEM;
+    cfg->token.uri = strdup("pkcs11:token=mtlsgw");
+    cfg->token.pin_file = strdup(MTLSGW_DEFAULT_PIN_FILE);
+    cfg->pki.dir = strdup(MTLSGW_DEFAULT_PKI_DIR);
+    cfg->pki.crl_days = 30;
+    cfg->pki.peer_days = 397;
+    cfg->daemon.user = strdup(MTLSGW_DEFAULT_USER);
+    cfg->daemon.control_socket = strdup(MTLSGW_DEFAULT_CONTROL_SOCKET);
+    if (!cfg->token.uri || !cfg->token.pin_file || !cfg->pki.dir || !cfg->daemon.user ||
+        !cfg->daemon.control_socket) {
+        config_free(cfg);
+        return -ENOMEM;
+    }
+    *out = cfg;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+static bool known_section(const char *name)
+{
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+        if (strcmp(sections[i], name) == 0)
+            return true;
+    return false;
+}
+
+int config_load(const char *path, struct config **out, char **errors)
+{
+    struct config *cfg = NULL;
+    struct errbuf eb = {0};
+    char *text = NULL, *base_dir = NULL, *line, *next;
+    char section[64] = "";
+    unsigned lineno = 0;
+    int rc;
+
+    *errors = NULL;
+    rc = config_new_defaults(&cfg);
+    if (rc < 0)
+        goto out;
+    cfg->path = strdup(path);
+    base_dir = strdup(path);
+    if (!cfg->path || !base_dir) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    {
+        char *slash = strrchr(base_dir, '/');
+        if (slash)
+            *(slash == base_dir ? slash + 1 : slash) = '\0';
+        else
+            strcpy(base_dir, ".");
+    }
+    rc = fs_read_file(path, CONFIG_MAX_SIZE, &text, NULL);
+    if (rc < 0) {
+        errbuf_add(&eb, path, 0, "cannot read: %s", strerror(-rc));
+        goto out;
+    }
+    for (line = text; line; line = next) {
+        char *p, *eq, *key, *value;
+        char full[128];
+        const struct key_def *def;
+        const char *why;
+
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        lineno++;
+        p = trim(line);
+        if (!*p || *p == '#' || *p == ';')
+            continue;
+        if (*p == '[') {
+            char *end = strchr(p, ']');
+            if (!end || trim(end + 1)[0] != '\0') {
+                errbuf_add(&eb, path, lineno, "malformed section header '%s'", p);
+                section[0] = '\0';
+                continue;
+            }
+            *end = '\0';
+            p = trim(p + 1);
+            if (!known_section(p)) {
+                errbuf_add(&eb, path, lineno, "unknown section [%s]", p);
+                snprintf(section, sizeof(section), "%s", "?");
+                continue;
+            }
+            snprintf(section, sizeof(section), "%s", p);
+            continue;
+        }
+        eq = strchr(p, '=');
+        if (!eq) {
+            errbuf_add(&eb, path, lineno, "expected 'key = value', got '%s'", p);
+            continue;
+        }
+        *eq = '\0';
+        key = trim(p);
+        value = trim(eq + 1);
+        if (strcmp(section, "?") == 0)
+            continue; /* already reported the section */
+        if (!section[0]) {
+            errbuf_add(&eb, path, lineno, "key '%s' outside any [section]", key);
+            continue;
+        }
+        snprintf(full, sizeof(full), "%s.%s", section, key);
+        def = bsearch(full, key_table, sizeof(key_table) / sizeof(key_table[0]),
+                      sizeof(key_table[0]), key_cmp);
+        if (!def) {
+            errbuf_add(&eb, path, lineno, "unknown key '%s' in [%s]", key, section);
+            continue;
+        }
+        why = set_value(cfg, def, value, base_dir);
+        if (why)
+            errbuf_add(&eb, path, lineno, "%s = '%s': %s", key, value, why);
+    }
+out:
+    free(text);
+    free(base_dir);
+    if (rc == 0 && eb.count > 0)
+        rc = -EINVAL;
+    if (rc < 0) {
+        config_free(cfg);
+        if (!eb.text && rc == -ENOMEM)
+            eb.text = strdup("out of memory\n");
+        *errors = eb.text;
+        return rc;
+    }
+    free(eb.text);
+    *out = cfg;
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->path);
+    free(cfg->token.uri);
+    free(cfg->token.module);
+    free(cfg->token.pin_file);
+    free(cfg->pki.dir);
+    free(cfg->daemon.user);
+    free(cfg->daemon.control_socket);
+    free(cfg);
+}

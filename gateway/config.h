@@ -1,0 +1,45 @@
+/*
+ * config.h: the daemon's INI configuration (mtlsgwd.conf).
+ *
+ * Strict: an unknown section or key, a bad number, a boolean that is not
+ * yes/no/true/false/1/0 is an error naming file, line and value. Every error
+ * in a file is reported, not just the first.
+ */
+#ifndef MTLSGW_CONFIG_H
+#define MTLSGW_CONFIG_H
+
+#include <stdbool.h>
+
+struct config {
+    char *path; /* the file it came from */
+    struct {
+        char *uri;      /* [token] uri */
+        char *module;   /* [token] module, NULL: p11-kit's modules */
+        char *pin_file; /* [token] pin-file */
+    } token;
+    struct {
+        char *dir;          /* [pki] dir */
+        unsigned crl_days;  /* [pki] crl-days: CRL nextUpdate */
+        unsigned peer_days; /* [pki] peer-days: default certificate lifetime */
+    } pki;
+    struct {
+        char *user;           /* [daemon] user */
+        char *control_socket; /* [daemon] control-socket */
+    } daemon;
+};
+
+/* A config with every default and no file behind it. */
+int config_new_defaults(struct config **out);
+
+/*
+ * Parse path. On failure *out is untouched and *errors (owned) holds one
+ * line per error ("FILE:LINE: ..."). Relative paths in values are taken
+ * relative to the directory of the file.
+ */
+int config_load(const char *path, struct config **out, char **errors);
+void config_free(struct config *cfg);
+
+/* "yes/no/true/false/1/0"; -EINVAL otherwise. */
+int config_parse_bool(const char *s, bool *out);
+
+#endif

@@ -1,0 +1,246 @@
+/* mtlsgw peers, show, explain: reading the registry at the console. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <json-c/json.h>
+
+#include "config.h"
+#include "console.h"
+#include "pki.h"
+#include "registry.h"
+#include "verify.h"
+
+#define CERT_FILE_MAX (1024 * 1024)
+#define CHAIN_MAX 8
+
+/* --json is the only option of peers and show. */
+static int parse_json_flag(const char *cmd, int argc, char **argv, bool *json)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 'j')
+            return con_usage(cmd);
+        *json = true;
+    }
+    return EXIT_OK;
+}
+
+static int load_registry(struct console *con, const char *cmd, struct registry **reg)
+{
+    struct pki *pki = NULL;
+    char err[512] = "";
+    int rc;
+
+    if (con_load_config(con) != EXIT_OK)
+        return EXIT_FAIL;
+    if (pki_new(con->cfg, &pki) < 0)
+        return EXIT_FAIL;
+    rc = pki_load_registry(pki, reg, err, sizeof(err));
+    if (rc < 0)
+        con_err(cmd, "%s", err);
+    pki_free(pki);
+    return rc < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+static void print_networks(const struct peer *p, FILE *f)
+{
+    if (p->n_networks == 0)
+        fputs("-", f);
+    for (size_t i = 0; i < p->n_networks; i++)
+        fprintf(f, "%s%s", i ? "," : "", p->networks[i]);
+}
+
+int cmd_peers(struct console *con, int argc, char **argv)
+{
+    struct registry *reg = NULL;
+    bool json = false;
+    time_t now = time(NULL);
+    int rc;
+
+    rc = parse_json_flag("peers", argc, argv, &json);
+    if (rc != EXIT_OK)
+        return rc;
+    if (optind != argc)
+        return con_usage("peers");
+    if (load_registry(con, "peers", &reg) != EXIT_OK)
+        return EXIT_FAIL;
+    if (json) {
+        struct json_object *arr = json_object_new_array();
+        for (size_t i = 0; i < registry_count(reg); i++)
+            json_object_array_add(arr, registry_peer_json(registry_at(reg, i), now));
+        puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(arr);
+    } else {
+        printf("%-20s %-8s %-10s %-32s %-20s %6s  %s\n", "NAME", "ROLE", "STATUS", "SERIAL",
+               "NOT-AFTER", "DAYS", "NETWORKS");
+        for (size_t i = 0; i < registry_count(reg); i++) {
+            const struct peer *p = registry_at(reg, i);
+            char when[32];
+            time_format_utc(p->not_after, when, sizeof(when));
+            printf("%-20s %-8s %-10s %-32s %-20s %6lld  ", p->name, role_name(p->role),
+                   peer_status_name(p->status), p->serial, when,
+                   (long long)((p->not_after - (int64_t)now) / 86400));
+            print_networks(p, stdout);
+            putchar('\n');
+        }
+        if (registry_count(reg) == 0)
+            printf("(no peers enrolled: see 'mtlsgw enroll --help')\n");
+    }
+    registry_free(reg);
+    return EXIT_OK;
+}
+
+int cmd_show(struct console *con, int argc, char **argv)
+{
+    struct registry *reg = NULL;
+    const struct peer *p;
+    bool json = false;
+    int rc;
+
+    rc = parse_json_flag("show", argc, argv, &json);
+    if (rc != EXIT_OK)
+        return rc;
+    if (optind + 1 != argc)
+        return con_usage("show");
+    if (load_registry(con, "show", &reg) != EXIT_OK)
+        return EXIT_FAIL;
+    p = registry_find_name(reg, argv[optind]);
+    if (!p) {
+        con_err("show", "no peer named '%s' (see 'mtlsgw peers')", argv[optind]);
+        registry_free(reg);
+        return EXIT_FAIL;
+    }
+    if (json) {
+        struct json_object *o = registry_peer_json(p, time(NULL));
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+    } else {
+        char nb[32], na[32], en[32];
+        time_format_utc(p->not_before, nb, sizeof(nb));
+        time_format_utc(p->not_after, na, sizeof(na));
+        time_format_utc(p->enrolled_at, en, sizeof(en));
+        printf("name:       %s\nrole:       %s\nstatus:     %s\nserial:     %s\n"
+               "valid:      %s .. %s (%lld days left)\nenrolled:   %s\nnetworks:   ",
+               p->name, role_name(p->role), peer_status_name(p->status), p->serial, nb, na,
+               (long long)((p->not_after - (int64_t)time(NULL)) / 86400), en);
+        print_networks(p, stdout);
+        putchar('\n');
+        if (p->revoked_at) {
+            char rv[32];
+            time_format_utc(p->revoked_at, rv, sizeof(rv));
+            printf("revoked:    %s (%s)\n", rv, p->reason ? p->reason : "unspecified");
+        }
+    }
+    registry_free(reg);
+    return EXIT_OK;
+}
+
+/* A PEM file may hold the certificate followed by its chain. */
+static int read_chain(const char *path, gnutls_x509_crt_t *chain, unsigned *n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    gnutls_datum_t d;
+    int rc;
+
+    if (con_read_file("explain", "CERT", path, CERT_FILE_MAX, &text, &len) < 0)
+        return -EIO;
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)len;
+    *n = CHAIN_MAX;
+    rc = gnutls_x509_crt_list_import(chain, n, &d, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0) {
+        *n = 1;
+        if (gnutls_x509_crt_init(&chain[0]) < 0 ||
+            gnutls_x509_crt_import(chain[0], &d, GNUTLS_X509_FMT_DER) < 0) {
+            if (chain[0])
+                gnutls_x509_crt_deinit(chain[0]);
+            *n = 0;
+            con_err("explain", "%s is not a PEM or DER X.509 certificate", path);
+            free(text);
+            return -EBADMSG;
+        }
+    }
+    free(text);
+    return 0;
+}
+
+int cmd_explain(struct console *con, int argc, char **argv)
+{
+    gnutls_x509_crt_t chain[CHAIN_MAX] = {0};
+    unsigned n = 0;
+    struct pki *pki = NULL;
+    struct registry *reg = NULL;
+    gnutls_x509_crt_t ca = NULL;
+    gnutls_x509_crl_t crl = NULL;
+    struct trust tr = {0};
+    struct verdict v;
+    char err[512] = "";
+    int rc = EXIT_FAIL;
+
+    if (argc != 2 || argv[1][0] == '-')
+        return con_usage("explain");
+    if (read_chain(argv[1], chain, &n) < 0)
+        return EXIT_FAIL;
+    if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
+        goto out;
+    if (pki_read_cert(pki->ca_path, &ca, err, sizeof(err)) < 0 ||
+        pki_load_registry(pki, &reg, err, sizeof(err)) < 0 ||
+        pki_read_crl(pki, &crl, err, sizeof(err)) < 0) {
+        con_err("explain", "%s", err);
+        goto out;
+    }
+    tr.cas = &ca;
+    tr.n_cas = 1;
+    tr.crl = crl;
+    tr.reg = reg;
+    if (verify_peer(&tr, chain, n, time(NULL),
+                    VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
+                    &v) < 0) {
+        con_err("explain", "cannot verify %s", argv[1]);
+        goto out;
+    }
+    printf("certificate: %s, serial %s\n", v.subject, v.serial[0] ? v.serial : "?");
+    if (v.code != VERDICT_OK) {
+        printf("refused: %s\n", v.reason);
+        goto out;
+    }
+    printf("granted: peer %s, role %s\n", v.peer->name, role_name(v.peer->role));
+    switch (v.peer->role) {
+    case ROLE_ADMIN:
+        printf("  management API: read-write\n  gated services: opened for its address\n");
+        break;
+    case ROLE_MONITOR:
+        printf("  management API: read-only\n  gated services: opened for its address\n");
+        break;
+    case ROLE_TUNNEL:
+        printf("  tunnel: yes\n  networks: ");
+        print_networks(v.peer, stdout);
+        putchar('\n');
+        break;
+    }
+    rc = EXIT_OK;
+out:
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(chain[i]);
+    if (ca)
+        gnutls_x509_crt_deinit(ca);
+    if (crl)
+        gnutls_x509_crl_deinit(crl);
+    registry_free(reg);
+    pki_free(pki);
+    return rc;
+}

@@ -1,0 +1,582 @@
+/* mtlsgw init, csr, enroll, revoke, crl: the CA at the console. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/abstract.h>
+#include <gnutls/x509.h>
+
+#include "cidr.h"
+#include "config.h"
+#include "fsutil.h"
+#include "console.h"
+#include "p11.h"
+#include "pki.h"
+#include "registry.h"
+#include "verify.h"
+
+#define MAX_HOSTS 32
+#define MAX_NETWORKS 64
+#define CSR_MAX_SIZE (64 * 1024)
+#define PASSWORD_MAX_SIZE 1024
+
+static const char *const revoke_reasons[] = {"unspecified", "keyCompromise", "superseded",
+                                             "cessationOfOperation"};
+
+static int open_pki(struct console *con, struct pki **pki)
+{
+    if (con_load_config(con) != EXIT_OK)
+        return -EINVAL;
+    if (pki_new(con->cfg, pki) < 0) {
+        fprintf(stderr, "mtlsgw: out of memory\n");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int cmd_init(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"cn", required_argument, NULL, 'n'},      {"host", required_argument, NULL, 'H'},
+        {"key-type", required_argument, NULL, 'k'}, {"days", required_argument, NULL, 'd'},
+        {"force", no_argument, NULL, 'f'},          {NULL, 0, NULL, 0},
+    };
+    const char *hosts[MAX_HOSTS];
+    char hostname[256];
+    struct pki_init_opts o = {.days = 3650, .key_type = P11_KEY_EC_P256};
+    struct pki *pki = NULL;
+    enum p11_key_type kt;
+    char err[512] = "";
+    int c, rc = EXIT_FAIL;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            o.cn = optarg;
+            break;
+        case 'H':
+            if (o.n_hosts == MAX_HOSTS) {
+                con_err("init", "at most %d --host", MAX_HOSTS);
+                return EXIT_USAGE;
+            }
+            hosts[o.n_hosts++] = optarg;
+            break;
+        case 'k':
+            if (p11_key_type_parse(optarg, &kt) < 0) {
+                con_err("init", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072", optarg);
+                return EXIT_FAIL;
+            }
+            o.key_type = (int)kt;
+            break;
+        case 'd':
+            if (!con_parse_uint(optarg, 1, 36500, &o.days)) {
+                con_err("init", "--days %s: not a number of days from 1 to 36500", optarg);
+                return EXIT_FAIL;
+            }
+            break;
+        case 'f':
+            o.force = true;
+            break;
+        default:
+            return con_usage("init");
+        }
+    }
+    if (!o.cn || optind != argc) {
+        if (!o.cn)
+            con_err("init", "--cn NAME is required");
+        return con_usage("init");
+    }
+    if (!o.cn[0] || strlen(o.cn) > 60) {
+        con_err("init", "--cn '%s': give 1 to 60 characters", o.cn);
+        return EXIT_FAIL;
+    }
+    if (o.n_hosts == 0) {
+        if (gethostname(hostname, sizeof(hostname)) < 0 || !hostname[0]) {
+            con_err("init", "cannot read this machine's hostname: give --host NAME");
+            return EXIT_FAIL;
+        }
+        hostname[sizeof(hostname) - 1] = '\0';
+        hosts[o.n_hosts++] = hostname;
+    }
+    o.hosts = hosts;
+    o.actor = con->actor;
+    if (open_pki(con, &pki) < 0)
+        return EXIT_FAIL;
+    if (con_as_daemon() < 0)
+        goto out;
+    if (pki_init(pki, &o, err, sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("init", "%s", err);
+        goto out;
+    }
+    con_as_invoker();
+    printf("CA '%s CA' and gateway key made on %s (%s, not extractable)\n", o.cn,
+           con->cfg->token.uri, p11_key_type_name((enum p11_key_type)o.key_type));
+    printf("  CA certificate       %s (%u days)\n", pki->ca_path, o.days);
+    printf("  gateway certificate  %s (", pki->gw_path);
+    for (size_t i = 0; i < o.n_hosts; i++)
+        printf("%s%s", i ? ", " : "", hosts[i]);
+    printf(")\n  CRL                  %s\n  registry             %s\n", pki->crl_path,
+           pki->reg_path);
+    {
+        unsigned char fp[32];
+        size_t fplen = sizeof(fp);
+        if (gnutls_x509_crt_get_fingerprint(pki->ca, GNUTLS_DIG_SHA256, fp, &fplen) == 0) {
+            printf("  CA SHA-256           ");
+            for (size_t i = 0; i < fplen; i++)
+                printf("%02X%s", fp[i], i + 1 < fplen ? ":" : "\n");
+        }
+    }
+    printf("next: mtlsgw enroll NAME --role admin|monitor|tunnel --csr FILE\n");
+    rc = EXIT_OK;
+out:
+    pki_free(pki);
+    return rc;
+}
+
+int cmd_csr(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"cn", required_argument, NULL, 'n'},
+        {"out", required_argument, NULL, 'o'},
+        {"key-type", required_argument, NULL, 'k'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cn = NULL, *out = NULL;
+    enum p11_key_type kt = P11_KEY_EC_P256;
+    struct pki *pki = NULL;
+    gnutls_privkey_t key = NULL;
+    gnutls_x509_crq_t crq = NULL;
+    gnutls_datum_t pem = {0};
+    char err[512] = "";
+    int c, rc = EXIT_FAIL, made = 0;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            cn = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'k':
+            if (p11_key_type_parse(optarg, &kt) < 0) {
+                con_err("csr", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072", optarg);
+                return EXIT_FAIL;
+            }
+            break;
+        default:
+            return con_usage("csr");
+        }
+    }
+    if (!cn || !out || optind != argc)
+        return con_usage("csr");
+    if (!peer_name_valid(cn)) {
+        con_err("csr", "--cn '%s': use 1-63 of A-Z a-z 0-9 . _ - (it becomes the peer name)",
+                cn);
+        return EXIT_FAIL;
+    }
+    if (open_pki(con, &pki) < 0)
+        return EXIT_FAIL;
+    if (con_as_daemon() < 0)
+        goto out;
+    if (pki_open_token(pki, err, sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("csr", "%s", err);
+        goto out;
+    }
+    made = p11_key_exists(pki->tok, PKI_LABEL_DEVICE);
+    if (made == 0) {
+        if (p11_key_generate(pki->tok, PKI_LABEL_DEVICE, kt) < 0) {
+            con_as_invoker();
+            con_err("csr", "token %s: cannot generate the device key: %s", con->cfg->token.uri,
+                    p11_token_error(pki->tok));
+            goto out;
+        }
+        made = 1;
+    } else if (made == 1) {
+        made = 0;
+    } else {
+        con_as_invoker();
+        con_err("csr", "token %s: %s", con->cfg->token.uri, p11_token_error(pki->tok));
+        goto out;
+    }
+    if (p11_key_load(pki->tok, PKI_LABEL_DEVICE, &key) < 0 ||
+        p11_csr_make(key, cn, &crq) < 0 ||
+        gnutls_x509_crq_export2(crq, GNUTLS_X509_FMT_PEM, &pem) < 0) {
+        con_as_invoker();
+        con_err("csr", "token %s: cannot sign the CSR with the device key: %s",
+                con->cfg->token.uri, p11_token_error(pki->tok));
+        goto out;
+    }
+    con_as_invoker();
+    if (con_write_file("csr", out, pem.data, pem.size, 0644) < 0)
+        goto out;
+    printf("%s device key '%s' on %s; CSR for CN=%s written to %s\n",
+           made ? "made" : "reused", PKI_LABEL_DEVICE, con->cfg->token.uri, cn, out);
+    rc = EXIT_OK;
+out:
+    gnutls_free(pem.data);
+    if (crq)
+        gnutls_x509_crq_deinit(crq);
+    if (key)
+        gnutls_privkey_deinit(key);
+    pki_free(pki);
+    return rc;
+}
+
+struct enroll_out {
+    const char *path;     /* --out or --p12, NULL: print after commit */
+    bool p12;
+    gnutls_x509_privkey_t softkey;
+    const char *password;
+    const char *name;
+    struct pki *pki;
+};
+
+/* Runs before the registry is written: a failure here records nothing. */
+static int enroll_write(void *ctx, gnutls_x509_crt_t crt, char *err, size_t errlen)
+{
+    struct enroll_out *eo = ctx;
+    gnutls_datum_t data = {0};
+    int rc;
+
+    if (!eo->path)
+        return 0;
+    if (eo->p12) {
+        rc = p11_p12_export(eo->softkey, crt, eo->pki->ca, eo->name, eo->password, &data);
+        if (rc < 0) {
+            snprintf(err, errlen, "enroll %s: cannot make the PKCS#12: %s", eo->name,
+                     strerror(-rc));
+            return rc;
+        }
+    } else if (pki_cert_pem(crt, &data) < 0) {
+        snprintf(err, errlen, "enroll %s: cannot encode the certificate", eo->name);
+        return -EINVAL;
+    }
+    if (con_as_invoker() < 0) {
+        gnutls_free(data.data);
+        return -EPERM;
+    }
+    rc = fs_write_atomic(eo->path, data.data, data.size, eo->p12 ? 0600 : 0644);
+    if (rc < 0)
+        snprintf(err, errlen, "enroll %s: cannot write %s: %s (nothing was recorded)", eo->name,
+                 eo->path, strerror(-rc));
+    gnutls_memset(data.data, 0, data.size);
+    gnutls_free(data.data);
+    if (con_as_daemon() < 0 && rc == 0) {
+        snprintf(err, errlen, "enroll %s: cannot switch back to the daemon's user", eo->name);
+        rc = -EPERM;
+    }
+    return rc;
+}
+
+int cmd_enroll(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"role", required_argument, NULL, 'r'},
+        {"csr", required_argument, NULL, 'C'},
+        {"out", required_argument, NULL, 'o'},
+        {"p12", required_argument, NULL, 'p'},
+        {"password-file", required_argument, NULL, 'P'},
+        {"network", required_argument, NULL, 'N'},
+        {"days", required_argument, NULL, 'd'},
+        {"key-type", required_argument, NULL, 'k'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *role_s = NULL, *csr_path = NULL, *out = NULL, *p12 = NULL, *pwfile = NULL;
+    char *nets[MAX_NETWORKS] = {0};
+    size_t n_nets = 0;
+    unsigned days = 0;
+    enum p11_key_type kt = P11_KEY_EC_P256;
+    enum peer_role role;
+    struct pki *pki = NULL;
+    char *csr_text = NULL, *password = NULL;
+    size_t csr_len = 0, pw_len = 0;
+    gnutls_x509_crq_t crq = NULL;
+    gnutls_x509_privkey_t softkey = NULL;
+    gnutls_privkey_t softpriv = NULL;
+    gnutls_pubkey_t pub = NULL;
+    gnutls_x509_crt_t crt = NULL;
+    struct pki_enroll_req req = {0};
+    struct enroll_out eo = {0};
+    char err[512] = "";
+    const char *name;
+    int c, rc = EXIT_FAIL;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            role_s = optarg;
+            break;
+        case 'C':
+            csr_path = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'p':
+            p12 = optarg;
+            break;
+        case 'P':
+            pwfile = optarg;
+            break;
+        case 'N': {
+            struct cidr cidr;
+            const char *why;
+            char canon[64];
+            if (n_nets == MAX_NETWORKS) {
+                con_err("enroll", "at most %d --network", MAX_NETWORKS);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            if (cidr_parse(optarg, &cidr, &why) < 0) {
+                con_err("enroll", "--network %s: %s", optarg, why);
+                goto out;
+            }
+            cidr_format(&cidr, canon, sizeof(canon));
+            nets[n_nets] = strdup(canon);
+            if (!nets[n_nets])
+                goto out;
+            n_nets++;
+            break;
+        }
+        case 'd':
+            if (!con_parse_uint(optarg, 1, 3650, &days)) {
+                con_err("enroll", "--days %s: not a number of days from 1 to 3650", optarg);
+                goto out;
+            }
+            break;
+        case 'k':
+            if (p11_key_type_parse(optarg, &kt) < 0) {
+                con_err("enroll", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072",
+                        optarg);
+                goto out;
+            }
+            break;
+        default:
+            rc = con_usage("enroll");
+            goto out;
+        }
+    }
+    if (optind + 1 != argc || !role_s || (!csr_path == !p12) || (csr_path && pwfile) ||
+        (p12 && !pwfile) || (p12 && out)) {
+        if (optind + 1 != argc)
+            con_err("enroll", "give exactly one peer NAME");
+        else if (!role_s)
+            con_err("enroll", "--role is required");
+        else if (!csr_path == !p12)
+            con_err("enroll", "give either --csr FILE or --p12 FILE");
+        else if (p12 && !pwfile)
+            con_err("enroll", "--p12 needs --password-file FILE");
+        else
+            con_err("enroll", "--out and --password-file do not go with %s",
+                    csr_path ? "--csr" : "--p12");
+        rc = con_usage("enroll");
+        goto out;
+    }
+    name = argv[optind];
+    if (role_parse(role_s, &role) < 0) {
+        con_err("enroll", "--role %s: unknown role (admin, monitor or tunnel)", role_s);
+        goto out;
+    }
+    if (!peer_name_valid(name)) {
+        con_err("enroll",
+                "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
+                "letter or digit)",
+                name);
+        goto out;
+    }
+    if (n_nets && role != ROLE_TUNNEL) {
+        con_err("enroll", "--network is for tunnel peers; %s is %s", name, role_s);
+        goto out;
+    }
+    /* Read the administrator's files as the invoking user. */
+    if (csr_path) {
+        gnutls_datum_t d;
+        if (con_read_file("enroll", "--csr", csr_path, CSR_MAX_SIZE, &csr_text, &csr_len) < 0)
+            goto out;
+        d.data = (unsigned char *)csr_text;
+        d.size = (unsigned)csr_len;
+        if (p11_csr_parse(&d, &crq, err, sizeof(err)) < 0) {
+            con_err("enroll", "CSR in %s: %s", csr_path, err);
+            goto out;
+        }
+        if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_x509_crq(pub, crq, 0) < 0) {
+            con_err("enroll", "CSR in %s: its public key cannot be read", csr_path);
+            goto out;
+        }
+    } else {
+        char *nl;
+        if (con_read_file("enroll", "--password-file", pwfile, PASSWORD_MAX_SIZE, &password,
+                          &pw_len) < 0)
+            goto out;
+        nl = strpbrk(password, "\r\n");
+        if (nl)
+            *nl = '\0';
+        if (strlen(password) < 8) {
+            con_err("enroll", "--password-file %s: the password must have at least 8 "
+                              "characters on its first line", pwfile);
+            goto out;
+        }
+        if (p11_softkey_generate(kt, &softkey) < 0 || gnutls_privkey_init(&softpriv) < 0 ||
+            gnutls_privkey_import_x509(softpriv, softkey, 0) < 0 ||
+            gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_privkey(pub, softpriv, 0, 0) < 0) {
+            con_err("enroll", "cannot generate a %s key", p11_key_type_name(kt));
+            goto out;
+        }
+    }
+    if (open_pki(con, &pki) < 0)
+        goto out;
+    eo.path = csr_path ? out : p12;
+    eo.p12 = p12 != NULL;
+    eo.softkey = softkey;
+    eo.password = password;
+    eo.name = name;
+    eo.pki = pki;
+    req.name = name;
+    req.role = (int)role;
+    req.key = pub;
+    req.networks = nets;
+    req.n_networks = n_nets;
+    req.days = days ? days : con->cfg->pki.peer_days;
+    req.actor = con->actor;
+    req.before_commit = enroll_write;
+    req.ctx = &eo;
+    if (con_as_daemon() < 0)
+        goto out;
+    if (pki_enroll(pki, &req, &crt, err, sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("enroll", "%s", err);
+        goto out;
+    }
+    con_as_invoker();
+    {
+        char serial[64], when[32];
+        verify_serial_hex(crt, serial, sizeof(serial));
+        time_format_utc(gnutls_x509_crt_get_expiration_time(crt), when, sizeof(when));
+        if (!eo.path) {
+            gnutls_datum_t pem = {0};
+            if (pki_cert_pem(crt, &pem) == 0)
+                fwrite(pem.data, 1, pem.size, stdout);
+            gnutls_free(pem.data);
+        }
+        fprintf(eo.path ? stdout : stderr,
+                "enrolled %s as %s, serial %s, valid until %s%s%s\n", name, role_name(role),
+                serial, when, eo.path ? ", written to " : "", eo.path ? eo.path : "");
+    }
+    rc = EXIT_OK;
+out:
+    for (size_t i = 0; i < n_nets; i++)
+        free(nets[i]);
+    if (password) {
+        gnutls_memset(password, 0, pw_len);
+        free(password);
+    }
+    free(csr_text);
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    if (crq)
+        gnutls_x509_crq_deinit(crq);
+    if (pub)
+        gnutls_pubkey_deinit(pub);
+    if (softpriv)
+        gnutls_privkey_deinit(softpriv);
+    if (softkey)
+        gnutls_x509_privkey_deinit(softkey);
+    pki_free(pki);
+    return rc;
+}
+
+int cmd_revoke(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"reason", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *reason = "unspecified";
+    struct pki *pki = NULL;
+    char err[512] = "";
+    bool ok = false;
+    int c, rc = EXIT_FAIL;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 'r')
+            return con_usage("revoke");
+        reason = optarg;
+    }
+    if (optind + 1 != argc)
+        return con_usage("revoke");
+    for (size_t i = 0; i < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]); i++)
+        ok = ok || strcmp(reason, revoke_reasons[i]) == 0;
+    if (!ok) {
+        con_err("revoke", "--reason %s: not one of unspecified, keyCompromise, superseded, "
+                          "cessationOfOperation", reason);
+        return EXIT_FAIL;
+    }
+    if (open_pki(con, &pki) < 0)
+        return EXIT_FAIL;
+    if (con_as_daemon() < 0)
+        goto out;
+    if (pki_revoke(pki, argv[optind], reason, con->actor, err, sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("revoke", "%s", err);
+        goto out;
+    }
+    con_as_invoker();
+    printf("revoked %s (%s); CRL re-signed: %s\n", argv[optind], reason, pki->crl_path);
+    rc = EXIT_OK;
+out:
+    pki_free(pki);
+    return rc;
+}
+
+int cmd_crl(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *out = NULL;
+    struct pki *pki = NULL;
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_datum_t pem = {0};
+    char err[512] = "";
+    int c, rc = EXIT_FAIL;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 'o')
+            return con_usage("crl");
+        out = optarg;
+    }
+    if (optind != argc)
+        return con_usage("crl");
+    if (open_pki(con, &pki) < 0)
+        return EXIT_FAIL;
+    /* Re-encoded from the parsed CRL, so only a well-formed CRL is handed on. */
+    if (pki_read_crl(pki, &crl, err, sizeof(err)) < 0) {
+        con_err("crl", "%s", err);
+        goto out;
+    }
+    if (gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &pem) < 0) {
+        con_err("crl", "cannot encode the CRL from %s", pki->crl_path);
+        goto out;
+    }
+    if (out) {
+        if (con_write_file("crl", out, pem.data, pem.size, 0644) < 0)
+            goto out;
+    } else {
+        fwrite(pem.data, 1, pem.size, stdout);
+    }
+    rc = EXIT_OK;
+out:
+    gnutls_free(pem.data);
+    if (crl)
+        gnutls_x509_crl_deinit(crl);
+    pki_free(pki);
+    return rc;
+}

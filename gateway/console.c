@@ -1,0 +1,237 @@
+/* mtlsgw: the console tool. */
+#include "console.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "fsutil.h"
+#include "privs.h"
+
+static const struct command commands[] = {
+    {"init", cmd_init,
+     "init --cn NAME [--host NAME]... [--key-type ec-p256|ec-p384|rsa-3072] [--days N] "
+     "[--force]",
+     "Generate the CA key and the gateway key on the token, write ca.crt, gateway.crt,\n"
+     "an empty CRL and an empty registry in the pki dir. --days is the CA's lifetime\n"
+     "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
+     "or IP address, repeatable) defaults to this machine's hostname."},
+    {"csr", cmd_csr, "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072]",
+     "Device side: make the device key on this appliance's token if absent and write a\n"
+     "PKCS#10 CSR signed by it to FILE."},
+    {"enroll", cmd_enroll,
+     "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
+     "--password-file FILE) [--network CIDR]... [--days N]",
+     "Issue a client certificate (clientAuth, URI SAN urn:mtlsgw:role:ROLE, default 397\n"
+     "days) and record the peer in the registry. With --csr the certificate is written\n"
+     "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
+     "the certificate and the CA to a PKCS#12 protected by the password in the file."},
+    {"revoke", cmd_revoke,
+     "revoke NAME [--reason unspecified|keyCompromise|superseded|cessationOfOperation]",
+     "Mark the peer revoked in the registry and re-sign the CRL."},
+    {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
+    {"show", cmd_show, "show NAME [--json]", "Show one peer."},
+    {"crl", cmd_crl, "crl [--out FILE]", "Print (or write) the current CRL in PEM."},
+    {"explain", cmd_explain, "explain CERT",
+     "Say what the certificate in CERT (PEM or DER) would be granted, or exactly why it\n"
+     "would be refused, without a connection. Exit 0 when granted, 1 when refused."},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+void con_err(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "mtlsgw %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int con_usage(const char *cmd)
+{
+    const struct command *c = find_command(cmd);
+
+    fprintf(stderr, "usage: mtlsgw [-c CONF] %s\n", c ? c->usage : cmd);
+    fprintf(stderr, "       mtlsgw %s --help\n", cmd);
+    return EXIT_USAGE;
+}
+
+bool con_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+    }
+    return false;
+}
+
+bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!s || s[0] < '0' || s[0] > '9')
+        return false;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+int con_load_config(struct console *con)
+{
+    char *errors = NULL;
+    char msg[512];
+    int rc;
+
+    if (con->cfg)
+        return EXIT_OK;
+    rc = config_load(con->conf_path, &con->cfg, &errors);
+    if (rc < 0) {
+        fputs(errors ? errors : "out of memory\n", stderr);
+        if (rc == -ENOENT || (errors && strstr(errors, "cannot read")))
+            fprintf(stderr, "mtlsgw: give the config file with -c CONF (default %s)\n",
+                    MTLSGW_DEFAULT_CONF);
+        free(errors);
+        return EXIT_FAIL;
+    }
+    rc = privs_init(con->cfg->daemon.user, msg, sizeof(msg));
+    if (rc == 2)
+        fprintf(stderr, "mtlsgw: warning: %s\n", msg);
+    return EXIT_OK;
+}
+
+int con_as_daemon(void)
+{
+    int rc = privs_as_daemon();
+
+    if (rc < 0)
+        fprintf(stderr, "mtlsgw: cannot switch to the daemon's user: %s\n", strerror(-rc));
+    return rc;
+}
+
+int con_as_invoker(void)
+{
+    int rc = privs_as_invoker();
+
+    if (rc < 0) {
+        /* Continuing with the wrong ids could write files as the wrong user. */
+        fprintf(stderr, "mtlsgw: cannot switch back to the invoking user: %s\n",
+                strerror(-rc));
+        exit(EXIT_FAIL);
+    }
+    return rc;
+}
+
+int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
+                  size_t *len)
+{
+    int rc = fs_read_file(path, max, out, len);
+
+    if (rc == -EFBIG)
+        con_err(cmd, "%s %s: file too large (over %zu bytes)", opt, path, max);
+    else if (rc < 0)
+        con_err(cmd, "%s %s: cannot read: %s", opt, path, strerror(-rc));
+    return rc;
+}
+
+int con_write_file(const char *cmd, const char *path, const void *data, size_t len,
+                   unsigned mode)
+{
+    int rc = fs_write_atomic(path, data, len, (mode_t)mode);
+
+    if (rc < 0)
+        con_err(cmd, "cannot write %s: %s", path, strerror(-rc));
+    return rc;
+}
+
+static void usage_all(FILE *f)
+{
+    fprintf(f, "usage: mtlsgw [-c CONF] COMMAND [ARGS]\n\n"
+               "  -c CONF   daemon config (default %s)\n\ncommands:\n",
+            MTLSGW_DEFAULT_CONF);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %s\n", commands[i].usage);
+    fprintf(f, "\n'mtlsgw COMMAND --help' explains one command. Exit status: 0 success,\n"
+               "1 failure, 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct console con = {.conf_path = MTLSGW_DEFAULT_CONF};
+    const struct command *cmd;
+    const char *sudo_user = getenv("SUDO_USER");
+    int i = 1, rc;
+
+    umask(027);
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                usage_all(stderr);
+                return EXIT_USAGE;
+            }
+            con.conf_path = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            con.conf_path = argv[i] + 9;
+            i++;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage_all(stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("mtlsgw %s\n", MTLSGW_VERSION);
+            return EXIT_OK;
+        } else {
+            fprintf(stderr, "mtlsgw: unknown option %s\n", argv[i]);
+            usage_all(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage_all(stderr);
+        return EXIT_USAGE;
+    }
+    cmd = find_command(argv[i]);
+    if (!cmd) {
+        fprintf(stderr, "mtlsgw: unknown command '%s'\n", argv[i]);
+        usage_all(stderr);
+        return EXIT_USAGE;
+    }
+    if (con_wants_help(argc - i, argv + i)) {
+        printf("usage: mtlsgw [-c CONF] %s\n\n%s\n", cmd->usage, cmd->help);
+        return EXIT_OK;
+    }
+    snprintf(con.actor, sizeof(con.actor), "console uid=%u%s%s", (unsigned)getuid(),
+             sudo_user ? " sudo=" : "", sudo_user ? sudo_user : "");
+    if (gnutls_global_init() < 0) {
+        fprintf(stderr, "mtlsgw: cannot initialise GnuTLS\n");
+        return EXIT_FAIL;
+    }
+    rc = cmd->run(&con, argc - i, argv + i);
+    config_free(con.cfg);
+    gnutls_global_deinit();
+    return rc;
+}

@@ -1,0 +1,55 @@
+/* console.h: the console tool's commands (private to mtlsgw). */
+#ifndef MTLSGW_CONSOLE_H
+#define MTLSGW_CONSOLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+
+/* Exit codes (mtlsgw(8)). */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct console {
+    const char *conf_path;
+    struct config *cfg;
+    char actor[96];
+};
+
+struct command {
+    const char *name;
+    int (*run)(struct console *con, int argc, char **argv);
+    const char *usage;
+    const char *help;
+};
+
+/* Print "mtlsgw CMD: msg" to stderr. */
+void con_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Usage error: prints the command's usage line and returns EXIT_USAGE. */
+int con_usage(const char *cmd);
+/* Load the config once (exits-style: returns EXIT_OK or EXIT_FAIL). */
+int con_load_config(struct console *con);
+/* Run fn with the daemon user's effective ids, then switch back. */
+int con_as_daemon(void);
+int con_as_invoker(void);
+/* Read a file as the invoking user; message names the option and file. */
+int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
+                  size_t *len);
+/* Write a file atomically as the invoking user. */
+int con_write_file(const char *cmd, const char *path, const void *data, size_t len,
+                   unsigned mode);
+/* getopt_long wrapper: returns true for -h/--help seen. */
+bool con_wants_help(int argc, char **argv);
+/* Strict unsigned parse; false with nothing changed when not a number in range. */
+bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+
+int cmd_init(struct console *con, int argc, char **argv);
+int cmd_csr(struct console *con, int argc, char **argv);
+int cmd_enroll(struct console *con, int argc, char **argv);
+int cmd_revoke(struct console *con, int argc, char **argv);
+int cmd_crl(struct console *con, int argc, char **argv);
+int cmd_peers(struct console *con, int argc, char **argv);
+int cmd_show(struct console *con, int argc, char **argv);
+int cmd_explain(struct console *con, int argc, char **argv);
+
+#endif

@@ -1,0 +1,642 @@
+#include "pki.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "p11.h"
+#include "registry.h"
+#include "verify.h"
+
+#define CERT_MAX_SIZE (1024 * 1024)
+#define GATEWAY_MAX_DAYS 397
+
+int pki_new(const struct config *cfg, struct pki **out)
+{
+    struct pki *pki = calloc(1, sizeof(*pki));
+
+    if (!pki)
+        return -ENOMEM;
+    pki->cfg = cfg;
+    pki->dir = strdup(cfg->pki.dir);
+    pki->ca_path = fs_join(cfg->pki.dir, "ca.crt");
+    pki->gw_path = fs_join(cfg->pki.dir, "gateway.crt");
+    pki->crl_path = fs_join(cfg->pki.dir, "crl.pem");
+    pki->reg_path = fs_join(cfg->pki.dir, "registry.json");
+    pki->audit_path = fs_join(cfg->pki.dir, "audit.log");
+    if (!pki->dir || !pki->ca_path || !pki->gw_path || !pki->crl_path || !pki->reg_path ||
+        !pki->audit_path) {
+        pki_free(pki);
+        return -ENOMEM;
+    }
+    *out = pki;
+    return 0;
+}
+
+void pki_free(struct pki *pki)
+{
+    if (!pki)
+        return;
+    if (pki->ca_key)
+        gnutls_privkey_deinit(pki->ca_key);
+    if (pki->ca)
+        gnutls_x509_crt_deinit(pki->ca);
+    p11_token_free(pki->tok);
+    free(pki->dir);
+    free(pki->ca_path);
+    free(pki->gw_path);
+    free(pki->crl_path);
+    free(pki->reg_path);
+    free(pki->audit_path);
+    free(pki);
+}
+
+int pki_open_token(struct pki *pki, char *err, size_t errlen)
+{
+    if (pki->tok)
+        return 0;
+    return p11_token_open(pki->cfg->token.module, pki->cfg->token.uri, pki->cfg->token.pin_file,
+                          &pki->tok, err, errlen);
+}
+
+int pki_read_cert(const char *path, gnutls_x509_crt_t *out, char *err, size_t errlen)
+{
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_datum_t d;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    rc = fs_read_file(path, CERT_MAX_SIZE, &text, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read certificate %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)len;
+    if (gnutls_x509_crt_init(&crt) < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) < 0 &&
+        gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0) {
+        snprintf(err, errlen, "%s is not a PEM or DER X.509 certificate", path);
+        rc = -EBADMSG;
+        goto out;
+    }
+    *out = crt;
+    crt = NULL;
+out:
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    free(text);
+    return rc;
+}
+
+int pki_read_crl(const struct pki *pki, gnutls_x509_crl_t *out, char *err, size_t errlen)
+{
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_datum_t d;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    rc = fs_read_file(pki->crl_path, 64 * 1024 * 1024, &text, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read CRL %s: %s", pki->crl_path, strerror(-rc));
+        return rc;
+    }
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)len;
+    if (gnutls_x509_crl_init(&crl) < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0) {
+        snprintf(err, errlen, "%s is not a PEM CRL", pki->crl_path);
+        rc = -EBADMSG;
+        goto out;
+    }
+    *out = crl;
+    crl = NULL;
+out:
+    if (crl)
+        gnutls_x509_crl_deinit(crl);
+    free(text);
+    return rc;
+}
+
+int pki_load_ca(struct pki *pki, char *err, size_t errlen)
+{
+    int rc;
+
+    if (pki->ca && pki->ca_key)
+        return 0;
+    if (access(pki->ca_path, F_OK) < 0) {
+        snprintf(err, errlen, "no CA in %s: run 'mtlsgw init' first", pki->dir);
+        return -ENOENT;
+    }
+    rc = pki_read_cert(pki->ca_path, &pki->ca, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = pki_open_token(pki, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = p11_key_load(pki->tok, PKI_LABEL_CA, &pki->ca_key);
+    if (rc < 0) {
+        snprintf(err, errlen, "token %s: CA key '%s' not usable: %s", pki->cfg->token.uri,
+                 PKI_LABEL_CA, p11_token_error(pki->tok));
+        return rc;
+    }
+    return 0;
+}
+
+int pki_load_registry(const struct pki *pki, struct registry **out, char *err, size_t errlen)
+{
+    char why[256] = "";
+    int rc = registry_load(pki->reg_path, out, why, sizeof(why));
+
+    if (rc == -ENOENT)
+        snprintf(err, errlen, "no registry at %s: run 'mtlsgw init' first", pki->reg_path);
+    else if (rc < 0 && rc != -ENOMEM)
+        snprintf(err, errlen, "registry %s: %s", pki->reg_path, why);
+    return rc;
+}
+
+int pki_cert_pem(gnutls_x509_crt_t crt, gnutls_datum_t *out)
+{
+    return gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, out) < 0 ? -EINVAL : 0;
+}
+
+static int write_cert(const char *path, gnutls_x509_crt_t crt, char *err, size_t errlen)
+{
+    gnutls_datum_t pem = {0};
+    int rc = pki_cert_pem(crt, &pem);
+
+    if (rc == 0)
+        rc = fs_write_atomic(path, pem.data, pem.size, 0644);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+    gnutls_free(pem.data);
+    return rc;
+}
+
+int pki_audit(const struct pki *pki, const char *event, struct json_object *fields)
+{
+    char when[32];
+    int rc;
+
+    if (!fields)
+        fields = json_object_new_object();
+    if (!fields)
+        return -ENOMEM;
+    time_format_utc(time(NULL), when, sizeof(when));
+    json_object_object_add(fields, "time", json_object_new_string(when));
+    json_object_object_add(fields, "event", json_object_new_string(event));
+    rc = fs_append_line(pki->audit_path,
+                        json_object_to_json_string_ext(fields, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+                        0640);
+    json_object_put(fields);
+    return rc;
+}
+
+/* Sign and write the CRL from the registry's revoked entries; bumps the
+ * registry's CRL number (the caller saves the registry). */
+static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t errlen)
+{
+    struct p11_revoked *rev = NULL;
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_datum_t pem = {0};
+    size_t n = 0;
+    int rc;
+
+    rev = calloc(registry_count(reg) + 1, sizeof(*rev));
+    if (!rev)
+        return -ENOMEM;
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        const struct peer *p = registry_at(reg, i);
+        if (p->status == PEER_ACTIVE)
+            continue;
+        rev[n].serial_hex = p->serial;
+        rev[n].when = (time_t)p->revoked_at;
+        n++;
+    }
+    rc = p11_crl_sign(pki->ca, pki->ca_key, rev, n, registry_next_crl_number(reg),
+                      pki->cfg->pki.crl_days, &crl);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot sign the CRL with the CA key on %s: %s",
+                 pki->cfg->token.uri, pki->tok ? p11_token_error(pki->tok) : strerror(-rc));
+        goto out;
+    }
+    if (gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &pem) < 0) {
+        rc = -EINVAL;
+        snprintf(err, errlen, "cannot encode the CRL");
+        goto out;
+    }
+    rc = fs_write_atomic(pki->crl_path, pem.data, pem.size, 0644);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot write %s: %s", pki->crl_path, strerror(-rc));
+out:
+    gnutls_free(pem.data);
+    if (crl)
+        gnutls_x509_crl_deinit(crl);
+    free(rev);
+    return rc;
+}
+
+static int save_registry(const struct pki *pki, const struct registry *reg, char *err,
+                         size_t errlen)
+{
+    int rc = registry_save(reg, pki->reg_path);
+
+    if (rc < 0)
+        snprintf(err, errlen, "cannot write registry %s: %s", pki->reg_path, strerror(-rc));
+    return rc;
+}
+
+/* Move the previous CA's files aside, so --force never destroys history. */
+static int archive_old(struct pki *pki, char *err, size_t errlen)
+{
+    static const char *const names[] = {"ca.crt", "gateway.crt", "crl.pem", "registry.json",
+                                        "audit.log"};
+    char stamp[32], sub[48];
+    char *dir = NULL;
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc;
+
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(sub, sizeof(sub), "old-%s", stamp);
+    dir = fs_join(pki->dir, sub);
+    if (!dir)
+        return -ENOMEM;
+    rc = fs_mkdir(dir, 0750);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *from = fs_join(pki->dir, names[i]);
+        char *to = fs_join(dir, names[i]);
+        if (!from || !to)
+            rc = -ENOMEM;
+        else if (rename(from, to) < 0 && errno != ENOENT)
+            rc = -errno;
+        if (rc < 0)
+            snprintf(err, errlen, "cannot move %s to %s: %s", from ? from : names[i], dir,
+                     strerror(-rc));
+        free(from);
+        free(to);
+        if (rc < 0)
+            goto out;
+    }
+out:
+    free(dir);
+    return rc;
+}
+
+int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t errlen)
+{
+    gnutls_x509_crt_t ca = NULL, gw = NULL;
+    gnutls_privkey_t ca_key = NULL;
+    gnutls_pubkey_t ca_pub = NULL, gw_pub = NULL;
+    struct registry *reg = NULL;
+    enum p11_key_type kt = (enum p11_key_type)o->key_type;
+    int lock = -1, rc;
+    char ca_cn[256];
+    struct p11_issue ca_req = {0}, gw_req = {0};
+
+    rc = fs_mkdir(pki->dir, 0750);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create pki dir %s: %s", pki->dir, strerror(-rc));
+        return rc;
+    }
+    rc = fs_lock_dir(pki->dir, &lock);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        return rc;
+    }
+    if (access(pki->ca_path, F_OK) == 0 && !o->force) {
+        snprintf(err, errlen,
+                 "a CA already exists (%s); use --force to replace it (every enrolled peer "
+                 "will then need a new certificate)",
+                 pki->ca_path);
+        rc = -EEXIST;
+        goto out;
+    }
+    rc = pki_open_token(pki, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = p11_token_supports(pki->tok, kt);
+    if (rc < 0) {
+        snprintf(err, errlen, "token %s cannot serve %s keys: %s", pki->cfg->token.uri,
+                 p11_key_type_name(kt), p11_token_error(pki->tok));
+        goto out;
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *label = i == 0 ? PKI_LABEL_CA : PKI_LABEL_GATEWAY;
+        rc = p11_key_exists(pki->tok, label);
+        if (rc < 0) {
+            snprintf(err, errlen, "token %s: cannot list keys: %s", pki->cfg->token.uri,
+                     p11_token_error(pki->tok));
+            goto out;
+        }
+        if (rc == 1 && !o->force) {
+            snprintf(err, errlen,
+                     "token %s already holds a key labelled '%s'; use --force to replace it",
+                     pki->cfg->token.uri, label);
+            rc = -EEXIST;
+            goto out;
+        }
+    }
+    if (o->force) {
+        rc = archive_old(pki, err, errlen);
+        if (rc < 0)
+            goto out;
+        for (int i = 0; i < 2; i++) {
+            const char *label = i == 0 ? PKI_LABEL_CA : PKI_LABEL_GATEWAY;
+            if (p11_key_exists(pki->tok, label) == 1 && (rc = p11_key_delete(pki->tok, label)) < 0) {
+                snprintf(err, errlen, "token %s: cannot delete old key '%s': %s",
+                         pki->cfg->token.uri, label, p11_token_error(pki->tok));
+                goto out;
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *label = i == 0 ? PKI_LABEL_CA : PKI_LABEL_GATEWAY;
+        rc = p11_key_generate(pki->tok, label, kt);
+        if (rc < 0) {
+            snprintf(err, errlen, "token %s: cannot generate %s key '%s': %s",
+                     pki->cfg->token.uri, p11_key_type_name(kt), label,
+                     p11_token_error(pki->tok));
+            goto out;
+        }
+    }
+    if ((rc = p11_key_load(pki->tok, PKI_LABEL_CA, &ca_key)) < 0 ||
+        (rc = p11_pubkey_load(pki->tok, PKI_LABEL_CA, &ca_pub)) < 0 ||
+        (rc = p11_pubkey_load(pki->tok, PKI_LABEL_GATEWAY, &gw_pub)) < 0) {
+        snprintf(err, errlen, "token %s: cannot use the new keys: %s", pki->cfg->token.uri,
+                 p11_token_error(pki->tok));
+        goto out;
+    }
+    snprintf(ca_cn, sizeof(ca_cn), "%s CA", o->cn);
+    ca_req.profile = P11_PROFILE_CA;
+    ca_req.cn = ca_cn;
+    ca_req.days = o->days;
+    rc = p11_cert_issue(NULL, ca_key, ca_pub, &ca_req, &ca);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot make the CA certificate: %s", strerror(-rc));
+        goto out;
+    }
+    gw_req.profile = P11_PROFILE_SERVER;
+    gw_req.cn = o->cn;
+    gw_req.hosts = o->hosts;
+    gw_req.n_hosts = o->n_hosts;
+    gw_req.days = o->days < GATEWAY_MAX_DAYS ? o->days : GATEWAY_MAX_DAYS;
+    rc = p11_cert_issue(ca, ca_key, gw_pub, &gw_req, &gw);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot make the gateway certificate: %s", strerror(-rc));
+        goto out;
+    }
+    rc = registry_new(&reg);
+    if (rc < 0)
+        goto out;
+    pki->ca = ca;
+    pki->ca_key = ca_key;
+    ca = NULL;
+    ca_key = NULL;
+    /* Order: everything else first, ca.crt last: its presence means "done". */
+    if ((rc = write_cert(pki->gw_path, gw, err, errlen)) < 0 ||
+        (rc = crl_write(pki, reg, err, errlen)) < 0 ||
+        (rc = save_registry(pki, reg, err, errlen)) < 0 ||
+        (rc = write_cert(pki->ca_path, pki->ca, err, errlen)) < 0)
+        goto out;
+    {
+        struct json_object *f = json_object_new_object();
+        char *serial = NULL;
+        json_object_object_add(f, "cn", json_object_new_string(o->cn));
+        json_object_object_add(f, "key_type", json_object_new_string(p11_key_type_name(kt)));
+        if (p11_cert_serial_hex(pki->ca, &serial) == 0)
+            json_object_object_add(f, "ca_serial", json_object_new_string(serial));
+        free(serial);
+        json_object_object_add(f, "actor", json_object_new_string(o->actor));
+        pki_audit(pki, "init", f);
+    }
+out:
+    registry_free(reg);
+    if (ca)
+        gnutls_x509_crt_deinit(ca);
+    if (gw)
+        gnutls_x509_crt_deinit(gw);
+    if (ca_key)
+        gnutls_privkey_deinit(ca_key);
+    if (ca_pub)
+        gnutls_pubkey_deinit(ca_pub);
+    if (gw_pub)
+        gnutls_pubkey_deinit(gw_pub);
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}
+
+int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_crt_t *out,
+               char *err, size_t errlen)
+{
+    struct registry *reg = NULL;
+    gnutls_x509_crt_t crt = NULL;
+    const struct peer *old;
+    char *key_id = NULL;
+    char role_uri[64], serial[64];
+    struct p11_issue iss = {0};
+    struct peer p = {0};
+    int lock = -1, rc;
+
+    if (!peer_name_valid(req->name)) {
+        snprintf(err, errlen,
+                 "enroll: '%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, "
+                 "starting with a letter or digit)",
+                 req->name);
+        return -EINVAL;
+    }
+    rc = fs_lock_dir(pki->dir, &lock);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        return rc;
+    }
+    rc = pki_load_registry(pki, &reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    old = registry_find_name(reg, req->name);
+    if (old && old->status == PEER_ACTIVE) {
+        snprintf(err, errlen,
+                 "enroll: peer '%s' is already enrolled (serial %s); revoke it first or "
+                 "choose another name",
+                 req->name, old->serial);
+        rc = -EEXIST;
+        goto out;
+    }
+    rc = p11_pubkey_id_hex(req->key, &key_id);
+    if (rc < 0) {
+        snprintf(err, errlen, "enroll: cannot read the public key");
+        goto out;
+    }
+    old = registry_find_active_key(reg, key_id);
+    if (old) {
+        snprintf(err, errlen, "enroll: this key is already enrolled as peer '%s' (serial %s)",
+                 old->name, old->serial);
+        rc = -EEXIST;
+        goto out;
+    }
+    rc = pki_load_ca(pki, err, errlen);
+    if (rc < 0)
+        goto out;
+    snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s",
+             role_name((enum peer_role)req->role));
+    iss.profile = P11_PROFILE_CLIENT;
+    iss.cn = req->name;
+    iss.uri_san = role_uri;
+    iss.days = req->days;
+    rc = p11_cert_issue(pki->ca, pki->ca_key, req->key, &iss, &crt);
+    if (rc < 0) {
+        snprintf(err, errlen, "enroll %s: cannot issue the certificate: %s", req->name,
+                 p11_token_error(pki->tok)[0] ? p11_token_error(pki->tok) : strerror(-rc));
+        goto out;
+    }
+    verify_serial_hex(crt, serial, sizeof(serial));
+    p.name = (char *)req->name;
+    p.role = (enum peer_role)req->role;
+    p.status = PEER_ACTIVE;
+    p.serial = serial;
+    p.key_id = key_id;
+    p.not_before = gnutls_x509_crt_get_activation_time(crt);
+    p.not_after = gnutls_x509_crt_get_expiration_time(crt);
+    p.enrolled_at = time(NULL);
+    p.networks = (char **)req->networks;
+    p.n_networks = req->n_networks;
+    rc = registry_add(reg, &p);
+    if (rc < 0) {
+        snprintf(err, errlen, "enroll %s: %s", req->name,
+                 rc == -EEXIST ? "serial collision; try again" : strerror(-rc));
+        goto out;
+    }
+    if (req->before_commit) {
+        rc = req->before_commit(req->ctx, crt, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    rc = save_registry(pki, reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    {
+        struct json_object *f = registry_peer_json(&p, p.enrolled_at);
+        if (f) {
+            json_object_object_del(f, "days_left");
+            json_object_object_add(f, "actor", json_object_new_string(req->actor));
+        }
+        pki_audit(pki, "enroll", f);
+    }
+    if (out) {
+        *out = crt;
+        crt = NULL;
+    }
+out:
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    free(key_id);
+    registry_free(reg);
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}
+
+int pki_revoke(struct pki *pki, const char *name, const char *reason, const char *actor,
+               char *err, size_t errlen)
+{
+    struct registry *reg = NULL;
+    const struct peer *p;
+    int lock = -1, rc;
+    char serial[64] = "";
+
+    rc = fs_lock_dir(pki->dir, &lock);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        return rc;
+    }
+    rc = pki_load_registry(pki, &reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    p = registry_find_name(reg, name);
+    if (!p) {
+        snprintf(err, errlen, "revoke: no peer named '%s' (see 'mtlsgw peers')", name);
+        rc = -ENOENT;
+        goto out;
+    }
+    if (p->status != PEER_ACTIVE) {
+        snprintf(err, errlen, "revoke: peer '%s' is already %s", name,
+                 peer_status_name(p->status));
+        rc = -EALREADY;
+        goto out;
+    }
+    snprintf(serial, sizeof(serial), "%s", p->serial);
+    rc = pki_load_ca(pki, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = registry_revoke(reg, name, PEER_REVOKED, reason, time(NULL));
+    if (rc < 0)
+        goto out;
+    /* CRL first: if the registry write then fails, the peer is refused by
+     * the CRL anyway (fail closed), never trusted by a stale CRL. */
+    rc = crl_write(pki, reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = save_registry(pki, reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    {
+        struct json_object *f = json_object_new_object();
+        json_object_object_add(f, "name", json_object_new_string(name));
+        json_object_object_add(f, "serial", json_object_new_string(serial));
+        json_object_object_add(f, "reason", json_object_new_string(reason));
+        json_object_object_add(f, "actor", json_object_new_string(actor));
+        pki_audit(pki, "revoke", f);
+    }
+out:
+    registry_free(reg);
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}
+
+int pki_crl_resign(struct pki *pki, char *err, size_t errlen)
+{
+    struct registry *reg = NULL;
+    int lock = -1, rc;
+
+    rc = fs_lock_dir(pki->dir, &lock);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        return rc;
+    }
+    rc = pki_load_registry(pki, &reg, err, errlen);
+    if (rc == 0)
+        rc = pki_load_ca(pki, err, errlen);
+    if (rc == 0)
+        rc = crl_write(pki, reg, err, errlen);
+    if (rc == 0)
+        rc = save_registry(pki, reg, err, errlen);
+    if (rc == 0)
+        pki_audit(pki, "crl", NULL);
+    registry_free(reg);
+    close(lock);
+    return rc;
+}

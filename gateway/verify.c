@@ -1,0 +1,240 @@
+#include "verify.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/gnutls.h>
+
+#include "registry.h"
+
+#define ROLE_URI_PREFIX "urn:mtlsgw:role:"
+
+static const char *const verdict_names[] = {
+    [VERDICT_OK] = "ok",
+    [VERDICT_NO_CERT] = "no-certificate",
+    [VERDICT_BAD_CERT] = "bad-certificate",
+    [VERDICT_UNKNOWN_ISSUER] = "unknown-issuer",
+    [VERDICT_BAD_SIGNATURE] = "bad-signature",
+    [VERDICT_EXPIRED] = "expired",
+    [VERDICT_NOT_YET_VALID] = "not-yet-valid",
+    [VERDICT_NO_CLIENTAUTH] = "no-clientauth",
+    [VERDICT_REVOKED] = "revoked",
+    [VERDICT_NOT_ENROLLED] = "not-enrolled",
+    [VERDICT_ROLE_MISMATCH] = "role-mismatch",
+    [VERDICT_ROLE_NOT_ALLOWED] = "role-not-allowed",
+};
+
+const char *verdict_name(enum verdict_code code)
+{
+    return (unsigned)code < sizeof(verdict_names) / sizeof(verdict_names[0])
+               ? verdict_names[code]
+               : "?";
+}
+
+int verify_cert_role(gnutls_x509_crt_t crt)
+{
+    for (unsigned i = 0;; i++) {
+        char buf[256];
+        size_t len = sizeof(buf) - 1;
+        unsigned critical;
+        int type = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, &critical);
+        enum peer_role role;
+
+        if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            return -1;
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;
+        if (type < 0)
+            return -1;
+        buf[len] = '\0';
+        if (type == GNUTLS_SAN_URI && strncmp(buf, ROLE_URI_PREFIX, strlen(ROLE_URI_PREFIX)) == 0 &&
+            role_parse(buf + strlen(ROLE_URI_PREFIX), &role) == 0)
+            return (int)role;
+    }
+}
+
+static bool has_client_auth(gnutls_x509_crt_t crt)
+{
+    for (unsigned i = 0;; i++) {
+        char oid[128];
+        size_t len = sizeof(oid);
+        int rc = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &len, NULL);
+        if (rc == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;
+        if (rc < 0)
+            return false;
+        if (strcmp(oid, GNUTLS_KP_TLS_WWW_CLIENT) == 0)
+            return true;
+    }
+}
+
+void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen)
+{
+    unsigned char s[64];
+    size_t len = sizeof(s), i = 0, o = 0;
+
+    out[0] = '\0';
+    if (gnutls_x509_crt_get_serial(crt, s, &len) < 0)
+        return;
+    /* Leading zero octets are DER padding, not part of the number. */
+    while (i + 1 < len && s[i] == 0)
+        i++;
+    for (; i < len && o + 3 <= outlen; i++, o += 2)
+        snprintf(out + o, 3, "%02x", s[i]);
+}
+
+static void dn_of(gnutls_x509_crt_t crt, bool issuer, char *out, size_t len)
+{
+    gnutls_datum_t dn = {0};
+    int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0)
+                    : gnutls_x509_crt_get_dn3(crt, &dn, 0);
+
+    snprintf(out, len, "%s", rc == 0 ? (const char *)dn.data : "?");
+    gnutls_free(dn.data);
+}
+
+static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ...)
+{
+    va_list ap;
+
+    v->code = code;
+    va_start(ap, fmt);
+    vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n, time_t now,
+                unsigned allowed_roles, struct verdict *v)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    gnutls_x509_crt_t crt;
+    unsigned status = 0;
+    time_t nb, na;
+    const struct peer *p;
+    int rc, cert_role;
+    char when[32];
+    gnutls_typed_vdata_st vdata = {
+        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+        .data = (void *)GNUTLS_KP_TLS_WWW_CLIENT,
+    };
+
+    memset(v, 0, sizeof(*v));
+    if (n == 0 || !chain || !chain[0])
+        return finish(v, VERDICT_NO_CERT, "no client certificate");
+    crt = chain[0];
+    verify_serial_hex(crt, v->serial, sizeof(v->serial));
+    dn_of(crt, false, v->subject, sizeof(v->subject));
+
+    rc = gnutls_x509_trust_list_init(&tl, 0);
+    if (rc < 0)
+        return -ENOMEM;
+    /* The list borrows the certificates: it must not free them. */
+    /* No GNUTLS_TL_NO_DUPLICATES: with it GnuTLS may free entries it drops. */
+    rc = gnutls_x509_trust_list_add_cas(tl, t->cas, (unsigned)t->n_cas, 0);
+    if (rc < 0) {
+        rc = -EINVAL;
+        goto out;
+    }
+    /* Time is checked below against `now`, so explain can say which bound. */
+    rc = gnutls_x509_trust_list_verify_crt2(
+        tl, (gnutls_x509_crt_t *)chain, (unsigned)n, &vdata, 1,
+        GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS, &status,
+        NULL);
+    if (rc < 0) {
+        finish(v, VERDICT_BAD_CERT, "cannot verify: %s", gnutls_strerror(rc));
+        rc = 0;
+        goto out;
+    }
+    rc = 0;
+    if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
+        char issuer[256], anchor[256] = "?";
+        dn_of(crt, true, issuer, sizeof(issuer));
+        if (t->n_cas)
+            dn_of(t->cas[0], false, anchor, sizeof(anchor));
+        finish(v, VERDICT_UNKNOWN_ISSUER, "unknown issuer '%s' (this gateway trusts '%s')",
+               issuer, anchor);
+        goto out;
+    }
+    if (status & GNUTLS_CERT_SIGNATURE_FAILURE) {
+        finish(v, VERDICT_BAD_SIGNATURE,
+               "signature does not verify: signed by a different key than this gateway's CA "
+               "(a foreign CA with the same name?)");
+        goto out;
+    }
+    if (status & ~(unsigned)GNUTLS_CERT_PURPOSE_MISMATCH) {
+        gnutls_datum_t txt = {0};
+        gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0);
+        finish(v, VERDICT_BAD_CERT, "chain rejected: %s", txt.data ? (char *)txt.data : "?");
+        gnutls_free(txt.data);
+        goto out;
+    }
+    nb = gnutls_x509_crt_get_activation_time(crt);
+    na = gnutls_x509_crt_get_expiration_time(crt);
+    if (now < nb) {
+        time_format_utc(nb, when, sizeof(when));
+        finish(v, VERDICT_NOT_YET_VALID, "not yet valid: valid from %s", when);
+        goto out;
+    }
+    if (now > na) {
+        time_format_utc(na, when, sizeof(when));
+        finish(v, VERDICT_EXPIRED, "expired on %s", when);
+        goto out;
+    }
+    if (t->crl) {
+        rc = gnutls_x509_crt_check_revocation(crt, &t->crl, 1);
+        if (rc == 1) {
+            finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
+            rc = 0;
+            goto out;
+        }
+        rc = 0;
+    }
+    p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
+    v->peer = p;
+    if (p && p->status != PEER_ACTIVE) {
+        time_format_utc(p->revoked_at, when, sizeof(when));
+        finish(v, VERDICT_REVOKED, "peer %s: %s on %s (%s)", p->name,
+               p->status == PEER_SUPERSEDED ? "superseded by a newer certificate" : "revoked",
+               when, p->reason ? p->reason : "unspecified");
+        goto out;
+    }
+    if (!p) {
+        finish(v, VERDICT_NOT_ENROLLED, "not in registry: no peer has serial %s", v->serial);
+        goto out;
+    }
+    cert_role = verify_cert_role(crt);
+    if (cert_role < 0) {
+        finish(v, VERDICT_ROLE_MISMATCH,
+               "peer %s: certificate carries no role URI (" ROLE_URI_PREFIX "...), registry "
+               "says %s",
+               p->name, role_name(p->role));
+        goto out;
+    }
+    if ((enum peer_role)cert_role != p->role) {
+        finish(v, VERDICT_ROLE_MISMATCH, "peer %s: role mismatch: certificate says %s, registry says %s",
+               p->name, role_name((enum peer_role)cert_role), role_name(p->role));
+        goto out;
+    }
+    if (!has_client_auth(crt) || (status & GNUTLS_CERT_PURPOSE_MISMATCH)) {
+        finish(v, VERDICT_NO_CLIENTAUTH, "peer %s: no clientAuth extended key usage", p->name);
+        goto out;
+    }
+    if (!(allowed_roles & VERIFY_ROLE(p->role))) {
+        finish(v, VERDICT_ROLE_NOT_ALLOWED, "peer %s: role %s is not allowed on this listener",
+               p->name, role_name(p->role));
+        goto out;
+    }
+    v->code = VERDICT_OK;
+out:
+    /* Deinit without freeing the borrowed CAs: flag 0 leaves them alone. */
+    gnutls_x509_trust_list_deinit(tl, 0);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * verify.h: the one function that decides whether a peer is trusted.
+ *
+ * Every listener calls it during the handshake, and `mtlsgw explain` calls it
+ * without a connection, so the console says exactly what a listener would.
+ */
+#ifndef MTLSGW_VERIFY_H
+#define MTLSGW_VERIFY_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <gnutls/x509.h>
+
+struct registry;
+struct peer;
+
+enum verdict_code {
+    VERDICT_OK = 0,
+    VERDICT_NO_CERT,
+    VERDICT_BAD_CERT,
+    VERDICT_UNKNOWN_ISSUER,
+    VERDICT_BAD_SIGNATURE,
+    VERDICT_EXPIRED,
+    VERDICT_NOT_YET_VALID,
+    VERDICT_NO_CLIENTAUTH,
+    VERDICT_REVOKED,
+    VERDICT_NOT_ENROLLED,
+    VERDICT_ROLE_MISMATCH,
+    VERDICT_ROLE_NOT_ALLOWED,
+};
+
+/* A bit per enum peer_role. */
+#define VERIFY_ROLE(r) (1u << (r))
+
+struct trust {
+    gnutls_x509_crt_t *cas; /* trust anchors (and intermediates) */
+    size_t n_cas;
+    gnutls_x509_crl_t crl;  /* may be NULL */
+    const struct registry *reg;
+};
+
+struct verdict {
+    enum verdict_code code;
+    const struct peer *peer; /* the registry entry when known */
+    char serial[64];         /* lower-case hex */
+    char subject[256];
+    char reason[320];        /* for logs and explain; empty when OK */
+};
+
+/* Short stable name for metrics and logs: "ok", "unknown-issuer", ... */
+const char *verdict_name(enum verdict_code code);
+
+/*
+ * chain[0] is the peer's certificate. allowed_roles: VERIFY_ROLE() bits of
+ * the listener. Returns 0 when the verdict could be formed (v->code says
+ * what), negative on internal errors.
+ */
+int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n, time_t now,
+                unsigned allowed_roles, struct verdict *v);
+
+/* Serial as lower-case hex, leading zero octets dropped (the registry key). */
+void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);
+
+/* The role named by a certificate's URI SAN urn:mtlsgw:role:ROLE, or -1. */
+int verify_cert_role(gnutls_x509_crt_t crt);
+
+#endif

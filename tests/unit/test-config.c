@@ -1,0 +1,156 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cunit-main.h"
+
+static char dir[] = "/tmp/mtlsgw-config-XXXXXX";
+
+/* Write text to <dir>/name and return the path (static buffer). */
+static const char *write_conf(const char *name, const char *text)
+{
+    static char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_defaults(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL;
+    const char *p = write_conf("empty.conf", "# nothing\n\n; nothing either\n");
+
+    EXPECT_INT(config_load(p, &cfg, &errors), 0);
+    CU_ASSERT_PTR_NULL(errors);
+    EXPECT_STR(cfg->token.uri, "pkcs11:token=mtlsgw");
+    CU_ASSERT_PTR_NULL(cfg->token.module);
+    EXPECT_STR(cfg->daemon.user, "mtlsgw");
+    EXPECT_INT(cfg->pki.crl_days, 30);
+    EXPECT_INT(cfg->pki.peer_days, 397);
+    config_free(cfg);
+}
+
+static void test_values(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL, want[300];
+    const char *p = write_conf("full.conf", "[token]\n"
+                                            "uri = pkcs11:token=gw\n"
+                                            "module = /usr/lib/softhsm/libsofthsm2.so\n"
+                                            "pin-file = pin\n"
+                                            "[pki]\n"
+                                            "  dir=/var/lib/x  \n"
+                                            "crl-days = 7\r\n"
+                                            "[daemon]\n"
+                                            "user = root\n");
+
+    EXPECT_INT(config_load(p, &cfg, &errors), 0);
+    if (errors)
+        fputs(errors, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->token.uri, "pkcs11:token=gw");
+    EXPECT_STR(cfg->token.module, "/usr/lib/softhsm/libsofthsm2.so");
+    snprintf(want, sizeof(want), "%s/pin", dir); /* relative to the file */
+    EXPECT_STR(cfg->token.pin_file, want);
+    EXPECT_STR(cfg->pki.dir, "/var/lib/x");
+    EXPECT_INT(cfg->pki.crl_days, 7);
+    EXPECT_STR(cfg->daemon.user, "root");
+    config_free(cfg);
+}
+
+static void test_every_error_reported(void)
+{
+    struct config *cfg = (struct config *)0x1;
+    char *errors = NULL;
+    const char *p = write_conf("bad.conf", "[token]\n"              /* 1 */
+                                           "uri = token=gw\n"       /* 2: not a URI */
+                                           "colour = blue\n"        /* 3: unknown key */
+                                           "[pki]\n"                /* 4 */
+                                           "crl-days = 12x\n"       /* 5: bad number */
+                                           "crl-days = 0\n"         /* 6: out of range */
+                                           "[nonsense]\n"           /* 7 */
+                                           "a = b\n"                /* 8: skipped */
+                                           "[daemon\n"              /* 9 */
+                                           "just words\n");         /* 10 */
+
+    EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
+    CU_ASSERT_PTR_EQUAL(cfg, (struct config *)0x1); /* untouched */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
+    EXPECT_CONTAINS(errors, "bad.conf:2: uri = 'token=gw': not a PKCS#11 URI");
+    EXPECT_CONTAINS(errors, "bad.conf:3: unknown key 'colour' in [token]");
+    EXPECT_CONTAINS(errors, "bad.conf:5: crl-days = '12x'");
+    EXPECT_CONTAINS(errors, "bad.conf:6: crl-days = '0'");
+    EXPECT_CONTAINS(errors, "bad.conf:7: unknown section [nonsense]");
+    EXPECT_CONTAINS(errors, "bad.conf:9: malformed section header");
+    EXPECT_CONTAINS(errors, "bad.conf:10: expected 'key = value'");
+    CU_ASSERT_PTR_NULL(strstr(errors, "bad.conf:8:"));
+    free(errors);
+}
+
+static void test_missing_file(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL;
+
+    CU_ASSERT_TRUE(config_load("/nonexistent/mtlsgwd.conf", &cfg, &errors) < 0);
+    EXPECT_CONTAINS(errors, "/nonexistent/mtlsgwd.conf:0: cannot read");
+    CU_ASSERT_PTR_NULL(cfg);
+    free(errors);
+}
+
+static void test_key_outside_section(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL;
+    const char *p = write_conf("nosec.conf", "uri = pkcs11:token=x\n");
+
+    EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
+    EXPECT_CONTAINS(errors, "nosec.conf:1: key 'uri' outside any [section]");
+    free(errors);
+}
+
+static void test_bool(void)
+{
+    bool b = false;
+
+    EXPECT_INT(config_parse_bool("yes", &b), 0);
+    CU_ASSERT_TRUE(b);
+    EXPECT_INT(config_parse_bool("FALSE", &b), 0);
+    CU_ASSERT_FALSE(b);
+    EXPECT_INT(config_parse_bool("1", &b), 0);
+    CU_ASSERT_TRUE(b);
+    EXPECT_INT(config_parse_bool("on", &b), -EINVAL);
+    EXPECT_INT(config_parse_bool("", &b), -EINVAL);
+}
+
+static const struct cu_test tests[] = {
+    {"defaults", test_defaults},
+    {"values and relative paths", test_values},
+    {"every error reported with file and line", test_every_error_reported},
+    {"missing file", test_missing_file},
+    {"key outside a section", test_key_outside_section},
+    {"booleans", test_bool},
+};
+
+int main(void)
+{
+    int rc;
+    char cmd[300];
+
+    if (!mkdtemp(dir))
+        return 1;
+    rc = cu_run("config", tests, sizeof(tests) / sizeof(tests[0]));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+    return rc;
+}
