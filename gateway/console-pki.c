@@ -16,6 +16,7 @@
 #include "console.h"
 #include "p11.h"
 #include "pki.h"
+#include "privs.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -106,6 +107,19 @@ int cmd_init(struct console *con, int argc, char **argv)
     o.actor = con->actor;
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
+    /* The parent (/etc/mtlsgw) belongs to root: make the pki dir as root and
+     * hand it to the daemon's user, who writes everything inside it. */
+    if (access(pki->dir, F_OK) < 0) {
+        rc = fs_mkdir(pki->dir, 0750);
+        if (rc == 0 && chown(pki->dir, privs_daemon_uid(), privs_daemon_gid()) < 0)
+            rc = -errno;
+        if (rc < 0) {
+            con_err("init", "cannot create pki dir %s: %s", pki->dir, strerror(-rc));
+            rc = EXIT_FAIL;
+            goto out;
+        }
+        rc = EXIT_FAIL;
+    }
     if (con_as_daemon() < 0)
         goto out;
     if (pki_init(pki, &o, err, sizeof(err)) < 0) {

@@ -253,6 +253,14 @@ out:
     return rc;
 }
 
+static void lock_error(const struct pki *pki, int rc, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "cannot lock the pki dir %s: %s%s", pki->dir, strerror(-rc),
+             rc == -EACCES || rc == -EROFS
+                 ? " (it must be writable by the daemon's user, [daemon] user)"
+                 : rc == -ENOENT ? " (run 'mtlsgw init' first)" : "");
+}
+
 static int save_registry(const struct pki *pki, const struct registry *reg, char *err,
                          size_t errlen)
 {
@@ -323,7 +331,7 @@ int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t e
     }
     rc = fs_lock_dir(pki->dir, &lock);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        lock_error(pki, rc, err, errlen);
         return rc;
     }
     if (access(pki->ca_path, F_OK) == 0 && !o->force) {
@@ -470,7 +478,7 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
     }
     rc = fs_lock_dir(pki->dir, &lock);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        lock_error(pki, rc, err, errlen);
         return rc;
     }
     rc = pki_load_registry(pki, &reg, err, errlen);
@@ -490,9 +498,13 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
         snprintf(err, errlen, "enroll: cannot read the public key");
         goto out;
     }
-    old = registry_find_active_key(reg, key_id);
+    old = registry_find_key(reg, key_id);
     if (old) {
-        snprintf(err, errlen, "enroll: this key is already enrolled as peer '%s' (serial %s)",
+        snprintf(err, errlen,
+                 old->status == PEER_ACTIVE
+                     ? "enroll: this key is already enrolled as peer '%s' (serial %s)"
+                     : "enroll: this key belonged to revoked peer '%s' (serial %s); make a "
+                       "new key",
                  old->name, old->serial);
         rc = -EEXIST;
         goto out;
@@ -569,7 +581,7 @@ int pki_revoke(struct pki *pki, const char *name, const char *reason, const char
 
     rc = fs_lock_dir(pki->dir, &lock);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        lock_error(pki, rc, err, errlen);
         return rc;
     }
     rc = pki_load_registry(pki, &reg, err, errlen);
@@ -624,7 +636,7 @@ int pki_crl_resign(struct pki *pki, char *err, size_t errlen)
 
     rc = fs_lock_dir(pki->dir, &lock);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot lock %s: %s", pki->dir, strerror(-rc));
+        lock_error(pki, rc, err, errlen);
         return rc;
     }
     rc = pki_load_registry(pki, &reg, err, errlen);

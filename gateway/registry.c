@@ -210,11 +210,11 @@ const struct peer *registry_find_serial(const struct registry *reg, const char *
     return NULL;
 }
 
-const struct peer *registry_find_active_key(const struct registry *reg, const char *key_id)
+const struct peer *registry_find_key(const struct registry *reg, const char *key_id)
 {
     for (size_t i = 0; i < reg->n; i++) {
         const struct peer *p = &reg->peers[i];
-        if (p->status == PEER_ACTIVE && p->key_id && strcmp(p->key_id, key_id) == 0)
+        if (p->status != PEER_SUPERSEDED && p->key_id && strcmp(p->key_id, key_id) == 0)
             return p;
     }
     return NULL;

@@ -54,8 +54,9 @@ const struct peer *registry_at(const struct registry *reg, size_t i);
 /* The active entry with this name, else the most recent one, else NULL. */
 const struct peer *registry_find_name(const struct registry *reg, const char *name);
 const struct peer *registry_find_serial(const struct registry *reg, const char *serial);
-/* An active entry whose key is key_id, or NULL. */
-const struct peer *registry_find_active_key(const struct registry *reg, const char *key_id);
+/* An active or revoked entry whose key is key_id, or NULL: such a key must
+ * not be enrolled again (superseded entries were renewed, not distrusted). */
+const struct peer *registry_find_key(const struct registry *reg, const char *key_id);
 
 /* Deep-copies p. -EEXIST when an active peer has that name. */
 int registry_add(struct registry *reg, const struct peer *p);

@@ -169,7 +169,9 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
                "(a foreign CA with the same name?)");
         goto out;
     }
-    if (status & ~(unsigned)GNUTLS_CERT_PURPOSE_MISMATCH) {
+    /* A purpose mismatch alone is reported below, as "no clientAuth". */
+    if (status & ~(unsigned)(GNUTLS_CERT_PURPOSE_MISMATCH | GNUTLS_CERT_INVALID) ||
+        (status && !(status & GNUTLS_CERT_PURPOSE_MISMATCH))) {
         gnutls_datum_t txt = {0};
         gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0);
         finish(v, VERDICT_BAD_CERT, "chain rejected: %s", txt.data ? (char *)txt.data : "?");
@@ -186,6 +188,11 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
     if (now > na) {
         time_format_utc(na, when, sizeof(when));
         finish(v, VERDICT_EXPIRED, "expired on %s", when);
+        goto out;
+    }
+    /* RFC 5280 reads a missing EKU as "any purpose"; mtlsgw insists on it. */
+    if (!has_client_auth(crt) || (status & GNUTLS_CERT_PURPOSE_MISMATCH)) {
+        finish(v, VERDICT_NO_CLIENTAUTH, "no clientAuth extended key usage");
         goto out;
     }
     if (t->crl) {
@@ -221,10 +228,6 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
     if ((enum peer_role)cert_role != p->role) {
         finish(v, VERDICT_ROLE_MISMATCH, "peer %s: role mismatch: certificate says %s, registry says %s",
                p->name, role_name((enum peer_role)cert_role), role_name(p->role));
-        goto out;
-    }
-    if (!has_client_auth(crt) || (status & GNUTLS_CERT_PURPOSE_MISMATCH)) {
-        finish(v, VERDICT_NO_CLIENTAUTH, "peer %s: no clientAuth extended key usage", p->name);
         goto out;
     }
     if (!(allowed_roles & VERIFY_ROLE(p->role))) {
