@@ -121,6 +121,29 @@ static bool same_key(gnutls_pubkey_t a, gnutls_pubkey_t b)
     return la == lb && memcmp(ida, idb, la) == 0;
 }
 
+static int reimport(gnutls_x509_crt_t crt, gnutls_x509_crt_t *out)
+{
+    gnutls_x509_crt_t copy = NULL;
+    gnutls_datum_t der = { NULL, 0 };
+    int grc;
+
+    grc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der);
+    if (grc < 0)
+        goto out;
+    grc = gnutls_x509_crt_init(&copy);
+    if (grc < 0)
+        goto out;
+    grc = gnutls_x509_crt_import(copy, &der, GNUTLS_X509_FMT_DER);
+    if (grc < 0)
+        goto out;
+    *out = copy;
+    copy = NULL;
+out:
+    gnutls_x509_crt_deinit(copy);
+    gnutls_free(der.data);
+    return grc < 0 ? grc : 0;
+}
+
 /*
  * subject may be NULL for a self-signed certificate (issuer NULL): it is
  * then the public half of issuer_key.
@@ -242,8 +265,11 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
     if (grc < 0)
         goto out;
 
-    *out = crt;
-    crt = NULL;
+    /* GnuTLS caches extensions (SANs) when it imports a certificate, not
+     * when it writes one: hand back a re-imported copy so getters work. */
+    grc = reimport(crt, out);
+    if (grc < 0)
+        goto out;
     rc = 0;
 out:
     if (grc < 0)

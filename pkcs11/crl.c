@@ -71,8 +71,9 @@ static int serial_parse(const char *hex, unsigned char *buf, size_t *len)
 int p11_crl_sign(gnutls_x509_crt_t ca, gnutls_privkey_t ca_key, const struct p11_revoked *revoked,
                  size_t n_revoked, uint64_t number, unsigned days, gnutls_x509_crl_t *out)
 {
-    gnutls_x509_crl_t crl = NULL;
+    gnutls_x509_crl_t crl = NULL, copy = NULL;
     gnutls_pubkey_t signer = NULL;
+    gnutls_datum_t der = { NULL, 0 };
     unsigned char serial[SERIAL_MAX + 1];
     unsigned char num[9];
     unsigned char kid[64];
@@ -138,10 +139,23 @@ int p11_crl_sign(gnutls_x509_crt_t ca, gnutls_privkey_t ca_key, const struct p11
     grc = gnutls_x509_crl_privkey_sign(crl, ca, ca_key, p11_sign_digest(signer), 0);
     if (grc < 0)
         goto out;
-    *out = crl;
-    crl = NULL;
+    /* GnuTLS caches the issuer DN and entries only when it imports a CRL:
+     * hand back a re-imported copy so that verification and getters work. */
+    grc = gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_DER, &der);
+    if (grc < 0)
+        goto out;
+    grc = gnutls_x509_crl_init(&copy);
+    if (grc < 0)
+        goto out;
+    grc = gnutls_x509_crl_import(copy, &der, GNUTLS_X509_FMT_DER);
+    if (grc < 0)
+        goto out;
+    *out = copy;
+    copy = NULL;
     rc = 0;
 out:
+    gnutls_x509_crl_deinit(copy);
+    gnutls_free(der.data);
     if (grc < 0)
         rc = p11_errno(grc);
     gnutls_x509_crl_deinit(crl);

@@ -61,8 +61,9 @@ out:
 
 int p11_csr_make(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out)
 {
-    gnutls_x509_crq_t crq = NULL;
+    gnutls_x509_crq_t crq = NULL, copy = NULL;
     gnutls_pubkey_t pub = NULL;
+    gnutls_datum_t der = { NULL, 0 };
     int rc = 0, grc = 0;
 
     if (key == NULL || cn == NULL || cn[0] == '\0' || out == NULL)
@@ -89,9 +90,21 @@ int p11_csr_make(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out)
     grc = gnutls_x509_crq_privkey_sign(crq, key, GNUTLS_DIG_SHA256, 0);
     if (grc < 0)
         goto out;
-    *out = crq;
-    crq = NULL;
+    /* As for certificates: a re-imported copy has its parsed caches. */
+    grc = gnutls_x509_crq_export2(crq, GNUTLS_X509_FMT_DER, &der);
+    if (grc < 0)
+        goto out;
+    grc = gnutls_x509_crq_init(&copy);
+    if (grc < 0)
+        goto out;
+    grc = gnutls_x509_crq_import(copy, &der, GNUTLS_X509_FMT_DER);
+    if (grc < 0)
+        goto out;
+    *out = copy;
+    copy = NULL;
 out:
+    gnutls_x509_crq_deinit(copy);
+    gnutls_free(der.data);
     if (grc < 0)
         rc = p11_errno(grc);
     gnutls_x509_crq_deinit(crq);

@@ -408,17 +408,19 @@ out:
     return rc;
 }
 
+/* gnutls_pkcs11_token_get_info() answers from the URI alone; the flags come
+ * from the token, so they show whether one matches. */
 static int check_present(struct p11_token *tok)
 {
-    char label[64];
-    size_t size = sizeof(label);
+    unsigned int flags = 0;
     int rc;
 
-    rc = gnutls_pkcs11_token_get_info(tok->uri, GNUTLS_PKCS11_TOKEN_LABEL, label, &size);
-    if (rc == GNUTLS_E_PKCS11_REQUESTED_OBJECT_NOT_AVAILBLE || rc == GNUTLS_E_PKCS11_TOKEN_ERROR
-        || rc == GNUTLS_E_PKCS11_SLOT_ERROR)
+    rc = gnutls_pkcs11_token_get_flags(tok->uri, &flags);
+    if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE
+        || rc == GNUTLS_E_PKCS11_REQUESTED_OBJECT_NOT_AVAILBLE
+        || rc == GNUTLS_E_PKCS11_TOKEN_ERROR || rc == GNUTLS_E_PKCS11_SLOT_ERROR)
         return p11_fail(tok, -ENODEV, "not found (is the module loaded? is SOFTHSM2_CONF set?)");
-    if (rc < 0 && rc != GNUTLS_E_SHORT_MEMORY_BUFFER)
+    if (rc < 0)
         return p11_fail(tok, p11_errno(rc), "cannot query token: %s", gnutls_strerror(rc));
     return 0;
 }
