@@ -84,6 +84,9 @@ int p11_key_params(enum p11_key_type type, gnutls_pk_algorithm_t *pk, unsigned *
 }
 
 static void vformat(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void vformat(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
 {
     size_t used = 0;
     int n;
