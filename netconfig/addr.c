@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include <netlink/addr.h>
+#include <netlink/attr.h>
 #include <netlink/cache.h>
+#include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 
@@ -45,6 +47,7 @@ static int addr_change(struct nc *nc, const char *ifname, const char *local, con
 {
     const char *what = add ? "addr add" : "addr del";
     struct rtnl_addr *ra = NULL;
+    struct nl_msg *msg = NULL;
     struct nl_addr *la = NULL, *pa = NULL;
     struct nc_prefix lp, pp;
     struct nl_sock *sk;
@@ -81,14 +84,30 @@ static int addr_change(struct nc *nc, const char *ifname, const char *local, con
     rtnl_addr_set_ifindex(ra, ifindex);
     rtnl_addr_set_family(ra, lp.family);
     rtnl_addr_set_local(ra, la);
-    if (pa)
+    /* libnl takes only IPv4 peers; an IPv6 one is written in below. */
+    if (pa && lp.family == AF_INET)
         rtnl_addr_set_peer(ra, pa);
     rtnl_addr_set_prefixlen(ra, (int)lp.len);
     if (lp.family == AF_INET6)
         /* Tunnel addresses come from config: no DAD on a p2p TUN. */
         rtnl_addr_set_flags(ra, IFA_F_NODAD);
     nc_kerr_reset(nc);
-    err = add ? rtnl_addr_add(sk, ra, 0) : rtnl_addr_delete(sk, ra, 0);
+    err = add ? rtnl_addr_build_add_request(ra, NLM_F_CREATE, &msg)
+              : rtnl_addr_build_delete_request(ra, 0, &msg);
+    if (err == 0 && pa && lp.family == AF_INET6) {
+        /* IFA_ADDRESS is the peer when it differs from IFA_LOCAL. */
+        struct nlattr *a = nlmsg_find_attr(nlmsg_hdr(msg), sizeof(struct ifaddrmsg),
+                                           IFA_ADDRESS);
+
+        if (a && nla_len(a) == 16)
+            memcpy(nla_data(a), pp.addr, 16);
+        else
+            err = -NLE_INVAL;
+    }
+    if (err == 0)
+        err = nl_send_sync(sk, msg); /* frees msg */
+    else
+        nlmsg_free(msg);
     if (err < 0) {
         err = nc_nlerr(nc, err);
         /* Idempotent: present on add, absent on delete, is success. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <netlink/addr.h>
+#include <netlink/errno.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -221,6 +222,8 @@ int nc_monitor_dispatch(struct nc *nc, nc_event_fn *fn, void *arg)
     while ((n = nl_recvmsgs_report(nc->mon, cb)) > 0)
         ;
     nl_cb_put(cb);
+    if (n == -NLE_AGAIN) /* drained */
+        n = 0;
     if (n < 0) {
         /* libnl folds ENOBUFS, the overrun the caller must act on, into
          * NLE_NOMEM. */
