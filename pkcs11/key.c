@@ -131,6 +131,7 @@ int p11_key_exists(struct p11_token *tok, const char *label)
 
     if (tok == NULL)
         return -EINVAL;
+    tok->err[0] = '\0';
     if (!label_ok(label))
         return p11_fail(tok, -EINVAL, "bad key label");
     rc = count_objs(tok, label, "private");
@@ -194,13 +195,14 @@ int p11_key_generate(struct p11_token *tok, const char *label, enum p11_key_type
 
     if (tok == NULL)
         return -EINVAL;
+    tok->err[0] = '\0';
     if (!label_ok(label))
         return p11_fail(tok, -EINVAL, "bad key label (1..%d printable characters)", LABEL_MAX);
     if (p11_key_params(type, &pk, &bits) < 0)
         return p11_fail(tok, -EINVAL, "unknown key type %d", (int)type);
     if (tok->pin == NULL)
-        return p11_fail(tok, -EACCES, "cannot generate key %s: opened without a PIN file",
-                        label);
+        return p11_fail(tok, -EACCES, "opened without a PIN file; generating keys needs "
+                        "a login");
     rc = p11_token_supports(tok, type);
     if (rc < 0)
         return rc;
@@ -208,8 +210,8 @@ int p11_key_generate(struct p11_token *tok, const char *label, enum p11_key_type
     if (rc < 0)
         return rc;
     if (rc > 0)
-        return p11_fail(tok, -EEXIST, "key %s already exists; delete it first or pick "
-                        "another label", label);
+        return p11_fail(tok, -EEXIST, "a key labelled %s already exists; delete it first "
+                        "or pick another label", label);
 
     /* keyEncipherment goes on RSA server/client certificates (p11.h), so the
      * token key must be able to decrypt; EC keys only sign. */
@@ -223,8 +225,7 @@ int p11_key_generate(struct p11_token *tok, const char *label, enum p11_key_type
                                              | GNUTLS_PKCS11_OBJ_FLAG_MARK_SENSITIVE
                                              | GNUTLS_PKCS11_OBJ_FLAG_MARK_PRIVATE);
     if (rc < 0) {
-        rc = p11_fail(tok, p11_errno(rc), "cannot generate %s key %s: %s",
-                      p11_key_type_name(type), label, gnutls_strerror(rc));
+        rc = p11_fail(tok, p11_errno(rc), "key generation failed: %s", gnutls_strerror(rc));
         goto out;
     }
     (void)set_key_id(tok, label, &pubder);
@@ -243,6 +244,7 @@ int p11_key_delete(struct p11_token *tok, const char *label)
 
     if (tok == NULL)
         return -EINVAL;
+    tok->err[0] = '\0';
     if (!label_ok(label))
         return p11_fail(tok, -EINVAL, "bad key label");
     found = p11_key_exists(tok, label);
@@ -257,8 +259,8 @@ int p11_key_delete(struct p11_token *tok, const char *label)
         if (count_objs(tok, label, types[i]) > 0) {
             rc = gnutls_pkcs11_delete_url(uri, p11_login_flags(tok));
             if (rc < 0) {
-                rc = p11_fail(tok, p11_errno(rc), "cannot delete %s key %s: %s", types[i],
-                              label, gnutls_strerror(rc));
+                rc = p11_fail(tok, p11_errno(rc), "cannot delete the %s key %s: %s",
+                              types[i], label, gnutls_strerror(rc));
                 goto out;
             }
         }
@@ -280,6 +282,7 @@ int p11_key_load(struct p11_token *tok, const char *label, gnutls_privkey_t *out
 
     if (tok == NULL || out == NULL || label == NULL)
         return -EINVAL;
+    tok->err[0] = '\0';
     if (strncmp(label, "pkcs11:", 7) == 0) {
         name = label;
     } else {
@@ -301,7 +304,7 @@ int p11_key_load(struct p11_token *tok, const char *label, gnutls_privkey_t *out
 
         if (e == -ENODEV)
             e = -ENOENT;
-        rc = p11_fail(tok, e, "cannot load key %s: %s", label, gnutls_strerror(rc));
+        rc = p11_fail(tok, e, "no usable private key %s: %s", label, gnutls_strerror(rc));
         goto out;
     }
     *out = key;
@@ -323,6 +326,7 @@ int p11_pubkey_load(struct p11_token *tok, const char *label, gnutls_pubkey_t *o
 
     if (tok == NULL || out == NULL || label == NULL)
         return -EINVAL;
+    tok->err[0] = '\0';
     rc = gnutls_pubkey_init(&pub);
     if (rc < 0)
         return -ENOMEM;

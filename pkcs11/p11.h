@@ -44,13 +44,19 @@ const char *p11_key_type_name(enum p11_key_type type);
  *             access to public objects.
  * Logs in once; a wrong PIN is reported (-EACCES) and never retried, so the
  * token's retry counter is not burnt. Missing token/module: -ENODEV/-ENOENT.
- * On failure *out is untouched and err (if not NULL) holds the reason.
+ * PIN file readable by group/others: -EPERM ("chmod 600 <file>"). A URI that
+ * carries pin-value/pin-source: -EINVAL. Modules are loaded once per process
+ * in one way: asking for p11-kit's modules after loading one by path, or the
+ * reverse, is -EBUSY.
+ * On failure *out is untouched and err (if not NULL) holds the reason as
+ * "token <uri>: <reason>".
  */
 int p11_token_open(const char *module, const char *token_uri, const char *pin_file,
                    struct p11_token **out, char *err, size_t errlen);
 void p11_token_free(struct p11_token *tok);
 
-/* The last error message on this handle ("" when none). */
+/* Why the last call on this handle failed, without the token URI (callers
+ * add their own context); "" when it succeeded. */
 const char *p11_token_error(const struct p11_token *tok);
 /* The token URI as given to p11_token_open(). */
 const char *p11_token_uri(const struct p11_token *tok);
@@ -71,17 +77,19 @@ int p11_token_supports(struct p11_token *tok, enum p11_key_type type);
  * ("<token uri>;object=<label>;type=private").
  */
 int p11_key_uri(const struct p11_token *tok, const char *label, char **out);
-/* 1 when a private key with this label exists, 0 when not, <0 on error. */
+/* 1 when a private key with this label exists, 0 when not, <0 on error.
+ * Private keys are invisible to a handle opened without a PIN file. */
 int p11_key_exists(struct p11_token *tok, const char *label);
 /* Generate on the token: CKA_SENSITIVE, not extractable, private. -EEXIST when
  * the label is taken. -ENOTSUP when the token cannot serve the type. */
 int p11_key_generate(struct p11_token *tok, const char *label, enum p11_key_type type);
-/* Delete the key pair (private and public objects) with this label. */
+/* Delete the key pair (private and public objects) with this label;
+ * -ENOENT when there is none. */
 int p11_key_delete(struct p11_token *tok, const char *label);
 /* A GnuTLS private key backed by the token key with this label, or by a full
  * pkcs11: URI when `label` starts with "pkcs11:". */
 int p11_key_load(struct p11_token *tok, const char *label, gnutls_privkey_t *out);
-/* The matching public key. */
+/* The matching public key (from the public object: needs no PIN). */
 int p11_pubkey_load(struct p11_token *tok, const char *label, gnutls_pubkey_t *out);
 
 /* ---- certificates ------------------------------------------------------ */
@@ -103,7 +111,10 @@ struct p11_issue {
 
 /*
  * Issue a certificate for `subject` signed by (issuer, issuer_key). With
- * issuer == NULL the certificate is self-signed by issuer_key (a root CA).
+ * issuer == NULL the certificate is self-signed by issuer_key (a root CA);
+ * `subject` may then be NULL (the public half of issuer_key) and must
+ * otherwise be that key. -EINVAL for a bad request (no CN, days 0, a host
+ * that is neither an IP address nor a DNS name).
  * Serial: 128 bits from the GnuTLS RNG, positive. SHA-256 (SHA-384 for
  * P-384 issuers). Subject/authority key identifiers set.
  */

@@ -110,7 +110,7 @@ int p11_fail(struct p11_token *tok, int rc, const char *fmt, ...)
     if (tok == NULL)
         return rc;
     va_start(ap, fmt);
-    vformat(tok->err, sizeof(tok->err), tok->uri, fmt, ap);
+    vformat(tok->err, sizeof(tok->err), NULL, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -465,7 +465,7 @@ int p11_token_open(const char *module, const char *token_uri, const char *pin_fi
                    struct p11_token **out, char *err, size_t errlen)
 {
     struct p11_token *tok = NULL;
-    bool registered = false;
+    bool registered = false, hide_uri = false;
     int rc;
 
     if (token_uri == NULL || out == NULL)
@@ -490,8 +490,8 @@ int p11_token_open(const char *module, const char *token_uri, const char *pin_fi
     /* Keep the PIN out of URIs: they end up in messages, configs and argv. */
     if (p11_kit_uri_get_pin_value(tok->match) != NULL
         || p11_kit_uri_get_pin_source(tok->match) != NULL) {
-        rc = p11_fail_buf(tok->err, sizeof(tok->err), -EINVAL,
-                          "token URI carries pin-value or pin-source; give a PIN file instead");
+        hide_uri = true;
+        rc = p11_fail(tok, -EINVAL, "carries pin-value or pin-source; give a PIN file instead");
         goto out;
     }
     if (pin_file != NULL) {
@@ -525,7 +525,10 @@ out:
     if (tok != NULL) {
         if (registered)
             registry_remove(tok);
-        p11_fail_buf(err, errlen, rc, "%s", tok->err);
+        if (hide_uri)
+            p11_fail_buf(err, errlen, rc, "token URI %s", tok->err);
+        else
+            p11_fail_buf(err, errlen, rc, "token %s: %s", token_uri, tok->err);
         p11_token_free(tok);
     }
     return rc;
@@ -564,6 +567,7 @@ bool p11_token_healthy(struct p11_token *tok)
 
     if (tok == NULL)
         return false;
+    tok->err[0] = '\0';
     rc = gnutls_pkcs11_token_get_flags(tok->uri, &flags);
     if (rc < 0) {
         p11_fail(tok, p11_errno(rc), "not answering: %s", gnutls_strerror(rc));
@@ -589,17 +593,18 @@ static int probe(struct p11_token *tok, enum p11_key_type type, const struct mec
 
     memset(&info, 0, sizeof(info));
     if (!gnutls_pkcs11_token_check_mechanism(tok->uri, need->mech, &info, sizeof(info), 0))
-        return p11_fail(tok, -ENOTSUP, "cannot serve %s keys: no %s", p11_key_type_name(type),
-                        need->name);
+        return p11_fail(tok, -ENOTSUP, "the token has no %s (needed for %s keys)", need->name,
+                        p11_key_type_name(type));
     if (need->flag != 0 && info.flags != 0 && !(info.flags & need->flag))
-        return p11_fail(tok, -ENOTSUP, "cannot serve %s keys: %s lacks %s",
-                        p11_key_type_name(type), need->name,
-                        need->flag == CKF_SIGN ? "CKF_SIGN" : "CKF_GENERATE_KEY_PAIR");
+        return p11_fail(tok, -ENOTSUP, "the token's %s lacks %s (needed for %s keys)",
+                        need->name,
+                        need->flag == CKF_SIGN ? "CKF_SIGN" : "CKF_GENERATE_KEY_PAIR",
+                        p11_key_type_name(type));
     if (need->bits != 0 && info.ulMaxKeySize != 0
         && (need->bits < info.ulMinKeySize || need->bits > info.ulMaxKeySize))
-        return p11_fail(tok, -ENOTSUP, "cannot serve %s keys: %s takes %lu..%lu bits",
-                        p11_key_type_name(type), need->name, info.ulMinKeySize,
-                        info.ulMaxKeySize);
+        return p11_fail(tok, -ENOTSUP, "the token's %s takes %lu..%lu bits (%s needs %lu)",
+                        need->name, info.ulMinKeySize, info.ulMaxKeySize,
+                        p11_key_type_name(type), need->bits);
     return 0;
 }
 
@@ -620,6 +625,7 @@ int p11_token_supports(struct p11_token *tok, enum p11_key_type type)
 
     if (tok == NULL)
         return -EINVAL;
+    tok->err[0] = '\0';
     switch (type) {
     case P11_KEY_EC_P256:
     case P11_KEY_EC_P384:

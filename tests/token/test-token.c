@@ -617,6 +617,11 @@ static void test_keygen_duplicate(void)
     EXPECT_INT(p11_key_generate(tok, "gw", P11_KEY_EC_P256), -EEXIST);
     EXPECT_CONTAINS(p11_token_error(tok), "gw");
     EXPECT_CONTAINS(p11_token_error(tok), "already exists");
+    /* The message is the reason only (callers name the token), and a
+     * successful call clears it. */
+    EXPECT_LACKS(p11_token_error(tok), TOKEN_URI);
+    EXPECT_INT(p11_key_exists(tok, "gw"), 1);
+    EXPECT_INT(strcmp(p11_token_error(tok), ""), 0);
 }
 
 static void test_key_delete(void)
