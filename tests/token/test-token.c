@@ -564,6 +564,7 @@ static void test_keys_not_extractable_p11tool(void)
         EXPECT_CONTAINS(line, "CKA_SENSITIVE");
         EXPECT_CONTAINS(line, "CKA_PRIVATE");
         EXPECT_LACKS(line, "CKA_EXTRACTABLE");
+        EXPECT_CONTAINS(line, "CKA_NEVER_EXTRACTABLE");
     }
     EXPECT_TRUE(keys == 3, "3 private keys listed, got %d in: %s", keys, out ? out : "");
     free(out);
@@ -727,6 +728,8 @@ static void test_ca_self_signed(void)
     CU_ASSERT_EQUAL_FATAL(write_crt(ca_crt, "ca.pem", path, sizeof(path)), 0);
     EXPECT_INT(run(argv, NULL, &out), 0);
     EXPECT_CONTAINS(out, "CA:TRUE");
+    EXPECT_CONTAINS(out, "X509v3 Basic Constraints: critical");
+    EXPECT_CONTAINS(out, "X509v3 Key Usage: critical");
     EXPECT_CONTAINS(out, "Certificate Sign, CRL Sign");
     EXPECT_CONTAINS(out, "X509v3 Subject Key Identifier");
     EXPECT_CONTAINS(out, "X509v3 Authority Key Identifier");
