@@ -55,6 +55,12 @@ int nc_link_set_mtu(struct nc *nc, const char *name, unsigned mtu);
 /* Delete an owned link (a TUN of a dead process that was made persistent,
  * or one found by reconciliation). */
 int nc_link_del(struct nc *nc, const char *name);
+/* Delete many owned links in one kernel operation. Each link deletion waits
+ * for an RCU grace period (about 15-20 ms); a group deletion waits once for
+ * all of them, so tearing down many peers costs far less per peer. The
+ * links are moved to a device group no other link uses, then that group is
+ * deleted. Missing links are skipped. */
+int nc_links_del(struct nc *nc, const char *const *names, size_t n);
 
 /* --- addresses and routes ------------------------------------------------ */
 
