@@ -44,15 +44,21 @@ enum {
 #define CONCAT(a, b) (((uint32_t)(a) << 6) | (uint32_t)(b))
 
 const struct nc_set_def nc_sets[NC_SET_COUNT] = {
-    [NC_SET_TRUSTED] = { "trusted_ifaces", TYPE_IFNAME, 16, NFT_SET_TIMEOUT, { 0 },
-                         BYTEORDER_HOST },
-    [NC_SET_ALLOWED4] = { "allowed4", CONCAT(TYPE_IFNAME, TYPE_IPADDR), 20,
-                          NFT_SET_INTERVAL | NFT_SET_CONCAT, { 16, 4 } },
-    [NC_SET_ALLOWED6] = { "allowed6", CONCAT(TYPE_IFNAME, TYPE_IP6ADDR), 32,
-                          NFT_SET_INTERVAL | NFT_SET_CONCAT, { 16, 16 } },
-    [NC_SET_GATE4] = { "gate4", TYPE_IPADDR, 4, NFT_SET_TIMEOUT, { 0 } },
-    [NC_SET_GATE6] = { "gate6", TYPE_IP6ADDR, 16, NFT_SET_TIMEOUT, { 0 } },
-    [NC_SET_GATED] = { "gated", CONCAT(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0, { 0 } },
+    [NC_SET_TRUSTED] = { .name = "trusted_ifaces", .key_type = TYPE_IFNAME, .key_len = 16,
+                         .flags = NFT_SET_TIMEOUT, .key_byteorder = BYTEORDER_HOST },
+    [NC_SET_ALLOWED4] = { .name = "allowed4", .key_type = CONCAT(TYPE_IFNAME, TYPE_IPADDR),
+                          .key_len = 20, .flags = NFT_SET_INTERVAL | NFT_SET_CONCAT,
+                          .fields = { 16, 4 } },
+    [NC_SET_ALLOWED6] = { .name = "allowed6", .key_type = CONCAT(TYPE_IFNAME, TYPE_IP6ADDR),
+                          .key_len = 32, .flags = NFT_SET_INTERVAL | NFT_SET_CONCAT,
+                          .fields = { 16, 16 } },
+    [NC_SET_GATE4] = { .name = "gate4", .key_type = TYPE_IPADDR, .key_len = 4,
+                       .flags = NFT_SET_TIMEOUT },
+    [NC_SET_GATE6] = { .name = "gate6", .key_type = TYPE_IP6ADDR, .key_len = 16,
+                       .flags = NFT_SET_TIMEOUT },
+    [NC_SET_GATED] = { .name = "gated",
+                       .key_type = CONCAT(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),
+                       .key_len = 8 },
 };
 
 static int nft_sock(struct nc *nc, struct mnl_socket **out)

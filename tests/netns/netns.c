@@ -108,6 +108,23 @@ static void t_link_del(void)
     CHECK_OK(nc_link_del(nc, "mtg5"));
     CHECK(!ip_link_exists("mtg5"));
     CHECK_OK(nc_link_del(nc, "mtg5"));
+    {
+        const char *many[] = { "mtg1", "mtg2", "mtg3", "mtg9" };
+        const char *bad[] = { "mtg1", "vx" };
+        int fd = -1;
+
+        /* A foreign link stays, a missing one is skipped, a TUN whose fd
+         * is still open goes too. */
+        CHECK_INT(0, ns_sh("ip link add vx type veth peer name vy && "
+                           "ip tuntap add mtg1 mode tun && ip tuntap add mtg2 mode tun"));
+        CHECK_OK(nc_tun_create(nc, "mtg3", &fd));
+        CHECK_INT(-EINVAL, nc_links_del(nc, bad, 2));
+        CHECK(ip_link_exists("mtg1"));
+        CHECK_OK(nc_links_del(nc, many, 4));
+        CHECK(!ip_link_exists("mtg1") && !ip_link_exists("mtg2") && !ip_link_exists("mtg3"));
+        CHECK(ip_link_exists("vx") && ip_link_exists("vy"));
+        close(fd);
+    }
     nc_free(nc);
 }
 

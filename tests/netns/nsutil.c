@@ -92,7 +92,7 @@ int ns_run(void (*body)(void), const char *name)
     return WEXITSTATUS(status);
 }
 
-static int vsh(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static int vsh(const char *fmt, va_list ap)
 {
     char cmd[1024];
     int st;
