@@ -94,6 +94,8 @@ static int set_one(struct nc *nc, enum nc_set_id id, const void *key, bool add,
     if (add)
         nc_elems_msg(&b, with, NFT_MSG_NEWSETELEM);
     err = nc_batch_commit(&b, what);
+    if (err == -ENOENT && !nc->kmsg[0])
+        nc_fail(nc, err, "%s: table inet %s is not installed", what, NC_TABLE);
 out:
     if (with)
         nftnl_set_free(with);
@@ -238,6 +240,8 @@ static int allow_batch(struct nc *nc, const char *ifname, const struct nc_prefix
             nc_elems_msg(&b, s6, ops[i]);
     }
     err = nc_batch_commit(&b, what);
+    if (err == -ENOENT && !nc->kmsg[0])
+        nc_fail(nc, err, "%s: table inet %s is not installed", what, NC_TABLE);
 out:
     if (s4)
         nftnl_set_free(s4);
