@@ -9,13 +9,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "build-config.h"
 #include "fsutil.h"
 
 #define CONFIG_MAX_SIZE (1024 * 1024)
 
-enum key_type { KEY_STRING, KEY_PATH, KEY_PKCS11_URI, KEY_DAYS, KEY_USER };
+enum key_type {
+    KEY_STRING,
+    KEY_PATH,
+    KEY_PKCS11_URI,
+    KEY_DAYS,
+    KEY_USER,
+    KEY_LISTEN,
+    KEY_KEYREF,
+    KEY_TLS_VERSION,
+    KEY_SECONDS,
+    KEY_COUNT,
+    KEY_BYTES,
+    KEY_LOG_LEVEL,
+};
 
 struct key_def {
     const char *name; /* "section.key" */
@@ -26,7 +43,17 @@ struct key_def {
 /* Sorted by name: looked up with bsearch. */
 static const struct key_def key_table[] = {
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
+    {"daemon.log-level", KEY_LOG_LEVEL, offsetof(struct config, daemon.log_level)},
     {"daemon.user", KEY_USER, offsetof(struct config, daemon.user)},
+    {"management.cert", KEY_PATH, offsetof(struct config, mgmt.cert)},
+    {"management.handshake-timeout", KEY_SECONDS, offsetof(struct config, mgmt.handshake_timeout)},
+    {"management.idle-timeout", KEY_SECONDS, offsetof(struct config, mgmt.idle_timeout)},
+    {"management.key", KEY_KEYREF, offsetof(struct config, mgmt.key)},
+    {"management.listen", KEY_LISTEN, offsetof(struct config, mgmt.listen)},
+    {"management.max-body", KEY_BYTES, offsetof(struct config, mgmt.max_body)},
+    {"management.max-per-source", KEY_COUNT, offsetof(struct config, mgmt.max_per_source)},
+    {"management.max-sessions", KEY_COUNT, offsetof(struct config, mgmt.max_sessions)},
+    {"management.tls-min", KEY_TLS_VERSION, offsetof(struct config, mgmt.tls_min)},
     {"pki.crl-days", KEY_DAYS, offsetof(struct config, pki.crl_days)},
     {"pki.dir", KEY_PATH, offsetof(struct config, pki.dir)},
     {"pki.peer-days", KEY_DAYS, offsetof(struct config, pki.peer_days)},
@@ -35,7 +62,7 @@ static const struct key_def key_table[] = {
     {"token.uri", KEY_PKCS11_URI, offsetof(struct config, token.uri)},
 };
 
-static const char *const sections[] = {"daemon", "pki", "token"};
+static const char *const sections[] = {"daemon", "management", "pki", "token"};
 
 struct errbuf {
     char *text;
@@ -96,6 +123,76 @@ static char *resolve_path(const char *base_dir, const char *value)
     return fs_join(base_dir, value);
 }
 
+static const char *parse_range(const char *value, unsigned long min, unsigned long max,
+                               const char *what, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    if (!isdigit((unsigned char)value[0]))
+        return what;
+    v = strtoul(value, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return what;
+    *out = (unsigned)v;
+    return NULL;
+}
+
+int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len,
+                        const char **why)
+{
+    char host[64];
+    const char *colon, *h = s;
+    size_t hlen;
+    unsigned port;
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') {
+            *why = "want [IPv6]:PORT";
+            return -EINVAL;
+        }
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon) {
+            *why = "want ADDR:PORT (IPv6 as [ADDR]:PORT)";
+            return -EINVAL;
+        }
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        *why = "no address (use 0.0.0.0 or [::] for all)";
+        return -EINVAL;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (parse_range(colon + 1, 1, 65535, "port is not a number from 1 to 65535", &port)) {
+        *why = "port is not a number from 1 to 65535";
+        return -EINVAL;
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (s[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    if (s[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*sin6);
+        return 0;
+    }
+    *why = "not a numeric IPv4 address or [IPv6] address";
+    return -EINVAL;
+}
+
 /* Returns NULL on success or a static description of what is wrong. */
 static const char *set_value(struct config *cfg, const struct key_def *def, const char *value,
                              const char *base_dir)
@@ -117,6 +214,46 @@ static const char *set_value(struct config *cfg, const struct key_def *def, cons
         *up = (unsigned)v;
         return NULL;
     }
+    case KEY_SECONDS:
+        return parse_range(value, 1, 86400, "not a number of seconds from 1 to 86400", up);
+    case KEY_COUNT:
+        return parse_range(value, 1, 1000000, "not a whole number from 1 to 1000000", up);
+    case KEY_BYTES:
+        return parse_range(value, 256, 64u * 1024 * 1024,
+                           "not a number of bytes from 256 to 67108864", up);
+    case KEY_TLS_VERSION:
+        if (strcmp(value, "1.2") == 0)
+            *up = 12;
+        else if (strcmp(value, "1.3") == 0)
+            *up = 13;
+        else
+            return "not 1.2 or 1.3";
+        return NULL;
+    case KEY_LOG_LEVEL: {
+        static const char *const names[] = {"err", "warn", "info", "debug"};
+        static const int levels[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(value, names[i]) == 0) {
+                *(int *)up = levels[i];
+                return NULL;
+            }
+        }
+        return "not err, warn, info or debug";
+    }
+    case KEY_LISTEN: {
+        struct sockaddr_storage ss;
+        unsigned len;
+        const char *why;
+        if (config_parse_listen(value, &ss, &len, &why) < 0)
+            return why;
+        copy = strdup(value);
+        break;
+    }
+    case KEY_KEYREF:
+        if (!value[0])
+            return "empty key label";
+        copy = strdup(value);
+        break;
     case KEY_PKCS11_URI:
         if (strncmp(value, "pkcs11:", 7) != 0)
             return "not a PKCS#11 URI (RFC 7512), e.g. pkcs11:token=mtlsgw";
@@ -156,8 +293,16 @@ int config_new_defaults(struct config **out)
     cfg->pki.peer_days = 397;
     cfg->daemon.user = strdup(MTLSGW_DEFAULT_USER);
     cfg->daemon.control_socket = strdup(MTLSGW_DEFAULT_CONTROL_SOCKET);
+    cfg->daemon.log_level = LOG_INFO;
+    cfg->mgmt.key = strdup("mtlsgw-gateway");
+    cfg->mgmt.tls_min = 13;
+    cfg->mgmt.handshake_timeout = 10;
+    cfg->mgmt.max_sessions = 1000;
+    cfg->mgmt.max_per_source = 32;
+    cfg->mgmt.max_body = 64 * 1024;
+    cfg->mgmt.idle_timeout = 300;
     if (!cfg->token.uri || !cfg->token.pin_file || !cfg->pki.dir || !cfg->daemon.user ||
-        !cfg->daemon.control_socket) {
+        !cfg->daemon.control_socket || !cfg->mgmt.key) {
         config_free(cfg);
         return -ENOMEM;
     }
@@ -299,5 +444,8 @@ void config_free(struct config *cfg)
     free(cfg->pki.dir);
     free(cfg->daemon.user);
     free(cfg->daemon.control_socket);
+    free(cfg->mgmt.listen);
+    free(cfg->mgmt.key);
+    free(cfg->mgmt.cert);
     free(cfg);
 }

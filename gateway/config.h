@@ -25,8 +25,28 @@ struct config {
     struct {
         char *user;           /* [daemon] user */
         char *control_socket; /* [daemon] control-socket */
+        int log_level;        /* [daemon] log-level: LOG_ERR..LOG_DEBUG */
     } daemon;
+    struct {
+        char *listen;               /* [management] listen, NULL: none */
+        char *key;                  /* token label or pkcs11: URI */
+        char *cert;                 /* chain file; NULL: <pki dir>/gateway.crt */
+        unsigned tls_min;           /* 12 or 13 */
+        unsigned handshake_timeout; /* seconds */
+        unsigned max_sessions;
+        unsigned max_per_source;
+        unsigned max_body; /* bytes */
+        unsigned idle_timeout; /* seconds */
+    } mgmt;
 };
+
+struct sockaddr_storage;
+/*
+ * "ADDR:PORT" or "[IPv6]:PORT" (numeric only: a daemon should not wait on
+ * DNS at boot). On failure why says what is wrong.
+ */
+int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len,
+                        const char **why);
 
 /* A config with every default and no file behind it. */
 int config_new_defaults(struct config **out);

@@ -25,9 +25,6 @@
 #define CSR_MAX_SIZE (64 * 1024)
 #define PASSWORD_MAX_SIZE 1024
 
-static const char *const revoke_reasons[] = {"unspecified", "keyCompromise", "superseded",
-                                             "cessationOfOperation"};
-
 static int open_pki(struct console *con, struct pki **pki)
 {
     if (con_load_config(con) != EXIT_OK)
@@ -405,10 +402,6 @@ int cmd_enroll(struct console *con, int argc, char **argv)
                 name);
         goto out;
     }
-    if (n_nets && role != ROLE_TUNNEL) {
-        con_err("enroll", "--network is for tunnel peers; %s is %s", name, role_s);
-        goto out;
-    }
     /* Read the administrator's files as the invoking user. */
     if (csr_path) {
         gnutls_datum_t d;
@@ -483,6 +476,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
                 "enrolled %s as %s, serial %s, valid until %s%s%s\n", name, role_name(role),
                 serial, when, eo.path ? ", written to " : "", eo.path ? eo.path : "");
     }
+    con_notify_daemon(con, "enroll");
     rc = EXIT_OK;
 out:
     for (size_t i = 0; i < n_nets; i++)
@@ -515,7 +509,6 @@ int cmd_revoke(struct console *con, int argc, char **argv)
     const char *reason = "unspecified";
     struct pki *pki = NULL;
     char err[512] = "";
-    bool ok = false;
     int c, rc = EXIT_FAIL;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -525,9 +518,7 @@ int cmd_revoke(struct console *con, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return con_usage("revoke");
-    for (size_t i = 0; i < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]); i++)
-        ok = ok || strcmp(reason, revoke_reasons[i]) == 0;
-    if (!ok) {
+    if (!pki_reason_valid(reason)) {
         con_err("revoke", "--reason %s: not one of unspecified, keyCompromise, superseded, "
                           "cessationOfOperation", reason);
         return EXIT_FAIL;
@@ -543,6 +534,7 @@ int cmd_revoke(struct console *con, int argc, char **argv)
     }
     con_as_invoker();
     printf("revoked %s (%s); CRL re-signed: %s\n", argv[optind], reason, pki->crl_path);
+    con_notify_daemon(con, "revoke");
     rc = EXIT_OK;
 out:
     pki_free(pki);

@@ -40,6 +40,11 @@ static const struct command commands[] = {
     {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
     {"show", cmd_show, "show NAME [--json]", "Show one peer."},
     {"crl", cmd_crl, "crl [--out FILE]", "Print (or write) the current CRL in PEM."},
+    {"status", cmd_status, "status [--json]",
+     "Ask the running daemon (through [daemon] control-socket) for its state: token,\n"
+     "sessions, days left on the CA, the gateway certificate and the CRL."},
+    {"kick", cmd_kick, "kick NAME",
+     "End the running daemon's sessions of peer NAME without revoking it."},
     {"explain", cmd_explain, "explain CERT",
      "Say what the certificate in CERT (PEM or DER) would be granted, or exactly why it\n"
      "would be refused, without a connection. Exit 0 when granted, 1 when refused."},

@@ -51,5 +51,10 @@ int cmd_crl(struct console *con, int argc, char **argv);
 int cmd_peers(struct console *con, int argc, char **argv);
 int cmd_show(struct console *con, int argc, char **argv);
 int cmd_explain(struct console *con, int argc, char **argv);
+int cmd_status(struct console *con, int argc, char **argv);
+int cmd_kick(struct console *con, int argc, char **argv);
+
+/* Tell a running daemon to re-read registry and CRL; silent when none runs. */
+void con_notify_daemon(struct console *con, const char *cmd);
 
 #endif

@@ -476,6 +476,11 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
                  req->name);
         return -EINVAL;
     }
+    if (req->n_networks && req->role != ROLE_TUNNEL) {
+        snprintf(err, errlen, "enroll: networks are for tunnel peers; %s is %s", req->name,
+                 role_name((enum peer_role)req->role));
+        return -EINVAL;
+    }
     rc = fs_lock_dir(pki->dir, &lock);
     if (rc < 0) {
         lock_error(pki, rc, err, errlen);
@@ -569,6 +574,17 @@ out:
     if (lock >= 0)
         close(lock);
     return rc;
+}
+
+bool pki_reason_valid(const char *reason)
+{
+    static const char *const reasons[] = {"unspecified", "keyCompromise", "superseded",
+                                          "cessationOfOperation"};
+
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (strcmp(reason, reasons[i]) == 0)
+            return true;
+    return false;
 }
 
 int pki_revoke(struct pki *pki, const char *name, const char *reason, const char *actor,

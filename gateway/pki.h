@@ -79,6 +79,9 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
 int pki_revoke(struct pki *pki, const char *name, const char *reason, const char *actor,
                char *err, size_t errlen);
 
+/* The revocation reasons mtlsgw records (RFC 5280 names). */
+bool pki_reason_valid(const char *reason);
+
 /* Re-sign the CRL with the registry's revoked serials (under the lock). */
 int pki_crl_resign(struct pki *pki, char *err, size_t errlen);
 

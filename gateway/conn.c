@@ -1,0 +1,413 @@
+/*
+ * conn.c: one connection, driven by whichever pool thread owns it: the TLS
+ * handshake (with the verdict taken in the handshake), then HTTP requests.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gnutls/x509.h>
+
+#include "http.h"
+#include "log.h"
+#include "registry.h"
+#include "tls.h"
+#include "trustdb.h"
+
+#define IN_BUF 16384
+
+void server_forget(struct conn *c);
+
+void conn_rearm(struct conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events | EPOLLONESHOT | EPOLLRDHUP, .data.ptr = c};
+
+    pthread_mutex_lock(&c->lock);
+    if (atomic_load(&c->kill) != KILL_NONE)
+        ev.events |= EPOLLOUT; /* a kill arrived while we owned it: come back now */
+    c->armed = true;
+    if (epoll_ctl(c->d->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        log_err("epoll_ctl: %s", strerror(errno));
+    pthread_mutex_unlock(&c->lock);
+}
+
+void conn_kill(struct conn *c, enum kill_reason why)
+{
+    int none = KILL_NONE;
+
+    if (!atomic_compare_exchange_strong(&c->kill, &none, (int)why))
+        return;
+    pthread_mutex_lock(&c->lock);
+    if (c->armed && atomic_load(&c->state) != CONN_CLOSED) {
+        /* Writable is always ready: the loop hands it to an owner at once. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
+        epoll_ctl(c->d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* A peer-scoped log line: name, serial, address on every line about a peer. */
+#define PLOG(fn, c, fmt, ...)                                                                     \
+    fn("%s peer %s serial %s from %s: " fmt, (c)->l->name, (c)->peer[0] ? (c)->peer : "?",     \
+       (c)->serial[0] ? (c)->serial : "?", (c)->remote, ##__VA_ARGS__)
+
+void conn_close(struct conn *c, const char *why)
+{
+    int st = atomic_load(&c->state);
+    int kill = atomic_load(&c->kill);
+
+    if (st == CONN_CLOSED)
+        return;
+    if (st == CONN_OPEN && kill != KILL_TIMEOUT && why) {
+        /* Best effort on a non-blocking socket: a close_notify, never a wait. */
+        gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+    }
+    pthread_mutex_lock(&c->lock);
+    atomic_store(&c->state, CONN_CLOSED);
+    c->armed = false;
+    epoll_ctl(c->d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    pthread_mutex_unlock(&c->lock);
+    shutdown(c->fd, SHUT_RDWR);
+    if (st == CONN_OPEN) {
+        atomic_fetch_sub(&c->l->sessions, 1);
+        if (why)
+            PLOG(log_info, c, "session %llu closed: %s (in %llu, out %llu bytes)",
+                 (unsigned long long)c->id, why, atomic_load(&c->bytes_in),
+                 atomic_load(&c->bytes_out));
+    } else {
+        atomic_fetch_sub(&c->l->handshaking, 1);
+    }
+    http_reader_free(c->http);
+    c->http = NULL;
+    server_forget(c);
+    conn_unref(c);
+}
+
+/* ---- the verdict, during the handshake ------------------------------------ */
+
+static void count_verdict(struct conn *c, enum verdict_code v)
+{
+    atomic_fetch_add(&c->l->handshakes[v], 1);
+}
+
+static int judge(struct conn *c, gnutls_session_t s, struct verdict *v)
+{
+    gnutls_x509_crt_t *chain = NULL;
+    unsigned n = 0;
+    struct trustdb *t;
+    int rc;
+
+    rc = tls_peer_chain(s, &chain, &n);
+    if (rc < 0)
+        return rc;
+    t = daemon_trust(c->d);
+    rc = verify_peer(trustdb_trust(t), chain, n, time(NULL), c->l->allowed_roles, v);
+    if (rc == 0 && v->code == VERDICT_OK) {
+        snprintf(c->peer, sizeof(c->peer), "%s", v->peer->name);
+        c->role = (int)v->peer->role;
+    }
+    trustdb_unref(t);
+    snprintf(c->serial, sizeof(c->serial), "%s", v->serial);
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(chain[i]);
+    free(chain);
+    return rc;
+}
+
+int conn_verify(gnutls_session_t s)
+{
+    struct conn *c = gnutls_session_get_ptr(s);
+    struct verdict v;
+
+    if (judge(c, s, &v) < 0) {
+        PLOG(log_err, c, "refused: internal error while verifying");
+        c->verdict_logged = true;
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    count_verdict(c, v.code);
+    c->verdict_logged = true;
+    if (v.code != VERDICT_OK) {
+        /* One line per trust decision, with the reason. */
+        log_info("%s peer ? serial %s from %s: refused (%s): %s [%s]", c->l->name,
+                 v.serial[0] ? v.serial : "?", c->remote, verdict_name(v.code), v.reason,
+                 v.subject);
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    return 0;
+}
+
+/* ---- handshake ---------------------------------------------------------- */
+
+static void handshake_step(struct conn *c)
+{
+    int rc;
+    char desc[96];
+
+    do {
+        rc = gnutls_handshake(c->tls);
+    } while (rc == GNUTLS_E_INTERRUPTED);
+    if (rc == GNUTLS_E_AGAIN) {
+        conn_rearm(c, gnutls_record_get_direction(c->tls) ? EPOLLOUT : EPOLLIN);
+        return;
+    }
+    if (rc < 0) {
+        if (!c->verdict_logged) {
+            if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED)
+                count_verdict(c, VERDICT_NO_CERT);
+            else
+                atomic_fetch_add(&c->l->handshake_errors, 1);
+            log_info("%s peer ? from %s: refused: %s", c->l->name, c->remote,
+                     rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED
+                         ? "no client certificate"
+                         : gnutls_strerror(rc));
+        }
+        if (rc == GNUTLS_E_PKCS11_ERROR || rc == GNUTLS_E_PK_SIGN_FAILED ||
+            rc == GNUTLS_E_PKCS11_TOKEN_ERROR || rc == GNUTLS_E_PKCS11_DEVICE_ERROR)
+            atomic_store(&c->d->token_healthy, false);
+        conn_close(c, NULL);
+        return;
+    }
+    /* A resumed session skips the certificate callback: judge it again. */
+    if (gnutls_session_is_resumed(c->tls)) {
+        struct verdict v;
+        if (judge(c, c->tls, &v) < 0 || v.code != VERDICT_OK) {
+            count_verdict(c, v.code);
+            log_info("%s peer ? serial %s from %s: resumption refused (%s): %s", c->l->name,
+                     v.serial, c->remote, verdict_name(v.code), v.reason);
+            conn_close(c, NULL);
+            return;
+        }
+        count_verdict(c, VERDICT_OK);
+    }
+    atomic_fetch_sub(&c->l->handshaking, 1);
+    atomic_fetch_add(&c->l->sessions, 1);
+    atomic_store(&c->state, CONN_OPEN);
+    atomic_store(&c->deadline, (long long)time(NULL) + c->l->idle_timeout);
+    tls_describe(c->tls, desc, sizeof(desc));
+    PLOG(log_info, c, "accepted as %s, session %llu (%s)", role_name((enum peer_role)c->role),
+         (unsigned long long)c->id, desc);
+    if (http_reader_new(c->l->max_body, &c->http) < 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    conn_rearm(c, EPOLLIN);
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+/* Send what is queued; 1 when all went, 0 when the socket is full, <0 on error. */
+static int flush_out(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = gnutls_record_send(c->tls, c->out + c->out_off, c->out_len - c->out_off);
+        if (n == GNUTLS_E_AGAIN)
+            return 0;
+        if (n == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (n < 0)
+            return -EIO;
+        c->out_off += (size_t)n;
+        atomic_fetch_add(&c->bytes_out, (unsigned long long)n);
+        atomic_fetch_add(&c->l->bytes_out, (unsigned long long)n);
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    return 1;
+}
+
+static void queue_reply(struct conn *c, struct api_reply *r, bool keep_alive)
+{
+    char *buf = NULL;
+    size_t len = 0;
+
+    if (http_response(r->status, r->content_type, r->body ? r->body : "",
+                      r->body ? r->body_len : 0, keep_alive, r->extra_headers, &buf, &len) < 0) {
+        c->close_after_write = true;
+        free(r->body);
+        return;
+    }
+    free(r->body);
+    r->body = NULL;
+    /* Requests are answered one at a time, so the queue is empty here. */
+    free(c->out);
+    c->out = buf;
+    c->out_len = len;
+    c->out_off = 0;
+    if (!keep_alive)
+        c->close_after_write = true;
+}
+
+static void reply_error(struct conn *c, int status, const char *msg)
+{
+    struct api_reply r = {.status = status, .content_type = "application/json"};
+    char body[256];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
+
+    r.body = strdup(body);
+    r.body_len = r.body ? (size_t)n : 0;
+    queue_reply(c, &r, false);
+}
+
+/* Answer the complete request in c->http. */
+static void serve_request(struct conn *c)
+{
+    const struct http_request *req = http_reader_request(c->http);
+    struct api_reply r = {0};
+
+    api_handle(c->d, c, req, &r);
+    PLOG(log_debug, c, "%s %s -> %d", req->method_name, req->path, r.status);
+    queue_reply(c, &r, req->keep_alive);
+    http_reader_next(c->http);
+}
+
+/* Parse what is buffered. Returns 1 when a request was answered, 0 when more
+ * input is needed, and leaves slow requests for the slow pool. */
+static int process_input(struct conn *c)
+{
+    int status = 0;
+    size_t used;
+
+    if (c->in_len == 0 && !http_reader_request(c->http))
+        return 0;
+    used = http_reader_feed(c->http, c->in, c->in_len, &status);
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (status == 0)
+        return 0;
+    if (status != 200) {
+        PLOG(log_info, c, "bad HTTP request: %d %s", status, http_reason(status));
+        reply_error(c, status,
+                    status == 413 ? "request body too large (max-body)" : http_reason(status));
+        return 1;
+    }
+    if (api_is_slow(http_reader_request(c->http)) && !c->slow_pending) {
+        c->slow_pending = true;
+        return 2;
+    }
+    c->slow_pending = false;
+    serve_request(c);
+    return 1;
+}
+
+static void open_step(struct conn *c)
+{
+    int rc;
+
+    atomic_store(&c->deadline, (long long)time(NULL) + c->l->idle_timeout);
+    if (c->out) {
+        rc = flush_out(c);
+        if (rc < 0) {
+            conn_close(c, "write failed");
+            return;
+        }
+        if (rc == 0) {
+            conn_rearm(c, EPOLLOUT);
+            return;
+        }
+        if (c->close_after_write) {
+            conn_close(c, "answered, connection: close");
+            return;
+        }
+    }
+    if (!c->in && !(c->in = malloc(IN_BUF))) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    for (;;) {
+        ssize_t n;
+        rc = process_input(c);
+        if (rc == 2) {
+            /* Token work: hand the connection to the slow pool as it is. */
+            workers_submit(c->d->slow, &c->job);
+            return;
+        }
+        if (rc == 1) {
+            rc = flush_out(c);
+            if (rc < 0) {
+                conn_close(c, "write failed");
+                return;
+            }
+            if (rc == 0) {
+                conn_rearm(c, EPOLLOUT);
+                return;
+            }
+            if (c->close_after_write) {
+                conn_close(c, "answered, connection: close");
+                return;
+            }
+            continue;
+        }
+        if (c->in_len == IN_BUF) {
+            reply_error(c, 431, "request head too large");
+            continue;
+        }
+        n = gnutls_record_recv(c->tls, c->in + c->in_len, IN_BUF - c->in_len);
+        if (n == GNUTLS_E_AGAIN)
+            break;
+        if (n == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (n == GNUTLS_E_REHANDSHAKE) {
+            /* Renegotiation is refused (RFC 5746 clients accept the alert). */
+            gnutls_alert_send(c->tls, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+            continue;
+        }
+        if (n == 0) {
+            conn_close(c, "closed by peer");
+            return;
+        }
+        if (n < 0) {
+            conn_close(c, gnutls_strerror((int)n));
+            return;
+        }
+        c->in_len += (size_t)n;
+        atomic_fetch_add(&c->bytes_in, (unsigned long long)n);
+        atomic_fetch_add(&c->l->bytes_in, (unsigned long long)n);
+    }
+    /* Idle: give the input buffer back (most sessions idle most of the time). */
+    if (c->in_len == 0 && !http_reader_busy(c->http)) {
+        free(c->in);
+        c->in = NULL;
+    }
+    conn_rearm(c, EPOLLIN);
+}
+
+static const char *kill_text(int k)
+{
+    switch (k) {
+    case KILL_TIMEOUT: return "handshake timeout";
+    case KILL_IDLE: return "idle timeout";
+    case KILL_REVOKED: return "no longer trusted";
+    case KILL_KICKED: return "kicked";
+    case KILL_SHUTDOWN: return "daemon stopping";
+    default: return "closed";
+    }
+}
+
+void conn_run(struct job *job)
+{
+    struct conn *c = (struct conn *)job;
+    int k = atomic_load(&c->kill);
+
+    if (k != KILL_NONE) {
+        if (atomic_load(&c->state) == CONN_HANDSHAKE && k == KILL_TIMEOUT) {
+            atomic_fetch_add(&c->l->handshake_errors, 1);
+            log_info("%s peer ? from %s: dropped: no handshake within %u s", c->l->name,
+                     c->remote, c->l->handshake_timeout);
+            conn_close(c, NULL);
+        } else {
+            conn_close(c, kill_text(k));
+        }
+        return;
+    }
+    if (atomic_load(&c->state) == CONN_HANDSHAKE)
+        handshake_step(c);
+    else if (atomic_load(&c->state) == CONN_OPEN)
+        open_step(c);
+}

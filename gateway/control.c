@@ -1,0 +1,189 @@
+/*
+ * control.c: the daemon's end of the control socket, on a thread of its
+ * own so that a slow console client never holds up the event loop.
+ */
+/* accept4, SO_PEERCRED/struct ucred: Linux interfaces musl and glibc both
+ * declare only under _GNU_SOURCE. */
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+#include "log.h"
+
+#define REQUEST_MAX 4096
+
+static int stop_pipe[2] = {-1, -1};
+
+static char *handle(struct daemon *d, const char *line)
+{
+    struct json_object *req = json_tokener_parse(line), *v, *ans = NULL;
+    const char *cmd = NULL;
+    char err[512] = "";
+    char *out;
+
+    if (req && json_object_object_get_ex(req, "cmd", &v))
+        cmd = json_object_get_string(v);
+    if (!cmd) {
+        ans = json_object_new_object();
+        json_object_object_add(ans, "error", json_object_new_string("want {\"cmd\": ...}"));
+    } else if (strcmp(cmd, "status") == 0) {
+        ans = daemon_status_json(d);
+        json_object_object_add(ans, "sessions_list", daemon_sessions_json(d));
+    } else if (strcmp(cmd, "reload") == 0) {
+        int rc = daemon_reload_trust(d, err, sizeof(err));
+        ans = json_object_new_object();
+        if (rc < 0)
+            json_object_object_add(ans, "error", json_object_new_string(err));
+        else
+            json_object_object_add(ans, "ended", json_object_new_int(rc));
+    } else if (strcmp(cmd, "kick") == 0) {
+        int rc = -ENOENT;
+        if (json_object_object_get_ex(req, "id", &v))
+            rc = daemon_kick_id(d, (uint64_t)json_object_get_int64(v));
+        else if (json_object_object_get_ex(req, "peer", &v))
+            rc = daemon_kick_peer(d, json_object_get_string(v));
+        ans = json_object_new_object();
+        if (rc < 0)
+            json_object_object_add(ans, "error", json_object_new_string("no such session"));
+        else
+            json_object_object_add(ans, "kicked", json_object_new_boolean(1));
+    } else {
+        ans = json_object_new_object();
+        json_object_object_add(ans, "error", json_object_new_string("unknown cmd"));
+    }
+    out = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN |
+                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(ans);
+    json_object_put(req);
+    return out;
+}
+
+static void serve_client(struct daemon *d, int fd)
+{
+    char buf[REQUEST_MAX + 1];
+    size_t len = 0;
+    struct ucred cred;
+    socklen_t cl = sizeof(cred);
+    char *answer;
+
+    /* Root and the daemon's own user only (the socket is 0600 as well). */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+        (cred.uid != 0 && cred.uid != geteuid())) {
+        log_warn("control socket: refused uid %u", (unsigned)cred.uid);
+        return;
+    }
+    while (len < REQUEST_MAX) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+        if (poll(&p, 1, 2000) <= 0)
+            return;
+        n = read(fd, buf + len, REQUEST_MAX - len);
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (strchr(buf, '\n'))
+            break;
+    }
+    buf[len] = '\0';
+    answer = handle(d, buf);
+    if (answer) {
+        if (write(fd, answer, strlen(answer)) < 0 || write(fd, "\n", 1) < 0)
+            log_debug("control socket: client went away");
+        free(answer);
+    }
+}
+
+static void *control_main(void *arg)
+{
+    struct daemon *d = arg;
+
+    for (;;) {
+        struct pollfd p[2] = {{.fd = d->control_fd, .events = POLLIN},
+                              {.fd = stop_pipe[0], .events = POLLIN}};
+        int fd;
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[1].revents)
+            break;
+        fd = accept4(d->control_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        serve_client(d, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+int control_start(struct daemon *d, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = d->cfg->daemon.control_socket;
+    sigset_t all, old;
+    int rc;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "path too long");
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+    d->control_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (d->control_fd < 0 || pipe(stop_pipe) < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -errno;
+    }
+    unlink(path); /* a socket left by a previous run */
+    if (bind(d->control_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        chmod(path, 0600) < 0 || listen(d->control_fd, 16) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot listen: %s (its directory must be writable by the "
+                              "daemon's user)", strerror(errno));
+        return rc;
+    }
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = -pthread_create(&d->control_thread, NULL, control_main, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start its thread");
+        return rc;
+    }
+    d->control_running = true;
+    return 0;
+}
+
+void control_stop(struct daemon *d)
+{
+    if (d->control_running) {
+        if (write(stop_pipe[1], "x", 1) < 0)
+            log_debug("control: stop pipe: %s", strerror(errno));
+        pthread_join(d->control_thread, NULL);
+        d->control_running = false;
+    }
+    if (d->control_fd >= 0) {
+        unlink(d->cfg->daemon.control_socket);
+        close(d->control_fd);
+        d->control_fd = -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (stop_pipe[i] >= 0)
+            close(stop_pipe[i]);
+        stop_pipe[i] = -1;
+    }
+}

@@ -1,0 +1,166 @@
+/*
+ * daemon.h: the session process of mtlsgwd (private to the daemon).
+ *
+ * Threads: the main thread runs the epoll loop (accept, signals, a 1 s tick)
+ * and hands each ready connection to a pool: `slow` for handshakes and token
+ * work, `io` for established sessions. A connection belongs to exactly one
+ * thread at a time; `armed` (under its lock) says the loop owns it.
+ */
+#ifndef MTLSGW_DAEMON_H
+#define MTLSGW_DAEMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <gnutls/gnutls.h>
+
+#include "verify.h"
+#include "workers.h"
+
+struct config;
+struct pki;
+struct tls_server;
+struct trustdb;
+struct http_reader;
+struct json_object;
+
+enum { VERDICT_COUNT = VERDICT_ROLE_NOT_ALLOWED + 1 };
+
+struct listener {
+    const char *name; /* "management" */
+    int fd;
+    unsigned allowed_roles; /* VERIFY_ROLE() bits */
+    struct tls_server *tls;
+    unsigned handshake_timeout, idle_timeout, max_sessions, max_per_source, max_body;
+    atomic_uint sessions;    /* established */
+    atomic_uint handshaking;
+    atomic_ullong handshakes[VERDICT_COUNT];
+    atomic_ullong handshake_errors; /* failed before a verdict (no cert, TLS error) */
+    atomic_ullong bytes_in, bytes_out;
+};
+
+enum conn_state { CONN_HANDSHAKE = 0, CONN_OPEN, CONN_CLOSED };
+
+/* Why a connection is being ended by someone other than its owner. */
+enum kill_reason {
+    KILL_NONE = 0,
+    KILL_TIMEOUT,    /* handshake not done in time */
+    KILL_IDLE,       /* idle keep-alive */
+    KILL_REVOKED,    /* trust ended */
+    KILL_KICKED,     /* DELETE /sessions/{id}, mtlsgw kick */
+    KILL_SHUTDOWN,   /* SIGTERM */
+};
+
+struct conn {
+    struct job job; /* first: the pools hand back this */
+    struct daemon *d;
+    struct listener *l;
+    atomic_int refs;
+    atomic_int kill;
+    pthread_mutex_t lock;
+    bool armed;              /* under lock: registered in epoll, the loop owns it */
+    _Atomic int state;       /* enum conn_state */
+    int fd;
+    uint64_t id;
+    gnutls_session_t tls;
+    struct sockaddr_storage addr;
+    char remote[64];
+    time_t since;
+    _Atomic long long deadline; /* handshake or idle deadline */
+    bool verdict_logged;
+    /* identity, set once during the handshake */
+    char peer[64];
+    char serial[64];
+    int role;
+    /* HTTP */
+    struct http_reader *http;
+    char *in;
+    size_t in_len;
+    char *out;
+    size_t out_len, out_off;
+    bool close_after_write;
+    bool slow_pending; /* the request waiting needs the slow pool */
+    atomic_ullong bytes_in, bytes_out;
+    struct conn *next, *prev; /* daemon's list, under conns_lock */
+};
+
+struct source_count;
+
+struct daemon {
+    struct config *cfg;
+    struct pki *pki;
+    pthread_mutex_t pki_lock; /* token-signing admin operations, one at a time */
+    time_t started;
+    int epfd;
+    int wake_fd;
+    int signal_fd;
+    int timer_fd;
+    volatile bool stopping;
+    bool reload_requested;
+    struct workers *slow, *io;
+    struct listener mgmt;
+    pthread_mutex_t conns_lock;
+    struct conn *conns;
+    uint64_t next_id;
+    struct source_count *sources[256]; /* under conns_lock */
+    struct conn *graveyard;             /* under conns_lock; freed by the loop */
+    pthread_mutex_t trust_lock;
+    struct trustdb *trust;
+    atomic_bool token_healthy;
+    int control_fd;
+    pthread_t control_thread;
+    bool control_running;
+    int warned_days[64]; /* expiry warnings already given, by slot */
+};
+
+/* ---- the session process (server.c) ---------------------------------- */
+/* listen_fd: the management socket bound by the parent, or -1. */
+int daemon_run(struct config *cfg, int listen_fd);
+
+struct trustdb *daemon_trust(struct daemon *d); /* a reference; unref it */
+/* Re-read registry and CRL; end sessions that lost trust (returns how many). */
+int daemon_reload_trust(struct daemon *d, char *err, size_t errlen);
+int daemon_kick_id(struct daemon *d, uint64_t id);
+int daemon_kick_peer(struct daemon *d, const char *name);
+bool daemon_peer_online(struct daemon *d, const char *name);
+struct json_object *daemon_status_json(struct daemon *d);
+struct json_object *daemon_sessions_json(struct daemon *d);
+/* Prometheus text, malloc'ed. */
+char *daemon_metrics(struct daemon *d);
+
+/* ---- connections (conn.c) --------------------------------------------- */
+void conn_run(struct job *job);
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+/* Ask the owner to end c (any thread). */
+void conn_kill(struct conn *c, enum kill_reason why);
+/* Owner only: give c back to the loop, waiting for `events`. */
+void conn_rearm(struct conn *c, uint32_t events);
+/* Owner only: end c now (close_notify when open and polite). */
+void conn_close(struct conn *c, const char *why);
+/* The handshake verification callback (tls_server_opts.verify). */
+int conn_verify(gnutls_session_t s);
+
+/* ---- API (api.c) -------------------------------------------------------- */
+struct http_request;
+struct api_reply {
+    int status;
+    char *body; /* malloc'ed */
+    size_t body_len;
+    const char *content_type;
+    const char *extra_headers;
+};
+/* True when the request needs the token (runs on the slow pool). */
+bool api_is_slow(const struct http_request *req);
+void api_handle(struct daemon *d, struct conn *c, const struct http_request *req,
+                struct api_reply *rep);
+
+/* ---- control socket (control.c) ---------------------------------------- */
+int control_start(struct daemon *d, char *err, size_t errlen);
+void control_stop(struct daemon *d);
+
+#endif

@@ -1,0 +1,386 @@
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <limits.h>
+
+#include <http_parser.h>
+
+#define URL_MAX 2048
+#define HEADER_VALUE_MAX 4096
+#define HEADERS_MAX 64
+
+enum hdr { HDR_NONE, HDR_CONTENT_TYPE, HDR_AUTHORIZATION, HDR_CTE };
+
+struct http_reader {
+    http_parser parser;
+    http_parser_settings settings;
+    size_t max_body;
+    struct http_request req;
+    char *url;
+    size_t url_len;
+    char field[64];
+    size_t field_len;
+    bool field_done;
+    enum hdr cur;
+    size_t body_cap;
+    unsigned n_headers;
+    int error;     /* 4xx decided in a callback */
+    bool complete;
+    bool started;
+};
+
+static void reset_request(struct http_reader *r)
+{
+    free(r->req.path);
+    free(r->req.query);
+    free(r->req.body);
+    free(r->req.content_type);
+    free(r->req.authorization);
+    free(r->req.transfer_encoding_hdr);
+    free(r->url);
+    memset(&r->req, 0, sizeof(r->req));
+    r->url = NULL;
+    r->url_len = 0;
+    r->field_len = 0;
+    r->field_done = false;
+    r->cur = HDR_NONE;
+    r->body_cap = 0;
+    r->n_headers = 0;
+    r->error = 0;
+    r->complete = false;
+    r->started = false;
+}
+
+static struct http_reader *R(http_parser *p)
+{
+    return p->data;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    R(p)->started = true;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_reader *r = R(p);
+    char *n;
+
+    if (r->url_len + len > URL_MAX) {
+        r->error = 414;
+        return -1;
+    }
+    n = realloc(r->url, r->url_len + len + 1);
+    if (!n) {
+        r->error = 500;
+        return -1;
+    }
+    memcpy(n + r->url_len, at, len);
+    r->url_len += len;
+    n[r->url_len] = '\0';
+    r->url = n;
+    return 0;
+}
+
+static enum hdr classify(const char *name)
+{
+    if (strcasecmp(name, "content-type") == 0)
+        return HDR_CONTENT_TYPE;
+    if (strcasecmp(name, "authorization") == 0)
+        return HDR_AUTHORIZATION;
+    if (strcasecmp(name, "content-transfer-encoding") == 0)
+        return HDR_CTE;
+    return HDR_NONE;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_reader *r = R(p);
+
+    if (r->field_done) { /* a new header begins */
+        r->field_len = 0;
+        r->field_done = false;
+    }
+    if (r->field_len == 0 && ++r->n_headers > HEADERS_MAX) {
+        r->error = 431;
+        return -1;
+    }
+    if (r->field_len + len >= sizeof(r->field)) {
+        /* Longer than any header we read: keep a prefix, it will not match. */
+        len = sizeof(r->field) - 1 - r->field_len;
+    }
+    memcpy(r->field + r->field_len, at, len);
+    r->field_len += len;
+    r->field[r->field_len] = '\0';
+    return 0;
+}
+
+static char **slot(struct http_reader *r)
+{
+    switch (r->cur) {
+    case HDR_CONTENT_TYPE:
+        return &r->req.content_type;
+    case HDR_AUTHORIZATION:
+        return &r->req.authorization;
+    case HDR_CTE:
+        return &r->req.transfer_encoding_hdr;
+    case HDR_NONE:
+        break;
+    }
+    return NULL;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_reader *r = R(p);
+    char **dst;
+    size_t have;
+    char *n;
+
+    if (!r->field_done) {
+        r->field_done = true;
+        r->cur = classify(r->field);
+        dst = slot(r);
+        if (dst && *dst) { /* a repeated header we read: refuse the ambiguity */
+            r->error = 400;
+            return -1;
+        }
+    }
+    dst = slot(r);
+    if (!dst)
+        return 0;
+    have = *dst ? strlen(*dst) : 0;
+    if (have + len > HEADER_VALUE_MAX) {
+        r->error = 431;
+        return -1;
+    }
+    n = realloc(*dst, have + len + 1);
+    if (!n) {
+        r->error = 500;
+        return -1;
+    }
+    memcpy(n + have, at, len);
+    n[have + len] = '\0';
+    *dst = n;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_reader *r = R(p);
+    struct http_parser_url u;
+    char *q;
+
+    if (!r->url || r->url[0] != '/') {
+        r->error = 400;
+        return -1;
+    }
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(r->url, r->url_len, 0, &u) != 0) {
+        r->error = 400;
+        return -1;
+    }
+    q = strchr(r->url, '?');
+    if (q)
+        *q++ = '\0';
+    r->req.path = strdup(r->url);
+    r->req.query = q ? strdup(q) : NULL;
+    if (!r->req.path || (q && !r->req.query)) {
+        r->error = 500;
+        return -1;
+    }
+    if (p->content_length != ULLONG_MAX && p->content_length > r->max_body) {
+        r->error = 413;
+        return -1;
+    }
+    switch (p->method) {
+    case HTTP_GET:
+        r->req.method = HTTP_M_GET;
+        break;
+    case HTTP_POST:
+        r->req.method = HTTP_M_POST;
+        break;
+    case HTTP_DELETE:
+        r->req.method = HTTP_M_DELETE;
+        break;
+    case HTTP_HEAD:
+        r->req.method = HTTP_M_HEAD;
+        break;
+    default:
+        r->req.method = HTTP_M_OTHER;
+        break;
+    }
+    r->req.method_name = http_method_str((enum http_method)p->method);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_reader *r = R(p);
+    char *n;
+
+    if (r->req.body_len + len > r->max_body) {
+        r->error = 413;
+        return -1;
+    }
+    if (r->req.body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 1024;
+        while (cap < r->req.body_len + len + 1)
+            cap *= 2;
+        n = realloc(r->req.body, cap);
+        if (!n) {
+            r->error = 500;
+            return -1;
+        }
+        r->req.body = n;
+        r->body_cap = cap;
+    }
+    memcpy(r->req.body + r->req.body_len, at, len);
+    r->req.body_len += len;
+    r->req.body[r->req.body_len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct http_reader *r = R(p);
+
+    r->req.keep_alive = http_should_keep_alive(p) != 0;
+    if (!r->req.body) {
+        r->req.body = strdup("");
+        if (!r->req.body) {
+            r->error = 500;
+            return -1;
+        }
+    }
+    r->complete = true;
+    /* One request at a time: the rest waits until this one is answered. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+int http_reader_new(size_t max_body, struct http_reader **out)
+{
+    struct http_reader *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return -ENOMEM;
+    r->max_body = max_body;
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = r;
+    http_parser_settings_init(&r->settings);
+    r->settings.on_message_begin = on_message_begin;
+    r->settings.on_url = on_url;
+    r->settings.on_header_field = on_header_field;
+    r->settings.on_header_value = on_header_value;
+    r->settings.on_headers_complete = on_headers_complete;
+    r->settings.on_body = on_body;
+    r->settings.on_message_complete = on_message_complete;
+    *out = r;
+    return 0;
+}
+
+void http_reader_free(struct http_reader *r)
+{
+    if (!r)
+        return;
+    reset_request(r);
+    free(r);
+}
+
+size_t http_reader_feed(struct http_reader *r, const char *data, size_t len, int *status)
+{
+    size_t n;
+    enum http_errno e;
+
+    *status = 0;
+    if (r->complete) {
+        *status = 200;
+        return 0;
+    }
+    n = http_parser_execute(&r->parser, &r->settings, data, len);
+    e = HTTP_PARSER_ERRNO(&r->parser);
+    if (r->complete) {
+        *status = 200;
+        return n;
+    }
+    if (r->error) {
+        *status = r->error;
+        return n;
+    }
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        *status = 400;
+        return n;
+    }
+    return n;
+}
+
+const struct http_request *http_reader_request(const struct http_reader *r)
+{
+    return r->complete ? &r->req : NULL;
+}
+
+void http_reader_next(struct http_reader *r)
+{
+    reset_request(r);
+    http_parser_pause(&r->parser, 0);
+}
+
+bool http_reader_busy(const struct http_reader *r)
+{
+    return r->started && !r->complete;
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+int http_response(int status, const char *content_type, const char *body, size_t body_len,
+                  bool keep_alive, const char *extra_headers, char **out, size_t *out_len)
+{
+    char head[512];
+    int h;
+    char *buf;
+
+    h = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%sConnection: %s\r\n"
+                 "Cache-Control: no-store\r\n\r\n",
+                 status, http_reason(status), body_len, content_type ? "Content-Type: " : "",
+                 content_type ? content_type : "", content_type ? "\r\n" : "",
+                 extra_headers ? extra_headers : "", keep_alive ? "keep-alive" : "close");
+    if (h < 0 || (size_t)h >= sizeof(head))
+        return -EINVAL;
+    buf = malloc((size_t)h + body_len);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, head, (size_t)h);
+    if (body_len)
+        memcpy(buf + h, body, body_len);
+    *out = buf;
+    *out_len = (size_t)h + body_len;
+    return 0;
+}

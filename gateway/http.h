@@ -1,0 +1,55 @@
+/*
+ * http.h: HTTP/1.1 request framing for the management and enrollment
+ * listeners, on the http-parser library (no hand-written parser), and
+ * response formatting.
+ */
+#ifndef MTLSGW_HTTP_H
+#define MTLSGW_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+enum http_method_id { HTTP_M_OTHER = 0, HTTP_M_GET, HTTP_M_POST, HTTP_M_DELETE, HTTP_M_HEAD };
+
+struct http_request {
+    enum http_method_id method;
+    const char *method_name;
+    char *path;  /* without the query */
+    char *query; /* after '?', or NULL */
+    char *body;  /* NUL-terminated */
+    size_t body_len;
+    char *content_type;
+    char *authorization;
+    char *transfer_encoding_hdr; /* Content-Transfer-Encoding, EST */
+    bool keep_alive;
+};
+
+struct http_reader;
+
+/* max_body: larger bodies end the request with 413. */
+int http_reader_new(size_t max_body, struct http_reader **out);
+void http_reader_free(struct http_reader *r);
+
+/*
+ * Feed bytes. Returns how many were consumed (the rest belong to the next
+ * request: feed them again after http_reader_next()). *status is 0 while
+ * reading, 200 when a whole request is ready, or a 4xx code when the input
+ * is not acceptable HTTP (the connection must answer and close).
+ */
+size_t http_reader_feed(struct http_reader *r, const char *data, size_t len, int *status);
+const struct http_request *http_reader_request(const struct http_reader *r);
+/* Forget the request; ready for the next one. */
+void http_reader_next(struct http_reader *r);
+/* True while a request has started but is not complete. */
+bool http_reader_busy(const struct http_reader *r);
+
+/*
+ * Format a whole response into a malloc'ed buffer. extra_headers is
+ * "Name: value\r\n..." or NULL.
+ */
+int http_response(int status, const char *content_type, const char *body, size_t body_len,
+                  bool keep_alive, const char *extra_headers, char **out, size_t *out_len);
+const char *http_reason(int status);
+
+#endif

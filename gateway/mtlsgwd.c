@@ -1,0 +1,301 @@
+/*
+ * mtlsgwd: the daemon. Two processes, privilege-separated (docs/architecture.md):
+ *
+ *   parent  (daemon user + CAP_NET_ADMIN only): binds the listeners, keeps
+ *           them across restarts of the session process, supervises it and
+ *           is the only caller of netconfig/ (typed requests, re-checked).
+ *   session (daemon user, no capabilities, not dumpable): token, TLS,
+ *           HTTP, registry. Restarted by the parent when it dies.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+
+#include "build-config.h"
+#include "caps.h"
+#include "config.h"
+#include "daemon.h"
+#include "fsutil.h"
+#include "log.h"
+
+/* The process table: who may do what (STYLE.md: written in one place). */
+static const struct proc_role {
+    const char *name;
+    bool net_admin;   /* keeps CAP_NET_ADMIN */
+    bool token;       /* opens the token (holds the PIN) */
+    bool netconfig;   /* may call netconfig/ */
+} procs[] = {
+    {"parent", true, false, true},
+    {"session", false, true, false},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mtlsgwd [-c CONF] [-f] [--check-config] [--debug]\n"
+               "  -c CONF           config file (default %s)\n"
+               "  -f                stay in the foreground, log to stderr\n"
+               "  --check-config    parse the config, report every error, exit\n"
+               "  --debug           log debug messages\n",
+            MTLSGW_DEFAULT_CONF);
+}
+
+static int bind_listener(const char *what, const char *spec, int *out)
+{
+    struct sockaddr_storage ss;
+    unsigned len;
+    const char *why;
+    int fd, one = 1;
+
+    if (config_parse_listen(spec, &ss, &len, &why) < 0) {
+        log_err("%s listen %s: %s", what, spec, why);
+        return -EINVAL;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_err("%s listen %s: socket: %s", what, spec, strerror(errno));
+        return -errno;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        log_err("%s listen %s: cannot listen: %s", what, spec, strerror(e));
+        close(fd);
+        return -e;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* The control socket's directory, made as root and given to the daemon user. */
+static int control_dir(const struct config *cfg, uid_t uid, gid_t gid)
+{
+    char *dir = strdup(cfg->daemon.control_socket), *slash;
+    int rc = 0;
+
+    if (!dir)
+        return -ENOMEM;
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        rc = fs_mkdir(dir, 0750);
+        if (rc == 0 && geteuid() == 0) {
+            struct stat st;
+            /* Only a directory we may claim: never chown someone's /tmp. */
+            if (stat(dir, &st) == 0 && !(st.st_mode & S_ISVTX) && st.st_uid == 0 &&
+                chown(dir, uid, gid) < 0)
+                rc = -errno;
+        }
+        if (rc < 0)
+            log_err("control socket directory %s: %s", dir, strerror(-rc));
+    }
+    free(dir);
+    return rc;
+}
+
+static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid, int listen_fd)
+{
+    pid_t pid = fork();
+    char err[256];
+
+    if (pid != 0)
+        return pid;
+    /* The session process: no capabilities at all, not dumpable. */
+    if (caps_drop_to(uid, gid, procs[1].net_admin, err, sizeof(err)) < 0) {
+        log_err("session process: %s", err);
+        _exit(1);
+    }
+    if (gnutls_global_init() < 0) {
+        log_err("cannot initialise GnuTLS");
+        _exit(1);
+    }
+    _exit(daemon_run(cfg, listen_fd) == 0 ? 0 : 1);
+}
+
+/* The parent's loop: restart the session process when it dies, forward
+ * SIGHUP, end it on SIGTERM. */
+static int supervise(struct config *cfg, uid_t uid, gid_t gid, int listen_fd)
+{
+    sigset_t mask;
+    int sfd, status, rc = 0;
+    pid_t child;
+    unsigned backoff = 1;
+    time_t started;
+    bool stopping = false;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0) {
+        log_err("signalfd: %s", strerror(errno));
+        return 1;
+    }
+    child = start_session(cfg, uid, gid, listen_fd);
+    started = time(NULL);
+    while (child > 0) {
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof(si)) != sizeof(si)) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (si.ssi_signo == SIGHUP) {
+            kill(child, SIGHUP);
+            continue;
+        }
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            stopping = true;
+            kill(child, SIGTERM);
+            continue;
+        }
+        /* SIGCHLD */
+        if (waitpid(child, &status, WNOHANG) != child)
+            continue;
+        if (stopping) {
+            rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+            break;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && time(NULL) - started < 5) {
+            /* It could not start (token, key, certificate): do not loop on it. */
+            log_err("session process failed at start (exit %d); stopping",
+                    WEXITSTATUS(status));
+            rc = 1;
+            break;
+        }
+        if (WIFSIGNALED(status))
+            log_err("session process died of signal %d; restarting in %u s",
+                    WTERMSIG(status), backoff);
+        else
+            log_err("session process exited with %d; restarting in %u s",
+                    WEXITSTATUS(status), backoff);
+        sleep(backoff);
+        backoff = backoff < 30 ? backoff * 2 : 30;
+        child = start_session(cfg, uid, gid, listen_fd);
+        started = time(NULL);
+    }
+    close(sfd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"debug", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *conf = MTLSGW_DEFAULT_CONF;
+    bool foreground = false, check = false, debug = false;
+    struct config *cfg = NULL;
+    char *errors = NULL, err[256];
+    struct passwd *pw;
+    uid_t uid;
+    gid_t gid;
+    int c, listen_fd = -1, rc;
+
+    while ((c = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            conf = optarg;
+            break;
+        case 'f':
+            foreground = true;
+            break;
+        case 'C':
+            check = true;
+            break;
+        case 'd':
+            debug = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("mtlsgwd %s\n", MTLSGW_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (config_load(conf, &cfg, &errors) < 0) {
+        fputs(errors ? errors : "out of memory\n", stderr);
+        free(errors);
+        return 1;
+    }
+    if (check) {
+        printf("%s: ok\n", conf);
+        config_free(cfg);
+        return 0;
+    }
+    log_open("mtlsgwd", foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
+             debug || cfg->daemon.log_level >= 7);
+    pw = getpwnam(cfg->daemon.user);
+    if (!pw) {
+        log_err("user '%s' ([daemon] user in %s) does not exist: create it (useradd --system "
+                "%s) or set user = root",
+                cfg->daemon.user, conf, cfg->daemon.user);
+        config_free(cfg);
+        return 1;
+    }
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+    if (geteuid() != 0 && geteuid() != uid) {
+        log_err("running as uid %u, but [daemon] user is %s (uid %u): start as root or as "
+                "that user",
+                (unsigned)geteuid(), cfg->daemon.user, (unsigned)uid);
+        config_free(cfg);
+        return 1;
+    }
+    if (cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &listen_fd) < 0) {
+        config_free(cfg);
+        return 1;
+    }
+    if (control_dir(cfg, uid, gid) < 0) {
+        config_free(cfg);
+        return 1;
+    }
+    /* The parent keeps CAP_NET_ADMIN and nothing else of root. */
+    if (caps_drop_to(uid, gid, procs[0].net_admin, err, sizeof(err)) < 0) {
+        log_warn("parent: %s; continuing without CAP_NET_ADMIN (tunnels need it)", err);
+        if (caps_drop_to(uid, gid, false, err, sizeof(err)) < 0) {
+            log_err("parent: %s", err);
+            config_free(cfg);
+            return 1;
+        }
+    }
+    rc = supervise(cfg, uid, gid, listen_fd);
+    if (listen_fd >= 0)
+        close(listen_fd);
+    log_info("stopped");
+    config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,882 @@
+/*
+ * server.c: the session process's main loop: listeners, signals, the tick,
+ * handing ready connections to the pools, and daemon-wide state that the
+ * API and the control socket read.
+ */
+/* accept4, SO_PEERCRED/struct ucred: Linux interfaces musl and glibc both
+ * declare only under _GNU_SOURCE. */
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "log.h"
+#include "p11.h"
+#include "pki.h"
+#include "registry.h"
+#include "tls.h"
+#include "trustdb.h"
+
+/* epoll data for the fds that are not connections */
+static char tag_listener, tag_wake, tag_signal, tag_timer;
+
+#define SLOW_THREADS 4
+
+struct source_count {
+    struct sockaddr_storage addr;
+    unsigned n;
+    struct source_count *next;
+};
+
+/* ---- per-source counting (under conns_lock) ---------------------------- */
+
+static unsigned addr_hash(const struct sockaddr_storage *ss)
+{
+    const unsigned char *p;
+    size_t n;
+    unsigned h = 2166136261u;
+
+    if (ss->ss_family == AF_INET) {
+        p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+        n = 4;
+    } else {
+        p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+        n = 16;
+    }
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h & 255;
+}
+
+static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static struct source_count **source_slot(struct daemon *d, const struct sockaddr_storage *ss)
+{
+    struct source_count **pp = &d->sources[addr_hash(ss)];
+
+    while (*pp && !addr_equal(&(*pp)->addr, ss))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* ---- connections list ---------------------------------------------------- */
+
+static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+        snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+        snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
+    }
+}
+
+void conn_ref(struct conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void conn_unref(struct conn *c)
+{
+    struct daemon *d;
+
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    d = c->d;
+    /* Freed by the loop after the current epoll batch: a stale event in that
+     * batch may still point here (see daemon.h). */
+    pthread_mutex_lock(&d->conns_lock);
+    c->next = d->graveyard;
+    d->graveyard = c;
+    pthread_mutex_unlock(&d->conns_lock);
+}
+
+/* Called by conn_close (owner) to take c out of the daemon's books. */
+void server_forget(struct conn *c);
+void server_forget(struct conn *c)
+{
+    struct daemon *d = c->d;
+    struct source_count **pp;
+
+    pthread_mutex_lock(&d->conns_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (d->conns == c)
+        d->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    pp = source_slot(d, &c->addr);
+    if (*pp && --(*pp)->n == 0) {
+        struct source_count *dead = *pp;
+        *pp = dead->next;
+        free(dead);
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+}
+
+static void bury(struct daemon *d)
+{
+    struct conn *c, *next;
+
+    pthread_mutex_lock(&d->conns_lock);
+    c = d->graveyard;
+    d->graveyard = NULL;
+    pthread_mutex_unlock(&d->conns_lock);
+    for (; c; c = next) {
+        next = c->next;
+        if (c->tls)
+            gnutls_deinit(c->tls);
+        if (c->fd >= 0)
+            close(c->fd);
+        pthread_mutex_destroy(&c->lock);
+        free(c->in);
+        free(c->out);
+        free(c);
+    }
+}
+
+static void accept_one(struct daemon *d, struct listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    struct conn *c = NULL;
+    struct source_count **pp;
+    char remote[64];
+    unsigned total;
+    int fd;
+    struct epoll_event ev = {0};
+
+    fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            log_warn("%s: accept: %s", l->name, strerror(errno));
+        return;
+    }
+    format_addr(&ss, remote, sizeof(remote));
+    total = atomic_load(&l->sessions) + atomic_load(&l->handshaking);
+    if (total >= l->max_sessions) {
+        log_warn("%s: %s refused: %u connections (max-sessions)", l->name, remote, total);
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&d->conns_lock);
+    pp = source_slot(d, &ss);
+    if (*pp && (*pp)->n >= l->max_per_source) {
+        pthread_mutex_unlock(&d->conns_lock);
+        log_debug("%s: %s refused: %u connections from it (max-per-source)", l->name, remote,
+                  l->max_per_source);
+        close(fd);
+        return;
+    }
+    if (!*pp) {
+        *pp = calloc(1, sizeof(**pp));
+        if (!*pp) {
+            pthread_mutex_unlock(&d->conns_lock);
+            close(fd);
+            return;
+        }
+        (*pp)->addr = ss;
+    }
+    (*pp)->n++;
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        (*pp)->n--;
+        pthread_mutex_unlock(&d->conns_lock);
+        close(fd);
+        return;
+    }
+    c->id = ++d->next_id;
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    pthread_mutex_unlock(&d->conns_lock);
+
+    c->d = d;
+    c->l = l;
+    c->fd = fd;
+    c->addr = ss;
+    c->job.run = conn_run;
+    c->role = -1;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->kill, KILL_NONE);
+    atomic_init(&c->state, CONN_HANDSHAKE);
+    pthread_mutex_init(&c->lock, NULL);
+    snprintf(c->remote, sizeof(c->remote), "%s", remote);
+    c->since = time(NULL);
+    atomic_init(&c->deadline, (long long)c->since + l->handshake_timeout);
+    atomic_fetch_add(&l->handshaking, 1);
+    if (tls_session_new(l->tls, fd, c, &c->tls) < 0) {
+        log_err("%s: %s: cannot make a TLS session", l->name, remote);
+        atomic_fetch_sub(&l->handshaking, 1);
+        atomic_store(&c->state, CONN_CLOSED);
+        server_forget(c);
+        conn_unref(c);
+        return;
+    }
+    c->armed = true;
+    ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP;
+    ev.data.ptr = c;
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        log_err("%s: epoll: %s", l->name, strerror(errno));
+        atomic_fetch_sub(&l->handshaking, 1);
+        atomic_store(&c->state, CONN_CLOSED);
+        server_forget(c);
+        conn_unref(c);
+    }
+}
+
+static void dispatch(struct daemon *d, struct conn *c)
+{
+    bool mine;
+
+    pthread_mutex_lock(&c->lock);
+    mine = c->armed && atomic_load(&c->state) != CONN_CLOSED;
+    c->armed = false;
+    pthread_mutex_unlock(&c->lock);
+    if (!mine)
+        return; /* stale: someone else owns it, or it is gone */
+    if (atomic_load(&c->state) == CONN_HANDSHAKE || c->slow_pending)
+        workers_submit(d->slow, &c->job);
+    else
+        workers_submit(d->io, &c->job);
+}
+
+/* ---- trust ------------------------------------------------------------- */
+
+struct trustdb *daemon_trust(struct daemon *d)
+{
+    struct trustdb *t;
+
+    pthread_mutex_lock(&d->trust_lock);
+    t = trustdb_ref(d->trust);
+    pthread_mutex_unlock(&d->trust_lock);
+    return t;
+}
+
+/* Whether an open session's certificate is still trusted now. */
+static bool still_trusted(const struct registry *reg, const struct conn *c, time_t now)
+{
+    const struct peer *p = registry_find_serial(reg, c->serial);
+
+    return p && p->status == PEER_ACTIVE && p->not_after > now && (int)p->role == c->role;
+}
+
+static int sweep_untrusted(struct daemon *d, struct trustdb *t)
+{
+    time_t now = time(NULL);
+    int ended = 0;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        if (atomic_load(&c->state) != CONN_OPEN)
+            continue;
+        if (!still_trusted(trustdb_registry(t), c, now)) {
+            log_info("peer %s serial %s from %s: session %llu ended: no longer trusted",
+                     c->peer, c->serial, c->remote, (unsigned long long)c->id);
+            conn_kill(c, KILL_REVOKED);
+            ended++;
+        }
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+    return ended;
+}
+
+int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
+{
+    struct trustdb *t = NULL, *old;
+    int rc = trustdb_load(d->pki, &t, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&d->trust_lock);
+    old = d->trust;
+    d->trust = t;
+    pthread_mutex_unlock(&d->trust_lock);
+    trustdb_unref(old);
+    return sweep_untrusted(d, t);
+}
+
+int daemon_kick_id(struct daemon *d, uint64_t id)
+{
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        if (c->id == id && atomic_load(&c->state) != CONN_CLOSED) {
+            conn_kill(c, KILL_KICKED);
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+    return rc;
+}
+
+int daemon_kick_peer(struct daemon *d, const char *name)
+{
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        if (atomic_load(&c->state) == CONN_OPEN && strcmp(c->peer, name) == 0) {
+            conn_kill(c, KILL_KICKED);
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+    return rc;
+}
+
+bool daemon_peer_online(struct daemon *d, const char *name)
+{
+    bool on = false;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c && !on; c = c->next)
+        on = atomic_load(&c->state) == CONN_OPEN && strcmp(c->peer, name) == 0;
+    pthread_mutex_unlock(&d->conns_lock);
+    return on;
+}
+
+/* ---- status, sessions, metrics ------------------------------------------ */
+
+static long long days_until(time_t t, time_t now)
+{
+    long long s = (long long)t - (long long)now;
+
+    return s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
+}
+
+static time_t gateway_not_after(struct daemon *d)
+{
+    gnutls_x509_crt_t crt = NULL;
+    char err[256];
+    time_t t = 0;
+    const char *path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
+
+    if (pki_read_cert(path, &crt, err, sizeof(err)) == 0) {
+        t = gnutls_x509_crt_get_expiration_time(crt);
+        gnutls_x509_crt_deinit(crt);
+    }
+    return t;
+}
+
+struct json_object *daemon_status_json(struct daemon *d)
+{
+    struct json_object *o = json_object_new_object(), *tok, *ses, *days;
+    struct trustdb *t = daemon_trust(d);
+    time_t now = time(NULL);
+
+    tok = json_object_new_object();
+    json_object_object_add(tok, "uri", json_object_new_string(d->cfg->token.uri));
+    json_object_object_add(tok, "healthy", json_object_new_boolean(atomic_load(&d->token_healthy)));
+    ses = json_object_new_object();
+    json_object_object_add(ses, "management", json_object_new_int((int)atomic_load(&d->mgmt.sessions)));
+    json_object_object_add(ses, "tunnel", json_object_new_int(0));
+    json_object_object_add(ses, "handshaking",
+                           json_object_new_int((int)atomic_load(&d->mgmt.handshaking)));
+    days = json_object_new_object();
+    json_object_object_add(days, "ca", json_object_new_int64(days_until(
+                                           gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now)));
+    json_object_object_add(days, "gateway",
+                           json_object_new_int64(days_until(gateway_not_after(d), now)));
+    json_object_object_add(days, "crl",
+                           json_object_new_int64(days_until(trustdb_crl_next_update(t), now)));
+    json_object_object_add(o, "version", json_object_new_string(MTLSGW_VERSION));
+    json_object_object_add(o, "uptime", json_object_new_int64((int64_t)(now - d->started)));
+    json_object_object_add(o, "token", tok);
+    json_object_object_add(o, "sessions", ses);
+    json_object_object_add(o, "days_left", days);
+    trustdb_unref(t);
+    return o;
+}
+
+struct json_object *daemon_sessions_json(struct daemon *d)
+{
+    struct json_object *arr = json_object_new_array();
+    char since[32];
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        struct json_object *o;
+        if (atomic_load(&c->state) != CONN_OPEN)
+            continue;
+        o = json_object_new_object();
+        time_format_utc(c->since, since, sizeof(since));
+        json_object_object_add(o, "id", json_object_new_int64((int64_t)c->id));
+        json_object_object_add(o, "peer", json_object_new_string(c->peer));
+        json_object_object_add(o, "role", json_object_new_string(role_name((enum peer_role)c->role)));
+        json_object_object_add(o, "serial", json_object_new_string(c->serial));
+        json_object_object_add(o, "remote", json_object_new_string(c->remote));
+        json_object_object_add(o, "listener", json_object_new_string(c->l->name));
+        json_object_object_add(o, "since", json_object_new_string(since));
+        json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t)atomic_load(&c->bytes_in)));
+        json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t)atomic_load(&c->bytes_out)));
+        json_object_array_add(arr, o);
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+    return arr;
+}
+
+struct strbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *np;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        np = realloc(b->p, cap);
+        if (!np)
+            return;
+        b->p = np;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+char *daemon_metrics(struct daemon *d)
+{
+    struct strbuf b = {0};
+    struct listener *l = &d->mgmt;
+    struct trustdb *t = daemon_trust(d);
+    const struct registry *reg = trustdb_registry(t);
+    time_t now = time(NULL);
+
+    sb_printf(&b, "# HELP mtlsgw_uptime_seconds Seconds since the daemon started.\n"
+                  "# TYPE mtlsgw_uptime_seconds gauge\nmtlsgw_uptime_seconds %lld\n",
+              (long long)(now - d->started));
+    sb_printf(&b, "# HELP mtlsgw_token_healthy Whether the token answers.\n"
+                  "# TYPE mtlsgw_token_healthy gauge\nmtlsgw_token_healthy %d\n",
+              atomic_load(&d->token_healthy) ? 1 : 0);
+    sb_printf(&b, "# HELP mtlsgw_sessions Established sessions.\n# TYPE mtlsgw_sessions gauge\n"
+                  "mtlsgw_sessions{listener=\"%s\"} %u\nmtlsgw_sessions{listener=\"tunnel\"} 0\n",
+              l->name, atomic_load(&l->sessions));
+    sb_printf(&b, "# HELP mtlsgw_handshaking Connections in the TLS handshake.\n"
+                  "# TYPE mtlsgw_handshaking gauge\nmtlsgw_handshaking{listener=\"%s\"} %u\n",
+              l->name, atomic_load(&l->handshaking));
+    sb_printf(&b, "# HELP mtlsgw_handshakes_total Handshakes by verdict.\n"
+                  "# TYPE mtlsgw_handshakes_total counter\n");
+    for (int v = 0; v < VERDICT_COUNT; v++)
+        sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"%s\"} %llu\n", l->name,
+                  verdict_name((enum verdict_code)v), atomic_load(&l->handshakes[v]));
+    sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"tls-error\"} %llu\n",
+              l->name, atomic_load(&l->handshake_errors));
+    sb_printf(&b, "# HELP mtlsgw_bytes_total Application bytes.\n# TYPE mtlsgw_bytes_total counter\n"
+                  "mtlsgw_bytes_total{listener=\"%s\",direction=\"in\"} %llu\n"
+                  "mtlsgw_bytes_total{listener=\"%s\",direction=\"out\"} %llu\n",
+              l->name, atomic_load(&l->bytes_in), l->name, atomic_load(&l->bytes_out));
+    sb_printf(&b, "# HELP mtlsgw_cert_days_left Days until a certificate or the CRL expires.\n"
+                  "# TYPE mtlsgw_cert_days_left gauge\n");
+    sb_printf(&b, "mtlsgw_cert_days_left{cert=\"ca\"} %lld\n",
+              days_until(gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now));
+    sb_printf(&b, "mtlsgw_cert_days_left{cert=\"gateway\"} %lld\n",
+              days_until(gateway_not_after(d), now));
+    sb_printf(&b, "mtlsgw_cert_days_left{cert=\"crl\"} %lld\n",
+              days_until(trustdb_crl_next_update(t), now));
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        const struct peer *p = registry_at(reg, i);
+        if (p->status == PEER_ACTIVE)
+            sb_printf(&b, "mtlsgw_cert_days_left{cert=\"peer:%s\"} %lld\n", p->name,
+                      days_until((time_t)p->not_after, now));
+    }
+    trustdb_unref(t);
+    return b.p;
+}
+
+/* ---- the tick: timeouts, CRL, expiry warnings --------------------------- */
+
+struct slow_task {
+    struct job job;
+    struct daemon *d;
+    int kind;
+};
+
+enum { TASK_CRL = 1, TASK_TOKEN_CHECK };
+static atomic_bool task_busy;
+
+static void slow_task_run(struct job *job)
+{
+    struct slow_task *t = (struct slow_task *)job;
+    struct daemon *d = t->d;
+    char err[512] = "";
+
+    if (t->kind == TASK_CRL) {
+        pthread_mutex_lock(&d->pki_lock);
+        if (pki_crl_resign(d->pki, err, sizeof(err)) < 0)
+            log_err("CRL %s: re-signing failed: %s", d->pki->crl_path, err);
+        else
+            log_info("CRL %s re-signed", d->pki->crl_path);
+        pthread_mutex_unlock(&d->pki_lock);
+        if (daemon_reload_trust(d, err, sizeof(err)) < 0)
+            log_err("reload after CRL re-sign: %s", err);
+    } else if (t->kind == TASK_TOKEN_CHECK) {
+        bool ok;
+        pthread_mutex_lock(&d->pki_lock);
+        ok = p11_token_healthy(d->pki->tok);
+        pthread_mutex_unlock(&d->pki_lock);
+        if (ok != atomic_load(&d->token_healthy))
+            (ok ? log_info : log_err)("token %s: %s", d->cfg->token.uri,
+                                      ok ? "answers again" : "does not answer");
+        atomic_store(&d->token_healthy, ok);
+    }
+    free(t);
+    atomic_store(&task_busy, false);
+}
+
+static void submit_task(struct daemon *d, int kind)
+{
+    struct slow_task *t;
+
+    if (atomic_exchange(&task_busy, true))
+        return; /* one housekeeping task at a time */
+    t = calloc(1, sizeof(*t));
+    if (!t) {
+        atomic_store(&task_busy, false);
+        return;
+    }
+    t->job.run = slow_task_run;
+    t->d = d;
+    t->kind = kind;
+    workers_submit(d->slow, &t->job);
+}
+
+/* Warn once per threshold crossed (30, 7, 1 days) per certificate slot. */
+static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not_after,
+                        time_t now)
+{
+    static const int marks[] = {30, 7, 1};
+    long long left = days_until(not_after, now);
+
+    for (int i = 2; i >= 0; i--) {
+        if (left < marks[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > marks[i])) {
+            if (left < 0)
+                log_err("%s expired %lld days ago", what, -left);
+            else
+                log_warn("%s expires in %lld days (%s)", what, left,
+                         slot == 0 ? "make a new CA in time" : "renew it");
+            d->warned_days[slot] = marks[i];
+            return;
+        }
+    }
+}
+
+static void tick(struct daemon *d, unsigned long long n)
+{
+    time_t now = time(NULL);
+    struct trustdb *t;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        int st = atomic_load(&c->state);
+        if (st == CONN_CLOSED || now < atomic_load(&c->deadline))
+            continue;
+        conn_kill(c, st == CONN_HANDSHAKE ? KILL_TIMEOUT : KILL_IDLE);
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+
+    if (n % 5 == 0)
+        submit_task(d, TASK_TOKEN_CHECK);
+    if (n % 60 != 1)
+        return;
+    /* Once a minute: certificates that ran out, the CRL, warnings. */
+    t = daemon_trust(d);
+    sweep_untrusted(d, t);
+    {
+        time_t tu = trustdb_crl_this_update(t), nu = trustdb_crl_next_update(t);
+        /* Re-sign when a third of the CRL's validity is left. */
+        if (nu > 0 && now >= nu - (nu - tu) / 3)
+            submit_task(d, TASK_CRL);
+        warn_expiry(d, 0, "CA certificate", gnutls_x509_crt_get_expiration_time(trustdb_ca(t)),
+                    now);
+        warn_expiry(d, 1, "gateway certificate", gateway_not_after(d), now);
+        /* The CRL is re-signed above long before it runs out; a failure to
+         * do so is logged by the re-sign task itself. */
+    }
+    {
+        const struct registry *reg = trustdb_registry(t);
+        int slot = 3;
+        for (size_t i = 0; i < registry_count(reg) && slot < 64; i++) {
+            const struct peer *p = registry_at(reg, i);
+            char what[96];
+            if (p->status != PEER_ACTIVE)
+                continue;
+            snprintf(what, sizeof(what), "certificate of peer %s", p->name);
+            warn_expiry(d, slot++, what, (time_t)p->not_after, now);
+        }
+    }
+    trustdb_unref(t);
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, size_t errlen)
+{
+    int rc = pki_open_token(d->pki, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    rc = p11_key_load(d->pki->tok, d->cfg->mgmt.key, key);
+    if (rc < 0)
+        snprintf(err, errlen, "token %s: server key '%s' not usable: %s (run 'mtlsgw init'?)",
+                 d->cfg->token.uri, d->cfg->mgmt.key, p11_token_error(d->pki->tok));
+    return rc;
+}
+
+static int listener_setup(struct daemon *d, struct listener *l, int fd, char *err,
+                          size_t errlen)
+{
+    gnutls_privkey_t key = NULL;
+    struct tls_server_opts o = {0};
+    struct trustdb *t = daemon_trust(d);
+    gnutls_x509_crt_t ca = trustdb_ca(t);
+    struct epoll_event ev = {.events = EPOLLIN};
+    int rc;
+
+    l->fd = fd;
+    rc = load_server_key(d, &key, err, errlen);
+    if (rc < 0)
+        goto out;
+    o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
+    o.key = key;
+    o.cas = &ca;
+    o.n_cas = 1;
+    o.tls_min = d->cfg->mgmt.tls_min;
+    o.verify = conn_verify;
+    rc = tls_server_new(&o, &l->tls, err, errlen);
+    if (rc < 0) {
+        gnutls_privkey_deinit(key);
+        goto out;
+    }
+    ev.data.ptr = &tag_listener;
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "epoll: %s", strerror(errno));
+    }
+out:
+    trustdb_unref(t);
+    return rc;
+}
+
+static int add_fd(struct daemon *d, int fd, void *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+
+    return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void shutdown_all(struct daemon *d)
+{
+    int waited = 0;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next)
+        conn_kill(c, KILL_SHUTDOWN);
+    pthread_mutex_unlock(&d->conns_lock);
+    /* Let the owners send close_notify; give up after 2 s. */
+    while (waited++ < 200) {
+        struct epoll_event evs[64];
+        int n;
+        bool empty;
+        pthread_mutex_lock(&d->conns_lock);
+        empty = d->conns == NULL;
+        pthread_mutex_unlock(&d->conns_lock);
+        if (empty)
+            break;
+        n = epoll_wait(d->epfd, evs, 64, 10);
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p != &tag_listener && p != &tag_wake && p != &tag_signal && p != &tag_timer)
+                dispatch(d, p);
+        }
+        bury(d);
+    }
+}
+
+int daemon_run(struct config *cfg, int listen_fd)
+{
+    struct daemon dd = {0}, *d = &dd;
+    char err[512] = "";
+    sigset_t mask;
+    struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
+    unsigned long long ticks = 0;
+    int rc = 1;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    d->cfg = cfg;
+    d->started = time(NULL);
+    d->epfd = d->wake_fd = d->signal_fd = d->timer_fd = d->control_fd = -1;
+    pthread_mutex_init(&d->pki_lock, NULL);
+    pthread_mutex_init(&d->conns_lock, NULL);
+    pthread_mutex_init(&d->trust_lock, NULL);
+    atomic_init(&d->token_healthy, true);
+    d->mgmt.name = "management";
+    d->mgmt.allowed_roles = VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR);
+    d->mgmt.handshake_timeout = cfg->mgmt.handshake_timeout;
+    d->mgmt.idle_timeout = cfg->mgmt.idle_timeout;
+    d->mgmt.max_sessions = cfg->mgmt.max_sessions;
+    d->mgmt.max_per_source = cfg->mgmt.max_per_source;
+    d->mgmt.max_body = cfg->mgmt.max_body;
+    d->mgmt.fd = -1;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (pki_new(cfg, &d->pki) < 0) {
+        log_err("out of memory");
+        goto out;
+    }
+    /* The token first: p11-kit must not be initialised by anything else. */
+    if (pki_open_token(d->pki, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        goto out;
+    }
+    if (trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        goto out;
+    }
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (d->epfd < 0 || d->wake_fd < 0 || d->signal_fd < 0 || d->timer_fd < 0 ||
+        timerfd_settime(d->timer_fd, 0, &its, NULL) < 0 || add_fd(d, d->wake_fd, &tag_wake) < 0 ||
+        add_fd(d, d->signal_fd, &tag_signal) < 0 || add_fd(d, d->timer_fd, &tag_timer) < 0) {
+        log_err("cannot set up the event loop: %s", strerror(errno));
+        goto out;
+    }
+    if (workers_new("slow", SLOW_THREADS, &d->slow) < 0 ||
+        workers_new("io", ncpu > 1 ? (unsigned)ncpu : 2, &d->io) < 0) {
+        log_err("cannot start worker threads");
+        goto out;
+    }
+    if (listen_fd >= 0 && listener_setup(d, &d->mgmt, listen_fd, err, sizeof(err)) < 0) {
+        log_err("management listener: %s", err);
+        goto out;
+    }
+    if (control_start(d, err, sizeof(err)) < 0) {
+        log_err("control socket %s: %s", cfg->daemon.control_socket, err);
+        goto out;
+    }
+    log_info("mtlsgwd %s: session process ready%s%s", MTLSGW_VERSION,
+             cfg->mgmt.listen ? ", management on " : "", cfg->mgmt.listen ? cfg->mgmt.listen : "");
+
+    while (!d->stopping) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(d->epfd, evs, 64, -1);
+
+        if (n < 0 && errno != EINTR) {
+            log_err("epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &tag_listener) {
+                for (int k = 0; k < 64; k++)
+                    accept_one(d, &d->mgmt);
+            } else if (p == &tag_timer) {
+                uint64_t x;
+                if (read(d->timer_fd, &x, sizeof(x)) > 0)
+                    tick(d, ++ticks);
+            } else if (p == &tag_wake) {
+                uint64_t x;
+                if (read(d->wake_fd, &x, sizeof(x)) < 0)
+                    continue;
+            } else if (p == &tag_signal) {
+                struct signalfd_siginfo si;
+                while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                    if (si.ssi_signo == SIGHUP) {
+                        log_info("SIGHUP: re-reading registry and CRL");
+                        if (daemon_reload_trust(d, err, sizeof(err)) < 0)
+                            log_err("reload failed, keeping the previous state: %s", err);
+                    } else {
+                        log_info("%s: ending sessions", strsignal((int)si.ssi_signo));
+                        d->stopping = true;
+                    }
+                }
+            } else {
+                dispatch(d, p);
+            }
+        }
+        bury(d);
+    }
+    rc = 0;
+    shutdown_all(d);
+out:
+    control_stop(d);
+    workers_free(d->io);
+    workers_free(d->slow);
+    bury(d);
+    if (d->mgmt.tls)
+        tls_server_free(d->mgmt.tls);
+    trustdb_unref(d->trust);
+    pki_free(d->pki);
+    for (int i = 0; i < 256; i++) {
+        while (d->sources[i]) {
+            struct source_count *s = d->sources[i];
+            d->sources[i] = s->next;
+            free(s);
+        }
+    }
+    if (d->epfd >= 0)
+        close(d->epfd);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
+    if (d->signal_fd >= 0)
+        close(d->signal_fd);
+    if (d->timer_fd >= 0)
+        close(d->timer_fd);
+    return rc;
+}

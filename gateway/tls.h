@@ -1,0 +1,45 @@
+/*
+ * tls.h: the one TLS module every listener uses.
+ *
+ * Server credentials are the certificate chain from a file and a private key
+ * on the token; the client certificate is required and judged by a callback
+ * during the handshake (gateway/verify.c through the daemon), so a peer
+ * failing any check never reaches a handler.
+ */
+#ifndef MTLSGW_TLS_H
+#define MTLSGW_TLS_H
+
+#include <stddef.h>
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+struct tls_server;
+
+struct tls_server_opts {
+    const char *cert_path;     /* server certificate, then intermediates (PEM) */
+    gnutls_privkey_t key;      /* ownership passes to the server */
+    gnutls_x509_crt_t *cas;    /* named in CertificateRequest; copied */
+    size_t n_cas;
+    unsigned tls_min;          /* 12 or 13 */
+    const char *alpn;          /* protocol to require, or NULL */
+    /* Runs during the handshake with the session; 0 accepts. */
+    int (*verify)(gnutls_session_t session);
+};
+
+int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, char *err,
+                   size_t errlen);
+void tls_server_free(struct tls_server *srv);
+
+/* A server session on a non-blocking socket; ptr is for the verify callback. */
+int tls_session_new(struct tls_server *srv, int fd, void *ptr, gnutls_session_t *out);
+
+/* The peer's certificate chain, imported (caller deinits each and frees the
+ * array); 0 certificates when none. */
+int tls_peer_chain(gnutls_session_t s, gnutls_x509_crt_t **chain, unsigned *n);
+
+/* "TLS1.3 / AES-256-GCM" for logs. */
+void tls_describe(gnutls_session_t s, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * trustdb.h: one consistent snapshot of what decides trust (CA, CRL,
+ * registry), shared by reference between threads and swapped whole on
+ * reload, so a handshake never sees half of an update.
+ */
+#ifndef MTLSGW_TRUSTDB_H
+#define MTLSGW_TRUSTDB_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <gnutls/x509.h>
+
+struct pki;
+struct registry;
+struct trust;
+
+struct trustdb;
+
+/* Load ca.crt, crl.pem (its signature checked against the CA) and the
+ * registry. err names the file on failure. */
+int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen);
+struct trustdb *trustdb_ref(struct trustdb *db);
+void trustdb_unref(struct trustdb *db);
+
+const struct trust *trustdb_trust(const struct trustdb *db);
+const struct registry *trustdb_registry(const struct trustdb *db);
+gnutls_x509_crt_t trustdb_ca(const struct trustdb *db);
+time_t trustdb_crl_this_update(const struct trustdb *db);
+time_t trustdb_crl_next_update(const struct trustdb *db);
+
+#endif
