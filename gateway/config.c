@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "build-config.h"
+#include "cidr.h"
 #include "fsutil.h"
 
 #define CONFIG_MAX_SIZE (1024 * 1024)
@@ -32,7 +33,15 @@ enum key_type {
     KEY_COUNT,
     KEY_BYTES,
     KEY_LOG_LEVEL,
+    KEY_POOL,
+    KEY_CIDR_LIST,
+    KEY_MTU,
+    KEY_GATE,
+    KEY_HOSTPORT,
 };
+
+/* Keys of [uplink NAME] sections: offsets into struct cfg_uplink. */
+#define UPLINK 0x1000
 
 struct key_def {
     const char *name; /* "section.key" */
@@ -45,6 +54,8 @@ static const struct key_def key_table[] = {
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
     {"daemon.log-level", KEY_LOG_LEVEL, offsetof(struct config, daemon.log_level)},
     {"daemon.user", KEY_USER, offsetof(struct config, daemon.user)},
+    {"firewall.gate", KEY_GATE, offsetof(struct config, fw.gate)},
+    {"firewall.gate-timeout", KEY_SECONDS, offsetof(struct config, fw.gate_timeout)},
     {"management.cert", KEY_PATH, offsetof(struct config, mgmt.cert)},
     {"management.handshake-timeout", KEY_SECONDS, offsetof(struct config, mgmt.handshake_timeout)},
     {"management.idle-timeout", KEY_SECONDS, offsetof(struct config, mgmt.idle_timeout)},
@@ -60,9 +71,23 @@ static const struct key_def key_table[] = {
     {"token.module", KEY_PATH, offsetof(struct config, token.module)},
     {"token.pin-file", KEY_PATH, offsetof(struct config, token.pin_file)},
     {"token.uri", KEY_PKCS11_URI, offsetof(struct config, token.uri)},
+    {"tunnel.handshake-timeout", KEY_SECONDS, offsetof(struct config, tunnel.handshake_timeout)},
+    {"tunnel.keepalive", KEY_SECONDS, offsetof(struct config, tunnel.keepalive)},
+    {"tunnel.listen", KEY_LISTEN, offsetof(struct config, tunnel.listen)},
+    {"tunnel.max-per-source", KEY_COUNT, offsetof(struct config, tunnel.max_per_source)},
+    {"tunnel.max-sessions", KEY_COUNT, offsetof(struct config, tunnel.max_sessions)},
+    {"tunnel.mtu", KEY_MTU, offsetof(struct config, tunnel.mtu)},
+    {"tunnel.pool", KEY_POOL, offsetof(struct config, tunnel.pool)},
+    {"tunnel.routes", KEY_CIDR_LIST, offsetof(struct config, tunnel.routes)},
+    {"uplink.ca", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, ca)},
+    {"uplink.cert", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, cert)},
+    {"uplink.key", KEY_KEYREF | UPLINK, offsetof(struct cfg_uplink, key)},
+    {"uplink.server", KEY_HOSTPORT | UPLINK, offsetof(struct cfg_uplink, server)},
+    {"uplink.server-name", KEY_STRING | UPLINK, offsetof(struct cfg_uplink, server_name)},
 };
 
-static const char *const sections[] = {"daemon", "management", "pki", "token"};
+static const char *const sections[] = {"daemon", "firewall", "management", "pki", "token",
+                                       "tunnel", "uplink"};
 
 struct errbuf {
     char *text;
@@ -194,14 +219,116 @@ int config_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *le
 }
 
 /* Returns NULL on success or a static description of what is wrong. */
-static const char *set_value(struct config *cfg, const struct key_def *def, const char *value,
-                             const char *base_dir)
+/* Words of a list value, split on blanks and commas. */
+static char *next_word(char **cursor)
 {
-    char **sp = (char **)((char *)cfg + def->offset);
-    unsigned *up = (unsigned *)((char *)cfg + def->offset);
+    char *w = *cursor + strspn(*cursor, " \t,");
+    char *e;
+
+    if (!*w)
+        return NULL;
+    e = w + strcspn(w, " \t,");
+    if (*e)
+        *e++ = '\0';
+    *cursor = e;
+    return w;
+}
+
+static const char *set_list(struct config *cfg, enum key_type type, const char *value)
+{
+    char buf[2048], *cur = buf, *w;
+    static char why_buf[160];
+
+    if (strlen(value) >= sizeof(buf))
+        return "list too long";
+    strcpy(buf, value);
+    if (type == KEY_CIDR_LIST) {
+        for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
+            free(cfg->tunnel.routes[i]);
+        cfg->tunnel.n_routes = 0;
+    } else {
+        cfg->fw.n_gate = 0;
+    }
+    while ((w = next_word(&cur))) {
+        if (type == KEY_CIDR_LIST) {
+            struct cidr c;
+            const char *why;
+            char canon[64];
+            if (cfg->tunnel.n_routes == CFG_MAX_LIST)
+                return "too many prefixes (at most 64)";
+            if (cidr_parse(w, &c, &why) < 0) {
+                snprintf(why_buf, sizeof(why_buf), "%s: %s", w, why);
+                return why_buf;
+            }
+            cidr_format(&c, canon, sizeof(canon));
+            if (!(cfg->tunnel.routes[cfg->tunnel.n_routes] = strdup(canon)))
+                return "out of memory";
+            cfg->tunnel.n_routes++;
+        } else {
+            char *slash = strchr(w, '/');
+            unsigned port;
+            struct cfg_service *svc;
+            if (cfg->fw.n_gate == CFG_MAX_LIST)
+                return "too many services (at most 64)";
+            if (!slash)
+                goto bad_service;
+            *slash = '\0';
+            svc = &cfg->fw.gate[cfg->fw.n_gate];
+            if (strcmp(w, "tcp") == 0)
+                svc->proto = IPPROTO_TCP;
+            else if (strcmp(w, "udp") == 0)
+                svc->proto = IPPROTO_UDP;
+            else if (strcmp(w, "sctp") == 0)
+                svc->proto = IPPROTO_SCTP;
+            else
+                goto bad_service;
+            if (parse_range(slash + 1, 1, 65535, "x", &port))
+                goto bad_service;
+            svc->port = (unsigned short)port;
+            cfg->fw.n_gate++;
+            continue;
+bad_service:
+            snprintf(why_buf, sizeof(why_buf), "'%s%s%s': want tcp/PORT, udp/PORT or sctp/PORT",
+                     w, slash ? "/" : "", slash ? slash + 1 : "");
+            return why_buf;
+        }
+    }
+    return NULL;
+}
+
+static const char *set_value(struct config *cfg, void *base, const struct key_def *def,
+                             const char *value, const char *base_dir)
+{
+    char **sp = (char **)((char *)base + def->offset);
+    unsigned *up = (unsigned *)((char *)base + def->offset);
     char *copy = NULL;
 
-    switch (def->type) {
+    switch ((enum key_type)(def->type & ~UPLINK)) {
+    case KEY_CIDR_LIST:
+    case KEY_GATE:
+        return set_list(cfg, (enum key_type)def->type, value);
+    case KEY_MTU:
+        return parse_range(value, 576, 9000, "not an MTU from 576 to 9000", up);
+    case KEY_POOL: {
+        struct cidr c;
+        const char *why;
+        char canon[64];
+        if (cidr_parse(value, &c, &why) < 0)
+            return why;
+        if (c.family != AF_INET || c.plen > 30 || c.plen < 8)
+            return "want an IPv4 prefix from /8 to /30";
+        cidr_format(&c, canon, sizeof(canon));
+        copy = strdup(canon);
+        break;
+    }
+    case KEY_HOSTPORT: {
+        const char *colon = strrchr(value, ':');
+        unsigned port;
+        if (!colon || colon == value || parse_range(colon + 1, 1, 65535, "x", &port))
+            return "want HOST:PORT (a name, an IPv4 address or [IPv6])";
+        copy = strdup(value);
+        break;
+    }
     case KEY_DAYS: {
         char *end;
         unsigned long v;
@@ -301,6 +428,12 @@ int config_new_defaults(struct config **out)
     cfg->mgmt.max_per_source = 32;
     cfg->mgmt.max_body = 64 * 1024;
     cfg->mgmt.idle_timeout = 300;
+    cfg->tunnel.mtu = 1400;
+    cfg->tunnel.keepalive = 10;
+    cfg->tunnel.handshake_timeout = 10;
+    cfg->tunnel.max_sessions = 1000;
+    cfg->tunnel.max_per_source = 8;
+    cfg->fw.gate_timeout = 600;
     if (!cfg->token.uri || !cfg->token.pin_file || !cfg->pki.dir || !cfg->daemon.user ||
         !cfg->daemon.control_socket || !cfg->mgmt.key) {
         config_free(cfg);
@@ -330,6 +463,29 @@ static bool known_section(const char *name)
     return false;
 }
 
+static int add_uplink(struct config *cfg, const char *name, struct cfg_uplink **out)
+{
+    struct cfg_uplink *n;
+    size_t len = strlen(name);
+
+    if (len == 0 || len > 15 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789-_") != len)
+        return -EINVAL;
+    for (unsigned i = 0; i < cfg->n_uplinks; i++)
+        if (strcmp(cfg->uplinks[i].name, name) == 0)
+            return -EEXIST;
+    n = realloc(cfg->uplinks, (cfg->n_uplinks + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    cfg->uplinks = n;
+    memset(&n[cfg->n_uplinks], 0, sizeof(*n));
+    n[cfg->n_uplinks].name = strdup(name);
+    if (!n[cfg->n_uplinks].name)
+        return -ENOMEM;
+    *out = &n[cfg->n_uplinks++];
+    return 0;
+}
+
 int config_load(const char *path, struct config **out, char **errors)
 {
     struct config *cfg = NULL;
@@ -337,6 +493,7 @@ int config_load(const char *path, struct config **out, char **errors)
     char *text = NULL, *base_dir = NULL, *line, *next;
     char section[64] = "";
     unsigned lineno = 0;
+    struct cfg_uplink *cur_uplink = NULL;
     int rc;
 
     *errors = NULL;
@@ -383,7 +540,20 @@ int config_load(const char *path, struct config **out, char **errors)
             }
             *end = '\0';
             p = trim(p + 1);
-            if (!known_section(p)) {
+            cur_uplink = NULL;
+            if (strncmp(p, "uplink", 6) == 0 && (p[6] == ' ' || p[6] == '\t' || !p[6])) {
+                const char *name = trim(p + 6);
+                snprintf(section, sizeof(section), "%s", "uplink");
+                if (add_uplink(cfg, name, &cur_uplink) < 0) {
+                    errbuf_add(&eb, path, lineno,
+                               "[uplink NAME]: '%s' is not a new name of 1-15 letters, digits, "
+                               "'-' or '_'",
+                               name);
+                    snprintf(section, sizeof(section), "%s", "?");
+                }
+                continue;
+            }
+            if (!known_section(p) || strcmp(p, "uplink") == 0) {
                 errbuf_add(&eb, path, lineno, "unknown section [%s]", p);
                 snprintf(section, sizeof(section), "%s", "?");
                 continue;
@@ -412,10 +582,22 @@ int config_load(const char *path, struct config **out, char **errors)
             errbuf_add(&eb, path, lineno, "unknown key '%s' in [%s]", key, section);
             continue;
         }
-        why = set_value(cfg, def, value, base_dir);
+        if ((def->type & UPLINK) != 0) {
+            if (!cur_uplink)
+                continue; /* its header was already reported */
+            why = set_value(cfg, cur_uplink, def, value, base_dir);
+        } else {
+            why = set_value(cfg, cfg, def, value, base_dir);
+        }
         if (why)
             errbuf_add(&eb, path, lineno, "%s = '%s': %s", key, value, why);
     }
+    if (cfg->tunnel.listen && !cfg->tunnel.pool)
+        errbuf_add(&eb, path, lineno, "[tunnel] listen needs pool = CIDR (tunnel addresses)");
+    for (unsigned i = 0; i < cfg->n_uplinks; i++)
+        if (!cfg->uplinks[i].server)
+            errbuf_add(&eb, path, lineno, "[uplink %s] needs server = HOST:PORT",
+                       cfg->uplinks[i].name);
 out:
     free(text);
     free(base_dir);
@@ -447,5 +629,19 @@ void config_free(struct config *cfg)
     free(cfg->mgmt.listen);
     free(cfg->mgmt.key);
     free(cfg->mgmt.cert);
+    free(cfg->tunnel.listen);
+    free(cfg->tunnel.pool);
+    for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
+        free(cfg->tunnel.routes[i]);
+    for (unsigned i = 0; i < cfg->n_uplinks; i++) {
+        struct cfg_uplink *u = &cfg->uplinks[i];
+        free(u->name);
+        free(u->server);
+        free(u->server_name);
+        free(u->cert);
+        free(u->ca);
+        free(u->key);
+    }
+    free(cfg->uplinks);
     free(cfg);
 }

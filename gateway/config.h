@@ -10,6 +10,23 @@
 
 #include <stdbool.h>
 
+/* A gated local service: proto (IPPROTO_TCP/UDP/SCTP) and port. */
+struct cfg_service {
+    unsigned char proto;
+    unsigned short port;
+};
+
+struct cfg_uplink {
+    char *name;        /* [uplink NAME] */
+    char *server;      /* HOST:PORT */
+    char *server_name; /* name the hub's certificate must carry; default HOST */
+    char *cert;        /* our certificate; default <pki dir>/device.crt */
+    char *ca;          /* the hub's CA; default <pki dir>/hub-ca.crt */
+    char *key;         /* token label or pkcs11: URI; default mtlsgw-device */
+};
+
+#define CFG_MAX_LIST 64
+
 struct config {
     char *path; /* the file it came from */
     struct {
@@ -38,7 +55,26 @@ struct config {
         unsigned max_body; /* bytes */
         unsigned idle_timeout; /* seconds */
     } mgmt;
+    struct {
+        char *listen; /* [tunnel] listen, NULL: no hub */
+        char *pool;   /* CIDR of tunnel addresses */
+        char *routes[CFG_MAX_LIST];
+        unsigned n_routes;
+        unsigned mtu;
+        unsigned keepalive; /* seconds; dead after 3 missed */
+        unsigned handshake_timeout;
+        unsigned max_sessions;
+        unsigned max_per_source;
+    } tunnel;
+    struct {
+        struct cfg_service gate[CFG_MAX_LIST];
+        unsigned n_gate;
+        unsigned gate_timeout; /* seconds */
+    } fw;
+    struct cfg_uplink *uplinks;
+    unsigned n_uplinks;
 };
+
 
 struct sockaddr_storage;
 /*

@@ -118,6 +118,70 @@ static void test_key_outside_section(void)
     free(errors);
 }
 
+static void test_tunnel_firewall_uplink(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL;
+    const char *p = write_conf("tun.conf", "[tunnel]\n"
+                                           "listen = [::1]:8444\n"
+                                           "pool = 10.99.0.0/24\n"
+                                           "routes = 10.10.0.0/24, fd00:10::/64 192.168.7.0/24\n"
+                                           "mtu = 1380\n"
+                                           "[firewall]\n"
+                                           "gate = tcp/22 tcp/80,udp/161\n"
+                                           "gate-timeout = 60\n"
+                                           "[uplink hub1]\n"
+                                           "server = hub.example.net:8444\n"
+                                           "key = pkcs11:token=x;object=k\n"
+                                           "[uplink hub2]\n"
+                                           "server = 192.0.2.1:8444\n");
+
+    EXPECT_INT(config_load(p, &cfg, &errors), 0);
+    if (errors)
+        fputs(errors, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->tunnel.listen, "[::1]:8444");
+    EXPECT_STR(cfg->tunnel.pool, "10.99.0.0/24");
+    EXPECT_INT(cfg->tunnel.n_routes, 3);
+    EXPECT_STR(cfg->tunnel.routes[1], "fd00:10::/64");
+    EXPECT_INT(cfg->tunnel.mtu, 1380);
+    EXPECT_INT(cfg->tunnel.keepalive, 10);
+    EXPECT_INT(cfg->fw.n_gate, 3);
+    EXPECT_INT(cfg->fw.gate[2].port, 161);
+    EXPECT_INT(cfg->fw.gate[2].proto, 17);
+    EXPECT_INT(cfg->fw.gate_timeout, 60);
+    EXPECT_INT(cfg->n_uplinks, 2);
+    EXPECT_STR(cfg->uplinks[0].name, "hub1");
+    EXPECT_STR(cfg->uplinks[0].key, "pkcs11:token=x;object=k");
+    EXPECT_STR(cfg->uplinks[1].server, "192.0.2.1:8444");
+    config_free(cfg);
+}
+
+static void test_tunnel_errors(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL;
+    const char *p = write_conf("badtun.conf", "[tunnel]\n"                 /* 1 */
+                                              "listen = 0.0.0.0:8444\n"    /* 2 */
+                                              "routes = 10.0.0.1/8\n"      /* 3 */
+                                              "mtu = 100000\n"             /* 4 */
+                                              "[firewall]\n"               /* 5 */
+                                              "gate = ssh\n"               /* 6 */
+                                              "[uplink a/b]\n"             /* 7 */
+                                              "[uplink hub]\n"             /* 8 */
+                                              "cert = x.crt\n");           /* 9 */
+
+    EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
+    EXPECT_CONTAINS(errors, "badtun.conf:3: routes = '10.0.0.1/8': 10.0.0.1/8: host bits");
+    EXPECT_CONTAINS(errors, "badtun.conf:4: mtu = '100000'");
+    EXPECT_CONTAINS(errors, "badtun.conf:6: gate = 'ssh'");
+    EXPECT_CONTAINS(errors, "badtun.conf:7: [uplink NAME]: 'a/b'");
+    EXPECT_CONTAINS(errors, "[tunnel] listen needs pool");
+    EXPECT_CONTAINS(errors, "[uplink hub] needs server");
+    free(errors);
+}
+
 static void test_bool(void)
 {
     bool b = false;
@@ -139,6 +203,8 @@ static const struct cu_test tests[] = {
     {"missing file", test_missing_file},
     {"key outside a section", test_key_outside_section},
     {"booleans", test_bool},
+    {"tunnel, firewall and uplink sections", test_tunnel_firewall_uplink},
+    {"tunnel, firewall and uplink errors", test_tunnel_errors},
 };
 
 int main(void)
