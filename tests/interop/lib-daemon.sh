@@ -24,6 +24,12 @@
 #                     BODY, HDRS
 # log_mark / log_since  the daemon's log lines written after the mark
 
+# The system's python3 (dev/deps installs it): a pyenv shim earlier in PATH
+# costs a third of a second per call, and the suite makes hundreds.
+if [ -x /usr/bin/python3 ]; then
+    python3() { /usr/bin/python3 "$@"; }
+fi
+
 DUSER=mtlsgw
 getent passwd "$DUSER" >/dev/null || DUSER=root
 PIN=7c1e-gw-pin
@@ -74,7 +80,7 @@ hub_quiet() { "$MTLSGW" -c "$T/quiet.conf" "$@"; }
 keycsr() { # name
     certtool --generate-privkey --key-type ecdsa --outfile "$T/$1.key" 2>/dev/null &&
         printf 'cn = %s\n' "$1" >"$T/$1.csr.tmpl" &&
-        certtool --generate-request --load-privkey "$T/$1.key" \
+        certtool --generate-request --no-text --load-privkey "$T/$1.key" \
             --template "$T/$1.csr.tmpl" --outfile "$T/$1.csr" 2>/dev/null
 }
 
@@ -335,9 +341,15 @@ hold_open() { # id peer
 
 hold_use() { HOLD_ID=$1; }
 
+# A client that has gone leaves a FIFO without a reader: the write's SIGPIPE
+# must end a subshell, not the suite.
+hold_write() { # fd line
+    (printf '%s\n' "$2" 1>&"$1") 2>/dev/null
+}
+
 hold_cmd() { # line [timeout]
     HOLD_ANS=
-    printf '%s\n' "$1" 1>&"${HOLD_W[$HOLD_ID]}" 2>/dev/null || { HOLD_ANS="GONE"; return; }
+    hold_write "${HOLD_W[$HOLD_ID]}" "$1" || { HOLD_ANS="GONE"; return; }
     read -r -t "${2:-15}" HOLD_ANS <&"${HOLD_R[$HOLD_ID]}" || HOLD_ANS="GONE${HOLD_ANS:+ $HOLD_ANS}"
 }
 
@@ -346,7 +358,7 @@ hold_close() { # [id]
     [ -n "${HOLD_W[$id]:-}" ] || return 0
     w=${HOLD_W[$id]}
     r=${HOLD_R[$id]}
-    printf 'QUIT\n' 1>&"$w" 2>/dev/null
+    hold_write "$w" QUIT
     exec {w}>&- {r}<&-
     wait "${HOLD_P[$id]}" 2>/dev/null
     unset "HOLD_W[$id]" "HOLD_R[$id]"
