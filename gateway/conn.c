@@ -44,6 +44,11 @@ void conn_kill(struct conn *c, enum kill_reason why)
     if (!atomic_compare_exchange_strong(&c->kill, &none, (int)why))
         return;
     pthread_mutex_lock(&c->lock);
+    if (c->tun && atomic_load(&c->state) == CONN_OPEN) {
+        pthread_mutex_unlock(&c->lock);
+        tunnel_wake(c);
+        return;
+    }
     if (c->armed && atomic_load(&c->state) != CONN_CLOSED) {
         /* Writable is always ready: the loop hands it to an owner at once. */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
@@ -74,6 +79,8 @@ void conn_close(struct conn *c, const char *why)
     epoll_ctl(c->d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_unlock(&c->lock);
     shutdown(c->fd, SHUT_RDWR);
+    if (c->gate_open && kill == KILL_REVOKED)
+        gate_close(c);
     if (st == CONN_OPEN) {
         atomic_fetch_sub(&c->l->sessions, 1);
         if (why)
@@ -192,6 +199,11 @@ static void handshake_step(struct conn *c)
     tls_describe(c->tls, desc, sizeof(desc));
     PLOG(log_info, c, "accepted as %s, session %llu (%s)", role_name((enum peer_role)c->role),
          (unsigned long long)c->id, desc);
+    if (c->l == &c->d->tunl) {
+        tunnel_start_hub(c);
+        return;
+    }
+    gate_open(c);
     if (http_reader_new(c->l->max_body, &c->http) < 0) {
         conn_close(c, "out of memory");
         return;

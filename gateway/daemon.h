@@ -85,10 +85,14 @@ struct conn {
     bool close_after_write;
     bool slow_pending; /* the request waiting needs the slow pool */
     atomic_ullong bytes_in, bytes_out;
+    struct tunnel *tun;       /* tunnel sessions: owned by their two threads */
+    bool gate_open;           /* management: its address opened in the gate */
     struct conn *next, *prev; /* daemon's list, under conns_lock */
 };
 
 struct source_count;
+struct tunnel;
+struct uplink;
 
 struct daemon {
     struct config *cfg;
@@ -103,6 +107,13 @@ struct daemon {
     bool reload_requested;
     struct workers *slow, *io;
     struct listener mgmt;
+    struct listener tunl;   /* [tunnel] listen: the hub */
+    struct listener upl;    /* our uplinks (counters only, no socket) */
+    pthread_mutex_t pool_lock;
+    uint8_t *pool_used;     /* bitmap of tunnel addresses handed out */
+    uint32_t pool_base, pool_size;
+    struct uplink *uplinks;
+    unsigned n_uplinks;
     pthread_mutex_t conns_lock;
     struct conn *conns;
     uint64_t next_id;
@@ -118,8 +129,11 @@ struct daemon {
 };
 
 /* ---- the session process (server.c) ---------------------------------- */
-/* listen_fd: the management socket bound by the parent, or -1. */
-int daemon_run(struct config *cfg, int listen_fd);
+/* Sockets the parent made: listeners (or -1) and its end of the channel. */
+struct daemon_fds {
+    int mgmt, tunnel, parent;
+};
+int daemon_run(struct config *cfg, const struct daemon_fds *fds);
 
 struct trustdb *daemon_trust(struct daemon *d); /* a reference; unref it */
 /* Re-read registry and CRL; end sessions that lost trust (returns how many). */
@@ -144,6 +158,21 @@ void conn_rearm(struct conn *c, uint32_t events);
 void conn_close(struct conn *c, const char *why);
 /* The handshake verification callback (tls_server_opts.verify). */
 int conn_verify(gnutls_session_t s);
+
+/* ---- tunnels (tunnel.c) -------------------------------------------------- */
+/* A tunnel peer passed the handshake (slow pool): plumbing, CONFIG, threads. */
+void tunnel_start_hub(struct conn *c);
+/* Wake a tunnel's threads (kill, shutdown). */
+void tunnel_wake(struct conn *c);
+/* Add interface, address, networks and packet counts to a session object. */
+void tunnel_describe(struct conn *c, struct json_object *o);
+int uplinks_start(struct daemon *d, char *err, size_t errlen);
+void uplinks_stop(struct daemon *d);
+/* Open or refresh the gate for a management session's address. */
+void gate_open(struct conn *c);
+void gate_close(struct conn *c);
+/* The address of c without the port. */
+void conn_ip(const struct conn *c, char *buf, size_t len);
 
 /* ---- API (api.c) -------------------------------------------------------- */
 struct http_request;

@@ -32,6 +32,7 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
+#include "privsep.h"
 
 /* The process table: who may do what (STYLE.md: written in one place). */
 static const struct proc_role {
@@ -109,13 +110,16 @@ static int control_dir(const struct config *cfg, uid_t uid, gid_t gid)
     return rc;
 }
 
-static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid, int listen_fd)
+static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid,
+                           const struct daemon_fds *fds, int parent_end)
 {
     pid_t pid = fork();
     char err[256];
 
     if (pid != 0)
         return pid;
+    if (parent_end >= 0)
+        close(parent_end);
     /* The session process: no capabilities at all, not dumpable. */
     if (caps_drop_to(uid, gid, procs[1].net_admin, err, sizeof(err)) < 0) {
         log_err("session process: %s", err);
@@ -125,18 +129,36 @@ static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid, int listen_
         log_err("cannot initialise GnuTLS");
         _exit(1);
     }
-    _exit(daemon_run(cfg, listen_fd) == 0 ? 0 : 1);
+    _exit(daemon_run(cfg, fds) == 0 ? 0 : 1);
 }
 
-/* The parent's loop: restart the session process when it dies, forward
- * SIGHUP, end it on SIGTERM. */
-static int supervise(struct config *cfg, uid_t uid, gid_t gid, int listen_fd)
+/* A new channel to a new session process (after a crash, the old one is gone). */
+static int new_channel(struct daemon_fds *fds, int *parent_end)
+{
+    int sp[2];
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+        return -errno;
+    if (fds->parent >= 0)
+        close(fds->parent);
+    if (*parent_end >= 0)
+        close(*parent_end);
+    fds->parent = sp[1];
+    *parent_end = sp[0];
+    return 0;
+}
+
+/* The parent's loop: answer the session process's requests, refresh trust
+ * timeouts, restart it when it dies (after tearing down what it had),
+ * forward SIGHUP, end it on SIGTERM. */
+static int supervise(struct config *cfg, uid_t uid, gid_t gid, struct daemon_fds *fds,
+                     struct ps_server *ps)
 {
     sigset_t mask;
-    int sfd, status, rc = 0;
+    int sfd, status, rc = 0, chan = -1;
     pid_t child;
     unsigned backoff = 1;
-    time_t started;
+    time_t started, refreshed = time(NULL);
     bool stopping = false;
 
     sigemptyset(&mask);
@@ -144,21 +166,36 @@ static int supervise(struct config *cfg, uid_t uid, gid_t gid, int listen_fd)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
     sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    if (sfd < 0) {
-        log_err("signalfd: %s", strerror(errno));
+    if (sfd < 0 || new_channel(fds, &chan) < 0) {
+        log_err("cannot set up the parent: %s", strerror(errno));
         return 1;
     }
-    child = start_session(cfg, uid, gid, listen_fd);
+    child = start_session(cfg, uid, gid, fds, chan);
+    close(fds->parent);
+    fds->parent = -1;
     started = time(NULL);
     while (child > 0) {
+        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = chan, .events = POLLIN}};
         struct signalfd_siginfo si;
-        if (read(sfd, &si, sizeof(si)) != sizeof(si)) {
-            if (errno == EINTR)
-                continue;
-            break;
+        int n = poll(p, ps ? 2 : 1, 5000);
+
+        if (ps && time(NULL) - refreshed >= PS_TRUST_TIMEOUT_MS / 3000) {
+            ps_server_refresh(ps);
+            refreshed = time(NULL);
         }
+        if (n > 0 && ps && (p[1].revents & (POLLIN | POLLHUP))) {
+            if (ps_server_handle(ps, chan) < 0) {
+                /* The session process is gone or broken: wait for SIGCHLD. */
+                p[1].fd = -1;
+                close(chan);
+                chan = -1;
+            }
+        }
+        if (n <= 0 || !(p[0].revents & POLLIN))
+            continue;
+        if (read(sfd, &si, sizeof(si)) != sizeof(si))
+            continue;
         if (si.ssi_signo == SIGHUP) {
             kill(child, SIGHUP);
             continue;
@@ -171,6 +208,9 @@ static int supervise(struct config *cfg, uid_t uid, gid_t gid, int listen_fd)
         /* SIGCHLD */
         if (waitpid(child, &status, WNOHANG) != child)
             continue;
+        /* Whatever it had opened goes with it: fail closed before anything else. */
+        if (ps)
+            ps_server_teardown_all(ps);
         if (stopping) {
             rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
             break;
@@ -190,9 +230,17 @@ static int supervise(struct config *cfg, uid_t uid, gid_t gid, int listen_fd)
                     WEXITSTATUS(status), backoff);
         sleep(backoff);
         backoff = backoff < 30 ? backoff * 2 : 30;
-        child = start_session(cfg, uid, gid, listen_fd);
+        if (new_channel(fds, &chan) < 0) {
+            rc = 1;
+            break;
+        }
+        child = start_session(cfg, uid, gid, fds, chan);
+        close(fds->parent);
+        fds->parent = -1;
         started = time(NULL);
     }
+    if (chan >= 0)
+        close(chan);
     close(sfd);
     return rc;
 }
@@ -215,8 +263,22 @@ int main(int argc, char **argv)
     struct passwd *pw;
     uid_t uid;
     gid_t gid;
-    int c, listen_fd = -1, rc;
+    struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .parent = -1};
+    struct ps_server *ps = NULL;
+    bool need_net;
+    int c, rc;
 
+    /* Signals wait for signalfd from the start: a SIGHUP sent right after
+     * start must not kill the daemon. */
+    {
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+    }
     while ((c = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -275,7 +337,8 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 1;
     }
-    if (cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &listen_fd) < 0) {
+    if ((cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &fds.mgmt) < 0) ||
+        (cfg->tunnel.listen && bind_listener("tunnel", cfg->tunnel.listen, &fds.tunnel) < 0)) {
         config_free(cfg);
         return 1;
     }
@@ -284,17 +347,29 @@ int main(int argc, char **argv)
         return 1;
     }
     /* The parent keeps CAP_NET_ADMIN and nothing else of root. */
-    if (caps_drop_to(uid, gid, procs[0].net_admin, err, sizeof(err)) < 0) {
-        log_warn("parent: %s; continuing without CAP_NET_ADMIN (tunnels need it)", err);
+    need_net = cfg->tunnel.listen || cfg->n_uplinks || cfg->fw.n_gate;
+    rc = caps_drop_to(uid, gid, procs[0].net_admin, err, sizeof(err));
+    if (rc == 0)
+        rc = ps_server_new(cfg, &ps, err, sizeof(err));
+    if (rc < 0) {
+        if (need_net) {
+            log_err("parent: %s (tunnels, uplinks and the gate need CAP_NET_ADMIN)", err);
+            config_free(cfg);
+            return 1;
+        }
+        log_warn("parent: %s; the kernel side is off (no tunnels, uplinks or gate)", err);
         if (caps_drop_to(uid, gid, false, err, sizeof(err)) < 0) {
             log_err("parent: %s", err);
             config_free(cfg);
             return 1;
         }
     }
-    rc = supervise(cfg, uid, gid, listen_fd);
-    if (listen_fd >= 0)
-        close(listen_fd);
+    rc = supervise(cfg, uid, gid, &fds, ps);
+    ps_server_free(ps);
+    if (fds.mgmt >= 0)
+        close(fds.mgmt);
+    if (fds.tunnel >= 0)
+        close(fds.tunnel);
     log_info("stopped");
     config_free(cfg);
     return rc;

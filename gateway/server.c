@@ -26,6 +26,8 @@
 #include <json-c/json.h>
 
 #include "build-config.h"
+#include "cidr.h"
+#include "privsep.h"
 #include "config.h"
 #include "log.h"
 #include "p11.h"
@@ -35,7 +37,7 @@
 #include "trustdb.h"
 
 /* epoll data for the fds that are not connections */
-static char tag_listener, tag_wake, tag_signal, tag_timer;
+static char tag_wake, tag_signal, tag_timer;
 
 #define SLOW_THREADS 4
 
@@ -146,6 +148,8 @@ void server_forget(struct conn *c)
     pthread_mutex_unlock(&d->conns_lock);
 }
 
+void tunnel_free(struct tunnel *t);
+
 static void bury(struct daemon *d)
 {
     struct conn *c, *next;
@@ -156,6 +160,7 @@ static void bury(struct daemon *d)
     pthread_mutex_unlock(&d->conns_lock);
     for (; c; c = next) {
         next = c->next;
+        tunnel_free(c->tun);
         if (c->tls)
             gnutls_deinit(c->tls);
         if (c->fd >= 0)
@@ -167,12 +172,68 @@ static void bury(struct daemon *d)
     }
 }
 
+/*
+ * A connection in the daemon's books (list, per-source count). count_source:
+ * inbound connections count against max-per-source; our uplinks do not.
+ * Returns NULL (fd left open) when the limit is hit or memory runs out.
+ */
+struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
+                             const struct sockaddr_storage *ss, bool count_source);
+struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
+                             const struct sockaddr_storage *ss, bool count_source)
+{
+    struct source_count **pp;
+    struct conn *c;
+
+    pthread_mutex_lock(&d->conns_lock);
+    pp = source_slot(d, ss);
+    if (count_source && *pp && (*pp)->n >= l->max_per_source) {
+        pthread_mutex_unlock(&d->conns_lock);
+        return NULL;
+    }
+    if (!*pp) {
+        *pp = calloc(1, sizeof(**pp));
+        if (!*pp) {
+            pthread_mutex_unlock(&d->conns_lock);
+            return NULL;
+        }
+        (*pp)->addr = *ss;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        pthread_mutex_unlock(&d->conns_lock);
+        return NULL;
+    }
+    (*pp)->n++;
+    c->id = ++d->next_id;
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    pthread_mutex_unlock(&d->conns_lock);
+
+    c->d = d;
+    c->l = l;
+    c->fd = fd;
+    c->addr = *ss;
+    c->job.run = conn_run;
+    c->role = -1;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->kill, KILL_NONE);
+    atomic_init(&c->state, CONN_HANDSHAKE);
+    pthread_mutex_init(&c->lock, NULL);
+    format_addr(ss, c->remote, sizeof(c->remote));
+    c->since = time(NULL);
+    atomic_init(&c->deadline, (long long)c->since + l->handshake_timeout);
+    atomic_fetch_add(&l->handshaking, 1);
+    return c;
+}
+
 static void accept_one(struct daemon *d, struct listener *l)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     struct conn *c = NULL;
-    struct source_count **pp;
     char remote[64];
     unsigned total;
     int fd;
@@ -191,53 +252,13 @@ static void accept_one(struct daemon *d, struct listener *l)
         close(fd);
         return;
     }
-    pthread_mutex_lock(&d->conns_lock);
-    pp = source_slot(d, &ss);
-    if (*pp && (*pp)->n >= l->max_per_source) {
-        pthread_mutex_unlock(&d->conns_lock);
-        log_debug("%s: %s refused: %u connections from it (max-per-source)", l->name, remote,
+    c = server_conn_new(d, l, fd, &ss, true);
+    if (!c) {
+        log_debug("%s: %s refused: max-per-source (%u) reached", l->name, remote,
                   l->max_per_source);
         close(fd);
         return;
     }
-    if (!*pp) {
-        *pp = calloc(1, sizeof(**pp));
-        if (!*pp) {
-            pthread_mutex_unlock(&d->conns_lock);
-            close(fd);
-            return;
-        }
-        (*pp)->addr = ss;
-    }
-    (*pp)->n++;
-    c = calloc(1, sizeof(*c));
-    if (!c) {
-        (*pp)->n--;
-        pthread_mutex_unlock(&d->conns_lock);
-        close(fd);
-        return;
-    }
-    c->id = ++d->next_id;
-    c->next = d->conns;
-    if (d->conns)
-        d->conns->prev = c;
-    d->conns = c;
-    pthread_mutex_unlock(&d->conns_lock);
-
-    c->d = d;
-    c->l = l;
-    c->fd = fd;
-    c->addr = ss;
-    c->job.run = conn_run;
-    c->role = -1;
-    atomic_init(&c->refs, 1);
-    atomic_init(&c->kill, KILL_NONE);
-    atomic_init(&c->state, CONN_HANDSHAKE);
-    pthread_mutex_init(&c->lock, NULL);
-    snprintf(c->remote, sizeof(c->remote), "%s", remote);
-    c->since = time(NULL);
-    atomic_init(&c->deadline, (long long)c->since + l->handshake_timeout);
-    atomic_fetch_add(&l->handshaking, 1);
     if (tls_session_new(l->tls, fd, c, &c->tls) < 0) {
         log_err("%s: %s: cannot make a TLS session", l->name, remote);
         atomic_fetch_sub(&l->handshaking, 1);
@@ -317,7 +338,11 @@ static int sweep_untrusted(struct daemon *d, struct trustdb *t)
 int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
 {
     struct trustdb *t = NULL, *old;
-    int rc = trustdb_load(d->pki, &t, err, errlen);
+    int rc;
+
+    if (!d->trust)
+        return 0; /* no listeners: nothing judged here */
+    rc = trustdb_load(d->pki, &t, err, errlen);
 
     if (rc < 0)
         return rc;
@@ -404,16 +429,19 @@ struct json_object *daemon_status_json(struct daemon *d)
     json_object_object_add(tok, "healthy", json_object_new_boolean(atomic_load(&d->token_healthy)));
     ses = json_object_new_object();
     json_object_object_add(ses, "management", json_object_new_int((int)atomic_load(&d->mgmt.sessions)));
-    json_object_object_add(ses, "tunnel", json_object_new_int(0));
+    json_object_object_add(ses, "tunnel", json_object_new_int((int)(atomic_load(&d->tunl.sessions) +
+                                                                    atomic_load(&d->upl.sessions))));
     json_object_object_add(ses, "handshaking",
                            json_object_new_int((int)atomic_load(&d->mgmt.handshaking)));
     days = json_object_new_object();
-    json_object_object_add(days, "ca", json_object_new_int64(days_until(
-                                           gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now)));
-    json_object_object_add(days, "gateway",
-                           json_object_new_int64(days_until(gateway_not_after(d), now)));
-    json_object_object_add(days, "crl",
-                           json_object_new_int64(days_until(trustdb_crl_next_update(t), now)));
+    if (t) {
+        json_object_object_add(days, "ca", json_object_new_int64(days_until(
+                                               gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now)));
+        json_object_object_add(days, "gateway",
+                               json_object_new_int64(days_until(gateway_not_after(d), now)));
+        json_object_object_add(days, "crl",
+                               json_object_new_int64(days_until(trustdb_crl_next_update(t), now)));
+    }
     json_object_object_add(o, "version", json_object_new_string(MTLSGW_VERSION));
     json_object_object_add(o, "uptime", json_object_new_int64((int64_t)(now - d->started)));
     json_object_object_add(o, "token", tok);
@@ -444,6 +472,7 @@ struct json_object *daemon_sessions_json(struct daemon *d)
         json_object_object_add(o, "since", json_object_new_string(since));
         json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t)atomic_load(&c->bytes_in)));
         json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t)atomic_load(&c->bytes_out)));
+        tunnel_describe(c, o);
         json_object_array_add(arr, o);
     }
     pthread_mutex_unlock(&d->conns_lock);
@@ -486,9 +515,9 @@ static void sb_printf(struct strbuf *b, const char *fmt, ...)
 char *daemon_metrics(struct daemon *d)
 {
     struct strbuf b = {0};
-    struct listener *l = &d->mgmt;
+    struct listener *ls[] = {&d->mgmt, &d->tunl, &d->upl};
     struct trustdb *t = daemon_trust(d);
-    const struct registry *reg = trustdb_registry(t);
+    const struct registry *reg = t ? trustdb_registry(t) : NULL;
     time_t now = time(NULL);
 
     sb_printf(&b, "# HELP mtlsgw_uptime_seconds Seconds since the daemon started.\n"
@@ -497,25 +526,37 @@ char *daemon_metrics(struct daemon *d)
     sb_printf(&b, "# HELP mtlsgw_token_healthy Whether the token answers.\n"
                   "# TYPE mtlsgw_token_healthy gauge\nmtlsgw_token_healthy %d\n",
               atomic_load(&d->token_healthy) ? 1 : 0);
-    sb_printf(&b, "# HELP mtlsgw_sessions Established sessions.\n# TYPE mtlsgw_sessions gauge\n"
-                  "mtlsgw_sessions{listener=\"%s\"} %u\nmtlsgw_sessions{listener=\"tunnel\"} 0\n",
-              l->name, atomic_load(&l->sessions));
+    sb_printf(&b, "# HELP mtlsgw_sessions Established sessions.\n# TYPE mtlsgw_sessions gauge\n");
+    for (size_t i = 0; i < 3; i++)
+        sb_printf(&b, "mtlsgw_sessions{listener=\"%s\"} %u\n", ls[i]->name,
+                  atomic_load(&ls[i]->sessions));
     sb_printf(&b, "# HELP mtlsgw_handshaking Connections in the TLS handshake.\n"
-                  "# TYPE mtlsgw_handshaking gauge\nmtlsgw_handshaking{listener=\"%s\"} %u\n",
-              l->name, atomic_load(&l->handshaking));
+                  "# TYPE mtlsgw_handshaking gauge\n");
+    for (size_t i = 0; i < 2; i++)
+        sb_printf(&b, "mtlsgw_handshaking{listener=\"%s\"} %u\n", ls[i]->name,
+                  atomic_load(&ls[i]->handshaking));
     sb_printf(&b, "# HELP mtlsgw_handshakes_total Handshakes by verdict.\n"
                   "# TYPE mtlsgw_handshakes_total counter\n");
-    for (int v = 0; v < VERDICT_COUNT; v++)
-        sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"%s\"} %llu\n", l->name,
-                  verdict_name((enum verdict_code)v), atomic_load(&l->handshakes[v]));
-    sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"tls-error\"} %llu\n",
-              l->name, atomic_load(&l->handshake_errors));
-    sb_printf(&b, "# HELP mtlsgw_bytes_total Application bytes.\n# TYPE mtlsgw_bytes_total counter\n"
-                  "mtlsgw_bytes_total{listener=\"%s\",direction=\"in\"} %llu\n"
-                  "mtlsgw_bytes_total{listener=\"%s\",direction=\"out\"} %llu\n",
-              l->name, atomic_load(&l->bytes_in), l->name, atomic_load(&l->bytes_out));
+    for (size_t i = 0; i < 2; i++) {
+        for (int v = 0; v < VERDICT_COUNT; v++)
+            sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"%s\"} %llu\n",
+                      ls[i]->name, verdict_name((enum verdict_code)v),
+                      atomic_load(&ls[i]->handshakes[v]));
+        sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"tls-error\"} %llu\n",
+                  ls[i]->name, atomic_load(&ls[i]->handshake_errors));
+    }
+    sb_printf(&b, "# HELP mtlsgw_bytes_total Application bytes.\n# TYPE mtlsgw_bytes_total counter\n");
+    for (size_t i = 0; i < 3; i++)
+        sb_printf(&b, "mtlsgw_bytes_total{listener=\"%s\",direction=\"in\"} %llu\n"
+                      "mtlsgw_bytes_total{listener=\"%s\",direction=\"out\"} %llu\n",
+                  ls[i]->name, atomic_load(&ls[i]->bytes_in), ls[i]->name,
+                  atomic_load(&ls[i]->bytes_out));
     sb_printf(&b, "# HELP mtlsgw_cert_days_left Days until a certificate or the CRL expires.\n"
                   "# TYPE mtlsgw_cert_days_left gauge\n");
+    if (!t) {
+        char *out = b.p;
+        return out;
+    }
     sb_printf(&b, "mtlsgw_cert_days_left{cert=\"ca\"} %lld\n",
               days_until(gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now));
     sb_printf(&b, "mtlsgw_cert_days_left{cert=\"gateway\"} %lld\n",
@@ -540,7 +581,7 @@ struct slow_task {
     int kind;
 };
 
-enum { TASK_CRL = 1, TASK_TOKEN_CHECK };
+enum { TASK_CRL = 1, TASK_TOKEN_CHECK, TASK_GATE };
 static atomic_bool task_busy;
 
 static void slow_task_run(struct job *job)
@@ -558,6 +599,23 @@ static void slow_task_run(struct job *job)
         pthread_mutex_unlock(&d->pki_lock);
         if (daemon_reload_trust(d, err, sizeof(err)) < 0)
             log_err("reload after CRL re-sign: %s", err);
+    } else if (t->kind == TASK_GATE) {
+        /* Keep the gate open for addresses with a live management session. */
+        struct conn *list[256];
+        size_t n = 0;
+        pthread_mutex_lock(&d->conns_lock);
+        for (struct conn *c = d->conns; c && n < 256; c = c->next) {
+            if (c->l == &d->mgmt && atomic_load(&c->state) == CONN_OPEN) {
+                conn_ref(c);
+                list[n++] = c;
+            }
+        }
+        pthread_mutex_unlock(&d->conns_lock);
+        for (size_t i = 0; i < n; i++) {
+            if (atomic_load(&list[i]->kill) == KILL_NONE)
+                gate_open(list[i]);
+            conn_unref(list[i]);
+        }
     } else if (t->kind == TASK_TOKEN_CHECK) {
         bool ok;
         pthread_mutex_lock(&d->pki_lock);
@@ -617,7 +675,8 @@ static void tick(struct daemon *d, unsigned long long n)
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         int st = atomic_load(&c->state);
-        if (st == CONN_CLOSED || now < atomic_load(&c->deadline))
+        if (st == CONN_CLOSED || (st == CONN_OPEN && c->tun) ||
+            now < atomic_load(&c->deadline))
             continue;
         conn_kill(c, st == CONN_HANDSHAKE ? KILL_TIMEOUT : KILL_IDLE);
     }
@@ -625,10 +684,14 @@ static void tick(struct daemon *d, unsigned long long n)
 
     if (n % 5 == 0)
         submit_task(d, TASK_TOKEN_CHECK);
+    else if (d->cfg->fw.n_gate && n % (d->cfg->fw.gate_timeout / 3 + 1) == 0)
+        submit_task(d, TASK_GATE);
     if (n % 60 != 1)
         return;
     /* Once a minute: certificates that ran out, the CRL, warnings. */
     t = daemon_trust(d);
+    if (!t)
+        return;
     sweep_untrusted(d, t);
     {
         time_t tu = trustdb_crl_this_update(t), nu = trustdb_crl_next_update(t);
@@ -671,8 +734,8 @@ static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, s
     return rc;
 }
 
-static int listener_setup(struct daemon *d, struct listener *l, int fd, char *err,
-                          size_t errlen)
+static int listener_setup(struct daemon *d, struct listener *l, int fd, const char *alpn,
+                          char *err, size_t errlen)
 {
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
@@ -690,13 +753,14 @@ static int listener_setup(struct daemon *d, struct listener *l, int fd, char *er
     o.cas = &ca;
     o.n_cas = 1;
     o.tls_min = d->cfg->mgmt.tls_min;
+    o.alpn = alpn;
     o.verify = conn_verify;
     rc = tls_server_new(&o, &l->tls, err, errlen);
     if (rc < 0) {
         gnutls_privkey_deinit(key);
         goto out;
     }
-    ev.data.ptr = &tag_listener;
+    ev.data.ptr = l;
     if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         rc = -errno;
         snprintf(err, errlen, "epoll: %s", strerror(errno));
@@ -734,14 +798,15 @@ static void shutdown_all(struct daemon *d)
         n = epoll_wait(d->epfd, evs, 64, 10);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p != &tag_listener && p != &tag_wake && p != &tag_signal && p != &tag_timer)
+            if (p != &d->mgmt && p != &d->tunl && p != &tag_wake && p != &tag_signal &&
+                p != &tag_timer)
                 dispatch(d, p);
         }
         bury(d);
     }
 }
 
-int daemon_run(struct config *cfg, int listen_fd)
+int daemon_run(struct config *cfg, const struct daemon_fds *fds)
 {
     struct daemon dd = {0}, *d = &dd;
     char err[512] = "";
@@ -766,6 +831,27 @@ int daemon_run(struct config *cfg, int listen_fd)
     d->mgmt.max_per_source = cfg->mgmt.max_per_source;
     d->mgmt.max_body = cfg->mgmt.max_body;
     d->mgmt.fd = -1;
+    d->tunl.name = "tunnel";
+    d->tunl.allowed_roles = VERIFY_ROLE(ROLE_TUNNEL);
+    d->tunl.handshake_timeout = cfg->tunnel.handshake_timeout;
+    d->tunl.idle_timeout = 0; /* tunnels have keepalives instead */
+    d->tunl.max_sessions = cfg->tunnel.max_sessions;
+    d->tunl.max_per_source = cfg->tunnel.max_per_source;
+    d->tunl.fd = -1;
+    d->upl.name = "uplink";
+    d->upl.fd = -1;
+    d->upl.handshake_timeout = 10;
+    pthread_mutex_init(&d->pool_lock, NULL);
+    if (cfg->tunnel.pool) {
+        struct cidr pool;
+        if (cidr_parse(cfg->tunnel.pool, &pool, NULL) == 0) {
+            d->pool_base = (uint32_t)pool.addr[0] << 24 | (uint32_t)pool.addr[1] << 16 |
+                           (uint32_t)pool.addr[2] << 8 | pool.addr[3];
+            d->pool_size = 1u << (32 - pool.plen);
+            d->pool_used = calloc(d->pool_size / 8 + 1, 1);
+        }
+    }
+    ps_client_init(fds->parent);
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGHUP);
@@ -783,7 +869,9 @@ int daemon_run(struct config *cfg, int listen_fd)
         log_err("%s", err);
         goto out;
     }
-    if (trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
+    /* A device with uplinks only has no CA of its own to judge peers by. */
+    if ((fds->mgmt >= 0 || fds->tunnel >= 0) &&
+        trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
         log_err("%s", err);
         goto out;
     }
@@ -802,16 +890,26 @@ int daemon_run(struct config *cfg, int listen_fd)
         log_err("cannot start worker threads");
         goto out;
     }
-    if (listen_fd >= 0 && listener_setup(d, &d->mgmt, listen_fd, err, sizeof(err)) < 0) {
+    if (fds->mgmt >= 0 && listener_setup(d, &d->mgmt, fds->mgmt, NULL, err, sizeof(err)) < 0) {
         log_err("management listener: %s", err);
+        goto out;
+    }
+    if (fds->tunnel >= 0 &&
+        listener_setup(d, &d->tunl, fds->tunnel, "mtlsgw/1", err, sizeof(err)) < 0) {
+        log_err("tunnel listener: %s", err);
+        goto out;
+    }
+    if (uplinks_start(d, err, sizeof(err)) < 0) {
+        log_err("%s", err);
         goto out;
     }
     if (control_start(d, err, sizeof(err)) < 0) {
         log_err("control socket %s: %s", cfg->daemon.control_socket, err);
         goto out;
     }
-    log_info("mtlsgwd %s: session process ready%s%s", MTLSGW_VERSION,
-             cfg->mgmt.listen ? ", management on " : "", cfg->mgmt.listen ? cfg->mgmt.listen : "");
+    log_info("mtlsgwd %s: session process ready%s%s%s%s", MTLSGW_VERSION,
+             cfg->mgmt.listen ? ", management on " : "", cfg->mgmt.listen ? cfg->mgmt.listen : "",
+             cfg->tunnel.listen ? ", tunnels on " : "", cfg->tunnel.listen ? cfg->tunnel.listen : "");
 
     while (!d->stopping) {
         struct epoll_event evs[64];
@@ -823,9 +921,9 @@ int daemon_run(struct config *cfg, int listen_fd)
         }
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p == &tag_listener) {
+            if (p == &d->mgmt || p == &d->tunl) {
                 for (int k = 0; k < 64; k++)
-                    accept_one(d, &d->mgmt);
+                    accept_one(d, p);
             } else if (p == &tag_timer) {
                 uint64_t x;
                 if (read(d->timer_fd, &x, sizeof(x)) > 0)
@@ -853,14 +951,20 @@ int daemon_run(struct config *cfg, int listen_fd)
         bury(d);
     }
     rc = 0;
+    uplinks_stop(d);
     shutdown_all(d);
 out:
+    d->stopping = true;
+    uplinks_stop(d);
     control_stop(d);
     workers_free(d->io);
     workers_free(d->slow);
     bury(d);
     if (d->mgmt.tls)
         tls_server_free(d->mgmt.tls);
+    if (d->tunl.tls)
+        tls_server_free(d->tunl.tls);
+    free(d->pool_used);
     trustdb_unref(d->trust);
     pki_free(d->pki);
     for (int i = 0; i < 256; i++) {

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <stdbool.h>
+
 #include "fsutil.h"
 
 /*
@@ -47,61 +50,85 @@ void tls_server_free(struct tls_server *srv)
     free(srv);
 }
 
-int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, char *err,
-                   size_t errlen)
+/* Certificate chain from a file plus a key, into cred (which takes both). */
+static int set_chain_and_key(gnutls_certificate_credentials_t cred, const char *cert_path,
+                             gnutls_privkey_t key, char *err, size_t errlen)
 {
-    struct tls_server *srv = calloc(1, sizeof(*srv));
     gnutls_x509_crt_t *certs = NULL;
     gnutls_pcert_st *pcerts = NULL;
     unsigned n = 0, n_pcerts = 0;
     char *text = NULL;
     size_t len = 0;
     gnutls_datum_t d;
-    const char *errpos = NULL;
     int rc;
 
-    if (!srv)
-        return -ENOMEM;
-    rc = fs_read_file(o->cert_path, 1024 * 1024, &text, &len);
+    rc = fs_read_file(cert_path, 1024 * 1024, &text, &len);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read certificate %s: %s", o->cert_path, strerror(-rc));
-        goto fail;
+        snprintf(err, errlen, "cannot read certificate %s: %s", cert_path, strerror(-rc));
+        return rc;
     }
     d.data = (unsigned char *)text;
     d.size = (unsigned)len;
     rc = gnutls_x509_crt_list_import2(&certs, &n, &d, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0 || n == 0) {
-        snprintf(err, errlen, "%s holds no PEM certificate", o->cert_path);
+        snprintf(err, errlen, "%s holds no PEM certificate", cert_path);
         rc = -EBADMSG;
-        goto fail;
-    }
-    if (gnutls_certificate_allocate_credentials(&srv->cred) < 0) {
-        rc = -ENOMEM;
-        goto fail;
+        goto out;
     }
     /* The credentials take the array and the key and free them (so the array
      * comes from gnutls_malloc). */
     pcerts = gnutls_calloc(n, sizeof(*pcerts));
     if (!pcerts) {
         rc = -ENOMEM;
-        goto fail;
+        goto out;
     }
     n_pcerts = n;
     rc = gnutls_pcert_import_x509_list(pcerts, certs, &n_pcerts, 0);
     if (rc < 0) {
-        snprintf(err, errlen, "%s: %s", o->cert_path, gnutls_strerror(rc));
+        snprintf(err, errlen, "%s: %s", cert_path, gnutls_strerror(rc));
         rc = -EBADMSG;
-        goto fail;
+        n_pcerts = 0;
+        goto out;
     }
     /* The key must match the certificate: GnuTLS checks and says so. */
-    rc = gnutls_certificate_set_key(srv->cred, NULL, 0, pcerts, (int)n_pcerts, o->key);
+    rc = gnutls_certificate_set_key(cred, NULL, 0, pcerts, (int)n_pcerts, key);
     if (rc < 0) {
-        snprintf(err, errlen, "server key and certificate %s do not go together: %s",
-                 o->cert_path, gnutls_strerror(rc));
+        snprintf(err, errlen, "key and certificate %s do not go together: %s", cert_path,
+                 gnutls_strerror(rc));
         rc = -EINVAL;
-        goto fail;
+        goto out;
     }
     pcerts = NULL;
+    rc = 0;
+out:
+    if (pcerts) {
+        for (unsigned i = 0; i < n_pcerts; i++)
+            gnutls_pcert_deinit(&pcerts[i]);
+        gnutls_free(pcerts);
+    }
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(certs[i]);
+    gnutls_free(certs);
+    free(text);
+    return rc;
+}
+
+int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, char *err,
+                   size_t errlen)
+{
+    struct tls_server *srv = calloc(1, sizeof(*srv));
+    const char *errpos = NULL;
+    int rc;
+
+    if (!srv)
+        return -ENOMEM;
+    if (gnutls_certificate_allocate_credentials(&srv->cred) < 0) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = set_chain_and_key(srv->cred, o->cert_path, o->key, err, errlen);
+    if (rc < 0)
+        goto fail;
     if (o->n_cas) {
         rc = gnutls_certificate_set_x509_trust(srv->cred, o->cas, (int)o->n_cas);
         if (rc < 0) {
@@ -127,22 +154,9 @@ int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, cha
         rc = -ENOMEM;
         goto fail;
     }
-    for (unsigned i = 0; i < n; i++)
-        gnutls_x509_crt_deinit(certs[i]);
-    gnutls_free(certs);
-    free(text);
     *out = srv;
     return 0;
 fail:
-    if (pcerts) {
-        for (unsigned i = 0; i < n_pcerts; i++)
-            gnutls_pcert_deinit(&pcerts[i]);
-        gnutls_free(pcerts);
-    }
-    for (unsigned i = 0; i < n; i++)
-        gnutls_x509_crt_deinit(certs[i]);
-    gnutls_free(certs);
-    free(text);
     tls_server_free(srv);
     return rc < 0 ? rc : -EINVAL;
 }
@@ -208,4 +222,92 @@ void tls_describe(gnutls_session_t s, char *buf, size_t len)
 
     snprintf(buf, len, "%s/%s%s", v ? v : "?", c ? c : "?",
              gnutls_session_is_resumed(s) ? " resumed" : "");
+}
+
+/* ---- client ------------------------------------------------------------------ */
+
+struct tls_client {
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+    char *alpn;
+};
+
+void tls_client_free(struct tls_client *cli)
+{
+    if (!cli)
+        return;
+    if (cli->cred)
+        gnutls_certificate_free_credentials(cli->cred);
+    if (cli->prio)
+        gnutls_priority_deinit(cli->prio);
+    free(cli->alpn);
+    free(cli);
+}
+
+int tls_client_new(const struct tls_client_opts *o, struct tls_client **out, char *err,
+                   size_t errlen)
+{
+    struct tls_client *cli = calloc(1, sizeof(*cli));
+    const char *errpos = NULL;
+    int rc;
+
+    if (!cli)
+        return -ENOMEM;
+    if (gnutls_certificate_allocate_credentials(&cli->cred) < 0) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = set_chain_and_key(cli->cred, o->cert_path, o->key, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = gnutls_certificate_set_x509_trust_file(cli->cred, o->ca_path, GNUTLS_X509_FMT_PEM);
+    if (rc <= 0) {
+        snprintf(err, errlen, "%s holds no CA certificate", o->ca_path);
+        rc = -EBADMSG;
+        goto fail;
+    }
+    rc = gnutls_priority_init2(&cli->prio, o->tls_min == 12 ? PRIO_12 : PRIO_13, &errpos,
+                               GNUTLS_PRIORITY_INIT_DEF_APPEND);
+    if (rc < 0) {
+        snprintf(err, errlen, "TLS priority string rejected: %s", gnutls_strerror(rc));
+        rc = -EINVAL;
+        goto fail;
+    }
+    if (o->alpn && !(cli->alpn = strdup(o->alpn))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    *out = cli;
+    return 0;
+fail:
+    tls_client_free(cli);
+    return rc;
+}
+
+int tls_client_session(struct tls_client *cli, int fd, const char *server_name,
+                       gnutls_session_t *out)
+{
+    gnutls_session_t s = NULL;
+    unsigned char ip[16];
+    bool is_ip = inet_pton(AF_INET, server_name, ip) == 1 ||
+                 inet_pton(AF_INET6, server_name, ip) == 1;
+
+    if (gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0)
+        return -ENOMEM;
+    if (gnutls_priority_set(s, cli->prio) < 0 ||
+        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cli->cred) < 0 ||
+        (!is_ip && gnutls_server_name_set(s, GNUTLS_NAME_DNS, server_name,
+                                          strlen(server_name)) < 0)) {
+        gnutls_deinit(s);
+        return -EINVAL;
+    }
+    /* Chain and name are checked by GnuTLS during the handshake. */
+    gnutls_session_set_verify_cert(s, server_name, 0);
+    if (cli->alpn) {
+        gnutls_datum_t p = {(unsigned char *)cli->alpn, (unsigned)strlen(cli->alpn)};
+        gnutls_alpn_set_protocols(s, &p, 1, GNUTLS_ALPN_MANDATORY);
+    }
+    gnutls_transport_set_int(s, fd);
+    *out = s;
+    return 0;
 }

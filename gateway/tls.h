@@ -43,3 +43,23 @@ int tls_peer_chain(gnutls_session_t s, gnutls_x509_crt_t **chain, unsigned *n);
 void tls_describe(gnutls_session_t s, char *buf, size_t len);
 
 #endif
+
+/* ---- client (uplinks) ---------------------------------------------------- */
+
+struct tls_client;
+
+struct tls_client_opts {
+    const char *cert_path; /* our certificate (then intermediates) */
+    gnutls_privkey_t key;  /* ownership passes to the client */
+    const char *ca_path;   /* the hub's CA */
+    unsigned tls_min;
+    const char *alpn;
+};
+
+int tls_client_new(const struct tls_client_opts *o, struct tls_client **out, char *err,
+                   size_t errlen);
+void tls_client_free(struct tls_client *cli);
+/* A client session on fd that verifies the server's chain and its name
+ * (server_name: DNS name or IP address) during the handshake. */
+int tls_client_session(struct tls_client *cli, int fd, const char *server_name,
+                       gnutls_session_t *out);

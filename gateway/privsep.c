@@ -1,0 +1,487 @@
+#include "privsep.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cidr.h"
+#include "config.h"
+#include "fsutil.h"
+#include "netconfig.h"
+#include "registry.h"
+
+/* ---- session side --------------------------------------------------------- */
+
+static int client_fd = -1;
+static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void ps_client_init(int fd)
+{
+    client_fd = fd;
+}
+
+bool ps_client_ready(void)
+{
+    return client_fd >= 0;
+}
+
+int ps_request(const struct ps_msg *m, int *fd_out, char *err, size_t errlen)
+{
+    struct ps_reply rep;
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &rep, .iov_len = sizeof(rep)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm;
+    ssize_t n;
+    int rc;
+
+    if (fd_out)
+        *fd_out = -1;
+    if (client_fd < 0) {
+        snprintf(err, errlen, "no privileged parent (CAP_NET_ADMIN) to ask");
+        return -ENOTCONN;
+    }
+    pthread_mutex_lock(&client_lock);
+    do {
+        n = send(client_fd, m, sizeof(*m), MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(*m)) {
+        rc = n < 0 ? -errno : -EIO;
+        snprintf(err, errlen, "cannot reach the parent process: %s", strerror(-rc));
+        goto out;
+    }
+    do {
+        n = recvmsg(client_fd, &mh, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(rep) || rep.type != PS_REPLY) {
+        rc = n < 0 ? -errno : -EPROTO;
+        snprintf(err, errlen, "no answer from the parent process");
+        goto out;
+    }
+    for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+            if (fd_out && *fd_out < 0)
+                *fd_out = fd;
+            else
+                close(fd);
+        }
+    }
+    rep.err[PS_ERRLEN - 1] = '\0';
+    rc = rep.rc;
+    if (rc < 0)
+        snprintf(err, errlen, "%s", rep.err);
+out:
+    pthread_mutex_unlock(&client_lock);
+    return rc;
+}
+
+/* ---- parent side ------------------------------------------------------------ */
+
+struct ps_entry {
+    char ifname[PS_IFNAMSIZ];
+    char *flush[PS_MAX_PREFIXES + 1]; /* the remote end and its routes */
+    size_t n_flush;
+    struct ps_entry *next;
+};
+
+struct ps_server {
+    const struct config *cfg;
+    struct nc *nc;
+    struct cidr pool;
+    bool have_pool;
+    struct ps_entry *entries;
+};
+
+static void entry_free(struct ps_entry *e)
+{
+    for (size_t i = 0; i < e->n_flush; i++)
+        free(e->flush[i]);
+    free(e);
+}
+
+int ps_server_new(const struct config *cfg, struct ps_server **out, char *err, size_t errlen)
+{
+    struct ps_server *ps = calloc(1, sizeof(*ps));
+    struct nc_options o = {.ifprefix = NULL, .backend = NC_BACKEND_LINUX};
+    struct nc_service gated[CFG_MAX_LIST];
+    struct nc_fw_config fw = {.gated = gated, .n_gated = cfg->fw.n_gate};
+    struct nc_state *st = NULL;
+    int rc;
+
+    if (!ps)
+        return -ENOMEM;
+    ps->cfg = cfg;
+    if (cfg->tunnel.pool && cidr_parse(cfg->tunnel.pool, &ps->pool, NULL) == 0)
+        ps->have_pool = true;
+    rc = nc_new(&o, &ps->nc);
+    if (rc < 0) {
+        snprintf(err, errlen, "netlink: %s", strerror(-rc));
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->fw.n_gate; i++) {
+        gated[i].proto = cfg->fw.gate[i].proto;
+        gated[i].port = cfg->fw.gate[i].port;
+    }
+    /* Fail closed: the table, replaced whole, with nothing trusted. */
+    rc = nc_fw_install(ps->nc, &fw);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot install the nftables table inet mtlsgw: %s",
+                 nc_error(ps->nc));
+        goto fail;
+    }
+    /* Interfaces (and their routes) left by a previous run. */
+    if (nc_owned_list(ps->nc, &st) == 0 && st->n_links) {
+        const char *names[256];
+        size_t n = 0;
+        for (size_t i = 0; i < st->n_links && n < 256; i++)
+            names[n++] = st->links[i].name;
+        if (nc_links_del(ps->nc, names, n) < 0) {
+            snprintf(err, errlen, "cannot remove interfaces left behind: %s", nc_error(ps->nc));
+            rc = -EIO;
+            nc_state_free(st);
+            goto fail;
+        }
+    }
+    nc_state_free(st);
+    *out = ps;
+    return 0;
+fail:
+    ps_server_free(ps);
+    return rc < 0 ? rc : -EIO;
+}
+
+static bool str_ok(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+static bool addr4(const char *s, uint8_t out[4])
+{
+    return inet_pton(AF_INET, s, out) == 1;
+}
+
+/* Is prefix p inside one of the CIDR strings in set? */
+static bool inside_any(const struct cidr *p, char *const *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct cidr c;
+        if (cidr_parse(set[i], &c, NULL) == 0 && c.family == p->family && c.plen <= p->plen &&
+            cidr_contains(&c, p->family, p->addr))
+            return true;
+    }
+    return false;
+}
+
+static int check_prefixes(char (*list)[PS_ADDRLEN], uint32_t n, const char *what, char *err,
+                          size_t errlen)
+{
+    if (n > PS_MAX_PREFIXES) {
+        snprintf(err, errlen, "too many %s", what);
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct cidr c;
+        if (!str_ok(list[i], PS_ADDRLEN) || cidr_parse(list[i], &c, NULL) < 0) {
+            snprintf(err, errlen, "%s[%u] is not a prefix", what, i);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The re-check of a TUN request: nothing here trusts the session process. */
+static int check_tun_up(struct ps_server *ps, const struct ps_tun_up *u, char *err,
+                        size_t errlen)
+{
+    uint8_t l[4], r[4];
+    struct cidr c;
+    int rc;
+
+    if (!str_ok(u->ifname, sizeof(u->ifname)) || !nc_name_owned(ps->nc, u->ifname)) {
+        snprintf(err, errlen, "interface name outside the owned prefix");
+        return -EPERM;
+    }
+    if (!str_ok(u->peer_name, sizeof(u->peer_name)) || !str_ok(u->local, PS_ADDRLEN) ||
+        !str_ok(u->remote, PS_ADDRLEN) || !addr4(u->local, l) || !addr4(u->remote, r) ||
+        u->uplink > 1 || u->mtu < 576 || u->mtu > 9000) {
+        snprintf(err, errlen, "malformed request");
+        return -EINVAL;
+    }
+    if ((rc = check_prefixes((char (*)[PS_ADDRLEN])u->routes, u->n_routes, "routes", err,
+                             errlen)) < 0 ||
+        (rc = check_prefixes((char (*)[PS_ADDRLEN])u->allowed, u->n_allowed, "allowed", err,
+                             errlen)) < 0)
+        return rc;
+    if (!u->uplink) {
+        /* A hub peer: both ends inside the pool, routes inside its registered
+         * networks, reachable destinations inside [tunnel] routes. */
+        struct registry *reg = NULL;
+        const struct peer *p;
+        char why[256], *path;
+        if (!ps->have_pool || !cidr_contains(&ps->pool, AF_INET, l) ||
+            !cidr_contains(&ps->pool, AF_INET, r) || memcmp(l, r, 4) == 0) {
+            snprintf(err, errlen, "tunnel addresses outside [tunnel] pool");
+            return -EPERM;
+        }
+        for (uint32_t i = 0; i < u->n_allowed; i++) {
+            cidr_parse(u->allowed[i], &c, NULL);
+            if (!inside_any(&c, ps->cfg->tunnel.routes, ps->cfg->tunnel.n_routes)) {
+                snprintf(err, errlen, "allowed %s is not in [tunnel] routes", u->allowed[i]);
+                return -EPERM;
+            }
+        }
+        path = fs_join(ps->cfg->pki.dir, "registry.json");
+        rc = path ? registry_load(path, &reg, why, sizeof(why)) : -ENOMEM;
+        free(path);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot re-check against the registry");
+            return rc;
+        }
+        p = registry_find_name(reg, u->peer_name);
+        rc = 0;
+        if (!p || p->status != PEER_ACTIVE || p->role != ROLE_TUNNEL) {
+            snprintf(err, errlen, "peer %s is not an active tunnel peer", u->peer_name);
+            rc = -EPERM;
+        }
+        for (uint32_t i = 0; rc == 0 && i < u->n_routes; i++) {
+            cidr_parse(u->routes[i], &c, NULL);
+            if (!inside_any(&c, p->networks, p->n_networks)) {
+                snprintf(err, errlen, "route %s is not a network of peer %s", u->routes[i],
+                         u->peer_name);
+                rc = -EPERM;
+            }
+        }
+        registry_free(reg);
+        return rc;
+    }
+    /* Our own uplink: a configured one; the hub must not route its own
+     * address into the tunnel (the connection would loop). */
+    for (unsigned i = 0; i < ps->cfg->n_uplinks; i++) {
+        const struct cfg_uplink *up = &ps->cfg->uplinks[i];
+        char host[64];
+        const char *colon;
+        size_t hl;
+        uint8_t a[16];
+        if (strcmp(up->name, u->peer_name) != 0)
+            continue;
+        colon = strrchr(up->server, ':');
+        hl = (size_t)(colon - up->server);
+        if (up->server[0] == '[') {
+            memcpy(host, up->server + 1, hl - 2 < sizeof(host) ? hl - 2 : 0);
+            host[hl - 2 < sizeof(host) ? hl - 2 : 0] = '\0';
+        } else {
+            snprintf(host, sizeof(host), "%.*s", (int)hl, up->server);
+        }
+        for (uint32_t k = 0; k < u->n_routes; k++) {
+            cidr_parse(u->routes[k], &c, NULL);
+            if ((inet_pton(AF_INET, host, a) == 1 && cidr_contains(&c, AF_INET, a)) ||
+                (inet_pton(AF_INET6, host, a) == 1 && cidr_contains(&c, AF_INET6, a))) {
+                snprintf(err, errlen, "route %s would carry the tunnel to %s into itself",
+                         u->routes[k], host);
+                return -EPERM;
+            }
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "no [uplink %s] in the config", u->peer_name);
+    return -EPERM;
+}
+
+static struct ps_entry **find_entry(struct ps_server *ps, const char *ifname)
+{
+    struct ps_entry **pp = &ps->entries;
+
+    while (*pp && strcmp((*pp)->ifname, ifname) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void teardown(struct ps_server *ps, struct ps_entry *e)
+{
+    const char *name = e->ifname;
+
+    /* Untrust first: from here the firewall drops its traffic. */
+    nc_fw_untrust_iface(ps->nc, e->ifname);
+    nc_fw_disallow_prefixes(ps->nc, e->ifname, NULL, 0);
+    nc_links_del(ps->nc, &name, 1);
+    nc_conntrack_flush(ps->nc, (const char *const *)e->flush, e->n_flush, NULL);
+}
+
+static int do_tun_up(struct ps_server *ps, const struct ps_tun_up *u, int *fd_out, char *err,
+                     size_t errlen)
+{
+    const char *routes[PS_MAX_PREFIXES], *allowed[PS_MAX_PREFIXES];
+    char local[PS_ADDRLEN + 4];
+    struct ps_entry *e = NULL;
+    int fd = -1, rc;
+
+    rc = check_tun_up(ps, u, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (*find_entry(ps, u->ifname)) {
+        snprintf(err, errlen, "%s exists already", u->ifname);
+        return -EEXIST;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    snprintf(e->ifname, sizeof(e->ifname), "%s", u->ifname);
+    e->flush[e->n_flush++] = strdup(u->remote);
+    for (uint32_t i = 0; i < u->n_routes; i++) {
+        routes[i] = u->routes[i];
+        e->flush[e->n_flush++] = strdup(u->routes[i]);
+    }
+    for (uint32_t i = 0; i < u->n_allowed; i++)
+        allowed[i] = u->allowed[i];
+    snprintf(local, sizeof(local), "%s/32", u->local);
+    if ((rc = nc_tun_create(ps->nc, u->ifname, &fd)) < 0 ||
+        (rc = nc_link_set_mtu(ps->nc, u->ifname, u->mtu)) < 0 ||
+        (rc = nc_addr_add(ps->nc, u->ifname, local, u->remote)) < 0 ||
+        (rc = nc_link_set_up(ps->nc, u->ifname)) < 0)
+        goto fail;
+    for (uint32_t i = 0; i < u->n_routes; i++)
+        if ((rc = nc_route_add(ps->nc, routes[i], u->ifname, 0, 0)) < 0)
+            goto fail;
+    if ((rc = nc_fw_trust_iface(ps->nc, u->ifname, PS_TRUST_TIMEOUT_MS)) < 0 ||
+        (u->n_allowed && (rc = nc_fw_allow_prefixes(ps->nc, u->ifname, allowed, u->n_allowed)) < 0))
+        goto fail;
+    e->next = ps->entries;
+    ps->entries = e;
+    *fd_out = fd;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s", nc_error(ps->nc));
+    teardown(ps, e);
+    if (fd >= 0)
+        close(fd);
+    entry_free(e);
+    return rc;
+}
+
+static int do_tun_down(struct ps_server *ps, const struct ps_tun_down *d, char *err,
+                       size_t errlen)
+{
+    struct ps_entry **pp, *e;
+
+    if (!str_ok(d->ifname, sizeof(d->ifname))) {
+        snprintf(err, errlen, "malformed request");
+        return -EINVAL;
+    }
+    pp = find_entry(ps, d->ifname);
+    if (!*pp) {
+        snprintf(err, errlen, "%s is not ours", d->ifname);
+        return -ENOENT;
+    }
+    e = *pp;
+    *pp = e->next;
+    teardown(ps, e);
+    entry_free(e);
+    return 0;
+}
+
+static int do_gate(struct ps_server *ps, uint32_t type, const struct ps_gate *g, char *err,
+                   size_t errlen)
+{
+    uint8_t a[16];
+    int rc;
+
+    if (!str_ok(g->addr, sizeof(g->addr)) ||
+        (inet_pton(AF_INET, g->addr, a) != 1 && inet_pton(AF_INET6, g->addr, a) != 1) ||
+        (type == PS_GATE_OPEN && (g->timeout_ms == 0 || g->timeout_ms > 86400000u))) {
+        snprintf(err, errlen, "malformed gate request");
+        return -EINVAL;
+    }
+    rc = type == PS_GATE_OPEN ? nc_fw_gate_open(ps->nc, g->addr, g->timeout_ms)
+                              : nc_fw_gate_close(ps->nc, g->addr);
+    if (rc < 0)
+        snprintf(err, errlen, "%s", nc_error(ps->nc));
+    return rc;
+}
+
+int ps_server_handle(struct ps_server *ps, int fd)
+{
+    struct ps_msg m;
+    struct ps_reply rep = {.type = PS_REPLY};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &rep, .iov_len = sizeof(rep)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    int tun_fd = -1;
+    ssize_t n;
+
+    n = recv(fd, &m, sizeof(m), 0);
+    if (n == 0)
+        return -ECONNRESET;
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+    if (n != (ssize_t)sizeof(m)) {
+        rep.rc = -EINVAL;
+        snprintf(rep.err, sizeof(rep.err), "request of %zd bytes refused", n);
+    } else {
+        switch (m.type) {
+        case PS_TUN_UP:
+            rep.rc = do_tun_up(ps, &m.u.up, &tun_fd, rep.err, sizeof(rep.err));
+            break;
+        case PS_TUN_DOWN:
+            rep.rc = do_tun_down(ps, &m.u.down, rep.err, sizeof(rep.err));
+            break;
+        case PS_GATE_OPEN:
+        case PS_GATE_CLOSE:
+            rep.rc = do_gate(ps, m.type, &m.u.gate, rep.err, sizeof(rep.err));
+            break;
+        default:
+            rep.rc = -EINVAL;
+            snprintf(rep.err, sizeof(rep.err), "unknown request type %u", m.type);
+        }
+    }
+    if (tun_fd >= 0) {
+        struct cmsghdr *cm;
+        memset(cbuf, 0, sizeof(cbuf));
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof(cbuf);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &tun_fd, sizeof(int));
+    }
+    n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    /* The session process holds the TUN now; when it closes (or dies) the
+     * kernel removes the interface. */
+    if (tun_fd >= 0)
+        close(tun_fd);
+    return n < 0 ? -errno : 0;
+}
+
+void ps_server_teardown_all(struct ps_server *ps)
+{
+    while (ps->entries) {
+        struct ps_entry *e = ps->entries;
+        ps->entries = e->next;
+        teardown(ps, e);
+        entry_free(e);
+    }
+}
+
+void ps_server_refresh(struct ps_server *ps)
+{
+    for (struct ps_entry *e = ps->entries; e; e = e->next)
+        nc_fw_trust_iface(ps->nc, e->ifname, PS_TRUST_TIMEOUT_MS);
+}
+
+void ps_server_free(struct ps_server *ps)
+{
+    if (!ps)
+        return;
+    ps_server_teardown_all(ps);
+    nc_free(ps->nc);
+    free(ps);
+}

@@ -1,0 +1,1036 @@
+/*
+ * tunnel.c: tunnel sessions (docs/tunnel-protocol.md), on the hub and on our
+ * uplinks. A session has two threads: one moves packets from the TUN into
+ * TLS records (several frames a record), one from TLS to the TUN. GnuTLS
+ * allows one sender and one receiver on a session at once; the sender side
+ * is serialised by send_lock (packets, keepalives, CLOSE).
+ */
+/* SOCK_NONBLOCK/SOCK_CLOEXEC on socket(): musl and glibc declare them under
+ * _GNU_SOURCE. */
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "fsutil.h"
+#include "log.h"
+#include "p11.h"
+#include "pki.h"
+#include "privsep.h"
+#include "registry.h"
+#include "tls.h"
+#include "trustdb.h"
+
+#define FRAME_HDR 4
+#define T_CONFIG 1
+#define T_PACKET 2
+#define T_KEEPALIVE 3
+#define T_CLOSE 4
+#define CONFIG_MAX 4096
+#define CLOSE_MAX 256
+#define REC_MAX 16384
+#define RBUF (2 * REC_MAX + FRAME_HDR + 9000)
+#define ALPN "mtlsgw/1"
+
+struct tunnel {
+    int tun_fd, wake_fd, done_fd;
+    char ifname[PS_IFNAMSIZ];
+    char local[PS_ADDRLEN], remote[PS_ADDRLEN];
+    uint32_t pool_index; /* 0: not from the pool */
+    unsigned mtu, keepalive;
+    bool uplink;
+    pthread_mutex_t send_lock;
+    atomic_int threads;
+    atomic_bool stop;
+    atomic_bool peer_said_close;
+    _Atomic long long last_rx, last_tx;
+    atomic_ullong pkts_in, pkts_out;
+    pthread_mutex_t reason_lock;
+    char reason[200];
+    char *networks[PS_MAX_PREFIXES];
+    unsigned n_networks;
+    unsigned char *rbuf;
+    size_t rlen;
+};
+
+struct uplink {
+    struct daemon *d;
+    const struct cfg_uplink *cfg;
+    unsigned index;
+    char host[256], port[8], server_name[256];
+    struct tls_client *tls;
+    pthread_t thread;
+    bool running;
+    int stop_fd;
+};
+
+void server_forget(struct conn *c);
+struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
+                             const struct sockaddr_storage *ss, bool count_source);
+
+static long long now_s(void)
+{
+    return (long long)time(NULL);
+}
+
+static void tunnel_end(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tunnel_end(struct conn *c, const char *fmt, ...)
+{
+    struct tunnel *t = c->tun;
+    va_list ap;
+
+    pthread_mutex_lock(&t->reason_lock);
+    if (!t->reason[0]) {
+        va_start(ap, fmt);
+        vsnprintf(t->reason, sizeof(t->reason), fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&t->reason_lock);
+    atomic_store(&t->stop, true);
+    if (eventfd_write(t->wake_fd, 1) < 0)
+        log_debug("tunnel: wake: %s", strerror(errno));
+}
+
+void tunnel_wake(struct conn *c)
+{
+    static const char *const why[] = {
+        [KILL_NONE] = "closed",         [KILL_TIMEOUT] = "timeout",
+        [KILL_IDLE] = "idle",           [KILL_REVOKED] = "no longer trusted",
+        [KILL_KICKED] = "kicked",       [KILL_SHUTDOWN] = "daemon stopping",
+    };
+    int k = atomic_load(&c->kill);
+
+    tunnel_end(c, "%s", (unsigned)k < sizeof(why) / sizeof(why[0]) ? why[k] : "closed");
+}
+
+/* Send a whole buffer of frames; the caller holds send_lock. */
+static int send_locked(struct conn *c, const unsigned char *buf, size_t len)
+{
+    struct tunnel *t = c->tun;
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t n = gnutls_record_send(c->tls, buf + off, len - off);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+            struct pollfd p[2] = {{.fd = c->fd, .events = POLLOUT},
+                                  {.fd = t->wake_fd, .events = POLLIN}};
+            /* GnuTLS wants the same data again after EAGAIN. */
+            if (poll(p, 2, 1000) > 0 && (p[1].revents & POLLIN) && atomic_load(&t->stop))
+                return -ECANCELED;
+            continue;
+        }
+        if (n < 0)
+            return -EIO;
+        off += (size_t)n;
+    }
+    atomic_fetch_add(&c->bytes_out, len);
+    atomic_fetch_add(&c->l->bytes_out, len);
+    atomic_store(&t->last_tx, now_s());
+    return 0;
+}
+
+static int send_frame(struct conn *c, int type, const void *payload, size_t len)
+{
+    unsigned char buf[FRAME_HDR + CONFIG_MAX];
+    int rc;
+
+    if (len > CONFIG_MAX)
+        return -EMSGSIZE;
+    buf[0] = (unsigned char)type;
+    buf[1] = 0;
+    buf[2] = (unsigned char)(len >> 8);
+    buf[3] = (unsigned char)len;
+    if (len)
+        memcpy(buf + FRAME_HDR, payload, len);
+    pthread_mutex_lock(&c->tun->send_lock);
+    rc = send_locked(c, buf, FRAME_HDR + len);
+    pthread_mutex_unlock(&c->tun->send_lock);
+    return rc;
+}
+
+/* ---- TUN -> TLS ----------------------------------------------------------- */
+
+static void *tx_main(void *arg)
+{
+    struct conn *c = arg;
+    struct tunnel *t = c->tun;
+    unsigned char *buf = malloc(REC_MAX);
+    int finish_after = 0;
+
+    if (!buf) {
+        tunnel_end(c, "out of memory");
+        goto out;
+    }
+    while (!atomic_load(&t->stop)) {
+        struct pollfd p[2] = {{.fd = t->tun_fd, .events = POLLIN},
+                              {.fd = t->wake_fd, .events = POLLIN}};
+        long long idle = now_s() - atomic_load(&t->last_tx);
+        int timeout = idle >= (long long)t->keepalive ? 0
+                                                      : (int)((long long)t->keepalive - idle) * 1000;
+        size_t len = 0;
+        int n = poll(p, 2, timeout);
+
+        if (n < 0 && errno != EINTR) {
+            tunnel_end(c, "poll: %s", strerror(errno));
+            break;
+        }
+        if (atomic_load(&t->stop))
+            break;
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            /* As many packets as fit one TLS record, read straight into it. */
+            while (len + FRAME_HDR + t->mtu <= REC_MAX) {
+                ssize_t r = read(t->tun_fd, buf + len + FRAME_HDR, t->mtu);
+                if (r <= 0) {
+                    if (r < 0 && errno != EAGAIN && errno != EINTR)
+                        tunnel_end(c, "TUN %s: %s", t->ifname, strerror(errno));
+                    break;
+                }
+                buf[len] = T_PACKET;
+                buf[len + 1] = 0;
+                buf[len + 2] = (unsigned char)(r >> 8);
+                buf[len + 3] = (unsigned char)r;
+                len += FRAME_HDR + (size_t)r;
+                atomic_fetch_add(&t->pkts_out, 1);
+            }
+        }
+        if (len) {
+            int rc;
+            pthread_mutex_lock(&t->send_lock);
+            rc = send_locked(c, buf, len);
+            pthread_mutex_unlock(&t->send_lock);
+            if (rc < 0) {
+                tunnel_end(c, "send failed");
+                break;
+            }
+        } else if (now_s() - atomic_load(&t->last_tx) >= (long long)t->keepalive) {
+            if (send_frame(c, T_KEEPALIVE, NULL, 0) < 0) {
+                tunnel_end(c, "send failed");
+                break;
+            }
+        }
+    }
+out:
+    free(buf);
+    (void)finish_after;
+    return NULL;
+}
+
+/* ---- TLS -> TUN ----------------------------------------------------------- */
+
+static bool packet_ok(const unsigned char *p, size_t len)
+{
+    if (len >= 20 && (p[0] >> 4) == 4)
+        return ((size_t)p[2] << 8 | p[3]) == len;
+    if (len >= 40 && (p[0] >> 4) == 6)
+        return ((size_t)p[4] << 8 | p[5]) + 40 == len;
+    return false;
+}
+
+/* Parse what is buffered. 0: need more; 1: consumed frames; <0: ended. */
+static int parse_frames(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+    size_t off = 0;
+
+    while (t->rlen - off >= FRAME_HDR) {
+        const unsigned char *h = t->rbuf + off;
+        size_t len = (size_t)h[2] << 8 | h[3];
+        int type = h[0];
+        size_t limit = type == T_PACKET      ? t->mtu
+                       : type == T_CLOSE     ? CLOSE_MAX
+                       : type == T_KEEPALIVE ? 0
+                                             : 0;
+        if (h[1] != 0 || type < T_CONFIG || type > T_CLOSE) {
+            tunnel_end(c, "malformed frame: type %d flags %d", type, h[1]);
+            return -EPROTO;
+        }
+        if (type == T_CONFIG) {
+            tunnel_end(c, "malformed frame: unexpected CONFIG");
+            return -EPROTO;
+        }
+        if (len > limit) {
+            tunnel_end(c, "malformed frame: type %d with %zu bytes (limit %zu)", type, len, limit);
+            return -EPROTO;
+        }
+        if (t->rlen - off < FRAME_HDR + len)
+            break;
+        if (type == T_PACKET) {
+            const unsigned char *pkt = h + FRAME_HDR;
+            if (!packet_ok(pkt, len)) {
+                tunnel_end(c, "malformed frame: PACKET of %zu bytes is not an IP packet", len);
+                return -EPROTO;
+            }
+            /* A full TUN queue drops the packet, as a full link would. */
+            if (write(t->tun_fd, pkt, len) < 0 && errno != EAGAIN && errno != ENOBUFS)
+                log_debug("TUN %s: write: %s", t->ifname, strerror(errno));
+            atomic_fetch_add(&t->pkts_in, 1);
+        } else if (type == T_CLOSE) {
+            atomic_store(&t->peer_said_close, true);
+            tunnel_end(c, "closed by peer: %.*s", (int)len, (const char *)(h + FRAME_HDR));
+            return -ECONNRESET;
+        }
+        off += FRAME_HDR + len;
+    }
+    memmove(t->rbuf, t->rbuf + off, t->rlen - off);
+    t->rlen -= off;
+    return 1;
+}
+
+static void *rx_main(void *arg)
+{
+    struct conn *c = arg;
+    struct tunnel *t = c->tun;
+
+    if (t->rlen && parse_frames(c) < 0)
+        return NULL;
+    while (!atomic_load(&t->stop)) {
+        ssize_t n;
+        if (gnutls_record_check_pending(c->tls) == 0) {
+            struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+                                  {.fd = t->wake_fd, .events = POLLIN}};
+            int r = poll(p, 2, 1000);
+            if (atomic_load(&t->stop))
+                break;
+            if (r == 0 || (r < 0 && errno == EINTR)) {
+                long long quiet = now_s() - atomic_load(&t->last_rx);
+                if (quiet > 3 * (long long)t->keepalive) {
+                    tunnel_end(c, "peer dead: nothing heard for %lld s", quiet);
+                    break;
+                }
+                continue;
+            }
+        }
+        n = gnutls_record_recv(c->tls, t->rbuf + t->rlen, RBUF - t->rlen);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (n == 0) {
+            tunnel_end(c, "closed by peer");
+            break;
+        }
+        if (n < 0) {
+            tunnel_end(c, "TLS: %s", gnutls_strerror((int)n));
+            break;
+        }
+        t->rlen += (size_t)n;
+        atomic_store(&t->last_rx, now_s());
+        atomic_fetch_add(&c->bytes_in, (unsigned long long)n);
+        atomic_fetch_add(&c->l->bytes_in, (unsigned long long)n);
+        if (parse_frames(c) < 0)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static void pool_release(struct daemon *d, uint32_t index)
+{
+    if (!index)
+        return;
+    pthread_mutex_lock(&d->pool_lock);
+    d->pool_used[index / 8] &= (uint8_t) ~(1u << (index % 8));
+    pthread_mutex_unlock(&d->pool_lock);
+}
+
+static uint32_t pool_take(struct daemon *d)
+{
+    uint32_t found = 0;
+
+    pthread_mutex_lock(&d->pool_lock);
+    /* .0 is the network, .1 the hub, the last the broadcast address. */
+    for (uint32_t i = 2; d->pool_used && i + 1 < d->pool_size; i++) {
+        if (!(d->pool_used[i / 8] & (1u << (i % 8)))) {
+            d->pool_used[i / 8] |= (uint8_t)(1u << (i % 8));
+            found = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->pool_lock);
+    return found;
+}
+
+static void tunnel_finish(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+    struct daemon *d = c->d;
+    struct ps_msg m = {.type = PS_TUN_DOWN};
+    char err[PS_ERRLEN], reason[220];
+
+    snprintf(reason, sizeof(reason), "%s", t->reason[0] ? t->reason : "closed");
+    if (!atomic_load(&t->peer_said_close)) {
+        size_t rl = strlen(reason) < CLOSE_MAX ? strlen(reason) : CLOSE_MAX;
+        send_frame(c, T_CLOSE, reason, rl);
+    }
+    snprintf(m.u.down.ifname, sizeof(m.u.down.ifname), "%s", t->ifname);
+    if (t->ifname[0] && ps_request(&m, NULL, err, sizeof(err)) < 0)
+        log_err("tunnel %s: teardown: %s", t->ifname, err);
+    if (t->tun_fd >= 0) {
+        close(t->tun_fd);
+        t->tun_fd = -1;
+    }
+    pool_release(d, t->pool_index);
+    t->pool_index = 0;
+    log_info("%s peer %s serial %s from %s: tunnel %s down (in %llu, out %llu packets)",
+             c->l->name, c->peer[0] ? c->peer : "?", c->serial[0] ? c->serial : "?", c->remote,
+             t->ifname, atomic_load(&t->pkts_in), atomic_load(&t->pkts_out));
+    conn_close(c, reason);
+    if (t->done_fd >= 0 && eventfd_write(t->done_fd, 1) < 0)
+        log_debug("tunnel: done: %s", strerror(errno));
+}
+
+static void *thread_entry(void *arg)
+{
+    void **a = arg;
+    void *(*fn)(void *) = (void *(*)(void *))a[0];
+    struct conn *c = a[1];
+
+    free(arg);
+    fn(c);
+    atomic_store(&c->tun->stop, true);
+    if (eventfd_write(c->tun->wake_fd, 1) < 0)
+        log_debug("tunnel: wake: %s", strerror(errno));
+    /* The last of the two threads out takes everything down. */
+    if (atomic_fetch_sub(&c->tun->threads, 1) == 1)
+        tunnel_finish(c);
+    conn_unref(c);
+    return NULL;
+}
+
+static int spawn(struct conn *c, void *(*fn)(void *))
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    void **a = malloc(2 * sizeof(void *));
+    sigset_t all, old;
+    int rc;
+
+    if (!a)
+        return -ENOMEM;
+    a[0] = (void *)fn;
+    a[1] = c;
+    conn_ref(c);
+    atomic_fetch_add(&c->tun->threads, 1);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 128 * 1024);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = -pthread_create(&th, &attr, thread_entry, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc < 0) {
+        atomic_fetch_sub(&c->tun->threads, 1);
+        conn_unref(c);
+        free(a);
+    }
+    return rc;
+}
+
+static struct tunnel *tunnel_new(unsigned mtu, unsigned keepalive, bool uplink)
+{
+    struct tunnel *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return NULL;
+    t->rbuf = malloc(RBUF);
+    t->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    t->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!t->rbuf || t->wake_fd < 0 || t->done_fd < 0) {
+        free(t->rbuf);
+        if (t->wake_fd >= 0)
+            close(t->wake_fd);
+        if (t->done_fd >= 0)
+            close(t->done_fd);
+        free(t);
+        return NULL;
+    }
+    t->tun_fd = -1;
+    t->mtu = mtu;
+    t->keepalive = keepalive;
+    t->uplink = uplink;
+    pthread_mutex_init(&t->send_lock, NULL);
+    pthread_mutex_init(&t->reason_lock, NULL);
+    atomic_store(&t->last_rx, now_s());
+    atomic_store(&t->last_tx, now_s());
+    return t;
+}
+
+/* Called from bury() when the connection is freed. */
+void tunnel_free(struct tunnel *t);
+void tunnel_free(struct tunnel *t)
+{
+    if (!t)
+        return;
+    if (t->tun_fd >= 0)
+        close(t->tun_fd);
+    close(t->wake_fd);
+    close(t->done_fd);
+    for (unsigned i = 0; i < t->n_networks; i++)
+        free(t->networks[i]);
+    pthread_mutex_destroy(&t->send_lock);
+    pthread_mutex_destroy(&t->reason_lock);
+    free(t->rbuf);
+    free(t);
+}
+
+static int tun_up(struct conn *c, struct ps_tun_up *u, char *err, size_t errlen)
+{
+    struct ps_msg *m = calloc(1, sizeof(*m));
+    int fd = -1, rc;
+
+    if (!m)
+        return -ENOMEM;
+    m->type = PS_TUN_UP;
+    m->u.up = *u;
+    rc = ps_request(m, &fd, err, errlen);
+    free(m);
+    if (rc < 0)
+        return rc;
+    if (fd < 0) {
+        snprintf(err, errlen, "no TUN descriptor from the parent");
+        return -EPROTO;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    c->tun->tun_fd = fd;
+    snprintf(c->tun->ifname, sizeof(c->tun->ifname), "%s", u->ifname);
+    return 0;
+}
+
+static void ip4(uint32_t a, char *buf, size_t len)
+{
+    struct in_addr in = {.s_addr = htonl(a)};
+
+    inet_ntop(AF_INET, &in, buf, (socklen_t)len);
+}
+
+void tunnel_start_hub(struct conn *c)
+{
+    struct daemon *d = c->d;
+    const struct config *cfg = d->cfg;
+    struct trustdb *db = daemon_trust(d);
+    const struct peer *p = registry_find_serial(trustdb_registry(db), c->serial);
+    struct ps_tun_up *u = calloc(1, sizeof(*u));
+    struct json_object *o = NULL, *arr;
+    struct tunnel *t;
+    char err[PS_ERRLEN] = "";
+    const char *js;
+    uint32_t idx;
+
+    t = tunnel_new(cfg->tunnel.mtu, cfg->tunnel.keepalive, false);
+    if (!u || !t || !p) {
+        trustdb_unref(db);
+        free(u);
+        tunnel_free(t);
+        conn_close(c, p ? "out of memory" : "peer vanished from the registry");
+        return;
+    }
+    for (size_t i = 0; i < p->n_networks && i < PS_MAX_PREFIXES; i++) {
+        snprintf(u->routes[i], PS_ADDRLEN, "%s", p->networks[i]);
+        t->networks[t->n_networks++] = strdup(p->networks[i]);
+        u->n_routes++;
+    }
+    trustdb_unref(db);
+    /* From here the two tunnel threads own the socket, not the event loop. */
+    pthread_mutex_lock(&c->lock);
+    c->armed = false;
+    epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->tun = t;
+    pthread_mutex_unlock(&c->lock);
+    idx = pool_take(d);
+    if (!idx) {
+        free(u);
+        log_err("tunnel peer %s: [tunnel] pool %s is exhausted", c->peer, cfg->tunnel.pool);
+        conn_close(c, "pool exhausted");
+        return;
+    }
+    t->pool_index = idx;
+    ip4(d->pool_base + 1, t->local, sizeof(t->local));
+    ip4(d->pool_base + idx, t->remote, sizeof(t->remote));
+    snprintf(u->ifname, sizeof(u->ifname), "%s%llu", MTLSGW_DEFAULT_IFPREFIX,
+             (unsigned long long)c->id);
+    snprintf(u->peer_name, sizeof(u->peer_name), "%s", c->peer);
+    snprintf(u->local, sizeof(u->local), "%s", t->local);
+    snprintf(u->remote, sizeof(u->remote), "%s", t->remote);
+    u->mtu = t->mtu;
+    for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
+        snprintf(u->allowed[u->n_allowed++], PS_ADDRLEN, "%s", cfg->tunnel.routes[i]);
+    if (tun_up(c, u, err, sizeof(err)) < 0) {
+        free(u);
+        log_err("tunnel peer %s serial %s from %s: no interface: %s", c->peer, c->serial,
+                c->remote, err);
+        tunnel_finish(c);
+        return;
+    }
+    free(u);
+    o = json_object_new_object();
+    json_object_object_add(o, "version", json_object_new_int(1));
+    json_object_object_add(o, "address", json_object_new_string(t->remote));
+    json_object_object_add(o, "peer", json_object_new_string(t->local));
+    json_object_object_add(o, "prefix", json_object_new_int((int)(32 - __builtin_ctz(d->pool_size))));
+    json_object_object_add(o, "mtu", json_object_new_int((int)t->mtu));
+    json_object_object_add(o, "keepalive", json_object_new_int((int)t->keepalive));
+    arr = json_object_new_array();
+    for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
+        json_object_array_add(arr, json_object_new_string(cfg->tunnel.routes[i]));
+    json_object_object_add(o, "routes", arr);
+    arr = json_object_new_array();
+    for (unsigned i = 0; i < t->n_networks; i++)
+        json_object_array_add(arr, json_object_new_string(t->networks[i]));
+    json_object_object_add(o, "networks", arr);
+    js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    log_info("tunnel peer %s serial %s from %s: %s up, %s <-> %s", c->peer, c->serial, c->remote,
+             t->ifname, t->local, t->remote);
+    if (send_frame(c, T_CONFIG, js, strlen(js)) < 0 || spawn(c, rx_main) < 0 ||
+        spawn(c, tx_main) < 0) {
+        json_object_put(o);
+        tunnel_end(c, "cannot start");
+        if (atomic_load(&t->threads) == 0)
+            tunnel_finish(c);
+        return;
+    }
+    json_object_put(o);
+}
+
+void tunnel_describe(struct conn *c, struct json_object *o)
+{
+    struct tunnel *t = c->tun;
+    struct json_object *arr;
+
+    if (!t)
+        return;
+    json_object_object_add(o, "interface", json_object_new_string(t->ifname));
+    json_object_object_add(o, "address", json_object_new_string(t->uplink ? t->local : t->remote));
+    arr = json_object_new_array();
+    for (unsigned i = 0; i < t->n_networks; i++)
+        json_object_array_add(arr, json_object_new_string(t->networks[i]));
+    json_object_object_add(o, "networks", arr);
+    json_object_object_add(o, "packets_in", json_object_new_int64((int64_t)atomic_load(&t->pkts_in)));
+    json_object_object_add(o, "packets_out", json_object_new_int64((int64_t)atomic_load(&t->pkts_out)));
+}
+
+/* ---- the gate ----------------------------------------------------------------- */
+
+void conn_ip(const struct conn *c, char *buf, size_t len)
+{
+    if (c->addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&c->addr)->sin_addr, buf, (socklen_t)len);
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&c->addr)->sin6_addr, buf,
+                  (socklen_t)len);
+}
+
+static void gate_request(struct conn *c, uint32_t type)
+{
+    struct ps_msg m = {.type = type};
+    char err[PS_ERRLEN];
+
+    if (c->d->cfg->fw.n_gate == 0 || !ps_client_ready())
+        return;
+    conn_ip(c, m.u.gate.addr, sizeof(m.u.gate.addr));
+    m.u.gate.timeout_ms = c->d->cfg->fw.gate_timeout * 1000u;
+    if (ps_request(&m, NULL, err, sizeof(err)) < 0)
+        log_err("gate %s for %s: %s", type == PS_GATE_OPEN ? "open" : "close", m.u.gate.addr,
+                err);
+    else if (type == PS_GATE_OPEN && !c->gate_open)
+        log_info("management peer %s from %s: gate opened for %u s", c->peer, m.u.gate.addr,
+                 c->d->cfg->fw.gate_timeout);
+    c->gate_open = type == PS_GATE_OPEN;
+}
+
+void gate_open(struct conn *c)
+{
+    gate_request(c, PS_GATE_OPEN);
+}
+
+void gate_close(struct conn *c)
+{
+    gate_request(c, PS_GATE_CLOSE);
+}
+
+/* ---- uplinks ------------------------------------------------------------------- */
+
+static int split_hostport(const char *s, char *host, size_t hl, char *port, size_t pl)
+{
+    const char *colon = strrchr(s, ':');
+    size_t n;
+
+    if (!colon)
+        return -EINVAL;
+    if (s[0] == '[') {
+        n = (size_t)(colon - s);
+        if (n < 3 || s[n - 1] != ']')
+            return -EINVAL;
+        snprintf(host, hl, "%.*s", (int)(n - 2), s + 1);
+    } else {
+        snprintf(host, hl, "%.*s", (int)(colon - s), s);
+    }
+    snprintf(port, pl, "%s", colon + 1);
+    return 0;
+}
+
+/* Interruptible sleep; false when we are stopping. */
+static bool nap(struct uplink *up, unsigned ms)
+{
+    struct pollfd p = {.fd = up->stop_fd, .events = POLLIN};
+
+    return poll(&p, 1, (int)ms) == 0 && !up->d->stopping;
+}
+
+static int connect_to(struct uplink *up, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
+    int fd = -1, rc;
+
+    rc = getaddrinfo(up->host, up->port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", up->host, gai_strerror(rc));
+        return -EHOSTUNREACH;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        struct pollfd p;
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+            goto next;
+        p.fd = fd;
+        p.events = POLLOUT;
+        if (poll(&p, 1, 10000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+            soerr) {
+            errno = soerr ? soerr : ETIMEDOUT;
+            goto next;
+        }
+        memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(res);
+        return fd;
+next:
+        snprintf(err, errlen, "cannot connect to %s: %s", up->cfg->server, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return -ECONNREFUSED;
+}
+
+/* Read until one whole frame is buffered (the CONFIG), within the deadline. */
+static int read_first_frame(struct conn *c, long long deadline)
+{
+    struct tunnel *t = c->tun;
+
+    while (t->rlen < FRAME_HDR || t->rlen < FRAME_HDR + ((size_t)t->rbuf[2] << 8 | t->rbuf[3])) {
+        ssize_t n;
+        if (t->rlen >= FRAME_HDR && (t->rbuf[0] != T_CONFIG || t->rbuf[1] != 0 ||
+                                     ((size_t)t->rbuf[2] << 8 | t->rbuf[3]) > CONFIG_MAX))
+            return -EPROTO;
+        if (gnutls_record_check_pending(c->tls) == 0) {
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            if (now_s() > deadline || poll(&p, 1, 1000) < 0)
+                return -ETIMEDOUT;
+        }
+        n = gnutls_record_recv(c->tls, t->rbuf + t->rlen, RBUF - t->rlen);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (n <= 0)
+            return -ECONNRESET;
+        t->rlen += (size_t)n;
+    }
+    return 0;
+}
+
+static int apply_config(struct uplink *up, struct conn *c, const char *text, size_t len,
+                        char *err, size_t errlen)
+{
+    struct tunnel *t = c->tun;
+    struct json_object *o = json_tokener_parse(text), *v, *arr;
+    struct ps_tun_up *u = calloc(1, sizeof(*u));
+    int rc = -EPROTO;
+
+    (void)len;
+    if (!u)
+        goto out;
+    if (!o || !json_object_object_get_ex(o, "address", &v) ||
+        !json_object_is_type(v, json_type_string)) {
+        snprintf(err, errlen, "CONFIG has no address");
+        goto out;
+    }
+    snprintf(u->local, sizeof(u->local), "%s", json_object_get_string(v));
+    if (!json_object_object_get_ex(o, "peer", &v) || !json_object_is_type(v, json_type_string)) {
+        snprintf(err, errlen, "CONFIG has no peer");
+        goto out;
+    }
+    snprintf(u->remote, sizeof(u->remote), "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(o, "mtu", &v)) {
+        int mtu = json_object_get_int(v);
+        if (mtu < 576 || mtu > 9000) {
+            snprintf(err, errlen, "CONFIG mtu %d out of range", mtu);
+            goto out;
+        }
+        t->mtu = (unsigned)mtu;
+    }
+    if (json_object_object_get_ex(o, "keepalive", &v)) {
+        int ka = json_object_get_int(v);
+        if (ka < 1 || ka > 3600) {
+            snprintf(err, errlen, "CONFIG keepalive %d out of range", ka);
+            goto out;
+        }
+        t->keepalive = (unsigned)ka;
+    }
+    if (json_object_object_get_ex(o, "routes", &arr) && json_object_is_type(arr, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(arr) && u->n_routes < PS_MAX_PREFIXES; i++)
+            snprintf(u->routes[u->n_routes++], PS_ADDRLEN, "%s",
+                     json_object_get_string(json_object_array_get_idx(arr, i)));
+    if (json_object_object_get_ex(o, "networks", &arr) && json_object_is_type(arr, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(arr) && u->n_allowed < PS_MAX_PREFIXES; i++) {
+            const char *n = json_object_get_string(json_object_array_get_idx(arr, i));
+            snprintf(u->allowed[u->n_allowed++], PS_ADDRLEN, "%s", n);
+            if (t->n_networks < PS_MAX_PREFIXES)
+                t->networks[t->n_networks++] = strdup(n);
+        }
+    snprintf(u->ifname, sizeof(u->ifname), "%su%u", MTLSGW_DEFAULT_IFPREFIX, up->index);
+    snprintf(u->peer_name, sizeof(u->peer_name), "%s", up->cfg->name);
+    u->uplink = 1;
+    u->mtu = t->mtu;
+    snprintf(t->local, sizeof(t->local), "%s", u->local);
+    snprintf(t->remote, sizeof(t->remote), "%s", u->remote);
+    rc = tun_up(c, u, err, errlen);
+out:
+    free(u);
+    json_object_put(o);
+    return rc;
+}
+
+/* One connection to the hub, until it ends. */
+static void uplink_once(struct uplink *up)
+{
+    struct daemon *d = up->d;
+    struct sockaddr_storage ss = {0};
+    gnutls_session_t tls = NULL;
+    struct conn *c = NULL;
+    char err[512] = "";
+    long long deadline = now_s() + 10;
+    size_t flen;
+    int fd, rc;
+
+    fd = connect_to(up, &ss, err, sizeof(err));
+    if (fd < 0) {
+        log_info("uplink %s: %s", up->cfg->name, err);
+        return;
+    }
+    if (tls_client_session(up->tls, fd, up->server_name, &tls) < 0) {
+        close(fd);
+        return;
+    }
+    for (;;) {
+        struct pollfd p = {.fd = fd};
+        rc = gnutls_handshake(tls);
+        if (rc == 0)
+            break;
+        if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED) {
+            unsigned status = gnutls_session_get_verify_cert_status(tls);
+            gnutls_datum_t txt = {0};
+            if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+                gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0) == 0) {
+                log_err("uplink %s: hub %s refused: %s", up->cfg->name, up->cfg->server, txt.data);
+                gnutls_free(txt.data);
+            } else {
+                log_info("uplink %s: handshake with %s failed: %s", up->cfg->name,
+                         up->cfg->server, gnutls_strerror(rc));
+            }
+            gnutls_deinit(tls);
+            close(fd);
+            return;
+        }
+        p.events = gnutls_record_get_direction(tls) ? POLLOUT : POLLIN;
+        if (now_s() > deadline || poll(&p, 1, 1000) < 0) {
+            log_info("uplink %s: handshake with %s timed out", up->cfg->name, up->cfg->server);
+            gnutls_deinit(tls);
+            close(fd);
+            return;
+        }
+    }
+    c = server_conn_new(d, &d->upl, fd, &ss, false);
+    if (!c) {
+        gnutls_deinit(tls);
+        close(fd);
+        return;
+    }
+    c->tls = tls;
+    snprintf(c->peer, sizeof(c->peer), "%s", up->cfg->name);
+    snprintf(c->remote, sizeof(c->remote), "%s", up->cfg->server);
+    c->role = ROLE_TUNNEL;
+    c->tun = tunnel_new(d->cfg->tunnel.mtu, d->cfg->tunnel.keepalive, true);
+    if (!c->tun) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    atomic_fetch_sub(&c->l->handshaking, 1);
+    atomic_fetch_add(&c->l->sessions, 1);
+    atomic_store(&c->state, CONN_OPEN);
+    rc = read_first_frame(c, deadline + 5);
+    if (rc < 0) {
+        log_err("uplink %s: no CONFIG from %s (%s)", up->cfg->name, up->cfg->server,
+                rc == -EPROTO ? "malformed first frame" : strerror(-rc));
+        conn_close(c, "no CONFIG");
+        return;
+    }
+    flen = (size_t)c->tun->rbuf[2] << 8 | c->tun->rbuf[3];
+    {
+        char text[CONFIG_MAX + 1];
+        memcpy(text, c->tun->rbuf + FRAME_HDR, flen);
+        text[flen] = '\0';
+        memmove(c->tun->rbuf, c->tun->rbuf + FRAME_HDR + flen, c->tun->rlen - FRAME_HDR - flen);
+        c->tun->rlen -= FRAME_HDR + flen;
+        if (apply_config(up, c, text, flen, err, sizeof(err)) < 0) {
+            log_err("uplink %s: cannot apply the hub's CONFIG: %s", up->cfg->name, err);
+            tunnel_end(c, "bad CONFIG");
+            tunnel_finish(c);
+            return;
+        }
+    }
+    log_info("uplink %s: connected to %s, %s up, %s <-> %s", up->cfg->name, up->cfg->server,
+             c->tun->ifname, c->tun->local, c->tun->remote);
+    conn_ref(c);
+    if (spawn(c, rx_main) < 0 || spawn(c, tx_main) < 0) {
+        tunnel_end(c, "cannot start");
+        if (atomic_load(&c->tun->threads) == 0)
+            tunnel_finish(c);
+    }
+    /* Wait for the session to end, or for the daemon to stop. */
+    for (;;) {
+        struct pollfd p[2] = {{.fd = c->tun->done_fd, .events = POLLIN},
+                              {.fd = up->stop_fd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[0].revents)
+            break;
+        if (p[1].revents) {
+            conn_kill(c, KILL_SHUTDOWN);
+            p[1].fd = -1;
+            poll(p, 1, 3000);
+            break;
+        }
+    }
+    conn_unref(c);
+}
+
+static void *uplink_main(void *arg)
+{
+    struct uplink *up = arg;
+    unsigned backoff = 1;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)up;
+
+    while (!up->d->stopping) {
+        long long t0 = now_s();
+        unsigned ms;
+        uplink_once(up);
+        if (up->d->stopping)
+            break;
+        if (now_s() - t0 > 60)
+            backoff = 1;
+        /* 1 s doubling to 60 s, +-20 % jitter so spokes do not return in step. */
+        ms = backoff * 1000u;
+        ms = ms * 4 / 5 + (unsigned)(rand_r(&seed) % (ms * 2 / 5 + 1));
+        log_info("uplink %s: reconnecting in %u ms", up->cfg->name, ms);
+        if (!nap(up, ms))
+            break;
+        backoff = backoff < 60 ? (backoff * 2 > 60 ? 60 : backoff * 2) : 60;
+    }
+    return NULL;
+}
+
+int uplinks_start(struct daemon *d, char *err, size_t errlen)
+{
+    const struct config *cfg = d->cfg;
+
+    if (!cfg->n_uplinks)
+        return 0;
+    d->uplinks = calloc(cfg->n_uplinks, sizeof(*d->uplinks));
+    if (!d->uplinks)
+        return -ENOMEM;
+    for (unsigned i = 0; i < cfg->n_uplinks; i++) {
+        struct uplink *up = &d->uplinks[i];
+        const struct cfg_uplink *uc = &cfg->uplinks[i];
+        struct tls_client_opts o = {0};
+        gnutls_privkey_t key = NULL;
+        char *cert = uc->cert ? NULL : fs_join(d->cfg->pki.dir, "device.crt");
+        char *ca = uc->ca ? NULL : fs_join(d->cfg->pki.dir, "hub-ca.crt");
+        sigset_t all, old;
+        int rc;
+
+        up->d = d;
+        up->cfg = uc;
+        up->index = i;
+        up->stop_fd = eventfd(0, EFD_CLOEXEC);
+        d->n_uplinks++;
+        split_hostport(uc->server, up->host, sizeof(up->host), up->port, sizeof(up->port));
+        snprintf(up->server_name, sizeof(up->server_name), "%s",
+                 uc->server_name ? uc->server_name : up->host);
+        rc = p11_key_load(d->pki->tok, uc->key ? uc->key : PKI_LABEL_DEVICE, &key);
+        if (rc < 0) {
+            snprintf(err, errlen, "[uplink %s] key '%s' on %s: %s", uc->name,
+                     uc->key ? uc->key : PKI_LABEL_DEVICE, cfg->token.uri,
+                     p11_token_error(d->pki->tok));
+            free(cert);
+            free(ca);
+            return rc;
+        }
+        o.cert_path = uc->cert ? uc->cert : cert;
+        o.ca_path = uc->ca ? uc->ca : ca;
+        o.key = key;
+        o.tls_min = cfg->mgmt.tls_min;
+        o.alpn = ALPN;
+        rc = tls_client_new(&o, &up->tls, err, errlen);
+        free(cert);
+        free(ca);
+        if (rc < 0) {
+            gnutls_privkey_deinit(key);
+            return rc;
+        }
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        rc = -pthread_create(&up->thread, NULL, uplink_main, up);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot start the uplink thread");
+            return rc;
+        }
+        up->running = true;
+    }
+    return 0;
+}
+
+void uplinks_stop(struct daemon *d)
+{
+    for (unsigned i = 0; i < d->n_uplinks; i++) {
+        struct uplink *up = &d->uplinks[i];
+        if (up->stop_fd >= 0 && eventfd_write(up->stop_fd, 1) < 0)
+            log_debug("uplink: stop: %s", strerror(errno));
+        if (up->running)
+            pthread_join(up->thread, NULL);
+        tls_client_free(up->tls);
+        if (up->stop_fd >= 0)
+            close(up->stop_fd);
+    }
+    free(d->uplinks);
+    d->uplinks = NULL;
+    d->n_uplinks = 0;
+}
