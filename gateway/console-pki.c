@@ -155,9 +155,11 @@ int cmd_csr(struct console *con, int argc, char **argv)
         {"cn", required_argument, NULL, 'n'},
         {"out", required_argument, NULL, 'o'},
         {"key-type", required_argument, NULL, 'k'},
+        {"new-key", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     const char *cn = NULL, *out = NULL;
+    bool new_key = false;
     enum p11_key_type kt = P11_KEY_EC_P256;
     struct pki *pki = NULL;
     gnutls_privkey_t key = NULL;
@@ -180,6 +182,9 @@ int cmd_csr(struct console *con, int argc, char **argv)
                 return EXIT_FAIL;
             }
             break;
+        case 'N':
+            new_key = true;
+            break;
         default:
             return con_usage("csr");
         }
@@ -201,6 +206,16 @@ int cmd_csr(struct console *con, int argc, char **argv)
         goto out;
     }
     made = p11_key_exists(pki->tok, PKI_LABEL_DEVICE);
+    if (made == 1 && new_key) {
+        /* A revoked (perhaps compromised) key is never enrolled again. */
+        if (p11_key_delete(pki->tok, PKI_LABEL_DEVICE) < 0) {
+            con_as_invoker();
+            con_err("csr", "token %s: cannot delete the old device key: %s",
+                    con->cfg->token.uri, p11_token_error(pki->tok));
+            goto out;
+        }
+        made = 0;
+    }
     if (made == 0) {
         if (p11_key_generate(pki->tok, PKI_LABEL_DEVICE, kt) < 0) {
             con_as_invoker();

@@ -24,9 +24,11 @@ static const struct command commands[] = {
      "an empty CRL and an empty registry in the pki dir. --days is the CA's lifetime\n"
      "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
      "or IP address, repeatable) defaults to this machine's hostname."},
-    {"csr", cmd_csr, "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072]",
+    {"csr", cmd_csr,
+     "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key]",
      "Device side: make the device key on this appliance's token if absent and write a\n"
-     "PKCS#10 CSR signed by it to FILE."},
+     "PKCS#10 CSR signed by it to FILE. --new-key replaces the device key first (after\n"
+     "a revocation: a revoked key is never enrolled again)."},
     {"enroll", cmd_enroll,
      "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
      "--password-file FILE) [--network CIDR]... [--days N]",

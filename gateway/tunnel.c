@@ -887,8 +887,13 @@ static void uplink_once(struct uplink *up)
     atomic_store(&c->state, CONN_OPEN);
     rc = read_first_frame(c, deadline + 5);
     if (rc < 0) {
-        log_err("uplink %s: no CONFIG from %s (%s)", up->cfg->name, up->cfg->server,
-                rc == -EPROTO ? "malformed first frame" : strerror(-rc));
+        if (rc == -ECONNRESET)
+            log_err("uplink %s: %s closed the connection before its CONFIG: it refused our "
+                    "certificate (revoked, not enrolled, not a tunnel peer? see the hub's log)",
+                    up->cfg->name, up->cfg->server);
+        else
+            log_err("uplink %s: no CONFIG from %s (%s)", up->cfg->name, up->cfg->server,
+                    rc == -EPROTO ? "malformed first frame" : strerror(-rc));
         conn_close(c, "no CONFIG");
         return;
     }
