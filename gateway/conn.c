@@ -195,7 +195,7 @@ static void handshake_step(struct conn *c)
     atomic_fetch_sub(&c->l->handshaking, 1);
     atomic_fetch_add(&c->l->sessions, 1);
     atomic_store(&c->state, CONN_OPEN);
-    atomic_store(&c->deadline, (long long)time(NULL) + c->l->idle_timeout);
+    atomic_store(&c->deadline, mono_ms() + 1000LL * c->l->idle_timeout);
     tls_describe(c->tls, desc, sizeof(desc));
     PLOG(log_info, c, "accepted as %s, session %llu (%s)", role_name((enum peer_role)c->role),
          (unsigned long long)c->id, desc);
@@ -312,7 +312,7 @@ static void open_step(struct conn *c)
 {
     int rc;
 
-    atomic_store(&c->deadline, (long long)time(NULL) + c->l->idle_timeout);
+    atomic_store(&c->deadline, mono_ms() + 1000LL * c->l->idle_timeout);
     if (c->out) {
         rc = flush_out(c);
         if (rc < 0) {

@@ -70,7 +70,7 @@ struct conn {
     struct sockaddr_storage addr;
     char remote[64];
     time_t since;
-    _Atomic long long deadline; /* handshake or idle deadline */
+    _Atomic long long deadline; /* handshake or idle deadline, mono_ms() */
     bool verdict_logged;
     /* identity, set once during the handshake */
     char peer[64];
@@ -145,6 +145,10 @@ struct json_object *daemon_status_json(struct daemon *d);
 struct json_object *daemon_sessions_json(struct daemon *d);
 /* Prometheus text, malloc'ed. */
 char *daemon_metrics(struct daemon *d);
+
+/* Milliseconds on CLOCK_MONOTONIC: deadlines survive clock changes and are
+ * never cut short by whole-second rounding. */
+long long mono_ms(void);
 
 /* ---- connections (conn.c) --------------------------------------------- */
 void conn_run(struct job *job);

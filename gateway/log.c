@@ -7,6 +7,7 @@
 static const char *log_ident = "mtlsgw";
 static enum log_target log_to = LOG_TO_STDERR;
 static bool log_debug_on;
+static int log_level = LOG_INFO;
 
 void log_open(const char *ident, enum log_target target, bool debug)
 {
@@ -17,11 +18,24 @@ void log_open(const char *ident, enum log_target target, bool debug)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+void log_set_debug(bool debug)
+{
+    log_debug_on = debug;
+}
+
+void log_set_level(int level)
+{
+    log_level = level;
+    log_debug_on = level >= LOG_DEBUG;
+}
+
 static void log_v(int prio, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 static void log_v(int prio, const char *prefix, const char *fmt, va_list ap)
 {
+    if (prio > log_level && prio != LOG_DEBUG)
+        return;
     if (log_to == LOG_TO_SYSLOG) {
         vsyslog(prio, fmt, ap);
         return;

@@ -7,6 +7,10 @@
 enum log_target { LOG_TO_STDERR = 0, LOG_TO_SYSLOG };
 
 void log_open(const char *ident, enum log_target target, bool debug);
+/* Debug messages on or off (SIGHUP with a new log-level). */
+void log_set_debug(bool debug);
+/* Only messages at this syslog priority or more urgent (LOG_ERR..LOG_DEBUG). */
+void log_set_level(int level);
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 void log_err(const char *fmt, ...) LOG_PRINTF(1, 2);

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -318,8 +319,8 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    log_open("mtlsgwd", foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
-             debug || cfg->daemon.log_level >= 7);
+    log_open("mtlsgwd", foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, false);
+    log_set_level(debug ? LOG_DEBUG : cfg->daemon.log_level);
     pw = getpwnam(cfg->daemon.user);
     if (!pw) {
         log_err("user '%s' ([daemon] user in %s) does not exist: create it (useradd --system "

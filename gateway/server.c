@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -224,7 +225,7 @@ struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
     pthread_mutex_init(&c->lock, NULL);
     format_addr(ss, c->remote, sizeof(c->remote));
     c->since = time(NULL);
-    atomic_init(&c->deadline, (long long)c->since + l->handshake_timeout);
+    atomic_init(&c->deadline, mono_ms() + 1000LL * l->handshake_timeout);
     atomic_fetch_add(&l->handshaking, 1);
     return c;
 }
@@ -667,16 +668,25 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
     }
 }
 
+long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
+    long long mnow = mono_ms();
     struct trustdb *t;
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         int st = atomic_load(&c->state);
         if (st == CONN_CLOSED || (st == CONN_OPEN && c->tun) ||
-            now < atomic_load(&c->deadline))
+            mnow < atomic_load(&c->deadline))
             continue;
         conn_kill(c, st == CONN_HANDSHAKE ? KILL_TIMEOUT : KILL_IDLE);
     }
@@ -717,6 +727,53 @@ static void tick(struct daemon *d, unsigned long long n)
         }
     }
     trustdb_unref(t);
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/*
+ * SIGHUP: parse into a new config, keep the running one when it has errors,
+ * apply what can change in place (limits, timeouts, log level, lifetimes),
+ * and say which changes need a restart (sockets, token, uplinks).
+ */
+static void reload_config(struct daemon *d)
+{
+    struct config *n = NULL, *o = d->cfg;
+    char *errors = NULL;
+
+    if (config_load(o->path, &n, &errors) < 0) {
+        log_err("%s has errors; keeping the running config:\n%s", o->path,
+                errors ? errors : "out of memory");
+        free(errors);
+        return;
+    }
+    if (str_differs(o->mgmt.listen, n->mgmt.listen) ||
+        str_differs(o->tunnel.listen, n->tunnel.listen) ||
+        str_differs(o->token.uri, n->token.uri) || str_differs(o->token.module, n->token.module) ||
+        str_differs(o->pki.dir, n->pki.dir) || str_differs(o->tunnel.pool, n->tunnel.pool) ||
+        o->n_uplinks != n->n_uplinks || o->fw.n_gate != n->fw.n_gate ||
+        o->tunnel.n_routes != n->tunnel.n_routes)
+        log_warn("%s: listen addresses, token, pki dir, pool, routes, gate services and uplinks "
+                 "change only with a restart; the other changes apply now",
+                 o->path);
+    /* Plain numbers: written whole, read by the workers without a lock. */
+    o->mgmt.max_body = d->mgmt.max_body = n->mgmt.max_body;
+    o->mgmt.max_sessions = d->mgmt.max_sessions = n->mgmt.max_sessions;
+    o->mgmt.max_per_source = d->mgmt.max_per_source = n->mgmt.max_per_source;
+    o->mgmt.handshake_timeout = d->mgmt.handshake_timeout = n->mgmt.handshake_timeout;
+    o->mgmt.idle_timeout = d->mgmt.idle_timeout = n->mgmt.idle_timeout;
+    o->tunnel.max_sessions = d->tunl.max_sessions = n->tunnel.max_sessions;
+    o->tunnel.max_per_source = d->tunl.max_per_source = n->tunnel.max_per_source;
+    o->tunnel.handshake_timeout = d->tunl.handshake_timeout = n->tunnel.handshake_timeout;
+    o->pki.crl_days = n->pki.crl_days;
+    o->pki.peer_days = n->pki.peer_days;
+    o->fw.gate_timeout = n->fw.gate_timeout;
+    o->daemon.log_level = n->daemon.log_level;
+    log_set_level(n->daemon.log_level);
+    config_free(n);
 }
 
 /* ---- setup --------------------------------------------------------------- */
@@ -936,7 +993,8 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
                 struct signalfd_siginfo si;
                 while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
                     if (si.ssi_signo == SIGHUP) {
-                        log_info("SIGHUP: re-reading registry and CRL");
+                        log_info("SIGHUP: re-reading %s, registry and CRL", cfg->path);
+                        reload_config(d);
                         if (daemon_reload_trust(d, err, sizeof(err)) < 0)
                             log_err("reload failed, keeping the previous state: %s", err);
                     } else {
