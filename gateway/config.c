@@ -38,6 +38,7 @@ enum key_type {
     KEY_MTU,
     KEY_GATE,
     KEY_HOSTPORT,
+    KEY_URL,
 };
 
 /* Keys of [uplink NAME] sections: offsets into struct cfg_uplink. */
@@ -54,6 +55,7 @@ static const struct key_def key_table[] = {
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
     {"daemon.log-level", KEY_LOG_LEVEL, offsetof(struct config, daemon.log_level)},
     {"daemon.user", KEY_USER, offsetof(struct config, daemon.user)},
+    {"enroll.listen", KEY_LISTEN, offsetof(struct config, enroll.listen)},
     {"firewall.gate", KEY_GATE, offsetof(struct config, fw.gate)},
     {"firewall.gate-timeout", KEY_SECONDS, offsetof(struct config, fw.gate_timeout)},
     {"management.cert", KEY_PATH, offsetof(struct config, mgmt.cert)},
@@ -81,13 +83,14 @@ static const struct key_def key_table[] = {
     {"tunnel.routes", KEY_CIDR_LIST, offsetof(struct config, tunnel.routes)},
     {"uplink.ca", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, ca)},
     {"uplink.cert", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, cert)},
+    {"uplink.enroll", KEY_URL | UPLINK, offsetof(struct cfg_uplink, enroll)},
     {"uplink.key", KEY_KEYREF | UPLINK, offsetof(struct cfg_uplink, key)},
     {"uplink.server", KEY_HOSTPORT | UPLINK, offsetof(struct cfg_uplink, server)},
     {"uplink.server-name", KEY_STRING | UPLINK, offsetof(struct cfg_uplink, server_name)},
 };
 
-static const char *const sections[] = {"daemon", "firewall", "management", "pki", "token",
-                                       "tunnel", "uplink"};
+static const char *const sections[] = {"daemon", "enroll", "firewall", "management", "pki",
+                                       "token",  "tunnel", "uplink"};
 
 struct errbuf {
     char *text;
@@ -321,6 +324,11 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
         copy = strdup(canon);
         break;
     }
+    case KEY_URL:
+        if (strncmp(value, "https://", 8) != 0 || !value[8])
+            return "want an https:// URL";
+        copy = strdup(value);
+        break;
     case KEY_HOSTPORT: {
         const char *colon = strrchr(value, ':');
         unsigned port;
@@ -630,6 +638,7 @@ void config_free(struct config *cfg)
     free(cfg->mgmt.key);
     free(cfg->mgmt.cert);
     free(cfg->tunnel.listen);
+    free(cfg->enroll.listen);
     free(cfg->tunnel.pool);
     for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
         free(cfg->tunnel.routes[i]);
@@ -641,6 +650,7 @@ void config_free(struct config *cfg)
         free(u->cert);
         free(u->ca);
         free(u->key);
+        free(u->enroll);
     }
     free(cfg->uplinks);
     free(cfg);

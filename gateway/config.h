@@ -23,6 +23,7 @@ struct cfg_uplink {
     char *cert;        /* our certificate; default <pki dir>/device.crt */
     char *ca;          /* the hub's CA; default <pki dir>/hub-ca.crt */
     char *key;         /* token label or pkcs11: URI; default mtlsgw-device */
+    char *enroll;      /* the hub's EST base URL, for renewal; NULL: none */
 };
 
 #define CFG_MAX_LIST 64
@@ -71,6 +72,9 @@ struct config {
         unsigned n_gate;
         unsigned gate_timeout; /* seconds */
     } fw;
+    struct {
+        char *listen; /* [enroll] listen: the EST server, NULL: off */
+    } enroll;
     struct cfg_uplink *uplinks;
     unsigned n_uplinks;
 };

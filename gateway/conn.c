@@ -132,6 +132,22 @@ int conn_verify(gnutls_session_t s)
     struct conn *c = gnutls_session_get_ptr(s);
     struct verdict v;
 
+    if (c->l == &c->d->estl) {
+        /* EST: a certificate is optional and never ends the handshake; the
+         * handler answers a bad one with a reason (RFC 7030 3.3.2). */
+        unsigned n = 0;
+        if (!gnutls_certificate_get_peers(s, &n) || n == 0)
+            return 0;
+        if (judge(c, s, &v) == 0) {
+            c->verdict = (int)v.code;
+            if (v.code != VERDICT_OK)
+                log_info("enroll peer ? serial %s from %s: certificate not accepted (%s): %s",
+                         v.serial, c->remote, verdict_name(v.code), v.reason);
+        }
+        c->verdict_logged = true;
+        return 0;
+    }
+
     if (judge(c, s, &v) < 0) {
         PLOG(log_err, c, "refused: internal error while verifying");
         c->verdict_logged = true;
@@ -181,7 +197,9 @@ static void handshake_step(struct conn *c)
         return;
     }
     /* A resumed session skips the certificate callback: judge it again. */
-    if (gnutls_session_is_resumed(c->tls)) {
+    if (gnutls_session_is_resumed(c->tls) && c->l == &c->d->estl) {
+        conn_verify(c->tls);
+    } else if (gnutls_session_is_resumed(c->tls)) {
         struct verdict v;
         if (judge(c, c->tls, &v) < 0 || v.code != VERDICT_OK) {
             count_verdict(c, v.code);
@@ -203,7 +221,8 @@ static void handshake_step(struct conn *c)
         tunnel_start_hub(c);
         return;
     }
-    gate_open(c);
+    if (c->l == &c->d->mgmt)
+        gate_open(c);
     if (http_reader_new(c->l->max_body, &c->http) < 0) {
         conn_close(c, "out of memory");
         return;
@@ -273,7 +292,10 @@ static void serve_request(struct conn *c)
     const struct http_request *req = http_reader_request(c->http);
     struct api_reply r = {0};
 
-    api_handle(c->d, c, req, &r);
+    if (c->l == &c->d->estl)
+        est_handle(c->d, c, req, &r);
+    else
+        api_handle(c->d, c, req, &r);
     PLOG(log_debug, c, "%s %s -> %d", req->method_name, req->path, r.status);
     queue_reply(c, &r, req->keep_alive);
     http_reader_next(c->http);
@@ -299,7 +321,9 @@ static int process_input(struct conn *c)
                     status == 413 ? "request body too large (max-body)" : http_reason(status));
         return 1;
     }
-    if (api_is_slow(http_reader_request(c->http)) && !c->slow_pending) {
+    if ((c->l == &c->d->estl ? est_is_slow(http_reader_request(c->http))
+                             : api_is_slow(http_reader_request(c->http))) &&
+        !c->slow_pending) {
         c->slow_pending = true;
         return 2;
     }

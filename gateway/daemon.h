@@ -87,6 +87,7 @@ struct conn {
     atomic_ullong bytes_in, bytes_out;
     struct tunnel *tun;       /* tunnel sessions: owned by their two threads */
     bool gate_open;           /* management: its address opened in the gate */
+    int verdict;              /* enum verdict_code of the client certificate; -1: none */
     struct conn *next, *prev; /* daemon's list, under conns_lock */
 };
 
@@ -109,6 +110,7 @@ struct daemon {
     struct listener mgmt;
     struct listener tunl;   /* [tunnel] listen: the hub */
     struct listener upl;    /* our uplinks (counters only, no socket) */
+    struct listener estl;   /* [enroll] listen: EST, client certificate optional */
     pthread_mutex_t pool_lock;
     uint8_t *pool_used;     /* bitmap of tunnel addresses handed out */
     uint32_t pool_base, pool_size;
@@ -131,7 +133,7 @@ struct daemon {
 /* ---- the session process (server.c) ---------------------------------- */
 /* Sockets the parent made: listeners (or -1) and its end of the channel. */
 struct daemon_fds {
-    int mgmt, tunnel, parent;
+    int mgmt, tunnel, enroll, parent;
 };
 int daemon_run(struct config *cfg, const struct daemon_fds *fds);
 
@@ -190,6 +192,12 @@ struct api_reply {
 /* True when the request needs the token (runs on the slow pool). */
 bool api_is_slow(const struct http_request *req);
 void api_handle(struct daemon *d, struct conn *c, const struct http_request *req,
+                struct api_reply *rep);
+
+/* ---- EST (est.c) ------------------------------------------------------------ */
+/* Declared again in est.h (its owner's contract); here for conn.c. */
+bool est_is_slow(const struct http_request *req);
+void est_handle(struct daemon *d, struct conn *c, const struct http_request *req,
                 struct api_reply *rep);
 
 /* ---- control socket (control.c) ---------------------------------------- */

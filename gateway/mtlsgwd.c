@@ -264,7 +264,7 @@ int main(int argc, char **argv)
     struct passwd *pw;
     uid_t uid;
     gid_t gid;
-    struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .parent = -1};
+    struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .enroll = -1, .parent = -1};
     struct ps_server *ps = NULL;
     bool need_net;
     int c, rc;
@@ -339,7 +339,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if ((cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &fds.mgmt) < 0) ||
-        (cfg->tunnel.listen && bind_listener("tunnel", cfg->tunnel.listen, &fds.tunnel) < 0)) {
+        (cfg->tunnel.listen && bind_listener("tunnel", cfg->tunnel.listen, &fds.tunnel) < 0) ||
+        (cfg->enroll.listen && bind_listener("enroll", cfg->enroll.listen, &fds.enroll) < 0)) {
         config_free(cfg);
         return 1;
     }
@@ -371,6 +372,8 @@ int main(int argc, char **argv)
         close(fds.mgmt);
     if (fds.tunnel >= 0)
         close(fds.tunnel);
+    if (fds.enroll >= 0)
+        close(fds.enroll);
     log_info("stopped");
     config_free(cfg);
     return rc;

@@ -219,6 +219,7 @@ struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
     c->addr = *ss;
     c->job.run = conn_run;
     c->role = -1;
+    c->verdict = -1;
     atomic_init(&c->refs, 1);
     atomic_init(&c->kill, KILL_NONE);
     atomic_init(&c->state, CONN_HANDSHAKE);
@@ -792,7 +793,7 @@ static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, s
 }
 
 static int listener_setup(struct daemon *d, struct listener *l, int fd, const char *alpn,
-                          char *err, size_t errlen)
+                          bool cert_optional, char *err, size_t errlen)
 {
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
@@ -811,6 +812,7 @@ static int listener_setup(struct daemon *d, struct listener *l, int fd, const ch
     o.n_cas = 1;
     o.tls_min = d->cfg->mgmt.tls_min;
     o.alpn = alpn;
+    o.cert_optional = cert_optional;
     o.verify = conn_verify;
     rc = tls_server_new(&o, &l->tls, err, errlen);
     if (rc < 0) {
@@ -855,8 +857,8 @@ static void shutdown_all(struct daemon *d)
         n = epoll_wait(d->epfd, evs, 64, 10);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p != &d->mgmt && p != &d->tunl && p != &tag_wake && p != &tag_signal &&
-                p != &tag_timer)
+            if (p != &d->mgmt && p != &d->tunl && p != &d->estl && p != &tag_wake &&
+                p != &tag_signal && p != &tag_timer)
                 dispatch(d, p);
         }
         bury(d);
@@ -895,6 +897,15 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     d->tunl.max_sessions = cfg->tunnel.max_sessions;
     d->tunl.max_per_source = cfg->tunnel.max_per_source;
     d->tunl.fd = -1;
+    d->estl.name = "enroll";
+    d->estl.allowed_roles = VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) |
+                            VERIFY_ROLE(ROLE_TUNNEL);
+    d->estl.handshake_timeout = cfg->mgmt.handshake_timeout;
+    d->estl.idle_timeout = 60;
+    d->estl.max_sessions = cfg->mgmt.max_sessions;
+    d->estl.max_per_source = cfg->mgmt.max_per_source;
+    d->estl.max_body = cfg->mgmt.max_body;
+    d->estl.fd = -1;
     d->upl.name = "uplink";
     d->upl.fd = -1;
     d->upl.handshake_timeout = 10;
@@ -927,7 +938,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         goto out;
     }
     /* A device with uplinks only has no CA of its own to judge peers by. */
-    if ((fds->mgmt >= 0 || fds->tunnel >= 0) &&
+    if ((fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0) &&
         trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
         log_err("%s", err);
         goto out;
@@ -947,13 +958,19 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         log_err("cannot start worker threads");
         goto out;
     }
-    if (fds->mgmt >= 0 && listener_setup(d, &d->mgmt, fds->mgmt, NULL, err, sizeof(err)) < 0) {
+    if (fds->mgmt >= 0 &&
+        listener_setup(d, &d->mgmt, fds->mgmt, NULL, false, err, sizeof(err)) < 0) {
         log_err("management listener: %s", err);
         goto out;
     }
     if (fds->tunnel >= 0 &&
-        listener_setup(d, &d->tunl, fds->tunnel, "mtlsgw/1", err, sizeof(err)) < 0) {
+        listener_setup(d, &d->tunl, fds->tunnel, "mtlsgw/1", false, err, sizeof(err)) < 0) {
         log_err("tunnel listener: %s", err);
+        goto out;
+    }
+    if (fds->enroll >= 0 &&
+        listener_setup(d, &d->estl, fds->enroll, NULL, true, err, sizeof(err)) < 0) {
+        log_err("enroll listener: %s", err);
         goto out;
     }
     if (uplinks_start(d, err, sizeof(err)) < 0) {
@@ -978,7 +995,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         }
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p == &d->mgmt || p == &d->tunl) {
+            if (p == &d->mgmt || p == &d->tunl || p == &d->estl) {
                 for (int k = 0; k < 64; k++)
                     accept_one(d, p);
             } else if (p == &tag_timer) {
@@ -1022,6 +1039,8 @@ out:
         tls_server_free(d->mgmt.tls);
     if (d->tunl.tls)
         tls_server_free(d->tunl.tls);
+    if (d->estl.tls)
+        tls_server_free(d->estl.tls);
     free(d->pool_used);
     trustdb_unref(d->trust);
     pki_free(d->pki);

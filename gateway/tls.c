@@ -21,6 +21,7 @@
     "%SERVER_PRECEDENCE"
 
 struct tls_server {
+    bool cert_optional;
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
     gnutls_datum_t ticket_key;
@@ -122,6 +123,7 @@ int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, cha
 
     if (!srv)
         return -ENOMEM;
+    srv->cert_optional = o->cert_optional;
     if (gnutls_certificate_allocate_credentials(&srv->cred) < 0) {
         rc = -ENOMEM;
         goto fail;
@@ -175,7 +177,8 @@ int tls_session_new(struct tls_server *srv, int fd, void *ptr, gnutls_session_t 
         gnutls_deinit(s);
         return -EINVAL;
     }
-    gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+    gnutls_certificate_server_set_request(s, srv->cert_optional ? GNUTLS_CERT_REQUEST
+                                                                : GNUTLS_CERT_REQUIRE);
     if (srv->alpn) {
         gnutls_datum_t p = {(unsigned char *)srv->alpn, (unsigned)strlen(srv->alpn)};
         gnutls_alpn_set_protocols(s, &p, 1, GNUTLS_ALPN_MANDATORY);

@@ -9,6 +9,7 @@
 #ifndef MTLSGW_TLS_H
 #define MTLSGW_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <gnutls/abstract.h>
@@ -24,6 +25,7 @@ struct tls_server_opts {
     size_t n_cas;
     unsigned tls_min;          /* 12 or 13 */
     const char *alpn;          /* protocol to require, or NULL */
+    bool cert_optional;        /* request, not require, a client certificate (EST) */
     /* Runs during the handshake with the session; 0 accepts. */
     int (*verify)(gnutls_session_t session);
 };
