@@ -29,6 +29,7 @@
 
 #include "build-config.h"
 #include "config.h"
+#include "frame.h"
 #include "fsutil.h"
 #include "log.h"
 #include "p11.h"
@@ -38,13 +39,12 @@
 #include "tls.h"
 #include "trustdb.h"
 
-#define FRAME_HDR 4
-#define T_CONFIG 1
-#define T_PACKET 2
-#define T_KEEPALIVE 3
-#define T_CLOSE 4
-#define CONFIG_MAX 4096
-#define CLOSE_MAX 256
+#define T_CONFIG FRAME_CONFIG
+#define T_PACKET FRAME_PACKET
+#define T_KEEPALIVE FRAME_KEEPALIVE
+#define T_CLOSE FRAME_CLOSE
+#define CONFIG_MAX FRAME_CONFIG_MAX
+#define CLOSE_MAX FRAME_CLOSE_MAX
 #define REC_MAX 16384
 #define RBUF (2 * REC_MAX + FRAME_HDR + 9000)
 #define ALPN "mtlsgw/1"
@@ -153,10 +153,7 @@ static int send_frame(struct conn *c, int type, const void *payload, size_t len)
 
     if (len > CONFIG_MAX)
         return -EMSGSIZE;
-    buf[0] = (unsigned char)type;
-    buf[1] = 0;
-    buf[2] = (unsigned char)(len >> 8);
-    buf[3] = (unsigned char)len;
+    frame_header(buf, type, len);
     if (len)
         memcpy(buf + FRAME_HDR, payload, len);
     pthread_mutex_lock(&c->tun->send_lock);
@@ -202,10 +199,7 @@ static void *tx_main(void *arg)
                         tunnel_end(c, "TUN %s: %s", t->ifname, strerror(errno));
                     break;
                 }
-                buf[len] = T_PACKET;
-                buf[len + 1] = 0;
-                buf[len + 2] = (unsigned char)(r >> 8);
-                buf[len + 3] = (unsigned char)r;
+                frame_header(buf + len, T_PACKET, (size_t)r);
                 len += FRAME_HDR + (size_t)r;
                 atomic_fetch_add(&t->pkts_out, 1);
             }
@@ -234,59 +228,36 @@ out:
 
 /* ---- TLS -> TUN ----------------------------------------------------------- */
 
-static bool packet_ok(const unsigned char *p, size_t len)
-{
-    if (len >= 20 && (p[0] >> 4) == 4)
-        return ((size_t)p[2] << 8 | p[3]) == len;
-    if (len >= 40 && (p[0] >> 4) == 6)
-        return ((size_t)p[4] << 8 | p[5]) + 40 == len;
-    return false;
-}
-
-/* Parse what is buffered. 0: need more; 1: consumed frames; <0: ended. */
+/* Parse what is buffered. 1: consumed what was whole; <0: the session ended. */
 static int parse_frames(struct conn *c)
 {
     struct tunnel *t = c->tun;
     size_t off = 0;
 
-    while (t->rlen - off >= FRAME_HDR) {
-        const unsigned char *h = t->rbuf + off;
-        size_t len = (size_t)h[2] << 8 | h[3];
-        int type = h[0];
-        size_t limit = type == T_PACKET      ? t->mtu
-                       : type == T_CLOSE     ? CLOSE_MAX
-                       : type == T_KEEPALIVE ? 0
-                                             : 0;
-        if (h[1] != 0 || type < T_CONFIG || type > T_CLOSE) {
-            tunnel_end(c, "malformed frame: type %d flags %d", type, h[1]);
-            return -EPROTO;
-        }
-        if (type == T_CONFIG) {
-            tunnel_end(c, "malformed frame: unexpected CONFIG");
-            return -EPROTO;
-        }
-        if (len > limit) {
-            tunnel_end(c, "malformed frame: type %d with %zu bytes (limit %zu)", type, len, limit);
-            return -EPROTO;
-        }
-        if (t->rlen - off < FRAME_HDR + len)
+    for (;;) {
+        struct frame f;
+        const char *why = "?";
+        long n = frame_next(t->rbuf + off, t->rlen - off, t->mtu, false, &f, &why);
+        if (n == 0)
             break;
-        if (type == T_PACKET) {
-            const unsigned char *pkt = h + FRAME_HDR;
-            if (!packet_ok(pkt, len)) {
-                tunnel_end(c, "malformed frame: PACKET of %zu bytes is not an IP packet", len);
-                return -EPROTO;
-            }
+        if (n < 0) {
+            tunnel_end(c, "malformed frame: %s (type %d, %zu bytes)", why, t->rbuf[off],
+                       t->rlen - off >= FRAME_HDR
+                           ? ((size_t)t->rbuf[off + 2] << 8 | t->rbuf[off + 3])
+                           : 0);
+            return -EPROTO;
+        }
+        if (f.type == FRAME_PACKET) {
             /* A full TUN queue drops the packet, as a full link would. */
-            if (write(t->tun_fd, pkt, len) < 0 && errno != EAGAIN && errno != ENOBUFS)
+            if (write(t->tun_fd, f.payload, f.len) < 0 && errno != EAGAIN && errno != ENOBUFS)
                 log_debug("TUN %s: write: %s", t->ifname, strerror(errno));
             atomic_fetch_add(&t->pkts_in, 1);
-        } else if (type == T_CLOSE) {
+        } else if (f.type == FRAME_CLOSE) {
             atomic_store(&t->peer_said_close, true);
-            tunnel_end(c, "closed by peer: %.*s", (int)len, (const char *)(h + FRAME_HDR));
+            tunnel_end(c, "closed by peer: %.*s", (int)f.len, (const char *)f.payload);
             return -ECONNRESET;
         }
-        off += FRAME_HDR + len;
+        off += (size_t)n;
     }
     memmove(t->rbuf, t->rbuf + off, t->rlen - off);
     t->rlen -= off;
