@@ -52,6 +52,8 @@ struct key_def {
 
 /* Sorted by name: looked up with bsearch. */
 static const struct key_def key_table[] = {
+    {"daemon.ban-threshold", KEY_COUNT, offsetof(struct config, daemon.ban_threshold)},
+    {"daemon.ban-time", KEY_SECONDS, offsetof(struct config, daemon.ban_time)},
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
     {"daemon.log-level", KEY_LOG_LEVEL, offsetof(struct config, daemon.log_level)},
     {"daemon.user", KEY_USER, offsetof(struct config, daemon.user)},
@@ -429,6 +431,8 @@ int config_new_defaults(struct config **out)
     cfg->daemon.user = strdup(MTLSGW_DEFAULT_USER);
     cfg->daemon.control_socket = strdup(MTLSGW_DEFAULT_CONTROL_SOCKET);
     cfg->daemon.log_level = LOG_INFO;
+    cfg->daemon.ban_threshold = 10;
+    cfg->daemon.ban_time = 300;
     cfg->mgmt.key = strdup("mtlsgw-gateway");
     cfg->mgmt.tls_min = 13;
     cfg->mgmt.handshake_timeout = 10;

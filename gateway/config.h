@@ -44,6 +44,8 @@ struct config {
         char *user;           /* [daemon] user */
         char *control_socket; /* [daemon] control-socket */
         int log_level;        /* [daemon] log-level: LOG_ERR..LOG_DEBUG */
+        unsigned ban_threshold; /* failed authentications before a ban */
+        unsigned ban_time;      /* seconds a ban (and a score) lasts */
     } daemon;
     struct {
         char *listen;               /* [management] listen, NULL: none */

@@ -156,6 +156,7 @@ int conn_verify(gnutls_session_t s)
     count_verdict(c, v.code);
     c->verdict_logged = true;
     if (v.code != VERDICT_OK) {
+        server_auth_failed(c);
         /* One line per trust decision, with the reason. */
         log_info("%s peer ? serial %s from %s: refused (%s): %s [%s]", c->l->name,
                  v.serial[0] ? v.serial : "?", c->remote, verdict_name(v.code), v.reason,
@@ -181,9 +182,10 @@ static void handshake_step(struct conn *c)
     }
     if (rc < 0) {
         if (!c->verdict_logged) {
-            if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED)
+            if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED) {
                 count_verdict(c, VERDICT_NO_CERT);
-            else
+                server_auth_failed(c);
+            } else
                 atomic_fetch_add(&c->l->handshake_errors, 1);
             log_info("%s peer ? from %s: refused: %s", c->l->name, c->remote,
                      rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED
@@ -203,6 +205,7 @@ static void handshake_step(struct conn *c)
         struct verdict v;
         if (judge(c, c->tls, &v) < 0 || v.code != VERDICT_OK) {
             count_verdict(c, v.code);
+            server_auth_failed(c);
             log_info("%s peer ? serial %s from %s: resumption refused (%s): %s", c->l->name,
                      v.serial, c->remote, verdict_name(v.code), v.reason);
             conn_close(c, NULL);

@@ -92,6 +92,7 @@ struct conn {
 };
 
 struct source_count;
+struct ban;
 struct tunnel;
 struct uplink;
 
@@ -121,6 +122,8 @@ struct daemon {
     uint64_t next_id;
     struct source_count *sources[256]; /* under conns_lock */
     struct conn *graveyard;             /* under conns_lock; freed by the loop */
+    struct ban *bans[256];              /* under conns_lock */
+    atomic_ullong banned_total;
     pthread_mutex_t trust_lock;
     struct trustdb *trust;
     atomic_bool token_healthy;
@@ -147,6 +150,9 @@ struct json_object *daemon_status_json(struct daemon *d);
 struct json_object *daemon_sessions_json(struct daemon *d);
 /* Prometheus text, malloc'ed. */
 char *daemon_metrics(struct daemon *d);
+
+/* A client at c's address failed to authenticate: raise its ban score. */
+void server_auth_failed(struct conn *c);
 
 /* Milliseconds on CLOCK_MONOTONIC: deadlines survive clock changes and are
  * never cut short by whole-second rounding. */

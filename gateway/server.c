@@ -88,6 +88,79 @@ static struct source_count **source_slot(struct daemon *d, const struct sockaddr
     return pp;
 }
 
+/* ---- bans: a source that keeps failing authentication is slowed down ---- */
+
+struct ban {
+    struct sockaddr_storage addr;
+    unsigned score;
+    long long last_ms, until_ms;
+    struct ban *next;
+};
+
+static struct ban **ban_slot(struct daemon *d, const struct sockaddr_storage *ss)
+{
+    struct ban **pp = &d->bans[addr_hash(ss)];
+
+    while (*pp && !addr_equal(&(*pp)->addr, ss))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+void server_auth_failed(struct conn *c)
+{
+    struct daemon *d = c->d;
+    long long now = mono_ms(), window = 1000LL * d->cfg->daemon.ban_time;
+    struct ban **pp, *b;
+    char ip[64];
+
+    pthread_mutex_lock(&d->conns_lock);
+    pp = ban_slot(d, &c->addr);
+    if (!*pp && (*pp = calloc(1, sizeof(**pp))))
+        (*pp)->addr = c->addr;
+    b = *pp;
+    if (b) {
+        /* A score counts failures within ban-time of each other. */
+        if (now - b->last_ms > window)
+            b->score = 0;
+        b->last_ms = now;
+        if (++b->score >= d->cfg->daemon.ban_threshold && b->until_ms <= now) {
+            b->until_ms = now + window;
+            conn_ip(c, ip, sizeof(ip));
+            /* Once per ban, not once per attempt. */
+            log_warn("%s: %s banned for %u s after %u failed authentications", c->l->name, ip,
+                     d->cfg->daemon.ban_time, b->score);
+        }
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+}
+
+/* Under conns_lock. */
+static bool banned(struct daemon *d, const struct sockaddr_storage *ss, long long now)
+{
+    struct ban *b = *ban_slot(d, ss);
+
+    return b && b->until_ms > now;
+}
+
+static void bans_expire(struct daemon *d, long long now)
+{
+    long long window = 1000LL * d->cfg->daemon.ban_time;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (int i = 0; i < 256; i++) {
+        for (struct ban **pp = &d->bans[i]; *pp;) {
+            struct ban *b = *pp;
+            if (b->until_ms <= now && now - b->last_ms > window) {
+                *pp = b->next;
+                free(b);
+            } else {
+                pp = &b->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+}
+
 /* ---- connections list ---------------------------------------------------- */
 
 static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
@@ -188,6 +261,11 @@ struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
 
     pthread_mutex_lock(&d->conns_lock);
     pp = source_slot(d, ss);
+    if (count_source && banned(d, ss, mono_ms())) {
+        pthread_mutex_unlock(&d->conns_lock);
+        atomic_fetch_add(&d->banned_total, 1);
+        return NULL;
+    }
     if (count_source && *pp && (*pp)->n >= l->max_per_source) {
         pthread_mutex_unlock(&d->conns_lock);
         return NULL;
@@ -256,7 +334,7 @@ static void accept_one(struct daemon *d, struct listener *l)
     }
     c = server_conn_new(d, l, fd, &ss, true);
     if (!c) {
-        log_debug("%s: %s refused: max-per-source (%u) reached", l->name, remote,
+        log_debug("%s: %s refused: banned, or max-per-source (%u) reached", l->name, remote,
                   l->max_per_source);
         close(fd);
         return;
@@ -547,6 +625,9 @@ char *daemon_metrics(struct daemon *d)
         sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"tls-error\"} %llu\n",
                   ls[i]->name, atomic_load(&ls[i]->handshake_errors));
     }
+    sb_printf(&b, "# HELP mtlsgw_banned_total Connections refused from banned addresses.\n"
+                  "# TYPE mtlsgw_banned_total counter\nmtlsgw_banned_total %llu\n",
+              atomic_load(&d->banned_total));
     sb_printf(&b, "# HELP mtlsgw_bytes_total Application bytes.\n# TYPE mtlsgw_bytes_total counter\n");
     for (size_t i = 0; i < 3; i++)
         sb_printf(&b, "mtlsgw_bytes_total{listener=\"%s\",direction=\"in\"} %llu\n"
@@ -693,6 +774,8 @@ static void tick(struct daemon *d, unsigned long long n)
     }
     pthread_mutex_unlock(&d->conns_lock);
 
+    if (n % 30 == 0)
+        bans_expire(d, mnow);
     if (n % 5 == 0)
         submit_task(d, TASK_TOKEN_CHECK);
     else if (d->cfg->fw.n_gate && n % (d->cfg->fw.gate_timeout / 3 + 1) == 0)
@@ -1045,6 +1128,11 @@ out:
     trustdb_unref(d->trust);
     pki_free(d->pki);
     for (int i = 0; i < 256; i++) {
+        while (d->bans[i]) {
+            struct ban *b = d->bans[i];
+            d->bans[i] = b->next;
+            free(b);
+        }
         while (d->sources[i]) {
             struct source_count *s = d->sources[i];
             d->sources[i] = s->next;

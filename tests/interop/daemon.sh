@@ -563,4 +563,23 @@ ok_if "SIGTERM: the daemon exits 0 within 5 s (got $rc)" test "$rc" = 0
 hold_close mon
 expect_not_in "$PIN" "$(cat "$DLOG")" "the daemon's log never holds the PIN"
 
+# ---- a source that keeps failing is banned, logged once --------------------------
+gw_conf "$T/ban.conf" "handshake-timeout = 2"
+sed -i 's/^ban-threshold = .*/ban-threshold = 3\nban-time = 3/' "$T/ban.conf"
+log_mark
+if dmn_start "$T/ban.conf"; then
+    for i in 1 2 3 4 5; do req - GET /api/v1/status; done
+    req admin1 GET /api/v1/status
+    ok_if "after 3 failures the address is banned: even admin1 gets no answer (got $HTTP)" \
+        test "$HTTP" != 200
+    n=$(log_since | grep -c "banned for 3 s after 3 failed authentications")
+    ok_if "the ban is logged once, not per attempt (got $n lines)" test "$n" = 1
+    sleep 3.5
+    req admin1 GET /api/v1/status
+    expect_http 200 "the ban ends after ban-time"
+    dmn_stop
+else
+    tap_result 1 "the daemon starts with a ban threshold" "$(log_since)"
+fi
+
 tap_done
