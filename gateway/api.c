@@ -238,7 +238,9 @@ static void post_peer(struct daemon *d, struct conn *c, const struct http_reques
     er.days = days;
     er.actor = actor;
     pthread_mutex_lock(&d->pki_lock);
+    pthread_rwlock_rdlock(&d->token_lock);
     rc = pki_enroll(d->pki, &er, &crt, err, sizeof(err));
+    pthread_rwlock_unlock(&d->token_lock);
     pthread_mutex_unlock(&d->pki_lock);
     if (rc < 0) {
         reply_error(r, enroll_status(rc), "%s", err);
@@ -296,7 +298,9 @@ static void post_revoke(struct daemon *d, struct conn *c, const char *name,
     snprintf(actor, sizeof(actor), "api peer=%s serial=%s from=%s", c->peer, c->serial,
              c->remote);
     pthread_mutex_lock(&d->pki_lock);
+    pthread_rwlock_rdlock(&d->token_lock);
     rc = pki_revoke(d->pki, name, reason, actor, err, sizeof(err));
+    pthread_rwlock_unlock(&d->token_lock);
     pthread_mutex_unlock(&d->pki_lock);
     if (rc < 0) {
         reply_error(r, rc == -ENOENT ? 404 : rc == -EALREADY ? 409 : 500, "%s", err);

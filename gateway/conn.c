@@ -15,6 +15,7 @@
 #include <gnutls/x509.h>
 
 #include "http.h"
+#include "config.h"
 #include "log.h"
 #include "registry.h"
 #include "tls.h"
@@ -173,9 +174,12 @@ static void handshake_step(struct conn *c)
     int rc;
     char desc[96];
 
+    /* The server's signature happens in here: the token must stay put. */
+    pthread_rwlock_rdlock(&c->d->token_lock);
     do {
         rc = gnutls_handshake(c->tls);
     } while (rc == GNUTLS_E_INTERRUPTED);
+    pthread_rwlock_unlock(&c->d->token_lock);
     if (rc == GNUTLS_E_AGAIN) {
         conn_rearm(c, gnutls_record_get_direction(c->tls) ? EPOLLOUT : EPOLLIN);
         return;
@@ -193,8 +197,14 @@ static void handshake_step(struct conn *c)
                          : gnutls_strerror(rc));
         }
         if (rc == GNUTLS_E_PKCS11_ERROR || rc == GNUTLS_E_PK_SIGN_FAILED ||
-            rc == GNUTLS_E_PKCS11_TOKEN_ERROR || rc == GNUTLS_E_PKCS11_DEVICE_ERROR)
-            atomic_store(&c->d->token_healthy, false);
+            rc == GNUTLS_E_PKCS11_TOKEN_ERROR || rc == GNUTLS_E_PKCS11_DEVICE_ERROR ||
+            rc == GNUTLS_E_PKCS11_DATA_ERROR || rc == GNUTLS_E_PKCS11_KEY_ERROR ||
+            rc == GNUTLS_E_PKCS11_SESSION_ERROR) {
+            if (atomic_exchange(&c->d->token_healthy, false))
+                log_err("token %s: the server key cannot sign (%s): new handshakes fail "
+                        "until the token answers again; open sessions go on",
+                        c->d->cfg->token.uri, gnutls_strerror(rc));
+        }
         conn_close(c, NULL);
         return;
     }

@@ -127,6 +127,11 @@ struct daemon {
     pthread_mutex_t trust_lock;
     struct trustdb *trust;
     atomic_bool token_healthy;
+    /* Readers: every use of a token key (handshakes, signing). Writer: the
+     * recovery that starts PKCS#11 over when the token comes back. */
+    pthread_rwlock_t token_lock;
+    void *retired[64]; /* TLS credentials replaced by a recovery, freed at exit */
+    unsigned n_retired;
     int control_fd;
     pthread_t control_thread;
     bool control_running;
@@ -179,6 +184,8 @@ void tunnel_wake(struct conn *c);
 /* Add interface, address, networks and packet counts to a session object. */
 void tunnel_describe(struct conn *c, struct json_object *o);
 int uplinks_start(struct daemon *d, char *err, size_t errlen);
+/* After a token recovery: new TLS clients with the keys loaded again. */
+int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen);
 void uplinks_stop(struct daemon *d);
 /* Open or refresh the gate for a management session's address. */
 void gate_open(struct conn *c);

@@ -316,7 +316,7 @@ static void accept_one(struct daemon *d, struct listener *l)
     struct conn *c = NULL;
     char remote[64];
     unsigned total;
-    int fd;
+    int fd, rc;
     struct epoll_event ev = {0};
 
     fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -339,7 +339,10 @@ static void accept_one(struct daemon *d, struct listener *l)
         close(fd);
         return;
     }
-    if (tls_session_new(l->tls, fd, c, &c->tls) < 0) {
+    pthread_rwlock_rdlock(&d->token_lock);
+    rc = tls_session_new(l->tls, fd, c, &c->tls);
+    pthread_rwlock_unlock(&d->token_lock);
+    if (rc < 0) {
         log_err("%s: %s: cannot make a TLS session", l->name, remote);
         atomic_fetch_sub(&l->handshaking, 1);
         atomic_store(&c->state, CONN_CLOSED);
@@ -658,6 +661,59 @@ char *daemon_metrics(struct daemon *d)
 
 /* ---- the tick: timeouts, CRL, expiry warnings --------------------------- */
 
+static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, size_t errlen);
+static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
+                        bool cert_optional, struct tls_server **out, char *err, size_t errlen);
+
+/*
+ * The token went away and may be back: start PKCS#11 over and load every key
+ * again, with all token use held off (the write side of token_lock). Sessions
+ * and tunnels already open do not use the token and go on. Under pki_lock.
+ */
+static bool token_recover(struct daemon *d)
+{
+    struct listener *ls[] = {&d->mgmt, &d->tunl, &d->estl};
+    const char *alpn[] = {NULL, "mtlsgw/1", NULL};
+    char err[512] = "";
+    bool ok = true;
+
+    pthread_rwlock_wrlock(&d->token_lock);
+    if (p11_token_reinit(d->pki->tok) < 0) {
+        log_debug("token %s: still away: %s", d->cfg->token.uri, p11_token_error(d->pki->tok));
+        ok = false;
+        goto out;
+    }
+    /* The CA key is loaded again on its next use. */
+    if (d->pki->ca_key) {
+        gnutls_privkey_deinit(d->pki->ca_key);
+        d->pki->ca_key = NULL;
+        gnutls_x509_crt_deinit(d->pki->ca);
+        d->pki->ca = NULL;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        struct tls_server *fresh = NULL;
+        if (!ls[i]->tls)
+            continue;
+        if (listener_tls(d, ls[i], alpn[i], ls[i] == &d->estl, &fresh, err, sizeof(err)) < 0) {
+            log_err("token %s is back, but the %s listener's key is not: %s",
+                    d->cfg->token.uri, ls[i]->name, err);
+            ok = false;
+            continue;
+        }
+        /* Open sessions still point at the old credentials: keep them. */
+        if (d->n_retired < 64)
+            d->retired[d->n_retired++] = ls[i]->tls;
+        ls[i]->tls = fresh;
+    }
+    if (uplinks_reload_keys(d, err, sizeof(err)) < 0) {
+        log_err("token %s is back, but an uplink's key is not: %s", d->cfg->token.uri, err);
+        ok = false;
+    }
+out:
+    pthread_rwlock_unlock(&d->token_lock);
+    return ok;
+}
+
 struct slow_task {
     struct job job;
     struct daemon *d;
@@ -672,10 +728,14 @@ static void slow_task_run(struct job *job)
     struct slow_task *t = (struct slow_task *)job;
     struct daemon *d = t->d;
     char err[512] = "";
+    int rc;
 
     if (t->kind == TASK_CRL) {
         pthread_mutex_lock(&d->pki_lock);
-        if (pki_crl_resign(d->pki, err, sizeof(err)) < 0)
+        pthread_rwlock_rdlock(&d->token_lock);
+        rc = pki_crl_resign(d->pki, err, sizeof(err));
+        pthread_rwlock_unlock(&d->token_lock);
+        if (rc < 0)
             log_err("CRL %s: re-signing failed: %s", d->pki->crl_path, err);
         else
             log_info("CRL %s re-signed", d->pki->crl_path);
@@ -700,13 +760,19 @@ static void slow_task_run(struct job *job)
             conn_unref(list[i]);
         }
     } else if (t->kind == TASK_TOKEN_CHECK) {
-        bool ok;
+        bool ok, was = atomic_load(&d->token_healthy);
         pthread_mutex_lock(&d->pki_lock);
-        ok = p11_token_healthy(d->pki->tok);
+        pthread_rwlock_rdlock(&d->token_lock);
+        ok = was && p11_token_healthy(d->pki->tok);
+        pthread_rwlock_unlock(&d->token_lock);
+        if (!ok)
+            ok = token_recover(d);
         pthread_mutex_unlock(&d->pki_lock);
-        if (ok != atomic_load(&d->token_healthy))
+        if (ok != was)
             (ok ? log_info : log_err)("token %s: %s", d->cfg->token.uri,
-                                      ok ? "answers again" : "does not answer");
+                                      ok ? "answers again; keys loaded again"
+                                         : "does not answer: new handshakes fail, open "
+                                           "sessions and tunnels go on");
         atomic_store(&d->token_healthy, ok);
     }
     free(t);
@@ -875,17 +941,16 @@ static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, s
     return rc;
 }
 
-static int listener_setup(struct daemon *d, struct listener *l, int fd, const char *alpn,
-                          bool cert_optional, char *err, size_t errlen)
+static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
+                        bool cert_optional, struct tls_server **out, char *err, size_t errlen)
 {
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
     struct trustdb *t = daemon_trust(d);
     gnutls_x509_crt_t ca = trustdb_ca(t);
-    struct epoll_event ev = {.events = EPOLLIN};
     int rc;
 
-    l->fd = fd;
+    (void)l;
     rc = load_server_key(d, &key, err, errlen);
     if (rc < 0)
         goto out;
@@ -897,18 +962,26 @@ static int listener_setup(struct daemon *d, struct listener *l, int fd, const ch
     o.alpn = alpn;
     o.cert_optional = cert_optional;
     o.verify = conn_verify;
-    rc = tls_server_new(&o, &l->tls, err, errlen);
-    if (rc < 0) {
+    rc = tls_server_new(&o, out, err, errlen);
+    if (rc < 0)
         gnutls_privkey_deinit(key);
-        goto out;
-    }
-    ev.data.ptr = l;
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+out:
+    trustdb_unref(t);
+    return rc;
+}
+
+static int listener_setup(struct daemon *d, struct listener *l, int fd, const char *alpn,
+                          bool cert_optional, char *err, size_t errlen)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    int rc;
+
+    l->fd = fd;
+    rc = listener_tls(d, l, alpn, cert_optional, &l->tls, err, errlen);
+    if (rc == 0 && epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         rc = -errno;
         snprintf(err, errlen, "epoll: %s", strerror(errno));
     }
-out:
-    trustdb_unref(t);
     return rc;
 }
 
@@ -964,6 +1037,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     pthread_mutex_init(&d->pki_lock, NULL);
     pthread_mutex_init(&d->conns_lock, NULL);
     pthread_mutex_init(&d->trust_lock, NULL);
+    pthread_rwlock_init(&d->token_lock, NULL);
     atomic_init(&d->token_healthy, true);
     d->mgmt.name = "management";
     d->mgmt.allowed_roles = VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR);
@@ -1124,6 +1198,8 @@ out:
         tls_server_free(d->tunl.tls);
     if (d->estl.tls)
         tls_server_free(d->estl.tls);
+    for (unsigned i = 0; i < d->n_retired; i++)
+        tls_server_free(d->retired[i]);
     free(d->pool_used);
     trustdb_unref(d->trust);
     pki_free(d->pki);

@@ -76,6 +76,8 @@ struct uplink {
     unsigned index;
     char host[256], port[8], server_name[256];
     struct tls_client *tls;
+    struct tls_client *retired[8]; /* replaced after a token recovery */
+    unsigned n_retired;
     pthread_t thread;
     bool running;
     int stop_fd;
@@ -806,7 +808,11 @@ static void uplink_once(struct uplink *up)
         log_info("uplink %s: %s", up->cfg->name, err);
         return;
     }
-    if (tls_client_session(up->tls, fd, up->server_name, &tls) < 0) {
+    /* Our signature happens in the handshake: the token must stay put. */
+    pthread_rwlock_rdlock(&d->token_lock);
+    rc = tls_client_session(up->tls, fd, up->server_name, &tls);
+    if (rc < 0) {
+        pthread_rwlock_unlock(&d->token_lock);
         close(fd);
         return;
     }
@@ -826,6 +832,7 @@ static void uplink_once(struct uplink *up)
                 log_info("uplink %s: handshake with %s failed: %s", up->cfg->name,
                          up->cfg->server, gnutls_strerror(rc));
             }
+            pthread_rwlock_unlock(&d->token_lock);
             gnutls_deinit(tls);
             close(fd);
             return;
@@ -833,11 +840,13 @@ static void uplink_once(struct uplink *up)
         p.events = gnutls_record_get_direction(tls) ? POLLOUT : POLLIN;
         if (now_s() > deadline || poll(&p, 1, 1000) < 0) {
             log_info("uplink %s: handshake with %s timed out", up->cfg->name, up->cfg->server);
+            pthread_rwlock_unlock(&d->token_lock);
             gnutls_deinit(tls);
             close(fd);
             return;
         }
     }
+    pthread_rwlock_unlock(&d->token_lock);
     c = server_conn_new(d, &d->upl, fd, &ss, false);
     if (!c) {
         gnutls_deinit(tls);
@@ -933,6 +942,56 @@ static void *uplink_main(void *arg)
     return NULL;
 }
 
+static int uplink_tls(struct daemon *d, const struct cfg_uplink *uc, struct tls_client **out,
+                      char *err, size_t errlen)
+{
+    struct tls_client_opts o = {0};
+    gnutls_privkey_t key = NULL;
+    char *cert = uc->cert ? NULL : fs_join(d->cfg->pki.dir, "device.crt");
+    char *ca = uc->ca ? NULL : fs_join(d->cfg->pki.dir, "hub-ca.crt");
+    int rc;
+
+    rc = p11_key_load(d->pki->tok, uc->key ? uc->key : PKI_LABEL_DEVICE, &key);
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] key '%s' on %s: %s", uc->name,
+                 uc->key ? uc->key : PKI_LABEL_DEVICE, d->cfg->token.uri,
+                 p11_token_error(d->pki->tok));
+        goto out;
+    }
+    o.cert_path = uc->cert ? uc->cert : cert;
+    o.ca_path = uc->ca ? uc->ca : ca;
+    o.key = key;
+    o.tls_min = d->cfg->mgmt.tls_min;
+    o.alpn = ALPN;
+    rc = tls_client_new(&o, out, err, errlen);
+    if (rc < 0)
+        gnutls_privkey_deinit(key);
+out:
+    free(cert);
+    free(ca);
+    return rc;
+}
+
+int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    for (unsigned i = 0; i < d->n_uplinks; i++) {
+        struct uplink *up = &d->uplinks[i];
+        struct tls_client *fresh = NULL;
+        if (uplink_tls(d, up->cfg, &fresh, err, errlen) < 0) {
+            rc = -EIO;
+            continue;
+        }
+        if (up->n_retired < 8)
+            up->retired[up->n_retired++] = up->tls;
+        else
+            tls_client_free(up->tls);
+        up->tls = fresh;
+    }
+    return rc;
+}
+
 int uplinks_start(struct daemon *d, char *err, size_t errlen)
 {
     const struct config *cfg = d->cfg;
@@ -945,10 +1004,6 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
     for (unsigned i = 0; i < cfg->n_uplinks; i++) {
         struct uplink *up = &d->uplinks[i];
         const struct cfg_uplink *uc = &cfg->uplinks[i];
-        struct tls_client_opts o = {0};
-        gnutls_privkey_t key = NULL;
-        char *cert = uc->cert ? NULL : fs_join(d->cfg->pki.dir, "device.crt");
-        char *ca = uc->ca ? NULL : fs_join(d->cfg->pki.dir, "hub-ca.crt");
         sigset_t all, old;
         int rc;
 
@@ -960,27 +1015,9 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
         split_hostport(uc->server, up->host, sizeof(up->host), up->port, sizeof(up->port));
         snprintf(up->server_name, sizeof(up->server_name), "%s",
                  uc->server_name ? uc->server_name : up->host);
-        rc = p11_key_load(d->pki->tok, uc->key ? uc->key : PKI_LABEL_DEVICE, &key);
-        if (rc < 0) {
-            snprintf(err, errlen, "[uplink %s] key '%s' on %s: %s", uc->name,
-                     uc->key ? uc->key : PKI_LABEL_DEVICE, cfg->token.uri,
-                     p11_token_error(d->pki->tok));
-            free(cert);
-            free(ca);
+        rc = uplink_tls(d, uc, &up->tls, err, errlen);
+        if (rc < 0)
             return rc;
-        }
-        o.cert_path = uc->cert ? uc->cert : cert;
-        o.ca_path = uc->ca ? uc->ca : ca;
-        o.key = key;
-        o.tls_min = cfg->mgmt.tls_min;
-        o.alpn = ALPN;
-        rc = tls_client_new(&o, &up->tls, err, errlen);
-        free(cert);
-        free(ca);
-        if (rc < 0) {
-            gnutls_privkey_deinit(key);
-            return rc;
-        }
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         rc = -pthread_create(&up->thread, NULL, uplink_main, up);
@@ -1003,6 +1040,8 @@ void uplinks_stop(struct daemon *d)
         if (up->running)
             pthread_join(up->thread, NULL);
         tls_client_free(up->tls);
+        for (unsigned k = 0; k < up->n_retired; k++)
+            tls_client_free(up->retired[k]);
         if (up->stop_fd >= 0)
             close(up->stop_fd);
     }

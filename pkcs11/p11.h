@@ -65,6 +65,15 @@ const char *p11_token_uri(const struct p11_token *tok);
 bool p11_token_healthy(struct p11_token *tok);
 
 /*
+ * Start PKCS#11 over (C_Finalize, C_Initialize, the same modules) and log in
+ * again: how a process gets its token back after it went away (a TPM
+ * resource manager restarted, a SoftHSM token directory moved back). Every
+ * gnutls PKCS#11 object made before is dead afterwards: the caller must
+ * hold off all token use during the call and import its keys again.
+ */
+int p11_token_reinit(struct p11_token *tok);
+
+/*
  * Whether the token can generate and sign with this key type (mechanism
  * probe: EC key-pair gen + ECDSA; RSA key-pair gen + RSA-PKCS-PSS, which TLS
  * 1.3 needs). -ENOTSUP with a message naming the missing mechanism.

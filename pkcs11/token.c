@@ -534,6 +534,41 @@ out:
     return rc;
 }
 
+int p11_token_reinit(struct p11_token *tok)
+{
+    enum init_mode mode;
+    int rc = 0;
+
+    if (tok == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&init_lock);
+    mode = init_mode;
+    gnutls_pkcs11_deinit();
+    rc = gnutls_pkcs11_init(mode == INIT_MANUAL ? GNUTLS_PKCS11_FLAG_MANUAL
+                                                : GNUTLS_PKCS11_FLAG_AUTO,
+                            NULL);
+    if (rc < 0) {
+        init_mode = INIT_NONE;
+        rc = p11_fail(tok, -EIO, "cannot initialise PKCS#11 again: %s", gnutls_strerror(rc));
+    } else {
+        gnutls_pkcs11_set_pin_function(pin_callback, NULL);
+        for (size_t i = 0; i < n_init_modules && rc == 0; i++) {
+            rc = gnutls_pkcs11_add_provider(init_modules[i], NULL);
+            if (rc < 0)
+                rc = p11_fail(tok, -EIO, "cannot load PKCS#11 module %s again: %s",
+                              init_modules[i], gnutls_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&init_lock);
+    if (rc == 0)
+        rc = check_present(tok);
+    if (rc == 0 && tok->pin != NULL)
+        rc = login(tok);
+    if (rc == 0)
+        tok->err[0] = '\0';
+    return rc;
+}
+
 void p11_token_free(struct p11_token *tok)
 {
     if (tok == NULL)
