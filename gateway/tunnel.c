@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -520,6 +522,9 @@ void tunnel_start_hub(struct conn *c)
         u->n_routes++;
     }
     trustdb_unref(db);
+    /* Whole TLS records go out at once; Nagle would only delay small ones
+     * (a ping, a keepalive) behind an unacknowledged segment. */
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     /* From here the two tunnel threads own the socket, not the event loop. */
     pthread_mutex_lock(&c->lock);
     c->armed = false;
@@ -694,6 +699,7 @@ static int connect_to(struct uplink *up, struct sockaddr_storage *ss, char *err,
         }
         memcpy(ss, ai->ai_addr, ai->ai_addrlen);
         freeaddrinfo(res);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         return fd;
 next:
         snprintf(err, errlen, "cannot connect to %s: %s", up->cfg->server, strerror(errno));
