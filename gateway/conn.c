@@ -345,26 +345,34 @@ static int process_input(struct conn *c)
     return 1;
 }
 
+/* Send the queued answer. True when the caller may go on reading; false
+ * when c was handed back to the loop (socket full) or closed. */
+static bool answer_sent(struct conn *c)
+{
+    int rc = flush_out(c);
+
+    if (rc < 0) {
+        conn_close(c, "write failed");
+        return false;
+    }
+    if (rc == 0) {
+        conn_rearm(c, EPOLLOUT);
+        return false;
+    }
+    if (c->close_after_write) {
+        conn_close(c, "answered, connection: close");
+        return false;
+    }
+    return true;
+}
+
 static void open_step(struct conn *c)
 {
     int rc;
 
     atomic_store(&c->deadline, mono_ms() + 1000LL * c->l->idle_timeout);
-    if (c->out) {
-        rc = flush_out(c);
-        if (rc < 0) {
-            conn_close(c, "write failed");
-            return;
-        }
-        if (rc == 0) {
-            conn_rearm(c, EPOLLOUT);
-            return;
-        }
-        if (c->close_after_write) {
-            conn_close(c, "answered, connection: close");
-            return;
-        }
-    }
+    if (c->out && !answer_sent(c))
+        return;
     if (!c->in && !(c->in = malloc(IN_BUF))) {
         conn_close(c, "out of memory");
         return;
@@ -378,19 +386,8 @@ static void open_step(struct conn *c)
             return;
         }
         if (rc == 1) {
-            rc = flush_out(c);
-            if (rc < 0) {
-                conn_close(c, "write failed");
+            if (!answer_sent(c))
                 return;
-            }
-            if (rc == 0) {
-                conn_rearm(c, EPOLLOUT);
-                return;
-            }
-            if (c->close_after_write) {
-                conn_close(c, "answered, connection: close");
-                return;
-            }
             continue;
         }
         if (c->in_len == IN_BUF) {
