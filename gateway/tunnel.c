@@ -173,40 +173,43 @@ static void *tx_main(void *arg)
     struct conn *c = arg;
     struct tunnel *t = c->tun;
     unsigned char *buf = malloc(REC_MAX);
-    int finish_after = 0;
+    bool drained = true; /* the last read found the TUN empty: sleep in poll */
 
     if (!buf) {
         tunnel_end(c, "out of memory");
-        goto out;
+        return NULL;
     }
     while (!atomic_load(&t->stop)) {
-        struct pollfd p[2] = {{.fd = t->tun_fd, .events = POLLIN},
-                              {.fd = t->wake_fd, .events = POLLIN}};
-        long long idle = now_s() - atomic_load(&t->last_tx);
-        int timeout = idle >= (long long)t->keepalive ? 0
-                                                      : (int)((long long)t->keepalive - idle) * 1000;
         size_t len = 0;
-        int n = poll(p, 2, timeout);
 
-        if (n < 0 && errno != EINTR) {
-            tunnel_end(c, "poll: %s", strerror(errno));
-            break;
-        }
-        if (atomic_load(&t->stop))
-            break;
-        if (n > 0 && (p[0].revents & POLLIN)) {
-            /* As many packets as fit one TLS record, read straight into it. */
-            while (len + FRAME_HDR + t->mtu <= REC_MAX) {
-                ssize_t r = read(t->tun_fd, buf + len + FRAME_HDR, t->mtu);
-                if (r <= 0) {
-                    if (r < 0 && errno != EAGAIN && errno != EINTR)
-                        tunnel_end(c, "TUN %s: %s", t->ifname, strerror(errno));
-                    break;
-                }
-                frame_header(buf + len, T_PACKET, (size_t)r);
-                len += FRAME_HDR + (size_t)r;
-                atomic_fetch_add(&t->pkts_out, 1);
+        if (drained) {
+            struct pollfd p[2] = {{.fd = t->tun_fd, .events = POLLIN},
+                                  {.fd = t->wake_fd, .events = POLLIN}};
+            long long idle = now_s() - atomic_load(&t->last_tx);
+            int timeout = idle >= (long long)t->keepalive
+                              ? 0
+                              : (int)((long long)t->keepalive - idle) * 1000;
+            if (poll(p, 2, timeout) < 0 && errno != EINTR) {
+                tunnel_end(c, "poll: %s", strerror(errno));
+                break;
             }
+            if (atomic_load(&t->stop))
+                break;
+        }
+        /* As many packets as fit one TLS record, read straight into it; poll
+         * only once the TUN is empty (a busy tunnel never sleeps in poll). */
+        drained = false;
+        while (len + FRAME_HDR + t->mtu <= REC_MAX) {
+            ssize_t r = read(t->tun_fd, buf + len + FRAME_HDR, t->mtu);
+            if (r <= 0) {
+                if (r < 0 && errno != EAGAIN && errno != EINTR)
+                    tunnel_end(c, "TUN %s: %s", t->ifname, strerror(errno));
+                drained = true;
+                break;
+            }
+            frame_header(buf + len, T_PACKET, (size_t)r);
+            len += FRAME_HDR + (size_t)r;
+            atomic_fetch_add(&t->pkts_out, 1);
         }
         if (len) {
             int rc;
@@ -224,9 +227,7 @@ static void *tx_main(void *arg)
             }
         }
     }
-out:
     free(buf);
-    (void)finish_after;
     return NULL;
 }
 
@@ -276,8 +277,9 @@ static void *rx_main(void *arg)
     if (t->rlen && parse_frames(c) < 0)
         return NULL;
     while (!atomic_load(&t->stop)) {
-        ssize_t n;
-        if (gnutls_record_check_pending(c->tls) == 0) {
+        /* Read first; sleep in poll only when nothing is there. */
+        ssize_t n = gnutls_record_recv(c->tls, t->rbuf + t->rlen, RBUF - t->rlen);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
             struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
                                   {.fd = t->wake_fd, .events = POLLIN}};
             int r = poll(p, 2, 1000);
@@ -289,12 +291,9 @@ static void *rx_main(void *arg)
                     tunnel_end(c, "peer dead: nothing heard for %lld s", quiet);
                     break;
                 }
-                continue;
             }
-        }
-        n = gnutls_record_recv(c->tls, t->rbuf + t->rlen, RBUF - t->rlen);
-        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
             continue;
+        }
         if (n == 0) {
             tunnel_end(c, "closed by peer");
             break;
