@@ -668,3 +668,128 @@ int pki_crl_resign(struct pki *pki, char *err, size_t errlen)
     close(lock);
     return rc;
 }
+
+int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, const char *actor,
+              gnutls_x509_crt_t *out, char *err, size_t errlen)
+{
+    struct registry *reg = NULL;
+    gnutls_x509_crt_t crt = NULL;
+    const struct peer *p, *other;
+    struct peer np = {0};
+    struct p11_issue iss = {0};
+    char *key_id = NULL, *name = NULL;
+    char role_uri[64], serial[64], when[32];
+    int64_t life, now = time(NULL);
+    int lock = -1, rc;
+
+    rc = fs_lock_dir(pki->dir, &lock);
+    if (rc < 0) {
+        lock_error(pki, rc, err, errlen);
+        return rc;
+    }
+    rc = pki_load_registry(pki, &reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    p = registry_find_serial(reg, old_serial);
+    if (!p) {
+        snprintf(err, errlen, "renew: no peer has serial %s", old_serial);
+        rc = -ENOENT;
+        goto out;
+    }
+    if (p->status != PEER_ACTIVE) {
+        time_format_utc(p->revoked_at, when, sizeof(when));
+        snprintf(err, errlen, "renew: certificate %s of peer '%s' was %s on %s", old_serial,
+                 p->name, peer_status_name(p->status), when);
+        rc = -EACCES;
+        goto out;
+    }
+    rc = p11_pubkey_id_hex(key, &key_id);
+    if (rc < 0) {
+        snprintf(err, errlen, "renew: cannot read the public key");
+        goto out;
+    }
+    /* The same key (a renewal) or a fresh one (a re-key), never another
+     * peer's key nor one that was revoked. */
+    other = registry_find_key(reg, key_id);
+    if (other && (other->status != PEER_ACTIVE || strcmp(other->name, p->name) != 0)) {
+        snprintf(err, errlen,
+                 other->status == PEER_ACTIVE
+                     ? "renew: this key is already enrolled as peer '%s' (serial %s)"
+                     : "renew: this key belonged to revoked peer '%s' (serial %s); make a "
+                       "new key",
+                 other->name, other->serial);
+        rc = -EEXIST;
+        goto out;
+    }
+    rc = pki_load_ca(pki, err, errlen);
+    if (rc < 0)
+        goto out;
+    /* The new certificate lives as long as the one it replaces. */
+    life = (p->not_after - p->not_before + 86399) / 86400;
+    snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s", role_name(p->role));
+    iss.profile = P11_PROFILE_CLIENT;
+    iss.cn = p->name;
+    iss.uri_san = role_uri;
+    iss.days = life < 1 ? 1 : life > 3650 ? 3650 : (unsigned)life;
+    rc = p11_cert_issue(pki->ca, pki->ca_key, key, &iss, &crt);
+    if (rc < 0) {
+        snprintf(err, errlen, "renew %s: cannot issue the certificate: %s", p->name,
+                 p11_token_error(pki->tok)[0] ? p11_token_error(pki->tok) : strerror(-rc));
+        goto out;
+    }
+    verify_serial_hex(crt, serial, sizeof(serial));
+    name = strdup(p->name);
+    if (!name) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* A shallow copy: the strings stay owned by the old entry, which
+     * registry_revoke() only marks and registry_add() deep-copies from. */
+    np = *p;
+    np.name = name;
+    np.status = PEER_ACTIVE;
+    np.serial = serial;
+    np.key_id = key_id;
+    np.not_before = gnutls_x509_crt_get_activation_time(crt);
+    np.not_after = gnutls_x509_crt_get_expiration_time(crt);
+    np.enrolled_at = now;
+    np.revoked_at = 0;
+    np.reason = NULL;
+    rc = registry_revoke(reg, name, PEER_SUPERSEDED, "superseded", now);
+    if (rc == 0)
+        rc = registry_add(reg, &np);
+    if (rc < 0) {
+        snprintf(err, errlen, "renew %s: %s", name,
+                 rc == -EEXIST ? "serial collision; try again" : strerror(-rc));
+        goto out;
+    }
+    /* CRL first, as in revoke: a failure after it leaves the old one refused. */
+    rc = crl_write(pki, reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = save_registry(pki, reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    {
+        struct json_object *f = registry_peer_json(&np, now);
+        if (f) {
+            json_object_object_del(f, "days_left");
+            json_object_object_add(f, "old_serial", json_object_new_string(old_serial));
+            json_object_object_add(f, "actor", json_object_new_string(actor));
+        }
+        pki_audit(pki, "renew", f);
+    }
+    if (out) {
+        *out = crt;
+        crt = NULL;
+    }
+out:
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    free(name);
+    free(key_id);
+    registry_free(reg);
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}

@@ -75,6 +75,16 @@ struct pki_enroll_req {
 int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_crt_t *out,
                char *err, size_t errlen);
 
+/*
+ * Renew the active certificate with serial old_serial: a new certificate
+ * for key (the same key or a new one, never another peer's or a revoked
+ * one) with the same name, role, networks and lifetime; the old entry is
+ * marked superseded, the CRL re-signed, the audit log told. -ENOENT: no such
+ * serial; -EACCES: it is not active; -EEXIST: the key is taken.
+ */
+int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, const char *actor,
+              gnutls_x509_crt_t *out, char *err, size_t errlen);
+
 /* Revoke the active certificate of name, re-sign the CRL. */
 int pki_revoke(struct pki *pki, const char *name, const char *reason, const char *actor,
                char *err, size_t errlen);
