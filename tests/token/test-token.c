@@ -2,6 +2,13 @@
  * test-token.c: the `token` suite. pkcs11/ against a real SoftHSM2 token
  * made in a temporary directory, checked with GnuTLS itself and with the
  * tools peers use (p11tool, openssl, keytool).
+ *
+ * Another token (tests/tpm/run: swtpm and tpm2-pkcs11) is tested by setting
+ *   MTLSGW_TEST_MODULE     the module to load; the caller has made the tokens
+ *                          TOKEN_LABEL and PIN_TOKEN_LABEL, user PIN USER_PIN
+ *   MTLSGW_TEST_KEY_TYPES  the key types the token must serve, comma-separated
+ *                          (default: all); another type may be refused, and
+ *                          the suite then prints the token's reason
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,6 +45,14 @@ static char pin_path[512];
 static const char *module;
 static const char *self_path;
 static struct p11_token *tok;
+/* Tokens made by the caller (MTLSGW_TEST_MODULE), not by softhsm2-util. */
+static bool premade;
+static bool required[P11_KEY_RSA_3072 + 1] = { true, true, true };
+/* Key pairs the suite made on the token, and the CA's type (P-256 when the
+ * token refuses P-384). */
+static const char *made[4];
+static size_t n_made;
+static enum p11_key_type ca_type = P11_KEY_EC_P384;
 
 /* ---- expected/got helpers -------------------------------------------- */
 
@@ -342,6 +357,44 @@ static void test_open_second_handle(void)
     p11_token_free(NULL);
 }
 
+/* Whether a p11-kit .module file names this module (by its file name: p11-kit
+ * resolves a bare name in its own module directory). */
+static bool p11kit_registers(const char *path)
+{
+    static const char *const dirs[] = { "/etc/pkcs11/modules", "/usr/share/p11-kit/modules" };
+    const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+    char file[1024], line[1024], *v, *slash;
+    struct dirent *de;
+    bool found = false;
+    size_t i, n;
+    DIR *d;
+    FILE *f;
+
+    for (i = 0; !found && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        d = opendir(dirs[i]);
+        while (d != NULL && !found && (de = readdir(d)) != NULL) {
+            n = strlen(de->d_name);
+            if (n < 7 || strcmp(de->d_name + n - 7, ".module") != 0)
+                continue;
+            snprintf(file, sizeof(file), "%s/%s", dirs[i], de->d_name);
+            f = fopen(file, "r");
+            while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+                if (strncmp(line, "module:", 7) != 0)
+                    continue;
+                v = line + 7 + strspn(line + 7, " \t");
+                v[strcspn(v, " \t\r\n")] = '\0';
+                slash = strrchr(v, '/');
+                found = strcmp(slash != NULL ? slash + 1 : v, base) == 0;
+            }
+            if (f != NULL)
+                fclose(f);
+        }
+        if (d != NULL)
+            closedir(d);
+    }
+    return found;
+}
+
 /* GnuTLS's PKCS#11 mode is per process: the p11-kit case runs in a child. */
 static void test_open_p11kit_auto(void)
 {
@@ -349,9 +402,8 @@ static void test_open_p11kit_auto(void)
     char *out = NULL;
     int rc;
 
-    if (access("/usr/share/p11-kit/modules/softhsm2.module", R_OK) != 0
-        && access("/etc/pkcs11/modules/softhsm2.module", R_OK) != 0) {
-        printf("\n  skipped: SoftHSM is not registered with p11-kit (no softhsm2.module)\n");
+    if (!p11kit_registers(module)) {
+        printf("\n  skipped: %s is not registered with p11-kit (no .module file)\n", module);
         return;
     }
     rc = run(argv, NULL, &out);
@@ -462,10 +514,20 @@ static void test_open_pin_in_uri_refused(void)
 
 static void test_supports(void)
 {
+    enum p11_key_type t;
+    int rc;
+
     REQUIRE_TOKEN();
-    EXPECT_INT(p11_token_supports(tok, P11_KEY_EC_P256), 0);
-    EXPECT_INT(p11_token_supports(tok, P11_KEY_EC_P384), 0);
-    EXPECT_INT(p11_token_supports(tok, P11_KEY_RSA_3072), 0);
+    for (t = P11_KEY_EC_P256; t <= P11_KEY_RSA_3072; t++) {
+        rc = p11_token_supports(tok, t);
+        if (rc == -ENOTSUP && !required[t]) {
+            printf("\n  token cannot serve %s keys: %s\n", p11_key_type_name(t),
+                   p11_token_error(tok));
+            continue;
+        }
+        EXPECT_TRUE(rc == 0, "%s supported, got %d: %s", p11_key_type_name(t), rc,
+                    p11_token_error(tok));
+    }
     EXPECT_INT(p11_token_supports(tok, (enum p11_key_type)42), -EINVAL);
 }
 
@@ -481,19 +543,34 @@ static void test_key_uri(void)
     EXPECT_INT(p11_key_uri(tok, "", &uri), -EINVAL);
 }
 
-static void keygen_and_sign(const char *label, enum p11_key_type type)
+static bool keygen_and_sign(const char *label, enum p11_key_type type)
 {
     gnutls_privkey_t key = NULL;
     gnutls_pubkey_t pub = NULL;
+    bool ok = false;
     int rc;
 
-    REQUIRE_TOKEN();
+    if (tok == NULL) {
+        CU_FAIL("token not open (an earlier test failed)");
+        return false;
+    }
     rc = p11_key_generate(tok, label, type);
+    if (rc < 0 && !required[type]) {
+        /* A TPM may lack a curve or a key size: the refusal must say why,
+         * and leave nothing behind. */
+        printf("\n  token cannot serve %s keys: %s\n", p11_key_type_name(type),
+               p11_token_error(tok));
+        EXPECT_TRUE(p11_token_error(tok)[0] != '\0', "a reason for refusing %s",
+                    p11_key_type_name(type));
+        EXPECT_INT(p11_key_exists(tok, label), 0);
+        return false;
+    }
     EXPECT_INT(rc, 0);
     if (rc < 0) {
         fprintf(stderr, "\n  generate %s: %s\n", label, p11_token_error(tok));
-        return;
+        return false;
     }
+    made[n_made++] = label;
     EXPECT_INT(p11_key_exists(tok, label), 1);
     EXPECT_INT(p11_key_load(tok, label, &key), 0);
     EXPECT_INT(p11_pubkey_load(tok, label, &pub), 0);
@@ -519,9 +596,11 @@ static void keygen_and_sign(const char *label, enum p11_key_type type)
         break;
     }
     }
+    ok = true;
 out:
     gnutls_privkey_deinit(key);
     gnutls_pubkey_deinit(pub);
+    return ok;
 }
 
 static void test_keygen_ec_p256(void)
@@ -531,7 +610,10 @@ static void test_keygen_ec_p256(void)
 
 static void test_keygen_ec_p384(void)
 {
-    keygen_and_sign("ca", P11_KEY_EC_P384);
+    if (keygen_and_sign("ca", P11_KEY_EC_P384) || required[P11_KEY_EC_P384])
+        return;
+    ca_type = P11_KEY_EC_P256;
+    keygen_and_sign("ca", P11_KEY_EC_P256);
 }
 
 static void test_keygen_rsa_3072(void)
@@ -566,13 +648,14 @@ static void test_keys_not_extractable_p11tool(void)
         EXPECT_LACKS(line, "CKA_EXTRACTABLE");
         EXPECT_CONTAINS(line, "CKA_NEVER_EXTRACTABLE");
     }
-    EXPECT_TRUE(keys == 3, "3 private keys listed, got %d in: %s", keys, out ? out : "");
+    EXPECT_TRUE(keys == (int)n_made, "%zu private keys listed, got %d in: %s", n_made, keys,
+                out ? out : "");
     free(out);
 }
 
 static void test_keys_not_extractable_attrs(void)
 {
-    static const char *const labels[] = { "gw", "ca", "rsa" };
+    const char *const *labels = made;
     gnutls_pkcs11_obj_t obj = NULL;
     gnutls_pubkey_t pub = NULL;
     unsigned char id[64], want[20];
@@ -582,7 +665,7 @@ static void test_keys_not_extractable_attrs(void)
     size_t i;
 
     REQUIRE_TOKEN();
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < n_made; i++) {
         CU_ASSERT_EQUAL_FATAL(p11_key_uri(tok, labels[i], &uri), 0);
         CU_ASSERT_EQUAL_FATAL(gnutls_pkcs11_obj_init(&obj), 0);
         EXPECT_INT(gnutls_pkcs11_obj_import_url(obj, uri, GNUTLS_PKCS11_OBJ_FLAG_LOGIN), 0);
@@ -718,7 +801,8 @@ static void test_ca_self_signed(void)
     EXPECT_INT(gnutls_x509_crt_get_key_usage(ca_crt, &usage, &crit), 0);
     EXPECT_TRUE((usage & GNUTLS_KEY_KEY_CERT_SIGN) && (usage & GNUTLS_KEY_CRL_SIGN),
                 "keyCertSign and cRLSign, got usage %#x", usage);
-    EXPECT_INT(gnutls_x509_crt_get_signature_algorithm(ca_crt), GNUTLS_SIGN_ECDSA_SHA384);
+    EXPECT_INT(gnutls_x509_crt_get_signature_algorithm(ca_crt),
+               ca_type == P11_KEY_EC_P384 ? GNUTLS_SIGN_ECDSA_SHA384 : GNUTLS_SIGN_ECDSA_SHA256);
     EXPECT_TRUE(gnutls_x509_crt_get_activation_time(ca_crt) <= time(NULL) - 290,
                 "activation backdated 5 minutes, got %lld",
                 (long long)(gnutls_x509_crt_get_activation_time(ca_crt) - time(NULL)));
@@ -733,7 +817,8 @@ static void test_ca_self_signed(void)
     EXPECT_CONTAINS(out, "Certificate Sign, CRL Sign");
     EXPECT_CONTAINS(out, "X509v3 Subject Key Identifier");
     EXPECT_CONTAINS(out, "X509v3 Authority Key Identifier");
-    EXPECT_CONTAINS(out, "ecdsa-with-SHA384");
+    EXPECT_CONTAINS(out,
+                    ca_type == P11_KEY_EC_P384 ? "ecdsa-with-SHA384" : "ecdsa-with-SHA256");
     free(out);
 out:
     gnutls_privkey_deinit(key);
@@ -925,6 +1010,10 @@ static void test_issue_rsa_server(void)
     unsigned usage = 0, status = 99;
 
     REQUIRE_TOKEN();
+    if (p11_key_exists(tok, "rsa") == 0 && !required[P11_KEY_RSA_3072]) {
+        printf("\n  skipped: the token made no rsa-3072 key\n");
+        return;
+    }
     CU_ASSERT_EQUAL_FATAL(p11_key_load(tok, "ca", &ca_key), 0);
     CU_ASSERT_EQUAL_FATAL(p11_pubkey_load(tok, "rsa", &pub), 0);
     EXPECT_INT(p11_cert_issue(ca_crt, ca_key, pub, &req, &crt), 0);
@@ -1274,9 +1363,14 @@ static const char *find_module(void)
         "/usr/lib64/pkcs11/libsofthsm2.so",
         "/usr/local/lib/softhsm/libsofthsm2.so",
     };
-    const char *env = getenv("MTLSGW_SOFTHSM_MODULE");
+    const char *env = getenv("MTLSGW_TEST_MODULE");
     size_t i;
 
+    if (env != NULL && env[0] != '\0') {
+        premade = true;
+        return env;
+    }
+    env = getenv("MTLSGW_SOFTHSM_MODULE");
     if (env != NULL && env[0] != '\0' && access(env, R_OK) == 0)
         return env;
     for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -1284,6 +1378,31 @@ static const char *find_module(void)
             return paths[i];
     }
     return NULL;
+}
+
+/* MTLSGW_TEST_KEY_TYPES: "ec-p256,rsa-3072"; unset or empty: all. */
+static int parse_key_types(const char *list)
+{
+    enum p11_key_type t;
+    char name[32];
+    size_t n;
+
+    if (list == NULL || list[0] == '\0')
+        return 0;
+    memset(required, 0, sizeof(required));
+    while (*list != '\0') {
+        n = strcspn(list, ", ");
+        snprintf(name, sizeof(name), "%.*s", (int)n, list);
+        if (n > 0 && p11_key_type_parse(name, &t) < 0) {
+            fprintf(stderr, "MTLSGW_TEST_KEY_TYPES: unknown key type '%s' "
+                            "(ec-p256, ec-p384, rsa-3072)\n", name);
+            return -1;
+        }
+        if (n > 0)
+            required[t] = true;
+        list += n + strspn(list + n, ", ");
+    }
+    return 0;
 }
 
 static int setup(void)
@@ -1304,6 +1423,12 @@ static int setup(void)
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
 
+    path_in_tmp(pin_path, sizeof(pin_path), "pin");
+    if (premade)
+        return write_file(pin_path, USER_PIN "\n", strlen(USER_PIN) + 1, 0600);
+    /* The p11-kit case loads every registered module: a tpm2-pkcs11 without
+     * a TPM would otherwise write its store into $HOME. */
+    setenv("TPM2_PKCS11_STORE", tmpdir, 0);
     path_in_tmp(tokens, sizeof(tokens), "tokens");
     path_in_tmp(conf, sizeof(conf), "softhsm2.conf");
     if (mkdir(tokens, 0700) < 0)
@@ -1316,7 +1441,6 @@ static int setup(void)
     setenv("SOFTHSM2_CONF", conf, 1);
     if (init_token(TOKEN_LABEL) < 0 || init_token(PIN_TOKEN_LABEL) < 0)
         return -1;
-    path_in_tmp(pin_path, sizeof(pin_path), "pin");
     return write_file(pin_path, USER_PIN "\n", strlen(USER_PIN) + 1, 0600);
 }
 
@@ -1337,7 +1461,13 @@ int main(int argc, char **argv)
         printf("skipped: no SoftHSM2 module found (apt-get install softhsm2)\n");
         return 77;
     }
-    if (!have_program("softhsm2-util") || !have_program("openssl")) {
+    if (premade && access(module, R_OK) != 0) {
+        fprintf(stderr, "MTLSGW_TEST_MODULE=%s: %s\n", module, strerror(errno));
+        return 1;
+    }
+    if (parse_key_types(getenv("MTLSGW_TEST_KEY_TYPES")) < 0)
+        return 1;
+    if ((!premade && !have_program("softhsm2-util")) || !have_program("openssl")) {
         printf("skipped: softhsm2-util or openssl missing\n");
         return 77;
     }
