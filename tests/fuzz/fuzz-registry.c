@@ -1,0 +1,79 @@
+/*
+ * fuzz-registry: the peer registry (gateway/registry.h) from memory, as
+ * registry_load() and the daemon's reload read <pki dir>/registry.json;
+ * then every use the daemon makes of a parsed registry: lookups, the JSON
+ * the API answers with, and a save/parse round trip must give the same
+ * peers back.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "fuzz.h"
+#include "registry.h"
+
+static bool same_peer(const struct peer *a, const struct peer *b)
+{
+    if (strcmp(a->name, b->name) || a->role != b->role || a->status != b->status ||
+        strcmp(a->serial, b->serial) || a->n_networks != b->n_networks)
+        return false;
+    for (size_t i = 0; i < a->n_networks; i++)
+        if (strcmp(a->networks[i], b->networks[i]))
+            return false;
+    return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct registry *reg = NULL, *again = NULL;
+    char err[256], path[64];
+    size_t n;
+    int fd;
+
+    err[0] = '\0';
+    if (registry_parse((const char *)data, size, &reg, err, sizeof(err)) < 0) {
+        FUZZ_CHECK(reg == NULL);
+        FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL);
+        return 0;
+    }
+    FUZZ_CHECK(reg != NULL);
+    n = registry_count(reg);
+    for (size_t i = 0; i < n; i++) {
+        const struct peer *p = registry_at(reg, i);
+        struct json_object *o;
+
+        FUZZ_CHECK(p && p->name && p->serial);
+        FUZZ_CHECK(peer_name_valid(p->name));
+        FUZZ_CHECK(registry_find_name(reg, p->name) != NULL);
+        FUZZ_CHECK(registry_find_serial(reg, p->serial) != NULL);
+        if (p->key_id)
+            (void)registry_find_key(reg, p->key_id);
+        o = registry_peer_json(p, 1700000000);
+        if (o) {
+            (void)json_object_to_json_string(o);
+            json_object_put(o);
+        }
+    }
+    (void)registry_next_crl_number(reg);
+
+    /* What the console and the daemon write, they must read back. On tmpfs:
+     * registry_save() fsyncs. */
+    snprintf(path, sizeof(path), "%s/fuzz-registry.XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    fd = mkstemp(path);
+    if (fd >= 0) {
+        close(fd);
+        if (registry_save(reg, path) == 0) {
+            FUZZ_CHECK(registry_load(path, &again, err, sizeof(err)) == 0);
+            FUZZ_CHECK(registry_count(again) == n);
+            for (size_t i = 0; i < n; i++)
+                FUZZ_CHECK(same_peer(registry_at(reg, i), registry_at(again, i)));
+            registry_free(again);
+        }
+        unlink(path);
+    }
+    registry_free(reg);
+    return 0;
+}
