@@ -77,6 +77,8 @@ void time_format_utc(int64_t t, char *buf, size_t len)
         snprintf(buf, len, "%lld", (long long)t);
 }
 
+#define TIME_UTC_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+
 /* Days from the civil date (proleptic Gregorian), so no timegm() needed. */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 {
@@ -102,6 +104,11 @@ int time_parse_utc(const char *s, int64_t *out)
         mi < 0 || se < 0)
         return -EINVAL;
     *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se;
+    /* A leap second on 9999-12-31 would be year 10000, which time_format_utc
+     * writes with five digits and this parser cannot read back: clamp to the
+     * last second of 9999 (X.509's "no expiry"). */
+    if (*out > TIME_UTC_MAX)
+        *out = TIME_UTC_MAX;
     return 0;
 }
 

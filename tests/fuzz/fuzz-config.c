@@ -14,26 +14,20 @@
 #include "config.h"
 #include "fuzz.h"
 
-static char path[64];
+static char dir[64], path[sizeof(dir) + sizeof("/mtlsgwd.conf")];
 static int fd = -1;
 
 static void cleanup(void)
 {
-    char dir[64];
-
     if (fd < 0)
         return;
     close(fd);
     unlink(path);
-    snprintf(dir, sizeof(dir), "%s", path);
-    *strrchr(dir, '/') = '\0';
     rmdir(dir);
 }
 
 static int setup(void)
 {
-    char dir[64];
-
     snprintf(dir, sizeof(dir), "%s/fuzz-config.XXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(dir))
