@@ -44,10 +44,11 @@ int caps_drop_to(uid_t uid, gid_t gid, bool keep_net_admin, char *err, size_t er
     struct __user_cap_data_struct d[2] = {{0}};
     uint32_t keep = keep_net_admin ? (1u << CAP_NET_ADMIN) : 0;
 
-    /* The bounding set needs CAP_SETPCAP, which we lose with the uid. */
+    /* The bounding set needs CAP_SETPCAP, which we lose with the uid. It is
+     * emptied whole, CAP_NET_ADMIN included: it only limits what an execve
+     * could gain (we never exec), and a session process forked from this
+     * one (which cannot drop anything from it any more) inherits it empty. */
     for (int c = 0; c <= 63; c++) {
-        if (keep_net_admin && c == CAP_NET_ADMIN)
-            continue;
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM) {
             snprintf(err, errlen, "cannot drop capability %d from the bounding set: %s", c,
                      strerror(errno));

@@ -11,9 +11,10 @@
 
 /*
  * Become uid/gid (when running as root and uid != 0) keeping only
- * CAP_NET_ADMIN (keep_net_admin) or nothing in the effective, permitted,
- * inheritable and bounding sets; no new privileges; not dumpable (the
- * session process holds the token PIN in memory).
+ * CAP_NET_ADMIN (keep_net_admin) or nothing in the effective and permitted
+ * sets; inheritable, ambient and bounding sets empty; no new privileges; not
+ * dumpable (the session process holds token keys and, while it logs in, the
+ * PIN).
  */
 int caps_drop_to(uid_t uid, gid_t gid, bool keep_net_admin, char *err, size_t errlen);
 

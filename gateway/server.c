@@ -1138,6 +1138,9 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         log_err("control socket %s: %s", cfg->daemon.control_socket, err);
         goto out;
     }
+    /* Logged in: no PIN in memory from here on (a later login reads the
+     * PIN file again; docs/architecture.md). */
+    p11_token_forget_pin(d->pki->tok);
     log_info("mtlsgwd %s: session process ready%s%s%s%s", MTLSGW_VERSION,
              cfg->mgmt.listen ? ", management on " : "", cfg->mgmt.listen ? cfg->mgmt.listen : "",
              cfg->tunnel.listen ? ", tunnels on " : "", cfg->tunnel.listen ? cfg->tunnel.listen : "");

@@ -200,7 +200,7 @@ int p11_key_generate(struct p11_token *tok, const char *label, enum p11_key_type
         return p11_fail(tok, -EINVAL, "bad key label (1..%d printable characters)", LABEL_MAX);
     if (p11_key_params(type, &pk, &bits) < 0)
         return p11_fail(tok, -EINVAL, "unknown key type %d", (int)type);
-    if (tok->pin == NULL)
+    if (tok->pin_file == NULL)
         return p11_fail(tok, -EACCES, "opened without a PIN file; generating keys needs "
                         "a login");
     rc = p11_token_supports(tok, type);

@@ -18,7 +18,8 @@
 struct p11_token {
     char *uri;          /* as given to p11_token_open() */
     char *pin_file;     /* NULL when opened without a PIN */
-    char *pin;          /* wiped before free; read only under the registry lock */
+    char *pin;          /* wiped before free; read only under the registry lock;
+                         * NULL after p11_token_forget_pin() */
     size_t pin_len;
     bool pin_rejected;  /* the token said CKR_PIN_INCORRECT once: never resubmit */
     void *match;        /* P11KitUri parsed from uri, for the PIN callback */

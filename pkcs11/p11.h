@@ -55,6 +55,15 @@ int p11_token_open(const char *module, const char *token_uri, const char *pin_fi
                    struct p11_token **out, char *err, size_t errlen);
 void p11_token_free(struct p11_token *tok);
 
+/*
+ * Wipe the PIN from memory after the login at open: a long-running process
+ * (the daemon) then holds no PIN a core dump or a memory read could show.
+ * A later login (PKCS#11 restarted after a token fault, a token that logged
+ * out when its last session closed) reads the PIN file again, only for the
+ * length of that login.
+ */
+void p11_token_forget_pin(struct p11_token *tok);
+
 /* Why the last call on this handle failed, without the token URI (callers
  * add their own context); "" when it succeeded. */
 const char *p11_token_error(const struct p11_token *tok);

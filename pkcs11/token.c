@@ -177,7 +177,7 @@ int p11_hex(const unsigned char *data, size_t len, char **out)
 
 unsigned p11_login_flags(const struct p11_token *tok)
 {
-    return tok->pin != NULL ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0;
+    return tok->pin_file != NULL ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0;
 }
 
 /*
@@ -189,6 +189,9 @@ unsigned p11_login_flags(const struct p11_token *tok)
  * C_Login says CKR_PIN_INCORRECT and would burn the retry counter, and on a
  * TPM trigger dictionary-attack lockout).
  */
+static int read_pin_buf(struct p11_token *tok, const char *path, char *buf, size_t size,
+                        size_t *out_len);
+
 static int pin_callback(void *userdata, int attempt, const char *token_url,
                         const char *token_label, unsigned flags, char *pin, size_t pin_max)
 {
@@ -210,12 +213,25 @@ static int pin_callback(void *userdata, int attempt, const char *token_url,
 
     pthread_mutex_lock(&registry_lock);
     for (t = registry; t != NULL; t = t->next) {
-        if (t->pin == NULL || t->pin_rejected)
+        if (t->pin_file == NULL || t->pin_rejected)
             continue;
         if (!p11_kit_uri_match_token_info(t->match, info))
             continue;
         if (attempt > 0 || (flags & GNUTLS_PIN_WRONG)) {
             t->pin_rejected = true;
+            break;
+        }
+        if (t->pin == NULL) {
+            /* Forgotten after the first login (p11_token_forget_pin): read
+             * the file again, straight into GnuTLS' buffer. */
+            char buf[P11_PIN_MAX + 2];
+            size_t len = 0;
+            if (read_pin_buf(t, t->pin_file, buf, sizeof(buf), &len) == 0 && len + 1 <= pin_max) {
+                memcpy(pin, buf, len);
+                pin[len] = '\0';
+                rc = 0;
+            }
+            gnutls_memset(buf, 0, sizeof(buf));
             break;
         }
         if (t->pin_len + 1 > pin_max)
@@ -334,9 +350,9 @@ static int p11_init(struct p11_token *tok, const char *module)
  * key. Only one trailing newline (LF or CRLF) is stripped, because editors
  * add one; anything else is part of the PIN.
  */
-static int read_pin(struct p11_token *tok, const char *path)
+static int read_pin_buf(struct p11_token *tok, const char *path, char *buf, size_t size,
+                        size_t *out_len)
 {
-    char buf[P11_PIN_MAX + 2];
     struct stat st;
     size_t len = 0;
     ssize_t n;
@@ -364,8 +380,8 @@ static int read_pin(struct p11_token *tok, const char *path)
                       path);
         goto out;
     }
-    while (len < sizeof(buf)) {
-        n = read(fd, buf + len, sizeof(buf) - len);
+    while (len < size) {
+        n = read(fd, buf + len, size - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -395,20 +411,46 @@ static int read_pin(struct p11_token *tok, const char *path)
         rc = p11_fail(tok, -EINVAL, "PIN file %s: PIN must be one line of text", path);
         goto out;
     }
-    tok->pin = malloc(len + 1);
-    if (tok->pin == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    memcpy(tok->pin, buf, len);
-    tok->pin[len] = '\0';
-    tok->pin_len = len;
+    *out_len = len;
     rc = 0;
 out:
-    gnutls_memset(buf, 0, sizeof(buf));
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+static int read_pin(struct p11_token *tok, const char *path)
+{
+    char buf[P11_PIN_MAX + 2];
+    size_t len = 0;
+    int rc = read_pin_buf(tok, path, buf, sizeof(buf), &len);
+
+    if (rc == 0) {
+        tok->pin = malloc(len + 1);
+        if (tok->pin == NULL) {
+            rc = -ENOMEM;
+        } else {
+            memcpy(tok->pin, buf, len);
+            tok->pin[len] = '\0';
+            tok->pin_len = len;
+        }
+    }
+    gnutls_memset(buf, 0, sizeof(buf));
+    return rc;
+}
+
+void p11_token_forget_pin(struct p11_token *tok)
+{
+    if (tok == NULL)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    if (tok->pin != NULL) {
+        gnutls_memset(tok->pin, 0, tok->pin_len);
+        free(tok->pin);
+        tok->pin = NULL;
+        tok->pin_len = 0;
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 /* gnutls_pkcs11_token_get_info() answers from the URI alone; the flags come
@@ -562,7 +604,7 @@ int p11_token_reinit(struct p11_token *tok)
     pthread_mutex_unlock(&init_lock);
     if (rc == 0)
         rc = check_present(tok);
-    if (rc == 0 && tok->pin != NULL)
+    if (rc == 0 && tok->pin_file != NULL)
         rc = login(tok);
     if (rc == 0)
         tok->err[0] = '\0';
