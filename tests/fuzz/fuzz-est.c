@@ -15,7 +15,9 @@
  *                      what decoded encodes and decodes back to itself.
  *   est_certs_decode   a cacerts answer (certs-only PKCS#7, base64 or DER).
  *   est_basic_parse    the Authorization header (first line of the input),
- *                      into buffers of est.c's size.
+ *                      into buffers of est.c's size; the password is an
+ *                      invite code: invite_code_normalize, and
+ *                      invite_code_matches against an invite (gateway/invite.h).
  *   est_media_is       the Content-Type header (the same line).
  *
  * The whole input is the body, NUL-terminated as the HTTP reader hands it.
@@ -30,6 +32,7 @@
 
 #include "est-codec.h"
 #include "fuzz.h"
+#include "invite.h"
 #include "p11.h"
 
 #define CRED_MAX 128 /* est.c */
@@ -157,6 +160,29 @@ static void check_certs(const char *body, size_t len)
     free(certs);
 }
 
+/* What a person types for the invite code. */
+static void check_code(const char *code)
+{
+    static struct invite inv;
+    static bool ready;
+    char norm[INVITE_CODE_CHARS + 1], again[INVITE_CODE_CHARS + 1];
+
+    if (!ready) {
+        if (invite_set_code(&inv, "ABCD-EFGH-JKMN-PQRS-TVWX") < 0)
+            abort();
+        ready = true;
+    }
+    if (invite_code_normalize(code, norm)) {
+        FUZZ_CHECK(strlen(norm) == INVITE_CODE_CHARS);
+        FUZZ_CHECK(strspn(norm, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == INVITE_CODE_CHARS);
+        FUZZ_CHECK(invite_code_normalize(norm, again) && strcmp(norm, again) == 0);
+        FUZZ_CHECK(invite_code_matches(&inv, code) ==
+                   (strcmp(norm, "ABCDEFGHJKMNPQRSTVWX") == 0));
+    } else {
+        FUZZ_CHECK(!invite_code_matches(&inv, code));
+    }
+}
+
 static void check_header(const char *hdr)
 {
     char user[CRED_MAX], pass[CRED_MAX];
@@ -164,6 +190,7 @@ static void check_header(const char *hdr)
     if (est_basic_parse(hdr, user, sizeof(user), pass, sizeof(pass)) == 0) {
         FUZZ_CHECK(strlen(user) < sizeof(user) && strlen(pass) < sizeof(pass));
         FUZZ_CHECK(strchr(user, ':') == NULL);
+        check_code(pass);
     }
     (void)est_media_is(hdr, EST_CT_PKCS10);
     (void)est_media_is(hdr, EST_CT_PKCS7);
