@@ -47,6 +47,27 @@ static const struct command commands[] = {
      "sessions, days left on the CA, the gateway certificate and the CRL."},
     {"kick", cmd_kick, "kick NAME",
      "End the running daemon's sessions of peer NAME without revoking it."},
+    {"invite", cmd_invite, "invite NAME --role admin|monitor|tunnel [--network CIDR]... "
+     "[--ttl DURATION]",
+     "Make a one-time invite code for a device to enroll itself over the network\n"
+     "([enroll] listen). Prints the code (100 bits, five groups of four), the SHA-256\n"
+     "of the gateway certificate for the device to pin, and the 'mtlsgw join' line.\n"
+     "--ttl (default 24h; s, m, h, d, e.g. 1d12h) is how long the code is valid.\n"
+     "Only a salted hash of the code is kept (invites.json in the pki dir)."},
+    {"invites", cmd_invites, "invites [--json]",
+     "List invites: pending, used (when, from where, which serial) or expired."},
+    {"uninvite", cmd_uninvite, "uninvite NAME", "Withdraw the invite of NAME."},
+    {"join", cmd_join,
+     "join URL --code CODE [--name NAME] (--ca FILE | --fingerprint SHA256)",
+     "Device side: enroll at the hub's EST URL (https://HUB:PORT) with an invite code.\n"
+     "Makes the device key on this token if absent, trusts the hub by its CA file or\n"
+     "by the SHA-256 fingerprint the invite printed, writes device.crt and hub-ca.crt\n"
+     "to the pki dir and prints the [uplink] lines to add. --name defaults to the\n"
+     "hostname and must be the invite's NAME."},
+    {"renew", cmd_renew, "renew [NAME]",
+     "Device side: re-enroll now (EST simplereenroll with the current certificate) for\n"
+     "[uplink NAME], or for every uplink with an enroll URL. The running daemon uses\n"
+     "the new certificate for its next connection; its open tunnel stays up."},
     {"explain", cmd_explain, "explain CERT",
      "Say what the certificate in CERT (PEM or DER) would be granted, or exactly why it\n"
      "would be refused, without a connection. Exit 0 when granted, 1 when refused."},

@@ -53,6 +53,11 @@ int cmd_show(struct console *con, int argc, char **argv);
 int cmd_explain(struct console *con, int argc, char **argv);
 int cmd_status(struct console *con, int argc, char **argv);
 int cmd_kick(struct console *con, int argc, char **argv);
+int cmd_invite(struct console *con, int argc, char **argv);
+int cmd_invites(struct console *con, int argc, char **argv);
+int cmd_uninvite(struct console *con, int argc, char **argv);
+int cmd_join(struct console *con, int argc, char **argv);
+int cmd_renew(struct console *con, int argc, char **argv);
 
 /* Tell a running daemon to re-read registry and CRL; silent when none runs. */
 void con_notify_daemon(struct console *con, const char *cmd);

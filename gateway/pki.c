@@ -724,8 +724,10 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
     rc = pki_load_ca(pki, err, errlen);
     if (rc < 0)
         goto out;
-    /* The new certificate lives as long as the one it replaces. */
-    life = (p->not_after - p->not_before + 86399) / 86400;
+    /* The new certificate lives as long as the one it replaces: to the
+     * nearest day, as the issuer backdates notBefore a little and rounding
+     * up would add a day at every renewal. */
+    life = (p->not_after - p->not_before + 43200) / 86400;
     snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s", role_name(p->role));
     iss.profile = P11_PROFILE_CLIENT;
     iss.cn = p->name;

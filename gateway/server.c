@@ -390,12 +390,23 @@ struct trustdb *daemon_trust(struct daemon *d)
     return t;
 }
 
-/* Whether an open session's certificate is still trusted now. */
+/*
+ * Whether an open session's certificate is still trusted now. A superseded
+ * certificate was renewed, not distrusted: its session (an uplink's tunnel
+ * that renewed itself) goes on while the peer's newer certificate is active
+ * and the old one has not expired; new handshakes must show the new one. A
+ * revocation of the peer ends it with the rest.
+ */
 static bool still_trusted(const struct registry *reg, const struct conn *c, time_t now)
 {
-    const struct peer *p = registry_find_serial(reg, c->serial);
+    const struct peer *p = registry_find_serial(reg, c->serial), *cur;
 
-    return p && p->status == PEER_ACTIVE && p->not_after > now && (int)p->role == c->role;
+    if (!p || p->not_after <= now || (int)p->role != c->role)
+        return false;
+    if (p->status == PEER_ACTIVE)
+        return true;
+    cur = p->status == PEER_SUPERSEDED ? registry_find_name(reg, p->name) : NULL;
+    return cur && cur->status == PEER_ACTIVE && cur->role == p->role;
 }
 
 static int sweep_untrusted(struct daemon *d, struct trustdb *t)

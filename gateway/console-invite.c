@@ -1,0 +1,321 @@
+/* mtlsgw invite, invites, uninvite: one-time codes for enrollment over the
+ * network ([enroll] listen, docs/est.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <json-c/json.h>
+
+#include "cidr.h"
+#include "config.h"
+#include "console.h"
+#include "est-codec.h"
+#include "invite.h"
+#include "pki.h"
+#include "registry.h"
+
+#define MAX_NETWORKS 64
+
+/* The address a device should dial for [enroll] listen: the listen address,
+ * or this host's name when it listens on every address. */
+static void enroll_url(const struct config *cfg, char *buf, size_t len)
+{
+    const char *l = cfg->enroll.listen, *colon;
+    char host[256];
+
+    if (!l) {
+        snprintf(buf, len, "https://HUB:PORT");
+        return;
+    }
+    colon = strrchr(l, ':');
+    if (!colon)
+        colon = l + strlen(l);
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - l), l);
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0 || !host[0]) {
+        if (gethostname(host, sizeof(host)) < 0 || !host[0])
+            snprintf(host, sizeof(host), "HUB");
+        host[sizeof(host) - 1] = '\0';
+    }
+    snprintf(buf, len, "https://%s%s", host, colon);
+}
+
+int cmd_invite(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"role", required_argument, NULL, 'r'},
+        {"network", required_argument, NULL, 'N'},
+        {"ttl", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *role_s = NULL, *ttl_s = "24h", *name;
+    char *nets[MAX_NETWORKS] = {0};
+    size_t n_nets = 0;
+    enum peer_role role;
+    int64_t ttl = 0;
+    struct invite inv = {0};
+    struct pki *pki = NULL;
+    struct registry *reg = NULL;
+    const struct peer *p;
+    gnutls_x509_crt_t gw = NULL;
+    char code[INVITE_CODE_LEN] = "", err[512] = "", fp[96] = "", when[32], url[300];
+    const char *gw_path;
+    int c, rc = EXIT_FAIL;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            role_s = optarg;
+            break;
+        case 't':
+            ttl_s = optarg;
+            break;
+        case 'N': {
+            struct cidr cidr;
+            const char *why;
+            char canon[64];
+            if (n_nets == MAX_NETWORKS) {
+                con_err("invite", "at most %d --network", MAX_NETWORKS);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            if (cidr_parse(optarg, &cidr, &why) < 0) {
+                con_err("invite", "--network %s: %s", optarg, why);
+                goto out;
+            }
+            cidr_format(&cidr, canon, sizeof(canon));
+            nets[n_nets] = strdup(canon);
+            if (!nets[n_nets])
+                goto out;
+            n_nets++;
+            break;
+        }
+        default:
+            rc = con_usage("invite");
+            goto out;
+        }
+    }
+    if (optind + 1 != argc || !role_s) {
+        con_err("invite", optind + 1 != argc ? "give exactly one peer NAME"
+                                             : "--role is required");
+        rc = con_usage("invite");
+        goto out;
+    }
+    name = argv[optind];
+    if (role_parse(role_s, &role) < 0) {
+        con_err("invite", "--role %s: unknown role (admin, monitor or tunnel)", role_s);
+        goto out;
+    }
+    if (!peer_name_valid(name)) {
+        con_err("invite",
+                "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
+                "letter or digit)",
+                name);
+        goto out;
+    }
+    if (n_nets && role != ROLE_TUNNEL) {
+        con_err("invite", "--network is for tunnel peers; %s would be %s", name,
+                role_name(role));
+        goto out;
+    }
+    if (invite_parse_duration(ttl_s, &ttl) < 0) {
+        con_err("invite", "--ttl %s: not a duration from 1s to 365d (e.g. 24h, 30m, 7d)",
+                ttl_s);
+        goto out;
+    }
+    if (con_load_config(con) != EXIT_OK)
+        goto out;
+    if (pki_new(con->cfg, &pki) < 0)
+        goto out;
+    if (con_as_daemon() < 0)
+        goto out;
+    /* An invite for a name that is taken could only fail at the device. */
+    if (pki_load_registry(pki, &reg, err, sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("invite", "%s", err);
+        goto out;
+    }
+    p = registry_find_name(reg, name);
+    if (p && p->status == PEER_ACTIVE) {
+        con_as_invoker();
+        con_err("invite", "peer '%s' is already enrolled (serial %s); revoke it first or choose "
+                          "another name", name, p->serial);
+        goto out;
+    }
+    gw_path = con->cfg->mgmt.cert ? con->cfg->mgmt.cert : pki->gw_path;
+    if (pki_read_cert(gw_path, &gw, err, sizeof(err)) < 0 ||
+        est_cert_fingerprint(gw, true, fp, sizeof(fp)) < 0) {
+        con_as_invoker();
+        con_err("invite", "the gateway certificate: %s", err[0] ? err : "no fingerprint");
+        goto out;
+    }
+    inv.name = (char *)name;
+    inv.role = (int)role;
+    inv.networks = nets;
+    inv.n_networks = n_nets;
+    inv.created = (int64_t)time(NULL);
+    inv.expires = inv.created + ttl;
+    inv.actor = con->actor;
+    rc = invite_create(pki->dir, &inv, code, err, sizeof(err));
+    con_as_invoker();
+    inv.name = NULL;
+    inv.networks = NULL;
+    inv.n_networks = 0;
+    inv.actor = NULL;
+    if (rc < 0) {
+        con_err("invite", "%s", err);
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    time_format_utc(inv.expires, when, sizeof(when));
+    enroll_url(con->cfg, url, sizeof(url));
+    printf("invite for %s (%s", name, role_name(role));
+    for (size_t i = 0; i < n_nets; i++)
+        printf("%s%s", i ? "," : ", networks ", nets[i]);
+    printf("), one use, valid until %s\n", when);
+    printf("  code                  %s\n", code);
+    printf("  gateway SHA-256       %s\n", fp);
+    printf("on the device:\n  mtlsgw join %s --name %s --code %s --fingerprint %s\n", url,
+           name, code, fp);
+    if (!con->cfg->enroll.listen)
+        printf("note: [enroll] listen is not set in %s: the daemon does not serve enrollment "
+               "yet\n", con->cfg->path ? con->cfg->path : con->conf_path);
+    rc = EXIT_OK;
+out:
+    gnutls_memset(code, 0, sizeof(code));
+    for (size_t i = 0; i < n_nets; i++)
+        free(nets[i]);
+    if (gw)
+        gnutls_x509_crt_deinit(gw);
+    registry_free(reg);
+    pki_free(pki);
+    return rc;
+}
+
+static struct json_object *invite_json(const struct invite *inv, int64_t now)
+{
+    struct json_object *o = json_object_new_object(), *nets = json_object_new_array();
+    char when[32];
+
+    json_object_object_add(o, "name", json_object_new_string(inv->name));
+    json_object_object_add(o, "role", json_object_new_string(role_name(inv->role)));
+    json_object_object_add(o, "state",
+                           json_object_new_string(invite_state_name(invite_state(inv, now))));
+    for (size_t i = 0; i < inv->n_networks; i++)
+        json_object_array_add(nets, json_object_new_string(inv->networks[i]));
+    json_object_object_add(o, "networks", nets);
+    time_format_utc(inv->created, when, sizeof(when));
+    json_object_object_add(o, "created", json_object_new_string(when));
+    time_format_utc(inv->expires, when, sizeof(when));
+    json_object_object_add(o, "expires", json_object_new_string(when));
+    if (inv->used_at) {
+        time_format_utc(inv->used_at, when, sizeof(when));
+        json_object_object_add(o, "used_at", json_object_new_string(when));
+        json_object_object_add(o, "used_by",
+                               inv->used_by ? json_object_new_string(inv->used_by) : NULL);
+        json_object_object_add(o, "serial",
+                               inv->serial ? json_object_new_string(inv->serial) : NULL);
+    }
+    json_object_object_add(o, "actor", inv->actor ? json_object_new_string(inv->actor) : NULL);
+    return o;
+}
+
+int cmd_invites(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    struct invites *set = NULL;
+    struct pki *pki = NULL;
+    char *path = NULL, err[512] = "";
+    bool json = false;
+    int64_t now = (int64_t)time(NULL);
+    int c, rc = EXIT_FAIL;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 'j')
+            return con_usage("invites");
+        json = true;
+    }
+    if (optind != argc)
+        return con_usage("invites");
+    if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
+        return EXIT_FAIL;
+    path = invite_path(pki->dir);
+    if (!path || con_as_daemon() < 0)
+        goto out;
+    rc = invites_load(path, &set, err, sizeof(err));
+    con_as_invoker();
+    if (rc < 0) {
+        con_err("invites", "%s: %s", path, err[0] ? err : strerror(-rc));
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    if (json) {
+        struct json_object *arr = json_object_new_array();
+        for (size_t i = 0; i < invites_count(set); i++)
+            json_object_array_add(arr, invite_json(invites_at(set, i), now));
+        puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(arr);
+    } else {
+        printf("%-20s %-8s %-8s %-20s %-20s %s\n", "NAME", "ROLE", "STATE", "EXPIRES", "USED",
+               "NETWORKS");
+        for (size_t i = 0; i < invites_count(set); i++) {
+            const struct invite *inv = invites_at(set, i);
+            char exp[32], used[64] = "-";
+            time_format_utc(inv->expires, exp, sizeof(exp));
+            if (inv->used_at)
+                time_format_utc(inv->used_at, used, sizeof(used));
+            printf("%-20s %-8s %-8s %-20s %-20s ", inv->name, role_name(inv->role),
+                   invite_state_name(invite_state(inv, now)), exp, used);
+            if (!inv->n_networks)
+                fputs("-", stdout);
+            for (size_t k = 0; k < inv->n_networks; k++)
+                printf("%s%s", k ? "," : "", inv->networks[k]);
+            putchar('\n');
+        }
+        if (invites_count(set) == 0)
+            printf("(no invites: see 'mtlsgw invite --help')\n");
+    }
+    rc = EXIT_OK;
+out:
+    invites_free(set);
+    free(path);
+    pki_free(pki);
+    return rc;
+}
+
+int cmd_uninvite(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {{NULL, 0, NULL, 0}};
+    struct pki *pki = NULL;
+    char err[512] = "";
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        return con_usage("uninvite");
+    if (optind + 1 != argc)
+        return con_usage("uninvite");
+    if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
+        return EXIT_FAIL;
+    if (con_as_daemon() < 0) {
+        pki_free(pki);
+        return EXIT_FAIL;
+    }
+    rc = invite_withdraw(pki->dir, argv[optind], err, sizeof(err));
+    con_as_invoker();
+    if (rc < 0)
+        con_err("uninvite", "%s", err);
+    else
+        printf("withdrew the invite for %s; its code opens nothing now\n", argv[optind]);
+    pki_free(pki);
+    return rc < 0 ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,954 @@
+/*
+ * est-client.c: the device side of RFC 7030 over HTTPS, on GnuTLS, with the
+ * answer framed by http-parser (the library gateway/http.c uses).
+ *
+ * One request per connection ("Connection: close"): enrollment is rare and
+ * a fresh handshake keeps the client simple and the server's per-connection
+ * accounting (a failed code ends the connection) honest.
+ */
+#include "est-client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <http_parser.h>
+
+#include "config.h"
+#include "est-codec.h"
+#include "fsutil.h"
+#include "p11.h"
+#include "pki.h"
+
+#define ANSWER_MAX (1024 * 1024)
+#define CA_FILE_MAX (1024 * 1024)
+#define WELL_KNOWN "/.well-known/est"
+
+#define PRIO_13 "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3"
+#define PRIO_12 "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+struct url {
+    char host[256];
+    char port[8];
+    char base[512]; /* ".../.well-known/est", no trailing slash */
+};
+
+/* https://HOST[:PORT][/path]: the EST root is path + /.well-known/est unless
+ * the path already names it (with or without an RFC 7030 label after it). */
+static int url_parse(const char *u, struct url *out, char *err, size_t errlen)
+{
+    const char *p, *hend, *path;
+    size_t hl, pl;
+
+    if (strncasecmp(u, "https://", 8) != 0) {
+        snprintf(err, errlen, "%s: the URL must start with https://", u);
+        return -EINVAL;
+    }
+    p = u + 8;
+    path = strchr(p, '/');
+    if (!path)
+        path = p + strlen(p);
+    if (*p == '[') {
+        hend = memchr(p, ']', (size_t)(path - p));
+        if (!hend) {
+            snprintf(err, errlen, "%s: unclosed [ in the host", u);
+            return -EINVAL;
+        }
+        hl = (size_t)(hend - p - 1);
+        if (hl == 0 || hl >= sizeof(out->host))
+            goto bad_host;
+        memcpy(out->host, p + 1, hl);
+        out->host[hl] = '\0';
+        hend++;
+    } else {
+        hend = memchr(p, ':', (size_t)(path - p));
+        if (!hend)
+            hend = path;
+        hl = (size_t)(hend - p);
+        if (hl == 0 || hl >= sizeof(out->host))
+            goto bad_host;
+        memcpy(out->host, p, hl);
+        out->host[hl] = '\0';
+    }
+    if (*hend == ':') {
+        pl = (size_t)(path - hend - 1);
+        if (pl == 0 || pl >= sizeof(out->port) || strspn(hend + 1, "0123456789") < pl) {
+            snprintf(err, errlen, "%s: bad port", u);
+            return -EINVAL;
+        }
+        memcpy(out->port, hend + 1, pl);
+        out->port[pl] = '\0';
+    } else if (hend != path) {
+        goto bad_host;
+    } else {
+        snprintf(out->port, sizeof(out->port), "443");
+    }
+    pl = strlen(path);
+    while (pl && path[pl - 1] == '/')
+        pl--;
+    if (pl + sizeof(WELL_KNOWN) >= sizeof(out->base) || memchr(path, '?', pl) ||
+        memchr(path, '#', pl)) {
+        snprintf(err, errlen, "%s: the path is too long or has a query", u);
+        return -EINVAL;
+    }
+    if (strstr(path, WELL_KNOWN "/") || (pl >= strlen(WELL_KNOWN) &&
+                                         memcmp(path + pl - strlen(WELL_KNOWN), WELL_KNOWN,
+                                                strlen(WELL_KNOWN)) == 0))
+        snprintf(out->base, sizeof(out->base), "%.*s", (int)pl, path);
+    else
+        snprintf(out->base, sizeof(out->base), "%.*s" WELL_KNOWN, (int)pl, path);
+    return 0;
+bad_host:
+    snprintf(err, errlen, "%s: no host, or a bad one", u);
+    return -EINVAL;
+}
+
+/* ---- one HTTPS exchange ----------------------------------------------------- */
+
+struct answer {
+    int status;
+    char *ctype;
+    char *body;
+    size_t len;
+    bool complete, too_big;
+    char field[64];
+    size_t field_len;
+    bool in_ctype;
+};
+
+struct session_ctx {
+    const struct est_client_opts *o;
+    gnutls_pcert_st *pcerts;
+    unsigned n_pcerts;
+    bool pin_failed;
+    char got_fp[96];
+};
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct answer *a = p->data;
+
+    if (a->in_ctype || a->field_len == SIZE_MAX) {
+        a->field_len = 0;
+        a->in_ctype = false;
+    }
+    if (a->field_len + len >= sizeof(a->field))
+        len = sizeof(a->field) - 1 - a->field_len;
+    memcpy(a->field + a->field_len, at, len);
+    a->field_len += len;
+    a->field[a->field_len] = '\0';
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct answer *a = p->data;
+    size_t have;
+    char *n;
+
+    if (!a->in_ctype) {
+        bool is_ct = strcasecmp(a->field, "content-type") == 0;
+        a->field_len = SIZE_MAX; /* the next field starts afresh */
+        if (!is_ct)
+            return 0;
+        a->in_ctype = true;
+        free(a->ctype);
+        a->ctype = NULL;
+    }
+    have = a->ctype ? strlen(a->ctype) : 0;
+    if (have + len > 512)
+        return 0;
+    n = realloc(a->ctype, have + len + 1);
+    if (!n)
+        return -1;
+    memcpy(n + have, at, len);
+    n[have + len] = '\0';
+    a->ctype = n;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct answer *a = p->data;
+
+    a->in_ctype = false;
+    a->status = (int)p->status_code;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct answer *a = p->data;
+    char *n;
+
+    if (a->len + len > ANSWER_MAX) {
+        a->too_big = true;
+        return -1;
+    }
+    n = realloc(a->body, a->len + len + 1);
+    if (!n)
+        return -1;
+    memcpy(n + a->len, at, len);
+    a->len += len;
+    n[a->len] = '\0';
+    a->body = n;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct answer *a = p->data;
+
+    a->complete = true;
+    return 0;
+}
+
+static void answer_clear(struct answer *a)
+{
+    free(a->ctype);
+    free(a->body);
+    memset(a, 0, sizeof(*a));
+}
+
+/* The server's certificate is accepted when its SHA-256 is the pin; nothing
+ * else about it is believed (a fresh device has no CA yet). */
+static int verify_pin(gnutls_session_t s)
+{
+    struct session_ctx *ctx = gnutls_session_get_ptr(s);
+    const gnutls_datum_t *raw;
+    unsigned n = 0;
+    unsigned char fp[32];
+    unsigned char diff = 0;
+
+    raw = gnutls_certificate_get_peers(s, &n);
+    if (!raw || n == 0 || gnutls_hash_fast(GNUTLS_DIG_SHA256, raw[0].data, raw[0].size, fp) < 0)
+        goto bad;
+    for (size_t i = 0; i < sizeof(fp); i++)
+        diff |= (unsigned char)(fp[i] ^ ctx->o->pin[i]);
+    if (diff == 0)
+        return 0;
+    for (size_t i = 0, o = 0; i < sizeof(fp); i++)
+        o += (size_t)snprintf(ctx->got_fp + o, sizeof(ctx->got_fp) - o, "%s%02X", i ? ":" : "",
+                              fp[i]);
+bad:
+    ctx->pin_failed = true;
+    return GNUTLS_E_CERTIFICATE_ERROR;
+}
+
+/* Our certificate for a server that asks: the caller keeps key and chain. */
+static int retrieve_cert(gnutls_session_t s, const struct gnutls_cert_retr_st *info,
+                         gnutls_pcert_st **pcert, unsigned *n, gnutls_ocsp_data_st **ocsp,
+                         unsigned *n_ocsp, gnutls_privkey_t *key, unsigned *flags)
+{
+    struct session_ctx *ctx = gnutls_session_get_ptr(s);
+
+    (void)info;
+    *ocsp = NULL;
+    *n_ocsp = 0;
+    *flags = 0;
+    if (!ctx->pcerts || !ctx->o->key) {
+        *pcert = NULL;
+        *n = 0;
+        *key = NULL;
+        return 0;
+    }
+    *pcert = ctx->pcerts;
+    *n = ctx->n_pcerts;
+    *key = ctx->o->key;
+    return 0;
+}
+
+static int load_pcerts(const char *path, gnutls_pcert_st **out, unsigned *n_out, char *err,
+                       size_t errlen)
+{
+    gnutls_x509_crt_t *certs = NULL;
+    gnutls_pcert_st *pc = NULL;
+    unsigned n = 0, np = 0;
+    char *text = NULL;
+    size_t len = 0;
+    gnutls_datum_t d;
+    int rc;
+
+    rc = fs_read_file(path, CA_FILE_MAX, &text, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read certificate %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)len;
+    if (gnutls_x509_crt_list_import2(&certs, &n, &d, GNUTLS_X509_FMT_PEM, 0) < 0 || n == 0) {
+        snprintf(err, errlen, "%s holds no PEM certificate", path);
+        rc = -EBADMSG;
+        goto out;
+    }
+    pc = calloc(n, sizeof(*pc));
+    if (!pc) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    np = n;
+    if (gnutls_pcert_import_x509_list(pc, certs, &np, 0) < 0) {
+        snprintf(err, errlen, "%s: the certificates cannot be used", path);
+        free(pc);
+        pc = NULL;
+        rc = -EBADMSG;
+        goto out;
+    }
+    *out = pc;
+    *n_out = np;
+    rc = 0;
+out:
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(certs[i]);
+    gnutls_free(certs);
+    free(text);
+    return rc;
+}
+
+static void free_pcerts(gnutls_pcert_st *pc, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        gnutls_pcert_deinit(&pc[i]);
+    free(pc);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int tcp_connect(const struct url *u, long long deadline, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
+    int fd = -1, rc, saved = ECONNREFUSED;
+
+    rc = getaddrinfo(u->host, u->port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+        return -EHOSTUNREACH;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        struct pollfd p;
+        int soerr = 0, left;
+        socklen_t sl = sizeof(soerr);
+
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            saved = errno;
+            goto next;
+        }
+        p.fd = fd;
+        p.events = POLLOUT;
+        left = (int)(deadline - mono_ms());
+        if (left < 1 || poll(&p, 1, left) != 1) {
+            saved = ETIMEDOUT;
+            goto next;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
+            saved = soerr ? soerr : errno;
+            goto next;
+        }
+        /* Blocking from here on, with the time left as socket timeouts. */
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+            saved = errno;
+            goto next;
+        }
+        freeaddrinfo(res);
+        return fd;
+next:
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    snprintf(err, errlen, "cannot connect to %s port %s: %s", u->host, u->port,
+             strerror(saved));
+    return -ECONNREFUSED;
+}
+
+static void set_timeouts(int fd, long long deadline)
+{
+    long long left = deadline - mono_ms();
+    struct timeval tv;
+
+    if (left < 1)
+        left = 1;
+    tv.tv_sec = (time_t)(left / 1000);
+    tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* The first line of a text/plain reason, for a message. */
+static void reason_of(const struct answer *a, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    if (!a->body || !a->len || (a->ctype && !est_media_is(a->ctype, "text/plain")))
+        return;
+    while (n < a->len && a->body[n] != '\n' && a->body[n] != '\r' && n + 1 < len)
+        n++;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (unsigned char)a->body[i] < 0x20 ? '?' : a->body[i];
+    buf[n] = '\0';
+}
+
+/*
+ * One request: method op (relative to the EST root) with an optional body
+ * and Authorization; the answer in *a. On success *chain (when not NULL)
+ * holds the server's certificates as it sent them.
+ */
+static int exchange(const struct est_client_opts *o, const char *method, const char *op,
+                    const char *auth, const char *body, size_t body_len, struct answer *a,
+                    gnutls_x509_crt_t **chain, unsigned *n_chain, char *err, size_t errlen)
+{
+    struct url u;
+    struct session_ctx ctx = {.o = o};
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_session_t s = NULL;
+    http_parser parser;
+    http_parser_settings settings = {0};
+    char *req = NULL;
+    long long deadline = mono_ms() + 1000LL * (o->timeout ? o->timeout : 30);
+    size_t req_len, sent = 0;
+    int fd = -1, rc, grc, n;
+    char buf[16384];
+
+    memset(a, 0, sizeof(*a));
+    rc = url_parse(o->url, &u, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!o->ca_path && !o->pin) {
+        snprintf(err, errlen, "no way to trust the hub: give its CA or its fingerprint");
+        return -EINVAL;
+    }
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (o->ca_path) {
+        grc = gnutls_certificate_set_x509_trust_file(cred, o->ca_path, GNUTLS_X509_FMT_PEM);
+        if (grc <= 0) {
+            snprintf(err, errlen, "%s holds no CA certificate", o->ca_path);
+            rc = -EBADMSG;
+            goto out;
+        }
+    }
+    if (o->cert_path && o->key) {
+        rc = load_pcerts(o->cert_path, &ctx.pcerts, &ctx.n_pcerts, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    gnutls_certificate_set_retrieve_function3(cred, retrieve_cert);
+    fd = tcp_connect(&u, deadline, err, errlen);
+    if (fd < 0) {
+        rc = fd;
+        goto out;
+    }
+    if (gnutls_init(&s, GNUTLS_CLIENT) < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    gnutls_session_set_ptr(s, &ctx);
+    if (gnutls_priority_set_direct(s, o->tls_min == 12 ? PRIO_12 : PRIO_13, NULL) < 0 ||
+        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0) {
+        snprintf(err, errlen, "cannot set up a TLS session");
+        rc = -EINVAL;
+        goto out;
+    }
+    {
+        unsigned char ip[16];
+        bool is_ip = inet_pton(AF_INET, u.host, ip) == 1 || inet_pton(AF_INET6, u.host, ip) == 1;
+        if (!is_ip)
+            gnutls_server_name_set(s, GNUTLS_NAME_DNS, u.host, strlen(u.host));
+    }
+    if (o->ca_path)
+        gnutls_session_set_verify_cert(s, u.host, 0); /* chain and name */
+    else
+        gnutls_session_set_verify_function(s, verify_pin);
+    gnutls_transport_set_int(s, fd);
+    set_timeouts(fd, deadline);
+    gnutls_handshake_set_timeout(s, (unsigned)(deadline - mono_ms() > 0 ? deadline - mono_ms()
+                                                                         : 1));
+    do {
+        grc = gnutls_handshake(s);
+    } while (grc < 0 && !gnutls_error_is_fatal(grc) && grc != GNUTLS_E_AGAIN);
+    if (grc < 0) {
+        unsigned st = gnutls_session_get_verify_cert_status(s);
+        gnutls_datum_t txt = {0};
+        if (ctx.pin_failed)
+            snprintf(err, errlen,
+                     "%s:%s: the hub's certificate is not the one pinned (its SHA-256 is %s)",
+                     u.host, u.port, ctx.got_fp[0] ? ctx.got_fp : "unreadable");
+        else if (grc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+                 gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &txt, 0) == 0)
+            snprintf(err, errlen, "%s:%s: the hub's certificate is not trusted (%s): %s",
+                     u.host, u.port, o->ca_path, (const char *)txt.data);
+        else
+            snprintf(err, errlen, "%s:%s: TLS handshake failed: %s", u.host, u.port,
+                     grc == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror(grc));
+        gnutls_free(txt.data);
+        rc = grc == GNUTLS_E_AGAIN ? -ETIMEDOUT : -ECONNREFUSED;
+        goto out;
+    }
+    if (chain) {
+        const gnutls_datum_t *raw;
+        unsigned cn = 0;
+        raw = gnutls_certificate_get_peers(s, &cn);
+        *chain = raw && cn ? gnutls_calloc(cn, sizeof(**chain)) : NULL;
+        *n_chain = 0;
+        if (raw && cn && !*chain) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (unsigned i = 0; raw && i < cn; i++) {
+            *n_chain = i + 1;
+            if (gnutls_x509_crt_init(&(*chain)[i]) < 0 ||
+                gnutls_x509_crt_import((*chain)[i], &raw[i], GNUTLS_X509_FMT_DER) < 0) {
+                snprintf(err, errlen, "%s:%s: the hub's certificate cannot be read", u.host,
+                         u.port);
+                rc = -EBADMSG;
+                goto out;
+            }
+        }
+    }
+    n = snprintf(NULL, 0, "%s %s/%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: mtlsgw\r\n"
+                          "Accept: */*\r\nConnection: close\r\n",
+                 method, u.base, op, strchr(u.host, ':') ? "[" : "", u.host,
+                 strchr(u.host, ':') ? "]" : "", u.port);
+    req_len = (size_t)n + (auth ? strlen(auth) + 32 : 0) + 256 + body_len;
+    req = malloc(req_len);
+    if (!req) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    n = snprintf(req, req_len, "%s %s/%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: mtlsgw\r\n"
+                               "Accept: */*\r\nConnection: close\r\n",
+                 method, u.base, op, strchr(u.host, ':') ? "[" : "", u.host,
+                 strchr(u.host, ':') ? "]" : "", u.port);
+    if (auth)
+        n += snprintf(req + n, req_len - (size_t)n, "Authorization: %s\r\n", auth);
+    if (body)
+        n += snprintf(req + n, req_len - (size_t)n,
+                      "Content-Type: " EST_CT_PKCS10 "\r\nContent-Transfer-Encoding: base64\r\n"
+                      "Content-Length: %zu\r\n",
+                      body_len);
+    n += snprintf(req + n, req_len - (size_t)n, "\r\n");
+    if (body) {
+        memcpy(req + n, body, body_len);
+        n += (int)body_len;
+    }
+    while (sent < (size_t)n) {
+        ssize_t w = gnutls_record_send(s, req + sent, (size_t)n - sent);
+        if (w == GNUTLS_E_INTERRUPTED || (w == GNUTLS_E_AGAIN && mono_ms() < deadline))
+            continue;
+        if (w < 0) {
+            snprintf(err, errlen, "%s:%s: sending the request failed: %s", u.host, u.port,
+                     w == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror((int)w));
+            rc = -EIO;
+            goto out;
+        }
+        sent += (size_t)w;
+    }
+    http_parser_init(&parser, HTTP_RESPONSE);
+    parser.data = a;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+    while (!a->complete) {
+        ssize_t r = gnutls_record_recv(s, buf, sizeof(buf));
+        size_t used;
+        /* GNUTLS_E_AGAIN also follows a post-handshake message (a TLS 1.3
+         * session ticket) with no data yet: only the deadline ends the wait. */
+        if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_REHANDSHAKE ||
+            (r == GNUTLS_E_AGAIN && mono_ms() < deadline))
+            continue;
+        if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
+            /* The end of a body without a length is the end of the stream. */
+            http_parser_execute(&parser, &settings, NULL, 0);
+            break;
+        }
+        if (r < 0) {
+            snprintf(err, errlen, "%s:%s: reading the answer failed: %s", u.host, u.port,
+                     r == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror((int)r));
+            rc = r == GNUTLS_E_AGAIN ? -ETIMEDOUT : -EIO;
+            goto out;
+        }
+        used = http_parser_execute(&parser, &settings, buf, (size_t)r);
+        if (HTTP_PARSER_ERRNO(&parser) != HPE_OK && !a->complete) {
+            snprintf(err, errlen, "%s:%s: the answer is not HTTP: %s", u.host, u.port,
+                     a->too_big ? "larger than 1 MiB"
+                                : http_errno_description(HTTP_PARSER_ERRNO(&parser)));
+            rc = -EPROTO;
+            goto out;
+        }
+        (void)used;
+    }
+    if (!a->complete) {
+        snprintf(err, errlen, "%s:%s: the connection ended before a whole answer", u.host,
+                 u.port);
+        rc = -EPROTO;
+        goto out;
+    }
+    gnutls_bye(s, GNUTLS_SHUT_WR);
+    rc = 0;
+out:
+    if (rc < 0 && chain && *chain) {
+        for (unsigned i = 0; i < *n_chain; i++)
+            if ((*chain)[i])
+                gnutls_x509_crt_deinit((*chain)[i]);
+        gnutls_free(*chain);
+        *chain = NULL;
+        *n_chain = 0;
+    }
+    if (rc < 0)
+        answer_clear(a);
+    free(req);
+    if (s)
+        gnutls_deinit(s);
+    if (fd >= 0)
+        close(fd);
+    if (cred)
+        gnutls_certificate_free_credentials(cred);
+    free_pcerts(ctx.pcerts, ctx.n_pcerts);
+    return rc;
+}
+
+/* A 200 with certs-only PKCS#7, or err saying what came instead. */
+static int certs_answer(const char *what, const struct answer *a, gnutls_x509_crt_t **certs,
+                        size_t *n, char *err, size_t errlen)
+{
+    char reason[400];
+
+    if (a->status != 200) {
+        reason_of(a, reason, sizeof(reason));
+        if (a->status == 202)
+            snprintf(err, errlen, "%s: the hub answered 202 (request pending); this client "
+                                  "does not wait for manual approval", what);
+        else
+            snprintf(err, errlen, "%s: the hub refused (HTTP %d)%s%s", what, a->status,
+                     reason[0] ? ": " : "", reason);
+        return a->status == 401 || a->status == 403 ? -EACCES : -EPROTO;
+    }
+    if (a->ctype && !est_media_is(a->ctype, "application/pkcs7-mime")) {
+        snprintf(err, errlen, "%s: the answer is %.100s, not application/pkcs7-mime", what,
+                 a->ctype);
+        return -EPROTO;
+    }
+    if (!a->body || est_certs_decode(a->body, a->len, certs, n) < 0) {
+        snprintf(err, errlen, "%s: the answer is not a certs-only PKCS#7 in base64", what);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+static void free_certs(gnutls_x509_crt_t *certs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(certs[i]);
+    free(certs);
+}
+
+int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, size_t *n,
+                    char *err, size_t errlen)
+{
+    struct answer a;
+    gnutls_x509_crt_t *chain = NULL, *got = NULL;
+    unsigned n_chain = 0, status = 0;
+    size_t n_got = 0;
+    int rc;
+
+    rc = exchange(o, "GET", "cacerts", NULL, NULL, 0, &a, &chain, &n_chain, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = certs_answer("cacerts", &a, &got, &n_got, err, errlen);
+    if (rc < 0)
+        goto out;
+    /* Pinned, the hub's certificate was believed alone: what it sends as its
+     * CAs must at least be what its own certificate chains to. */
+    if (o->pin) {
+        if (!n_chain || gnutls_x509_crt_list_verify(chain, n_chain, got, (unsigned)n_got, NULL,
+                                                    0, 0, &status) < 0 || status != 0) {
+            snprintf(err, errlen, "cacerts: the hub's own certificate does not chain to the CA "
+                                  "certificates it sent");
+            rc = -EBADMSG;
+            goto out;
+        }
+    }
+    *certs = got;
+    *n = n_got;
+    got = NULL;
+    n_got = 0;
+out:
+    free_certs(got, n_got);
+    for (unsigned i = 0; i < n_chain; i++)
+        gnutls_x509_crt_deinit(chain[i]);
+    gnutls_free(chain);
+    answer_clear(&a);
+    return rc;
+}
+
+/* The certificate of the answer that carries the CSR's key. */
+static int pick_ours(gnutls_x509_crq_t crq, gnutls_x509_crt_t *certs, size_t n,
+                     gnutls_x509_crt_t *out, char *err, size_t errlen)
+{
+    unsigned char want[64], have[64];
+    size_t wl = sizeof(want);
+
+    if (gnutls_x509_crq_get_key_id(crq, 0, want, &wl) < 0) {
+        snprintf(err, errlen, "the CSR's key cannot be read");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t hl = sizeof(have);
+        if (gnutls_x509_crt_get_key_id(certs[i], 0, have, &hl) == 0 && hl == wl &&
+            memcmp(have, want, wl) == 0) {
+            *out = certs[i];
+            certs[i] = NULL;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "the hub's answer holds no certificate for our key");
+    return -EBADMSG;
+}
+
+static int enroll(const struct est_client_opts *o, const char *op, const char *auth,
+                  gnutls_x509_crq_t crq, gnutls_x509_crt_t *out, char *err, size_t errlen)
+{
+    struct answer a = {0};
+    gnutls_x509_crt_t *got = NULL;
+    size_t n_got = 0;
+    char *b64 = NULL;
+    size_t len = 0;
+    int rc;
+
+    rc = est_csr_encode(crq, &b64, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot encode the CSR", op);
+        return rc;
+    }
+    rc = exchange(o, "POST", op, auth, b64, len, &a, NULL, NULL, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = certs_answer(op, &a, &got, &n_got, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = pick_ours(crq, got, n_got, out, err, errlen);
+out:
+    if (got)
+        for (size_t i = 0; i < n_got; i++)
+            if (got[i])
+                gnutls_x509_crt_deinit(got[i]);
+    free(got);
+    free(b64);
+    answer_clear(&a);
+    return rc;
+}
+
+int est_simpleenroll(const struct est_client_opts *o, const char *user, const char *code,
+                     gnutls_x509_crq_t crq, gnutls_x509_crt_t *out, char *err, size_t errlen)
+{
+    char *auth = NULL;
+    int rc;
+
+    rc = est_basic_make(user, code, &auth);
+    if (rc < 0) {
+        snprintf(err, errlen, "simpleenroll: out of memory");
+        return rc;
+    }
+    rc = enroll(o, "simpleenroll", auth, crq, out, err, errlen);
+    gnutls_memset(auth, 0, strlen(auth));
+    free(auth);
+    return rc;
+}
+
+int est_simplereenroll(const struct est_client_opts *o, gnutls_x509_crq_t crq,
+                       gnutls_x509_crt_t *out, char *err, size_t errlen)
+{
+    if (!o->cert_path || !o->key) {
+        snprintf(err, errlen, "simplereenroll needs our current certificate and its key");
+        return -EINVAL;
+    }
+    return enroll(o, "simplereenroll", NULL, crq, out, err, errlen);
+}
+
+/* ---- uplinks ------------------------------------------------------------------- */
+
+int est_uplink_paths(const struct config *cfg, const struct cfg_uplink *up, char **cert,
+                     char **ca)
+{
+    char *c = up->cert ? strdup(up->cert) : fs_join(cfg->pki.dir, "device.crt");
+    char *a = up->ca ? strdup(up->ca) : fs_join(cfg->pki.dir, "hub-ca.crt");
+
+    if (!c || !a) {
+        free(c);
+        free(a);
+        return -ENOMEM;
+    }
+    *cert = c;
+    *ca = a;
+    return 0;
+}
+
+/* The CA certificates of a PEM file (caller frees). */
+static int read_cas(const char *path, gnutls_x509_crt_t **cas, unsigned *n, char *err,
+                    size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    gnutls_datum_t d;
+    int rc = fs_read_file(path, CA_FILE_MAX, &text, &len);
+
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)len;
+    rc = gnutls_x509_crt_list_import2(cas, n, &d, GNUTLS_X509_FMT_PEM, 0);
+    free(text);
+    if (rc < 0 || *n == 0) {
+        snprintf(err, errlen, "%s holds no PEM certificate", path);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
+                     const struct cfg_uplink *up, char *err, size_t errlen)
+{
+    struct est_client_opts o = {0};
+    gnutls_privkey_t key = NULL;
+    gnutls_pubkey_t pub = NULL;
+    gnutls_x509_crt_t cur = NULL, fresh = NULL, *cas = NULL;
+    gnutls_x509_crq_t crq = NULL;
+    gnutls_datum_t cn = {0}, pem = {0};
+    char *cert = NULL, *ca = NULL, why[384] = "";
+    unsigned n_cas = 0, status = 0;
+    unsigned char k1[64], k2[64];
+    size_t l1 = sizeof(k1), l2 = sizeof(k2);
+    const char *keyref = up->key ? up->key : PKI_LABEL_DEVICE;
+    int rc;
+
+    if (!up->enroll) {
+        snprintf(err, errlen, "[uplink %s] has no enroll URL (enroll = https://HUB:PORT)",
+                 up->name);
+        return -EINVAL;
+    }
+    rc = est_uplink_paths(cfg, up, &cert, &ca);
+    if (rc < 0)
+        return rc;
+    rc = pki_read_cert(cert, &cur, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] %s", up->name, why);
+        goto out;
+    }
+    {
+        size_t sz = 0;
+        if (gnutls_x509_crt_get_dn_by_oid(cur, GNUTLS_OID_X520_COMMON_NAME, 0, 0, NULL, &sz) !=
+                GNUTLS_E_SHORT_MEMORY_BUFFER ||
+            !(cn.data = gnutls_malloc(sz + 1)) ||
+            gnutls_x509_crt_get_dn_by_oid(cur, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn.data,
+                                          &sz) < 0) {
+            snprintf(err, errlen, "[uplink %s] %s has no readable common name", up->name, cert);
+            rc = -EBADMSG;
+            goto out;
+        }
+        cn.size = (unsigned)sz;
+        cn.data[sz] = '\0';
+    }
+    rc = p11_key_load(tok, keyref, &key);
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] key '%s': %s", up->name, keyref,
+                 p11_token_error(tok));
+        goto out;
+    }
+    /* Same key, same subject (RFC 7030 4.2.2): the hub checks both. */
+    rc = p11_csr_make(key, (const char *)cn.data, &crq);
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] cannot sign a CSR with key '%s': %s", up->name,
+                 keyref, p11_token_error(tok));
+        goto out;
+    }
+    o.url = up->enroll;
+    o.ca_path = ca;
+    o.cert_path = cert;
+    o.key = key;
+    o.tls_min = cfg->mgmt.tls_min;
+    o.timeout = 30;
+    rc = est_simplereenroll(&o, crq, &fresh, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] %s: %s", up->name, up->enroll, why);
+        goto out;
+    }
+    /* Believe nothing the answer says about itself. */
+    rc = read_cas(ca, &cas, &n_cas, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] %s", up->name, why);
+        goto out;
+    }
+    if (gnutls_x509_crt_list_verify(&fresh, 1, cas, n_cas, NULL, 0, 0, &status) < 0 ||
+        status != 0) {
+        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s",
+                 up->name, ca);
+        rc = -EBADMSG;
+        goto out;
+    }
+    if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_privkey(pub, key, 0, 0) < 0 ||
+        gnutls_pubkey_get_key_id(pub, 0, k1, &l1) < 0 ||
+        gnutls_x509_crt_get_key_id(fresh, 0, k2, &l2) < 0 || l1 != l2 || memcmp(k1, k2, l1)) {
+        snprintf(err, errlen, "[uplink %s] the renewed certificate is not for key '%s'",
+                 up->name, keyref);
+        rc = -EBADMSG;
+        goto out;
+    }
+    if (pki_cert_pem(fresh, &pem) < 0) {
+        snprintf(err, errlen, "[uplink %s] cannot encode the renewed certificate", up->name);
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = fs_write_atomic(cert, pem.data, pem.size, 0644);
+    if (rc < 0)
+        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, strerror(-rc));
+out:
+    gnutls_free(pem.data);
+    gnutls_free(cn.data);
+    for (unsigned i = 0; i < n_cas; i++)
+        gnutls_x509_crt_deinit(cas[i]);
+    gnutls_free(cas);
+    if (pub)
+        gnutls_pubkey_deinit(pub);
+    if (crq)
+        gnutls_x509_crq_deinit(crq);
+    if (fresh)
+        gnutls_x509_crt_deinit(fresh);
+    if (cur)
+        gnutls_x509_crt_deinit(cur);
+    if (key)
+        gnutls_privkey_deinit(key);
+    free(cert);
+    free(ca);
+    return rc;
+}
