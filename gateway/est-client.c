@@ -6,6 +6,9 @@
  * a fresh handshake keeps the client simple and the server's per-connection
  * accounting (a failed code ends the connection) honest.
  */
+/* SOCK_NONBLOCK/SOCK_CLOEXEC on socket(): musl and glibc declare them under
+ * _GNU_SOURCE. */
+#define _GNU_SOURCE
 #include "est-client.h"
 
 #include <errno.h>

@@ -40,6 +40,7 @@
 #include "registry.h"
 #include "tls.h"
 #include "trustdb.h"
+#include "uplink-renew.h"
 
 #define T_CONFIG FRAME_CONFIG
 #define T_PACKET FRAME_PACKET
@@ -83,6 +84,7 @@ struct uplink {
     pthread_t thread;
     bool running;
     int stop_fd;
+    struct renewer *renewer; /* uplink-renew.c */
 };
 
 void server_forget(struct conn *c);
@@ -997,6 +999,31 @@ int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen)
     return rc;
 }
 
+int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen)
+{
+    struct uplink *up = &d->uplinks[index];
+    struct tls_client *fresh = NULL;
+    int rc;
+
+    pthread_rwlock_rdlock(&d->token_lock);
+    rc = uplink_tls(d, up->cfg, &fresh, err, errlen);
+    pthread_rwlock_unlock(&d->token_lock);
+    if (rc < 0)
+        return rc;
+    /* The write side: no handshake of ours reads up->tls meanwhile. The open
+     * tunnel's session still points at the old credentials: keep them. */
+    pthread_rwlock_wrlock(&d->token_lock);
+    if (up->n_retired == 8) {
+        tls_client_free(up->retired[0]);
+        memmove(up->retired, up->retired + 1, 7 * sizeof(up->retired[0]));
+        up->n_retired--;
+    }
+    up->retired[up->n_retired++] = up->tls;
+    up->tls = fresh;
+    pthread_rwlock_unlock(&d->token_lock);
+    return 0;
+}
+
 int uplinks_start(struct daemon *d, char *err, size_t errlen)
 {
     const struct config *cfg = d->cfg;
@@ -1032,6 +1059,9 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
             return rc;
         }
         up->running = true;
+        rc = renewer_start(d, i, uc, up->stop_fd, &up->renewer);
+        if (rc < 0)
+            log_err("uplink %s: cannot start its renewal thread: %s", uc->name, strerror(-rc));
     }
     return 0;
 }
@@ -1044,6 +1074,7 @@ void uplinks_stop(struct daemon *d)
             log_debug("uplink: stop: %s", strerror(errno));
         if (up->running)
             pthread_join(up->thread, NULL);
+        renewer_free(up->renewer);
         tls_client_free(up->tls);
         for (unsigned k = 0; k < up->n_retired; k++)
             tls_client_free(up->retired[k]);

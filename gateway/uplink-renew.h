@@ -1,0 +1,34 @@
+/*
+ * uplink-renew.h: an uplink renews its own certificate (EST simplereenroll
+ * to [uplink] enroll) once two thirds of its lifetime have passed, with
+ * jitter, on a thread of its own that may block; the new certificate is
+ * used from the next connection and the open tunnel stays up. The thread
+ * also notices a certificate file replaced by someone else (`mtlsgw renew`)
+ * and loads it the same way.
+ */
+#ifndef MTLSGW_UPLINK_RENEW_H
+#define MTLSGW_UPLINK_RENEW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct daemon;
+struct cfg_uplink;
+struct renewer;
+
+/* The renewal thread of uplink index (uc its config); it ends once stop_fd
+ * is readable. */
+int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc, int stop_fd,
+                  struct renewer **out);
+/* Join and free (stop_fd must have been made readable); NULL is a no-op. */
+void renewer_free(struct renewer *r);
+
+/* When a certificate valid from nb to na is renewed: two thirds of the way,
+ * plus up to a tenth of its lifetime drawn from rnd. */
+int64_t renew_due(int64_t nb, int64_t na, uint32_t rnd);
+
+/* tunnel.c: build the uplink's TLS client again from its files and key;
+ * the next connection uses it, open sessions keep the old one. */
+int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen);
+
+#endif
