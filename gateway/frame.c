@@ -1,6 +1,10 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
 
 bool frame_packet_ok(const unsigned char *p, size_t len)
 {
@@ -68,4 +72,73 @@ long frame_next(const unsigned char *buf, size_t len, unsigned mtu, bool config_
     f->payload = buf + FRAME_HDR;
     f->len = plen;
     return (long)(FRAME_HDR + plen);
+}
+
+/* A string member or list element into a FRAME_ADDRLEN buffer. */
+static bool copy_str(struct json_object *v, char *out)
+{
+    const char *s;
+
+    if (!json_object_is_type(v, json_type_string) || !(s = json_object_get_string(v)) ||
+        strlen(s) >= FRAME_ADDRLEN)
+        return false;
+    memcpy(out, s, strlen(s) + 1);
+    return true;
+}
+
+static int copy_list(struct json_object *o, const char *key, char (*out)[FRAME_ADDRLEN],
+                     size_t *n, char *err, size_t errlen)
+{
+    struct json_object *arr;
+
+    *n = 0;
+    if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array))
+        return 0;
+    for (size_t i = 0; i < json_object_array_length(arr) && *n < FRAME_MAX_PREFIXES; i++) {
+        if (!copy_str(json_object_array_get_idx(arr, i), out[*n])) {
+            snprintf(err, errlen, "CONFIG %s[%zu] is not a prefix", key, i);
+            return -EPROTO;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+int frame_config_parse(const char *text, struct frame_config *out, char *err, size_t errlen)
+{
+    struct json_object *o = json_tokener_parse(text), *v;
+    int rc = -EPROTO;
+
+    memset(out, 0, sizeof(*out));
+    if (!o || !json_object_object_get_ex(o, "address", &v) || !copy_str(v, out->address)) {
+        snprintf(err, errlen, "CONFIG has no address");
+        goto out;
+    }
+    if (!json_object_object_get_ex(o, "peer", &v) || !copy_str(v, out->peer)) {
+        snprintf(err, errlen, "CONFIG has no peer");
+        goto out;
+    }
+    if (json_object_object_get_ex(o, "mtu", &v)) {
+        int mtu = json_object_get_int(v);
+        if (mtu < 576 || mtu > 9000) {
+            snprintf(err, errlen, "CONFIG mtu %d out of range", mtu);
+            goto out;
+        }
+        out->mtu = (unsigned)mtu;
+    }
+    if (json_object_object_get_ex(o, "keepalive", &v)) {
+        int ka = json_object_get_int(v);
+        if (ka < 1 || ka > 3600) {
+            snprintf(err, errlen, "CONFIG keepalive %d out of range", ka);
+            goto out;
+        }
+        out->keepalive = (unsigned)ka;
+    }
+    if (copy_list(o, "routes", out->routes, &out->n_routes, err, errlen) < 0 ||
+        copy_list(o, "networks", out->networks, &out->n_networks, err, errlen) < 0)
+        goto out;
+    rc = 0;
+out:
+    json_object_put(o);
+    return rc;
 }

@@ -37,4 +37,27 @@ bool frame_packet_ok(const unsigned char *p, size_t len);
 /* Write a frame header for a payload of len bytes. */
 void frame_header(unsigned char *out, int type, size_t len);
 
+#define FRAME_ADDRLEN 64
+#define FRAME_MAX_PREFIXES 64
+
+/* The CONFIG payload as the peer reads it. */
+struct frame_config {
+    char address[FRAME_ADDRLEN]; /* ours */
+    char peer[FRAME_ADDRLEN];    /* the hub's end */
+    unsigned mtu, keepalive;     /* 0 when the hub did not say */
+    char routes[FRAME_MAX_PREFIXES][FRAME_ADDRLEN];
+    size_t n_routes;
+    char networks[FRAME_MAX_PREFIXES][FRAME_ADDRLEN];
+    size_t n_networks;
+};
+
+/*
+ * Parse a CONFIG payload (JSON, NUL-terminated): "address" and "peer"
+ * strings are required, "mtu" (576..9000) and "keepalive" (1..3600) are
+ * optional, "routes" and "networks" are lists of strings of which the first
+ * FRAME_MAX_PREFIXES are kept. -EPROTO with err filled when the hub sent
+ * something else (a null or a number in a list, a string too long, ...).
+ */
+int frame_config_parse(const char *text, struct frame_config *out, char *err, size_t errlen);
+
 #endif

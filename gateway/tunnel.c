@@ -740,51 +740,26 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
                         char *err, size_t errlen)
 {
     struct tunnel *t = c->tun;
-    struct json_object *o = json_tokener_parse(text), *v, *arr;
+    struct frame_config *fc = calloc(1, sizeof(*fc)); /* frame.h: the hub's bytes, checked */
     struct ps_tun_up *u = calloc(1, sizeof(*u));
     int rc = -EPROTO;
 
     (void)len;
-    if (!u)
+    if (!u || !fc || frame_config_parse(text, fc, err, errlen) < 0)
         goto out;
-    if (!o || !json_object_object_get_ex(o, "address", &v) ||
-        !json_object_is_type(v, json_type_string)) {
-        snprintf(err, errlen, "CONFIG has no address");
-        goto out;
+    snprintf(u->local, sizeof(u->local), "%s", fc->address);
+    snprintf(u->remote, sizeof(u->remote), "%s", fc->peer);
+    if (fc->mtu)
+        t->mtu = fc->mtu;
+    if (fc->keepalive)
+        t->keepalive = fc->keepalive;
+    for (size_t i = 0; i < fc->n_routes && u->n_routes < PS_MAX_PREFIXES; i++)
+        snprintf(u->routes[u->n_routes++], PS_ADDRLEN, "%s", fc->routes[i]);
+    for (size_t i = 0; i < fc->n_networks && u->n_allowed < PS_MAX_PREFIXES; i++) {
+        snprintf(u->allowed[u->n_allowed++], PS_ADDRLEN, "%s", fc->networks[i]);
+        if (t->n_networks < PS_MAX_PREFIXES)
+            t->networks[t->n_networks++] = strdup(fc->networks[i]);
     }
-    snprintf(u->local, sizeof(u->local), "%s", json_object_get_string(v));
-    if (!json_object_object_get_ex(o, "peer", &v) || !json_object_is_type(v, json_type_string)) {
-        snprintf(err, errlen, "CONFIG has no peer");
-        goto out;
-    }
-    snprintf(u->remote, sizeof(u->remote), "%s", json_object_get_string(v));
-    if (json_object_object_get_ex(o, "mtu", &v)) {
-        int mtu = json_object_get_int(v);
-        if (mtu < 576 || mtu > 9000) {
-            snprintf(err, errlen, "CONFIG mtu %d out of range", mtu);
-            goto out;
-        }
-        t->mtu = (unsigned)mtu;
-    }
-    if (json_object_object_get_ex(o, "keepalive", &v)) {
-        int ka = json_object_get_int(v);
-        if (ka < 1 || ka > 3600) {
-            snprintf(err, errlen, "CONFIG keepalive %d out of range", ka);
-            goto out;
-        }
-        t->keepalive = (unsigned)ka;
-    }
-    if (json_object_object_get_ex(o, "routes", &arr) && json_object_is_type(arr, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(arr) && u->n_routes < PS_MAX_PREFIXES; i++)
-            snprintf(u->routes[u->n_routes++], PS_ADDRLEN, "%s",
-                     json_object_get_string(json_object_array_get_idx(arr, i)));
-    if (json_object_object_get_ex(o, "networks", &arr) && json_object_is_type(arr, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(arr) && u->n_allowed < PS_MAX_PREFIXES; i++) {
-            const char *n = json_object_get_string(json_object_array_get_idx(arr, i));
-            snprintf(u->allowed[u->n_allowed++], PS_ADDRLEN, "%s", n);
-            if (t->n_networks < PS_MAX_PREFIXES)
-                t->networks[t->n_networks++] = strdup(n);
-        }
     snprintf(u->ifname, sizeof(u->ifname), "%su%u", MTLSGW_DEFAULT_IFPREFIX, up->index);
     snprintf(u->peer_name, sizeof(u->peer_name), "%s", up->cfg->name);
     u->uplink = 1;
@@ -793,8 +768,8 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
     snprintf(t->remote, sizeof(t->remote), "%s", u->remote);
     rc = tun_up(c, u, err, errlen);
 out:
+    free(fc);
     free(u);
-    json_object_put(o);
     return rc;
 }
 

@@ -2,7 +2,8 @@
  * fuzz-frame: the tunnel protocol's framing (gateway/frame.h), looping over
  * a receive buffer the way gateway/tunnel.c's parse_frames() and the
  * uplink's first read do: CONFIG is allowed only as the first frame, then
- * frames follow until one is malformed or the bytes run out.
+ * frames follow until one is malformed or the bytes run out. A CONFIG's
+ * payload is read as the uplink reads it (frame_config_parse).
  *
  * Input: 2 bytes choose the MTU (576..9000, as the config allows) and
  * whether the first frame may be CONFIG; the rest is what the peer sent.
@@ -12,6 +13,30 @@
 
 #include "frame.h"
 #include "fuzz.h"
+
+/* The uplink copies the payload into a NUL-terminated buffer and parses it. */
+static void check_config(const unsigned char *payload, size_t len)
+{
+    static struct frame_config fc;
+    char text[FRAME_CONFIG_MAX + 1], err[256];
+
+    memcpy(text, payload, len);
+    text[len] = '\0';
+    memset(err, 0x5a, sizeof(err));
+    err[0] = '\0';
+    if (frame_config_parse(text, &fc, err, sizeof(err)) < 0) {
+        FUZZ_CHECK(err[0] != '\0' && memchr(err, '\0', sizeof(err)) != NULL);
+        return;
+    }
+    FUZZ_CHECK(strlen(fc.address) < FRAME_ADDRLEN && strlen(fc.peer) < FRAME_ADDRLEN);
+    FUZZ_CHECK(fc.mtu == 0 || (fc.mtu >= 576 && fc.mtu <= 9000));
+    FUZZ_CHECK(fc.keepalive <= 3600);
+    FUZZ_CHECK(fc.n_routes <= FRAME_MAX_PREFIXES && fc.n_networks <= FRAME_MAX_PREFIXES);
+    for (size_t i = 0; i < fc.n_routes; i++)
+        FUZZ_CHECK(strlen(fc.routes[i]) < FRAME_ADDRLEN);
+    for (size_t i = 0; i < fc.n_networks; i++)
+        FUZZ_CHECK(strlen(fc.networks[i]) < FRAME_ADDRLEN);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case FRAME_CONFIG:
             FUZZ_CHECK(config_ok);
             FUZZ_CHECK(f.len <= FRAME_CONFIG_MAX);
+            check_config(f.payload, f.len);
             break;
         case FRAME_PACKET:
             FUZZ_CHECK(f.len <= mtu);
