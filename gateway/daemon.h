@@ -41,6 +41,10 @@ struct listener {
     atomic_ullong handshakes[VERDICT_COUNT];
     atomic_ullong handshake_errors; /* failed before a verdict (no cert, TLS error) */
     atomic_ullong bytes_in, bytes_out;
+    /* main thread only */
+    bool paused;                  /* out of fds: not accepting until the next tick */
+    unsigned refused;             /* refusals not logged yet */
+    long long refused_logged_ms;  /* when the last refusal line went out */
 };
 
 enum conn_state { CONN_HANDSHAKE = 0, CONN_OPEN, CONN_CLOSED };

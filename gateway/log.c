@@ -40,9 +40,12 @@ static void log_v(int prio, const char *prefix, const char *fmt, va_list ap)
         vsyslog(prio, fmt, ap);
         return;
     }
+    /* One line at a time: threads log concurrently (POSIX stream lock). */
+    flockfile(stderr);
     fprintf(stderr, "%s: %s", log_ident, prefix);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    funlockfile(stderr);
 }
 
 #define LOG_FN(name, prio, prefix, cond)                                                          \

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -83,6 +84,41 @@ static int bind_listener(const char *what, const char *spec, int *out)
     }
     *out = fd;
     return 0;
+}
+
+/*
+ * Open files: one per connection (two per tunnel: its socket and its TUN),
+ * with room for the token, the registry and the channels. The usual default
+ * soft limit of 1024 is below the default max-sessions, so the daemon raises
+ * its own limit at start (both processes inherit it): the soft limit up to
+ * what the limits need, and as root the hard limit too. SIGHUP does not
+ * change it; a max-sessions raised by a reload past it shows as "accept: Too
+ * many open files" in the log, and the listener pauses for a second instead
+ * of spinning.
+ */
+static void raise_nofile(const struct config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = 256;
+
+    if (cfg->mgmt.listen)
+        want += cfg->mgmt.max_sessions;
+    if (cfg->enroll.listen)
+        want += cfg->mgmt.max_sessions;
+    if (cfg->tunnel.listen)
+        want += 2 * (rlim_t)cfg->tunnel.max_sessions;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want && geteuid() == 0) {
+        struct rlimit up = {want, want};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            return;
+    }
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        log_warn("open files limit %llu is below the %llu the session limits need; "
+                 "connections past it are not accepted",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
 /* The control socket's directory, made as root and given to the daemon user. */
@@ -331,6 +367,7 @@ int main(int argc, char **argv)
     }
     uid = pw->pw_uid;
     gid = pw->pw_gid;
+    raise_nofile(cfg);
     if (geteuid() != 0 && geteuid() != uid) {
         log_err("running as uid %u, but [daemon] user is %s (uid %u): start as root or as "
                 "that user",

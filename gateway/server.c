@@ -24,6 +24,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
+
 #include <json-c/json.h>
 
 #include "build-config.h"
@@ -309,6 +313,70 @@ struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
     return c;
 }
 
+/*
+ * A connection over a limit (max-sessions, max-per-source, ban): read what
+ * the client already sent (its ClientHello, so that close() sends a FIN and
+ * not a reset), answer with a plaintext fatal TLS alert (internal_error, as
+ * a server out of resources; allowed before the handshake), close.
+ */
+static void refuse(int fd)
+{
+    static const unsigned char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80};
+    char junk[2048];
+    ssize_t n;
+
+    for (int i = 0; i < 8 && (n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT)) > 0; i++)
+        ;
+    n = send(fd, alert, sizeof(alert), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+/* Refusals are logged at most once a second per listener, with a count:
+ * a flood must not become a flood of log lines. Main thread only. */
+static void log_refusal(struct listener *l, const char *remote, const char *why)
+{
+    long long now = mono_ms();
+
+    l->refused++;
+    if (now - l->refused_logged_ms < 1000)
+        return;
+    if (l->refused > 1)
+        log_warn("%s: %s refused: %s (%u refused since the last such line)", l->name, remote,
+                 why, l->refused);
+    else
+        log_warn("%s: %s refused: %s", l->name, remote, why);
+    l->refused = 0;
+    l->refused_logged_ms = now;
+}
+
+/* Out of file descriptors: stop accepting until the next tick instead of
+ * spinning on a listener that stays readable. Main thread only. */
+static void pause_listener(struct daemon *d, struct listener *l, int err)
+{
+    struct epoll_event ev = {.events = 0, .data.ptr = l};
+
+    if (l->paused)
+        return;
+    if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, l->fd, &ev) == 0)
+        l->paused = true;
+    log_warn("%s: accept: %s: not accepting for a second (raise the open files limit, or "
+             "lower max-sessions)",
+             l->name, strerror(err));
+}
+
+static void resume_listeners(struct daemon *d)
+{
+    struct listener *ls[] = {&d->mgmt, &d->tunl, &d->estl};
+
+    for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ls[i]};
+        if (ls[i]->paused && epoll_ctl(d->epfd, EPOLL_CTL_MOD, ls[i]->fd, &ev) == 0)
+            ls[i]->paused = false;
+    }
+}
+
 static void accept_one(struct daemon *d, struct listener *l)
 {
     struct sockaddr_storage ss;
@@ -319,24 +387,31 @@ static void accept_one(struct daemon *d, struct listener *l)
     int fd, rc;
     struct epoll_event ev = {0};
 
+    if (l->paused)
+        return;
     fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            pause_listener(d, l, errno);
+        else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_warn("%s: accept: %s", l->name, strerror(errno));
         return;
     }
     format_addr(&ss, remote, sizeof(remote));
     total = atomic_load(&l->sessions) + atomic_load(&l->handshaking);
     if (total >= l->max_sessions) {
-        log_warn("%s: %s refused: %u connections (max-sessions)", l->name, remote, total);
-        close(fd);
+        char why[64];
+        snprintf(why, sizeof(why), "%u connections (max-sessions)", total);
+        log_refusal(l, remote, why);
+        refuse(fd);
         return;
     }
     c = server_conn_new(d, l, fd, &ss, true);
     if (!c) {
+        /* The ban itself is logged once when it starts (server_auth_failed). */
         log_debug("%s: %s refused: banned, or max-per-source (%u) reached", l->name, remote,
                   l->max_per_source);
-        close(fd);
+        refuse(fd);
         return;
     }
     pthread_rwlock_rdlock(&d->token_lock);
@@ -835,6 +910,37 @@ long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * After a load has gone (256 or more connections fewer than at the last
+ * high-water mark, and the count steady for a tick), hand freed memory back
+ * to the kernel. glibc keeps freed
+ * chunks in each thread's arena and trims only the top of a heap, so without
+ * this a flood of connections would leave its peak RSS behind for good
+ * (tests/interop/load.sh). musl's allocator returns memory by itself.
+ * Main thread only.
+ */
+static void trim_after_load(struct daemon *d)
+{
+    static unsigned high, last;
+    unsigned now = atomic_load(&d->mgmt.sessions) + atomic_load(&d->mgmt.handshaking) +
+                   atomic_load(&d->tunl.sessions) + atomic_load(&d->tunl.handshaking) +
+                   atomic_load(&d->estl.sessions) + atomic_load(&d->estl.handshaking);
+
+    unsigned prev = last;
+
+    last = now;
+    if (now > high)
+        high = now;
+    /* Once the count has settled (no change for a tick): trimming halfway
+     * through a drop would leave the rest behind. */
+    if (high - now < 256 || now != prev)
+        return;
+    high = now;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -851,6 +957,8 @@ static void tick(struct daemon *d, unsigned long long n)
     }
     pthread_mutex_unlock(&d->conns_lock);
 
+    resume_listeners(d);
+    trim_after_load(d);
     if (n % 30 == 0)
         bans_expire(d, mnow);
     if (n % 5 == 0)
