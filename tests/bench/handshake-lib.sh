@@ -35,7 +35,11 @@ hb_cleanup() {
     for s in "${!SRV_PID[@]}"; do srv_stop "$s"; done
     for p in $HB_PIDS; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    [ -n "$T" ] && rm -rf "$T"
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        note "kept $T"
+    elif [ -n "$T" ]; then
+        rm -rf "$T"
+    fi
 }
 
 hb_init() { # name
@@ -51,6 +55,7 @@ hb_init() { # name
     SLOWTOKEN=$(readlink -f "$build/tests/bench/libslowtoken.so")
     local need="" p
     for p in nginx:nginx stunnel4:stunnel4 gnutls-serv:gnutls-bin certtool:gnutls-bin \
+        p11tool:gnutls-bin \
         softhsm2-util:softhsm2 python3:python3; do
         command -v "${p%%:*}" >/dev/null || need="$need ${p#*:}"
     done
@@ -116,6 +121,11 @@ EOF
         die "cannot enroll the bench peer: $(cat "$T/enroll.log")"
     # Everything is readable by the servers' users (nginx workers, stunnel).
     chmod 644 "$T/bench1.key"
+    # The gateway certificate on the token too, next to its key: stunnel's
+    # engine support takes the certificate from the engine as well.
+    GNUTLS_PIN=$PIN p11tool --provider "$softhsm" --login --write --load-certificate \
+        "$P/gateway.crt" --label mtlsgw-gateway "pkcs11:token=gw" >"$T/p11tool.log" 2>&1 ||
+        die "cannot store the gateway certificate on the token: $(cat "$T/p11tool.log")"
     softhsm_give_to "$DUSER" "$T/tokens"
     # OpenSSL's pkcs11 engine (libp11) for nginx and stunnel.
     cat >"$T/openssl.cnf" <<EOF
@@ -128,7 +138,7 @@ pkcs11 = p11
 engine_id = pkcs11
 MODULE_PATH = $MODULE
 PIN = $PIN
-init = 0
+init = 1
 EOF
     chmod 600 "$T/openssl.cnf"
 }
@@ -199,7 +209,6 @@ stunnel_conf() { # port sink-port
 foreground = yes
 pid =
 debug = err
-output = $T/stunnel.log
 setuid = $DUSER
 engine = pkcs11
 engineCtrl = MODULE_PATH:$MODULE
@@ -207,7 +216,7 @@ engineCtrl = PIN:$PIN
 [bench]
 accept = 127.0.0.1:$1
 connect = 127.0.0.1:$2
-cert = $P/gateway.crt
+cert = pkcs11:token=gw;object=mtlsgw-gateway;type=cert
 engineId = pkcs11
 key = $KEYURI
 CAfile = $P/ca.crt
@@ -279,7 +288,7 @@ srv_start() { # sys port
     stunnel)
         [ -n "${SINK_PID:-}" ] || sink_start
         stunnel_conf "$port" "$SINK_PORT" >"$T/stunnel.conf"
-        OPENSSL_CONF=$T/openssl.cnf stunnel4 "$T/stunnel.conf" >>"$T/stunnel.out" 2>&1 &
+        stunnel4 "$T/stunnel.conf" >>"$T/stunnel.out" 2>&1 &
         ;;
     *) die "unknown server $sys" ;;
     esac
@@ -290,7 +299,7 @@ srv_start() { # sys port
         sleep 0.1
     done
     note "$sys did not start; its log:"
-    tail -n 20 "$T/$sys.log" "$T/$sys.out" 2>/dev/null >&2
+    tail -n 20 "$T/$sys.log" "$T/$sys.out" "$T/$sys.err" "$T/stunnel.log" 2>/dev/null >&2
     unset "SRV_PID[$sys]"
     return 1
 }
