@@ -290,9 +290,12 @@ static void queue_reply(struct conn *c, struct api_reply *r, bool keep_alive)
 
 static void reply_error(struct conn *c, int status, const char *msg)
 {
-    struct api_reply r = {.status = status, .content_type = "application/json"};
+    /* EST answers errors in text/plain (docs/est.md), the API in JSON. */
+    bool est = c->l == &c->d->estl;
+    struct api_reply r = {.status = status,
+                          .content_type = est ? "text/plain; charset=utf-8" : "application/json"};
     char body[256];
-    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
+    int n = snprintf(body, sizeof(body), est ? "%s\n" : "{\"error\":\"%s\"}\n", msg);
 
     r.body = strdup(body);
     r.body_len = r.body ? (size_t)n : 0;

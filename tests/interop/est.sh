@@ -134,6 +134,10 @@ expect_http 404 "an unknown EST resource: 404"
 expect_in "text/plain" "$HDRS" "... with a text/plain reason"
 est_req GET simpleenroll
 expect_http 405 "GET simpleenroll: 405"
+head -c 3000 /dev/zero | tr '\0' A >"$T/big.b64"
+est_req POST simpleenroll -u x:y -H 'Content-Type: application/pkcs10' --data-binary "@$T/big.b64"
+expect_http 413 "a body over max-body: 413"
+expect_in "text/plain" "$HDRS" "... with a text/plain reason, as every EST error"
 
 # ---- invites at the console ------------------------------------------------------
 invite spoke1 --role tunnel --network 10.9.0.0/24
