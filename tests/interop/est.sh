@@ -30,6 +30,9 @@ done
 T=$(mktemp -d /tmp/mtlsgw-est.XXXXXX)
 DVPID=
 cleanup() {
+    local id p
+    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
+    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
     if [ -n "$DVPID" ]; then
         kill -TERM "$DVPID" 2>/dev/null
         wait "$DVPID" 2>/dev/null
@@ -254,8 +257,12 @@ expect_http 403 "simpleenroll with an expired code: 403"
 expect_in "expired" "$BODY" "... saying it expired"
 ok_if "... and the registry is unchanged" test "$(reg_sum)" = "$sum0"
 
-# simplereenroll by hand with curl1's certificate.
+# simplereenroll by hand with curl1's certificate, while curl1 holds a
+# management session open with it.
 old1=$(serial_of "$T/curl1.crt")
+hold_open c1 curl1
+hold_cmd "REQ GET /api/v1/status"
+expect_hold "STATUS 200 *" "curl1 (monitor) holds a management session open"
 mkcsr curl1b /CN=curl1
 cp "$T/curl1.key" "$T/curl1b-cur.key"
 est_req POST simplereenroll --cert "$T/curl1.crt" --key "$T/curl1.key" \
@@ -268,6 +275,8 @@ peers = json.load(open(sys.argv[1]))
 st = {p["serial"]: p["status"] for p in peers if p["name"] == "curl1"}
 assert st.get(sys.argv[2]) == "superseded" and st.get(sys.argv[3]) == "active", st' \
     <(hub peers --json) "$old1" "$(serial_of "$T/curl1-new.crt")"
+hold_cmd "REQ GET /api/v1/status"
+expect_hold "STATUS 200 *" "... the session on the superseded certificate is not dropped by the renewal"
 mkcsr other /CN=someone-else
 sum0=$(reg_sum)
 est_req POST simplereenroll --cert "$T/curl1-new.crt" --key "$T/curl1b.key" \
@@ -278,6 +287,10 @@ ok_if "... and the registry is unchanged" test "$(reg_sum)" = "$sum0"
 est_req POST simplereenroll --cert "$T/curl1.crt" --key "$T/curl1.key" \
     -H 'Content-Type: application/pkcs10' --data-binary "@$T/curl1b.b64"
 expect_http 403 "simplereenroll with the superseded certificate: 403"
+hub revoke curl1 >/dev/null 2>&1
+hold_cmd "WAIT 3"
+expect_hold "CLOSED *" "... and revoking curl1 ends that session too"
+hold_close c1
 hub revoke curl2 >/dev/null 2>&1
 sum0=$(reg_sum)
 mkcsr curl2b /CN=curl2
