@@ -43,15 +43,7 @@
 #define PRIO_13 "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3"
 #define PRIO_12 "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
-struct url {
-    char host[256];
-    char port[8];
-    char base[512]; /* ".../.well-known/est", no trailing slash */
-};
-
-/* https://HOST[:PORT][/path]: the EST root is path + /.well-known/est unless
- * the path already names it (with or without an RFC 7030 label after it). */
-static int url_parse(const char *u, struct url *out, char *err, size_t errlen)
+int est_url_parse(const char *u, struct est_url *out, char *err, size_t errlen)
 {
     const char *p, *hend, *path;
     size_t hl, pl;
@@ -336,7 +328,7 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int tcp_connect(const struct url *u, long long deadline, char *err, size_t errlen)
+static int tcp_connect(const struct est_url *u, long long deadline, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
     int fd = -1, rc, saved = ECONNREFUSED;
@@ -425,7 +417,7 @@ static int exchange(const struct est_client_opts *o, const char *method, const c
                     const char *auth, const char *body, size_t body_len, struct answer *a,
                     gnutls_x509_crt_t **chain, unsigned *n_chain, char *err, size_t errlen)
 {
-    struct url u;
+    struct est_url u;
     struct session_ctx ctx = {.o = o};
     gnutls_certificate_credentials_t cred = NULL;
     gnutls_session_t s = NULL;
@@ -438,7 +430,7 @@ static int exchange(const struct est_client_opts *o, const char *method, const c
     char buf[16384];
 
     memset(a, 0, sizeof(*a));
-    rc = url_parse(o->url, &u, err, errlen);
+    rc = est_url_parse(o->url, &u, err, errlen);
     if (rc < 0)
         return rc;
     if (!o->ca_path && !o->pin) {
@@ -798,6 +790,13 @@ int est_simplereenroll(const struct est_client_opts *o, gnutls_x509_crq_t crq,
 }
 
 /* ---- uplinks ------------------------------------------------------------------- */
+
+int64_t est_renew_due(int64_t nb, int64_t na, uint32_t rnd)
+{
+    int64_t life = na > nb ? na - nb : 0;
+
+    return nb + life * 2 / 3 + (int64_t)(rnd % (uint64_t)(life / 10 + 1));
+}
 
 int est_uplink_paths(const struct config *cfg, const struct cfg_uplink *up, char **cert,
                      char **ca)

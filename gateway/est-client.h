@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
@@ -29,6 +30,18 @@ struct est_client_opts {
     unsigned tls_min;         /* 12 or 13 */
     unsigned timeout;         /* seconds for connect, handshake and answer; 0: 30 */
 };
+
+/*
+ * https://HOST[:PORT][/path] (HOST a name, an IPv4 address or [IPv6]; PORT
+ * 443 by default). base is the EST root: path + /.well-known/est, unless the
+ * path already names it. -EINVAL with err filled otherwise.
+ */
+struct est_url {
+    char host[256];
+    char port[8];
+    char base[512]; /* ".../.well-known/est", no trailing slash */
+};
+int est_url_parse(const char *url, struct est_url *out, char *err, size_t errlen);
 
 /* GET cacerts. With a pin, the hub's own certificate must chain to what it
  * sends. The caller deinits each certificate and frees the array. */
@@ -52,6 +65,10 @@ int est_simplereenroll(const struct est_client_opts *o, gnutls_x509_crq_t crq,
  */
 int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
                      const struct cfg_uplink *up, char *err, size_t errlen);
+
+/* When a certificate valid from nb to na renews: two thirds of the way, plus
+ * up to a tenth of its lifetime drawn from rnd (docs/est.md). */
+int64_t est_renew_due(int64_t nb, int64_t na, uint32_t rnd);
 
 /* The paths an uplink uses, defaults applied (owned strings). */
 int est_uplink_paths(const struct config *cfg, const struct cfg_uplink *up, char **cert,

@@ -43,13 +43,6 @@ struct renewer {
     unsigned seed;
 };
 
-int64_t renew_due(int64_t nb, int64_t na, uint32_t rnd)
-{
-    int64_t life = na > nb ? na - nb : 0;
-
-    return nb + life * 2 / 3 + (int64_t)(rnd % (uint64_t)(life / 10 + 1));
-}
-
 static uint32_t draw(struct renewer *r)
 {
     uint32_t v = 0;
@@ -90,7 +83,7 @@ static void schedule(struct renewer *r, int64_t now)
 {
     char when[32];
 
-    r->due = renew_due(r->nb, r->na, draw(r));
+    r->due = est_renew_due(r->nb, r->na, draw(r));
     /* Already past two thirds (a device that was off, a short certificate):
      * soon, with a few seconds of jitter. */
     if (r->due < now)

@@ -23,10 +23,6 @@ int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc,
 /* Join and free (stop_fd must have been made readable); NULL is a no-op. */
 void renewer_free(struct renewer *r);
 
-/* When a certificate valid from nb to na is renewed: two thirds of the way,
- * plus up to a tenth of its lifetime drawn from rnd. */
-int64_t renew_due(int64_t nb, int64_t na, uint32_t rnd);
-
 /* tunnel.c: build the uplink's TLS client again from its files and key;
  * the next connection uses it, open sessions keep the old one. */
 int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen);
