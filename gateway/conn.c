@@ -104,7 +104,8 @@ static void count_verdict(struct conn *c, enum verdict_code v)
     atomic_fetch_add(&c->l->handshakes[v], 1);
 }
 
-static int judge(struct conn *c, gnutls_session_t s, struct verdict *v)
+/* resumed: the chain was verified when the ticket was issued (verify.h). */
+static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdict *v)
 {
     gnutls_x509_crt_t *chain = NULL;
     unsigned n = 0;
@@ -115,7 +116,11 @@ static int judge(struct conn *c, gnutls_session_t s, struct verdict *v)
     if (rc < 0)
         return rc;
     t = daemon_trust(c->d);
-    rc = verify_peer(trustdb_trust(t), chain, n, time(NULL), c->l->allowed_roles, v);
+    if (resumed)
+        rc = verify_peer_resumed(trustdb_trust(t), n ? chain[0] : NULL, time(NULL),
+                                 c->l->allowed_roles, v);
+    else
+        rc = verify_peer(trustdb_trust(t), chain, n, time(NULL), c->l->allowed_roles, v);
     if (rc == 0 && v->code == VERDICT_OK) {
         snprintf(c->peer, sizeof(c->peer), "%s", v->peer->name);
         c->role = (int)v->peer->role;
@@ -139,7 +144,7 @@ int conn_verify(gnutls_session_t s)
         unsigned n = 0;
         if (!gnutls_certificate_get_peers(s, &n) || n == 0)
             return 0;
-        if (judge(c, s, &v) == 0) {
+        if (judge(c, s, false, &v) == 0) {
             c->verdict = (int)v.code;
             if (v.code != VERDICT_OK)
                 log_info("enroll peer ? serial %s from %s: certificate not accepted (%s): %s",
@@ -149,7 +154,7 @@ int conn_verify(gnutls_session_t s)
         return 0;
     }
 
-    if (judge(c, s, &v) < 0) {
+    if (judge(c, s, false, &v) < 0) {
         PLOG(log_err, c, "refused: internal error while verifying");
         c->verdict_logged = true;
         return GNUTLS_E_CERTIFICATE_ERROR;
@@ -213,7 +218,7 @@ static void handshake_step(struct conn *c)
         conn_verify(c->tls);
     } else if (gnutls_session_is_resumed(c->tls)) {
         struct verdict v;
-        if (judge(c, c->tls, &v) < 0 || v.code != VERDICT_OK) {
+        if (judge(c, c->tls, true, &v) < 0 || v.code != VERDICT_OK) {
             count_verdict(c, v.code);
             server_auth_failed(c);
             log_info("%s peer ? serial %s from %s: resumption refused (%s): %s", c->l->name,

@@ -111,16 +111,81 @@ static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ..
     return 0;
 }
 
+/*
+ * Everything but the chain: validity period, clientAuth, CRL, registry, role.
+ * v->serial and v->subject are set by the caller.
+ */
+static int verify_policy(const struct trust *t, gnutls_x509_crt_t crt, time_t now,
+                         unsigned allowed_roles, bool purpose_mismatch, struct verdict *v)
+{
+    time_t nb, na;
+    const struct peer *p;
+    int cert_role;
+    char when[32];
+
+    nb = gnutls_x509_crt_get_activation_time(crt);
+    na = gnutls_x509_crt_get_expiration_time(crt);
+    if (now < nb) {
+        time_format_utc(nb, when, sizeof(when));
+        finish(v, VERDICT_NOT_YET_VALID, "not yet valid: valid from %s", when);
+        return 0;
+    }
+    if (now > na) {
+        time_format_utc(na, when, sizeof(when));
+        finish(v, VERDICT_EXPIRED, "expired on %s", when);
+        return 0;
+    }
+    /* RFC 5280 reads a missing EKU as "any purpose"; mtlsgw insists on it. */
+    if (!has_client_auth(crt) || purpose_mismatch) {
+        finish(v, VERDICT_NO_CLIENTAUTH, "no clientAuth extended key usage");
+        return 0;
+    }
+    if (t->crl) {
+        if (gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1)
+            return finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
+    }
+    p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
+    v->peer = p;
+    if (p && p->status != PEER_ACTIVE) {
+        time_format_utc(p->revoked_at, when, sizeof(when));
+        finish(v, VERDICT_REVOKED, "peer %s: %s on %s (%s)", p->name,
+               p->status == PEER_SUPERSEDED ? "superseded by a newer certificate" : "revoked",
+               when, p->reason ? p->reason : "unspecified");
+        return 0;
+    }
+    if (!p) {
+        finish(v, VERDICT_NOT_ENROLLED, "not in registry: no peer has serial %s", v->serial);
+        return 0;
+    }
+    cert_role = verify_cert_role(crt);
+    if (cert_role < 0) {
+        finish(v, VERDICT_ROLE_MISMATCH,
+               "peer %s: certificate carries no role URI (" ROLE_URI_PREFIX "...), registry "
+               "says %s",
+               p->name, role_name(p->role));
+        return 0;
+    }
+    if ((enum peer_role)cert_role != p->role) {
+        finish(v, VERDICT_ROLE_MISMATCH, "peer %s: role mismatch: certificate says %s, registry says %s",
+               p->name, role_name((enum peer_role)cert_role), role_name(p->role));
+        return 0;
+    }
+    if (!(allowed_roles & VERIFY_ROLE(p->role))) {
+        finish(v, VERDICT_ROLE_NOT_ALLOWED, "peer %s: role %s is not allowed on this listener",
+               p->name, role_name(p->role));
+        return 0;
+    }
+    v->code = VERDICT_OK;
+    return 0;
+}
+
 int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n, time_t now,
                 unsigned allowed_roles, struct verdict *v)
 {
     gnutls_x509_trust_list_t tl = NULL;
     gnutls_x509_crt_t crt;
     unsigned status = 0;
-    time_t nb, na;
-    const struct peer *p;
-    int rc, cert_role;
-    char when[32];
+    int rc;
     gnutls_typed_vdata_st vdata = {
         .type = GNUTLS_DT_KEY_PURPOSE_OID,
         .data = (void *)GNUTLS_KP_TLS_WWW_CLIENT,
@@ -178,66 +243,20 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
         gnutls_free(txt.data);
         goto out;
     }
-    nb = gnutls_x509_crt_get_activation_time(crt);
-    na = gnutls_x509_crt_get_expiration_time(crt);
-    if (now < nb) {
-        time_format_utc(nb, when, sizeof(when));
-        finish(v, VERDICT_NOT_YET_VALID, "not yet valid: valid from %s", when);
-        goto out;
-    }
-    if (now > na) {
-        time_format_utc(na, when, sizeof(when));
-        finish(v, VERDICT_EXPIRED, "expired on %s", when);
-        goto out;
-    }
-    /* RFC 5280 reads a missing EKU as "any purpose"; mtlsgw insists on it. */
-    if (!has_client_auth(crt) || (status & GNUTLS_CERT_PURPOSE_MISMATCH)) {
-        finish(v, VERDICT_NO_CLIENTAUTH, "no clientAuth extended key usage");
-        goto out;
-    }
-    if (t->crl) {
-        rc = gnutls_x509_crt_check_revocation(crt, &t->crl, 1);
-        if (rc == 1) {
-            finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
-            rc = 0;
-            goto out;
-        }
-        rc = 0;
-    }
-    p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
-    v->peer = p;
-    if (p && p->status != PEER_ACTIVE) {
-        time_format_utc(p->revoked_at, when, sizeof(when));
-        finish(v, VERDICT_REVOKED, "peer %s: %s on %s (%s)", p->name,
-               p->status == PEER_SUPERSEDED ? "superseded by a newer certificate" : "revoked",
-               when, p->reason ? p->reason : "unspecified");
-        goto out;
-    }
-    if (!p) {
-        finish(v, VERDICT_NOT_ENROLLED, "not in registry: no peer has serial %s", v->serial);
-        goto out;
-    }
-    cert_role = verify_cert_role(crt);
-    if (cert_role < 0) {
-        finish(v, VERDICT_ROLE_MISMATCH,
-               "peer %s: certificate carries no role URI (" ROLE_URI_PREFIX "...), registry "
-               "says %s",
-               p->name, role_name(p->role));
-        goto out;
-    }
-    if ((enum peer_role)cert_role != p->role) {
-        finish(v, VERDICT_ROLE_MISMATCH, "peer %s: role mismatch: certificate says %s, registry says %s",
-               p->name, role_name((enum peer_role)cert_role), role_name(p->role));
-        goto out;
-    }
-    if (!(allowed_roles & VERIFY_ROLE(p->role))) {
-        finish(v, VERDICT_ROLE_NOT_ALLOWED, "peer %s: role %s is not allowed on this listener",
-               p->name, role_name(p->role));
-        goto out;
-    }
-    v->code = VERDICT_OK;
+    rc = verify_policy(t, crt, now, allowed_roles, (status & GNUTLS_CERT_PURPOSE_MISMATCH) != 0, v);
 out:
     /* Deinit without freeing the borrowed CAs: flag 0 leaves them alone. */
     gnutls_x509_trust_list_deinit(tl, 0);
     return rc;
+}
+
+int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t now,
+                        unsigned allowed_roles, struct verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    if (!leaf)
+        return finish(v, VERDICT_NO_CERT, "no client certificate");
+    verify_serial_hex(leaf, v->serial, sizeof(v->serial));
+    dn_of(leaf, false, v->subject, sizeof(v->subject));
+    return verify_policy(t, leaf, now, allowed_roles, false, v);
 }

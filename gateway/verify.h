@@ -59,6 +59,16 @@ const char *verdict_name(enum verdict_code code);
 int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n, time_t now,
                 unsigned allowed_roles, struct verdict *v);
 
+/*
+ * A resumed TLS session: its certificate chain passed verify_peer in the full
+ * handshake that issued the ticket (tickets are encrypted and authenticated
+ * with the server's own key, so no one else can make one). What may have
+ * changed since is checked again, without the signatures: validity period,
+ * clientAuth, CRL, registry (revoked, superseded, removed) and role.
+ */
+int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t now,
+                        unsigned allowed_roles, struct verdict *v);
+
 /* Serial as lower-case hex, leading zero octets dropped (the registry key). */
 void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);
 
