@@ -7,12 +7,14 @@
 #                         (ECDSA P-256, label mtlsgw-gateway) made by `mtlsgw
 #                         init`, the admin peer bench1 ($T/bench1.crt/.key)
 #                         MODULE: what the servers load (default SoftHSM)
-#   srv_start SYS PORT    mtlsgwd | nginx | gnutls-serv | stunnel, all with
+#   srv_start SYS PORT    mtlsgwd | nginx | gnutls-serv | stunnel (and
+#                         mtlsgwd-before: $MTLSGWD_BEFORE, another build), all with
 #                         the same key (on the token), certificate and CA,
 #                         client certificates required; waits until a
 #                         handshake passes. SRV_PID[SYS] is its top process
 #   srv_stop SYS
 #   srv_rss_kib SYS       VmRSS summed over the server's processes
+#   srv_cpu_ticks SYS     their utime + stime in clock ticks
 #   median N...           the median of the numbers given
 #   hs SYS CONC SECS MODE hsload against a running server
 #
@@ -274,6 +276,13 @@ srv_start() { # sys port
         mtlsgwd_conf "$port" >"$T/mtlsgwd.conf"
         "$MTLSGWD" -c "$T/mtlsgwd.conf" -f >>"$T/mtlsgwd.log" 2>&1 &
         ;;
+    mtlsgwd-before)
+        # Another build of the daemon (MTLSGWD_BEFORE), for before/after
+        # figures of a change in the same run.
+        [ -x "${MTLSGWD_BEFORE:-}" ] || die "mtlsgwd-before needs MTLSGWD_BEFORE=path/to/mtlsgwd"
+        mtlsgwd_conf "$port" | sed "s|control\\.sock|control-before.sock|" >"$T/mtlsgwd-before.conf"
+        "$MTLSGWD_BEFORE" -c "$T/mtlsgwd-before.conf" -f >>"$T/mtlsgwd-before.log" 2>&1 &
+        ;;
     nginx)
         mkdir -p "$T/nginx-tmp"
         nginx_conf "$port" >"$T/nginx.conf"
@@ -331,6 +340,19 @@ srv_rss_kib() { # sys
         sum=$((sum + ${r:-0}))
     done
     echo "$sum"
+}
+
+# utime + stime (clock ticks) of the server's processes, all threads.
+srv_cpu_ticks() { # sys
+    local p t=0 f
+    for p in $(proc_tree "${SRV_PID[$1]}"); do
+        f=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        f=${f##*) }
+        # fields 14 and 15 of stat: the 12th and 13th after "(comm) "
+        set -- $f
+        t=$((t + ${12} + ${13}))
+    done
+    echo "$t"
 }
 
 hs() { # sys conc secs mode

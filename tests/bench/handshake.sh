@@ -20,6 +20,7 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-8}
 CONC=${CONC:-16}
 SYSTEMS=${SYSTEMS:-"mtlsgwd nginx gnutls-serv stunnel"}
+[ -n "${MTLSGWD_BEFORE:-}" ] && SYSTEMS="$SYSTEMS mtlsgwd-before"
 
 . "$here/handshake-lib.sh"
 hb_init handshake
@@ -41,18 +42,26 @@ ncpu=$(nproc)
 SIGN1=$(GNUTLS_PIN=$PIN "$HSSIGN" "$MODULE" "$KEYURI" 1 3) || note "hssign failed: $SIGN1"
 SIGNN=$(GNUTLS_PIN=$PIN "$HSSIGN" "$MODULE" "$KEYURI" "$ncpu" 3) || note "hssign failed: $SIGNN"
 
-declare -A FULL RES ERRS
-for s in "${SYS[@]}"; do FULL[$s]=""; RES[$s]=""; ERRS[$s]=0; done
+HZ=$(getconf CLK_TCK)
+declare -A FULL RES ERRS CF CR
+for s in "${SYS[@]}"; do FULL[$s]=""; RES[$s]=""; ERRS[$s]=0; CF[$s]=""; CR[$s]=""; done
 for mode in full resumed; do
     for r in $(seq "$RUNS"); do
         for s in $(rotate "$r" "${SYS[@]}"); do
+            c0=$(srv_cpu_ticks "$s")
             line=$(hs "$s" "$CONC" "$SECS" "$mode")
+            c1=$(srv_cpu_ticks "$s")
             rate=$(field "$line" rate)
+            # The server's CPU time per handshake: what the rate costs it,
+            # much less at the mercy of whatever else the machine runs.
+            cpu=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v n="$(field "$line" ok)" \
+                'BEGIN { if (n > 0) printf "%.3f", d * 1000 / hz / n; else print "nan" }')
+            if [ "$mode" = full ]; then CF[$s]="${CF[$s]} $cpu"; else CR[$s]="${CR[$s]} $cpu"; fi
             err=$(field "$line" err)
             [ -n "$rate" ] || rate=0
             ERRS[$s]=$((ERRS[$s] + ${err:-0}))
             if [ "$mode" = full ]; then FULL[$s]="${FULL[$s]} $rate"; else RES[$s]="${RES[$s]} $rate"; fi
-            note "$mode round $r $s: $line"
+            note "$mode round $r $s: $line server_cpu_ms=$cpu"
             if [ "$mode" = resumed ] && [ "$(field "$line" full)" != 0 ]; then
                 note "$s: $(field "$line" full) of the resumed handshakes were full ones"
             fi
@@ -74,10 +83,26 @@ for s in "${SYS[@]}"; do
     printf '%-12s %10s %10s   %-24s %-24s %s\n' "$s" "${MF[$s]}" "${MR[$s]}" "${FULL[$s]# }" \
         "${RES[$s]# }" "${ERRS[$s]}"
 done
+echo "server CPU per handshake (ms, utime + stime of all its processes; median):"
+printf '%-12s %10s %10s   %-24s %s\n' server full resumed "full runs" "resumed runs"
+declare -A MCF MCR
+for s in "${SYS[@]}"; do
+    # shellcheck disable=SC2086
+    MCF[$s]=$(median ${CF[$s]})
+    # shellcheck disable=SC2086
+    MCR[$s]=$(median ${CR[$s]})
+    printf '%-12s %10s %10s   %-24s %s\n' "$s" "${MCF[$s]}" "${MCR[$s]}" "${CF[$s]# }" "${CR[$s]# }"
+done
 if [ -n "${MF[mtlsgwd]:-}" ]; then
+    echo "ratios (mtlsgwd/peer: rate higher is better; CPU per handshake lower is better):"
     for s in "${SYS[@]}"; do
         [ "$s" = mtlsgwd ] && continue
-        printf 'mtlsgwd/%-12s full %s  resumed %s\n' "$s" "$(ratio "${MF[mtlsgwd]}" "${MF[$s]}")" \
+        printf 'mtlsgwd/%-12s CPU/handshake full %s  resumed %s\n' "$s" \
+            "$(ratio "${MCF[mtlsgwd]}" "${MCF[$s]}")" "$(ratio "${MCR[mtlsgwd]}" "${MCR[$s]}")"
+    done
+    for s in "${SYS[@]}"; do
+        [ "$s" = mtlsgwd ] && continue
+        printf 'mtlsgwd/%-12s rate full %s  resumed %s\n' "$s" "$(ratio "${MF[mtlsgwd]}" "${MF[$s]}")" \
             "$(ratio "${MR[mtlsgwd]}" "${MR[$s]}")"
     done
     if [ -n "${MF[nginx]:-}" ]; then
