@@ -466,36 +466,47 @@ struct trustdb *daemon_trust(struct daemon *d)
 }
 
 /*
- * Whether an open session's certificate is still trusted now. A superseded
+ * Why an open session's certificate is no longer trusted (NULL: it is). A superseded
  * certificate was renewed, not distrusted: its session (an uplink's tunnel
  * that renewed itself) goes on while the peer's newer certificate is active
  * and the old one has not expired; new handshakes must show the new one. A
  * revocation of the peer ends it with the rest.
  */
-static bool still_trusted(const struct registry *reg, const struct conn *c, time_t now)
+static const char *untrusted_reason(const struct registry *reg, const struct conn *c,
+                                    time_t now)
 {
     const struct peer *p = registry_find_serial(reg, c->serial), *cur;
 
-    if (!p || p->not_after <= now || (int)p->role != c->role)
-        return false;
+    if (!p)
+        return "no longer enrolled";
+    if (p->status == PEER_REVOKED)
+        return "revoked";
+    if (p->not_after <= now)
+        return "certificate expired";
+    if ((int)p->role != c->role)
+        return "role changed";
     if (p->status == PEER_ACTIVE)
-        return true;
+        return NULL;
     cur = p->status == PEER_SUPERSEDED ? registry_find_name(reg, p->name) : NULL;
-    return cur && cur->status == PEER_ACTIVE && cur->role == p->role;
+    if (cur && cur->status == PEER_ACTIVE && cur->role == p->role)
+        return NULL;
+    return cur && cur->status == PEER_REVOKED ? "revoked" : "superseded";
 }
 
 static int sweep_untrusted(struct daemon *d, struct trustdb *t)
 {
     time_t now = time(NULL);
+    const char *why;
     int ended = 0;
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         if (atomic_load(&c->state) != CONN_OPEN)
             continue;
-        if (!still_trusted(trustdb_registry(t), c, now)) {
-            log_info("peer %s serial %s from %s: session %llu ended: no longer trusted",
-                     c->peer, c->serial, c->remote, (unsigned long long)c->id);
+        why = untrusted_reason(trustdb_registry(t), c, now);
+        if (why) {
+            log_info("peer %s serial %s from %s: session %llu ended: no longer trusted (%s)",
+                     c->peer, c->serial, c->remote, (unsigned long long)c->id, why);
             conn_kill(c, KILL_REVOKED);
             ended++;
         }
