@@ -354,13 +354,16 @@ static void tunnel_finish(struct conn *c)
         size_t rl = strlen(reason) < CLOSE_MAX ? strlen(reason) : CLOSE_MAX;
         send_frame(c, T_CLOSE, reason, rl);
     }
-    snprintf(m.u.down.ifname, sizeof(m.u.down.ifname), "%s", t->ifname);
-    if (t->ifname[0] && ps_request(&m, NULL, err, sizeof(err)) < 0)
-        log_err("tunnel %s: teardown: %s", t->ifname, err);
+    /* Our TUN fd goes first: the kernel then detaches the queue at once, and
+     * the parent's link deletion does not wait for packets still queued on
+     * it (seconds under traffic). Both threads are out; nothing reads it. */
     if (t->tun_fd >= 0) {
         close(t->tun_fd);
         t->tun_fd = -1;
     }
+    snprintf(m.u.down.ifname, sizeof(m.u.down.ifname), "%s", t->ifname);
+    if (t->ifname[0] && ps_request(&m, NULL, err, sizeof(err)) < 0)
+        log_err("tunnel %s: teardown: %s", t->ifname, err);
     pool_release(d, t->pool_index);
     t->pool_index = 0;
     log_info("%s peer %s serial %s from %s: tunnel %s down (in %llu, out %llu packets)",
