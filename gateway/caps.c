@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,7 +57,17 @@ int caps_drop_to(uid_t uid, gid_t gid, bool keep_net_admin, char *err, size_t er
         }
     }
     if (geteuid() == 0 && uid != 0) {
-        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups(1, &gid) < 0 ||
+        /* The user's supplementary groups too: Debian's SoftHSM, for one,
+         * gives its token directory to group softhsm. */
+        gid_t groups[64];
+        int ngroups = 64;
+        struct passwd *pw = getpwuid(uid);
+
+        if (!pw || getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0) {
+            groups[0] = gid;
+            ngroups = 1;
+        }
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups((size_t)ngroups, groups) < 0 ||
             setgid(gid) < 0 || setuid(uid) < 0) {
             snprintf(err, errlen, "cannot switch to uid %u: %s", (unsigned)uid,
                      strerror(errno));

@@ -10,8 +10,8 @@
 static bool switching;
 static uid_t d_uid, inv_uid;
 static gid_t d_gid, inv_gid;
-static gid_t inv_groups[64];
-static int inv_ngroups = -1;
+static gid_t inv_groups[64], d_groups[64];
+static int inv_ngroups = -1, d_ngroups = 1;
 
 int privs_init(const char *user, char *msg, size_t len)
 {
@@ -41,6 +41,13 @@ int privs_init(const char *user, char *msg, size_t len)
     }
     d_uid = pw->pw_uid;
     d_gid = pw->pw_gid;
+    /* With the user's supplementary groups (SoftHSM's token directory is
+     * group softhsm on Debian). */
+    d_ngroups = 64;
+    if (getgrouplist(pw->pw_name, d_gid, d_groups, &d_ngroups) < 0) {
+        d_groups[0] = d_gid;
+        d_ngroups = 1;
+    }
     inv_ngroups = getgroups(64, inv_groups);
     switching = true;
     return 0;
@@ -50,7 +57,7 @@ int privs_as_daemon(void)
 {
     if (!switching)
         return 0;
-    if (setgroups(1, &d_gid) < 0 || setegid(d_gid) < 0 || seteuid(d_uid) < 0)
+    if (setgroups((size_t)d_ngroups, d_groups) < 0 || setegid(d_gid) < 0 || seteuid(d_uid) < 0)
         return -errno;
     return 0;
 }
