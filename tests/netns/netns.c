@@ -479,6 +479,17 @@ static void t_fw_atomic(void)
     CHECK_OK(nc_fw_allow_prefixes(nc, "mtg0", good, 1));
     CHECK_OK(nc_fw_trust_iface(nc, "mtg0", 0));
     err = nc_fw_allow_prefixes(nc, "mtg0", mixed, 3);
+    if (err == 0) {
+        /* Some kernels (Debian 12's 6.1 in image/vm) accept the overlapping
+         * 10.70.5.0/24: then the batch must have landed whole. */
+        printf("\n  this kernel accepts overlapping elements: the whole batch landed\n");
+        CHECK(nft_set_count("allowed4") >= 2);
+        CHECK_INT(1, nft_set_count("allowed6"));
+        CHECK(nft_set_has("allowed4", "mtg0 . 10.71.0.0/16"));
+        CHECK(nft_set_has("trusted_ifaces", "mtg0"));
+        nc_free(nc);
+        return;
+    }
     CHECK(err < 0);
     CHECK(strstr(nc_error(nc), "mtg0") != NULL);
     CHECK_INT(1, nft_set_count("allowed4"));

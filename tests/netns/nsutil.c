@@ -550,13 +550,30 @@ int nft_set_count(const char *set)
     return n;
 }
 
+/* Some nft versions list an inet_proto . inet_service element by number
+ * ("6 . 2222", Debian 12's nft on kernel 6.1), others by name ("tcp . 2222"). */
+static bool same_proto_elem(const char *got, const char *want)
+{
+    static const struct { const char *num, *name; } protos[] = {
+        { "6 . ", "tcp . " }, { "17 . ", "udp . " },
+    };
+
+    for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
+        size_t n = strlen(protos[i].num), m = strlen(protos[i].name);
+
+        if (!strncmp(got, protos[i].num, n) && !strncmp(want, protos[i].name, m))
+            return !strcmp(got + n, want + m);
+    }
+    return false;
+}
+
 static json_object *find_elem(json_object *elems, const char *want)
 {
     for (size_t i = 0; elems && i < json_object_array_length(elems); i++) {
         char t[256];
 
         elem_text(json_object_array_get_idx(elems, i), t, sizeof(t));
-        if (!strcmp(t, want))
+        if (!strcmp(t, want) || same_proto_elem(t, want))
             return json_object_array_get_idx(elems, i);
     }
     return NULL;
