@@ -421,10 +421,20 @@ int main(int argc, char **argv)
                 argv[3], argv[4], argv[5]);
         return 1;
     }
-    /* TLS 1.3 only, GnuTLS' default groups and ciphers: every server picks
-     * from the same offer. */
-    if (gnutls_priority_init(&prio, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL) < 0)
-        return 1;
+    /* TLS 1.3 only, GnuTLS' default ciphers, one key share (P-256, which
+     * every server here picks from GnuTLS' default offer anyway): every
+     * server gets the same offer, and the client, which shares the machine
+     * with the server, does not make a second (X25519) key share that no
+     * server uses. HSLOAD_PRIORITY overrides. */
+    {
+        const char *p = getenv("HSLOAD_PRIORITY");
+        if (gnutls_priority_init(&prio,
+                                 p ? p : "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-SECP256R1",
+                                 NULL) < 0) {
+            fprintf(stderr, "hsload: bad priority string\n");
+            return 1;
+        }
+    }
 
     if (strcmp(mode, "hold") == 0)
         return run_hold();
