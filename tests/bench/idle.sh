@@ -128,7 +128,8 @@ for s in "${SYS[@]}"; do
     # shellcheck disable=SC2086
     MS[$s]=$(median ${PS_SMALL[$s]})
     # shellcheck disable=SC2086
-    MB[$s]=$(median ${PS_BIG[$s]})
+    MB[$s]=n/a
+    [ -n "${PS_BIG[$s]}" ] && MB[$s]=$(median ${PS_BIG[$s]})
     printf '%-12s %12s %12s   %-22s %s\n' "$s" "${MS[$s]}" "${MB[$s]}" "${PS_SMALL[$s]# }" "${PS_BIG[$s]# }"
 done
 if [ -n "${MS[mtlsgwd]:-}" ]; then
@@ -139,5 +140,5 @@ if [ -n "${MS[mtlsgwd]:-}" ]; then
     done
     awk -v a="${MS[mtlsgwd]}" -v b="${MB[mtlsgwd]}" -v t=$TARGET_KIB 'BEGIN {
         printf "target <= %d KiB/session: %s (%s at small, %s at big)\n", t,
-            ((a + 0 <= t && (b == "nan" || b + 0 <= t)) ? "met" : "MISSED"), a, b }'
+            ((a + 0 <= t && (b == "n/a" || b + 0 <= t)) ? "met" : "MISSED"), a, b }'
 fi
