@@ -58,13 +58,14 @@ softhsm_give_to "$DUSER" "$T/tokens"
 DP=$!
 
 # One request over s_client; extra args (-sess_out/-sess_in FILE) passed on.
-# The input stays open for a second so that the ticket arrives.
+# The input stays open for a second so that the answer and the ticket arrive;
+# s_client ends when it closes.
 req() { # out-file args...
     local out=$1
     shift
     { printf 'GET /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n'; sleep 1; } |
         timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$T/pki/ca.crt" \
-            -cert "$T/a1.pem" -key "$T/a1.pem" -tls1_3 -ign_eof "$@" >"$out" 2>&1
+            -cert "$T/a1.pem" -key "$T/a1.pem" -tls1_3 "$@" >"$out" 2>&1
 }
 for i in $(seq 50); do
     req "$T/first.out" -sess_out "$T/sess.pem"
