@@ -201,8 +201,15 @@ echo "# session process VmRSS: baseline $RSS0 KiB, peak $RSS_PEAK KiB, after $RS
 # gone (malloc_trim on glibc, gateway/server.c), but pages that still hold a
 # live chunk stay: about 0.1 to 0.8 MiB measured over repeated floods. A leak
 # of 2 KiB per connection would be 2.3 MiB over these 1,200 and fails.
-ok_if "memory returned to the baseline (baseline $RSS0, peak $RSS_PEAK, after $RSS_AFTER KiB; tolerance 2 MiB)" \
-    test "$RSS_AFTER" -le "$((RSS0 + 2048))"
+if ldd "$MTLSGWD" 2>/dev/null | grep -q libasan; then
+    # ASan's allocator keeps freed memory in quarantine and never trims: the
+    # figure means nothing there (the gcc build checks it; ASan checks leaks).
+    TAP_N=$((TAP_N + 1))
+    echo "ok $TAP_N - memory returned to the baseline # SKIP AddressSanitizer build (quarantine holds freed memory; after $RSS_AFTER KiB)"
+else
+    ok_if "memory returned to the baseline (baseline $RSS0, peak $RSS_PEAK, after $RSS_AFTER KiB; tolerance 2 MiB)" \
+        test "$RSS_AFTER" -le "$((RSS0 + 2048))"
+fi
 ok_if "and the load did cost memory while it lasted (peak above baseline)" \
     test "$RSS_PEAK" -gt "$RSS0"
 

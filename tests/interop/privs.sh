@@ -128,8 +128,17 @@ core_has_pin() { # pid name
     ok_if "$name: the core holds no PIN (found in $n places)" test "$n" = 0
     rm -f "$core.$pid"
 }
-core_has_pin "$DPID" parent
-core_has_pin "$SPID" session
+if ldd "$MTLSGWD" 2>/dev/null | grep -q libasan; then
+    # An ASan process maps terabytes of shadow memory: gcore would write it
+    # all. The gcc build of this suite checks the cores.
+    for name in parent session; do
+        TAP_N=$((TAP_N + 1))
+        echo "ok $TAP_N - $name: the core holds no PIN # SKIP AddressSanitizer build (shadow memory)"
+    done
+else
+    core_has_pin "$DPID" parent
+    core_has_pin "$SPID" session
+fi
 ok_if "the daemon still runs after being dumped" kill -0 "$SPID"
 req admin1 GET /api/v1/status
 expect_http 200 "and serves"

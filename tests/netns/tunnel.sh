@@ -375,7 +375,7 @@ for m in "${MALFORMED[@]}"; do
     raw=$!
     LOCAL_PIDS="$LOCAL_PIDS $raw"
     RAW_IF=
-    if wait_until 5 grep -q '^CONFIG' "$T/raw.out" && wait_until 3 hub_has_new_iface "$HUB_IF"; then
+    if wait_until 15 grep -q '^CONFIG' "$T/raw.out" && wait_until 5 hub_has_new_iface "$HUB_IF"; then
         RAW_IF=$(new_hub_iface "$HUB_IF")
         tap_result 0 "raw1 ($name): CONFIG received, hub made $RAW_IF"
     else
