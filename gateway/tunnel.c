@@ -714,16 +714,33 @@ next:
     return -ECONNREFUSED;
 }
 
-/* Read until one whole frame is buffered (the CONFIG), within the deadline. */
-static int read_first_frame(struct conn *c, long long deadline)
+/*
+ * Read the hub's first frame, within the deadline: 0 with a whole CONFIG at the start of rbuf;
+ * -ECONNABORTED when it is a CLOSE (its reason in why); -EPROTO for anything
+ * else; -ECONNRESET or -ETIMEDOUT when none came.
+ */
+static int read_first_frame(struct conn *c, long long deadline, char *why, size_t whylen)
 {
     struct tunnel *t = c->tun;
 
-    while (t->rlen < FRAME_HDR || t->rlen < FRAME_HDR + ((size_t)t->rbuf[2] << 8 | t->rbuf[3])) {
+    for (;;) {
         ssize_t n;
-        if (t->rlen >= FRAME_HDR && (t->rbuf[0] != T_CONFIG || t->rbuf[1] != 0 ||
-                                     ((size_t)t->rbuf[2] << 8 | t->rbuf[3]) > CONFIG_MAX))
+        size_t flen = t->rlen >= FRAME_HDR ? ((size_t)t->rbuf[2] << 8 | t->rbuf[3]) : 0;
+        if (t->rlen >= FRAME_HDR && t->rbuf[0] == T_CLOSE && t->rbuf[1] == 0 &&
+            flen <= CLOSE_MAX && t->rlen >= FRAME_HDR + flen) {
+            size_t k;
+            snprintf(why, whylen, "%.*s", (int)flen, (const char *)t->rbuf + FRAME_HDR);
+            for (k = 0; why[k]; k++) /* the hub's words go to our log: printable only */
+                if ((unsigned char)why[k] < 0x20 || (unsigned char)why[k] > 0x7e)
+                    why[k] = '?';
+            return -ECONNABORTED;
+        }
+        if (t->rlen >= FRAME_HDR &&
+            (t->rbuf[1] != 0 || (t->rbuf[0] == T_CLOSE ? flen > CLOSE_MAX
+                                                       : t->rbuf[0] != T_CONFIG || flen > CONFIG_MAX)))
             return -EPROTO;
+        if (t->rlen >= FRAME_HDR && t->rbuf[0] == T_CONFIG && t->rlen >= FRAME_HDR + flen)
+            return 0;
         if (gnutls_record_check_pending(c->tls) == 0) {
             struct pollfd p = {.fd = c->fd, .events = POLLIN};
             if (now_s() > deadline || poll(&p, 1, 1000) < 0)
@@ -736,7 +753,6 @@ static int read_first_frame(struct conn *c, long long deadline)
             return -ECONNRESET;
         t->rlen += (size_t)n;
     }
-    return 0;
 }
 
 static int apply_config(struct uplink *up, struct conn *c, const char *text, size_t len,
@@ -850,9 +866,12 @@ static void uplink_once(struct uplink *up)
     atomic_fetch_sub(&c->l->handshaking, 1);
     atomic_fetch_add(&c->l->sessions, 1);
     atomic_store(&c->state, CONN_OPEN);
-    rc = read_first_frame(c, deadline + 5);
+    rc = read_first_frame(c, deadline + 5, err, sizeof(err));
     if (rc < 0) {
-        if (rc == -ECONNRESET)
+        if (rc == -ECONNABORTED)
+            log_err("uplink %s: %s closed the tunnel before its CONFIG: %s", up->cfg->name,
+                    up->cfg->server, err[0] ? err : "no reason given");
+        else if (rc == -ECONNRESET)
             log_err("uplink %s: %s closed the connection before its CONFIG: it refused our "
                     "certificate (revoked, not enrolled, not a tunnel peer? see the hub's log)",
                     up->cfg->name, up->cfg->server);
