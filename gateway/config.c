@@ -39,6 +39,7 @@ enum key_type {
     KEY_GATE,
     KEY_HOSTPORT,
     KEY_URL,
+    KEY_BOOL,
 };
 
 /* Keys of [uplink NAME] sections: offsets into struct cfg_uplink. */
@@ -81,6 +82,7 @@ static const struct key_def key_table[] = {
     {"tunnel.max-per-source", KEY_COUNT, offsetof(struct config, tunnel.max_per_source)},
     {"tunnel.max-sessions", KEY_COUNT, offsetof(struct config, tunnel.max_sessions)},
     {"tunnel.mtu", KEY_MTU, offsetof(struct config, tunnel.mtu)},
+    {"tunnel.offload", KEY_BOOL, offsetof(struct config, tunnel.offload)},
     {"tunnel.pool", KEY_POOL, offsetof(struct config, tunnel.pool)},
     {"tunnel.routes", KEY_CIDR_LIST, offsetof(struct config, tunnel.routes)},
     {"uplink.ca", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, ca)},
@@ -314,6 +316,13 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
         return set_list(cfg, (enum key_type)def->type, value);
     case KEY_MTU:
         return parse_range(value, 576, 9000, "not an MTU from 576 to 9000", up);
+    case KEY_BOOL: {
+        bool b;
+        if (config_parse_bool(value, &b) < 0)
+            return "not yes or no";
+        *up = b;
+        return NULL;
+    }
     case KEY_POOL: {
         struct cidr c;
         const char *why;
@@ -442,6 +451,7 @@ int config_new_defaults(struct config **out)
     cfg->mgmt.idle_timeout = 300;
     cfg->tunnel.mtu = 1400;
     cfg->tunnel.keepalive = 10;
+    cfg->tunnel.offload = 1;
     cfg->tunnel.handshake_timeout = 10;
     cfg->tunnel.max_sessions = 1000;
     cfg->tunnel.max_per_source = 8;

@@ -65,6 +65,7 @@ struct config {
         unsigned n_routes;
         unsigned mtu;
         unsigned keepalive; /* seconds; dead after 3 missed */
+        unsigned offload;   /* 1: TUN offloads and SEGMENTS frames when the other side agrees */
         unsigned handshake_timeout;
         unsigned max_sessions;
         unsigned max_per_source;

@@ -343,7 +343,7 @@ static int do_tun_up(struct ps_server *ps, const struct ps_tun_up *u, int *fd_ou
     for (uint32_t i = 0; i < u->n_allowed; i++)
         allowed[i] = u->allowed[i];
     snprintf(local, sizeof(local), "%s/32", u->local);
-    if ((rc = nc_tun_create(ps->nc, u->ifname, &fd)) < 0 ||
+    if ((rc = nc_tun_create_vnet(ps->nc, u->ifname, &fd)) < 0 ||
         (rc = nc_link_set_mtu(ps->nc, u->ifname, u->mtu)) < 0 ||
         (rc = nc_addr_add(ps->nc, u->ifname, local, u->remote)) < 0 ||
         (rc = nc_link_set_up(ps->nc, u->ifname)) < 0)

@@ -24,8 +24,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 
 #include <json-c/json.h>
 
@@ -46,10 +51,20 @@
 #define T_PACKET FRAME_PACKET
 #define T_KEEPALIVE FRAME_KEEPALIVE
 #define T_CLOSE FRAME_CLOSE
+#define T_OFFLOAD FRAME_OFFLOAD
 #define CONFIG_MAX FRAME_CONFIG_MAX
 #define CLOSE_MAX FRAME_CLOSE_MAX
 #define REC_MAX 16384
-#define RBUF (2 * REC_MAX + FRAME_HDR + 9000)
+/* The largest packet a TUN read gives with TCP segmentation on (IPv6: a
+ * 64 KiB payload and its header), and the room one read needs. */
+#define READ_MAX (65535 + 40)
+#define FRAME_ROOM (FRAME_HDR + FRAME_OFFHDR + READ_MAX)
+/* TUN -> TLS: two reads' room (many MTU-sized packets, or one or two
+ * segment trains) go out in one batch of records. */
+#define TXBUF (2 * FRAME_ROOM)
+/* TLS -> TUN: the largest frame and a record behind it. */
+#define RBUF (2 * REC_MAX + FRAME_HDR + FRAME_OFFHDR + FRAME_SEGMENTS_MAX)
+#define VNET_HDR sizeof(struct virtio_net_hdr)
 #define ALPN "mtlsgw/1"
 
 struct tunnel {
@@ -65,6 +80,13 @@ struct tunnel {
     atomic_bool peer_said_close;
     _Atomic long long last_rx, last_tx;
     atomic_ullong pkts_in, pkts_out;
+    /* Offloads (docs/tunnel-protocol.md, OFFLOAD): the hub offers them in
+     * its CONFIG; a peer that takes them sends OFFLOAD; from then on both
+     * sides may send SEGMENTS, and each turns its TUN's offloads on. */
+    bool offer;          /* hub: the CONFIG offered them */
+    bool got_offload;    /* hub: OFFLOAD came */
+    atomic_bool seg_rx;  /* SEGMENTS may arrive */
+    atomic_bool seg_tx;  /* we may send SEGMENTS (the TX thread turns the offloads on) */
     pthread_mutex_t reason_lock;
     char reason[200];
     char *networks[PS_MAX_PREFIXES];
@@ -170,12 +192,79 @@ static int send_frame(struct conn *c, int type, const void *payload, size_t len)
 
 /* ---- TUN -> TLS ----------------------------------------------------------- */
 
+/* Let the TUN hand us checksums to complete and up to 64 KiB of TCP
+ * segments per read. Only the TX thread calls it: its reads then expect
+ * them. False when the kernel refuses (one MTU-sized packet per frame). */
+static bool offloads_on(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+    unsigned long f = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+
+    if (ioctl(t->tun_fd, TUNSETOFFLOAD, f) < 0) {
+        log_info("tunnel %s: the TUN refused offloads (%s): one packet per frame", t->ifname,
+                 strerror(errno));
+        return false;
+    }
+    log_debug("tunnel %s: offloads on", t->ifname);
+    return true;
+}
+
+/* Read one packet into the batch at buf + *len as a frame. 1: added (or
+ * dropped: too long for its frame); 0: the TUN is empty; -1: it failed. */
+static int read_packet(struct conn *c, unsigned char *buf, size_t *len, bool seg)
+{
+    struct tunnel *t = c->tun;
+    struct virtio_net_hdr vh;
+    unsigned char *pkt = buf + *len + FRAME_HDR + (seg ? FRAME_OFFHDR : 0);
+    struct iovec iov[2] = {{.iov_base = &vh, .iov_len = VNET_HDR},
+                           {.iov_base = pkt, .iov_len = READ_MAX}};
+    struct frame f = {.type = FRAME_SEGMENTS, .payload = pkt};
+    ssize_t r = readv(t->tun_fd, iov, 2);
+    size_t n;
+
+    if (r < 0 && errno != EAGAIN && errno != EINTR) {
+        tunnel_end(c, "TUN %s: %s", t->ifname, strerror(errno));
+        return -1;
+    }
+    if (r <= (ssize_t)VNET_HDR)
+        return 0;
+    n = (size_t)r - VNET_HDR;
+    f.len = n;
+    f.off.flags = vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    f.off.gso_type = vh.gso_type;
+    f.off.gso_size = vh.gso_size;
+    f.off.csum_start = vh.csum_start;
+    f.off.csum_offset = vh.csum_offset;
+    if (f.off.gso_type != FRAME_OFF_GSO_NONE && n >= 40) /* the real header length */
+        f.off.hdr_len = (unsigned short)(vh.csum_start + (pkt[vh.csum_start + 12] >> 4) * 4);
+    /* What the other side would refuse as malformed (a packet over the MTU
+     * or over 64 KiB, or offload fields it cannot take) is dropped here, as
+     * a link drops what it cannot carry. */
+    if (n > FRAME_SEGMENTS_MAX || (f.off.gso_type == FRAME_OFF_GSO_NONE && n > t->mtu) ||
+        (!seg && (f.off.flags || f.off.gso_type))) {
+        log_debug("tunnel %s: dropped a %zu-byte packet (offload %u/%u)", t->ifname, n,
+                  f.off.flags, f.off.gso_type);
+        return 1;
+    }
+    if (seg) {
+        frame_segments_header(buf + *len, &f.off, n);
+        *len += FRAME_HDR + FRAME_OFFHDR + n;
+        atomic_fetch_add(&t->pkts_out, frame_segment_count(&f));
+    } else {
+        frame_header(buf + *len, T_PACKET, n);
+        *len += FRAME_HDR + n;
+        atomic_fetch_add(&t->pkts_out, 1);
+    }
+    return 1;
+}
+
 static void *tx_main(void *arg)
 {
     struct conn *c = arg;
     struct tunnel *t = c->tun;
-    unsigned char *buf = malloc(REC_MAX);
+    unsigned char *buf = malloc(TXBUF);
     bool drained = true; /* the last read found the TUN empty: sleep in poll */
+    bool seg = false, tried = false;
 
     if (!buf) {
         tunnel_end(c, "out of memory");
@@ -183,6 +272,7 @@ static void *tx_main(void *arg)
     }
     while (!atomic_load(&t->stop)) {
         size_t len = 0;
+        int r = 1;
 
         if (drained) {
             struct pollfd p[2] = {{.fd = t->tun_fd, .events = POLLIN},
@@ -198,21 +288,18 @@ static void *tx_main(void *arg)
             if (atomic_load(&t->stop))
                 break;
         }
-        /* As many packets as fit one TLS record, read straight into it; poll
-         * only once the TUN is empty (a busy tunnel never sleeps in poll). */
-        drained = false;
-        while (len + FRAME_HDR + t->mtu <= REC_MAX) {
-            ssize_t r = read(t->tun_fd, buf + len + FRAME_HDR, t->mtu);
-            if (r <= 0) {
-                if (r < 0 && errno != EAGAIN && errno != EINTR)
-                    tunnel_end(c, "TUN %s: %s", t->ifname, strerror(errno));
-                drained = true;
-                break;
-            }
-            frame_header(buf + len, T_PACKET, (size_t)r);
-            len += FRAME_HDR + (size_t)r;
-            atomic_fetch_add(&t->pkts_out, 1);
+        if (!tried && atomic_load(&t->seg_tx)) {
+            tried = true;
+            seg = offloads_on(c);
         }
+        /* As many packets as two of the largest reads leave room for, read
+         * straight into their frames; poll only once the TUN is empty (a
+         * busy tunnel never sleeps in poll). */
+        while (len + FRAME_ROOM <= TXBUF && (r = read_packet(c, buf, &len, seg)) > 0)
+            ;
+        drained = r <= 0;
+        if (r < 0)
+            break;
         if (len) {
             int rc;
             pthread_mutex_lock(&t->send_lock);
@@ -235,6 +322,30 @@ static void *tx_main(void *arg)
 
 /* ---- TLS -> TUN ----------------------------------------------------------- */
 
+/* One packet to the TUN, with the offload header the kernel reads first. A
+ * full TUN queue drops the packet, as a full link would. */
+static void write_packet(struct conn *c, const struct frame *f)
+{
+    struct tunnel *t = c->tun;
+    struct virtio_net_hdr vh = {0};
+    struct iovec iov[2] = {{.iov_base = &vh, .iov_len = VNET_HDR},
+                           {.iov_base = (void *)f->payload, .iov_len = f->len}};
+
+    if (f->type == FRAME_SEGMENTS) {
+        /* Checked by frame_next. DATA_VALID is not taken on trust: the
+         * kernel checks what the peer sent. */
+        vh.flags = f->off.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        vh.gso_type = f->off.gso_type;
+        vh.hdr_len = f->off.hdr_len;
+        vh.gso_size = f->off.gso_size;
+        vh.csum_start = f->off.csum_start;
+        vh.csum_offset = f->off.csum_offset;
+    }
+    if (writev(t->tun_fd, iov, 2) < 0 && errno != EAGAIN && errno != ENOBUFS)
+        log_debug("TUN %s: write: %s", t->ifname, strerror(errno));
+    atomic_fetch_add(&t->pkts_in, frame_segment_count(f));
+}
+
 /* Parse what is buffered. 1: consumed what was whole; <0: the session ended. */
 static int parse_frames(struct conn *c)
 {
@@ -244,7 +355,9 @@ static int parse_frames(struct conn *c)
     for (;;) {
         struct frame f;
         const char *why = "?";
-        long n = frame_next(t->rbuf + off, t->rlen - off, t->mtu, false, &f, &why);
+        unsigned allow = (t->offer && !t->got_offload ? FRAME_ALLOW_OFFLOAD : 0) |
+                         (atomic_load(&t->seg_rx) ? FRAME_ALLOW_SEGMENTS : 0);
+        long n = frame_next(t->rbuf + off, t->rlen - off, t->mtu, allow, &f, &why);
         if (n == 0)
             break;
         if (n < 0) {
@@ -254,11 +367,13 @@ static int parse_frames(struct conn *c)
                            : 0);
             return -EPROTO;
         }
-        if (f.type == FRAME_PACKET) {
-            /* A full TUN queue drops the packet, as a full link would. */
-            if (write(t->tun_fd, f.payload, f.len) < 0 && errno != EAGAIN && errno != ENOBUFS)
-                log_debug("TUN %s: write: %s", t->ifname, strerror(errno));
-            atomic_fetch_add(&t->pkts_in, 1);
+        if (f.type == FRAME_PACKET || f.type == FRAME_SEGMENTS) {
+            write_packet(c, &f);
+        } else if (f.type == FRAME_OFFLOAD) {
+            t->got_offload = true;
+            atomic_store(&t->seg_rx, true);
+            atomic_store(&t->seg_tx, true);
+            log_debug("tunnel %s: the peer takes offloads", t->ifname);
         } else if (f.type == FRAME_CLOSE) {
             atomic_store(&t->peer_said_close, true);
             tunnel_end(c, "closed by peer: %.*s", (int)f.len, (const char *)f.payload);
@@ -266,8 +381,10 @@ static int parse_frames(struct conn *c)
         }
         off += (size_t)n;
     }
-    memmove(t->rbuf, t->rbuf + off, t->rlen - off);
-    t->rlen -= off;
+    if (off) {
+        memmove(t->rbuf, t->rbuf + off, t->rlen - off);
+        t->rlen -= off;
+    }
     return 1;
 }
 
@@ -568,6 +685,10 @@ void tunnel_start_hub(struct conn *c)
     json_object_object_add(o, "prefix", json_object_new_int((int)(32 - __builtin_ctz(d->pool_size))));
     json_object_object_add(o, "mtu", json_object_new_int((int)t->mtu));
     json_object_object_add(o, "keepalive", json_object_new_int((int)t->keepalive));
+    if (cfg->tunnel.offload) {
+        json_object_object_add(o, "offload", json_object_new_boolean(1));
+        t->offer = true;
+    }
     arr = json_object_new_array();
     for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
         json_object_array_add(arr, json_object_new_string(cfg->tunnel.routes[i]));
@@ -786,6 +907,15 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
     snprintf(t->local, sizeof(t->local), "%s", u->local);
     snprintf(t->remote, sizeof(t->remote), "%s", u->remote);
     rc = tun_up(c, u, err, errlen);
+    if (rc == 0 && fc->offload && up->d->cfg->tunnel.offload) {
+        /* SEGMENTS may come once the hub has read OFFLOAD: take them first. */
+        atomic_store(&t->seg_rx, true);
+        if (send_frame(c, T_OFFLOAD, NULL, 0) < 0) {
+            snprintf(err, errlen, "cannot send OFFLOAD");
+            rc = -EIO;
+        }
+        atomic_store(&t->seg_tx, true);
+    }
 out:
     free(fc);
     free(u);

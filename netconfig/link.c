@@ -61,7 +61,7 @@ out:
     return err;
 }
 
-int nc_tun_create(struct nc *nc, const char *name, int *fd_out)
+static int tun_create(struct nc *nc, const char *name, short flags, int *fd_out)
 {
     struct ifreq ifr;
     int fd = -1;
@@ -86,7 +86,7 @@ int nc_tun_create(struct nc *nc, const char *name, int *fd_out)
     memset(&ifr, 0, sizeof(ifr));
     /* No packet-info header; single queue; not TUNSETPERSIST: the device
      * dies with its last fd, so a crashed daemon leaves no tunnel behind. */
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = (short)(IFF_TUN | IFF_NO_PI | flags);
     memcpy(ifr.ifr_name, name, strlen(name));
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         err = nc_fail(nc, -errno, "tun %s: TUNSETIFF", name);
@@ -101,6 +101,16 @@ out:
         *fd_out = fd;
     }
     return err;
+}
+
+int nc_tun_create(struct nc *nc, const char *name, int *fd_out)
+{
+    return tun_create(nc, name, 0, fd_out);
+}
+
+int nc_tun_create_vnet(struct nc *nc, const char *name, int *fd_out)
+{
+    return tun_create(nc, name, IFF_VNET_HDR, fd_out);
 }
 
 /* One RTM_NEWLINK on the link's index with only the changed fields. */

@@ -49,6 +49,11 @@ void nc_record_clear(struct nc *nc);
 /* A TUN device (IFF_TUN | IFF_NO_PI, not persistent: it disappears when the
  * last copy of *fd_out is closed). *fd_out is O_CLOEXEC. */
 int nc_tun_create(struct nc *nc, const char *name, int *fd_out);
+/* The same with IFF_VNET_HDR: every read and write on *fd_out starts with a
+ * struct virtio_net_hdr (10 bytes, host order), so that the holder can turn
+ * on the TUN's offloads (TUNSETOFFLOAD: checksums, TCP segmentation) and
+ * move up to 64 KiB of TCP segments per read and write. */
+int nc_tun_create_vnet(struct nc *nc, const char *name, int *fd_out);
 int nc_link_set_up(struct nc *nc, const char *name);
 int nc_link_set_down(struct nc *nc, const char *name);
 int nc_link_set_mtu(struct nc *nc, const char *name, unsigned mtu);

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (;;) {
         struct frame f = {0};
         const char *why = NULL;
-        long n = frame_next(data + off, size - off, mtu, config_ok, &f, &why);
+        long n = frame_next(data + off, size - off, mtu, config_ok ? FRAME_ALLOW_CONFIG : 0, &f, &why);
 
         if (n == 0)
             break;
