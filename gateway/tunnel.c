@@ -87,6 +87,7 @@ struct tunnel {
     bool got_offload;    /* hub: OFFLOAD came */
     atomic_bool seg_rx;  /* SEGMENTS may arrive */
     atomic_bool seg_tx;  /* we may send SEGMENTS (the TX thread turns the offloads on) */
+    atomic_bool offloading; /* the TUN's offloads are on: status shows it */
     pthread_mutex_t reason_lock;
     char reason[200];
     char *networks[PS_MAX_PREFIXES];
@@ -291,6 +292,7 @@ static void *tx_main(void *arg)
         if (!tried && atomic_load(&t->seg_tx)) {
             tried = true;
             seg = offloads_on(c);
+            atomic_store(&t->offloading, seg);
         }
         /* As many packets as two of the largest reads leave room for, read
          * straight into their frames; poll only once the TUN is empty (a
@@ -726,6 +728,7 @@ void tunnel_describe(struct conn *c, struct json_object *o)
     json_object_object_add(o, "networks", arr);
     json_object_object_add(o, "packets_in", json_object_new_int64((int64_t)atomic_load(&t->pkts_in)));
     json_object_object_add(o, "packets_out", json_object_new_int64((int64_t)atomic_load(&t->pkts_out)));
+    json_object_object_add(o, "offload", json_object_new_boolean(atomic_load(&t->offloading)));
 }
 
 /* ---- the gate ----------------------------------------------------------------- */

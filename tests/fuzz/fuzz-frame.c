@@ -5,8 +5,12 @@
  * frames follow until one is malformed or the bytes run out. A CONFIG's
  * payload is read as the uplink reads it (frame_config_parse).
  *
- * Input: 2 bytes choose the MTU (576..9000, as the config allows) and
- * whether the first frame may be CONFIG; the rest is what the peer sent.
+ * The offload frames follow the hub's rule: OFFLOAD once when offered, then
+ * SEGMENTS; an accepted SEGMENTS frame must be one the kernel may take.
+ *
+ * Input: 2 bytes choose the MTU (576..9000, as the config allows), whether
+ * the first frame may be CONFIG, whether OFFLOAD is offered and whether
+ * SEGMENTS are already allowed; the rest is what the peer sent.
  */
 #include <errno.h>
 #include <string.h>
@@ -41,20 +45,22 @@ static void check_config(const unsigned char *payload, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned mtu;
-    bool config_ok;
+    unsigned allow;
     size_t off = 0;
 
     if (size < 2)
         return 0;
     mtu = 576 + ((unsigned)data[0] << 8 | data[1]) % (9000 - 576 + 1);
-    config_ok = data[0] & 0x80;
+    allow = (data[0] & 0x80 ? FRAME_ALLOW_CONFIG : 0) | (data[0] & 0x40 ? FRAME_ALLOW_OFFLOAD : 0) |
+            (data[1] & 0x01 ? FRAME_ALLOW_SEGMENTS : 0);
     data += 2;
     size -= 2;
 
     for (;;) {
         struct frame f = {0};
         const char *why = NULL;
-        long n = frame_next(data + off, size - off, mtu, config_ok ? FRAME_ALLOW_CONFIG : 0, &f, &why);
+        long n = frame_next(data + off, size - off, mtu, allow, &f, &why);
+        size_t hdr = f.type == FRAME_SEGMENTS ? FRAME_HDR + FRAME_OFFHDR : FRAME_HDR;
 
         if (n == 0)
             break;
@@ -64,12 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)strlen(why);
             break;
         }
-        FUZZ_CHECK((size_t)n == FRAME_HDR + f.len);
+        FUZZ_CHECK((size_t)n == hdr + f.len);
         FUZZ_CHECK((size_t)n <= size - off);
-        FUZZ_CHECK(f.payload == data + off + FRAME_HDR);
+        FUZZ_CHECK(f.payload == data + off + hdr);
         switch (f.type) {
         case FRAME_CONFIG:
-            FUZZ_CHECK(config_ok);
+            FUZZ_CHECK(allow & FRAME_ALLOW_CONFIG);
             FUZZ_CHECK(f.len <= FRAME_CONFIG_MAX);
             check_config(f.payload, f.len);
             break;
@@ -83,6 +89,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case FRAME_CLOSE:
             FUZZ_CHECK(f.len <= FRAME_CLOSE_MAX);
             break;
+        case FRAME_OFFLOAD:
+            FUZZ_CHECK((allow & FRAME_ALLOW_OFFLOAD) && f.len == 0);
+            allow = (allow & ~FRAME_ALLOW_OFFLOAD) | FRAME_ALLOW_SEGMENTS;
+            break;
+        case FRAME_SEGMENTS: {
+            const struct frame_offload *o = &f.off;
+            FUZZ_CHECK(allow & FRAME_ALLOW_SEGMENTS);
+            FUZZ_CHECK(f.len <= FRAME_SEGMENTS_MAX && frame_packet_ok(f.payload, f.len));
+            FUZZ_CHECK(o->hdr_len <= f.len);
+            FUZZ_CHECK(!(o->flags & FRAME_OFF_NEEDS_CSUM) ||
+                       (size_t)o->csum_start + o->csum_offset + 2 <= f.len);
+            if (o->gso_type == FRAME_OFF_GSO_NONE) {
+                FUZZ_CHECK(f.len <= mtu && frame_segment_count(&f) == 1);
+            } else {
+                FUZZ_CHECK(o->gso_size >= 1 && o->gso_size <= mtu);
+                FUZZ_CHECK(frame_segment_count(&f) >= 1 && frame_segment_count(&f) <= f.len);
+            }
+            break;
+        }
         default:
             FUZZ_CHECK(!"frame_next accepted an unknown type");
         }
@@ -95,12 +120,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         /* The header we would write for it reads back the same. */
         {
-            unsigned char hdr[FRAME_HDR];
-            frame_header(hdr, f.type, f.len);
-            FUZZ_CHECK(memcmp(hdr, data + off, FRAME_HDR) == 0);
+            unsigned char h[FRAME_HDR + FRAME_OFFHDR];
+            if (f.type == FRAME_SEGMENTS)
+                frame_segments_header(h, &f.off, f.len);
+            else
+                frame_header(h, f.type, f.len);
+            FUZZ_CHECK(memcmp(h, data + off, hdr) == 0);
         }
         off += (size_t)n;
-        config_ok = false; /* the hub sends CONFIG once, first */
+        allow &= ~FRAME_ALLOW_CONFIG; /* the hub sends CONFIG once, first */
     }
     return 0;
 }

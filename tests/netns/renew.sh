@@ -78,13 +78,20 @@ CODE=$(printf '%s\n' "$INV" | awk '$1 == "code" {print $2}')
 FP=$(printf '%s\n' "$INV" | awk '$1 == "gateway" {print $3}')
 expect_exit 0 "the spoke joins with the invite (mtlsgw join in its namespace)" \
     spoke_console join "$URL" --name spoke1 --code "$CODE" --fingerprint "$FP"
-printf '[uplink hub]\nserver = %s:%s\nenroll = %s\n' "$HUB_WAN" "$TUN_PORT" "$URL" \
+# This spoke runs without offloads (one MTU-sized packet per PACKET frame),
+# the path a peer that never sends OFFLOAD gets; tunnel.sh runs with them.
+printf '[tunnel]\noffload = no\n[uplink hub]\nserver = %s:%s\nenroll = %s\n' "$HUB_WAN" "$TUN_PORT" "$URL" \
     >>"$T/spoke/spoke.conf"
 first=$(serial_of "$T/spoke/pki/device.crt")
 mark hub
 nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
 ok_if "the tunnel comes up with the certificate from join" wait_until 15 ping_ab 1
 ok_if "... the hub accepted serial $first" log_has hub "serial $first.*accepted as tunnel"
+ok_if "... without offloads: the hub's session says \"offload\": false" python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])
+assert any(x.get("peer") == "spoke1" and x.get("offload") is False
+           for x in s.get("sessions_list", [])), s.get("sessions_list")' "$(mtg_at hub status --json)"
 
 # ---- renewal while traffic flows --------------------------------------------------
 # The same certificate again (serial, key, name, role), valid from 10 h ago

@@ -270,12 +270,17 @@ assert ipaddress.ip_address(l) in pool and ipaddress.ip_address(p) in pool' "$TU
 ok_if "spoke: $SPOKE_IF is the route to lan-a ($LANA_NET)" test "$(route_dev "$NS_SPOKE" "$LANA_NET")" = "$SPOKE_IF"
 expect_elem "$NS_SPOKE" trusted_ifaces "$SPOKE_IF" "spoke: $SPOKE_IF in trusted_ifaces"
 expect_elem "$NS_SPOKE" allowed4 "$SPOKE_IF . $LANB_NET" "spoke: allowed4 holds $SPOKE_IF . $LANB_NET (its networks)"
-OUT=$(hub_conf status --json 2>"$T/status.err")
+STATUS=$(hub_conf status --json 2>"$T/status.err")
 ok_if "hub status --json lists spoke1's session with interface $HUB_IF" python3 -c '
 import json, sys
 s = json.loads(sys.argv[1])
 assert any(x.get("peer") == "spoke1" and x.get("interface") == sys.argv[2]
-           for x in s.get("sessions_list", [])), s.get("sessions_list")' "$OUT" "$HUB_IF"
+           for x in s.get("sessions_list", [])), s.get("sessions_list")' "$STATUS" "$HUB_IF"
+ok_if "hub status --json: spoke1's tunnel runs with offloads (SEGMENTS frames)" python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])
+assert any(x.get("peer") == "spoke1" and x.get("offload") is True
+           for x in s.get("sessions_list", [])), s.get("sessions_list")' "$STATUS"
 
 # ---- peers that get nothing: a monitor, and a foreign CA's "spoke1" --------------------
 section "outsiders"
@@ -360,6 +365,10 @@ MALFORMED=(
     "flags not 0 (a KEEPALIVE with flags 1)|03010000|flag"
     "length over the limit (PACKET of 65535)|0200ffff$(printf '00%.0s' $(seq 64))|length|size|large|long|limit|mtu"
     "CONFIG from the peer|01000002 7b7d|config"
+    "SEGMENTS before OFFLOAD|06000014 00000000000000000000 4500001400000000400600000000000000000000|segments|offload"
+    "OFFLOAD twice|05000000 05000000|offload"
+    "SEGMENTS with UDP segmentation|05000000 06000014 01030000000100140006 4500001400000000401100000a0000020a0a0002|offload type"
+    "SEGMENTS whose checksum lies past the packet|05000000 06000014 01010000000100140010 4500001400000000400600000a0000020a0a0002|checksum"
 )
 for m in "${MALFORMED[@]}"; do
     name=${m%%|*}

@@ -74,9 +74,162 @@ static void test_packets(void)
     CU_ASSERT_FALSE(frame_packet_ok(p, 60));
 }
 
+/* A TCP segment train over IPv4 (or IPv6): headers, then payload bytes. */
+static size_t train(unsigned char *p, int v, size_t payload)
+{
+    size_t ip = v == 4 ? 20 : 40, len = ip + 20 + payload;
+
+    memset(p, 0, len);
+    if (v == 4) {
+        p[0] = 0x45;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        p[9] = 6;
+    } else {
+        p[0] = 0x60;
+        p[4] = (unsigned char)((len - 40) >> 8);
+        p[5] = (unsigned char)(len - 40);
+        p[6] = 6;
+    }
+    p[ip + 12] = 5 << 4; /* data offset: 20 bytes */
+    return len;
+}
+
+static struct frame_offload tso(int v, unsigned mss)
+{
+    struct frame_offload o = {.flags = FRAME_OFF_NEEDS_CSUM,
+                              .gso_type = v == 4 ? FRAME_OFF_GSO_TCPV4 : FRAME_OFF_GSO_TCPV6,
+                              .hdr_len = (unsigned short)(v == 4 ? 40 : 60),
+                              .gso_size = (unsigned short)mss,
+                              .csum_start = (unsigned short)(v == 4 ? 20 : 40),
+                              .csum_offset = 16};
+    return o;
+}
+
+static unsigned char big[FRAME_HDR + FRAME_OFFHDR + 65535];
+
+static long segments(const struct frame_offload *o, size_t len, unsigned allow, struct frame *f,
+                     const char **why)
+{
+    frame_segments_header(big, o, len);
+    return frame_next(big, FRAME_HDR + FRAME_OFFHDR + len, 1400, allow, f, why);
+}
+
+static void test_segments(void)
+{
+    struct frame f;
+    const char *why = NULL;
+    struct frame_offload o = tso(4, 1360);
+    size_t len = train(big + FRAME_HDR + FRAME_OFFHDR, 4, 65000 - 40);
+
+    /* A 65000-byte train is one frame, its offload header read back. */
+    EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why),
+               FRAME_HDR + FRAME_OFFHDR + 65000);
+    EXPECT_INT(f.type, FRAME_SEGMENTS);
+    EXPECT_INT(f.len, 65000);
+    CU_ASSERT_PTR_EQUAL(f.payload, big + FRAME_HDR + FRAME_OFFHDR);
+    EXPECT_INT(f.off.gso_size, 1360);
+    EXPECT_INT(f.off.csum_start, 20);
+    EXPECT_INT(f.off.csum_offset, 16);
+    EXPECT_INT(frame_segment_count(&f), (65000 - 40 + 1359) / 1360);
+    /* Partial: more bytes needed, up to the last one. */
+    EXPECT_INT(frame_next(big, FRAME_HDR + FRAME_OFFHDR + 64999, 1400, FRAME_ALLOW_SEGMENTS, &f,
+                          &why), 0);
+    /* Not before OFFLOAD. */
+    EXPECT_INT(segments(&o, len, 0, &f, &why), -EPROTO);
+    EXPECT_STR(why, "SEGMENTS before OFFLOAD");
+    /* IPv6 too, and ECN. */
+    len = train(big + FRAME_HDR + FRAME_OFFHDR, 6, 3000);
+    o = tso(6, 1340);
+    o.gso_type |= FRAME_OFF_GSO_ECN;
+    EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why), FRAME_HDR + FRAME_OFFHDR + len);
+    EXPECT_INT(frame_segment_count(&f), 3);
+    /* Without segmentation: a checksum to complete, at most the MTU. */
+    len = train(big + FRAME_HDR + FRAME_OFFHDR, 4, 100);
+    o = tso(4, 0);
+    o.gso_type = FRAME_OFF_GSO_NONE;
+    EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why), FRAME_HDR + FRAME_OFFHDR + len);
+    EXPECT_INT(frame_segment_count(&f), 1);
+    len = train(big + FRAME_HDR + FRAME_OFFHDR, 4, 1401 - 40);
+    EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why), -EPROTO);
+    EXPECT_STR(why, "frame longer than its limit");
+}
+
+static void test_segments_refused(void)
+{
+    struct frame f;
+    const char *why = NULL;
+    unsigned char *p = big + FRAME_HDR + FRAME_OFFHDR;
+    struct frame_offload o;
+    size_t len;
+
+#define REFUSE(v_, bend_, want_)                                                                   \
+    do {                                                                                           \
+        o = tso(v_, 1360);                                                                         \
+        len = train(p, v_, 5000);                                                                  \
+        bend_;                                                                                     \
+        why = NULL;                                                                                \
+        EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why), -EPROTO);                    \
+        EXPECT_STR(why, want_);                                                                    \
+    } while (0)
+    REFUSE(4, o.flags = 4, "unknown offload flags");
+    REFUSE(4, o.gso_type = 3, "unknown offload type");      /* UDP */
+    REFUSE(4, o.gso_type = FRAME_OFF_GSO_ECN, "unknown offload type");
+    REFUSE(4, p[3]--, "SEGMENTS is not one IP packet");
+    REFUSE(4, o.hdr_len = 5041, "offload header length past the packet");
+    REFUSE(4, o.csum_offset = 5019, "checksum position outside the packet"); /* 20 + 5019 + 2 > 5040 */
+    REFUSE(4, o.csum_start = 10, "checksum position outside the packet");
+    REFUSE(4, o.flags = 0, "segmentation without a checksum to complete");
+    REFUSE(4, o.gso_size = 0, "segment size out of range");
+    REFUSE(4, o.gso_size = 1401, "segment size out of range");
+    REFUSE(4, p[9] = 17, "segmentation of something that is not TCP");
+    REFUSE(6, o.gso_type = FRAME_OFF_GSO_TCPV4, "segmentation of something that is not TCP");
+    REFUSE(6, p[6] = 0, "segmentation of something that is not TCP"); /* an extension header */
+    REFUSE(4, o.csum_start = 24, "segmentation with a bad TCP header");
+    REFUSE(4, o.csum_offset = 6, "segmentation with a bad TCP header");
+    REFUSE(4, p[32] = 4 << 4, "segmentation with a bad TCP header");
+    REFUSE(4, p[32] = 15 << 4; len = 60; p[2] = 0; p[3] = 60, "segmentation with a bad TCP header");
+#undef REFUSE
+}
+
+static void test_offload_frame(void)
+{
+    unsigned char buf[8];
+    struct frame f;
+    const char *why = NULL;
+
+    frame_header(buf, FRAME_OFFLOAD, 0);
+    EXPECT_INT(frame_next(buf, 4, 1400, FRAME_ALLOW_OFFLOAD, &f, &why), 4);
+    EXPECT_INT(f.type, FRAME_OFFLOAD);
+    EXPECT_INT(frame_next(buf, 4, 1400, FRAME_ALLOW_SEGMENTS, &f, &why), -EPROTO);
+    EXPECT_STR(why, "unexpected OFFLOAD");
+    frame_header(buf, FRAME_OFFLOAD, 1);
+    EXPECT_INT(frame_next(buf, 5, 1400, FRAME_ALLOW_OFFLOAD, &f, &why), -EPROTO);
+}
+
+static void test_config_offload(void)
+{
+    struct frame_config fc;
+    char err[128];
+
+    EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\",\"offload\":true}",
+                                  &fc, err, sizeof(err)), 0);
+    CU_ASSERT_TRUE(fc.offload);
+    EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\"}", &fc, err,
+                                  sizeof(err)), 0);
+    CU_ASSERT_FALSE(fc.offload);
+    EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\",\"offload\":1}",
+                                  &fc, err, sizeof(err)), -EPROTO);
+    EXPECT_STR(err, "CONFIG offload is not true or false");
+}
+
 static const struct cu_test tests[] = {
     {"whole and partial frames", test_whole_and_partial},
     {"malformed frames refused", test_refused},
     {"IPv4 and IPv6 packet lengths", test_packets},
+    {"SEGMENTS: 64 KiB TCP trains, IPv4 and IPv6", test_segments},
+    {"SEGMENTS: offload headers the kernel must not see", test_segments_refused},
+    {"OFFLOAD only where allowed", test_offload_frame},
+    {"CONFIG offload flag", test_config_offload},
 };
 CU_MAIN("frame", tests)
