@@ -81,7 +81,9 @@ static const char *segments_bad(const struct frame_offload *o, const unsigned ch
     }
     if (!(o->flags & FRAME_OFF_NEEDS_CSUM))
         return "segmentation without a checksum to complete";
-    if (o->gso_size == 0 || o->gso_size > mtu)
+    /* Linux never segments below 48 bytes (TCP_MIN_SND_MSS); smaller ones
+     * would only turn one frame into thousands of packets. */
+    if (o->gso_size < FRAME_GSO_MIN || o->gso_size > mtu)
         return "segment size out of range";
     ihl = (p[0] >> 4) == 4 ? (size_t)(p[0] & 15) * 4 : 40;
     if (gso == FRAME_OFF_GSO_TCPV4 ? (p[0] >> 4) != 4 || p[9] != 6 : (p[0] >> 4) != 6 || p[6] != 6)

@@ -21,6 +21,7 @@
  * bytes of one IP packet (up to 64 KiB: a TCP segment train). */
 #define FRAME_OFFHDR 10
 #define FRAME_SEGMENTS_MAX 65535
+#define FRAME_GSO_MIN 48 /* the smallest segment size taken */
 
 /* The offload header's values: those of the kernel's virtio_net_hdr, which
  * TUN devices with IFF_VNET_HDR read and write (in host order there; in

@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (o->gso_type == FRAME_OFF_GSO_NONE) {
                 FUZZ_CHECK(f.len <= mtu && frame_segment_count(&f) == 1);
             } else {
-                FUZZ_CHECK(o->gso_size >= 1 && o->gso_size <= mtu);
+                FUZZ_CHECK(o->gso_size >= FRAME_GSO_MIN && o->gso_size <= mtu);
                 FUZZ_CHECK(frame_segment_count(&f) >= 1 && frame_segment_count(&f) <= f.len);
             }
             break;

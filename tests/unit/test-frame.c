@@ -181,6 +181,7 @@ static void test_segments_refused(void)
     REFUSE(4, o.csum_start = 10, "checksum position outside the packet");
     REFUSE(4, o.flags = 0, "segmentation without a checksum to complete");
     REFUSE(4, o.gso_size = 0, "segment size out of range");
+    REFUSE(4, o.gso_size = 47, "segment size out of range");
     REFUSE(4, o.gso_size = 1401, "segment size out of range");
     REFUSE(4, p[9] = 17, "segmentation of something that is not TCP");
     REFUSE(6, o.gso_type = FRAME_OFF_GSO_TCPV4, "segmentation of something that is not TCP");
