@@ -45,7 +45,7 @@ void frame_segments_header(unsigned char *out, const struct frame_offload *off, 
     put16(out + FRAME_HDR + 8, off->csum_offset);
 }
 
-/* Where the TCP header of a segment train ends (checked by segments_bad). */
+/* Where the TCP header of a segment train ends (checked by frame_segments_bad). */
 static size_t tcp_end(const struct frame_offload *o, const unsigned char *p)
 {
     return (size_t)o->csum_start + (size_t)(p[o->csum_start + 12] >> 4) * 4;
@@ -54,8 +54,8 @@ static size_t tcp_end(const struct frame_offload *o, const unsigned char *p)
 /* Why a SEGMENTS frame's offload header and packet cannot go to the kernel,
  * or NULL. Only what a TUN takes from a guest: a checksum to complete, TCP
  * segmentation over IPv4 or IPv6 (no extension headers), ECN. */
-static const char *segments_bad(const struct frame_offload *o, const unsigned char *p,
-                                size_t len, unsigned mtu)
+const char *frame_segments_bad(const struct frame_offload *o, const unsigned char *p, size_t len,
+                               unsigned mtu)
 {
     unsigned gso = o->gso_type & (unsigned)~FRAME_OFF_GSO_ECN;
     size_t ihl;
@@ -174,7 +174,7 @@ long frame_next(const unsigned char *buf, size_t len, unsigned mtu, unsigned all
         f->off.gso_size = (unsigned short)get16(o + 4);
         f->off.csum_start = (unsigned short)get16(o + 6);
         f->off.csum_offset = (unsigned short)get16(o + 8);
-        if ((*why = segments_bad(&f->off, buf + hdr, plen, mtu)) != NULL)
+        if ((*why = frame_segments_bad(&f->off, buf + hdr, plen, mtu)) != NULL)
             return -EPROTO;
     }
     f->type = type;

@@ -63,7 +63,14 @@ long frame_next(const unsigned char *buf, size_t len, unsigned mtu, unsigned all
  * + FRAME_OFFHDR bytes) for a packet of len bytes. */
 void frame_segments_header(unsigned char *out, const struct frame_offload *off, size_t len);
 
-/* How many packets a SEGMENTS packet becomes on the wire (1 without GSO). */
+/* Why a SEGMENTS frame's offload header and packet (len bytes, at most
+ * FRAME_SEGMENTS_MAX) would be refused, or NULL: what frame_next checks, for
+ * a sender that drops what its peer would refuse. */
+const char *frame_segments_bad(const struct frame_offload *o, const unsigned char *p, size_t len,
+                               unsigned mtu);
+
+/* How many packets a SEGMENTS packet becomes on the wire (1 without GSO);
+ * only for a frame that passed the checks. */
 unsigned frame_segment_count(const struct frame *f);
 
 /* Whether p is one IPv4 or IPv6 packet whose own length is len. */

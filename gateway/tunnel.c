@@ -236,13 +236,15 @@ static int read_packet(struct conn *c, unsigned char *buf, size_t *len, bool seg
     f.off.gso_size = vh.gso_size;
     f.off.csum_start = vh.csum_start;
     f.off.csum_offset = vh.csum_offset;
-    if (f.off.gso_type != FRAME_OFF_GSO_NONE && n >= 40) /* the real header length */
+    /* hdr_len: the real header length (the kernel gives its linear part). */
+    if (f.off.gso_type != FRAME_OFF_GSO_NONE && (size_t)vh.csum_start + 13 <= n)
         f.off.hdr_len = (unsigned short)(vh.csum_start + (pkt[vh.csum_start + 12] >> 4) * 4);
     /* What the other side would refuse as malformed (a packet over the MTU
      * or over 64 KiB, or offload fields it cannot take) is dropped here, as
      * a link drops what it cannot carry. */
-    if (n > FRAME_SEGMENTS_MAX || (f.off.gso_type == FRAME_OFF_GSO_NONE && n > t->mtu) ||
-        (!seg && (f.off.flags || f.off.gso_type))) {
+    if (n > FRAME_SEGMENTS_MAX ||
+        (!seg && (f.off.flags || f.off.gso_type || n > t->mtu || !frame_packet_ok(pkt, n))) ||
+        (seg && frame_segments_bad(&f.off, pkt, n, t->mtu))) {
         log_debug("tunnel %s: dropped a %zu-byte packet (offload %u/%u)", t->ifname, n,
                   f.off.flags, f.off.gso_type);
         return 1;
