@@ -95,7 +95,19 @@ topo_up() {
     ip -n "$NS_LANA" route add default via "$LANA_GW" &&
         ip -n "$NS_LANB" route add default via "$LANB_GW" &&
         ip -n "$NS_OUT" route add default via "$OUT_GW" || return 1
-    hub sysctl -qw net.ipv4.ip_forward=1 && spoke sysctl -qw net.ipv4.ip_forward=1
+    hub sysctl -qw net.ipv4.ip_forward=1 && spoke sysctl -qw net.ipv4.ip_forward=1 || return 1
+    # IPv6 on the LANs only when a test asks for it (LANA6_NET/LANB6_NET set
+    # before topo_up): ::1 the router, ::2 the host, no DAD wait.
+    if [ -n "${LANA6_NET:-}" ]; then
+        lana ip addr add "${LANA6_NET%::/*}::2/64" dev va nodad &&
+            hub ip addr add "${LANA6_NET%::/*}::1/64" dev va nodad &&
+            lanb ip addr add "${LANB6_NET%::/*}::2/64" dev vb nodad &&
+            spoke ip addr add "${LANB6_NET%::/*}::1/64" dev vb nodad &&
+            lana ip -6 route add default via "${LANA6_NET%::/*}::1" &&
+            lanb ip -6 route add default via "${LANB6_NET%::/*}::1" &&
+            hub sysctl -qw net.ipv6.conf.all.forwarding=1 &&
+            spoke sysctl -qw net.ipv6.conf.all.forwarding=1 || return 1
+    fi
 }
 
 topo_down() {
@@ -176,13 +188,14 @@ mtg_fixture() { # [hub config lines...]
     mtg_node hub hub "$HUB_PIN" || return 1
     {
         printf '[tunnel]\nlisten = %s:%s\npool = %s\nroutes = %s\n' \
-            "$HUB_WAN" "$TUN_PORT" "$TUN_POOL" "$LANA_NET"
+            "$HUB_WAN" "$TUN_PORT" "$TUN_POOL" "$LANA_NET${LANA6_NET:+ $LANA6_NET}"
         [ $# -gt 0 ] && printf '%s\n' "$@"
     } >>"$T/hub/hub.conf"
     mtg_at hub init --cn hub1 --host "$HUB_WAN" --host "$LANA_GW" >/dev/null || return 1
     mtg_node spoke spk "$SPK_PIN" || return 1
     mtg_uplink spoke
-    mtg_device spoke hub spoke1 tunnel --network "$LANB_NET" || return 1
+    mtg_device spoke hub spoke1 tunnel --network "$LANB_NET" \
+        ${LANB6_NET:+--network "$LANB6_NET"} || return 1
 }
 
 # ---- daemons in namespaces ---------------------------------------------------

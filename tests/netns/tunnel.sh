@@ -45,6 +45,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# IPv6 on both LANs too: the hub routes it, spoke1 is enrolled with it.
+LANA6_NET=fd00:10::/64
+LANB6_NET=fd00:20::/64
+LANA6_HOST=fd00:10::2
+LANB6_HOST=fd00:20::2
 topo_up
 case $? in
 0) ;;
@@ -221,7 +226,7 @@ stream() { # sender-fn sink-ns sink-host label
     local send=$1 ns=$2 host=$3 label=$4 sink t0 t1 got_sum
     : >"$T/stream.out"
     ip netns exec "$ns" python3 -c 'import hashlib, socket, sys
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 5001))
 s.listen(1)
@@ -259,12 +264,24 @@ $(cat "$T/stream.err")"
 }
 stream lanb "$NS_LANA" "$LANA_HOST" "lan-b -> lan-a"
 stream lana "$NS_LANB" "$LANB_HOST" "lan-a -> lan-b"
+# IPv6 through the same tunnel (TCP over IPv6 crosses as TSO6 trains).
+ok_if "IPv6: ping lan-b -> lan-a ($LANA6_HOST) through the tunnel" \
+    lanb ping -6 -c 3 -i 0.2 -W 1 "$LANA6_HOST"
+ok_if "IPv6: ping lan-a -> lan-b ($LANB6_HOST) through the tunnel" \
+    lana ping -6 -c 3 -i 0.2 -W 1 "$LANB6_HOST"
+stream lanb "$NS_LANA" "$LANA6_HOST" "over IPv6 lan-b -> lan-a"
+stream lana "$NS_LANB" "$LANB6_HOST" "over IPv6 lan-a -> lan-b"
 
 # ---- the hub's kernel state while spoke1 is trusted ----------------------------------
 section "kernel state"
 ok_if "hub: $HUB_IF is the route to lan-b ($LANB_NET)" test "$(route_dev "$NS_HUB" "$LANB_NET")" = "$HUB_IF"
 expect_elem "$NS_HUB" trusted_ifaces "$HUB_IF" "hub: $HUB_IF in trusted_ifaces"
 expect_elem "$NS_HUB" allowed4 "$HUB_IF . $LANA_NET" "hub: allowed4 holds $HUB_IF . $LANA_NET ([tunnel] routes)"
+ok_if "hub: $HUB_IF is the route to lan-b's IPv6 network ($LANB6_NET)" \
+    test "$(ip -n "$NS_HUB" -6 -j route show "$LANB6_NET" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print(r[0].get("dev", "") if r else "")')" = "$HUB_IF"
+expect_elem "$NS_HUB" allowed6 "$HUB_IF . $LANA6_NET" "hub: allowed6 holds $HUB_IF . $LANA6_NET ([tunnel] routes)"
 HUB_MTU=$(ip -n "$NS_HUB" -j link show "$HUB_IF" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["mtu"])')
 ok_if "hub: $HUB_IF has MTU 1400 (got $HUB_MTU)" test "$HUB_MTU" = 1400
 addrs=$(ip -n "$NS_HUB" -j addr show dev "$HUB_IF" | python3 -c 'import ipaddress, json, sys
