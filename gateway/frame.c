@@ -51,6 +51,11 @@ static size_t tcp_end(const struct frame_offload *o, const unsigned char *p)
     return (size_t)o->csum_start + (size_t)(p[o->csum_start + 12] >> 4) * 4;
 }
 
+size_t frame_segments_headers(const struct frame_offload *o, const unsigned char *p)
+{
+    return o->gso_type == FRAME_OFF_GSO_NONE ? 0 : tcp_end(o, p);
+}
+
 /* Why a SEGMENTS frame's offload header and packet cannot go to the kernel,
  * or NULL. Only what a TUN takes from a guest: a checksum to complete, TCP
  * segmentation over IPv4 or IPv6 (no extension headers), ECN. */

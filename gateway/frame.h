@@ -69,6 +69,10 @@ void frame_segments_header(unsigned char *out, const struct frame_offload *off, 
 const char *frame_segments_bad(const struct frame_offload *o, const unsigned char *p, size_t len,
                                unsigned mtu);
 
+/* The length of the IP and TCP headers of a segment train that passed
+ * frame_segments_bad (its hdr_len); 0 without segmentation. */
+size_t frame_segments_headers(const struct frame_offload *o, const unsigned char *p);
+
 /* How many packets a SEGMENTS packet becomes on the wire (1 without GSO);
  * only for a frame that passed the checks. */
 unsigned frame_segment_count(const struct frame *f);

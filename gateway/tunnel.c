@@ -236,12 +236,11 @@ static int read_packet(struct conn *c, unsigned char *buf, size_t *len, bool seg
     f.off.gso_size = vh.gso_size;
     f.off.csum_start = vh.csum_start;
     f.off.csum_offset = vh.csum_offset;
-    /* hdr_len: the real header length (the kernel gives its linear part). */
-    if (f.off.gso_type != FRAME_OFF_GSO_NONE && (size_t)vh.csum_start + 13 <= n)
-        f.off.hdr_len = (unsigned short)(vh.csum_start + (pkt[vh.csum_start + 12] >> 4) * 4);
-    /* What the other side would refuse as malformed (a packet over the MTU
-     * or over 64 KiB, or offload fields it cannot take) is dropped here, as
-     * a link drops what it cannot carry. */
+    /* hdr_len stays 0 for the checks (the kernel's is its linear part, not
+     * the headers); set from the checked headers below. What the other
+     * side would refuse as malformed (a packet over the MTU or over 64 KiB,
+     * or offload fields it cannot take) is dropped here, as a link drops
+     * what it cannot carry. */
     if (n > FRAME_SEGMENTS_MAX ||
         (!seg && (f.off.flags || f.off.gso_type || n > t->mtu || !frame_packet_ok(pkt, n))) ||
         (seg && frame_segments_bad(&f.off, pkt, n, t->mtu))) {
@@ -250,6 +249,7 @@ static int read_packet(struct conn *c, unsigned char *buf, size_t *len, bool seg
         return 1;
     }
     if (seg) {
+        f.off.hdr_len = (unsigned short)frame_segments_headers(&f.off, pkt);
         frame_segments_header(buf + *len, &f.off, n);
         *len += FRAME_HDR + FRAME_OFFHDR + n;
         atomic_fetch_add(&t->pkts_out, frame_segment_count(&f));

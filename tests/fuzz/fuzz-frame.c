@@ -105,6 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             } else {
                 FUZZ_CHECK(o->gso_size >= FRAME_GSO_MIN && o->gso_size <= mtu);
                 FUZZ_CHECK(frame_segment_count(&f) >= 1 && frame_segment_count(&f) <= f.len);
+                FUZZ_CHECK(frame_segments_headers(o, f.payload) <= f.len);
             }
             break;
         }

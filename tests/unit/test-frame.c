@@ -132,6 +132,7 @@ static void test_segments(void)
     EXPECT_INT(f.off.csum_start, 20);
     EXPECT_INT(f.off.csum_offset, 16);
     EXPECT_INT(frame_segment_count(&f), (65000 - 40 + 1359) / 1360);
+    EXPECT_INT(frame_segments_headers(&f.off, f.payload), 40);
     /* Partial: more bytes needed, up to the last one. */
     EXPECT_INT(frame_next(big, FRAME_HDR + FRAME_OFFHDR + 64999, 1400, FRAME_ALLOW_SEGMENTS, &f,
                           &why), 0);
@@ -144,12 +145,14 @@ static void test_segments(void)
     o.gso_type |= FRAME_OFF_GSO_ECN;
     EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why), FRAME_HDR + FRAME_OFFHDR + len);
     EXPECT_INT(frame_segment_count(&f), 3);
+    EXPECT_INT(frame_segments_headers(&f.off, f.payload), 60);
     /* Without segmentation: a checksum to complete, at most the MTU. */
     len = train(big + FRAME_HDR + FRAME_OFFHDR, 4, 100);
     o = tso(4, 0);
     o.gso_type = FRAME_OFF_GSO_NONE;
     EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why), FRAME_HDR + FRAME_OFFHDR + len);
     EXPECT_INT(frame_segment_count(&f), 1);
+    EXPECT_INT(frame_segments_headers(&f.off, f.payload), 0);
     len = train(big + FRAME_HDR + FRAME_OFFHDR, 4, 1401 - 40);
     EXPECT_INT(segments(&o, len, FRAME_ALLOW_SEGMENTS, &f, &why), -EPROTO);
     EXPECT_STR(why, "frame longer than its limit");
