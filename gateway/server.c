@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #ifdef __GLIBC__
-#include <malloc.h> /* malloc_trim */
+#include <malloc.h> /* malloc_trim, mallopt */
 #endif
 
 #include <json-c/json.h>
@@ -377,7 +377,8 @@ static void resume_listeners(struct daemon *d)
     }
 }
 
-static void accept_one(struct daemon *d, struct listener *l)
+/* Accepts one connection; false when there is none left to take now. */
+static bool accept_one(struct daemon *d, struct listener *l)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -388,14 +389,16 @@ static void accept_one(struct daemon *d, struct listener *l)
     struct epoll_event ev = {0};
 
     if (l->paused)
-        return;
+        return false;
     fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED)
+            return true; /* that one is gone; there may be more */
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
             pause_listener(d, l, errno);
-        else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        else if (errno != EAGAIN)
             log_warn("%s: accept: %s", l->name, strerror(errno));
-        return;
+        return false;
     }
     format_addr(&ss, remote, sizeof(remote));
     total = atomic_load(&l->sessions) + atomic_load(&l->handshaking);
@@ -404,7 +407,7 @@ static void accept_one(struct daemon *d, struct listener *l)
         snprintf(why, sizeof(why), "%u connections (max-sessions)", total);
         log_refusal(l, remote, why);
         refuse(fd);
-        return;
+        return true;
     }
     c = server_conn_new(d, l, fd, &ss, true);
     if (!c) {
@@ -412,7 +415,7 @@ static void accept_one(struct daemon *d, struct listener *l)
         log_debug("%s: %s refused: banned, or max-per-source (%u) reached", l->name, remote,
                   l->max_per_source);
         refuse(fd);
-        return;
+        return true;
     }
     pthread_rwlock_rdlock(&d->token_lock);
     rc = tls_session_new(l->tls, fd, c, &c->tls);
@@ -423,7 +426,7 @@ static void accept_one(struct daemon *d, struct listener *l)
         atomic_store(&c->state, CONN_CLOSED);
         server_forget(c);
         conn_unref(c);
-        return;
+        return true;
     }
     c->armed = true;
     ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP;
@@ -435,6 +438,7 @@ static void accept_one(struct daemon *d, struct listener *l)
         server_forget(c);
         conn_unref(c);
     }
+    return true;
 }
 
 static void dispatch(struct daemon *d, struct conn *c)
@@ -952,6 +956,21 @@ static void trim_after_load(struct daemon *d)
 #endif
 }
 
+/*
+ * glibc trims a thread's heap whenever a free leaves more than 128 KiB free at
+ * its top: an madvise() and a TLB shootdown across the CPUs, many times a
+ * second under a handshake load (perf: 5 to 10 % of the CPU of a resumed
+ * handshake, docs/performance.md). With a higher threshold the pools reuse
+ * that memory, and what a load leaves behind goes back in one malloc_trim()
+ * once it is over (trim_after_load). musl has no such knob and needs none.
+ */
+static void malloc_tune(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+#endif
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -1161,6 +1180,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     int rc = 1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
+    malloc_tune();
     d->cfg = cfg;
     d->started = time(NULL);
     d->epfd = d->wake_fd = d->signal_fd = d->timer_fd = d->control_fd = -1;
@@ -1286,8 +1306,9 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &d->mgmt || p == &d->tunl || p == &d->estl) {
-                for (int k = 0; k < 64; k++)
-                    accept_one(d, p);
+                /* Up to 64 a round, so that open sessions get their turn. */
+                for (int k = 0; k < 64 && accept_one(d, p); k++)
+                    ;
             } else if (p == &tag_timer) {
                 uint64_t x;
                 if (read(d->timer_fd, &x, sizeof(x)) > 0)
