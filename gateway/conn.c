@@ -112,22 +112,28 @@ static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdic
     struct trustdb *t;
     int rc;
 
-    rc = tls_peer_chain(s, &chain, &n);
-    if (rc < 0)
-        return rc;
+    /* What a caller reads when the certificate cannot even be parsed. */
+    memset(v, 0, sizeof(*v));
+    v->code = VERDICT_BAD_CERT;
+    snprintf(v->reason, sizeof(v->reason), "the certificate cannot be read");
     t = daemon_trust(c->d);
-    if (resumed)
-        rc = verify_peer_resumed(trustdb_trust(t), n ? chain[0] : NULL, time(NULL),
-                                 c->l->allowed_roles, v);
-    else
-        rc = verify_peer(trustdb_trust(t), chain, n, time(NULL), c->l->allowed_roles, v);
+    if (resumed) {
+        const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n);
+        rc = trustdb_verify_resumed(t, raw && n ? &raw[0] : NULL, time(NULL),
+                                    c->l->allowed_roles, v);
+    } else {
+        rc = tls_peer_chain(s, &chain, &n);
+        if (rc == 0)
+            rc = verify_peer(trustdb_trust(t), chain, n, time(NULL), c->l->allowed_roles, v);
+    }
     if (rc == 0 && v->code == VERDICT_OK) {
         snprintf(c->peer, sizeof(c->peer), "%s", v->peer->name);
         c->role = (int)v->peer->role;
     }
     trustdb_unref(t);
-    snprintf(c->serial, sizeof(c->serial), "%s", v->serial);
-    for (unsigned i = 0; i < n; i++)
+    if (rc == 0)
+        snprintf(c->serial, sizeof(c->serial), "%s", v->serial);
+    for (unsigned i = 0; chain && i < n; i++)
         gnutls_x509_crt_deinit(chain[i]);
     free(chain);
     return rc;

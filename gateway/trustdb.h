@@ -14,6 +14,7 @@
 struct pki;
 struct registry;
 struct trust;
+struct verdict;
 
 struct trustdb;
 
@@ -28,5 +29,14 @@ const struct registry *trustdb_registry(const struct trustdb *db);
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db);
 time_t trustdb_crl_this_update(const struct trustdb *db);
 time_t trustdb_crl_next_update(const struct trustdb *db);
+
+/*
+ * verify_peer_resumed for the peer certificate der (DER) of a resumed
+ * session, with its parsed facts kept in db for the next resumption.
+ * Thread-safe. der NULL: no certificate. Returns as verify_peer_resumed;
+ * -EBADMSG when der does not parse.
+ */
+int trustdb_verify_resumed(struct trustdb *db, const gnutls_datum_t *der, time_t now,
+                           unsigned allowed_roles, struct verdict *v);
 
 #endif

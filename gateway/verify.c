@@ -111,39 +111,46 @@ static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ..
     return 0;
 }
 
+void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f)
+{
+    memset(f, 0, sizeof(*f));
+    verify_serial_hex(crt, f->serial, sizeof(f->serial));
+    dn_of(crt, false, f->subject, sizeof(f->subject));
+    f->not_before = gnutls_x509_crt_get_activation_time(crt);
+    f->not_after = gnutls_x509_crt_get_expiration_time(crt);
+    f->client_auth = has_client_auth(crt);
+    f->crl_revoked = t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1;
+    f->role = verify_cert_role(crt);
+}
+
 /*
  * Everything but the chain: validity period, clientAuth, CRL, registry, role.
- * v->serial and v->subject are set by the caller.
  */
-static int verify_policy(const struct trust *t, gnutls_x509_crt_t crt, time_t now,
+static int verify_policy(const struct trust *t, const struct cert_facts *f, time_t now,
                          unsigned allowed_roles, bool purpose_mismatch, struct verdict *v)
 {
-    time_t nb, na;
     const struct peer *p;
-    int cert_role;
     char when[32];
 
-    nb = gnutls_x509_crt_get_activation_time(crt);
-    na = gnutls_x509_crt_get_expiration_time(crt);
-    if (now < nb) {
-        time_format_utc(nb, when, sizeof(when));
+    snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
+    snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
+    if (now < f->not_before) {
+        time_format_utc(f->not_before, when, sizeof(when));
         finish(v, VERDICT_NOT_YET_VALID, "not yet valid: valid from %s", when);
         return 0;
     }
-    if (now > na) {
-        time_format_utc(na, when, sizeof(when));
+    if (now > f->not_after) {
+        time_format_utc(f->not_after, when, sizeof(when));
         finish(v, VERDICT_EXPIRED, "expired on %s", when);
         return 0;
     }
     /* RFC 5280 reads a missing EKU as "any purpose"; mtlsgw insists on it. */
-    if (!has_client_auth(crt) || purpose_mismatch) {
+    if (!f->client_auth || purpose_mismatch) {
         finish(v, VERDICT_NO_CLIENTAUTH, "no clientAuth extended key usage");
         return 0;
     }
-    if (t->crl) {
-        if (gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1)
-            return finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
-    }
+    if (f->crl_revoked)
+        return finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
     p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
     v->peer = p;
     if (p && p->status != PEER_ACTIVE) {
@@ -157,17 +164,16 @@ static int verify_policy(const struct trust *t, gnutls_x509_crt_t crt, time_t no
         finish(v, VERDICT_NOT_ENROLLED, "not in registry: no peer has serial %s", v->serial);
         return 0;
     }
-    cert_role = verify_cert_role(crt);
-    if (cert_role < 0) {
+    if (f->role < 0) {
         finish(v, VERDICT_ROLE_MISMATCH,
                "peer %s: certificate carries no role URI (" ROLE_URI_PREFIX "...), registry "
                "says %s",
                p->name, role_name(p->role));
         return 0;
     }
-    if ((enum peer_role)cert_role != p->role) {
+    if ((enum peer_role)f->role != p->role) {
         finish(v, VERDICT_ROLE_MISMATCH, "peer %s: role mismatch: certificate says %s, registry says %s",
-               p->name, role_name((enum peer_role)cert_role), role_name(p->role));
+               p->name, role_name((enum peer_role)f->role), role_name(p->role));
         return 0;
     }
     if (!(allowed_roles & VERIFY_ROLE(p->role))) {
@@ -184,6 +190,7 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
 {
     gnutls_x509_trust_list_t tl = NULL;
     gnutls_x509_crt_t crt;
+    struct cert_facts f;
     unsigned status = 0;
     int rc;
     gnutls_typed_vdata_st vdata = {
@@ -195,8 +202,9 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
     if (n == 0 || !chain || !chain[0])
         return finish(v, VERDICT_NO_CERT, "no client certificate");
     crt = chain[0];
-    verify_serial_hex(crt, v->serial, sizeof(v->serial));
-    dn_of(crt, false, v->subject, sizeof(v->subject));
+    verify_facts(t, crt, &f);
+    snprintf(v->serial, sizeof(v->serial), "%s", f.serial);
+    snprintf(v->subject, sizeof(v->subject), "%s", f.subject);
 
     rc = gnutls_x509_trust_list_init(&tl, 0);
     if (rc < 0)
@@ -243,7 +251,7 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
         gnutls_free(txt.data);
         goto out;
     }
-    rc = verify_policy(t, crt, now, allowed_roles, (status & GNUTLS_CERT_PURPOSE_MISMATCH) != 0, v);
+    rc = verify_policy(t, &f, now, allowed_roles, (status & GNUTLS_CERT_PURPOSE_MISMATCH) != 0, v);
 out:
     /* Deinit without freeing the borrowed CAs: flag 0 leaves them alone. */
     gnutls_x509_trust_list_deinit(tl, 0);
@@ -253,10 +261,18 @@ out:
 int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t now,
                         unsigned allowed_roles, struct verdict *v)
 {
+    struct cert_facts f;
+
     memset(v, 0, sizeof(*v));
     if (!leaf)
         return finish(v, VERDICT_NO_CERT, "no client certificate");
-    verify_serial_hex(leaf, v->serial, sizeof(v->serial));
-    dn_of(leaf, false, v->subject, sizeof(v->subject));
-    return verify_policy(t, leaf, now, allowed_roles, false, v);
+    verify_facts(t, leaf, &f);
+    return verify_policy(t, &f, now, allowed_roles, false, v);
+}
+
+int verify_resumed_facts(const struct trust *t, const struct cert_facts *f, time_t now,
+                         unsigned allowed_roles, struct verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    return verify_policy(t, f, now, allowed_roles, false, v);
 }

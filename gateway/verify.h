@@ -7,6 +7,7 @@
 #ifndef MTLSGW_VERIFY_H
 #define MTLSGW_VERIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -68,6 +69,26 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
  */
 int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t now,
                         unsigned allowed_roles, struct verdict *v);
+
+/*
+ * What the checks of verify_peer_resumed read of a certificate, taken once
+ * (verify_facts), so that a resumption of a known peer needs no parsing
+ * (trustdb_verify_resumed keeps them). crl_revoked is for t->crl.
+ */
+struct cert_facts {
+    char serial[64];
+    char subject[256];
+    time_t not_before, not_after;
+    bool client_auth;
+    bool crl_revoked;
+    int role; /* verify_cert_role() */
+};
+
+void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f);
+
+/* verify_peer_resumed, from facts taken with the same trust. */
+int verify_resumed_facts(const struct trust *t, const struct cert_facts *f, time_t now,
+                         unsigned allowed_roles, struct verdict *v);
 
 /* Serial as lower-case hex, leading zero octets dropped (the registry key). */
 void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);

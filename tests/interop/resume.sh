@@ -1,7 +1,8 @@
 #!/bin/bash
 # TLS 1.3 session resumption on the management listener (openssl s_client
 # -sess_out / -sess_in): a resumed session is served, and is judged again:
-# once the peer is revoked its ticket no longer gets it in. (A resumed
+# once the peer is revoked its ticket no longer gets it in (the reload gives
+# a new trust snapshot, whose cache of certificate facts starts empty). (A resumed
 # handshake skips the chain's signatures, verified when the ticket was
 # issued, but not the CRL, registry, validity and role checks: verify.h.)
 #
@@ -80,8 +81,10 @@ ok_if "the ticket resumes the session (s_client: Reused)" grep -q "^Reused, TLSv
 ok_if "the resumed session is served" grep -q "HTTP/1.1 200" "$T/again.out"
 expect_in "resumed" "$(grep 'peer a1' "$T/d.log")" "the log says the session was resumed"
 
-# Keep a fresh ticket from just before the revocation.
+# Keep a fresh ticket from just before the revocation. This resumption is
+# judged from the facts kept of a1's certificate (trustdb_verify_resumed).
 req "$T/last.out" -sess_in "$T/sess.pem" -sess_out "$T/sess2.pem"
+ok_if "a second resumption is served too" grep -q "HTTP/1.1 200" "$T/last.out"
 [ -s "$T/sess2.pem" ] || cp "$T/sess.pem" "$T/sess2.pem"
 expect_exit 0 "mtlsgw revoke a1 (the running daemon is told)" \
     "$MTLSGW" -c "$T/c.conf" revoke a1 --reason keyCompromise
