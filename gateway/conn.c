@@ -107,8 +107,8 @@ static void count_verdict(struct conn *c, enum verdict_code v)
 /* resumed: the chain was verified when the ticket was issued (verify.h). */
 static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdict *v)
 {
-    gnutls_x509_crt_t *chain = NULL;
     unsigned n = 0;
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n);
     struct trustdb *t;
     int rc;
 
@@ -116,16 +116,13 @@ static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdic
     memset(v, 0, sizeof(*v));
     v->code = VERDICT_BAD_CERT;
     snprintf(v->reason, sizeof(v->reason), "the certificate cannot be read");
+    if (!raw)
+        n = 0;
     t = daemon_trust(c->d);
-    if (resumed) {
-        const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n);
-        rc = trustdb_verify_resumed(t, raw && n ? &raw[0] : NULL, time(NULL),
-                                    c->l->allowed_roles, v);
-    } else {
-        rc = tls_peer_chain(s, &chain, &n);
-        if (rc == 0)
-            rc = verify_peer(trustdb_trust(t), chain, n, time(NULL), c->l->allowed_roles, v);
-    }
+    if (resumed)
+        rc = trustdb_verify_resumed(t, n ? &raw[0] : NULL, time(NULL), c->l->allowed_roles, v);
+    else
+        rc = trustdb_verify_peer(t, raw, n, time(NULL), c->l->allowed_roles, v);
     if (rc == 0 && v->code == VERDICT_OK) {
         snprintf(c->peer, sizeof(c->peer), "%s", v->peer->name);
         c->role = (int)v->peer->role;
@@ -133,9 +130,6 @@ static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdic
     trustdb_unref(t);
     if (rc == 0)
         snprintf(c->serial, sizeof(c->serial), "%s", v->serial);
-    for (unsigned i = 0; chain && i < n; i++)
-        gnutls_x509_crt_deinit(chain[i]);
-    free(chain);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "fsutil.h"
+#include "verify.h"
 
 /*
  * AEAD only, forward secrecy only, no renegotiation (refused when asked, see
@@ -191,31 +192,15 @@ int tls_session_new(struct tls_server *srv, int fd, void *ptr, gnutls_session_t 
 
 int tls_peer_chain(gnutls_session_t s, gnutls_x509_crt_t **chain, unsigned *n)
 {
-    const gnutls_datum_t *raw;
     unsigned count = 0;
-    gnutls_x509_crt_t *c;
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &count);
+    int rc;
 
-    *chain = NULL;
     *n = 0;
-    raw = gnutls_certificate_get_peers(s, &count);
-    if (!raw || count == 0)
-        return 0;
-    c = calloc(count, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
-    for (unsigned i = 0; i < count; i++) {
-        if (gnutls_x509_crt_init(&c[i]) < 0 ||
-            gnutls_x509_crt_import(c[i], &raw[i], GNUTLS_X509_FMT_DER) < 0) {
-            for (unsigned j = 0; j <= i; j++)
-                if (c[j])
-                    gnutls_x509_crt_deinit(c[j]);
-            free(c);
-            return -EBADMSG;
-        }
-    }
-    *chain = c;
-    *n = count;
-    return 0;
+    rc = verify_import_chain(raw, raw ? count : 0, chain);
+    if (rc == 0)
+        *n = raw ? count : 0;
+    return rc;
 }
 
 void tls_describe(gnutls_session_t s, char *buf, size_t len)

@@ -13,11 +13,16 @@
 #include "verify.h"
 
 /*
- * The facts of the peers' certificates seen in resumptions, by their DER
- * bytes: a resumed handshake of a known peer then parses nothing (the parse
- * was a tenth of its CPU, docs/performance.md). Each snapshot has its own,
- * so a reload (new CRL, registry) starts empty. Direct-mapped: a collision
- * replaces the older entry.
+ * The facts of the peers' certificates, by their DER bytes (compared whole):
+ * a resumed handshake of a known peer then parses nothing (the parse was a
+ * tenth of its CPU, docs/performance.md), and a full handshake with a
+ * certificate whose signature by the CA has already been checked, byte for
+ * byte the same, does not check it again (a pure function of those bytes
+ * and the CA; the peer's proof of its key, CertificateVerify, is GnuTLS'
+ * in every handshake). Validity, registry and role are judged every time.
+ * Each snapshot has its own cache, so a reload (CA, CRL, registry) starts
+ * empty. Direct-mapped: a collision replaces the older entry. Only
+ * certificates that passed are kept.
  */
 #define FACTS_SLOTS 128
 
@@ -25,6 +30,7 @@ struct facts_slot {
     uint64_t hash;
     unsigned char *der; /* NULL: empty */
     size_t len;
+    bool chain_ok; /* der alone verified against this snapshot's CA */
     struct cert_facts f;
 };
 
@@ -38,38 +44,58 @@ struct trustdb {
     struct facts_slot *facts; /* FACTS_SLOTS, made on first use */
 };
 
-int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen)
+int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
+                 struct trustdb **out)
 {
     struct trustdb *db = calloc(1, sizeof(*db));
-    unsigned status = 0;
-    int rc;
 
-    if (!db)
+    if (!db) {
+        gnutls_x509_crt_deinit(ca);
+        if (crl)
+            gnutls_x509_crl_deinit(crl);
+        registry_free(reg);
         return -ENOMEM;
+    }
     atomic_init(&db->refs, 1);
     pthread_mutex_init(&db->facts_lock, NULL);
-    rc = pki_read_cert(pki->ca_path, &db->ca, err, errlen);
-    if (rc == 0)
-        rc = pki_read_crl(pki, &db->crl, err, errlen);
-    if (rc == 0)
-        rc = pki_load_registry(pki, &db->reg, err, errlen);
-    if (rc < 0)
-        goto fail;
-    /* A CRL not signed by our CA would let anyone un-revoke a peer. */
-    if (gnutls_x509_crl_verify(db->crl, &db->ca, 1, 0, &status) < 0 || status != 0) {
-        snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path, pki->ca_path);
-        rc = -EBADMSG;
-        goto fail;
-    }
+    db->ca = ca;
+    db->crl = crl;
+    db->reg = reg;
     db->trust.cas = &db->ca;
     db->trust.n_cas = 1;
     db->trust.crl = db->crl;
     db->trust.reg = db->reg;
     *out = db;
     return 0;
-fail:
-    trustdb_unref(db);
-    return rc;
+}
+
+int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen)
+{
+    gnutls_x509_crt_t ca = NULL;
+    gnutls_x509_crl_t crl = NULL;
+    struct registry *reg = NULL;
+    unsigned status = 0;
+    int rc;
+
+    rc = pki_read_cert(pki->ca_path, &ca, err, errlen);
+    if (rc == 0)
+        rc = pki_read_crl(pki, &crl, err, errlen);
+    if (rc == 0)
+        rc = pki_load_registry(pki, &reg, err, errlen);
+    /* A CRL not signed by our CA would let anyone un-revoke a peer. */
+    if (rc == 0 && (gnutls_x509_crl_verify(crl, &ca, 1, 0, &status) < 0 || status != 0)) {
+        snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path, pki->ca_path);
+        rc = -EBADMSG;
+    }
+    if (rc < 0) {
+        if (ca)
+            gnutls_x509_crt_deinit(ca);
+        if (crl)
+            gnutls_x509_crl_deinit(crl);
+        registry_free(reg);
+        return rc;
+    }
+    return trustdb_from(ca, crl, reg, out);
 }
 
 struct trustdb *trustdb_ref(struct trustdb *db)
@@ -107,7 +133,7 @@ static uint64_t fnv1a(const unsigned char *p, size_t n)
 
 /* The cached facts of der into *f; false when they are not there. */
 static bool facts_find(struct trustdb *db, const gnutls_datum_t *der, uint64_t h,
-                       struct cert_facts *f)
+                       struct cert_facts *f, bool *chain_ok)
 {
     struct facts_slot *s;
     bool hit = false;
@@ -117,6 +143,7 @@ static bool facts_find(struct trustdb *db, const gnutls_datum_t *der, uint64_t h
         s = &db->facts[h % FACTS_SLOTS];
         if (s->der && s->hash == h && s->len == der->size && memcmp(s->der, der->data, s->len) == 0) {
             *f = s->f;
+            *chain_ok = s->chain_ok;
             hit = true;
         }
     }
@@ -126,7 +153,7 @@ static bool facts_find(struct trustdb *db, const gnutls_datum_t *der, uint64_t h
 
 /* Best effort: without memory the next resumption parses again. */
 static void facts_keep(struct trustdb *db, const gnutls_datum_t *der, uint64_t h,
-                       const struct cert_facts *f)
+                       const struct cert_facts *f, bool chain_ok)
 {
     unsigned char *copy = malloc(der->size);
     struct facts_slot *s;
@@ -143,6 +170,7 @@ static void facts_keep(struct trustdb *db, const gnutls_datum_t *der, uint64_t h
         s->der = copy;
         s->len = der->size;
         s->hash = h;
+        s->chain_ok = chain_ok;
         s->f = *f;
         copy = NULL;
     }
@@ -155,12 +183,13 @@ int trustdb_verify_resumed(struct trustdb *db, const gnutls_datum_t *der, time_t
 {
     struct cert_facts f;
     gnutls_x509_crt_t crt = NULL;
+    bool chain_ok;
     uint64_t h;
 
     if (!der || der->size == 0)
         return verify_peer_resumed(&db->trust, NULL, now, allowed_roles, v);
     h = fnv1a(der->data, der->size);
-    if (!facts_find(db, der, h, &f)) {
+    if (!facts_find(db, der, h, &f, &chain_ok)) {
         if (gnutls_x509_crt_init(&crt) < 0)
             return -ENOMEM;
         if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
@@ -169,9 +198,36 @@ int trustdb_verify_resumed(struct trustdb *db, const gnutls_datum_t *der, time_t
         }
         verify_facts(&db->trust, crt, &f);
         gnutls_x509_crt_deinit(crt);
-        facts_keep(db, der, h, &f);
+        facts_keep(db, der, h, &f, false);
     }
-    return verify_resumed_facts(&db->trust, &f, now, allowed_roles, v);
+    return verify_by_facts(&db->trust, &f, now, allowed_roles, v);
+}
+
+int trustdb_verify_peer(struct trustdb *db, const gnutls_datum_t *raw, unsigned n, time_t now,
+                        unsigned allowed_roles, struct verdict *v)
+{
+    gnutls_x509_crt_t *chain = NULL;
+    struct cert_facts f;
+    bool chain_ok = false;
+    uint64_t h = 0;
+    int rc;
+
+    if (n == 1 && raw[0].size) {
+        h = fnv1a(raw[0].data, raw[0].size);
+        if (facts_find(db, &raw[0], h, &f, &chain_ok) && chain_ok)
+            return verify_by_facts(&db->trust, &f, now, allowed_roles, v);
+    }
+    rc = verify_import_chain(raw, n, &chain);
+    if (rc < 0)
+        return rc;
+    rc = verify_peer(&db->trust, chain, n, now, allowed_roles, v);
+    /* Passed, chain and policy: the chain is known good from now on. */
+    if (rc == 0 && v->code == VERDICT_OK && n == 1) {
+        verify_facts(&db->trust, chain[0], &f);
+        facts_keep(db, &raw[0], h, &f, true);
+    }
+    verify_free_chain(chain, n);
+    return rc;
 }
 
 const struct trust *trustdb_trust(const struct trustdb *db)

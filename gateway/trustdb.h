@@ -21,6 +21,10 @@ struct trustdb;
 /* Load ca.crt, crl.pem (its signature checked against the CA) and the
  * registry. err names the file on failure. */
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen);
+/* A snapshot of these (it takes all three; crl may be NULL), for tests and
+ * for trustdb_load. The CRL's signature is the caller's to check. */
+int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
+                 struct trustdb **out);
 struct trustdb *trustdb_ref(struct trustdb *db);
 void trustdb_unref(struct trustdb *db);
 
@@ -29,6 +33,15 @@ const struct registry *trustdb_registry(const struct trustdb *db);
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db);
 time_t trustdb_crl_this_update(const struct trustdb *db);
 time_t trustdb_crl_next_update(const struct trustdb *db);
+
+/*
+ * verify_peer for the DER certificates raw[0..n) a peer sent (raw[0] its
+ * own), remembering a lone certificate that passed: the next full handshake
+ * with the same bytes skips the chain's signature check (not the rest).
+ * Thread-safe. -EBADMSG when a certificate does not parse.
+ */
+int trustdb_verify_peer(struct trustdb *db, const gnutls_datum_t *raw, unsigned n, time_t now,
+                        unsigned allowed_roles, struct verdict *v);
 
 /*
  * verify_peer_resumed for the peer certificate der (DER) of a resumed

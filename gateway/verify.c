@@ -270,9 +270,38 @@ int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t no
     return verify_policy(t, &f, now, allowed_roles, false, v);
 }
 
-int verify_resumed_facts(const struct trust *t, const struct cert_facts *f, time_t now,
+int verify_by_facts(const struct trust *t, const struct cert_facts *f, time_t now,
                          unsigned allowed_roles, struct verdict *v)
 {
     memset(v, 0, sizeof(*v));
     return verify_policy(t, f, now, allowed_roles, false, v);
+}
+
+int verify_import_chain(const gnutls_datum_t *raw, unsigned n, gnutls_x509_crt_t **out)
+{
+    gnutls_x509_crt_t *c;
+
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    c = calloc(n, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        if (gnutls_x509_crt_init(&c[i]) < 0 ||
+            gnutls_x509_crt_import(c[i], &raw[i], GNUTLS_X509_FMT_DER) < 0) {
+            verify_free_chain(c, i + 1);
+            return -EBADMSG;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void verify_free_chain(gnutls_x509_crt_t *chain, unsigned n)
+{
+    for (unsigned i = 0; chain && i < n; i++)
+        if (chain[i])
+            gnutls_x509_crt_deinit(chain[i]);
+    free(chain);
 }

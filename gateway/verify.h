@@ -86,9 +86,15 @@ struct cert_facts {
 
 void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f);
 
-/* verify_peer_resumed, from facts taken with the same trust. */
-int verify_resumed_facts(const struct trust *t, const struct cert_facts *f, time_t now,
+/* verify_peer_resumed, from facts taken with the same trust; also what
+ * verify_peer decides once the chain of those facts has verified with it. */
+int verify_by_facts(const struct trust *t, const struct cert_facts *f, time_t now,
                          unsigned allowed_roles, struct verdict *v);
+
+/* DER certificates into a chain for verify_peer (freed with
+ * verify_free_chain); -EBADMSG when one does not parse. */
+int verify_import_chain(const gnutls_datum_t *raw, unsigned n, gnutls_x509_crt_t **chain);
+void verify_free_chain(gnutls_x509_crt_t *chain, unsigned n);
 
 /* Serial as lower-case hex, leading zero octets dropped (the registry key). */
 void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);
