@@ -21,8 +21,10 @@
  * and the CA; the peer's proof of its key, CertificateVerify, is GnuTLS'
  * in every handshake). Validity, registry and role are judged every time.
  * Each snapshot has its own cache, so a reload (CA, CRL, registry) starts
- * empty. Direct-mapped: a collision replaces the older entry. Only
- * certificates that passed are kept.
+ * empty. Direct-mapped: a collision replaces the older entry. Only a
+ * certificate that passed a full verification is marked chain_ok; the
+ * facts of any certificate seen in a resumption are kept (their own
+ * verdict is formed from them each time).
  */
 #define FACTS_SLOTS 128
 

@@ -22,7 +22,10 @@ struct trustdb;
  * registry. err names the file on failure. */
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen);
 /* A snapshot of these (it takes all three; crl may be NULL), for tests and
- * for trustdb_load. The CRL's signature is the caller's to check. */
+ * for trustdb_load. The CRL's signature is the caller's to check. Pass a CA
+ * and CRL read from DER/PEM: GnuTLS matches a CRL made in memory against
+ * certificates by issuer name unreliably (check_revocation says "not
+ * revoked"). */
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
                  struct trustdb **out);
 struct trustdb *trustdb_ref(struct trustdb *db);
