@@ -271,7 +271,7 @@ int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t no
 }
 
 int verify_by_facts(const struct trust *t, const struct cert_facts *f, time_t now,
-                         unsigned allowed_roles, struct verdict *v)
+                    unsigned allowed_roles, struct verdict *v)
 {
     memset(v, 0, sizeof(*v));
     return verify_policy(t, f, now, allowed_roles, false, v);

@@ -89,7 +89,7 @@ void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_fact
 /* verify_peer_resumed, from facts taken with the same trust; also what
  * verify_peer decides once the chain of those facts has verified with it. */
 int verify_by_facts(const struct trust *t, const struct cert_facts *f, time_t now,
-                         unsigned allowed_roles, struct verdict *v);
+                    unsigned allowed_roles, struct verdict *v);
 
 /* DER certificates into a chain for verify_peer (freed with
  * verify_free_chain); -EBADMSG when one does not parse. */
