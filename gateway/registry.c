@@ -13,10 +13,17 @@
 #define REGISTRY_VERSION 1
 #define REGISTRY_MAX_SIZE (64u * 1024 * 1024)
 
+struct serial_ix {
+    const char *serial; /* peers[i].serial */
+    size_t i;
+};
+
 struct registry {
     struct peer *peers;
     size_t n, cap;
     uint64_t crl_number; /* the last number used */
+    struct serial_ix *ix; /* by serial, then position; valid while n_ix == n */
+    size_t n_ix;
 };
 
 static const char *const role_names[] = {"admin", "monitor", "tunnel"};
@@ -141,7 +148,32 @@ void registry_free(struct registry *reg)
     for (size_t i = 0; i < reg->n; i++)
         peer_clear(&reg->peers[i]);
     free(reg->peers);
+    free(reg->ix);
     free(reg);
+}
+
+static int ix_cmp(const void *a, const void *b)
+{
+    const struct serial_ix *x = a, *y = b;
+    int c = strcmp(x->serial, y->serial);
+
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+int registry_index(struct registry *reg)
+{
+    struct serial_ix *ix = reg->n ? malloc(reg->n * sizeof(*ix)) : NULL;
+
+    if (reg->n && !ix)
+        return -ENOMEM;
+    for (size_t i = 0; i < reg->n; i++)
+        ix[i] = (struct serial_ix){reg->peers[i].serial, i};
+    if (reg->n)
+        qsort(ix, reg->n, sizeof(*ix), ix_cmp);
+    free(reg->ix);
+    reg->ix = ix;
+    reg->n_ix = reg->n;
+    return 0;
 }
 
 static int peer_copy(struct peer *dst, const struct peer *src)
@@ -211,6 +243,19 @@ const struct peer *registry_find_name(const struct registry *reg, const char *na
 
 const struct peer *registry_find_serial(const struct registry *reg, const char *serial)
 {
+    if (reg->ix && reg->n_ix == reg->n) {
+        /* The first entry with this serial, as the scan below finds it. */
+        size_t lo = 0, hi = reg->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(reg->ix[mid].serial, serial) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo < reg->n && strcmp(reg->ix[lo].serial, serial) == 0 ? &reg->peers[reg->ix[lo].i]
+                                                                      : NULL;
+    }
     for (size_t i = 0; i < reg->n; i++)
         if (strcmp(reg->peers[i].serial, serial) == 0)
             return &reg->peers[i];

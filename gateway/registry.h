@@ -53,7 +53,11 @@ size_t registry_count(const struct registry *reg);
 const struct peer *registry_at(const struct registry *reg, size_t i);
 /* The active entry with this name, else the most recent one, else NULL. */
 const struct peer *registry_find_name(const struct registry *reg, const char *name);
+/* The first entry with this serial. A linear scan, or a binary search once
+ * registry_index has run and no peer was added since (the daemon indexes
+ * each snapshot it loads: a handshake looks up its peer's serial). */
 const struct peer *registry_find_serial(const struct registry *reg, const char *serial);
+int registry_index(struct registry *reg);
 /* An active or revoked entry whose key is key_id, or NULL: such a key must
  * not be enrolled again (superseded entries were renewed, not distrusted). */
 const struct peer *registry_find_key(const struct registry *reg, const char *key_id);

@@ -60,6 +60,9 @@ int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *r
     }
     atomic_init(&db->refs, 1);
     pthread_mutex_init(&db->facts_lock, NULL);
+    /* Without memory for the index, lookups scan: slower, still right. */
+    if (reg)
+        registry_index(reg);
     db->ca = ca;
     db->crl = crl;
     db->reg = reg;

@@ -182,7 +182,60 @@ static void test_time(void)
     EXPECT_INT(time_parse_utc("2024-01-01 00:00:00", &t), -EINVAL);
 }
 
+/* The daemon's index: the same answers as the scan, also after an add. */
+static void test_serial_index(void)
+{
+    struct registry *reg = NULL;
+    char name[32], serial[32];
+    const struct peer *q;
+    size_t wrong = 0;
+
+    registry_new(&reg);
+    EXPECT_INT(registry_index(reg), 0); /* empty */
+    CU_ASSERT_PTR_NULL(registry_find_serial(reg, "01"));
+    /* Serials out of order, of different lengths. */
+    for (unsigned i = 0; i < 1000; i++) {
+        struct peer p;
+        snprintf(name, sizeof(name), "peer%u", i);
+        snprintf(serial, sizeof(serial), "%x", (i * 7919u) % 100003u + 1);
+        p = sample(name, serial);
+        EXPECT_INT(registry_add(reg, &p), 0);
+    }
+    EXPECT_INT(registry_index(reg), 0);
+    for (unsigned i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "peer%u", i);
+        snprintf(serial, sizeof(serial), "%x", (i * 7919u) % 100003u + 1);
+        q = registry_find_serial(reg, serial);
+        if (!q || strcmp(q->name, name) != 0)
+            wrong++;
+    }
+    EXPECT_INT(wrong, 0);
+    CU_ASSERT_PTR_NULL(registry_find_serial(reg, "0"));
+    CU_ASSERT_PTR_NULL(registry_find_serial(reg, "fffffff"));
+    CU_ASSERT_PTR_NULL(registry_find_serial(reg, ""));
+    /* Revocation changes no serial: the index still answers. */
+    EXPECT_INT(registry_revoke(reg, "peer5", PEER_REVOKED, NULL, 1700000500), 0);
+    snprintf(serial, sizeof(serial), "%x", (5 * 7919u) % 100003u + 1);
+    q = registry_find_serial(reg, serial);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    EXPECT_INT(q->status, PEER_REVOKED);
+    /* An add after indexing: found all the same (the scan takes over). */
+    {
+        struct peer p = sample("late", "abcdef01");
+        EXPECT_INT(registry_add(reg, &p), 0);
+    }
+    q = registry_find_serial(reg, "abcdef01");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    EXPECT_STR(q->name, "late");
+    EXPECT_INT(registry_index(reg), 0);
+    q = registry_find_serial(reg, "abcdef01");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    EXPECT_STR(q->name, "late");
+    registry_free(reg);
+}
+
 static const struct cu_test tests[] = {
+    {"serial index", test_serial_index},
     {"save and load", test_roundtrip},
     {"duplicates, revocation, re-enrollment", test_duplicates_and_revoke},
     {"garbage refused", test_garbage_refused},
