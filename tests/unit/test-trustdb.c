@@ -549,6 +549,66 @@ static void test_threads(void)
     trustdb_unref(db);
 }
 
+/* More peers than the cache's 128 slots (trustdb.c FACTS_SLOTS): slots are
+ * shared and replaced, and every verdict stays what it was. */
+#define MANY 300
+
+static void test_more_peers_than_slots(void)
+{
+    static struct leaf many[MANY];
+    static char names[MANY][16], hexes[MANY][8], serials[MANY][2];
+    struct registry *reg = NULL;
+    struct trustdb *db;
+    struct verdict v;
+    unsigned wrong = 0;
+    int rc;
+
+    CU_ASSERT_EQUAL_FATAL(registry_new(&reg), 0);
+    for (unsigned i = 0; i < MANY; i++) {
+        struct peer p;
+        snprintf(names[i], sizeof(names[i]), "many%u", i);
+        serials[i][0] = (char)(0x20 + i / 256); /* top bit clear: no zero octet */
+        serials[i][1] = (char)(i % 256);
+        snprintf(hexes[i], sizeof(hexes[i]), "%02x%02x", 0x20 + i / 256, i % 256);
+        many[i] = (struct leaf){names[i], serials[i], 2, hexes[i], "urn:mtlsgw:role:admin",
+                                GNUTLS_KP_TLS_WWW_CLIENT, ROLE_ADMIN, &ours, true, {0}};
+        CU_ASSERT_EQUAL_FATAL(leaf_make(&many[i]), 0);
+        p = (struct peer){.name = names[i], .role = ROLE_ADMIN, .status = PEER_ACTIVE,
+                          .serial = hexes[i], .key_id = "ab01", .not_before = T_FROM,
+                          .not_after = T_UNTIL, .enrolled_at = T_FROM};
+        EXPECT_INT(registry_add(reg, &p), 0);
+    }
+    db = snapshot(crl_of(NULL), reg);
+    /* Forward, backward, then resumed: each peer comes back after the
+     * others have taken its slot or shared it. */
+    for (int round = 0; round < 3; round++) {
+        for (unsigned k = 0; k < MANY; k++) {
+            unsigned i = round == 1 ? MANY - 1 - k : k;
+            rc = round == 2 ? trustdb_verify_resumed(db, &many[i].der, T_NOW, ADMIN, &v)
+                            : trustdb_verify_peer(db, &many[i].der, 1, T_NOW, ADMIN, &v);
+            if (rc != 0 || v.code != VERDICT_OK || !v.peer ||
+                strcmp(v.peer->name, names[i]) != 0 || strcmp(v.serial, hexes[i]) != 0) {
+                if (!wrong)
+                    fprintf(stderr, "round %d peer %u: %d/%s\n", round, i, rc,
+                            rc == 0 ? verdict_name(v.code) : "-");
+                wrong++;
+            }
+            /* Something else in between, refused every time. */
+            if (k % 50 == 0) {
+                rc = trustdb_verify_peer(db, &forged.der, 1, T_NOW, ADMIN, &v);
+                CU_ASSERT_TRUE(foreign_verdict(__LINE__, rc, &v));
+            }
+        }
+    }
+    EXPECT_INT(wrong, 0);
+    /* Time and roles are still judged for whichever peers the slots hold. */
+    FULL(db, many[0], T_UNTIL + 1, ADMIN, &v, VERDICT_EXPIRED);
+    FULL(db, many[MANY - 1], T_NOW, VERIFY_ROLE(ROLE_TUNNEL), &v, VERDICT_ROLE_NOT_ALLOWED);
+    trustdb_unref(db);
+    for (unsigned i = 0; i < MANY; i++)
+        gnutls_free(many[i].der.data);
+}
+
 static const struct cu_test tests[] = {
     {"good certificate, twice (cached)", test_ok_twice},
     {"cache does not freeze time", test_cache_keeps_time},
@@ -559,6 +619,7 @@ static const struct cu_test tests[] = {
     {"resumed: ok, no clientAuth", test_resumed},
     {"garbage DER and no certificate", test_garbage},
     {"threads share one snapshot", test_threads},
+    {"more peers than the cache has slots", test_more_peers_than_slots},
 };
 
 static void fixtures_free(void)
