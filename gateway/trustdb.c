@@ -46,16 +46,23 @@ struct trustdb {
     struct facts_slot *facts; /* FACTS_SLOTS, made on first use */
 };
 
+/* What a snapshot is made of (each may be NULL). */
+static void parts_free(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg)
+{
+    if (ca)
+        gnutls_x509_crt_deinit(ca);
+    if (crl)
+        gnutls_x509_crl_deinit(crl);
+    registry_free(reg);
+}
+
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
                  struct trustdb **out)
 {
     struct trustdb *db = calloc(1, sizeof(*db));
 
     if (!db) {
-        gnutls_x509_crt_deinit(ca);
-        if (crl)
-            gnutls_x509_crl_deinit(crl);
-        registry_free(reg);
+        parts_free(ca, crl, reg);
         return -ENOMEM;
     }
     atomic_init(&db->refs, 1);
@@ -93,11 +100,7 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
         rc = -EBADMSG;
     }
     if (rc < 0) {
-        if (ca)
-            gnutls_x509_crt_deinit(ca);
-        if (crl)
-            gnutls_x509_crl_deinit(crl);
-        registry_free(reg);
+        parts_free(ca, crl, reg);
         return rc;
     }
     return trustdb_from(ca, crl, reg, out);
@@ -114,11 +117,7 @@ void trustdb_unref(struct trustdb *db)
 {
     if (!db || atomic_fetch_sub(&db->refs, 1) != 1)
         return;
-    if (db->ca)
-        gnutls_x509_crt_deinit(db->ca);
-    if (db->crl)
-        gnutls_x509_crl_deinit(db->crl);
-    registry_free(db->reg);
+    parts_free(db->ca, db->crl, db->reg);
     if (db->facts)
         for (size_t i = 0; i < FACTS_SLOTS; i++)
             free(db->facts[i].der);
@@ -187,22 +186,19 @@ int trustdb_verify_resumed(struct trustdb *db, const gnutls_datum_t *der, time_t
                            unsigned allowed_roles, struct verdict *v)
 {
     struct cert_facts f;
-    gnutls_x509_crt_t crt = NULL;
+    gnutls_x509_crt_t *crt = NULL;
     bool chain_ok;
     uint64_t h;
+    int rc;
 
     if (!der || der->size == 0)
         return verify_peer_resumed(&db->trust, NULL, now, allowed_roles, v);
     h = fnv1a(der->data, der->size);
     if (!facts_find(db, der, h, &f, &chain_ok)) {
-        if (gnutls_x509_crt_init(&crt) < 0)
-            return -ENOMEM;
-        if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
-            gnutls_x509_crt_deinit(crt);
-            return -EBADMSG;
-        }
-        verify_facts(&db->trust, crt, &f);
-        gnutls_x509_crt_deinit(crt);
+        if ((rc = verify_import_chain(der, 1, &crt)) < 0)
+            return rc;
+        verify_facts(&db->trust, crt[0], &f);
+        verify_free_chain(crt, 1);
         facts_keep(db, der, h, &f, false);
     }
     return verify_by_facts(&db->trust, &f, now, allowed_roles, v);
@@ -225,12 +221,10 @@ int trustdb_verify_peer(struct trustdb *db, const gnutls_datum_t *raw, unsigned 
     rc = verify_import_chain(raw, n, &chain);
     if (rc < 0)
         return rc;
-    rc = verify_peer(&db->trust, chain, n, now, allowed_roles, v);
+    rc = verify_peer_facts(&db->trust, chain, n, now, allowed_roles, v, &f);
     /* Passed, chain and policy: the chain is known good from now on. */
-    if (rc == 0 && v->code == VERDICT_OK && n == 1) {
-        verify_facts(&db->trust, chain[0], &f);
+    if (rc == 0 && v->code == VERDICT_OK && n == 1)
         facts_keep(db, &raw[0], h, &f, true);
-    }
     verify_free_chain(chain, n);
     return rc;
 }

@@ -188,9 +188,17 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
 int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n, time_t now,
                 unsigned allowed_roles, struct verdict *v)
 {
+    struct cert_facts f;
+
+    return verify_peer_facts(t, chain, n, now, allowed_roles, v, &f);
+}
+
+int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
+                      time_t now, unsigned allowed_roles, struct verdict *v,
+                      struct cert_facts *f)
+{
     gnutls_x509_trust_list_t tl = NULL;
     gnutls_x509_crt_t crt;
-    struct cert_facts f;
     unsigned status = 0;
     int rc;
     gnutls_typed_vdata_st vdata = {
@@ -202,9 +210,9 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
     if (n == 0 || !chain || !chain[0])
         return finish(v, VERDICT_NO_CERT, "no client certificate");
     crt = chain[0];
-    verify_facts(t, crt, &f);
-    snprintf(v->serial, sizeof(v->serial), "%s", f.serial);
-    snprintf(v->subject, sizeof(v->subject), "%s", f.subject);
+    verify_facts(t, crt, f);
+    snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
+    snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
 
     rc = gnutls_x509_trust_list_init(&tl, 0);
     if (rc < 0)
@@ -251,7 +259,7 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
         gnutls_free(txt.data);
         goto out;
     }
-    rc = verify_policy(t, &f, now, allowed_roles, (status & GNUTLS_CERT_PURPOSE_MISMATCH) != 0, v);
+    rc = verify_policy(t, f, now, allowed_roles, (status & GNUTLS_CERT_PURPOSE_MISMATCH) != 0, v);
 out:
     /* Deinit without freeing the borrowed CAs: flag 0 leaves them alone. */
     gnutls_x509_trust_list_deinit(tl, 0);

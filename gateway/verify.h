@@ -86,6 +86,12 @@ struct cert_facts {
 
 void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f);
 
+/* verify_peer, also giving the facts it took of chain[0] (set when a
+ * verdict was formed and there was a certificate). */
+int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
+                      time_t now, unsigned allowed_roles, struct verdict *v,
+                      struct cert_facts *f);
+
 /* verify_peer_resumed, from facts taken with the same trust; also what
  * verify_peer decides once the chain of those facts has verified with it. */
 int verify_by_facts(const struct trust *t, const struct cert_facts *f, time_t now,
