@@ -112,10 +112,10 @@ static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdic
     struct trustdb *t;
     int rc;
 
-    /* What a caller reads when the certificate cannot even be parsed. */
+    /* The verdict when the certificate cannot even be parsed. */
     memset(v, 0, sizeof(*v));
     v->code = VERDICT_BAD_CERT;
-    snprintf(v->reason, sizeof(v->reason), "the certificate cannot be read");
+    snprintf(v->reason, sizeof(v->reason), "its certificate is not X.509 DER that can be read");
     if (!raw)
         n = 0;
     t = daemon_trust(c->d);
@@ -123,6 +123,10 @@ static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdic
         rc = trustdb_verify_resumed(t, n ? &raw[0] : NULL, time(NULL), c->l->allowed_roles, v);
     else
         rc = trustdb_verify_peer(t, raw, n, time(NULL), c->l->allowed_roles, v);
+    /* A certificate that does not parse is the peer's fault, not ours: a
+     * refusal with that reason (the verdict set above), not an internal error. */
+    if (rc == -EBADMSG)
+        rc = 0;
     if (rc == 0 && v->code == VERDICT_OK) {
         snprintf(c->peer, sizeof(c->peer), "%s", v->peer->name);
         c->role = (int)v->peer->role;
