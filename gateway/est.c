@@ -304,9 +304,7 @@ static bool same_subject(gnutls_session_t s, gnutls_x509_crq_t crq, char *have, 
 out:
     gnutls_free(a.data);
     gnutls_free(b.data);
-    for (unsigned i = 0; i < n; i++)
-        gnutls_x509_crt_deinit(chain[i]);
-    free(chain);
+    verify_free_chain(chain, n);
     return same;
 }
 
