@@ -111,6 +111,24 @@ now() { date +%s.%N; }
 elapsed() { python3 -c 'import sys; print("%.3f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$1" "$2"; }
 le() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$1" "$2"; }
 
+# When the kernel deleted a link, as `ip monitor` saw it: a deadline is then
+# judged on the kernel's event, not on this script's polling, which a loaded
+# machine (CI runs two suites at once) slows by a second or more.
+monitor_links() { # ns file   (starts a monitor; its pid in MON_PID)
+    ip -n "$1" -ts monitor link >"$2" 2>&1 &
+    MON_PID=$!
+    LOCAL_PIDS="$LOCAL_PIDS $MON_PID"
+}
+# The epoch of the first "Deleted N: IFNAME" in a monitor file; waits up to
+# SECONDS for it; prints nothing (and fails) when none came.
+link_deleted_at() { # file ifname seconds
+    wait_until "$3" grep -qE "\] Deleted [0-9]+: $2[:@]" "$1" || return 1
+    grep -m1 -E "\] Deleted [0-9]+: $2[:@]" "$1" | python3 -c 'import datetime, sys
+ts = sys.stdin.read().split("]")[0].lstrip("[")
+print("%.6f" % datetime.datetime.fromisoformat(ts).timestamp())'
+}
+stop_monitor() { kill "$MON_PID" 2>/dev/null; wait "$MON_PID" 2>/dev/null; }
+
 has_line() { printf '%s\n' "$2" | grep -qxF -- "$1"; }     # line text
 iface_present() { mtg_ifaces "$1" | grep -qxF -- "$2"; }   # ns ifname
 iface_absent() { ! iface_present "$1" "$2"; }
@@ -437,9 +455,18 @@ done
 section "kick"
 old=$HUB_IF
 mark hub
+monitor_links "$NS_HUB" "$T/kick.mon"
+sleep 0.3
 t0=$(now)
 ok_if "mtlsgw kick spoke1" hub_conf kick spoke1
-ok_if "kick: $old gone within 1 s" wait_until 1 iface_absent "$NS_HUB" "$old"
+t_gone=$(link_deleted_at "$T/kick.mon" "$old" 5)
+stop_monitor
+if [ -n "$t_gone" ] && le "$(elapsed "$t0" "$t_gone")" 1.0; then
+    tap_result 0 "kick: $old gone within 1 s (the kernel deleted it $(elapsed "$t0" "$t_gone") s after the command's start)"
+else
+    tap_result 1 "kick: $old gone within 1 s" "deleted at '${t_gone:-never, in 5 s}', kick at $t0; hub log:
+$(since hub | tail -n 8)"
+fi
 expect_no_elem "$NS_HUB" trusted_ifaces "$old" "kick: $old no longer in trusted_ifaces"
 expect_no_elem "$NS_HUB" allowed4 "$old . $LANA_NET" "kick: allowed4 has nothing for $old"
 ok_if "kick: no route to lan-b via $old" test "$(route_dev "$NS_HUB" "$LANB_NET")" != "$old"
@@ -493,19 +520,24 @@ old=$HUB_IF
 lanb ping -D -i 0.05 -W 1 "$LANA_HOST" >"$T/ping.out" 2>&1 &
 pinger=$!
 LOCAL_PIDS="$LOCAL_PIDS $pinger"
+monitor_links "$NS_HUB" "$T/revoke.mon"
 sleep 0.5
 mark hub
 t0=$(now)
 ok_if "mtlsgw revoke spoke1" hub_conf revoke spoke1 --reason keyCompromise
 t_cmd=$(now)
-wait_until 3 iface_absent "$NS_HUB" "$old"
-t_gone=$(now)
+t_gone=$(link_deleted_at "$T/revoke.mon" "$old" 5)
+stop_monitor
 sleep 1.2
 kill "$pinger" 2>/dev/null
 wait "$pinger" 2>/dev/null
-dt=$(elapsed "$t0" "$t_gone")
-ok_if "revoke: $old gone within 1 s of the command's start (took $dt s; command $(elapsed "$t0" "$t_cmd") s)" \
-    le "$dt" 1.0
+if [ -n "$t_gone" ] && le "$(elapsed "$t0" "$t_gone")" 1.0; then
+    tap_result 0 "revoke: $old gone within 1 s of the command's start (the kernel deleted it $(elapsed "$t0" "$t_gone") s after; command $(elapsed "$t0" "$t_cmd") s)"
+else
+    tap_result 1 "revoke: $old gone within 1 s of the command's start" \
+        "deleted at '${t_gone:-never, in 5 s}', revoke at $t0, command done at $t_cmd; hub log:
+$(since hub | tail -n 8)"
+fi
 replies=$(grep -oE '^\[[0-9.]+\] [0-9]+ bytes from' "$T/ping.out" | grep -oE '^\[[0-9.]+' | tr -d '[')
 ok_if "revoke: pings answered before the revocation" test -n "$replies"
 last=$(printf '%s\n' "$replies" | tail -n 1)
