@@ -55,20 +55,7 @@ hb_init() { # name
     HSLOAD=$build/tests/bench/hsload
     HSSIGN=$build/tests/bench/hssign
     SLOWTOKEN=$(readlink -f "$build/tests/bench/libslowtoken.so")
-    local need="" p
-    for p in nginx:nginx stunnel4:stunnel4 gnutls-serv:gnutls-bin certtool:gnutls-bin \
-        p11tool:gnutls-bin \
-        softhsm2-util:softhsm2 python3:python3; do
-        command -v "${p%%:*}" >/dev/null || need="$need ${p#*:}"
-    done
-    [ -e /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so ] ||
-        [ -n "$(find /usr/lib -path '*engines-3/pkcs11.so' 2>/dev/null | head -1)" ] ||
-        need="$need libengine-pkcs11-openssl"
-    if [ -n "$need" ]; then
-        note "installing$need"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need \
-            >/dev/null || die "apt-get install$need failed (apt-get update first?)"
-    fi
+    "$top/dev/deps" base bench || die "dev/deps base bench failed"
     . "$top/tests/lib/softhsm.sh"
     # As many descriptors as the hard limit allows (10,000 idle sessions need
     # as many on each side; stunnel needs two per session).
