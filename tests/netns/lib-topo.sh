@@ -110,9 +110,15 @@ topo_up() {
     fi
 }
 
+# Whatever still runs in our namespaces goes first: a process a test started
+# through a shell function in the background (its $! is the subshell's) would
+# otherwise outlive the test, in a namespace nobody can see any more.
 topo_down() {
-    local ns
+    local ns pids
     for ns in $TOPO_NS; do
+        pids=$(ip netns pids "$ns" 2>/dev/null)
+        # shellcheck disable=SC2086
+        [ -z "$pids" ] || kill -KILL $pids 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
     return 0

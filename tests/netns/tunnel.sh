@@ -517,7 +517,8 @@ for i, ms in enumerate(d):
 # ---- revoke: traffic cut within a second ---------------------------------------------------
 section "revoke"
 old=$HUB_IF
-lanb ping -D -i 0.05 -W 1 "$LANA_HOST" >"$T/ping.out" 2>&1 &
+# ip netns exec, not lanb: $! must be ping itself for the kill below.
+ip netns exec "$NS_LANB" ping -D -i 0.05 -W 1 "$LANA_HOST" >"$T/ping.out" 2>&1 &
 pinger=$!
 LOCAL_PIDS="$LOCAL_PIDS $pinger"
 monitor_links "$NS_HUB" "$T/revoke.mon"
@@ -531,6 +532,7 @@ stop_monitor
 sleep 1.2
 kill "$pinger" 2>/dev/null
 wait "$pinger" 2>/dev/null
+ok_if "revoke: the test's pinger is gone after its kill" eval '! pgrep -f "ping -D -i 0.05 -W 1 $LANA_HOST" >/dev/null'
 if [ -n "$t_gone" ] && le "$(elapsed "$t0" "$t_gone")" 1.0; then
     tap_result 0 "revoke: $old gone within 1 s of the command's start (the kernel deleted it $(elapsed "$t0" "$t_gone") s after; command $(elapsed "$t0" "$t_cmd") s)"
 else
