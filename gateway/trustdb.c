@@ -192,7 +192,7 @@ int trustdb_verify_resumed(struct trustdb *db, const gnutls_datum_t *der, time_t
     int rc;
 
     if (!der || der->size == 0)
-        return verify_peer_resumed(&db->trust, NULL, now, allowed_roles, v);
+        return verify_by_facts(&db->trust, NULL, now, allowed_roles, v);
     h = fnv1a(der->data, der->size);
     if (!facts_find(db, der, h, &f, &chain_ok)) {
         if ((rc = verify_import_chain(der, 1, &crt)) < 0)

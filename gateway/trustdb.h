@@ -47,10 +47,10 @@ int trustdb_verify_peer(struct trustdb *db, const gnutls_datum_t *raw, unsigned 
                         unsigned allowed_roles, struct verdict *v);
 
 /*
- * verify_peer_resumed for the peer certificate der (DER) of a resumed
- * session, with its parsed facts kept in db for the next resumption.
- * Thread-safe. der NULL: no certificate. Returns as verify_peer_resumed;
- * -EBADMSG when der does not parse.
+ * verify_by_facts for the peer certificate der (DER) of a resumed session,
+ * with its parsed facts kept in db for the next resumption. Thread-safe. der
+ * NULL: no certificate. Returns as verify_by_facts; -EBADMSG when der does
+ * not parse.
  */
 int trustdb_verify_resumed(struct trustdb *db, const gnutls_datum_t *der, time_t now,
                            unsigned allowed_roles, struct verdict *v);

@@ -266,22 +266,12 @@ out:
     return rc;
 }
 
-int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t now,
-                        unsigned allowed_roles, struct verdict *v)
-{
-    struct cert_facts f;
-
-    memset(v, 0, sizeof(*v));
-    if (!leaf)
-        return finish(v, VERDICT_NO_CERT, "no client certificate");
-    verify_facts(t, leaf, &f);
-    return verify_policy(t, &f, now, allowed_roles, false, v);
-}
-
 int verify_by_facts(const struct trust *t, const struct cert_facts *f, time_t now,
                     unsigned allowed_roles, struct verdict *v)
 {
     memset(v, 0, sizeof(*v));
+    if (!f)
+        return finish(v, VERDICT_NO_CERT, "no client certificate");
     return verify_policy(t, f, now, allowed_roles, false, v);
 }
 

@@ -61,17 +61,7 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
                 unsigned allowed_roles, struct verdict *v);
 
 /*
- * A resumed TLS session: its certificate chain passed verify_peer in the full
- * handshake that issued the ticket (tickets are encrypted and authenticated
- * with the server's own key, so no one else can make one). What may have
- * changed since is checked again, without the signatures: validity period,
- * clientAuth, CRL, registry (revoked, superseded, removed) and role.
- */
-int verify_peer_resumed(const struct trust *t, gnutls_x509_crt_t leaf, time_t now,
-                        unsigned allowed_roles, struct verdict *v);
-
-/*
- * What the checks of verify_peer_resumed read of a certificate, taken once
+ * What the checks after the chain read of a certificate, taken once
  * (verify_facts), so that a resumption of a known peer needs no parsing
  * (trustdb_verify_resumed keeps them). crl_revoked is for t->crl.
  */
@@ -92,8 +82,15 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
                       time_t now, unsigned allowed_roles, struct verdict *v,
                       struct cert_facts *f);
 
-/* verify_peer_resumed, from facts taken with the same trust; also what
- * verify_peer decides once the chain of those facts has verified with it. */
+/*
+ * Everything but the chain and the signatures, from facts taken with the same
+ * trust: validity period, clientAuth, CRL, registry (revoked, superseded,
+ * removed) and role. It is the verdict on a resumed TLS session, whose chain
+ * passed verify_peer in the full handshake that issued the ticket (tickets
+ * are encrypted and authenticated with the server's own key, so no one else
+ * can make one), and what verify_peer decides once the chain of those facts
+ * has verified. f NULL: no client certificate.
+ */
 int verify_by_facts(const struct trust *t, const struct cert_facts *f, time_t now,
                     unsigned allowed_roles, struct verdict *v);
 
