@@ -821,13 +821,19 @@ struct slow_task {
     int kind;
 };
 
-enum { TASK_CRL = 1, TASK_TOKEN_CHECK, TASK_GATE };
-static atomic_bool task_busy;
+enum { TASK_CRL = 1, TASK_TOKEN_CHECK, TASK_GATE, TASK_KINDS };
+/*
+ * One task of each kind at a time, each kind on its own: a token check that
+ * hangs on a slow or vanished token must not hold back the gate's refresh
+ * (the firewall would shut an administrator out mid-session) or the CRL.
+ */
+static atomic_bool task_busy[TASK_KINDS];
 
 static void slow_task_run(struct job *job)
 {
     struct slow_task *t = (struct slow_task *)job;
     struct daemon *d = t->d;
+    int kind = t->kind;
     char err[512] = "";
     int rc;
 
@@ -877,18 +883,18 @@ static void slow_task_run(struct job *job)
         atomic_store(&d->token_healthy, ok);
     }
     free(t);
-    atomic_store(&task_busy, false);
+    atomic_store(&task_busy[kind], false);
 }
 
 static void submit_task(struct daemon *d, int kind)
 {
     struct slow_task *t;
 
-    if (atomic_exchange(&task_busy, true))
-        return; /* one housekeeping task at a time */
+    if (atomic_exchange(&task_busy[kind], true))
+        return; /* the last one of this kind is still running */
     t = calloc(1, sizeof(*t));
     if (!t) {
-        atomic_store(&task_busy, false);
+        atomic_store(&task_busy[kind], false);
         return;
     }
     t->job.run = slow_task_run;
@@ -971,6 +977,12 @@ static void malloc_tune(void)
 #endif
 }
 
+/* Ticks (seconds) between refreshes of the gate's openings. */
+static unsigned gate_refresh_every(unsigned gate_timeout)
+{
+    return gate_timeout >= 6 ? gate_timeout / 3 : 1;
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -993,7 +1005,9 @@ static void tick(struct daemon *d, unsigned long long n)
         bans_expire(d, mnow);
     if (n % 5 == 0)
         submit_task(d, TASK_TOKEN_CHECK);
-    else if (d->cfg->fw.n_gate && n % (d->cfg->fw.gate_timeout / 3 + 1) == 0)
+    /* Three refreshes per gate-timeout, so one late or lost still leaves the
+     * gate open (the kernel shuts it when the timeout runs out). */
+    if (d->cfg->fw.n_gate && n % gate_refresh_every(d->cfg->fw.gate_timeout) == 0)
         submit_task(d, TASK_GATE);
     if (n % 60 != 1)
         return;
