@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "p11.h"
 #include "registry.h"
@@ -230,8 +231,12 @@ static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t er
         rev[n].when = (time_t)p->revoked_at;
         n++;
     }
-    rc = p11_crl_sign(pki->ca, pki->ca_key, rev, n, registry_next_crl_number(reg),
-                      pki->cfg->pki.crl_days, &crl);
+    /* A token that refuses this one signature (tests: a revoke must then
+     * leave the registry as it was). */
+    rc = fault_fail("crl-sign") ? -EIO
+                                : p11_crl_sign(pki->ca, pki->ca_key, rev, n,
+                                               registry_next_crl_number(reg),
+                                               pki->cfg->pki.crl_days, &crl);
     if (rc < 0) {
         snprintf(err, errlen, "cannot sign the CRL with the CA key on %s: %s",
                  pki->cfg->token.uri, pki->tok ? p11_token_error(pki->tok) : strerror(-rc));

@@ -352,6 +352,13 @@ expect_http 400 "a 930-byte body under max-body 1024 is read"
 python3 -c 'print("{\"name\":\"big\",\"pad\":\"" + "x" * 2000 + "\"}")' >"$T/over.json"
 req admin1 POST /api/v1/peers "$T/over.json"
 expect_http 413 "a body over max-body: 413"
+# The same limit on a chunked body, which has no Content-Length to judge
+# up front: counted as the chunks arrive (http.c on_body).
+HTTP=$(curl -sS --max-time 10 --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T/admin1.key" \
+    -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' \
+    --data-binary "@$T/over.json" -o /dev/null -w '%{http_code}' \
+    "https://127.0.0.1:$PORT/api/v1/peers" 2>"$T/resp.err")
+expect_http 413 "a chunked body over max-body: 413"
 req admin1 GET /api/v1/nothing
 expect_http 404 "unknown path under /api/v1: 404"
 expect_json_error "404 of a path carries a JSON error"

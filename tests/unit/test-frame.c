@@ -74,6 +74,33 @@ static void test_packets(void)
     CU_ASSERT_FALSE(frame_packet_ok(p, 60));
 }
 
+/* An IPv4 header is at least 20 bytes: 4-19 byte "packets" whose length
+ * field agrees with them are refused, alone and as PACKET frames (the
+ * kernel would read past them). IPv6 below its 40-byte header likewise. */
+static void test_short_packets(void)
+{
+    unsigned char p[64];
+    struct frame f;
+    const char *why = NULL;
+
+    for (size_t n = 4; n < 20; n++) {
+        packet4(p + FRAME_HDR, n);
+        if (frame_packet_ok(p + FRAME_HDR, n))
+            CU_FAIL("a short IPv4 packet passed frame_packet_ok");
+        frame_header(p, FRAME_PACKET, n);
+        EXPECT_INT(frame_next(p, FRAME_HDR + n, 1400, false, &f, &why), -EPROTO);
+    }
+    for (size_t n = 4; n < 40; n++) {
+        memset(p, 0, sizeof(p));
+        p[FRAME_HDR] = 0x60;
+        p[FRAME_HDR + 5] = 0; /* payload length 0: claims a 40-byte packet */
+        if (frame_packet_ok(p + FRAME_HDR, n))
+            CU_FAIL("a short IPv6 packet passed frame_packet_ok");
+        frame_header(p, FRAME_PACKET, n);
+        EXPECT_INT(frame_next(p, FRAME_HDR + n, 1400, false, &f, &why), -EPROTO);
+    }
+}
+
 /* A TCP segment train over IPv4 (or IPv6): headers, then payload bytes. */
 static size_t train(unsigned char *p, int v, size_t payload)
 {
@@ -231,6 +258,7 @@ static const struct cu_test tests[] = {
     {"whole and partial frames", test_whole_and_partial},
     {"malformed frames refused", test_refused},
     {"IPv4 and IPv6 packet lengths", test_packets},
+    {"IPv4 and IPv6 packets shorter than their header", test_short_packets},
     {"SEGMENTS: 64 KiB TCP trains, IPv4 and IPv6", test_segments},
     {"SEGMENTS: offload headers the kernel must not see", test_segments_refused},
     {"OFFLOAD only where allowed", test_offload_frame},
