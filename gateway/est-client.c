@@ -413,158 +413,204 @@ static void reason_of(const struct answer *a, char *buf, size_t len)
  * and Authorization; the answer in *a. On success *chain (when not NULL)
  * holds the server's certificates as it sent them.
  */
-static int exchange(const struct est_client_opts *o, const char *method, const char *op,
-                    const char *auth, const char *body, size_t body_len, struct answer *a,
-                    gnutls_x509_crt_t **chain, unsigned *n_chain, char *err, size_t errlen)
-{
+/* One TLS connection to the hub: credentials, TCP, handshake (the hub
+ * judged by its CA and name, or by its pinned fingerprint). */
+struct est_conn {
     struct est_url u;
-    struct session_ctx ctx = {.o = o};
-    gnutls_certificate_credentials_t cred = NULL;
-    gnutls_session_t s = NULL;
-    http_parser parser;
-    http_parser_settings settings = {0};
-    char *req = NULL;
-    long long deadline = mono_ms() + 1000LL * (o->timeout ? o->timeout : 30);
-    size_t req_len, sent = 0;
-    int fd = -1, rc, grc, n;
-    char buf[16384];
+    struct session_ctx ctx;
+    gnutls_certificate_credentials_t cred;
+    gnutls_session_t s;
+    int fd;
+    long long deadline;
+};
 
-    memset(a, 0, sizeof(*a));
-    rc = est_url_parse(o->url, &u, err, errlen);
+static void conn_free(struct est_conn *k)
+{
+    if (k->s)
+        gnutls_deinit(k->s);
+    if (k->fd >= 0)
+        close(k->fd);
+    if (k->cred)
+        gnutls_certificate_free_credentials(k->cred);
+    free_pcerts(k->ctx.pcerts, k->ctx.n_pcerts);
+}
+
+static void handshake_error(struct est_conn *k, int grc, char *err, size_t errlen)
+{
+    unsigned st = gnutls_session_get_verify_cert_status(k->s);
+    gnutls_datum_t txt = {0};
+
+    if (k->ctx.pin_failed)
+        snprintf(err, errlen,
+                 "%s:%s: the hub's certificate is not the one pinned (its SHA-256 is %s)",
+                 k->u.host, k->u.port, k->ctx.got_fp[0] ? k->ctx.got_fp : "unreadable");
+    else if (grc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+             gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &txt, 0) == 0)
+        snprintf(err, errlen, "%s:%s: the hub's certificate is not trusted (%s): %s", k->u.host,
+                 k->u.port, k->ctx.o->ca_path, (const char *)txt.data);
+    else
+        snprintf(err, errlen, "%s:%s: TLS handshake failed: %s", k->u.host, k->u.port,
+                 grc == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror(grc));
+    gnutls_free(txt.data);
+}
+
+static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *err,
+                     size_t errlen)
+{
+    unsigned char ip[16];
+    int rc, grc;
+
+    memset(k, 0, sizeof(*k));
+    k->fd = -1;
+    k->ctx.o = o;
+    k->deadline = mono_ms() + 1000LL * (o->timeout ? o->timeout : 30);
+    rc = est_url_parse(o->url, &k->u, err, errlen);
     if (rc < 0)
         return rc;
     if (!o->ca_path && !o->pin) {
         snprintf(err, errlen, "no way to trust the hub: give its CA or its fingerprint");
         return -EINVAL;
     }
-    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    if (gnutls_certificate_allocate_credentials(&k->cred) < 0)
+        return -ENOMEM;
     if (o->ca_path) {
-        grc = gnutls_certificate_set_x509_trust_file(cred, o->ca_path, GNUTLS_X509_FMT_PEM);
+        grc = gnutls_certificate_set_x509_trust_file(k->cred, o->ca_path, GNUTLS_X509_FMT_PEM);
         if (grc <= 0) {
             snprintf(err, errlen, "%s holds no CA certificate", o->ca_path);
-            rc = -EBADMSG;
-            goto out;
+            return -EBADMSG;
         }
     }
     if (o->cert_path && o->key) {
-        rc = load_pcerts(o->cert_path, &ctx.pcerts, &ctx.n_pcerts, err, errlen);
+        rc = load_pcerts(o->cert_path, &k->ctx.pcerts, &k->ctx.n_pcerts, err, errlen);
         if (rc < 0)
-            goto out;
+            return rc;
     }
-    gnutls_certificate_set_retrieve_function3(cred, retrieve_cert);
-    fd = tcp_connect(&u, deadline, err, errlen);
-    if (fd < 0) {
-        rc = fd;
-        goto out;
-    }
-    if (gnutls_init(&s, GNUTLS_CLIENT) < 0) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    gnutls_session_set_ptr(s, &ctx);
-    if (gnutls_priority_set_direct(s, o->tls_min == 12 ? PRIO_12 : PRIO_13, NULL) < 0 ||
-        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0) {
+    gnutls_certificate_set_retrieve_function3(k->cred, retrieve_cert);
+    k->fd = tcp_connect(&k->u, k->deadline, err, errlen);
+    if (k->fd < 0)
+        return k->fd;
+    if (gnutls_init(&k->s, GNUTLS_CLIENT) < 0)
+        return -ENOMEM;
+    gnutls_session_set_ptr(k->s, &k->ctx);
+    if (gnutls_priority_set_direct(k->s, o->tls_min == 12 ? PRIO_12 : PRIO_13, NULL) < 0 ||
+        gnutls_credentials_set(k->s, GNUTLS_CRD_CERTIFICATE, k->cred) < 0) {
         snprintf(err, errlen, "cannot set up a TLS session");
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
-    {
-        unsigned char ip[16];
-        bool is_ip = inet_pton(AF_INET, u.host, ip) == 1 || inet_pton(AF_INET6, u.host, ip) == 1;
-        if (!is_ip)
-            gnutls_server_name_set(s, GNUTLS_NAME_DNS, u.host, strlen(u.host));
-    }
+    if (inet_pton(AF_INET, k->u.host, ip) != 1 && inet_pton(AF_INET6, k->u.host, ip) != 1)
+        gnutls_server_name_set(k->s, GNUTLS_NAME_DNS, k->u.host, strlen(k->u.host));
     if (o->ca_path)
-        gnutls_session_set_verify_cert(s, u.host, 0); /* chain and name */
+        gnutls_session_set_verify_cert(k->s, k->u.host, 0); /* chain and name */
     else
-        gnutls_session_set_verify_function(s, verify_pin);
-    gnutls_transport_set_int(s, fd);
-    set_timeouts(fd, deadline);
-    gnutls_handshake_set_timeout(s, (unsigned)(deadline - mono_ms() > 0 ? deadline - mono_ms()
-                                                                         : 1));
+        gnutls_session_set_verify_function(k->s, verify_pin);
+    gnutls_transport_set_int(k->s, k->fd);
+    set_timeouts(k->fd, k->deadline);
+    gnutls_handshake_set_timeout(
+        k->s, (unsigned)(k->deadline - mono_ms() > 0 ? k->deadline - mono_ms() : 1));
     do {
-        grc = gnutls_handshake(s);
+        grc = gnutls_handshake(k->s);
     } while (grc < 0 && !gnutls_error_is_fatal(grc) && grc != GNUTLS_E_AGAIN);
     if (grc < 0) {
-        unsigned st = gnutls_session_get_verify_cert_status(s);
-        gnutls_datum_t txt = {0};
-        if (ctx.pin_failed)
-            snprintf(err, errlen,
-                     "%s:%s: the hub's certificate is not the one pinned (its SHA-256 is %s)",
-                     u.host, u.port, ctx.got_fp[0] ? ctx.got_fp : "unreadable");
-        else if (grc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
-                 gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &txt, 0) == 0)
-            snprintf(err, errlen, "%s:%s: the hub's certificate is not trusted (%s): %s",
-                     u.host, u.port, o->ca_path, (const char *)txt.data);
-        else
-            snprintf(err, errlen, "%s:%s: TLS handshake failed: %s", u.host, u.port,
-                     grc == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror(grc));
-        gnutls_free(txt.data);
-        rc = grc == GNUTLS_E_AGAIN ? -ETIMEDOUT : -ECONNREFUSED;
-        goto out;
+        handshake_error(k, grc, err, errlen);
+        return grc == GNUTLS_E_AGAIN ? -ETIMEDOUT : -ECONNREFUSED;
     }
-    if (chain) {
-        const gnutls_datum_t *raw;
-        unsigned cn = 0;
-        raw = gnutls_certificate_get_peers(s, &cn);
-        *chain = raw && cn ? gnutls_calloc(cn, sizeof(**chain)) : NULL;
-        *n_chain = 0;
-        if (raw && cn && !*chain) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        for (unsigned i = 0; raw && i < cn; i++) {
-            *n_chain = i + 1;
-            if (gnutls_x509_crt_init(&(*chain)[i]) < 0 ||
-                gnutls_x509_crt_import((*chain)[i], &raw[i], GNUTLS_X509_FMT_DER) < 0) {
-                snprintf(err, errlen, "%s:%s: the hub's certificate cannot be read", u.host,
-                         u.port);
-                rc = -EBADMSG;
-                goto out;
-            }
+    return 0;
+}
+
+/* The hub's chain as it sent it (caller frees with free_chain). */
+static int peer_chain(struct est_conn *k, gnutls_x509_crt_t **chain, unsigned *n_chain,
+                      char *err, size_t errlen)
+{
+    unsigned cn = 0;
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(k->s, &cn);
+
+    *chain = raw && cn ? gnutls_calloc(cn, sizeof(**chain)) : NULL;
+    *n_chain = 0;
+    if (raw && cn && !*chain)
+        return -ENOMEM;
+    for (unsigned i = 0; raw && i < cn; i++) {
+        *n_chain = i + 1;
+        if (gnutls_x509_crt_init(&(*chain)[i]) < 0 ||
+            gnutls_x509_crt_import((*chain)[i], &raw[i], GNUTLS_X509_FMT_DER) < 0) {
+            snprintf(err, errlen, "%s:%s: the hub's certificate cannot be read", k->u.host,
+                     k->u.port);
+            return -EBADMSG;
         }
     }
-    n = snprintf(NULL, 0, "%s %s/%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: mtlsgw\r\n"
-                          "Accept: */*\r\nConnection: close\r\n",
-                 method, u.base, op, strchr(u.host, ':') ? "[" : "", u.host,
-                 strchr(u.host, ':') ? "]" : "", u.port);
-    req_len = (size_t)n + (auth ? strlen(auth) + 32 : 0) + 256 + body_len;
-    req = malloc(req_len);
-    if (!req) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    n = snprintf(req, req_len, "%s %s/%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: mtlsgw\r\n"
-                               "Accept: */*\r\nConnection: close\r\n",
-                 method, u.base, op, strchr(u.host, ':') ? "[" : "", u.host,
-                 strchr(u.host, ':') ? "]" : "", u.port);
-    if (auth)
-        n += snprintf(req + n, req_len - (size_t)n, "Authorization: %s\r\n", auth);
+    return 0;
+}
+
+static void free_chain(gnutls_x509_crt_t **chain, unsigned *n_chain)
+{
+    for (unsigned i = 0; *chain && i < *n_chain; i++)
+        if ((*chain)[i])
+            gnutls_x509_crt_deinit((*chain)[i]);
+    gnutls_free(*chain);
+    *chain = NULL;
+    *n_chain = 0;
+}
+
+/* The request, head and body, malloc'ed into *out: one format for all. */
+static int format_request(const struct est_url *u, const char *method, const char *op,
+                          const char *auth, const char *body, size_t body_len, char **out,
+                          size_t *out_len)
+{
+#define REQ_FMT                                                                                   \
+    "%s %s/%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: mtlsgw\r\nAccept: */*\r\n"            \
+    "Connection: close\r\n%s%s%s%s\r\n"
+    const char *lb = strchr(u->host, ':') ? "[" : "", *rb = *lb ? "]" : "";
+    char ctype[160] = "";
+    char *req;
+    int n;
+
     if (body)
-        n += snprintf(req + n, req_len - (size_t)n,
-                      "Content-Type: " EST_CT_PKCS10 "\r\nContent-Transfer-Encoding: base64\r\n"
-                      "Content-Length: %zu\r\n",
-                      body_len);
-    n += snprintf(req + n, req_len - (size_t)n, "\r\n");
-    if (body) {
+        snprintf(ctype, sizeof(ctype),
+                 "Content-Type: " EST_CT_PKCS10 "\r\nContent-Transfer-Encoding: base64\r\n"
+                 "Content-Length: %zu\r\n",
+                 body_len);
+#define REQ_ARGS                                                                                  \
+    method, u->base, op, lb, u->host, rb, u->port, auth ? "Authorization: " : "",               \
+        auth ? auth : "", auth ? "\r\n" : "", ctype
+    n = snprintf(NULL, 0, REQ_FMT, REQ_ARGS);
+    if (n < 0)
+        return -EINVAL;
+    req = malloc((size_t)n + 1 + body_len);
+    if (!req)
+        return -ENOMEM;
+    snprintf(req, (size_t)n + 1, REQ_FMT, REQ_ARGS);
+#undef REQ_ARGS
+#undef REQ_FMT
+    if (body)
         memcpy(req + n, body, body_len);
-        n += (int)body_len;
-    }
-    while (sent < (size_t)n) {
-        ssize_t w = gnutls_record_send(s, req + sent, (size_t)n - sent);
-        if (w == GNUTLS_E_INTERRUPTED || (w == GNUTLS_E_AGAIN && mono_ms() < deadline))
+    *out = req;
+    *out_len = (size_t)n + (body ? body_len : 0);
+    return 0;
+}
+
+static int send_all(struct est_conn *k, const char *req, size_t len, char *err, size_t errlen)
+{
+    size_t sent = 0;
+
+    while (sent < len) {
+        ssize_t w = gnutls_record_send(k->s, req + sent, len - sent);
+        if (w == GNUTLS_E_INTERRUPTED || (w == GNUTLS_E_AGAIN && mono_ms() < k->deadline))
             continue;
         if (w < 0) {
-            snprintf(err, errlen, "%s:%s: sending the request failed: %s", u.host, u.port,
-                     w == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror((int)w));
-            rc = -EIO;
-            goto out;
+            snprintf(err, errlen, "%s:%s: sending the request failed: %s", k->u.host,
+                     k->u.port, w == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror((int)w));
+            return -EIO;
         }
         sent += (size_t)w;
     }
+    return 0;
+}
+
+static int read_answer(struct est_conn *k, struct answer *a, char *err, size_t errlen)
+{
+    http_parser parser;
+    http_parser_settings settings = {0};
+    char buf[16384];
+
     http_parser_init(&parser, HTTP_RESPONSE);
     parser.data = a;
     settings.on_header_field = on_header_field;
@@ -573,12 +619,11 @@ static int exchange(const struct est_client_opts *o, const char *method, const c
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
     while (!a->complete) {
-        ssize_t r = gnutls_record_recv(s, buf, sizeof(buf));
-        size_t used;
+        ssize_t r = gnutls_record_recv(k->s, buf, sizeof(buf));
         /* GNUTLS_E_AGAIN also follows a post-handshake message (a TLS 1.3
          * session ticket) with no data yet: only the deadline ends the wait. */
         if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_REHANDSHAKE ||
-            (r == GNUTLS_E_AGAIN && mono_ms() < deadline))
+            (r == GNUTLS_E_AGAIN && mono_ms() < k->deadline))
             continue;
         if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
             /* The end of a body without a length is the end of the stream. */
@@ -586,48 +631,55 @@ static int exchange(const struct est_client_opts *o, const char *method, const c
             break;
         }
         if (r < 0) {
-            snprintf(err, errlen, "%s:%s: reading the answer failed: %s", u.host, u.port,
+            snprintf(err, errlen, "%s:%s: reading the answer failed: %s", k->u.host, k->u.port,
                      r == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror((int)r));
-            rc = r == GNUTLS_E_AGAIN ? -ETIMEDOUT : -EIO;
-            goto out;
+            return r == GNUTLS_E_AGAIN ? -ETIMEDOUT : -EIO;
         }
-        used = http_parser_execute(&parser, &settings, buf, (size_t)r);
+        http_parser_execute(&parser, &settings, buf, (size_t)r);
         if (HTTP_PARSER_ERRNO(&parser) != HPE_OK && !a->complete) {
-            snprintf(err, errlen, "%s:%s: the answer is not HTTP: %s", u.host, u.port,
+            snprintf(err, errlen, "%s:%s: the answer is not HTTP: %s", k->u.host, k->u.port,
                      a->too_big ? "larger than 1 MiB"
                                 : http_errno_description(HTTP_PARSER_ERRNO(&parser)));
-            rc = -EPROTO;
-            goto out;
+            return -EPROTO;
         }
-        (void)used;
     }
     if (!a->complete) {
-        snprintf(err, errlen, "%s:%s: the connection ended before a whole answer", u.host,
-                 u.port);
-        rc = -EPROTO;
-        goto out;
+        snprintf(err, errlen, "%s:%s: the connection ended before a whole answer", k->u.host,
+                 k->u.port);
+        return -EPROTO;
     }
-    gnutls_bye(s, GNUTLS_SHUT_WR);
-    rc = 0;
-out:
-    if (rc < 0 && chain && *chain) {
-        for (unsigned i = 0; i < *n_chain; i++)
-            if ((*chain)[i])
-                gnutls_x509_crt_deinit((*chain)[i]);
-        gnutls_free(*chain);
-        *chain = NULL;
-        *n_chain = 0;
-    }
+    return 0;
+}
+
+/* One request and its answer over a new connection; the hub's chain too
+ * when asked for. */
+static int exchange(const struct est_client_opts *o, const char *method, const char *op,
+                    const char *auth, const char *body, size_t body_len, struct answer *a,
+                    gnutls_x509_crt_t **chain, unsigned *n_chain, char *err, size_t errlen)
+{
+    struct est_conn k;
+    char *req = NULL;
+    size_t req_len = 0;
+    int rc;
+
+    memset(a, 0, sizeof(*a));
+    rc = conn_open(o, &k, err, errlen);
+    if (rc == 0 && chain)
+        rc = peer_chain(&k, chain, n_chain, err, errlen);
+    if (rc == 0)
+        rc = format_request(&k.u, method, op, auth, body, body_len, &req, &req_len);
+    if (rc == 0)
+        rc = send_all(&k, req, req_len, err, errlen);
+    if (rc == 0)
+        rc = read_answer(&k, a, err, errlen);
+    if (rc == 0)
+        gnutls_bye(k.s, GNUTLS_SHUT_WR);
+    if (rc < 0 && chain && *chain)
+        free_chain(chain, n_chain);
     if (rc < 0)
         answer_clear(a);
     free(req);
-    if (s)
-        gnutls_deinit(s);
-    if (fd >= 0)
-        close(fd);
-    if (cred)
-        gnutls_certificate_free_credentials(cred);
-    free_pcerts(ctx.pcerts, ctx.n_pcerts);
+    conn_free(&k);
     return rc;
 }
 
