@@ -296,6 +296,23 @@ expect_exit 0 "the name can be enrolled again with a new key" hub enroll spoke1 
 expect_exit 0 "crl --out" hub crl --out "$T/crl-copy.pem"
 ok_if "crl --out wrote a CRL" openssl crl -in "$T/crl-copy.pem" -noout
 
+# Proof of possession (RFC 2986): a CSR whose signed part was changed after
+# signing (its CN, same length) parses but is refused, and nothing is added.
+certtool --generate-privkey --key-type ecdsa --outfile "$T/badsig.key" 2>/dev/null
+printf 'cn = badsig1\n' >"$T/badsig.tmpl"
+certtool --generate-request --no-text --load-privkey "$T/badsig.key" --template "$T/badsig.tmpl" \
+    --outfile "$T/badsig.csr" 2>/dev/null
+openssl req -in "$T/badsig.csr" -outform DER -out "$T/badsig.der" 2>/dev/null
+python3 -c 'import sys
+d = open(sys.argv[1], "rb").read()
+assert d.count(b"badsig1") == 1
+open(sys.argv[2], "wb").write(d.replace(b"badsig1", b"badsig2"))' "$T/badsig.der" "$T/badsig2.der"
+ok_if "the tampered CSR still parses" openssl req -inform DER -in "$T/badsig2.der" -noout
+expect_exit 1 "enroll refuses a CSR whose signature does not verify" \
+    hub enroll badsig2 --role monitor --csr "$T/badsig2.der" --out "$T/badsig2.crt"
+expect_in "signature does not verify" "$OUT" "the refusal says the signature does not verify"
+expect_exit 1 "nothing was enrolled" hub show badsig2
+
 audit=$(cat "$P/audit.log")
 expect_in '"event":"revoke"' "$audit" "audit log records the revocation"
 ok_if "audit log has one line per change (init + 3 enroll + 1 revoke)" \
