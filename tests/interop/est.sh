@@ -291,6 +291,27 @@ hub revoke curl1 >/dev/null 2>&1
 hold_cmd "WAIT 3"
 expect_hold "CLOSED *" "... and revoking curl1 ends that session too"
 hold_close c1
+# A forgery: a stranger's own CA issues a certificate with curl2's name and
+# serial; the renewal must judge the certificate (unknown issuer), not look
+# the serial up and renew curl2 onto the stranger's key.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -keyout "$T/evil-ca.key" -subj "/CN=$(openssl x509 -in "$P/ca.crt" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= //p')" \
+    -out "$T/evil-ca.crt" 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=curl2 \
+    -keyout "$T/evil.key" -out "$T/evil.csr" 2>/dev/null
+printf 'extendedKeyUsage = clientAuth\nsubjectAltName = URI:urn:mtlsgw:role:monitor\n' \
+    >"$T/evil.ext"
+openssl x509 -req -in "$T/evil.csr" -CA "$T/evil-ca.crt" -CAkey "$T/evil-ca.key" -days 30 \
+    -set_serial "0x$(serial_of "$T/curl2.crt")" -extfile "$T/evil.ext" -out "$T/evil.crt" \
+    2>/dev/null
+ok_if "the forgery carries curl2's serial" test "$(serial_of "$T/evil.crt")" = \
+    "$(serial_of "$T/curl2.crt")"
+mkcsr evil2 /CN=curl2
+sum0=$(reg_sum)
+est_req POST simplereenroll --cert "$T/evil.crt" --key "$T/evil.key" \
+    -H 'Content-Type: application/pkcs10' --data-binary "@$T/evil2.b64"
+expect_http 403 "simplereenroll with a foreign CA's certificate bearing curl2's serial: 403"
+ok_if "... and the registry is unchanged" test "$(reg_sum)" = "$sum0"
 hub revoke curl2 >/dev/null 2>&1
 sum0=$(reg_sum)
 mkcsr curl2b /CN=curl2
