@@ -359,6 +359,24 @@ HTTP=$(curl -sS --max-time 10 --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key 
     --data-binary "@$T/over.json" -o /dev/null -w '%{http_code}' \
     "https://127.0.0.1:$PORT/api/v1/peers" 2>"$T/resp.err")
 expect_http 413 "a chunked body over max-body: 413"
+# Header limits (http.c): 64 headers, 4096 bytes a value of a header the
+# daemon reads (Content-Type, Authorization, Content-Transfer-Encoding); one
+# more of either is 431, within the 16 KiB a request head may take.
+hdrs=()
+for i in $(seq 64); do hdrs+=(-H "X-Pad-$i: 1"); done
+req_headers() { # extra curl arguments...
+    HTTP=$(curl -sS --max-time 10 --cacert "$P/ca.crt" --cert "$T/admin1.crt" \
+        --key "$T/admin1.key" -o /dev/null -w '%{http_code}' "$@" \
+        "https://127.0.0.1:$PORT/api/v1/status" 2>"$T/resp.err")
+}
+req_headers "${hdrs[@]:0:100}"
+expect_http 200 "50 extra headers (curl adds 3): 200"
+req_headers "${hdrs[@]}"
+expect_http 431 "64 extra headers (67 in all): 431"
+req_headers -H "Content-Type: $(head -c 4096 /dev/zero | tr '\0' a)"
+expect_http 200 "a 4096-byte Content-Type: read (200)"
+req_headers -H "Content-Type: $(head -c 4097 /dev/zero | tr '\0' a)"
+expect_http 431 "a 4097-byte Content-Type: 431"
 req admin1 GET /api/v1/nothing
 expect_http 404 "unknown path under /api/v1: 404"
 expect_json_error "404 of a path carries a JSON error"
