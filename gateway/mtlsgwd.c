@@ -357,6 +357,16 @@ int main(int argc, char **argv)
     }
     log_open("mtlsgwd", foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, false);
     log_set_level(debug ? LOG_DEBUG : cfg->daemon.log_level);
+    /* A GnuTLS built without p11-kit (OpenWrt's unless GNUTLS_PKCS11 is
+     * selected) cannot reach any token: say that, not a token error later. */
+    if (!gnutls_url_is_supported("pkcs11:")) {
+        log_err("GnuTLS %s was built without PKCS#11 support (p11-kit): mtlsgwd keeps its "
+                "keys in a PKCS#11 token and cannot run; install a GnuTLS built with p11-kit "
+                "(OpenWrt: CONFIG_GNUTLS_PKCS11=y, Yocto: PACKAGECONFIG p11-kit of gnutls)",
+                gnutls_check_version(NULL));
+        config_free(cfg);
+        return 1;
+    }
     pw = getpwnam(cfg->daemon.user);
     if (!pw) {
         log_err("user '%s' ([daemon] user in %s) does not exist: create it (useradd --system "
