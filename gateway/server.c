@@ -1058,8 +1058,9 @@ static void reload_config(struct daemon *d)
     char *errors = NULL;
 
     if (config_load(o->path, &n, &errors) < 0) {
-        log_err("%s has errors; keeping the running config:\n%s", o->path,
-                errors ? errors : "out of memory");
+        char head[512];
+        snprintf(head, sizeof(head), "%s has errors; keeping the running config:", o->path);
+        log_lines(LOG_ERR, head, errors ? errors : "out of memory");
         free(errors);
         return;
     }
