@@ -131,6 +131,25 @@ static void *control_main(void *arg)
     return NULL;
 }
 
+/*
+ * The daemon's user may not create the socket: the directory exists and is
+ * not the daemon's (mtlsgwd gives its user only a directory it made itself).
+ */
+static void socket_dir_error(const struct daemon *d, const char *path, char *err,
+                             size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    int dl = slash && slash != path ? (int)(slash - path) : 1;
+
+    snprintf(err, errlen,
+             "the daemon's user %s may not create it in %.*s (mtlsgwd takes over only a "
+             "directory it creates itself): give that directory to %s (chown %s %.*s), or set "
+             "[daemon] control-socket to a path whose directory does not exist yet, such as "
+             "/run/mtlsgw/control.sock",
+             d->cfg->daemon.user, dl, slash ? path : ".", d->cfg->daemon.user,
+             d->cfg->daemon.user, dl, slash ? path : ".");
+}
+
 int control_start(struct daemon *d, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -152,8 +171,10 @@ int control_start(struct daemon *d, char *err, size_t errlen)
     if (bind(d->control_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         chmod(path, 0600) < 0 || listen(d->control_fd, 16) < 0) {
         rc = -errno;
-        snprintf(err, errlen, "cannot listen: %s (its directory must be writable by the "
-                              "daemon's user)", strerror(errno));
+        if (rc == -EACCES || rc == -EPERM)
+            socket_dir_error(d, path, err, errlen);
+        else
+            snprintf(err, errlen, "cannot listen: %s", strerror(-rc));
         return rc;
     }
     sigfillset(&all);

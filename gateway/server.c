@@ -912,11 +912,17 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
 
     for (int i = 2; i >= 0; i--) {
         if (left < marks[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > marks[i])) {
-            if (left < 0)
+            if (left < 0 && slot == 0)
+                log_err("%s expired %lld days ago: every peer it issued is refused; make a "
+                        "new CA (mtlsgw init --force) and enroll the peers again",
+                        what, -left);
+            else if (left < 0)
                 log_err("%s expired %lld days ago", what, -left);
             else
                 log_warn("%s expires in %lld days (%s)", what, left,
-                         slot == 0 ? "make a new CA in time" : "renew it");
+                         slot == 0 ? "every peer is refused from then on, and no certificate "
+                                     "it issues lasts longer: make a new CA in time"
+                                   : "renew it");
             d->warned_days[slot] = marks[i];
             return;
         }
