@@ -20,12 +20,38 @@
 
 #include <json-c/json.h>
 
+#include "bans.h"
 #include "config.h"
 #include "log.h"
 
 #define REQUEST_MAX 4096
 
 static int stop_pipe[2] = {-1, -1};
+
+/* {"cmd": "unban", "address": ADDR}: lift a ban (mtlsgw unban). */
+static struct json_object *unban(struct daemon *d, struct json_object *req)
+{
+    struct json_object *ans = json_object_new_object(), *v;
+    const char *addr = NULL;
+    char canon[64] = "", msg[160];
+    int rc = -EINVAL;
+
+    if (json_object_object_get_ex(req, "address", &v) && json_object_is_type(v, json_type_string))
+        addr = json_object_get_string(v);
+    if (addr)
+        rc = bans_lift(d->bans, addr, mono_ms(), canon, sizeof(canon));
+    if (rc == 0) {
+        log_info("control socket: ban of %s lifted", canon);
+        json_object_object_add(ans, "unbanned", json_object_new_string(canon));
+        return ans;
+    }
+    if (rc == -ENOENT)
+        snprintf(msg, sizeof(msg), "%s is not banned (see mtlsgw bans)", canon);
+    else
+        snprintf(msg, sizeof(msg), "'%.64s' is not an IPv4 or IPv6 address", addr ? addr : "");
+    json_object_object_add(ans, "error", json_object_new_string(msg));
+    return ans;
+}
 
 static char *handle(struct daemon *d, const char *line)
 {
@@ -60,6 +86,11 @@ static char *handle(struct daemon *d, const char *line)
             json_object_object_add(ans, "error", json_object_new_string("no such session"));
         else
             json_object_object_add(ans, "kicked", json_object_new_boolean(1));
+    } else if (strcmp(cmd, "bans") == 0) {
+        ans = json_object_new_object();
+        json_object_object_add(ans, "bans", bans_json(d->bans, mono_ms()));
+    } else if (strcmp(cmd, "unban") == 0) {
+        ans = unban(d, req);
     } else {
         ans = json_object_new_object();
         json_object_object_add(ans, "error", json_object_new_string("unknown cmd"));
