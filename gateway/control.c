@@ -173,12 +173,11 @@ static void socket_dir_error(const struct daemon *d, const char *path, char *err
     int dl = slash && slash != path ? (int)(slash - path) : 1;
 
     snprintf(err, errlen,
-             "the daemon's user %s may not create it in %.*s (mtlsgwd takes over only a "
-             "directory it creates itself): give that directory to %s (chown %s %.*s), or set "
-             "[daemon] control-socket to a path whose directory does not exist yet, such as "
-             "/run/mtlsgw/control.sock",
-             d->cfg->daemon.user, dl, slash ? path : ".", d->cfg->daemon.user,
-             d->cfg->daemon.user, dl, slash ? path : ".");
+             "the daemon's user %s may not create it in %.*s, and mtlsgwd takes over only a "
+             "directory it makes itself: set [daemon] control-socket to a path in a directory "
+             "that does not exist yet (mtlsgwd makes it, e.g. /run/mtlsgw/control.sock) or "
+             "in one of %s's own, never in a directory that holds anything else",
+             d->cfg->daemon.user, dl, slash ? path : ".", d->cfg->daemon.user);
 }
 
 int control_start(struct daemon *d, char *err, size_t errlen)
