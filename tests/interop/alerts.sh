@@ -249,5 +249,18 @@ else
     tap_result 1 "enroll on a 30-day CA" "$("$MTLSGW" -c "$T/short.conf" enroll short1 \
         --role admin --csr "$T/short1.csr" --days 397 --out "$T/short1.crt" 2>&1)"
 fi
+# Said well before: a warning in the log, the days in status and metrics.
+printf '[management]\nlisten = 127.0.0.1:%s\n' "$PORT" >>"$T/short.conf"
+log_mark
+"$MTLSGWD" -c "$T/short.conf" -f 2>>"$DLOG" >>"$DLOG" &
+DPID=$!
+expect_log_lines "CA certificate expires in 29 days \(every peer is refused from then on" 1 \
+    "a CA with 29 days left: a warning in the log"
+OUT=$("$MTLSGW" -c "$T/short.conf" status)
+expect_in "the CA expires in 29 days" "$OUT" "mtlsgw status warns too"
+OUT=$(curl -sS --max-time 10 --cacert "$T/short-pki/ca.crt" --cert "$T/short1.crt" \
+    --key "$T/short1.key" "https://127.0.0.1:$PORT/metrics" 2>&1)
+expect_in 'mtlsgw_cert_days_left{cert="ca"} 29' "$OUT" "/metrics: the CA's days left"
+dmn_stop
 
 tap_done
