@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "bans.h"
 #include "cidr.h"
 #include "config.h"
 #include "http.h"
@@ -336,6 +337,29 @@ static void delete_session(struct daemon *d, const char *id_s, struct api_reply 
     reply_json(r, 200, o);
 }
 
+/* DELETE /api/v1/bans/ADDR: lift a ban. */
+static void delete_ban(struct daemon *d, struct conn *c, const char *addr, struct api_reply *r)
+{
+    char canon[64] = "";
+    struct json_object *o;
+    int rc = bans_lift(d->bans, addr, mono_ms(), canon, sizeof(canon));
+
+    if (rc == -EINVAL) {
+        reply_error(r, 400, "'%s' is not an IPv4 or IPv6 address", addr);
+        return;
+    }
+    if (rc < 0) {
+        reply_error(r, 404, "%s is not banned", canon);
+        return;
+    }
+    log_info("management peer %s serial %s from %s: lifted the ban of %s", c->peer, c->serial,
+             c->remote, canon);
+    o = json_object_new_object();
+    json_object_object_add(o, "address", json_object_new_string(canon));
+    json_object_object_add(o, "unbanned", json_object_new_boolean(1));
+    reply_json(r, 200, o);
+}
+
 /* What a path takes: methods, and the Allow header for a 405. */
 struct route {
     const char *allow_hdr;
@@ -349,13 +373,24 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
     static const struct route get_post = {"Allow: GET, POST\r\n", true, true, false};
     static const struct route post_only = {"Allow: POST\r\n", false, true, false};
     static const struct route delete_only = {"Allow: DELETE\r\n", false, false, true};
-    char peer[128], sid[32];
-    const char *prest = NULL, *srest = NULL;
+    char peer[128], sid[32], ban[64];
+    const char *prest = NULL, *srest = NULL, *brest = NULL;
     bool is_peer = path_segment(req->path, API "/peers", peer, sizeof(peer), &prest);
     bool is_session = path_segment(req->path, API "/sessions", sid, sizeof(sid), &srest);
+    bool is_ban = path_segment(req->path, API "/bans", ban, sizeof(ban), &brest);
     const struct route *rt = NULL;
-    enum { R_NONE, R_STATUS, R_PEERS, R_PEER, R_REVOKE, R_SESSIONS, R_SESSION, R_METRICS } which =
-        R_NONE;
+    enum {
+        R_NONE,
+        R_STATUS,
+        R_PEERS,
+        R_PEER,
+        R_REVOKE,
+        R_SESSIONS,
+        R_SESSION,
+        R_METRICS,
+        R_BANS,
+        R_BAN
+    } which = R_NONE;
 
     if (strcmp(req->path, API "/status") == 0) {
         which = R_STATUS;
@@ -378,6 +413,12 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
     } else if (strcmp(req->path, "/metrics") == 0) {
         which = R_METRICS;
         rt = &get_only;
+    } else if (strcmp(req->path, API "/bans") == 0) {
+        which = R_BANS;
+        rt = &get_only;
+    } else if (is_ban && !*brest) {
+        which = R_BAN;
+        rt = &delete_only;
     }
     if (!rt) {
         reply_error(r, 404, "no such resource: %s", req->path);
@@ -423,6 +464,12 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
         r->content_type = "text/plain; version=0.0.4";
         r->body = daemon_metrics(d);
         r->body_len = r->body ? strlen(r->body) : 0;
+        break;
+    case R_BANS:
+        reply_json(r, 200, bans_json(d->bans, mono_ms()));
+        break;
+    case R_BAN:
+        delete_ban(d, c, ban, r);
         break;
     case R_NONE:
         break;

@@ -165,6 +165,7 @@ int conn_verify(gnutls_session_t s)
     }
     count_verdict(c, v.code);
     c->verdict_logged = true;
+    c->verdict = (int)v.code; /* for the alert (refusal_alert) */
     if (v.code != VERDICT_OK) {
         server_auth_failed(c);
         /* One line per trust decision, with the reason. */
@@ -177,6 +178,57 @@ int conn_verify(gnutls_session_t s)
 }
 
 /* ---- handshake ---------------------------------------------------------- */
+
+/*
+ * The alert a refused peer gets, so that its client can say why (RFC 8446
+ * 6.2; curl and openssl print the alert's name). No certificate: TLS 1.3's
+ * certificate_required, TLS 1.2's handshake_failure (RFC 5246 7.4.6).
+ */
+static gnutls_alert_description_t verdict_alert(int verdict, bool tls13)
+{
+    switch (verdict) {
+    case VERDICT_NO_CERT:
+        return tls13 ? GNUTLS_A_CERTIFICATE_REQUIRED : GNUTLS_A_HANDSHAKE_FAILURE;
+    case VERDICT_UNKNOWN_ISSUER:
+        return GNUTLS_A_UNKNOWN_CA;
+    case VERDICT_EXPIRED:
+    case VERDICT_NOT_YET_VALID: /* "expired or is not currently valid" */
+        return GNUTLS_A_CERTIFICATE_EXPIRED;
+    case VERDICT_REVOKED:
+        return GNUTLS_A_CERTIFICATE_REVOKED;
+    case VERDICT_NOT_ENROLLED:      /* a good certificate, but not one of ours to admit */
+    case VERDICT_ROLE_NOT_ALLOWED:  /* a role this listener does not serve */
+        return GNUTLS_A_ACCESS_DENIED;
+    default: /* bad certificate, bad signature, no clientAuth, role mismatch */
+        return GNUTLS_A_BAD_CERTIFICATE;
+    }
+}
+
+/*
+ * A handshake that failed with rc: tell the client why with a fatal alert
+ * (GnuTLS sends none by itself), then read what it still sent, so that the
+ * close is a FIN and not a reset that could overtake the alert. Best
+ * effort: the socket is non-blocking, and an alert it has no room for is
+ * dropped.
+ */
+static void refusal_alert(struct conn *c, int rc)
+{
+    bool tls13 = gnutls_protocol_get_version(c->tls) == GNUTLS_TLS1_3;
+    char junk[4096];
+    int r;
+
+    if (c->verdict > VERDICT_OK && c->l != &c->d->estl) /* EST refuses in HTTP */
+        r = gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, verdict_alert(c->verdict, tls13));
+    else if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED)
+        r = gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, verdict_alert(VERDICT_NO_CERT, tls13));
+    else
+        r = gnutls_alert_send_appropriate(c->tls, rc); /* none for a broken socket */
+    if (r < 0)
+        log_debug("%s peer ? from %s: no alert sent: %s", c->l->name, c->remote,
+                  gnutls_strerror(r));
+    for (int i = 0; i < 4 && recv(c->fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+        ;
+}
 
 static void handshake_step(struct conn *c)
 {
@@ -214,6 +266,7 @@ static void handshake_step(struct conn *c)
                         "until the token answers again; open sessions go on",
                         c->d->cfg->token.uri, gnutls_strerror(rc));
         }
+        refusal_alert(c, rc);
         conn_close(c, NULL);
         return;
     }
@@ -227,6 +280,8 @@ static void handshake_step(struct conn *c)
             server_auth_failed(c);
             log_info("%s peer ? serial %s from %s: resumption refused (%s): %s", c->l->name,
                      v.serial, c->remote, verdict_name(v.code), v.reason);
+            c->verdict = (int)v.code;
+            refusal_alert(c, GNUTLS_E_CERTIFICATE_ERROR);
             conn_close(c, NULL);
             return;
         }

@@ -102,9 +102,19 @@ int cmd_status(struct console *con, int argc, char **argv)
                : "NOT ANSWERING");
     printf("days left  CA %lld, gateway %lld, CRL %lld\n", get_int(o, "days_left", "ca"),
            get_int(o, "days_left", "gateway"), get_int(o, "days_left", "crl"));
+    if (json_object_object_get_ex(o, "days_left", &v) && json_object_object_get_ex(v, "ca", &v)) {
+        long long ca = json_object_get_int64(v);
+        if (ca < 0)
+            printf("           THE CA HAS EXPIRED: every peer is refused (mtlsgw init --force)\n");
+        else if (ca < 30)
+            printf("           the CA expires in %lld days: every peer is refused from then on\n",
+                   ca);
+    }
     printf("sessions   management %lld, tunnel %lld, handshaking %lld\n",
            get_int(o, "sessions", "management"), get_int(o, "sessions", "tunnel"),
            get_int(o, "sessions", "handshaking"));
+    printf("bans       %lld address(es) banned now (mtlsgw bans), %lld connection(s) refused\n",
+           get_int(o, "bans", "banned"), get_int(o, "bans", "refused_total"));
     if (json_object_object_get_ex(o, "sessions_list", &list) &&
         json_object_array_length(list) > 0) {
         printf("\n%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-20s %10s %10s\n", "ID", "PEER",

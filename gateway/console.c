@@ -47,6 +47,13 @@ static const struct command commands[] = {
      "sessions, days left on the CA, the gateway certificate and the CRL."},
     {"kick", cmd_kick, "kick NAME",
      "End the running daemon's sessions of peer NAME without revoking it."},
+    {"bans", cmd_bans, "bans [--json]",
+     "List the addresses the running daemon refuses for now: [daemon] ban-threshold\n"
+     "failed authentications, each within ban-time of the last, ban an address for\n"
+     "ban-time seconds on every listener. Shows failures and seconds left."},
+    {"unban", cmd_unban, "unban ADDRESS",
+     "Lift the ban of ADDRESS (IPv4 or IPv6) in the running daemon, and forget its\n"
+     "failures."},
     {"invite", cmd_invite, "invite NAME --role admin|monitor|tunnel [--network CIDR]... "
      "[--ttl DURATION]",
      "Make a one-time invite code for a device to enroll itself over the network\n"

@@ -53,6 +53,8 @@ int cmd_show(struct console *con, int argc, char **argv);
 int cmd_explain(struct console *con, int argc, char **argv);
 int cmd_status(struct console *con, int argc, char **argv);
 int cmd_kick(struct console *con, int argc, char **argv);
+int cmd_bans(struct console *con, int argc, char **argv);
+int cmd_unban(struct console *con, int argc, char **argv);
 int cmd_invite(struct console *con, int argc, char **argv);
 int cmd_invites(struct console *con, int argc, char **argv);
 int cmd_uninvite(struct console *con, int argc, char **argv);

@@ -20,12 +20,38 @@
 
 #include <json-c/json.h>
 
+#include "bans.h"
 #include "config.h"
 #include "log.h"
 
 #define REQUEST_MAX 4096
 
 static int stop_pipe[2] = {-1, -1};
+
+/* {"cmd": "unban", "address": ADDR}: lift a ban (mtlsgw unban). */
+static struct json_object *unban(struct daemon *d, struct json_object *req)
+{
+    struct json_object *ans = json_object_new_object(), *v;
+    const char *addr = NULL;
+    char canon[64] = "", msg[160];
+    int rc = -EINVAL;
+
+    if (json_object_object_get_ex(req, "address", &v) && json_object_is_type(v, json_type_string))
+        addr = json_object_get_string(v);
+    if (addr)
+        rc = bans_lift(d->bans, addr, mono_ms(), canon, sizeof(canon));
+    if (rc == 0) {
+        log_info("control socket: ban of %s lifted", canon);
+        json_object_object_add(ans, "unbanned", json_object_new_string(canon));
+        return ans;
+    }
+    if (rc == -ENOENT)
+        snprintf(msg, sizeof(msg), "%s is not banned (see mtlsgw bans)", canon);
+    else
+        snprintf(msg, sizeof(msg), "'%.64s' is not an IPv4 or IPv6 address", addr ? addr : "");
+    json_object_object_add(ans, "error", json_object_new_string(msg));
+    return ans;
+}
 
 static char *handle(struct daemon *d, const char *line)
 {
@@ -60,6 +86,11 @@ static char *handle(struct daemon *d, const char *line)
             json_object_object_add(ans, "error", json_object_new_string("no such session"));
         else
             json_object_object_add(ans, "kicked", json_object_new_boolean(1));
+    } else if (strcmp(cmd, "bans") == 0) {
+        ans = json_object_new_object();
+        json_object_object_add(ans, "bans", bans_json(d->bans, mono_ms()));
+    } else if (strcmp(cmd, "unban") == 0) {
+        ans = unban(d, req);
     } else {
         ans = json_object_new_object();
         json_object_object_add(ans, "error", json_object_new_string("unknown cmd"));
@@ -131,6 +162,24 @@ static void *control_main(void *arg)
     return NULL;
 }
 
+/*
+ * The daemon's user may not create the socket: the directory exists and is
+ * not the daemon's (mtlsgwd gives its user only a directory it made itself).
+ */
+static void socket_dir_error(const struct daemon *d, const char *path, char *err,
+                             size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    int dl = slash && slash != path ? (int)(slash - path) : 1;
+
+    snprintf(err, errlen,
+             "the daemon's user %s may not create it in %.*s, and mtlsgwd takes over only a "
+             "directory it makes itself: set [daemon] control-socket to a path in a directory "
+             "that does not exist yet (mtlsgwd makes it, e.g. /run/mtlsgw/control.sock) or "
+             "in one of %s's own, never in a directory that holds anything else",
+             d->cfg->daemon.user, dl, slash ? path : ".", d->cfg->daemon.user);
+}
+
 int control_start(struct daemon *d, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -152,8 +201,10 @@ int control_start(struct daemon *d, char *err, size_t errlen)
     if (bind(d->control_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         chmod(path, 0600) < 0 || listen(d->control_fd, 16) < 0) {
         rc = -errno;
-        snprintf(err, errlen, "cannot listen: %s (its directory must be writable by the "
-                              "daemon's user)", strerror(errno));
+        if (rc == -EACCES || rc == -EPERM)
+            socket_dir_error(d, path, err, errlen);
+        else
+            snprintf(err, errlen, "cannot listen: %s", strerror(-rc));
         return rc;
     }
     sigfillset(&all);

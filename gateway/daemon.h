@@ -96,7 +96,7 @@ struct conn {
 };
 
 struct source_count;
-struct ban;
+struct bans;
 struct tunnel;
 struct uplink;
 
@@ -126,7 +126,7 @@ struct daemon {
     uint64_t next_id;
     struct source_count *sources[256]; /* under conns_lock */
     struct conn *graveyard;             /* under conns_lock; freed by the loop */
-    struct ban *bans[256];              /* under conns_lock */
+    struct bans *bans;                  /* bans.h: its own lock */
     atomic_ullong banned_total;
     pthread_mutex_t trust_lock;
     struct trustdb *trust;

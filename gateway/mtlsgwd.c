@@ -32,7 +32,6 @@
 #include "caps.h"
 #include "config.h"
 #include "daemon.h"
-#include "fsutil.h"
 #include "log.h"
 #include "privsep.h"
 
@@ -121,28 +120,44 @@ static void raise_nofile(const struct config *cfg)
                  (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
-/* The control socket's directory, made as root and given to the daemon user. */
+/*
+ * The control socket's directory. Made here when missing (as root: then
+ * given to the daemon's user, which creates the socket in it); a directory
+ * that already exists is never changed, whoever owns it: a control-socket
+ * in /etc/mtlsgw or /tmp must not hand that directory to the daemon's user.
+ * If that user cannot write there, the session process says so when it
+ * makes the socket (control_start).
+ */
 static int control_dir(const struct config *cfg, uid_t uid, gid_t gid)
 {
     char *dir = strdup(cfg->daemon.control_socket), *slash;
-    int rc = 0;
+    int rc = 0, fd = -1;
 
     if (!dir)
         return -ENOMEM;
     slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        rc = fs_mkdir(dir, 0750);
-        if (rc == 0 && geteuid() == 0) {
-            struct stat st;
-            /* Only a directory we may claim: never chown someone's /tmp. */
-            if (stat(dir, &st) == 0 && !(st.st_mode & S_ISVTX) && st.st_uid == 0 &&
-                chown(dir, uid, gid) < 0)
-                rc = -errno;
-        }
-        if (rc < 0)
-            log_err("control socket directory %s: %s", dir, strerror(-rc));
+    if (!slash || slash == dir)
+        goto out;
+    *slash = '\0';
+    if (mkdir(dir, 0750) < 0) {
+        struct stat st;
+        if (errno != EEXIST)
+            rc = -errno;
+        else if (stat(dir, &st) < 0)
+            rc = -errno;
+        else if (!S_ISDIR(st.st_mode))
+            rc = -ENOTDIR;
+        goto out;
     }
+    /* Ours: the new directory itself, not what a path may be swapped for. */
+    if (geteuid() == 0 && ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+                           fchown(fd, uid, gid) < 0))
+        rc = -errno;
+out:
+    if (rc < 0)
+        log_err("control socket directory %s: %s", dir, strerror(-rc));
+    if (fd >= 0)
+        close(fd);
     free(dir);
     return rc;
 }

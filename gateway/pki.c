@@ -462,6 +462,26 @@ out:
     return rc;
 }
 
+/*
+ * A CA past its notAfter issues nothing: every certificate it made would be
+ * refused (verify.c). One that is still valid issues certificates that end
+ * with it at the latest (p11_cert_issue caps notAfter there).
+ */
+static int ca_usable(const struct pki *pki, const char *what, char *err, size_t errlen)
+{
+    time_t end = gnutls_x509_crt_get_expiration_time(pki->ca);
+    char when[32];
+
+    if (end == (time_t)-1 || time(NULL) < end)
+        return 0;
+    time_format_utc(end, when, sizeof(when));
+    snprintf(err, errlen,
+             "%s: the CA in %s expired on %s: nothing it issues would be trusted; make a new "
+             "CA (mtlsgw init --force) and enroll the peers again",
+             what, pki->ca_path, when);
+    return -EKEYEXPIRED;
+}
+
 int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_crt_t *out,
                char *err, size_t errlen)
 {
@@ -520,6 +540,8 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
         goto out;
     }
     rc = pki_load_ca(pki, err, errlen);
+    if (rc == 0)
+        rc = ca_usable(pki, "enroll", err, errlen);
     if (rc < 0)
         goto out;
     snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s",
@@ -727,9 +749,12 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
         goto out;
     }
     rc = pki_load_ca(pki, err, errlen);
+    if (rc == 0)
+        rc = ca_usable(pki, "renew", err, errlen);
     if (rc < 0)
         goto out;
-    /* The new certificate lives as long as the one it replaces: to the
+    /* The new certificate lives as long as the one it replaces (never past
+     * the CA's end, see ca_usable): to the
      * nearest day, as the issuer backdates notBefore a little and rounding
      * up would add a day at every renewal. */
     life = (p->not_after - p->not_before + 43200) / 86400;

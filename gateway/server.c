@@ -30,6 +30,7 @@
 
 #include <json-c/json.h>
 
+#include "bans.h"
 #include "build-config.h"
 #include "cidr.h"
 #include "privsep.h"
@@ -92,77 +93,22 @@ static struct source_count **source_slot(struct daemon *d, const struct sockaddr
     return pp;
 }
 
-/* ---- bans: a source that keeps failing authentication is slowed down ---- */
-
-struct ban {
-    struct sockaddr_storage addr;
-    unsigned score;
-    long long last_ms, until_ms;
-    struct ban *next;
-};
-
-static struct ban **ban_slot(struct daemon *d, const struct sockaddr_storage *ss)
-{
-    struct ban **pp = &d->bans[addr_hash(ss)];
-
-    while (*pp && !addr_equal(&(*pp)->addr, ss))
-        pp = &(*pp)->next;
-    return pp;
-}
+/* ---- bans (bans.c): a source that keeps failing authentication ----------- */
 
 void server_auth_failed(struct conn *c)
 {
     struct daemon *d = c->d;
-    long long now = mono_ms(), window = 1000LL * d->cfg->daemon.ban_time;
-    struct ban **pp, *b;
+    unsigned score = bans_fail(d->bans, &c->addr, d->cfg->daemon.ban_threshold,
+                               d->cfg->daemon.ban_time, mono_ms());
     char ip[64];
 
-    pthread_mutex_lock(&d->conns_lock);
-    pp = ban_slot(d, &c->addr);
-    if (!*pp && (*pp = calloc(1, sizeof(**pp))))
-        (*pp)->addr = c->addr;
-    b = *pp;
-    if (b) {
-        /* A score counts failures within ban-time of each other. */
-        if (now - b->last_ms > window)
-            b->score = 0;
-        b->last_ms = now;
-        if (++b->score >= d->cfg->daemon.ban_threshold && b->until_ms <= now) {
-            b->until_ms = now + window;
-            conn_ip(c, ip, sizeof(ip));
-            /* Once per ban, not once per attempt. */
-            log_warn("%s: %s banned for %u s after %u failed authentications", c->l->name, ip,
-                     d->cfg->daemon.ban_time, b->score);
-        }
+    if (score) {
+        conn_ip(c, ip, sizeof(ip));
+        /* Once per ban, not once per attempt. */
+        log_warn("%s: %s banned for %u s after %u failed authentications (mtlsgw unban %s "
+                 "lifts it)",
+                 c->l->name, ip, d->cfg->daemon.ban_time, score, ip);
     }
-    pthread_mutex_unlock(&d->conns_lock);
-}
-
-/* Under conns_lock. */
-static bool banned(struct daemon *d, const struct sockaddr_storage *ss, long long now)
-{
-    struct ban *b = *ban_slot(d, ss);
-
-    return b && b->until_ms > now;
-}
-
-static void bans_expire(struct daemon *d, long long now)
-{
-    long long window = 1000LL * d->cfg->daemon.ban_time;
-
-    pthread_mutex_lock(&d->conns_lock);
-    for (int i = 0; i < 256; i++) {
-        for (struct ban **pp = &d->bans[i]; *pp;) {
-            struct ban *b = *pp;
-            if (b->until_ms <= now && now - b->last_ms > window) {
-                *pp = b->next;
-                free(b);
-            } else {
-                pp = &b->next;
-            }
-        }
-    }
-    pthread_mutex_unlock(&d->conns_lock);
 }
 
 /* ---- connections list ---------------------------------------------------- */
@@ -265,11 +211,6 @@ struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
 
     pthread_mutex_lock(&d->conns_lock);
     pp = source_slot(d, ss);
-    if (count_source && banned(d, ss, mono_ms())) {
-        pthread_mutex_unlock(&d->conns_lock);
-        atomic_fetch_add(&d->banned_total, 1);
-        return NULL;
-    }
     if (count_source && *pp && (*pp)->n >= l->max_per_source) {
         pthread_mutex_unlock(&d->conns_lock);
         return NULL;
@@ -314,14 +255,18 @@ struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
 }
 
 /*
- * A connection over a limit (max-sessions, max-per-source, ban): read what
- * the client already sent (its ClientHello, so that close() sends a FIN and
- * not a reset), answer with a plaintext fatal TLS alert (internal_error, as
- * a server out of resources; allowed before the handshake), close.
+ * A connection refused at accept: read what the client already sent (its
+ * ClientHello, so that close() sends a FIN and not a reset), answer with a
+ * plaintext fatal TLS alert (allowed before the handshake: no keys yet; a
+ * TLS 1.3 client takes it as it takes a ServerHello's record version,
+ * 0x0303), close. Over a limit (max-sessions, max-per-source):
+ * internal_error, as a server out of resources. Banned: access_denied
+ * (RFC 8446 6.2: "when access control was applied, the sender decided not
+ * to proceed"), which clients print as such.
  */
-static void refuse(int fd)
+static void refuse(int fd, unsigned char alert_desc)
 {
-    static const unsigned char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80};
+    unsigned char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, alert_desc};
     char junk[2048];
     ssize_t n;
 
@@ -406,15 +351,21 @@ static bool accept_one(struct daemon *d, struct listener *l)
         char why[64];
         snprintf(why, sizeof(why), "%u connections (max-sessions)", total);
         log_refusal(l, remote, why);
-        refuse(fd);
+        refuse(fd, GNUTLS_A_INTERNAL_ERROR);
+        return true;
+    }
+    if (bans_check(d->bans, &ss, mono_ms())) {
+        /* The ban itself is logged once when it starts (server_auth_failed). */
+        atomic_fetch_add(&d->banned_total, 1);
+        log_debug("%s: %s refused: banned", l->name, remote);
+        refuse(fd, GNUTLS_A_ACCESS_DENIED);
         return true;
     }
     c = server_conn_new(d, l, fd, &ss, true);
     if (!c) {
-        /* The ban itself is logged once when it starts (server_auth_failed). */
-        log_debug("%s: %s refused: banned, or max-per-source (%u) reached", l->name, remote,
+        log_debug("%s: %s refused: max-per-source (%u) reached", l->name, remote,
                   l->max_per_source);
-        refuse(fd);
+        refuse(fd, GNUTLS_A_INTERNAL_ERROR);
         return true;
     }
     pthread_rwlock_rdlock(&d->token_lock);
@@ -604,7 +555,7 @@ static time_t gateway_not_after(struct daemon *d)
 
 struct json_object *daemon_status_json(struct daemon *d)
 {
-    struct json_object *o = json_object_new_object(), *tok, *ses, *days;
+    struct json_object *o = json_object_new_object(), *tok, *ses, *days, *bans;
     struct trustdb *t = daemon_trust(d);
     time_t now = time(NULL);
 
@@ -631,6 +582,11 @@ struct json_object *daemon_status_json(struct daemon *d)
     json_object_object_add(o, "token", tok);
     json_object_object_add(o, "sessions", ses);
     json_object_object_add(o, "days_left", days);
+    bans = json_object_new_object();
+    json_object_object_add(bans, "banned", json_object_new_int64(bans_count(d->bans, mono_ms())));
+    json_object_object_add(bans, "refused_total",
+                           json_object_new_int64((int64_t)atomic_load(&d->banned_total)));
+    json_object_object_add(o, "bans", bans);
     trustdb_unref(t);
     return o;
 }
@@ -732,6 +688,9 @@ char *daemon_metrics(struct daemon *d)
     sb_printf(&b, "# HELP mtlsgw_banned_total Connections refused from banned addresses.\n"
                   "# TYPE mtlsgw_banned_total counter\nmtlsgw_banned_total %llu\n",
               atomic_load(&d->banned_total));
+    sb_printf(&b, "# HELP mtlsgw_banned_addresses Addresses banned now (mtlsgw bans).\n"
+                  "# TYPE mtlsgw_banned_addresses gauge\nmtlsgw_banned_addresses %u\n",
+              bans_count(d->bans, mono_ms()));
     sb_printf(&b, "# HELP mtlsgw_bytes_total Application bytes.\n# TYPE mtlsgw_bytes_total counter\n");
     for (size_t i = 0; i < 3; i++)
         sb_printf(&b, "mtlsgw_bytes_total{listener=\"%s\",direction=\"in\"} %llu\n"
@@ -912,11 +871,17 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
 
     for (int i = 2; i >= 0; i--) {
         if (left < marks[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > marks[i])) {
-            if (left < 0)
+            if (left < 0 && slot == 0)
+                log_err("%s expired %lld days ago: every peer it issued is refused; make a "
+                        "new CA (mtlsgw init --force) and enroll the peers again",
+                        what, -left);
+            else if (left < 0)
                 log_err("%s expired %lld days ago", what, -left);
             else
                 log_warn("%s expires in %lld days (%s)", what, left,
-                         slot == 0 ? "make a new CA in time" : "renew it");
+                         slot == 0 ? "every peer is refused from then on, and no certificate "
+                                     "it issues lasts longer: make a new CA in time"
+                                   : "renew it");
             d->warned_days[slot] = marks[i];
             return;
         }
@@ -1002,7 +967,7 @@ static void tick(struct daemon *d, unsigned long long n)
     resume_listeners(d);
     trim_after_load(d);
     if (n % 30 == 0)
-        bans_expire(d, mnow);
+        bans_expire(d->bans, d->cfg->daemon.ban_time, mnow);
     if (n % 5 == 0)
         submit_task(d, TASK_TOKEN_CHECK);
     /* Three refreshes per gate-timeout, so one late or lost still leaves the
@@ -1058,8 +1023,9 @@ static void reload_config(struct daemon *d)
     char *errors = NULL;
 
     if (config_load(o->path, &n, &errors) < 0) {
-        log_err("%s has errors; keeping the running config:\n%s", o->path,
-                errors ? errors : "out of memory");
+        char head[512];
+        snprintf(head, sizeof(head), "%s has errors; keeping the running config:", o->path);
+        log_lines(LOG_ERR, head, errors ? errors : "out of memory");
         free(errors);
         return;
     }
@@ -1249,7 +1215,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (pki_new(cfg, &d->pki) < 0) {
+    if (pki_new(cfg, &d->pki) < 0 || bans_new(&d->bans) < 0) {
         log_err("out of memory");
         goto out;
     }
@@ -1371,12 +1337,8 @@ out:
     free(d->pool_used);
     trustdb_unref(d->trust);
     pki_free(d->pki);
+    bans_free(d->bans);
     for (int i = 0; i < 256; i++) {
-        while (d->bans[i]) {
-            struct ban *b = d->bans[i];
-            d->bans[i] = b->next;
-            free(b);
-        }
         while (d->sources[i]) {
             struct source_count *s = d->sources[i];
             d->sources[i] = s->next;

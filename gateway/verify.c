@@ -111,9 +111,39 @@ static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ..
     return 0;
 }
 
+/* The CA in t->cas that issued crt, or -1. */
+static int issuer_of(const struct trust *t, gnutls_x509_crt_t crt)
+{
+    for (size_t i = 0; i < t->n_cas; i++)
+        if (gnutls_x509_crt_check_issuer(crt, t->cas[i]))
+            return (int)i;
+    return -1;
+}
+
+/* f->ca and the period every CA on the way up from it is valid in. */
+static void ca_path_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f)
+{
+    int i = issuer_of(t, crt);
+
+    f->ca = i;
+    for (size_t hops = 0; i >= 0 && hops < t->n_cas; hops++) {
+        gnutls_x509_crt_t ca = t->cas[i];
+        time_t nb = gnutls_x509_crt_get_activation_time(ca);
+        time_t na = gnutls_x509_crt_get_expiration_time(ca);
+        if (nb != (time_t)-1 && nb > f->ca_not_before)
+            f->ca_not_before = nb;
+        if (na != (time_t)-1 && (!f->ca_not_after || na < f->ca_not_after))
+            f->ca_not_after = na;
+        if (gnutls_x509_crt_check_issuer(ca, ca))
+            break; /* a root */
+        i = issuer_of(t, ca);
+    }
+}
+
 void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f)
 {
     memset(f, 0, sizeof(*f));
+    ca_path_facts(t, crt, f);
     verify_serial_hex(crt, f->serial, sizeof(f->serial));
     dn_of(crt, false, f->subject, sizeof(f->subject));
     f->not_before = gnutls_x509_crt_get_activation_time(crt);
@@ -134,6 +164,24 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
 
     snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
     snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
+    /* The chain is verified without time checks (verify_peer_facts): the
+     * CA's period is checked here, against the same `now` as the peer's. */
+    if (f->ca >= 0 && f->ca_not_after && now > f->ca_not_after) {
+        char ca[256];
+        dn_of(t->cas[f->ca], false, ca, sizeof(ca));
+        time_format_utc(f->ca_not_after, when, sizeof(when));
+        return finish(v, VERDICT_EXPIRED,
+                      "the CA '%s' expired on %s: no certificate it issued is valid any more "
+                      "(a new CA must be made and its peers enrolled again)",
+                      ca, when);
+    }
+    if (f->ca >= 0 && now < f->ca_not_before) {
+        char ca[256];
+        dn_of(t->cas[f->ca], false, ca, sizeof(ca));
+        time_format_utc(f->ca_not_before, when, sizeof(when));
+        return finish(v, VERDICT_NOT_YET_VALID, "the CA '%s' is not valid before %s (clock?)",
+                      ca, when);
+    }
     if (now < f->not_before) {
         time_format_utc(f->not_before, when, sizeof(when));
         finish(v, VERDICT_NOT_YET_VALID, "not yet valid: valid from %s", when);

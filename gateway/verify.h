@@ -72,6 +72,12 @@ struct cert_facts {
     bool client_auth;
     bool crl_revoked;
     int role; /* verify_cert_role() */
+    /* The CA of t->cas that issued it (-1: none does), and the period in
+     * which every CA on its path in t->cas is valid: a certificate is no
+     * better than its issuer (RFC 5280 6.1.3: each certificate in the path
+     * must be valid at the time in question). */
+    int ca;
+    time_t ca_not_before, ca_not_after;
 };
 
 void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f);

@@ -156,7 +156,7 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
     gnutls_pubkey_t signer = NULL;
     unsigned char kid[64];
     size_t kid_size;
-    time_t now;
+    time_t now, not_after;
     size_t i;
     int rc = 0, grc = 0;
 
@@ -215,7 +215,15 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
     grc = gnutls_x509_crt_set_activation_time(crt, now - BACKDATE_SECONDS);
     if (grc < 0)
         goto out;
-    grc = gnutls_x509_crt_set_expiration_time(crt, now + (time_t)req->days * 86400);
+    /* Never past the issuer's own end (RFC 5280 6.1.3 would refuse the
+     * certificate from then on anyway): capped, as CAs do. */
+    not_after = now + (time_t)req->days * 86400;
+    if (issuer != NULL) {
+        time_t cap = gnutls_x509_crt_get_expiration_time(issuer);
+        if (cap != (time_t)-1 && cap < not_after)
+            not_after = cap;
+    }
+    grc = gnutls_x509_crt_set_expiration_time(crt, not_after);
     if (grc < 0)
         goto out;
 

@@ -43,7 +43,7 @@ pin-file = $T/pin
 dir = $T/pki
 [daemon]
 user = $DUSER
-control-socket = $T/c.sock
+control-socket = $T/run/c.sock
 [management]
 listen = 127.0.0.1:$PORT
 CONF

@@ -44,7 +44,9 @@ struct leaf {
     gnutls_datum_t der;
 };
 
-static struct ca ours, forger, stranger;
+/* brief: a CA that ends before the peers it issued would (T_CA_END). */
+#define T_CA_END (T_NOW + 1000)
+static struct ca ours, forger, stranger, brief;
 static gnutls_x509_privkey_t leaf_key;
 static gnutls_datum_t ca_der;
 
@@ -66,9 +68,13 @@ static struct leaf forged = {"admin1", "\x00\xa1\xb2", 3, "a1b2", "urn:mtlsgw:ro
 static struct leaf alien = {"alien1", "\x10\x06", 2, "1006", "urn:mtlsgw:role:admin",
                             GNUTLS_KP_TLS_WWW_CLIENT, ROLE_ADMIN, &stranger, true, {0}};
 
-static struct leaf *const leaves[] = {&admin1, &mon1, &noeku, &server, &norole, &forged, &alien};
+static struct leaf late1 = {"late1", "\x11\x07", 2, "1107", "urn:mtlsgw:role:admin",
+                            GNUTLS_KP_TLS_WWW_CLIENT, ROLE_ADMIN, &brief, true, {0}};
 
-static int ca_make(struct ca *ca, const char *name)
+static struct leaf *const leaves[] = {&admin1, &mon1,   &noeku, &server,
+                                      &norole, &forged, &alien, &late1};
+
+static int ca_make_until(struct ca *ca, const char *name, time_t until)
 {
     gnutls_datum_t der = {NULL, 0};
     int rc;
@@ -83,7 +89,7 @@ static int ca_make(struct ca *ca, const char *name)
         (rc = gnutls_x509_crt_set_dn_by_oid(ca->crt, GNUTLS_OID_X520_COMMON_NAME, 0, name,
                                             (unsigned)strlen(name))) < 0 ||
         (rc = gnutls_x509_crt_set_activation_time(ca->crt, T_FROM - 86400)) < 0 ||
-        (rc = gnutls_x509_crt_set_expiration_time(ca->crt, T_UNTIL + 86400)) < 0 ||
+        (rc = gnutls_x509_crt_set_expiration_time(ca->crt, until)) < 0 ||
         (rc = gnutls_x509_crt_set_basic_constraints(ca->crt, 1, -1)) < 0 ||
         (rc = gnutls_x509_crt_set_key_usage(ca->crt, GNUTLS_KEY_KEY_CERT_SIGN |
                                                          GNUTLS_KEY_CRL_SIGN)) < 0 ||
@@ -99,6 +105,11 @@ static int ca_make(struct ca *ca, const char *name)
         rc = gnutls_x509_crt_import(ca->crt, &der, GNUTLS_X509_FMT_DER);
     gnutls_free(der.data);
     return rc;
+}
+
+static int ca_make(struct ca *ca, const char *name)
+{
+    return ca_make_until(ca, name, T_UNTIL + 86400);
 }
 
 static void ca_free(struct ca *ca)
@@ -208,6 +219,21 @@ static struct trustdb *snapshot(gnutls_x509_crl_t crl, struct registry *reg)
     CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_import(ca, &ca_der, GNUTLS_X509_FMT_DER), 0);
     CU_ASSERT_EQUAL_FATAL(trustdb_from(ca, crl, reg, &db), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(db);
+    return db;
+}
+
+/* A snapshot whose CA is brief's. */
+static struct trustdb *snapshot_brief(void)
+{
+    gnutls_datum_t der = {NULL, 0};
+    gnutls_x509_crt_t ca = NULL;
+    struct trustdb *db = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_export2(brief.crt, GNUTLS_X509_FMT_DER, &der), 0);
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_init(&ca), 0);
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_import(ca, &der, GNUTLS_X509_FMT_DER), 0);
+    gnutls_free(der.data);
+    CU_ASSERT_EQUAL_FATAL(trustdb_from(ca, NULL, registry_of(NULL), &db), 0);
     return db;
 }
 
@@ -609,7 +635,46 @@ static void test_more_peers_than_slots(void)
         gnutls_free(many[i].der.data);
 }
 
+/*
+ * The chain is verified without GnuTLS' time checks (verify.c judges time
+ * against its own `now`): the CA's period must be judged too. A peer whose
+ * certificate outlasts its CA is refused from the CA's end on, full,
+ * cached and resumed.
+ */
+static void test_ca_expired(void)
+{
+    struct trustdb *db = snapshot_brief();
+    struct verdict v;
+
+    FULL(db, late1, T_NOW, ADMIN, &v, VERDICT_OK);
+    RESUMED(db, late1, T_NOW, ADMIN, &v, VERDICT_OK);
+    FULL(db, late1, T_CA_END, ADMIN, &v, VERDICT_OK); /* its last second */
+    FULL(db, late1, T_CA_END + 1, ADMIN, &v, VERDICT_EXPIRED);
+    EXPECT_CONTAINS(v.reason, "the CA 'CN=mtlsgw short CA' expired on");
+    EXPECT_STR(v.serial, late1.hex);
+    RESUMED(db, late1, T_CA_END + 1, ADMIN, &v, VERDICT_EXPIRED);
+    EXPECT_CONTAINS(v.reason, "the CA 'CN=mtlsgw short CA' expired on");
+    trustdb_unref(db);
+
+    /* First sight after the end: the full path, no cache. */
+    db = snapshot_brief();
+    FULL(db, late1, T_CA_END + 86400, ADMIN, &v, VERDICT_EXPIRED);
+    FULL(db, late1, T_NOW, ADMIN, &v, VERDICT_OK);
+    /* Before the CA's start. */
+    FULL(db, late1, T_FROM - 2 * 86400, ADMIN, &v, VERDICT_NOT_YET_VALID);
+    EXPECT_CONTAINS(v.reason, "the CA 'CN=mtlsgw short CA' is not valid before");
+    trustdb_unref(db);
+
+    /* Our CA lives past its peers: their own end is what they hit. */
+    db = snapshot_default();
+    FULL(db, admin1, T_UNTIL + 1, ADMIN, &v, VERDICT_EXPIRED);
+    EXPECT_CONTAINS(v.reason, "expired on");
+    CU_ASSERT_PTR_NULL(strstr(v.reason, "CA"));
+    trustdb_unref(db);
+}
+
 static const struct cu_test tests[] = {
+    {"a CA that expired refuses its peers", test_ca_expired},
     {"good certificate, twice (cached)", test_ok_twice},
     {"cache does not freeze time", test_cache_keeps_time},
     {"cache does not freeze roles", test_cache_keeps_roles},
@@ -632,6 +697,7 @@ static void fixtures_free(void)
     ca_free(&ours);
     ca_free(&forger);
     ca_free(&stranger);
+    ca_free(&brief);
 }
 
 static int fixtures_make(void)
@@ -641,6 +707,7 @@ static int fixtures_make(void)
     /* The forger copies our CA's name; only the key differs. */
     if ((rc = ca_make(&ours, CA_NAME)) < 0 || (rc = ca_make(&forger, CA_NAME)) < 0 ||
         (rc = ca_make(&stranger, "some other CA")) < 0 ||
+        (rc = ca_make_until(&brief, "mtlsgw short CA", T_CA_END)) < 0 ||
         (rc = gnutls_x509_crt_export2(ours.crt, GNUTLS_X509_FMT_DER, &ca_der)) < 0 ||
         (rc = gnutls_x509_privkey_init(&leaf_key)) < 0 ||
         (rc = gnutls_x509_privkey_generate(leaf_key, GNUTLS_PK_ECDSA,
