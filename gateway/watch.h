@@ -1,0 +1,48 @@
+/*
+ * watch.h: notice that files of one directory changed, whoever changed them
+ * (docs/mtlsgwd.md, "Watching the registry and the CRL").
+ *
+ * inotify on the directory says at once that something happened to a
+ * watched name (an atomic writer renames a temporary file into place); a
+ * stat of each file (device, inode, size, mtime, ctime), compared at every
+ * watch_changed(), is the backstop for when inotify is unavailable (no
+ * instance left, a kernel without it) or the directory was replaced under
+ * the watch. The caller polls watch_fd() and also calls watch_changed() on a
+ * timer of its own.
+ */
+#ifndef MTLSGW_WATCH_H
+#define MTLSGW_WATCH_H
+
+#include <stdbool.h>
+
+/* At most this many names per watch. */
+#define WATCH_MAX_FILES 8
+
+struct watch;
+
+/*
+ * Watch the files dir/names[i] (names: NULL-terminated, plain file names).
+ * Their current state is the reference: the first watch_changed() reports
+ * only what changes after this call. Without inotify the watch still works
+ * by stat alone (watch_fd() is then -1). -EINVAL for too many or bad names.
+ */
+int watch_new(const char *dir, const char *const *names, struct watch **out);
+
+/* The inotify fd to poll for reading; -1 when the watch runs on stat alone. */
+int watch_fd(const struct watch *w);
+
+/*
+ * Drain what inotify has queued (non-blocking), stat every file and return
+ * a bit mask of the names (bit i: names[i]) that changed since the last call:
+ * an event naming it, or a different stat (also: appeared or vanished). A
+ * burst of events queued before the call is one answer. Re-arms inotify when
+ * the directory was moved, deleted or replaced.
+ */
+unsigned watch_changed(struct watch *w);
+
+/* Whether inotify is in use now (false: stat alone). */
+bool watch_uses_inotify(const struct watch *w);
+
+void watch_free(struct watch *w);
+
+#endif
