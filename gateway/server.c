@@ -512,7 +512,9 @@ static int sweep_untrusted(struct daemon *d, struct trustdb *t)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) != CONN_OPEN)
+        /* One already being ended (by the reload of the CRL a moment before
+         * the registry's, a kick) is neither logged nor counted again. */
+        if (atomic_load(&c->state) != CONN_OPEN || atomic_load(&c->kill) != KILL_NONE)
             continue;
         why = untrusted_reason(t, c, now);
         if (why) {
@@ -1382,6 +1384,8 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         if (!watch_uses_inotify(watch))
             log_warn("%s: inotify unavailable: registry and CRL are checked every second",
                      d->pki->dir);
+        else
+            log_info("%s: watching registry.json and crl.pem", d->pki->dir);
     }
     /* Logged in: no PIN in memory from here on (a later login reads the
      * PIN file again; docs/architecture.md). */
