@@ -99,16 +99,18 @@ int con_notify_daemon(struct console *con, const struct pki *pki, const char *cm
     json_object_put(o);
     if (rc == -EIO) {
         con_err(cmd, "mtlsgwd did not apply the change: %s", err);
-        con_err(cmd, "the registry and CRL changes stay in %s; the daemon keeps its previous "
-                     "trust until it can read them (see its log)",
+        con_err(cmd,
+                "the registry and CRL changes stay in %s; the daemon keeps its previous "
+                "trust until it can read them (see its log)",
                 pki->dir);
         return EXIT_UNACKED;
     }
     if (rc < 0) {
         con_err(cmd, "mtlsgwd did not acknowledge: %s", err);
-        con_err(cmd, "the registry and CRL changes stay in %s: a running mtlsgwd applies them "
-                     "within a second by its own watch of that directory, one not running "
-                     "when it starts; check [daemon] control-socket in %s and 'mtlsgw status'",
+        con_err(cmd,
+                "the registry and CRL changes stay in %s: a running mtlsgwd applies them "
+                "within a second by its own watch of that directory, one not running "
+                "when it starts; check [daemon] control-socket in %s and 'mtlsgw status'",
                 pki->dir, con->conf_path);
         return EXIT_UNACKED;
     }

@@ -477,8 +477,7 @@ struct trustdb *daemon_trust(struct daemon *d)
  * and the old one has not expired; new handshakes must show the new one. A
  * revocation of the peer ends it with the rest.
  */
-static const char *untrusted_reason(const struct trustdb *t, const struct conn *c,
-                                    time_t now)
+static const char *untrusted_reason(const struct trustdb *t, const struct conn *c, time_t now)
 {
     const struct registry *reg = trustdb_registry(t);
     const struct peer *p = registry_find_serial(reg, c->serial), *cur;

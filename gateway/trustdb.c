@@ -42,8 +42,8 @@ struct trustdb {
     gnutls_x509_crl_t crl;
     struct registry *reg;
     struct trust trust;
-    uint64_t crl_number;   /* UINT64_MAX when above 64 bits; 0 without */
-    char (*revoked)[64];   /* the CRL's serials as verify_serial_hex writes them, sorted */
+    uint64_t crl_number; /* UINT64_MAX when above 64 bits; 0 without */
+    char (*revoked)[64]; /* the CRL's serials as verify_serial_hex writes them, sorted */
     size_t n_revoked;
     pthread_mutex_t facts_lock;
     struct facts_slot *facts; /* FACTS_SLOTS, made on first use */
@@ -89,8 +89,8 @@ static int crl_index(struct trustdb *db)
         return 0;
     if (gnutls_x509_crl_get_number(db->crl, num, &len, &crit) >= 0) {
         for (size_t i = 0; i < len; i++)
-            db->crl_number = db->crl_number > UINT64_MAX >> 8 ? UINT64_MAX
-                                                              : db->crl_number << 8 | num[i];
+            db->crl_number =
+                db->crl_number > UINT64_MAX >> 8 ? UINT64_MAX : db->crl_number << 8 | num[i];
     }
     n = gnutls_x509_crl_get_crt_count(db->crl);
     if (n <= 0)

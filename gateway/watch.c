@@ -18,8 +18,8 @@
  * it unreadable. And what happens to the directory itself, after which the
  * watch must be set again on whatever the path names now.
  */
-#define WATCH_MASK                                                                           \
-    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |        \
+#define WATCH_MASK                                                                                \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |           \
      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 /* What a file looked like at the last look; a change in any field is a change. */
@@ -37,8 +37,8 @@ struct watch {
     char *names[WATCH_MAX_FILES];
     char *paths[WATCH_MAX_FILES];
     struct file_sig sig[WATCH_MAX_FILES];
-    int fd;       /* inotify instance, -1: none */
-    int wd;       /* watch on dir, -1: none now (set again at the next look) */
+    int fd;        /* inotify instance, -1: none */
+    int wd;        /* watch on dir, -1: none now (set again at the next look) */
     dev_t dir_dev; /* the directory the watch is on */
     ino_t dir_ino;
 };
@@ -60,10 +60,9 @@ static void sig_read(const char *path, struct file_sig *s)
 
 static bool sig_equal(const struct file_sig *a, const struct file_sig *b)
 {
-    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
-           a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
-           a->mtim.tv_nsec == b->mtim.tv_nsec && a->ctim.tv_sec == b->ctim.tv_sec &&
-           a->ctim.tv_nsec == b->ctim.tv_nsec;
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+           a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
 }
 
 /*
