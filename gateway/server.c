@@ -582,7 +582,9 @@ int daemon_trust_ended_since(uint64_t crl_number)
 
 /*
  * A change to the registry or the CRL seen by the watch (docs/mtlsgwd.md,
- * "Watching the registry and the CRL"), whoever wrote it. The reload runs
+ * "Watching the registry and the CRL"), whoever wrote it; a writer that
+ * holds the pki dir's lock (mtlsgw, here or at the console) is waited for,
+ * so its CRL and registry are read together. The reload runs
  * here, on the loop: trustdb_load reads and parses three files and checks
  * the CRL's signature with the CA's public key, no token involved
  * (milliseconds for thousands of peers), and established sessions and
@@ -601,6 +603,7 @@ static void watch_apply(struct daemon *d, struct watch *w, const char *const *na
             snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s",
                      what[0] ? " and " : "", names[i]);
     rc = daemon_reload_trust(d, err, sizeof(err));
+    watch_release(w); /* the pki dir's writers wait for it while we read */
     if (rc < 0)
         log_err("%s changed: reload failed, keeping the previous state: %s", what, err);
     else
@@ -1329,7 +1332,13 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         log_err("%s", err);
         goto out;
     }
-    /* A device with uplinks only has no CA of its own to judge peers by. */
+    /* A device with uplinks only has no CA of its own to judge peers by.
+     * The watch starts before the first load: no change falls between. */
+    if ((fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0) &&
+        watch_new(d->pki->dir, watched, "lock", &watch) < 0) {
+        log_err("cannot watch %s for changes: out of memory", d->pki->dir);
+        goto out;
+    }
     if ((fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0) &&
         trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
         log_err("%s", err);
@@ -1374,10 +1383,9 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         goto out;
     }
     /* Revocation must not depend on the control socket: the files decide. */
-    if (d->trust) {
-        if (watch_new(d->pki->dir, watched, &watch) < 0 ||
-            (watch_fd(watch) >= 0 && add_fd(d, watch_fd(watch), &tag_watch) < 0)) {
-            log_err("cannot watch %s for changes", d->pki->dir);
+    if (watch) {
+        if (watch_fd(watch) >= 0 && add_fd(d, watch_fd(watch), &tag_watch) < 0) {
+            log_err("cannot watch %s for changes: epoll: %s", d->pki->dir, strerror(errno));
             goto out;
         }
         if (!watch_uses_inotify(watch))

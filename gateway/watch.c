@@ -2,10 +2,13 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "build-config.h"
@@ -41,7 +44,19 @@ struct watch {
     int wd;        /* watch on dir, -1: none now (set again at the next look) */
     dev_t dir_dev; /* the directory the watch is on */
     ino_t dir_ino;
+    char *lock_path;         /* the writers' lock, NULL: none */
+    int lock_fd;             /* our shared lock on it, held until watch_release */
+    unsigned pending;        /* changes seen while a writer held the lock */
+    long long pending_since; /* ms, CLOCK_MONOTONIC */
 };
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void sig_read(const char *path, struct file_sig *s)
 {
@@ -98,16 +113,16 @@ static bool no_inotify_wanted(void)
 #endif
 }
 
-int watch_new(const char *dir, const char *const *names, struct watch **out)
+int watch_new(const char *dir, const char *const *names, const char *lock, struct watch **out)
 {
     struct watch *w = calloc(1, sizeof(*w));
     int rc = -ENOMEM;
 
     if (!w)
         return -ENOMEM;
-    w->fd = w->wd = -1;
+    w->fd = w->wd = w->lock_fd = -1;
     w->dir = strdup(dir);
-    if (!w->dir)
+    if (!w->dir || (lock && !(w->lock_path = fs_join(dir, lock))))
         goto fail;
     for (; names[w->n]; w->n++) {
         if (w->n == WATCH_MAX_FILES || !names[w->n][0] || strchr(names[w->n], '/')) {
@@ -181,12 +196,37 @@ static unsigned drain(struct watch *w)
     return hit;
 }
 
+/*
+ * A shared lock on the writers' lock file, or false while a writer holds it
+ * (for up to WATCH_WRITER_WAIT_MS from the first change seen). No lock file,
+ * or one we may not open: no writer uses it, go on.
+ */
+static bool writers_done(struct watch *w)
+{
+    int fd, err;
+
+    if (!w->lock_path)
+        return true;
+    fd = open(w->lock_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        w->lock_fd = fd;
+        return true;
+    }
+    err = errno;
+    close(fd);
+    /* A writer stuck with the lock must not hold off a change for good. */
+    return err != EWOULDBLOCK || now_ms() - w->pending_since >= WATCH_WRITER_WAIT_MS;
+}
+
 unsigned watch_changed(struct watch *w)
 {
     unsigned changed;
 
     if (!w)
         return 0;
+    watch_release(w);
     changed = drain(w);
     rearm(w);
     /* An event alone counts: an in-place rewrite of the same size within
@@ -198,13 +238,29 @@ unsigned watch_changed(struct watch *w)
             changed |= 1u << i;
         w->sig[i] = now;
     }
+    if (changed && !w->pending)
+        w->pending_since = now_ms();
+    w->pending |= changed;
+    if (!w->pending || !writers_done(w))
+        return 0;
+    changed = w->pending;
+    w->pending = 0;
     return changed;
+}
+
+void watch_release(struct watch *w)
+{
+    if (w && w->lock_fd >= 0) {
+        close(w->lock_fd);
+        w->lock_fd = -1;
+    }
 }
 
 void watch_free(struct watch *w)
 {
     if (!w)
         return;
+    watch_release(w);
     if (w->fd >= 0)
         close(w->fd);
     for (size_t i = 0; i < w->n; i++) {
@@ -212,5 +268,6 @@ void watch_free(struct watch *w)
         free(w->paths[i]);
     }
     free(w->dir);
+    free(w->lock_path);
     free(w);
 }
