@@ -585,10 +585,11 @@ int daemon_trust_ended_since(uint64_t crl_number)
  * "Watching the registry and the CRL"), whoever wrote it; a writer that
  * holds the pki dir's lock (mtlsgw, here or at the console) is waited for,
  * so its CRL and registry are read together. The reload runs
- * here, on the loop: trustdb_load reads and parses three files and checks
- * the CRL's signature with the CA's public key, no token involved
- * (milliseconds for thousands of peers), and established sessions and
- * tunnels move their data on the io workers, not on this thread.
+ * here, on the loop, as SIGHUP's does: trustdb_load reads and parses three
+ * files and checks the CRL's signature with the CA's public key, no token
+ * involved (json-c: 1 ms for 100 peers, 20 ms for 1,000, 115 ms for 5,000
+ * on the test VM); tunnels move packets on threads of their own and open
+ * sessions work on the io pool, so only accepting waits that long.
  */
 static void watch_apply(struct daemon *d, struct watch *w, const char *const *names)
 {
