@@ -67,13 +67,14 @@ static uint64_t crl_number(const struct pki *pki)
 int con_notify_daemon(struct console *con, const struct pki *pki, const char *cmd)
 {
     const struct config *cfg = con->cfg;
+    const char *conf = cfg->path ? cfg->path : con->conf_path;
     char request[96], *answer = NULL, err[512] = "";
     struct json_object *o = NULL, *v;
     int rc, ended = 0;
 
     /* A daemon with no listener judges no peer: nothing of it to tell. */
     if (!cfg->mgmt.listen && !cfg->tunnel.listen && !cfg->enroll.listen) {
-        printf("no listener in %s: no daemon sessions to end\n", con->conf_path);
+        printf("no listener in %s: no daemon sessions to end\n", conf);
         return EXIT_OK;
     }
     snprintf(request, sizeof(request), "{\"cmd\":\"reload\",\"crl_number\":%llu}",
@@ -111,7 +112,7 @@ int con_notify_daemon(struct console *con, const struct pki *pki, const char *cm
                 "the registry and CRL changes stay in %s: a running mtlsgwd applies them "
                 "within a second by its own watch of that directory, one not running "
                 "when it starts; check [daemon] control-socket in %s and 'mtlsgw status'",
-                pki->dir, con->conf_path);
+                pki->dir, conf);
         return EXIT_UNACKED;
     }
     if (strcmp(cmd, "revoke") == 0)
