@@ -1,15 +1,18 @@
 /* mtlsgw status, kick, and telling the running daemon about changes. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/x509.h>
 #include <json-c/json.h>
 
 #include "config.h"
 #include "console.h"
 #include "control.h"
+#include "pki.h"
 
 /* One request to the daemon; the parsed answer, or NULL with a message. */
 static struct json_object *ask(struct console *con, const char *cmd, const char *request,
@@ -42,18 +45,81 @@ static struct json_object *ask(struct console *con, const char *cmd, const char 
     return o;
 }
 
-void con_notify_daemon(struct console *con, const char *cmd)
+/* The cRLNumber of the CRL in the pki dir; 0 when it cannot be read. */
+static uint64_t crl_number(const struct pki *pki)
 {
-    struct json_object *o = ask(con, cmd, "{\"cmd\":\"reload\"}", true), *v;
+    gnutls_x509_crl_t crl = NULL;
+    unsigned char num[32];
+    size_t len = sizeof(num);
+    unsigned crit = 0;
+    uint64_t n = 0;
+    char err[512];
 
-    if (!o)
-        return;
-    if (json_object_object_get_ex(o, "ended", &v) && json_object_get_int(v) > 0)
-        printf("the running daemon re-read the registry and ended %d session(s)\n",
-               json_object_get_int(v));
-    else
-        printf("the running daemon re-read the registry\n");
+    if (pki_read_crl(pki, &crl, err, sizeof(err)) < 0)
+        return 0;
+    if (gnutls_x509_crl_get_number(crl, num, &len, &crit) >= 0 && len <= 8)
+        for (size_t i = 0; i < len; i++)
+            n = n << 8 | num[i];
+    gnutls_x509_crl_deinit(crl);
+    return n;
+}
+
+int con_notify_daemon(struct console *con, const struct pki *pki, const char *cmd)
+{
+    const struct config *cfg = con->cfg;
+    const char *conf = cfg->path ? cfg->path : con->conf_path;
+    char request[96], *answer = NULL, err[512] = "";
+    struct json_object *o = NULL, *v;
+    int rc, ended = 0;
+
+    /* A daemon with no listener judges no peer: nothing of it to tell. */
+    if (!cfg->mgmt.listen && !cfg->tunnel.listen && !cfg->enroll.listen) {
+        printf("no listener in %s: no daemon sessions to end\n", conf);
+        return EXIT_OK;
+    }
+    snprintf(request, sizeof(request), "{\"cmd\":\"reload\",\"crl_number\":%llu}",
+             (unsigned long long)crl_number(pki));
+    rc = control_request(cfg->daemon.control_socket, request, &answer, err, sizeof(err));
+    if (rc == 0) {
+        o = json_tokener_parse(answer);
+        if (!o || !json_object_is_type(o, json_type_object)) {
+            snprintf(err, sizeof(err), "the daemon at %s answered something else than JSON",
+                     cfg->daemon.control_socket);
+            rc = -EPROTO;
+        } else if (json_object_object_get_ex(o, "error", &v)) {
+            /* It is there but could not read the files: it keeps the trust
+             * it had, and its watch will fail on them the same way. */
+            snprintf(err, sizeof(err), "the daemon at %s could not reload: %s",
+                     cfg->daemon.control_socket, json_object_get_string(v));
+            rc = -EIO;
+        } else if (json_object_object_get_ex(o, "ended", &v)) {
+            ended = json_object_get_int(v);
+        }
+    }
+    free(answer);
     json_object_put(o);
+    if (rc == -EIO) {
+        con_err(cmd, "mtlsgwd did not apply the change: %s", err);
+        con_err(cmd,
+                "the registry and CRL changes stay in %s; the daemon keeps its previous "
+                "trust until it can read them (see its log)",
+                pki->dir);
+        return EXIT_UNACKED;
+    }
+    if (rc < 0) {
+        con_err(cmd, "mtlsgwd did not acknowledge: %s", err);
+        con_err(cmd,
+                "the registry and CRL changes stay in %s: a running mtlsgwd applies them "
+                "within a second by its own watch of that directory, one not running "
+                "when it starts; check [daemon] control-socket in %s and 'mtlsgw status'",
+                pki->dir, conf);
+        return EXIT_UNACKED;
+    }
+    if (strcmp(cmd, "revoke") == 0)
+        printf("mtlsgwd acknowledged: ended %d session(s)\n", ended);
+    else
+        printf("mtlsgwd acknowledged: registry and CRL reloaded\n");
+    return EXIT_OK;
 }
 
 static long long get_int(struct json_object *o, const char *a, const char *b)

@@ -491,7 +491,10 @@ int cmd_enroll(struct console *con, int argc, char **argv)
                 "enrolled %s as %s, serial %s, valid until %s%s%s\n", name, role_name(role),
                 serial, when, eo.path ? ", written to " : "", eo.path ? eo.path : "");
     }
-    con_notify_daemon(con, "enroll");
+    /* Not acknowledged is no failure here: the peer is refused until the
+     * daemon reads the registry (fail closed), its watch does within a
+     * second, and the certificate is already issued (docs/console.md). */
+    con_notify_daemon(con, pki, "enroll");
     rc = EXIT_OK;
 out:
     for (size_t i = 0; i < n_nets; i++)
@@ -549,8 +552,7 @@ int cmd_revoke(struct console *con, int argc, char **argv)
     }
     con_as_invoker();
     printf("revoked %s (%s); CRL re-signed: %s\n", argv[optind], reason, pki->crl_path);
-    con_notify_daemon(con, "revoke");
-    rc = EXIT_OK;
+    rc = con_notify_daemon(con, pki, "revoke");
 out:
     pki_free(pki);
     return rc;

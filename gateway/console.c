@@ -38,7 +38,9 @@ static const struct command commands[] = {
      "the certificate and the CA to a PKCS#12 protected by the password in the file."},
     {"revoke", cmd_revoke,
      "revoke NAME [--reason unspecified|keyCompromise|superseded|cessationOfOperation]",
-     "Mark the peer revoked in the registry and re-sign the CRL."},
+     "Mark the peer revoked in the registry and re-sign the CRL, then tell the running\n"
+     "daemon. Exit 3 when it did not acknowledge: the change stays, and the daemon's own\n"
+     "watch of the pki dir applies it within a second if it runs."},
     {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
     {"show", cmd_show, "show NAME [--json]", "Show one peer."},
     {"crl", cmd_crl, "crl [--out FILE]", "Print (or write) the current CRL in PEM."},

@@ -6,9 +6,11 @@
 #include <stddef.h>
 
 struct config;
+struct pki;
 
-/* Exit codes (mtlsgw(8)). */
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* Exit codes (mtlsgw(8)). EXIT_UNACKED: the change is made, but the
+ * running daemon did not acknowledge it. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNACKED = 3 };
 
 struct console {
     const char *conf_path;
@@ -61,7 +63,12 @@ int cmd_uninvite(struct console *con, int argc, char **argv);
 int cmd_join(struct console *con, int argc, char **argv);
 int cmd_renew(struct console *con, int argc, char **argv);
 
-/* Tell a running daemon to re-read registry and CRL; silent when none runs. */
-void con_notify_daemon(struct console *con, const char *cmd);
+/*
+ * Tell the running daemon that registry and CRL changed in pki's dir, and
+ * say what it answered. EXIT_OK when it acknowledged (or no listener is
+ * configured: no daemon judges peers); EXIT_UNACKED, with a message naming
+ * the control socket, when it could not be reached or could not reload.
+ */
+int con_notify_daemon(struct console *con, const struct pki *pki, const char *cmd);
 
 #endif

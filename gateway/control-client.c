@@ -26,8 +26,11 @@ int control_request(const char *path, const char *request, char **answer, char *
     }
     strcpy(sa.sun_path, path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot reach the daemon at %s: socket: %s", path, strerror(-rc));
+        return rc;
+    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot reach the daemon at %s: %s", path, strerror(errno));

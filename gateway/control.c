@@ -70,6 +70,10 @@ static char *handle(struct daemon *d, const char *line)
         json_object_object_add(ans, "sessions_list", daemon_sessions_json(d));
     } else if (strcmp(cmd, "reload") == 0) {
         int rc = daemon_reload_trust(d, err, sizeof(err));
+        /* "crl_number": the console's change; count what any reload of it
+         * ended (the daemon's own watch may have acted first). */
+        if (rc >= 0 && json_object_object_get_ex(req, "crl_number", &v))
+            rc = daemon_trust_ended_since((uint64_t)json_object_get_int64(v));
         ans = json_object_new_object();
         if (rc < 0)
             json_object_object_add(ans, "error", json_object_new_string(err));

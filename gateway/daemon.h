@@ -152,6 +152,10 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds);
 struct trustdb *daemon_trust(struct daemon *d); /* a reference; unref it */
 /* Re-read registry and CRL; end sessions that lost trust (returns how many). */
 int daemon_reload_trust(struct daemon *d, char *err, size_t errlen);
+/* Sessions ended by the reloads that loaded CRL number crl_number or a later
+ * one (of the last 32 reloads): what a console's change ended, whichever
+ * reload acted on it (control socket "reload"). */
+int daemon_trust_ended_since(uint64_t crl_number);
 int daemon_kick_id(struct daemon *d, uint64_t id);
 int daemon_kick_peer(struct daemon *d, const char *name);
 bool daemon_peer_online(struct daemon *d, const char *name);

@@ -41,9 +41,10 @@
 #include "registry.h"
 #include "tls.h"
 #include "trustdb.h"
+#include "watch.h"
 
 /* epoll data for the fds that are not connections */
-static char tag_wake, tag_signal, tag_timer;
+static char tag_wake, tag_signal, tag_timer, tag_watch;
 
 #define SLOW_THREADS 4
 
@@ -427,9 +428,9 @@ struct trustdb *daemon_trust(struct daemon *d)
  * and the old one has not expired; new handshakes must show the new one. A
  * revocation of the peer ends it with the rest.
  */
-static const char *untrusted_reason(const struct registry *reg, const struct conn *c,
-                                    time_t now)
+static const char *untrusted_reason(const struct trustdb *t, const struct conn *c, time_t now)
 {
+    const struct registry *reg = trustdb_registry(t);
     const struct peer *p = registry_find_serial(reg, c->serial), *cur;
 
     if (!p)
@@ -440,8 +441,13 @@ static const char *untrusted_reason(const struct registry *reg, const struct con
         return "certificate expired";
     if ((int)p->role != c->role)
         return "role changed";
+    /* The CRL is checked for an active entry only: it also lists the
+     * superseded serials, whose sessions the registry keeps (above). A CRL
+     * that lists an active peer was written first by a revocation whose
+     * registry write is still to come, or by a writer other than mtlsgw:
+     * the handshake refuses that certificate, so its sessions end too. */
     if (p->status == PEER_ACTIVE)
-        return NULL;
+        return trustdb_serial_in_crl(t, c->serial) ? "revoked in the CRL" : NULL;
     cur = p->status == PEER_SUPERSEDED ? registry_find_name(reg, p->name) : NULL;
     if (cur && cur->status == PEER_ACTIVE && cur->role == p->role)
         return NULL;
@@ -456,9 +462,11 @@ static int sweep_untrusted(struct daemon *d, struct trustdb *t)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) != CONN_OPEN)
+        /* One already being ended (by the reload of the CRL a moment before
+         * the registry's, a kick) is neither logged nor counted again. */
+        if (atomic_load(&c->state) != CONN_OPEN || atomic_load(&c->kill) != KILL_NONE)
             continue;
-        why = untrusted_reason(trustdb_registry(t), c, now);
+        why = untrusted_reason(t, c, now);
         if (why) {
             log_info("peer %s serial %s from %s: session %llu ended: no longer trusted (%s)",
                      c->peer, c->serial, c->remote, (unsigned long long)c->id, why);
@@ -470,6 +478,22 @@ static int sweep_untrusted(struct daemon *d, struct trustdb *t)
     return ended;
 }
 
+/*
+ * One reload at a time (the control socket's thread, the loop's watch and
+ * SIGHUP, a slow task after a re-sign, the API): two loads racing could
+ * install the older files last, and no change would come to undo that.
+ * The last reloads are remembered with the CRL number each loaded, so that a
+ * console that wrote CRL number N learns how many sessions its change ended,
+ * whichever reload ended them (the watch's often comes before its request).
+ */
+#define RELOADS_KEPT 32
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint64_t crl_number;
+    int ended;
+} reloads[RELOADS_KEPT];
+static unsigned n_reloads;
+
 int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
 {
     struct trustdb *t = NULL, *old;
@@ -477,16 +501,65 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
 
     if (!d->trust)
         return 0; /* no listeners: nothing judged here */
+    pthread_mutex_lock(&reload_lock);
     rc = trustdb_load(d->pki, &t, err, errlen);
-
     if (rc < 0)
-        return rc;
+        goto out;
     pthread_mutex_lock(&d->trust_lock);
     old = d->trust;
     d->trust = t;
     pthread_mutex_unlock(&d->trust_lock);
     trustdb_unref(old);
-    return sweep_untrusted(d, t);
+    rc = sweep_untrusted(d, t);
+    reloads[n_reloads % RELOADS_KEPT].crl_number = trustdb_crl_number(t);
+    reloads[n_reloads % RELOADS_KEPT].ended = rc;
+    n_reloads++;
+out:
+    pthread_mutex_unlock(&reload_lock);
+    return rc;
+}
+
+int daemon_trust_ended_since(uint64_t crl_number)
+{
+    int ended = 0;
+
+    pthread_mutex_lock(&reload_lock);
+    for (unsigned i = 0; i < RELOADS_KEPT && i < n_reloads; i++)
+        if (reloads[i].crl_number >= crl_number)
+            ended += reloads[i].ended;
+    pthread_mutex_unlock(&reload_lock);
+    return ended;
+}
+
+/*
+ * A change to the registry or the CRL seen by the watch (docs/mtlsgwd.md,
+ * "Watching the registry and the CRL"), whoever wrote it; a writer that
+ * holds the pki dir's lock (mtlsgw, here or at the console) is waited for,
+ * so its CRL and registry are read together. The reload runs
+ * here, on the loop, as SIGHUP's does: trustdb_load reads and parses three
+ * files and checks the CRL's signature with the CA's public key, no token
+ * involved (json-c: 1 ms for 100 peers, 20 ms for 1,000, 115 ms for 5,000
+ * on the test VM); tunnels move packets on threads of their own and open
+ * sessions work on the io pool, so only accepting waits that long.
+ */
+static void watch_apply(struct daemon *d, struct watch *w, const char *const *names)
+{
+    unsigned which = watch_changed(w);
+    char what[96] = "", err[512] = "";
+    int rc;
+
+    if (!which)
+        return;
+    for (size_t i = 0; names[i]; i++)
+        if (which & 1u << i)
+            snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s",
+                     what[0] ? " and " : "", names[i]);
+    rc = daemon_reload_trust(d, err, sizeof(err));
+    watch_release(w); /* the pki dir's writers wait for it while we read */
+    if (rc < 0)
+        log_err("%s changed: reload failed, keeping the previous state: %s", what, err);
+    else
+        log_info("%s changed: reloaded trust, %d session(s) ended", what, rc);
 }
 
 int daemon_kick_id(struct daemon *d, uint64_t id)
@@ -1159,6 +1232,8 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     unsigned long long ticks = 0;
     int rc = 1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    static const char *const watched[] = {"registry.json", "crl.pem", NULL};
+    struct watch *watch = NULL;
 
     malloc_tune();
     d->cfg = cfg;
@@ -1224,7 +1299,13 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         log_err("%s", err);
         goto out;
     }
-    /* A device with uplinks only has no CA of its own to judge peers by. */
+    /* A device with uplinks only has no CA of its own to judge peers by.
+     * The watch starts before the first load: no change falls between. */
+    if ((fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0) &&
+        watch_new(d->pki->dir, watched, "lock", &watch) < 0) {
+        log_err("cannot watch %s for changes: out of memory", d->pki->dir);
+        goto out;
+    }
     if ((fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0) &&
         trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
         log_err("%s", err);
@@ -1268,6 +1349,18 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         log_err("control socket %s: %s", cfg->daemon.control_socket, err);
         goto out;
     }
+    /* Revocation must not depend on the control socket: the files decide. */
+    if (watch) {
+        if (watch_fd(watch) >= 0 && add_fd(d, watch_fd(watch), &tag_watch) < 0) {
+            log_err("cannot watch %s for changes: epoll: %s", d->pki->dir, strerror(errno));
+            goto out;
+        }
+        if (!watch_uses_inotify(watch))
+            log_warn("%s: inotify unavailable: registry and CRL are checked every second",
+                     d->pki->dir);
+        else
+            log_info("%s: watching registry.json and crl.pem", d->pki->dir);
+    }
     /* Logged in: no PIN in memory from here on (a later login reads the
      * PIN file again; docs/architecture.md). */
     p11_token_forget_pin(d->pki->tok);
@@ -1293,6 +1386,10 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
                 uint64_t x;
                 if (read(d->timer_fd, &x, sizeof(x)) > 0)
                     tick(d, ++ticks);
+                if (watch) /* the backstop of inotify */
+                    watch_apply(d, watch, watched);
+            } else if (p == &tag_watch) {
+                watch_apply(d, watch, watched);
             } else if (p == &tag_wake) {
                 uint64_t x;
                 if (read(d->wake_fd, &x, sizeof(x)) < 0)
@@ -1317,9 +1414,12 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         bury(d);
     }
     rc = 0;
+    watch_free(watch); /* out of the loop before shutdown_all polls it */
+    watch = NULL;
     uplinks_stop(d);
     shutdown_all(d);
 out:
+    watch_free(watch);
     d->stopping = true;
     uplinks_stop(d);
     control_stop(d);

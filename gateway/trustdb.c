@@ -42,6 +42,9 @@ struct trustdb {
     gnutls_x509_crl_t crl;
     struct registry *reg;
     struct trust trust;
+    uint64_t crl_number; /* UINT64_MAX when above 64 bits; 0 without */
+    char (*revoked)[64]; /* the CRL's serials as verify_serial_hex writes them, sorted */
+    size_t n_revoked;
     pthread_mutex_t facts_lock;
     struct facts_slot *facts; /* FACTS_SLOTS, made on first use */
 };
@@ -54,6 +57,59 @@ static void parts_free(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct regis
     if (crl)
         gnutls_x509_crl_deinit(crl);
     registry_free(reg);
+}
+
+static void hex_of(const unsigned char *s, size_t len, char *out, size_t outlen)
+{
+    size_t i = 0, o = 0;
+
+    out[0] = '\0';
+    /* As verify_serial_hex: leading zero octets are DER padding. */
+    while (i + 1 < len && s[i] == 0)
+        i++;
+    for (; i < len && o + 3 <= outlen; i++, o += 2)
+        snprintf(out + o, 3, "%02x", s[i]);
+}
+
+static int cmp_serial(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The CRL's number and its serials, sorted, for the sweep of open sessions. */
+static int crl_index(struct trustdb *db)
+{
+    unsigned char num[32];
+    size_t len = sizeof(num);
+    unsigned crit = 0;
+    int n;
+    gnutls_x509_crl_iter_t it = NULL;
+
+    if (!db->crl)
+        return 0;
+    if (gnutls_x509_crl_get_number(db->crl, num, &len, &crit) >= 0) {
+        for (size_t i = 0; i < len; i++)
+            db->crl_number =
+                db->crl_number > UINT64_MAX >> 8 ? UINT64_MAX : db->crl_number << 8 | num[i];
+    }
+    n = gnutls_x509_crl_get_crt_count(db->crl);
+    if (n <= 0)
+        return 0;
+    db->revoked = calloc((size_t)n, sizeof(*db->revoked));
+    if (!db->revoked)
+        return -ENOMEM;
+    for (;;) {
+        unsigned char s[64];
+        size_t sl = sizeof(s);
+        time_t when;
+        int rc = gnutls_x509_crl_iter_crt_serial(db->crl, &it, s, &sl, &when);
+        if (rc < 0 || db->n_revoked == (size_t)n)
+            break;
+        hex_of(s, sl, db->revoked[db->n_revoked++], sizeof(db->revoked[0]));
+    }
+    gnutls_x509_crl_iter_deinit(it);
+    qsort(db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
+    return 0;
 }
 
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
@@ -77,6 +133,10 @@ int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *r
     db->trust.n_cas = 1;
     db->trust.crl = db->crl;
     db->trust.reg = db->reg;
+    if (crl_index(db) < 0) {
+        trustdb_unref(db);
+        return -ENOMEM;
+    }
     *out = db;
     return 0;
 }
@@ -118,6 +178,7 @@ void trustdb_unref(struct trustdb *db)
     if (!db || atomic_fetch_sub(&db->refs, 1) != 1)
         return;
     parts_free(db->ca, db->crl, db->reg);
+    free(db->revoked);
     if (db->facts)
         for (size_t i = 0; i < FACTS_SLOTS; i++)
             free(db->facts[i].der);
@@ -252,4 +313,15 @@ time_t trustdb_crl_this_update(const struct trustdb *db)
 time_t trustdb_crl_next_update(const struct trustdb *db)
 {
     return gnutls_x509_crl_get_next_update(db->crl);
+}
+
+uint64_t trustdb_crl_number(const struct trustdb *db)
+{
+    return db->crl_number;
+}
+
+bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial)
+{
+    return db->n_revoked &&
+           bsearch(serial, db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
 }

@@ -6,7 +6,9 @@
 #ifndef MTLSGW_TRUSTDB_H
 #define MTLSGW_TRUSTDB_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <gnutls/x509.h>
@@ -36,6 +38,11 @@ const struct registry *trustdb_registry(const struct trustdb *db);
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db);
 time_t trustdb_crl_this_update(const struct trustdb *db);
 time_t trustdb_crl_next_update(const struct trustdb *db);
+/* The CRL's cRLNumber (0 without one; UINT64_MAX when it does not fit). */
+uint64_t trustdb_crl_number(const struct trustdb *db);
+/* Whether the CRL lists serial (lowercase hex as verify_serial_hex writes
+ * it): for sessions opened before the CRL changed. */
+bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial);
 
 /*
  * verify_peer for the DER certificates raw[0..n) a peer sent (raw[0] its

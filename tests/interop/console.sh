@@ -268,7 +268,9 @@ expect_in "bad.conf:2: uri = 'token=gw'" "$OUT" "config error names file, line a
 expect_in "bad.conf:3: unknown key 'colour'" "$OUT" "every config error is reported"
 
 # ---- revoke ------------------------------------------------------------
+# hub.conf has no listener: no daemon judges peers, so there is none to tell.
 expect_exit 0 "revoke spoke1" hub revoke spoke1 --reason keyCompromise
+expect_in "no listener in $T/hub.conf" "$OUT" "... no daemon to tell without a listener"
 expect_exit 0 "crl prints PEM" hub crl
 crl_text=$(printf '%s\n' "$OUT" | openssl crl -noout -text 2>&1)
 expect_in "Serial Number: $(printf '%s' "$serial" | tr a-f A-F)" "$crl_text" \
@@ -318,5 +320,30 @@ expect_in '"event":"revoke"' "$audit" "audit log records the revocation"
 ok_if "audit log has one line per change (init + 3 enroll + 1 revoke)" \
     test "$(grep -c . "$P/audit.log")" = 5
 expect_not_in "$PIN" "$audit" "audit log holds no PIN"
+
+# ---- a daemon configured (a listener) but not reachable ------------------
+# (docs/console.md, "Telling the daemon"): the change is made and stays,
+# revoke exits 3 and names the socket; enroll says so and exits 0.
+{
+    cat "$T/hub.conf"
+    printf 'control-socket = %s\n[management]\nlisten = 127.0.0.1:8443\n' "$T/nobody.sock"
+} >"$T/listen.conf"
+expect_exit 3 "revoke, daemon not reachable: exit 3" "$MTLSGW" -c "$T/listen.conf" revoke admin1
+expect_in "revoked admin1" "$OUT" "... the revocation is made"
+expect_in "cannot reach the daemon at $T/nobody.sock" "$OUT" "... naming the socket it tried"
+expect_in "applies them within a second" "$OUT" "... saying the daemon's own watch applies it"
+ok_if "... and the revocation stays" sh -c \
+    "'$MTLSGW' -c '$T/hub.conf' show admin1 --json | grep -q '\"status\": *\"revoked\"'"
+keycsr_console() {
+    certtool --generate-privkey --key-type ecdsa --outfile "$T/$1.key" 2>/dev/null &&
+        printf 'cn = %s\n' "$1" >"$T/$1.tmpl" &&
+        certtool --generate-request --load-privkey "$T/$1.key" --template "$T/$1.tmpl" \
+            --outfile "$T/$1.csr" 2>/dev/null
+}
+keycsr_console late1
+expect_exit 0 "enroll, daemon not reachable: exit 0 (refused until read: fail closed)" \
+    "$MTLSGW" -c "$T/listen.conf" enroll late1 --role monitor --csr "$T/late1.csr" \
+    --out "$T/late1.crt"
+expect_in "cannot reach the daemon at $T/nobody.sock" "$OUT" "... and says it was not told"
 
 tap_done

@@ -421,6 +421,8 @@ revoke_case() { # peer how(api|console)
 assert b['name'] == '$peer' and b['status'] == 'revoked', b"
     else
         expect_exit 0 "mtlsgw revoke $peer at the console" hub revoke "$peer"
+        expect_in "mtlsgwd acknowledged: ended 1 session(s)" "$OUT" \
+            "... which says what the daemon ended"
     fi
     t1=$(now)
     hold_cmd "WAIT 3"
@@ -454,11 +456,15 @@ hold_open vicc vicc
 hold_cmd "REQ GET /api/v1/status"
 expect_hold "STATUS 200 *" "vicc is served before the reload"
 # The console writes registry and CRL without telling the daemon (quiet.conf
-# names another control socket): SIGHUP alone must bring the change in.
+# names another control socket): revoke says so (exit 3); the daemon's own
+# watch brings the change in (tests/adversarial/revoke-nosocket.sh times
+# it), and SIGHUP must too.
 keycsr late1
 expect_exit 0 "enroll late1 at the console while the daemon runs" \
     hub_quiet enroll late1 --role monitor --csr "$T/late1.csr" --out "$T/late1.crt"
-expect_exit 0 "revoke vicc at the console, daemon not told" hub_quiet revoke vicc
+expect_exit 3 "revoke vicc at the console, daemon not told: exit 3" hub_quiet revoke vicc
+expect_in "cannot reach the daemon at $T/run/nobody-listens.sock" "$OUT" \
+    "... naming the socket it tried"
 kill -HUP "$DPID"
 sleep 0.5
 hold_use mon
