@@ -55,7 +55,7 @@ for p in num1 num2 num3; do
 done
 last=$(crl_number)
 for p in num1 num2; do
-    expect_exit 0 "revoke $p" hub_quiet revoke "$p" --reason superseded
+    expect_exit 3 "revoke $p (no daemon to acknowledge: exit 3)" hub_quiet revoke "$p" --reason superseded
     n=$(crl_number)
     r=$(reg_number)
     if [ "$n" -gt "$last" ] && [ "$n" = "$r" ]; then
@@ -90,7 +90,7 @@ if [ "${FAULT_INJECTION:-0}" = 1 ]; then
         tap_result 1 "registry.json and crl.pem unchanged" "they changed: $(sums)"
     fi
     expect_in '"status":"active"' "$(hub show num3 --json 2>&1)" "num3 is still active"
-    expect_exit 0 "the same revoke succeeds once the token signs" \
+    expect_exit 3 "the same revoke succeeds once the token signs (exit 3: no daemon)" \
         hub_quiet revoke num3 --reason keyCompromise
 else
     tap_skip "revoke with a failing CRL signature" "needs -Dfault_injection=true"
@@ -102,7 +102,7 @@ dmn_start || { echo "Bail out! the daemon did not start"; exit 1; }
 req crl1 GET /api/v1/status
 expect_http 200 "crl1 is served while active"
 cp "$P/registry.json" "$T/registry-active.json"
-expect_exit 0 "revoke crl1 without telling the daemon" hub_quiet revoke crl1 --reason keyCompromise
+expect_exit 3 "revoke crl1 without telling the daemon" hub_quiet revoke crl1 --reason keyCompromise
 # registry.json says active again (as a half-restored backup would), the CRL
 # still lists crl1.
 python3 - "$T/registry-active.json" "$P/registry.json" <<'PY'
