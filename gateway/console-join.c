@@ -213,7 +213,7 @@ int cmd_join(struct console *con, int argc, char **argv)
         (rc = fs_write_atomic(dev_path, pem.data, pem.size, 0644)) < 0) {
         con_as_invoker();
         con_err("join", "enrolled, but cannot write %s: %s (run 'mtlsgw join' again with a "
-                        "new invite)", rc == 0 ? dev_path : ca_path, strerror(-rc));
+                        "new invite)", rc == 0 ? dev_path : ca_path, fs_strerror(rc));
         rc = EXIT_FAIL;
         goto out;
     }

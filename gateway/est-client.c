@@ -933,7 +933,7 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     }
     rc = fs_write_atomic(cert, pem.data, pem.size, 0644);
     if (rc < 0)
-        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, strerror(-rc));
+        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, fs_strerror(rc));
 out:
     gnutls_free(pem.data);
     gnutls_free(cn.data);
