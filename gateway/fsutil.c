@@ -187,7 +187,7 @@ fail:
  * node in between can write the directory and so could replace the file
  * anyway, and rename() never writes through what it replaces.
  */
-static int state_target_ok(const char *path)
+int fs_state_check(const char *path)
 {
     struct stat st;
 
@@ -202,7 +202,7 @@ static int state_target_ok(const char *path)
 
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
-    int rc = state_target_ok(path);
+    int rc = fs_state_check(path);
 
     return rc < 0 ? rc : replace_file(path, data, len, mode);
 }

@@ -19,6 +19,10 @@ int fs_read_file(const char *path, size_t max, char **out, size_t *len);
  */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* 0 when fs_write_atomic() would replace what is at path, else its refusal:
+ * checked before asking a hub for a certificate that could not be stored. */
+int fs_state_check(const char *path);
+
 /* fs_write_out() flags */
 #define FS_OUT_FOLLOW 1u /* a symbolic link: write what it points to (--force) */
 

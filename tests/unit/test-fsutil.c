@@ -95,6 +95,9 @@ static void test_state_symlink_refused(void)
 
     put(target, "theirs\n");
     CU_ASSERT_EQUAL_FATAL(symlink(target, link), 0);
+    EXPECT_INT(fs_state_check(link), -ELOOP);
+    EXPECT_INT(fs_state_check(target), 0);
+    EXPECT_INT(fs_state_check(nowhere), 0);
     EXPECT_INT(fs_write_atomic(link, "ours\n", 5, 0644), -ELOOP);
     EXPECT_INT(type_of(link), S_IFLNK);
     EXPECT_STR(text_of(target), "theirs\n");
@@ -111,6 +114,7 @@ static void test_state_fifo_device_dir_refused(void)
     const char *fifo = fresh("fifo"), *dev = fresh("null"), *d = fresh("dir");
 
     CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    EXPECT_INT(fs_state_check(fifo), -EEXIST);
     EXPECT_INT(fs_write_atomic(fifo, "x", 1, 0644), -EEXIST);
     EXPECT_INT(type_of(fifo), S_IFIFO);
     EXPECT_CONTAINS(fs_strerror(-EEXIST), "not a regular file");
