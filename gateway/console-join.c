@@ -40,6 +40,16 @@ static int ensure_dir(const char *dir)
     return rc;
 }
 
+/* An invite is used once: know first that what it brings can be stored. */
+static int state_writable(const char *path)
+{
+    int rc = fs_state_check(path);
+
+    if (rc < 0)
+        con_err("join", "cannot write %s: %s (the invite was not used)", path, fs_strerror(rc));
+    return rc;
+}
+
 static int certs_pem(gnutls_x509_crt_t *certs, size_t n, gnutls_datum_t *out)
 {
     size_t total = 0;
@@ -102,6 +112,7 @@ int cmd_join(struct console *con, int argc, char **argv)
     gnutls_x509_crt_t crt = NULL, *cas = NULL;
     gnutls_datum_t pem = {0}, ca_pem = {0};
     char *dev_path = NULL, *ca_path = NULL;
+    const char *failed;
     size_t n_cas = 0;
     unsigned status = 0;
     int made, c, rc = EXIT_FAIL;
@@ -157,6 +168,8 @@ int cmd_join(struct console *con, int argc, char **argv)
     ca_path = fs_join(pki->dir, "hub-ca.crt");
     if (!dev_path || !ca_path || ensure_dir(pki->dir) < 0)
         goto out;
+    if (state_writable(ca_path) < 0 || state_writable(dev_path) < 0)
+        goto out;
     if (con_as_daemon() < 0)
         goto out;
     if (ca && access(ca, R_OK) < 0) {
@@ -209,11 +222,16 @@ int cmd_join(struct console *con, int argc, char **argv)
         goto out;
     }
     /* The CA first: a device.crt without its CA is of no use to the uplink. */
-    if ((rc = fs_write_atomic(ca_path, ca_pem.data, ca_pem.size, 0644)) < 0 ||
-        (rc = fs_write_atomic(dev_path, pem.data, pem.size, 0644)) < 0) {
+    failed = ca_path;
+    rc = fs_write_atomic(ca_path, ca_pem.data, ca_pem.size, 0644);
+    if (rc == 0) {
+        failed = dev_path;
+        rc = fs_write_atomic(dev_path, pem.data, pem.size, 0644);
+    }
+    if (rc < 0) {
         con_as_invoker();
         con_err("join", "enrolled, but cannot write %s: %s (run 'mtlsgw join' again with a "
-                        "new invite)", rc == 0 ? dev_path : ca_path, strerror(-rc));
+                        "new invite)", failed, fs_strerror(rc));
         rc = EXIT_FAIL;
         goto out;
     }

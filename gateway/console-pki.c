@@ -156,10 +156,11 @@ int cmd_csr(struct console *con, int argc, char **argv)
         {"out", required_argument, NULL, 'o'},
         {"key-type", required_argument, NULL, 'k'},
         {"new-key", no_argument, NULL, 'N'},
+        {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     const char *cn = NULL, *out = NULL;
-    bool new_key = false;
+    bool new_key = false, force = false;
     enum p11_key_type kt = P11_KEY_EC_P256;
     struct pki *pki = NULL;
     gnutls_privkey_t key = NULL;
@@ -184,6 +185,9 @@ int cmd_csr(struct console *con, int argc, char **argv)
             break;
         case 'N':
             new_key = true;
+            break;
+        case 'f':
+            force = true;
             break;
         default:
             return con_usage("csr");
@@ -240,10 +244,10 @@ int cmd_csr(struct console *con, int argc, char **argv)
         goto out;
     }
     con_as_invoker();
-    if (con_write_file("csr", out, pem.data, pem.size, 0644) < 0)
+    if (con_write_file("csr", "--out", out, pem.data, pem.size, 0644, force) < 0)
         goto out;
-    printf("%s device key '%s' on %s; CSR for CN=%s written to %s\n",
-           made ? "made" : "reused", PKI_LABEL_DEVICE, con->cfg->token.uri, cn, out);
+    fprintf(con_note_stream(out), "%s device key '%s' on %s; CSR for CN=%s written to %s\n",
+            made ? "made" : "reused", PKI_LABEL_DEVICE, con->cfg->token.uri, cn, out);
     rc = EXIT_OK;
 out:
     gnutls_free(pem.data);
@@ -258,6 +262,7 @@ out:
 struct enroll_out {
     const char *path;     /* --out or --p12, NULL: print after commit */
     bool p12;
+    bool force;           /* --force: write through a symbolic link */
     gnutls_x509_privkey_t softkey;
     const char *password;
     const char *name;
@@ -269,6 +274,7 @@ static int enroll_write(void *ctx, gnutls_x509_crt_t crt, char *err, size_t errl
 {
     struct enroll_out *eo = ctx;
     gnutls_datum_t data = {0};
+    char msg[400];
     int rc;
 
     if (!eo->path)
@@ -288,10 +294,10 @@ static int enroll_write(void *ctx, gnutls_x509_crt_t crt, char *err, size_t errl
         gnutls_free(data.data);
         return -EPERM;
     }
-    rc = fs_write_atomic(eo->path, data.data, data.size, eo->p12 ? 0600 : 0644);
+    rc = con_write_out(eo->p12 ? "--p12" : "--out", eo->path, data.data, data.size,
+                       eo->p12 ? 0600 : 0644, eo->force, msg, sizeof(msg));
     if (rc < 0)
-        snprintf(err, errlen, "enroll %s: cannot write %s: %s (nothing was recorded)", eo->name,
-                 eo->path, strerror(-rc));
+        snprintf(err, errlen, "enroll %s: %s (nothing was recorded)", eo->name, msg);
     gnutls_memset(data.data, 0, data.size);
     gnutls_free(data.data);
     if (con_as_daemon() < 0 && rc == 0) {
@@ -312,6 +318,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
         {"network", required_argument, NULL, 'N'},
         {"days", required_argument, NULL, 'd'},
         {"key-type", required_argument, NULL, 'k'},
+        {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     const char *role_s = NULL, *csr_path = NULL, *out = NULL, *p12 = NULL, *pwfile = NULL;
@@ -383,6 +390,9 @@ int cmd_enroll(struct console *con, int argc, char **argv)
                         optarg);
                 goto out;
             }
+            break;
+        case 'f':
+            eo.force = true;
             break;
         default:
             rc = con_usage("enroll");
@@ -487,7 +497,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
                 fwrite(pem.data, 1, pem.size, stdout);
             gnutls_free(pem.data);
         }
-        fprintf(eo.path ? stdout : stderr,
+        fprintf(eo.path ? con_note_stream(eo.path) : stderr,
                 "enrolled %s as %s, serial %s, valid until %s%s%s\n", name, role_name(role),
                 serial, when, eo.path ? ", written to " : "", eo.path ? eo.path : "");
     }
@@ -562,9 +572,11 @@ int cmd_crl(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     const char *out = NULL;
+    bool force = false;
     struct pki *pki = NULL;
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t pem = {0};
@@ -572,9 +584,12 @@ int cmd_crl(struct console *con, int argc, char **argv)
     int c, rc = EXIT_FAIL;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c != 'o')
+        if (c == 'f')
+            force = true;
+        else if (c == 'o')
+            out = optarg;
+        else
             return con_usage("crl");
-        out = optarg;
     }
     if (optind != argc)
         return con_usage("crl");
@@ -590,7 +605,7 @@ int cmd_crl(struct console *con, int argc, char **argv)
         goto out;
     }
     if (out) {
-        if (con_write_file("crl", out, pem.data, pem.size, 0644) < 0)
+        if (con_write_file("crl", "--out", out, pem.data, pem.size, 0644, force) < 0)
             goto out;
     } else {
         fwrite(pem.data, 1, pem.size, stdout);

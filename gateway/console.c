@@ -2,6 +2,7 @@
 #include "console.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,17 +26,20 @@ static const struct command commands[] = {
      "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
      "or IP address, repeatable) defaults to this machine's hostname."},
     {"csr", cmd_csr,
-     "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key]",
+     "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key] [--force]",
      "Device side: make the device key on this appliance's token if absent and write a\n"
      "PKCS#10 CSR signed by it to FILE. --new-key replaces the device key first (after\n"
-     "a revocation: a revoked key is never enrolled again)."},
+     "a revocation: a revoked key is never enrolled again). FILE may be - (stdout), a\n"
+     "device or a FIFO (written in place); a symbolic link only with --force."},
     {"enroll", cmd_enroll,
      "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
-     "--password-file FILE) [--network CIDR]... [--days N]",
+     "--password-file FILE) [--network CIDR]... [--days N] [--force]",
      "Issue a client certificate (clientAuth, URI SAN urn:mtlsgw:role:ROLE, default 397\n"
      "days) and record the peer in the registry. With --csr the certificate is written\n"
      "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
-     "the certificate and the CA to a PKCS#12 protected by the password in the file."},
+     "the certificate and the CA to a PKCS#12 protected by the password in the file.\n"
+     "FILE may be - (stdout), a device or a FIFO (written in place); a symbolic link\n"
+     "only with --force (its target is written, the link stays)."},
     {"revoke", cmd_revoke,
      "revoke NAME [--reason unspecified|keyCompromise|superseded|cessationOfOperation]",
      "Mark the peer revoked in the registry and re-sign the CRL, then tell the running\n"
@@ -43,7 +47,8 @@ static const struct command commands[] = {
      "watch of the pki dir applies it within a second if it runs."},
     {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
     {"show", cmd_show, "show NAME [--json]", "Show one peer."},
-    {"crl", cmd_crl, "crl [--out FILE]", "Print (or write) the current CRL in PEM."},
+    {"crl", cmd_crl, "crl [--out FILE [--force]]",
+     "Print (or write) the current CRL in PEM. FILE as for csr --out."},
     {"status", cmd_status, "status [--json]",
      "Ask the running daemon (through [daemon] control-socket) for its state: token,\n"
      "sessions, days left on the CA, the gateway certificate and the CRL."},
@@ -195,14 +200,42 @@ int con_read_file(const char *cmd, const char *opt, const char *path, size_t max
     return rc;
 }
 
-int con_write_file(const char *cmd, const char *path, const void *data, size_t len,
-                   unsigned mode)
+int con_write_out(const char *opt, const char *path, const void *data, size_t len,
+                  unsigned mode, bool force, char *err, size_t errlen)
 {
-    int rc = fs_write_atomic(path, data, len, (mode_t)mode);
+    int rc;
+
+    fflush(stdout); /* what was printed comes before what goes to "-" */
+    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : 0);
+    if (rc == -ELOOP && !force)
+        snprintf(err, errlen, "%s %s: is a symbolic link; not written (give --force to "
+                 "write the file it points to; the link stays)", opt, path);
+    else if (rc == -ELOOP)
+        snprintf(err, errlen, "%s %s: too many levels of symbolic links", opt, path);
+    else if (rc == -EEXIST)
+        snprintf(err, errlen, "%s %s: not a regular file, character device, FIFO or socket; "
+                 "not written (give another FILE)", opt, path);
+    else if (rc == -EISDIR)
+        snprintf(err, errlen, "%s %s: is a directory; give a FILE in it", opt, path);
+    else if (rc < 0)
+        snprintf(err, errlen, "%s %s: cannot write: %s", opt, path, strerror(-rc));
+    return rc;
+}
+
+int con_write_file(const char *cmd, const char *opt, const char *path, const void *data,
+                   size_t len, unsigned mode, bool force)
+{
+    char err[PATH_MAX + 200];
+    int rc = con_write_out(opt, path, data, len, mode, force, err, sizeof(err));
 
     if (rc < 0)
-        con_err(cmd, "cannot write %s: %s", path, strerror(-rc));
+        con_err(cmd, "%s", err);
     return rc;
+}
+
+FILE *con_note_stream(const char *path)
+{
+    return fs_out_fd(path) == STDOUT_FILENO ? stderr : stdout;
 }
 
 static void usage_all(FILE *f)

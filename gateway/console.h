@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct config;
 struct pki;
@@ -37,9 +38,16 @@ int con_as_invoker(void);
 /* Read a file as the invoking user; message names the option and file. */
 int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
                   size_t *len);
-/* Write a file atomically as the invoking user. */
-int con_write_file(const char *cmd, const char *path, const void *data, size_t len,
-                   unsigned mode);
+/* Write the file of option opt (--out, --p12) as the invoking user, by
+ * fs_write_out()'s rules (docs/console.md, "Where output goes"); force: write
+ * through a symbolic link. con_write_out() puts a message naming opt, path and
+ * what to do in err; con_write_file() prints it. */
+int con_write_out(const char *opt, const char *path, const void *data, size_t len,
+                  unsigned mode, bool force, char *err, size_t errlen);
+int con_write_file(const char *cmd, const char *opt, const char *path, const void *data,
+                   size_t len, unsigned mode, bool force);
+/* Where the "written to PATH" line goes: stderr when PATH is stdout. */
+FILE *con_note_stream(const char *path);
 /* getopt_long wrapper: returns true for -h/--help seen. */
 bool con_wants_help(int argc, char **argv);
 /* Strict unsigned parse; false with nothing changed when not a number in range. */

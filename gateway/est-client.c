@@ -914,6 +914,14 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     rc = est_uplink_paths(cfg, up, &cert, &ca);
     if (rc < 0)
         return rc;
+    /* The hub supersedes the old certificate: know first that the new one
+     * can be stored. */
+    rc = fs_state_check(cert);
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] cannot write %s: %s (nothing asked of %s)",
+                 up->name, cert, fs_strerror(rc), up->enroll);
+        goto out;
+    }
     rc = pki_read_cert(cert, &cur, why, sizeof(why));
     if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] %s", up->name, why);
@@ -985,7 +993,7 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     }
     rc = fs_write_atomic(cert, pem.data, pem.size, 0644);
     if (rc < 0)
-        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, strerror(-rc));
+        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, fs_strerror(rc));
 out:
     gnutls_free(pem.data);
     gnutls_free(cn.data);

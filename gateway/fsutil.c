@@ -2,12 +2,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+/* Links followed for one fs_write_out(FS_OUT_FOLLOW), as the kernel's limit. */
+#define MAX_LINKS 40
 
 char *fs_join(const char *dir, const char *name)
 {
@@ -76,6 +83,7 @@ out:
     return rc;
 }
 
+/* Also for a descriptor handed to us non-blocking (a stdout someone set so). */
 static int write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -83,9 +91,14 @@ static int write_all(int fd, const void *data, size_t len)
     while (len > 0) {
         ssize_t w = write(fd, p, len);
         if (w < 0) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             if (errno == EINTR)
                 continue;
-            return -errno;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -errno;
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return -errno;
+            continue;
         }
         p += w;
         len -= (size_t)w;
@@ -120,7 +133,9 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* Temp file in path's directory, write, fsync, rename over path, fsync the
+ * directory: whatever path named is replaced, never written through. */
+static int replace_file(const char *path, const void *data, size_t len, mode_t mode)
 {
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
@@ -166,15 +181,202 @@ fail:
     return rc;
 }
 
+/*
+ * What is in a state file's place may be replaced: a regular file or nothing.
+ * lstat() and rename() are two steps; whoever can swap a link or a device
+ * node in between can write the directory and so could replace the file
+ * anyway, and rename() never writes through what it replaces.
+ */
+int fs_state_check(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (S_ISREG(st.st_mode))
+        return 0;
+    if (S_ISLNK(st.st_mode))
+        return -ELOOP;
+    return S_ISDIR(st.st_mode) ? -EISDIR : -EEXIST;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    int rc = fs_state_check(path);
+
+    return rc < 0 ? rc : replace_file(path, data, len, mode);
+}
+
+/* The standard streams by the names scripts use. /dev/stdout is a link to
+ * /proc/self/fd/1: the descriptor the caller set up is written, never
+ * re-opened, so a stdout redirected with '>>' keeps its offset. */
+int fs_out_fd(const char *path)
+{
+    if (strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0)
+        return STDOUT_FILENO;
+    if (strcmp(path, "/dev/stderr") == 0)
+        return STDERR_FILENO;
+    return -1;
+}
+
+const char *fs_strerror(int rc)
+{
+    if (rc == -ELOOP)
+        return "a symbolic link is in its place (not followed)";
+    if (rc == -EEXIST)
+        return "not a regular file (a device, FIFO or socket in its place is not replaced)";
+    return strerror(-rc);
+}
+
+/* A device or FIFO opened non-blocking (so that opening never hangs on a
+ * modem line): written blocking, in place. */
+static int write_in_place(int fd, const void *data, size_t len)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return -errno;
+    return write_all(fd, data, len);
+}
+
+/* A listening AF_UNIX socket: stream, or datagram (/dev/log) when it is one. */
+static int write_socket(const char *path, const void *data, size_t len)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *p = data;
+    int fd = -1, rc = 0, type = SOCK_STREAM;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    for (;;) {
+        fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            break;
+        rc = -errno;
+        close(fd);
+        if (rc != -EPROTOTYPE || type != SOCK_STREAM)
+            return rc;
+        type = SOCK_DGRAM;
+    }
+    rc = 0;
+    while (len > 0) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Where the link at path points, relative to the link's directory; owned. */
+static int link_target(const char *path, char **out)
+{
+    char buf[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    ssize_t n = readlink(path, buf, sizeof(buf));
+    char *t;
+
+    if (n < 0)
+        return -errno;
+    if ((size_t)n >= sizeof(buf))
+        return -ENAMETOOLONG;
+    buf[n] = '\0';
+    if (buf[0] == '/')
+        dirlen = 0;
+    t = malloc(dirlen + (size_t)n + 1);
+    if (!t)
+        return -ENOMEM;
+    memcpy(t, path, dirlen);
+    memcpy(t + dirlen, buf, (size_t)n + 1);
+    *out = t;
+    return 0;
+}
+
+int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, unsigned flags)
+{
+    const int oflags = O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
+    char *hop = NULL; /* path after following links; owned */
+    struct stat st;
+    int fd, rc, err, links = 0;
+
+    fd = fs_out_fd(path);
+    if (fd >= 0)
+        return fstat(fd, &st) < 0 ? -errno : write_all(fd, data, len);
+    for (;;) {
+        /* Opened first, then judged by fstat on what was opened: no window
+         * in which the name could be swapped for something else. */
+        fd = open(path, oflags | O_NONBLOCK);
+        if (fd < 0 && errno == ENXIO && lstat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+            fd = open(path, oflags); /* no reader yet: wait for one, as '>' does */
+        if (fd >= 0) {
+            if (fstat(fd, &st) < 0)
+                rc = -errno;
+            else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))
+                rc = write_in_place(fd, data, len);
+            else if (S_ISREG(st.st_mode))
+                rc = replace_file(path, data, len, mode);
+            else
+                rc = -EEXIST; /* a block device: never a place for our output */
+            if (close(fd) < 0 && rc == 0)
+                rc = -errno;
+            break;
+        }
+        err = errno;
+        if (err == ENOENT) { /* a new file (or a missing directory: mkstemp says so) */
+            rc = replace_file(path, data, len, mode);
+            break;
+        }
+        if (lstat(path, &st) < 0) {
+            rc = -err;
+            break;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            char *next = NULL;
+            if (!(flags & FS_OUT_FOLLOW) || ++links > MAX_LINKS) {
+                rc = -ELOOP;
+                break;
+            }
+            if ((rc = link_target(path, &next)) < 0)
+                break;
+            free(hop);
+            path = hop = next;
+            continue;
+        }
+        if (S_ISSOCK(st.st_mode))
+            rc = write_socket(path, data, len);
+        else if (S_ISREG(st.st_mode)) /* not writable (EACCES, ETXTBSY): replaced, as before */
+            rc = replace_file(path, data, len, mode);
+        else
+            rc = S_ISDIR(st.st_mode) ? -EISDIR : -err;
+        break;
+    }
+    free(hop);
+    return rc;
+}
+
 int fs_append_line(const char *path, const char *line, mode_t mode)
 {
-    int fd, rc;
     size_t len = strlen(line);
+    struct stat st;
+    int fd, rc;
 
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode);
+    /* Non-blocking so that a FIFO in the audit log's place cannot hang us. */
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
     if (fd < 0)
-        return -errno;
-    rc = write_all(fd, line, len);
+        return errno == ENXIO ? -EEXIST : -errno;
+    rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EEXIST;
+    if (rc == 0)
+        rc = write_all(fd, line, len);
     if (rc == 0)
         rc = write_all(fd, "\n", 1);
     if (rc == 0 && fsync(fd) < 0)
@@ -186,14 +388,20 @@ int fs_append_line(const char *path, const char *line, mode_t mode)
 int fs_lock_dir(const char *dir, int *fd_out)
 {
     char *path = fs_join(dir, "lock");
+    struct stat st;
     int fd, rc = 0;
 
     if (!path)
         return -ENOMEM;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     free(path);
     if (fd < 0)
-        return -errno;
+        return errno == ENXIO ? -EEXIST : -errno;
+    rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EEXIST;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
     while (flock(fd, LOCK_EX) < 0) {
         if (errno != EINTR) {
             rc = -errno;

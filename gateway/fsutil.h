@@ -10,15 +10,46 @@
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /*
- * Write atomically: temp file in the same directory, write, fsync, rename,
- * fsync the directory. The old file stays intact on any failure.
+ * State files (registry, CRL, certificates, invites): write atomically (temp
+ * file in the same directory, write, fsync, rename, fsync the directory). The
+ * old file stays intact on any failure. Only a regular file, or none, is
+ * replaced: a symbolic link in its place is refused with -ELOOP, a device,
+ * FIFO or socket with -EEXIST, a directory with -EISDIR; fs_strerror() names
+ * them.
  */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
-/* Append one line (newline added) with O_APPEND and fsync. */
+/* 0 when fs_write_atomic() would replace what is at path, else its refusal:
+ * checked before asking a hub for a certificate that could not be stored. */
+int fs_state_check(const char *path);
+
+/* fs_write_out() flags */
+#define FS_OUT_FOLLOW 1u /* a symbolic link: write what it points to (--force) */
+
+/*
+ * A file the user named (--out, --p12). "-", /dev/stdout and /dev/stderr are
+ * those descriptors. A character device or a FIFO (waiting for its reader) is
+ * opened without following a link, checked with fstat and written in place; a
+ * socket is connected to and written; a regular file, or none, is replaced as
+ * fs_write_atomic() does. A symbolic link is refused with -ELOOP unless
+ * FS_OUT_FOLLOW: then each link is resolved, the same rules apply to what it
+ * points to, and the link stays. A block device (or a directory) is refused
+ * with -EEXIST (-EISDIR).
+ */
+int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, unsigned flags);
+
+/* The descriptor that "-", /dev/stdout, /dev/stderr name, or -1. */
+int fs_out_fd(const char *path);
+
+/* strerror(-rc), naming fsutil's refusals (-ELOOP, -EEXIST) for what they are. */
+const char *fs_strerror(int rc);
+
+/* Append one line (newline added) with O_APPEND and fsync; like
+ * fs_write_atomic(), only to a regular file (-ELOOP, -EEXIST otherwise). */
 int fs_append_line(const char *path, const char *line, mode_t mode);
 
-/* Exclusive advisory lock on <dir>/lock, waiting; returns an fd to close. */
+/* Exclusive advisory lock on <dir>/lock (a regular file, not followed),
+ * waiting; returns an fd to close. */
 int fs_lock_dir(const char *dir, int *fd_out);
 
 /* mkdir -p for the last component only, with mode; ok if it exists. */

@@ -509,7 +509,7 @@ static int lock_dir(const char *dir, int *fd, char *err, size_t errlen)
     int rc = fs_lock_dir(dir, fd);
 
     if (rc < 0)
-        snprintf(err, errlen, "cannot lock the pki dir %s: %s%s", dir, strerror(-rc),
+        snprintf(err, errlen, "cannot lock the pki dir %s: %s%s", dir, fs_strerror(rc),
                  rc == -ENOENT ? " (run 'mtlsgw init' first)" : "");
     return rc;
 }
@@ -547,7 +547,7 @@ int invite_create(const char *pki_dir, struct invite *inv, char code[INVITE_CODE
     if (rc == 0)
         rc = invites_save(set, path);
     if (rc < 0 && !err[0])
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s: %s", path, fs_strerror(rc));
 out:
     if (rc < 0)
         gnutls_memset(code, 0, INVITE_CODE_LEN);
@@ -579,7 +579,7 @@ int invite_withdraw(const char *pki_dir, const char *name, char *err, size_t err
     }
     rc = invites_save(set, path);
     if (rc < 0)
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s: %s", path, fs_strerror(rc));
 out:
     invites_free(set);
     free(path);
@@ -677,7 +677,7 @@ int invite_consume_locked(const char *pki_dir, const char *name, const char *cod
     inv->serial = dup_or_null(serial);
     rc = invites_save(set, path);
     if (rc < 0)
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s: %s", path, fs_strerror(rc));
 out:
     invites_free(set);
     free(path);

@@ -185,7 +185,7 @@ static int write_cert(const char *path, gnutls_x509_crt_t crt, char *err, size_t
     if (rc == 0)
         rc = fs_write_atomic(path, pem.data, pem.size, 0644);
     if (rc < 0)
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s: %s", path, fs_strerror(rc));
     gnutls_free(pem.data);
     return rc;
 }
@@ -249,7 +249,7 @@ static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t er
     }
     rc = fs_write_atomic(pki->crl_path, pem.data, pem.size, 0644);
     if (rc < 0)
-        snprintf(err, errlen, "cannot write %s: %s", pki->crl_path, strerror(-rc));
+        snprintf(err, errlen, "cannot write %s: %s", pki->crl_path, fs_strerror(rc));
 out:
     gnutls_free(pem.data);
     if (crl)
@@ -260,7 +260,7 @@ out:
 
 static void lock_error(const struct pki *pki, int rc, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "cannot lock the pki dir %s: %s%s", pki->dir, strerror(-rc),
+    snprintf(err, errlen, "cannot lock the pki dir %s: %s%s", pki->dir, fs_strerror(rc),
              rc == -EACCES || rc == -EROFS
                  ? " (it must be writable by the daemon's user, [daemon] user)"
                  : rc == -ENOENT ? " (run 'mtlsgw init' first)" : "");
@@ -272,7 +272,7 @@ static int save_registry(const struct pki *pki, const struct registry *reg, char
     int rc = registry_save(reg, pki->reg_path);
 
     if (rc < 0)
-        snprintf(err, errlen, "cannot write registry %s: %s", pki->reg_path, strerror(-rc));
+        snprintf(err, errlen, "cannot write registry %s: %s", pki->reg_path, fs_strerror(rc));
     return rc;
 }
 

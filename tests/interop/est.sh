@@ -173,6 +173,18 @@ ok_if "... and the registry is unchanged" test "$(reg_sum)" = "$sum0"
 expect_exit 1 "join pinning another fingerprint fails" \
     dev join "$URL" --name spoke1 --code "$CODE" --fingerprint "$(printf '%064d' 0)"
 expect_in "not the one pinned" "$OUT" "... saying the hub is not the one pinned"
+# device.crt a symlink (a state file, docs/console.md): refused before the
+# one-time code is spent.
+mkdir -p "$T/dv-pki"
+chown "$DUSER:" "$T/dv-pki"
+ln -s "$T/elsewhere.crt" "$T/dv-pki/device.crt"
+expect_exit 1 "join with device.crt a symlink is refused" \
+    dev join "$URL" --name spoke1 --code "$CODE" --fingerprint "$GWFP"
+expect_in "symbolic link" "$OUT" "... saying device.crt is a link"
+expect_in "the invite was not used" "$OUT" "... and that the invite was not used"
+ok_if "... the link stays, nothing made where it points" \
+    test -L "$T/dv-pki/device.crt" -a ! -e "$T/elsewhere.crt"
+rm "$T/dv-pki/device.crt"
 expect_exit 0 "join with the invite's code and the pinned fingerprint" \
     dev join "$URL" --name spoke1 --code "$CODE" --fingerprint "$GWFP"
 expect_in "[uplink hub]" "$OUT" "join prints the [uplink] lines"
@@ -327,6 +339,17 @@ expect_http 403 "simplereenroll without a certificate: 403"
 # ---- mtlsgw renew ------------------------------------------------------------------
 printf '[uplink hub]\nserver = 127.0.0.1:%s\nenroll = %s\n' "$(free_port)" "$URL" >>"$T/dv.conf"
 old=$(serial_of "$T/dv-pki/device.crt")
+# device.crt a symlink: renew stops before the hub supersedes the old one.
+mv "$T/dv-pki/device.crt" "$T/dv-pki/device.real"
+ln -s "$T/dv-pki/device.real" "$T/dv-pki/device.crt"
+expect_exit 1 "renew with device.crt a symlink is refused" dev renew
+expect_in "symbolic link" "$OUT" "... saying device.crt is a link"
+ok_if "... the hub still has the old certificate active" python3 -c '
+import json, sys
+st = {p["serial"]: p["status"] for p in json.load(open(sys.argv[1])) if p["name"] == "spoke1"}
+assert st.get(sys.argv[2]) == "active", st' <(hub peers --json) "$old"
+rm "$T/dv-pki/device.crt"
+mv "$T/dv-pki/device.real" "$T/dv-pki/device.crt"
 expect_exit 0 "mtlsgw renew (simplereenroll with the device key on its token)" dev renew
 new=$(serial_of "$T/dv-pki/device.crt")
 ok_if "... device.crt holds a new serial ($old -> $new)" test "$old" != "$new"

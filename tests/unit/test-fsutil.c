@@ -1,0 +1,392 @@
+/* fsutil: state files replace only regular files; user outputs are written in
+ * place to devices, FIFOs and sockets, and through a link only when asked. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cunit-main.h"
+#include "fsutil.h"
+
+static char dir[] = "/tmp/mtlsgw-fsutil-XXXXXX";
+static int n_path;
+
+/* A fresh name in the temp dir. */
+static const char *fresh(const char *what)
+{
+    static char buf[8][256];
+    char *p = buf[n_path % 8];
+
+    snprintf(p, sizeof(buf[0]), "%s/%s-%d", dir, what, n_path++);
+    return p;
+}
+
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The file's text, or "" when it cannot be read. */
+static const char *text_of(const char *path)
+{
+    static char buf[4096];
+    char *t = NULL;
+    size_t len = 0;
+
+    buf[0] = '\0';
+    if (fs_read_file(path, sizeof(buf) - 1, &t, &len) == 0)
+        memcpy(buf, t, len + 1);
+    free(t);
+    return buf;
+}
+
+static mode_t type_of(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 ? st.st_mode & S_IFMT : 0;
+}
+
+/* A private /dev/null: c 1 3 in the temp dir (root only). */
+static bool make_null(const char *path)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: mknod needs root\n");
+        return false;
+    }
+    CU_ASSERT_EQUAL_FATAL(mknod(path, S_IFCHR | 0666, makedev(1, 3)), 0);
+    return true;
+}
+
+/* ---- state files ----------------------------------------------------------- */
+
+static void test_state_new_and_regular(void)
+{
+    const char *p = fresh("state");
+    struct stat a, b;
+
+    EXPECT_INT(fs_write_atomic(p, "one\n", 4, 0640), 0);
+    EXPECT_STR(text_of(p), "one\n");
+    CU_ASSERT_EQUAL_FATAL(stat(p, &a), 0);
+    EXPECT_INT(a.st_mode & 07777, 0640);
+    EXPECT_INT(fs_write_atomic(p, "two\n", 4, 0640), 0);
+    EXPECT_STR(text_of(p), "two\n");
+    CU_ASSERT_EQUAL_FATAL(stat(p, &b), 0);
+    /* Replaced, not rewritten: a reader holding the old file keeps it whole. */
+    CU_ASSERT_NOT_EQUAL(a.st_ino, b.st_ino);
+}
+
+static void test_state_symlink_refused(void)
+{
+    const char *target = fresh("target"), *link = fresh("link");
+    const char *nowhere = fresh("nowhere"), *dangling = fresh("dangling");
+
+    put(target, "theirs\n");
+    CU_ASSERT_EQUAL_FATAL(symlink(target, link), 0);
+    EXPECT_INT(fs_state_check(link), -ELOOP);
+    EXPECT_INT(fs_state_check(target), 0);
+    EXPECT_INT(fs_state_check(nowhere), 0);
+    EXPECT_INT(fs_write_atomic(link, "ours\n", 5, 0644), -ELOOP);
+    EXPECT_INT(type_of(link), S_IFLNK);
+    EXPECT_STR(text_of(target), "theirs\n");
+    EXPECT_CONTAINS(fs_strerror(-ELOOP), "symbolic link");
+    /* A dangling link is refused too: it would create a file elsewhere. */
+    CU_ASSERT_EQUAL_FATAL(symlink(nowhere, dangling), 0);
+    EXPECT_INT(fs_write_atomic(dangling, "ours\n", 5, 0644), -ELOOP);
+    EXPECT_INT(type_of(nowhere), 0);
+    EXPECT_INT(type_of(dangling), S_IFLNK);
+}
+
+static void test_state_fifo_device_dir_refused(void)
+{
+    const char *fifo = fresh("fifo"), *dev = fresh("null"), *d = fresh("dir");
+
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    EXPECT_INT(fs_state_check(fifo), -EEXIST);
+    EXPECT_INT(fs_write_atomic(fifo, "x", 1, 0644), -EEXIST);
+    EXPECT_INT(type_of(fifo), S_IFIFO);
+    EXPECT_CONTAINS(fs_strerror(-EEXIST), "not a regular file");
+    CU_ASSERT_EQUAL_FATAL(mkdir(d, 0700), 0);
+    EXPECT_INT(fs_write_atomic(d, "x", 1, 0644), -EISDIR);
+    if (make_null(dev)) {
+        EXPECT_INT(fs_write_atomic(dev, "x", 1, 0644), -EEXIST);
+        EXPECT_INT(type_of(dev), S_IFCHR);
+    }
+}
+
+static void test_state_append_and_lock(void)
+{
+    const char *log = fresh("audit"), *fifo = fresh("fifo"), *link = fresh("link");
+    char sub[300], lock[320];
+    int fd = -1;
+
+    EXPECT_INT(fs_append_line(log, "a", 0640), 0);
+    EXPECT_INT(fs_append_line(log, "b", 0640), 0);
+    EXPECT_STR(text_of(log), "a\nb\n");
+    CU_ASSERT_EQUAL_FATAL(symlink(log, link), 0);
+    EXPECT_INT(fs_append_line(link, "c", 0640), -ELOOP);
+    EXPECT_STR(text_of(log), "a\nb\n");
+    /* A FIFO without a reader neither blocks nor is written. */
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    EXPECT_INT(fs_append_line(fifo, "c", 0640), -EEXIST);
+
+    snprintf(sub, sizeof(sub), "%s", fresh("pki"));
+    snprintf(lock, sizeof(lock), "%s/lock", sub);
+    CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0700), 0);
+    EXPECT_INT(fs_lock_dir(sub, &fd), 0);
+    if (fd >= 0)
+        close(fd);
+    unlink(lock);
+    CU_ASSERT_EQUAL_FATAL(symlink(log, lock), 0);
+    fd = -1;
+    EXPECT_INT(fs_lock_dir(sub, &fd), -ELOOP);
+    EXPECT_INT(fd, -1);
+}
+
+/* ---- outputs ----------------------------------------------------------------- */
+
+static void test_out_new_and_regular(void)
+{
+    const char *p = fresh("out");
+    struct stat a, b;
+
+    EXPECT_INT(fs_write_out(p, "one\n", 4, 0600, 0), 0);
+    EXPECT_STR(text_of(p), "one\n");
+    CU_ASSERT_EQUAL_FATAL(stat(p, &a), 0);
+    EXPECT_INT(a.st_mode & 07777, 0600);
+    EXPECT_INT(fs_write_out(p, "two\n", 4, 0600, 0), 0);
+    EXPECT_STR(text_of(p), "two\n");
+    CU_ASSERT_EQUAL_FATAL(stat(p, &b), 0);
+    CU_ASSERT_NOT_EQUAL(a.st_ino, b.st_ino);
+    /* A missing directory is reported, not created. */
+    EXPECT_INT(fs_write_out("/nonexistent-mtlsgw/dir/file", "x", 1, 0644, 0), -ENOENT);
+    EXPECT_INT(fs_write_out(dir, "x", 1, 0644, 0), -EISDIR);
+}
+
+static void test_out_device_in_place(void)
+{
+    const char *dev = fresh("null");
+
+    if (!make_null(dev))
+        return;
+    EXPECT_INT(fs_write_out(dev, "csr\n", 4, 0644, 0), 0);
+    EXPECT_INT(type_of(dev), S_IFCHR);
+    EXPECT_INT(fs_write_out(dev, "csr\n", 4, 0644, FS_OUT_FOLLOW), 0);
+    EXPECT_INT(type_of(dev), S_IFCHR);
+}
+
+static void test_out_block_device_refused(void)
+{
+    const char *dev = fresh("blk");
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: mknod needs root\n");
+        return;
+    }
+    /* loop0: opened (or not, without the driver), never replaced. */
+    CU_ASSERT_EQUAL_FATAL(mknod(dev, S_IFBLK | 0600, makedev(7, 0)), 0);
+    CU_ASSERT(fs_write_out(dev, "x", 1, 0644, 0) < 0);
+    EXPECT_INT(type_of(dev), S_IFBLK);
+}
+
+static void test_out_fifo_with_reader(void)
+{
+    const char *fifo = fresh("fifo");
+    char buf[64] = "";
+    ssize_t n;
+    int rd;
+
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    CU_ASSERT_FATAL(rd >= 0);
+    EXPECT_INT(fs_write_out(fifo, "through\n", 8, 0644, 0), 0);
+    n = read(rd, buf, sizeof(buf) - 1);
+    EXPECT_INT(n, 8);
+    buf[n > 0 ? n : 0] = '\0';
+    EXPECT_STR(buf, "through\n");
+    close(rd);
+    EXPECT_INT(type_of(fifo), S_IFIFO);
+}
+
+/* No reader yet: the write waits for one, as a shell's '>' does. */
+static void test_out_fifo_waits_for_reader(void)
+{
+    const char *fifo = fresh("fifo");
+    char buf[64] = "";
+    ssize_t n;
+    int rd, status = 0;
+    pid_t pid;
+
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0)
+        _exit(fs_write_out(fifo, "late\n", 5, 0644, 0) == 0 ? 0 : 1);
+    usleep(100 * 1000);
+    rd = open(fifo, O_RDONLY);
+    CU_ASSERT_FATAL(rd >= 0);
+    n = read(rd, buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(rd);
+    waitpid(pid, &status, 0);
+    EXPECT_STR(buf, "late\n");
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_INT(type_of(fifo), S_IFIFO);
+}
+
+static void test_out_socket(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = fresh("sock");
+    char buf[64] = "";
+    ssize_t n;
+    int ls, c;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    ls = socket(AF_UNIX, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(ls >= 0);
+    CU_ASSERT_EQUAL_FATAL(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(ls, 1), 0);
+    EXPECT_INT(fs_write_out(path, "sock\n", 5, 0644, 0), 0);
+    c = accept(ls, NULL, NULL);
+    CU_ASSERT_FATAL(c >= 0);
+    n = read(c, buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    EXPECT_STR(buf, "sock\n");
+    close(c);
+    close(ls);
+    EXPECT_INT(type_of(path), S_IFSOCK);
+}
+
+static void test_out_symlink(void)
+{
+    const char *target = fresh("target"), *link = fresh("link"), *link2 = fresh("link2");
+    const char *dangling = fresh("dangling"), *made = fresh("made");
+    char rel[300], got[300];
+    ssize_t n;
+
+    put(target, "theirs\n");
+    CU_ASSERT_EQUAL_FATAL(symlink(target, link), 0);
+    EXPECT_INT(fs_write_out(link, "ours\n", 5, 0644, 0), -ELOOP);
+    EXPECT_STR(text_of(target), "theirs\n");
+    EXPECT_INT(type_of(link), S_IFLNK);
+    /* --force: the target changes, the link stays a link to it. */
+    EXPECT_INT(fs_write_out(link, "ours\n", 5, 0644, FS_OUT_FOLLOW), 0);
+    EXPECT_STR(text_of(target), "ours\n");
+    EXPECT_INT(type_of(link), S_IFLNK);
+    EXPECT_INT(type_of(target), S_IFREG);
+    n = readlink(link, got, sizeof(got) - 1);
+    got[n > 0 ? n : 0] = '\0';
+    EXPECT_STR(got, target);
+    /* A chain with a relative hop, resolved against the link's directory. */
+    snprintf(rel, sizeof(rel), "%s", strrchr(link, '/') + 1);
+    CU_ASSERT_EQUAL_FATAL(symlink(rel, link2), 0);
+    EXPECT_INT(fs_write_out(link2, "again\n", 6, 0644, FS_OUT_FOLLOW), 0);
+    EXPECT_STR(text_of(target), "again\n");
+    EXPECT_INT(type_of(link2), S_IFLNK);
+    EXPECT_INT(type_of(link), S_IFLNK);
+    /* Dangling: the file it names is made. */
+    CU_ASSERT_EQUAL_FATAL(symlink(made, dangling), 0);
+    EXPECT_INT(fs_write_out(dangling, "new\n", 4, 0644, 0), -ELOOP);
+    EXPECT_INT(type_of(made), 0);
+    EXPECT_INT(fs_write_out(dangling, "new\n", 4, 0644, FS_OUT_FOLLOW), 0);
+    EXPECT_STR(text_of(made), "new\n");
+    EXPECT_INT(type_of(dangling), S_IFLNK);
+}
+
+static void test_out_symlink_to_fifo_and_device(void)
+{
+    const char *fifo = fresh("fifo"), *lf = fresh("lfifo"), *dev = fresh("null");
+    const char *ld = fresh("lnull");
+    char buf[16] = "";
+    int rd;
+
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(fifo, lf), 0);
+    rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    CU_ASSERT_FATAL(rd >= 0);
+    EXPECT_INT(fs_write_out(lf, "f\n", 2, 0644, FS_OUT_FOLLOW), 0);
+    EXPECT_INT(read(rd, buf, sizeof(buf)), 2);
+    close(rd);
+    EXPECT_INT(type_of(fifo), S_IFIFO);
+    EXPECT_INT(type_of(lf), S_IFLNK);
+    if (!make_null(dev))
+        return;
+    CU_ASSERT_EQUAL_FATAL(symlink(dev, ld), 0);
+    EXPECT_INT(fs_write_out(ld, "d\n", 2, 0644, 0), -ELOOP);
+    EXPECT_INT(fs_write_out(ld, "d\n", 2, 0644, FS_OUT_FOLLOW), 0);
+    EXPECT_INT(type_of(dev), S_IFCHR);
+    EXPECT_INT(type_of(ld), S_IFLNK);
+}
+
+static void test_out_streams(void)
+{
+    int p[2], saved;
+    char buf[32] = "";
+    ssize_t n;
+
+    EXPECT_INT(fs_out_fd("-"), STDOUT_FILENO);
+    EXPECT_INT(fs_out_fd("/dev/stdout"), STDOUT_FILENO);
+    EXPECT_INT(fs_out_fd("/dev/stderr"), STDERR_FILENO);
+    EXPECT_INT(fs_out_fd("./-"), -1);
+    EXPECT_INT(fs_out_fd("out.pem"), -1);
+    CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+    fflush(stdout);
+    saved = dup(STDOUT_FILENO);
+    CU_ASSERT_FATAL(saved >= 0);
+    dup2(p[1], STDOUT_FILENO);
+    EXPECT_INT(fs_write_out("-", "dash\n", 5, 0644, 0), 0);
+    EXPECT_INT(fs_write_out("/dev/stdout", "dev\n", 4, 0644, 0), 0);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(p[1]);
+    n = read(p[0], buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(p[0]);
+    EXPECT_STR(buf, "dash\ndev\n");
+    EXPECT_INT(type_of("-"), 0); /* no file named "-" was made in the cwd */
+}
+
+static const struct cu_test tests[] = {
+    {"state: new and regular files replaced atomically", test_state_new_and_regular},
+    {"state: a symbolic link is refused", test_state_symlink_refused},
+    {"state: FIFO, device, directory refused", test_state_fifo_device_dir_refused},
+    {"state: audit append and the lock refuse links and FIFOs", test_state_append_and_lock},
+    {"out: new and regular files replaced atomically", test_out_new_and_regular},
+    {"out: a character device is written in place", test_out_device_in_place},
+    {"out: a block device is refused", test_out_block_device_refused},
+    {"out: a FIFO is written to its reader", test_out_fifo_with_reader},
+    {"out: a FIFO waits for its reader", test_out_fifo_waits_for_reader},
+    {"out: a socket is connected to", test_out_socket},
+    {"out: a symlink only with FS_OUT_FOLLOW, and it stays", test_out_symlink},
+    {"out: links to a FIFO and a device", test_out_symlink_to_fifo_and_device},
+    {"out: -, /dev/stdout, /dev/stderr", test_out_streams},
+};
+
+int main(void)
+{
+    int rc;
+    char cmd[300];
+
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    rc = cu_run("fsutil", tests, sizeof(tests) / sizeof(tests[0]));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+    return rc;
+}
