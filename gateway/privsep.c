@@ -247,36 +247,47 @@ static void mask_to_cidr(const struct sockaddr *addr, const struct sockaddr *mas
  * prefix equal to or inside the subnet of an address on an interface we do
  * not own (the LAN, the WAN, loopback) would steal some or all of its hosts
  * by being more specific, and a tunnel address there would steal one.
- * Wider prefixes are fine: the connected network stays more specific.
+ * Wider prefixes are fine: the connected network stays more specific. One
+ * address dump for all of a request's prefixes (n of them, then the
+ * tunnel addresses in addrs, for an uplink).
  */
-static int check_not_connected(const struct ps_server *ps, const char *prefix, const char *what,
+static int check_not_connected(const struct ps_server *ps, const char (*routes)[PS_ADDRLEN],
+                               uint32_t n, const char *const *addrs, size_t n_addrs,
                                char *err, size_t errlen)
 {
     struct ifaddrs *ifa = NULL;
-    struct cidr p;
     int rc = 0;
 
-    if (cidr_parse(prefix, &p, NULL) < 0)
-        return -EINVAL;
+    if (n + n_addrs == 0)
+        return 0;
     if (getifaddrs(&ifa) < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot list this host's addresses: %s", strerror(-rc));
         return rc;
     }
-    for (struct ifaddrs *i = ifa; i && rc == 0; i = i->ifa_next) {
-        struct cidr net;
-        char text[64];
-        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
-                             i->ifa_addr->sa_family != AF_INET6) ||
-            nc_name_owned(ps->nc, i->ifa_name))
-            continue;
-        mask_to_cidr(i->ifa_addr, i->ifa_netmask, &net);
-        if (net.family != p.family || p.plen < net.plen || !cidr_overlap(&net, &p))
-            continue;
-        cidr_format(&net, text, sizeof(text));
-        snprintf(err, errlen, "%s %s lies in %s, directly connected on %s", what, prefix, text,
-                 i->ifa_name);
-        rc = -EPERM;
+    for (size_t k = 0; k < n + n_addrs && rc == 0; k++) {
+        const char *prefix = k < n ? routes[k] : addrs[k - n];
+        struct cidr p;
+        if (cidr_parse(prefix, &p, NULL) < 0) {
+            rc = -EINVAL;
+            snprintf(err, errlen, "%s is not a prefix", prefix);
+            break;
+        }
+        for (struct ifaddrs *i = ifa; i && rc == 0; i = i->ifa_next) {
+            struct cidr net;
+            char text[64];
+            if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
+                                 i->ifa_addr->sa_family != AF_INET6) ||
+                nc_name_owned(ps->nc, i->ifa_name))
+                continue;
+            mask_to_cidr(i->ifa_addr, i->ifa_netmask, &net);
+            if (net.family != p.family || p.plen < net.plen || !cidr_overlap(&net, &p))
+                continue;
+            cidr_format(&net, text, sizeof(text));
+            snprintf(err, errlen, "%s %s lies in %s, directly connected on %s",
+                     k < n ? "route" : "tunnel address", prefix, text, i->ifa_name);
+            rc = -EPERM;
+        }
     }
     freeifaddrs(ifa);
     return rc;
@@ -324,9 +335,8 @@ static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const
                            cfg->tunnel.n_peer_networks, "route",
                            "[tunnel] peer-networks", err, errlen)) < 0)
         return rc;
-    for (uint32_t i = 0; i < u->n_routes; i++)
-        if ((rc = check_not_connected(ps, u->routes[i], "route", err, errlen)) < 0)
-            return rc;
+    if ((rc = check_not_connected(ps, u->routes, u->n_routes, NULL, 0, err, errlen)) < 0)
+        return rc;
     /* Defence in depth only: the session process writes registry.json, so
      * this catches its mistakes, not its compromise; it can only refuse
      * more than the checks above. */
@@ -381,12 +391,11 @@ static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *e
                            ps->cfg->tunnel.n_peer_networks, "allowed",
                            "[tunnel] peer-networks", err, errlen)) < 0)
         return rc;
-    if ((rc = check_not_connected(ps, u->local, "tunnel address", err, errlen)) < 0 ||
-        (rc = check_not_connected(ps, u->remote, "tunnel address", err, errlen)) < 0)
-        return rc;
-    for (uint32_t i = 0; i < u->n_routes; i++)
-        if ((rc = check_not_connected(ps, u->routes[i], "route", err, errlen)) < 0)
+    {
+        const char *ends[] = {u->local, u->remote};
+        if ((rc = check_not_connected(ps, u->routes, u->n_routes, ends, 2, err, errlen)) < 0)
             return rc;
+    }
     colon = strrchr(up->server, ':');
     hl = colon ? (size_t)(colon - up->server) : 0;
     if (up->server[0] == '[' && hl >= 2)
