@@ -35,6 +35,7 @@ enum key_type {
     KEY_LOG_LEVEL,
     KEY_POOL,
     KEY_CIDR_LIST,
+    KEY_PEER_NETWORKS,
     KEY_MTU,
     KEY_GATE,
     KEY_HOSTPORT,
@@ -50,6 +51,20 @@ struct key_def {
     enum key_type type;
     size_t offset;
 };
+
+/* A list of CIDR strings is an array of CFG_MAX_LIST pointers followed by
+ * its unsigned count. */
+#define LIST_COUNT(base, offset)                                                            \
+    ((unsigned *)((char *)(base) + (offset) + sizeof(char *[CFG_MAX_LIST])))
+_Static_assert(offsetof(struct config, tunnel.n_routes) ==
+                   offsetof(struct config, tunnel.routes) + sizeof(char *[CFG_MAX_LIST]),
+               "routes: count after the list");
+_Static_assert(offsetof(struct config, tunnel.n_peer_networks) ==
+                   offsetof(struct config, tunnel.peer_networks) + sizeof(char *[CFG_MAX_LIST]),
+               "peer-networks: count after the list");
+_Static_assert(offsetof(struct cfg_uplink, n_accept_routes) ==
+                   offsetof(struct cfg_uplink, accept_routes) + sizeof(char *[CFG_MAX_LIST]),
+               "accept-routes: count after the list");
 
 /* Sorted by name: looked up with bsearch. */
 static const struct key_def key_table[] = {
@@ -83,8 +98,10 @@ static const struct key_def key_table[] = {
     {"tunnel.max-sessions", KEY_COUNT, offsetof(struct config, tunnel.max_sessions)},
     {"tunnel.mtu", KEY_MTU, offsetof(struct config, tunnel.mtu)},
     {"tunnel.offload", KEY_BOOL, offsetof(struct config, tunnel.offload)},
+    {"tunnel.peer-networks", KEY_PEER_NETWORKS, offsetof(struct config, tunnel.peer_networks)},
     {"tunnel.pool", KEY_POOL, offsetof(struct config, tunnel.pool)},
     {"tunnel.routes", KEY_CIDR_LIST, offsetof(struct config, tunnel.routes)},
+    {"uplink.accept-routes", KEY_CIDR_LIST | UPLINK, offsetof(struct cfg_uplink, accept_routes)},
     {"uplink.ca", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, ca)},
     {"uplink.cert", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, cert)},
     {"uplink.enroll", KEY_URL | UPLINK, offsetof(struct cfg_uplink, enroll)},
@@ -241,7 +258,19 @@ static char *next_word(char **cursor)
     return w;
 }
 
-static const char *set_list(struct config *cfg, enum key_type type, const char *value)
+static void free_list(char **list, unsigned *n)
+{
+    for (unsigned i = 0; i < *n; i++)
+        free(list[i]);
+    *n = 0;
+}
+
+/*
+ * A list of CIDR prefixes, canonical, replacing what was there. For
+ * peer-networks (bounds) a default route or anything wider than an IPv4
+ * /8 (IPv6 /7, the ULA block) is refused: such a bound would bound nothing.
+ */
+static const char *set_cidrs(char **list, unsigned *n, const char *value, bool bound)
 {
     char buf[2048], *cur = buf, *w;
     static char why_buf[160];
@@ -249,56 +278,67 @@ static const char *set_list(struct config *cfg, enum key_type type, const char *
     if (strlen(value) >= sizeof(buf))
         return "list too long";
     strcpy(buf, value);
-    if (type == KEY_CIDR_LIST) {
-        for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
-            free(cfg->tunnel.routes[i]);
-        cfg->tunnel.n_routes = 0;
-    } else {
-        cfg->fw.n_gate = 0;
-    }
+    free_list(list, n);
     while ((w = next_word(&cur))) {
-        if (type == KEY_CIDR_LIST) {
-            struct cidr c;
-            const char *why;
-            char canon[64];
-            if (cfg->tunnel.n_routes == CFG_MAX_LIST)
-                return "too many prefixes (at most 64)";
-            if (cidr_parse(w, &c, &why) < 0) {
-                snprintf(why_buf, sizeof(why_buf), "%s: %s", w, why);
-                return why_buf;
-            }
-            cidr_format(&c, canon, sizeof(canon));
-            if (!(cfg->tunnel.routes[cfg->tunnel.n_routes] = strdup(canon)))
-                return "out of memory";
-            cfg->tunnel.n_routes++;
-        } else {
-            char *slash = strchr(w, '/');
-            unsigned port;
-            struct cfg_service *svc;
-            if (cfg->fw.n_gate == CFG_MAX_LIST)
-                return "too many services (at most 64)";
-            if (!slash)
-                goto bad_service;
-            *slash = '\0';
-            svc = &cfg->fw.gate[cfg->fw.n_gate];
-            if (strcmp(w, "tcp") == 0)
-                svc->proto = IPPROTO_TCP;
-            else if (strcmp(w, "udp") == 0)
-                svc->proto = IPPROTO_UDP;
-            else if (strcmp(w, "sctp") == 0)
-                svc->proto = IPPROTO_SCTP;
-            else
-                goto bad_service;
-            if (parse_range(slash + 1, 1, 65535, "x", &port))
-                goto bad_service;
-            svc->port = (unsigned short)port;
-            cfg->fw.n_gate++;
-            continue;
-bad_service:
-            snprintf(why_buf, sizeof(why_buf), "'%s%s%s': want tcp/PORT, udp/PORT or sctp/PORT",
-                     w, slash ? "/" : "", slash ? slash + 1 : "");
+        struct cidr c;
+        const char *why;
+        char canon[64];
+        if (*n == CFG_MAX_LIST)
+            return "too many prefixes (at most 64)";
+        if (cidr_parse(w, &c, &why) < 0) {
+            snprintf(why_buf, sizeof(why_buf), "%s: %s", w, why);
             return why_buf;
         }
+        if (bound && c.plen < (c.family == AF_INET ? 8u : 7u)) {
+            snprintf(why_buf, sizeof(why_buf),
+                     "%s: wider than %s: a default route or a prefix that wide is never a "
+                     "peer's network", w, c.family == AF_INET ? "/8" : "/7");
+            return why_buf;
+        }
+        cidr_format(&c, canon, sizeof(canon));
+        if (!(list[*n] = strdup(canon)))
+            return "out of memory";
+        (*n)++;
+    }
+    return NULL;
+}
+
+static const char *set_list(struct config *cfg, const char *value)
+{
+    char buf[2048], *cur = buf, *w;
+    static char why_buf[160];
+
+    if (strlen(value) >= sizeof(buf))
+        return "list too long";
+    strcpy(buf, value);
+    cfg->fw.n_gate = 0;
+    while ((w = next_word(&cur))) {
+        char *slash = strchr(w, '/');
+        unsigned port;
+        struct cfg_service *svc;
+        if (cfg->fw.n_gate == CFG_MAX_LIST)
+            return "too many services (at most 64)";
+        if (!slash)
+            goto bad_service;
+        *slash = '\0';
+        svc = &cfg->fw.gate[cfg->fw.n_gate];
+        if (strcmp(w, "tcp") == 0)
+            svc->proto = IPPROTO_TCP;
+        else if (strcmp(w, "udp") == 0)
+            svc->proto = IPPROTO_UDP;
+        else if (strcmp(w, "sctp") == 0)
+            svc->proto = IPPROTO_SCTP;
+        else
+            goto bad_service;
+        if (parse_range(slash + 1, 1, 65535, "x", &port))
+            goto bad_service;
+        svc->port = (unsigned short)port;
+        cfg->fw.n_gate++;
+        continue;
+bad_service:
+        snprintf(why_buf, sizeof(why_buf), "'%s%s%s': want tcp/PORT, udp/PORT or sctp/PORT",
+                 w, slash ? "/" : "", slash ? slash + 1 : "");
+        return why_buf;
     }
     return NULL;
 }
@@ -312,8 +352,11 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
 
     switch ((enum key_type)(def->type & ~UPLINK)) {
     case KEY_CIDR_LIST:
+    case KEY_PEER_NETWORKS:
+        return set_cidrs(sp, LIST_COUNT(base, def->offset), value,
+                         (def->type & ~UPLINK) == KEY_PEER_NETWORKS);
     case KEY_GATE:
-        return set_list(cfg, (enum key_type)def->type, value);
+        return set_list(cfg, value);
     case KEY_MTU:
         return parse_range(value, 576, 9000, "not an MTU from 576 to 9000", up);
     case KEY_BOOL: {
@@ -456,6 +499,13 @@ int config_new_defaults(struct config **out)
     cfg->tunnel.max_sessions = 1000;
     cfg->tunnel.max_per_source = 8;
     cfg->fw.gate_timeout = 600;
+    /* The private ranges: RFC 1918, RFC 6598 (shared address space) and
+     * IPv6 unique local addresses (RFC 4193). */
+    if (set_cidrs(cfg->tunnel.peer_networks, &cfg->tunnel.n_peer_networks,
+                  "10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 100.64.0.0/10 fc00::/7", true)) {
+        config_free(cfg);
+        return -ENOMEM;
+    }
     if (!cfg->token.uri || !cfg->token.pin_file || !cfg->pki.dir || !cfg->daemon.user ||
         !cfg->daemon.control_socket || !cfg->mgmt.key) {
         config_free(cfg);
@@ -654,10 +704,11 @@ void config_free(struct config *cfg)
     free(cfg->tunnel.listen);
     free(cfg->enroll.listen);
     free(cfg->tunnel.pool);
-    for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
-        free(cfg->tunnel.routes[i]);
+    free_list(cfg->tunnel.routes, &cfg->tunnel.n_routes);
+    free_list(cfg->tunnel.peer_networks, &cfg->tunnel.n_peer_networks);
     for (unsigned i = 0; i < cfg->n_uplinks; i++) {
         struct cfg_uplink *u = &cfg->uplinks[i];
+        free_list(u->accept_routes, &u->n_accept_routes);
         free(u->name);
         free(u->server);
         free(u->server_name);
@@ -668,4 +719,41 @@ void config_free(struct config *cfg)
     }
     free(cfg->uplinks);
     free(cfg);
+}
+
+bool config_prefix_inside(char *const *list, unsigned n, const char *prefix)
+{
+    struct cidr p;
+
+    if (!prefix || cidr_parse(prefix, &p, NULL) < 0)
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        struct cidr c;
+        if (cidr_parse(list[i], &c, NULL) == 0 && c.family == p.family && c.plen <= p.plen &&
+            cidr_contains(&c, p.family, p.addr))
+            return true;
+    }
+    return false;
+}
+
+int config_check_peer_networks(const struct config *cfg, char *const *nets, size_t n,
+                               char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        char bounds[512] = "";
+        size_t off = 0;
+        if (config_prefix_inside(cfg->tunnel.peer_networks, cfg->tunnel.n_peer_networks,
+                                 nets[i]))
+            continue;
+        for (unsigned k = 0; k < cfg->tunnel.n_peer_networks && off < sizeof(bounds); k++)
+            off += (size_t)snprintf(bounds + off, sizeof(bounds) - off, "%s%s", k ? " " : "",
+                                    cfg->tunnel.peer_networks[k]);
+        snprintf(err, errlen,
+                 "network %s is outside [tunnel] peer-networks (%s) of %s: choose a network "
+                 "inside it, or have root widen peer-networks there",
+                 nets[i], off ? bounds : "empty: no network allowed",
+                 cfg->path ? cfg->path : "the built-in defaults");
+        return -EINVAL;
+    }
+    return 0;
 }

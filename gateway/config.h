@@ -9,12 +9,15 @@
 #define MTLSGW_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* A gated local service: proto (IPPROTO_TCP/UDP/SCTP) and port. */
 struct cfg_service {
     unsigned char proto;
     unsigned short port;
 };
+
+#define CFG_MAX_LIST 64
 
 struct cfg_uplink {
     char *name;        /* [uplink NAME] */
@@ -24,9 +27,12 @@ struct cfg_uplink {
     char *ca;          /* the hub's CA; default <pki dir>/hub-ca.crt */
     char *key;         /* token label or pkcs11: URI; default mtlsgw-device */
     char *enroll;      /* the hub's EST base URL, for renewal; NULL: none */
+    /* accept-routes: the only prefixes the hub may route into our tunnel
+     * (and send from through it); none by default: only the hub's own
+     * tunnel address. Canonical CIDR. */
+    char *accept_routes[CFG_MAX_LIST];
+    unsigned n_accept_routes;
 };
-
-#define CFG_MAX_LIST 64
 
 struct config {
     char *path; /* the file it came from */
@@ -63,6 +69,11 @@ struct config {
         char *pool;   /* CIDR of tunnel addresses */
         char *routes[CFG_MAX_LIST];
         unsigned n_routes;
+        /* peer-networks: the only prefixes a hub peer's networks may lie in
+         * (enrollment and the parent check them); default: RFC 1918, RFC
+         * 6598 and ULA. */
+        char *peer_networks[CFG_MAX_LIST];
+        unsigned n_peer_networks;
         unsigned mtu;
         unsigned keepalive; /* seconds; dead after 3 missed */
         unsigned offload;   /* 1: TUN offloads and SEGMENTS frames when the other side agrees */
@@ -104,5 +115,15 @@ void config_free(struct config *cfg);
 
 /* "yes/no/true/false/1/0"; -EINVAL otherwise. */
 int config_parse_bool(const char *s, bool *out);
+
+/* True when the prefix ("addr/len" or an address) lies inside one of the
+ * CIDR strings list[0..n). */
+bool config_prefix_inside(char *const *list, unsigned n, const char *prefix);
+/*
+ * Enrollment's bound: every network inside [tunnel] peer-networks. On
+ * failure -EINVAL and err names the network, the key and the file.
+ */
+int config_check_peer_networks(const struct config *cfg, char *const *nets, size_t n,
+                               char *err, size_t errlen);
 
 #endif

@@ -131,6 +131,11 @@ int cmd_invite(struct console *con, int argc, char **argv)
     }
     if (con_load_config(con) != EXIT_OK)
         goto out;
+    /* The enrollment this invite leads to would be refused: say so now. */
+    if (config_check_peer_networks(con->cfg, nets, n_nets, err, sizeof(err)) < 0) {
+        con_err("invite", "%s", err);
+        goto out;
+    }
     if (pki_new(con->cfg, &pki) < 0)
         goto out;
     if (con_as_daemon() < 0)

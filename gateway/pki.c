@@ -489,7 +489,7 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
     gnutls_x509_crt_t crt = NULL;
     const struct peer *old;
     char *key_id = NULL;
-    char role_uri[64], serial[64];
+    char role_uri[64], serial[64], why[768];
     struct p11_issue iss = {0};
     struct peer p = {0};
     int lock = -1, rc;
@@ -504,6 +504,13 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
     if (req->n_networks && req->role != ROLE_TUNNEL) {
         snprintf(err, errlen, "enroll: networks are for tunnel peers; %s is %s", req->name,
                  role_name((enum peer_role)req->role));
+        return -EINVAL;
+    }
+    /* Root's bound on what a hub peer may be routed: the daemon's parent
+     * refuses a tunnel outside it, so such a peer is refused here first. */
+    if (config_check_peer_networks(pki->cfg, req->networks, req->n_networks, why,
+                                   sizeof(why)) < 0) {
+        snprintf(err, errlen, "enroll %s: %s", req->name, why);
         return -EINVAL;
     }
     rc = fs_lock_dir(pki->dir, &lock);

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,7 @@ out:
 
 struct ps_entry {
     char ifname[PS_IFNAMSIZ];
+    char remote[PS_ADDRLEN];          /* the other end's tunnel address */
     char *flush[PS_MAX_PREFIXES + 1]; /* the remote end and its routes */
     size_t n_flush;
     struct ps_entry *next;
@@ -169,23 +172,18 @@ static bool addr4(const char *s, uint8_t out[4])
     return inet_pton(AF_INET, s, out) == 1;
 }
 
-/* Is prefix p inside one of the CIDR strings in set? */
-static bool inside_any(const struct cidr *p, char *const *set, size_t n)
+/* A unicast address a tunnel end may carry: not 0/8, loopback, link-local,
+ * multicast, reserved or broadcast. */
+static bool addr4_unicast(const uint8_t a[4])
 {
-    for (size_t i = 0; i < n; i++) {
-        struct cidr c;
-        if (cidr_parse(set[i], &c, NULL) == 0 && c.family == p->family && c.plen <= p->plen &&
-            cidr_contains(&c, p->family, p->addr))
-            return true;
-    }
-    return false;
+    return a[0] != 0 && a[0] != 127 && !(a[0] == 169 && a[1] == 254) && a[0] < 224;
 }
 
 static int check_prefixes(char (*list)[PS_ADDRLEN], uint32_t n, const char *what, char *err,
                           size_t errlen)
 {
     if (n > PS_MAX_PREFIXES) {
-        snprintf(err, errlen, "too many %s", what);
+        snprintf(err, errlen, "too many %s (%u, at most %d)", what, n, PS_MAX_PREFIXES);
         return -EINVAL;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -198,12 +196,230 @@ static int check_prefixes(char (*list)[PS_ADDRLEN], uint32_t n, const char *what
     return 0;
 }
 
+/* Every prefix of list inside one of bounds[]; else -EPERM naming it. */
+static int check_inside(const char (*list)[PS_ADDRLEN], uint32_t n, char *const *bounds,
+                        unsigned n_bounds, const char *what, const char *bound, char *err,
+                        size_t errlen)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (!config_prefix_inside(bounds, n_bounds, list[i])) {
+            snprintf(err, errlen, "%s %s is outside %s", what, list[i], bound);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
+static bool cidr_overlap(const struct cidr *a, const struct cidr *b)
+{
+    const struct cidr *wide = a->plen <= b->plen ? a : b, *narrow = wide == a ? b : a;
+
+    return a->family == b->family && cidr_contains(wide, narrow->family, narrow->addr);
+}
+
+static void mask_to_cidr(const struct sockaddr *addr, const struct sockaddr *mask,
+                         struct cidr *out)
+{
+    const uint8_t *a, *m;
+    size_t len;
+
+    memset(out, 0, sizeof(*out));
+    out->family = addr->sa_family;
+    if (addr->sa_family == AF_INET) {
+        a = (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr;
+        m = mask ? (const uint8_t *)&((const struct sockaddr_in *)mask)->sin_addr : NULL;
+        len = 4;
+    } else {
+        a = (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+        m = mask ? (const uint8_t *)&((const struct sockaddr_in6 *)mask)->sin6_addr : NULL;
+        len = 16;
+    }
+    for (size_t i = 0; i < len; i++) {
+        uint8_t mb = m ? m[i] : 0xff;
+        out->addr[i] = a[i] & mb;
+        for (; mb & 0x80; mb = (uint8_t)(mb << 1))
+            out->plen++;
+    }
+}
+
+/*
+ * A tunnel must not take over a network this host reaches directly: a
+ * prefix equal to or inside the subnet of an address on an interface we do
+ * not own (the LAN, the WAN, loopback) would steal some or all of its hosts
+ * by being more specific, and a tunnel address there would steal one.
+ * Wider prefixes are fine: the connected network stays more specific. One
+ * address dump for all of a request's prefixes (n of them, then the
+ * tunnel addresses in addrs, for an uplink).
+ */
+static int check_not_connected(const struct ps_server *ps, const char (*routes)[PS_ADDRLEN],
+                               uint32_t n, const char *const *addrs, size_t n_addrs,
+                               char *err, size_t errlen)
+{
+    struct ifaddrs *ifa = NULL;
+    int rc = 0;
+
+    if (n + n_addrs == 0)
+        return 0;
+    if (getifaddrs(&ifa) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot list this host's addresses: %s", strerror(-rc));
+        return rc;
+    }
+    for (size_t k = 0; k < n + n_addrs && rc == 0; k++) {
+        const char *prefix = k < n ? routes[k] : addrs[k - n];
+        struct cidr p;
+        if (cidr_parse(prefix, &p, NULL) < 0) {
+            rc = -EINVAL;
+            snprintf(err, errlen, "%s is not a prefix", prefix);
+            break;
+        }
+        for (struct ifaddrs *i = ifa; i && rc == 0; i = i->ifa_next) {
+            struct cidr net;
+            char text[64];
+            if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
+                                 i->ifa_addr->sa_family != AF_INET6) ||
+                nc_name_owned(ps->nc, i->ifa_name))
+                continue;
+            mask_to_cidr(i->ifa_addr, i->ifa_netmask, &net);
+            if (net.family != p.family || p.plen < net.plen || !cidr_overlap(&net, &p))
+                continue;
+            cidr_format(&net, text, sizeof(text));
+            snprintf(err, errlen, "%s %s lies in %s, directly connected on %s",
+                     k < n ? "route" : "tunnel address", prefix, text, i->ifa_name);
+            rc = -EPERM;
+        }
+    }
+    freeifaddrs(ifa);
+    return rc;
+}
+
+/* A hub peer: its addresses come from [tunnel] pool (.1 is ours), its
+ * routes from root's [tunnel] peer-networks (and, as defence in depth, the
+ * registry), its reachable destinations from [tunnel] routes. */
+static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const uint8_t l[4],
+                          const uint8_t r[4], char *err, size_t errlen)
+{
+    const struct config *cfg = ps->cfg;
+    struct registry *reg = NULL;
+    const struct peer *p;
+    uint8_t first[4], last[4];
+    char why[256], *path;
+    int rc;
+
+    if (!ps->have_pool) {
+        snprintf(err, errlen, "no [tunnel] pool: this daemon is not a hub");
+        return -EPERM;
+    }
+    memcpy(first, ps->pool.addr, 4);
+    memcpy(last, ps->pool.addr, 4);
+    for (unsigned b = ps->pool.plen; b < 32; b++)
+        last[b / 8] |= (uint8_t)(0x80u >> (b % 8));
+    first[3]++; /* .1: the hub's end; a pool is at most a /30 */
+    if (memcmp(l, first, 4) != 0 || !cidr_contains(&ps->pool, AF_INET, r) ||
+        memcmp(r, ps->pool.addr, 4) == 0 || memcmp(r, last, 4) == 0 || memcmp(l, r, 4) == 0) {
+        snprintf(err, errlen, "tunnel addresses %s <-> %s: want the first address of [tunnel] "
+                 "pool %s and another one inside it", u->local, u->remote, cfg->tunnel.pool);
+        return -EPERM;
+    }
+    for (struct ps_entry *e = ps->entries; e; e = e->next) {
+        if (strcmp(e->remote, u->remote) == 0) {
+            snprintf(err, errlen, "tunnel address %s is in use on %s", u->remote, e->ifname);
+            return -EADDRINUSE;
+        }
+    }
+    if ((rc = check_inside(u->allowed, u->n_allowed, cfg->tunnel.routes, cfg->tunnel.n_routes,
+                           "allowed", "[tunnel] routes", err, errlen)) < 0)
+        return rc;
+    /* The boundary: root's own policy, never a file the session writes. */
+    if ((rc = check_inside(u->routes, u->n_routes, cfg->tunnel.peer_networks,
+                           cfg->tunnel.n_peer_networks, "route",
+                           "[tunnel] peer-networks", err, errlen)) < 0)
+        return rc;
+    if ((rc = check_not_connected(ps, u->routes, u->n_routes, NULL, 0, err, errlen)) < 0)
+        return rc;
+    /* Defence in depth only: the session process writes registry.json, so
+     * this catches its mistakes, not its compromise; it can only refuse
+     * more than the checks above. */
+    path = fs_join(cfg->pki.dir, "registry.json");
+    rc = path ? registry_load(path, &reg, why, sizeof(why)) : -ENOMEM;
+    free(path);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot re-check against the registry");
+        return rc;
+    }
+    p = registry_find_name(reg, u->peer_name);
+    if (!p || p->status != PEER_ACTIVE || p->role != ROLE_TUNNEL) {
+        snprintf(err, errlen, "peer %s is not an active tunnel peer", u->peer_name);
+        rc = -EPERM;
+    }
+    for (uint32_t i = 0; rc == 0 && i < u->n_routes; i++) {
+        if (!config_prefix_inside(p->networks, (unsigned)p->n_networks, u->routes[i])) {
+            snprintf(err, errlen, "route %s is not a network of peer %s", u->routes[i],
+                     u->peer_name);
+            rc = -EPERM;
+        }
+    }
+    registry_free(reg);
+    return rc;
+}
+
+/* Our own uplink: a configured one, routes inside its accept-routes and
+ * never over the hub's own address (the connection would loop), forward
+ * openings inside [tunnel] peer-networks, tunnel addresses that take no
+ * directly connected host. */
+static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *err,
+                        size_t errlen)
+{
+    const struct cfg_uplink *up = NULL;
+    char host[64], bound[96];
+    const char *colon;
+    size_t hl;
+    uint8_t a[16];
+    int rc;
+
+    for (unsigned i = 0; i < ps->cfg->n_uplinks && !up; i++)
+        if (strcmp(ps->cfg->uplinks[i].name, u->peer_name) == 0)
+            up = &ps->cfg->uplinks[i];
+    if (!up) {
+        snprintf(err, errlen, "no [uplink %s] in the config", u->peer_name);
+        return -EPERM;
+    }
+    snprintf(bound, sizeof(bound), "[uplink %s] accept-routes", up->name);
+    if ((rc = check_inside(u->routes, u->n_routes, up->accept_routes, up->n_accept_routes,
+                           "route", bound, err, errlen)) < 0 ||
+        (rc = check_inside(u->allowed, u->n_allowed, ps->cfg->tunnel.peer_networks,
+                           ps->cfg->tunnel.n_peer_networks, "allowed",
+                           "[tunnel] peer-networks", err, errlen)) < 0)
+        return rc;
+    {
+        const char *ends[] = {u->local, u->remote};
+        if ((rc = check_not_connected(ps, u->routes, u->n_routes, ends, 2, err, errlen)) < 0)
+            return rc;
+    }
+    colon = strrchr(up->server, ':');
+    hl = colon ? (size_t)(colon - up->server) : 0;
+    if (up->server[0] == '[' && hl >= 2)
+        snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), up->server + 1);
+    else
+        snprintf(host, sizeof(host), "%.*s", (int)hl, up->server);
+    for (uint32_t k = 0; k < u->n_routes; k++) {
+        struct cidr c;
+        cidr_parse(u->routes[k], &c, NULL);
+        if ((inet_pton(AF_INET, host, a) == 1 && cidr_contains(&c, AF_INET, a)) ||
+            (inet_pton(AF_INET6, host, a) == 1 && cidr_contains(&c, AF_INET6, a))) {
+            snprintf(err, errlen, "route %s would carry the tunnel to %s into itself",
+                     u->routes[k], host);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
 /* The re-check of a TUN request: nothing here trusts the session process. */
 static int check_tun_up(struct ps_server *ps, const struct ps_tun_up *u, char *err,
                         size_t errlen)
 {
     uint8_t l[4], r[4];
-    struct cidr c;
     int rc;
 
     if (!str_ok(u->ifname, sizeof(u->ifname)) || !nc_name_owned(ps->nc, u->ifname)) {
@@ -216,84 +432,18 @@ static int check_tun_up(struct ps_server *ps, const struct ps_tun_up *u, char *e
         snprintf(err, errlen, "malformed request");
         return -EINVAL;
     }
+    if (!addr4_unicast(l) || !addr4_unicast(r) || memcmp(l, r, 4) == 0) {
+        snprintf(err, errlen, "tunnel addresses %s <-> %s: want two different unicast "
+                 "addresses", u->local, u->remote);
+        return -EPERM;
+    }
     if ((rc = check_prefixes((char (*)[PS_ADDRLEN])u->routes, u->n_routes, "routes", err,
                              errlen)) < 0 ||
         (rc = check_prefixes((char (*)[PS_ADDRLEN])u->allowed, u->n_allowed, "allowed", err,
                              errlen)) < 0)
         return rc;
-    if (!u->uplink) {
-        /* A hub peer: both ends inside the pool, routes inside its registered
-         * networks, reachable destinations inside [tunnel] routes. */
-        struct registry *reg = NULL;
-        const struct peer *p;
-        char why[256], *path;
-        if (!ps->have_pool || !cidr_contains(&ps->pool, AF_INET, l) ||
-            !cidr_contains(&ps->pool, AF_INET, r) || memcmp(l, r, 4) == 0) {
-            snprintf(err, errlen, "tunnel addresses outside [tunnel] pool");
-            return -EPERM;
-        }
-        for (uint32_t i = 0; i < u->n_allowed; i++) {
-            cidr_parse(u->allowed[i], &c, NULL);
-            if (!inside_any(&c, ps->cfg->tunnel.routes, ps->cfg->tunnel.n_routes)) {
-                snprintf(err, errlen, "allowed %s is not in [tunnel] routes", u->allowed[i]);
-                return -EPERM;
-            }
-        }
-        path = fs_join(ps->cfg->pki.dir, "registry.json");
-        rc = path ? registry_load(path, &reg, why, sizeof(why)) : -ENOMEM;
-        free(path);
-        if (rc < 0) {
-            snprintf(err, errlen, "cannot re-check against the registry");
-            return rc;
-        }
-        p = registry_find_name(reg, u->peer_name);
-        rc = 0;
-        if (!p || p->status != PEER_ACTIVE || p->role != ROLE_TUNNEL) {
-            snprintf(err, errlen, "peer %s is not an active tunnel peer", u->peer_name);
-            rc = -EPERM;
-        }
-        for (uint32_t i = 0; rc == 0 && i < u->n_routes; i++) {
-            cidr_parse(u->routes[i], &c, NULL);
-            if (!inside_any(&c, p->networks, p->n_networks)) {
-                snprintf(err, errlen, "route %s is not a network of peer %s", u->routes[i],
-                         u->peer_name);
-                rc = -EPERM;
-            }
-        }
-        registry_free(reg);
-        return rc;
-    }
-    /* Our own uplink: a configured one; the hub must not route its own
-     * address into the tunnel (the connection would loop). */
-    for (unsigned i = 0; i < ps->cfg->n_uplinks; i++) {
-        const struct cfg_uplink *up = &ps->cfg->uplinks[i];
-        char host[64];
-        const char *colon;
-        size_t hl;
-        uint8_t a[16];
-        if (strcmp(up->name, u->peer_name) != 0)
-            continue;
-        colon = strrchr(up->server, ':');
-        hl = (size_t)(colon - up->server);
-        if (up->server[0] == '[') {
-            memcpy(host, up->server + 1, hl - 2 < sizeof(host) ? hl - 2 : 0);
-            host[hl - 2 < sizeof(host) ? hl - 2 : 0] = '\0';
-        } else {
-            snprintf(host, sizeof(host), "%.*s", (int)hl, up->server);
-        }
-        for (uint32_t k = 0; k < u->n_routes; k++) {
-            cidr_parse(u->routes[k], &c, NULL);
-            if ((inet_pton(AF_INET, host, a) == 1 && cidr_contains(&c, AF_INET, a)) ||
-                (inet_pton(AF_INET6, host, a) == 1 && cidr_contains(&c, AF_INET6, a))) {
-                snprintf(err, errlen, "route %s would carry the tunnel to %s into itself",
-                         u->routes[k], host);
-                return -EPERM;
-            }
-        }
-        return 0;
-    }
-    snprintf(err, errlen, "no [uplink %s] in the config", u->peer_name);
-    return -EPERM;
+    return u->uplink ? check_uplink(ps, u, err, errlen)
+                     : check_hub_peer(ps, u, l, r, err, errlen);
 }
 
 static struct ps_entry **find_entry(struct ps_server *ps, const char *ifname)
@@ -312,6 +462,7 @@ static void teardown(struct ps_server *ps, struct ps_entry *e)
     /* Untrust first: from here the firewall drops its traffic. */
     nc_fw_untrust_iface(ps->nc, e->ifname);
     nc_fw_disallow_prefixes(ps->nc, e->ifname, NULL, 0);
+    nc_fw_disallow_sources(ps->nc, e->ifname, NULL, 0);
     nc_links_del(ps->nc, &name, 1);
     nc_conntrack_flush(ps->nc, (const char *const *)e->flush, e->n_flush, NULL);
 }
@@ -320,6 +471,7 @@ static int do_tun_up(struct ps_server *ps, const struct ps_tun_up *u, int *fd_ou
                      size_t errlen)
 {
     const char *routes[PS_MAX_PREFIXES], *allowed[PS_MAX_PREFIXES];
+    const char *sources[PS_MAX_PREFIXES + 1];
     char local[PS_ADDRLEN + 4];
     struct ps_entry *e = NULL;
     int fd = -1, rc;
@@ -335,9 +487,15 @@ static int do_tun_up(struct ps_server *ps, const struct ps_tun_up *u, int *fd_ou
     if (!e)
         return -ENOMEM;
     snprintf(e->ifname, sizeof(e->ifname), "%s", u->ifname);
+    snprintf(e->remote, sizeof(e->remote), "%s", u->remote);
     e->flush[e->n_flush++] = strdup(u->remote);
+    /* What the other end may send from: its tunnel address and the
+     * networks routed to it (a hub peer's networks; on an uplink the
+     * routes the hub pushed that accept-routes let in). */
+    sources[0] = u->remote;
     for (uint32_t i = 0; i < u->n_routes; i++) {
         routes[i] = u->routes[i];
+        sources[i + 1] = u->routes[i];
         e->flush[e->n_flush++] = strdup(u->routes[i]);
     }
     for (uint32_t i = 0; i < u->n_allowed; i++)
@@ -351,7 +509,10 @@ static int do_tun_up(struct ps_server *ps, const struct ps_tun_up *u, int *fd_ou
     for (uint32_t i = 0; i < u->n_routes; i++)
         if ((rc = nc_route_add(ps->nc, routes[i], u->ifname, 0, 0)) < 0)
             goto fail;
-    if ((rc = nc_fw_trust_iface(ps->nc, u->ifname, PS_TRUST_TIMEOUT_MS)) < 0 ||
+    /* Sources before trust: a trusted interface is never without its
+     * anti-spoofing elements. */
+    if ((rc = nc_fw_allow_sources(ps->nc, u->ifname, sources, u->n_routes + 1)) < 0 ||
+        (rc = nc_fw_trust_iface(ps->nc, u->ifname, PS_TRUST_TIMEOUT_MS)) < 0 ||
         (u->n_allowed && (rc = nc_fw_allow_prefixes(ps->nc, u->ifname, allowed, u->n_allowed)) < 0))
         goto fail;
     e->next = ps->entries;
@@ -417,7 +578,9 @@ int ps_server_handle(struct ps_server *ps, int fd)
     int tun_fd = -1;
     ssize_t n;
 
-    n = recv(fd, &m, sizeof(m), 0);
+    /* MSG_TRUNC: the real length of a longer message, which a sequenced
+     * packet socket would otherwise cut to sizeof(m) without a word. */
+    n = recv(fd, &m, sizeof(m), MSG_TRUNC);
     if (n == 0)
         return -ECONNRESET;
     if (n < 0)

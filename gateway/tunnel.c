@@ -898,9 +898,27 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
         t->mtu = fc->mtu;
     if (fc->keepalive)
         t->keepalive = fc->keepalive;
-    for (size_t i = 0; i < fc->n_routes && u->n_routes < PS_MAX_PREFIXES; i++)
+    /* What the hub may push is ours to bound (the parent checks it again):
+     * a route outside accept-routes, or a network outside peer-networks,
+     * is left out with a line that says so. */
+    for (size_t i = 0; i < fc->n_routes && u->n_routes < PS_MAX_PREFIXES; i++) {
+        if (!config_prefix_inside(up->cfg->accept_routes, up->cfg->n_accept_routes,
+                                  fc->routes[i])) {
+            log_warn("uplink %s: route %s from %s is outside [uplink %s] accept-routes: "
+                     "not installed (list it there to accept it)", up->cfg->name,
+                     fc->routes[i], up->cfg->server, up->cfg->name);
+            continue;
+        }
         snprintf(u->routes[u->n_routes++], PS_ADDRLEN, "%s", fc->routes[i]);
+    }
     for (size_t i = 0; i < fc->n_networks && u->n_allowed < PS_MAX_PREFIXES; i++) {
+        if (!config_prefix_inside(up->d->cfg->tunnel.peer_networks,
+                                  up->d->cfg->tunnel.n_peer_networks, fc->networks[i])) {
+            log_warn("uplink %s: network %s from %s is outside [tunnel] peer-networks: no "
+                     "forwarding to it from the tunnel", up->cfg->name, fc->networks[i],
+                     up->cfg->server);
+            continue;
+        }
         snprintf(u->allowed[u->n_allowed++], PS_ADDRLEN, "%s", fc->networks[i]);
         if (t->n_networks < PS_MAX_PREFIXES)
             t->networks[t->n_networks++] = strdup(fc->networks[i]);

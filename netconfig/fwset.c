@@ -1,6 +1,7 @@
 /*
  * Elements of the table's sets: trusted interfaces, per-peer allowed
- * prefixes, gate openings. Each operation is one transaction.
+ * prefixes and source prefixes, gate openings. Each operation is one
+ * transaction.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -169,7 +170,25 @@ int nc_fw_gate_close(struct nc *nc, const char *addr)
     return gate(nc, addr, 0, false);
 }
 
-/* ifname . start and ifname . end of a prefix, as the allowed sets key
+/* The two sets (IPv4, IPv6) of one per-interface list of prefixes: the
+ * destinations a peer may reach (allowed) or the sources it may send from
+ * (sources, the anti-spoofing list). */
+struct pfx_sets {
+    enum nc_set_id v4, v6;
+    const char *add_what, *del_what; /* "firewall allow" ... */
+    const char *add_rec, *del_rec;   /* the recording backend's verbs */
+};
+
+static const struct pfx_sets allowed_sets = {
+    NC_SET_ALLOWED4, NC_SET_ALLOWED6, "firewall allow", "firewall disallow",
+    "fw_allow", "fw_disallow",
+};
+static const struct pfx_sets source_sets = {
+    NC_SET_SOURCES4, NC_SET_SOURCES6, "firewall allow sources", "firewall disallow sources",
+    "fw_allow_sources", "fw_disallow_sources",
+};
+
+/* ifname . start and ifname . end of a prefix, as the prefix sets key
  * them (the interface name padded to 16 bytes, then the address). */
 static void allow_keys(const char *ifname, const struct nc_prefix *p, uint8_t *key,
                        uint8_t *key_end)
@@ -180,6 +199,34 @@ static void allow_keys(const char *ifname, const struct nc_prefix *p, uint8_t *k
     memcpy(key_end, key, NC_IFNAMSIZ);
     memcpy(key + NC_IFNAMSIZ, p->addr, alen);
     nc_prefix_last(p, key_end + NC_IFNAMSIZ);
+}
+
+static bool prefix_encloses(const struct nc_prefix *outer, const struct nc_prefix *inner)
+{
+    return outer->family == inner->family && outer->len <= inner->len &&
+           nc_prefix_contains(outer, inner->family, inner->addr);
+}
+
+/* Drops every prefix that another one of the list encloses (and repeats):
+ * the kernel refuses a range that starts or ends inside another one of the
+ * same key, and the enclosing one matches the same packets. */
+static size_t fold_enclosed(struct nc_prefix *ps, size_t n)
+{
+    size_t out = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        bool inside = false;
+
+        for (size_t j = 0; !inside && j < n; j++) {
+            if (j == i || !prefix_encloses(&ps[j], &ps[i]))
+                continue;
+            /* Of two equal prefixes the first stays. */
+            inside = ps[j].len < ps[i].len || j < i;
+        }
+        if (!inside)
+            ps[out++] = ps[i];
+    }
+    return out;
 }
 
 static int parse_prefixes(struct nc *nc, const char *what, const char *const *prefixes,
@@ -204,10 +251,11 @@ static int parse_prefixes(struct nc *nc, const char *what, const char *const *pr
     return 0;
 }
 
-/* One batch over both allowed sets: for each of ops (NEWSETELEM or
+/* One batch over both sets of a pair: for each of ops (NEWSETELEM or
  * DELSETELEM, in order), one message per family that has elements. */
-static int allow_batch(struct nc *nc, const char *ifname, const struct nc_prefix *ps, size_t n,
-                       const uint16_t *ops, size_t n_ops, const char *what)
+static int prefix_batch(struct nc *nc, const struct pfx_sets *sets, const char *ifname,
+                        const struct nc_prefix *ps, size_t n, const uint16_t *ops,
+                        size_t n_ops, const char *what)
 {
     struct nftnl_set *s4 = NULL, *s6 = NULL;
     struct nc_batch b = { 0 };
@@ -216,9 +264,9 @@ static int allow_batch(struct nc *nc, const char *ifname, const struct nc_prefix
 
     err = nc_batch_begin(nc, &b);
     if (!err)
-        err = nc_elems_new(NC_SET_ALLOWED4, &s4);
+        err = nc_elems_new(sets->v4, &s4);
     if (!err)
-        err = nc_elems_new(NC_SET_ALLOWED6, &s6);
+        err = nc_elems_new(sets->v6, &s6);
     for (size_t i = 0; !err && i < n; i++) {
         uint8_t key[32], key_end[32];
 
@@ -267,8 +315,8 @@ static int record_prefixes(struct nc *nc, const char *verb, const char *ifname,
     return nc_record(nc, "%s", line);
 }
 
-int nc_fw_allow_prefixes(struct nc *nc, const char *ifname, const char *const *prefixes,
-                         size_t n)
+static int prefixes_add(struct nc *nc, const struct pfx_sets *sets, const char *ifname,
+                        const char *const *prefixes, size_t n)
 {
     static const uint16_t ops[] = { NFT_MSG_NEWSETELEM };
     struct nc_prefix *ps = NULL;
@@ -278,40 +326,56 @@ int nc_fw_allow_prefixes(struct nc *nc, const char *ifname, const char *const *p
     err = nc_check_owned(nc, ifname);
     if (err < 0)
         return err;
-    snprintf(what, sizeof(what), "firewall allow %s", ifname);
+    snprintf(what, sizeof(what), "%s %s", sets->add_what, ifname);
     err = parse_prefixes(nc, what, prefixes, n, &ps);
     if (err < 0)
         return err;
+    n = fold_enclosed(ps, n);
     if (nc->backend == NC_BACKEND_RECORD)
-        err = record_prefixes(nc, "fw_allow", ifname, ps, n);
+        err = record_prefixes(nc, sets->add_rec, ifname, ps, n);
     else if (n)
-        err = allow_batch(nc, ifname, ps, n, ops, 1, what);
+        err = prefix_batch(nc, sets, ifname, ps, n, ops, 1, what);
     free(ps);
     return err;
 }
 
-/* The prefixes of ifname now in the allowed sets. */
-static int allowed_of(struct nc *nc, const char *ifname, struct nc_prefix **out, size_t *n_out)
+int nc_fw_allow_prefixes(struct nc *nc, const char *ifname, const char *const *prefixes,
+                         size_t n)
+{
+    return prefixes_add(nc, &allowed_sets, ifname, prefixes, n);
+}
+
+int nc_fw_allow_sources(struct nc *nc, const char *ifname, const char *const *prefixes,
+                        size_t n)
+{
+    return prefixes_add(nc, &source_sets, ifname, prefixes, n);
+}
+
+/* The prefixes of ifname now in one pair of sets. */
+static int prefixes_of(struct nc *nc, const struct pfx_sets *sets, const char *ifname,
+                       struct nc_prefix **out, size_t *n_out)
 {
     struct nc_state *st = NULL;
     struct nc_prefix *ps = NULL;
-    size_t n = 0;
+    const struct nc_allow_info *have;
+    size_t n = 0, n_have;
     int err;
 
     err = nc_state_new(&st);
     if (err < 0)
-        return nc_fail(nc, err, "read allowed sets");
+        return nc_fail(nc, err, "read prefix sets");
     err = nc_fw_read(nc, st);
     if (err < 0)
         goto out;
-    ps = calloc(st->n_allowed + 1, sizeof(*ps));
+    have = sets == &source_sets ? st->sources : st->allowed;
+    n_have = sets == &source_sets ? st->n_sources : st->n_allowed;
+    ps = calloc(n_have + 1, sizeof(*ps));
     if (!ps) {
-        err = nc_fail(nc, -ENOMEM, "read allowed sets");
+        err = nc_fail(nc, -ENOMEM, "read prefix sets");
         goto out;
     }
-    for (size_t i = 0; i < st->n_allowed; i++) {
-        if (strcmp(st->allowed[i].ifname, ifname) == 0 &&
-            nc_prefix_parse(st->allowed[i].prefix, &ps[n]) == 0)
+    for (size_t i = 0; i < n_have; i++) {
+        if (strcmp(have[i].ifname, ifname) == 0 && nc_prefix_parse(have[i].prefix, &ps[n]) == 0)
             n++;
     }
     *out = ps;
@@ -323,8 +387,8 @@ out:
     return err;
 }
 
-int nc_fw_disallow_prefixes(struct nc *nc, const char *ifname, const char *const *prefixes,
-                            size_t n)
+static int prefixes_del(struct nc *nc, const struct pfx_sets *sets, const char *ifname,
+                        const char *const *prefixes, size_t n)
 {
     static const uint16_t add_del[] = { NFT_MSG_NEWSETELEM, NFT_MSG_DELSETELEM };
     static const uint16_t del[] = { NFT_MSG_DELSETELEM };
@@ -336,23 +400,23 @@ int nc_fw_disallow_prefixes(struct nc *nc, const char *ifname, const char *const
     err = nc_check_owned(nc, ifname);
     if (err < 0)
         return err;
-    snprintf(what, sizeof(what), "firewall disallow %s", ifname);
+    snprintf(what, sizeof(what), "%s %s", sets->del_what, ifname);
     err = parse_prefixes(nc, what, prefixes, n, &ps);
     if (err < 0)
         return err;
     if (nc->backend == NC_BACKEND_RECORD) {
-        err = record_prefixes(nc, "fw_disallow", ifname, ps, n);
+        err = record_prefixes(nc, sets->del_rec, ifname, ps, n);
         goto out;
     }
     if (n) {
         /* Add-then-delete succeeds whether or not each one was there... */
-        err = allow_batch(nc, ifname, ps, n, add_del, 2, what);
+        err = prefix_batch(nc, sets, ifname, ps, n, add_del, 2, what);
         /* ...unless an absent one overlaps a present one: then delete
          * only those that are present. */
         if (err != -ENOTEMPTY && err != -EEXIST)
             goto out;
     }
-    err = allowed_of(nc, ifname, &have, &n_have);
+    err = prefixes_of(nc, sets, ifname, &have, &n_have);
     if (err == -ENOENT)
         err = nc_fail(nc, err, "%s: table inet %s is not installed", what, NC_TABLE);
     if (err < 0)
@@ -371,12 +435,24 @@ int nc_fw_disallow_prefixes(struct nc *nc, const char *ifname, const char *const
         if (listed)
             gone[n_gone++] = have[i];
     }
-    err = n_gone ? allow_batch(nc, ifname, gone, n_gone, del, 1, what) : 0;
+    err = n_gone ? prefix_batch(nc, sets, ifname, gone, n_gone, del, 1, what) : 0;
 out:
     free(ps);
     free(have);
     free(gone);
     return err;
+}
+
+int nc_fw_disallow_prefixes(struct nc *nc, const char *ifname, const char *const *prefixes,
+                            size_t n)
+{
+    return prefixes_del(nc, &allowed_sets, ifname, prefixes, n);
+}
+
+int nc_fw_disallow_sources(struct nc *nc, const char *ifname, const char *const *prefixes,
+                           size_t n)
+{
+    return prefixes_del(nc, &source_sets, ifname, prefixes, n);
 }
 
 /* Length of the prefix whose first and last addresses are a and z. */
@@ -423,7 +499,9 @@ static int read_elem(struct nftnl_set_elem *e, void *data)
         ctx->err = nc_state_push((void **)&ctx->st->trusted, &ctx->st->n_trusted,
                                  sizeof(name), name);
     } else {
-        size_t alen = ctx->id == NC_SET_ALLOWED4 ? 4 : 16;
+        bool v4 = ctx->id == NC_SET_ALLOWED4 || ctx->id == NC_SET_SOURCES4;
+        bool src = ctx->id == NC_SET_SOURCES4 || ctx->id == NC_SET_SOURCES6;
+        size_t alen = v4 ? 4 : 16;
         struct nc_allow_info ai;
         struct nc_prefix p;
 
@@ -437,15 +515,20 @@ static int read_elem(struct nftnl_set_elem *e, void *data)
         p.len = (end && elen >= klen) ? range_len(key + NC_IFNAMSIZ, end + NC_IFNAMSIZ, alen)
                                       : (unsigned)alen * 8;
         nc_prefix_format(&p, true, ai.prefix, sizeof(ai.prefix));
-        ctx->err = nc_state_push((void **)&ctx->st->allowed, &ctx->st->n_allowed,
-                                 sizeof(ai), &ai);
+        if (src)
+            ctx->err = nc_state_push((void **)&ctx->st->sources, &ctx->st->n_sources,
+                                     sizeof(ai), &ai);
+        else
+            ctx->err = nc_state_push((void **)&ctx->st->allowed, &ctx->st->n_allowed,
+                                     sizeof(ai), &ai);
     }
     return ctx->err;
 }
 
 int nc_fw_read(struct nc *nc, struct nc_state *st)
 {
-    static const enum nc_set_id ids[] = { NC_SET_TRUSTED, NC_SET_ALLOWED4, NC_SET_ALLOWED6 };
+    static const enum nc_set_id ids[] = { NC_SET_TRUSTED, NC_SET_ALLOWED4, NC_SET_ALLOWED6,
+                                          NC_SET_SOURCES4, NC_SET_SOURCES6 };
     int err = 0;
 
     st->fw_installed = true;

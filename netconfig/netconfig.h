@@ -119,6 +119,8 @@ struct nc_state {
     size_t n_trusted;
     struct nc_allow_info *allowed;
     size_t n_allowed;
+    struct nc_allow_info *sources; /* sources4/sources6: anti-spoofing */
+    size_t n_sources;
     bool fw_installed;
 };
 
@@ -134,9 +136,10 @@ int nc_state_add_route(struct nc_state *st, const char *dst, const char *ifname,
                        uint32_t metric, uint32_t table);
 int nc_state_add_trusted(struct nc_state *st, const char *ifname);
 int nc_state_add_allowed(struct nc_state *st, const char *ifname, const char *prefix);
+int nc_state_add_source(struct nc_state *st, const char *ifname, const char *prefix);
 
 /* Links named with the owned prefix, their addresses, routes (any table)
- * via them, and the firewall sets trusted_ifaces/allowed4/allowed6. */
+ * via them, and the firewall sets trusted_ifaces, allowed4/6, sources4/6. */
 int nc_owned_list(struct nc *nc, struct nc_state **out);
 
 /* --- firewall: table inet mtlsgw ----------------------------------------- */
@@ -172,6 +175,17 @@ int nc_fw_allow_prefixes(struct nc *nc, const char *ifname, const char *const *p
  * hot path). */
 int nc_fw_disallow_prefixes(struct nc *nc, const char *ifname, const char *const *prefixes,
                             size_t n);
+/* Anti-spoofing: a packet that enters on an owned interface is dropped on
+ * input and forward unless its source lies inside one of the prefixes
+ * given for that interface (the peer's tunnel address and its networks;
+ * IPv4 and IPv6 mixed). With none given, every packet from it is dropped.
+ * Within one call a prefix enclosed by another is folded into it (also in
+ * nc_fw_allow_prefixes); overlaps with an earlier call behave as there. */
+int nc_fw_allow_sources(struct nc *nc, const char *ifname, const char *const *prefixes,
+                        size_t n);
+/* Take them back, as nc_fw_disallow_prefixes (n == 0: all of ifname). */
+int nc_fw_disallow_sources(struct nc *nc, const char *ifname, const char *const *prefixes,
+                           size_t n);
 /* Open the gate to the gated services for one source address; timeout_ms
  * must be > 0. Opening again refreshes the timeout. */
 int nc_fw_gate_open(struct nc *nc, const char *addr, uint32_t timeout_ms);
@@ -197,6 +211,7 @@ enum nc_change_kind {
     NC_KIND_ROUTE,
     NC_KIND_TRUSTED,
     NC_KIND_ALLOWED,
+    NC_KIND_SOURCE,
 };
 
 struct nc_change {
@@ -205,7 +220,7 @@ struct nc_change {
     struct nc_link_info link;   /* NC_KIND_LINK */
     struct nc_addr_info addr;   /* NC_KIND_ADDR */
     struct nc_route_info route; /* NC_KIND_ROUTE */
-    struct nc_allow_info allow; /* NC_KIND_ALLOWED; NC_KIND_TRUSTED: ifname */
+    struct nc_allow_info allow; /* NC_KIND_ALLOWED, NC_KIND_SOURCE; NC_KIND_TRUSTED: ifname */
 };
 
 struct nc_diff {

@@ -59,6 +59,12 @@ const struct nc_set_def nc_sets[NC_SET_COUNT] = {
     [NC_SET_GATED] = { .name = "gated",
                        .key_type = CONCAT(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),
                        .key_len = 8 },
+    [NC_SET_SOURCES4] = { .name = "sources4", .key_type = CONCAT(TYPE_IFNAME, TYPE_IPADDR),
+                          .key_len = 20, .flags = NFT_SET_INTERVAL | NFT_SET_CONCAT,
+                          .fields = { 16, 4 } },
+    [NC_SET_SOURCES6] = { .name = "sources6", .key_type = CONCAT(TYPE_IFNAME, TYPE_IP6ADDR),
+                          .key_len = 32, .flags = NFT_SET_INTERVAL | NFT_SET_CONCAT,
+                          .fields = { 16, 16 } },
 };
 
 static int nft_sock(struct nc *nc, struct mnl_socket **out)
@@ -375,6 +381,8 @@ enum rule_kind {
     R_GATE6,
     R_ALLOWED4,
     R_ALLOWED6,
+    R_SOURCE4,
+    R_SOURCE6,
 };
 
 /* Each rule ends in drop and nothing else: the table never accepts, so
@@ -419,21 +427,24 @@ static int rule_build(struct nc *nc, struct nftnl_rule *r, enum rule_kind k)
         break;
     case R_ALLOWED4:
     case R_ALLOWED6:
+    case R_SOURCE4:
+    case R_SOURCE6: {
+        /* iifname . ip daddr (allowed) or . ip saddr (sources): IPv4 has
+         * its source at 12 and destination at 16, IPv6 at 8 and 24. */
+        bool v4 = k == R_ALLOWED4 || k == R_SOURCE4, src = k == R_SOURCE4 || k == R_SOURCE6;
+        enum nc_set_id set = src ? (v4 ? NC_SET_SOURCES4 : NC_SET_SOURCES6)
+                                 : (v4 ? NC_SET_ALLOWED4 : NC_SET_ALLOWED6);
+        uint32_t off = v4 ? (src ? 12 : 16) : (src ? 8 : 24);
+
         TRY(e_meta(r, NFT_META_IIFNAME, NFT_REG_1));
         TRY(e_cmp(r, NFT_CMP_EQ, nc->prefix, plen));
         TRY(e_meta(r, NFT_META_NFPROTO, NFT_REG_1));
-        if (k == R_ALLOWED4) {
-            TRY(e_cmp(r, NFT_CMP_EQ, &proto4, 1));
-            TRY(e_meta(r, NFT_META_IIFNAME, NFT_REG_1));
-            TRY(e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG_2));
-            TRY(e_lookup_not(r, NC_SET_ALLOWED4, true));
-        } else {
-            TRY(e_cmp(r, NFT_CMP_EQ, &proto6, 1));
-            TRY(e_meta(r, NFT_META_IIFNAME, NFT_REG_1));
-            TRY(e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 24, 16, NFT_REG_2));
-            TRY(e_lookup_not(r, NC_SET_ALLOWED6, true));
-        }
+        TRY(e_cmp(r, NFT_CMP_EQ, v4 ? &proto4 : &proto6, 1));
+        TRY(e_meta(r, NFT_META_IIFNAME, NFT_REG_1));
+        TRY(e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, v4 ? 4 : 16, NFT_REG_2));
+        TRY(e_lookup_not(r, set, true));
         break;
+    }
     }
     TRY(e_drop(r));
     return err;
@@ -448,13 +459,17 @@ static const struct {
     { "output", NF_INET_LOCAL_OUT },
 };
 
+/* Anti-spoofing (R_SOURCE*) on input and forward: a packet from a tunnel
+ * carries its peer's tunnel address or one of its networks as source, or
+ * it is dropped before the gate or the allowed sets look at it. */
 static const struct {
     unsigned chain;
     enum rule_kind kind;
 } rules[] = {
-    { 0, R_IIF_UNTRUSTED }, { 0, R_GATE4 },     { 0, R_GATE6 },
-    { 1, R_IIF_UNTRUSTED }, { 1, R_OIF_UNTRUSTED }, { 1, R_ALLOWED4 },
-    { 1, R_ALLOWED6 },      { 2, R_OIF_UNTRUSTED },
+    { 0, R_IIF_UNTRUSTED }, { 0, R_SOURCE4 },   { 0, R_SOURCE6 },
+    { 0, R_GATE4 },         { 0, R_GATE6 },     { 1, R_IIF_UNTRUSTED },
+    { 1, R_OIF_UNTRUSTED }, { 1, R_SOURCE4 },   { 1, R_SOURCE6 },
+    { 1, R_ALLOWED4 },      { 1, R_ALLOWED6 },  { 2, R_OIF_UNTRUSTED },
 };
 
 /* Chains run at filter - 1: before fw4 (filter, 0) so a drop here cannot be

@@ -18,6 +18,8 @@ enum nc_set_id {
     NC_SET_GATE4,
     NC_SET_GATE6,
     NC_SET_GATED,
+    NC_SET_SOURCES4,
+    NC_SET_SOURCES6,
     NC_SET_COUNT,
 };
 

@@ -69,6 +69,39 @@ static bool link_leaving(const struct nc_state *want, const char *ifname)
         }                                                                                    \
     } while (0)
 
+static int diff_prefixes(const struct nc_allow_info *want, size_t n_want,
+                         const struct nc_allow_info *have, size_t n_have,
+                         enum nc_change_kind kind, struct nc_diff *d)
+{
+    int err = 0;
+
+    for (size_t i = 0; !err && i < n_want; i++) {
+        bool found = false;
+
+        for (size_t j = 0; !found && j < n_have; j++)
+            found = allow_eq(&want[i], &have[j]);
+        if (!found) {
+            struct nc_change c = { .op = NC_CHANGE_ADD, .kind = kind };
+
+            c.allow = want[i];
+            err = push(d, &c);
+        }
+    }
+    for (size_t j = 0; !err && j < n_have; j++) {
+        bool found = false;
+
+        for (size_t i = 0; !found && i < n_want; i++)
+            found = allow_eq(&want[i], &have[j]);
+        if (!found) {
+            struct nc_change c = { .op = NC_CHANGE_DEL, .kind = kind };
+
+            c.allow = have[j];
+            err = push(d, &c);
+        }
+    }
+    return err;
+}
+
 static int diff_fw(const struct nc_state *want, const struct nc_state *have, struct nc_diff *d)
 {
     int err = 0;
@@ -104,33 +137,13 @@ static int diff_fw(const struct nc_state *want, const struct nc_state *have, str
             err = push(d, &c);
         }
     }
-    if (!err) {
-        /* Allowed prefixes are compared whole, not per link. */
-        for (size_t i = 0; !err && i < want->n_allowed; i++) {
-            bool found = false;
-
-            for (size_t j = 0; !found && j < have->n_allowed; j++)
-                found = allow_eq(&want->allowed[i], &have->allowed[j]);
-            if (!found) {
-                struct nc_change c = { .op = NC_CHANGE_ADD, .kind = NC_KIND_ALLOWED };
-
-                c.allow = want->allowed[i];
-                err = push(d, &c);
-            }
-        }
-        for (size_t j = 0; !err && j < have->n_allowed; j++) {
-            bool found = false;
-
-            for (size_t i = 0; !found && i < want->n_allowed; i++)
-                found = allow_eq(&want->allowed[i], &have->allowed[j]);
-            if (!found) {
-                struct nc_change c = { .op = NC_CHANGE_DEL, .kind = NC_KIND_ALLOWED };
-
-                c.allow = have->allowed[j];
-                err = push(d, &c);
-            }
-        }
-    }
+    /* Allowed and source prefixes are compared whole, not per link. */
+    if (!err)
+        err = diff_prefixes(want->allowed, want->n_allowed, have->allowed, have->n_allowed,
+                            NC_KIND_ALLOWED, d);
+    if (!err)
+        err = diff_prefixes(want->sources, want->n_sources, have->sources, have->n_sources,
+                            NC_KIND_SOURCE, d);
     return err;
 }
 
@@ -254,6 +267,12 @@ static int apply_one(struct nc *nc, const struct nc_change *c)
         return add ? nc_fw_allow_prefixes(nc, c->allow.ifname, &p, 1)
                    : nc_fw_disallow_prefixes(nc, c->allow.ifname, &p, 1);
     }
+    case NC_KIND_SOURCE: {
+        const char *p = c->allow.prefix;
+
+        return add ? nc_fw_allow_sources(nc, c->allow.ifname, &p, 1)
+                   : nc_fw_disallow_sources(nc, c->allow.ifname, &p, 1);
+    }
     }
     return -EINVAL;
 }
@@ -311,6 +330,9 @@ int nc_change_format(const struct nc_change *c, char *buf, size_t len)
         break;
     case NC_KIND_ALLOWED:
         n = snprintf(buf, len, "%callowed %s %s", op, c->allow.ifname, c->allow.prefix);
+        break;
+    case NC_KIND_SOURCE:
+        n = snprintf(buf, len, "%csource %s %s", op, c->allow.ifname, c->allow.prefix);
         break;
     }
     return n < 0 ? -EINVAL : n;

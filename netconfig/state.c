@@ -25,6 +25,7 @@ void nc_state_free(struct nc_state *st)
     free(st->routes);
     free(st->trusted);
     free(st->allowed);
+    free(st->sources);
     free(st);
 }
 
@@ -114,7 +115,8 @@ int nc_state_add_trusted(struct nc_state *st, const char *ifname)
     return nc_state_push((void **)&st->trusted, &st->n_trusted, sizeof(name), name);
 }
 
-int nc_state_add_allowed(struct nc_state *st, const char *ifname, const char *prefix)
+static int add_prefix(struct nc_state *st, struct nc_allow_info **arr, size_t *n,
+                      const char *ifname, const char *prefix)
 {
     struct nc_allow_info ai;
     struct nc_prefix p;
@@ -126,7 +128,17 @@ int nc_state_add_allowed(struct nc_state *st, const char *ifname, const char *pr
     snprintf(ai.ifname, sizeof(ai.ifname), "%s", ifname);
     nc_prefix_format(&p, true, ai.prefix, sizeof(ai.prefix));
     st->fw_installed = true;
-    return nc_state_push((void **)&st->allowed, &st->n_allowed, sizeof(ai), &ai);
+    return nc_state_push((void **)arr, n, sizeof(ai), &ai);
+}
+
+int nc_state_add_allowed(struct nc_state *st, const char *ifname, const char *prefix)
+{
+    return add_prefix(st, &st->allowed, &st->n_allowed, ifname, prefix);
+}
+
+int nc_state_add_source(struct nc_state *st, const char *ifname, const char *prefix)
+{
+    return add_prefix(st, &st->sources, &st->n_sources, ifname, prefix);
 }
 
 int nc_owned_list(struct nc *nc, struct nc_state **out)

@@ -230,6 +230,15 @@ expect_in "unknown role" "$OUT" "unknown role named"
 expect_exit 1 "bad network refused" hub enroll n1 --role tunnel --csr "$T/other.csr" \
     --network 10.1.0.1/24
 expect_in "host bits" "$OUT" "bad network named"
+# [tunnel] peer-networks (unset: the private ranges) bounds what a hub
+# peer may be given; the refusal names the key and the file.
+expect_exit 1 "network outside peer-networks refused" hub enroll n2 --role tunnel \
+    --csr "$T/other.csr" --network 10.2.0.0/24 --network 0.0.0.0/1
+expect_in "network 0.0.0.0/1 is outside [tunnel] peer-networks" "$OUT" \
+    "peer-networks refusal names the network and the key"
+expect_exit 1 "invite with a public network refused" hub invite n3 --role tunnel \
+    --network 8.8.8.0/24
+expect_in "outside [tunnel] peer-networks" "$OUT" "invite refusal names the key"
 expect_exit 1 "bad peer name refused" hub enroll "a/b" --role tunnel --csr "$T/other.csr"
 expect_exit 1 "unwritable --out records nothing" hub enroll w1 --role tunnel \
     --csr "$T/other.csr" --out /nonexistent/dir/w1.crt

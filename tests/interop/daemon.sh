@@ -344,7 +344,15 @@ expect_http 400 "malformed JSON: 400"
 sed 's/"monitor"/"king"/; s/"apimon"/"king1"/' "$T/apimon.json" >"$T/badrole.json"
 req admin1 POST /api/v1/peers "$T/badrole.json"
 expect_http 400 "an unknown role: 400"
+# A tunnel peer with a network outside [tunnel] peer-networks (unset: the
+# private ranges): 400 naming the key, nothing enrolled.
+sed 's/"monitor"/"tunnel","networks":["10.5.0.0\/24","0.0.0.0\/1"]/; s/"apimon"/"wide1"/' \
+    "$T/apimon.json" >"$T/widenet.json"
+req admin1 POST /api/v1/peers "$T/widenet.json"
+expect_http 400 "a network outside peer-networks: 400"
+expect_in "peer-networks" "$BODY" "the 400 names [tunnel] peer-networks"
 expect_exit 1 "bad requests enrolled nothing" hub show bad1
+expect_exit 1 "the wide network enrolled nothing" hub show wide1
 # Under the limit the body is read (and refused as JSON), over it: 413.
 python3 -c 'print("{\"name\":\"big\",\"pad\":\"" + "x" * 900 + "\"")' >"$T/under.json"
 req admin1 POST /api/v1/peers "$T/under.json"

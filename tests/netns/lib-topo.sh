@@ -181,9 +181,12 @@ mtg_device() { # id ca-id name role [enroll args...]
     softhsm_give_to "$DUSER" "$pki"
 }
 
-# An uplink section towards the hub.
+# An uplink section towards the hub, accepting the routes to lan-a (IPv4,
+# and IPv6 when the test set LANA6_NET): without accept-routes a spoke
+# takes no route from its hub but the hub's tunnel address.
 mtg_uplink() { # id
-    printf '[uplink hub]\nserver = %s:%s\n' "$HUB_WAN" "$TUN_PORT" >>"$T/$1/$1.conf"
+    printf '[uplink hub]\nserver = %s:%s\naccept-routes = %s\n' "$HUB_WAN" "$TUN_PORT" \
+        "$LANA_NET${LANA6_NET:+ $LANA6_NET}" >>"$T/$1/$1.conf"
 }
 
 # hub: CA and gateway key on token "hub", [tunnel] on the WAN side,

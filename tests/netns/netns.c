@@ -369,7 +369,7 @@ static void check_only_drops(void)
         }
     }
     CHECK_INT(3, chains);
-    CHECK_INT(8, rules);
+    CHECK_INT(12, rules);
 out:
     json_object_put(root);
 }
@@ -395,6 +395,17 @@ static void t_fw_install(void)
     CHECK_INT(0, nft_set_count("gate6"));
     CHECK_INT(0, nft_set_count("allowed4"));
     CHECK_INT(0, nft_set_count("allowed6"));
+    CHECK_INT(0, nft_set_count("sources4"));
+    CHECK_INT(0, nft_set_count("sources6"));
+    /* Anti-spoofing on input and forward, for both families. */
+    CHECK_INT(0, ns_sh("nft list chain inet mtlsgw input | grep -q "
+                       "'iifname \"mtg\\*\" iifname . ip saddr != @sources4 drop'"));
+    CHECK_INT(0, ns_sh("nft list chain inet mtlsgw input | grep -q "
+                       "'iifname \"mtg\\*\" iifname . ip6 saddr != @sources6 drop'"));
+    CHECK_INT(0, ns_sh("nft list chain inet mtlsgw forward | grep -q "
+                       "'iifname \"mtg\\*\" iifname . ip saddr != @sources4 drop'"));
+    CHECK_INT(0, ns_sh("nft list chain inet mtlsgw forward | grep -q "
+                       "'iifname \"mtg\\*\" iifname . ip6 saddr != @sources6 drop'"));
     CHECK_OK(nc_fw_install(nc, &fwcfg));
     check_only_drops();
     CHECK_OK(nc_fw_uninstall(nc));
@@ -616,6 +627,11 @@ static void t_fw_tunnel_traffic(void)
     CHECK_OK(nc_link_set_up(nc, "mtg0"));
     CHECK_OK(nc_addr_add(nc, "mtg0", "10.50.0.1", "10.50.0.2"));
     CHECK_OK(nc_fw_install(nc, &fwcfg));
+    {
+        const char *src[] = { "10.50.0.2" };
+
+        CHECK_OK(nc_fw_allow_sources(nc, "mtg0", src, 1));
+    }
     local = udp_socket("10.50.0.1", 5000);
     remote = ns_b_udp_socket("192.0.2.2", 6000);
     CHECK(local >= 0 && remote >= 0);
@@ -657,6 +673,154 @@ static void t_fw_tunnel_traffic(void)
     close(out);
     close(local);
     close(remote);
+    close(fd);
+    nc_free(nc);
+}
+
+/* The anti-spoofing sets: what a tunnel may send from, per interface. */
+static void t_fw_sources(void)
+{
+    const char *p0[] = { "10.50.0.2", "10.20.0.0/24", "fd00:20::/64", "10.20.0.128/25",
+                         "10.20.0.0/24" };
+    const char *p1[] = { "10.51.0.2", "10.30.0.0/16" };
+    const char *bad[] = { "10.0.0.0/8", "nonsense" };
+    struct nc_options rec = { .backend = NC_BACKEND_RECORD };
+    struct nc *nc = open_nc();
+    struct nc_state *st = NULL;
+
+    CHECK_INT(-ENOENT, nc_fw_allow_sources(nc, "mtg0", p0, 2)); /* no table yet */
+    CHECK_OK(nc_fw_install(nc, &fwcfg));
+    /* An enclosed prefix (and a repeat) is folded into its enclosing one:
+     * the kernel would refuse the overlap and the whole call with it. */
+    CHECK_OK(nc_fw_allow_sources(nc, "mtg0", p0, 5));
+    CHECK_OK(nc_fw_allow_sources(nc, "mtg0", p0, 5)); /* idempotent */
+    CHECK_OK(nc_fw_allow_sources(nc, "mtg1", p1, 2));
+    CHECK_INT(4, nft_set_count("sources4"));
+    CHECK_INT(1, nft_set_count("sources6"));
+    CHECK(nft_set_has("sources4", "mtg0 . 10.50.0.2"));
+    CHECK(nft_set_has("sources4", "mtg0 . 10.20.0.0/24"));
+    CHECK(nft_set_has("sources6", "mtg0 . fd00:20::/64"));
+    CHECK(nft_set_has("sources4", "mtg1 . 10.30.0.0/16"));
+    /* Not the allowed sets: those are destinations. */
+    CHECK_INT(0, nft_set_count("allowed4"));
+    CHECK_OK(nc_owned_list(nc, &st));
+    if (st)
+        CHECK_INT(5, st->n_sources);
+    nc_state_free(st);
+    CHECK_INT(-EINVAL, nc_fw_allow_sources(nc, "mtg0", bad, 2));
+    CHECK_INT(-EINVAL, nc_fw_allow_sources(nc, "va", p0, 1));
+    CHECK_INT(-EINVAL, nc_fw_disallow_sources(nc, "eth0", NULL, 0));
+    CHECK_OK(nc_fw_disallow_sources(nc, "mtg0", p0 + 1, 1));
+    CHECK_OK(nc_fw_disallow_sources(nc, "mtg0", p0 + 1, 1)); /* idempotent */
+    CHECK(!nft_set_has("sources4", "mtg0 . 10.20.0.0/24"));
+    CHECK(nft_set_has("sources4", "mtg0 . 10.50.0.2"));
+    /* Teardown: everything of mtg0, mtg1's stay. */
+    CHECK_OK(nc_fw_disallow_sources(nc, "mtg0", NULL, 0));
+    CHECK_INT(2, nft_set_count("sources4"));
+    CHECK_INT(0, nft_set_count("sources6"));
+    CHECK(nft_set_has("sources4", "mtg1 . 10.51.0.2"));
+    nc_free(nc);
+    CHECK_OK(nc_new(&rec, &nc));
+    ns_nc = nc;
+    CHECK_OK(nc_fw_allow_sources(nc, "mtg0", p0, 5));
+    CHECK_OK(nc_fw_disallow_sources(nc, "mtg0", NULL, 0));
+    CHECK_STR("fw_allow_sources mtg0 10.50.0.2/32 10.20.0.0/24 fd00:20::/64\n"
+              "fw_disallow_sources mtg0\n",
+              nc_record_text(nc));
+    nc_free(nc);
+}
+
+/* A tunnel peer sends with addresses that are not its own: real packets
+ * written into the TUN, as the peer's end would send them. */
+static void t_fw_spoof_traffic(void)
+{
+    const char *allowed[] = { "192.0.2.0/24", "fd00:2::/64" };
+    const char *sources[] = { "10.50.0.2", "10.20.0.0/24", "fd00:20::/64" };
+    struct nc *nc = open_nc();
+    int fd = -1, local = -1, gated_udp = -1, local6 = -1, remote = -1, remote6 = -1;
+    uint8_t pkt[128];
+    size_t len;
+
+    two_hosts();
+    /* Reverse-path filtering off, as on many routers (and its loose mode
+     * passes any routable source): the table must not rely on it. */
+    CHECK_INT(0, ns_sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"
+                       " net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0"));
+    /* Neighbours resolved first: a forwarded packet then goes out at once. */
+    CHECK_INT(0, ns_sh("ping -c1 -W2 192.0.2.2 >/dev/null && ping -6 -c1 -W2 fd00:2::2 >/dev/null"));
+    CHECK_OK(nc_tun_create(nc, "mtg0", &fd));
+    CHECK_OK(nc_link_set_up(nc, "mtg0"));
+    CHECK_OK(nc_addr_add(nc, "mtg0", "10.50.0.1", "10.50.0.2"));
+    CHECK_OK(nc_fw_install(nc, &fwcfg));
+    CHECK_OK(nc_fw_trust_iface(nc, "mtg0", 0));
+    CHECK_OK(nc_fw_allow_prefixes(nc, "mtg0", allowed, 2));
+    /* 192.0.2.2 authenticated as an admin: udp/53 is gated and open to it. */
+    CHECK_OK(nc_fw_gate_open(nc, "192.0.2.2", 60000));
+    local = udp_socket("10.50.0.1", 5000);
+    gated_udp = udp_socket("0.0.0.0", 53);
+    local6 = udp_socket("fd00:2::1", 5001);
+    remote = ns_b_udp_socket("192.0.2.2", 6000);
+    remote6 = ns_b_udp_socket("fd00:2::2", 6001);
+    CHECK(local >= 0 && gated_udp >= 0 && local6 >= 0 && remote >= 0 && remote6 >= 0);
+
+#define SEND4(src, dst, port)                                                                \
+    do {                                                                                     \
+        len = ipv4_udp_packet(pkt, src, dst, port);                                          \
+        CHECK(write(fd, pkt, len) == (ssize_t)len);                                          \
+    } while (0)
+#define SEND6(src, dst, port)                                                                \
+    do {                                                                                     \
+        len = ipv6_udp_packet(pkt, src, dst, port);                                          \
+        CHECK(write(fd, pkt, len) == (ssize_t)len);                                          \
+    } while (0)
+    /* No sources given yet: nothing from mtg0 passes, not even its own
+     * tunnel address (fail closed). */
+    SEND4("10.50.0.2", "10.50.0.1", 5000);
+    CHECK_INT(0, udp_wait(local, 300));
+    CHECK_OK(nc_fw_allow_sources(nc, "mtg0", sources, 3));
+    /* Input: the tunnel address and a network pass... */
+    SEND4("10.50.0.2", "10.50.0.1", 5000);
+    CHECK_INT(1, udp_wait(local, 1000));
+    SEND4("10.20.0.7", "10.50.0.1", 5000);
+    CHECK_INT(1, udp_wait(local, 1000));
+    SEND6("fd00:20::7", "fd00:2::1", 5001);
+    CHECK_INT(1, udp_wait(local6, 1000));
+    /* ...the admin's address does not reach the gated service, nor any
+     * other address the gateway itself. */
+    SEND4("192.0.2.2", "192.0.2.1", 53);
+    CHECK_INT(0, udp_wait(gated_udp, 300));
+    SEND4("10.50.0.3", "10.50.0.1", 5000);
+    CHECK_INT(0, udp_wait(local, 300));
+    SEND6("fd00:2::2", "fd00:2::1", 5001);
+    CHECK_INT(0, udp_wait(local6, 300));
+    /* The same admin address from its own LAN does pass the gate. */
+    CHECK_INT(0, ns_b_udp_send("192.0.2.2", "192.0.2.1", 53));
+    CHECK_INT(1, udp_wait(gated_udp, 1000));
+    /* Forward: from its networks to an allowed destination, yes; from the
+     * gateway's LAN (192.0.2.9), another peer's network or anywhere, no. */
+    SEND4("10.20.0.7", "192.0.2.2", 6000);
+    CHECK_INT(1, udp_wait(remote, 1000));
+    SEND4("192.0.2.9", "192.0.2.2", 6000);
+    CHECK_INT(0, udp_wait(remote, 300));
+    SEND4("10.30.0.9", "192.0.2.2", 6000);
+    CHECK_INT(0, udp_wait(remote, 300));
+    SEND6("fd00:20::7", "fd00:2::2", 6001);
+    CHECK_INT(1, udp_wait(remote6, 1000));
+    SEND6("fd00:2::3", "fd00:2::2", 6001);
+    CHECK_INT(0, udp_wait(remote6, 300));
+    SEND6("fe80::1", "fd00:2::2", 6001);
+    CHECK_INT(0, udp_wait(remote6, 300));
+    /* Taken back (teardown): nothing from mtg0 again. */
+    CHECK_OK(nc_fw_disallow_sources(nc, "mtg0", NULL, 0));
+    SEND4("10.20.0.7", "192.0.2.2", 6000);
+    CHECK_INT(0, udp_wait(remote, 300));
+#undef SEND4
+#undef SEND6
+    close(local);
+    close(gated_udp);
+    close(local6);
+    close(remote);
+    close(remote6);
     close(fd);
     nc_free(nc);
 }
@@ -943,6 +1107,8 @@ static const struct {
     { "fw_gate_traffic", t_fw_gate_traffic },
     { "fw_killed_daemon_gate_shuts", t_fw_killed_daemon },
     { "fw_tunnel_traffic", t_fw_tunnel_traffic },
+    { "fw_sources", t_fw_sources },
+    { "fw_spoof_traffic", t_fw_spoof_traffic },
     { "conntrack_flush", t_conntrack_flush },
     { "reconcile", t_reconcile },
     { "monitor", t_monitor },
@@ -968,12 +1134,13 @@ static void run_current(void)
 TRAMPOLINE(0) TRAMPOLINE(1) TRAMPOLINE(2) TRAMPOLINE(3) TRAMPOLINE(4) TRAMPOLINE(5)
 TRAMPOLINE(6) TRAMPOLINE(7) TRAMPOLINE(8) TRAMPOLINE(9) TRAMPOLINE(10) TRAMPOLINE(11)
 TRAMPOLINE(12) TRAMPOLINE(13) TRAMPOLINE(14) TRAMPOLINE(15) TRAMPOLINE(16) TRAMPOLINE(17)
-TRAMPOLINE(18) TRAMPOLINE(19)
+TRAMPOLINE(18) TRAMPOLINE(19) TRAMPOLINE(20) TRAMPOLINE(21)
 
 static void (*const tramps[])(void) = {
     tramp_0,  tramp_1,  tramp_2,  tramp_3,  tramp_4,  tramp_5,  tramp_6,
     tramp_7,  tramp_8,  tramp_9,  tramp_10, tramp_11, tramp_12, tramp_13,
-    tramp_14, tramp_15, tramp_16, tramp_17, tramp_18, tramp_19,
+    tramp_14, tramp_15, tramp_16, tramp_17, tramp_18, tramp_19, tramp_20,
+    tramp_21,
 };
 
 _Static_assert(sizeof(tramps) / sizeof(tramps[0]) == sizeof(tests) / sizeof(tests[0]),

@@ -344,6 +344,38 @@ size_t ipv4_udp_packet(uint8_t *buf, const char *src, const char *dst, uint16_t 
     return len;
 }
 
+size_t ipv6_udp_packet(uint8_t *buf, const char *src, const char *dst, uint16_t dport)
+{
+    const size_t len = 40 + 8 + 4;
+    uint8_t pseudo[40 + 8 + 4];
+    uint16_t c;
+
+    memset(buf, 0, len);
+    buf[0] = 0x60;
+    buf[5] = 12; /* payload length */
+    buf[6] = IPPROTO_UDP;
+    buf[7] = 64;
+    inet_pton(AF_INET6, src, buf + 8);
+    inet_pton(AF_INET6, dst, buf + 24);
+    buf[40] = 0x9c; /* source port 40000 */
+    buf[41] = 0x40;
+    buf[42] = (uint8_t)(dport >> 8);
+    buf[43] = (uint8_t)dport;
+    buf[45] = 12;
+    memcpy(buf + 48, "ping", 4);
+    /* The checksum is mandatory on IPv6 (RFC 8200 8.1): over the pseudo
+     * header (addresses, length, next header) and the datagram. */
+    memset(pseudo, 0, sizeof(pseudo));
+    memcpy(pseudo, buf + 8, 32);
+    pseudo[35] = 12;
+    pseudo[39] = IPPROTO_UDP;
+    memcpy(pseudo + 40, buf + 40, 12);
+    c = csum(pseudo, sizeof(pseudo));
+    buf[46] = (uint8_t)(c >> 8);
+    buf[47] = (uint8_t)c;
+    return len;
+}
+
 json_object *ns_json(const char *fmt, ...)
 {
     char cmd[1024];

@@ -91,6 +91,8 @@ int udp_wait(int fd, int timeout_ms);
 int tcp_listen(const char *addr, uint16_t port);
 /* An IPv4/UDP packet for a TUN device; returns its length. */
 size_t ipv4_udp_packet(uint8_t *buf, const char *src, const char *dst, uint16_t dport);
+/* The same for IPv6 (with its mandatory UDP checksum). */
+size_t ipv6_udp_packet(uint8_t *buf, const char *src, const char *dst, uint16_t dport);
 void sleep_ms(int ms);
 
 #endif

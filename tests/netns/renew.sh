@@ -80,8 +80,9 @@ expect_exit 0 "the spoke joins with the invite (mtlsgw join in its namespace)" \
     spoke_console join "$URL" --name spoke1 --code "$CODE" --fingerprint "$FP"
 # This spoke runs without offloads (one MTU-sized packet per PACKET frame),
 # the path a peer that never sends OFFLOAD gets; tunnel.sh runs with them.
-printf '[tunnel]\noffload = no\n[uplink hub]\nserver = %s:%s\nenroll = %s\n' "$HUB_WAN" "$TUN_PORT" "$URL" \
-    >>"$T/spoke/spoke.conf"
+# It accepts the hub's route to lan-a (without accept-routes, none).
+printf '[tunnel]\noffload = no\n[uplink hub]\nserver = %s:%s\nenroll = %s\naccept-routes = %s\n' \
+    "$HUB_WAN" "$TUN_PORT" "$URL" "$LANA_NET" >>"$T/spoke/spoke.conf"
 first=$(serial_of "$T/spoke/pki/device.crt")
 mark hub
 nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"

@@ -182,6 +182,82 @@ static void test_tunnel_errors(void)
     free(errors);
 }
 
+/* The root-owned bounds of the parent: [tunnel] peer-networks, [uplink]
+ * accept-routes. */
+static void test_peer_networks_accept_routes(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL, err[1024];
+    char *inside[] = {"10.20.0.0/24", "fd00:20::/64"};
+    char *outside[] = {"10.20.0.0/24", "0.0.0.0/1"};
+    const char *p = write_conf("bounds.conf", "[uplink hub]\n"
+                                              "server = 192.0.2.1:4433\n"
+                                              "[uplink b]\n"
+                                              "server = 192.0.2.2:4433\n"
+                                              "accept-routes = 10.10.0.0/24 fd00:10::/64 "
+                                              "0.0.0.0/0\n");
+
+    EXPECT_INT(config_load(p, &cfg, &errors), 0);
+    if (errors)
+        fputs(errors, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    /* Unset: the private ranges, nothing wider. */
+    EXPECT_INT(cfg->tunnel.n_peer_networks, 5);
+    EXPECT_STR(cfg->tunnel.peer_networks[0], "10.0.0.0/8");
+    EXPECT_STR(cfg->tunnel.peer_networks[1], "172.16.0.0/12");
+    EXPECT_STR(cfg->tunnel.peer_networks[2], "192.168.0.0/16");
+    EXPECT_STR(cfg->tunnel.peer_networks[3], "100.64.0.0/10");
+    EXPECT_STR(cfg->tunnel.peer_networks[4], "fc00::/7");
+    /* Unset accept-routes: nothing. A default route only when listed. */
+    EXPECT_INT(cfg->uplinks[0].n_accept_routes, 0);
+    EXPECT_INT(cfg->uplinks[1].n_accept_routes, 3);
+    EXPECT_STR(cfg->uplinks[1].accept_routes[2], "0.0.0.0/0");
+    CU_ASSERT_TRUE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "10.20.0.0/24"));
+    CU_ASSERT_TRUE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "10.0.0.0/8"));
+    CU_ASSERT_TRUE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "fd00:20::/64"));
+    CU_ASSERT_FALSE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "10.0.0.0/7"));
+    CU_ASSERT_FALSE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "0.0.0.0/1"));
+    CU_ASSERT_FALSE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "::/0"));
+    CU_ASSERT_FALSE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "2001:db8::/32"));
+    CU_ASSERT_FALSE(config_prefix_inside(cfg->tunnel.peer_networks, 5, "nonsense"));
+    EXPECT_INT(config_check_peer_networks(cfg, inside, 2, err, sizeof(err)), 0);
+    EXPECT_INT(config_check_peer_networks(cfg, outside, 2, err, sizeof(err)), -EINVAL);
+    EXPECT_CONTAINS(err, "network 0.0.0.0/1 is outside [tunnel] peer-networks (10.0.0.0/8 "
+                         "172.16.0.0/12 192.168.0.0/16 100.64.0.0/10 fc00::/7) of ");
+    EXPECT_CONTAINS(err, "bounds.conf");
+    config_free(cfg);
+
+    p = write_conf("bounds2.conf", "[tunnel]\n"
+                                   "peer-networks = 10.20.0.0/16, fd00:20::/48\n");
+    EXPECT_INT(config_load(p, &cfg, &errors), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->tunnel.n_peer_networks, 2);
+    EXPECT_STR(cfg->tunnel.peer_networks[1], "fd00:20::/48");
+    config_free(cfg);
+
+    p = write_conf("bounds3.conf", "[tunnel]\n"                               /* 1 */
+                                   "peer-networks = 0.0.0.0/0\n"              /* 2 */
+                                   "peer-networks = 10.0.0.0/7\n"             /* 3 */
+                                   "peer-networks = ::/0\n"                   /* 4 */
+                                   "peer-networks = fc00::/6\n"               /* 5 */
+                                   "peer-networks = 10.0.0.1/8\n"             /* 6 */
+                                   "[uplink hub]\n"                           /* 7 */
+                                   "server = 192.0.2.1:4433\n"                /* 8 */
+                                   "accept-routes = 10.10.0.0/33\n");         /* 9 */
+    cfg = NULL;
+    EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
+    EXPECT_CONTAINS(errors,
+                    "bounds3.conf:2: peer-networks = '0.0.0.0/0': 0.0.0.0/0: wider than /8");
+    EXPECT_CONTAINS(errors, "bounds3.conf:3: peer-networks = '10.0.0.0/7'");
+    EXPECT_CONTAINS(errors, "bounds3.conf:4: peer-networks = '::/0': ::/0: wider than /7");
+    EXPECT_CONTAINS(errors, "bounds3.conf:5: peer-networks = 'fc00::/6'");
+    EXPECT_CONTAINS(errors, "bounds3.conf:6: peer-networks = '10.0.0.1/8'");
+    EXPECT_CONTAINS(errors, "bounds3.conf:9: accept-routes = '10.10.0.0/33'");
+    free(errors);
+}
+
 static void test_bool(void)
 {
     bool b = false;
@@ -205,6 +281,7 @@ static const struct cu_test tests[] = {
     {"booleans", test_bool},
     {"tunnel, firewall and uplink sections", test_tunnel_firewall_uplink},
     {"tunnel, firewall and uplink errors", test_tunnel_errors},
+    {"peer-networks and accept-routes", test_peer_networks_accept_routes},
 };
 
 int main(void)
