@@ -16,6 +16,7 @@
 
 #include "http.h"
 #include "config.h"
+#include "gate.h"
 #include "log.h"
 #include "registry.h"
 #include "tls.h"
@@ -80,8 +81,6 @@ void conn_close(struct conn *c, const char *why)
     epoll_ctl(c->d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_unlock(&c->lock);
     shutdown(c->fd, SHUT_RDWR);
-    if (c->gate_open && kill == KILL_REVOKED)
-        gate_close(c);
     if (st == CONN_OPEN) {
         atomic_fetch_sub(&c->l->sessions, 1);
         if (why)
