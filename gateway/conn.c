@@ -16,6 +16,7 @@
 
 #include "http.h"
 #include "config.h"
+#include "fault.h"
 #include "gate.h"
 #include "log.h"
 #include "registry.h"
@@ -242,8 +243,12 @@ static void handshake_step(struct conn *c)
         tunnel_start_hub(c);
         return;
     }
-    if (c->l == &c->d->mgmt)
+    if (c->l == &c->d->mgmt) {
+        /* The window between the verdict and the opening, where a
+         * revocation may land (tests/adversarial/gate-revoke.sh). */
+        fault_point("gate-open");
         gate_open(c);
+    }
     if (http_reader_new(c->l->max_body, &c->http) < 0) {
         conn_close(c, "out of memory");
         return;
