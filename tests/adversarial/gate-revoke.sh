@@ -275,8 +275,11 @@ section "6. revoked between verdict and opening"
 # revocation (and its sweep of the gate) lands in that window. The opening
 # that follows must not happen, not even for a moment: `nft monitor` sees
 # every element added, however soon it goes again.
+# This daemon runs with gate-timeout = 3: afterwards, admin4's opening (no
+# session left) leaves the book and the kernel when that has passed (7.).
+sed 's/^gate-timeout = .*/gate-timeout = 3/' "$T/hub/hub.conf" >"$T/hub/short.conf"
 if [ "${FAULT_INJECTION:-0}" = 1 ]; then
-    MTLSGW_FAULT=gate-open:2000 nsd_start hub "$NS_GW" "$T/hub/hub.conf"
+    MTLSGW_FAULT=gate-open:2000 nsd_start hub "$NS_GW" "$T/hub/short.conf"
     wait_until 20 daemon_answers || tap_result 1 "the daemon answers again" "$(tail -n 5 "$T/hub.log")"
     before=$(wc -l <"$T/hub.log")
     gw nft monitor >"$T/nft-monitor.out" 2>&1 &
@@ -303,11 +306,20 @@ if [ "${FAULT_INJECTION:-0}" = 1 ]; then
     ok_if "revoked between verdict and opening: tcp/$GATED shut to $A6" eval '! reaches "$A6"'
     ok_if "the daemon says why it did not open" \
         eval 'tail -n +$((before + 1)) "$T/hub.log" | grep -q "admin5 .*gate not opened (revoked)"'
-    nsd_stop hub
 else
     echo "ok $((TAP_N + 1)) # SKIP revoked between verdict and opening: needs -Dfault_injection=true"
     TAP_N=$((TAP_N + 1))
+    nsd_start hub "$NS_GW" "$T/hub/short.conf"
+    wait_until 20 daemon_answers || tap_result 1 "the daemon answers again" "$(tail -n 5 "$T/hub.log")"
 fi
+
+# ---- 7. gate-timeout without a handshake ---------------------------------------
+section "7. gate-timeout without a handshake"
+ok_if "gate-timeout 3 s: admin4's opening of $A5 leaves the book (log)" \
+    wait_until 6 grep -q "admin4 .* from $A5: gate opening ended (gate-timeout passed" "$T/hub.log"
+ok_if "gate-timeout 3 s: gate4 no longer holds $A5" wait_until 2 eval '! in_gate "$A5"'
+ok_if "gate-timeout 3 s: tcp/$GATED shut to $A5" eval '! reaches "$A5"'
+nsd_stop hub
 grep -E 'gate' "$T/hub.log" | sed 's/^/# hub: /' | tail -n 25
 
 tap_done
