@@ -224,7 +224,7 @@ int cmd_explain(struct console *con, int argc, char **argv)
         printf("  management API: read-write\n  gated services: opened for its address\n");
         break;
     case ROLE_MONITOR:
-        printf("  management API: read-only\n  gated services: opened for its address\n");
+        printf("  management API: read-only\n  gated services: not opened (admins only)\n");
         break;
     case ROLE_TUNNEL:
         printf("  tunnel: yes\n  networks: ");

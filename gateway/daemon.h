@@ -90,7 +90,6 @@ struct conn {
     bool slow_pending; /* the request waiting needs the slow pool */
     atomic_ullong bytes_in, bytes_out;
     struct tunnel *tun;       /* tunnel sessions: owned by their two threads */
-    bool gate_open;           /* management: its address opened in the gate */
     int verdict;              /* enum verdict_code of the client certificate; -1: none */
     struct conn *next, *prev; /* daemon's list, under conns_lock */
 };
@@ -195,10 +194,7 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen);
 /* After a token recovery: new TLS clients with the keys loaded again. */
 int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen);
 void uplinks_stop(struct daemon *d);
-/* Open or refresh the gate for a management session's address. */
-void gate_open(struct conn *c);
-void gate_close(struct conn *c);
-/* The address of c without the port. */
+/* The address of c without the port. (The gate: gate.h.) */
 void conn_ip(const struct conn *c, char *buf, size_t len);
 
 /* ---- API (api.c) -------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cidr.h"
@@ -96,12 +97,27 @@ struct ps_entry {
     struct ps_entry *next;
 };
 
+/* A gate opening the parent made, in its own memory: when the session
+ * process dies, these are closed without asking it (fail closed). */
+struct ps_gate_rec {
+    int family;
+    uint8_t addr[16];
+    long long until_ms; /* CLOCK_MONOTONIC; the kernel drops it then anyway */
+    struct ps_gate_rec *next;
+};
+
+/* More openings than this are refused: a session process gone wrong cannot
+ * grow the parent's memory without bound. */
+#define PS_MAX_GATES 4096
+
 struct ps_server {
     const struct config *cfg;
     struct nc *nc;
     struct cidr pool;
     bool have_pool;
     struct ps_entry *entries;
+    struct ps_gate_rec *gates;
+    size_t n_gates;
 };
 
 static void entry_free(struct ps_entry *e)
@@ -549,23 +565,109 @@ static int do_tun_down(struct ps_server *ps, const struct ps_tun_down *d, char *
     return 0;
 }
 
+static long long ps_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct ps_gate_rec **find_gate(struct ps_server *ps, int family, const uint8_t *a)
+{
+    struct ps_gate_rec **pp = &ps->gates;
+
+    while (*pp && ((*pp)->family != family ||
+                   memcmp((*pp)->addr, a, family == AF_INET ? 4 : 16) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Records whose kernel element has timed out by itself. */
+static void gates_prune(struct ps_server *ps, long long now)
+{
+    for (struct ps_gate_rec **pp = &ps->gates; *pp;) {
+        struct ps_gate_rec *r = *pp;
+        if (r->until_ms <= now) {
+            *pp = r->next;
+            ps->n_gates--;
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
 static int do_gate(struct ps_server *ps, uint32_t type, const struct ps_gate *g, char *err,
                    size_t errlen)
 {
-    uint8_t a[16];
-    int rc;
+    uint8_t a[16] = {0};
+    int family = -1, rc;
+    long long now = ps_mono_ms();
+    struct ps_gate_rec **pp, *r;
 
-    if (!str_ok(g->addr, sizeof(g->addr)) ||
-        (inet_pton(AF_INET, g->addr, a) != 1 && inet_pton(AF_INET6, g->addr, a) != 1) ||
+    if (str_ok(g->addr, sizeof(g->addr)))
+        family = inet_pton(AF_INET, g->addr, a) == 1    ? AF_INET
+                 : inet_pton(AF_INET6, g->addr, a) == 1 ? AF_INET6
+                                                        : -1;
+    if (family < 0 ||
         (type == PS_GATE_OPEN && (g->timeout_ms == 0 || g->timeout_ms > 86400000u))) {
         snprintf(err, errlen, "malformed gate request");
         return -EINVAL;
     }
+    gates_prune(ps, now);
+    pp = find_gate(ps, family, a);
+    if (type == PS_GATE_OPEN && !*pp && ps->n_gates >= PS_MAX_GATES) {
+        snprintf(err, errlen, "%d gate openings already: refused", PS_MAX_GATES);
+        return -ENOSPC;
+    }
     rc = type == PS_GATE_OPEN ? nc_fw_gate_open(ps->nc, g->addr, g->timeout_ms)
                               : nc_fw_gate_close(ps->nc, g->addr);
-    if (rc < 0)
+    if (rc < 0) {
         snprintf(err, errlen, "%s", nc_error(ps->nc));
-    return rc;
+        return rc;
+    }
+    if (type == PS_GATE_CLOSE) {
+        if ((r = *pp)) {
+            *pp = r->next;
+            ps->n_gates--;
+            free(r);
+        }
+        return 0;
+    }
+    if (!*pp) {
+        /* Without a record the opening would outlive a crash of the session
+         * process: take it back rather than keep it unrecorded. */
+        if (!(*pp = calloc(1, sizeof(**pp)))) {
+            nc_fw_gate_close(ps->nc, g->addr);
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        (*pp)->family = family;
+        memcpy((*pp)->addr, a, sizeof((*pp)->addr));
+        ps->n_gates++;
+    }
+    (*pp)->until_ms = now + g->timeout_ms;
+    return 0;
+}
+
+/* Close every gate opening still in force; returns how many. */
+static size_t gates_close_all(struct ps_server *ps)
+{
+    long long now = ps_mono_ms();
+    size_t n = 0;
+
+    while (ps->gates) {
+        struct ps_gate_rec *r = ps->gates;
+        char s[INET6_ADDRSTRLEN];
+        ps->gates = r->next;
+        if (r->until_ms > now && inet_ntop(r->family, r->addr, s, sizeof(s)) &&
+            nc_fw_gate_close(ps->nc, s) == 0)
+            n++;
+        free(r);
+    }
+    ps->n_gates = 0;
+    return n;
 }
 
 int ps_server_handle(struct ps_server *ps, int fd)
@@ -626,6 +728,8 @@ int ps_server_handle(struct ps_server *ps, int fd)
 
 void ps_server_teardown_all(struct ps_server *ps)
 {
+    /* The gate first: it is the door to the appliance itself. */
+    gates_close_all(ps);
     while (ps->entries) {
         struct ps_entry *e = ps->entries;
         ps->entries = e->next;

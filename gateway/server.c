@@ -35,6 +35,7 @@
 #include "cidr.h"
 #include "privsep.h"
 #include "config.h"
+#include "gate.h"
 #include "log.h"
 #include "p11.h"
 #include "pki.h"
@@ -510,6 +511,9 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
     d->trust = t;
     pthread_mutex_unlock(&d->trust_lock);
     trustdb_unref(old);
+    /* The gate first: an opening of a peer no longer trusted, with or
+     * without a session left, shuts now. */
+    gate_sweep(d, t);
     rc = sweep_untrusted(d, t);
     reloads[n_reloads % RELOADS_KEPT].crl_number = trustdb_crl_number(t);
     reloads[n_reloads % RELOADS_KEPT].ended = rc;
@@ -882,22 +886,7 @@ static void slow_task_run(struct job *job)
         if (daemon_reload_trust(d, err, sizeof(err)) < 0)
             log_err("reload after CRL re-sign: %s", err);
     } else if (t->kind == TASK_GATE) {
-        /* Keep the gate open for addresses with a live management session. */
-        struct conn *list[256];
-        size_t n = 0;
-        pthread_mutex_lock(&d->conns_lock);
-        for (struct conn *c = d->conns; c && n < 256; c = c->next) {
-            if (c->l == &d->mgmt && atomic_load(&c->state) == CONN_OPEN) {
-                conn_ref(c);
-                list[n++] = c;
-            }
-        }
-        pthread_mutex_unlock(&d->conns_lock);
-        for (size_t i = 0; i < n; i++) {
-            if (atomic_load(&list[i]->kill) == KILL_NONE)
-                gate_open(list[i]);
-            conn_unref(list[i]);
-        }
+        gate_refresh(d);
     } else if (t->kind == TASK_TOKEN_CHECK) {
         bool ok, was = atomic_load(&d->token_healthy);
         pthread_mutex_lock(&d->pki_lock);
@@ -1015,12 +1004,6 @@ static void malloc_tune(void)
 #endif
 }
 
-/* Ticks (seconds) between refreshes of the gate's openings. */
-static unsigned gate_refresh_every(unsigned gate_timeout)
-{
-    return gate_timeout >= 6 ? gate_timeout / 3 : 1;
-}
-
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -1043,9 +1026,10 @@ static void tick(struct daemon *d, unsigned long long n)
         bans_expire(d->bans, d->cfg->daemon.ban_time, mnow);
     if (n % 5 == 0)
         submit_task(d, TASK_TOKEN_CHECK);
-    /* Three refreshes per gate-timeout, so one late or lost still leaves the
-     * gate open (the kernel shuts it when the timeout runs out). */
-    if (d->cfg->fw.n_gate && n % gate_refresh_every(d->cfg->fw.gate_timeout) == 0)
+    /* The gate's book every second: openings past gate-timeout or of peers
+     * whose certificate ran out close; the kernel's elements are refreshed
+     * three times per gate-timeout (gate.c). */
+    if (d->cfg->fw.n_gate)
         submit_task(d, TASK_GATE);
     if (n % 60 != 1)
         return;
@@ -1418,6 +1402,8 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     watch = NULL;
     uplinks_stop(d);
     shutdown_all(d);
+    /* What mtlsgwd(8) promises for SIGTERM: no opening outlives the daemon. */
+    gate_close_all(d);
 out:
     watch_free(watch);
     d->stopping = true;

@@ -733,7 +733,7 @@ void tunnel_describe(struct conn *c, struct json_object *o)
     json_object_object_add(o, "offload", json_object_new_boolean(atomic_load(&t->offloading)));
 }
 
-/* ---- the gate ----------------------------------------------------------------- */
+/* ---- addresses (the gate itself: gate.c) ----------------------------------------- */
 
 void conn_ip(const struct conn *c, char *buf, size_t len)
 {
@@ -742,34 +742,6 @@ void conn_ip(const struct conn *c, char *buf, size_t len)
     else
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&c->addr)->sin6_addr, buf,
                   (socklen_t)len);
-}
-
-static void gate_request(struct conn *c, uint32_t type)
-{
-    struct ps_msg m = {.type = type};
-    char err[PS_ERRLEN];
-
-    if (c->d->cfg->fw.n_gate == 0 || !ps_client_ready())
-        return;
-    conn_ip(c, m.u.gate.addr, sizeof(m.u.gate.addr));
-    m.u.gate.timeout_ms = c->d->cfg->fw.gate_timeout * 1000u;
-    if (ps_request(&m, NULL, err, sizeof(err)) < 0)
-        log_err("gate %s for %s: %s", type == PS_GATE_OPEN ? "open" : "close", m.u.gate.addr,
-                err);
-    else if (type == PS_GATE_OPEN && !c->gate_open)
-        log_info("management peer %s from %s: gate opened for %u s", c->peer, m.u.gate.addr,
-                 c->d->cfg->fw.gate_timeout);
-    c->gate_open = type == PS_GATE_OPEN;
-}
-
-void gate_open(struct conn *c)
-{
-    gate_request(c, PS_GATE_OPEN);
-}
-
-void gate_close(struct conn *c)
-{
-    gate_request(c, PS_GATE_CLOSE);
 }
 
 /* ---- uplinks ------------------------------------------------------------------- */
