@@ -36,6 +36,7 @@
 
 #include "build-config.h"
 #include "config.h"
+#include "fault.h"
 #include "frame.h"
 #include "fsutil.h"
 #include "log.h"
@@ -633,6 +634,9 @@ void tunnel_start_hub(struct conn *c)
     const char *js;
     uint32_t idx;
 
+    /* The window between the handshake's end and the tunnel threads owning
+     * the connection (tests/adversarial/kill-race.sh widens it). */
+    fault_point("tunnel-setup");
     t = tunnel_new(cfg->tunnel.mtu, cfg->tunnel.keepalive, false);
     if (!u || !t || !p) {
         trustdb_unref(db);
