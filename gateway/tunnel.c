@@ -665,7 +665,8 @@ static char *hub_config(struct daemon *d, const struct tunnel *t)
     json_object_object_add(o, "version", json_object_new_int(1));
     json_object_object_add(o, "address", json_object_new_string(t->remote));
     json_object_object_add(o, "peer", json_object_new_string(t->local));
-    json_object_object_add(o, "prefix", json_object_new_int((int)(32 - __builtin_ctz(d->pool_size))));
+    json_object_object_add(o, "prefix",
+                           json_object_new_int((int)(32 - __builtin_ctz(d->pool_size))));
     json_object_object_add(o, "mtu", json_object_new_int((int)t->mtu));
     json_object_object_add(o, "keepalive", json_object_new_int((int)t->keepalive));
     if (t->offer)

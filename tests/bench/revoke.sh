@@ -95,10 +95,14 @@ for i in $(seq "$N"); do
     ip -n "$NS_HUB" -ts monitor link >"$T/mon" 2>&1 &
     mon=$!
     sleep 1
+    kill -0 "$LOAD_PID" 2>/dev/null || die "round $i: the $LOAD load is not running"
     t0=$(date +%s.%N)
     mtg_at hub revoke spoke1 --reason keyCompromise >/dev/null 2>&1 || die "round $i: revoke failed"
     wait_until 5 grep -qE "\] Deleted [0-9]+: $ifname[:@]" "$T/mon"
     t1=$(deleted_at "$T/mon" "$ifname")
+    # Before its first retry (1 s): the revoked spoke's refusals would get
+    # its address banned (ban-threshold) after a few rounds.
+    nsd_stop spoke
     kill "$mon" 2>/dev/null
     wait "$mon" 2>/dev/null
     load_stop
