@@ -139,13 +139,16 @@ static int enroll_status(int rc)
     }
 }
 
-/* Finish an admin change: the running trust follows the files at once. */
-static void reload(struct daemon *d)
+/* Finish an admin change: the running trust follows the files at once.
+ * Returns how many sessions that ended (0 when the reload failed). */
+static int reload(struct daemon *d)
 {
     char err[512];
+    int rc = daemon_reload_trust(d, err, sizeof(err));
 
-    if (daemon_reload_trust(d, err, sizeof(err)) < 0)
+    if (rc < 0)
         log_err("reload after an API change failed: %s", err);
+    return rc < 0 ? 0 : rc;
 }
 
 static void post_peer(struct daemon *d, struct conn *c, const struct http_request *req,
@@ -280,7 +283,7 @@ static void post_revoke(struct daemon *d, struct conn *c, const char *name,
     struct json_object *root = NULL, *v, *o;
     const char *reason = "unspecified";
     char err[512] = "", actor[256];
-    int rc;
+    int rc, ended;
 
     if (req->body_len) {
         root = json_tokener_parse(req->body);
@@ -308,13 +311,14 @@ static void post_revoke(struct daemon *d, struct conn *c, const char *name,
         goto out;
     }
     /* Re-reading the registry ends the revoked peer's sessions at once. */
-    reload(d);
+    ended = reload(d);
     log_info("management peer %s serial %s from %s: revoked %s (%s)", c->peer, c->serial,
              c->remote, name, reason);
     o = json_object_new_object();
     json_object_object_add(o, "name", json_object_new_string(name));
     json_object_object_add(o, "status", json_object_new_string("revoked"));
     json_object_object_add(o, "reason", json_object_new_string(reason));
+    json_object_object_add(o, "sessions_ended", json_object_new_int(ended));
     reply_json(r, 200, o);
 out:
     json_object_put(root);
@@ -325,15 +329,20 @@ static void delete_session(struct daemon *d, const char *id_s, struct api_reply 
     char *end;
     unsigned long long id;
     struct json_object *o;
+    int rc = -ENOENT;
 
     id = strtoull(id_s, &end, 10);
-    if (*end || !id_s[0] || daemon_kick_id(d, id) < 0) {
+    if (*end || !id_s[0] || (rc = daemon_kick_id(d, id)) < 0) {
         reply_error(r, 404, "no session %s", id_s);
         return;
     }
     o = json_object_new_object();
     json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
     json_object_object_add(o, "closed", json_object_new_boolean(1));
+    /* Closed by someone else's kill already under way (a revocation, the
+     * daemon stopping): it ends all the same, but not because of this call. */
+    if (rc == 0)
+        json_object_object_add(o, "already_ending", json_object_new_boolean(1));
     reply_json(r, 200, o);
 }
 

@@ -27,6 +27,11 @@
 
 void server_forget(struct conn *c);
 
+/*
+ * Kills and ownership (daemon.h, docs/mtlsgwd.md): c->owner and c->kill
+ * change only under c->lock, so a kill and a hand-off never cross unseen.
+ */
+
 void conn_rearm(struct conn *c, uint32_t events)
 {
     struct epoll_event ev = {.events = events | EPOLLONESHOT | EPOLLRDHUP, .data.ptr = c};
@@ -34,30 +39,105 @@ void conn_rearm(struct conn *c, uint32_t events)
     pthread_mutex_lock(&c->lock);
     if (atomic_load(&c->kill) != KILL_NONE)
         ev.events |= EPOLLOUT; /* a kill arrived while we owned it: come back now */
-    c->armed = true;
+    c->owner = OWNER_LOOP;
     if (epoll_ctl(c->d->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
         log_err("epoll_ctl: %s", strerror(errno));
     pthread_mutex_unlock(&c->lock);
 }
 
-void conn_kill(struct conn *c, enum kill_reason why)
+bool conn_take(struct conn *c)
 {
-    int none = KILL_NONE;
+    bool mine;
 
-    if (!atomic_compare_exchange_strong(&c->kill, &none, (int)why))
-        return;
     pthread_mutex_lock(&c->lock);
-    if (c->tun && atomic_load(&c->state) == CONN_OPEN) {
-        pthread_mutex_unlock(&c->lock);
-        tunnel_wake(c);
-        return;
-    }
-    if (c->armed && atomic_load(&c->state) != CONN_CLOSED) {
-        /* Writable is always ready: the loop hands it to an owner at once. */
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
-        epoll_ctl(c->d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-    }
+    mine = c->owner == OWNER_LOOP && atomic_load(&c->state) != CONN_CLOSED;
+    if (mine)
+        c->owner = OWNER_THREAD;
     pthread_mutex_unlock(&c->lock);
+    return mine;
+}
+
+int conn_hand_to_tunnel(struct conn *c)
+{
+    int k;
+
+    pthread_mutex_lock(&c->lock);
+    k = atomic_load(&c->kill);
+    if (k == KILL_NONE)
+        c->owner = OWNER_TUNNEL;
+    pthread_mutex_unlock(&c->lock);
+    return k;
+}
+
+/* A stronger reason replaces a weaker pending one: a revocation over an idle
+ * kill must still close the peer's gate opening and be counted. */
+static int kill_rank(int k)
+{
+    switch (k) {
+    case KILL_NONE: return 0;
+    case KILL_TIMEOUT:
+    case KILL_IDLE: return 1;
+    case KILL_KICKED:
+    case KILL_SUPERSEDED: return 2;
+    case KILL_REVOKED: return 3;
+    default: return 4; /* KILL_SHUTDOWN */
+    }
+}
+
+/* The caller keeps c alive (conns_lock with c on the list, or a reference). */
+static bool kill_as(struct conn *c, enum kill_reason why, uint64_t by)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLONESHOT, .data.ptr = c};
+    int owner;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->owner == OWNER_NONE || atomic_load(&c->state) == CONN_CLOSED ||
+        kill_rank((int)why) <= kill_rank(atomic_load(&c->kill))) {
+        pthread_mutex_unlock(&c->lock);
+        return false;
+    }
+    if (why == KILL_SUPERSEDED)
+        c->superseded_by = by;
+    atomic_store(&c->kill, (int)why);
+    owner = c->owner;
+    /* The loop owns it: writable is always ready, a worker takes it at once.
+     * A thread owns it: that thread sees c->kill at its next hand-off. */
+    if (owner == OWNER_LOOP && epoll_ctl(c->d->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        log_err("epoll_ctl: %s", strerror(errno));
+    pthread_mutex_unlock(&c->lock);
+    if (owner == OWNER_TUNNEL)
+        tunnel_wake(c);
+    return true;
+}
+
+bool conn_kill(struct conn *c, enum kill_reason why)
+{
+    return kill_as(c, why, 0);
+}
+
+bool conn_supersede(struct conn *c, uint64_t by)
+{
+    return kill_as(c, KILL_SUPERSEDED, by);
+}
+
+void conn_kill_text(struct conn *c, int kill, char *buf, size_t len)
+{
+    switch (kill) {
+    case KILL_TIMEOUT: snprintf(buf, len, "handshake timeout"); break;
+    case KILL_IDLE: snprintf(buf, len, "idle timeout"); break;
+    case KILL_REVOKED: snprintf(buf, len, "no longer trusted"); break;
+    case KILL_KICKED: snprintf(buf, len, "kicked"); break;
+    case KILL_SHUTDOWN: snprintf(buf, len, "daemon stopping"); break;
+    case KILL_SUPERSEDED: {
+        uint64_t by;
+        pthread_mutex_lock(&c->lock);
+        by = c->superseded_by;
+        pthread_mutex_unlock(&c->lock);
+        snprintf(buf, len, "superseded by session %llu", (unsigned long long)by);
+        break;
+    }
+    default: snprintf(buf, len, "closed"); break;
+    }
 }
 
 /* A peer-scoped log line: name, serial, address on every line about a peer. */
@@ -68,17 +148,18 @@ void conn_kill(struct conn *c, enum kill_reason why)
 void conn_close(struct conn *c, const char *why)
 {
     int st = atomic_load(&c->state);
-    int kill = atomic_load(&c->kill);
+    int kill;
 
     if (st == CONN_CLOSED)
         return;
-    if (st == CONN_OPEN && kill != KILL_TIMEOUT && why) {
+    if (st == CONN_OPEN && atomic_load(&c->kill) != KILL_TIMEOUT && why) {
         /* Best effort on a non-blocking socket: a close_notify, never a wait. */
         gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     }
     pthread_mutex_lock(&c->lock);
     atomic_store(&c->state, CONN_CLOSED);
-    c->armed = false;
+    c->owner = OWNER_NONE;
+    kill = atomic_load(&c->kill); /* final: no kill changes a closed connection */
     epoll_ctl(c->d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_unlock(&c->lock);
     shutdown(c->fd, SHUT_RDWR);
@@ -174,7 +255,26 @@ int conn_verify(gnutls_session_t s)
                  v.subject);
         return GNUTLS_E_CERTIFICATE_ERROR;
     }
+    /* Between the verdict and the session counting as open (a revocation
+     * landing here must still end it; tests/adversarial/kill-race.sh). */
+    fault_point("handshake-verdict");
     return 0;
+}
+
+/* Owner only: end c for the kill pending on it. */
+static void end_killed(struct conn *c, int k)
+{
+    char why[64];
+
+    if (atomic_load(&c->state) == CONN_HANDSHAKE && k == KILL_TIMEOUT) {
+        atomic_fetch_add(&c->l->handshake_errors, 1);
+        log_info("%s peer ? from %s: dropped: no handshake within %u s", c->l->name, c->remote,
+                 c->l->handshake_timeout);
+        conn_close(c, NULL);
+        return;
+    }
+    conn_kill_text(c, k, why, sizeof(why));
+    conn_close(c, why);
 }
 
 /* ---- handshake ---------------------------------------------------------- */
@@ -232,8 +332,9 @@ static void refusal_alert(struct conn *c, int rc)
 
 static void handshake_step(struct conn *c)
 {
-    int rc;
+    int rc, k;
     char desc[96];
+    const char *untrusted;
 
     /* The server's signature happens in here: the token must stay put. */
     pthread_rwlock_rdlock(&c->d->token_lock);
@@ -291,9 +392,24 @@ static void handshake_step(struct conn *c)
     atomic_fetch_add(&c->l->sessions, 1);
     atomic_store(&c->state, CONN_OPEN);
     atomic_store(&c->deadline, mono_ms() + 1000LL * c->l->idle_timeout);
+    /* Judged again by the trust in force now that the session counts as
+     * open: a revocation after the verdict found it still handshaking, and
+     * the sweep passes over those (daemon_reload_trust). Either this sees
+     * the new trust, or the sweep, which swaps trust before it walks the
+     * sessions, sees this one open and kills it. */
+    if (c->l != &c->d->estl && (untrusted = daemon_untrusted(c->d, c))) {
+        PLOG(log_info, c, "refused: trust ended during the handshake (%s)", untrusted);
+        conn_close(c, NULL);
+        return;
+    }
     tls_describe(c->tls, desc, sizeof(desc));
     PLOG(log_info, c, "accepted as %s, session %llu (%s)", role_name((enum peer_role)c->role),
          (unsigned long long)c->id, desc);
+    /* A kill that came during the handshake (its deadline, a kick, shutdown). */
+    if ((k = atomic_load(&c->kill)) != KILL_NONE) {
+        end_killed(c, k);
+        return;
+    }
     if (c->l == &c->d->tunl) {
         tunnel_start_hub(c);
         return;
@@ -450,6 +566,13 @@ static void open_step(struct conn *c)
     }
     for (;;) {
         ssize_t n;
+        int k = atomic_load(&c->kill);
+        if (k != KILL_NONE) {
+            /* A client that keeps the socket busy never gives c back to the
+             * loop: look for a kill on every round. */
+            end_killed(c, k);
+            return;
+        }
         rc = process_input(c);
         if (rc == 2) {
             /* Token work: hand the connection to the slow pool as it is. */
@@ -495,32 +618,13 @@ static void open_step(struct conn *c)
     conn_rearm(c, EPOLLIN);
 }
 
-static const char *kill_text(int k)
-{
-    switch (k) {
-    case KILL_TIMEOUT: return "handshake timeout";
-    case KILL_IDLE: return "idle timeout";
-    case KILL_REVOKED: return "no longer trusted";
-    case KILL_KICKED: return "kicked";
-    case KILL_SHUTDOWN: return "daemon stopping";
-    default: return "closed";
-    }
-}
-
 void conn_run(struct job *job)
 {
     struct conn *c = (struct conn *)job;
     int k = atomic_load(&c->kill);
 
     if (k != KILL_NONE) {
-        if (atomic_load(&c->state) == CONN_HANDSHAKE && k == KILL_TIMEOUT) {
-            atomic_fetch_add(&c->l->handshake_errors, 1);
-            log_info("%s peer ? from %s: dropped: no handshake within %u s", c->l->name,
-                     c->remote, c->l->handshake_timeout);
-            conn_close(c, NULL);
-        } else {
-            conn_close(c, kill_text(k));
-        }
+        end_killed(c, k);
         return;
     }
     if (atomic_load(&c->state) == CONN_HANDSHAKE)

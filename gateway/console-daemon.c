@@ -210,7 +210,15 @@ int cmd_kick(struct console *con, int argc, char **argv)
     json_object_object_add(req, "peer", json_object_new_string(argv[1]));
     o = ask(con, "kick", json_object_to_json_string(req), false);
     if (o) {
-        printf("ended the sessions of %s (not revoked: it may connect again)\n", argv[1]);
+        struct json_object *v;
+        int n = json_object_object_get_ex(o, "ended", &v) ? json_object_get_int(v) : -1;
+        if (n == 0)
+            printf("the sessions of %s were ending already\n", argv[1]);
+        else if (n > 0)
+            printf("ended %d session(s) of %s (not revoked: it may connect again)\n", n,
+                   argv[1]);
+        else
+            printf("ended the sessions of %s (not revoked: it may connect again)\n", argv[1]);
         rc = EXIT_OK;
     }
     json_object_put(o);

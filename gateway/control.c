@@ -86,10 +86,13 @@ static char *handle(struct daemon *d, const char *line)
         else if (json_object_object_get_ex(req, "peer", &v))
             rc = daemon_kick_peer(d, json_object_get_string(v));
         ans = json_object_new_object();
-        if (rc < 0)
+        if (rc < 0) {
             json_object_object_add(ans, "error", json_object_new_string("no such session"));
-        else
+        } else {
+            /* ended: sessions this kick ended; 0 when they were ending already. */
             json_object_object_add(ans, "kicked", json_object_new_boolean(1));
+            json_object_object_add(ans, "ended", json_object_new_int(rc));
+        }
     } else if (strcmp(cmd, "bans") == 0) {
         ans = json_object_new_object();
         json_object_object_add(ans, "bans", bans_json(d->bans, mono_ms()));

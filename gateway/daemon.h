@@ -4,7 +4,8 @@
  * Threads: the main thread runs the epoll loop (accept, signals, a 1 s tick)
  * and hands each ready connection to a pool: `slow` for handshakes and token
  * work, `io` for established sessions. A connection belongs to exactly one
- * thread at a time; `armed` (under its lock) says the loop owns it.
+ * owner at a time (`owner`, under its lock; docs/mtlsgwd.md "Kills and
+ * ownership"): the loop, the thread running it, or its two tunnel threads.
  */
 #ifndef MTLSGW_DAEMON_H
 #define MTLSGW_DAEMON_H
@@ -57,6 +58,22 @@ enum kill_reason {
     KILL_REVOKED,    /* trust ended */
     KILL_KICKED,     /* DELETE /sessions/{id}, mtlsgw kick */
     KILL_SHUTDOWN,   /* SIGTERM */
+    KILL_SUPERSEDED, /* a newer tunnel of the same peer (conn_supersede) */
+};
+
+/*
+ * Who acts on a connection now. Every hand-off from one owner to the next
+ * happens under c->lock, and so does every kill: a kill either reaches the
+ * current owner (the loop: re-armed writable, so a worker takes it at once;
+ * the tunnel threads: woken) or stays pending in c->kill for a thread that
+ * runs it, which checks c->kill at its next hand-off under the same lock
+ * (conn_rearm, conn_hand_to_tunnel) and ends c instead of handing it on.
+ */
+enum conn_owner {
+    OWNER_THREAD = 0, /* a pool worker, or the uplink thread that made it */
+    OWNER_LOOP,       /* registered in epoll, waiting for an event */
+    OWNER_TUNNEL,     /* its two tunnel threads (c->tun) */
+    OWNER_NONE,       /* closed */
 };
 
 struct conn {
@@ -64,9 +81,10 @@ struct conn {
     struct daemon *d;
     struct listener *l;
     atomic_int refs;
-    atomic_int kill;
+    atomic_int kill;         /* enum kill_reason; written under lock, read anywhere */
     pthread_mutex_t lock;
-    bool armed;              /* under lock: registered in epoll, the loop owns it */
+    int owner;               /* enum conn_owner, under lock */
+    uint64_t superseded_by;  /* KILL_SUPERSEDED: the newer session, under lock */
     _Atomic int state;       /* enum conn_state */
     int fd;
     uint64_t id;
@@ -155,8 +173,15 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen);
  * one (of the last 32 reloads): what a console's change ended, whichever
  * reload acted on it (control socket "reload"). */
 int daemon_trust_ended_since(uint64_t crl_number);
+/* Kicks: how many sessions this call ended (0: they were ending already),
+ * -ENOENT when there is no such session. */
 int daemon_kick_id(struct daemon *d, uint64_t id);
 int daemon_kick_peer(struct daemon *d, const char *name);
+/* Why c's peer is no longer trusted by the trust in force now (NULL: it is). */
+const char *daemon_untrusted(struct daemon *d, const struct conn *c);
+/* A new tunnel session c: end the older tunnel sessions of the same peer and
+ * wait (bounded) until they are gone. Returns how many there were. */
+int daemon_supersede(struct daemon *d, struct conn *c);
 bool daemon_peer_online(struct daemon *d, const char *name);
 struct json_object *daemon_status_json(struct daemon *d);
 struct json_object *daemon_sessions_json(struct daemon *d);
@@ -174,10 +199,23 @@ long long mono_ms(void);
 void conn_run(struct job *job);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
-/* Ask the owner to end c (any thread). */
-void conn_kill(struct conn *c, enum kill_reason why);
+/* Ask the owner to end c (any thread). True when this call made c end or
+ * raised the reason of a pending kill (revoked over kicked, shutdown over
+ * all): the owner is then bound to act on it. False when c is closed or
+ * already ending for that reason or a stronger one. */
+bool conn_kill(struct conn *c, enum kill_reason why);
+/* conn_kill(c, KILL_SUPERSEDED), naming the newer session. */
+bool conn_supersede(struct conn *c, uint64_t by);
+/* The words for a kill in logs and CLOSE frames ("superseded by session 7"). */
+void conn_kill_text(struct conn *c, int kill, char *buf, size_t len);
 /* Owner only: give c back to the loop, waiting for `events`. */
 void conn_rearm(struct conn *c, uint32_t events);
+/* The loop: take c from epoll for a worker (false: a stale event). */
+bool conn_take(struct conn *c);
+/* Owner only: hand c to its tunnel threads (c->tun set, threads not yet
+ * started). Returns the kill pending, c staying with the caller to end it;
+ * KILL_NONE: the tunnel threads own c, and a later kill wakes them. */
+int conn_hand_to_tunnel(struct conn *c);
 /* Owner only: end c now (close_notify when open and polite). */
 void conn_close(struct conn *c, const char *why);
 /* The handshake verification callback (tls_server_opts.verify). */

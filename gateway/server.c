@@ -247,6 +247,7 @@ struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
     c->verdict = -1;
     atomic_init(&c->refs, 1);
     atomic_init(&c->kill, KILL_NONE);
+    c->owner = OWNER_THREAD; /* the thread making it, until it hands c on */
     atomic_init(&c->state, CONN_HANDSHAKE);
     pthread_mutex_init(&c->lock, NULL);
     format_addr(ss, c->remote, sizeof(c->remote));
@@ -381,10 +382,18 @@ static bool accept_one(struct daemon *d, struct listener *l)
         conn_unref(c);
         return true;
     }
-    c->armed = true;
-    ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP;
+    /* On the list already, so a kill (shutdown) may have come: then come
+     * back at once (daemon.h, enum conn_owner). */
+    pthread_mutex_lock(&c->lock);
+    c->owner = OWNER_LOOP;
+    ev.events = EPOLLIN | EPOLLONESHOT | EPOLLRDHUP |
+                (atomic_load(&c->kill) != KILL_NONE ? EPOLLOUT : 0);
     ev.data.ptr = c;
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    rc = epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (rc < 0)
+        c->owner = OWNER_THREAD;
+    pthread_mutex_unlock(&c->lock);
+    if (rc < 0) {
         log_err("%s: epoll: %s", l->name, strerror(errno));
         atomic_fetch_sub(&l->handshaking, 1);
         atomic_store(&c->state, CONN_CLOSED);
@@ -396,13 +405,7 @@ static bool accept_one(struct daemon *d, struct listener *l)
 
 static void dispatch(struct daemon *d, struct conn *c)
 {
-    bool mine;
-
-    pthread_mutex_lock(&c->lock);
-    mine = c->armed && atomic_load(&c->state) != CONN_CLOSED;
-    c->armed = false;
-    pthread_mutex_unlock(&c->lock);
-    if (!mine)
+    if (!conn_take(c))
         return; /* stale: someone else owns it, or it is gone */
     if (atomic_load(&c->state) == CONN_HANDSHAKE || c->slow_pending)
         workers_submit(d->slow, &c->job);
@@ -455,6 +458,12 @@ static const char *untrusted_reason(const struct trustdb *t, const struct conn *
     return cur && cur->status == PEER_REVOKED ? "revoked" : "superseded";
 }
 
+/*
+ * Counts the sessions this sweep ended: a kill delivered, or one that raised
+ * the reason of a kill already pending (an idle or kicked session that turns
+ * out revoked). A session already ending as revoked is not counted again.
+ * Our own uplinks are judged by the hub, not by our registry.
+ */
 static int sweep_untrusted(struct daemon *d, struct trustdb *t)
 {
     time_t now = time(NULL);
@@ -463,15 +472,14 @@ static int sweep_untrusted(struct daemon *d, struct trustdb *t)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        /* One already being ended (by the reload of the CRL a moment before
-         * the registry's, a kick) is neither logged nor counted again. */
-        if (atomic_load(&c->state) != CONN_OPEN || atomic_load(&c->kill) != KILL_NONE)
+        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
             continue;
         why = untrusted_reason(t, c, now);
-        if (why) {
+        /* conn_kill is true only when this call ended it (or made its reason
+         * revoked): one already being ended is neither logged nor counted. */
+        if (why && conn_kill(c, KILL_REVOKED)) {
             log_info("peer %s serial %s from %s: session %llu ended: no longer trusted (%s)",
                      c->peer, c->serial, c->remote, (unsigned long long)c->id, why);
-            conn_kill(c, KILL_REVOKED);
             ended++;
         }
     }
@@ -495,6 +503,18 @@ static struct {
 } reloads[RELOADS_KEPT];
 static unsigned n_reloads;
 
+const char *daemon_untrusted(struct daemon *d, const struct conn *c)
+{
+    struct trustdb *t = daemon_trust(d);
+    const char *why;
+
+    if (!t)
+        return NULL; /* no listener judges anyone here */
+    why = untrusted_reason(t, c, time(NULL));
+    trustdb_unref(t);
+    return why;
+}
+
 int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
 {
     struct trustdb *t = NULL, *old;
@@ -506,6 +526,9 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
     rc = trustdb_load(d->pki, &t, err, errlen);
     if (rc < 0)
         goto out;
+    /* Swapped before the sweep: a handshake that ends after the swap judges
+     * itself by the new trust (daemon_untrusted), one that ended before it
+     * is open and swept. */
     pthread_mutex_lock(&d->trust_lock);
     old = d->trust;
     d->trust = t;
@@ -572,10 +595,8 @@ int daemon_kick_id(struct daemon *d, uint64_t id)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        if (c->id == id && atomic_load(&c->state) != CONN_CLOSED) {
-            conn_kill(c, KILL_KICKED);
-            rc = 0;
-        }
+        if (c->id == id && atomic_load(&c->state) != CONN_CLOSED)
+            rc = conn_kill(c, KILL_KICKED) ? 1 : 0;
     }
     pthread_mutex_unlock(&d->conns_lock);
     return rc;
@@ -588,12 +609,59 @@ int daemon_kick_peer(struct daemon *d, const char *name)
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         if (atomic_load(&c->state) == CONN_OPEN && strcmp(c->peer, name) == 0) {
-            conn_kill(c, KILL_KICKED);
-            rc = 0;
+            if (rc < 0)
+                rc = 0;
+            if (conn_kill(c, KILL_KICKED))
+                rc++;
         }
     }
     pthread_mutex_unlock(&d->conns_lock);
     return rc;
+}
+
+/* How long a new tunnel waits for the one it supersedes to be torn down: its
+ * threads wake at once, and the parent removes its interface, routes and
+ * firewall elements in one request; the new tunnel's routes would collide
+ * with the old one's while it lives. */
+#define SUPERSEDE_WAIT_MS 3000
+
+int daemon_supersede(struct daemon *d, struct conn *c)
+{
+    struct conn *old[16];
+    size_t n = 0;
+    long long until = mono_ms() + SUPERSEDE_WAIT_MS;
+    bool gone;
+
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *o = d->conns; o; o = o->next) {
+        if (o == c || o->l != c->l || o->id > c->id || atomic_load(&o->state) != CONN_OPEN ||
+            strcmp(o->peer, c->peer) != 0)
+            continue;
+        if (conn_supersede(o, c->id))
+            log_info("%s peer %s serial %s from %s: session %llu ended: superseded by "
+                     "session %llu from %s",
+                     o->l->name, o->peer, o->serial, o->remote, (unsigned long long)o->id,
+                     (unsigned long long)c->id, c->remote);
+        if (n < sizeof(old) / sizeof(old[0])) {
+            conn_ref(o);
+            old[n++] = o;
+        }
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+    do {
+        gone = true;
+        for (size_t i = 0; i < n; i++)
+            gone = gone && atomic_load(&old[i]->state) == CONN_CLOSED;
+        if (!gone)
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+    } while (!gone && mono_ms() < until);
+    if (!gone)
+        log_warn("%s peer %s: session %llu goes on while a superseded session of the peer "
+                 "is still being torn down",
+                 c->l->name, c->peer, (unsigned long long)c->id);
+    for (size_t i = 0; i < n; i++)
+        conn_unref(old[i]);
+    return (int)n;
 }
 
 bool daemon_peer_online(struct daemon *d, const char *name)
@@ -1013,7 +1081,12 @@ static void tick(struct daemon *d, unsigned long long n)
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         int st = atomic_load(&c->state);
-        if (st == CONN_CLOSED || (st == CONN_OPEN && c->tun) ||
+        /* Tunnels have keepalives, not an idle deadline (their listener's
+         * idle timeout is 0, so the deadline would be "now"): an open tunnel
+         * connection is never idle, also not while its tunnel is being set
+         * up. Their handshakes keep the handshake deadline. */
+        if (st == CONN_CLOSED ||
+            (st == CONN_OPEN && (c->l == &d->tunl || c->l == &d->upl)) ||
             mnow < atomic_load(&c->deadline))
             continue;
         conn_kill(c, st == CONN_HANDSHAKE ? KILL_TIMEOUT : KILL_IDLE);

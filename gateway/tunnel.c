@@ -36,6 +36,7 @@
 
 #include "build-config.h"
 #include "config.h"
+#include "fault.h"
 #include "frame.h"
 #include "fsutil.h"
 #include "log.h"
@@ -139,14 +140,10 @@ static void tunnel_end(struct conn *c, const char *fmt, ...)
 
 void tunnel_wake(struct conn *c)
 {
-    static const char *const why[] = {
-        [KILL_NONE] = "closed",         [KILL_TIMEOUT] = "timeout",
-        [KILL_IDLE] = "idle",           [KILL_REVOKED] = "no longer trusted",
-        [KILL_KICKED] = "kicked",       [KILL_SHUTDOWN] = "daemon stopping",
-    };
-    int k = atomic_load(&c->kill);
+    char why[64];
 
-    tunnel_end(c, "%s", (unsigned)k < sizeof(why) / sizeof(why[0]) ? why[k] : "closed");
+    conn_kill_text(c, atomic_load(&c->kill), why, sizeof(why));
+    tunnel_end(c, "%s", why);
 }
 
 /* Send a whole buffer of frames; the caller holds send_lock. */
@@ -487,9 +484,10 @@ static void tunnel_finish(struct conn *c)
         log_err("tunnel %s: teardown: %s", t->ifname, err);
     pool_release(d, t->pool_index);
     t->pool_index = 0;
-    log_info("%s peer %s serial %s from %s: tunnel %s down (in %llu, out %llu packets)",
-             c->l->name, c->peer[0] ? c->peer : "?", c->serial[0] ? c->serial : "?", c->remote,
-             t->ifname, atomic_load(&t->pkts_in), atomic_load(&t->pkts_out));
+    if (t->ifname[0])
+        log_info("%s peer %s serial %s from %s: tunnel %s down (in %llu, out %llu packets)",
+                 c->l->name, c->peer[0] ? c->peer : "?", c->serial[0] ? c->serial : "?",
+                 c->remote, t->ifname, atomic_load(&t->pkts_in), atomic_load(&t->pkts_out));
     conn_close(c, reason);
     if (t->done_fd >= 0 && eventfd_write(t->done_fd, 1) < 0)
         log_debug("tunnel: done: %s", strerror(errno));
@@ -541,6 +539,32 @@ static int spawn(struct conn *c, void *(*fn)(void *))
         free(a);
     }
     return rc;
+}
+
+/*
+ * The thread that set the tunnel up (a slow-pool worker on the hub, the
+ * uplink thread) gives c to the two tunnel threads. A kill pending from the
+ * setup is acted on here and the threads never start; after the hand-off a
+ * kill wakes them (conn_kill). The caller must not touch c afterwards unless
+ * it holds a reference of its own.
+ */
+static void tunnel_hand_over(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+
+    if (conn_hand_to_tunnel(c) != KILL_NONE) {
+        tunnel_wake(c);
+        tunnel_finish(c);
+        return;
+    }
+    /* Our own hold on `threads` while we start them: a thread that ends at
+     * once (a kill right after the hand-off) must not take the tunnel down
+     * while we still start the other. */
+    atomic_store(&t->threads, 1);
+    if (spawn(c, rx_main) < 0 || spawn(c, tx_main) < 0)
+        tunnel_end(c, "cannot start");
+    if (atomic_fetch_sub(&t->threads, 1) == 1)
+        tunnel_finish(c);
 }
 
 static struct tunnel *tunnel_new(unsigned mtu, unsigned keepalive, bool uplink)
@@ -620,6 +644,53 @@ static void ip4(uint32_t a, char *buf, size_t len)
     inet_ntop(AF_INET, &in, buf, (socklen_t)len);
 }
 
+/* The setup thread ends c before the hand-off: a CLOSE with the reason (the
+ * kill's when one is pending), the interface and pool address given back. */
+static void setup_abort(struct conn *c, const char *why)
+{
+    if (atomic_load(&c->kill) != KILL_NONE)
+        tunnel_wake(c);
+    else
+        tunnel_end(c, "%s", why);
+    tunnel_finish(c);
+}
+
+/* The CONFIG frame's JSON (docs/tunnel-protocol.md), malloc'ed. */
+static char *hub_config(struct daemon *d, const struct tunnel *t)
+{
+    const struct config *cfg = d->cfg;
+    struct json_object *o = json_object_new_object(), *arr;
+    char *js;
+
+    json_object_object_add(o, "version", json_object_new_int(1));
+    json_object_object_add(o, "address", json_object_new_string(t->remote));
+    json_object_object_add(o, "peer", json_object_new_string(t->local));
+    json_object_object_add(o, "prefix",
+                           json_object_new_int((int)(32 - __builtin_ctz(d->pool_size))));
+    json_object_object_add(o, "mtu", json_object_new_int((int)t->mtu));
+    json_object_object_add(o, "keepalive", json_object_new_int((int)t->keepalive));
+    if (t->offer)
+        json_object_object_add(o, "offload", json_object_new_boolean(1));
+    arr = json_object_new_array();
+    for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
+        json_object_array_add(arr, json_object_new_string(cfg->tunnel.routes[i]));
+    json_object_object_add(o, "routes", arr);
+    arr = json_object_new_array();
+    for (unsigned i = 0; i < t->n_networks; i++)
+        json_object_array_add(arr, json_object_new_string(t->networks[i]));
+    json_object_object_add(o, "networks", arr);
+    js = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return js;
+}
+
+/*
+ * A tunnel peer passed the handshake; this slow-pool worker owns c (the loop
+ * gave it up) until tunnel_hand_over gives it to the tunnel threads. A kill
+ * meanwhile stays pending on c: it is looked at before the pool address and
+ * the interface are taken, and acted on at the hand-off at the latest.
+ */
 void tunnel_start_hub(struct conn *c)
 {
     struct daemon *d = c->d;
@@ -627,10 +698,9 @@ void tunnel_start_hub(struct conn *c)
     struct trustdb *db = daemon_trust(d);
     const struct peer *p = registry_find_serial(trustdb_registry(db), c->serial);
     struct ps_tun_up *u = calloc(1, sizeof(*u));
-    struct json_object *o = NULL, *arr;
     struct tunnel *t;
     char err[PS_ERRLEN] = "";
-    const char *js;
+    char *js = NULL;
     uint32_t idx;
 
     t = tunnel_new(cfg->tunnel.mtu, cfg->tunnel.keepalive, false);
@@ -647,20 +717,32 @@ void tunnel_start_hub(struct conn *c)
         u->n_routes++;
     }
     trustdb_unref(db);
+    t->offer = cfg->tunnel.offload;
     /* Whole TLS records go out at once; Nagle would only delay small ones
      * (a ping, a keepalive) behind an unacknowledged segment. */
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
-    /* From here the two tunnel threads own the socket, not the event loop. */
+    /* The event loop has given the socket up for good: this worker, then
+     * the two tunnel threads own it. */
     pthread_mutex_lock(&c->lock);
-    c->armed = false;
     epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->tun = t;
     pthread_mutex_unlock(&c->lock);
+    /* The window between the handshake's end and the tunnel threads owning
+     * the connection (tests/adversarial/kill-race.sh widens it). */
+    fault_point("tunnel-setup");
+    if (atomic_load(&c->kill) != KILL_NONE) {
+        free(u);
+        setup_abort(c, NULL);
+        return;
+    }
+    /* One tunnel per peer: a peer's older tunnels end before this one takes
+     * a pool address and its routes (which the older ones would still hold). */
+    daemon_supersede(d, c);
     idx = pool_take(d);
     if (!idx) {
         free(u);
         log_err("tunnel peer %s: [tunnel] pool %s is exhausted", c->peer, cfg->tunnel.pool);
-        conn_close(c, "pool exhausted");
+        setup_abort(c, "pool exhausted");
         return;
     }
     t->pool_index = idx;
@@ -674,45 +756,30 @@ void tunnel_start_hub(struct conn *c)
     u->mtu = t->mtu;
     for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
         snprintf(u->allowed[u->n_allowed++], PS_ADDRLEN, "%s", cfg->tunnel.routes[i]);
+    /* Nothing is made in the kernel for a connection already ending. */
+    if (atomic_load(&c->kill) != KILL_NONE) {
+        free(u);
+        setup_abort(c, NULL);
+        return;
+    }
     if (tun_up(c, u, err, sizeof(err)) < 0) {
         free(u);
         log_err("tunnel peer %s serial %s from %s: no interface: %s", c->peer, c->serial,
                 c->remote, err);
-        tunnel_finish(c);
+        setup_abort(c, "no interface");
         return;
     }
     free(u);
-    o = json_object_new_object();
-    json_object_object_add(o, "version", json_object_new_int(1));
-    json_object_object_add(o, "address", json_object_new_string(t->remote));
-    json_object_object_add(o, "peer", json_object_new_string(t->local));
-    json_object_object_add(o, "prefix", json_object_new_int((int)(32 - __builtin_ctz(d->pool_size))));
-    json_object_object_add(o, "mtu", json_object_new_int((int)t->mtu));
-    json_object_object_add(o, "keepalive", json_object_new_int((int)t->keepalive));
-    if (cfg->tunnel.offload) {
-        json_object_object_add(o, "offload", json_object_new_boolean(1));
-        t->offer = true;
-    }
-    arr = json_object_new_array();
-    for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
-        json_object_array_add(arr, json_object_new_string(cfg->tunnel.routes[i]));
-    json_object_object_add(o, "routes", arr);
-    arr = json_object_new_array();
-    for (unsigned i = 0; i < t->n_networks; i++)
-        json_object_array_add(arr, json_object_new_string(t->networks[i]));
-    json_object_object_add(o, "networks", arr);
-    js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    log_info("tunnel peer %s serial %s from %s: %s up, %s <-> %s", c->peer, c->serial, c->remote,
-             t->ifname, t->local, t->remote);
-    if (send_frame(c, T_CONFIG, js, strlen(js)) < 0 || spawn(c, rx_main) < 0 ||
-        spawn(c, tx_main) < 0) {
-        json_object_put(o);
-        tunnel_end(c, "cannot start");
-        if (atomic_load(&t->threads) == 0)
-            tunnel_finish(c);
+    js = hub_config(d, t);
+    if (!js || send_frame(c, T_CONFIG, js, strlen(js)) < 0) {
+        free(js);
+        setup_abort(c, "cannot start");
         return;
     }
-    json_object_put(o);
+    free(js);
+    log_info("tunnel peer %s serial %s from %s: %s up, %s <-> %s", c->peer, c->serial, c->remote,
+             t->ifname, t->local, t->remote);
+    tunnel_hand_over(c); /* c may be gone once this returns */
 }
 
 void tunnel_describe(struct conn *c, struct json_object *o)
@@ -1023,11 +1090,7 @@ static void uplink_once(struct uplink *up)
     log_info("uplink %s: connected to %s, %s up, %s <-> %s", up->cfg->name, up->cfg->server,
              c->tun->ifname, c->tun->local, c->tun->remote);
     conn_ref(c);
-    if (spawn(c, rx_main) < 0 || spawn(c, tx_main) < 0) {
-        tunnel_end(c, "cannot start");
-        if (atomic_load(&c->tun->threads) == 0)
-            tunnel_finish(c);
-    }
+    tunnel_hand_over(c);
     /* Wait for the session to end, or for the daemon to stop. */
     for (;;) {
         struct pollfd p[2] = {{.fd = c->tun->done_fd, .events = POLLIN},

@@ -26,7 +26,8 @@
 #                       $T/hub/hub.conf, $T/spoke/spoke.conf
 # nsd_start ID NS CONF / nsd_stop ID / nsd_kill9 ID
 #                       an mtlsgwd -f in namespace NS, log $T/ID.log;
-#                       NSD_PID[ID] is the parent's pid
+#                       NSD_PID[ID] is the parent's pid; the environment
+#                       passes through (MTLSGW_FAULT=point:ms nsd_start ...)
 # mtg_ifaces NS         the mtg* interfaces there, one a line
 # nft_elems NS SET      elements of set SET of table inet mtlsgw, one a line
 #                       ("mtg0", "mtg0 . 10.10.0.0/24", "10.10.0.2"); empty
