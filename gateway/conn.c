@@ -148,7 +148,6 @@ void conn_kill_text(struct conn *c, int kill, char *buf, size_t len)
 void conn_close(struct conn *c, const char *why)
 {
     int st = atomic_load(&c->state);
-    int kill;
 
     if (st == CONN_CLOSED)
         return;
@@ -158,8 +157,7 @@ void conn_close(struct conn *c, const char *why)
     }
     pthread_mutex_lock(&c->lock);
     atomic_store(&c->state, CONN_CLOSED);
-    c->owner = OWNER_NONE;
-    kill = atomic_load(&c->kill); /* final: no kill changes a closed connection */
+    c->owner = OWNER_NONE; /* from here no kill changes it (the gate's book closes openings) */
     epoll_ctl(c->d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_unlock(&c->lock);
     shutdown(c->fd, SHUT_RDWR);
