@@ -458,4 +458,38 @@ else
     tap_result 1 "the daemon starts with a ban threshold" "$(log_since)"
 fi
 
+# A renewal whose peer is revoked between the handshake's verdict and the
+# signing (the window widened to 3 s by the fault point est-reenroll, in
+# builds with -Dfault_injection=true): pki_renew judges the serial again
+# under the pki lock, so nothing is issued.
+enroll_curl_peer() { # name
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
+        -subj "/CN=$1" -out "$T/$1.csr" 2>/dev/null &&
+        hub enroll "$1" --role monitor --csr "$T/$1.csr" --out "$T/$1.crt" >/dev/null 2>&1
+}
+enroll_curl_peer race1
+mkcsr race1b /CN=race1
+log_mark
+if MTLSGW_FAULT=est-reenroll:3000 dmn_start; then
+    est_req POST simplereenroll --cert "$T/race1.crt" --key "$T/race1.key" \
+        -H 'Content-Type: application/pkcs10' --data-binary "@$T/race1b.b64" &
+    rpid=$!
+    if log_wait 'fault injection: est-reenroll: waiting' 1; then
+        hub revoke race1 --reason keyCompromise >/dev/null 2>&1
+        wait "$rpid"
+        ok_if "a renewal revoked inside its window issues nothing" python3 -c '
+import json, sys
+st = [p["status"] for p in json.load(sys.stdin) if p["name"] == "race1"]
+assert st == ["revoked"], st' < <(hub peers --json)
+        n=$(log_since | grep -c "simplereenroll refused.*race1\|race1.*simplereenroll refused")
+        ok_if "... and the refusal is logged (got $n lines)" test "$n" -ge 1
+    else
+        wait "$rpid"
+        tap_skip "a renewal revoked inside its window" "needs -Dfault_injection=true"
+    fi
+    dmn_stop
+else
+    tap_result 1 "the daemon starts with the est-reenroll fault point" "$(log_since)"
+fi
+
 tap_done
