@@ -200,7 +200,7 @@ void gate_open(struct conn *c)
     struct opening **pp, *o;
     struct hold *h;
     struct trustdb *t = NULL;
-    const char *why;
+    const char *why = NULL;
     char addr[INET6_ADDRSTRLEN];
     long long now;
 
