@@ -10,12 +10,19 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
 #define BAN_SLOTS 256
+/* An IPv6 address is counted and banned by its /64: every IPv6 customer has
+ * one, and rotating through it would otherwise never be banned. */
+#define BAN_V6_BYTES 8
+/* Entries kept at most; past it a new address is not tracked (a flood of
+ * that many sources is beyond what a ban book can answer) and counted. */
+#define BAN_MAX 65536
 
 struct ban {
     int family;
@@ -28,6 +35,7 @@ struct ban {
 struct bans {
     pthread_mutex_t lock;
     struct ban *slots[BAN_SLOTS];
+    unsigned n;
 };
 
 int bans_new(struct bans **out)
@@ -56,7 +64,16 @@ void bans_free(struct bans *b)
     free(b);
 }
 
-/* The address of ss without its port: false for a family without one. */
+/* IPv6: the /64 the address is in (the listeners are IPV6_V6ONLY, so no
+ * IPv4-mapped address reaches here). */
+static void mask(int family, uint8_t addr[16])
+{
+    if (family == AF_INET6)
+        memset(addr + BAN_V6_BYTES, 0, 16 - BAN_V6_BYTES);
+}
+
+/* The address of ss without its port, as the book keys it: false for a
+ * family without one. */
 static bool addr_of(const struct sockaddr_storage *ss, int *family, uint8_t addr[16])
 {
     memset(addr, 0, 16);
@@ -67,9 +84,19 @@ static bool addr_of(const struct sockaddr_storage *ss, int *family, uint8_t addr
     }
     if (ss->ss_family == AF_INET6) {
         memcpy(addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        mask(AF_INET6, addr);
         return true;
     }
     return false;
+}
+
+/* "192.0.2.1" or "2001:db8:1:2::/64". */
+static void key_text(int family, const uint8_t addr[16], char *buf, size_t len)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+
+    inet_ntop(family, addr, a, sizeof(a));
+    snprintf(buf, len, family == AF_INET6 ? "%s/64" : "%s", a);
 }
 
 static unsigned addr_hash(int family, const uint8_t addr[16])
@@ -104,9 +131,10 @@ unsigned bans_fail(struct bans *b, const struct sockaddr_storage *ss, unsigned t
         return 0;
     pthread_mutex_lock(&b->lock);
     pp = slot(b, family, addr);
-    if (!*pp && (*pp = calloc(1, sizeof(**pp)))) {
+    if (!*pp && b->n < BAN_MAX && (*pp = calloc(1, sizeof(**pp)))) {
         (*pp)->family = family;
         memcpy((*pp)->addr, addr, 16);
+        b->n++;
     }
     x = *pp;
     if (x) {
@@ -150,6 +178,7 @@ void bans_expire(struct bans *b, unsigned ban_secs, long long now)
             if (x->until_ms <= now && now - x->last_ms > window) {
                 *pp = x->next;
                 free(x);
+                b->n--;
             } else {
                 pp = &x->next;
             }
@@ -173,16 +202,23 @@ unsigned bans_count(struct bans *b, long long now)
 int bans_lift(struct bans *b, const char *text, long long now, char *canon, size_t len)
 {
     uint8_t addr[16] = {0};
+    char buf[INET6_ADDRSTRLEN + 4];
+    const char *slash = strchr(text, '/');
     struct ban **pp, *x;
     int family = AF_INET, rc = -ENOENT;
 
-    if (inet_pton(AF_INET, text, addr) != 1) {
+    /* An IPv6 ban is its /64: any address in it, or the prefix as listed. */
+    if (slash && strcmp(slash, "/64") != 0)
+        return -EINVAL;
+    snprintf(buf, sizeof(buf), "%.*s", (int)(slash ? slash - text : (long)strlen(text)), text);
+    if (inet_pton(AF_INET, buf, addr) != 1 || slash) {
         family = AF_INET6;
-        if (inet_pton(AF_INET6, text, addr) != 1)
+        if (inet_pton(AF_INET6, buf, addr) != 1)
             return -EINVAL;
     }
+    mask(family, addr);
     if (canon && len)
-        inet_ntop(family, addr, canon, (socklen_t)len);
+        key_text(family, addr, canon, len);
     pthread_mutex_lock(&b->lock);
     pp = slot(b, family, addr);
     x = *pp;
@@ -192,6 +228,7 @@ int bans_lift(struct bans *b, const char *text, long long now, char *canon, size
         /* Its score goes too: the next failure does not ban it again. */
         *pp = x->next;
         free(x);
+        b->n--;
     }
     pthread_mutex_unlock(&b->lock);
     return rc;
@@ -205,10 +242,10 @@ struct json_object *bans_json(struct bans *b, long long now)
     for (int i = 0; i < BAN_SLOTS; i++) {
         for (struct ban *x = b->slots[i]; x; x = x->next) {
             struct json_object *o;
-            char a[INET6_ADDRSTRLEN] = "?";
+            char a[INET6_ADDRSTRLEN + 4];
             if (x->until_ms <= now)
                 continue;
-            inet_ntop(x->family, x->addr, a, sizeof(a));
+            key_text(x->family, x->addr, a, sizeof(a));
             o = json_object_new_object();
             json_object_object_add(o, "address", json_object_new_string(a));
             json_object_object_add(o, "failures", json_object_new_int64(x->score));

@@ -1,8 +1,9 @@
 /*
  * bans.h: the ban book. An address that keeps failing authentication
  * ([daemon] ban-threshold failures, each within ban-time of the last) is
- * refused for ban-time seconds on every listener. Thread-safe; times are
- * milliseconds on CLOCK_MONOTONIC (mono_ms()).
+ * refused for ban-time seconds on every listener. An IPv6 address counts
+ * as its /64 (one customer's prefix). Thread-safe; times are milliseconds on
+ * CLOCK_MONOTONIC (mono_ms()).
  */
 #ifndef MTLSGW_BANS_H
 #define MTLSGW_BANS_H
@@ -30,10 +31,10 @@ void bans_expire(struct bans *b, unsigned ban_secs, long long now_ms);
 /* Addresses banned now. */
 unsigned bans_count(struct bans *b, long long now_ms);
 /*
- * Lift the ban of addr (an IPv4 or IPv6 address as text) and forget its
- * score. 0 when it was banned, -ENOENT when it was not, -EINVAL when addr is
- * not an address. canon (at least 46 bytes, may be NULL) gets its canonical
- * spelling.
+ * Lift the ban of addr (an IPv4 address, an IPv6 address or its /64, as
+ * text) and forget its score. 0 when it was banned, -ENOENT when it was not,
+ * -EINVAL when addr is not one. canon (at least 50 bytes, may be NULL) gets
+ * the ban's canonical spelling ("2001:db8::/64" for IPv6).
  */
 int bans_lift(struct bans *b, const char *addr, long long now_ms, char *canon, size_t len);
 /*
