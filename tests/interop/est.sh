@@ -459,8 +459,9 @@ else
 fi
 
 # A renewal whose peer is revoked between the handshake's verdict and the
-# signing (the window widened to 3 s by the fault point est-reenroll, in
-# builds with -Dfault_injection=true): pki_renew judges the serial again
+# signing (the window widened to 5 s by the fault point est-reenroll, in
+# builds with -Dfault_injection=true; the request is in the window once the
+# daemon logs it): pki_renew judges the serial again
 # under the pki lock, so nothing is issued.
 enroll_curl_peer() { # name
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
@@ -470,11 +471,16 @@ enroll_curl_peer() { # name
 enroll_curl_peer race1
 mkcsr race1b /CN=race1
 log_mark
-if MTLSGW_FAULT=est-reenroll:3000 dmn_start; then
+if MTLSGW_FAULT=est-reenroll:5000 dmn_start; then
     est_req POST simplereenroll --cert "$T/race1.crt" --key "$T/race1.key" \
         -H 'Content-Type: application/pkcs10' --data-binary "@$T/race1b.b64" &
     rpid=$!
-    if log_wait 'fault injection: est-reenroll: waiting' 1; then
+    for i in $(seq 100); do
+        log_since | grep -q 'fault injection: est-reenroll: waiting' && break
+        kill -0 "$rpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if log_since | grep -q 'fault injection: est-reenroll: waiting'; then
         hub revoke race1 --reason keyCompromise >/dev/null 2>&1
         wait "$rpid"
         ok_if "a renewal revoked inside its window issues nothing" python3 -c '
