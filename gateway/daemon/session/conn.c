@@ -16,6 +16,7 @@
 
 #include "http.h"
 #include "config.h"
+#include "est.h"
 #include "fault.h"
 #include "gate.h"
 #include "log.h"
@@ -24,8 +25,6 @@
 #include "trustdb.h"
 
 #define IN_BUF 16384
-
-void server_forget(struct conn *c);
 
 /*
  * Kills and ownership (daemon.h, docs/mtlsgwd.md): c->owner and c->kill

@@ -191,6 +191,16 @@ char *daemon_metrics(struct daemon *d);
 /* A client at c's address failed to authenticate: raise its ban score. */
 void server_auth_failed(struct conn *c);
 
+/*
+ * A connection in the daemon's books (list, per-source count). count_source:
+ * inbound connections count against max-per-source; our uplinks do not.
+ * Returns NULL (fd left open) when the limit is hit or memory runs out.
+ */
+struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
+                             const struct sockaddr_storage *ss, bool count_source);
+/* Called by conn_close (owner) to take c out of the daemon's books. */
+void server_forget(struct conn *c);
+
 /* Milliseconds on CLOCK_MONOTONIC: deadlines survive clock changes and are
  * never cut short by whole-second rounding. */
 long long mono_ms(void);
@@ -234,6 +244,11 @@ int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen);
 void uplinks_stop(struct daemon *d);
 /* The address of c without the port. (The gate: gate.h.) */
 void conn_ip(const struct conn *c, char *buf, size_t len);
+/* Called from bury() (server.c) when the connection is freed. */
+void tunnel_free(struct tunnel *t);
+/* Build the uplink's TLS client again from its files and key; the next
+ * connection uses it, open sessions keep the old one. */
+int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen);
 
 /* ---- API (api.c) -------------------------------------------------------- */
 struct http_request;
@@ -247,12 +262,6 @@ struct api_reply {
 /* True when the request needs the token (runs on the slow pool). */
 bool api_is_slow(const struct http_request *req);
 void api_handle(struct daemon *d, struct conn *c, const struct http_request *req,
-                struct api_reply *rep);
-
-/* ---- EST (est.c) ------------------------------------------------------------ */
-/* Declared again in est.h (its owner's contract); here for conn.c. */
-bool est_is_slow(const struct http_request *req);
-void est_handle(struct daemon *d, struct conn *c, const struct http_request *req,
                 struct api_reply *rep);
 
 /* ---- control socket (control.c) ---------------------------------------- */

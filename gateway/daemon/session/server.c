@@ -150,8 +150,6 @@ void conn_unref(struct conn *c)
     pthread_mutex_unlock(&d->conns_lock);
 }
 
-/* Called by conn_close (owner) to take c out of the daemon's books. */
-void server_forget(struct conn *c);
 void server_forget(struct conn *c)
 {
     struct daemon *d = c->d;
@@ -173,8 +171,6 @@ void server_forget(struct conn *c)
     }
     pthread_mutex_unlock(&d->conns_lock);
 }
-
-void tunnel_free(struct tunnel *t);
 
 static void bury(struct daemon *d)
 {
@@ -198,13 +194,6 @@ static void bury(struct daemon *d)
     }
 }
 
-/*
- * A connection in the daemon's books (list, per-source count). count_source:
- * inbound connections count against max-per-source; our uplinks do not.
- * Returns NULL (fd left open) when the limit is hit or memory runs out.
- */
-struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
-                             const struct sockaddr_storage *ss, bool count_source);
 struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
                              const struct sockaddr_storage *ss, bool count_source)
 {

@@ -44,8 +44,6 @@ int tls_peer_chain(gnutls_session_t s, gnutls_x509_crt_t **chain, unsigned *n);
 /* "TLS1.3 / AES-256-GCM" for logs. */
 void tls_describe(gnutls_session_t s, char *buf, size_t len);
 
-#endif
-
 /* ---- client (uplinks) ---------------------------------------------------- */
 
 struct tls_client;
@@ -65,3 +63,5 @@ void tls_client_free(struct tls_client *cli);
  * (server_name: DNS name or IP address) during the handshake. */
 int tls_client_session(struct tls_client *cli, int fd, const char *server_name,
                        gnutls_session_t *out);
+
+#endif

@@ -111,10 +111,6 @@ struct uplink {
     struct renewer *renewer; /* uplink-renew.c */
 };
 
-void server_forget(struct conn *c);
-struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
-                             const struct sockaddr_storage *ss, bool count_source);
-
 static long long now_s(void)
 {
     return (long long)time(NULL);
@@ -596,8 +592,6 @@ static struct tunnel *tunnel_new(unsigned mtu, unsigned keepalive, bool uplink)
     return t;
 }
 
-/* Called from bury() when the connection is freed. */
-void tunnel_free(struct tunnel *t);
 void tunnel_free(struct tunnel *t)
 {
     if (!t)
