@@ -31,8 +31,11 @@ struct json_object;
 
 enum { VERDICT_COUNT = VERDICT_ROLE_NOT_ALLOWED + 1 };
 
+struct service;
+
 struct listener {
     const char *name; /* "management" */
+    const struct service *svc; /* what its connections get (service.h) */
     int fd;
     unsigned allowed_roles; /* VERIFY_ROLE() bits */
     struct tls_server *tls;

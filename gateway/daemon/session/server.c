@@ -40,6 +40,7 @@
 #include "p11.h"
 #include "pki.h"
 #include "registry.h"
+#include "service.h"
 #include "tls.h"
 #include "trustdb.h"
 #include "watch.h"
@@ -1291,6 +1292,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     pthread_rwlock_init(&d->token_lock, NULL);
     atomic_init(&d->token_healthy, true);
     d->mgmt.name = "management";
+    d->mgmt.svc = &service_management;
     d->mgmt.allowed_roles = VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR);
     d->mgmt.handshake_timeout = cfg->mgmt.handshake_timeout;
     d->mgmt.idle_timeout = cfg->mgmt.idle_timeout;
@@ -1299,6 +1301,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     d->mgmt.max_body = cfg->mgmt.max_body;
     d->mgmt.fd = -1;
     d->tunl.name = "tunnel";
+    d->tunl.svc = &service_tunnel;
     d->tunl.allowed_roles = VERIFY_ROLE(ROLE_TUNNEL);
     d->tunl.handshake_timeout = cfg->tunnel.handshake_timeout;
     d->tunl.idle_timeout = 0; /* tunnels have keepalives instead */
@@ -1306,6 +1309,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     d->tunl.max_per_source = cfg->tunnel.max_per_source;
     d->tunl.fd = -1;
     d->estl.name = "enroll";
+    d->estl.svc = &service_enroll;
     d->estl.allowed_roles = VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) |
                             VERIFY_ROLE(ROLE_TUNNEL);
     d->estl.handshake_timeout = cfg->mgmt.handshake_timeout;
@@ -1315,6 +1319,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     d->estl.max_body = cfg->mgmt.max_body;
     d->estl.fd = -1;
     d->upl.name = "uplink";
+    d->upl.svc = &service_uplink;
     d->upl.fd = -1;
     d->upl.handshake_timeout = 10;
     pthread_mutex_init(&d->pool_lock, NULL);
