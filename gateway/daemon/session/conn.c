@@ -18,7 +18,9 @@
 #include "config.h"
 #include "fault.h"
 #include "log.h"
+#include "mono.h"
 #include "registry.h"
+#include "sessions.h"
 #include "service.h"
 #include "tls.h"
 #include "trustdb.h"
@@ -143,6 +145,26 @@ void conn_kill_text(struct conn *c, int kill, char *buf, size_t len)
     fn("%s peer %s serial %s from %s: " fmt, (c)->l->name, (c)->peer[0] ? (c)->peer : "?",     \
        (c)->serial[0] ? (c)->serial : "?", (c)->remote, ##__VA_ARGS__)
 
+void conn_ref(struct conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void conn_unref(struct conn *c)
+{
+    struct daemon *d;
+
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    d = c->d;
+    /* Freed by the loop after the current epoll batch: a stale event in that
+     * batch may still point here (see daemon.h). */
+    pthread_mutex_lock(&d->conns_lock);
+    c->next = d->graveyard;
+    d->graveyard = c;
+    pthread_mutex_unlock(&d->conns_lock);
+}
+
 void conn_close(struct conn *c, const char *why)
 {
     int st = atomic_load(&c->state);
@@ -170,7 +192,7 @@ void conn_close(struct conn *c, const char *why)
     }
     http_reader_free(c->http);
     c->http = NULL;
-    server_forget(c);
+    sessions_forget(c);
     conn_unref(c);
 }
 
@@ -244,7 +266,7 @@ int conn_verify(gnutls_session_t s)
     c->verdict_logged = true;
     c->verdict = (int)v.code; /* for the alert (refusal_alert) */
     if (v.code != VERDICT_OK) {
-        server_auth_failed(c);
+        sessions_auth_failed(c);
         /* One line per trust decision, with the reason. */
         log_info("%s peer ? serial %s from %s: refused (%s): %s [%s]", c->l->name,
                  v.serial[0] ? v.serial : "?", c->remote, verdict_name(v.code), v.reason,
@@ -346,7 +368,7 @@ static void handshake_step(struct conn *c)
         if (!c->verdict_logged) {
             if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED) {
                 count_verdict(c, VERDICT_NO_CERT);
-                server_auth_failed(c);
+                sessions_auth_failed(c);
             } else
                 atomic_fetch_add(&c->l->handshake_errors, 1);
             log_info("%s peer ? from %s: refused: %s", c->l->name, c->remote,
@@ -374,7 +396,7 @@ static void handshake_step(struct conn *c)
         struct verdict v;
         if (judge(c, c->tls, true, &v) < 0 || v.code != VERDICT_OK) {
             count_verdict(c, v.code);
-            server_auth_failed(c);
+            sessions_auth_failed(c);
             log_info("%s peer ? serial %s from %s: resumption refused (%s): %s", c->l->name,
                      v.serial, c->remote, verdict_name(v.code), v.reason);
             c->verdict = (int)v.code;

@@ -9,6 +9,9 @@
 #ifndef MTLSGW_TLS_H
 #define MTLSGW_TLS_H
 
+/* The tunnel protocol's ALPN (docs/tunnel-protocol.md), hub and uplink alike. */
+#define MTLSGW_ALPN "mtlsgw/1"
+
 #include <stdbool.h>
 #include <stddef.h>
 

@@ -44,6 +44,7 @@
 #include "pki.h"
 #include "privsep.h"
 #include "registry.h"
+#include "sessions.h"
 #include "tls.h"
 #include "trustdb.h"
 #include "uplink-renew.h"
@@ -66,7 +67,6 @@
 /* TLS -> TUN: the largest frame and a record behind it. */
 #define RBUF (2 * REC_MAX + FRAME_HDR + FRAME_OFFHDR + FRAME_SEGMENTS_MAX)
 #define VNET_HDR sizeof(struct virtio_net_hdr)
-#define ALPN "mtlsgw/1"
 
 struct tunnel {
     int tun_fd, wake_fd, done_fd;
@@ -1034,7 +1034,7 @@ static void uplink_once(struct uplink *up)
         }
     }
     pthread_rwlock_unlock(&d->token_lock);
-    c = server_conn_new(d, &d->upl, fd, &ss, false);
+    c = sessions_conn_new(d, &d->upl, fd, &ss, false);
     if (!c) {
         gnutls_deinit(tls);
         close(fd);
@@ -1148,7 +1148,7 @@ static int uplink_tls(struct daemon *d, const struct cfg_uplink *uc, struct tls_
     o.ca_path = uc->ca ? uc->ca : ca;
     o.key = key;
     o.tls_min = d->cfg->mgmt.tls_min;
-    o.alpn = ALPN;
+    o.alpn = MTLSGW_ALPN;
     rc = tls_client_new(&o, out, err, errlen);
     if (rc < 0)
         gnutls_privkey_deinit(key);
