@@ -92,6 +92,8 @@ out:
 struct ps_entry {
     char ifname[PS_IFNAMSIZ];
     char remote[PS_ADDRLEN];          /* the other end's tunnel address */
+    char peer_name[64];               /* the hub peer, or our [uplink NAME] */
+    bool uplink;
     char *flush[PS_MAX_PREFIXES + 1]; /* the remote end and its routes */
     size_t n_flush;
     struct ps_entry *next;
@@ -379,10 +381,11 @@ static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const
     return rc;
 }
 
-/* Our own uplink: a configured one, routes inside its accept-routes and
- * never over the hub's own address (the connection would loop), forward
- * openings inside [tunnel] peer-networks, tunnel addresses that take no
- * directly connected host. */
+/* Our own uplink: a configured one with no live TUN yet, routes inside its
+ * accept-routes and never over the hub's own address (the connection would
+ * loop), forward openings inside [tunnel] peer-networks, tunnel addresses
+ * inside [tunnel] peer-networks, outside our own [tunnel] pool, never the
+ * hub's server address, taking no directly connected host. */
 static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *err,
                         size_t errlen)
 {
@@ -399,6 +402,26 @@ static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *e
     if (!up) {
         snprintf(err, errlen, "no [uplink %s] in the config", u->peer_name);
         return -EPERM;
+    }
+    for (struct ps_entry *e = ps->entries; e; e = e->next) {
+        if (e->uplink && strcmp(e->peer_name, u->peer_name) == 0) {
+            snprintf(err, errlen, "uplink %s is up already on %s", u->peer_name, e->ifname);
+            return -EEXIST;
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *end = k ? u->remote : u->local;
+        uint8_t ea[4];
+        if (!config_prefix_inside(ps->cfg->tunnel.peer_networks,
+                                  ps->cfg->tunnel.n_peer_networks, end)) {
+            snprintf(err, errlen, "tunnel address %s is outside [tunnel] peer-networks", end);
+            return -EPERM;
+        }
+        if (ps->have_pool && addr4(end, ea) && cidr_contains(&ps->pool, AF_INET, ea)) {
+            snprintf(err, errlen, "tunnel address %s lies in our own [tunnel] pool %s", end,
+                     ps->cfg->tunnel.pool);
+            return -EPERM;
+        }
     }
     snprintf(bound, sizeof(bound), "[uplink %s] accept-routes", up->name);
     if ((rc = check_inside(u->routes, u->n_routes, up->accept_routes, up->n_accept_routes,
@@ -418,13 +441,18 @@ static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *e
         snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), up->server + 1);
     else
         snprintf(host, sizeof(host), "%.*s", (int)hl, up->server);
-    for (uint32_t k = 0; k < u->n_routes; k++) {
+    /* The routes, then the two tunnel ends (each a /32 route into the
+     * tunnel: the hub's end as the peer route, ours as a local address). */
+    for (uint32_t k = 0; k < u->n_routes + 2; k++) {
+        const char *pre = k < u->n_routes ? u->routes[k] : k == u->n_routes ? u->remote
+                                                                             : u->local;
         struct cidr c;
-        cidr_parse(u->routes[k], &c, NULL);
+        if (cidr_parse(pre, &c, NULL) < 0)
+            continue;
         if ((inet_pton(AF_INET, host, a) == 1 && cidr_contains(&c, AF_INET, a)) ||
             (inet_pton(AF_INET6, host, a) == 1 && cidr_contains(&c, AF_INET6, a))) {
-            snprintf(err, errlen, "route %s would carry the tunnel to %s into itself",
-                     u->routes[k], host);
+            snprintf(err, errlen, "%s %s would carry the tunnel to %s into itself",
+                     k < u->n_routes ? "route" : "tunnel address", pre, host);
             return -EPERM;
         }
     }
@@ -504,6 +532,8 @@ static int do_tun_up(struct ps_server *ps, const struct ps_tun_up *u, int *fd_ou
         return -ENOMEM;
     snprintf(e->ifname, sizeof(e->ifname), "%s", u->ifname);
     snprintf(e->remote, sizeof(e->remote), "%s", u->remote);
+    snprintf(e->peer_name, sizeof(e->peer_name), "%s", u->peer_name);
+    e->uplink = u->uplink == 1;
     e->flush[e->n_flush++] = strdup(u->remote);
     /* What the other end may send from: its tunnel address and the
      * networks routed to it (a hub peer's networks; on an uplink the

@@ -484,6 +484,18 @@ static const struct up_case uplink_hostile[] = {
      {"10.40.0.0/16"}, {NULL}, 0, 0, U_NONE, "into itself"},
     {"ifname outside the prefix", -EPERM, "wan0", NULL, NULL, NULL, KEEP, 0, {NULL}, {NULL}, 0,
      0, U_NONE, "owned prefix"},
+    /* The tunnel ends a malicious hub's CONFIG picks: each would be a /32
+     * route into mtgu0 and a source admitted from it. */
+    {"hub's tunnel address public (198.18.0.53)", -EPERM, NULL, NULL, NULL, "198.18.0.53", KEEP,
+     0, {NULL}, {NULL}, 0, 0, U_NONE, "peer-networks"},
+    {"our tunnel address 8.8.4.4", -EPERM, NULL, NULL, "8.8.4.4", NULL, KEEP, 0, {NULL},
+     {NULL}, 0, 0, U_NONE, "peer-networks"},
+    {"hub's tunnel address its own server address", -EPERM, NULL, "wide", NULL, "10.40.0.10",
+     KEEP, 0, {""}, {NULL}, 0, 0, U_NONE, "into itself"},
+    {"hub's tunnel address inside our own pool", -EPERM, NULL, NULL, NULL, "10.99.0.5", KEEP, 0,
+     {NULL}, {NULL}, 0, 0, U_NONE, "[tunnel] pool"},
+    {"our tunnel address inside our own pool", -EPERM, NULL, NULL, "10.99.0.1", NULL, KEEP, 0,
+     {NULL}, {NULL}, 0, 0, U_NONE, "[tunnel] pool"},
 };
 
 static void t_uplink_hostile(void)
@@ -574,6 +586,22 @@ static void t_tun_up_valid_and_teardown(void)
     CHECK(nft_set_has("sources4", "mtgu0 . 10.40.0.0/16"));
     CHECK(nft_set_has("sources6", "mtgu0 . fd00:40::/48"));
     CHECK(nft_set_has("allowed4", "mtgu0 . 10.50.0.0/24"));
+    /* A second TUN for the same uplink, under another name: refused, the
+     * first stays as it was. */
+    {
+        struct up_case dup = uplink_valid;
+        int fd3 = -1;
+
+        dup.ifname = "mtgu1";
+        dup.local = "10.97.0.2";
+        dup.remote = "10.97.0.1";
+        build_up(&m, &uplink_valid, &dup);
+        CHECK_INT(-EEXIST, ask(&w, &m, sizeof(m), &fd3, err, sizeof(err)));
+        CHECK(fd3 < 0);
+        CHECK(!ip_link_exists("mtgu1"));
+        CHECK(!nft_set_has("sources4", "mtgu1 . 10.97.0.1"));
+        CHECK(nft_set_has("trusted_ifaces", "mtgu0") && ip_link_exists("mtgu0"));
+    }
     /* PS_TUN_DOWN of each: everything goes, the other's stays until its
      * turn. */
     memset(&m, 0, sizeof(m));
