@@ -628,6 +628,17 @@ static void gates_prune(struct ps_server *ps, long long now)
     }
 }
 
+bool ps_addr_scoped(int family, const uint8_t *a)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (family == AF_INET6 && memcmp(a, mapped, sizeof(mapped)) == 0)
+        return ps_addr_scoped(AF_INET, a + 12);
+    if (family == AF_INET6)
+        return a[0] == 0xfe && (a[1] & 0x80) == 0x80; /* fe80::/10 and fec0::/10 */
+    return a[0] == 169 && a[1] == 254;
+}
+
 static int do_gate(struct ps_server *ps, uint32_t type, const struct ps_gate *g, char *err,
                    size_t errlen)
 {
@@ -644,6 +655,11 @@ static int do_gate(struct ps_server *ps, uint32_t type, const struct ps_gate *g,
         (type == PS_GATE_OPEN && (g->timeout_ms == 0 || g->timeout_ms > 86400000u))) {
         snprintf(err, errlen, "malformed gate request");
         return -EINVAL;
+    }
+    if (type == PS_GATE_OPEN && ps_addr_scoped(family, a)) {
+        snprintf(err, errlen, "%s is link-scoped (the same address on every link): the gate "
+                 "never opens for it", g->addr);
+        return -EPERM;
     }
     gates_prune(ps, now);
     pp = find_gate(ps, family, a);

@@ -687,6 +687,25 @@ static void t_down_gate_message(void)
             check_clean(&w, what);
         }
     }
+    /* Link-scoped sources: the same address on every link, and the gate
+     * keys on the address alone. */
+    {
+        static const char *const scoped[] = {"fe80::a", "febf::1", "fec0::1", "169.254.7.7",
+                                             "::ffff:169.254.7.7"};
+        for (size_t i = 0; i < N(scoped); i++) {
+            int rc;
+
+            memset(&m, 0, sizeof(m));
+            m.type = PS_GATE_OPEN;
+            snprintf(m.u.gate.addr, sizeof(m.u.gate.addr), "%s", scoped[i]);
+            m.u.gate.timeout_ms = 60000;
+            rc = ask(&w, &m, sizeof(m), NULL, err, sizeof(err));
+            if (rc != -EPERM)
+                ns_fail(__FILE__, __LINE__, "gate open %s: expected -EPERM, got %d (%s)",
+                        scoped[i], rc, err);
+            check_clean(&w, scoped[i]);
+        }
+    }
     /* A valid opening, then its close. */
     memset(&m, 0, sizeof(m));
     m.type = PS_GATE_OPEN;
