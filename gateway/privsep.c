@@ -370,6 +370,30 @@ static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const
         return rc;
     if ((rc = check_not_connected(ps, u->routes, u->n_routes, NULL, 0, err, errlen)) < 0)
         return rc;
+    /* No route over the pool (the peer would send from other peers' tunnel
+     * addresses) or over another live tunnel's routes. */
+    for (uint32_t i = 0; i < u->n_routes; i++) {
+        struct cidr c, o;
+        if (cidr_parse(u->routes[i], &c, NULL) < 0)
+            continue;
+        if (cidr_overlap(&c, &ps->pool)) {
+            snprintf(err, errlen, "route %s overlaps [tunnel] pool %s", u->routes[i],
+                     cfg->tunnel.pool);
+            return -EPERM;
+        }
+        for (struct ps_entry *e = ps->entries; e; e = e->next) {
+            if (strcmp(e->ifname, u->ifname) == 0)
+                continue; /* the same name: refused as such (-EEXIST) */
+            for (size_t k = 1; k < e->n_flush; k++) { /* flush[0]: its remote end */
+                if (e->flush[k] && cidr_parse(e->flush[k], &o, NULL) == 0 &&
+                    cidr_overlap(&c, &o)) {
+                    snprintf(err, errlen, "route %s overlaps %s of %s on %s", u->routes[i],
+                             e->flush[k], e->peer_name, e->ifname);
+                    return -EADDRINUSE;
+                }
+            }
+        }
+    }
     /* Defence in depth only: the session process writes registry.json, so
      * this catches its mistakes, not its compromise; it can only refuse
      * more than the checks above. */
