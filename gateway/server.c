@@ -443,6 +443,11 @@ static const char *untrusted_reason(const struct trustdb *t, const struct conn *
         return "revoked";
     if (p->not_after <= now)
         return "certificate expired";
+    {
+        time_t ca_end = gnutls_x509_crt_get_expiration_time(trustdb_ca(t));
+        if (ca_end != (time_t)-1 && ca_end <= now)
+            return "CA certificate expired";
+    }
     if ((int)p->role != c->role)
         return "role changed";
     /* The CRL is checked for an active entry only: it also lists the
@@ -1104,13 +1109,18 @@ static void tick(struct daemon *d, unsigned long long n)
      * three times per gate-timeout (gate.c). */
     if (d->cfg->fw.n_gate)
         submit_task(d, TASK_GATE);
-    if (n % 60 != 1)
-        return;
-    /* Once a minute: certificates that ran out, the CRL, warnings. */
+    /* Every second: sessions whose certificate (or CA) ran out end within a
+     * second of its notAfter. Cheap: one walk of the open connections with
+     * a binary-search lookup of each serial in the registry's index. */
     t = daemon_trust(d);
     if (!t)
         return;
     sweep_untrusted(d, t);
+    if (n % 60 != 1) {
+        trustdb_unref(t);
+        return;
+    }
+    /* Once a minute: the CRL, warnings. */
     {
         time_t tu = trustdb_crl_this_update(t), nu = trustdb_crl_next_update(t);
         /* Re-sign when a third of the CRL's validity is left. */
