@@ -755,5 +755,20 @@ int config_check_peer_networks(const struct config *cfg, char *const *nets, size
                  cfg->path ? cfg->path : "the built-in defaults");
         return -EINVAL;
     }
+    /* Nor over the tunnel pool: the peer could send from (and be routed)
+     * other peers' tunnel addresses. */
+    for (size_t i = 0; cfg->tunnel.pool && i < n; i++) {
+        struct cidr a, b;
+        if (cidr_parse(nets[i], &a, NULL) < 0 || cidr_parse(cfg->tunnel.pool, &b, NULL) < 0 ||
+            a.family != b.family)
+            continue;
+        if (cidr_contains(a.plen <= b.plen ? &a : &b, a.family, a.plen <= b.plen ? b.addr
+                                                                                 : a.addr)) {
+            snprintf(err, errlen, "network %s overlaps [tunnel] pool %s of %s (the tunnel "
+                     "addresses): choose a network outside it", nets[i], cfg->tunnel.pool,
+                     cfg->path ? cfg->path : "the built-in defaults");
+            return -EINVAL;
+        }
+    }
     return 0;
 }

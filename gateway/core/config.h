@@ -120,8 +120,9 @@ int config_parse_bool(const char *s, bool *out);
  * CIDR strings list[0..n). */
 bool config_prefix_inside(char *const *list, unsigned n, const char *prefix);
 /*
- * Enrollment's bound: every network inside [tunnel] peer-networks. On
- * failure -EINVAL and err names the network, the key and the file.
+ * Enrollment's bound: every network inside [tunnel] peer-networks and
+ * clear of [tunnel] pool. On failure -EINVAL and err names the network,
+ * the key and the file.
  */
 int config_check_peer_networks(const struct config *cfg, char *const *nets, size_t n,
                                char *err, size_t errlen);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -165,7 +166,7 @@ out:
 static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid,
                            const struct daemon_fds *fds, int parent_end)
 {
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     char err[256];
 
     if (pid != 0)
@@ -175,6 +176,13 @@ static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid,
     /* The session process: no capabilities at all, not dumpable. */
     if (caps_drop_to(uid, gid, procs[1].net_admin, err, sizeof(err)) < 0) {
         log_err("session process: %s", err);
+        _exit(1);
+    }
+    /* Dies with the parent (kill -9, OOM): without it nothing could close a
+     * revoked admin's gate opening or take down a tunnel. Set after the
+     * uid change, which clears it; getppid() catches a parent gone before. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+        log_err("session process: the privileged parent is gone: exiting");
         _exit(1);
     }
     if (gnutls_global_init() < 0) {

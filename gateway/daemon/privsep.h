@@ -72,6 +72,12 @@ bool ps_client_ready(void);
 /* Send a request, wait for the reply (and a TUN fd for PS_TUN_UP). */
 int ps_request(const struct ps_msg *m, int *fd_out, char *err, size_t errlen);
 
+/* True for a source the gate must never open: a link-scoped address
+ * (fe80::/10, site-local fec0::/10, 169.254.0.0/16, also IPv4-mapped) is
+ * the same address on every link, and the gate keys on the address alone.
+ * family AF_INET (4 bytes) or AF_INET6 (16). */
+bool ps_addr_scoped(int family, const uint8_t *a);
+
 /* ---- parent side -------------------------------------------------------- */
 
 struct ps_server;

@@ -4,7 +4,8 @@
 # address two admins share (NAT) stays open while one of them is trusted;
 # monitor peers never open it; SIGTERM and a killed session process leave no
 # opening behind; a revocation that lands between an admin's verdict and its
-# opening (fault point "gate-open") is not undone by that opening.
+# opening (fault point "gate-open") is not undone by that opening; a parent
+# killed alone takes its session process with it.
 #
 #        admins (ns adm)                        gateway (ns gw)
 #  +----------------------------+  veth  +-------------------------------+
@@ -320,6 +321,31 @@ ok_if "gate-timeout 3 s: admin4's opening of $A5 leaves the book (log)" \
 ok_if "gate-timeout 3 s: gate4 no longer holds $A5" wait_until 2 eval '! in_gate "$A5"'
 ok_if "gate-timeout 3 s: tcp/$GATED shut to $A5" eval '! reaches "$A5"'
 nsd_stop hub
-grep -E 'gate' "$T/hub.log" | sed 's/^/# hub: /' | tail -n 25
+
+# ---- 8. the parent dies alone: the session process goes with it ------------------
+section "8. the parent dies alone: the session process goes with it"
+# kill -9 of the parent (or the OOM killer): a session process left running
+# could close no gate opening and take down no tunnel, yet answer revoke.
+nsd_start hub "$NS_GW" "$T/hub/hub.conf"
+wait_until 20 daemon_answers || tap_result 1 "the daemon answers again" "$(tail -n 5 "$T/hub.log")"
+# Gone: no such process, or a zombie its new parent has not reaped yet.
+proc_gone() { # pid
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+    case $st in Z*) return 0 ;; *) return 1 ;; esac
+}
+parent=${NSD_PID[hub]}
+child=$(pgrep -P "$parent" | head -n 1)
+if [ -n "$child" ]; then
+    LOCAL_PIDS="$LOCAL_PIDS $child" # killed by the cleanup if it outlives the test
+    kill -KILL "$parent"
+    ok_if "kill -9 of the parent ($parent) alone: the session process ($child) is gone within 1 s" \
+        wait_until 1 proc_gone "$child"
+    ok_if "kill -9 of the parent: nothing listens on the management port $PORT" \
+        eval '! gw ss -Hltn "sport = :$PORT" | grep -q .'
+else
+    tap_result 1 "the daemon's session process is found" "pgrep -P $parent: nothing"
+fi
+grep -E 'gate|parent' "$T/hub.log" | sed 's/^/# hub: /' | tail -n 25
 
 tap_done

@@ -239,6 +239,15 @@ expect_in "network 0.0.0.0/1 is outside [tunnel] peer-networks" "$OUT" \
 expect_exit 1 "invite with a public network refused" hub invite n3 --role tunnel \
     --network 8.8.8.0/24
 expect_in "outside [tunnel] peer-networks" "$OUT" "invite refusal names the key"
+# Nor over [tunnel] pool: the peer could send from other peers' tunnel
+# addresses.
+{ cat "$T/hub.conf"; printf '[tunnel]\npool = 10.99.0.0/24\n'; } >"$T/pool.conf"
+expect_exit 1 "network overlapping [tunnel] pool refused" "$MTLSGW" -c "$T/pool.conf" \
+    enroll n4 --role tunnel --csr "$T/other.csr" --network 10.99.0.0/25
+expect_in "overlaps [tunnel] pool 10.99.0.0/24" "$OUT" "pool refusal names the pool"
+expect_exit 1 "invite with a network covering the pool refused" "$MTLSGW" -c "$T/pool.conf" \
+    invite n5 --role tunnel --network 10.96.0.0/12
+expect_in "overlaps [tunnel] pool" "$OUT" "invite pool refusal names the pool"
 expect_exit 1 "bad peer name refused" hub enroll "a/b" --role tunnel --csr "$T/other.csr"
 expect_exit 1 "unwritable --out records nothing" hub enroll w1 --role tunnel \
     --csr "$T/other.csr" --out /nonexistent/dir/w1.crt

@@ -27,7 +27,8 @@
  *   [uplink wide] server 10.40.0.10:4433, accept-routes 10.40.0.0/16
  *   registry: spoke1 (tunnel, 10.20.0.0/24 fd00:20::/64 10.10.0.0/25),
  *             raw1 (tunnel, revoked), admin1 (admin), wide1 (tunnel,
- *             0.0.0.0/1 128.0.0.0/1: what a rewritten registry grants)
+ *             0.0.0.0/1 128.0.0.0/1: what a rewritten registry grants),
+ *             spoke2 (tunnel, 10.20.0.0/16: over spoke1's network)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ static int write_registry(const char *dir, char **extra_nets, size_t n_extra)
     char *spoke_nets[] = {"10.20.0.0/24", "fd00:20::/64", "10.10.0.0/25"};
     char *raw_nets[] = {"10.30.0.0/24"};
     char *wide_nets[] = {"0.0.0.0/1", "128.0.0.0/1"};
+    char *spoke2_nets[] = {"10.20.0.0/16"};
     struct registry *reg = NULL;
     char path[128];
     int rc;
@@ -105,7 +107,8 @@ static int write_registry(const char *dir, char **extra_nets, size_t n_extra)
         (rc = add_peer(reg, "raw1", ROLE_TUNNEL, "0a02", raw_nets, 1)) < 0 ||
         (rc = registry_revoke(reg, "raw1", PEER_REVOKED, "keyCompromise", 1700000001)) < 0 ||
         (rc = add_peer(reg, "admin1", ROLE_ADMIN, "0a03", NULL, 0)) < 0 ||
-        (rc = add_peer(reg, "wide1", ROLE_TUNNEL, "0a04", wide_nets, 2)) < 0)
+        (rc = add_peer(reg, "wide1", ROLE_TUNNEL, "0a04", wide_nets, 2)) < 0 ||
+        (rc = add_peer(reg, "spoke2", ROLE_TUNNEL, "0a05", spoke2_nets, 1)) < 0)
         goto out;
     rc = registry_save(reg, path);
 out:
@@ -484,6 +487,18 @@ static const struct up_case uplink_hostile[] = {
      {"10.40.0.0/16"}, {NULL}, 0, 0, U_NONE, "into itself"},
     {"ifname outside the prefix", -EPERM, "wan0", NULL, NULL, NULL, KEEP, 0, {NULL}, {NULL}, 0,
      0, U_NONE, "owned prefix"},
+    /* The tunnel ends a malicious hub's CONFIG picks: each would be a /32
+     * route into mtgu0 and a source admitted from it. */
+    {"hub's tunnel address public (198.18.0.53)", -EPERM, NULL, NULL, NULL, "198.18.0.53", KEEP,
+     0, {NULL}, {NULL}, 0, 0, U_NONE, "peer-networks"},
+    {"our tunnel address 8.8.4.4", -EPERM, NULL, NULL, "8.8.4.4", NULL, KEEP, 0, {NULL},
+     {NULL}, 0, 0, U_NONE, "peer-networks"},
+    {"hub's tunnel address its own server address", -EPERM, NULL, "wide", NULL, "10.40.0.10",
+     KEEP, 0, {""}, {NULL}, 0, 0, U_NONE, "into itself"},
+    {"hub's tunnel address inside our own pool", -EPERM, NULL, NULL, NULL, "10.99.0.5", KEEP, 0,
+     {NULL}, {NULL}, 0, 0, U_NONE, "[tunnel] pool"},
+    {"our tunnel address inside our own pool", -EPERM, NULL, NULL, "10.99.0.1", NULL, KEEP, 0,
+     {NULL}, {NULL}, 0, 0, U_NONE, "[tunnel] pool"},
 };
 
 static void t_uplink_hostile(void)
@@ -514,6 +529,51 @@ static void t_registry_rewrite(void)
     world_up(&w);
     CHECK_INT(0, write_registry(w.dir, all, 3));
     run_up_cases(&w, &hub_valid, cs, N(cs));
+    world_down(&w);
+}
+
+/* A hub peer's routes never over the tunnel pool (it would send from other
+ * peers' tunnel addresses), even when the registry grants them, nor over
+ * the routes of another live tunnel. */
+static void t_pool_overlap(void)
+{
+    char *nets[] = {"10.20.0.0/24", "10.99.0.0/25", "10.96.0.0/12"};
+    static const struct up_case cs[] = {
+        {"route inside the pool", -EPERM, NULL, NULL, NULL, NULL, KEEP, 0, {"10.99.0.0/25"},
+         {NULL}, 0, 0, U_NONE, "[tunnel] pool"},
+        {"route covering the pool", -EPERM, NULL, NULL, NULL, NULL, KEEP, 0, {"10.96.0.0/12"},
+         {NULL}, 0, 0, U_NONE, "[tunnel] pool"},
+    };
+    static const struct up_case over = {
+        "spoke2 over spoke1's live route", -EADDRINUSE, "mtg2", "spoke2", NULL, "10.99.0.3",
+        KEEP, 0, {"10.20.0.0/16"}, {NULL}, 0, 0, U_NONE, "mtg1",
+    };
+    struct ps_msg m;
+    char err[PS_ERRLEN] = "";
+    int fd = -1, fd2 = -1, rc;
+    struct world w;
+
+    world_up(&w);
+    CHECK_INT(0, write_registry(w.dir, nets, 3));
+    run_up_cases(&w, &hub_valid, cs, N(cs));
+    CHECK_INT(0, write_registry(w.dir, NULL, 0));
+    build_up(&m, &hub_valid, &hub_valid);
+    CHECK_INT(0, ask(&w, &m, sizeof(m), &fd, err, sizeof(err)));
+    build_up(&m, &hub_valid, &over);
+    rc = ask(&w, &m, sizeof(m), &fd2, err, sizeof(err));
+    if (rc != over.want || !strstr(err, over.err_has))
+        ns_fail(__FILE__, __LINE__, "%s: expected %d, got %d (%s)", over.name, over.want, rc,
+                err);
+    CHECK(fd2 < 0);
+    CHECK(!ip_link_exists("mtg2"));
+    CHECK(!nft_set_has("sources4", "mtg2 . 10.20.0.0/16"));
+    CHECK(ip_route_present(4, 254, "10.20.0.0/24", "mtg1", 0));
+    if (fd2 >= 0)
+        close(fd2);
+    ps_server_teardown_all(w.ps);
+    if (fd >= 0)
+        close(fd);
+    check_clean(&w, "pool_overlap");
     world_down(&w);
 }
 
@@ -574,6 +634,22 @@ static void t_tun_up_valid_and_teardown(void)
     CHECK(nft_set_has("sources4", "mtgu0 . 10.40.0.0/16"));
     CHECK(nft_set_has("sources6", "mtgu0 . fd00:40::/48"));
     CHECK(nft_set_has("allowed4", "mtgu0 . 10.50.0.0/24"));
+    /* A second TUN for the same uplink, under another name: refused, the
+     * first stays as it was. */
+    {
+        struct up_case dup = uplink_valid;
+        int fd3 = -1;
+
+        dup.ifname = "mtgu1";
+        dup.local = "10.97.0.2";
+        dup.remote = "10.97.0.1";
+        build_up(&m, &uplink_valid, &dup);
+        CHECK_INT(-EEXIST, ask(&w, &m, sizeof(m), &fd3, err, sizeof(err)));
+        CHECK(fd3 < 0);
+        CHECK(!ip_link_exists("mtgu1"));
+        CHECK(!nft_set_has("sources4", "mtgu1 . 10.97.0.1"));
+        CHECK(nft_set_has("trusted_ifaces", "mtgu0") && ip_link_exists("mtgu0"));
+    }
     /* PS_TUN_DOWN of each: everything goes, the other's stays until its
      * turn. */
     memset(&m, 0, sizeof(m));
@@ -659,6 +735,25 @@ static void t_down_gate_message(void)
             check_clean(&w, what);
         }
     }
+    /* Link-scoped sources: the same address on every link, and the gate
+     * keys on the address alone. */
+    {
+        static const char *const scoped[] = {"fe80::a", "febf::1", "fec0::1", "169.254.7.7",
+                                             "::ffff:169.254.7.7"};
+        for (size_t i = 0; i < N(scoped); i++) {
+            int rc;
+
+            memset(&m, 0, sizeof(m));
+            m.type = PS_GATE_OPEN;
+            snprintf(m.u.gate.addr, sizeof(m.u.gate.addr), "%s", scoped[i]);
+            m.u.gate.timeout_ms = 60000;
+            rc = ask(&w, &m, sizeof(m), NULL, err, sizeof(err));
+            if (rc != -EPERM)
+                ns_fail(__FILE__, __LINE__, "gate open %s: expected -EPERM, got %d (%s)",
+                        scoped[i], rc, err);
+            check_clean(&w, scoped[i]);
+        }
+    }
     /* A valid opening, then its close. */
     memset(&m, 0, sizeof(m));
     m.type = PS_GATE_OPEN;
@@ -706,6 +801,7 @@ static const struct {
     {"registry_rewrite", t_registry_rewrite},
     {"tun_up_valid_and_teardown", t_tun_up_valid_and_teardown},
     {"down_gate_message", t_down_gate_message},
+    {"pool_overlap", t_pool_overlap},
 };
 
 static size_t current;
@@ -721,9 +817,9 @@ static void run_current(void)
         current = i;                                                                         \
         run_current();                                                                       \
     }
-TRAMPOLINE(0) TRAMPOLINE(1) TRAMPOLINE(2) TRAMPOLINE(3) TRAMPOLINE(4)
+TRAMPOLINE(0) TRAMPOLINE(1) TRAMPOLINE(2) TRAMPOLINE(3) TRAMPOLINE(4) TRAMPOLINE(5)
 
-static void (*const tramps[])(void) = {tramp_0, tramp_1, tramp_2, tramp_3, tramp_4};
+static void (*const tramps[])(void) = {tramp_0, tramp_1, tramp_2, tramp_3, tramp_4, tramp_5};
 
 _Static_assert(sizeof(tramps) / sizeof(tramps[0]) == sizeof(tests) / sizeof(tests[0]),
                "one trampoline per test");

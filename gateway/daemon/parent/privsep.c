@@ -20,12 +20,15 @@
 #include "cidr.h"
 #include "config.h"
 #include "fsutil.h"
+#include "log.h"
 #include "netconfig.h"
 #include "registry.h"
 
 struct ps_entry {
     char ifname[PS_IFNAMSIZ];
     char remote[PS_ADDRLEN];          /* the other end's tunnel address */
+    char peer_name[64];               /* the hub peer, or our [uplink NAME] */
+    bool uplink;
     char *flush[PS_MAX_PREFIXES + 1]; /* the remote end and its routes */
     size_t n_flush;
     struct ps_entry *next;
@@ -287,6 +290,30 @@ static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const
         return rc;
     if ((rc = check_not_connected(ps, u->routes, u->n_routes, NULL, 0, err, errlen)) < 0)
         return rc;
+    /* No route over the pool (the peer would send from other peers' tunnel
+     * addresses) or over another live tunnel's routes. */
+    for (uint32_t i = 0; i < u->n_routes; i++) {
+        struct cidr c, o;
+        if (cidr_parse(u->routes[i], &c, NULL) < 0)
+            continue;
+        if (cidr_overlap(&c, &ps->pool)) {
+            snprintf(err, errlen, "route %s overlaps [tunnel] pool %s", u->routes[i],
+                     cfg->tunnel.pool);
+            return -EPERM;
+        }
+        for (struct ps_entry *e = ps->entries; e; e = e->next) {
+            if (strcmp(e->ifname, u->ifname) == 0)
+                continue; /* the same name: refused as such (-EEXIST) */
+            for (size_t k = 1; k < e->n_flush; k++) { /* flush[0]: its remote end */
+                if (e->flush[k] && cidr_parse(e->flush[k], &o, NULL) == 0 &&
+                    cidr_overlap(&c, &o)) {
+                    snprintf(err, errlen, "route %s overlaps %s of %s on %s", u->routes[i],
+                             e->flush[k], e->peer_name, e->ifname);
+                    return -EADDRINUSE;
+                }
+            }
+        }
+    }
     /* Defence in depth only: the session process writes registry.json, so
      * this catches its mistakes, not its compromise; it can only refuse
      * more than the checks above. */
@@ -313,10 +340,11 @@ static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const
     return rc;
 }
 
-/* Our own uplink: a configured one, routes inside its accept-routes and
- * never over the hub's own address (the connection would loop), forward
- * openings inside [tunnel] peer-networks, tunnel addresses that take no
- * directly connected host. */
+/* Our own uplink: a configured one with no live TUN yet, routes inside its
+ * accept-routes and never over the hub's own address (the connection would
+ * loop), forward openings inside [tunnel] peer-networks, tunnel addresses
+ * inside [tunnel] peer-networks, outside our own [tunnel] pool, never the
+ * hub's server address, taking no directly connected host. */
 static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *err,
                         size_t errlen)
 {
@@ -333,6 +361,26 @@ static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *e
     if (!up) {
         snprintf(err, errlen, "no [uplink %s] in the config", u->peer_name);
         return -EPERM;
+    }
+    for (struct ps_entry *e = ps->entries; e; e = e->next) {
+        if (e->uplink && strcmp(e->peer_name, u->peer_name) == 0) {
+            snprintf(err, errlen, "uplink %s is up already on %s", u->peer_name, e->ifname);
+            return -EEXIST;
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *end = k ? u->remote : u->local;
+        uint8_t ea[4];
+        if (!config_prefix_inside(ps->cfg->tunnel.peer_networks,
+                                  ps->cfg->tunnel.n_peer_networks, end)) {
+            snprintf(err, errlen, "tunnel address %s is outside [tunnel] peer-networks", end);
+            return -EPERM;
+        }
+        if (ps->have_pool && addr4(end, ea) && cidr_contains(&ps->pool, AF_INET, ea)) {
+            snprintf(err, errlen, "tunnel address %s lies in our own [tunnel] pool %s", end,
+                     ps->cfg->tunnel.pool);
+            return -EPERM;
+        }
     }
     snprintf(bound, sizeof(bound), "[uplink %s] accept-routes", up->name);
     if ((rc = check_inside(u->routes, u->n_routes, up->accept_routes, up->n_accept_routes,
@@ -352,13 +400,18 @@ static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *e
         snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), up->server + 1);
     else
         snprintf(host, sizeof(host), "%.*s", (int)hl, up->server);
-    for (uint32_t k = 0; k < u->n_routes; k++) {
+    /* The routes, then the two tunnel ends (each a /32 route into the
+     * tunnel: the hub's end as the peer route, ours as a local address). */
+    for (uint32_t k = 0; k < u->n_routes + 2; k++) {
+        const char *pre = k < u->n_routes ? u->routes[k] : k == u->n_routes ? u->remote
+                                                                             : u->local;
         struct cidr c;
-        cidr_parse(u->routes[k], &c, NULL);
+        if (cidr_parse(pre, &c, NULL) < 0)
+            continue;
         if ((inet_pton(AF_INET, host, a) == 1 && cidr_contains(&c, AF_INET, a)) ||
             (inet_pton(AF_INET6, host, a) == 1 && cidr_contains(&c, AF_INET6, a))) {
-            snprintf(err, errlen, "route %s would carry the tunnel to %s into itself",
-                     u->routes[k], host);
+            snprintf(err, errlen, "%s %s would carry the tunnel to %s into itself",
+                     k < u->n_routes ? "route" : "tunnel address", pre, host);
             return -EPERM;
         }
     }
@@ -438,6 +491,8 @@ static int do_tun_up(struct ps_server *ps, const struct ps_tun_up *u, int *fd_ou
         return -ENOMEM;
     snprintf(e->ifname, sizeof(e->ifname), "%s", u->ifname);
     snprintf(e->remote, sizeof(e->remote), "%s", u->remote);
+    snprintf(e->peer_name, sizeof(e->peer_name), "%s", u->peer_name);
+    e->uplink = u->uplink == 1;
     e->flush[e->n_flush++] = strdup(u->remote);
     /* What the other end may send from: its tunnel address and the
      * networks routed to it (a hub peer's networks; on an uplink the
@@ -532,6 +587,17 @@ static void gates_prune(struct ps_server *ps, long long now)
     }
 }
 
+bool ps_addr_scoped(int family, const uint8_t *a)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (family == AF_INET6 && memcmp(a, mapped, sizeof(mapped)) == 0)
+        return ps_addr_scoped(AF_INET, a + 12);
+    if (family == AF_INET6)
+        return a[0] == 0xfe && (a[1] & 0x80) == 0x80; /* fe80::/10 and fec0::/10 */
+    return a[0] == 169 && a[1] == 254;
+}
+
 static int do_gate(struct ps_server *ps, uint32_t type, const struct ps_gate *g, char *err,
                    size_t errlen)
 {
@@ -548,6 +614,11 @@ static int do_gate(struct ps_server *ps, uint32_t type, const struct ps_gate *g,
         (type == PS_GATE_OPEN && (g->timeout_ms == 0 || g->timeout_ms > 86400000u))) {
         snprintf(err, errlen, "malformed gate request");
         return -EINVAL;
+    }
+    if (type == PS_GATE_OPEN && ps_addr_scoped(family, a)) {
+        snprintf(err, errlen, "%s is link-scoped (the same address on every link): the gate "
+                 "never opens for it", g->addr);
+        return -EPERM;
     }
     gates_prune(ps, now);
     pp = find_gate(ps, family, a);

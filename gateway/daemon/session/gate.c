@@ -214,6 +214,18 @@ void gate_open(struct conn *c)
         return;
     }
     conn_ip(c, addr, sizeof(addr));
+    {
+        uint8_t a[16];
+        int fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
+        /* gate4/gate6 key on the address alone: a link-scoped one would
+         * open the service to its namesake on every other link. */
+        if (inet_pton(fam, addr, a) != 1 || ps_addr_scoped(fam, a)) {
+            log_warn("management peer %s serial %s from %s: gate not opened (link-scoped "
+                     "address; connect over a global or unique-local one)", c->peer,
+                     c->serial, addr);
+            return;
+        }
+    }
     pthread_mutex_lock(&book.lock);
     /* Judged again under the lock: a revocation whose sweep ran between the
      * handshake's verdict and here must not be undone. */

@@ -13,6 +13,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "log.h"
+
 static int client_fd = -1;
 static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -24,6 +26,16 @@ void ps_client_init(int fd)
 bool ps_client_ready(void)
 {
     return client_fd >= 0;
+}
+
+/* The parent is gone: nothing can close a gate opening or take down a
+ * tunnel any more, so the session process ends rather than report success
+ * it cannot have (fail closed; the supervisor starts a new daemon, whose
+ * parent installs the table with nothing trusted). */
+static _Noreturn void parent_gone(const char *why)
+{
+    log_err("session process: %s: the privileged parent is gone, exiting", why);
+    _exit(1);
 }
 
 int ps_request(const struct ps_msg *m, int *fd_out, char *err, size_t errlen)
@@ -50,6 +62,8 @@ int ps_request(const struct ps_msg *m, int *fd_out, char *err, size_t errlen)
     if (n != (ssize_t)sizeof(*m)) {
         rc = n < 0 ? -errno : -EIO;
         snprintf(err, errlen, "cannot reach the parent process: %s", strerror(-rc));
+        if (rc == -EPIPE || rc == -ECONNRESET)
+            parent_gone(err);
         goto out;
     }
     do {
@@ -58,6 +72,8 @@ int ps_request(const struct ps_msg *m, int *fd_out, char *err, size_t errlen)
     if (n != (ssize_t)sizeof(rep) || rep.type != PS_REPLY) {
         rc = n < 0 ? -errno : -EPROTO;
         snprintf(err, errlen, "no answer from the parent process");
+        if (n <= 0)
+            parent_gone(err);
         goto out;
     }
     for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {

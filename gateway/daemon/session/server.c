@@ -562,13 +562,18 @@ static void tick(struct daemon *d, unsigned long long n)
      * three times per gate-timeout (gate.c). */
     if (d->cfg->fw.n_gate)
         submit_task(d, TASK_GATE);
-    if (n % 60 != 1)
-        return;
-    /* Once a minute: certificates that ran out, the CRL, warnings. */
+    /* Every second: sessions whose certificate (or CA) ran out end within a
+     * second of its notAfter. Cheap: one walk of the open connections with
+     * a binary-search lookup of each serial in the registry's index. */
     t = daemon_trust(d);
     if (!t)
         return;
     sessions_sweep(d, t);
+    if (n % 60 != 1) {
+        trustdb_unref(t);
+        return;
+    }
+    /* Once a minute: the CRL, warnings. */
     {
         time_t tu = trustdb_crl_this_update(t), nu = trustdb_crl_next_update(t);
         /* Re-sign when a third of the CRL's validity is left. */

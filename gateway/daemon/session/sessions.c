@@ -225,6 +225,11 @@ static const char *untrusted_reason(const struct trustdb *t, const struct conn *
         return "revoked";
     if (p->not_after <= now)
         return "certificate expired";
+    {
+        time_t ca_end = gnutls_x509_crt_get_expiration_time(trustdb_ca(t));
+        if (ca_end != (time_t)-1 && ca_end <= now)
+            return "CA certificate expired";
+    }
     if ((int)p->role != c->role)
         return "role changed";
     /* The CRL is checked for an active entry only: it also lists the

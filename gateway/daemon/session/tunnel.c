@@ -927,6 +927,20 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
         goto out;
     snprintf(u->local, sizeof(u->local), "%s", fc->address);
     snprintf(u->remote, sizeof(u->remote), "%s", fc->peer);
+    /* The tunnel ends the hub picks are bounded like its networks (the
+     * parent refuses them anyway): the caller logs this one line. */
+    for (int k = 0; k < 2; k++) {
+        const char *end = k ? u->remote : u->local;
+        const struct config *dc = up->d->cfg;
+        if (!config_prefix_inside(dc->tunnel.peer_networks, dc->tunnel.n_peer_networks, end) ||
+            (dc->tunnel.pool && config_prefix_inside(&dc->tunnel.pool, 1, end))) {
+            snprintf(err, errlen, "tunnel address %s (%s) is outside [tunnel] peer-networks "
+                     "or inside our own [tunnel] pool: refused", end,
+                     k ? "the hub's" : "ours");
+            rc = -EPERM;
+            goto out;
+        }
+    }
     if (fc->mtu)
         t->mtu = fc->mtu;
     if (fc->keepalive)
