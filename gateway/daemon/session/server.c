@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +37,14 @@
 #include "privsep.h"
 #include "config.h"
 #include "gate.h"
+#include "addr.h"
 #include "log.h"
+#include "mono.h"
 #include "p11.h"
 #include "pki.h"
 #include "registry.h"
+#include "sessions.h"
+#include "service.h"
 #include "tls.h"
 #include "trustdb.h"
 #include "watch.h"
@@ -49,212 +54,92 @@ static char tag_wake, tag_signal, tag_timer, tag_watch;
 
 #define SLOW_THREADS 4
 
-struct source_count {
-    struct sockaddr_storage addr;
-    unsigned n;
-    struct source_count *next;
+/* Where a listener's limits come from in the config. */
+enum listener_section {
+    SECTION_MANAGEMENT, /* [management] */
+    SECTION_TUNNEL,     /* [tunnel]: no body limit, keepalives instead of idle */
+    SECTION_ENROLL,     /* [management]'s limits, 60 s idle ([enroll] has none) */
 };
 
-/* ---- per-source counting (under conns_lock) ---------------------------- */
-
-static unsigned addr_hash(const struct sockaddr_storage *ss)
-{
-    const unsigned char *p;
-    size_t n;
-    unsigned h = 2166136261u;
-
-    if (ss->ss_family == AF_INET) {
-        p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
-        n = 4;
-    } else {
-        p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-        n = 16;
-    }
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h & 255;
-}
-
-static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET)
-        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-                      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-static struct source_count **source_slot(struct daemon *d, const struct sockaddr_storage *ss)
-{
-    struct source_count **pp = &d->sources[addr_hash(ss)];
-
-    while (*pp && !addr_equal(&(*pp)->addr, ss))
-        pp = &(*pp)->next;
-    return pp;
-}
-
-/* ---- bans (bans.c): a source that keeps failing authentication ----------- */
-
-void server_auth_failed(struct conn *c)
-{
-    struct daemon *d = c->d;
-    unsigned score = bans_fail(d->bans, &c->addr, d->cfg->daemon.ban_threshold,
-                               d->cfg->daemon.ban_time, mono_ms());
-    char ip[64];
-
-    if (score) {
-        conn_ip(c, ip, sizeof(ip));
-        /* Once per ban, not once per attempt. */
-        log_warn("%s: %s banned for %u s after %u failed authentications (mtlsgw unban %s "
-                 "lifts it)",
-                 c->l->name, ip, d->cfg->daemon.ban_time, score, ip);
-    }
-}
-
-/* ---- connections list ---------------------------------------------------- */
-
-static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-    char a[INET6_ADDRSTRLEN] = "?";
-
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-        snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
-    } else {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-        snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
-    }
-}
-
-void conn_ref(struct conn *c)
-{
-    atomic_fetch_add(&c->refs, 1);
-}
-
-void conn_unref(struct conn *c)
-{
-    struct daemon *d;
-
-    if (atomic_fetch_sub(&c->refs, 1) != 1)
-        return;
-    d = c->d;
-    /* Freed by the loop after the current epoll batch: a stale event in that
-     * batch may still point here (see daemon.h). */
-    pthread_mutex_lock(&d->conns_lock);
-    c->next = d->graveyard;
-    d->graveyard = c;
-    pthread_mutex_unlock(&d->conns_lock);
-}
-
-/* Called by conn_close (owner) to take c out of the daemon's books. */
-void server_forget(struct conn *c);
-void server_forget(struct conn *c)
-{
-    struct daemon *d = c->d;
-    struct source_count **pp;
-
-    pthread_mutex_lock(&d->conns_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (d->conns == c)
-        d->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    pp = source_slot(d, &c->addr);
-    if (*pp && --(*pp)->n == 0) {
-        struct source_count *dead = *pp;
-        *pp = dead->next;
-        free(dead);
-    }
-    pthread_mutex_unlock(&d->conns_lock);
-}
-
-void tunnel_free(struct tunnel *t);
-
-static void bury(struct daemon *d)
-{
-    struct conn *c, *next;
-
-    pthread_mutex_lock(&d->conns_lock);
-    c = d->graveyard;
-    d->graveyard = NULL;
-    pthread_mutex_unlock(&d->conns_lock);
-    for (; c; c = next) {
-        next = c->next;
-        tunnel_free(c->tun);
-        if (c->tls)
-            gnutls_deinit(c->tls);
-        if (c->fd >= 0)
-            close(c->fd);
-        pthread_mutex_destroy(&c->lock);
-        free(c->in);
-        free(c->out);
-        free(c);
-    }
-}
-
 /*
- * A connection in the daemon's books (list, per-source count). count_source:
- * inbound connections count against max-per-source; our uplinks do not.
- * Returns NULL (fd left open) when the limit is hit or memory runs out.
+ * The listeners the session process serves, one row each: where the
+ * listener lives in struct daemon, the socket the parent made for it, the
+ * roles it admits, its config section, its ALPN and what its connections
+ * get (service.h). Every listener presents the gateway's certificate
+ * ([management] cert, or the pki dir's); the row's service says whether a
+ * client certificate is required. Our uplinks (d->upl) are no listener:
+ * they have no socket and are set up by tunnel.c.
  */
-struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
-                             const struct sockaddr_storage *ss, bool count_source);
-struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
-                             const struct sockaddr_storage *ss, bool count_source)
+static const struct listener_row {
+    const char *name;
+    size_t at;    /* offsetof(struct daemon, the listener) */
+    size_t fd_at; /* offsetof(struct daemon_fds, its socket) */
+    unsigned roles;
+    enum listener_section section;
+    const char *alpn;
+    const struct service *svc;
+} listeners[] = {
+    {"management", offsetof(struct daemon, mgmt), offsetof(struct daemon_fds, mgmt),
+     VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR), SECTION_MANAGEMENT, NULL,
+     &service_management},
+    {"tunnel", offsetof(struct daemon, tunl), offsetof(struct daemon_fds, tunnel),
+     VERIFY_ROLE(ROLE_TUNNEL), SECTION_TUNNEL, MTLSGW_ALPN, &service_tunnel},
+    {"enroll", offsetof(struct daemon, estl), offsetof(struct daemon_fds, enroll),
+     VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
+     SECTION_ENROLL, NULL, &service_enroll},
+};
+#define N_LISTENERS (sizeof(listeners) / sizeof(listeners[0]))
+
+static struct listener *listener_at(struct daemon *d, size_t i)
 {
-    struct source_count **pp;
-    struct conn *c;
+    return (struct listener *)((char *)d + listeners[i].at);
+}
 
-    pthread_mutex_lock(&d->conns_lock);
-    pp = source_slot(d, ss);
-    if (count_source && *pp && (*pp)->n >= l->max_per_source) {
-        pthread_mutex_unlock(&d->conns_lock);
-        return NULL;
-    }
-    if (!*pp) {
-        *pp = calloc(1, sizeof(**pp));
-        if (!*pp) {
-            pthread_mutex_unlock(&d->conns_lock);
-            return NULL;
-        }
-        (*pp)->addr = *ss;
-    }
-    c = calloc(1, sizeof(*c));
-    if (!c) {
-        pthread_mutex_unlock(&d->conns_lock);
-        return NULL;
-    }
-    (*pp)->n++;
-    c->id = ++d->next_id;
-    c->next = d->conns;
-    if (d->conns)
-        d->conns->prev = c;
-    d->conns = c;
-    pthread_mutex_unlock(&d->conns_lock);
+static int listener_fd(const struct daemon_fds *fds, size_t i)
+{
+    return *(const int *)((const char *)fds + listeners[i].fd_at);
+}
 
-    c->d = d;
-    c->l = l;
-    c->fd = fd;
-    c->addr = *ss;
-    c->job.run = conn_run;
-    c->role = -1;
-    c->verdict = -1;
-    atomic_init(&c->refs, 1);
-    atomic_init(&c->kill, KILL_NONE);
-    c->owner = OWNER_THREAD; /* the thread making it, until it hands c on */
-    atomic_init(&c->state, CONN_HANDSHAKE);
-    pthread_mutex_init(&c->lock, NULL);
-    format_addr(ss, c->remote, sizeof(c->remote));
-    c->since = time(NULL);
-    atomic_init(&c->deadline, mono_ms() + 1000LL * l->handshake_timeout);
-    atomic_fetch_add(&l->handshaking, 1);
-    return c;
+/* True when p (an epoll tag) is one of the listeners. */
+static bool is_listener(struct daemon *d, const void *p)
+{
+    for (size_t i = 0; i < N_LISTENERS; i++)
+        if (p == listener_at(d, i))
+            return true;
+    return false;
+}
+
+/* EST takes a client certificate when there is one; the others require it. */
+static bool cert_optional(size_t i)
+{
+    return listeners[i].svc->verify == SVC_CERT_FOR_HANDLER;
+}
+
+static void listener_init(struct daemon *d, size_t i, const struct config *cfg)
+{
+    const struct listener_row *r = &listeners[i];
+    struct listener *l = listener_at(d, i);
+
+    l->name = r->name;
+    l->svc = r->svc;
+    l->allowed_roles = r->roles;
+    l->fd = -1;
+    switch (r->section) {
+    case SECTION_TUNNEL:
+        l->handshake_timeout = cfg->tunnel.handshake_timeout;
+        l->idle_timeout = 0; /* tunnels have keepalives instead */
+        l->max_sessions = cfg->tunnel.max_sessions;
+        l->max_per_source = cfg->tunnel.max_per_source;
+        break;
+    case SECTION_MANAGEMENT:
+    case SECTION_ENROLL:
+        l->handshake_timeout = cfg->mgmt.handshake_timeout;
+        l->idle_timeout = r->section == SECTION_ENROLL ? 60 : cfg->mgmt.idle_timeout;
+        l->max_sessions = cfg->mgmt.max_sessions;
+        l->max_per_source = cfg->mgmt.max_per_source;
+        l->max_body = cfg->mgmt.max_body;
+        break;
+    }
 }
 
 /*
@@ -316,12 +201,11 @@ static void pause_listener(struct daemon *d, struct listener *l, int err)
 
 static void resume_listeners(struct daemon *d)
 {
-    struct listener *ls[] = {&d->mgmt, &d->tunl, &d->estl};
-
-    for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ls[i]};
-        if (ls[i]->paused && epoll_ctl(d->epfd, EPOLL_CTL_MOD, ls[i]->fd, &ev) == 0)
-            ls[i]->paused = false;
+    for (size_t i = 0; i < N_LISTENERS; i++) {
+        struct listener *l = listener_at(d, i);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+        if (l->paused && epoll_ctl(d->epfd, EPOLL_CTL_MOD, l->fd, &ev) == 0)
+            l->paused = false;
     }
 }
 
@@ -348,7 +232,7 @@ static bool accept_one(struct daemon *d, struct listener *l)
             log_warn("%s: accept: %s", l->name, strerror(errno));
         return false;
     }
-    format_addr(&ss, remote, sizeof(remote));
+    addr_format(&ss, remote, sizeof(remote));
     total = atomic_load(&l->sessions) + atomic_load(&l->handshaking);
     if (total >= l->max_sessions) {
         char why[64];
@@ -358,13 +242,13 @@ static bool accept_one(struct daemon *d, struct listener *l)
         return true;
     }
     if (bans_check(d->bans, &ss, mono_ms())) {
-        /* The ban itself is logged once when it starts (server_auth_failed). */
+        /* The ban itself is logged once when it starts (sessions_auth_failed). */
         atomic_fetch_add(&d->banned_total, 1);
         log_debug("%s: %s refused: banned", l->name, remote);
         refuse(fd, GNUTLS_A_ACCESS_DENIED);
         return true;
     }
-    c = server_conn_new(d, l, fd, &ss, true);
+    c = sessions_conn_new(d, l, fd, &ss, true);
     if (!c) {
         log_debug("%s: %s refused: max-per-source (%u) reached", l->name, remote,
                   l->max_per_source);
@@ -378,7 +262,7 @@ static bool accept_one(struct daemon *d, struct listener *l)
         log_err("%s: %s: cannot make a TLS session", l->name, remote);
         atomic_fetch_sub(&l->handshaking, 1);
         atomic_store(&c->state, CONN_CLOSED);
-        server_forget(c);
+        sessions_forget(c);
         conn_unref(c);
         return true;
     }
@@ -397,7 +281,7 @@ static bool accept_one(struct daemon *d, struct listener *l)
         log_err("%s: epoll: %s", l->name, strerror(errno));
         atomic_fetch_sub(&l->handshaking, 1);
         atomic_store(&c->state, CONN_CLOSED);
-        server_forget(c);
+        sessions_forget(c);
         conn_unref(c);
     }
     return true;
@@ -411,156 +295,6 @@ static void dispatch(struct daemon *d, struct conn *c)
         workers_submit(d->slow, &c->job);
     else
         workers_submit(d->io, &c->job);
-}
-
-/* ---- trust ------------------------------------------------------------- */
-
-struct trustdb *daemon_trust(struct daemon *d)
-{
-    struct trustdb *t;
-
-    pthread_mutex_lock(&d->trust_lock);
-    t = trustdb_ref(d->trust);
-    pthread_mutex_unlock(&d->trust_lock);
-    return t;
-}
-
-/*
- * Why an open session's certificate is no longer trusted (NULL: it is). A superseded
- * certificate was renewed, not distrusted: its session (an uplink's tunnel
- * that renewed itself) goes on while the peer's newer certificate is active
- * and the old one has not expired; new handshakes must show the new one. A
- * revocation of the peer ends it with the rest.
- */
-static const char *untrusted_reason(const struct trustdb *t, const struct conn *c, time_t now)
-{
-    const struct registry *reg = trustdb_registry(t);
-    const struct peer *p = registry_find_serial(reg, c->serial), *cur;
-
-    if (!p)
-        return "no longer enrolled";
-    if (p->status == PEER_REVOKED)
-        return "revoked";
-    if (p->not_after <= now)
-        return "certificate expired";
-    {
-        time_t ca_end = gnutls_x509_crt_get_expiration_time(trustdb_ca(t));
-        if (ca_end != (time_t)-1 && ca_end <= now)
-            return "CA certificate expired";
-    }
-    if ((int)p->role != c->role)
-        return "role changed";
-    /* The CRL is checked for an active entry only: it also lists the
-     * superseded serials, whose sessions the registry keeps (above). A CRL
-     * that lists an active peer was written first by a revocation whose
-     * registry write is still to come, or by a writer other than mtlsgw:
-     * the handshake refuses that certificate, so its sessions end too. */
-    if (p->status == PEER_ACTIVE)
-        return trustdb_serial_in_crl(t, c->serial) ? "revoked in the CRL" : NULL;
-    cur = p->status == PEER_SUPERSEDED ? registry_find_name(reg, p->name) : NULL;
-    if (cur && cur->status == PEER_ACTIVE && cur->role == p->role)
-        return NULL;
-    return cur && cur->status == PEER_REVOKED ? "revoked" : "superseded";
-}
-
-/*
- * Counts the sessions this sweep ended: a kill delivered, or one that raised
- * the reason of a kill already pending (an idle or kicked session that turns
- * out revoked). A session already ending as revoked is not counted again.
- * Our own uplinks are judged by the hub, not by our registry.
- */
-static int sweep_untrusted(struct daemon *d, struct trustdb *t)
-{
-    time_t now = time(NULL);
-    const char *why;
-    int ended = 0;
-
-    pthread_mutex_lock(&d->conns_lock);
-    for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
-            continue;
-        why = untrusted_reason(t, c, now);
-        /* conn_kill is true only when this call ended it (or made its reason
-         * revoked): one already being ended is neither logged nor counted. */
-        if (why && conn_kill(c, KILL_REVOKED)) {
-            log_info("peer %s serial %s from %s: session %llu ended: no longer trusted (%s)",
-                     c->peer, c->serial, c->remote, (unsigned long long)c->id, why);
-            ended++;
-        }
-    }
-    pthread_mutex_unlock(&d->conns_lock);
-    return ended;
-}
-
-/*
- * One reload at a time (the control socket's thread, the loop's watch and
- * SIGHUP, a slow task after a re-sign, the API): two loads racing could
- * install the older files last, and no change would come to undo that.
- * The last reloads are remembered with the CRL number each loaded, so that a
- * console that wrote CRL number N learns how many sessions its change ended,
- * whichever reload ended them (the watch's often comes before its request).
- */
-#define RELOADS_KEPT 32
-static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    uint64_t crl_number;
-    int ended;
-} reloads[RELOADS_KEPT];
-static unsigned n_reloads;
-
-const char *daemon_untrusted(struct daemon *d, const struct conn *c)
-{
-    struct trustdb *t = daemon_trust(d);
-    const char *why;
-
-    if (!t)
-        return NULL; /* no listener judges anyone here */
-    why = untrusted_reason(t, c, time(NULL));
-    trustdb_unref(t);
-    return why;
-}
-
-int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
-{
-    struct trustdb *t = NULL, *old;
-    int rc;
-
-    if (!d->trust)
-        return 0; /* no listeners: nothing judged here */
-    pthread_mutex_lock(&reload_lock);
-    rc = trustdb_load(d->pki, &t, err, errlen);
-    if (rc < 0)
-        goto out;
-    /* Swapped before the sweep: a handshake that ends after the swap judges
-     * itself by the new trust (daemon_untrusted), one that ended before it
-     * is open and swept. */
-    pthread_mutex_lock(&d->trust_lock);
-    old = d->trust;
-    d->trust = t;
-    pthread_mutex_unlock(&d->trust_lock);
-    trustdb_unref(old);
-    /* The gate first: an opening of a peer no longer trusted, with or
-     * without a session left, shuts now. */
-    gate_sweep(d, t);
-    rc = sweep_untrusted(d, t);
-    reloads[n_reloads % RELOADS_KEPT].crl_number = trustdb_crl_number(t);
-    reloads[n_reloads % RELOADS_KEPT].ended = rc;
-    n_reloads++;
-out:
-    pthread_mutex_unlock(&reload_lock);
-    return rc;
-}
-
-int daemon_trust_ended_since(uint64_t crl_number)
-{
-    int ended = 0;
-
-    pthread_mutex_lock(&reload_lock);
-    for (unsigned i = 0; i < RELOADS_KEPT && i < n_reloads; i++)
-        if (reloads[i].crl_number >= crl_number)
-            ended += reloads[i].ended;
-    pthread_mutex_unlock(&reload_lock);
-    return ended;
 }
 
 /*
@@ -594,281 +328,6 @@ static void watch_apply(struct daemon *d, struct watch *w, const char *const *na
         log_info("%s changed: reloaded trust, %d session(s) ended", what, rc);
 }
 
-int daemon_kick_id(struct daemon *d, uint64_t id)
-{
-    int rc = -ENOENT;
-
-    pthread_mutex_lock(&d->conns_lock);
-    for (struct conn *c = d->conns; c; c = c->next) {
-        if (c->id == id && atomic_load(&c->state) != CONN_CLOSED)
-            rc = conn_kill(c, KILL_KICKED) ? 1 : 0;
-    }
-    pthread_mutex_unlock(&d->conns_lock);
-    return rc;
-}
-
-int daemon_kick_peer(struct daemon *d, const char *name)
-{
-    int rc = -ENOENT;
-
-    pthread_mutex_lock(&d->conns_lock);
-    for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) == CONN_OPEN && strcmp(c->peer, name) == 0) {
-            if (rc < 0)
-                rc = 0;
-            if (conn_kill(c, KILL_KICKED))
-                rc++;
-        }
-    }
-    pthread_mutex_unlock(&d->conns_lock);
-    return rc;
-}
-
-/* How long a new tunnel waits for the one it supersedes to be torn down: its
- * threads wake at once, and the parent removes its interface, routes and
- * firewall elements in one request; the new tunnel's routes would collide
- * with the old one's while it lives. */
-#define SUPERSEDE_WAIT_MS 3000
-
-int daemon_supersede(struct daemon *d, struct conn *c)
-{
-    struct conn *old[16];
-    size_t n = 0;
-    long long until = mono_ms() + SUPERSEDE_WAIT_MS;
-    bool gone;
-
-    pthread_mutex_lock(&d->conns_lock);
-    for (struct conn *o = d->conns; o; o = o->next) {
-        if (o == c || o->l != c->l || o->id > c->id || atomic_load(&o->state) != CONN_OPEN ||
-            strcmp(o->peer, c->peer) != 0)
-            continue;
-        if (conn_supersede(o, c->id))
-            log_info("%s peer %s serial %s from %s: session %llu ended: superseded by "
-                     "session %llu from %s",
-                     o->l->name, o->peer, o->serial, o->remote, (unsigned long long)o->id,
-                     (unsigned long long)c->id, c->remote);
-        if (n < sizeof(old) / sizeof(old[0])) {
-            conn_ref(o);
-            old[n++] = o;
-        }
-    }
-    pthread_mutex_unlock(&d->conns_lock);
-    do {
-        gone = true;
-        for (size_t i = 0; i < n; i++)
-            gone = gone && atomic_load(&old[i]->state) == CONN_CLOSED;
-        if (!gone)
-            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
-    } while (!gone && mono_ms() < until);
-    if (!gone)
-        log_warn("%s peer %s: session %llu goes on while a superseded session of the peer "
-                 "is still being torn down",
-                 c->l->name, c->peer, (unsigned long long)c->id);
-    for (size_t i = 0; i < n; i++)
-        conn_unref(old[i]);
-    return (int)n;
-}
-
-bool daemon_peer_online(struct daemon *d, const char *name)
-{
-    bool on = false;
-
-    pthread_mutex_lock(&d->conns_lock);
-    for (struct conn *c = d->conns; c && !on; c = c->next)
-        on = atomic_load(&c->state) == CONN_OPEN && strcmp(c->peer, name) == 0;
-    pthread_mutex_unlock(&d->conns_lock);
-    return on;
-}
-
-/* ---- status, sessions, metrics ------------------------------------------ */
-
-static long long days_until(time_t t, time_t now)
-{
-    long long s = (long long)t - (long long)now;
-
-    return s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
-}
-
-static time_t gateway_not_after(struct daemon *d)
-{
-    gnutls_x509_crt_t crt = NULL;
-    char err[256];
-    time_t t = 0;
-    const char *path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
-
-    if (pki_read_cert(path, &crt, err, sizeof(err)) == 0) {
-        t = gnutls_x509_crt_get_expiration_time(crt);
-        gnutls_x509_crt_deinit(crt);
-    }
-    return t;
-}
-
-struct json_object *daemon_status_json(struct daemon *d)
-{
-    struct json_object *o = json_object_new_object(), *tok, *ses, *days, *bans;
-    struct trustdb *t = daemon_trust(d);
-    time_t now = time(NULL);
-
-    tok = json_object_new_object();
-    json_object_object_add(tok, "uri", json_object_new_string(d->cfg->token.uri));
-    json_object_object_add(tok, "healthy", json_object_new_boolean(atomic_load(&d->token_healthy)));
-    ses = json_object_new_object();
-    json_object_object_add(ses, "management", json_object_new_int((int)atomic_load(&d->mgmt.sessions)));
-    json_object_object_add(ses, "tunnel", json_object_new_int((int)(atomic_load(&d->tunl.sessions) +
-                                                                    atomic_load(&d->upl.sessions))));
-    json_object_object_add(ses, "handshaking",
-                           json_object_new_int((int)atomic_load(&d->mgmt.handshaking)));
-    days = json_object_new_object();
-    if (t) {
-        json_object_object_add(days, "ca", json_object_new_int64(days_until(
-                                               gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now)));
-        json_object_object_add(days, "gateway",
-                               json_object_new_int64(days_until(gateway_not_after(d), now)));
-        json_object_object_add(days, "crl",
-                               json_object_new_int64(days_until(trustdb_crl_next_update(t), now)));
-    }
-    json_object_object_add(o, "version", json_object_new_string(MTLSGW_VERSION));
-    json_object_object_add(o, "uptime", json_object_new_int64((int64_t)(now - d->started)));
-    json_object_object_add(o, "token", tok);
-    json_object_object_add(o, "sessions", ses);
-    json_object_object_add(o, "days_left", days);
-    bans = json_object_new_object();
-    json_object_object_add(bans, "banned", json_object_new_int64(bans_count(d->bans, mono_ms())));
-    json_object_object_add(bans, "refused_total",
-                           json_object_new_int64((int64_t)atomic_load(&d->banned_total)));
-    json_object_object_add(o, "bans", bans);
-    trustdb_unref(t);
-    return o;
-}
-
-struct json_object *daemon_sessions_json(struct daemon *d)
-{
-    struct json_object *arr = json_object_new_array();
-    char since[32];
-
-    pthread_mutex_lock(&d->conns_lock);
-    for (struct conn *c = d->conns; c; c = c->next) {
-        struct json_object *o;
-        if (atomic_load(&c->state) != CONN_OPEN)
-            continue;
-        o = json_object_new_object();
-        time_format_utc(c->since, since, sizeof(since));
-        json_object_object_add(o, "id", json_object_new_int64((int64_t)c->id));
-        json_object_object_add(o, "peer", json_object_new_string(c->peer));
-        json_object_object_add(o, "role", json_object_new_string(role_name((enum peer_role)c->role)));
-        json_object_object_add(o, "serial", json_object_new_string(c->serial));
-        json_object_object_add(o, "remote", json_object_new_string(c->remote));
-        json_object_object_add(o, "listener", json_object_new_string(c->l->name));
-        json_object_object_add(o, "since", json_object_new_string(since));
-        json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t)atomic_load(&c->bytes_in)));
-        json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t)atomic_load(&c->bytes_out)));
-        tunnel_describe(c, o);
-        json_object_array_add(arr, o);
-    }
-    pthread_mutex_unlock(&d->conns_lock);
-    return arr;
-}
-
-struct strbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void sb_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct strbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        char *np;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        np = realloc(b->p, cap);
-        if (!np)
-            return;
-        b->p = np;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-char *daemon_metrics(struct daemon *d)
-{
-    struct strbuf b = {0};
-    struct listener *ls[] = {&d->mgmt, &d->tunl, &d->upl};
-    struct trustdb *t = daemon_trust(d);
-    const struct registry *reg = t ? trustdb_registry(t) : NULL;
-    time_t now = time(NULL);
-
-    sb_printf(&b, "# HELP mtlsgw_uptime_seconds Seconds since the daemon started.\n"
-                  "# TYPE mtlsgw_uptime_seconds gauge\nmtlsgw_uptime_seconds %lld\n",
-              (long long)(now - d->started));
-    sb_printf(&b, "# HELP mtlsgw_token_healthy Whether the token answers.\n"
-                  "# TYPE mtlsgw_token_healthy gauge\nmtlsgw_token_healthy %d\n",
-              atomic_load(&d->token_healthy) ? 1 : 0);
-    sb_printf(&b, "# HELP mtlsgw_sessions Established sessions.\n# TYPE mtlsgw_sessions gauge\n");
-    for (size_t i = 0; i < 3; i++)
-        sb_printf(&b, "mtlsgw_sessions{listener=\"%s\"} %u\n", ls[i]->name,
-                  atomic_load(&ls[i]->sessions));
-    sb_printf(&b, "# HELP mtlsgw_handshaking Connections in the TLS handshake.\n"
-                  "# TYPE mtlsgw_handshaking gauge\n");
-    for (size_t i = 0; i < 2; i++)
-        sb_printf(&b, "mtlsgw_handshaking{listener=\"%s\"} %u\n", ls[i]->name,
-                  atomic_load(&ls[i]->handshaking));
-    sb_printf(&b, "# HELP mtlsgw_handshakes_total Handshakes by verdict.\n"
-                  "# TYPE mtlsgw_handshakes_total counter\n");
-    for (size_t i = 0; i < 2; i++) {
-        for (int v = 0; v < VERDICT_COUNT; v++)
-            sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"%s\"} %llu\n",
-                      ls[i]->name, verdict_name((enum verdict_code)v),
-                      atomic_load(&ls[i]->handshakes[v]));
-        sb_printf(&b, "mtlsgw_handshakes_total{listener=\"%s\",verdict=\"tls-error\"} %llu\n",
-                  ls[i]->name, atomic_load(&ls[i]->handshake_errors));
-    }
-    sb_printf(&b, "# HELP mtlsgw_banned_total Connections refused from banned addresses.\n"
-                  "# TYPE mtlsgw_banned_total counter\nmtlsgw_banned_total %llu\n",
-              atomic_load(&d->banned_total));
-    sb_printf(&b, "# HELP mtlsgw_banned_addresses Addresses banned now (mtlsgw bans).\n"
-                  "# TYPE mtlsgw_banned_addresses gauge\nmtlsgw_banned_addresses %u\n",
-              bans_count(d->bans, mono_ms()));
-    sb_printf(&b, "# HELP mtlsgw_bytes_total Application bytes.\n# TYPE mtlsgw_bytes_total counter\n");
-    for (size_t i = 0; i < 3; i++)
-        sb_printf(&b, "mtlsgw_bytes_total{listener=\"%s\",direction=\"in\"} %llu\n"
-                      "mtlsgw_bytes_total{listener=\"%s\",direction=\"out\"} %llu\n",
-                  ls[i]->name, atomic_load(&ls[i]->bytes_in), ls[i]->name,
-                  atomic_load(&ls[i]->bytes_out));
-    sb_printf(&b, "# HELP mtlsgw_cert_days_left Days until a certificate or the CRL expires.\n"
-                  "# TYPE mtlsgw_cert_days_left gauge\n");
-    if (!t) {
-        char *out = b.p;
-        return out;
-    }
-    sb_printf(&b, "mtlsgw_cert_days_left{cert=\"ca\"} %lld\n",
-              days_until(gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now));
-    sb_printf(&b, "mtlsgw_cert_days_left{cert=\"gateway\"} %lld\n",
-              days_until(gateway_not_after(d), now));
-    sb_printf(&b, "mtlsgw_cert_days_left{cert=\"crl\"} %lld\n",
-              days_until(trustdb_crl_next_update(t), now));
-    for (size_t i = 0; i < registry_count(reg); i++) {
-        const struct peer *p = registry_at(reg, i);
-        if (p->status == PEER_ACTIVE)
-            sb_printf(&b, "mtlsgw_cert_days_left{cert=\"peer:%s\"} %lld\n", p->name,
-                      days_until((time_t)p->not_after, now));
-    }
-    trustdb_unref(t);
-    return b.p;
-}
-
 /* ---- the tick: timeouts, CRL, expiry warnings --------------------------- */
 
 static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, size_t errlen);
@@ -882,8 +341,6 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
  */
 static bool token_recover(struct daemon *d)
 {
-    struct listener *ls[] = {&d->mgmt, &d->tunl, &d->estl};
-    const char *alpn[] = {NULL, "mtlsgw/1", NULL};
     char err[512] = "";
     bool ok = true;
 
@@ -900,20 +357,22 @@ static bool token_recover(struct daemon *d)
         gnutls_x509_crt_deinit(d->pki->ca);
         d->pki->ca = NULL;
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < N_LISTENERS; i++) {
+        struct listener *l = listener_at(d, i);
         struct tls_server *fresh = NULL;
-        if (!ls[i]->tls)
+        if (!l->tls)
             continue;
-        if (listener_tls(d, ls[i], alpn[i], ls[i] == &d->estl, &fresh, err, sizeof(err)) < 0) {
+        if (listener_tls(d, l, listeners[i].alpn, cert_optional(i), &fresh, err,
+                         sizeof(err)) < 0) {
             log_err("token %s is back, but the %s listener's key is not: %s",
-                    d->cfg->token.uri, ls[i]->name, err);
+                    d->cfg->token.uri, l->name, err);
             ok = false;
             continue;
         }
         /* Open sessions still point at the old credentials: keep them. */
         if (d->n_retired < 64)
-            d->retired[d->n_retired++] = ls[i]->tls;
-        ls[i]->tls = fresh;
+            d->retired[d->n_retired++] = l->tls;
+        l->tls = fresh;
     }
     if (uplinks_reload_keys(d, err, sizeof(err)) < 0) {
         log_err("token %s is back, but an uplink's key is not: %s", d->cfg->token.uri, err);
@@ -1023,14 +482,6 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
     }
 }
 
-long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * After a load has gone (256 or more connections fewer than at the last
  * high-water mark, and the count steady for a tick), hand freed memory back
@@ -1043,9 +494,11 @@ long long mono_ms(void)
 static void trim_after_load(struct daemon *d)
 {
     static unsigned high, last;
-    unsigned now = atomic_load(&d->mgmt.sessions) + atomic_load(&d->mgmt.handshaking) +
-                   atomic_load(&d->tunl.sessions) + atomic_load(&d->tunl.handshaking) +
-                   atomic_load(&d->estl.sessions) + atomic_load(&d->estl.handshaking);
+    unsigned now = 0;
+
+    for (size_t i = 0; i < N_LISTENERS; i++)
+        now += atomic_load(&listener_at(d, i)->sessions) +
+               atomic_load(&listener_at(d, i)->handshaking);
 
     unsigned prev = last;
 
@@ -1115,7 +568,7 @@ static void tick(struct daemon *d, unsigned long long n)
     t = daemon_trust(d);
     if (!t)
         return;
-    sweep_untrusted(d, t);
+    sessions_sweep(d, t);
     if (n % 60 != 1) {
         trustdb_unref(t);
         return;
@@ -1128,7 +581,7 @@ static void tick(struct daemon *d, unsigned long long n)
             submit_task(d, TASK_CRL);
         warn_expiry(d, 0, "CA certificate", gnutls_x509_crt_get_expiration_time(trustdb_ca(t)),
                     now);
-        warn_expiry(d, 1, "gateway certificate", gateway_not_after(d), now);
+        warn_expiry(d, 1, "gateway certificate", sessions_gateway_not_after(d), now);
         /* The CRL is re-signed above long before it runs out; a failure to
          * do so is logged by the re-sign task itself. */
     }
@@ -1282,11 +735,10 @@ static void shutdown_all(struct daemon *d)
         n = epoll_wait(d->epfd, evs, 64, 10);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p != &d->mgmt && p != &d->tunl && p != &d->estl && p != &tag_wake &&
-                p != &tag_signal && p != &tag_timer)
+            if (!is_listener(d, p) && p != &tag_wake && p != &tag_signal && p != &tag_timer)
                 dispatch(d, p);
         }
-        bury(d);
+        sessions_bury(d);
     }
 }
 
@@ -1311,31 +763,10 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     pthread_mutex_init(&d->trust_lock, NULL);
     pthread_rwlock_init(&d->token_lock, NULL);
     atomic_init(&d->token_healthy, true);
-    d->mgmt.name = "management";
-    d->mgmt.allowed_roles = VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR);
-    d->mgmt.handshake_timeout = cfg->mgmt.handshake_timeout;
-    d->mgmt.idle_timeout = cfg->mgmt.idle_timeout;
-    d->mgmt.max_sessions = cfg->mgmt.max_sessions;
-    d->mgmt.max_per_source = cfg->mgmt.max_per_source;
-    d->mgmt.max_body = cfg->mgmt.max_body;
-    d->mgmt.fd = -1;
-    d->tunl.name = "tunnel";
-    d->tunl.allowed_roles = VERIFY_ROLE(ROLE_TUNNEL);
-    d->tunl.handshake_timeout = cfg->tunnel.handshake_timeout;
-    d->tunl.idle_timeout = 0; /* tunnels have keepalives instead */
-    d->tunl.max_sessions = cfg->tunnel.max_sessions;
-    d->tunl.max_per_source = cfg->tunnel.max_per_source;
-    d->tunl.fd = -1;
-    d->estl.name = "enroll";
-    d->estl.allowed_roles = VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) |
-                            VERIFY_ROLE(ROLE_TUNNEL);
-    d->estl.handshake_timeout = cfg->mgmt.handshake_timeout;
-    d->estl.idle_timeout = 60;
-    d->estl.max_sessions = cfg->mgmt.max_sessions;
-    d->estl.max_per_source = cfg->mgmt.max_per_source;
-    d->estl.max_body = cfg->mgmt.max_body;
-    d->estl.fd = -1;
+    for (size_t i = 0; i < N_LISTENERS; i++)
+        listener_init(d, i, cfg);
     d->upl.name = "uplink";
+    d->upl.svc = &service_uplink;
     d->upl.fd = -1;
     d->upl.handshake_timeout = 10;
     pthread_mutex_init(&d->pool_lock, NULL);
@@ -1393,20 +824,13 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         log_err("cannot start worker threads");
         goto out;
     }
-    if (fds->mgmt >= 0 &&
-        listener_setup(d, &d->mgmt, fds->mgmt, NULL, false, err, sizeof(err)) < 0) {
-        log_err("management listener: %s", err);
-        goto out;
-    }
-    if (fds->tunnel >= 0 &&
-        listener_setup(d, &d->tunl, fds->tunnel, "mtlsgw/1", false, err, sizeof(err)) < 0) {
-        log_err("tunnel listener: %s", err);
-        goto out;
-    }
-    if (fds->enroll >= 0 &&
-        listener_setup(d, &d->estl, fds->enroll, NULL, true, err, sizeof(err)) < 0) {
-        log_err("enroll listener: %s", err);
-        goto out;
+    for (size_t i = 0; i < N_LISTENERS; i++) {
+        int fd = listener_fd(fds, i);
+        if (fd >= 0 && listener_setup(d, listener_at(d, i), fd, listeners[i].alpn,
+                                      cert_optional(i), err, sizeof(err)) < 0) {
+            log_err("%s listener: %s", listeners[i].name, err);
+            goto out;
+        }
     }
     if (uplinks_start(d, err, sizeof(err)) < 0) {
         log_err("%s", err);
@@ -1445,7 +869,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
         }
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p == &d->mgmt || p == &d->tunl || p == &d->estl) {
+            if (is_listener(d, p)) {
                 /* Up to 64 a round, so that open sessions get their turn. */
                 for (int k = 0; k < 64 && accept_one(d, p); k++)
                     ;
@@ -1478,7 +902,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
                 dispatch(d, p);
             }
         }
-        bury(d);
+        sessions_bury(d);
     }
     rc = 0;
     watch_free(watch); /* out of the loop before shutdown_all polls it */
@@ -1494,7 +918,7 @@ out:
     control_stop(d);
     workers_free(d->io);
     workers_free(d->slow);
-    bury(d);
+    sessions_bury(d);
     if (d->mgmt.tls)
         tls_server_free(d->mgmt.tls);
     if (d->tunl.tls)
@@ -1507,13 +931,7 @@ out:
     trustdb_unref(d->trust);
     pki_free(d->pki);
     bans_free(d->bans);
-    for (int i = 0; i < 256; i++) {
-        while (d->sources[i]) {
-            struct source_count *s = d->sources[i];
-            d->sources[i] = s->next;
-            free(s);
-        }
-    }
+    sessions_free_books(d);
     if (d->epfd >= 0)
         close(d->epfd);
     if (d->wake_fd >= 0)

@@ -31,8 +31,11 @@ struct json_object;
 
 enum { VERDICT_COUNT = VERDICT_ROLE_NOT_ALLOWED + 1 };
 
+struct service;
+
 struct listener {
     const char *name; /* "management" */
+    const struct service *svc; /* what its connections get (service.h) */
     int fd;
     unsigned allowed_roles; /* VERIFY_ROLE() bits */
     struct tls_server *tls;
@@ -166,34 +169,6 @@ struct daemon_fds {
 };
 int daemon_run(struct config *cfg, const struct daemon_fds *fds);
 
-struct trustdb *daemon_trust(struct daemon *d); /* a reference; unref it */
-/* Re-read registry and CRL; end sessions that lost trust (returns how many). */
-int daemon_reload_trust(struct daemon *d, char *err, size_t errlen);
-/* Sessions ended by the reloads that loaded CRL number crl_number or a later
- * one (of the last 32 reloads): what a console's change ended, whichever
- * reload acted on it (control socket "reload"). */
-int daemon_trust_ended_since(uint64_t crl_number);
-/* Kicks: how many sessions this call ended (0: they were ending already),
- * -ENOENT when there is no such session. */
-int daemon_kick_id(struct daemon *d, uint64_t id);
-int daemon_kick_peer(struct daemon *d, const char *name);
-/* Why c's peer is no longer trusted by the trust in force now (NULL: it is). */
-const char *daemon_untrusted(struct daemon *d, const struct conn *c);
-/* A new tunnel session c: end the older tunnel sessions of the same peer and
- * wait (bounded) until they are gone. Returns how many there were. */
-int daemon_supersede(struct daemon *d, struct conn *c);
-bool daemon_peer_online(struct daemon *d, const char *name);
-struct json_object *daemon_status_json(struct daemon *d);
-struct json_object *daemon_sessions_json(struct daemon *d);
-/* Prometheus text, malloc'ed. */
-char *daemon_metrics(struct daemon *d);
-
-/* A client at c's address failed to authenticate: raise its ban score. */
-void server_auth_failed(struct conn *c);
-
-/* Milliseconds on CLOCK_MONOTONIC: deadlines survive clock changes and are
- * never cut short by whole-second rounding. */
-long long mono_ms(void);
 
 /* ---- connections (conn.c) --------------------------------------------- */
 void conn_run(struct job *job);
@@ -234,6 +209,11 @@ int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen);
 void uplinks_stop(struct daemon *d);
 /* The address of c without the port. (The gate: gate.h.) */
 void conn_ip(const struct conn *c, char *buf, size_t len);
+/* Called from bury() (server.c) when the connection is freed. */
+void tunnel_free(struct tunnel *t);
+/* Build the uplink's TLS client again from its files and key; the next
+ * connection uses it, open sessions keep the old one. */
+int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen);
 
 /* ---- API (api.c) -------------------------------------------------------- */
 struct http_request;
@@ -247,12 +227,6 @@ struct api_reply {
 /* True when the request needs the token (runs on the slow pool). */
 bool api_is_slow(const struct http_request *req);
 void api_handle(struct daemon *d, struct conn *c, const struct http_request *req,
-                struct api_reply *rep);
-
-/* ---- EST (est.c) ------------------------------------------------------------ */
-/* Declared again in est.h (its owner's contract); here for conn.c. */
-bool est_is_slow(const struct http_request *req);
-void est_handle(struct daemon *d, struct conn *c, const struct http_request *req,
                 struct api_reply *rep);
 
 /* ---- control socket (control.c) ---------------------------------------- */

@@ -44,6 +44,7 @@
 #include "pki.h"
 #include "privsep.h"
 #include "registry.h"
+#include "sessions.h"
 #include "tls.h"
 #include "trustdb.h"
 #include "uplink-renew.h"
@@ -66,7 +67,6 @@
 /* TLS -> TUN: the largest frame and a record behind it. */
 #define RBUF (2 * REC_MAX + FRAME_HDR + FRAME_OFFHDR + FRAME_SEGMENTS_MAX)
 #define VNET_HDR sizeof(struct virtio_net_hdr)
-#define ALPN "mtlsgw/1"
 
 struct tunnel {
     int tun_fd, wake_fd, done_fd;
@@ -110,10 +110,6 @@ struct uplink {
     int stop_fd;
     struct renewer *renewer; /* uplink-renew.c */
 };
-
-void server_forget(struct conn *c);
-struct conn *server_conn_new(struct daemon *d, struct listener *l, int fd,
-                             const struct sockaddr_storage *ss, bool count_source);
 
 static long long now_s(void)
 {
@@ -596,8 +592,6 @@ static struct tunnel *tunnel_new(unsigned mtu, unsigned keepalive, bool uplink)
     return t;
 }
 
-/* Called from bury() when the connection is freed. */
-void tunnel_free(struct tunnel *t);
 void tunnel_free(struct tunnel *t)
 {
     if (!t)
@@ -1054,7 +1048,7 @@ static void uplink_once(struct uplink *up)
         }
     }
     pthread_rwlock_unlock(&d->token_lock);
-    c = server_conn_new(d, &d->upl, fd, &ss, false);
+    c = sessions_conn_new(d, &d->upl, fd, &ss, false);
     if (!c) {
         gnutls_deinit(tls);
         close(fd);
@@ -1168,7 +1162,7 @@ static int uplink_tls(struct daemon *d, const struct cfg_uplink *uc, struct tls_
     o.ca_path = uc->ca ? uc->ca : ca;
     o.key = key;
     o.tls_min = d->cfg->mgmt.tls_min;
-    o.alpn = ALPN;
+    o.alpn = MTLSGW_ALPN;
     rc = tls_client_new(&o, out, err, errlen);
     if (rc < 0)
         gnutls_privkey_deinit(key);

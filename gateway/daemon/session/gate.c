@@ -18,8 +18,10 @@
 #include "daemon.h"
 #include "config.h"
 #include "log.h"
+#include "mono.h"
 #include "privsep.h"
 #include "registry.h"
+#include "sessions.h"
 #include "trustdb.h"
 
 /* Roles whose handshake opens the gate (docs/netconfig.md, "Who opens the

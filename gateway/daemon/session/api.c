@@ -16,9 +16,11 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "mono.h"
 #include "p11.h"
 #include "pki.h"
 #include "registry.h"
+#include "sessions.h"
 #include "trustdb.h"
 
 #define API "/api/v1"

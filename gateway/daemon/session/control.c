@@ -23,6 +23,8 @@
 #include "bans.h"
 #include "config.h"
 #include "log.h"
+#include "sessions.h"
+#include "mono.h"
 
 #define REQUEST_MAX 4096
 

@@ -17,15 +17,15 @@
 #include "http.h"
 #include "config.h"
 #include "fault.h"
-#include "gate.h"
 #include "log.h"
+#include "mono.h"
 #include "registry.h"
+#include "sessions.h"
+#include "service.h"
 #include "tls.h"
 #include "trustdb.h"
 
 #define IN_BUF 16384
-
-void server_forget(struct conn *c);
 
 /*
  * Kills and ownership (daemon.h, docs/mtlsgwd.md): c->owner and c->kill
@@ -145,6 +145,26 @@ void conn_kill_text(struct conn *c, int kill, char *buf, size_t len)
     fn("%s peer %s serial %s from %s: " fmt, (c)->l->name, (c)->peer[0] ? (c)->peer : "?",     \
        (c)->serial[0] ? (c)->serial : "?", (c)->remote, ##__VA_ARGS__)
 
+void conn_ref(struct conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void conn_unref(struct conn *c)
+{
+    struct daemon *d;
+
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    d = c->d;
+    /* Freed by the loop after the current epoll batch: a stale event in that
+     * batch may still point here (see daemon.h). */
+    pthread_mutex_lock(&d->conns_lock);
+    c->next = d->graveyard;
+    d->graveyard = c;
+    pthread_mutex_unlock(&d->conns_lock);
+}
+
 void conn_close(struct conn *c, const char *why)
 {
     int st = atomic_load(&c->state);
@@ -172,7 +192,7 @@ void conn_close(struct conn *c, const char *why)
     }
     http_reader_free(c->http);
     c->http = NULL;
-    server_forget(c);
+    sessions_forget(c);
     conn_unref(c);
 }
 
@@ -221,7 +241,7 @@ int conn_verify(gnutls_session_t s)
     struct conn *c = gnutls_session_get_ptr(s);
     struct verdict v;
 
-    if (c->l == &c->d->estl) {
+    if (c->l->svc->verify == SVC_CERT_FOR_HANDLER) {
         /* EST: a certificate is optional and never ends the handshake; the
          * handler answers a bad one with a reason (RFC 7030 3.3.2). */
         unsigned n = 0;
@@ -246,7 +266,7 @@ int conn_verify(gnutls_session_t s)
     c->verdict_logged = true;
     c->verdict = (int)v.code; /* for the alert (refusal_alert) */
     if (v.code != VERDICT_OK) {
-        server_auth_failed(c);
+        sessions_auth_failed(c);
         /* One line per trust decision, with the reason. */
         log_info("%s peer ? serial %s from %s: refused (%s): %s [%s]", c->l->name,
                  v.serial[0] ? v.serial : "?", c->remote, verdict_name(v.code), v.reason,
@@ -315,7 +335,7 @@ static void refusal_alert(struct conn *c, int rc)
     char junk[4096];
     int r;
 
-    if (c->verdict > VERDICT_OK && c->l != &c->d->estl) /* EST refuses in HTTP */
+    if (c->verdict > VERDICT_OK && c->l->svc->verify != SVC_CERT_FOR_HANDLER) /* in HTTP */
         r = gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, verdict_alert(c->verdict, tls13));
     else if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED)
         r = gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, verdict_alert(VERDICT_NO_CERT, tls13));
@@ -348,7 +368,7 @@ static void handshake_step(struct conn *c)
         if (!c->verdict_logged) {
             if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED) {
                 count_verdict(c, VERDICT_NO_CERT);
-                server_auth_failed(c);
+                sessions_auth_failed(c);
             } else
                 atomic_fetch_add(&c->l->handshake_errors, 1);
             log_info("%s peer ? from %s: refused: %s", c->l->name, c->remote,
@@ -370,13 +390,13 @@ static void handshake_step(struct conn *c)
         return;
     }
     /* A resumed session skips the certificate callback: judge it again. */
-    if (gnutls_session_is_resumed(c->tls) && c->l == &c->d->estl) {
+    if (gnutls_session_is_resumed(c->tls) && c->l->svc->verify == SVC_CERT_FOR_HANDLER) {
         conn_verify(c->tls);
     } else if (gnutls_session_is_resumed(c->tls)) {
         struct verdict v;
         if (judge(c, c->tls, true, &v) < 0 || v.code != VERDICT_OK) {
             count_verdict(c, v.code);
-            server_auth_failed(c);
+            sessions_auth_failed(c);
             log_info("%s peer ? serial %s from %s: resumption refused (%s): %s", c->l->name,
                      v.serial, c->remote, verdict_name(v.code), v.reason);
             c->verdict = (int)v.code;
@@ -395,7 +415,7 @@ static void handshake_step(struct conn *c)
      * the sweep passes over those (daemon_reload_trust). Either this sees
      * the new trust, or the sweep, which swaps trust before it walks the
      * sessions, sees this one open and kills it. */
-    if (c->l != &c->d->estl && (untrusted = daemon_untrusted(c->d, c))) {
+    if (c->l->svc->verify == SVC_CERT_REQUIRED && (untrusted = daemon_untrusted(c->d, c))) {
         PLOG(log_info, c, "refused: trust ended during the handshake (%s)", untrusted);
         conn_close(c, NULL);
         return;
@@ -408,16 +428,8 @@ static void handshake_step(struct conn *c)
         end_killed(c, k);
         return;
     }
-    if (c->l == &c->d->tunl) {
-        tunnel_start_hub(c);
-        return;
-    }
-    if (c->l == &c->d->mgmt) {
-        /* The window between the verdict and the opening, where a
-         * revocation may land (tests/adversarial/gate-revoke.sh). */
-        fault_point("gate-open");
-        gate_open(c);
-    }
+    if (c->l->svc->on_open && c->l->svc->on_open(c))
+        return; /* taken over (a tunnel) */
     if (http_reader_new(c->l->max_body, &c->http) < 0) {
         conn_close(c, "out of memory");
         return;
@@ -473,7 +485,7 @@ static void queue_reply(struct conn *c, struct api_reply *r, bool keep_alive)
 static void reply_error(struct conn *c, int status, const char *msg)
 {
     /* EST answers errors in text/plain (docs/est.md), the API in JSON. */
-    bool est = c->l == &c->d->estl;
+    bool est = c->l->svc->errors == SVC_ERRORS_TEXT;
     struct api_reply r = {.status = status,
                           .content_type = est ? "text/plain; charset=utf-8" : "application/json"};
     char body[256];
@@ -490,10 +502,7 @@ static void serve_request(struct conn *c)
     const struct http_request *req = http_reader_request(c->http);
     struct api_reply r = {0};
 
-    if (c->l == &c->d->estl)
-        est_handle(c->d, c, req, &r);
-    else
-        api_handle(c->d, c, req, &r);
+    c->l->svc->handle(c->d, c, req, &r);
     PLOG(log_debug, c, "%s %s -> %d", req->method_name, req->path, r.status);
     queue_reply(c, &r, req->keep_alive);
     http_reader_next(c->http);
@@ -519,9 +528,7 @@ static int process_input(struct conn *c)
                     status == 413 ? "request body too large (max-body)" : http_reason(status));
         return 1;
     }
-    if ((c->l == &c->d->estl ? est_is_slow(http_reader_request(c->http))
-                             : api_is_slow(http_reader_request(c->http))) &&
-        !c->slow_pending) {
+    if (c->l->svc->is_slow(http_reader_request(c->http)) && !c->slow_pending) {
         c->slow_pending = true;
         return 2;
     }

@@ -9,6 +9,9 @@
 #ifndef MTLSGW_TLS_H
 #define MTLSGW_TLS_H
 
+/* The tunnel protocol's ALPN (docs/tunnel-protocol.md), hub and uplink alike. */
+#define MTLSGW_ALPN "mtlsgw/1"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,8 +47,6 @@ int tls_peer_chain(gnutls_session_t s, gnutls_x509_crt_t **chain, unsigned *n);
 /* "TLS1.3 / AES-256-GCM" for logs. */
 void tls_describe(gnutls_session_t s, char *buf, size_t len);
 
-#endif
-
 /* ---- client (uplinks) ---------------------------------------------------- */
 
 struct tls_client;
@@ -65,3 +66,5 @@ void tls_client_free(struct tls_client *cli);
  * (server_name: DNS name or IP address) during the handshake. */
 int tls_client_session(struct tls_client *cli, int fd, const char *server_name,
                        gnutls_session_t *out);
+
+#endif

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "pki.h"
 #include "registry.h"
+#include "sessions.h"
 #include "tls.h"
 #include "verify.h"
 
@@ -115,7 +116,7 @@ static void certs_reply(struct api_reply *rep, const gnutls_x509_crt_t *certs, s
  * ban) and end the connection, so every guess pays for a new handshake. */
 static void strike(struct conn *c)
 {
-    server_auth_failed(c);
+    sessions_auth_failed(c);
     c->close_after_write = true;
 }
 

@@ -23,8 +23,4 @@ int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc,
 /* Join and free (stop_fd must have been made readable); NULL is a no-op. */
 void renewer_free(struct renewer *r);
 
-/* tunnel.c: build the uplink's TLS client again from its files and key;
- * the next connection uses it, open sessions keep the old one. */
-int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen);
-
 #endif
