@@ -1,6 +1,6 @@
 /*
  * fuzz-api: the JSON bodies of the management API (docs/mtlsgwd.md), read
- * the way gateway/api.c reads them, through the pure functions it calls:
+ * the way gateway/daemon/session/api.c reads them, through the pure functions it calls:
  *
  *   POST /api/v1/peers           json-c, "name" (peer_name_valid, as
  *                                pki_enroll checks it), "role" (role_parse),

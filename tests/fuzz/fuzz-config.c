@@ -1,5 +1,5 @@
 /*
- * fuzz-config: mtlsgwd.conf (gateway/config.h) through config_load(), on a
+ * fuzz-config: mtlsgwd.conf (gateway/core/config.h) through config_load(), on a
  * real file as the daemon reads it (SIGHUP re-reads whatever is there), then
  * what the daemon does next with the values: parse the listen addresses and
  * the tunnel pool and routes.

@@ -1,6 +1,6 @@
 /*
- * fuzz-est: EST bodies (RFC 7030) through gateway/est-codec.h, as
- * gateway/est.c reads them from a client and the device side reads the
+ * fuzz-est: EST bodies (RFC 7030) through gateway/core/est-codec.h, as
+ * gateway/daemon/session/est.c reads them from a client and the device side reads the
  * hub's answers:
  *
  *   est_csr_decode     the body of simpleenroll/simplereenroll: base64 DER
@@ -17,7 +17,7 @@
  *   est_basic_parse    the Authorization header (first line of the input),
  *                      into buffers of est.c's size; the password is an
  *                      invite code: invite_code_normalize, and
- *                      invite_code_matches against an invite (gateway/invite.h).
+ *                      invite_code_matches against an invite (gateway/core/invite.h).
  *   est_media_is       the Content-Type header (the same line).
  *
  * The whole input is the body, NUL-terminated as the HTTP reader hands it.

@@ -1,6 +1,6 @@
 /*
- * fuzz-frame: the tunnel protocol's framing (gateway/frame.h), looping over
- * a receive buffer the way gateway/tunnel.c's parse_frames() and the
+ * fuzz-frame: the tunnel protocol's framing (gateway/core/frame.h), looping over
+ * a receive buffer the way gateway/daemon/session/tunnel.c's parse_frames() and the
  * uplink's first read do: CONFIG is allowed only as the first frame, then
  * frames follow until one is malformed or the bytes run out. A CONFIG's
  * payload is read as the uplink reads it (frame_config_parse).

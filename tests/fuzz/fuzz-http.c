@@ -1,5 +1,5 @@
 /*
- * fuzz-http: HTTP/1.1 request framing (gateway/http.h) as gateway/conn.c
+ * fuzz-http: HTTP/1.1 request framing (gateway/core/http.h) as gateway/daemon/session/conn.c
  * drives it: bytes arrive in chunks of any size, several requests may be
  * pipelined in one read, and whatever the reader did not consume is fed
  * again after the request is answered.

@@ -1,10 +1,10 @@
 /*
- * fuzz-registry: the peer registry (gateway/registry.h) from memory, as
+ * fuzz-registry: the peer registry (gateway/core/registry.h) from memory, as
  * registry_load() and the daemon's reload read <pki dir>/registry.json;
  * then every use the daemon makes of a parsed registry: lookups, the JSON
  * the API answers with, and a save/parse round trip must give the same
  * peers back. The same bytes go to the other file of the pki dir,
- * invites.json (gateway/invite.h: invites_parse, then a save/load round
+ * invites.json (gateway/core/invite.h: invites_parse, then a save/load round
  * trip).
  */
 #include <errno.h>

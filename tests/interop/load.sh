@@ -198,7 +198,7 @@ for i in $(seq 50); do
 done
 echo "# session process VmRSS: baseline $RSS0 KiB, peak $RSS_PEAK KiB, after $RSS_AFTER KiB"
 # Tolerance: 2 MiB. The daemon hands freed memory back once the load has
-# gone (malloc_trim on glibc, gateway/server.c), but pages that still hold a
+# gone (malloc_trim on glibc, gateway/daemon/session/server.c), but pages that still hold a
 # live chunk stay: about 0.1 to 0.8 MiB measured over repeated floods. A leak
 # of 2 KiB per connection would be 2.3 MiB over these 1,200 and fails.
 if ldd "$MTLSGWD" 2>/dev/null | grep -q libasan; then

@@ -1,6 +1,6 @@
 /*
  * The parent-request harness: the privileged parent's own request handler
- * (gateway/privsep.c, linked from the daemon's mtlsgwd-parent library)
+ * (gateway/daemon/parent/privsep.c, linked from the daemon's mtlsgwd-parent library)
  * driven over a socketpair, as a compromised session process would, with a
  * hostile value in every request type and field. Each request must be
  * refused with its errno and leave nothing in the kernel: no link, address,

@@ -1,4 +1,4 @@
-/* The ban book (gateway/bans.c): thresholds, expiry, lifting, and IPv6
+/* The ban book (gateway/daemon/session/bans.c): thresholds, expiry, lifting, and IPv6
  * counted by its /64 so that rotating addresses inside one prefix is banned
  * like one address. */
 #include <arpa/inet.h>
