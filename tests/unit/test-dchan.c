@@ -44,7 +44,8 @@ static void make_cert(void)
         return;
     CU_ASSERT_FATAL(gnutls_x509_privkey_init(&g_key) == 0);
     CU_ASSERT_FATAL(gnutls_x509_privkey_generate(g_key, GNUTLS_PK_ECDSA,
-                        GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) == 0);
+                                                 GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
+                                                 0) == 0);
     CU_ASSERT_FATAL(gnutls_x509_crt_init(&g_crt) == 0);
     gnutls_x509_crt_set_version(g_crt, 3);
     gnutls_x509_crt_set_serial(g_crt, "\x01", 1);
@@ -386,7 +387,7 @@ static void test_replay(void)
 static void test_reorder(void)
 {
     struct dchan *hub, *spoke;
-    unsigned char (*recs)[REC] = calloc(NREC, REC);
+    unsigned char(*recs)[REC] = calloc(NREC, REC);
     unsigned char rec[REC];
     unsigned type;
     size_t top = NREC - 1;

@@ -62,8 +62,8 @@ enum dchan_role { DCHAN_HUB, DCHAN_SPOKE };
  * with, rx what it opens with (the hub's tx is the spoke's rx). */
 struct dchan_keys {
     uint32_t epoch;
-    uint32_t id;                       /* the channel id: the same every epoch */
-    gnutls_cipher_algorithm_t cipher;  /* AES-256-GCM or ChaCha20-Poly1305 */
+    uint32_t id;                      /* the channel id: the same every epoch */
+    gnutls_cipher_algorithm_t cipher; /* AES-256-GCM or ChaCha20-Poly1305 */
     enum dchan_role role;
     unsigned char tx_key[DCHAN_KEY], tx_iv[DCHAN_IV];
     unsigned char rx_key[DCHAN_KEY], rx_iv[DCHAN_IV];
