@@ -58,7 +58,7 @@ static double run(gnutls_cipher_algorithm_t c, int what, double secs, size_t len
 {
     enum { RING = 1024 };
     struct dchan_keys kh, ks;
-    struct dchan *hub, *spoke;
+    struct dchan *hub = NULL, *spoke = NULL;
     size_t stride = len + DCHAN_OVERHEAD;
     unsigned char *ring = malloc(RING * stride);
     unsigned long long n = 0;

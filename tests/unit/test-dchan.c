@@ -225,7 +225,7 @@ static void test_tls12(void)
 static void round_trip(const char *prio, gnutls_cipher_algorithm_t want)
 {
     struct dchan_keys kh, ks;
-    struct dchan *hub, *spoke;
+    struct dchan *hub = NULL, *spoke = NULL;
     unsigned char rec[1500 + DCHAN_OVERHEAD], probe[64];
     unsigned type = 0;
     int n;
@@ -326,7 +326,7 @@ static void test_format(void)
 /* Every bit of a record, flipped, is refused; the original still opens. */
 static void test_tamper(void)
 {
-    struct dchan *hub, *spoke;
+    struct dchan *hub = NULL, *spoke = NULL;
     unsigned char good[100 + DCHAN_OVERHEAD], rec[sizeof(good)];
     unsigned type;
     int n;
@@ -359,7 +359,7 @@ static void test_tamper(void)
 
 static void test_replay(void)
 {
-    struct dchan *hub, *spoke;
+    struct dchan *hub = NULL, *spoke = NULL;
     unsigned char rec[64 + DCHAN_OVERHEAD], copy[sizeof(rec)];
     unsigned type;
     int n;
@@ -386,7 +386,7 @@ static void test_replay(void)
 /* Within the window any order is taken, once; beyond it nothing. */
 static void test_reorder(void)
 {
-    struct dchan *hub, *spoke;
+    struct dchan *hub = NULL, *spoke = NULL;
     unsigned char(*recs)[REC] = calloc(NREC, REC);
     unsigned char rec[REC];
     unsigned type;
@@ -460,7 +460,7 @@ static void test_epochs(void)
 {
     struct pair p;
     struct dchan_keys kh0, ks0, kh1, ks1, kh2, ks2;
-    struct dchan *hub, *spoke;
+    struct dchan *hub = NULL, *spoke = NULL;
     unsigned char old_down[40], old_up[40], rec[40];
     unsigned type;
     int n;
@@ -528,7 +528,7 @@ static void test_epochs(void)
 static void test_counter_limit(void)
 {
     struct dchan_keys kh, ks;
-    struct dchan *hub, *spoke;
+    struct dchan *hub = NULL, *spoke = NULL;
     unsigned char rec[20 + DCHAN_OVERHEAD], pt[20] = {0x45};
     unsigned type;
     int n;
