@@ -21,7 +21,6 @@
 #include "pki.h"
 #include "registry.h"
 
-#define MAX_NETWORKS 64
 
 /* The address a device should dial for [enroll] listen: the listen address,
  * or this host's name when it listens on every address. */
@@ -55,8 +54,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *role_s = NULL, *ttl_s = "24h", *name;
-    char *nets[MAX_NETWORKS] = {0};
-    size_t n_nets = 0;
+    struct cidr_list nets = {0};
     enum peer_role role;
     int64_t ttl = 0;
     struct invite inv = {0};
@@ -76,26 +74,11 @@ int cmd_invite(struct console *con, int argc, char **argv)
         case 't':
             ttl_s = optarg;
             break;
-        case 'N': {
-            struct cidr cidr;
-            const char *why;
-            char canon[64];
-            if (n_nets == MAX_NETWORKS) {
-                con_err("invite", "at most %d --network", MAX_NETWORKS);
-                rc = EXIT_USAGE;
+        case 'N':
+            if ((rc = con_add_network("invite", &nets, optarg)) != EXIT_OK)
                 goto out;
-            }
-            if (cidr_parse(optarg, &cidr, &why) < 0) {
-                con_err("invite", "--network %s: %s", optarg, why);
-                goto out;
-            }
-            cidr_format(&cidr, canon, sizeof(canon));
-            nets[n_nets] = strdup(canon);
-            if (!nets[n_nets])
-                goto out;
-            n_nets++;
+            rc = EXIT_FAIL;
             break;
-        }
         default:
             rc = con_usage("invite");
             goto out;
@@ -119,7 +102,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
                 name);
         goto out;
     }
-    if (n_nets && role != ROLE_TUNNEL) {
+    if (nets.n && role != ROLE_TUNNEL) {
         con_err("invite", "--network is for tunnel peers; %s would be %s", name,
                 role_name(role));
         goto out;
@@ -132,7 +115,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
     if (con_load_config(con) != EXIT_OK)
         goto out;
     /* The enrollment this invite leads to would be refused: say so now. */
-    if (config_check_peer_networks(con->cfg, nets, n_nets, err, sizeof(err)) < 0) {
+    if (config_check_peer_networks(con->cfg, nets.nets, nets.n, err, sizeof(err)) < 0) {
         con_err("invite", "%s", err);
         goto out;
     }
@@ -162,8 +145,8 @@ int cmd_invite(struct console *con, int argc, char **argv)
     }
     inv.name = (char *)name;
     inv.role = (int)role;
-    inv.networks = nets;
-    inv.n_networks = n_nets;
+    inv.networks = nets.nets;
+    inv.n_networks = nets.n;
     inv.created = (int64_t)time(NULL);
     inv.expires = inv.created + ttl;
     inv.actor = con->actor;
@@ -181,8 +164,8 @@ int cmd_invite(struct console *con, int argc, char **argv)
     time_format_utc(inv.expires, when, sizeof(when));
     enroll_url(con->cfg, url, sizeof(url));
     printf("invite for %s (%s", name, role_name(role));
-    for (size_t i = 0; i < n_nets; i++)
-        printf("%s%s", i ? "," : ", networks ", nets[i]);
+    for (size_t i = 0; i < nets.n; i++)
+        printf("%s%s", i ? "," : ", networks ", nets.nets[i]);
     printf("), one use, valid until %s\n", when);
     printf("  code                  %s\n", code);
     printf("  gateway SHA-256       %s\n", fp);
@@ -194,8 +177,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
     rc = EXIT_OK;
 out:
     gnutls_memset(code, 0, sizeof(code));
-    for (size_t i = 0; i < n_nets; i++)
-        free(nets[i]);
+    cidr_list_clear(&nets);
     if (gw)
         gnutls_x509_crt_deinit(gw);
     registry_free(reg);

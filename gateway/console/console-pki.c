@@ -21,7 +21,6 @@
 #include "verify.h"
 
 #define MAX_HOSTS 32
-#define MAX_NETWORKS 64
 #define CSR_MAX_SIZE (64 * 1024)
 #define PASSWORD_MAX_SIZE 1024
 
@@ -322,8 +321,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *role_s = NULL, *csr_path = NULL, *out = NULL, *p12 = NULL, *pwfile = NULL;
-    char *nets[MAX_NETWORKS] = {0};
-    size_t n_nets = 0;
+    struct cidr_list nets = {0};
     unsigned days = 0;
     enum p11_key_type kt = P11_KEY_EC_P256;
     enum peer_role role;
@@ -358,26 +356,11 @@ int cmd_enroll(struct console *con, int argc, char **argv)
         case 'P':
             pwfile = optarg;
             break;
-        case 'N': {
-            struct cidr cidr;
-            const char *why;
-            char canon[64];
-            if (n_nets == MAX_NETWORKS) {
-                con_err("enroll", "at most %d --network", MAX_NETWORKS);
-                rc = EXIT_USAGE;
+        case 'N':
+            if ((rc = con_add_network("enroll", &nets, optarg)) != EXIT_OK)
                 goto out;
-            }
-            if (cidr_parse(optarg, &cidr, &why) < 0) {
-                con_err("enroll", "--network %s: %s", optarg, why);
-                goto out;
-            }
-            cidr_format(&cidr, canon, sizeof(canon));
-            nets[n_nets] = strdup(canon);
-            if (!nets[n_nets])
-                goto out;
-            n_nets++;
+            rc = EXIT_FAIL;
             break;
-        }
         case 'd':
             if (!con_parse_uint(optarg, 1, 3650, &days)) {
                 con_err("enroll", "--days %s: not a number of days from 1 to 3650", optarg);
@@ -473,8 +456,8 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     req.name = name;
     req.role = (int)role;
     req.key = pub;
-    req.networks = nets;
-    req.n_networks = n_nets;
+    req.networks = nets.nets;
+    req.n_networks = nets.n;
     req.days = days ? days : con->cfg->pki.peer_days;
     req.actor = con->actor;
     req.before_commit = enroll_write;
@@ -507,8 +490,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     con_notify_daemon(con, pki, "enroll");
     rc = EXIT_OK;
 out:
-    for (size_t i = 0; i < n_nets; i++)
-        free(nets[i]);
+    cidr_list_clear(&nets);
     if (password) {
         gnutls_memset(password, 0, pw_len);
         free(password);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct cidr_list;
 struct config;
 struct pki;
 
@@ -52,6 +53,9 @@ FILE *con_note_stream(const char *path);
 bool con_wants_help(int argc, char **argv);
 /* Strict unsigned parse; false with nothing changed when not a number in range. */
 bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+/* One --network ARG into nets; EXIT_OK, or EXIT_USAGE (too many) or
+ * EXIT_FAIL (not a prefix, out of memory) with a message naming cmd. */
+int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg);
 
 int cmd_init(struct console *con, int argc, char **argv);
 int cmd_csr(struct console *con, int argc, char **argv);

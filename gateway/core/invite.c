@@ -11,12 +11,12 @@
 #include <gnutls/gnutls.h>
 #include <json-c/json.h>
 
+#include "cidr.h"
 #include "fsutil.h"
 #include "registry.h"
 
 #define INVITES_FILE "invites.json"
 #define INVITES_MAX_SIZE (4 * 1024 * 1024)
-#define INVITE_MAX_NETWORKS 64
 
 /* Crockford's base32: no I, L, O, U, so nothing on a screen reads two ways. */
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -344,7 +344,7 @@ static int parse_one(struct json_object *o, struct invite *inv, char *err, size_
     if (json_object_object_get_ex(o, "networks", &nets)) {
         size_t n;
         if (!json_object_is_type(nets, json_type_array) ||
-            (n = json_object_array_length(nets)) > INVITE_MAX_NETWORKS) {
+            (n = json_object_array_length(nets)) > CIDR_LIST_MAX) {
             snprintf(err, errlen, "invite %s: networks is not a list of prefixes", name);
             return -EBADMSG;
         }
