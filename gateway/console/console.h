@@ -8,6 +8,7 @@
 
 struct cidr_list;
 struct config;
+struct json_object;
 struct pki;
 
 /* Exit codes (mtlsgw(8)). EXIT_UNACKED: the change is made, but the
@@ -82,5 +83,13 @@ int cmd_renew(struct console *con, int argc, char **argv);
  * the control socket, when it could not be reached or could not reload.
  */
 int con_notify_daemon(struct console *con, const struct pki *pki, const char *cmd);
+
+/*
+ * One request to the running daemon's control socket; the parsed answer,
+ * or NULL after a message naming cmd. absent: what the message adds when no
+ * daemon listens there (" (is mtlsgwd running?)").
+ */
+struct json_object *con_ask_daemon(struct console *con, const char *cmd, const char *request,
+                                   const char *absent);
 
 #endif
