@@ -635,15 +635,21 @@ static int judge(struct invites *set, const char *name, const char *code, int64_
     return 0;
 }
 
-/* The invites in path, and in *inv the one name and code open (judge()). */
-static int load_judged(const char *path, const char *name, const char *code, int64_t now,
-                       struct invites **set, struct invite **inv, char *err, size_t errlen)
+/* *path the invites file of pki_dir, *set its invites and *inv the one
+ * name and code open (judge()); the caller frees *path and *set. */
+static int load_judged(const char *pki_dir, const char *name, const char *code, int64_t now,
+                       char **path, struct invites **set, struct invite **inv, char *err,
+                       size_t errlen)
 {
     char why[256] = "";
-    int rc = invites_load(path, set, why, sizeof(why));
+    int rc;
 
+    *path = invite_path(pki_dir);
+    if (!*path)
+        return -ENOMEM;
+    rc = invites_load(*path, set, why, sizeof(why));
     if (rc < 0) {
-        snprintf(err, errlen, "invites %s: %s", path, why);
+        snprintf(err, errlen, "invites %s: %s", *path, why);
         return rc;
     }
     return judge(*set, name, code, now, inv, err, errlen);
@@ -654,13 +660,11 @@ int invite_check(const char *pki_dir, const char *name, const char *code, int64_
 {
     struct invites *set = NULL;
     struct invite *inv = NULL, *copy = NULL;
-    char *path = invite_path(pki_dir);
+    char *path = NULL;
     int rc;
 
-    if (!path)
-        return -ENOMEM;
     /* Written by rename: a reader without the lock sees one whole file. */
-    rc = load_judged(path, name, code, now, &set, &inv, err, errlen);
+    rc = load_judged(pki_dir, name, code, now, &path, &set, &inv, err, errlen);
     if (rc < 0)
         goto out;
     copy = calloc(1, sizeof(*copy));
@@ -682,12 +686,10 @@ int invite_consume_locked(const char *pki_dir, const char *name, const char *cod
 {
     struct invites *set = NULL;
     struct invite *inv = NULL;
-    char *path = invite_path(pki_dir);
+    char *path = NULL;
     int rc;
 
-    if (!path)
-        return -ENOMEM;
-    rc = load_judged(path, name, code, now, &set, &inv, err, errlen);
+    rc = load_judged(pki_dir, name, code, now, &path, &set, &inv, err, errlen);
     if (rc < 0)
         goto out;
     inv->used_at = now;
