@@ -77,7 +77,6 @@ static struct json_object *peer_json(struct daemon *d, const struct peer *p)
 static void get_status(struct daemon *d, struct conn *c, const struct http_request *req,
                        const char *param, struct api_reply *r)
 {
-    (void)c, (void)req, (void)param;
     reply_json(r, 200, daemon_status_json(d));
 }
 
@@ -88,7 +87,6 @@ static void get_peers(struct daemon *d, struct conn *c, const struct http_reques
     const struct registry *reg = trustdb_registry(t);
     struct json_object *arr = json_object_new_array();
 
-    (void)c, (void)req, (void)param;
     for (size_t i = 0; i < registry_count(reg); i++)
         json_object_array_add(arr, peer_json(d, registry_at(reg, i)));
     trustdb_unref(t);
@@ -101,7 +99,6 @@ static void get_peer(struct daemon *d, struct conn *c, const struct http_request
     struct trustdb *t = daemon_trust(d);
     const struct peer *p = registry_find_name(trustdb_registry(t), name);
 
-    (void)c, (void)req;
     if (p)
         reply_json(r, 200, peer_json(d, p));
     else
@@ -181,7 +178,6 @@ static void post_peer(struct daemon *d, struct conn *c, const struct http_reques
     struct json_object *o;
     int rc;
 
-    (void)param;
     rc = api_peer_req_parse(req->body, &pr, err, sizeof(err));
     if (rc < 0) {
         reply_error(r, rc == -ENOMEM ? 500 : 400, "%s", err);
@@ -249,7 +245,6 @@ static void post_revoke(struct daemon *d, struct conn *c, const struct http_requ
 static void get_sessions(struct daemon *d, struct conn *c, const struct http_request *req,
                          const char *param, struct api_reply *r)
 {
-    (void)c, (void)req, (void)param;
     reply_json(r, 200, daemon_sessions_json(d));
 }
 
@@ -261,7 +256,6 @@ static void delete_session(struct daemon *d, struct conn *c, const struct http_r
     struct json_object *o;
     int rc = -ENOENT;
 
-    (void)c, (void)req;
     if (api_session_id_parse(id_s, &id) < 0 || (rc = daemon_kick_id(d, id)) < 0) {
         reply_error(r, 404, "no session %s", id_s);
         return;
@@ -279,7 +273,6 @@ static void delete_session(struct daemon *d, struct conn *c, const struct http_r
 static void get_metrics(struct daemon *d, struct conn *c, const struct http_request *req,
                         const char *param, struct api_reply *r)
 {
-    (void)c, (void)req, (void)param;
     r->status = 200;
     r->content_type = "text/plain; version=0.0.4";
     r->body = daemon_metrics(d);
@@ -289,7 +282,6 @@ static void get_metrics(struct daemon *d, struct conn *c, const struct http_requ
 static void get_bans(struct daemon *d, struct conn *c, const struct http_request *req,
                      const char *param, struct api_reply *r)
 {
-    (void)c, (void)req, (void)param;
     reply_json(r, 200, bans_json(d->bans, mono_ms()));
 }
 
@@ -301,7 +293,6 @@ static void delete_ban(struct daemon *d, struct conn *c, const struct http_reque
     struct json_object *o;
     int rc = bans_lift(d->bans, addr, mono_ms(), canon, sizeof(canon));
 
-    (void)req;
     if (rc == -EINVAL) {
         reply_error(r, 400, "'%s' is not an IPv4 or IPv6 address", addr);
         return;
