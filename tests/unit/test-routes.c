@@ -96,6 +96,8 @@ static void expect_405(int method, const char *path, const char *allow_want)
     const char *allow;
     char param[API_PARAM_MAX];
 
+    if (find(method, path, &rt, param, &allow) != -EOPNOTSUPP)
+        fprintf(stderr, "%d %.60s: expected 405\n", method, path);
     EXPECT_INT(find(method, path, &rt, param, &allow), -EOPNOTSUPP);
     CU_ASSERT_PTR_NULL(rt);
     EXPECT_STR(allow, allow_want);
@@ -107,6 +109,8 @@ static void expect_404(int method, const char *path)
     const char *allow;
     char param[API_PARAM_MAX];
 
+    if (find(method, path, &rt, param, &allow) != -ENOENT)
+        fprintf(stderr, "%d %.60s: expected 404\n", method, path);
     EXPECT_INT(find(method, path, &rt, param, &allow), -ENOENT);
     CU_ASSERT_PTR_NULL(rt);
 }

@@ -51,6 +51,8 @@ static void test_enroll(void)
     CU_ASSERT_TRUE(slow(s, HTTP_M_POST, "/.well-known/est/simplereenroll"));
     CU_ASSERT_FALSE(slow(s, HTTP_M_GET, "/.well-known/est/cacerts"));
     CU_ASSERT_FALSE(slow(s, HTTP_M_GET, "/.well-known/est/simpleenroll"));
+    CU_ASSERT_FALSE(slow(s, HTTP_M_HEAD, "/.well-known/est/simpleenroll"));
+    CU_ASSERT_FALSE(slow(s, HTTP_M_DELETE, "/.well-known/est/simplereenroll"));
     CU_ASSERT_FALSE(slow(s, HTTP_M_GET, "/.well-known/est/csrattrs"));
     CU_ASSERT_FALSE(slow(s, HTTP_M_POST, "/.well-known/est/simpleenroll/"));
     CU_ASSERT_FALSE(slow(s, HTTP_M_POST, "/api/v1/peers"));

@@ -67,9 +67,10 @@ static struct json_object *peer_json(struct daemon *d, const struct peer *p)
     struct json_object *o = registry_peer_json(p, time(NULL));
 
     if (o) {
+        bool online = p->status == PEER_ACTIVE && daemon_peer_online(d, p->name);
+
         json_object_object_del(o, "key_id");
-        json_object_object_add(o, "online", json_object_new_boolean(
-                                                p->status == PEER_ACTIVE && daemon_peer_online(d, p->name)));
+        json_object_object_add(o, "online", json_object_new_boolean(online));
     }
     return o;
 }
