@@ -16,7 +16,6 @@
 
 #include "api-codec.h"
 #include "bans.h"
-#include "cidr.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
