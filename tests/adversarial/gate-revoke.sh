@@ -134,7 +134,7 @@ def here():
     except ValueError:
         pass
     return False
-ready, end = False, time.time() + 10
+ready, end = False, time.time() + 20
 while True:
     h = here()
     if h and not ready:
@@ -157,7 +157,7 @@ os.rename(out + ".tmp", out)' "$1" "$2" &
 # Seconds from T0 until the watcher saw ADDR go ("never": it did not).
 watch_result() { # file t0
     local i=0
-    while [ ! -e "$1" ] && [ $((i += 1)) -lt 300 ]; do sleep 0.05; done
+    while [ ! -e "$1" ] && [ $((i += 1)) -lt 500 ]; do sleep 0.05; done
     local t
     t=$(cat "$1" 2>/dev/null)
     case "$t" in
@@ -194,7 +194,7 @@ while True:
         pass
     c.close()' >/dev/null 2>&1 &
 LOCAL_PIDS="$LOCAL_PIDS $!"
-wait_until 3 eval "gw ss -Hltn 'sport = :$GATED' | grep -q ." || { echo "Bail out! service"; exit 1; }
+wait_until 15 eval "gw ss -Hltn 'sport = :$GATED' | grep -q ." || { echo "Bail out! service"; exit 1; }
 
 nsd_start hub "$NS_GW" "$T/hub/hub.conf"
 wait_until 15 daemon_answers || {
