@@ -983,7 +983,8 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     p11_token_forget_pin(d->pki->tok);
     log_info("mtlsgwd %s: session process ready%s%s%s%s", MTLSGW_VERSION,
              cfg->mgmt.listen ? ", management on " : "", cfg->mgmt.listen ? cfg->mgmt.listen : "",
-             cfg->tunnel.listen ? ", tunnels on " : "", cfg->tunnel.listen ? cfg->tunnel.listen : "");
+             cfg->tunnel.listen ? ", tunnels on " : "",
+             cfg->tunnel.listen ? cfg->tunnel.listen : "");
     daemon_loop(d, watch);
     rc = 0;
     watch_free(watch); /* out of the loop before shutdown_all polls it */
