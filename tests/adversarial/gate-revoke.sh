@@ -28,11 +28,10 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/tap.sh"
 . "$here/../lib/softhsm.sh"
 . "$here/../netns/lib-topo.sh"
+. "$here/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces need root"; exit 77; }
-for tool in ip nft python3 curl certtool softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+adv_need ip nft python3 curl certtool softhsm2-util pgrep
 
 NS_GW=mtg-gw-$$
 NS_ADM=mtg-adm-$$
@@ -47,19 +46,7 @@ PORT=8443
 GATED=2222
 
 T_START=$(date +%s)
-T=$(mktemp -d /tmp/mtlsgw-gate.XXXXXX)
-chmod 755 "$T"
-LOCAL_PIDS=""
-cleanup() {
-    local p
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+adv_topo_temp gate
 
 gw() { ip netns exec "$NS_GW" "$@"; }
 adm() { ip netns exec "$NS_ADM" "$@"; }
