@@ -13,7 +13,7 @@
 #define HEADER_VALUE_MAX 4096
 #define HEADERS_MAX 64
 
-enum hdr { HDR_NONE, HDR_CONTENT_TYPE, HDR_AUTHORIZATION, HDR_CTE };
+enum hdr { HDR_NONE, HDR_CONTENT_TYPE, HDR_AUTHORIZATION, HDR_CTE, HDR_INM, HDR_IMS };
 
 struct http_reader {
     http_parser parser;
@@ -41,6 +41,8 @@ static void reset_request(struct http_reader *r)
     free(r->req.content_type);
     free(r->req.authorization);
     free(r->req.transfer_encoding_hdr);
+    free(r->req.if_none_match);
+    free(r->req.if_modified_since);
     free(r->url);
     memset(&r->req, 0, sizeof(r->req));
     r->url = NULL;
@@ -95,6 +97,10 @@ static enum hdr classify(const char *name)
         return HDR_AUTHORIZATION;
     if (strcasecmp(name, "content-transfer-encoding") == 0)
         return HDR_CTE;
+    if (strcasecmp(name, "if-none-match") == 0)
+        return HDR_INM;
+    if (strcasecmp(name, "if-modified-since") == 0)
+        return HDR_IMS;
     return HDR_NONE;
 }
 
@@ -129,6 +135,10 @@ static char **slot(struct http_reader *r)
         return &r->req.authorization;
     case HDR_CTE:
         return &r->req.transfer_encoding_hdr;
+    case HDR_INM:
+        return &r->req.if_none_match;
+    case HDR_IMS:
+        return &r->req.if_modified_since;
     case HDR_NONE:
         break;
     }
@@ -342,6 +352,7 @@ const char *http_reason(int status)
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";

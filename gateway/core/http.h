@@ -22,6 +22,8 @@ struct http_request {
     char *content_type;
     char *authorization;
     char *transfer_encoding_hdr; /* Content-Transfer-Encoding, EST */
+    char *if_none_match;         /* conditional GET (the CRL distribution point) */
+    char *if_modified_since;
     bool keep_alive;
 };
 

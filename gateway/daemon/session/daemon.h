@@ -116,6 +116,8 @@ struct conn {
 };
 
 struct source_count;
+struct crl_dp;
+struct trust_fetch;
 struct bans;
 struct pool;
 struct tunnel;
@@ -137,6 +139,9 @@ struct daemon {
     struct listener tunl;   /* [tunnel] listen: the hub */
     struct listener upl;    /* our uplinks (counters only, no socket) */
     struct listener estl;   /* [enroll] listen: EST, client certificate optional */
+    struct listener crll;   /* [crl] listen: the CRL distribution point, plain HTTP */
+    struct crl_dp *crl_dp;  /* what crll serves (crl-http.c) */
+    struct trust_fetch *tf; /* [trust NAME] issuers' CRLs (trust-fetch.c); NULL: none */
     struct pool *pool;      /* [tunnel] pool (pool.h); NULL: none */
     struct uplink *uplinks;
     unsigned n_uplinks;
@@ -164,8 +169,13 @@ struct daemon {
 /* ---- the session process (server.c) ---------------------------------- */
 /* Sockets the parent made: listeners (or -1) and its end of the channel. */
 struct daemon_fds {
-    int mgmt, tunnel, enroll, parent;
+    int mgmt, tunnel, enroll, crl, parent;
 };
+/* The CRL distribution point's bounds: connections, and seconds a client
+ * has to send its request (docs/pki.md). */
+#define CRL_MAX_SESSIONS 64
+#define CRL_MAX_PER_SOURCE 8
+#define CRL_IDLE_TIMEOUT 10
 int daemon_run(struct config *cfg, const struct daemon_fds *fds);
 
 

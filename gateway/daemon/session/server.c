@@ -35,6 +35,7 @@
 #include "build-config.h"
 #include "privsep.h"
 #include "config.h"
+#include "crl-http.h"
 #include "gate.h"
 #include "addr.h"
 #include "log.h"
@@ -60,6 +61,7 @@ enum listener_section {
     SECTION_MANAGEMENT, /* [management] */
     SECTION_TUNNEL,     /* [tunnel]: no body limit, keepalives instead of idle */
     SECTION_ENROLL,     /* [management]'s limits, 60 s idle ([enroll] has none) */
+    SECTION_CRL,        /* fixed small bounds (daemon.h: CRL_*) */
 };
 
 /*
@@ -88,6 +90,8 @@ static const struct listener_row {
     {"enroll", offsetof(struct daemon, estl), offsetof(struct daemon_fds, enroll),
      VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
      SECTION_ENROLL, NULL, &service_enroll},
+    {"crl", offsetof(struct daemon, crll), offsetof(struct daemon_fds, crl), 0, SECTION_CRL,
+     NULL, &service_crl},
 };
 #define N_LISTENERS (sizeof(listeners) / sizeof(listeners[0]))
 
@@ -139,6 +143,12 @@ static void listener_init(struct daemon *d, size_t i, const struct config *cfg)
         l->max_sessions = cfg->mgmt.max_sessions;
         l->max_per_source = cfg->mgmt.max_per_source;
         l->max_body = cfg->mgmt.max_body;
+        break;
+    case SECTION_CRL: /* GET and HEAD: a request is its head (16 KiB at most, conn.c) */
+        l->handshake_timeout = l->idle_timeout = CRL_IDLE_TIMEOUT;
+        l->max_sessions = CRL_MAX_SESSIONS;
+        l->max_per_source = CRL_MAX_PER_SOURCE;
+        l->max_body = 256;
         break;
     }
 }
@@ -257,7 +267,7 @@ static bool accept_one(struct daemon *d, struct listener *l)
         return true;
     }
     pthread_rwlock_rdlock(&d->token_lock);
-    rc = tls_session_new(l->tls, fd, c, &c->tls);
+    rc = l->tls ? tls_session_new(l->tls, fd, c, &c->tls) : 0; /* no TLS: plain HTTP */
     pthread_rwlock_unlock(&d->token_lock);
     if (rc < 0) {
         log_err("%s: %s: cannot make a TLS session", l->name, remote);
@@ -673,7 +683,6 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     gnutls_x509_crt_t ca = trustdb_ca(t);
     int rc;
 
-    (void)l;
     rc = load_server_key(d, &key, err, errlen);
     if (rc < 0)
         goto out;
@@ -681,7 +690,9 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     o.key = key;
     o.cas = &ca;
     o.n_cas = 1;
-    o.tls_min = d->cfg->mgmt.tls_min;
+    /* EST has its own floor (default 1.2: field EST clients, docs/est.md);
+     * the management and tunnel listeners keep [management]'s. */
+    o.tls_min = l == &d->estl ? d->cfg->enroll.tls_min : d->cfg->mgmt.tls_min;
     o.alpn = alpn;
     o.cert_optional = cert_optional;
     o.verify = conn_verify;
@@ -700,7 +711,10 @@ static int listener_setup(struct daemon *d, struct listener *l, int fd, const ch
     int rc;
 
     l->fd = fd;
-    rc = listener_tls(d, l, alpn, cert_optional, &l->tls, err, errlen);
+    if (l->svc->verify != SVC_PLAIN) /* the CRL DP has no TLS */
+        rc = listener_tls(d, l, alpn, cert_optional, &l->tls, err, errlen);
+    else
+        rc = 0;
     if (rc == 0 && epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         rc = -errno;
         snprintf(err, errlen, "epoll: %s", strerror(errno));
@@ -835,6 +849,10 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
         log_err("%s", err);
         return -1;
     }
+    if (cfg->crl.listen && crl_dp_new(d->pki->dir, cfg->pki.crl_url, &d->crl_dp) < 0) {
+        log_err("out of memory");
+        return -1;
+    }
     if (loop_open(d, mask) < 0)
         return -1;
     if (workers_new("slow", SLOW_THREADS, &d->slow) < 0 ||
@@ -939,6 +957,7 @@ static void daemon_close(struct daemon *d)
     for (unsigned i = 0; i < d->n_retired; i++)
         tls_server_free(d->retired[i]);
     pool_free(d->pool);
+    crl_dp_free(d->crl_dp);
     trustdb_unref(d->trust);
     pki_free(d->pki);
     bans_free(d->bans);

@@ -259,7 +259,8 @@ int sessions_sweep(struct daemon *d, struct trustdb *t)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
+        /* Plain HTTP (the CRL distribution point) has no peer to judge. */
+        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl || !c->tls)
             continue;
         why = untrusted_reason(t, c, now);
         /* conn_kill is true only when this call ended it (or made its reason
@@ -493,7 +494,7 @@ struct json_object *daemon_sessions_json(struct daemon *d)
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         struct json_object *o;
-        if (atomic_load(&c->state) != CONN_OPEN)
+        if (atomic_load(&c->state) != CONN_OPEN || !c->tls) /* plain: no peer's session */
             continue;
         o = json_object_new_object();
         time_format_utc(c->since, since, sizeof(since));
