@@ -227,8 +227,11 @@ static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdic
     if (rc == -EBADMSG)
         rc = 0;
     if (rc == 0 && v->code == VERDICT_OK) {
-        snprintf(c->peer, sizeof(c->peer), "%s", v->peer->name);
-        c->role = (int)v->peer->role;
+        /* A sibling issuer's peer may have no registry entry (verify.h). */
+        snprintf(c->peer, sizeof(c->peer), "%s", v->name);
+        c->role = v->role;
+        snprintf(c->issuer, sizeof(c->issuer), "%s", v->issuer);
+        c->not_after = v->not_after;
     }
     trustdb_unref(t);
     if (rc == 0)
@@ -421,8 +424,9 @@ static void handshake_step(struct conn *c)
         return;
     }
     tls_describe(c->tls, desc, sizeof(desc));
-    PLOG(log_info, c, "accepted as %s, session %llu (%s)", role_name((enum peer_role)c->role),
-         (unsigned long long)c->id, desc);
+    PLOG(log_info, c, "accepted as %s, session %llu (%s)%s%s", role_name((enum peer_role)c->role),
+         (unsigned long long)c->id, desc, c->issuer[0] ? ", vouched for by issuer " : "",
+         c->issuer);
     /* A kill that came during the handshake (its deadline, a kick, shutdown). */
     if ((k = atomic_load(&c->kill)) != KILL_NONE) {
         end_killed(c, k);

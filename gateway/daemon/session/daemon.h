@@ -29,7 +29,7 @@ struct trustdb;
 struct http_reader;
 struct json_object;
 
-enum { VERDICT_COUNT = VERDICT_ROLE_NOT_ALLOWED + 1 };
+enum { VERDICT_COUNT = VERDICT_ISSUER_STALE + 1 };
 
 struct service;
 
@@ -101,6 +101,8 @@ struct conn {
     char peer[64];
     char serial[64];
     int role;
+    char issuer[32];  /* "" : our CA; else the [trust NAME] that vouched (verify.h) */
+    time_t not_after; /* of its certificate */
     /* HTTP */
     struct http_reader *http;
     char *in;

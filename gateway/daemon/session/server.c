@@ -47,6 +47,7 @@
 #include "sessions.h"
 #include "service.h"
 #include "tls.h"
+#include "trust-fetch.h"
 #include "trustdb.h"
 #include "uplink.h"
 #include "watch.h"
@@ -680,7 +681,7 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
     struct trustdb *t = daemon_trust(d);
-    gnutls_x509_crt_t ca = trustdb_ca(t);
+    gnutls_x509_crt_t cas[1 + 16];
     int rc;
 
     rc = load_server_key(d, &key, err, errlen);
@@ -688,8 +689,11 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
         goto out;
     o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
     o.key = key;
-    o.cas = &ca;
-    o.n_cas = 1;
+    /* Our CA, then each [trust NAME] issuer's: the names the
+     * CertificateRequest offers, so that their peers send their certificate. */
+    cas[0] = trustdb_ca(t);
+    o.cas = cas;
+    o.n_cas = 1 + trust_fetch_cas(d->tf, cas + 1, 16);
     /* EST has its own floor (default 1.2: field EST clients, docs/est.md);
      * the management and tunnel listeners keep [management]'s. */
     o.tls_min = l == &d->estl ? d->cfg->enroll.tls_min : d->cfg->mgmt.tls_min;
@@ -845,8 +849,17 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
         log_err("cannot watch %s for changes: out of memory", d->pki->dir);
         return -1;
     }
+    if (judges && trust_fetch_new(d, &d->tf, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
     if (judges && trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
         log_err("%s", err);
+        return -1;
+    }
+    /* Until their first fetch the sibling issuers are stale: refused. */
+    if (judges && trust_fetch_apply(d->tf, d->trust) < 0) {
+        log_err("out of memory");
         return -1;
     }
     if (cfg->crl.listen && crl_dp_new(d->pki->dir, cfg->pki.crl_url, &d->crl_dp) < 0) {
@@ -867,6 +880,10 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
             log_err("%s listener: %s", listeners[i].name, err);
             return -1;
         }
+    }
+    if (trust_fetch_start(d->tf, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
     }
     if (uplinks_start(d, err, sizeof(err)) < 0) {
         log_err("%s", err);
@@ -947,6 +964,8 @@ static void daemon_close(struct daemon *d)
     control_stop(d);
     workers_free(d->io);
     workers_free(d->slow);
+    trust_fetch_free(d->tf); /* its thread reloads trust: before trust goes */
+    d->tf = NULL;
     sessions_bury(d);
     if (d->mgmt.tls)
         tls_server_free(d->mgmt.tls);

@@ -31,6 +31,7 @@
 #include "pki.h"
 #include "registry.h"
 #include "tls.h"
+#include "trust-fetch.h"
 #include "trustdb.h"
 
 struct source_count {
@@ -219,6 +220,16 @@ static const char *untrusted_reason(const struct trustdb *t, const struct conn *
     const struct registry *reg = trustdb_registry(t);
     const struct peer *p = registry_find_serial(reg, c->serial), *cur;
 
+    /* A sibling issuer's peer (verify.c, sibling_policy): its issuer's CRL
+     * and freshness, then what our registry says of it, if anything. */
+    if (c->issuer[0]) {
+        const char *why = trustdb_issuer_untrusted(t, c->issuer, c->serial);
+        if (why)
+            return why;
+        if (p && p->status == PEER_REVOKED)
+            return "revoked here";
+        return c->not_after && c->not_after <= now ? "certificate expired" : NULL;
+    }
     if (!p)
         return "no longer enrolled";
     if (p->status == PEER_REVOKED)
@@ -312,6 +323,11 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
         return 0; /* no listeners: nothing judged here */
     pthread_mutex_lock(&reload_lock);
     rc = trustdb_load(d->pki, &t, err, errlen);
+    /* Sibling issuers as their CRLs stand now (trust-fetch.c). */
+    if (rc == 0 && (rc = trust_fetch_apply(d->tf, t)) < 0) {
+        snprintf(err, errlen, "[trust] issuers: %s", strerror(-rc));
+        trustdb_unref(t);
+    }
     if (rc < 0)
         goto out;
     /* Swapped before the sweep: a handshake that ends after the swap judges
@@ -477,6 +493,9 @@ struct json_object *daemon_status_json(struct daemon *d)
     json_object_object_add(o, "token", tok);
     json_object_object_add(o, "sessions", ses);
     json_object_object_add(o, "days_left", days);
+    /* [trust NAME] issuers: whether each one's CRL is fresh (trust-fetch.c). */
+    if (d->tf)
+        json_object_object_add(o, "trust", trust_fetch_json(d->tf));
     bans = json_object_new_object();
     json_object_object_add(bans, "banned", json_object_new_int64(bans_count(d->bans, mono_ms())));
     json_object_object_add(bans, "refused_total",
@@ -502,6 +521,9 @@ struct json_object *daemon_sessions_json(struct daemon *d)
         json_object_object_add(o, "peer", json_object_new_string(c->peer));
         json_object_object_add(o, "role", json_object_new_string(role_name((enum peer_role)c->role)));
         json_object_object_add(o, "serial", json_object_new_string(c->serial));
+        /* Who vouched: our own CA ("") or a [trust NAME] issuer. */
+        if (c->issuer[0])
+            json_object_object_add(o, "issuer", json_object_new_string(c->issuer));
         json_object_object_add(o, "remote", json_object_new_string(c->remote));
         json_object_object_add(o, "listener", json_object_new_string(c->l->name));
         json_object_object_add(o, "since", json_object_new_string(since));
