@@ -6,7 +6,8 @@
 #
 #   org_root                 $T/root/root.crt + root.key (RSA-4096), an empty
 #                            root CRL in $T/root/root.crl.pem
-#   org_hub NAME [extra...]  token NAME (PIN in $T/NAME.pin), config
+#   [ORG_HOST=ADDR] org_hub NAME [extra...]
+#                            token NAME (PIN in $T/NAME.pin), config
 #                            $T/NAME.conf with the extra lines, pki dir
 #                            $T/NAME-pki; `mtlsgw init`, then the CA key on
 #                            the token signs a CSR that the root signs
@@ -44,7 +45,7 @@ CNF
 }
 
 org_hub() { # name [extra config lines...]
-    local n=$1 pin=$1-pin-0
+    local n=$1 pin=$1-pin-0 ski
     shift
     softhsm_token "$n" "$pin" || return 1
     printf '%s\n' "$pin" >"$T/$n.pin"
@@ -53,13 +54,20 @@ org_hub() { # name [extra config lines...]
     softhsm_give_to "$DUSER" "$T/tokens"
     chown "$DUSER:" "$T/$n.pin" 2>/dev/null
     mkconf "$T/$n.conf" "$n" "$T/$n.pin" "$T/$n-pki" "$@"
-    "$MTLSGW" -c "$T/$n.conf" init --cn "$n" --host 127.0.0.1 >/dev/null 2>&1 || return 1
+    "$MTLSGW" -c "$T/$n.conf" init --cn "$n" --host "${ORG_HOST:-127.0.0.1}" >/dev/null 2>&1 ||
+        return 1
     printf 'cn = "%s CA"\n' "$n" >"$T/$n.ica.tmpl"
     GNUTLS_PIN=$pin certtool --generate-request --no-text \
         --load-privkey "pkcs11:token=$n;object=mtlsgw-ca;type=private" \
         --template "$T/$n.ica.tmpl" --outfile "$T/$n.ica.csr" >/dev/null 2>&1 || return 1
+    # The key identifier GnuTLS gave the CA at init (what the gateway
+    # certificate's authorityKeyIdentifier names), not openssl's own hash.
+    ski=$(openssl x509 -in "$T/$n-pki/ca.crt" -noout -ext subjectKeyIdentifier |
+        sed -n 's/^ *\([0-9A-F:]\{20,\}\)$/\1/p')
+    sed "s/^subjectKeyIdentifier = .*/subjectKeyIdentifier = $ski/" "$T/root/ca.cnf" \
+        >"$T/$n.ica.cnf"
     openssl x509 -req -in "$T/$n.ica.csr" -CA "$T/root/root.crt" -CAkey "$T/root/root.key" \
-        -CAcreateserial -days 1825 -sha256 -extfile "$T/root/ca.cnf" \
+        -CAcreateserial -days 1825 -sha256 -extfile "$T/$n.ica.cnf" \
         -extensions intermediate -out "$T/$n.ica.crt" 2>/dev/null || return 1
     cp "$T/$n.ica.crt" "$T/$n-pki/ca.crt"
 }
