@@ -53,6 +53,7 @@ peer() { ip netns exec "$NS_P" "$@"; }
 T=$(mktemp -d /tmp/mtlsgw-hubs.XXXXXX)
 PID_A=
 PID_B=
+HOLD=
 stop_pid() { # pid
     [ -n "$1" ] || return 0
     kill -TERM "$1" 2>/dev/null
@@ -64,6 +65,7 @@ stop_pid() { # pid
     wait "$1" 2>/dev/null
 }
 cleanup() {
+    for p in $HOLD; do kill "$p" 2>/dev/null; done
     stop_pid "$PID_A"
     stop_pid "$PID_B"
     for ns in "$NS_A" "$NS_B" "$NS_P"; do
@@ -106,7 +108,8 @@ sed -i "s|^control-socket = .*|control-socket = $T/run-a/control.sock|" "$T/hubA
 sed -i "s|^control-socket = .*|control-socket = $T/run-b/control.sock|" "$T/hubB.conf"
 softhsm_give_to "$DUSER" "$T/run-a"
 softhsm_give_to "$DUSER" "$T/run-b"
-org_peer hubA mon1 monitor && org_peer hubA mon2 monitor && org_peer hubA adm1 admin &&
+org_peer hubA mon1 monitor && org_peer hubA mon2 monitor && org_peer hubA mon3 monitor &&
+    org_peer hubA adm1 admin &&
     org_peer hubB bmon monitor || { echo "Bail out! peers"; exit 1; }
 chmod a+r "$T"/*.key "$T"/*.pem "$T"/*.crt
 # What a client of B trusts: the root; B's intermediate given alongside
@@ -153,7 +156,32 @@ at_b mon1 /api/v1/status
 st=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["trust"]["hubA"]; print(t["fresh"], t["revoked"])' "$T/body" 2>&1)
 ok_if "B's status: hubA fresh, nothing revoked ($st)" test "$st" = "True 0"
 
+# A session of PEER at B held open (openssl s_client, stdin kept open).
+hold() { # peer
+    (sleep 60 | peer openssl s_client -quiet -connect "$B_IP:8443" -CAfile "$T/b-trust.pem" \
+        -cert "$T/$1.chain.pem" -key "$T/$1.key") >/dev/null 2>&1 &
+    HOLD="$HOLD $!"
+    for _ in $(seq 50); do
+        grep -q "peer $1 serial .*accepted" "$T/b.log" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# B's log has a line for PEER's session ending with WHY, within SECONDS.
+ended() { # peer why seconds
+    for _ in $(seq $(($3 * 10))); do
+        grep -q "peer $1 serial .* ended: no longer trusted ($2)" "$T/b.log" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # ---- revoked at A, refused at B within refresh + 1 s -----------------------
+ok_if "mon3 holds a session at B" hold mon3
+"$MTLSGW" -c "$T/hubA.conf" revoke mon3 --reason keyCompromise >/dev/null 2>&1
+ok_if "revoked at A, mon3's open session at B ends within refresh + 1 s" \
+    ended mon3 "revoked by its issuer" $((REFRESH + 1))
+
 t0=$(date +%s.%N)
 "$MTLSGW" -c "$T/hubA.conf" revoke mon1 --reason keyCompromise >/dev/null 2>&1
 elapsed=
@@ -175,6 +203,7 @@ at_b mon2 /api/v1/status
 ok_if "A's other monitor mon2 is still accepted at B (got $CODE)" test "$CODE" = 200
 
 # ---- A's DP unreachable: stale past max-stale, fail closed -----------------
+ok_if "mon2 holds a session at B" hold mon2
 stop_pid "$PID_A"
 PID_A=
 t0=$(date +%s.%N)
@@ -195,6 +224,7 @@ echo "# A unreachable -> A's peers refused at B after ${elapsed:-never} s (max-s
 ok_if "A's DP unreachable: B refuses A's peers by max-stale + 2 s (${elapsed:-never} s)" \
     python3 -c "import sys; sys.exit(not ('$elapsed' and float('$elapsed') <= $MAX_STALE + 2))"
 ok_if "B's log says the CRL is stale" in_log "no fresh CRL from $DP_URL"
+ok_if "mon2's open session at B ended as stale" ended mon2 "its issuer's CRL is stale past max-stale" 2
 at_b bmon /api/v1/status
 ok_if "B's own peers are not affected (got $CODE)" test "$CODE" = 200
 tap_done
