@@ -22,6 +22,7 @@
 #include "registry.h"
 #include "sessions.h"
 #include "trustdb.h"
+#include "web.h"
 
 #define API "/api/v1"
 #define MAX_NETWORKS 64
@@ -403,6 +404,9 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
         R_BAN
     } which = R_NONE;
 
+    /* The page, whoami, and the cross-site check of writes (web.c). */
+    if (web_intercept(c, req, r))
+        return;
     if (strcmp(req->path, API "/status") == 0) {
         which = R_STATUS;
         rt = &get_only;
