@@ -19,6 +19,7 @@
 #include "est-codec.h"
 #include "invite.h"
 #include "pki.h"
+#include "qr.h"
 #include "registry.h"
 
 #define MAX_NETWORKS 64
@@ -46,15 +47,34 @@ static void enroll_url(const struct config *cfg, char *buf, size_t len)
     snprintf(buf, len, "https://%s%s", host, colon);
 }
 
+/* --qr: the join line as a QR code for a phone to carry to the device. */
+static void print_join_qr(const char *url, const char *name, const char *code, const char *fp)
+{
+    char line[512], *text = NULL;
+
+    snprintf(line, sizeof(line), "mtlsgw join %s --name %s --code %s --fingerprint %s", url,
+             name, code, fp);
+    if (qr_text(line, &text) < 0)
+        con_err("invite", "the QR code could not be made; type the line above instead");
+    else
+        printf("the same line as a QR code:\n%s", text);
+    gnutls_memset(line, 0, sizeof(line));
+    if (text)
+        gnutls_memset(text, 0, strlen(text));
+    free(text);
+}
+
 int cmd_invite(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"role", required_argument, NULL, 'r'},
         {"network", required_argument, NULL, 'N'},
         {"ttl", required_argument, NULL, 't'},
+        {"qr", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     const char *role_s = NULL, *ttl_s = "24h", *name;
+    bool qr = false;
     char *nets[MAX_NETWORKS] = {0};
     size_t n_nets = 0;
     enum peer_role role;
@@ -75,6 +95,9 @@ int cmd_invite(struct console *con, int argc, char **argv)
             break;
         case 't':
             ttl_s = optarg;
+            break;
+        case 'q':
+            qr = true;
             break;
         case 'N': {
             struct cidr cidr;
@@ -188,6 +211,8 @@ int cmd_invite(struct console *con, int argc, char **argv)
     printf("  gateway SHA-256       %s\n", fp);
     printf("on the device:\n  mtlsgw join %s --name %s --code %s --fingerprint %s\n", url,
            name, code, fp);
+    if (qr)
+        print_join_qr(url, name, code, fp);
     if (!con->cfg->enroll.listen)
         printf("note: [enroll] listen is not set in %s: the daemon does not serve enrollment "
                "yet\n", con->cfg->path ? con->cfg->path : con->conf_path);
