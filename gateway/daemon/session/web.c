@@ -268,7 +268,8 @@ bool web_intercept(const struct conn *c, const struct http_request *req, struct 
         whoami(c, r);
         return true;
     }
-    if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD &&
+    /* Other methods go on to the API's 405. */
+    if ((req->method == HTTP_M_POST || req->method == HTTP_M_DELETE) &&
         web_write_allowed(req, err, sizeof(err)) < 0) {
         reply_error(r, 403, err);
         return true;
