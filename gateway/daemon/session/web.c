@@ -159,16 +159,6 @@ int web_write_allowed(const struct http_request *req, char *err, size_t errlen)
                  req->method_name ? req->method_name : "this method");
         return -EPERM;
     }
-    /* An HTML form always sends a Content-Type of its own (urlencoded,
-     * multipart, text/plain); JSON from another origin needs a CORS
-     * preflight this server never grants. A body-less call (curl -X DELETE)
-     * has nothing to mistype. */
-    if (req->content_type ? !is_json_type(req->content_type) : req->body_len > 0) {
-        snprintf(err, errlen, "a change is sent as Content-Type: application/json%s%s",
-                 req->content_type ? ", not " : " (none given)",
-                 req->content_type ? req->content_type : "");
-        return -EPERM;
-    }
     /* The browser says where the request comes from; a non-browser client
      * (curl, the console) sends neither header. */
     if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
@@ -186,6 +176,16 @@ int web_write_allowed(const struct http_request *req, char *err, size_t errlen)
                      origin, host ? host : "(no Host)");
             return -EPERM;
         }
+    }
+    /* An HTML form always sends a Content-Type of its own (urlencoded,
+     * multipart, text/plain); JSON from another origin needs a CORS
+     * preflight this server never grants. A body-less call (curl -X DELETE)
+     * has nothing to mistype. */
+    if (req->content_type ? !is_json_type(req->content_type) : req->body_len > 0) {
+        snprintf(err, errlen, "a change is sent as Content-Type: application/json%s%s",
+                 req->content_type ? ", not " : " (none given)",
+                 req->content_type ? req->content_type : "");
+        return -EPERM;
     }
     return 0;
 }
