@@ -162,6 +162,36 @@ run_browser() { # stage
         "exit $rc: $(tail -n 5 "$T/browser.err")"
 }
 
+# ---- mtlsgw invite --qr: the terminal QR code decodes to the join line ----
+if command -v zbarimg >/dev/null; then
+    hub invite phone1 --role monitor --ttl 1h --qr >"$T/invite.out" 2>&1
+    JOIN=$(sed -n 's/^  \(mtlsgw join .*\)$/\1/p' "$T/invite.out")
+    # Half blocks back into modules (light drawn), 4 pixels a module, as PBM.
+    sed '1,/^the same line as a QR code:$/d' "$T/invite.out" | /usr/bin/python3 -c '
+import sys
+rows = []
+for line in sys.stdin.buffer.read().decode("utf-8").splitlines():
+    if not line or set(line) - set(" \u2580\u2584\u2588"):
+        continue  # the note after the code
+    top = [0 if c in "\u2580\u2588" else 1 for c in line]
+    bot = [0 if c in "\u2584\u2588" else 1 for c in line]
+    rows += [top, bot]
+w = max(len(r) for r in rows)
+print("P1\n%d %d" % (w * 4, len(rows) * 4))
+for r in rows:
+    line = " ".join(str(v) for v in r for _ in range(4))
+    print("\n".join([line] * 4))' >"$T/invite.pbm"
+    GOT=$(zbarimg -q --raw "$T/invite.pbm" 2>/dev/null)
+    if [ -n "$JOIN" ] && [ "$GOT" = "$JOIN" ]; then
+        tap_result 0 "mtlsgw invite --qr: the QR code decodes to the join line"
+    else
+        tap_result 1 "mtlsgw invite --qr: the QR code decodes to the join line" \
+            "join line: '$JOIN', decoded: '$GOT'; output: $(head -n 12 "$T/invite.out")"
+    fi
+else
+    tap_skip "mtlsgw invite --qr decodes" "zbarimg (zbar-tools) missing"
+fi
+
 run_browser pages
 OUT=$(hub peers 2>&1)
 expect_in "$(printf '%-20s %-8s %-10s' vicc monitor active)" "$OUT" \
