@@ -94,9 +94,10 @@ int qr_svg(const char *text, char **out)
     if ((rc = encode(text, &q)) < 0)
         return rc;
     n = q->width + 2 * QUIET;
-    put(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" "
-            "height=\"%d\" shape-rendering=\"crispEdges\">"
-            "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
+    put(&b,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" "
+        "height=\"%d\" shape-rendering=\"crispEdges\">"
+        "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
         n, n, n * 6, n * 6, n, n);
     for (int y = 0; y < q->width; y++) {
         for (int x = 0; x < q->width;) {

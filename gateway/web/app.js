@@ -274,13 +274,17 @@
     } catch (e) { show(e.message); }
     if (state.role === 'admin') {
       document.body.classList.add('admin');
-      $('revoke-cancel').addEventListener('click', function () { $('revoke-dialog').hidden = true; });
+      $('revoke-cancel').addEventListener('click', function () {
+        $('revoke-dialog').hidden = true;
+      });
       $('revoke-confirm').addEventListener('click', doRevoke);
     } else {
       // Read-only: the action parts are not on the page at all.
       const d = $('revoke-dialog');
       d.parentNode.removeChild(d);
-      document.querySelectorAll('.admin-only').forEach(function (n) { n.parentNode.removeChild(n); });
+      document.querySelectorAll('.admin-only').forEach(function (n) {
+        n.parentNode.removeChild(n);
+      });
     }
     ['peer-search', 'peer-role', 'peer-status'].forEach(function (id) {
       $(id).addEventListener('input', renderPeers);

@@ -11,9 +11,10 @@
 #include "cunit-main.h"
 #include "qr.h"
 
-#define JOIN "mtlsgw join https://gw.example:8443 --name spoke-1 --code ABCD-EFGH-JKLM-NPQR-STUV " \
-             "--fingerprint sha256:0f:1e:2d:3c:4b:5a:69:78:87:96:a5:b4:c3:d2:e1:f0:0f:1e:2d:3c:" \
-             "4b:5a:69:78:87:96:a5:b4:c3:d2:e1:f0"
+#define JOIN                                                                                      \
+    "mtlsgw join https://gw.example:8443 --name spoke-1 --code ABCD-EFGH-JKLM-NPQR-STUV "         \
+    "--fingerprint sha256:0f:1e:2d:3c:4b:5a:69:78:87:96:a5:b4:c3:d2:e1:f0:0f:1e:2d:3c:"           \
+    "4b:5a:69:78:87:96:a5:b4:c3:d2:e1:f0"
 #define MAXN 200
 #define SCALE 4
 

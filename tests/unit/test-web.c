@@ -42,8 +42,10 @@ static int allowed(const char *raw)
 static void test_same_origin_write_passes(void)
 {
     /* The page's own fetch() in Chromium. */
-    EXPECT_INT(allowed(REVOKE "Origin: https://gw.example:8443\r\nSec-Fetch-Site: same-origin\r\n"
-                              JSON_BODY), 0);
+    EXPECT_INT(
+        allowed(REVOKE
+                "Origin: https://gw.example:8443\r\nSec-Fetch-Site: same-origin\r\n" JSON_BODY),
+        0);
     /* A browser without Fetch Metadata: Origin alone. */
     EXPECT_INT(allowed(REVOKE "Origin: https://GW.example:8443\r\n" JSON_BODY), 0);
     /* curl and the console send neither header, with or without a body. */
@@ -51,7 +53,8 @@ static void test_same_origin_write_passes(void)
     EXPECT_INT(allowed(REVOKE "Content-Length: 0\r\n\r\n"), 0);
     EXPECT_INT(allowed("DELETE /api/v1/sessions/3 HTTP/1.1\r\nHost: gw\r\n\r\n"), 0);
     EXPECT_INT(allowed(REVOKE "Content-Type: application/json; charset=utf-8\r\n"
-                              "Content-Length: 2\r\n\r\n{}"), 0);
+                              "Content-Length: 2\r\n\r\n{}"),
+               0);
 }
 
 static void test_cross_site_post_refused(void)
@@ -60,20 +63,25 @@ static void test_cross_site_post_refused(void)
      * the certificate goes along, this check is what stops it. */
     EXPECT_INT(allowed(REVOKE "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n"
                               "Content-Type: application/x-www-form-urlencoded\r\n"
-                              "Content-Length: 6\r\n\r\nreason"), -EPERM);
+                              "Content-Length: 6\r\n\r\nreason"),
+               -EPERM);
     /* The same with a JSON type (fetch, no-cors cannot set it; still refused). */
-    EXPECT_INT(allowed(REVOKE "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n"
-                              JSON_BODY), -EPERM);
+    EXPECT_INT(
+        allowed(REVOKE "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n" JSON_BODY),
+        -EPERM);
     /* Another site on the same registrable domain. */
-    EXPECT_INT(allowed(REVOKE "Origin: https://x.gw.example:8443\r\nSec-Fetch-Site: same-site\r\n"
-                              JSON_BODY), -EPERM);
+    EXPECT_INT(
+        allowed(REVOKE
+                "Origin: https://x.gw.example:8443\r\nSec-Fetch-Site: same-site\r\n" JSON_BODY),
+        -EPERM);
     /* No Fetch Metadata, an Origin that is not this listener. */
     EXPECT_INT(allowed(REVOKE "Origin: https://evil.example\r\n" JSON_BODY), -EPERM);
     EXPECT_INT(allowed(REVOKE "Origin: null\r\n" JSON_BODY), -EPERM);
     EXPECT_INT(allowed(REVOKE "Origin: http://gw.example:8443\r\n" JSON_BODY), -EPERM);
     /* Same origin, but a body that is not JSON (a text/plain form). */
     EXPECT_INT(allowed(REVOKE "Sec-Fetch-Site: same-origin\r\nContent-Type: text/plain\r\n"
-                              "Content-Length: 2\r\n\r\n{}"), -EPERM);
+                              "Content-Length: 2\r\n\r\n{}"),
+               -EPERM);
     /* A body without any type. */
     EXPECT_INT(allowed(REVOKE "Content-Length: 2\r\n\r\n{}"), -EPERM);
     /* A change asked with another method. */
@@ -97,8 +105,8 @@ static void test_intercept(void)
     free(r.body);
     memset(&r, 0, sizeof(r));
     /* The same-origin one goes on to the API. */
-    req = parse(REVOKE "Origin: https://gw.example:8443\r\nSec-Fetch-Site: same-origin\r\n"
-                       JSON_BODY);
+    req = parse(REVOKE
+                "Origin: https://gw.example:8443\r\nSec-Fetch-Site: same-origin\r\n" JSON_BODY);
     CU_ASSERT_FALSE(web_intercept(&c, req, &r));
     /* The page: gzip, the security headers, a strong ETag. */
     req = parse("GET / HTTP/1.1\r\nHost: gw\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n");
@@ -106,9 +114,8 @@ static void test_intercept(void)
     EXPECT_INT(r.status, 200);
     CU_ASSERT_TRUE(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f &&
                    (unsigned char)r.body[1] == 0x8b);
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.extra_headers,
-                                  "Content-Security-Policy: default-src 'self'; "
-                                  "frame-ancestors 'none'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.extra_headers, "Content-Security-Policy: default-src 'self'; "
+                                                   "frame-ancestors 'none'"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.extra_headers, "Referrer-Policy: no-referrer\r\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.extra_headers, "Content-Encoding: gzip\r\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.extra_headers, "ETag: \""));
@@ -117,29 +124,37 @@ static void test_intercept(void)
     /* Asked again with its ETag: 304 and no body. */
     {
         char raw[512], etag[80] = "";
-        const char *s = strstr(web_intercept(&c, parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
-                                                       "Accept-Encoding: gzip\r\n\r\n"), &r)
-                                   ? r.extra_headers : "", "ETag: ");
+        const char *s = strstr(web_intercept(&c,
+                                             parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
+                                                   "Accept-Encoding: gzip\r\n\r\n"),
+                                             &r)
+                                   ? r.extra_headers
+                                   : "",
+                               "ETag: ");
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
         sscanf(s, "ETag: %79s", etag);
         free(r.body);
         memset(&r, 0, sizeof(r));
-        snprintf(raw, sizeof(raw), "GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
-                 "Accept-Encoding: gzip\r\nIf-None-Match: \"x\", %s\r\n\r\n", etag);
+        snprintf(raw, sizeof(raw),
+                 "GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
+                 "Accept-Encoding: gzip\r\nIf-None-Match: \"x\", %s\r\n\r\n",
+                 etag);
         CU_ASSERT_TRUE(web_intercept(&c, parse(raw), &r));
         EXPECT_INT(r.status, 304);
         CU_ASSERT_PTR_NULL(r.body);
     }
     /* No gzip accepted: 406 with what to do. */
     memset(&r, 0, sizeof(r));
-    CU_ASSERT_TRUE(web_intercept(&c, parse("GET /ui/peers HTTP/1.1\r\nHost: gw\r\n"
-                                           "Accept-Encoding: gzip;q=0, identity\r\n\r\n"), &r));
+    CU_ASSERT_TRUE(web_intercept(&c,
+                                 parse("GET /ui/peers HTTP/1.1\r\nHost: gw\r\n"
+                                       "Accept-Encoding: gzip;q=0, identity\r\n\r\n"),
+                                 &r));
     EXPECT_INT(r.status, 406);
     free(r.body);
     /* whoami names the caller and its role. */
     memset(&r, 0, sizeof(r));
-    CU_ASSERT_TRUE(web_intercept(&c, parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n\r\n"),
-                                 &r));
+    CU_ASSERT_TRUE(
+        web_intercept(&c, parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n\r\n"), &r));
     CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "\"role\":\"admin\""));
     free(r.body);
     http_reader_free(rd);

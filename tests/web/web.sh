@@ -22,7 +22,8 @@ here=$(readlink -f "$web/../interop")
 
 skip() { echo "1..0 # SKIP $*"; exit 77; }
 for tool in curl certtool certutil pk12util chromium chromedriver; do
-    command -v "$tool" >/dev/null || skip "$tool missing (dev/deps: chromium chromium-driver libnss3-tools)"
+    command -v "$tool" >/dev/null ||
+        skip "$tool missing (dev/deps: chromium chromium-driver libnss3-tools)"
 done
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || skip "python3-selenium missing"
 [ "$(id -u)" = 0 ] || skip "the daemon switches users and the policy is in /etc: run as root"
@@ -81,8 +82,8 @@ nssdb "$T/home-admin" "$T/webadmin.p12" && nssdb "$T/home-mon" "$T/webmon.p12" &
 # The policy Debian's chromium reads: present the one certificate the
 # profile holds to this listener, without asking.
 mkdir -p "$POLICY_DIR"
-printf '{"AutoSelectCertificateForUrls": ["{\\"pattern\\":\\"https://127.0.0.1:%s\\",\\"filter\\":{}}"]}\n' \
-    "$PORT" >"$POLICY"
+SELECT='{\"pattern\":\"https://127.0.0.1:'$PORT'\",\"filter\":{}}'
+printf '{"AutoSelectCertificateForUrls": ["%s"]}\n' "$SELECT" >"$POLICY"
 
 dmn_start || { echo "Bail out! the daemon did not start: $(tail -n 5 "$DLOG")"; exit 1; }
 URL=https://127.0.0.1:$PORT
@@ -95,8 +96,8 @@ page() { # extra curl args...
 CODE=$(page --compressed "$URL/")
 HDR=$(tr -d '\r' <"$T/page.hdr")
 expect_in 200 "$CODE" "GET / with a client certificate: 200"
-expect_in "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" \
-    "$HDR" "the page carries the CSP"
+CSP="default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+expect_in "Content-Security-Policy: $CSP" "$HDR" "the page carries the CSP"
 expect_in "X-Content-Type-Options: nosniff" "$HDR" "the page carries nosniff"
 expect_in "Referrer-Policy: no-referrer" "$HDR" "the page carries no-referrer"
 expect_in "Content-Encoding: gzip" "$HDR" "the page is served gzip"

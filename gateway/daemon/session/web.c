@@ -162,8 +162,10 @@ int web_write_allowed(const struct http_request *req, char *err, size_t errlen)
     /* The browser says where the request comes from; a non-browser client
      * (curl, the console) sends neither header. */
     if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
-        snprintf(err, errlen, "cross-site request refused (Sec-Fetch-Site: %s): changes are "
-                              "made from this gateway's own page", site);
+        snprintf(err, errlen,
+                 "cross-site request refused (Sec-Fetch-Site: %s): changes are "
+                 "made from this gateway's own page",
+                 site);
         return -EPERM;
     }
     if (origin) {
@@ -171,8 +173,9 @@ int web_write_allowed(const struct http_request *req, char *err, size_t errlen)
         size_t pl = strlen("https://");
         if (!host || strncasecmp(origin, "https://", pl) != 0 ||
             strcasecmp(origin + pl, host) != 0) {
-            snprintf(err, errlen, "cross-site request refused (Origin: %s is not https://%s): "
-                                  "changes are made from this gateway's own page",
+            snprintf(err, errlen,
+                     "cross-site request refused (Origin: %s is not https://%s): "
+                     "changes are made from this gateway's own page",
                      origin, host ? host : "(no Host)");
             return -EPERM;
         }
