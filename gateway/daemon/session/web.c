@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "registry.h"
+#include "service.h"
 #include "web-assets.h"
 
 static void reply_text(struct api_reply *r, int status, const char *type, const char *body)
@@ -263,7 +264,11 @@ bool web_intercept(const struct conn *c, const struct http_request *req, struct 
 {
     char err[512];
 
-    if (is_page_path(req->path)) {
+    /* The page is the management listener's (a tunnel or uplink listener
+     * answers the API's 404); the check of writes is every API's. Known by
+     * its service's name, so web.c does not link service.c's table; a conn
+     * without a listener is the unit test's. */
+    if (is_page_path(req->path) && (!c->l || strcmp(c->l->svc->name, "management") == 0)) {
         serve_asset(req, r);
         return true;
     }
