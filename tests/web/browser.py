@@ -108,6 +108,35 @@ def admin_pages(d, a):
     shot(d, a.screens, 'bans')
 
 
+def admin_kicks(d, a):
+    d.get(a.url + '/#sessions')
+    wait_loaded(d, 'sessions')
+    # The view redraws itself every 3 s: find and click in one script.
+    found = d.execute_script('''
+        for (const tr of document.querySelectorAll('#session-rows tr')) {
+          if (tr.firstChild.textContent === arguments[0]) {
+            setTimeout(() => tr.querySelector('button[data-action=kick]').click(), 0);
+            return true;
+          }
+        }
+        return false;''', a.kick)
+    if not found:
+        result(False, 'kicking a session from the page', 'no session of %s listed' % a.kick)
+        return
+    alert = WebDriverWait(d, 5).until(lambda x: x.switch_to.alert)
+    asked = alert.text
+    alert.accept()
+    try:
+        WebDriverWait(d, 10).until(
+            lambda x: 'Closed session' in x.find_element(By.ID, 'message').text)
+        result(a.kick in asked, 'kicking a session from the page, after a confirmation '
+               'naming it', 'asked %r' % asked)
+    except TimeoutException:
+        result(False, 'kicking a session from the page',
+               d.find_element(By.ID, 'message').text)
+    shot(d, a.screens, 'kicked')
+
+
 def admin_revokes(d, a):
     d.get(a.url + '/#peers')
     wait_loaded(d, 'peers')
@@ -186,32 +215,36 @@ def no_certificate(d, a):
 
 def main():
     p = argparse.ArgumentParser()
-    for o in ('url', 'evil', 'screens', 'victim', 'home_admin', 'home_monitor', 'home_none'):
+    for o in ('url', 'evil', 'screens', 'victim', 'kick', 'home_admin', 'home_monitor',
+              'home_none'):
         p.add_argument('--' + o.replace('_', '-'), required=True)
     p.add_argument('--stage', choices=('pages', 'revoke'), required=True)
     a = p.parse_args()
     os.makedirs(a.screens, exist_ok=True)
-    try:
-        d = browser(a.home_admin)
-    except WebDriverException as e:
-        print('SKIP Chromium does not start: %s' % str(e).splitlines()[0])
-        sys.exit(77)
-    try:
-        if a.stage == 'pages':
-            admin_pages(d, a)
-            cross_site(d, a)
-        else:
-            admin_revokes(d, a)
-    finally:
-        d.quit()
-    if a.stage == 'revoke':
-        return
-    for home, fn in ((a.home_monitor, monitor), (a.home_none, no_certificate)):
-        d = browser(home)
+    stages = {
+        'pages': [(a.home_admin, [admin_pages, cross_site]), (a.home_monitor, [monitor]),
+                  (a.home_none, [no_certificate])],
+        'revoke': [(a.home_admin, [admin_kicks, admin_revokes])],
+    }
+    first = True
+    for home, fns in stages[a.stage]:
         try:
-            fn(d, a)
-        except (WebDriverException, TimeoutException) as e:
-            result(False, fn.__name__, str(e).splitlines()[0] if str(e) else repr(e))
+            d = browser(home)
+        except WebDriverException as e:
+            why = str(e).splitlines()[0] if str(e) else repr(e)
+            if first:
+                print('SKIP Chromium does not start: %s' % why)
+                sys.exit(77)
+            result(False, 'Chromium starts again (HOME %s)' % home, why)
+            continue
+        first = False
+        try:
+            for fn in fns:
+                try:
+                    fn(d, a)
+                except (WebDriverException, TimeoutException) as e:
+                    result(False, fn.__name__ + ' ran to its end',
+                           str(e).splitlines()[0] if str(e) else repr(e))
         finally:
             d.quit()
 

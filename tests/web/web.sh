@@ -137,9 +137,12 @@ done
 # A session for the peer the page will revoke, open while it does.
 VICTIM=vicb
 hold_open held "$VICTIM"
+# And one the page will kick.
+KICKED=vica
+hold_open kicked "$KICKED"
 
 args=(--url "$URL" --evil "http://127.0.0.1:$EVIL/evil.html" --screens "$SCREENS"
-    --victim "$VICTIM" --home-admin "$T/home-admin" --home-monitor "$T/home-mon"
+    --victim "$VICTIM" --kick "$KICKED" --home-admin "$T/home-admin" --home-monitor "$T/home-mon"
     --home-none "$T/home-none")
 run_browser() { # stage
     local line st name detail rc
@@ -202,6 +205,13 @@ run_browser revoke
 OUT=$(hub peers 2>&1)
 expect_in "$(printf '%-20s %-8s %-10s' "$VICTIM" monitor revoked)" "$OUT" \
     "mtlsgw peers shows $VICTIM revoked from the page"
+hold_use kicked
+hold_cmd "WAIT 5" 10
+case "$HOLD_ANS" in
+CLOSED*) tap_result 0 "$KICKED's session, kicked from the page, is closed" ;;
+*) tap_result 1 "$KICKED's session, kicked from the page, is closed" "got: $HOLD_ANS" ;;
+esac
+hold_use held
 hold_cmd "WAIT 5" 10
 case "$HOLD_ANS" in
 GONE* | CLOSED*) tap_result 0 "$VICTIM's open session ended with the revocation" ;;
