@@ -31,7 +31,8 @@ static void reply_text(struct api_reply *r, int status, const char *type, const 
 
 static void reply_json(struct api_reply *r, int status, struct json_object *o)
 {
-    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    const char *s =
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     size_t n = strlen(s);
 
     r->status = status;
