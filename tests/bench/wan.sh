@@ -110,12 +110,15 @@ for x in "$NS_HUB wan" "$NS_SPOKE wan" "$NS_WAN wa" "$NS_WAN wb"; do
 done
 log "checksum offload, TSO, GSO, GRO off on hub:wan spoke:wan wan:wa wan:wb"
 
+RT="chrt -f 10"
+$RT true 2>/dev/null || { RT=""; log "chrt -f fails here: wanem runs at normal priority"; }
 WAN_RUN=0
 wanem_start() { # loss
     local lf=$T/wanem-$WAN_RUN.log
     wanem_stop
-    # exec'd by ip netns exec: $! is wanem itself.
-    ip netns exec "$NS_WAN" "$WANEM" bridge wa wb -d "$DELAY" -l "$1" -s $((SEED + WAN_RUN)) \
+    # exec'd by ip netns exec (and chrt): $! is wanem itself. At a real-time
+    # priority: the wire must not queue frames because the machine is busy.
+    ip netns exec "$NS_WAN" $RT "$WANEM" bridge wa wb -d "$DELAY" -l "$1" -s $((SEED + WAN_RUN)) \
         2>"$lf" &
     WANEM_PID=$!
     WANEM_LOG=$lf

@@ -3,6 +3,7 @@
  * netem). Not a test; built beside the other bench tools.
  *
  *   wanem bridge IF_A IF_B [-d MS] [-l PCT] [-s SEED] [-q FRAMES] [-b BYTES]
+ *                [-r RCVBUF]
  *   wanem offload-off DEV...
  *
  * bridge: every Ethernet frame that arrives on IF_A leaves on IF_B and the
@@ -14,7 +15,12 @@
  * deadline order: a ring of FRAMES slots (default 4096) holding at most
  * BYTES bytes (default 4 MiB) per direction, drop-tail when either is full.
  * One thread; it sleeps in poll() on the two sockets and a timerfd armed for
- * the earliest deadline (no busy loop). Frames larger than 2048 bytes
+ * the earliest deadline (no busy loop). Before the delay line, frames wait
+ * only in each socket's receive buffer (RCVBUF bytes, default 1 MiB, about
+ * 400 full-size frames with the kernel's overhead), and only while wanem is
+ * not scheduled; what overflows it is counted as sockdrops (run wanem at a
+ * real-time priority so that the machine's load does not queue frames: the
+ * wire should not be the bottleneck). Frames larger than 2048 bytes
  * (offloads left on: a GSO superframe) are dropped and counted. SIGUSR1
  * prints the counters; SIGINT/SIGTERM print them and exit 0.
  *
@@ -120,7 +126,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int open_packet(const char *ifname, int *ifindex)
+static int open_packet(const char *ifname, int rcvbuf, int *ifindex)
 {
     struct sockaddr_ll sll;
     struct packet_mreq mr;
@@ -154,8 +160,8 @@ static int open_packet(const char *ifname, int *ifindex)
     (void)setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
 #endif
     (void)one;
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0)
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) < 0)
         (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
     *ifindex = (int)idx;
@@ -291,13 +297,13 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 static int usage(void)
 {
     fprintf(stderr, "usage: wanem bridge IF_A IF_B [-d DELAY_MS] [-l LOSS_PCT] [-s SEED]"
-            " [-q FRAMES] [-b BYTES]\n       wanem offload-off DEV...\n");
+            " [-q FRAMES] [-b BYTES] [-r RCVBUF]\n       wanem offload-off DEV...\n");
     return 2;
 }
 
 static int cmd_bridge(int argc, char **argv)
 {
-    double delay_ms = 0, loss_pct = 0, qframes = 4096, qbytes = 4 << 20, v;
+    double delay_ms = 0, loss_pct = 0, qframes = 4096, qbytes = 4 << 20, rcvbuf = 1 << 20, v;
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32), sm;
     uint64_t sockdrops[2] = { 0, 0 };
     struct dir d[2];
@@ -322,6 +328,8 @@ static int cmd_bridge(int argc, char **argv)
             qframes = v;
         else if (strcmp(opt, "-b") == 0 && parse_num(argv[i + 1], FRAME_MAX, 1 << 30, &v) == 0)
             qbytes = v;
+        else if (strcmp(opt, "-r") == 0 && parse_num(argv[i + 1], 4096, 1 << 30, &v) == 0)
+            rcvbuf = v;
         else {
             fprintf(stderr, "wanem: bad option or value: %s %s\n", opt, argv[i + 1]);
             return usage();
@@ -333,8 +341,8 @@ static int cmd_bridge(int argc, char **argv)
         rng_s[i] = splitmix64(&sm);
 
     memset(d, 0, sizeof d);
-    fa = open_packet(argv[2], &ia);
-    fb = open_packet(argv[3], &ib);
+    fa = open_packet(argv[2], (int)rcvbuf, &ia);
+    fb = open_packet(argv[3], (int)rcvbuf, &ib);
     if (fa < 0 || fb < 0)
         goto out;
     tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -365,8 +373,9 @@ static int cmd_bridge(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
 
     fprintf(stderr, "wanem: bridging %s (a) and %s (b): delay %.3f ms each way, loss %.3f %%,"
-            " seed %" PRIu64 ", queue %zu frames / %zu bytes per direction\n",
-            argv[2], argv[3], delay_ms, loss_pct, seed, d[0].cap, d[0].max_bytes);
+            " seed %" PRIu64 ", queue %zu frames / %zu bytes per direction,"
+            " socket buffers %.0f bytes\n",
+            argv[2], argv[3], delay_ms, loss_pct, seed, d[0].cap, d[0].max_bytes, rcvbuf);
     pfd[0].fd = fa;
     pfd[1].fd = fb;
     pfd[2].fd = tfd;
