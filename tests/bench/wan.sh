@@ -69,15 +69,20 @@ chmod 755 "$T"
 PIDS=""
 WANEM_PID=""
 cleanup() {
-    local p
+    local p ns
     nsd_stop_all
     for p in $PIDS $WANEM_PID; do kill "$p" 2>/dev/null; done
     sleep 0.3
     for p in $PIDS $WANEM_PID; do kill -KILL "$p" 2>/dev/null; done
+    # Whatever else runs in our namespaces (an iperf3 or ping of a
+    # measurement cut short, which would wait for a tunnel now gone) goes
+    # before we wait for our children.
+    for ns in $TOPO_NS $NS_WAN; do
+        p=$(ip netns pids "$ns" 2>/dev/null)
+        [ -z "$p" ] || kill -KILL $p 2>/dev/null
+    done
     wait 2>/dev/null
     topo_down
-    p=$(ip netns pids "$NS_WAN" 2>/dev/null)
-    [ -z "$p" ] || kill -KILL $p 2>/dev/null
     ip netns del "$NS_WAN" 2>/dev/null
     if [ -n "${BENCH_KEEP:-}" ]; then log "kept $T"; else rm -rf "$T"; fi
 }
