@@ -142,9 +142,10 @@ wanem_counts() {
     sleep 0.2
     tail -n 2 "$WANEM_LOG" | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=");
             if (kv[1] == "in") n += kv[2]; if (kv[1] == "lost") l += kv[2];
-            if (kv[1] == "full") f += kv[2]; if (kv[1] == "sockdrops") s += kv[2] } }
-        END { printf "frames %d, lost %d (%.2f %%), queue full %d, socket drops %d\n",
-              n, l, n ? 100 * l / n : 0, f, s }'
+            if (kv[1] == "full") f += kv[2]; if (kv[1] == "sockdrops") s += kv[2];
+            if (kv[1] == "oversize") o += kv[2]; if (kv[1] == "senderr") e += kv[2] } }
+        END { printf "frames %d, lost %d (%.2f %%), queue full %d, socket drops %d," \
+              " oversize %d, send errors %d\n", n, l, n ? 100 * l / n : 0, f, s, o, e }'
 }
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
