@@ -177,7 +177,7 @@ spoke ping -n -q -c 1000 -i 0.01 -W 2 "$HUB_WAN" >"$T/self-loss.out" 2>&1
 SLOSS=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' "$T/self-loss.out")
 SWAN=$(wanem_counts)
 echo "wan self-check: delay $DELAY ms each way: ping RTT over the bare WAN p50 $S50 ms, p99 $S99 ms," \
-    "max $SMAX ms ($SN pings; expected ~$((2 * DELAY)) ms)"
+    "max $SMAX ms ($SN pings; expected ~$(awk -v d="$DELAY" 'BEGIN { print 2 * d }') ms)"
 echo "wan self-check: loss 1 %: ${SLOSS:-?} % of 1000 pings lost (expected ~1.99 %:" \
     "either frame of a round trip); emulator: $SWAN"
 awk -v p="$S50" -v d="$DELAY" -v l="${SLOSS:-100}" 'BEGIN {
