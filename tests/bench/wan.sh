@@ -406,6 +406,18 @@ system_up() {
     esac
 }
 
+# UDP datagrams the hub and spoke dropped for a full socket buffer (a UDP
+# tunnel's process that fell behind), summed.
+udp_rcvbuf_errors() {
+    local ns n t=0
+    for ns in "$NS_HUB" "$NS_SPOKE"; do
+        n=$(ip netns exec "$ns" nstat -asz UdpRcvbufErrors 2>/dev/null |
+            awk '$1 == "UdpRcvbufErrors" { print $2 }')
+        t=$((t + ${n:-0}))
+    done
+    echo "$t"
+}
+
 # Checks that the data of the last measurement went over UDP where it should
 # (bytes reaching the hub over UDP vs TCP on the tunnel's ports).
 carried_by_udp() { # system udp-bytes tcp-bytes
@@ -426,6 +438,8 @@ measure() { # system loss round
     esac
     if [ -n "$cu" ]; then u0=$(counter_bytes $cu); t0=$(counter_bytes $ct); fi
     LOAD[$s,$l]="${LOAD[$s,$l]:-} $(load1)"
+    local rb0 rb1
+    rb0=$(udp_rcvbuf_errors)
     ip netns exec "$NS_LANB" iperf3 -c "${DST[$s]}" -B "${SRC[$s]}" -t "$SECS" -J >"$j" 2>&1 &
     ip=$!
     sleep 0.5
@@ -438,6 +452,7 @@ measure() { # system loss round
         return 1
     fi
     wait "$pp"
+    rb1=$(udp_rcvbuf_errors)
     if [ -n "$cu" ]; then
         u1=$(counter_bytes $cu); t1=$(counter_bytes $ct)
         if ! carried_by_udp "$s" $((u1 - u0)) $((t1 - t0)); then
@@ -456,7 +471,8 @@ measure() { # system loss round
 print("%.0f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$j")"
     PINGS[$s,$l]="${PINGS[$s,$l]:-} $pf"
     log "loss $l % round $r $s: $(echo ${MBPS[$s,$l]} | awk '{print $NF}') Mbit/s," \
-        "ping p50/p99/max/loss% $(ping_stats "$pf" | cut -d' ' -f1-4), load $(load1)"
+        "ping p50/p99/max/loss% $(ping_stats "$pf" | cut -d' ' -f1-4), load $(load1);" \
+        "UDP receive-buffer drops at hub+spoke: $((rb1 - rb0))"
 }
 
 declare -A MBPS PINGS FAILED LOAD WANSTAT
