@@ -437,8 +437,9 @@ measure() { # system loss round
     *) cu="" ct="" ;;
     esac
     if [ -n "$cu" ]; then u0=$(counter_bytes $cu); t0=$(counter_bytes $ct); fi
-    LOAD[$s,$l]="${LOAD[$s,$l]:-} $(load1)"
-    local rb0 rb1
+    local rb0 rb1 ld
+    ld=$(load1)
+    LOAD[$s,$l]="${LOAD[$s,$l]:-} $ld"
     rb0=$(udp_rcvbuf_errors)
     ip netns exec "$NS_LANB" iperf3 -c "${DST[$s]}" -B "${SRC[$s]}" -t "$SECS" -J >"$j" 2>&1 &
     ip=$!
@@ -471,7 +472,7 @@ measure() { # system loss round
 print("%.0f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$j")"
     PINGS[$s,$l]="${PINGS[$s,$l]:-} $pf"
     log "loss $l % round $r $s: $(echo ${MBPS[$s,$l]} | awk '{print $NF}') Mbit/s," \
-        "ping p50/p99/max/loss% $(ping_stats "$pf" | cut -d' ' -f1-4), load $(load1);" \
+        "ping p50/p99/max/loss% $(ping_stats "$pf" | cut -d' ' -f1-4), load $ld;" \
         "UDP receive-buffer drops at hub+spoke: $((rb1 - rb0))"
 }
 
@@ -510,7 +511,7 @@ for l in $LOSS; do
     echo
     echo "WAN $DELAY ms each way, loss $l % (emulator: ${WANSTAT[$l]})"
     printf '%-11s %9s %-16s %8s %8s %8s %7s %6s %6s\n' system Mbit/s runs "p50 ms" "p99 ms" \
-        "max ms" "loss %" pings load
+        "max ms" "loss %" pings load1
     for s in $SYSTEMS; do
         if [ "$s" = mtlsgw-udp ] && [ "$HAVE_UDP" = 0 ]; then
             printf '%-11s %s\n' "$s" "n/a (udp channel not built)"
