@@ -22,8 +22,13 @@ struct http_request {
     char *content_type;
     char *authorization;
     char *transfer_encoding_hdr; /* Content-Transfer-Encoding, EST */
-    char *if_none_match;         /* conditional GET (the CRL distribution point) */
-    char *if_modified_since;
+    /* What the management page needs (web.c): cache, gzip, cross-site check. */
+    char *host;
+    char *origin;
+    char *sec_fetch_site;
+    char *accept_encoding;
+    char *if_none_match;
+    char *if_modified_since;     /* conditional GET (the CRL distribution point) */
     bool keep_alive;
 };
 

@@ -823,6 +823,20 @@ static int watch_start(struct daemon *d, struct watch *watch)
     return 0;
 }
 
+/* A [trust NAME] issuer's CRL or freshness changed (the fetcher's thread):
+ * reload trust as the watch does, ending the sessions it no longer admits. */
+static void trust_changed(void *arg)
+{
+    struct daemon *d = arg;
+    char err[512] = "";
+    int rc = daemon_reload_trust(d, err, sizeof(err));
+
+    if (rc < 0)
+        log_err("[trust] issuers changed: reload failed, keeping the previous state: %s", err);
+    else if (rc > 0)
+        log_info("[trust] issuers changed: reloaded trust, %d session(s) ended", rc);
+}
+
 /* Everything the session process serves with, in order: the token, the
  * watch and the trust, the loop, the pools, the listeners, the uplinks, the
  * control socket. Returns 0 or -1 (logged). */
@@ -881,7 +895,7 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
             return -1;
         }
     }
-    if (trust_fetch_start(d->tf, err, sizeof(err)) < 0) {
+    if (trust_fetch_start(d->tf, trust_changed, d, err, sizeof(err)) < 0) {
         log_err("%s", err);
         return -1;
     }

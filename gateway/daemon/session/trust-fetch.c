@@ -37,7 +37,6 @@
 #include "log.h"
 #include "mono.h"
 #include "pki.h"
-#include "sessions.h"
 #include "trustdb.h"
 #include "verify.h"
 
@@ -66,6 +65,8 @@ struct trust_fetch {
     pthread_cond_t cond;
     pthread_t thread;
     bool running, stop;
+    void (*on_change)(void *arg);
+    void *arg;
     struct tf_issuer *is;
     size_t n;
 };
@@ -458,7 +459,6 @@ static void *fetch_thread(void *arg)
     for (;;) {
         bool reload = false, stop;
         long long now_ms = mono_ms();
-        char err[512] = "";
         struct timespec ts;
 
         for (size_t i = 0; i < tf->n; i++) {
@@ -484,10 +484,10 @@ static void *fetch_thread(void *arg)
             reload = true;
         }
         pthread_mutex_unlock(&tf->lock);
-        /* daemon_reload_trust takes the issuers' state from trust_fetch_apply,
-         * which publishes each one's freshness as it is then. */
-        if (reload && daemon_reload_trust(tf->d, err, sizeof(err)) < 0)
-            log_err("trust: reload after a CRL fetch failed: %s", err);
+        /* The reload takes the issuers' state from trust_fetch_apply, which
+         * publishes each one's freshness as it is then. */
+        if (reload)
+            tf->on_change(tf->arg);
         pthread_mutex_lock(&tf->lock);
         if (tf->stop) {
             pthread_mutex_unlock(&tf->lock);
@@ -505,13 +505,16 @@ static void *fetch_thread(void *arg)
     return NULL;
 }
 
-int trust_fetch_start(struct trust_fetch *tf, char *err, size_t errlen)
+int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void *arg,
+                      char *err, size_t errlen)
 {
     pthread_condattr_t ca;
     int rc;
 
     if (!tf)
         return 0;
+    tf->on_change = on_change;
+    tf->arg = arg;
     /* The wait above counts on the monotonic clock. */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -21,8 +21,11 @@ struct json_object;
  * *out NULL when there is no [trust] section. Fetches nothing yet: until
  * the first fetch, every issuer is stale (fail closed). */
 int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_t errlen);
-/* The fetching thread (after d->trust is set: it reloads trust). */
-int trust_fetch_start(struct trust_fetch *tf, char *err, size_t errlen);
+/* The fetching thread; on_change(arg) runs on it after each change of
+ * what an issuer revokes or of its freshness (server.c: reload trust,
+ * which calls trust_fetch_apply). */
+int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void *arg,
+                      char *err, size_t errlen);
 void trust_fetch_free(struct trust_fetch *tf);
 
 /* Add the issuers, as they stand now, to a snapshot not yet published
