@@ -6,7 +6,10 @@
 # parse (signature check and the serials' index) in ms, then the reload
 # of trust that follows.
 #
-# usage: tests/bench/crlfetch.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd [N]
+# Entries carry no extension, as mtlsgw's own CRLs (pkcs11/crl.c); with
+# REASONS=1 each has a reasonCode, as openssl ca writes them.
+#
+# usage: [REASONS=1] tests/bench/crlfetch.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd [N]
 set -u
 MTLSGW=$(readlink -f "$1")
 MTLSGWD=$(readlink -f "$2")
@@ -35,10 +38,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=b
     -days 30 -keyout "$T/big/ca.key" -out "$T/big/ca.crt" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
     2>/dev/null
-python3 - "$N" >"$T/big/index.txt" <<'PY'
+python3 - "$N" "${REASONS:-0}" >"$T/big/index.txt" <<'PY'
 import secrets, sys
+why = ",keyCompromise" if sys.argv[2] == "1" else ""
 for i in range(int(sys.argv[1])):
-    print("R\t301231000000Z\t260101000000Z,keyCompromise\t%032X\tunknown\t/CN=p%d" % (secrets.randbits(127), i))
+    print("R\t301231000000Z\t260101000000Z%s\t%032X\tunknown\t/CN=p%d"
+          % (why, secrets.randbits(127), i))
 PY
 echo 1000 >"$T/big/crlnumber"
 printf '[ca]\ndefault_ca=c\n[c]\ndatabase=%s\ncrlnumber=%s\ndefault_md=sha256\ndefault_crl_days=30\n' \
@@ -69,6 +74,6 @@ for _ in $(seq 300); do
     grep -q "reloaded trust\|trust big: CRL fresh" "$DLOG" && break
     sleep 0.1
 done
-echo "CRL of $N entries: $(stat -c %s "$T/big/www/crl") bytes DER"
+echo "CRL of $N entries (reasonCode per entry: ${REASONS:-0}): $(stat -c %s "$T/big/www/crl") bytes DER"
 grep -E "trust big: CRL [0-9]+ from" "$DLOG" | sed 's/^mtlsgwd: //'
 grep -E "trust big: CRL fresh" "$DLOG" >/dev/null || { echo "no fetch"; exit 1; }
