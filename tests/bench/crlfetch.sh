@@ -54,6 +54,10 @@ openssl crl -in "$T/big/crl.pem" -outform DER -out "$T/big/www/crl"
 HPORT=$(free_port)
 (cd "$T/big/www" && exec python3 -m http.server "$HPORT" --bind 127.0.0.1 >/dev/null 2>&1) &
 HPID=$!
+for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$HPORT/crl" && break
+    sleep 0.1
+done
 
 softhsm_token gw "$PIN"
 printf '%s\n' "$PIN" >"$T/gw.pin"
@@ -76,4 +80,4 @@ for _ in $(seq 300); do
 done
 echo "CRL of $N entries (reasonCode per entry: ${REASONS:-0}): $(stat -c %s "$T/big/www/crl") bytes DER"
 grep -E "trust big: CRL [0-9]+ from" "$DLOG" | sed 's/^mtlsgwd: //'
-grep -E "trust big: CRL fresh" "$DLOG" >/dev/null || { echo "no fetch"; exit 1; }
+grep -E "trust big: CRL fresh" "$DLOG" >/dev/null || { echo "no fetch"; tail -5 "$DLOG"; exit 1; }

@@ -465,8 +465,13 @@ static void *fetch_thread(void *arg)
             struct tf_issuer *is = &tf->is[i];
             if (now_ms < is->due_ms)
                 continue;
-            is->due_ms = now_ms + 1000LL * is->cfg->refresh;
             reload |= fetch_one(tf, is);
+            /* After a failure, again within 5 s (a DP not up yet at boot
+             * must not keep its peers out for a whole refresh). */
+            pthread_mutex_lock(&tf->lock);
+            is->due_ms = now_ms + 1000LL * (is->error[0] && is->cfg->refresh > 5
+                                                 ? 5 : is->cfg->refresh);
+            pthread_mutex_unlock(&tf->lock);
         }
         pthread_mutex_lock(&tf->lock);
         for (size_t i = 0; i < tf->n; i++) {
