@@ -76,7 +76,7 @@ ok_if "the peer chains to the openssl root through A's intermediate" \
 
 "$MTLSGWD" -c "$T/hubA.conf" -f >>"$T/daemon.log" 2>&1 &
 DPID=$!
-for i in $(seq 100); do
+for _ in $(seq 100); do
     curl -s -o /dev/null "http://127.0.0.1:$DP/crl" && break
     sleep 0.1
 done
@@ -196,7 +196,7 @@ fetch_crls
 chmod -R a+rX "$T/ngx" "$T/root" "$T"/*.pem 2>/dev/null
 nginx -p "$T/ngx" -c "$T/ngx/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 &
 NGX_PID=$!
-for i in $(seq 50); do
+for _ in $(seq 50); do
     curl -sk -o /dev/null "https://127.0.0.1:$NPORT/" && break
     sleep 0.1
 done
@@ -212,7 +212,7 @@ ok_if "nginx refuses mon1, revoked at A and listed by the DP (got $NCODE)" test 
 "$MTLSGW" -c "$T/hubA.conf" revoke mon2 --reason keyCompromise >/dev/null 2>&1
 fetch_crls
 kill -HUP "$NGX_PID"
-for i in $(seq 50); do
+for _ in $(seq 50); do
     ngx mon2
     [ "$NCODE" = 400 ] && break
     sleep 0.1
