@@ -639,9 +639,11 @@ static void reload_config(struct daemon *d)
         str_differs(o->token.uri, n->token.uri) || str_differs(o->token.module, n->token.module) ||
         str_differs(o->pki.dir, n->pki.dir) || str_differs(o->tunnel.pool, n->tunnel.pool) ||
         o->n_uplinks != n->n_uplinks || o->fw.n_gate != n->fw.n_gate ||
+        o->n_trusts != n->n_trusts || str_differs(o->crl.listen, n->crl.listen) ||
+        o->enroll.tls_min != n->enroll.tls_min ||
         o->tunnel.n_routes != n->tunnel.n_routes)
-        log_warn("%s: listen addresses, token, pki dir, pool, routes, gate services and uplinks "
-                 "change only with a restart; the other changes apply now",
+        log_warn("%s: listen addresses, token, pki dir, pool, routes, gate services, uplinks "
+                 "and [trust] sections change only with a restart; the other changes apply now",
                  o->path);
     /* Plain numbers: written whole, read by the workers without a lock. */
     o->mgmt.max_body = d->mgmt.max_body = n->mgmt.max_body;
