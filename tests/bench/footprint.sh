@@ -5,6 +5,7 @@
 #
 #   tests/bench/footprint.sh BUILD_DIR        (root; normally via tests/bench/run)
 #   N_MGMT=100 N_SMALL=100 N_BIG=1000 PER_SPOKE=100 CPU_SECS=30 OVPN=yes
+#   MTLSGW_BIN, MTLSGWD_BIN: other binaries (an A/B of a change) than BUILD_DIR's
 #
 # Namespaces (names carry $$): the hub, with its addresses on lo
 # (192.168.50.1 for mtlsgwd, 192.168.50.3 for OpenVPN), and N_BIG/PER_SPOKE
@@ -48,8 +49,8 @@ CPU_SECS=${CPU_SECS:-30}
 OVPN=${OVPN:-yes}
 UP_TIMEOUT=${UP_TIMEOUT:-120}
 LOGLEVEL=${LOGLEVEL:-warn}
-MTLSGW=$(readlink -f "$build/gateway/mtlsgw")
-MTLSGWD=$(readlink -f "$build/gateway/mtlsgwd")
+MTLSGW=$(readlink -f "${MTLSGW_BIN:-$build/gateway/mtlsgw}")
+MTLSGWD=$(readlink -f "${MTLSGWD_BIN:-$build/gateway/mtlsgwd}")
 MKDEVKEYS=$build/tests/bench/mkdevkeys
 TARGET_IDLE_KIB=3072
 TARGET_TUN_KIB=64
@@ -200,6 +201,22 @@ proc_fig() { # pid
     fds=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l)
     echo "$pss $priv $thr $fds"
 }
+# Private KiB of one process by kind of mapping: "stacks txbufs heap anon
+# files". Thread stacks are the 128 KiB anonymous mappings (the stack size the
+# tunnel threads ask for) and the 8 MiB ones (glibc's default), the tunnel's TUN -> TLS buffers the 132 KiB ones (TXBUF, 131,178
+# bytes: above glibc's 128 KiB mmap threshold, so a mapping of its own);
+# heap is glibc's main arena, anon the rest (thread arenas, buffers).
+proc_kinds() { # pid
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { path = $6; next }
+        /^Size:/ {
+            if (path == "[heap]") k = "heap"; else if (path != "") k = "files"
+            else if ($2 == 128 || $2 == 8192) k = "stacks"; else if ($2 == 132) k = "txbufs"
+            else k = "anon"
+            next }
+        /^Private_(Clean|Dirty):/ { v[k] += $2 }
+        END { printf "%d %d %d %d %d\n", v["stacks"], v["txbufs"], v["heap"], v["anon"], v["files"] }' \
+        "/proc/$1/smaps"
+}
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
@@ -253,9 +270,35 @@ spokes_start() { # count
         nsd_start "s$k" "$(spoke_ns "$k")" "$T/s$k/s$k.conf"
     done
 }
-spokes_stop() {
+spokes_stop() { # all at once, then as nsd_stop does for each
     local k
+    for k in $(seq 0 $((N_SPOKES - 1))); do
+        [ -n "${NSD_PID[s$k]:-}" ] && kill -TERM "${NSD_PID[s$k]}" 2>/dev/null
+    done
     for k in $(seq 0 $((N_SPOKES - 1))); do nsd_stop "s$k"; done
+}
+
+# CPU seconds spent while tunnels come up: the hub's parent and session
+# process, the spokes' parents and session processes (summed), the machine.
+ramp_cpu_start() {
+    RC_HP=$(proc_ticks "$HUB_PARENT")
+    RC_HS=$(proc_ticks "$HUB_SESSION")
+    RC_ALL=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat)
+}
+ramp_cpu_end() { # spokes
+    local k p sp=0 ss=0 hz all
+    hz=$(getconf CLK_TCK)
+    for k in $(seq 0 $(($1 - 1))); do
+        p=${NSD_PID[s$k]:-}
+        [ -n "$p" ] || continue
+        sp=$((sp + $(proc_ticks "$p")))
+        for c in $(pgrep -P "$p" -x mtlsgwd); do ss=$((ss + $(proc_ticks "$c"))); done
+    done
+    all=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat)
+    awk -v hp=$(($(proc_ticks "$HUB_PARENT") - RC_HP)) -v hs=$(($(proc_ticks "$HUB_SESSION") - RC_HS)) \
+        -v sp="$sp" -v ss="$ss" -v all=$((all - RC_ALL)) -v hz="$hz" 'BEGIN {
+        printf "hub parent %.2f, hub session %.2f, spoke parents %.2f, spoke sessions %.2f, " \
+            "machine (all processes) %.2f", hp / hz, hs / hz, sp / hz, ss / hz, all / hz }'
 }
 
 # RAMP: when the hub counted the first, a quarter, half, three quarters
@@ -296,15 +339,21 @@ exec {HOLD_FD}>"$fifo"
 wait_until 120 grep -q '^held=' "$R/hold.out" || die "management clients: $(cat "$R/hold.out")"
 note "management clients: $(cat "$R/hold.out")"
 START=$(date +%s%N)
+ramp_cpu_start
 spokes_start $((N_SMALL / PER_SPOKE))
 wait_count tunnel "$N_SMALL" "$UP_TIMEOUT" || note "hub log: $(tail -n 3 "$T/hub.log" | tr '\n' ' ')"
 note "$N_SMALL tunnels up (count@time since the spoke started):$RAMP"
+note "CPU s during it: $(ramp_cpu_end $((N_SMALL / PER_SPOKE)))"
+[ -n "${STOP_AFTER_SMALL:-}" ] && exit 0
 settle "$HUB_PARENT" "$HUB_SESSION"
 state="mtlsgwd $(hub_count management) mgmt + $(hub_count tunnel) tunnels"
 row "$state" parent "$HUB_PARENT"
 row "$state" session "$HUB_SESSION"
 row "spoke 0 ($PER_SPOKE uplinks)" "spoke parent" "${NSD_PID[s0]}"
-row "spoke 0 ($PER_SPOKE uplinks)" "spoke session" "$(pgrep -P "${NSD_PID[s0]}" -x mtlsgwd | head -1)"
+SPOKE_SESSION=$(pgrep -P "${NSD_PID[s0]}" -x mtlsgwd | head -1)
+row "spoke 0 ($PER_SPOKE uplinks)" "spoke session" "$SPOKE_SESSION"
+SPOKE_KINDS=$(proc_kinds "$SPOKE_SESSION")
+SPOKE_STACKS=$(grep -c -E '^Size: +8192 kB' "/proc/$SPOKE_SESSION/smaps")
 exec {HOLD_FD}>&-
 HOLD_FD=
 spokes_stop
@@ -317,7 +366,9 @@ row "hub idle (before $N_BIG)" parent "$HUB_PARENT"
 read -r _ bp_priv bp_thr _ <<<"$FIG"
 row "hub idle (before $N_BIG)" session "$HUB_SESSION"
 read -r _ bs_priv bs_thr _ <<<"$FIG"
+KINDS_IDLE=$(proc_kinds "$HUB_SESSION")
 START=$(date +%s%N)
+ramp_cpu_start
 spokes_start "$N_SPOKES"
 if wait_count tunnel "$N_BIG" "$UP_TIMEOUT"; then
     UP_S=$(awk -v a="$START" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
@@ -325,6 +376,8 @@ else
     UP_S="not all up in $UP_TIMEOUT s"
 fi
 BIG_RAMP=$RAMP
+BIG_RAMP_CPU=$(ramp_cpu_end "$N_SPOKES")
+note "CPU s during it: $BIG_RAMP_CPU"
 note "$N_BIG tunnels: $UP_S s (count@time:$RAMP); hub interfaces: $(mtg_ifaces "$NS_HUB" | wc -l)"
 settle "$HUB_PARENT" "$HUB_SESSION"
 state="hub $(hub_count tunnel) tunnels"
@@ -332,6 +385,7 @@ row "$state" parent "$HUB_PARENT"
 read -r _ np_priv np_thr _ <<<"$FIG"
 row "$state" session "$HUB_SESSION"
 read -r _ ns_priv ns_thr _ <<<"$FIG"
+KINDS_BIG=$(proc_kinds "$HUB_SESSION")
 PER_TUN_KIB=$(awk -v a=$((np_priv + ns_priv - bp_priv - bs_priv)) -v n="$N_BIG" \
     'BEGIN { printf "%.1f", a / n }')
 PER_TUN_THR=$(awk -v a=$((np_thr + ns_thr - bp_thr - bs_thr)) -v n="$N_BIG" \
@@ -470,6 +524,19 @@ esac
 printf 'all %d up, from the spokes'"'"' start to the hub'"'"'s status: %s s (target <= %d s): %s\n' \
     "$N_BIG" "$UP_S" "$TARGET_UP_S" "$ok"
 printf '  tunnels counted by the hub at (since the %d spokes started):%s\n' "$N_SPOKES" "$BIG_RAMP"
+read -r -a ki <<<"$KINDS_IDLE"
+read -r -a kb <<<"$KINDS_BIG"
+printf '  the session process'"'"'s private KiB by kind, idle / at %d / per tunnel:\n' "$N_BIG"
+kn=("thread stacks (128 KiB, 8 MiB)" "TUN->TLS buffers (132 KiB)" "main arena [heap]"
+    "other anonymous (thread arenas)" "files")
+for j in 0 1 2 3 4; do
+    printf '    %-32s %8s %8s %8s\n' "${kn[$j]}" "${ki[$j]}" "${kb[$j]}" \
+        "$(awk -v a="${ki[$j]}" -v b="${kb[$j]}" -v n="$N_BIG" 'BEGIN { printf "%.1f", (b - a) / n }')"
+done
+read -r -a ks <<<"$SPOKE_KINDS"
+printf '  spoke 0 session process (%d uplinks), private KiB by kind:' "$PER_SPOKE"
+for j in 0 1 2 3 4; do printf ' %s %s;' "${kn[$j]}" "${ks[$j]}"; done
+printf ' %d mappings of 8 MiB (default thread stacks)\n' "$SPOKE_STACKS"
 printf 'hub CPU over %d s with %s idle tunnels (keepalive 10 s): %s %% of one CPU\n' \
     "$CPU_SECS" "$HUB_ALIVE_END" "$CPU_PCT"
 if [ "$OVPN" = yes ]; then
