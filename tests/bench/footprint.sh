@@ -133,9 +133,11 @@ ip netns add "$NS_OVC" && ip -n "$NS_OVC" link set lo up &&
 
 # ---- the fixture: hub token, CA, config; the management peer; the spokes ----
 MODULE=$(softhsm_find_module) || die "SoftHSM module not found"
-make_fixture() {
-    mtg_node hub hub "$HUB_PIN" || die "hub token"
-    cat >>"$T/hub/hub.conf" <<EOF
+# A hub's token, CA and config (hub: the one the spokes enroll with; hub0:
+# the same daemon with no peer enrolled, for the idle figure).
+hub_node() { # id
+    mtg_node "$1" "$1" "$HUB_PIN" || die "$1 token"
+    cat >>"$T/$1/$1.conf" <<EOF
 log-level = $LOGLEVEL
 ban-threshold = 1000000
 [management]
@@ -151,7 +153,10 @@ max-sessions = $((N_BIG + 100))
 max-per-source = $((PER_SPOKE + 100))
 handshake-timeout = 60
 EOF
-    mtg_at hub init --cn hub1 --host "$HUB" >"$T/init.log" 2>&1 || die "mtlsgw init: $(cat "$T/init.log")"
+    mtg_at "$1" init --cn hub1 --host "$HUB" >"$T/init.log" 2>&1 || die "mtlsgw init: $(cat "$T/init.log")"
+}
+make_fixture() {
+    hub_node hub
     certtool --generate-privkey --key-type ecdsa --outfile "$T/admin.key" 2>/dev/null &&
         printf 'cn = bench-admin\n' >"$T/admin.tmpl" &&
         certtool --generate-request --no-text --load-privkey "$T/admin.key" \
@@ -182,6 +187,7 @@ EOF
     done
     note "$N_BIG device keys made on $N_SPOKES tokens and enrolled in $(($(date +%s) - t0)) s"
 }
+[ -f "$T/hub0/hub0.conf" ] || hub_node hub0
 if [ -f "$T/ready" ]; then
     note "reusing the fixture in $T ($N_BIG enrolled spokes; BENCH_FRESH=1 makes it again)"
 else
@@ -224,10 +230,12 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 # session process it forks.
 HUB_PARENT=
 HUB_SESSION=
-hub_start() {
+HUB_ID=hub
+hub_start() { # [id]
     local i
-    nsd_start hub "$NS_HUB" "$T/hub/hub.conf"
-    HUB_PARENT=${NSD_PID[hub]}
+    HUB_ID=${1:-hub}
+    nsd_start "$HUB_ID" "$NS_HUB" "$T/$HUB_ID/$HUB_ID.conf"
+    HUB_PARENT=${NSD_PID[$HUB_ID]}
     HUB_SESSION=
     for i in $(seq 100); do
         if hub_count tunnel >/dev/null 2>&1; then
@@ -238,7 +246,7 @@ hub_start() {
     done
     die "the hub did not start: $(tail -n 5 "$T/hub.log")"
 }
-hub_status() { mtg_at hub status --json 2>/dev/null; }
+hub_status() { mtg_at "$HUB_ID" status --json 2>/dev/null; }
 hub_count() { # management|tunnel
     hub_status | jq -e ".sessions.$1"
 }
@@ -321,14 +329,24 @@ wait_count() { # what n seconds: 0 once the hub counts n
     done
 }
 
+# ---- 0. idle, no peer enrolled --------------------------------------------------
+hub_start hub0
+settle "$HUB_PARENT" "$HUB_SESSION"
+row "mtlsgwd idle, no peers" parent "$HUB_PARENT"
+read -r _ ip_priv _ <<<"$FIG"
+row "mtlsgwd idle, no peers" session "$HUB_SESSION"
+read -r _ is_priv _ <<<"$FIG"
+IDLE_PRIV=$((ip_priv + is_priv))
+nsd_stop hub0
+
 # ---- 1. idle, then N_MGMT management sessions and N_SMALL tunnels -----------
 hub_start
 settle "$HUB_PARENT" "$HUB_SESSION"
-row "mtlsgwd idle" parent "$HUB_PARENT"
-read -r _ ip_priv ip_thr _ <<<"$FIG"
-row "mtlsgwd idle" session "$HUB_SESSION"
-read -r _ is_priv is_thr _ <<<"$FIG"
-IDLE_PRIV=$((ip_priv + is_priv))
+row "mtlsgwd idle, $((N_BIG + 1)) peers" parent "$HUB_PARENT"
+read -r _ ip_priv _ <<<"$FIG"
+row "mtlsgwd idle, $((N_BIG + 1)) peers" session "$HUB_SESSION"
+read -r _ is_priv _ <<<"$FIG"
+IDLE_PRIV_BIG=$((ip_priv + is_priv))
 
 fifo=$R/hold.fifo
 mkfifo "$fifo"
@@ -380,15 +398,16 @@ BIG_RAMP_CPU=$(ramp_cpu_end "$N_SPOKES")
 note "CPU s during it: $BIG_RAMP_CPU"
 note "$N_BIG tunnels: $UP_S s (count@time:$RAMP); hub interfaces: $(mtg_ifaces "$NS_HUB" | wc -l)"
 settle "$HUB_PARENT" "$HUB_SESSION"
-state="hub $(hub_count tunnel) tunnels"
+N_AT=$(hub_count tunnel)
+state="hub $N_AT tunnels"
 row "$state" parent "$HUB_PARENT"
 read -r _ np_priv np_thr _ <<<"$FIG"
 row "$state" session "$HUB_SESSION"
 read -r _ ns_priv ns_thr _ <<<"$FIG"
 KINDS_BIG=$(proc_kinds "$HUB_SESSION")
-PER_TUN_KIB=$(awk -v a=$((np_priv + ns_priv - bp_priv - bs_priv)) -v n="$N_BIG" \
+PER_TUN_KIB=$(awk -v a=$((np_priv + ns_priv - bp_priv - bs_priv)) -v n="$N_AT" \
     'BEGIN { printf "%.1f", a / n }')
-PER_TUN_THR=$(awk -v a=$((np_thr + ns_thr - bp_thr - bs_thr)) -v n="$N_BIG" \
+PER_TUN_THR=$(awk -v a=$((np_thr + ns_thr - bp_thr - bs_thr)) -v n="$N_AT" \
     'BEGIN { printf "%.2f", a / n }')
 c0=$(($(proc_ticks "$HUB_PARENT") + $(proc_ticks "$HUB_SESSION")))
 sleep "$CPU_SECS"
@@ -513,10 +532,13 @@ printf '%-34s %-16s %8s %8s %7s %6s   %s\n' state process PSS private threads fd
 printf '%s\n' "${ROWS[@]}"
 echo
 pf() { awk -v a="$1" -v t="$2" 'BEGIN { print (a + 0 <= t + 0) ? "PASS" : "MISS" }'; }
-printf 'idle private, parent + session: %d KiB (target <= %d KiB): %s\n' "$IDLE_PRIV" \
+printf 'idle private, parent + session, no peers: %d KiB (target <= %d KiB): %s\n' "$IDLE_PRIV" \
     "$TARGET_IDLE_KIB" "$(pf "$IDLE_PRIV" "$TARGET_IDLE_KIB")"
+printf '  with %d peers enrolled: %d KiB (the parsed registry: %.1f KiB per peer)\n' \
+    $((N_BIG + 1)) "$IDLE_PRIV_BIG" "$(awk -v a=$((IDLE_PRIV_BIG - IDLE_PRIV)) -v n=$((N_BIG + 1)) \
+    'BEGIN { print a / n }')"
 printf 'hub at %d tunnels: private per tunnel %s KiB (target <= %d): %s; threads per tunnel %s\n' \
-    "$N_BIG" "$PER_TUN_KIB" "$TARGET_TUN_KIB" "$(pf "$PER_TUN_KIB" "$TARGET_TUN_KIB")" "$PER_TUN_THR"
+    "$N_AT" "$PER_TUN_KIB" "$TARGET_TUN_KIB" "$(pf "$PER_TUN_KIB" "$TARGET_TUN_KIB")" "$PER_TUN_THR"
 case $UP_S in
 *[!0-9.]*) ok=MISS ;;
 *) ok=$(pf "$UP_S" "$TARGET_UP_S") ;;
@@ -526,12 +548,12 @@ printf 'all %d up, from the spokes'"'"' start to the hub'"'"'s status: %s s (tar
 printf '  tunnels counted by the hub at (since the %d spokes started):%s\n' "$N_SPOKES" "$BIG_RAMP"
 read -r -a ki <<<"$KINDS_IDLE"
 read -r -a kb <<<"$KINDS_BIG"
-printf '  the session process'"'"'s private KiB by kind, idle / at %d / per tunnel:\n' "$N_BIG"
+printf '  the session process'"'"'s private KiB by kind, idle / at %d / per tunnel:\n' "$N_AT"
 kn=("thread stacks (128 KiB, 8 MiB)" "TUN->TLS buffers (132 KiB)" "main arena [heap]"
     "other anonymous (thread arenas)" "files")
 for j in 0 1 2 3 4; do
     printf '    %-32s %8s %8s %8s\n' "${kn[$j]}" "${ki[$j]}" "${kb[$j]}" \
-        "$(awk -v a="${ki[$j]}" -v b="${kb[$j]}" -v n="$N_BIG" 'BEGIN { printf "%.1f", (b - a) / n }')"
+        "$(awk -v a="${ki[$j]}" -v b="${kb[$j]}" -v n="$N_AT" 'BEGIN { printf "%.1f", (b - a) / n }')"
 done
 read -r -a ks <<<"$SPOKE_KINDS"
 printf '  spoke 0 session process (%d uplinks), private KiB by kind:' "$PER_SPOKE"
