@@ -157,7 +157,8 @@ max-sessions = $((N_BIG + 100))
 max-per-source = $((PER_SPOKE + 100))
 handshake-timeout = 60
 EOF
-    mtg_at "$1" init --cn hub1 --host "$HUB" >"$T/init.log" 2>&1 || die "mtlsgw init: $(cat "$T/init.log")"
+    mtg_at "$1" init --cn hub1 --host "$HUB" >"$T/init.log" 2>&1 ||
+        die "mtlsgw init: $(cat "$T/init.log")"
 }
 make_fixture() {
     hub_node hub
@@ -166,7 +167,8 @@ make_fixture() {
         certtool --generate-request --no-text --load-privkey "$T/admin.key" \
             --template "$T/admin.tmpl" --outfile "$T/admin.csr" 2>/dev/null &&
         mtg_at hub enroll bench-admin --role admin --csr "$T/admin.csr" --out "$T/admin.crt" \
-            >"$T/enroll.log" 2>&1 || die "cannot enroll the management peer: $(cat "$T/enroll.log")"
+            >"$T/enroll.log" 2>&1 ||
+        die "cannot enroll the management peer: $(cat "$T/enroll.log")"
     # The spokes: a token each, PER_SPOKE keys and certificates.
     t0=$(date +%s)
     for k in $(seq 0 $((N_SPOKES - 1))); do
@@ -184,7 +186,8 @@ make_fixture() {
             mtg_at hub enroll "$n" --role tunnel --csr "$T/$id/csr/$n.csr" \
                 --out "$T/$id/crt/$n.crt" >>"$T/enroll.log" 2>&1 ||
                 die "cannot enroll $n: $(tail -n 2 "$T/enroll.log")"
-            printf '[uplink %s]\nserver = %s:4433\nkey = %s\ncert = %s\nca = %s\n' "$n" "$HUB" "$n" \
+            printf '[uplink %s]\nserver = %s:4433\nkey = %s\ncert = %s\nca = %s\n' \
+                "$n" "$HUB" "$n" \
                 "$T/$id/crt/$n.crt" "$T/$id/pki/hub-ca.crt" >>"$T/$id/$id.conf"
         done
         softhsm_give_to "$DUSER" "$T/$id"
@@ -213,8 +216,9 @@ proc_fig() { # pid
 }
 # Private KiB of one process by kind of mapping: "stacks txbufs heap anon
 # files". Thread stacks are the 128 KiB anonymous mappings (the stack size the
-# tunnel threads ask for) and the 8 MiB ones (glibc's default), the tunnel's TUN -> TLS buffers the 132 KiB ones (TXBUF, 131,178
-# bytes: above glibc's 128 KiB mmap threshold, so a mapping of its own);
+# tunnel threads ask for) and the 8 MiB ones (glibc's default); the tunnels'
+# TUN -> TLS buffers are the 132 KiB ones (TXBUF, 131,178 bytes: above
+# glibc's 128 KiB mmap threshold, so a mapping of its own);
 # heap is glibc's main arena, anon the rest (thread arenas, buffers).
 proc_kinds() { # pid
     awk '/^[0-9a-f]+-[0-9a-f]+ / { path = $6; next }
@@ -224,7 +228,8 @@ proc_kinds() { # pid
             else k = "anon"
             next }
         /^Private_(Clean|Dirty):/ { v[k] += $2 }
-        END { printf "%d %d %d %d %d\n", v["stacks"], v["txbufs"], v["heap"], v["anon"], v["files"] }' \
+        END { printf "%d %d %d %d %d\n", v["stacks"], v["txbufs"], v["heap"], v["anon"],
+            v["files"] }' \
         "/proc/$1/smaps"
 }
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -307,7 +312,8 @@ ramp_cpu_end() { # spokes
         for c in $(pgrep -P "$p" -x mtlsgwd); do ss=$((ss + $(proc_ticks "$c"))); done
     done
     all=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat)
-    awk -v hp=$(($(proc_ticks "$HUB_PARENT") - RC_HP)) -v hs=$(($(proc_ticks "$HUB_SESSION") - RC_HS)) \
+    awk -v hp=$(($(proc_ticks "$HUB_PARENT") - RC_HP)) \
+        -v hs=$(($(proc_ticks "$HUB_SESSION") - RC_HS)) \
         -v sp="$sp" -v ss="$ss" -v all=$((all - RC_ALL)) -v hz="$hz" 'BEGIN {
         printf "hub parent %.2f, hub session %.2f, spoke parents %.2f, spoke sessions %.2f, " \
             "machine (all processes) %.2f", hp / hz, hs / hz, sp / hz, ss / hz, all / hz }'
@@ -363,7 +369,8 @@ note "management clients: $(cat "$R/hold.out")"
 START=$(date +%s%N)
 ramp_cpu_start
 spokes_start $((N_SMALL / PER_SPOKE))
-wait_count tunnel "$N_SMALL" "$UP_TIMEOUT" || note "hub log: $(tail -n 3 "$T/hub.log" | tr '\n' ' ')"
+wait_count tunnel "$N_SMALL" "$UP_TIMEOUT" ||
+    note "hub log: $(tail -n 3 "$T/hub.log" | tr '\n' ' ')"
 note "$N_SMALL tunnels up (count@time since the spoke started):$RAMP"
 note "CPU s during it: $(ramp_cpu_end $((N_SMALL / PER_SPOKE)))"
 [ -n "${STOP_AFTER_SMALL:-}" ] && exit 0
@@ -395,7 +402,7 @@ spokes_start "$N_SPOKES"
 if wait_count tunnel "$N_BIG" "$UP_TIMEOUT"; then
     UP_S=$(awk -v a="$START" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 else
-    UP_S="not all up in $UP_TIMEOUT s"
+    UP_S="not all up in $UP_TIMEOUT"
 fi
 BIG_RAMP=$RAMP
 BIG_RAMP_CPU=$(ramp_cpu_end "$N_SPOKES")
@@ -502,7 +509,8 @@ CONF
             sleep 0.2
         done
     }
-    wait_until 10 test -s "$OV/status.txt" || die "openvpn server: $(tail -n 3 "$R/openvpn-server.log")"
+    wait_until 10 test -s "$OV/status.txt" ||
+        die "openvpn server: $(tail -n 3 "$R/openvpn-server.log")"
     settle "$OV_SRV"
     row "openvpn idle" server "$OV_SRV"
     read -r _ ov0_priv ov0_thr _ <<<"$FIG"
@@ -514,7 +522,7 @@ CONF
     ov_clients "$N_SMALL" "$N_BIG"
     if ov_wait "$N_BIG"; then
         OV_UP_S=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
-        OV_UP_S="$OV_UP_S (the last $((N_BIG - N_SMALL)))"
+        OV_UP_S="$OV_UP_S s (the last $((N_BIG - N_SMALL)), started at once)"
     else
         OV_UP_S="not all up in $UP_TIMEOUT s"
     fi
@@ -532,22 +540,25 @@ fi
 
 # ---- the table ------------------------------------------------------------------------
 echo "footprint: memory in KiB (PSS; private = Private_Clean + Private_Dirty of smaps_rollup)"
-printf '%-34s %-16s %8s %8s %7s %6s   %s\n' state process PSS private threads fds "load (1 5 15 min)"
+printf '%-34s %-16s %8s %8s %7s %6s   %s\n' state process PSS private threads fds \
+    "load (1 5 15 min)"
 printf '%s\n' "${ROWS[@]}"
 echo
 pf() { awk -v a="$1" -v t="$2" 'BEGIN { print (a + 0 <= t + 0) ? "PASS" : "MISS" }'; }
 printf 'idle private, parent + session, no peers: %d KiB (target <= %d KiB): %s\n' "$IDLE_PRIV" \
     "$TARGET_IDLE_KIB" "$(pf "$IDLE_PRIV" "$TARGET_IDLE_KIB")"
 printf '  with %d peers enrolled: %d KiB (the parsed registry: %.1f KiB per peer)\n' \
-    $((N_BIG + 1)) "$IDLE_PRIV_BIG" "$(awk -v a=$((IDLE_PRIV_BIG - IDLE_PRIV)) -v n=$((N_BIG + 1)) \
-    'BEGIN { print a / n }')"
+    $((N_BIG + 1)) "$IDLE_PRIV_BIG" \
+    "$(awk -v a=$((IDLE_PRIV_BIG - IDLE_PRIV)) -v n=$((N_BIG + 1)) 'BEGIN { print a / n }')"
 printf 'hub at %d tunnels: private per tunnel %s KiB (target <= %d): %s; threads per tunnel %s\n' \
-    "$N_AT" "$PER_TUN_KIB" "$TARGET_TUN_KIB" "$(pf "$PER_TUN_KIB" "$TARGET_TUN_KIB")" "$PER_TUN_THR"
+    "$N_AT" "$PER_TUN_KIB" "$TARGET_TUN_KIB" "$(pf "$PER_TUN_KIB" "$TARGET_TUN_KIB")" \
+    "$PER_TUN_THR"
 case $UP_S in
 *[!0-9.]*) ok=MISS ;;
 *) ok=$(pf "$UP_S" "$TARGET_UP_S") ;;
 esac
-printf 'all %d up, from the spokes'"'"' start to the hub'"'"'s status: %s s (target <= %d s): %s\n' \
+fmt='all %d up, from the spokes'"'"' start to the hub'"'"'s status: %s s (target <= %d s): %s\n'
+printf "$fmt" \
     "$N_BIG" "$UP_S" "$TARGET_UP_S" "$ok"
 printf '  tunnels counted by the hub at (since the %d spokes started):%s\n' "$N_SPOKES" "$BIG_RAMP"
 read -r -a ki <<<"$KINDS_IDLE"
@@ -557,7 +568,8 @@ kn=("thread stacks (128 KiB, 8 MiB)" "TUN->TLS buffers (132 KiB)" "main arena [h
     "other anonymous (thread arenas)" "files")
 for j in 0 1 2 3 4; do
     printf '    %-32s %8s %8s %8s\n' "${kn[$j]}" "${ki[$j]}" "${kb[$j]}" \
-        "$(awk -v a="${ki[$j]}" -v b="${kb[$j]}" -v n="$N_AT" 'BEGIN { printf "%.1f", (b - a) / n }')"
+        "$(awk -v a="${ki[$j]}" -v b="${kb[$j]}" -v n="$N_AT" \
+            'BEGIN { printf "%.1f", (b - a) / n }')"
 done
 read -r -a ks <<<"$SPOKE_KINDS"
 printf '  spoke 0 session process (%d uplinks), private KiB by kind:' "$PER_SPOKE"
@@ -566,9 +578,10 @@ printf ' %d mappings of 8 MiB (default thread stacks)\n' "$SPOKE_STACKS"
 printf 'hub CPU over %d s with %s idle tunnels (keepalive 10 s): %s %% of one CPU\n' \
     "$CPU_SECS" "$HUB_ALIVE_END" "$CPU_PCT"
 if [ "$OVPN" = yes ]; then
-    printf 'openvpn at %d clients (%d client processes): private per client %s KiB, threads per client %s\n' \
+    fmt='openvpn at %d clients (%d client processes): private per client %s KiB, threads'
+    printf "$fmt per client %s\n" \
         "$N_BIG" "$N_BIG" "$OV_PER_KIB" "$OV_PER_THR"
-    printf 'openvpn: the %d clients up in %s s; server CPU over %d s: %s %% of one CPU\n' \
+    printf 'openvpn: the %d clients up in %s; server CPU over %d s: %s %% of one CPU\n' \
         "$N_BIG" "$OV_UP_S" "$CPU_SECS" "$OV_CPU_PCT"
     printf 'one openvpn client process: PSS/private/threads/fds %s\n' "$(proc_fig "$OV_ONE")"
 fi
