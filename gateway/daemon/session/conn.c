@@ -188,7 +188,7 @@ void conn_close(struct conn *c, const char *why)
     if (st == CONN_OPEN) {
         atomic_fetch_sub(&c->l->sessions, 1);
         if (why) /* a plain HTTP request (the CRL DP) is no peer's session */
-            PLOG(c->tls ? log_info : log_debug, c,
+            PLOG((c->tls ? log_info : log_debug), c,
                  "session %llu closed: %s (in %llu, out %llu bytes)", (unsigned long long)c->id,
                  why, atomic_load(&c->bytes_in), atomic_load(&c->bytes_out));
     } else {
