@@ -35,14 +35,47 @@ static int open_pki(struct console *con, struct pki **pki)
     return 0;
 }
 
+/* init --force over an existing CA: say what is lost, and ask. */
+static int init_confirm(struct pki *pki, bool yes)
+{
+    struct registry *reg = NULL;
+    char lost[1024], err[512], dn[256] = "?";
+    size_t dnlen = sizeof(dn), active = 0;
+    gnutls_x509_crt_t ca = NULL;
+
+    if (access(pki->ca_path, F_OK) < 0)
+        return EXIT_OK; /* nothing to lose but keys an unfinished init left */
+    if (con_as_daemon() < 0)
+        return EXIT_FAIL;
+    if (pki_read_cert(pki->ca_path, &ca, err, sizeof(err)) == 0 &&
+        gnutls_x509_crt_get_dn(ca, dn, &dnlen) < 0)
+        snprintf(dn, sizeof(dn), "?");
+    if (pki_load_registry(pki, &reg, err, sizeof(err)) == 0)
+        for (size_t i = 0; i < registry_count(reg); i++)
+            active += registry_at(reg, i)->status == PEER_ACTIVE;
+    con_as_invoker();
+    snprintf(lost, sizeof(lost),
+             "--force replaces the CA '%s' (%s) and deletes its key and the gateway key on "
+             "the token for good: the %zu active peer(s) in %s lose their trust and must "
+             "all be enrolled again, and every spoke must be given the new CA (the old "
+             "files are moved to %s/old-DATE/).",
+             dn, pki->ca_path, active, pki->reg_path, pki->dir);
+    if (ca)
+        gnutls_x509_crt_deinit(ca);
+    registry_free(reg);
+    return con_confirm("init", lost, yes);
+}
+
 int cmd_init(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"cn", required_argument, NULL, 'n'},      {"host", required_argument, NULL, 'H'},
         {"key-type", required_argument, NULL, 'k'}, {"days", required_argument, NULL, 'd'},
-        {"force", no_argument, NULL, 'f'},          {NULL, 0, NULL, 0},
+        {"force", no_argument, NULL, 'f'},          {"yes", no_argument, NULL, 'y'},
+        {NULL, 0, NULL, 0},
     };
     const char *hosts[MAX_HOSTS];
+    bool yes = false;
     char hostname[256];
     struct pki_init_opts o = {.days = 3650, .key_type = P11_KEY_EC_P256};
     struct pki *pki = NULL;
@@ -78,6 +111,9 @@ int cmd_init(struct console *con, int argc, char **argv)
         case 'f':
             o.force = true;
             break;
+        case 'y':
+            yes = true;
+            break;
         default:
             return con_usage("init");
         }
@@ -103,6 +139,9 @@ int cmd_init(struct console *con, int argc, char **argv)
     o.actor = con->actor;
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
+    if (o.force && (rc = init_confirm(pki, yes)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
     /* The parent (/etc/mtlsgw) belongs to root: make the pki dir as root and
      * hand it to the daemon's user, who writes everything inside it. */
     if (access(pki->dir, F_OK) < 0) {
@@ -194,6 +233,8 @@ int cmd_csr(struct console *con, int argc, char **argv)
     }
     if (!cn || !out || optind != argc)
         return con_usage("csr");
+    if (con_out_check("csr", "--out", out, force) != EXIT_OK)
+        return EXIT_FAIL;
     if (!peer_name_valid(cn)) {
         con_err("csr", "--cn '%s': use 1-63 of A-Z a-z 0-9 . _ - (it becomes the peer name)",
                 cn);
@@ -261,7 +302,7 @@ out:
 struct enroll_out {
     const char *path;     /* --out or --p12, NULL: print after commit */
     bool p12;
-    bool force;           /* --force: write through a symbolic link */
+    bool force;           /* --force: replace a file, write through a symbolic link */
     gnutls_x509_privkey_t softkey;
     const char *password;
     const char *name;
@@ -510,6 +551,9 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     if ((rc = enroll_parse(argc, argv, &a)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
+    if ((a.p12 || a.out) && con_out_check("enroll", a.p12 ? "--p12" : "--out",
+                                          a.p12 ? a.p12 : a.out, a.force) != EXIT_OK)
+        goto out;
     if (enroll_read_key(&a, &k) < 0 || open_pki(con, &pki) < 0)
         goto out;
     eo.path = a.csr_path ? a.out : a.p12;
@@ -616,6 +660,8 @@ int cmd_crl(struct console *con, int argc, char **argv)
     }
     if (optind != argc)
         return con_usage("crl");
+    if (out && con_out_check("crl", "--out", out, force) != EXIT_OK)
+        return EXIT_FAIL;
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
     /* Re-encoded from the parsed CRL, so only a well-formed CRL is handed on. */

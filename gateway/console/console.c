@@ -21,17 +21,20 @@
 static const struct command commands[] = {
     {"init", cmd_init,
      "init --cn NAME [--host NAME]... [--key-type ec-p256|ec-p384|rsa-3072] [--days N] "
-     "[--force]",
+     "[--force [--yes]]",
      "Generate the CA key and the gateway key on the token, write ca.crt, gateway.crt,\n"
      "an empty CRL and an empty registry in the pki dir. --days is the CA's lifetime\n"
      "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
-     "or IP address, repeatable) defaults to this machine's hostname."},
+     "or IP address, repeatable) defaults to this machine's hostname. --force replaces\n"
+     "an existing CA (every peer must then be enrolled again): it says so and asks on\n"
+     "the terminal; --yes answers for scripts."},
     {"csr", cmd_csr,
      "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key] [--force]",
      "Device side: make the device key on this appliance's token if absent and write a\n"
      "PKCS#10 CSR signed by it to FILE. --new-key replaces the device key first (after\n"
      "a revocation: a revoked key is never enrolled again). FILE may be - (stdout), a\n"
-     "device or a FIFO (written in place); a symbolic link only with --force."},
+     "device or a FIFO (written in place); an existing file or a symbolic link only\n"
+     "with --force."},
     {"enroll", cmd_enroll,
      "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
      "--password-file FILE) [--network CIDR]... [--days N] [--force]",
@@ -39,8 +42,8 @@ static const struct command commands[] = {
      "days) and record the peer in the registry. With --csr the certificate is written\n"
      "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
      "the certificate and the CA to a PKCS#12 protected by the password in the file.\n"
-     "FILE may be - (stdout), a device or a FIFO (written in place); a symbolic link\n"
-     "only with --force (its target is written, the link stays)."},
+     "FILE may be - (stdout), a device or a FIFO (written in place); an existing file\n"
+     "or a symbolic link only with --force (a link's target is written, the link stays)."},
     {"revoke", cmd_revoke,
      "revoke NAME [--reason unspecified|keyCompromise|superseded|cessationOfOperation]",
      "Mark the peer revoked in the registry and re-sign the CRL, then tell the running\n"
@@ -221,8 +224,11 @@ int con_write_out(const char *opt, const char *path, const void *data, size_t le
     int rc;
 
     fflush(stdout); /* what was printed comes before what goes to "-" */
-    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : 0);
-    if (rc == -ELOOP && !force)
+    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : FS_OUT_KEEP);
+    if (rc == -EALREADY)
+        snprintf(err, errlen, "%s %s: file exists; not overwritten (give --force to replace "
+                 "it, or another FILE)", opt, path);
+    else if (rc == -ELOOP && !force)
         snprintf(err, errlen, "%s %s: is a symbolic link; not written (give --force to "
                  "write the file it points to; the link stays)", opt, path);
     else if (rc == -ELOOP)

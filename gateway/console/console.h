@@ -41,8 +41,9 @@ int con_as_invoker(void);
 int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
                   size_t *len);
 /* Write the file of option opt (--out, --p12) as the invoking user, by
- * fs_write_out()'s rules (docs/console.md, "Where output goes"); force: write
- * through a symbolic link. con_write_out() puts a message naming opt, path and
+ * fs_write_out()'s rules (docs/console.md, "Where output goes"); an existing
+ * regular file is kept (refused) unless force; force also writes through a
+ * symbolic link. con_write_out() puts a message naming opt, path and
  * what to do in err; con_write_file() prints it. */
 int con_write_out(const char *opt, const char *path, const void *data, size_t len,
                   unsigned mode, bool force, char *err, size_t errlen);
@@ -57,6 +58,18 @@ bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 /* One --network ARG into nets; EXIT_OK, or EXIT_USAGE (too many) or
  * EXIT_FAIL (not a prefix, out of memory) with a message naming cmd. */
 int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg);
+
+/*
+ * Say what a destructive step loses (lost, on stderr) and ask for "yes" on
+ * the terminal; yes (--yes): do not ask. EXIT_OK to go ahead; EXIT_FAIL when
+ * refused at the prompt, EXIT_USAGE when there is no terminal and no --yes.
+ */
+int con_confirm(const char *cmd, const char *lost, bool yes);
+/* Before any work: EXIT_FAIL, with a message naming opt and --force, when
+ * path is an existing regular file and not force; else EXIT_OK. */
+int con_out_check(const char *cmd, const char *opt, const char *path, bool force);
+/* Levenshtein distance of two short words ((size_t)-1 beyond 32 chars). */
+size_t con_edit_distance(const char *a, const char *b);
 
 int cmd_init(struct console *con, int argc, char **argv);
 int cmd_csr(struct console *con, int argc, char **argv);
