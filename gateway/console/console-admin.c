@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
 #include "console.h"
 #include "fsutil.h"
 
@@ -68,4 +71,85 @@ size_t con_edit_distance(const char *a, const char *b)
         }
     }
     return row[lb];
+}
+
+int con_read_stdin(size_t max, char **out, size_t *len)
+{
+    size_t n = 0, cap = 4096;
+    char *buf = malloc(cap + 1);
+    ssize_t r;
+
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            char *nb;
+            if (cap > max) {
+                explicit_bzero(buf, n);
+                free(buf);
+                return -EFBIG;
+            }
+            nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                explicit_bzero(buf, n);
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        r = read(STDIN_FILENO, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int rc = -errno;
+            explicit_bzero(buf, n);
+            free(buf);
+            return rc;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > max) {
+        explicit_bzero(buf, n);
+        free(buf);
+        return -EFBIG;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+const char *con_not_a_csr(const char *text, size_t len)
+{
+    gnutls_datum_t d = {(unsigned char *)text, (unsigned)len};
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_x509_privkey_t key = NULL;
+    bool is_crt = false, is_key = false;
+
+    if (strstr(text, "-----BEGIN CERTIFICATE-----") ||
+        strstr(text, "-----BEGIN TRUSTED CERTIFICATE-----"))
+        is_crt = true;
+    else if (strstr(text, "PRIVATE KEY-----"))
+        is_key = true;
+    else if (gnutls_x509_crt_init(&crt) == 0 &&
+             gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) == 0)
+        is_crt = true;
+    else if (gnutls_x509_privkey_init(&key) == 0 &&
+             gnutls_x509_privkey_import(key, &d, GNUTLS_X509_FMT_DER) == 0)
+        is_key = true;
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    if (key)
+        gnutls_x509_privkey_deinit(key);
+    if (is_crt)
+        return "it holds a certificate, not a certificate request: give the CSR the device "
+               "made ('mtlsgw csr' or 'openssl req -new'); 'mtlsgw explain' reads "
+               "certificates";
+    if (is_key)
+        return "it holds a private key, not a certificate request: make the CSR from it "
+               "('openssl req -new -key FILE'), and keep the key on the device";
+    return NULL;
 }

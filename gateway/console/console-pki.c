@@ -98,14 +98,14 @@ int cmd_init(struct console *con, int argc, char **argv)
         case 'k':
             if (p11_key_type_parse(optarg, &kt) < 0) {
                 con_err("init", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             o.key_type = (int)kt;
             break;
         case 'd':
             if (!con_parse_uint(optarg, 1, 36500, &o.days)) {
                 con_err("init", "--days %s: not a number of days from 1 to 36500", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'f':
@@ -125,7 +125,7 @@ int cmd_init(struct console *con, int argc, char **argv)
     }
     if (!o.cn[0] || strlen(o.cn) > 60) {
         con_err("init", "--cn '%s': give 1 to 60 characters", o.cn);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (o.n_hosts == 0) {
         if (gethostname(hostname, sizeof(hostname)) < 0 || !hostname[0]) {
@@ -218,7 +218,7 @@ int cmd_csr(struct console *con, int argc, char **argv)
         case 'k':
             if (p11_key_type_parse(optarg, &kt) < 0) {
                 con_err("csr", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'N':
@@ -238,7 +238,7 @@ int cmd_csr(struct console *con, int argc, char **argv)
     if (!peer_name_valid(cn)) {
         con_err("csr", "--cn '%s': use 1-63 of A-Z a-z 0-9 . _ - (it becomes the peer name)",
                 cn);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
@@ -354,7 +354,7 @@ struct enroll_args {
     unsigned days;
     enum p11_key_type kt;
     enum peer_role role;
-    bool force;
+    bool force, allow_default;
 };
 
 /* The key to certify: a CSR's public key, or (--p12) a new software key. */
@@ -394,6 +394,7 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         {"p12", required_argument, NULL, 'p'},
         {"password-file", required_argument, NULL, 'P'},
         {"network", required_argument, NULL, 'N'},
+        {"allow-default", no_argument, NULL, 'A'},
         {"days", required_argument, NULL, 'd'},
         {"key-type", required_argument, NULL, 'k'},
         {"force", no_argument, NULL, 'f'},
@@ -425,18 +426,21 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         case 'd':
             if (!con_parse_uint(optarg, 1, 3650, &a->days)) {
                 con_err("enroll", "--days %s: not a number of days from 1 to 3650", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'k':
             if (p11_key_type_parse(optarg, &a->kt) < 0) {
                 con_err("enroll", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072",
                         optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'f':
             a->force = true;
+            break;
+        case 'A':
+            a->allow_default = true;
             break;
         default:
             return con_usage("enroll");
@@ -460,14 +464,14 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
     a->name = argv[optind];
     if (role_parse(a->role_s, &a->role) < 0) {
         con_err("enroll", "--role %s: unknown role (admin, monitor or tunnel)", a->role_s);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (!peer_name_valid(a->name)) {
         con_err("enroll",
                 "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
                 "letter or digit)",
                 a->name);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     return EXIT_OK;
 }
@@ -486,7 +490,8 @@ static int enroll_read_key(const struct enroll_args *a, struct enroll_key *k)
         d.data = (unsigned char *)k->csr_text;
         d.size = (unsigned)k->csr_len;
         if (p11_csr_parse(&d, &k->crq, err, sizeof(err)) < 0) {
-            con_err("enroll", "CSR in %s: %s", a->csr_path, err);
+            const char *what = con_not_a_csr(k->csr_text, k->csr_len);
+            con_err("enroll", "CSR in %s: %s", a->csr_path, what ? what : err);
             return -1;
         }
         if (gnutls_pubkey_init(&k->pub) < 0 ||
@@ -568,6 +573,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     req.key = k.pub;
     req.networks = a.nets.nets;
     req.n_networks = a.nets.n;
+    req.allow_default = a.allow_default;
     req.days = a.days ? a.days : con->cfg->pki.peer_days;
     req.actor = con->actor;
     req.before_commit = enroll_write;
@@ -616,7 +622,7 @@ int cmd_revoke(struct console *con, int argc, char **argv)
     if (!pki_reason_valid(reason)) {
         con_err("revoke", "--reason %s: not one of unspecified, keyCompromise, superseded, "
                           "cessationOfOperation", reason);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;

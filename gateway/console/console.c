@@ -37,11 +37,14 @@ static const struct command commands[] = {
      "with --force."},
     {"enroll", cmd_enroll,
      "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
-     "--password-file FILE) [--network CIDR]... [--days N] [--force]",
+     "--password-file FILE) [--network CIDR]... [--allow-default] [--days N] [--force]",
      "Issue a client certificate (clientAuth, URI SAN urn:mtlsgw:role:ROLE, default 397\n"
      "days) and record the peer in the registry. With --csr the certificate is written\n"
      "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
-     "the certificate and the CA to a PKCS#12 protected by the password in the file.\n"
+     "the certificate and the CA to a PKCS#12 protected by the password in the file\n"
+     "(- reads it from stdin). --network takes a prefix with its length; one that\n"
+     "overlaps another of the peer's or another peer's is refused, and 0.0.0.0/0 or\n"
+     "::/0 needs --allow-default.\n"
      "FILE may be - (stdout), a device or a FIFO (written in place); an existing file\n"
      "or a symbolic link only with --force (a link's target is written, the link stays)."},
     {"revoke", cmd_revoke,
@@ -66,7 +69,7 @@ static const struct command commands[] = {
      "Lift the ban of ADDRESS (IPv4 or IPv6) in the running daemon, and forget its\n"
      "failures."},
     {"invite", cmd_invite, "invite NAME --role admin|monitor|tunnel [--network CIDR]... "
-     "[--ttl DURATION]",
+     "[--allow-default] [--ttl DURATION]",
      "Make a one-time invite code for a device to enroll itself over the network\n"
      "([enroll] listen). Prints the code (100 bits, five groups of four), the SHA-256\n"
      "of the gateway certificate for the device to pin, and the 'mtlsgw join' line.\n"
@@ -101,15 +104,65 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* The command a typo most likely meant (at most 2 edits, or a unique
+ * prefix), or NULL. */
+static const char *nearest_command(const char *name)
+{
+    const char *best = NULL, *prefixed = NULL;
+    size_t best_d = 3, n_prefixed = 0;
+
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        size_t d = con_edit_distance(name, commands[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = commands[i].name;
+        }
+        if (name[0] && strncmp(commands[i].name, name, strlen(name)) == 0) {
+            prefixed = commands[i].name;
+            n_prefixed++;
+        }
+    }
+    return best ? best : n_prefixed == 1 ? prefixed : NULL;
+}
+
+/* "-c FILE" after the command is read as the command's option: say where it
+ * goes instead of calling it unknown. */
+static bool config_after_command(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ||
+            strncmp(argv[i], "--config=", 9) == 0)
+            return true;
+    }
+    return false;
+}
+
 void con_err(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
+    const char *m = msg;
+    size_t n = strlen(cmd);
+    bool named = false;
     va_list ap;
 
-    fprintf(stderr, "mtlsgw %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* Core messages name their operation ("enroll: ...", "enroll bob: ...")
+     * for the daemon's log; said once here: "mtlsgw enroll: ...", "mtlsgw
+     * enroll bob: ...", never "mtlsgw enroll: enroll: ...". */
+    if (strncmp(m, cmd, n) == 0 && m[n] == ':')
+        named = true;
+    else if (strncmp(m, cmd, n) == 0 && m[n] == ' ') {
+        size_t w = strcspn(m + n + 1, ": ");
+        named = w > 0 && m[n + 1 + w] == ':';
+    }
+    if (named)
+        fprintf(stderr, "mtlsgw %s\n", m);
+    else
+        fprintf(stderr, "mtlsgw %s: %s\n", cmd, m);
 }
 
 int con_usage(const char *cmd)
@@ -156,8 +209,10 @@ int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg)
         con_err(cmd, "at most %d --network", CIDR_LIST_MAX);
         return EXIT_USAGE;
     }
-    if (rc == -EINVAL)
+    if (rc == -EINVAL) {
         con_err(cmd, "--network %s: %s", arg, why);
+        return EXIT_USAGE;
+    }
     return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -209,7 +264,8 @@ int con_as_invoker(void)
 int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
                   size_t *len)
 {
-    int rc = fs_read_file(path, max, out, len);
+    int rc = strcmp(path, "-") == 0 ? con_read_stdin(max, out, len)
+                                    : fs_read_file(path, max, out, len);
 
     if (rc == -EFBIG)
         con_err(cmd, "%s %s: file too large (over %zu bytes)", opt, path, max);
@@ -307,8 +363,17 @@ int main(int argc, char **argv)
     }
     cmd = find_command(argv[i]);
     if (!cmd) {
-        fprintf(stderr, "mtlsgw: unknown command '%s'\n", argv[i]);
-        usage_all(stderr);
+        const char *near = nearest_command(argv[i]);
+        if (near)
+            fprintf(stderr, "mtlsgw: unknown command '%s'; did you mean '%s'?\n", argv[i],
+                    near);
+        else
+            fprintf(stderr, "mtlsgw: unknown command '%s' (see 'mtlsgw --help')\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    if (config_after_command(argc - i, argv + i)) {
+        fprintf(stderr, "mtlsgw %s: -c goes before the command: mtlsgw -c FILE %s ...\n",
+                cmd->name, cmd->name);
         return EXIT_USAGE;
     }
     if (con_wants_help(argc - i, argv + i)) {

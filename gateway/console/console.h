@@ -37,7 +37,8 @@ int con_load_config(struct console *con);
 /* Run fn with the daemon user's effective ids, then switch back. */
 int con_as_daemon(void);
 int con_as_invoker(void);
-/* Read a file as the invoking user; message names the option and file. */
+/* Read a file as the invoking user ("-": stdin); message names the option and
+ * file. */
 int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
                   size_t *len);
 /* Write the file of option opt (--out, --p12) as the invoking user, by
@@ -56,7 +57,8 @@ bool con_wants_help(int argc, char **argv);
 /* Strict unsigned parse; false with nothing changed when not a number in range. */
 bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 /* One --network ARG into nets; EXIT_OK, or EXIT_USAGE (too many) or
- * EXIT_FAIL (not a prefix, out of memory) with a message naming cmd. */
+ * EXIT_USAGE (not a prefix with its length) or EXIT_FAIL (out of memory) with a
+ * message naming cmd. */
 int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg);
 
 /*
@@ -68,6 +70,11 @@ int con_confirm(const char *cmd, const char *lost, bool yes);
 /* Before any work: EXIT_FAIL, with a message naming opt and --force, when
  * path is an existing regular file and not force; else EXIT_OK. */
 int con_out_check(const char *cmd, const char *opt, const char *path, bool force);
+/* Read all of stdin (at most max bytes; -EFBIG beyond), NUL-terminated. */
+int con_read_stdin(size_t max, char **out, size_t *len);
+/* What a file given as a CSR holds instead (a certificate, a private key),
+ * as a message saying what to give; NULL when it is neither. */
+const char *con_not_a_csr(const char *text, size_t len);
 /* Levenshtein distance of two short words ((size_t)-1 beyond 32 chars). */
 size_t con_edit_distance(const char *a, const char *b);
 

@@ -104,6 +104,15 @@ int cidr_list_add(struct cidr_list *l, const char *s, const char **why)
     }
     if ((rc = cidr_parse(s, &c, why)) < 0)
         return rc;
+    /* A bare address silently becoming a /32 hid typos ("10.2.0.0"). */
+    if (!strchr(s, '/')) {
+        if (why)
+            *why = c.family == AF_INET ? "no prefix length (write e.g. /24 for a network, "
+                                         "/32 for one host)"
+                                       : "no prefix length (write e.g. /64 for a network, "
+                                         "/128 for one host)";
+        return -EINVAL;
+    }
     cidr_format(&c, canon, sizeof(canon));
     l->nets[l->n] = strdup(canon);
     if (!l->nets[l->n])

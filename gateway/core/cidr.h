@@ -33,7 +33,8 @@ struct cidr_list {
 
 /*
  * Parse s and append its canonical form to l. -E2BIG when l already holds
- * CIDR_LIST_MAX, -EINVAL with why set (as cidr_parse()), -ENOMEM.
+ * CIDR_LIST_MAX, -EINVAL with why set (as cidr_parse(), or a bare address:
+ * here the length must be written), -ENOMEM.
  */
 int cidr_list_add(struct cidr_list *l, const char *s, const char **why);
 /* Free the strings l holds and empty it (l itself is the caller's). */

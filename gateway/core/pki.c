@@ -14,6 +14,7 @@
 #include "fault.h"
 #include "fsutil.h"
 #include "p11.h"
+#include "peernet.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -622,6 +623,7 @@ static int enroll_check_req(const struct pki *pki, const struct pki_enroll_req *
                             size_t errlen)
 {
     char why[768];
+    int rc;
 
     if (!peer_name_valid(req->name)) {
         snprintf(err, errlen,
@@ -635,6 +637,12 @@ static int enroll_check_req(const struct pki *pki, const struct pki_enroll_req *
                  role_name((enum peer_role)req->role));
         return -EINVAL;
     }
+    /* The list on its own: a default route says --allow-default first,
+     * overlaps after peer-networks; against the other peers under the lock. */
+    rc = peernet_check(NULL, req->name, req->networks, req->n_networks, req->allow_default, err,
+                       errlen);
+    if (rc == -EDOM)
+        return -EINVAL;
     /* Root's bound on what a hub peer may be routed: the daemon's parent
      * refuses a tunnel outside it, so such a peer is refused here first. */
     if (config_check_peer_networks(pki->cfg, req->networks, req->n_networks, why,
@@ -642,23 +650,27 @@ static int enroll_check_req(const struct pki *pki, const struct pki_enroll_req *
         snprintf(err, errlen, "enroll %s: %s", req->name, why);
         return -EINVAL;
     }
-    return 0;
+    return rc < 0 ? -EINVAL : 0;
 }
 
 /* The name is free and the key never seen; *key_id is the key's id. */
 static int enroll_check_registry(const struct registry *reg, const struct pki_enroll_req *req,
                                  char **key_id, char *err, size_t errlen)
 {
-    const struct peer *old = registry_find_name(reg, req->name);
+    const struct peer *old = registry_find_active_ci(reg, req->name);
     int rc;
 
-    if (old && old->status == PEER_ACTIVE) {
+    if (old) {
         snprintf(err, errlen,
                  "enroll: peer '%s' is already enrolled (serial %s); revoke it first or "
-                 "choose another name",
-                 req->name, old->serial);
+                 "choose another name (names are compared ignoring case)",
+                 old->name, old->serial);
         return -EEXIST;
     }
+    rc = peernet_check(reg, req->name, req->networks, req->n_networks, req->allow_default, err,
+                       errlen);
+    if (rc < 0)
+        return rc;
     rc = p11_pubkey_id_hex(req->key, key_id);
     if (rc < 0) {
         snprintf(err, errlen, "enroll: cannot read the public key");

@@ -91,4 +91,74 @@ OUT=$(printf 'no\n' | script -qec "$MTLSGW -c $T/gw.conf init --cn gw2 --host 12
 expect_in "Type 'yes'" "$OUT" "init --force on a terminal asks"
 ok_if "init --force answered 'no': the CA is unchanged" \
     test "$(sha256sum <"$P/ca.crt")" = "$ca_before"
+
+# ---- 7. input the console refuses -----------------------------------------
+# tun1 (a tunnel peer of the fixture) has no networks; give one peer some.
+keycsr net1 >/dev/null 2>&1
+expect_exit 0 "enroll net1 with 10.20.0.0/16" \
+    hub enroll net1 --role tunnel --csr "$T/net1.csr" --out "$T/net1.crt" --network 10.20.0.0/16
+keycsr net2 >/dev/null 2>&1
+before=$(sum)
+expect_exit 1 "a network inside another peer's is refused" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network 10.20.5.0/24
+expect_in "overlaps 10.20.0.0/16 of peer net1" "$OUT" "the overlap names the other peer"
+expect_exit 1 "a network holding another peer's is refused" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network 10.0.0.0/8
+expect_in "overlaps 10.20.0.0/16 of peer net1" "$OUT" "the wider network's overlap is named"
+expect_exit 1 "overlapping networks within one peer are refused" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network 10.30.0.0/16 \
+    --network 10.30.1.0/24
+expect_in "overlap" "$OUT" "the overlap within one peer is named"
+expect_exit 1 "a network given twice is refused" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network 10.30.0.0/16 \
+    --network 10.30.0.0/16
+expect_in "given twice" "$OUT" "the duplicate is named"
+expect_exit 2 "a prefix without a length is a usage error" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network 10.30.0.0
+expect_in "no prefix length" "$OUT" "the missing length is named"
+expect_exit 1 "0.0.0.0/0 without --allow-default is refused" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network 0.0.0.0/0
+expect_in "--allow-default" "$OUT" "the refusal names --allow-default"
+expect_exit 1 "::/0 without --allow-default is refused" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network ::/0
+expect_exit 1 "an invite overlapping another peer is refused" \
+    hub invite net3 --role tunnel --network 10.20.9.0/24
+expect_in "of peer net1" "$OUT" "the invite's refusal names the peer"
+ok_if "nothing was recorded by the refusals" test "$(sum)" = "$before"
+expect_exit 0 "a network beside the other peer's is accepted" \
+    hub enroll net2 --role tunnel --csr "$T/net2.csr" --network 10.21.0.0/16 \
+    --out "$T/net2.crt"
+
+keycsr bob >/dev/null 2>&1
+keycsr Bob2 >/dev/null 2>&1
+expect_exit 0 "enroll bob" hub enroll bob --role monitor --csr "$T/bob.csr" --out "$T/bob.crt"
+expect_exit 1 "Bob after bob is refused as existing" \
+    hub enroll Bob --role monitor --csr "$T/Bob2.csr"
+expect_in "'bob' is already enrolled" "$OUT" "the refusal names the existing peer"
+expect_not_in "enroll: enroll" "$OUT" "the error prefix is said once"
+expect_exit 1 "invite Bob after bob is refused" hub invite BOB --role monitor
+
+expect_exit 2 "--role admn is a usage error" hub enroll r1 --role admn --csr "$T/Bob2.csr"
+expect_exit 2 "--days x is a usage error" hub enroll r1 --role admin --days x --csr "$T/Bob2.csr"
+expect_exit 2 "revoke --reason boredom is a usage error" hub revoke bob --reason boredom
+expect_exit 2 "peers -c FILE is a usage error" "$MTLSGW" peers -c "$T/gw.conf"
+expect_in "-c goes before the command" "$OUT" "peers -c FILE: the hint says where -c goes"
+expect_exit 2 "an unknown command is a usage error" hub stauts
+expect_in "did you mean 'status'" "$OUT" "the nearest command is suggested"
+
+
+OUT=$(printf 'correct horse battery\n' |
+    hub enroll pw1 --role monitor --p12 "$T/pw1.p12" --password-file - 2>&1)
+tap_result $? "--password-file - reads stdin" "$OUT"
+ok_if "the PKCS#12 opens with the password from stdin" \
+    openssl pkcs12 -in "$T/pw1.p12" -passin "pass:correct horse battery" -noout
+expect_exit 1 "a certificate given as a CSR is refused" \
+    hub enroll c1 --role monitor --csr "$T/mon1.crt"
+expect_in "holds a certificate" "$OUT" "the refusal says it is a certificate"
+expect_exit 1 "a key given as a CSR is refused" hub enroll c1 --role monitor --csr "$T/mon1.key"
+expect_in "holds a private key" "$OUT" "the refusal says it is a key"
+openssl x509 -in "$T/mon1.crt" -outform DER -out "$T/mon1.der" 2>/dev/null
+expect_exit 1 "a DER certificate given as a CSR is refused" \
+    hub enroll c1 --role monitor --csr "$T/mon1.der"
+expect_in "holds a certificate" "$OUT" "the DER refusal says it is a certificate"
 tap_done
