@@ -91,17 +91,11 @@ bool cidr_contains(const struct cidr *c, int family, const void *addr)
     return true;
 }
 
-int cidr_list_add(struct cidr_list *l, const char *s, const char **why)
+int cidr_parse_network(const char *s, struct cidr *out, const char **why)
 {
     struct cidr c;
-    char canon[64];
     int rc;
 
-    if (l->n == CIDR_LIST_MAX) {
-        if (why)
-            *why = "too many networks";
-        return -E2BIG;
-    }
     if ((rc = cidr_parse(s, &c, why)) < 0)
         return rc;
     /* A bare address silently becoming a /32 hid typos ("10.2.0.0"). */
@@ -113,6 +107,23 @@ int cidr_list_add(struct cidr_list *l, const char *s, const char **why)
                                          "/128 for one host)";
         return -EINVAL;
     }
+    *out = c;
+    return 0;
+}
+
+int cidr_list_add(struct cidr_list *l, const char *s, const char **why)
+{
+    struct cidr c;
+    char canon[64];
+    int rc;
+
+    if (l->n == CIDR_LIST_MAX) {
+        if (why)
+            *why = "too many networks";
+        return -E2BIG;
+    }
+    if ((rc = cidr_parse_network(s, &c, why)) < 0)
+        return rc;
     cidr_format(&c, canon, sizeof(canon));
     l->nets[l->n] = strdup(canon);
     if (!l->nets[l->n])

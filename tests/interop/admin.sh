@@ -161,4 +161,49 @@ openssl x509 -in "$T/mon1.crt" -outform DER -out "$T/mon1.der" 2>/dev/null
 expect_exit 1 "a DER certificate given as a CSR is refused" \
     hub enroll c1 --role monitor --csr "$T/mon1.der"
 expect_in "holds a certificate" "$OUT" "the DER refusal says it is a certificate"
+
+# ---- 6. one daemon per config ---------------------------------------------
+dmn_start || { echo "Bail out! the daemon does not start: $(tail -5 "$DLOG")"; exit 1; }
+sock_id() { stat -c '%d:%i' "$T/run/control.sock" 2>/dev/null; }
+first_sock=$(sock_id)
+OUT=$(dmn_try "$T/gw.conf")
+rc=$?
+tap_result $([ $rc != 0 ] && [ $rc != 124 ] && echo 0 || echo 1) \
+    "a second daemon on the same config is refused" "exit $rc: $OUT"
+expect_in "another mtlsgwd (pid $DPID)" "$OUT" "the refusal names the first one's pid"
+ok_if "the first one's control socket is the same socket" test "$(sock_id)" = "$first_sock"
+ok_if "the first one still answers on it" hub status
+req admin1 GET /api/v1/status
+expect_http 200 "the first one still serves the API"
+# Another config (its own pki dir) with the same control-socket: the live
+# socket is not taken over.
+OUT=$(dmn_try "$T/other.conf")
+rc=$?
+tap_result $([ $rc != 0 ] && [ $rc != 124 ] && echo 0 || echo 1) \
+    "a daemon of another config on the same control socket is refused" "exit $rc: $OUT"
+expect_in "another daemon listens on it" "$OUT" "the refusal says the socket is live"
+ok_if "the control socket is still the first one's" test "$(sock_id)" = "$first_sock"
+ok_if "the first one still answers on it after that" hub status
+
+# ---- 7, in the API: the same network rules (pki_enroll, peernet_check) ------
+apijson() { # file name networks-json [extra-json]
+    keycsr "$2" >/dev/null 2>&1
+    printf '{"name":"%s","role":"tunnel","networks":%s%s,"csr":%s}' "$2" "$3" "${4:-}" \
+        "$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' \
+            "$T/$2.csr")" >"$1"
+}
+apijson "$T/api-nolen.json" api1 '["10.40.0.0"]'
+req admin1 POST /api/v1/peers "$T/api-nolen.json"
+expect_http 400 "API: a network without a length: 400"
+expect_in "no prefix length" "$BODY" "API: the 400 names the missing length"
+apijson "$T/api-over.json" api2 '["10.20.128.0/17"]'
+req admin1 POST /api/v1/peers "$T/api-over.json"
+expect_http 400 "API: a network overlapping another peer's: 400"
+expect_in "of peer net1" "$BODY" "API: the 400 names the other peer"
+apijson "$T/api-dup.json" api3 '["10.41.0.0/16","10.41.0.0/16"]'
+req admin1 POST /api/v1/peers "$T/api-dup.json"
+expect_http 400 "API: a network given twice: 400"
+apijson "$T/api-ok.json" api4 '["10.42.0.0/16"]'
+req admin1 POST /api/v1/peers "$T/api-ok.json"
+expect_http 201 "API: a network of its own: 201"
 tap_done

@@ -32,7 +32,7 @@ static int read_networks(struct json_object *v, struct api_peer_req *out, char *
         char canon[64];
 
         if (!json_object_is_type(e, json_type_string) ||
-            cidr_parse(json_object_get_string(e), &cidr, &why) < 0) {
+            cidr_parse_network(json_object_get_string(e), &cidr, &why) < 0) {
             snprintf(err, errlen, "networks[%zu]: %s", i, why);
             return -EINVAL;
         }
@@ -89,6 +89,13 @@ int api_peer_req_parse(const char *body, struct api_peer_req *out, char *err, si
             return -EINVAL;
         }
         out->days = (unsigned)dd;
+    }
+    if (json_object_object_get_ex(root, "allow_default", &v)) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            snprintf(err, errlen, "\"allow_default\" must be true or false");
+            return -EINVAL;
+        }
+        out->allow_default = json_object_get_boolean(v);
     }
     if (json_object_object_get_ex(root, "networks", &v))
         return read_networks(v, out, err, errlen);

@@ -151,6 +151,7 @@ static int issue(struct daemon *d, struct conn *c, const struct api_peer_req *pr
     er.key = pub;
     er.networks = pr->networks;
     er.n_networks = pr->n_networks;
+    er.allow_default = pr->allow_default;
     er.days = pr->days ? pr->days : d->cfg->pki.peer_days;
     er.actor = actor;
     pthread_mutex_lock(&d->pki_lock);
