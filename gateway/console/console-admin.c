@@ -1,6 +1,7 @@
 /* What makes the console safe to type at: confirmations, outputs that are
  * not overwritten by accident, the nearest command for a typo. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,11 @@
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <json-c/json.h>
 
+#include "config.h"
 #include "console.h"
+#include "control.h"
 #include "fsutil.h"
 
 int con_confirm(const char *cmd, const char *lost, bool yes)
@@ -152,4 +156,111 @@ const char *con_not_a_csr(const char *text, size_t len)
         return "it holds a private key, not a certificate request: make the CSR from it "
                "('openssl req -new -key FILE'), and keep the key on the device";
     return NULL;
+}
+
+struct json_object *con_daemon_sessions(struct console *con)
+{
+    char *answer = NULL, err[256];
+    struct json_object *o, *list = NULL;
+
+    if (con_load_config(con) != EXIT_OK)
+        return NULL;
+    if (control_request(con->cfg->daemon.control_socket, "{\"cmd\":\"status\"}", &answer, err,
+                        sizeof(err)) < 0)
+        return NULL;
+    o = json_tokener_parse(answer);
+    free(answer);
+    if (o && json_object_object_get_ex(o, "sessions_list", &list) &&
+        json_object_is_type(list, json_type_array))
+        json_object_get(list);
+    else
+        list = NULL;
+    json_object_put(o);
+    return list;
+}
+
+bool con_peer_online(struct json_object *sessions, const char *name, const char *serial)
+{
+    for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
+        struct json_object *s = json_object_array_get_idx(sessions, i), *p, *n;
+        if (json_object_object_get_ex(s, "peer", &p) &&
+            strcmp(json_object_get_string(p), name) == 0 &&
+            (!serial || !json_object_object_get_ex(s, "serial", &n) ||
+             strcmp(json_object_get_string(n), serial) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* A byte count as people read it: 1234567 -> "1.2M". */
+static void human_bytes(long long n, char *buf, size_t len)
+{
+    static const char units[] = "KMGTP";
+    double v = (double)n;
+    int u = -1;
+
+    if (n < 1024) {
+        snprintf(buf, len, "%lld", n);
+        return;
+    }
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, "%.1f%c", v, units[u]);
+}
+
+int cmd_sessions(struct console *con, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    struct json_object *o, *list;
+    bool json = false;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 'j')
+            return con_usage("sessions");
+        json = true;
+    }
+    if (optind != argc)
+        return con_usage("sessions");
+    o = con_ask_daemon(con, "sessions", "{\"cmd\":\"status\"}", " (is mtlsgwd running?)");
+    if (!o)
+        return EXIT_FAIL;
+    if (!json_object_object_get_ex(o, "sessions_list", &list) ||
+        !json_object_is_type(list, json_type_array)) {
+        con_err("sessions", "the daemon's answer has no list of sessions (an older mtlsgwd?)");
+        json_object_put(o);
+        return EXIT_FAIL;
+    }
+    if (json) {
+        puts(json_object_to_json_string_ext(list, JSON_C_TO_STRING_PRETTY |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+        return EXIT_OK;
+    }
+    printf("%-6s %-16s %-8s %-10s %-40s %-20s %8s %8s %s\n", "ID", "PEER", "ROLE", "LISTENER",
+           "FROM", "SINCE", "IN", "OUT", "TUNNEL");
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        struct json_object *s = json_object_array_get_idx(list, i), *f;
+        char in[24], out[24], tun[96] = "-";
+#define F(k) (json_object_object_get_ex(s, k, &f) ? json_object_get_string(f) : "-")
+        human_bytes(json_object_object_get_ex(s, "bytes_in", &f) ? json_object_get_int64(f) : 0,
+                    in, sizeof(in));
+        human_bytes(json_object_object_get_ex(s, "bytes_out", &f) ? json_object_get_int64(f)
+                                                                  : 0,
+                    out, sizeof(out));
+        if (json_object_object_get_ex(s, "interface", &f))
+            snprintf(tun, sizeof(tun), "%s %s", json_object_get_string(f), F("address"));
+        printf("%-6s %-16s %-8s %-10s %-40s %-20s %8s %8s %s\n", F("id"), F("peer"), F("role"),
+               F("listener"), F("remote"), F("since"), in, out, tun);
+#undef F
+    }
+    if (json_object_array_length(list) == 0)
+        printf("(no sessions)\n");
+    json_object_put(o);
+    return EXIT_OK;
 }

@@ -52,13 +52,20 @@ static const struct command commands[] = {
      "Mark the peer revoked in the registry and re-sign the CRL, then tell the running\n"
      "daemon. Exit 3 when it did not acknowledge: the change stays, and the daemon's own\n"
      "watch of the pki dir applies it within a second if it runs."},
-    {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
+    {"peers", cmd_peers, "peers [--status active|revoked|all] [--json]",
+     "List enrolled peers (--status: only active, only revoked or superseded; default\n"
+     "all), with ONLINE: yes when the running daemon has a session of that\n"
+     "certificate, - when the daemon cannot be asked."},
     {"show", cmd_show, "show NAME [--json]", "Show one peer."},
     {"crl", cmd_crl, "crl [--out FILE [--force]]",
      "Print (or write) the current CRL in PEM. FILE as for csr --out."},
     {"status", cmd_status, "status [--json]",
      "Ask the running daemon (through [daemon] control-socket) for its state: token,\n"
      "sessions, days left on the CA, the gateway certificate and the CRL."},
+    {"sessions", cmd_sessions, "sessions [--json]",
+     "Ask the running daemon who is connected: session id, peer, role, listener, the\n"
+     "address it comes from, since when, bytes in and out, and for a tunnel its\n"
+     "interface and address. End one with 'mtlsgw kick NAME'."},
     {"kick", cmd_kick, "kick NAME",
      "End the running daemon's sessions of peer NAME without revoking it."},
     {"bans", cmd_bans, "bans [--json]",

@@ -78,6 +78,13 @@ const char *con_not_a_csr(const char *text, size_t len);
 /* Levenshtein distance of two short words ((size_t)-1 beyond 32 chars). */
 size_t con_edit_distance(const char *a, const char *b);
 
+/* The running daemon's sessions (its status "sessions_list", owned), or
+ * NULL without a word when it cannot be asked (peers: online unknown). */
+struct json_object *con_daemon_sessions(struct console *con);
+/* A session of peer name (and serial, when not NULL) is in sessions. */
+bool con_peer_online(struct json_object *sessions, const char *name, const char *serial);
+
+int cmd_sessions(struct console *con, int argc, char **argv);
 int cmd_init(struct console *con, int argc, char **argv);
 int cmd_csr(struct console *con, int argc, char **argv);
 int cmd_enroll(struct console *con, int argc, char **argv);

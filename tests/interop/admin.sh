@@ -28,9 +28,9 @@ done
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
 
 T=$(mktemp -d /tmp/mtlsgw-admin.XXXXXX)
-SECOND=
 cleanup() {
-    [ -n "$SECOND" ] && kill "$SECOND" 2>/dev/null
+    local id
+    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
     dmn_stop
     wait 2>/dev/null
     rm -rf "$T"
@@ -206,4 +206,56 @@ expect_http 400 "API: a network given twice: 400"
 apijson "$T/api-ok.json" api4 '["10.42.0.0/16"]'
 req admin1 POST /api/v1/peers "$T/api-ok.json"
 expect_http 201 "API: a network of its own: 201"
+
+# ---- 9. what occtl and swanctl users reach for -------------------------------
+req admin1 GET /api/v1/ca
+expect_http 200 "GET /api/v1/ca as admin: 200"
+printf '%s\n' "$BODY" >"$T/api-ca.pem"
+ok_if "GET /api/v1/ca is the CA certificate" cmp -s "$T/api-ca.pem" "$P/ca.crt"
+req mon1 GET /api/v1/crl
+expect_http 200 "GET /api/v1/crl as monitor: 200"
+printf '%s\n' "$BODY" >"$T/api-crl.pem"
+ok_if "GET /api/v1/crl is a CRL signed by the CA" sh -c \
+    "openssl crl -in '$T/api-crl.pem' -CAfile '$P/ca.crt' -noout 2>&1 | grep -q 'verify OK'"
+req - GET /api/v1/crl
+expect_not_in "BEGIN X509 CRL" "$BODY" "GET /api/v1/crl without a certificate gets nothing"
+
+# A monitoring session held open: sessions lists it, peers shows it online.
+hold_open h1 mon1
+expect_in "CONNECTED" "$HOLD_ANS" "a monitor session is held open"
+hold_cmd "REQ GET /api/v1/status"
+expect_in "STATUS 200" "$HOLD_ANS" "the held session is served"
+OUT=$(hub sessions)
+expect_in "mon1" "$OUT" "sessions lists the held monitor session"
+OUT=$(hub sessions)
+expect_in "FROM" "$OUT" "sessions has a FROM column"
+expect_in "127.0.0.1" "$OUT" "sessions says where it comes from"
+OUT=$(hub sessions --json)
+ok_if "sessions --json: peer, remote, since, bytes, listener" python3 -c '
+import json, sys
+s = [x for x in json.loads(sys.argv[1]) if x["peer"] == "mon1"]
+assert s, sys.argv[1]
+for k in ("remote", "since", "bytes_in", "bytes_out", "listener"):
+    assert k in s[0], (k, s[0])' "$OUT"
+PEERS=$(hub peers)
+online_is() { printf '%s\n' "$PEERS" | awk -v n="$1" -v o="$2" '$1 == n && $4 == o' | grep -q .; }
+ok_if "peers has an ONLINE column, yes for mon1" online_is mon1 yes
+ok_if "peers: no for admin2 (no session)" online_is admin2 no
+ok_if "peers --json: online true for mon1" python3 -c '
+import json, sys
+p = [x for x in json.loads(sys.argv[1]) if x["name"] == "mon1"]
+assert p and p[0]["online"] is True, p' "$(hub peers --json)"
+hold_close h1
+OUT=$(hub peers --status revoked)
+expect_in "gone1" "$OUT" "peers --status revoked lists gone1"
+expect_not_in "admin1" "$OUT" "peers --status revoked leaves out active peers"
+OUT=$(hub peers --status active)
+expect_in "admin1" "$OUT" "peers --status active lists admin1"
+expect_not_in "gone1" "$OUT" "peers --status active leaves out gone1"
+expect_exit 2 "peers --status bogus is a usage error" hub peers --status bogus
+dmn_stop
+PEERS=$(hub peers)
+ok_if "peers without a daemon: ONLINE is -" online_is mon1 -
+expect_exit 1 "sessions without a daemon fails" hub sessions
+expect_in "is mtlsgwd running?" "$OUT" "sessions without a daemon says so"
 tap_done

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "api-codec.h"
+#include "api-pki.h"
 #include "bans.h"
 #include "config.h"
 #include "http.h"
@@ -328,6 +329,8 @@ static const struct api_route routes[] = {
     {HTTP_M_GET,    "/metrics",              0,   ROLE_MONITOR, false, get_metrics},
     {HTTP_M_GET,    API "/bans",             0,   ROLE_MONITOR, false, get_bans},
     {HTTP_M_DELETE, API "/bans/*",           64,  ROLE_ADMIN,   false, delete_ban},
+    {HTTP_M_GET,    API "/ca",               0,   ROLE_MONITOR, false, api_get_ca},
+    {HTTP_M_GET,    API "/crl",              0,   ROLE_MONITOR, false, api_get_crl},
 };
 
 const struct api_route *api_routes(size_t *n)
