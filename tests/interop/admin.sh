@@ -258,4 +258,33 @@ PEERS=$(hub peers)
 ok_if "peers without a daemon: ONLINE is -" online_is mon1 -
 expect_exit 1 "sessions without a daemon fails" hub sessions
 expect_in "is mtlsgwd running?" "$OUT" "sessions without a daemon says so"
+
+# ---- 9. bash completion and mtlsgw(8) name every command --------------------
+SRC=$(readlink -f "$here/../..")
+CMDS=$("$MTLSGW" --help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1}')
+missing=
+for c in $CMDS; do
+    grep -q "^\*$c\*" "$SRC/docs/man/mtlsgw.8.scd" || missing="$missing $c"
+done
+ok_if "mtlsgw(8) has an entry for every command of 'mtlsgw --help'" test -z "$missing"
+[ -n "$missing" ] && echo "# not in docs/man/mtlsgw.8.scd:$missing"
+# Completion as bash calls it: COMP_WORDS, COMP_CWORD, then COMPREPLY.
+complete_of() { # words... (the last one is being completed)
+    bash -c '
+        complete() { :; }
+        . "$1"; shift
+        tool=$1; shift
+        COMP_WORDS=("$tool" "$@"); COMP_CWORD=$#
+        _mtlsgw
+        printf "%s\n" "${COMPREPLY[@]}"' _ "$SRC/image/bash-completion/mtlsgw" "$MTLSGW" "$@"
+}
+expect_in "sessions" "$(complete_of sess)" "completion: 'sess' gives sessions"
+OUT=$(complete_of "")
+n_cmds=$(printf '%s\n' $CMDS | wc -l)
+ok_if "completion: every command is offered ($n_cmds)" \
+    test "$(printf '%s\n' "$OUT" | grep -c .)" = "$n_cmds"
+expect_in "--role" "$(complete_of enroll --ro)" "completion: enroll --ro gives --role"
+expect_in "--allow-default" "$(complete_of enroll --all)" "completion: enroll's --allow-default"
+expect_in "revoked" "$(complete_of peers --status "")" "completion: peers --status values"
+expect_in "keyCompromise" "$(complete_of revoke x --reason "")" "completion: revoke reasons"
 tap_done
