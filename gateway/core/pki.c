@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "access.h"
 #include "config.h"
 #include "fault.h"
 #include "fsutil.h"
@@ -63,10 +64,18 @@ void pki_free(struct pki *pki)
 
 int pki_open_token(struct pki *pki, char *err, size_t errlen)
 {
+    char why[1024];
+    int rc;
+
     if (pki->tok)
         return 0;
-    return p11_token_open(pki->cfg->token.module, pki->cfg->token.uri, pki->cfg->token.pin_file,
-                          &pki->tok, err, errlen);
+    rc = p11_token_open(pki->cfg->token.module, pki->cfg->token.uri, pki->cfg->token.pin_file,
+                        &pki->tok, err, errlen);
+    /* A token "not found" or a PIN "not readable" is often a file the
+     * daemon's user may not read: name that instead of a module guess. */
+    if (rc < 0 && access_explain_token(pki->cfg->token.pin_file, why, sizeof(why)) < 0)
+        snprintf(err, errlen, "token %s: %s", pki->cfg->token.uri, why);
+    return rc;
 }
 
 int pki_read_cert(const char *path, gnutls_x509_crt_t *out, char *err, size_t errlen)
@@ -163,11 +172,13 @@ int pki_load_ca(struct pki *pki, char *err, size_t errlen)
 
 int pki_load_registry(const struct pki *pki, struct registry **out, char *err, size_t errlen)
 {
-    char why[256] = "";
+    char why[1024] = "";
     int rc = registry_load(pki->reg_path, out, why, sizeof(why));
 
     if (rc == -ENOENT)
         snprintf(err, errlen, "no registry at %s: run 'mtlsgw init' first", pki->reg_path);
+    else if (rc == -EACCES && access_explain(pki->reg_path, R_OK, why, sizeof(why)) < 0)
+        snprintf(err, errlen, "registry: %s", why);
     else if (rc < 0 && rc != -ENOMEM)
         snprintf(err, errlen, "registry %s: %s", pki->reg_path, why);
     return rc;

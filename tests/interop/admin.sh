@@ -162,6 +162,39 @@ expect_exit 1 "a DER certificate given as a CSR is refused" \
     hub enroll c1 --role monitor --csr "$T/mon1.der"
 expect_in "holds a certificate" "$OUT" "the DER refusal says it is a certificate"
 
+# ---- 8. messages that name the real cause ---------------------------------
+if [ "$DUSER" != root ]; then
+    keycsr ac1 >/dev/null 2>&1
+    chown root: "$T/tokens"
+    chmod 700 "$T/tokens"
+    expect_exit 1 "token dir not the daemon user's: refused" \
+        hub enroll ac1 --role monitor --csr "$T/ac1.csr"
+    expect_in "user $DUSER" "$OUT" "token dir: the message names the daemon's user"
+    expect_in "$T/tokens" "$OUT" "token dir: the message names the directory"
+    expect_in "chown -R $DUSER $T/tokens" "$OUT" "token dir: the message gives the chown"
+    expect_not_in "is the module loaded" "$OUT" "token dir: no guess about the module"
+    chown -R "$DUSER:" "$T/tokens"
+    chown root: "$T/gw.pin"
+    expect_exit 1 "PIN file not the daemon user's: refused" \
+        hub enroll ac1 --role monitor --csr "$T/ac1.csr"
+    expect_in "cannot read $T/gw.pin" "$OUT" "PIN file: the message names the file"
+    expect_in "chown $DUSER $T/gw.pin" "$OUT" "PIN file: the message gives the chown"
+    chown "$DUSER:" "$T/gw.pin"
+    chown root: "$P/registry.json"
+    chmod 600 "$P/registry.json"
+    expect_exit 1 "registry not the daemon user's: refused" \
+        hub enroll ac1 --role monitor --csr "$T/ac1.csr"
+    expect_in "cannot read $P/registry.json" "$OUT" "registry: the message names the file"
+    expect_in "chown $DUSER $P/registry.json" "$OUT" "registry: the message gives the chown"
+    chown "$DUSER:" "$P/registry.json"
+    chmod 640 "$P/registry.json"
+else
+    tap_skip "messages naming the daemon's user" "no user $DUSER on this machine"
+fi
+expect_exit 1 "explain a revoked certificate: refused" hub explain "$T/gone1.crt"
+expect_in "keyCompromise" "$OUT" "explain: the revocation reason"
+expect_in "revoked on 20" "$OUT" "explain: the revocation date"
+
 # ---- 6. one daemon per config ---------------------------------------------
 dmn_start || { echo "Bail out! the daemon does not start: $(tail -5 "$DLOG")"; exit 1; }
 sock_id() { stat -c '%d:%i' "$T/run/control.sock" 2>/dev/null; }
@@ -253,6 +286,20 @@ OUT=$(hub peers --status active)
 expect_in "admin1" "$OUT" "peers --status active lists admin1"
 expect_not_in "gone1" "$OUT" "peers --status active leaves out gone1"
 expect_exit 2 "peers --status bogus is a usage error" hub peers --status bogus
+# ---- 8. SIGHUP names each changed key that needs a restart -------------------
+cp "$T/gw.conf" "$T/gw.conf.orig"
+printf '[tunnel]\nmtu = 1300\n[daemon]\nban-time = 77\n' >>"$T/gw.conf"
+sed -i 's/^max-body = 1024$/max-body = 2048/' "$T/gw.conf"
+log_mark
+kill -HUP "$DPID"
+ok_if "SIGHUP: the log names [tunnel] mtu" log_wait '\[tunnel\] mtu' 1
+expect_in "[daemon] ban-time" "$(log_since)" "SIGHUP: the log names [daemon] ban-time"
+expect_in "restart" "$(log_since)" "SIGHUP: ... as needing a restart"
+expect_not_in "max-body" "$(log_since)" "SIGHUP: max-body (applied now) is not named"
+cp "$T/gw.conf.orig" "$T/gw.conf"
+log_mark
+kill -HUP "$DPID"
+ok_if "SIGHUP with nothing for a restart: 'reloaded'" log_wait 'gw.conf: reloaded$' 1
 dmn_stop
 PEERS=$(hub peers)
 ok_if "peers without a daemon: ONLINE is -" online_is mon1 -
