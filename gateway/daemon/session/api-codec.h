@@ -37,6 +37,21 @@ struct api_peer_req {
 int api_peer_req_parse(const char *body, struct api_peer_req *out, char *err, size_t errlen);
 void api_peer_req_free(struct api_peer_req *r);
 
+/* The body of POST /api/v1/invites: name, role, networks as for a peer
+ * (peer.csr NULL), ttl a duration ("24h", "7d", default 24h) in seconds. */
+struct api_invite_req {
+    struct api_peer_req peer;
+    int64_t ttl;
+};
+
+/*
+ * Read a POST /api/v1/invites body: 0, or -EBADMSG, -EINVAL, -ENOMEM with
+ * err as for api_peer_req_parse(); the name must be a valid peer name and
+ * networks are for tunnel peers only. Release with api_peer_req_free(&peer).
+ */
+int api_invite_req_parse(const char *body, struct api_invite_req *out, char *err,
+                         size_t errlen);
+
 /*
  * Read a POST /api/v1/peers/NAME/revoke body (may be empty: "unspecified")
  * and copy its reason into reason. 0, -EBADMSG or -EINVAL with err.

@@ -19,6 +19,7 @@
 #include "fault.h"
 #include "log.h"
 #include "mono.h"
+#include "refusals.h"
 #include "registry.h"
 #include "sessions.h"
 #include "service.h"
@@ -201,6 +202,8 @@ void conn_close(struct conn *c, const char *why)
 static void count_verdict(struct conn *c, enum verdict_code v)
 {
     atomic_fetch_add(&c->l->handshakes[v], 1);
+    if (v != VERDICT_OK)
+        refusals_note((int)v, (int64_t)time(NULL)); /* the page's chart */
 }
 
 /* resumed: the chain was verified when the ticket was issued (verify.h). */
