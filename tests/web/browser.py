@@ -7,6 +7,7 @@ into TAP. Exits 77 when Chromium cannot start.
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -15,7 +16,7 @@ try:
     from selenium.common.exceptions import TimeoutException, WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:
     print('SKIP python3-selenium is not installed')
     sys.exit(77)
@@ -63,6 +64,11 @@ def admin_pages(d, a):
     result(ca.text.isdigit() and 'ok' in ca.get_attribute('class'),
            'overview shows the CA days left, colored', 'CA: %r class %r'
            % (ca.text, ca.get_attribute('class')))
+    legend = d.find_element(By.ID, 'ov-legend').text
+    bars = d.find_elements(By.CSS_SELECTOR, '#refusals-chart rect[data-reason=no-certificate]')
+    result('no-certificate' in legend and len(bars) > 0,
+           'overview charts the refusals by reason (the certificate-less curl counted)',
+           'legend %r, %d no-certificate bars' % (legend, len(bars)))
     shot(d, a.screens, 'overview')
 
     d.get(a.url + '/#peers')
@@ -106,6 +112,100 @@ def admin_pages(d, a):
     d.get(a.url + '/#bans')
     wait_loaded(d, 'bans')
     shot(d, a.screens, 'bans')
+
+
+def set_value(d, elem_id, value):
+    e = d.find_element(By.ID, elem_id)
+    if e.tag_name == 'select':
+        Select(e).select_by_visible_text(value)
+        return
+    e.clear()
+    e.send_keys(value)
+
+
+def decode_qr(png):
+    """The QR code in a PNG, decoded by zbarimg (None when it is missing)."""
+    try:
+        out = subprocess.run(['zbarimg', '-q', '--raw', png], capture_output=True, timeout=20)
+    except FileNotFoundError:
+        return None
+    return out.stdout.decode('utf-8', 'replace').strip()
+
+
+def admin_invites(d, a):
+    d.get(a.url + '/#invites')
+    wait_loaded(d, 'invites')
+    set_value(d, 'invite-name', 'phone2')
+    set_value(d, 'invite-role', 'monitor')
+    set_value(d, 'invite-ttl', '2h')
+    d.find_element(By.ID, 'invite-submit').click()
+    WebDriverWait(d, 10).until(lambda x: x.find_element(By.ID, 'invite-join').text
+                               or x.find_element(By.ID, 'invite-error').text)
+    join = d.find_element(By.ID, 'invite-join').text
+    code = d.find_element(By.ID, 'invite-code').text
+    result(join.startswith('mtlsgw join https://') and ('--name phone2 --code ' + code) in join
+           and '--fingerprint ' in join, 'an invite made in the page shows its code and the '
+           'join line', 'join %r, error %r' % (join, d.find_element(By.ID, 'invite-error').text))
+    qr = d.find_element(By.ID, 'invite-qr-svg')
+    png = os.path.join(a.screens, 'invite-qr.png')
+    qr.screenshot(png)
+    got = decode_qr(png)
+    if got is None:
+        print('# zbarimg missing: the QR code is not decoded', flush=True)
+    else:
+        result(got == join, "the invite's QR code in the page (SVG) decodes to the join line",
+               'decoded %r' % got)
+    rows = [r.get_attribute('data-invite') for r in
+            d.find_elements(By.CSS_SELECTOR, '#invite-rows tr')]
+    result('phone2' in rows, 'the invite is listed', 'rows %s' % rows)
+    shot(d, a.screens, 'invites')
+    # A wrong one: the API's words on the page.
+    set_value(d, 'invite-name', 'bad/name')
+    d.find_element(By.ID, 'invite-submit').click()
+    WebDriverWait(d, 10).until(lambda x: x.find_element(By.ID, 'invite-error').text)
+    said = d.find_element(By.ID, 'invite-error').text
+    result('must be a peer name' in said, 'a refused invite shows the API error', said)
+    # Withdraw it.
+    d.find_element(By.CSS_SELECTOR,
+                   '#invite-rows tr[data-invite=phone2] button[data-action=withdraw]').click()
+    alert = WebDriverWait(d, 5).until(lambda x: x.switch_to.alert)
+    asked = alert.text
+    alert.accept()
+    try:
+        WebDriverWait(d, 10).until(
+            lambda x: 'Withdrew the invite for phone2' in x.find_element(By.ID, 'message').text)
+        rows = [r.get_attribute('data-invite') for r in
+                d.find_elements(By.CSS_SELECTOR, '#invite-rows tr')]
+        result('phone2' in asked and 'phone2' not in rows,
+               'withdrawing the invite, after a confirmation naming it', 'asked %r rows %s'
+               % (asked, rows))
+    except TimeoutException:
+        result(False, 'withdrawing the invite', d.find_element(By.ID, 'message').text)
+
+
+def admin_enrolls(d, a):
+    d.get(a.url + '/#peers')
+    wait_loaded(d, 'peers')
+    set_value(d, 'enroll-name', 'csrpeer')
+    set_value(d, 'enroll-role', 'monitor')
+    d.find_element(By.ID, 'enroll-csr').send_keys(a.csr)
+    d.find_element(By.ID, 'enroll-submit').click()
+    WebDriverWait(d, 15).until(lambda x: x.find_element(By.ID, 'enroll-summary').text
+                               or x.find_element(By.ID, 'enroll-error').text)
+    said = d.find_element(By.ID, 'enroll-summary').text
+    pem = d.find_element(By.ID, 'enroll-cert').text
+    result('Enrolled csrpeer as monitor' in said and 'BEGIN CERTIFICATE' in pem,
+           'enrolling from an uploaded CSR gives the certificate',
+           '%r %r' % (said, d.find_element(By.ID, 'enroll-error').text))
+    shot(d, a.screens, 'enrolled')
+    d.get(a.url + '/#audit')
+    wait_loaded(d, 'audit')
+    rows = d.find_elements(By.CSS_SELECTOR, '#audit-rows tr')
+    first = rows[0].text if rows else ''
+    result(len(rows) > 3 and 'enroll' in first and 'csrpeer' in first,
+           'the audit log lists the enrollment first (newest first)',
+           '%d rows, first %r' % (len(rows), first))
+    shot(d, a.screens, 'audit')
 
 
 def admin_kicks(d, a):
@@ -190,6 +290,14 @@ def monitor(d, a):
     btns = d.find_elements(By.CSS_SELECTOR, 'button')
     result(not btns, 'a monitor sees no kick button', '%d buttons' % len(btns))
     shot(d, a.screens, 'monitor-sessions')
+    for view in ('overview', 'bans', 'invites', 'audit'):
+        d.get(a.url + '/#' + view)
+        wait_loaded(d, view)
+        btns = d.find_elements(By.CSS_SELECTOR, 'button, input[id^=invite], input[id^=enroll], '
+                                                'select[id^=invite], select[id^=enroll]')
+        result(not btns, 'a monitor sees no action part in %s' % view,
+               '%s' % [b.get_attribute('id') for b in btns])
+        shot(d, a.screens, 'monitor-' + view)
     # The API refuses anyway: the same call the admin page makes.
     said = d.execute_async_script('''
         const done = arguments[arguments.length - 1];
@@ -216,13 +324,14 @@ def no_certificate(d, a):
 def main():
     p = argparse.ArgumentParser()
     for o in ('url', 'evil', 'screens', 'victim', 'kick', 'home_admin', 'home_monitor',
-              'home_none'):
+              'home_none', 'csr'):
         p.add_argument('--' + o.replace('_', '-'), required=True)
     p.add_argument('--stage', choices=('pages', 'revoke'), required=True)
     a = p.parse_args()
     os.makedirs(a.screens, exist_ok=True)
     stages = {
-        'pages': [(a.home_admin, [admin_pages, cross_site]), (a.home_monitor, [monitor]),
+        'pages': [(a.home_admin, [admin_pages, admin_invites, admin_enrolls, cross_site]),
+                  (a.home_monitor, [monitor]),
                   (a.home_none, [no_certificate])],
         'revoke': [(a.home_admin, [admin_kicks, admin_revokes])],
     }

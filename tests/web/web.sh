@@ -141,7 +141,9 @@ hold_open held "$VICTIM"
 KICKED=vica
 hold_open kicked "$KICKED"
 
-args=(--url "$URL" --evil "http://127.0.0.1:$EVIL/evil.html" --screens "$SCREENS"
+# The CSR an admin uploads in the page (its key stays here).
+keycsr csrpeer || { echo "Bail out! the CSR to upload could not be made"; exit 1; }
+args=(--csr "$T/csrpeer.csr" --url "$URL" --evil "http://127.0.0.1:$EVIL/evil.html" --screens "$SCREENS"
     --victim "$VICTIM" --kick "$KICKED" --home-admin "$T/home-admin" --home-monitor "$T/home-mon"
     --home-none "$T/home-none")
 run_browser() { # stage
