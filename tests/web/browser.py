@@ -263,6 +263,57 @@ def admin_revokes(d, a):
     shot(d, a.screens, 'revoked')
 
 
+def kernel_left(a):
+    """What of the victim's tunnel the hub's kernel still holds."""
+    left = []
+    links = subprocess.run(['ip', '-n', a.hub_ns, '-o', 'link', 'show', 'dev', a.iface],
+                           capture_output=True)
+    if links.returncode == 0:
+        left.append('interface ' + a.iface)
+    route = subprocess.run(['ip', '-n', a.hub_ns, 'route', 'show', a.route],
+                           capture_output=True).stdout.decode().strip()
+    if route:
+        left.append('route ' + route)
+    for s in ('trusted_ifaces', 'allowed4'):
+        out = subprocess.run(['ip', 'netns', 'exec', a.hub_ns, 'nft', 'list', 'set', 'inet',
+                              'mtlsgw', s], capture_output=True).stdout.decode()
+        if a.iface in out:
+            left.append('nft set ' + s)
+    return left
+
+
+def admin_revokes_kernel(d, a):
+    before = kernel_left(a)
+    result(len(before) == 4, 'before the click the hub holds the tunnel (interface, route, '
+           'two nft sets)', before)
+    d.get(a.url + '/#peers')
+    wait_loaded(d, 'peers')
+    row = d.find_element(By.CSS_SELECTOR, '#peer-rows tr[data-peer="%s"]' % a.victim)
+    result('online' in row.text, '%s is online in the page before' % a.victim, row.text)
+    row.find_element(By.CSS_SELECTOR, 'button[data-action=revoke]').click()
+    Select(d.find_element(By.ID, 'revoke-reason')).select_by_visible_text('keyCompromise')
+    shot(d, a.screens, 'kernel-revoke-confirm')
+    t0 = time.monotonic()
+    d.find_element(By.ID, 'revoke-confirm').click()
+    left = before
+    while left and time.monotonic() - t0 < 10:
+        left = kernel_left(a)
+        if left:
+            time.sleep(0.01)
+    ms = (time.monotonic() - t0) * 1000
+    result(not left, 'revoked from the page: interface, route and nft elements gone from '
+           'the kernel (%.0f ms after the click)' % ms, 'still there after 10 s: %s' % left)
+    print('# click to gone in the kernel: %.0f ms' % ms, flush=True)
+    try:
+        WebDriverWait(d, 10).until(
+            lambda x: ('Revoked ' + a.victim) in x.find_element(By.ID, 'message').text)
+        result(True, 'the page says %s is revoked' % a.victim)
+    except TimeoutException:
+        result(False, 'the page says %s is revoked' % a.victim,
+               d.find_element(By.ID, 'revoke-error').text)
+    shot(d, a.screens, 'kernel-revoked')
+
+
 def cross_site(d, a):
     d.get(a.evil)
     try:
@@ -323,10 +374,12 @@ def no_certificate(d, a):
 
 def main():
     p = argparse.ArgumentParser()
-    for o in ('url', 'evil', 'screens', 'victim', 'kick', 'home_admin', 'home_monitor',
-              'home_none', 'csr'):
+    for o in ('url', 'screens', 'victim', 'home_admin'):
         p.add_argument('--' + o.replace('_', '-'), required=True)
-    p.add_argument('--stage', choices=('pages', 'revoke'), required=True)
+    # pages and revoke: the daemon on loopback; kernel: the hub in a netns.
+    for o in ('evil', 'kick', 'home_monitor', 'home_none', 'csr', 'hub_ns', 'iface', 'route'):
+        p.add_argument('--' + o.replace('_', '-'))
+    p.add_argument('--stage', choices=('pages', 'revoke', 'kernel'), required=True)
     a = p.parse_args()
     os.makedirs(a.screens, exist_ok=True)
     stages = {
@@ -334,6 +387,7 @@ def main():
                   (a.home_monitor, [monitor]),
                   (a.home_none, [no_certificate])],
         'revoke': [(a.home_admin, [admin_kicks, admin_revokes])],
+        'kernel': [(a.home_admin, [admin_revokes_kernel])],
     }
     first = True
     for home, fns in stages[a.stage]:
