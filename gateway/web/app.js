@@ -90,7 +90,7 @@
     const bans = $('ov-bans');
     clear(bans);
     kvRow(bans, 'addresses banned now', (s.bans || {}).banned);
-    kvRow(bans, 'handshakes refused (total)', (s.bans || {}).refused_total);
+    kvRow(bans, 'connections refused while banned', (s.bans || {}).refused_total);
     $('ov-version').textContent = s.version || '';
     $('ov-uptime').textContent = duration(s.uptime);
     drawRefusals(await call('GET', '/refusals'));

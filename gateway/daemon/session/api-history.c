@@ -49,19 +49,25 @@ static int audit_limit(const char *query, long *limit)
 }
 
 /* The last AUDIT_TAIL bytes of path into *buf (NUL-terminated); *partial
- * when the file is longer, so that its first line is cut. */
+ * when the file is longer, so that its first line is cut. Only a regular
+ * file is read: a FIFO or a device put in its place must not hold an API
+ * worker (-EINVAL), nor a symbolic link send it elsewhere (-ELOOP). */
 static int read_tail(const char *path, char **buf, size_t *len, bool *partial)
 {
     struct stat st;
     off_t from;
     ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK), rc = 0;
 
     *buf = NULL;
     if (fd < 0)
         return -errno;
     if (fstat(fd, &st) < 0) {
         rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
         goto out;
     }
     from = st.st_size > AUDIT_TAIL ? st.st_size - AUDIT_TAIL : 0;
@@ -107,7 +113,8 @@ void api_get_audit(struct daemon *d, struct conn *c, const struct http_request *
     }
     if (rc < 0) {
         json_object_put(arr);
-        api_reply_error(r, 500, "%s: %s", d->pki->audit_path, strerror(-rc));
+        api_reply_error(r, 500, "%s: %s", d->pki->audit_path,
+                        rc == -EINVAL ? "not a regular file" : strerror(-rc));
         return;
     }
     start = buf;
