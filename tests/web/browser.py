@@ -147,6 +147,8 @@ def admin_invites(d, a):
            and '--fingerprint ' in join, 'an invite made in the page shows its code and the '
            'join line', 'join %r, error %r' % (join, d.find_element(By.ID, 'invite-error').text))
     qr = d.find_element(By.ID, 'invite-qr-svg')
+    # All of it in the viewport: an element screenshot is cut at its edge.
+    d.execute_script('arguments[0].scrollIntoView({block: "center"})', qr)
     png = os.path.join(a.screens, 'invite-qr.png')
     qr.screenshot(png)
     got = decode_qr(png)
