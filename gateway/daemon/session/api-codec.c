@@ -6,6 +6,7 @@
 #include "api-codec.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "cidr.h"
+#include "daemon.h"
 #include "invite.h"
 #include "pki.h"
 #include "registry.h"
@@ -251,4 +253,35 @@ int api_errno_status(enum api_op op, int rc)
         if (errno_map[i].rc == rc)
             return errno_map[i].status[op] ? errno_map[i].status[op] : 500;
     return 500;
+}
+
+void api_reply_json(struct api_reply *r, int status, struct json_object *o)
+{
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t n = s ? strlen(s) : 0;
+
+    r->status = status;
+    r->content_type = "application/json";
+    r->body = s ? malloc(n + 2) : NULL;
+    if (r->body) {
+        memcpy(r->body, s, n);
+        r->body[n] = '\n';
+        r->body[n + 1] = '\0';
+        r->body_len = n + 1;
+    }
+    json_object_put(o);
+}
+
+void api_reply_error(struct api_reply *r, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    struct json_object *o = json_object_new_object();
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_object_object_add(o, "error", json_object_new_string(msg));
+    api_reply_json(r, status, o);
 }

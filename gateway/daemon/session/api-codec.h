@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct api_reply;
 struct json_object;
 
 #define API_MAX_NETWORKS 64
@@ -79,5 +80,12 @@ enum api_op {
 
 /* The HTTP status for a failed operation's -errno (500 when not listed). */
 int api_errno_status(enum api_op op, int rc);
+
+/* A JSON answer into r (o's reference passes to it; a '\n' ends the body),
+ * or {"error": "..."}: for the handlers outside api.c (api-invites.c,
+ * api-history.c), which then depend on this leaf, not on api.c. */
+void api_reply_json(struct api_reply *r, int status, struct json_object *o);
+void api_reply_error(struct api_reply *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

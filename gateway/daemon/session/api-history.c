@@ -16,6 +16,7 @@
 
 #include <json-c/json.h>
 
+#include "api-codec.h"
 #include "daemon.h"
 #include "http.h"
 #include "pki.h"

@@ -63,22 +63,6 @@ static void reply_error(struct api_reply *r, int status, const char *fmt, ...)
     reply_json(r, status, o);
 }
 
-void api_reply_json(struct api_reply *r, int status, struct json_object *o)
-{
-    reply_json(r, status, o);
-}
-
-void api_reply_error(struct api_reply *r, int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    reply_error(r, status, "%s", msg);
-}
-
 static struct json_object *peer_json(struct daemon *d, const struct peer *p)
 {
     struct json_object *o = registry_peer_json(p, time(NULL));

@@ -13,7 +13,6 @@ struct api_reply;
 struct conn;
 struct daemon;
 struct http_request;
-struct json_object;
 
 /* The longest path parameter taken (peer names are at most 63). */
 #define API_PARAM_MAX 128
@@ -30,12 +29,6 @@ struct api_route {
     bool slow;        /* signs with the token: runs on the slow pool */
     api_handler *handler;
 };
-
-/* A JSON answer (o's reference passes to it); {"error": ...}. For the
- * handlers outside api.c. */
-void api_reply_json(struct api_reply *r, int status, struct json_object *o);
-void api_reply_error(struct api_reply *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* The table, for the unit suite. */
 const struct api_route *api_routes(size_t *n);
