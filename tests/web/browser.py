@@ -31,6 +31,10 @@ def browser(home):
     opts = webdriver.ChromeOptions()
     for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run',
               '--disable-dev-shm-usage', '--window-size=1280,900',
+              # Nothing but the gateway: no proxy lookup, no update or
+              # sync traffic to time out in a namespace without a way out.
+              '--no-proxy-server', '--disable-background-networking',
+              '--disable-component-update', '--disable-sync',
               '--user-data-dir=' + os.path.join(home, 'profile')):
         opts.add_argument(a)
     env = dict(os.environ, HOME=home)
@@ -288,8 +292,10 @@ def admin_revokes_kernel(d, a):
     before = kernel_left(a)
     result(len(before) == 4, 'before the click the hub holds the tunnel (interface, route, '
            'two nft sets)', before)
+    t = time.monotonic()
     d.get(a.url + '/#peers')
     wait_loaded(d, 'peers')
+    print('# the page loaded in %.1f s' % (time.monotonic() - t), flush=True)
     row = d.find_element(By.CSS_SELECTOR, '#peer-rows tr[data-peer="%s"]' % a.victim)
     result('online' in row.text, '%s is online in the page before' % a.victim, row.text)
     row.find_element(By.CSS_SELECTOR, 'button[data-action=revoke]').click()
@@ -306,10 +312,12 @@ def admin_revokes_kernel(d, a):
     result(not left, 'revoked from the page: interface, route and nft elements gone from '
            'the kernel (%.0f ms after the click)' % ms, 'still there after 10 s: %s' % left)
     print('# click to gone in the kernel: %.0f ms' % ms, flush=True)
+    t = time.monotonic()
     try:
         WebDriverWait(d, 10).until(
             lambda x: ('Revoked ' + a.victim) in x.find_element(By.ID, 'message').text)
         result(True, 'the page says %s is revoked' % a.victim)
+        print('# the page said revoked %.1f s after the kernel' % (time.monotonic() - t), flush=True)
     except TimeoutException:
         result(False, 'the page says %s is revoked' % a.victim,
                d.find_element(By.ID, 'revoke-error').text)
@@ -392,9 +400,13 @@ def main():
         'kernel': [(a.home_admin, [admin_revokes_kernel])],
     }
     first = True
+    t0 = time.monotonic()
     for home, fns in stages[a.stage]:
         try:
+            t = time.monotonic()
             d = browser(home)
+            print('# Chromium (HOME %s) started in %.1f s' % (os.path.basename(home),
+                                                             time.monotonic() - t), flush=True)
         except WebDriverException as e:
             why = str(e).splitlines()[0] if str(e) else repr(e)
             if first:
@@ -406,7 +418,9 @@ def main():
         try:
             for fn in fns:
                 try:
+                    t = time.monotonic()
                     fn(d, a)
+                    print('# %s: %.1f s' % (fn.__name__, time.monotonic() - t), flush=True)
                 except (WebDriverException, TimeoutException) as e:
                     result(False, fn.__name__ + ' ran to its end',
                            str(e).splitlines()[0] if str(e) else repr(e))

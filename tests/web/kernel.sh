@@ -39,7 +39,11 @@ cleanup() {
     topo_down
     rm -f "$POLICY"
     rmdir "$POLICY_DIR" /etc/chromium/policies 2>/dev/null
-    rm -rf "$T"
+    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -73,6 +77,7 @@ mkdir -p "$POLICY_DIR"
 printf '{"AutoSelectCertificateForUrls": ["{\\"pattern\\":\\"%s\\",\\"filter\\":{}}"]}\n' \
     "$URL" >"$POLICY"
 
+echo "# fixture made (t=${SECONDS} s)"
 nsd_start hub "$NS_HUB" "$T/hub/hub.conf"
 nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
 hub_if() { mtg_ifaces "$NS_HUB" | head -n 1; }
@@ -82,6 +87,7 @@ if ! wait_until 30 has_hub_if; then
     exit 1
 fi
 HUB_IF=$(hub_if)
+echo "# tunnel up (t=${SECONDS} s)"
 # The tunnel's whole footprint on the hub, before the click.
 route_dev() { # prefix
     ip -n "$NS_HUB" -j route show "$1" 2>/dev/null | python3 -c 'import json, sys
@@ -102,6 +108,7 @@ lana /usr/bin/python3 "$web/browser.py" --stage kernel --url "$URL" --screens "$
     --victim spoke1 --home-admin "$T/home-admin" --hub-ns "$NS_HUB" --iface "$HUB_IF" \
     --route "$LANB_NET" >"$T/browser.out" 2>"$T/browser.err"
 rc=$?
+echo "# browser done (t=${SECONDS} s)"
 if [ "$rc" = 77 ]; then
     skip "$(grep SKIP "$T/browser.out")"
 fi
