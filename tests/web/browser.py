@@ -317,7 +317,8 @@ def admin_revokes_kernel(d, a):
         WebDriverWait(d, 10).until(
             lambda x: ('Revoked ' + a.victim) in x.find_element(By.ID, 'message').text)
         result(True, 'the page says %s is revoked' % a.victim)
-        print('# the page said revoked %.1f s after the kernel' % (time.monotonic() - t), flush=True)
+        print('# the page said revoked %.1f s after the kernel' % (time.monotonic() - t),
+              flush=True)
     except TimeoutException:
         result(False, 'the page says %s is revoked' % a.victim,
                d.find_element(By.ID, 'revoke-error').text)

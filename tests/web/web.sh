@@ -181,7 +181,8 @@ hold_open kicked "$KICKED"
 
 # The CSR an admin uploads in the page (its key stays here).
 keycsr csrpeer || { echo "Bail out! the CSR to upload could not be made"; exit 1; }
-args=(--csr "$T/csrpeer.csr" --url "$URL" --evil "http://127.0.0.1:$EVIL/evil.html" --screens "$SCREENS"
+args=(--csr "$T/csrpeer.csr" --url "$URL" --evil "http://127.0.0.1:$EVIL/evil.html"
+    --screens "$SCREENS"
     --victim "$VICTIM" --kick "$KICKED" --home-admin "$T/home-admin" --home-monitor "$T/home-mon"
     --home-none "$T/home-none")
 run_browser() { # stage
