@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "registry.h"
+#include "service.h"
 #include "web.h"
 
 static struct http_reader *rd;
@@ -172,6 +173,44 @@ static void test_intercept(void)
     rd = NULL;
 }
 
+/* The page is the management listener's: a tunnel (or uplink) listener
+ * that answers the API gives its 404 for the page's paths, whoami still. */
+static void test_page_only_on_management(void)
+{
+    static const struct service tunnel_svc = {.name = "tunnel"};
+    static const struct service mgmt_svc = {.name = "management"};
+    static struct listener l;
+    static struct conn c;
+    struct api_reply r = {0};
+
+    strcpy(c.peer, "admin1");
+    c.role = ROLE_ADMIN;
+    c.l = &l;
+    l.svc = &tunnel_svc;
+    CU_ASSERT_TRUE(handled(&c, parse("GET / HTTP/1.1\r\nHost: gw\r\n"
+                                     "Accept-Encoding: gzip\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 404);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "no such resource: /"));
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_TRUE(handled(&c, parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
+                                     "Accept-Encoding: gzip\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 404);
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_TRUE(handled(&c, parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 200);
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    l.svc = &mgmt_svc;
+    CU_ASSERT_TRUE(handled(&c, parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
+                                     "Accept-Encoding: gzip\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 200);
+    free(r.body);
+    http_reader_free(rd);
+    rd = NULL;
+}
+
 static void test_header_lists(void)
 {
     CU_ASSERT_TRUE(web_accepts_gzip("gzip"));
@@ -195,6 +234,7 @@ static const struct cu_test tests[] = {
     {"a cross-site POST is refused", test_cross_site_post_refused},
     {"page, 304, 406, whoami, 403 before the API", test_intercept},
     {"Accept-Encoding and If-None-Match lists", test_header_lists},
+    {"the page only on the management listener", test_page_only_on_management},
 };
 
 CU_MAIN("web", tests)
