@@ -390,7 +390,7 @@ def main():
     # pages and revoke: the daemon on loopback; kernel: the hub in a netns.
     for o in ('evil', 'kick', 'home_monitor', 'home_none', 'csr', 'hub_ns', 'iface', 'route'):
         p.add_argument('--' + o.replace('_', '-'))
-    p.add_argument('--stage', choices=('pages', 'revoke', 'kernel'), required=True)
+    p.add_argument('--stage', choices=('pages', 'revoke', 'all', 'kernel'), required=True)
     a = p.parse_args()
     os.makedirs(a.screens, exist_ok=True)
     stages = {
@@ -398,6 +398,9 @@ def main():
                   (a.home_monitor, [monitor]),
                   (a.home_none, [no_certificate])],
         'revoke': [(a.home_admin, [admin_kicks, admin_revokes])],
+        'all': [(a.home_admin, [admin_pages, admin_invites, admin_enrolls, cross_site,
+                                admin_kicks, admin_revokes]),
+                (a.home_monitor, [monitor]), (a.home_none, [no_certificate])],
         'kernel': [(a.home_admin, [admin_revokes_kernel])],
     }
     first = True
