@@ -203,6 +203,8 @@ def admin_enrolls(d, a):
     result('Enrolled csrpeer as monitor' in said and 'BEGIN CERTIFICATE' in pem,
            'enrolling from an uploaded CSR gives the certificate',
            '%r %r' % (said, d.find_element(By.ID, 'enroll-error').text))
+    d.execute_script('arguments[0].scrollIntoView({block: "center"})',
+                     d.find_element(By.ID, 'enroll-summary'))
     shot(d, a.screens, 'enrolled')
     d.get(a.url + '/#audit')
     wait_loaded(d, 'audit')
