@@ -83,6 +83,13 @@ static const struct command commands[] = {
      "Device side: re-enroll now (EST simplereenroll with the current certificate) for\n"
      "[uplink NAME], or for every uplink with an enroll URL. The running daemon uses\n"
      "the new certificate for its next connection; its open tunnel stays up."},
+    {"gateway", cmd_gateway, "gateway renew [--host NAME]... [--days N] [--new-key]",
+     "Issue a new gateway certificate from the CA on the token and write gateway.crt\n"
+     "(atomically; a copy under issued/). Same key unless --new-key (a new token key;\n"
+     "the old one is deleted once the running daemon has switched). --host (repeatable)\n"
+     "replaces the names; without it they are kept. --days defaults to the current\n"
+     "lifetime (at most 397). The running daemon serves it to new handshakes at once;\n"
+     "open sessions and tunnels stay up. Exit 3 when it did not switch."},
     {"explain", cmd_explain, "explain CERT",
      "Say what the certificate in CERT (PEM or DER) would be granted, or exactly why it\n"
      "would be refused, without a connection. Exit 0 when granted, 1 when refused."},

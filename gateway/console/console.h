@@ -75,6 +75,7 @@ int cmd_invites(struct console *con, int argc, char **argv);
 int cmd_uninvite(struct console *con, int argc, char **argv);
 int cmd_join(struct console *con, int argc, char **argv);
 int cmd_renew(struct console *con, int argc, char **argv);
+int cmd_gateway(struct console *con, int argc, char **argv);
 
 /*
  * Tell the running daemon that registry and CRL changed in pki's dir, and

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "fault.h"
 #include "fsutil.h"
+#include "issued.h"
 #include "p11.h"
 #include "registry.h"
 #include "verify.h"
@@ -190,6 +191,17 @@ static int write_cert(const char *path, gnutls_x509_crt_t crt, char *err, size_t
     return rc;
 }
 
+/* The copy under issued/ (issued.h), before the registry names it. */
+static int keep_issued(const struct pki *pki, gnutls_x509_crt_t crt, char *err, size_t errlen)
+{
+    int rc = issued_store(pki->dir, crt);
+
+    if (rc < 0)
+        snprintf(err, errlen, "cannot keep a copy of the certificate in %s/issued: %s",
+                 pki->dir, fs_strerror(rc));
+    return rc;
+}
+
 int pki_audit(const struct pki *pki, const char *event, struct json_object *fields)
 {
     char when[32];
@@ -333,7 +345,7 @@ static int txn_commit(struct txn *t, bool crl, char *err, size_t errlen)
 static int archive_old(struct pki *pki, char *err, size_t errlen)
 {
     static const char *const names[] = {"ca.crt", "gateway.crt", "crl.pem", "registry.json",
-                                        "audit.log"};
+                                        "audit.log", "issued"};
     char stamp[32], sub[48];
     char *dir = NULL;
     time_t now = time(NULL);
@@ -522,7 +534,8 @@ int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t e
         (rc = registry_new(&reg)) < 0)
         goto out;
     /* Order: everything else first, ca.crt last: its presence means "done". */
-    if ((rc = write_cert(pki->gw_path, gw, err, errlen)) < 0 ||
+    if ((rc = keep_issued(pki, gw, err, errlen)) < 0 ||
+        (rc = write_cert(pki->gw_path, gw, err, errlen)) < 0 ||
         (rc = crl_write(pki, reg, err, errlen)) < 0 ||
         (rc = save_registry(pki, reg, err, errlen)) < 0 ||
         (rc = write_cert(pki->ca_path, pki->ca, err, errlen)) < 0)
@@ -719,7 +732,9 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
         if (rc < 0)
             goto out;
     }
-    rc = txn_commit(&t, false, err, errlen);
+    rc = keep_issued(pki, crt, err, errlen);
+    if (rc == 0)
+        rc = txn_commit(&t, false, err, errlen);
     if (rc < 0)
         goto out;
     audit_peer(pki, "enroll", &p, p.enrolled_at, NULL, req->actor);
@@ -898,7 +913,9 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
         goto out;
     }
     /* CRL first, as in revoke: a failure after it leaves the old one refused. */
-    rc = txn_commit(&t, true, err, errlen);
+    rc = keep_issued(pki, crt, err, errlen);
+    if (rc == 0)
+        rc = txn_commit(&t, true, err, errlen);
     if (rc < 0)
         goto out;
     audit_peer(pki, "renew", &np, now, old_serial, actor);

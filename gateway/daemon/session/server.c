@@ -37,6 +37,7 @@
 #include "privsep.h"
 #include "config.h"
 #include "gate.h"
+#include "gwcert.h"
 #include "addr.h"
 #include "log.h"
 #include "mono.h"
@@ -51,6 +52,7 @@
 
 /* epoll data for the fds that are not connections */
 static char tag_wake, tag_signal, tag_timer, tag_watch;
+#define WATCH_GATEWAY_CRT (1u << 2)
 
 #define SLOW_THREADS 4
 
@@ -326,6 +328,10 @@ static void watch_apply(struct daemon *d, struct watch *w, const char *const *na
         log_err("%s changed: reload failed, keeping the previous state: %s", what, err);
     else
         log_info("%s changed: reloaded trust, %d session(s) ended", what, rc);
+    /* After the release: the reload takes pki_lock, which an enrollment
+     * holds while it waits for the pki dir's lock. */
+    if (which & WATCH_GATEWAY_CRT)
+        gwcert_reload(d, NULL, 0, err, sizeof(err));
 }
 
 /* ---- the tick: timeouts, CRL, expiry warnings --------------------------- */
@@ -582,6 +588,7 @@ static void tick(struct daemon *d, unsigned long long n)
         warn_expiry(d, 0, "CA certificate", gnutls_x509_crt_get_expiration_time(trustdb_ca(t)),
                     now);
         warn_expiry(d, 1, "gateway certificate", sessions_gateway_not_after(d), now);
+        gwcert_tick(d);
         /* The CRL is re-signed above long before it runs out; a failure to
          * do so is logged by the re-sign task itself. */
     }
@@ -652,15 +659,7 @@ static void reload_config(struct daemon *d)
 
 static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, size_t errlen)
 {
-    int rc = pki_open_token(d->pki, err, errlen);
-
-    if (rc < 0)
-        return rc;
-    rc = p11_key_load(d->pki->tok, d->cfg->mgmt.key, key);
-    if (rc < 0)
-        snprintf(err, errlen, "token %s: server key '%s' not usable: %s (run 'mtlsgw init'?)",
-                 d->cfg->token.uri, d->cfg->mgmt.key, p11_token_error(d->pki->tok));
-    return rc;
+    return gwcert_key_load(d, key, err, errlen);
 }
 
 static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
@@ -751,7 +750,8 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     unsigned long long ticks = 0;
     int rc = 1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    static const char *const watched[] = {"registry.json", "crl.pem", NULL};
+    /* WATCH_GATEWAY_CRT: the bit of gateway.crt, the third name. */
+    static const char *const watched[] = {"registry.json", "crl.pem", "gateway.crt", NULL};
     struct watch *watch = NULL;
 
     malloc_tune();
@@ -893,6 +893,7 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
                         reload_config(d);
                         if (daemon_reload_trust(d, err, sizeof(err)) < 0)
                             log_err("reload failed, keeping the previous state: %s", err);
+                        gwcert_reload(d, NULL, 0, err, sizeof(err));
                     } else {
                         log_info("%s: ending sessions", strsignal((int)si.ssi_signo));
                         d->stopping = true;

@@ -1,0 +1,232 @@
+#!/bin/bash
+# The appliance's life (issue #15): the gateway's own certificate renewed
+# (same key, new key, new names) while a management session stays up, the
+# daemon taking it for new handshakes (control socket, its watch), renewing
+# it by itself at two thirds of its lifetime, and every issued certificate
+# kept under issued/.
+#
+#   tlsclient.py (held keep-alive)   openssl s_client (new handshakes)
+#        |  mutual TLS, 127.0.0.1:$PORT  |
+#        v                               v
+#   mtlsgwd -f  (stderr -> $T/daemon.log) --- token "gw" (CA + gateway key)
+#        ^  control socket $T/run/control.sock, watch of the pki dir
+#        |
+#   mtlsgw gateway renew / show
+#
+# usage: lifecycle.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
+set -u
+MTLSGW=$(readlink -f "$1")
+MTLSGWD=$(readlink -f "$2")
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/tap.sh"
+. "$here/../lib/softhsm.sh"
+. "$here/lib-daemon.sh"
+
+for tool in curl openssl certtool python3 p11tool; do
+    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
+done
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
+
+T=$(mktemp -d /tmp/mtlsgw-life.XXXXXX)
+cleanup() {
+    local id p
+    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
+    dmn_stop
+    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+chmod 755 "$T"
+
+# A lighter fixture than dmn_fixture: one token, one CA, one admin.
+fixture() {
+    MODULE=$(softhsm_find_module) || return 77
+    softhsm_setup "$T"
+    softhsm_token gw "$PIN" || return 1
+    printf '%s\n' "$PIN" >"$T/gw.pin"
+    chmod 600 "$T/gw.pin"
+    mkdir -p "$T/run"
+    chmod 700 "$T/run"
+    P=$T/gw-pki
+    PORT=$(free_port)
+    gw_conf "$T/gw.conf"
+    sed "s|^control-socket = .*|control-socket = $T/run/nobody-listens.sock|" \
+        "$T/gw.conf" >"$T/quiet.conf"
+    softhsm_give_to "$DUSER" "$T/tokens"
+    softhsm_give_to "$DUSER" "$T/run"
+    chown "$DUSER:" "$T/gw.pin" 2>/dev/null
+    hub init --cn gw1 --host 127.0.0.1 --host localhost --days 100 >/dev/null 2>&1 || return 1
+    enroll_file_peer admin1 admin >/dev/null 2>&1 || return 1
+    DLOG=$T/daemon.log
+    : >"$DLOG"
+}
+fixture
+case $? in
+0) ;;
+77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
+*) echo "Bail out! fixture: token, CA or peer could not be made"; exit 1 ;;
+esac
+
+# What a new handshake is served: "SERIAL name,name" (serial in lower-case
+# hex, as mtlsgw writes it).
+served() {
+    local pem
+    pem=$(openssl s_client -connect "127.0.0.1:$PORT" -cert "$T/admin1.crt" \
+        -key "$T/admin1.key" -CAfile "$P/ca.crt" </dev/null 2>/dev/null |
+        sed -n '/BEGIN CERT/,/END CERT/p')
+    [ -n "$pem" ] || { echo "none"; return; }
+    printf '%s ' "$(printf '%s\n' "$pem" | openssl x509 -noout -serial | cut -d= -f2 |
+        tr 'A-F' 'a-f')"
+    printf '%s\n' "$pem" | openssl x509 -noout -ext subjectAltName 2>/dev/null |
+        tail -n +2 | tr -d ' ' | sed 's/DNS://g; s/IPAddress://g'
+}
+file_serial() { # cert file
+    openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'
+}
+# Wait (up to 5 s) until new handshakes get serial $1.
+wait_served() { # serial
+    local i
+    for i in $(seq 50); do
+        SERVED=$(served)
+        [ "${SERVED%% *}" = "$1" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+keys_on_token() {
+    GNUTLS_PIN=$PIN p11tool --provider "$MODULE" --login --list-privkeys \
+        "pkcs11:token=gw" 2>/dev/null | sed -n 's/^[[:space:]]*Label: //p' | sort | tr '\n' ' '
+}
+
+# In this shell (ok_if would start it in a subshell, and lose DPID).
+start_ok() { # name
+    if dmn_start; then
+        tap_result 0 "$1"
+    else
+        tap_result 1 "$1" "$(tail -n 20 "$DLOG")"
+    fi
+}
+
+# ---- the console refuses what it cannot do ------------------------------
+expect_exit 2 "gateway without a subcommand is a usage error" hub gateway
+expect_exit 2 "gateway frob is a usage error" hub gateway frob
+expect_exit 2 "gateway renew --days 398 is refused (397 at most)" hub gateway renew --days 398
+expect_in "1 to 397" "$OUT" "... and says the range"
+cp "$T/gw.conf" "$T/owncert.conf"
+printf 'cert = %s/gateway.crt\n' "$P" >>"$T/owncert.conf"
+expect_exit 1 "gateway renew refuses while [management] cert names the admin's own" \
+    "$MTLSGW" -c "$T/owncert.conf" gateway renew
+expect_in "[management] cert" "$OUT" "... and names the line that decides"
+
+# ---- renewed while a management session stays up -------------------------
+start_ok "mtlsgwd starts"
+old=$(file_serial "$P/gateway.crt")
+SERVED=$(served)
+expect_in "$old 127.0.0.1,localhost" "$SERVED" "new handshakes get the gateway certificate of init"
+hold_open A admin1
+hold_cmd "REQ GET /api/v1/status"
+expect_hold "STATUS 200 *" "a keep-alive management session is open"
+
+expect_exit 0 "gateway renew --host gw.example --host 127.0.0.1" \
+    hub gateway renew --host gw.example --host 127.0.0.1
+expect_in "serves it to new handshakes" "$OUT" "... and the daemon says it serves it"
+new=$(file_serial "$P/gateway.crt")
+ok_if "gateway.crt has a new serial" test "$new" != "$old"
+SERVED=$(served)
+expect_in "$new gw.example,127.0.0.1" "$SERVED" \
+    "a new handshake sees the new serial and names (s_client -showcerts)"
+expect_not_in "localhost" "$SERVED" "... localhost is gone (--host replaces the names)"
+hold_cmd "REQ GET /api/v1/status"
+expect_hold "STATUS 200 *" "the management session opened before the renewal is still served"
+ok_if "issued/$new.crt keeps the new certificate" cmp -s "$P/issued/$new.crt" "$P/gateway.crt"
+expect_in '"event":"gateway-renew"' "$(cat "$P/audit.log")" "the audit log has the renewal"
+expect_in "\"old_serial\":\"$old\"" "$(grep gateway-renew "$P/audit.log")" \
+    "... with the old serial"
+expect_in "gateway certificate $P/gateway.crt (serial $new" "$(cat "$DLOG")" \
+    "the daemon logs the certificate it serves now"
+
+# ---- a new key ------------------------------------------------------------
+expect_in "mtlsgw-ca mtlsgw-gateway " "$(keys_on_token) " "before: the CA and gateway keys on the token"
+expect_exit 0 "gateway renew --new-key (names kept)" hub gateway renew --new-key
+expect_in "old key 'mtlsgw-gateway' deleted" "$OUT" "... the old key deleted once the daemon switched"
+new2=$(file_serial "$P/gateway.crt")
+SERVED=$(served)
+expect_in "$new2 gw.example,127.0.0.1" "$SERVED" "new handshakes get it, the names kept"
+expect_in "mtlsgw-gateway-next" "$(keys_on_token)" "the new key is 'mtlsgw-gateway-next'"
+expect_not_in "mtlsgw-gateway " "$(keys_on_token) " "the old key is gone from the token"
+hold_cmd "REQ GET /api/v1/status"
+expect_hold "STATUS 200 *" "the held management session outlives the key change too"
+req admin1 GET /api/v1/status
+expect_http 200 "curl: a new session with the new key"
+
+# ---- the daemon's watch: a renewal it was not told about ------------------
+expect_exit 0 "gateway renew with no daemon told (a config without its socket)" \
+    hub_quiet gateway renew --days 30
+new3=$(file_serial "$P/gateway.crt")
+if wait_served "$new3"; then
+    tap_result 0 "the daemon's watch of the pki dir serves it within 5 s"
+else
+    tap_result 1 "the daemon's watch of the pki dir serves it within 5 s" \
+        "wanted $new3, served $SERVED"
+fi
+hold_cmd "REQ GET /api/v1/status"
+expect_hold "STATUS 200 *" "the held session is still up after three renewals"
+hold_close A
+
+# ---- a restart finds the key under its new label ---------------------------
+dmn_stop
+start_ok "mtlsgwd starts again with the key under 'mtlsgw-gateway-next'"
+SERVED=$(served)
+expect_in "$new3 " "$SERVED" "... and serves the last certificate"
+expect_exit 0 "a second --new-key goes back to the first label" hub gateway renew --new-key
+expect_in "old key 'mtlsgw-gateway-next' deleted" "$OUT" "... deleting the -next one"
+SERVED=$(served)
+expect_in "$(file_serial "$P/gateway.crt") " "$SERVED" "... served"
+
+# ---- automatic renewal at two thirds of the lifetime ------------------------
+if [ "${FAULT_INJECTION:-0}" = 1 ]; then
+    dmn_stop
+    before=$(file_serial "$P/gateway.crt")
+    : >"$DLOG"
+    export MTLSGW_FAULT=gateway-renew-due:fail
+    start_ok "mtlsgwd starts with the renewal made due (fault point)"
+    for i in $(seq 50); do
+        grep -q "renewed at two thirds" "$DLOG" && break
+        sleep 0.1
+    done
+    expect_in "renewed at two thirds of its lifetime" "$(cat "$DLOG")" \
+        "the daemon renews the gateway certificate by itself when it is due"
+    after=$(file_serial "$P/gateway.crt")
+    ok_if "... gateway.crt has a new serial" test "$after" != "$before"
+    if wait_served "$after"; then
+        tap_result 0 "... and new handshakes get it"
+    else
+        tap_result 1 "... and new handshakes get it" "wanted $after, served $SERVED"
+    fi
+    expect_in "\"actor\":\"mtlsgwd auto-renew\"" "$(grep gateway-renew "$P/audit.log")" \
+        "... the audit log names the daemon"
+    dmn_stop
+    printf '[pki]\nauto-renew = no\n' >>"$T/gw.conf"
+    before=$(file_serial "$P/gateway.crt")
+    : >"$DLOG"
+    start_ok "mtlsgwd starts with auto-renew = no"
+    sleep 2
+    ok_if "with [pki] auto-renew = no it does not" test "$(file_serial "$P/gateway.crt")" = "$before"
+    unset MTLSGW_FAULT
+else
+    tap_skip "automatic renewal" "needs -Dfault_injection=true"
+fi
+
+# ---- days left ----------------------------------------------------------
+expect_exit 0 "status --json" hub status --json
+expect_in '"gateway":29' "$OUT" "status: days left on the gateway certificate"
+
+tap_done
