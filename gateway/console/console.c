@@ -47,7 +47,16 @@ static const struct command commands[] = {
      "daemon. Exit 3 when it did not acknowledge: the change stays, and the daemon's own\n"
      "watch of the pki dir applies it within a second if it runs."},
     {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
-    {"show", cmd_show, "show NAME [--json]", "Show one peer."},
+    {"show", cmd_show, "show NAME [--json | --pem [--chain]]",
+     "Show one peer. --pem prints its current certificate (kept under issued/ in the\n"
+     "pki dir); --chain appends the CA certificate (and chain.pem when there is one)."},
+    {"reissue", cmd_reissue,
+     "reissue NAME [--days N] [--overlap DURATION] [--out FILE [--force]]",
+     "Issue a new certificate for the enrolled peer NAME with the key of its current one\n"
+     "(from issued/), the same role and networks, a new serial; printed, or written to\n"
+     "FILE. The old serial is refused at handshake from now on, or after --overlap\n"
+     "(s, m, h, d: e.g. 7d) so the device can install the new one. --days defaults to\n"
+     "the current lifetime. The registry keeps both."},
     {"crl", cmd_crl, "crl [--out FILE [--force]]",
      "Print (or write) the current CRL in PEM. FILE as for csr --out."},
     {"status", cmd_status, "status [--json]",
@@ -73,12 +82,13 @@ static const struct command commands[] = {
      "List invites: pending, used (when, from where, which serial) or expired."},
     {"uninvite", cmd_uninvite, "uninvite NAME", "Withdraw the invite of NAME."},
     {"join", cmd_join,
-     "join URL --code CODE [--name NAME] (--ca FILE | --fingerprint SHA256)",
+     "join URL --code CODE [--name NAME] (--ca FILE | --fingerprint SHA256) [--new-key]",
      "Device side: enroll at the hub's EST URL (https://HUB:PORT) with an invite code.\n"
      "Makes the device key on this token if absent, trusts the hub by its CA file or\n"
      "by the SHA-256 fingerprint the invite printed, writes device.crt and hub-ca.crt\n"
      "to the pki dir and prints the [uplink] lines to add. --name defaults to the\n"
-     "hostname and must be the invite's NAME."},
+     "hostname and must be the invite's NAME. --new-key replaces the device key first\n"
+     "(a revoked device re-joining: its old key is never enrolled again)."},
     {"renew", cmd_renew, "renew [NAME]",
      "Device side: re-enroll now (EST simplereenroll with the current certificate) for\n"
      "[uplink NAME], or for every uplink with an enroll URL. The running daemon uses\n"

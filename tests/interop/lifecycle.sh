@@ -58,6 +58,16 @@ fixture() {
     P=$T/gw-pki
     PORT=$(free_port)
     gw_conf "$T/gw.conf"
+    EPORT=$(free_port)
+    while [ "$EPORT" = "$PORT" ]; do EPORT=$(free_port); done
+    printf '[enroll]\nlisten = 127.0.0.1:%s\n' "$EPORT" >>"$T/gw.conf"
+    # A device with a token of its own, for join.
+    softhsm_token dv dv-pin-0000 || return 1
+    printf 'dv-pin-0000\n' >"$T/dv.pin"
+    chmod 600 "$T/dv.pin"
+    mkconf "$T/dv.conf" dv "$T/dv.pin" "$T/dv-pki"
+    sed -i "s|^control-socket = .*|control-socket = $T/run/dv.sock|" "$T/dv.conf"
+    chown "$DUSER:" "$T/dv.pin" 2>/dev/null
     sed "s|^control-socket = .*|control-socket = $T/run/nobody-listens.sock|" \
         "$T/gw.conf" >"$T/quiet.conf"
     softhsm_give_to "$DUSER" "$T/tokens"
@@ -65,6 +75,7 @@ fixture() {
     chown "$DUSER:" "$T/gw.pin" 2>/dev/null
     hub init --cn gw1 --host 127.0.0.1 --host localhost --days 100 >/dev/null 2>&1 || return 1
     enroll_file_peer admin1 admin >/dev/null 2>&1 || return 1
+    enroll_file_peer mon1 monitor >/dev/null 2>&1 || return 1
     DLOG=$T/daemon.log
     : >"$DLOG"
 }
@@ -121,7 +132,7 @@ expect_exit 2 "gateway frob is a usage error" hub gateway frob
 expect_exit 2 "gateway renew --days 398 is refused (397 at most)" hub gateway renew --days 398
 expect_in "1 to 397" "$OUT" "... and says the range"
 cp "$T/gw.conf" "$T/owncert.conf"
-printf 'cert = %s/gateway.crt\n' "$P" >>"$T/owncert.conf"
+printf '[management]\ncert = %s/gateway.crt\n' "$P" >>"$T/owncert.conf"
 expect_exit 1 "gateway renew refuses while [management] cert names the admin's own" \
     "$MTLSGW" -c "$T/owncert.conf" gateway renew
 expect_in "[management] cert" "$OUT" "... and names the line that decides"
@@ -224,6 +235,78 @@ if [ "${FAULT_INJECTION:-0}" = 1 ]; then
 else
     tap_skip "automatic renewal" "needs -Dfault_injection=true"
 fi
+
+# ---- issued certificates kept, show --pem ---------------------------------
+s1=$(file_serial "$T/admin1.crt")
+ok_if "enroll --out left a copy in issued/" cmp -s "$P/issued/$s1.crt" "$T/admin1.crt"
+expect_exit 0 "show admin1 --pem" hub show admin1 --pem
+ok_if "... prints the certificate enroll wrote" test "$OUT" = "$(cat "$T/admin1.crt")"
+expect_exit 0 "show admin1 --pem --chain" hub show admin1 --pem --chain
+ok_if "... the certificate, then the CA" \
+    test "$OUT" = "$(cat "$T/admin1.crt" "$P/ca.crt")"
+keycsr mon2
+hub enroll mon2 --role monitor --csr "$T/mon2.csr" >"$T/mon2.crt" 2>/dev/null
+s2=$(file_serial "$T/mon2.crt")
+ok_if "enroll without --out leaves the copy in issued/" test "$(openssl x509 -in "$T/mon2.crt")" = \
+    "$(openssl x509 -in "$P/issued/$s2.crt")"
+expect_exit 2 "show --chain without --pem is a usage error" hub show admin1 --chain
+
+# ---- reissue -----------------------------------------------------------------
+expect_exit 0 "reissue admin1 --out FILE" hub reissue admin1 --out "$T/admin1-new.crt"
+s1n=$(file_serial "$T/admin1-new.crt")
+ok_if "... a new serial" test "$s1n" != "$s1"
+ok_if "... the same public key" test "$(openssl x509 -in "$T/admin1.crt" -noout -pubkey)" = \
+    "$(openssl x509 -in "$T/admin1-new.crt" -noout -pubkey)"
+ok_if "... the same role URI" test "$(openssl x509 -in "$T/admin1-new.crt" -noout \
+    -ext subjectAltName | tail -1)" = "$(openssl x509 -in "$T/admin1.crt" -noout \
+    -ext subjectAltName | tail -1)"
+cp "$T/admin1.key" "$T/admin1n.key"
+cp "$T/admin1-new.crt" "$T/admin1n.crt"
+req admin1n GET /api/v1/status
+expect_http 200 "the reissued certificate is served"
+req admin1 GET /api/v1/status
+ok_if "the old serial is refused at handshake at once" test "$HTTP" = 000
+expect_in "serial $s1 from 127.0.0.1" "$(grep 'refused (revoked)' "$DLOG")" \
+    "... the log says why"
+hub show admin1 --json >"$T/a1.json"
+expect_in "\"serial\":\"$s1n\"" "$(cat "$T/a1.json")" "show admin1: the new serial is current"
+expect_in "\"$s1\"" "$(cat "$P/registry.json")" "the registry keeps the old serial"
+
+m1=$(file_serial "$T/mon1.crt")
+expect_exit 0 "reissue mon1 --overlap 4s" hub reissue mon1 --overlap 4s --out "$T/mon1-new.crt"
+expect_in "the old serial is refused from" "$OUT" "... says when the old serial stops"
+req mon1 GET /api/v1/status
+expect_http 200 "during the overlap the old certificate still passes"
+ok_if "... and is not on the CRL yet" \
+    sh -c "! openssl crl -in '$P/crl.pem' -noout -text | tr 'A-F' 'a-f' | grep -q '$m1'"
+sleep 5
+req mon1 GET /api/v1/status
+ok_if "after the overlap the old certificate is refused" test "$HTTP" = 000
+expect_exit 1 "reissue of an unknown peer fails" hub reissue nosuch
+expect_in "no peer named 'nosuch'" "$OUT" "... naming it"
+expect_exit 2 "reissue --overlap 0 is a usage error" hub reissue mon2 --overlap 0
+mv "$P/issued/$s2.crt" "$T/kept.crt"
+expect_exit 1 "reissue without a stored copy fails" hub reissue mon2
+expect_in "no copy of its certificate" "$OUT" "... and says why and what to do"
+mv "$T/kept.crt" "$P/issued/$s2.crt"
+
+# ---- join --new-key after a revocation ----------------------------------------
+dev() { "$MTLSGW" -c "$T/dv.conf" "$@"; }
+URL=https://127.0.0.1:$EPORT
+GWFP=$(openssl x509 -in "$P/gateway.crt" -noout -fingerprint -sha256 | cut -d= -f2)
+code_of() { printf '%s\n' "$1" | awk '$1 == "code" {print $2}'; }
+INV=$(hub invite dv1 --role monitor 2>&1)
+expect_exit 0 "a device joins" dev join "$URL" --name dv1 --code "$(code_of "$INV")" \
+    --fingerprint "$GWFP"
+k1=$(openssl x509 -in "$T/dv-pki/device.crt" -noout -pubkey 2>/dev/null)
+hub revoke dv1 >/dev/null 2>&1
+INV=$(hub invite dv1 --role monitor 2>&1)
+CODE=$(code_of "$INV")
+expect_exit 1 "after a revocation, join with the old key is refused" \
+    dev join "$URL" --name dv1 --code "$CODE" --fingerprint "$GWFP"
+expect_exit 0 "join --new-key makes a fresh key and joins" \
+    dev join "$URL" --name dv1 --code "$CODE" --fingerprint "$GWFP" --new-key
+ok_if "... with another key" test "$(openssl x509 -in "$T/dv-pki/device.crt" -noout -pubkey)" != "$k1"
 
 # ---- days left ----------------------------------------------------------
 expect_exit 0 "status --json" hub status --json
