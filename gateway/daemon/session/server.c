@@ -801,7 +801,7 @@ static int watch_start(struct daemon *d, struct watch *watch)
         log_warn("%s: inotify unavailable: registry and CRL are checked every second",
                  d->pki->dir);
     else
-        log_info("%s: watching registry.json, crl.pem and gateway.crt", d->pki->dir);
+        log_info("%s: watching registry.json and crl.pem, and gateway.crt", d->pki->dir);
     return 0;
 }
 
