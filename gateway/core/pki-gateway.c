@@ -374,3 +374,32 @@ out:
         close(lock);
     return rc;
 }
+
+bool pki_hub_lacks_name(gnutls_session_t s, const char *want, const char *uplink, char *buf,
+                        size_t len)
+{
+    unsigned status = gnutls_session_get_verify_cert_status(s), n_raw = 0;
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n_raw);
+    gnutls_x509_crt_t crt = NULL;
+    char **hosts = NULL, names[512] = "";
+    size_t n = 0, off = 0;
+
+    /* The name alone: a chain that is not trusted is another matter. */
+    if ((status & ~(unsigned)GNUTLS_CERT_INVALID) != GNUTLS_CERT_UNEXPECTED_OWNER || !raw ||
+        !n_raw || gnutls_x509_crt_init(&crt) < 0)
+        return false;
+    if (gnutls_x509_crt_import(crt, &raw[0], GNUTLS_X509_FMT_DER) == 0 &&
+        pki_cert_hosts(crt, &hosts, &n) == 0) {
+        for (size_t i = 0; i < n && off < sizeof(names); i++)
+            off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", i ? ", " : "",
+                                    hosts[i]);
+    }
+    snprintf(buf, len,
+             "the hub's certificate lacks the name %s that this spoke dialled (the names it "
+             "has: %s); fix it on the hub (mtlsgw gateway renew --host %s, with --host for "
+             "each name to keep) or here (server-name = %s in [uplink %s])",
+             want, n ? names : "none", want, n ? hosts[0] : "NAME", uplink ? uplink : "NAME");
+    pki_hosts_free(hosts, n);
+    gnutls_x509_crt_deinit(crt);
+    return true;
+}

@@ -58,4 +58,14 @@ int pki_gateway_drop_key(struct pki *pki, const char *label, char *err, size_t e
 int pki_cert_hosts(gnutls_x509_crt_t crt, char ***hosts, size_t *n);
 void pki_hosts_free(char **hosts, size_t n);
 
+/*
+ * Seen from a spoke: when a client handshake failed only because the hub's
+ * certificate does not carry want (the name or address dialled, or
+ * server-name), a message saying so, listing the names it has and the two
+ * fixes (on the hub: mtlsgw gateway renew --host; here: server-name = in
+ * [uplink NAME]). False (buf untouched) for any other failure.
+ */
+bool pki_hub_lacks_name(gnutls_session_t s, const char *want, const char *uplink, char *buf,
+                        size_t len);
+
 #endif
