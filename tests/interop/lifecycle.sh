@@ -311,5 +311,11 @@ ok_if "... with another key" test "$(openssl x509 -in "$T/dv-pki/device.crt" -no
 # ---- days left ----------------------------------------------------------
 expect_exit 0 "status --json" hub status --json
 expect_in '"gateway":29' "$OUT" "status: days left on the gateway certificate"
+req admin1n GET /api/v1/status
+expect_in '"gateway":29' "$BODY" "GET /api/v1/status: days left on the gateway certificate"
+req admin1n GET /metrics
+expect_in "mtlsgw_gateway_cert_days_left 29" "$BODY" "/metrics: mtlsgw_gateway_cert_days_left"
+expect_in "mtlsgw_ca_cert_days_left 99" "$BODY" "/metrics: mtlsgw_ca_cert_days_left"
+expect_in "mtlsgw_crl_days_left 29" "$BODY" "/metrics: mtlsgw_crl_days_left"
 
 tap_done

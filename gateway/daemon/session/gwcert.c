@@ -16,10 +16,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "config.h"
+#include "est-client.h"
 #include "daemon.h"
 #include "fault.h"
 #include "log.h"
+#include "mono.h"
 #include "p11.h"
 #include "pki-gateway.h"
 #include "pki.h"
@@ -201,4 +205,72 @@ void gwcert_tick(struct daemon *d)
     j->job.run = renew_run;
     j->d = d;
     workers_submit(d->slow, &j->job);
+}
+
+/* ---- uplinks: our own certificates ---------------------------------------------- */
+
+/* Days left on the first certificate in path; -1 when it cannot be read. */
+static long long file_days_left(const char *path, time_t now)
+{
+    gnutls_x509_crt_t crt = NULL;
+    char err[256];
+    long long left;
+
+    if (pki_read_cert(path, &crt, err, sizeof(err)) < 0)
+        return -1;
+    left = days_until(gnutls_x509_crt_get_expiration_time(crt), now);
+    gnutls_x509_crt_deinit(crt);
+    return left;
+}
+
+static void uplink_days(const struct config *cfg, unsigned i, time_t now, long long *cert,
+                        long long *ca)
+{
+    char *cp = NULL, *ap = NULL;
+
+    *cert = *ca = -1;
+    if (est_uplink_paths(cfg, &cfg->uplinks[i], &cp, &ap) < 0)
+        return;
+    *cert = file_days_left(cp, now);
+    *ca = file_days_left(ap, now);
+    free(cp);
+    free(ap);
+}
+
+struct json_object *gwcert_uplinks_json(struct daemon *d, time_t now)
+{
+    struct json_object *arr = json_object_new_array();
+
+    for (unsigned i = 0; arr && i < d->cfg->n_uplinks; i++) {
+        struct json_object *o = json_object_new_object();
+        long long cert, ca;
+        if (!o)
+            break;
+        uplink_days(d->cfg, i, now, &cert, &ca);
+        json_object_object_add(o, "name", json_object_new_string(d->cfg->uplinks[i].name));
+        json_object_object_add(o, "server", json_object_new_string(d->cfg->uplinks[i].server));
+        json_object_object_add(o, "certificate", json_object_new_int64(cert));
+        json_object_object_add(o, "hub_ca", json_object_new_int64(ca));
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+char *gwcert_uplinks_metrics(struct daemon *d, time_t now)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (!f)
+        return NULL;
+    for (unsigned i = 0; i < d->cfg->n_uplinks; i++) {
+        long long cert, ca;
+        uplink_days(d->cfg, i, now, &cert, &ca);
+        fprintf(f, "mtlsgw_cert_days_left{cert=\"uplink:%s\"} %lld\n"
+                   "mtlsgw_cert_days_left{cert=\"uplink-ca:%s\"} %lld\n",
+                d->cfg->uplinks[i].name, cert, d->cfg->uplinks[i].name, ca);
+    }
+    fclose(f);
+    return buf;
 }

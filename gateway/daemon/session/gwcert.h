@@ -9,6 +9,7 @@
 #define MTLSGW_GWCERT_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <gnutls/abstract.h>
 
@@ -27,6 +28,16 @@ int gwcert_key_load(struct daemon *d, gnutls_privkey_t *key, char *err, size_t e
  * gets the serial now served. Takes pki_lock and token_lock itself.
  */
 int gwcert_reload(struct daemon *d, char *serial, size_t len, char *err, size_t errlen);
+
+/*
+ * Days left on each uplink's own certificate and on the hub CA it trusts
+ * (a spoke has no CA of its own): an array of {"name", "server",
+ * "certificate", "hub_ca"} for status, and the same as Prometheus lines
+ * (malloc'ed) for /metrics. -1: the file cannot be read.
+ */
+struct json_object;
+struct json_object *gwcert_uplinks_json(struct daemon *d, time_t now);
+char *gwcert_uplinks_metrics(struct daemon *d, time_t now);
 
 /* Once a minute from the tick: renew (slow pool) when two thirds of the
  * certificate's lifetime have passed and [pki] auto-renew is on. */
