@@ -282,6 +282,15 @@ ok_if "... and is not on the CRL yet" \
 sleep 5
 req mon1 GET /api/v1/status
 ok_if "after the overlap the old certificate is refused" test "$HTTP" = 000
+# ---- the overlap's end reaches the CRL ----------------------------------------
+# The daemon looks once a minute (nothing else re-signs the CRL meanwhile).
+in_crl() { openssl crl -in "$P/crl.pem" -noout -text | tr 'A-F' 'a-f' | grep -q "$m1"; }
+for i in $(seq 70); do
+    in_crl && break
+    sleep 1
+done
+ok_if "within a minute of the overlap's end the daemon re-signs the CRL with the old serial" in_crl
+
 expect_exit 1 "reissue of an unknown peer fails" hub reissue nosuch
 expect_in "no peer named 'nosuch'" "$OUT" "... naming it"
 expect_exit 2 "reissue --overlap 0 is a usage error" hub reissue mon2 --overlap 0

@@ -537,6 +537,19 @@ static void malloc_tune(void)
 #endif
 }
 
+/* A superseded serial whose overlap (mtlsgw reissue --overlap) ended
+ * after the CRL's thisUpdate: the CRL does not list it yet. */
+static bool overlap_ended(const struct registry *reg, time_t crl_this_update, time_t now)
+{
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        const struct peer *p = registry_at(reg, i);
+        if (p->status == PEER_SUPERSEDED && p->revoked_at > (int64_t)crl_this_update &&
+            p->revoked_at <= (int64_t)now)
+            return true;
+    }
+    return false;
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -583,8 +596,11 @@ static void tick(struct daemon *d, unsigned long long n)
     /* Once a minute: the CRL, warnings. */
     {
         time_t tu = trustdb_crl_this_update(t), nu = trustdb_crl_next_update(t);
-        /* Re-sign when a third of the CRL's validity is left. */
-        if (nu > 0 && now >= nu - (nu - tu) / 3)
+        /* Re-sign when a third of the CRL's validity is left, or when a
+         * reissue's overlap ended since it was signed (the old serial goes
+         * on it now: relying parties that read only the CRL). */
+        if ((nu > 0 && now >= nu - (nu - tu) / 3) ||
+            (tu > 0 && overlap_ended(trustdb_registry(t), tu, now)))
             submit_task(d, TASK_CRL);
         warn_expiry(d, 0, "CA certificate", gnutls_x509_crt_get_expiration_time(trustdb_ca(t)),
                     now);

@@ -262,6 +262,11 @@ int sessions_sweep(struct daemon *d, struct trustdb *t)
     for (struct conn *c = d->conns; c; c = c->next) {
         if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
             continue;
+        /* No client certificate (EST with an invite code): nothing to
+         * sweep; its handler judges the code. Without this, a simpleenroll
+         * open across a tick was ended as "no longer enrolled". */
+        if (!c->serial[0])
+            continue;
         why = untrusted_reason(t, c, now);
         /* conn_kill is true only when this call ended it (or made its reason
          * revoked): one already being ended is neither logged nor counted. */
