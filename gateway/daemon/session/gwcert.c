@@ -126,6 +126,33 @@ int gwcert_reload(struct daemon *d, char *serial, size_t slen, char *err, size_t
     return 0;
 }
 
+struct reload_job {
+    struct job job;
+    struct daemon *d;
+};
+
+static void reload_run(struct job *job)
+{
+    struct reload_job *j = (struct reload_job *)job;
+    char err[512] = "";
+
+    gwcert_reload(j->d, NULL, 0, err, sizeof(err)); /* logs either way */
+    free(j);
+}
+
+void gwcert_reload_later(struct daemon *d)
+{
+    struct reload_job *j = calloc(1, sizeof(*j));
+
+    if (!j) {
+        log_err("gateway certificate: not taken again: out of memory");
+        return;
+    }
+    j->job.run = reload_run;
+    j->d = d;
+    workers_submit(d->slow, &j->job);
+}
+
 /* ---- automatic renewal ------------------------------------------------------ */
 
 struct renew_job {

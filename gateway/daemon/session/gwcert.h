@@ -29,6 +29,10 @@ int gwcert_key_load(struct daemon *d, gnutls_privkey_t *key, char *err, size_t e
  */
 int gwcert_reload(struct daemon *d, char *serial, size_t len, char *err, size_t errlen);
 
+/* The same on the slow pool, for the loop (SIGHUP, the watch): a token
+ * that is slow, or handshakes holding token_lock, must not stall it. */
+void gwcert_reload_later(struct daemon *d);
+
 /*
  * Days left on each uplink's own certificate and on the hub CA it trusts
  * (a spoke has no CA of its own): an array of {"name", "server",

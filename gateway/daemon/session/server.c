@@ -329,10 +329,10 @@ static void watch_apply(struct daemon *d, struct watch *w, const char *const *na
         log_err("%s changed: reload failed, keeping the previous state: %s", what, err);
     else
         log_info("%s changed: reloaded trust, %d session(s) ended", what, rc);
-    /* After the release: the reload takes pki_lock, which an enrollment
-     * holds while it waits for the pki dir's lock. */
+    /* On the slow pool: the reload takes pki_lock and token_lock, which
+     * an enrollment or a slow token may hold for long. */
     if (which & WATCH_GATEWAY_CRT)
-        gwcert_reload(d, NULL, 0, err, sizeof(err));
+        gwcert_reload_later(d);
 }
 
 /* ---- the tick: timeouts, CRL, expiry warnings --------------------------- */
@@ -889,7 +889,7 @@ static void on_signals(struct daemon *d)
             reload_config(d);
             if (daemon_reload_trust(d, err, sizeof(err)) < 0)
                 log_err("reload failed, keeping the previous state: %s", err);
-            gwcert_reload(d, NULL, 0, err, sizeof(err));
+            gwcert_reload_later(d);
         } else {
             log_info("%s: ending sessions", strsignal((int)si.ssi_signo));
             d->stopping = true;
