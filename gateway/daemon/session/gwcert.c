@@ -21,7 +21,6 @@
 #include "config.h"
 #include "est-client.h"
 #include "daemon.h"
-#include "fault.h"
 #include "log.h"
 #include "mono.h"
 #include "p11.h"
@@ -192,19 +191,13 @@ static void renew_run(struct job *job)
     atomic_store(&renewing, false);
 }
 
-/* Two thirds of the lifetime gone. The fault point stands in for the
- * clock in the tests (once: a fresh certificate is not due again). */
+/* Two thirds of the lifetime gone (as uplinks renew theirs, docs/est.md). */
 static bool renew_due(const struct daemon *d, time_t now)
 {
-    static bool forced;
     gnutls_x509_crt_t crt = NULL;
     char err[256];
     time_t nb, na;
 
-    if (!forced && fault_fail("gateway-renew-due")) {
-        forced = true;
-        return true;
-    }
     if (pki_read_cert(d->pki->gw_path, &crt, err, sizeof(err)) < 0)
         return false;
     nb = gnutls_x509_crt_get_activation_time(crt);
