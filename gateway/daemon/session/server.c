@@ -482,7 +482,9 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
                 log_warn("%s expires in %lld days (%s)", what, left,
                          slot == 0 ? "every peer is refused from then on, and no certificate "
                                      "it issues lasts longer: make a new CA in time"
-                                   : "renew it");
+                         : slot == 1 ? "renew it: mtlsgw gateway renew, or [pki] auto-renew "
+                                       "= yes"
+                                     : "renew it");
             d->warned_days[slot] = marks[i];
             return;
         }
