@@ -112,8 +112,27 @@ static int gw_tell_daemon(struct console *con, const char *serial)
     return -1;
 }
 
+/* Names the renewal dropped: a spoke dialling one fails its next handshake. */
+static void gw_dropped(char *const *old, size_t n_old, char *const *now, size_t n_now)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < n_old; i++) {
+        bool kept = false;
+        for (size_t j = 0; j < n_now && !kept; j++)
+            kept = strcmp(old[i], now[j]) == 0;
+        if (kept)
+            continue;
+        printf("%s%s", any ? ", " : "  dropped      ", old[i]);
+        any = true;
+    }
+    if (any)
+        printf(" (a peer that dials it is refused at its next connection: give --host "
+               "for every name to keep)\n");
+}
+
 static void gw_report(const struct pki *pki, const struct pki_gateway_result *res,
-                      const struct gw_args *a)
+                      const struct gw_args *a, char *const *old_hosts, size_t n_old)
 {
     gnutls_x509_crt_t crt = NULL;
     char **hosts = NULL, when[32], err[256];
@@ -128,6 +147,7 @@ static void gw_report(const struct pki *pki, const struct pki_gateway_result *re
             for (size_t i = 0; i < n; i++)
                 printf("%s%s", i ? ", " : "", hosts[i]);
             printf("%s\n", a->n_hosts ? "" : " (kept)");
+            gw_dropped(old_hosts, n_old, hosts, n);
             pki_hosts_free(hosts, n);
         }
         gnutls_x509_crt_deinit(crt);
@@ -143,7 +163,9 @@ static int gw_renew(struct console *con, int argc, char **argv)
     struct pki_gateway_renew o = {0};
     struct pki_gateway_result res;
     struct pki *pki = NULL;
-    char err[768] = "";
+    gnutls_x509_crt_t old = NULL;
+    char err[768] = "", **old_hosts = NULL;
+    size_t n_old = 0;
     int rc, told;
 
     if ((rc = gw_parse(argc, argv, &a)) != EXIT_OK)
@@ -162,13 +184,15 @@ static int gw_renew(struct console *con, int argc, char **argv)
     o.actor = con->actor;
     if (con_as_daemon() < 0)
         goto out;
+    if (pki_read_cert(pki->gw_path, &old, err, sizeof(err)) == 0)
+        pki_cert_hosts(old, &old_hosts, &n_old);
     if (pki_gateway_renew(pki, &o, &res, err, sizeof(err)) < 0) {
         con_as_invoker();
         con_err("gateway renew", "%s", err);
         goto out;
     }
     con_as_invoker();
-    gw_report(pki, &res, &a);
+    gw_report(pki, &res, &a, old_hosts, n_old);
     told = gw_tell_daemon(con, res.serial);
     rc = told < 0 ? EXIT_UNACKED : EXIT_OK;
     if (!a.new_key || strcmp(res.old_label, res.label) == 0)
@@ -190,6 +214,9 @@ static int gw_renew(struct console *con, int argc, char **argv)
     con_as_invoker();
     printf("old key '%s' deleted from the token\n", res.old_label);
 out:
+    pki_hosts_free(old_hosts, n_old);
+    if (old)
+        gnutls_x509_crt_deinit(old);
     pki_free(pki);
     return rc;
 }

@@ -149,6 +149,8 @@ expect_hold "STATUS 200 *" "a keep-alive management session is open"
 expect_exit 0 "gateway renew --host gw.example --host 127.0.0.1" \
     hub gateway renew --host gw.example --host 127.0.0.1
 expect_in "serves it to new handshakes" "$OUT" "... and the daemon says it serves it"
+expect_in "dropped      localhost (a peer that dials it is refused" "$OUT" \
+    "... and names the name it dropped"
 new=$(file_serial "$P/gateway.crt")
 ok_if "gateway.crt has a new serial" test "$new" != "$old"
 SERVED=$(served)
