@@ -65,6 +65,7 @@ struct config {
         unsigned crl_days;  /* [pki] crl-days: CRL nextUpdate */
         unsigned peer_days; /* [pki] peer-days: default certificate lifetime */
         char *crl_url;      /* [pki] crl-url: CRL DP written into what we issue; NULL */
+        unsigned auto_renew; /* [pki] auto-renew: the daemon renews gateway.crt (1) */
     } pki;
     struct {
         char *user;           /* [daemon] user */
