@@ -41,8 +41,12 @@ int cmd_init(struct console *con, int argc, char **argv)
     static const struct option opts[] = {
         {"cn", required_argument, NULL, 'n'},      {"host", required_argument, NULL, 'H'},
         {"key-type", required_argument, NULL, 'k'}, {"days", required_argument, NULL, 'd'},
-        {"force", no_argument, NULL, 'f'},          {NULL, 0, NULL, 0},
+        {"force", no_argument, NULL, 'f'},          {"intermediate", no_argument, NULL, 'I'},
+        {"csr-out", required_argument, NULL, 'O'},  {"import-ca", required_argument, NULL, 'A'},
+        {"chain", required_argument, NULL, 'c'},    {NULL, 0, NULL, 0},
     };
+    const char *csr_out = NULL, *import_ca = NULL, *chain = NULL;
+    bool intermediate = false;
     const char *hosts[MAX_HOSTS];
     char hostname[256];
     struct pki_init_opts o = {.days = 3650, .key_type = P11_KEY_EC_P256};
@@ -79,9 +83,35 @@ int cmd_init(struct console *con, int argc, char **argv)
         case 'f':
             o.force = true;
             break;
+        case 'I':
+            intermediate = true;
+            break;
+        case 'O':
+            csr_out = optarg;
+            break;
+        case 'A':
+            import_ca = optarg;
+            break;
+        case 'c':
+            chain = optarg;
+            break;
         default:
             return con_usage("init");
         }
+    }
+    if (import_ca || chain) {
+        if (!import_ca || !chain || intermediate || csr_out || o.cn || o.n_hosts ||
+            optind != argc) {
+            con_err("init", "--import-ca FILE goes with --chain FILE (the root, then any "
+                            "intermediates) and nothing else: name and hosts come from "
+                            "'init --intermediate'");
+            return con_usage("init");
+        }
+        return con_init_import(con, import_ca, chain);
+    }
+    if (intermediate != (csr_out != NULL)) {
+        con_err("init", "--intermediate and --csr-out FILE go together");
+        return con_usage("init");
     }
     if (!o.cn || optind != argc) {
         if (!o.cn)
@@ -102,6 +132,8 @@ int cmd_init(struct console *con, int argc, char **argv)
     }
     o.hosts = hosts;
     o.actor = con->actor;
+    if (intermediate)
+        return con_init_intermediate(con, &o, csr_out);
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
     /* The parent (/etc/mtlsgw) belongs to root: make the pki dir as root and

@@ -20,11 +20,32 @@
 static const struct command commands[] = {
     {"init", cmd_init,
      "init --cn NAME [--host NAME]... [--key-type ec-p256|ec-p384|rsa-3072] [--days N] "
-     "[--force]",
+     "[--force] [--intermediate --csr-out FILE] | init --import-ca CERT --chain ROOT",
      "Generate the CA key and the gateway key on the token, write ca.crt, gateway.crt,\n"
      "an empty CRL and an empty registry in the pki dir. --days is the CA's lifetime\n"
      "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
-     "or IP address, repeatable) defaults to this machine's hostname."},
+     "or IP address, repeatable) defaults to this machine's hostname.\n"
+     "As an intermediate under an organization's root (docs/pki.md):\n"
+     "  init --intermediate --cn NAME [--host NAME]... [--key-type T] --csr-out FILE\n"
+     "    makes the CA and gateway keys on the token and writes the CA's CSR to FILE;\n"
+     "  init --import-ca CERT --chain ROOT\n"
+     "    checks the certificate the root signed (the token's CA key; CA:TRUE,\n"
+     "    keyCertSign, cRLSign; a path from it to the root in ROOT, path lengths\n"
+     "    respected) and finishes: ca.crt is the root, chain.pem the intermediates,\n"
+     "    gateway.crt the gateway certificate followed by the intermediates."},
+    {"root", cmd_root,
+     "root init --cn NAME [--key-type T] [--days N] | root sign --csr FILE --out FILE "
+     "[--path-len N] [--days N] [--force] | root revoke SERIAL|FILE [--reason R] | "
+     "root crl [--out FILE] | root list [--json]",
+     "An organization's root CA on a token of its own, offline (docs/pki.md). Give it\n"
+     "its own config (mtlsgw -c root.conf root ...): [token] the root's token, [pki] dir\n"
+     "its state (root.crt, root-crl.pem, issued.json, audit.log).\n"
+     "  init    makes the root key (label mtlsgw-root, default ec-p384, 7300 days)\n"
+     "  sign    signs an appliance's CSR (init --intermediate) as an intermediate CA,\n"
+     "          path length 0 and 1825 days unless told\n"
+     "  revoke  revokes an intermediate (a compromised appliance) and re-signs the CRL\n"
+     "  crl     re-signs the root's CRL ([pki] crl-days) and prints or writes it\n"
+     "  list    the intermediates signed"},
     {"csr", cmd_csr,
      "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key] [--force]",
      "Device side: make the device key on this appliance's token if absent and write a\n"
