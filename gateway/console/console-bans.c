@@ -11,40 +11,8 @@
 #include "console.h"
 #include "control.h"
 
-/* One request to the daemon; its answer, or NULL with a message naming the
- * socket (there is no ban book without a running daemon). */
-static struct json_object *bans_ask(struct console *con, const char *cmd,
-                                    struct json_object *req)
-{
-    const char *path;
-    char *answer = NULL, err[512] = "";
-    struct json_object *o, *e;
-    int rc;
-
-    if (con_load_config(con) != EXIT_OK)
-        return NULL;
-    path = con->cfg->daemon.control_socket;
-    rc = control_request(path, json_object_to_json_string(req), &answer, err, sizeof(err));
-    if (rc < 0) {
-        con_err(cmd, "%s%s", err,
-                rc == -ENOENT || rc == -ECONNREFUSED
-                    ? " (is mtlsgwd running? bans live in the running daemon only)"
-                    : "");
-        return NULL;
-    }
-    o = json_tokener_parse(answer);
-    free(answer);
-    if (!o) {
-        con_err(cmd, "the daemon's answer is not JSON");
-        return NULL;
-    }
-    if (json_object_object_get_ex(o, "error", &e)) {
-        con_err(cmd, "the daemon says: %s", json_object_get_string(e));
-        json_object_put(o);
-        return NULL;
-    }
-    return o;
-}
+/* There is no ban book without a running daemon: say so. */
+#define BANS_ABSENT " (is mtlsgwd running? bans live in the running daemon only)"
 
 int cmd_bans(struct console *con, int argc, char **argv)
 {
@@ -65,7 +33,7 @@ int cmd_bans(struct console *con, int argc, char **argv)
         return con_usage("bans");
     req = json_object_new_object();
     json_object_object_add(req, "cmd", json_object_new_string("bans"));
-    o = bans_ask(con, "bans", req);
+    o = con_ask_daemon(con, "bans", json_object_to_json_string(req), BANS_ABSENT);
     json_object_put(req);
     if (!o)
         return EXIT_FAIL;
@@ -106,7 +74,7 @@ int cmd_unban(struct console *con, int argc, char **argv)
     req = json_object_new_object();
     json_object_object_add(req, "cmd", json_object_new_string("unban"));
     json_object_object_add(req, "address", json_object_new_string(argv[1]));
-    o = bans_ask(con, "unban", req);
+    o = con_ask_daemon(con, "unban", json_object_to_json_string(req), BANS_ABSENT);
     json_object_put(req);
     if (!o)
         return EXIT_FAIL;

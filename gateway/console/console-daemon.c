@@ -14,9 +14,8 @@
 #include "control.h"
 #include "pki.h"
 
-/* One request to the daemon; the parsed answer, or NULL with a message. */
-static struct json_object *ask(struct console *con, const char *cmd, const char *request,
-                               bool quiet_if_absent)
+struct json_object *con_ask_daemon(struct console *con, const char *cmd, const char *request,
+                                   const char *absent)
 {
     char *answer = NULL, err[512] = "";
     struct json_object *o, *e;
@@ -26,9 +25,7 @@ static struct json_object *ask(struct console *con, const char *cmd, const char 
         return NULL;
     rc = control_request(con->cfg->daemon.control_socket, request, &answer, err, sizeof(err));
     if (rc < 0) {
-        if (!(quiet_if_absent && (rc == -ENOENT || rc == -ECONNREFUSED)))
-            con_err(cmd, "%s%s", err,
-                    rc == -ENOENT || rc == -ECONNREFUSED ? " (is mtlsgwd running?)" : "");
+        con_err(cmd, "%s%s", err, rc == -ENOENT || rc == -ECONNREFUSED ? absent : "");
         return NULL;
     }
     o = json_tokener_parse(answer);
@@ -148,7 +145,7 @@ int cmd_status(struct console *con, int argc, char **argv)
     }
     if (optind != argc)
         return con_usage("status");
-    o = ask(con, "status", "{\"cmd\":\"status\"}", false);
+    o = con_ask_daemon(con, "status", "{\"cmd\":\"status\"}", " (is mtlsgwd running?)");
     if (!o)
         return EXIT_FAIL;
     if (json) {
@@ -208,7 +205,8 @@ int cmd_kick(struct console *con, int argc, char **argv)
     req = json_object_new_object();
     json_object_object_add(req, "cmd", json_object_new_string("kick"));
     json_object_object_add(req, "peer", json_object_new_string(argv[1]));
-    o = ask(con, "kick", json_object_to_json_string(req), false);
+    o = con_ask_daemon(con, "kick", json_object_to_json_string(req),
+                       " (is mtlsgwd running?)");
     if (o) {
         struct json_object *v;
         int n = json_object_object_get_ex(o, "ended", &v) ? json_object_get_int(v) : -1;

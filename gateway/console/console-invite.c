@@ -21,7 +21,6 @@
 #include "pki.h"
 #include "registry.h"
 
-#define MAX_NETWORKS 64
 
 /* The address a device should dial for [enroll] listen: the listen address,
  * or this host's name when it listens on every address. */
@@ -46,7 +45,16 @@ static void enroll_url(const struct config *cfg, char *buf, size_t len)
     snprintf(buf, len, "https://%s%s", host, colon);
 }
 
-int cmd_invite(struct console *con, int argc, char **argv)
+/* mtlsgw invite's command line. */
+struct invite_args {
+    const char *name;
+    enum peer_role role;
+    int64_t ttl;
+    struct cidr_list nets;
+};
+
+/* Options into a; EXIT_OK, or the exit code after a message. */
+static int invite_args_parse(int argc, char **argv, struct invite_args *a)
 {
     static const struct option opts[] = {
         {"role", required_argument, NULL, 'r'},
@@ -54,19 +62,8 @@ int cmd_invite(struct console *con, int argc, char **argv)
         {"ttl", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
-    const char *role_s = NULL, *ttl_s = "24h", *name;
-    char *nets[MAX_NETWORKS] = {0};
-    size_t n_nets = 0;
-    enum peer_role role;
-    int64_t ttl = 0;
-    struct invite inv = {0};
-    struct pki *pki = NULL;
-    struct registry *reg = NULL;
-    const struct peer *p;
-    gnutls_x509_crt_t gw = NULL;
-    char code[INVITE_CODE_LEN] = "", err[512] = "", fp[96] = "", when[32], url[300];
-    const char *gw_path;
-    int c, rc = EXIT_FAIL;
+    const char *role_s = NULL, *ttl_s = "24h";
+    int c, rc;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -76,70 +73,56 @@ int cmd_invite(struct console *con, int argc, char **argv)
         case 't':
             ttl_s = optarg;
             break;
-        case 'N': {
-            struct cidr cidr;
-            const char *why;
-            char canon[64];
-            if (n_nets == MAX_NETWORKS) {
-                con_err("invite", "at most %d --network", MAX_NETWORKS);
-                rc = EXIT_USAGE;
-                goto out;
-            }
-            if (cidr_parse(optarg, &cidr, &why) < 0) {
-                con_err("invite", "--network %s: %s", optarg, why);
-                goto out;
-            }
-            cidr_format(&cidr, canon, sizeof(canon));
-            nets[n_nets] = strdup(canon);
-            if (!nets[n_nets])
-                goto out;
-            n_nets++;
+        case 'N':
+            if ((rc = con_add_network("invite", &a->nets, optarg)) != EXIT_OK)
+                return rc;
             break;
-        }
         default:
-            rc = con_usage("invite");
-            goto out;
+            return con_usage("invite");
         }
     }
     if (optind + 1 != argc || !role_s) {
         con_err("invite", optind + 1 != argc ? "give exactly one peer NAME"
                                              : "--role is required");
-        rc = con_usage("invite");
-        goto out;
+        return con_usage("invite");
     }
-    name = argv[optind];
-    if (role_parse(role_s, &role) < 0) {
+    a->name = argv[optind];
+    if (role_parse(role_s, &a->role) < 0) {
         con_err("invite", "--role %s: unknown role (admin, monitor or tunnel)", role_s);
-        goto out;
+        return EXIT_FAIL;
     }
-    if (!peer_name_valid(name)) {
+    if (!peer_name_valid(a->name)) {
         con_err("invite",
                 "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
                 "letter or digit)",
-                name);
-        goto out;
+                a->name);
+        return EXIT_FAIL;
     }
-    if (n_nets && role != ROLE_TUNNEL) {
-        con_err("invite", "--network is for tunnel peers; %s would be %s", name,
-                role_name(role));
-        goto out;
+    if (a->nets.n && a->role != ROLE_TUNNEL) {
+        con_err("invite", "--network is for tunnel peers; %s would be %s", a->name,
+                role_name(a->role));
+        return EXIT_FAIL;
     }
-    if (invite_parse_duration(ttl_s, &ttl) < 0) {
+    if (invite_parse_duration(ttl_s, &a->ttl) < 0) {
         con_err("invite", "--ttl %s: not a duration from 1s to 365d (e.g. 24h, 30m, 7d)",
                 ttl_s);
-        goto out;
+        return EXIT_FAIL;
     }
-    if (con_load_config(con) != EXIT_OK)
-        goto out;
-    /* The enrollment this invite leads to would be refused: say so now. */
-    if (config_check_peer_networks(con->cfg, nets, n_nets, err, sizeof(err)) < 0) {
-        con_err("invite", "%s", err);
-        goto out;
-    }
-    if (pki_new(con->cfg, &pki) < 0)
-        goto out;
-    if (con_as_daemon() < 0)
-        goto out;
+    return EXIT_OK;
+}
+
+/* As the daemon's user: the name is free, and the fingerprint of the
+ * certificate the device will see. 0, or -1 as the invoker after a message. */
+static int invite_precheck(struct console *con, struct pki *pki, const char *name, char *fp,
+                        size_t fplen)
+{
+    struct registry *reg = NULL;
+    const struct peer *p;
+    gnutls_x509_crt_t gw = NULL;
+    char err[512] = "";
+    const char *gw_path;
+    int rc = -1;
+
     /* An invite for a name that is taken could only fail at the device. */
     if (pki_load_registry(pki, &reg, err, sizeof(err)) < 0) {
         con_as_invoker();
@@ -155,50 +138,83 @@ int cmd_invite(struct console *con, int argc, char **argv)
     }
     gw_path = con->cfg->mgmt.cert ? con->cfg->mgmt.cert : pki->gw_path;
     if (pki_read_cert(gw_path, &gw, err, sizeof(err)) < 0 ||
-        est_cert_fingerprint(gw, true, fp, sizeof(fp)) < 0) {
+        est_cert_fingerprint(gw, true, fp, fplen) < 0) {
         con_as_invoker();
         con_err("invite", "the gateway certificate: %s", err[0] ? err : "no fingerprint");
         goto out;
     }
-    inv.name = (char *)name;
-    inv.role = (int)role;
-    inv.networks = nets;
-    inv.n_networks = n_nets;
+    rc = 0;
+out:
+    if (gw)
+        gnutls_x509_crt_deinit(gw);
+    registry_free(reg);
+    return rc;
+}
+
+/* What the administrator hands to the device. */
+static void invite_print(const struct console *con, const struct invite_args *a,
+                          const char *code, const char *fp, int64_t expires)
+{
+    char when[32], url[300];
+
+    time_format_utc(expires, when, sizeof(when));
+    enroll_url(con->cfg, url, sizeof(url));
+    printf("invite for %s (%s", a->name, role_name(a->role));
+    for (size_t i = 0; i < a->nets.n; i++)
+        printf("%s%s", i ? "," : ", networks ", a->nets.nets[i]);
+    printf("), one use, valid until %s\n", when);
+    printf("  code                  %s\n", code);
+    printf("  gateway SHA-256       %s\n", fp);
+    printf("on the device:\n  mtlsgw join %s --name %s --code %s --fingerprint %s\n", url,
+           a->name, code, fp);
+    if (!con->cfg->enroll.listen)
+        printf("note: [enroll] listen is not set in %s: the daemon does not serve enrollment "
+               "yet\n", con->cfg->path ? con->cfg->path : con->conf_path);
+}
+
+int cmd_invite(struct console *con, int argc, char **argv)
+{
+    struct invite_args a = {0};
+    struct invite inv = {0};
+    struct pki *pki = NULL;
+    char code[INVITE_CODE_LEN] = "", err[512] = "", fp[96] = "";
+    int rc;
+
+    if ((rc = invite_args_parse(argc, argv, &a)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
+    if (con_load_config(con) != EXIT_OK)
+        goto out;
+    /* The enrollment this invite leads to would be refused: say so now. */
+    if (config_check_peer_networks(con->cfg, a.nets.nets, a.nets.n, err, sizeof(err)) < 0) {
+        con_err("invite", "%s", err);
+        goto out;
+    }
+    if (pki_new(con->cfg, &pki) < 0)
+        goto out;
+    if (con_as_daemon() < 0)
+        goto out;
+    if (invite_precheck(con, pki, a.name, fp, sizeof(fp)) < 0)
+        goto out;
+    inv.name = (char *)a.name;
+    inv.role = (int)a.role;
+    inv.networks = a.nets.nets;
+    inv.n_networks = a.nets.n;
     inv.created = (int64_t)time(NULL);
-    inv.expires = inv.created + ttl;
+    inv.expires = inv.created + a.ttl;
     inv.actor = con->actor;
     rc = invite_create(pki->dir, &inv, code, err, sizeof(err));
     con_as_invoker();
-    inv.name = NULL;
-    inv.networks = NULL;
-    inv.n_networks = 0;
-    inv.actor = NULL;
     if (rc < 0) {
         con_err("invite", "%s", err);
         rc = EXIT_FAIL;
         goto out;
     }
-    time_format_utc(inv.expires, when, sizeof(when));
-    enroll_url(con->cfg, url, sizeof(url));
-    printf("invite for %s (%s", name, role_name(role));
-    for (size_t i = 0; i < n_nets; i++)
-        printf("%s%s", i ? "," : ", networks ", nets[i]);
-    printf("), one use, valid until %s\n", when);
-    printf("  code                  %s\n", code);
-    printf("  gateway SHA-256       %s\n", fp);
-    printf("on the device:\n  mtlsgw join %s --name %s --code %s --fingerprint %s\n", url,
-           name, code, fp);
-    if (!con->cfg->enroll.listen)
-        printf("note: [enroll] listen is not set in %s: the daemon does not serve enrollment "
-               "yet\n", con->cfg->path ? con->cfg->path : con->conf_path);
+    invite_print(con, &a, code, fp, inv.expires);
     rc = EXIT_OK;
 out:
     gnutls_memset(code, 0, sizeof(code));
-    for (size_t i = 0; i < n_nets; i++)
-        free(nets[i]);
-    if (gw)
-        gnutls_x509_crt_deinit(gw);
-    registry_free(reg);
+    cidr_list_clear(&a.nets);
     pki_free(pki);
     return rc;
 }

@@ -93,7 +93,15 @@ static void url_host(const char *url, char *host, size_t len)
     snprintf(host, len, "%.*s", (int)(e - p), p);
 }
 
-int cmd_join(struct console *con, int argc, char **argv)
+/* mtlsgw join's command line. */
+struct join_args {
+    const char *url, *code, *name, *ca, *fp_s;
+    char hostname[256];
+    unsigned char pin[32]; /* --fingerprint, parsed */
+};
+
+/* Options into a; EXIT_OK, or the exit code after a message. */
+static int join_parse(int argc, char **argv, struct join_args *a)
 {
     static const struct option opts[] = {
         {"code", required_argument, NULL, 'C'},
@@ -102,120 +110,96 @@ int cmd_join(struct console *con, int argc, char **argv)
         {"fingerprint", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
-    const char *url, *code = NULL, *name = NULL, *ca = NULL, *fp_s = NULL;
-    char hostname[256], err[512] = "", host[260], serial[64], when[32], fp[96] = "";
-    unsigned char pin[32];
-    struct est_client_opts o = {0};
-    struct pki *pki = NULL;
-    gnutls_privkey_t key = NULL;
-    gnutls_x509_crq_t crq = NULL;
-    gnutls_x509_crt_t crt = NULL, *cas = NULL;
-    gnutls_datum_t pem = {0}, ca_pem = {0};
-    char *dev_path = NULL, *ca_path = NULL;
-    const char *failed;
-    size_t n_cas = 0;
-    unsigned status = 0;
-    int made, c, rc = EXIT_FAIL;
+    int c;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'C': code = optarg; break;
-        case 'n': name = optarg; break;
-        case 'a': ca = optarg; break;
-        case 'f': fp_s = optarg; break;
+        case 'C': a->code = optarg; break;
+        case 'n': a->name = optarg; break;
+        case 'a': a->ca = optarg; break;
+        case 'f': a->fp_s = optarg; break;
         default: return con_usage("join");
         }
     }
-    if (optind + 1 != argc || !code || !ca == !fp_s) {
+    if (optind + 1 != argc || !a->code || !a->ca == !a->fp_s) {
         if (optind + 1 != argc)
             con_err("join", "give the hub's enrollment URL (https://HUB:PORT)");
-        else if (!code)
+        else if (!a->code)
             con_err("join", "--code CODE is required (from 'mtlsgw invite' on the hub)");
         else
             con_err("join", "give either --ca FILE or --fingerprint SHA256 to trust the hub");
         return con_usage("join");
     }
-    url = argv[optind];
-    if (strncmp(url, "https://", 8) != 0) {
-        con_err("join", "%s: the URL must start with https://", url);
+    a->url = argv[optind];
+    if (strncmp(a->url, "https://", 8) != 0) {
+        con_err("join", "%s: the URL must start with https://", a->url);
         return EXIT_FAIL;
     }
-    if (strlen(code) >= CODE_MAX) {
+    if (strlen(a->code) >= CODE_MAX) {
         con_err("join", "--code: too long for an invite code");
         return EXIT_FAIL;
     }
-    if (fp_s && est_fingerprint_parse(fp_s, pin) < 0) {
-        con_err("join", "--fingerprint %s: not a SHA-256 (64 hex digits, colons allowed)", fp_s);
+    if (a->fp_s && est_fingerprint_parse(a->fp_s, a->pin) < 0) {
+        con_err("join", "--fingerprint %s: not a SHA-256 (64 hex digits, colons allowed)",
+                a->fp_s);
         return EXIT_FAIL;
     }
-    if (!name) {
-        if (gethostname(hostname, sizeof(hostname)) < 0 || !hostname[0]) {
+    if (!a->name) {
+        if (gethostname(a->hostname, sizeof(a->hostname)) < 0 || !a->hostname[0]) {
             con_err("join", "cannot read this machine's hostname: give --name NAME");
             return EXIT_FAIL;
         }
-        hostname[sizeof(hostname) - 1] = '\0';
-        name = hostname;
+        a->hostname[sizeof(a->hostname) - 1] = '\0';
+        a->name = a->hostname;
     }
-    if (!peer_name_valid(name)) {
+    if (!peer_name_valid(a->name)) {
         con_err("join", "%s '%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -): give "
-                        "the name of the invite", name == hostname ? "hostname" : "--name",
-                name);
+                        "the name of the invite", a->name == a->hostname ? "hostname" : "--name",
+                a->name);
         return EXIT_FAIL;
     }
-    if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
-        return EXIT_FAIL;
-    dev_path = fs_join(pki->dir, "device.crt");
-    ca_path = fs_join(pki->dir, "hub-ca.crt");
-    if (!dev_path || !ca_path || ensure_dir(pki->dir) < 0)
-        goto out;
-    if (state_writable(ca_path) < 0 || state_writable(dev_path) < 0)
-        goto out;
-    if (con_as_daemon() < 0)
-        goto out;
-    if (ca && access(ca, R_OK) < 0) {
-        rc = -errno;
-        con_as_invoker();
-        con_err("join", "--ca %s: cannot read it as the daemon's user: %s", ca, strerror(-rc));
-        rc = EXIT_FAIL;
-        goto out;
-    }
+    return EXIT_OK;
+}
+
+/* As the daemon's user: the device key (made when missing) and a CSR for
+ * name signed with it. *made: whether the key was there before (1) or not
+ * (0). 0, or -1 as the invoker after a message. */
+static int join_device_csr(struct console *con, struct pki *pki, const char *name, int *made,
+                           gnutls_privkey_t *key, gnutls_x509_crq_t *crq)
+{
+    char err[512] = "";
+
     if (pki_open_token(pki, err, sizeof(err)) < 0) {
         con_as_invoker();
         con_err("join", "%s", err);
-        goto out;
+        return -1;
     }
-    made = p11_key_exists(pki->tok, PKI_LABEL_DEVICE);
-    if (made == 0 && p11_key_generate(pki->tok, PKI_LABEL_DEVICE, P11_KEY_EC_P256) < 0) {
+    *made = p11_key_exists(pki->tok, PKI_LABEL_DEVICE);
+    if (*made == 0 && p11_key_generate(pki->tok, PKI_LABEL_DEVICE, P11_KEY_EC_P256) < 0) {
         con_as_invoker();
         con_err("join", "token %s: cannot generate the device key: %s", con->cfg->token.uri,
                 p11_token_error(pki->tok));
-        goto out;
+        return -1;
     }
-    if (made < 0 || p11_key_load(pki->tok, PKI_LABEL_DEVICE, &key) < 0 ||
-        p11_csr_make(key, name, &crq) < 0) {
+    if (*made < 0 || p11_key_load(pki->tok, PKI_LABEL_DEVICE, key) < 0 ||
+        p11_csr_make(*key, name, crq) < 0) {
         con_as_invoker();
         con_err("join", "token %s: cannot use the device key: %s", con->cfg->token.uri,
                 p11_token_error(pki->tok));
-        goto out;
+        return -1;
     }
-    o.url = url;
-    o.ca_path = ca;
-    o.pin = fp_s ? pin : NULL;
-    o.tls_min = con->cfg->mgmt.tls_min;
-    o.timeout = 30;
-    if (est_get_cacerts(&o, &cas, &n_cas, err, sizeof(err)) < 0 ||
-        est_simpleenroll(&o, name, code, crq, &crt, err, sizeof(err)) < 0) {
-        con_as_invoker();
-        con_err("join", "%s: %s", url, err);
-        goto out;
-    }
-    if (gnutls_x509_crt_list_verify(&crt, 1, cas, (unsigned)n_cas, NULL, 0, 0, &status) < 0 ||
-        status != 0) {
-        con_as_invoker();
-        con_err("join", "%s: the certificate issued does not chain to the hub's CA certificates",
-                url);
-        goto out;
-    }
+    return 0;
+}
+
+/* As the daemon's user: the hub's CA certificates and the device's. 0, or
+ * -1 as the invoker after a message. */
+static int join_write(const char *ca_path, const char *dev_path, gnutls_x509_crt_t crt,
+                      gnutls_x509_crt_t *cas, size_t n_cas)
+{
+    gnutls_datum_t pem = {0}, ca_pem = {0};
+    const char *failed;
+    int rc = -1;
+
     if (pki_cert_pem(crt, &pem) < 0 || certs_pem(cas, n_cas, &ca_pem) < 0) {
         con_as_invoker();
         con_err("join", "cannot encode the certificates");
@@ -232,27 +216,87 @@ int cmd_join(struct console *con, int argc, char **argv)
         con_as_invoker();
         con_err("join", "enrolled, but cannot write %s: %s (run 'mtlsgw join' again with a "
                         "new invite)", failed, fs_strerror(rc));
+        rc = -1;
+    }
+out:
+    gnutls_free(pem.data);
+    gnutls_free(ca_pem.data);
+    return rc;
+}
+
+int cmd_join(struct console *con, int argc, char **argv)
+{
+    struct join_args a = {0};
+    char err[512] = "", host[260], serial[64], when[32], fp[96] = "";
+    struct est_client_opts o = {0};
+    struct pki *pki = NULL;
+    gnutls_privkey_t key = NULL;
+    gnutls_x509_crq_t crq = NULL;
+    gnutls_x509_crt_t crt = NULL, *cas = NULL;
+    char *dev_path = NULL, *ca_path = NULL;
+    size_t n_cas = 0;
+    unsigned status = 0;
+    int made = 0, rc;
+
+    if ((rc = join_parse(argc, argv, &a)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
+    if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
+        goto out;
+    dev_path = fs_join(pki->dir, "device.crt");
+    ca_path = fs_join(pki->dir, "hub-ca.crt");
+    if (!dev_path || !ca_path || ensure_dir(pki->dir) < 0)
+        goto out;
+    if (state_writable(ca_path) < 0 || state_writable(dev_path) < 0)
+        goto out;
+    if (con_as_daemon() < 0)
+        goto out;
+    if (a.ca && access(a.ca, R_OK) < 0) {
+        rc = -errno;
+        con_as_invoker();
+        con_err("join", "--ca %s: cannot read it as the daemon's user: %s", a.ca,
+                strerror(-rc));
         rc = EXIT_FAIL;
         goto out;
     }
+    if (join_device_csr(con, pki, a.name, &made, &key, &crq) < 0)
+        goto out;
+    o.url = a.url;
+    o.ca_path = a.ca;
+    o.pin = a.fp_s ? a.pin : NULL;
+    o.tls_min = con->cfg->mgmt.tls_min;
+    o.timeout = 30;
+    if (est_get_cacerts(&o, &cas, &n_cas, err, sizeof(err)) < 0 ||
+        est_simpleenroll(&o, a.name, a.code, crq, &crt, err, sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("join", "%s: %s", a.url, err);
+        goto out;
+    }
+    if (gnutls_x509_crt_list_verify(&crt, 1, cas, (unsigned)n_cas, NULL, 0, 0, &status) < 0 ||
+        status != 0) {
+        con_as_invoker();
+        con_err("join", "%s: the certificate issued does not chain to the hub's CA certificates",
+                a.url);
+        goto out;
+    }
+    if (join_write(ca_path, dev_path, crt, cas, n_cas) < 0)
+        goto out;
     con_as_invoker();
     verify_serial_hex(crt, serial, sizeof(serial));
     time_format_utc(gnutls_x509_crt_get_expiration_time(crt), when, sizeof(when));
     est_cert_fingerprint(cas[0], true, fp, sizeof(fp));
-    url_host(url, host, sizeof(host));
-    printf("enrolled as %s at %s: serial %s, valid until %s\n", name, url, serial, when);
+    url_host(a.url, host, sizeof(host));
+    printf("enrolled as %s at %s: serial %s, valid until %s\n", a.name, a.url, serial, when);
     printf("  device key   %s on %s (%s)\n", PKI_LABEL_DEVICE, con->cfg->token.uri,
            made ? "existing" : "made now, not extractable");
     printf("  certificate  %s\n", dev_path);
     printf("  hub CA       %s (SHA-256 %s)\n", ca_path, fp);
     printf("add to %s (TUNNEL-PORT: the hub's [tunnel] listen port):\n",
            con->cfg->path ? con->cfg->path : con->conf_path);
-    printf("[uplink hub]\nserver = %s:TUNNEL-PORT\nenroll = %s\n", host, url);
+    printf("[uplink hub]\nserver = %s:TUNNEL-PORT\nenroll = %s\n", host, a.url);
     rc = EXIT_OK;
 out:
-    gnutls_memset(pin, 0, sizeof(pin));
-    gnutls_free(pem.data);
-    gnutls_free(ca_pem.data);
+    gnutls_memset(a.pin, 0, sizeof(a.pin));
     for (size_t i = 0; i < n_cas; i++)
         gnutls_x509_crt_deinit(cas[i]);
     free(cas);

@@ -21,7 +21,6 @@
 #include "verify.h"
 
 #define MAX_HOSTS 32
-#define MAX_NETWORKS 64
 #define CSR_MAX_SIZE (64 * 1024)
 #define PASSWORD_MAX_SIZE 1024
 
@@ -339,7 +338,45 @@ static int enroll_write(void *ctx, gnutls_x509_crt_t crt, char *err, size_t errl
     return rc;
 }
 
-int cmd_enroll(struct console *con, int argc, char **argv)
+/* mtlsgw enroll's command line. */
+struct enroll_args {
+    const char *role_s, *csr_path, *out, *p12, *pwfile, *name;
+    struct cidr_list nets;
+    unsigned days;
+    enum p11_key_type kt;
+    enum peer_role role;
+    bool force;
+};
+
+/* The key to certify: a CSR's public key, or (--p12) a new software key. */
+struct enroll_key {
+    char *csr_text, *password;
+    size_t csr_len, pw_len;
+    gnutls_x509_crq_t crq;
+    gnutls_x509_privkey_t softkey;
+    gnutls_privkey_t softpriv;
+    gnutls_pubkey_t pub;
+};
+
+static void enroll_key_clear(struct enroll_key *k)
+{
+    if (k->password) {
+        gnutls_memset(k->password, 0, k->pw_len);
+        free(k->password);
+    }
+    free(k->csr_text);
+    if (k->crq)
+        gnutls_x509_crq_deinit(k->crq);
+    if (k->pub)
+        gnutls_pubkey_deinit(k->pub);
+    if (k->softpriv)
+        gnutls_privkey_deinit(k->softpriv);
+    if (k->softkey)
+        gnutls_x509_privkey_deinit(k->softkey);
+}
+
+/* Options into a; EXIT_OK, or the exit code after a message. */
+static int enroll_parse(int argc, char **argv, struct enroll_args *a)
 {
     static const struct option opts[] = {
         {"role", required_argument, NULL, 'r'},
@@ -353,161 +390,173 @@ int cmd_enroll(struct console *con, int argc, char **argv)
         {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
-    const char *role_s = NULL, *csr_path = NULL, *out = NULL, *p12 = NULL, *pwfile = NULL;
-    char *nets[MAX_NETWORKS] = {0};
-    size_t n_nets = 0;
-    unsigned days = 0;
-    enum p11_key_type kt = P11_KEY_EC_P256;
-    enum peer_role role;
-    struct pki *pki = NULL;
-    char *csr_text = NULL, *password = NULL;
-    size_t csr_len = 0, pw_len = 0;
-    gnutls_x509_crq_t crq = NULL;
-    gnutls_x509_privkey_t softkey = NULL;
-    gnutls_privkey_t softpriv = NULL;
-    gnutls_pubkey_t pub = NULL;
-    gnutls_x509_crt_t crt = NULL;
-    struct pki_enroll_req req = {0};
-    struct enroll_out eo = {0};
-    char err[512] = "";
-    const char *name;
-    int c, rc = EXIT_FAIL;
+    int c, rc;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
-            role_s = optarg;
+            a->role_s = optarg;
             break;
         case 'C':
-            csr_path = optarg;
+            a->csr_path = optarg;
             break;
         case 'o':
-            out = optarg;
+            a->out = optarg;
             break;
         case 'p':
-            p12 = optarg;
+            a->p12 = optarg;
             break;
         case 'P':
-            pwfile = optarg;
+            a->pwfile = optarg;
             break;
-        case 'N': {
-            struct cidr cidr;
-            const char *why;
-            char canon[64];
-            if (n_nets == MAX_NETWORKS) {
-                con_err("enroll", "at most %d --network", MAX_NETWORKS);
-                rc = EXIT_USAGE;
-                goto out;
-            }
-            if (cidr_parse(optarg, &cidr, &why) < 0) {
-                con_err("enroll", "--network %s: %s", optarg, why);
-                goto out;
-            }
-            cidr_format(&cidr, canon, sizeof(canon));
-            nets[n_nets] = strdup(canon);
-            if (!nets[n_nets])
-                goto out;
-            n_nets++;
+        case 'N':
+            if ((rc = con_add_network("enroll", &a->nets, optarg)) != EXIT_OK)
+                return rc;
             break;
-        }
         case 'd':
-            if (!con_parse_uint(optarg, 1, 3650, &days)) {
+            if (!con_parse_uint(optarg, 1, 3650, &a->days)) {
                 con_err("enroll", "--days %s: not a number of days from 1 to 3650", optarg);
-                goto out;
+                return EXIT_FAIL;
             }
             break;
         case 'k':
-            if (p11_key_type_parse(optarg, &kt) < 0) {
+            if (p11_key_type_parse(optarg, &a->kt) < 0) {
                 con_err("enroll", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072",
                         optarg);
-                goto out;
+                return EXIT_FAIL;
             }
             break;
         case 'f':
-            eo.force = true;
+            a->force = true;
             break;
         default:
-            rc = con_usage("enroll");
-            goto out;
+            return con_usage("enroll");
         }
     }
-    if (optind + 1 != argc || !role_s || (!csr_path == !p12) || (csr_path && pwfile) ||
-        (p12 && !pwfile) || (p12 && out)) {
+    if (optind + 1 != argc || !a->role_s || (!a->csr_path == !a->p12) ||
+        (a->csr_path && a->pwfile) || (a->p12 && !a->pwfile) || (a->p12 && a->out)) {
         if (optind + 1 != argc)
             con_err("enroll", "give exactly one peer NAME");
-        else if (!role_s)
+        else if (!a->role_s)
             con_err("enroll", "--role is required");
-        else if (!csr_path == !p12)
+        else if (!a->csr_path == !a->p12)
             con_err("enroll", "give either --csr FILE or --p12 FILE");
-        else if (p12 && !pwfile)
+        else if (a->p12 && !a->pwfile)
             con_err("enroll", "--p12 needs --password-file FILE");
         else
             con_err("enroll", "--out and --password-file do not go with %s",
-                    csr_path ? "--csr" : "--p12");
-        rc = con_usage("enroll");
-        goto out;
+                    a->csr_path ? "--csr" : "--p12");
+        return con_usage("enroll");
     }
-    name = argv[optind];
-    if (role_parse(role_s, &role) < 0) {
-        con_err("enroll", "--role %s: unknown role (admin, monitor or tunnel)", role_s);
-        goto out;
+    a->name = argv[optind];
+    if (role_parse(a->role_s, &a->role) < 0) {
+        con_err("enroll", "--role %s: unknown role (admin, monitor or tunnel)", a->role_s);
+        return EXIT_FAIL;
     }
-    if (!peer_name_valid(name)) {
+    if (!peer_name_valid(a->name)) {
         con_err("enroll",
                 "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
                 "letter or digit)",
-                name);
-        goto out;
+                a->name);
+        return EXIT_FAIL;
     }
-    /* Read the administrator's files as the invoking user. */
-    if (csr_path) {
-        gnutls_datum_t d;
-        if (con_read_file("enroll", "--csr", csr_path, CSR_MAX_SIZE, &csr_text, &csr_len) < 0)
-            goto out;
-        d.data = (unsigned char *)csr_text;
-        d.size = (unsigned)csr_len;
-        if (p11_csr_parse(&d, &crq, err, sizeof(err)) < 0) {
-            con_err("enroll", "CSR in %s: %s", csr_path, err);
-            goto out;
+    return EXIT_OK;
+}
+
+/* Read the administrator's files as the invoking user: the CSR, or the
+ * password for a new software key. 0 or -1 after a message. */
+static int enroll_read_key(const struct enroll_args *a, struct enroll_key *k)
+{
+    char err[512] = "", *nl;
+    gnutls_datum_t d;
+
+    if (a->csr_path) {
+        if (con_read_file("enroll", "--csr", a->csr_path, CSR_MAX_SIZE, &k->csr_text,
+                          &k->csr_len) < 0)
+            return -1;
+        d.data = (unsigned char *)k->csr_text;
+        d.size = (unsigned)k->csr_len;
+        if (p11_csr_parse(&d, &k->crq, err, sizeof(err)) < 0) {
+            con_err("enroll", "CSR in %s: %s", a->csr_path, err);
+            return -1;
         }
-        if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_x509_crq(pub, crq, 0) < 0) {
-            con_err("enroll", "CSR in %s: its public key cannot be read", csr_path);
-            goto out;
+        if (gnutls_pubkey_init(&k->pub) < 0 ||
+            gnutls_pubkey_import_x509_crq(k->pub, k->crq, 0) < 0) {
+            con_err("enroll", "CSR in %s: its public key cannot be read", a->csr_path);
+            return -1;
         }
-    } else {
-        char *nl;
-        if (con_read_file("enroll", "--password-file", pwfile, PASSWORD_MAX_SIZE, &password,
-                          &pw_len) < 0)
-            goto out;
-        nl = strpbrk(password, "\r\n");
-        if (nl)
-            *nl = '\0';
-        if (strlen(password) < 8) {
-            con_err("enroll", "--password-file %s: the password must have at least 8 "
-                              "characters on its first line", pwfile);
-            goto out;
-        }
-        if (p11_softkey_generate(kt, &softkey) < 0 || gnutls_privkey_init(&softpriv) < 0 ||
-            gnutls_privkey_import_x509(softpriv, softkey, 0) < 0 ||
-            gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_privkey(pub, softpriv, 0, 0) < 0) {
-            con_err("enroll", "cannot generate a %s key", p11_key_type_name(kt));
-            goto out;
-        }
+        return 0;
     }
-    if (open_pki(con, &pki) < 0)
+    if (con_read_file("enroll", "--password-file", a->pwfile, PASSWORD_MAX_SIZE, &k->password,
+                      &k->pw_len) < 0)
+        return -1;
+    nl = strpbrk(k->password, "\r\n");
+    if (nl)
+        *nl = '\0';
+    if (strlen(k->password) < 8) {
+        con_err("enroll", "--password-file %s: the password must have at least 8 "
+                          "characters on its first line", a->pwfile);
+        return -1;
+    }
+    if (p11_softkey_generate(a->kt, &k->softkey) < 0 ||
+        gnutls_privkey_init(&k->softpriv) < 0 ||
+        gnutls_privkey_import_x509(k->softpriv, k->softkey, 0) < 0 ||
+        gnutls_pubkey_init(&k->pub) < 0 ||
+        gnutls_pubkey_import_privkey(k->pub, k->softpriv, 0, 0) < 0) {
+        con_err("enroll", "cannot generate a %s key", p11_key_type_name(a->kt));
+        return -1;
+    }
+    return 0;
+}
+
+/* The certificate on stdout when no file took it, and one line saying so. */
+static void enroll_report(const struct enroll_out *eo, enum peer_role role,
+                          gnutls_x509_crt_t crt)
+{
+    char serial[64], when[32];
+
+    verify_serial_hex(crt, serial, sizeof(serial));
+    time_format_utc(gnutls_x509_crt_get_expiration_time(crt), when, sizeof(when));
+    if (!eo->path) {
+        gnutls_datum_t pem = {0};
+        if (pki_cert_pem(crt, &pem) == 0)
+            fwrite(pem.data, 1, pem.size, stdout);
+        gnutls_free(pem.data);
+    }
+    fprintf(eo->path ? con_note_stream(eo->path) : stderr,
+            "enrolled %s as %s, serial %s, valid until %s%s%s\n", eo->name, role_name(role),
+            serial, when, eo->path ? ", written to " : "", eo->path ? eo->path : "");
+}
+
+int cmd_enroll(struct console *con, int argc, char **argv)
+{
+    struct enroll_args a = {.kt = P11_KEY_EC_P256};
+    struct enroll_key k = {0};
+    struct pki *pki = NULL;
+    gnutls_x509_crt_t crt = NULL;
+    struct pki_enroll_req req = {0};
+    struct enroll_out eo = {0};
+    char err[512] = "";
+    int rc;
+
+    if ((rc = enroll_parse(argc, argv, &a)) != EXIT_OK)
         goto out;
-    eo.path = csr_path ? out : p12;
-    eo.p12 = p12 != NULL;
-    eo.softkey = softkey;
-    eo.password = password;
-    eo.name = name;
+    rc = EXIT_FAIL;
+    if (enroll_read_key(&a, &k) < 0 || open_pki(con, &pki) < 0)
+        goto out;
+    eo.path = a.csr_path ? a.out : a.p12;
+    eo.p12 = a.p12 != NULL;
+    eo.force = a.force;
+    eo.softkey = k.softkey;
+    eo.password = k.password;
+    eo.name = a.name;
     eo.pki = pki;
-    req.name = name;
-    req.role = (int)role;
-    req.key = pub;
-    req.networks = nets;
-    req.n_networks = n_nets;
-    req.days = days ? days : con->cfg->pki.peer_days;
+    req.name = a.name;
+    req.role = (int)a.role;
+    req.key = k.pub;
+    req.networks = a.nets.nets;
+    req.n_networks = a.nets.n;
+    req.days = a.days ? a.days : con->cfg->pki.peer_days;
     req.actor = con->actor;
     req.before_commit = enroll_write;
     req.ctx = &eo;
@@ -519,43 +568,17 @@ int cmd_enroll(struct console *con, int argc, char **argv)
         goto out;
     }
     con_as_invoker();
-    {
-        char serial[64], when[32];
-        verify_serial_hex(crt, serial, sizeof(serial));
-        time_format_utc(gnutls_x509_crt_get_expiration_time(crt), when, sizeof(when));
-        if (!eo.path) {
-            gnutls_datum_t pem = {0};
-            if (pki_cert_pem(crt, &pem) == 0)
-                fwrite(pem.data, 1, pem.size, stdout);
-            gnutls_free(pem.data);
-        }
-        fprintf(eo.path ? con_note_stream(eo.path) : stderr,
-                "enrolled %s as %s, serial %s, valid until %s%s%s\n", name, role_name(role),
-                serial, when, eo.path ? ", written to " : "", eo.path ? eo.path : "");
-    }
+    enroll_report(&eo, a.role, crt);
     /* Not acknowledged is no failure here: the peer is refused until the
      * daemon reads the registry (fail closed), its watch does within a
      * second, and the certificate is already issued (docs/console.md). */
     con_notify_daemon(con, pki, "enroll");
     rc = EXIT_OK;
 out:
-    for (size_t i = 0; i < n_nets; i++)
-        free(nets[i]);
-    if (password) {
-        gnutls_memset(password, 0, pw_len);
-        free(password);
-    }
-    free(csr_text);
+    cidr_list_clear(&a.nets);
+    enroll_key_clear(&k);
     if (crt)
         gnutls_x509_crt_deinit(crt);
-    if (crq)
-        gnutls_x509_crq_deinit(crq);
-    if (pub)
-        gnutls_pubkey_deinit(pub);
-    if (softpriv)
-        gnutls_privkey_deinit(softpriv);
-    if (softkey)
-        gnutls_x509_privkey_deinit(softkey);
     pki_free(pki);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <gnutls/gnutls.h>
 
 #include "build-config.h"
+#include "cidr.h"
 #include "config.h"
 #include "fsutil.h"
 #include "privs.h"
@@ -162,6 +163,20 @@ bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
         return false;
     *out = (unsigned)v;
     return true;
+}
+
+int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg)
+{
+    const char *why = NULL;
+    int rc = cidr_list_add(nets, arg, &why);
+
+    if (rc == -E2BIG) {
+        con_err(cmd, "at most %d --network", CIDR_LIST_MAX);
+        return EXIT_USAGE;
+    }
+    if (rc == -EINVAL)
+        con_err(cmd, "--network %s: %s", arg, why);
+    return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 int con_load_config(struct console *con)

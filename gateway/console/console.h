@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct cidr_list;
 struct config;
+struct json_object;
 struct pki;
 
 /* Exit codes (mtlsgw(8)). EXIT_UNACKED: the change is made, but the
@@ -52,6 +54,9 @@ FILE *con_note_stream(const char *path);
 bool con_wants_help(int argc, char **argv);
 /* Strict unsigned parse; false with nothing changed when not a number in range. */
 bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+/* One --network ARG into nets; EXIT_OK, or EXIT_USAGE (too many) or
+ * EXIT_FAIL (not a prefix, out of memory) with a message naming cmd. */
+int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg);
 
 int cmd_init(struct console *con, int argc, char **argv);
 int cmd_root(struct console *con, int argc, char **argv);
@@ -87,5 +92,13 @@ int cmd_renew(struct console *con, int argc, char **argv);
  * the control socket, when it could not be reached or could not reload.
  */
 int con_notify_daemon(struct console *con, const struct pki *pki, const char *cmd);
+
+/*
+ * One request to the running daemon's control socket; the parsed answer,
+ * or NULL after a message naming cmd. absent: what the message adds when no
+ * daemon listens there (" (is mtlsgwd running?)").
+ */
+struct json_object *con_ask_daemon(struct console *con, const char *cmd, const char *request,
+                                   const char *absent);
 
 #endif

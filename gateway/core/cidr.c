@@ -90,3 +90,33 @@ bool cidr_contains(const struct cidr *c, int family, const void *addr)
     }
     return true;
 }
+
+int cidr_list_add(struct cidr_list *l, const char *s, const char **why)
+{
+    struct cidr c;
+    char canon[64];
+    int rc;
+
+    if (l->n == CIDR_LIST_MAX) {
+        if (why)
+            *why = "too many networks";
+        return -E2BIG;
+    }
+    if ((rc = cidr_parse(s, &c, why)) < 0)
+        return rc;
+    cidr_format(&c, canon, sizeof(canon));
+    l->nets[l->n] = strdup(canon);
+    if (!l->nets[l->n])
+        return -ENOMEM;
+    l->n++;
+    return 0;
+}
+
+void cidr_list_clear(struct cidr_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->nets[i]);
+        l->nets[i] = NULL;
+    }
+    l->n = 0;
+}

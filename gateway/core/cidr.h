@@ -22,4 +22,21 @@ void cidr_format(const struct cidr *c, char *buf, size_t len);
 /* True when addr (of family) lies inside c. */
 bool cidr_contains(const struct cidr *c, int family, const void *addr);
 
+/* The most networks one peer may be given (--network, "networks"). */
+#define CIDR_LIST_MAX 64
+
+/* A peer's networks in canonical text form, as pki_enroll_req takes them. */
+struct cidr_list {
+    char *nets[CIDR_LIST_MAX];
+    size_t n;
+};
+
+/*
+ * Parse s and append its canonical form to l. -E2BIG when l already holds
+ * CIDR_LIST_MAX, -EINVAL with why set (as cidr_parse()), -ENOMEM.
+ */
+int cidr_list_add(struct cidr_list *l, const char *s, const char **why);
+/* Free the strings l holds and empty it (l itself is the caller's). */
+void cidr_list_clear(struct cidr_list *l);
+
 #endif

@@ -343,20 +343,10 @@ bad_service:
     return NULL;
 }
 
-static const char *set_value(struct config *cfg, void *base, const struct key_def *def,
-                             const char *value, const char *base_dir)
+/* A number or a keyword, stored in place; NULL or why it is refused. */
+static const char *set_scalar(enum key_type type, const char *value, unsigned *up)
 {
-    char **sp = (char **)((char *)base + def->offset);
-    unsigned *up = (unsigned *)((char *)base + def->offset);
-    char *copy = NULL;
-
-    switch ((enum key_type)(def->type & ~UPLINK)) {
-    case KEY_CIDR_LIST:
-    case KEY_PEER_NETWORKS:
-        return set_cidrs(sp, LIST_COUNT(base, def->offset), value,
-                         (def->type & ~UPLINK) == KEY_PEER_NETWORKS);
-    case KEY_GATE:
-        return set_list(cfg, value);
+    switch (type) {
     case KEY_MTU:
         return parse_range(value, 576, 9000, "not an MTU from 576 to 9000", up);
     case KEY_BOOL: {
@@ -365,31 +355,6 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
             return "not yes or no";
         *up = b;
         return NULL;
-    }
-    case KEY_POOL: {
-        struct cidr c;
-        const char *why;
-        char canon[64];
-        if (cidr_parse(value, &c, &why) < 0)
-            return why;
-        if (c.family != AF_INET || c.plen > 30 || c.plen < 8)
-            return "want an IPv4 prefix from /8 to /30";
-        cidr_format(&c, canon, sizeof(canon));
-        copy = strdup(canon);
-        break;
-    }
-    case KEY_URL:
-        if (strncmp(value, "https://", 8) != 0 || !value[8])
-            return "want an https:// URL";
-        copy = strdup(value);
-        break;
-    case KEY_HOSTPORT: {
-        const char *colon = strrchr(value, ':');
-        unsigned port;
-        if (!colon || colon == value || parse_range(colon + 1, 1, 65535, "x", &port))
-            return "want HOST:PORT (a name, an IPv4 address or [IPv6])";
-        copy = strdup(value);
-        break;
     }
     case KEY_DAYS: {
         char *end;
@@ -429,39 +394,104 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
         }
         return "not err, warn, info or debug";
     }
+    default:
+        return "not a number key"; /* set_value() sends only the kinds above */
+    }
+}
+
+/* A text value checked for its kind; *copy the string to store (NULL: out
+ * of memory). NULL or why it is refused. */
+static const char *text_value(enum key_type type, const char *value, const char *base_dir,
+                              char **copy)
+{
+    *copy = NULL;
+    switch (type) {
+    case KEY_POOL: {
+        struct cidr c;
+        const char *why;
+        char canon[64];
+        if (cidr_parse(value, &c, &why) < 0)
+            return why;
+        if (c.family != AF_INET || c.plen > 30 || c.plen < 8)
+            return "want an IPv4 prefix from /8 to /30";
+        cidr_format(&c, canon, sizeof(canon));
+        *copy = strdup(canon);
+        return NULL;
+    }
+    case KEY_URL:
+        if (strncmp(value, "https://", 8) != 0 || !value[8])
+            return "want an https:// URL";
+        break;
+    case KEY_HOSTPORT: {
+        const char *colon = strrchr(value, ':');
+        unsigned port;
+        if (!colon || colon == value || parse_range(colon + 1, 1, 65535, "x", &port))
+            return "want HOST:PORT (a name, an IPv4 address or [IPv6])";
+        break;
+    }
     case KEY_LISTEN: {
         struct sockaddr_storage ss;
         unsigned len;
         const char *why;
         if (config_parse_listen(value, &ss, &len, &why) < 0)
             return why;
-        copy = strdup(value);
         break;
     }
     case KEY_KEYREF:
         if (!value[0])
             return "empty key label";
-        copy = strdup(value);
         break;
     case KEY_PKCS11_URI:
         if (strncmp(value, "pkcs11:", 7) != 0)
             return "not a PKCS#11 URI (RFC 7512), e.g. pkcs11:token=mtlsgw";
-        copy = strdup(value);
         break;
     case KEY_USER:
         if (!value[0] || strlen(value) > 32 || strchr(value, ':') || strchr(value, '/'))
             return "not a user name";
-        copy = strdup(value);
         break;
     case KEY_PATH:
         if (!value[0])
             return "empty path";
-        copy = resolve_path(base_dir, value);
-        break;
-    case KEY_STRING:
-        copy = strdup(value);
+        *copy = resolve_path(base_dir, value);
+        return NULL;
+    default: /* KEY_STRING */
         break;
     }
+    *copy = strdup(value);
+    return NULL;
+}
+
+static const char *set_value(struct config *cfg, void *base, const struct key_def *def,
+                             const char *value, const char *base_dir)
+{
+    enum key_type type = (enum key_type)(def->type & ~UPLINK);
+    char **sp = (char **)((char *)base + def->offset);
+    unsigned *up = (unsigned *)((char *)base + def->offset);
+    char *copy = NULL;
+    const char *why;
+
+    switch (type) {
+    case KEY_CIDR_LIST:
+    case KEY_PEER_NETWORKS:
+        return set_cidrs(sp, LIST_COUNT(base, def->offset), value,
+                         type == KEY_PEER_NETWORKS);
+    case KEY_GATE:
+        return set_list(cfg, value);
+    case KEY_MTU:
+    case KEY_BOOL:
+    case KEY_DAYS:
+    case KEY_SECONDS:
+    case KEY_COUNT:
+    case KEY_BYTES:
+    case KEY_TLS_VERSION:
+    case KEY_LOG_LEVEL:
+        return set_scalar(type, value, up);
+    default:
+        break;
+    }
+    why = text_value(type, value, base_dir, &copy);
+    if (why)
+        return why;
     if (!copy)
         return "out of memory";
     free(*sp);
@@ -558,23 +588,116 @@ static int add_uplink(struct config *cfg, const char *name, struct cfg_uplink **
     return 0;
 }
 
+/* One pass over a config file's lines. */
+struct parser {
+    struct config *cfg;
+    struct errbuf eb;
+    const char *path, *base_dir;
+    char section[64];         /* "" before the first, "?" after a refused one */
+    unsigned lineno;
+    struct cfg_uplink *uplink; /* the [uplink NAME] being read, or NULL */
+};
+
+/* A "[section]" or "[uplink NAME]" line. */
+static void parse_section(struct parser *ps, char *p)
+{
+    char *end = strchr(p, ']');
+
+    if (!end || trim(end + 1)[0] != '\0') {
+        errbuf_add(&ps->eb, ps->path, ps->lineno, "malformed section header '%s'", p);
+        ps->section[0] = '\0';
+        return;
+    }
+    *end = '\0';
+    p = trim(p + 1);
+    ps->uplink = NULL;
+    if (strncmp(p, "uplink", 6) == 0 && (p[6] == ' ' || p[6] == '\t' || !p[6])) {
+        const char *name = trim(p + 6);
+        snprintf(ps->section, sizeof(ps->section), "%s", "uplink");
+        if (add_uplink(ps->cfg, name, &ps->uplink) < 0) {
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[uplink NAME]: '%s' is not a new name of 1-15 letters, digits, "
+                       "'-' or '_'",
+                       name);
+            snprintf(ps->section, sizeof(ps->section), "%s", "?");
+        }
+        return;
+    }
+    if (!known_section(p) || strcmp(p, "uplink") == 0) {
+        errbuf_add(&ps->eb, ps->path, ps->lineno, "unknown section [%s]", p);
+        snprintf(ps->section, sizeof(ps->section), "%s", "?");
+        return;
+    }
+    snprintf(ps->section, sizeof(ps->section), "%s", p);
+}
+
+/* A "key = value" line of the current section. */
+static void parse_assignment(struct parser *ps, char *p)
+{
+    char *eq = strchr(p, '='), *key, *value;
+    char full[128];
+    const struct key_def *def;
+    const char *why;
+
+    if (!eq) {
+        errbuf_add(&ps->eb, ps->path, ps->lineno, "expected 'key = value', got '%s'", p);
+        return;
+    }
+    *eq = '\0';
+    key = trim(p);
+    value = trim(eq + 1);
+    if (strcmp(ps->section, "?") == 0)
+        return; /* already reported the section */
+    if (!ps->section[0]) {
+        errbuf_add(&ps->eb, ps->path, ps->lineno, "key '%s' outside any [section]", key);
+        return;
+    }
+    snprintf(full, sizeof(full), "%s.%s", ps->section, key);
+    def = bsearch(full, key_table, sizeof(key_table) / sizeof(key_table[0]),
+                  sizeof(key_table[0]), key_cmp);
+    if (!def) {
+        errbuf_add(&ps->eb, ps->path, ps->lineno, "unknown key '%s' in [%s]", key,
+                   ps->section);
+        return;
+    }
+    if ((def->type & UPLINK) != 0) {
+        if (!ps->uplink)
+            return; /* its header was already reported */
+        why = set_value(ps->cfg, ps->uplink, def, value, ps->base_dir);
+    } else {
+        why = set_value(ps->cfg, ps->cfg, def, value, ps->base_dir);
+    }
+    if (why)
+        errbuf_add(&ps->eb, ps->path, ps->lineno, "%s = '%s': %s", key, value, why);
+}
+
+/* What no single line shows: keys that need another. */
+static void check_whole(struct parser *ps)
+{
+    struct config *cfg = ps->cfg;
+
+    if (cfg->tunnel.listen && !cfg->tunnel.pool)
+        errbuf_add(&ps->eb, ps->path, ps->lineno,
+                   "[tunnel] listen needs pool = CIDR (tunnel addresses)");
+    for (unsigned i = 0; i < cfg->n_uplinks; i++)
+        if (!cfg->uplinks[i].server)
+            errbuf_add(&ps->eb, ps->path, ps->lineno, "[uplink %s] needs server = HOST:PORT",
+                       cfg->uplinks[i].name);
+}
+
 int config_load(const char *path, struct config **out, char **errors)
 {
-    struct config *cfg = NULL;
-    struct errbuf eb = {0};
+    struct parser ps = {.path = path};
     char *text = NULL, *base_dir = NULL, *line, *next;
-    char section[64] = "";
-    unsigned lineno = 0;
-    struct cfg_uplink *cur_uplink = NULL;
     int rc;
 
     *errors = NULL;
-    rc = config_new_defaults(&cfg);
+    rc = config_new_defaults(&ps.cfg);
     if (rc < 0)
         goto out;
-    cfg->path = strdup(path);
+    ps.cfg->path = strdup(path);
     base_dir = strdup(path);
-    if (!cfg->path || !base_dir) {
+    if (!ps.cfg->path || !base_dir) {
         rc = -ENOMEM;
         goto out;
     }
@@ -585,105 +708,41 @@ int config_load(const char *path, struct config **out, char **errors)
         else
             strcpy(base_dir, ".");
     }
+    ps.base_dir = base_dir;
     rc = fs_read_file(path, CONFIG_MAX_SIZE, &text, NULL);
     if (rc < 0) {
-        errbuf_add(&eb, path, 0, "cannot read: %s", strerror(-rc));
+        errbuf_add(&ps.eb, path, 0, "cannot read: %s", strerror(-rc));
         goto out;
     }
     for (line = text; line; line = next) {
-        char *p, *eq, *key, *value;
-        char full[128];
-        const struct key_def *def;
-        const char *why;
-
+        char *p;
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
-        lineno++;
+        ps.lineno++;
         p = trim(line);
         if (!*p || *p == '#' || *p == ';')
             continue;
-        if (*p == '[') {
-            char *end = strchr(p, ']');
-            if (!end || trim(end + 1)[0] != '\0') {
-                errbuf_add(&eb, path, lineno, "malformed section header '%s'", p);
-                section[0] = '\0';
-                continue;
-            }
-            *end = '\0';
-            p = trim(p + 1);
-            cur_uplink = NULL;
-            if (strncmp(p, "uplink", 6) == 0 && (p[6] == ' ' || p[6] == '\t' || !p[6])) {
-                const char *name = trim(p + 6);
-                snprintf(section, sizeof(section), "%s", "uplink");
-                if (add_uplink(cfg, name, &cur_uplink) < 0) {
-                    errbuf_add(&eb, path, lineno,
-                               "[uplink NAME]: '%s' is not a new name of 1-15 letters, digits, "
-                               "'-' or '_'",
-                               name);
-                    snprintf(section, sizeof(section), "%s", "?");
-                }
-                continue;
-            }
-            if (!known_section(p) || strcmp(p, "uplink") == 0) {
-                errbuf_add(&eb, path, lineno, "unknown section [%s]", p);
-                snprintf(section, sizeof(section), "%s", "?");
-                continue;
-            }
-            snprintf(section, sizeof(section), "%s", p);
-            continue;
-        }
-        eq = strchr(p, '=');
-        if (!eq) {
-            errbuf_add(&eb, path, lineno, "expected 'key = value', got '%s'", p);
-            continue;
-        }
-        *eq = '\0';
-        key = trim(p);
-        value = trim(eq + 1);
-        if (strcmp(section, "?") == 0)
-            continue; /* already reported the section */
-        if (!section[0]) {
-            errbuf_add(&eb, path, lineno, "key '%s' outside any [section]", key);
-            continue;
-        }
-        snprintf(full, sizeof(full), "%s.%s", section, key);
-        def = bsearch(full, key_table, sizeof(key_table) / sizeof(key_table[0]),
-                      sizeof(key_table[0]), key_cmp);
-        if (!def) {
-            errbuf_add(&eb, path, lineno, "unknown key '%s' in [%s]", key, section);
-            continue;
-        }
-        if ((def->type & UPLINK) != 0) {
-            if (!cur_uplink)
-                continue; /* its header was already reported */
-            why = set_value(cfg, cur_uplink, def, value, base_dir);
-        } else {
-            why = set_value(cfg, cfg, def, value, base_dir);
-        }
-        if (why)
-            errbuf_add(&eb, path, lineno, "%s = '%s': %s", key, value, why);
+        if (*p == '[')
+            parse_section(&ps, p);
+        else
+            parse_assignment(&ps, p);
     }
-    if (cfg->tunnel.listen && !cfg->tunnel.pool)
-        errbuf_add(&eb, path, lineno, "[tunnel] listen needs pool = CIDR (tunnel addresses)");
-    for (unsigned i = 0; i < cfg->n_uplinks; i++)
-        if (!cfg->uplinks[i].server)
-            errbuf_add(&eb, path, lineno, "[uplink %s] needs server = HOST:PORT",
-                       cfg->uplinks[i].name);
+    check_whole(&ps);
 out:
     free(text);
     free(base_dir);
-    if (rc == 0 && eb.count > 0)
+    if (rc == 0 && ps.eb.count > 0)
         rc = -EINVAL;
     if (rc < 0) {
-        config_free(cfg);
-        if (!eb.text && rc == -ENOMEM)
-            eb.text = strdup("out of memory\n");
-        *errors = eb.text;
+        config_free(ps.cfg);
+        if (!ps.eb.text && rc == -ENOMEM)
+            ps.eb.text = strdup("out of memory\n");
+        *errors = ps.eb.text;
         return rc;
     }
-    free(eb.text);
-    *out = cfg;
+    free(ps.eb.text);
+    *out = ps.cfg;
     return 0;
 }
 

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "est-codec.h"
 #include "fsutil.h"
+#include "mono.h"
 #include "p11.h"
 #include "pki.h"
 
@@ -318,14 +319,6 @@ static void free_pcerts(gnutls_pcert_st *pc, unsigned n)
     for (unsigned i = 0; i < n; i++)
         gnutls_pcert_deinit(&pc[i]);
     free(pc);
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int tcp_connect(const struct est_url *u, long long deadline, char *err, size_t errlen)
@@ -890,19 +883,102 @@ static int read_cas(const char *path, gnutls_x509_crt_t **cas, unsigned *n, char
     return 0;
 }
 
+/* A CSR for the same key and subject as cert (RFC 7030 4.2.2: the hub
+ * checks both); *key is the uplink's key on the token. */
+static int renew_csr(struct p11_token *tok, const struct cfg_uplink *up, const char *keyref,
+                     const char *cert, gnutls_privkey_t *key, gnutls_x509_crq_t *crq,
+                     char *err, size_t errlen)
+{
+    gnutls_x509_crt_t cur = NULL;
+    gnutls_datum_t cn = {0};
+    char why[384] = "";
+    size_t sz = 0;
+    int rc;
+
+    rc = pki_read_cert(cert, &cur, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] %s", up->name, why);
+        goto out;
+    }
+    if (gnutls_x509_crt_get_dn_by_oid(cur, GNUTLS_OID_X520_COMMON_NAME, 0, 0, NULL, &sz) !=
+            GNUTLS_E_SHORT_MEMORY_BUFFER ||
+        !(cn.data = gnutls_malloc(sz + 1)) ||
+        gnutls_x509_crt_get_dn_by_oid(cur, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn.data,
+                                      &sz) < 0) {
+        snprintf(err, errlen, "[uplink %s] %s has no readable common name", up->name, cert);
+        rc = -EBADMSG;
+        goto out;
+    }
+    cn.size = (unsigned)sz;
+    cn.data[sz] = '\0';
+    rc = p11_key_load(tok, keyref, key);
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] key '%s': %s", up->name, keyref,
+                 p11_token_error(tok));
+        goto out;
+    }
+    rc = p11_csr_make(*key, (const char *)cn.data, crq);
+    if (rc < 0)
+        snprintf(err, errlen, "[uplink %s] cannot sign a CSR with key '%s': %s", up->name,
+                 keyref, p11_token_error(tok));
+out:
+    gnutls_free(cn.data);
+    if (cur)
+        gnutls_x509_crt_deinit(cur);
+    return rc;
+}
+
+/* Believe nothing the answer says about itself: fresh must chain to the
+ * hub's CA certificates in ca and certify key. */
+static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
+                              gnutls_privkey_t key, gnutls_x509_crt_t fresh, const char *ca,
+                              char *err, size_t errlen)
+{
+    gnutls_x509_crt_t *cas = NULL;
+    gnutls_pubkey_t pub = NULL;
+    unsigned n_cas = 0, status = 0;
+    unsigned char k1[64], k2[64];
+    size_t l1 = sizeof(k1), l2 = sizeof(k2);
+    char why[384] = "";
+    int rc;
+
+    rc = read_cas(ca, &cas, &n_cas, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "[uplink %s] %s", up->name, why);
+        goto out;
+    }
+    if (gnutls_x509_crt_list_verify(&fresh, 1, cas, n_cas, NULL, 0, 0, &status) < 0 ||
+        status != 0) {
+        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s",
+                 up->name, ca);
+        rc = -EBADMSG;
+        goto out;
+    }
+    if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_privkey(pub, key, 0, 0) < 0 ||
+        gnutls_pubkey_get_key_id(pub, 0, k1, &l1) < 0 ||
+        gnutls_x509_crt_get_key_id(fresh, 0, k2, &l2) < 0 || l1 != l2 || memcmp(k1, k2, l1)) {
+        snprintf(err, errlen, "[uplink %s] the renewed certificate is not for key '%s'",
+                 up->name, keyref);
+        rc = -EBADMSG;
+    }
+out:
+    for (unsigned i = 0; i < n_cas; i++)
+        gnutls_x509_crt_deinit(cas[i]);
+    gnutls_free(cas);
+    if (pub)
+        gnutls_pubkey_deinit(pub);
+    return rc;
+}
+
 int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
                      const struct cfg_uplink *up, char *err, size_t errlen)
 {
     struct est_client_opts o = {0};
     gnutls_privkey_t key = NULL;
-    gnutls_pubkey_t pub = NULL;
-    gnutls_x509_crt_t cur = NULL, fresh = NULL, *cas = NULL;
+    gnutls_x509_crt_t fresh = NULL;
     gnutls_x509_crq_t crq = NULL;
-    gnutls_datum_t cn = {0}, pem = {0};
+    gnutls_datum_t pem = {0};
     char *cert = NULL, *ca = NULL, why[384] = "";
-    unsigned n_cas = 0, status = 0;
-    unsigned char k1[64], k2[64];
-    size_t l1 = sizeof(k1), l2 = sizeof(k2);
     const char *keyref = up->key ? up->key : PKI_LABEL_DEVICE;
     int rc;
 
@@ -922,38 +998,9 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
                  up->name, cert, fs_strerror(rc), up->enroll);
         goto out;
     }
-    rc = pki_read_cert(cert, &cur, why, sizeof(why));
-    if (rc < 0) {
-        snprintf(err, errlen, "[uplink %s] %s", up->name, why);
+    rc = renew_csr(tok, up, keyref, cert, &key, &crq, err, errlen);
+    if (rc < 0)
         goto out;
-    }
-    {
-        size_t sz = 0;
-        if (gnutls_x509_crt_get_dn_by_oid(cur, GNUTLS_OID_X520_COMMON_NAME, 0, 0, NULL, &sz) !=
-                GNUTLS_E_SHORT_MEMORY_BUFFER ||
-            !(cn.data = gnutls_malloc(sz + 1)) ||
-            gnutls_x509_crt_get_dn_by_oid(cur, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn.data,
-                                          &sz) < 0) {
-            snprintf(err, errlen, "[uplink %s] %s has no readable common name", up->name, cert);
-            rc = -EBADMSG;
-            goto out;
-        }
-        cn.size = (unsigned)sz;
-        cn.data[sz] = '\0';
-    }
-    rc = p11_key_load(tok, keyref, &key);
-    if (rc < 0) {
-        snprintf(err, errlen, "[uplink %s] key '%s': %s", up->name, keyref,
-                 p11_token_error(tok));
-        goto out;
-    }
-    /* Same key, same subject (RFC 7030 4.2.2): the hub checks both. */
-    rc = p11_csr_make(key, (const char *)cn.data, &crq);
-    if (rc < 0) {
-        snprintf(err, errlen, "[uplink %s] cannot sign a CSR with key '%s': %s", up->name,
-                 keyref, p11_token_error(tok));
-        goto out;
-    }
     o.url = up->enroll;
     o.ca_path = ca;
     o.cert_path = cert;
@@ -965,27 +1012,9 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
         snprintf(err, errlen, "[uplink %s] %s: %s", up->name, up->enroll, why);
         goto out;
     }
-    /* Believe nothing the answer says about itself. */
-    rc = read_cas(ca, &cas, &n_cas, why, sizeof(why));
-    if (rc < 0) {
-        snprintf(err, errlen, "[uplink %s] %s", up->name, why);
+    rc = renew_check_answer(up, keyref, key, fresh, ca, err, errlen);
+    if (rc < 0)
         goto out;
-    }
-    if (gnutls_x509_crt_list_verify(&fresh, 1, cas, n_cas, NULL, 0, 0, &status) < 0 ||
-        status != 0) {
-        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s",
-                 up->name, ca);
-        rc = -EBADMSG;
-        goto out;
-    }
-    if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_privkey(pub, key, 0, 0) < 0 ||
-        gnutls_pubkey_get_key_id(pub, 0, k1, &l1) < 0 ||
-        gnutls_x509_crt_get_key_id(fresh, 0, k2, &l2) < 0 || l1 != l2 || memcmp(k1, k2, l1)) {
-        snprintf(err, errlen, "[uplink %s] the renewed certificate is not for key '%s'",
-                 up->name, keyref);
-        rc = -EBADMSG;
-        goto out;
-    }
     if (pki_cert_pem(fresh, &pem) < 0) {
         snprintf(err, errlen, "[uplink %s] cannot encode the renewed certificate", up->name);
         rc = -ENOMEM;
@@ -996,18 +1025,10 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
         snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, fs_strerror(rc));
 out:
     gnutls_free(pem.data);
-    gnutls_free(cn.data);
-    for (unsigned i = 0; i < n_cas; i++)
-        gnutls_x509_crt_deinit(cas[i]);
-    gnutls_free(cas);
-    if (pub)
-        gnutls_pubkey_deinit(pub);
     if (crq)
         gnutls_x509_crq_deinit(crq);
     if (fresh)
         gnutls_x509_crt_deinit(fresh);
-    if (cur)
-        gnutls_x509_crt_deinit(cur);
     if (key)
         gnutls_privkey_deinit(key);
     free(cert);

@@ -11,12 +11,12 @@
 #include <gnutls/gnutls.h>
 #include <json-c/json.h>
 
+#include "cidr.h"
 #include "fsutil.h"
 #include "registry.h"
 
 #define INVITES_FILE "invites.json"
 #define INVITES_MAX_SIZE (4 * 1024 * 1024)
-#define INVITE_MAX_NETWORKS 64
 
 /* Crockford's base32: no I, L, O, U, so nothing on a screen reads two ways. */
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -344,7 +344,7 @@ static int parse_one(struct json_object *o, struct invite *inv, char *err, size_
     if (json_object_object_get_ex(o, "networks", &nets)) {
         size_t n;
         if (!json_object_is_type(nets, json_type_array) ||
-            (n = json_object_array_length(nets)) > INVITE_MAX_NETWORKS) {
+            (n = json_object_array_length(nets)) > CIDR_LIST_MAX) {
             snprintf(err, errlen, "invite %s: networks is not a list of prefixes", name);
             return -EBADMSG;
         }
@@ -514,19 +514,49 @@ static int lock_dir(const char *dir, int *fd, char *err, size_t errlen)
     return rc;
 }
 
+/* The invites file of a pki dir, loaded under the dir's lock (the lock
+ * pki.c takes for the registry). */
+struct txn {
+    char *path;
+    int lock;
+    struct invites *set;
+};
+
+static void txn_end(struct txn *t)
+{
+    invites_free(t->set);
+    t->set = NULL;
+    free(t->path);
+    t->path = NULL;
+    if (t->lock >= 0)
+        close(t->lock);
+    t->lock = -1;
+}
+
+static int txn_begin(const char *pki_dir, struct txn *t, char *err, size_t errlen)
+{
+    int rc;
+
+    t->set = NULL;
+    t->lock = -1;
+    t->path = invite_path(pki_dir);
+    if (!t->path)
+        return -ENOMEM;
+    rc = lock_dir(pki_dir, &t->lock, err, errlen);
+    if (rc == 0)
+        rc = invites_load(t->path, &t->set, err, errlen);
+    if (rc < 0)
+        txn_end(t);
+    return rc;
+}
+
 int invite_create(const char *pki_dir, struct invite *inv, char code[INVITE_CODE_LEN],
                   char *err, size_t errlen)
 {
-    struct invites *set = NULL;
-    char *path = invite_path(pki_dir);
-    int lock = -1, rc;
+    struct txn t;
+    int rc;
 
-    if (!path)
-        return -ENOMEM;
-    rc = lock_dir(pki_dir, &lock, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = invites_load(path, &set, err, errlen);
+    rc = txn_begin(pki_dir, &t, err, errlen);
     if (rc < 0)
         goto out;
     rc = invite_code_generate(code);
@@ -536,7 +566,7 @@ int invite_create(const char *pki_dir, struct invite *inv, char code[INVITE_CODE
         snprintf(err, errlen, "invite %s: cannot draw a code from the RNG", inv->name);
         goto out;
     }
-    rc = invites_add(set, inv, inv->created);
+    rc = invites_add(t.set, inv, inv->created);
     if (rc == -EEXIST) {
         snprintf(err, errlen,
                  "invite %s: an invite for this name is pending; withdraw it first "
@@ -545,46 +575,34 @@ int invite_create(const char *pki_dir, struct invite *inv, char code[INVITE_CODE
         goto out;
     }
     if (rc == 0)
-        rc = invites_save(set, path);
+        rc = invites_save(t.set, t.path);
     if (rc < 0 && !err[0])
-        snprintf(err, errlen, "cannot write %s: %s", path, fs_strerror(rc));
+        snprintf(err, errlen, "cannot write %s: %s", t.path, fs_strerror(rc));
 out:
     if (rc < 0)
         gnutls_memset(code, 0, INVITE_CODE_LEN);
-    invites_free(set);
-    free(path);
-    if (lock >= 0)
-        close(lock);
+    txn_end(&t);
     return rc;
 }
 
 int invite_withdraw(const char *pki_dir, const char *name, char *err, size_t errlen)
 {
-    struct invites *set = NULL;
-    char *path = invite_path(pki_dir);
-    int lock = -1, rc;
+    struct txn t;
+    int rc;
 
-    if (!path)
-        return -ENOMEM;
-    rc = lock_dir(pki_dir, &lock, err, errlen);
+    rc = txn_begin(pki_dir, &t, err, errlen);
     if (rc < 0)
-        goto out;
-    rc = invites_load(path, &set, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = invites_remove(set, name);
+        return rc;
+    rc = invites_remove(t.set, name);
     if (rc == -ENOENT) {
         snprintf(err, errlen, "no invite for '%s' (see 'mtlsgw invites')", name);
         goto out;
     }
-    rc = invites_save(set, path);
+    rc = invites_save(t.set, t.path);
     if (rc < 0)
-        snprintf(err, errlen, "cannot write %s: %s", path, fs_strerror(rc));
+        snprintf(err, errlen, "cannot write %s: %s", t.path, fs_strerror(rc));
 out:
-    invites_free(set);
-    free(path);
-    if (lock >= 0)
-        close(lock);
+    txn_end(&t);
     return rc;
 }
 
@@ -617,24 +635,36 @@ static int judge(struct invites *set, const char *name, const char *code, int64_
     return 0;
 }
 
+/* *path the invites file of pki_dir, *set its invites and *inv the one
+ * name and code open (judge()); the caller frees *path and *set. */
+static int load_judged(const char *pki_dir, const char *name, const char *code, int64_t now,
+                       char **path, struct invites **set, struct invite **inv, char *err,
+                       size_t errlen)
+{
+    char why[256] = "";
+    int rc;
+
+    *path = invite_path(pki_dir);
+    if (!*path)
+        return -ENOMEM;
+    rc = invites_load(*path, set, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "invites %s: %s", *path, why);
+        return rc;
+    }
+    return judge(*set, name, code, now, inv, err, errlen);
+}
+
 int invite_check(const char *pki_dir, const char *name, const char *code, int64_t now,
                  struct invite **out, char *err, size_t errlen)
 {
     struct invites *set = NULL;
     struct invite *inv = NULL, *copy = NULL;
-    char *path = invite_path(pki_dir);
-    char why[256] = "";
+    char *path = NULL;
     int rc;
 
-    if (!path)
-        return -ENOMEM;
     /* Written by rename: a reader without the lock sees one whole file. */
-    rc = invites_load(path, &set, why, sizeof(why));
-    if (rc < 0) {
-        snprintf(err, errlen, "invites %s: %s", path, why);
-        goto out;
-    }
-    rc = judge(set, name, code, now, &inv, err, errlen);
+    rc = load_judged(pki_dir, name, code, now, &path, &set, &inv, err, errlen);
     if (rc < 0)
         goto out;
     copy = calloc(1, sizeof(*copy));
@@ -656,18 +686,10 @@ int invite_consume_locked(const char *pki_dir, const char *name, const char *cod
 {
     struct invites *set = NULL;
     struct invite *inv = NULL;
-    char *path = invite_path(pki_dir);
-    char why[256] = "";
+    char *path = NULL;
     int rc;
 
-    if (!path)
-        return -ENOMEM;
-    rc = invites_load(path, &set, why, sizeof(why));
-    if (rc < 0) {
-        snprintf(err, errlen, "invites %s: %s", path, why);
-        goto out;
-    }
-    rc = judge(set, name, code, now, &inv, err, errlen);
+    rc = load_judged(pki_dir, name, code, now, &path, &set, &inv, err, errlen);
     if (rc < 0)
         goto out;
     inv->used_at = now;

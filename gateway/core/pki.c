@@ -281,6 +281,59 @@ static int save_registry(const struct pki *pki, const struct registry *reg, char
     return rc;
 }
 
+/*
+ * One change to the pki dir: the dir's lock held from txn_begin() to
+ * txn_end(), so two consoles (or the console and the daemon's enrollment)
+ * never interleave their read-modify-write of the registry and the CRL.
+ */
+struct txn {
+    struct pki *pki;
+    struct registry *reg;
+    int lock;
+};
+
+static void txn_end(struct txn *t)
+{
+    registry_free(t->reg);
+    t->reg = NULL;
+    if (t->lock >= 0)
+        close(t->lock);
+    t->lock = -1;
+}
+
+/* Lock the dir, load the registry and, with ca, the CA (key on the token). */
+static int txn_begin(struct pki *pki, bool ca, struct txn *t, char *err, size_t errlen)
+{
+    int rc;
+
+    t->pki = pki;
+    t->reg = NULL;
+    t->lock = -1;
+    rc = fs_lock_dir(pki->dir, &t->lock);
+    if (rc < 0) {
+        lock_error(pki, rc, err, errlen);
+        return rc;
+    }
+    rc = pki_load_registry(pki, &t->reg, err, errlen);
+    if (rc == 0 && ca)
+        rc = pki_load_ca(pki, err, errlen);
+    if (rc < 0)
+        txn_end(t);
+    return rc;
+}
+
+/* Write the change: with crl, the CRL first, so that if the registry write
+ * then fails, a revoked peer is refused by the CRL anyway (fail closed),
+ * never trusted by a stale CRL. */
+static int txn_commit(struct txn *t, bool crl, char *err, size_t errlen)
+{
+    int rc = crl ? crl_write(t->pki, t->reg, err, errlen) : 0;
+
+    if (rc == 0)
+        rc = save_registry(t->pki, t->reg, err, errlen);
+    return rc;
+}
+
 /* Move the previous CA's files aside, so --force never destroys history. */
 static int archive_old(struct pki *pki, char *err, size_t errlen)
 {
@@ -324,83 +377,92 @@ out:
     return rc;
 }
 
-int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t errlen)
-{
-    gnutls_x509_crt_t ca = NULL, gw = NULL;
-    gnutls_privkey_t ca_key = NULL;
-    gnutls_pubkey_t ca_pub = NULL, gw_pub = NULL;
-    struct registry *reg = NULL;
-    enum p11_key_type kt = (enum p11_key_type)o->key_type;
-    int lock = -1, rc;
-    char ca_cn[256];
-    struct p11_issue ca_req = {0}, gw_req = {0};
+static const char *const init_labels[] = {PKI_LABEL_CA, PKI_LABEL_GATEWAY};
 
-    rc = fs_mkdir(pki->dir, 0750);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot create pki dir %s: %s", pki->dir, strerror(-rc));
-        return rc;
-    }
-    rc = fs_lock_dir(pki->dir, &lock);
-    if (rc < 0) {
-        lock_error(pki, rc, err, errlen);
-        return rc;
-    }
+/* Refuse to replace a CA or its keys without --force. */
+static int init_check(struct pki *pki, const struct pki_init_opts *o, char *err, size_t errlen)
+{
+    enum p11_key_type kt = (enum p11_key_type)o->key_type;
+    int rc;
+
     if (access(pki->ca_path, F_OK) == 0 && !o->force) {
         snprintf(err, errlen,
                  "a CA already exists (%s); use --force to replace it (every enrolled peer "
                  "will then need a new certificate)",
                  pki->ca_path);
-        rc = -EEXIST;
-        goto out;
+        return -EEXIST;
     }
     rc = pki_open_token(pki, err, errlen);
     if (rc < 0)
-        goto out;
+        return rc;
     rc = p11_token_supports(pki->tok, kt);
     if (rc < 0) {
         snprintf(err, errlen, "token %s cannot serve %s keys: %s", pki->cfg->token.uri,
                  p11_key_type_name(kt), p11_token_error(pki->tok));
-        goto out;
+        return rc;
     }
     for (int i = 0; i < 2; i++) {
-        const char *label = i == 0 ? PKI_LABEL_CA : PKI_LABEL_GATEWAY;
-        rc = p11_key_exists(pki->tok, label);
+        rc = p11_key_exists(pki->tok, init_labels[i]);
         if (rc < 0) {
             snprintf(err, errlen, "token %s: cannot list keys: %s", pki->cfg->token.uri,
                      p11_token_error(pki->tok));
-            goto out;
+            return rc;
         }
         if (rc == 1 && !o->force) {
             snprintf(err, errlen,
                      "token %s already holds a key labelled '%s'; use --force to replace it",
-                     pki->cfg->token.uri, label);
-            rc = -EEXIST;
-            goto out;
+                     pki->cfg->token.uri, init_labels[i]);
+            return -EEXIST;
         }
     }
+    return 0;
+}
+
+/* With --force, archive the old files and delete the old keys; then make
+ * the CA's and the gateway's keys on the token. */
+static int init_keys(struct pki *pki, const struct pki_init_opts *o, char *err, size_t errlen)
+{
+    enum p11_key_type kt = (enum p11_key_type)o->key_type;
+    int rc;
+
     if (o->force) {
         rc = archive_old(pki, err, errlen);
         if (rc < 0)
-            goto out;
+            return rc;
         for (int i = 0; i < 2; i++) {
-            const char *label = i == 0 ? PKI_LABEL_CA : PKI_LABEL_GATEWAY;
-            if (p11_key_exists(pki->tok, label) == 1 && (rc = p11_key_delete(pki->tok, label)) < 0) {
+            const char *label = init_labels[i];
+            if (p11_key_exists(pki->tok, label) == 1 &&
+                (rc = p11_key_delete(pki->tok, label)) < 0) {
                 snprintf(err, errlen, "token %s: cannot delete old key '%s': %s",
                          pki->cfg->token.uri, label, p11_token_error(pki->tok));
-                goto out;
+                return rc;
             }
         }
     }
     for (int i = 0; i < 2; i++) {
-        const char *label = i == 0 ? PKI_LABEL_CA : PKI_LABEL_GATEWAY;
-        rc = p11_key_generate(pki->tok, label, kt);
+        rc = p11_key_generate(pki->tok, init_labels[i], kt);
         if (rc < 0) {
             snprintf(err, errlen, "token %s: cannot generate %s key '%s': %s",
-                     pki->cfg->token.uri, p11_key_type_name(kt), label,
+                     pki->cfg->token.uri, p11_key_type_name(kt), init_labels[i],
                      p11_token_error(pki->tok));
-            goto out;
+            return rc;
         }
     }
+    return 0;
+}
+
+/* The self-signed CA certificate and the gateway's, from the new keys. On
+ * success pki->ca and pki->ca_key hold the CA and *gw the gateway's. */
+static int init_certs(struct pki *pki, const struct pki_init_opts *o, gnutls_x509_crt_t *gw,
+                      char *err, size_t errlen)
+{
+    gnutls_x509_crt_t ca = NULL;
+    gnutls_privkey_t ca_key = NULL;
+    gnutls_pubkey_t ca_pub = NULL, gw_pub = NULL;
+    struct p11_issue ca_req = {0}, gw_req = {0};
+    char ca_cn[256];
+    int rc;
+
     if ((rc = p11_key_load(pki->tok, PKI_LABEL_CA, &ca_key)) < 0 ||
         (rc = p11_pubkey_load(pki->tok, PKI_LABEL_CA, &ca_pub)) < 0 ||
         (rc = p11_pubkey_load(pki->tok, PKI_LABEL_GATEWAY, &gw_pub)) < 0) {
@@ -422,18 +484,49 @@ int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t e
     gw_req.hosts = o->hosts;
     gw_req.n_hosts = o->n_hosts;
     gw_req.days = o->days < GATEWAY_MAX_DAYS ? o->days : GATEWAY_MAX_DAYS;
-    rc = p11_cert_issue(ca, ca_key, gw_pub, &gw_req, &gw);
+    rc = p11_cert_issue(ca, ca_key, gw_pub, &gw_req, gw);
     if (rc < 0) {
         snprintf(err, errlen, "cannot make the gateway certificate: %s", strerror(-rc));
         goto out;
     }
-    rc = registry_new(&reg);
-    if (rc < 0)
-        goto out;
     pki->ca = ca;
     pki->ca_key = ca_key;
     ca = NULL;
     ca_key = NULL;
+out:
+    if (ca)
+        gnutls_x509_crt_deinit(ca);
+    if (ca_key)
+        gnutls_privkey_deinit(ca_key);
+    if (ca_pub)
+        gnutls_pubkey_deinit(ca_pub);
+    if (gw_pub)
+        gnutls_pubkey_deinit(gw_pub);
+    return rc;
+}
+
+int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t errlen)
+{
+    gnutls_x509_crt_t gw = NULL;
+    struct registry *reg = NULL;
+    int lock = -1, rc;
+
+    rc = fs_mkdir(pki->dir, 0750);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create pki dir %s: %s", pki->dir, strerror(-rc));
+        return rc;
+    }
+    /* Not txn_begin(): there is no registry to load yet. */
+    rc = fs_lock_dir(pki->dir, &lock);
+    if (rc < 0) {
+        lock_error(pki, rc, err, errlen);
+        return rc;
+    }
+    if ((rc = init_check(pki, o, err, errlen)) < 0 ||
+        (rc = init_keys(pki, o, err, errlen)) < 0 ||
+        (rc = init_certs(pki, o, &gw, err, errlen)) < 0 ||
+        (rc = registry_new(&reg)) < 0)
+        goto out;
     /* Order: everything else first, ca.crt last: its presence means "done". */
     if ((rc = write_cert(pki->gw_path, gw, err, errlen)) < 0 ||
         (rc = crl_write(pki, reg, err, errlen)) < 0 ||
@@ -444,7 +537,9 @@ int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t e
         struct json_object *f = json_object_new_object();
         char *serial = NULL;
         json_object_object_add(f, "cn", json_object_new_string(o->cn));
-        json_object_object_add(f, "key_type", json_object_new_string(p11_key_type_name(kt)));
+        json_object_object_add(f, "key_type",
+                               json_object_new_string(p11_key_type_name(
+                                   (enum p11_key_type)o->key_type)));
         if (p11_cert_serial_hex(pki->ca, &serial) == 0)
             json_object_object_add(f, "ca_serial", json_object_new_string(serial));
         free(serial);
@@ -453,16 +548,8 @@ int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t e
     }
 out:
     registry_free(reg);
-    if (ca)
-        gnutls_x509_crt_deinit(ca);
     if (gw)
         gnutls_x509_crt_deinit(gw);
-    if (ca_key)
-        gnutls_privkey_deinit(ca_key);
-    if (ca_pub)
-        gnutls_pubkey_deinit(ca_pub);
-    if (gw_pub)
-        gnutls_pubkey_deinit(gw_pub);
     if (lock >= 0)
         close(lock);
     return rc;
@@ -488,17 +575,59 @@ static int ca_usable(const struct pki *pki, const char *what, char *err, size_t 
     return -EKEYEXPIRED;
 }
 
-int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_crt_t *out,
-               char *err, size_t errlen)
+/* what ("enroll", "renew"): a key already in the registry under another
+ * peer, or one that was revoked, is never certified again. */
+static int key_taken(const char *what, const struct peer *other, char *err, size_t errlen)
 {
-    struct registry *reg = NULL;
-    gnutls_x509_crt_t crt = NULL;
-    const struct peer *old;
-    char *key_id = NULL;
-    char role_uri[64], serial[64], why[768];
+    snprintf(err, errlen,
+             other->status == PEER_ACTIVE
+                 ? "%s: this key is already enrolled as peer '%s' (serial %s)"
+                 : "%s: this key belonged to revoked peer '%s' (serial %s); make a new key",
+             what, other->name, other->serial);
+    return -EEXIST;
+}
+
+/* A client certificate for name with role, signed by the CA on the token. */
+static int issue_client(struct pki *pki, const char *what, const char *name,
+                        enum peer_role role, unsigned days, gnutls_pubkey_t key,
+                        gnutls_x509_crt_t *crt, char *err, size_t errlen)
+{
     struct p11_issue iss = {0};
-    struct peer p = {0};
-    int lock = -1, rc;
+    char role_uri[64];
+    int rc;
+
+    snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s", role_name(role));
+    iss.profile = P11_PROFILE_CLIENT;
+    iss.cn = name;
+    iss.uri_san = role_uri;
+    iss.days = days;
+    rc = p11_cert_issue(pki->ca, pki->ca_key, key, &iss, crt);
+    if (rc < 0)
+        snprintf(err, errlen, "%s %s: cannot issue the certificate: %s", what, name,
+                 p11_token_error(pki->tok)[0] ? p11_token_error(pki->tok) : strerror(-rc));
+    return rc;
+}
+
+/* The registry entry for p (from crt) plus the actor, as the audit line. */
+static void audit_peer(const struct pki *pki, const char *event, const struct peer *p,
+                       int64_t now, const char *old_serial, const char *actor)
+{
+    struct json_object *f = registry_peer_json(p, now);
+
+    if (f) {
+        json_object_object_del(f, "days_left");
+        if (old_serial)
+            json_object_object_add(f, "old_serial", json_object_new_string(old_serial));
+        json_object_object_add(f, "actor", json_object_new_string(actor));
+    }
+    pki_audit(pki, event, f);
+}
+
+/* What can be refused before the pki dir is locked. */
+static int enroll_check_req(const struct pki *pki, const struct pki_enroll_req *req, char *err,
+                            size_t errlen)
+{
+    char why[768];
 
     if (!peer_name_valid(req->name)) {
         snprintf(err, errlen,
@@ -519,56 +648,61 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
         snprintf(err, errlen, "enroll %s: %s", req->name, why);
         return -EINVAL;
     }
-    rc = fs_lock_dir(pki->dir, &lock);
-    if (rc < 0) {
-        lock_error(pki, rc, err, errlen);
-        return rc;
-    }
-    rc = pki_load_registry(pki, &reg, err, errlen);
-    if (rc < 0)
-        goto out;
-    old = registry_find_name(reg, req->name);
+    return 0;
+}
+
+/* The name is free and the key never seen; *key_id is the key's id. */
+static int enroll_check_registry(const struct registry *reg, const struct pki_enroll_req *req,
+                                 char **key_id, char *err, size_t errlen)
+{
+    const struct peer *old = registry_find_name(reg, req->name);
+    int rc;
+
     if (old && old->status == PEER_ACTIVE) {
         snprintf(err, errlen,
                  "enroll: peer '%s' is already enrolled (serial %s); revoke it first or "
                  "choose another name",
                  req->name, old->serial);
-        rc = -EEXIST;
-        goto out;
+        return -EEXIST;
     }
-    rc = p11_pubkey_id_hex(req->key, &key_id);
+    rc = p11_pubkey_id_hex(req->key, key_id);
     if (rc < 0) {
         snprintf(err, errlen, "enroll: cannot read the public key");
-        goto out;
+        return rc;
     }
-    old = registry_find_key(reg, key_id);
-    if (old) {
-        snprintf(err, errlen,
-                 old->status == PEER_ACTIVE
-                     ? "enroll: this key is already enrolled as peer '%s' (serial %s)"
-                     : "enroll: this key belonged to revoked peer '%s' (serial %s); make a "
-                       "new key",
-                 old->name, old->serial);
-        rc = -EEXIST;
+    old = registry_find_key(reg, *key_id);
+    if (old)
+        return key_taken("enroll", old, err, errlen);
+    return 0;
+}
+
+int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_crt_t *out,
+               char *err, size_t errlen)
+{
+    struct txn t;
+    gnutls_x509_crt_t crt = NULL;
+    char *key_id = NULL;
+    char serial[64];
+    struct peer p = {0};
+    int rc;
+
+    rc = enroll_check_req(pki, req, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = txn_begin(pki, false, &t, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = enroll_check_registry(t.reg, req, &key_id, err, errlen);
+    if (rc < 0)
         goto out;
-    }
     rc = pki_load_ca(pki, err, errlen);
     if (rc == 0)
         rc = ca_usable(pki, "enroll", err, errlen);
+    if (rc == 0)
+        rc = issue_client(pki, "enroll", req->name, (enum peer_role)req->role, req->days,
+                          req->key, &crt, err, errlen);
     if (rc < 0)
         goto out;
-    snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s",
-             role_name((enum peer_role)req->role));
-    iss.profile = P11_PROFILE_CLIENT;
-    iss.cn = req->name;
-    iss.uri_san = role_uri;
-    iss.days = req->days;
-    rc = p11_cert_issue(pki->ca, pki->ca_key, req->key, &iss, &crt);
-    if (rc < 0) {
-        snprintf(err, errlen, "enroll %s: cannot issue the certificate: %s", req->name,
-                 p11_token_error(pki->tok)[0] ? p11_token_error(pki->tok) : strerror(-rc));
-        goto out;
-    }
     verify_serial_hex(crt, serial, sizeof(serial));
     p.name = (char *)req->name;
     p.role = (enum peer_role)req->role;
@@ -580,7 +714,7 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
     p.enrolled_at = time(NULL);
     p.networks = (char **)req->networks;
     p.n_networks = req->n_networks;
-    rc = registry_add(reg, &p);
+    rc = registry_add(t.reg, &p);
     if (rc < 0) {
         snprintf(err, errlen, "enroll %s: %s", req->name,
                  rc == -EEXIST ? "serial collision; try again" : strerror(-rc));
@@ -591,17 +725,10 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
         if (rc < 0)
             goto out;
     }
-    rc = save_registry(pki, reg, err, errlen);
+    rc = txn_commit(&t, false, err, errlen);
     if (rc < 0)
         goto out;
-    {
-        struct json_object *f = registry_peer_json(&p, p.enrolled_at);
-        if (f) {
-            json_object_object_del(f, "days_left");
-            json_object_object_add(f, "actor", json_object_new_string(req->actor));
-        }
-        pki_audit(pki, "enroll", f);
-    }
+    audit_peer(pki, "enroll", &p, p.enrolled_at, NULL, req->actor);
     if (out) {
         *out = crt;
         crt = NULL;
@@ -610,9 +737,7 @@ out:
     if (crt)
         gnutls_x509_crt_deinit(crt);
     free(key_id);
-    registry_free(reg);
-    if (lock >= 0)
-        close(lock);
+    txn_end(&t);
     return rc;
 }
 
@@ -630,20 +755,15 @@ bool pki_reason_valid(const char *reason)
 int pki_revoke(struct pki *pki, const char *name, const char *reason, const char *actor,
                char *err, size_t errlen)
 {
-    struct registry *reg = NULL;
+    struct txn t;
     const struct peer *p;
-    int lock = -1, rc;
+    int rc;
     char serial[64] = "";
 
-    rc = fs_lock_dir(pki->dir, &lock);
-    if (rc < 0) {
-        lock_error(pki, rc, err, errlen);
-        return rc;
-    }
-    rc = pki_load_registry(pki, &reg, err, errlen);
+    rc = txn_begin(pki, false, &t, err, errlen);
     if (rc < 0)
-        goto out;
-    p = registry_find_name(reg, name);
+        return rc;
+    p = registry_find_name(t.reg, name);
     if (!p) {
         snprintf(err, errlen, "revoke: no peer named '%s' (see 'mtlsgw peers')", name);
         rc = -ENOENT;
@@ -657,17 +777,10 @@ int pki_revoke(struct pki *pki, const char *name, const char *reason, const char
     }
     snprintf(serial, sizeof(serial), "%s", p->serial);
     rc = pki_load_ca(pki, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = registry_revoke(reg, name, PEER_REVOKED, reason, time(NULL));
-    if (rc < 0)
-        goto out;
-    /* CRL first: if the registry write then fails, the peer is refused by
-     * the CRL anyway (fail closed), never trusted by a stale CRL. */
-    rc = crl_write(pki, reg, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = save_registry(pki, reg, err, errlen);
+    if (rc == 0)
+        rc = registry_revoke(t.reg, name, PEER_REVOKED, reason, time(NULL));
+    if (rc == 0)
+        rc = txn_commit(&t, true, err, errlen);
     if (rc < 0)
         goto out;
     {
@@ -679,88 +792,76 @@ int pki_revoke(struct pki *pki, const char *name, const char *reason, const char
         pki_audit(pki, "revoke", f);
     }
 out:
-    registry_free(reg);
-    if (lock >= 0)
-        close(lock);
+    txn_end(&t);
     return rc;
 }
 
 int pki_crl_resign(struct pki *pki, char *err, size_t errlen)
 {
-    struct registry *reg = NULL;
-    int lock = -1, rc;
+    struct txn t;
+    int rc;
 
-    rc = fs_lock_dir(pki->dir, &lock);
-    if (rc < 0) {
-        lock_error(pki, rc, err, errlen);
+    rc = txn_begin(pki, true, &t, err, errlen);
+    if (rc < 0)
         return rc;
-    }
-    rc = pki_load_registry(pki, &reg, err, errlen);
-    if (rc == 0)
-        rc = pki_load_ca(pki, err, errlen);
-    if (rc == 0)
-        rc = crl_write(pki, reg, err, errlen);
-    if (rc == 0)
-        rc = save_registry(pki, reg, err, errlen);
+    rc = txn_commit(&t, true, err, errlen);
     if (rc == 0)
         pki_audit(pki, "crl", NULL);
-    registry_free(reg);
-    close(lock);
+    txn_end(&t);
     return rc;
 }
 
-int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, const char *actor,
-              gnutls_x509_crt_t *out, char *err, size_t errlen)
+/* The peer holding old_serial, still active, and a key that is its own or
+ * fresh; *key_id is the key's id. */
+static int renew_check(const struct registry *reg, const char *old_serial, gnutls_pubkey_t key,
+                       const struct peer **peer, char **key_id, char *err, size_t errlen)
 {
-    struct registry *reg = NULL;
-    gnutls_x509_crt_t crt = NULL;
-    const struct peer *p, *other;
-    struct peer np = {0};
-    struct p11_issue iss = {0};
-    char *key_id = NULL, *name = NULL;
-    char role_uri[64], serial[64], when[32];
-    int64_t life, now = time(NULL);
-    int lock = -1, rc;
+    const struct peer *p = registry_find_serial(reg, old_serial), *other;
+    char when[32];
+    int rc;
 
-    rc = fs_lock_dir(pki->dir, &lock);
-    if (rc < 0) {
-        lock_error(pki, rc, err, errlen);
-        return rc;
-    }
-    rc = pki_load_registry(pki, &reg, err, errlen);
-    if (rc < 0)
-        goto out;
-    p = registry_find_serial(reg, old_serial);
     if (!p) {
         snprintf(err, errlen, "renew: no peer has serial %s", old_serial);
-        rc = -ENOENT;
-        goto out;
+        return -ENOENT;
     }
     if (p->status != PEER_ACTIVE) {
         time_format_utc(p->revoked_at, when, sizeof(when));
         snprintf(err, errlen, "renew: certificate %s of peer '%s' was %s on %s", old_serial,
                  p->name, peer_status_name(p->status), when);
-        rc = -EACCES;
-        goto out;
+        return -EACCES;
     }
-    rc = p11_pubkey_id_hex(key, &key_id);
+    rc = p11_pubkey_id_hex(key, key_id);
     if (rc < 0) {
         snprintf(err, errlen, "renew: cannot read the public key");
-        goto out;
+        return rc;
     }
     /* The same key (a renewal) or a fresh one (a re-key), never another
      * peer's key nor one that was revoked. */
-    other = registry_find_key(reg, key_id);
-    if (other && (other->status != PEER_ACTIVE || strcmp(other->name, p->name) != 0)) {
-        snprintf(err, errlen,
-                 other->status == PEER_ACTIVE
-                     ? "renew: this key is already enrolled as peer '%s' (serial %s)"
-                     : "renew: this key belonged to revoked peer '%s' (serial %s); make a "
-                       "new key",
-                 other->name, other->serial);
-        rc = -EEXIST;
+    other = registry_find_key(reg, *key_id);
+    if (other && (other->status != PEER_ACTIVE || strcmp(other->name, p->name) != 0))
+        return key_taken("renew", other, err, errlen);
+    *peer = p;
+    return 0;
+}
+
+int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, const char *actor,
+              gnutls_x509_crt_t *out, char *err, size_t errlen)
+{
+    struct txn t;
+    gnutls_x509_crt_t crt = NULL;
+    const struct peer *p = NULL;
+    struct peer np = {0};
+    char *key_id = NULL, *name = NULL;
+    char serial[64];
+    int64_t life, now = time(NULL);
+    int rc;
+
+    rc = txn_begin(pki, false, &t, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = renew_check(t.reg, old_serial, key, &p, &key_id, err, errlen);
+    if (rc < 0)
         goto out;
-    }
     rc = pki_load_ca(pki, err, errlen);
     if (rc == 0)
         rc = ca_usable(pki, "renew", err, errlen);
@@ -771,17 +872,11 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
      * nearest day, as the issuer backdates notBefore a little and rounding
      * up would add a day at every renewal. */
     life = (p->not_after - p->not_before + 43200) / 86400;
-    snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s", role_name(p->role));
-    iss.profile = P11_PROFILE_CLIENT;
-    iss.cn = p->name;
-    iss.uri_san = role_uri;
-    iss.days = life < 1 ? 1 : life > 3650 ? 3650 : (unsigned)life;
-    rc = p11_cert_issue(pki->ca, pki->ca_key, key, &iss, &crt);
-    if (rc < 0) {
-        snprintf(err, errlen, "renew %s: cannot issue the certificate: %s", p->name,
-                 p11_token_error(pki->tok)[0] ? p11_token_error(pki->tok) : strerror(-rc));
+    rc = issue_client(pki, "renew", p->name, p->role,
+                      life < 1 ? 1 : life > 3650 ? 3650 : (unsigned)life, key, &crt, err,
+                      errlen);
+    if (rc < 0)
         goto out;
-    }
     verify_serial_hex(crt, serial, sizeof(serial));
     name = strdup(p->name);
     if (!name) {
@@ -800,30 +895,19 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
     np.enrolled_at = now;
     np.revoked_at = 0;
     np.reason = NULL;
-    rc = registry_revoke(reg, name, PEER_SUPERSEDED, "superseded", now);
+    rc = registry_revoke(t.reg, name, PEER_SUPERSEDED, "superseded", now);
     if (rc == 0)
-        rc = registry_add(reg, &np);
+        rc = registry_add(t.reg, &np);
     if (rc < 0) {
         snprintf(err, errlen, "renew %s: %s", name,
                  rc == -EEXIST ? "serial collision; try again" : strerror(-rc));
         goto out;
     }
     /* CRL first, as in revoke: a failure after it leaves the old one refused. */
-    rc = crl_write(pki, reg, err, errlen);
+    rc = txn_commit(&t, true, err, errlen);
     if (rc < 0)
         goto out;
-    rc = save_registry(pki, reg, err, errlen);
-    if (rc < 0)
-        goto out;
-    {
-        struct json_object *f = registry_peer_json(&np, now);
-        if (f) {
-            json_object_object_del(f, "days_left");
-            json_object_object_add(f, "old_serial", json_object_new_string(old_serial));
-            json_object_object_add(f, "actor", json_object_new_string(actor));
-        }
-        pki_audit(pki, "renew", f);
-    }
+    audit_peer(pki, "renew", &np, now, old_serial, actor);
     if (out) {
         *out = crt;
         crt = NULL;
@@ -833,9 +917,7 @@ out:
         gnutls_x509_crt_deinit(crt);
     free(name);
     free(key_id);
-    registry_free(reg);
-    if (lock >= 0)
-        close(lock);
+    txn_end(&t);
     return rc;
 }
 

@@ -117,6 +117,7 @@ struct conn {
 
 struct source_count;
 struct bans;
+struct pool;
 struct tunnel;
 struct uplink;
 
@@ -136,9 +137,7 @@ struct daemon {
     struct listener tunl;   /* [tunnel] listen: the hub */
     struct listener upl;    /* our uplinks (counters only, no socket) */
     struct listener estl;   /* [enroll] listen: EST, client certificate optional */
-    pthread_mutex_t pool_lock;
-    uint8_t *pool_used;     /* bitmap of tunnel addresses handed out */
-    uint32_t pool_base, pool_size;
+    struct pool *pool;      /* [tunnel] pool (pool.h); NULL: none */
     struct uplink *uplinks;
     unsigned n_uplinks;
     pthread_mutex_t conns_lock;
@@ -196,24 +195,18 @@ void conn_close(struct conn *c, const char *why);
 /* The handshake verification callback (tls_server_opts.verify). */
 int conn_verify(gnutls_session_t s);
 
-/* ---- tunnels (tunnel.c) -------------------------------------------------- */
-/* A tunnel peer passed the handshake (slow pool): plumbing, CONFIG, threads. */
+/* ---- tunnels (tunnel.c, tunnel-hub.c; uplinks: uplink.h) ----------------- */
+/* A tunnel peer passed the handshake (slow pool): plumbing, CONFIG, threads
+ * (tunnel-hub.c). */
 void tunnel_start_hub(struct conn *c);
 /* Wake a tunnel's threads (kill, shutdown). */
 void tunnel_wake(struct conn *c);
 /* Add interface, address, networks and packet counts to a session object. */
 void tunnel_describe(struct conn *c, struct json_object *o);
-int uplinks_start(struct daemon *d, char *err, size_t errlen);
-/* After a token recovery: new TLS clients with the keys loaded again. */
-int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen);
-void uplinks_stop(struct daemon *d);
 /* The address of c without the port. (The gate: gate.h.) */
 void conn_ip(const struct conn *c, char *buf, size_t len);
 /* Called from bury() (server.c) when the connection is freed. */
 void tunnel_free(struct tunnel *t);
-/* Build the uplink's TLS client again from its files and key; the next
- * connection uses it, open sessions keep the old one. */
-int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen);
 
 /* ---- API (api.c) -------------------------------------------------------- */
 struct http_request;

@@ -33,7 +33,6 @@
 
 #include "bans.h"
 #include "build-config.h"
-#include "cidr.h"
 #include "privsep.h"
 #include "config.h"
 #include "gate.h"
@@ -42,11 +41,13 @@
 #include "mono.h"
 #include "p11.h"
 #include "pki.h"
+#include "pool.h"
 #include "registry.h"
 #include "sessions.h"
 #include "service.h"
 #include "tls.h"
 #include "trustdb.h"
+#include "uplink.h"
 #include "watch.h"
 
 /* epoll data for the fds that are not connections */
@@ -769,16 +770,8 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     d->upl.svc = &service_uplink;
     d->upl.fd = -1;
     d->upl.handshake_timeout = 10;
-    pthread_mutex_init(&d->pool_lock, NULL);
-    if (cfg->tunnel.pool) {
-        struct cidr pool;
-        if (cidr_parse(cfg->tunnel.pool, &pool, NULL) == 0) {
-            d->pool_base = (uint32_t)pool.addr[0] << 24 | (uint32_t)pool.addr[1] << 16 |
-                           (uint32_t)pool.addr[2] << 8 | pool.addr[3];
-            d->pool_size = 1u << (32 - pool.plen);
-            d->pool_used = calloc(d->pool_size / 8 + 1, 1);
-        }
-    }
+    if (cfg->tunnel.pool && pool_new(cfg->tunnel.pool, &d->pool) < 0)
+        d->pool = NULL; /* config.c checked it: out of memory; no peer gets an address */
     ps_client_init(fds->parent);
 
     sigemptyset(&mask);
@@ -927,7 +920,7 @@ out:
         tls_server_free(d->estl.tls);
     for (unsigned i = 0; i < d->n_retired; i++)
         tls_server_free(d->retired[i]);
-    free(d->pool_used);
+    pool_free(d->pool);
     trustdb_unref(d->trust);
     pki_free(d->pki);
     bans_free(d->bans);

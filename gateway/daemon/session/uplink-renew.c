@@ -20,6 +20,7 @@
 #include "log.h"
 #include "pki.h"
 #include "registry.h"
+#include "uplink.h"
 #include "verify.h"
 
 /* How often the certificate file is looked at for a change made elsewhere. */
