@@ -16,6 +16,7 @@
 #include "console.h"
 #include "p11.h"
 #include "pki.h"
+#include "pki-chain.h"
 #include "privs.h"
 #include "registry.h"
 #include "verify.h"
@@ -293,6 +294,7 @@ out:
 struct enroll_out {
     const char *path;     /* --out or --p12, NULL: print after commit */
     bool p12;
+    bool leaf_only;       /* --leaf-only: the certificate without the chain */
     bool force;           /* --force: write through a symbolic link */
     gnutls_x509_privkey_t softkey;
     const char *password;
@@ -311,13 +313,22 @@ static int enroll_write(void *ctx, gnutls_x509_crt_t crt, char *err, size_t errl
     if (!eo->path)
         return 0;
     if (eo->p12) {
-        rc = p11_p12_export(eo->softkey, crt, eo->pki->ca, eo->name, eo->password, &data);
+        /* The chain up to the root: keytool and browsers build the path
+         * with the root alone trusted (docs/pki.md). */
+        gnutls_x509_crt_t *cas = NULL;
+        size_t n_cas = 0;
+        rc = pki_chain_to_root(eo->pki, &cas, &n_cas, err, errlen);
+        if (rc == 0)
+            rc = p11_p12_export_chain(eo->softkey, crt, cas, n_cas, eo->name, eo->password,
+                                      &data);
+        pki_free_certs(cas, n_cas);
         if (rc < 0) {
             snprintf(err, errlen, "enroll %s: cannot make the PKCS#12: %s", eo->name,
                      strerror(-rc));
             return rc;
         }
-    } else if (pki_cert_pem(crt, &data) < 0) {
+    } else if ((eo->leaf_only ? pki_cert_pem(crt, &data)
+                              : pki_cert_chain_pem(eo->pki, crt, &data, err, errlen)) < 0) {
         snprintf(err, errlen, "enroll %s: cannot encode the certificate", eo->name);
         return -EINVAL;
     }
@@ -346,6 +357,7 @@ struct enroll_args {
     enum p11_key_type kt;
     enum peer_role role;
     bool force;
+    bool leaf_only;
 };
 
 /* The key to certify: a CSR's public key, or (--p12) a new software key. */
@@ -388,6 +400,7 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         {"days", required_argument, NULL, 'd'},
         {"key-type", required_argument, NULL, 'k'},
         {"force", no_argument, NULL, 'f'},
+        {"leaf-only", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     int c, rc;
@@ -429,12 +442,16 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         case 'f':
             a->force = true;
             break;
+        case 'L':
+            a->leaf_only = true;
+            break;
         default:
             return con_usage("enroll");
         }
     }
     if (optind + 1 != argc || !a->role_s || (!a->csr_path == !a->p12) ||
-        (a->csr_path && a->pwfile) || (a->p12 && !a->pwfile) || (a->p12 && a->out)) {
+        (a->csr_path && a->pwfile) || (a->p12 && !a->pwfile) || (a->p12 && a->out) ||
+        (a->p12 && a->leaf_only)) {
         if (optind + 1 != argc)
             con_err("enroll", "give exactly one peer NAME");
         else if (!a->role_s)
@@ -444,8 +461,8 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         else if (a->p12 && !a->pwfile)
             con_err("enroll", "--p12 needs --password-file FILE");
         else
-            con_err("enroll", "--out and --password-file do not go with %s",
-                    a->csr_path ? "--csr" : "--p12");
+            con_err("enroll", "--out%s and --password-file do not go with %s",
+                    a->p12 ? ", --leaf-only" : "", a->csr_path ? "--csr" : "--p12");
         return con_usage("enroll");
     }
     a->name = argv[optind];
@@ -519,7 +536,9 @@ static void enroll_report(const struct enroll_out *eo, enum peer_role role,
     time_format_utc(gnutls_x509_crt_get_expiration_time(crt), when, sizeof(when));
     if (!eo->path) {
         gnutls_datum_t pem = {0};
-        if (pki_cert_pem(crt, &pem) == 0)
+        char err[256];
+        if ((eo->leaf_only ? pki_cert_pem(crt, &pem)
+                           : pki_cert_chain_pem(eo->pki, crt, &pem, err, sizeof(err))) == 0)
             fwrite(pem.data, 1, pem.size, stdout);
         gnutls_free(pem.data);
     }
@@ -547,6 +566,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     eo.path = a.csr_path ? a.out : a.p12;
     eo.p12 = a.p12 != NULL;
     eo.force = a.force;
+    eo.leaf_only = a.leaf_only;
     eo.softkey = k.softkey;
     eo.password = k.password;
     eo.name = a.name;

@@ -54,12 +54,14 @@ static const struct command commands[] = {
      "a revocation: a revoked key is never enrolled again). FILE may be - (stdout), a\n"
      "device or a FIFO (written in place); a symbolic link only with --force."},
     {"enroll", cmd_enroll,
-     "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
-     "--password-file FILE) [--network CIDR]... [--days N] [--force]",
+     "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] [--leaf-only] | "
+     "--p12 FILE --password-file FILE) [--network CIDR]... [--days N] [--force]",
      "Issue a client certificate (clientAuth, URI SAN urn:mtlsgw:role:ROLE, default 397\n"
      "days) and record the peer in the registry. With --csr the certificate is written\n"
-     "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
-     "the certificate and the CA to a PKCS#12 protected by the password in the file.\n"
+     "to --out or printed, followed by the intermediates of chain.pem when this CA is\n"
+     "an intermediate (--leaf-only: the certificate alone). With --p12 the key is made\n"
+     "here (off-token) and written with the certificate, the intermediates and the root\n"
+     "to a PKCS#12 protected by the password in the file.\n"
      "FILE may be - (stdout), a device or a FIFO (written in place); a symbolic link\n"
      "only with --force (its target is written, the link stays)."},
     {"revoke", cmd_revoke,

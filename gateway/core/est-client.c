@@ -127,6 +127,7 @@ struct answer {
 
 struct session_ctx {
     const struct est_client_opts *o;
+    bool pin_later; /* cacerts: the pin may be a CA of the answer (checked then) */
     gnutls_pcert_st *pcerts;
     unsigned n_pcerts;
     bool pin_failed;
@@ -235,6 +236,11 @@ static int verify_pin(gnutls_session_t s)
     for (size_t i = 0; i < sizeof(fp); i++)
         diff |= (unsigned char)(fp[i] ^ ctx->o->pin[i]);
     if (diff == 0)
+        return 0;
+    /* A root's pin: the hub sends its chain without the root, which comes
+     * in the cacerts answer; est_get_cacerts checks the chain to it before
+     * anything of the answer is believed. No secret is sent on this one. */
+    if (ctx->pin_later)
         return 0;
     for (size_t i = 0, o = 0; i < sizeof(fp); i++)
         o += (size_t)snprintf(ctx->got_fp + o, sizeof(ctx->got_fp) - o, "%s%02X", i ? ":" : "",
@@ -447,8 +453,8 @@ static void handshake_error(struct est_conn *k, int grc, char *err, size_t errle
     gnutls_free(txt.data);
 }
 
-static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *err,
-                     size_t errlen)
+static int conn_open(const struct est_client_opts *o, bool pin_later, struct est_conn *k,
+                     char *err, size_t errlen)
 {
     unsigned char ip[16];
     int rc, grc;
@@ -456,11 +462,12 @@ static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *
     memset(k, 0, sizeof(*k));
     k->fd = -1;
     k->ctx.o = o;
+    k->ctx.pin_later = pin_later;
     k->deadline = mono_ms() + 1000LL * (o->timeout ? o->timeout : 30);
     rc = est_url_parse(o->url, &k->u, err, errlen);
     if (rc < 0)
         return rc;
-    if (!o->ca_path && !o->pin) {
+    if (!o->ca_path && !o->pin && !o->n_anchors) {
         snprintf(err, errlen, "no way to trust the hub: give its CA or its fingerprint");
         return -EINVAL;
     }
@@ -492,7 +499,13 @@ static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *
     }
     if (inet_pton(AF_INET, k->u.host, ip) != 1 && inet_pton(AF_INET6, k->u.host, ip) != 1)
         gnutls_server_name_set(k->s, GNUTLS_NAME_DNS, k->u.host, strlen(k->u.host));
-    if (o->ca_path)
+    if (o->n_anchors &&
+        gnutls_certificate_set_x509_trust(k->cred, (gnutls_x509_crt_t *)o->anchors,
+                                          (int)o->n_anchors) < 0) {
+        snprintf(err, errlen, "cannot trust the hub's CA");
+        return -EINVAL;
+    }
+    if (o->ca_path || o->n_anchors)
         gnutls_session_set_verify_cert(k->s, k->u.host, 0); /* chain and name */
     else
         gnutls_session_set_verify_function(k->s, verify_pin);
@@ -646,9 +659,10 @@ static int read_answer(struct est_conn *k, struct answer *a, char *err, size_t e
 
 /* One request and its answer over a new connection; the hub's chain too
  * when asked for. */
-static int exchange(const struct est_client_opts *o, const char *method, const char *op,
-                    const char *auth, const char *body, size_t body_len, struct answer *a,
-                    gnutls_x509_crt_t **chain, unsigned *n_chain, char *err, size_t errlen)
+static int exchange(const struct est_client_opts *o, bool pin_later, const char *method,
+                    const char *op, const char *auth, const char *body, size_t body_len,
+                    struct answer *a, gnutls_x509_crt_t **chain, unsigned *n_chain, char *err,
+                    size_t errlen)
 {
     struct est_conn k;
     char *req = NULL;
@@ -656,7 +670,7 @@ static int exchange(const struct est_client_opts *o, const char *method, const c
     int rc;
 
     memset(a, 0, sizeof(*a));
-    rc = conn_open(o, &k, err, errlen);
+    rc = conn_open(o, pin_later, &k, err, errlen);
     if (rc == 0 && chain)
         rc = peer_chain(&k, chain, n_chain, err, errlen);
     if (rc == 0)
@@ -711,6 +725,76 @@ static void free_certs(gnutls_x509_crt_t *certs, size_t n)
     free(certs);
 }
 
+static bool fp_is(gnutls_x509_crt_t crt, const unsigned char *pin)
+{
+    unsigned char fp[32];
+    size_t len = sizeof(fp);
+    unsigned char diff = 0;
+
+    if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &len) < 0 || len != 32)
+        return false;
+    for (size_t i = 0; i < sizeof(fp); i++)
+        diff |= (unsigned char)(fp[i] ^ pin[i]);
+    return diff == 0;
+}
+
+/*
+ * The pin was not the hub's own certificate (verify_pin let the handshake
+ * through for cacerts alone): it must be a CA of the answer, the root, and
+ * the hub's chain (with the answer's intermediates) must verify to it alone,
+ * for the hub's name, as with a CA file.
+ */
+static int pinned_root_check(const struct est_client_opts *o, gnutls_x509_crt_t *chain,
+                             unsigned n_chain, gnutls_x509_crt_t *got, size_t n_got, char *err,
+                             size_t errlen)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    gnutls_x509_crt_t *path = NULL, anchor = NULL;
+    struct est_url u;
+    unsigned status = 0, n_path = 0;
+    int rc;
+
+    if (fp_is(chain[0], o->pin))
+        return 0;
+    for (size_t i = 0; i < n_got && !anchor; i++)
+        if (fp_is(got[i], o->pin))
+            anchor = got[i];
+    if (!anchor) {
+        snprintf(err, errlen, "cacerts: neither the hub's certificate nor a CA certificate it "
+                              "sent has the pinned SHA-256");
+        return -EBADMSG;
+    }
+    rc = est_url_parse(o->url, &u, err, errlen);
+    if (rc < 0)
+        return rc;
+    path = calloc(n_chain + n_got, sizeof(*path));
+    if (!path || gnutls_x509_trust_list_init(&tl, 0) < 0) {
+        free(path);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < n_chain; i++)
+        path[n_path++] = chain[i];
+    for (size_t i = 0; i < n_got; i++)
+        if (got[i] != anchor)
+            path[n_path++] = got[i];
+    rc = gnutls_x509_trust_list_add_cas(tl, &anchor, 1, 0);
+    if (rc >= 0)
+        rc = gnutls_x509_trust_list_verify_crt2(tl, path, n_path, NULL, 0, 0, &status, NULL);
+    if (rc < 0 || status) {
+        snprintf(err, errlen, "cacerts: the hub's certificate does not chain to the pinned root");
+        rc = -EBADMSG;
+    } else if (!gnutls_x509_crt_check_hostname(chain[0], u.host)) {
+        snprintf(err, errlen, "cacerts: the hub's certificate chains to the pinned root but "
+                              "does not name %s (its --host at init)", u.host);
+        rc = -EBADMSG;
+    } else {
+        rc = 0;
+    }
+    gnutls_x509_trust_list_deinit(tl, 0);
+    free(path);
+    return rc;
+}
+
 int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, size_t *n,
                     char *err, size_t errlen)
 {
@@ -720,7 +804,8 @@ int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, 
     size_t n_got = 0;
     int rc;
 
-    rc = exchange(o, "GET", "cacerts", NULL, NULL, 0, &a, &chain, &n_chain, err, errlen);
+    rc = exchange(o, o->pin != NULL, "GET", "cacerts", NULL, NULL, 0, &a, &chain, &n_chain, err,
+                  errlen);
     if (rc < 0)
         return rc;
     rc = certs_answer("cacerts", &a, &got, &n_got, err, errlen);
@@ -736,6 +821,9 @@ int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, 
             rc = -EBADMSG;
             goto out;
         }
+        rc = pinned_root_check(o, chain, n_chain, got, n_got, err, errlen);
+        if (rc < 0)
+            goto out;
     }
     *certs = got;
     *n = n_got;
@@ -789,7 +877,7 @@ static int enroll(const struct est_client_opts *o, const char *op, const char *a
         snprintf(err, errlen, "%s: cannot encode the CSR", op);
         return rc;
     }
-    rc = exchange(o, "POST", op, auth, b64, len, &a, NULL, NULL, err, errlen);
+    rc = exchange(o, false, "POST", op, auth, b64, len, &a, NULL, NULL, err, errlen);
     if (rc < 0)
         goto out;
     rc = certs_answer(op, &a, &got, &n_got, err, errlen);

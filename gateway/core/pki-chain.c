@@ -139,6 +139,63 @@ out:
     return rc;
 }
 
+int pki_chain_to_root(const struct pki *pki, gnutls_x509_crt_t **out, size_t *n, char *err,
+                      size_t errlen)
+{
+    gnutls_x509_crt_t *roots = NULL, *chain = NULL, *all;
+    size_t n_roots = 0, n_chain = 0;
+    int rc;
+
+    rc = pki_load_chain(pki, &chain, &n_chain, err, errlen);
+    if (rc == 0)
+        rc = pki_read_certs(pki->ca_path, &roots, &n_roots, err, errlen);
+    if (rc < 0)
+        goto out;
+    all = gnutls_realloc(chain, (n_roots + n_chain) * sizeof(*all));
+    if (!all) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(all + n_chain, roots, n_roots * sizeof(*all));
+    *out = all;
+    *n = n_chain + n_roots;
+    gnutls_free(roots);
+    roots = NULL;
+    n_roots = 0;
+    chain = NULL;
+    n_chain = 0;
+out:
+    pki_free_certs(roots, n_roots);
+    pki_free_certs(chain, n_chain);
+    return rc;
+}
+
+int pki_cert_chain_pem(const struct pki *pki, gnutls_x509_crt_t crt, gnutls_datum_t *out,
+                       char *err, size_t errlen)
+{
+    gnutls_x509_crt_t *chain = NULL, *all = NULL;
+    size_t n_chain = 0;
+    int rc;
+
+    rc = pki_load_chain(pki, &chain, &n_chain, err, errlen);
+    if (rc < 0)
+        return rc;
+    all = calloc(n_chain + 1, sizeof(*all));
+    if (!all) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    all[0] = crt;
+    memcpy(all + 1, chain, n_chain * sizeof(*all));
+    rc = pki_certs_pem(all, n_chain + 1, out);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot encode the certificate and its chain");
+out:
+    free(all);
+    pki_free_certs(chain, n_chain);
+    return rc;
+}
+
 /* ---- the request --------------------------------------------------------- */
 
 static int write_pending(const struct pki *pki, const struct pki_init_opts *o, char *err,

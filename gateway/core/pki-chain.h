@@ -35,6 +35,12 @@ int pki_load_chain(const struct pki *pki, gnutls_x509_crt_t **out, size_t *n, ch
  * ca.crt, then chain.pem (EST cacerts, RFC 7030 4.1.3). */
 int pki_ca_bundle(const struct pki *pki, gnutls_x509_crt_t **out, size_t *n, char *err,
                   size_t errlen);
+/* chain.pem then ca.crt: what a PKCS#12 carries after the peer's own. */
+int pki_chain_to_root(const struct pki *pki, gnutls_x509_crt_t **out, size_t *n, char *err,
+                      size_t errlen);
+/* crt's PEM followed by chain.pem's (never the root): what a peer sends. */
+int pki_cert_chain_pem(const struct pki *pki, gnutls_x509_crt_t crt, gnutls_datum_t *out,
+                       char *err, size_t errlen);
 /* True for a self-signed certificate (a root). */
 bool pki_cert_is_root(gnutls_x509_crt_t crt);
 

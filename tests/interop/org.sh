@@ -101,14 +101,17 @@ openssl req -x509 -sha256 -days 3650 -newkey rsa:4096 -keyout "$T/ca.key" -out "
 # ---- init --intermediate ----------------------------------------------------------
 expect_exit 2 "init --intermediate without --csr-out: usage error" \
     hub init --intermediate --cn hub1
+# RSA: this strongSwan pki has no ECDSA (no openssl plugin installed).
 expect_exit 0 "init --intermediate writes the CA's CSR" \
-    hub init --intermediate --cn hub1 --host 127.0.0.1 --host localhost --csr-out "$T/hub1.csr"
+    hub init --intermediate --cn hub1 --host 127.0.0.1 --host localhost --key-type rsa-3072 \
+    --csr-out "$T/hub1.csr"
 OUT=$(openssl req -in "$T/hub1.csr" -noout -text 2>&1)
 expect_in "CN = hub1 CA" "$OUT" "... for CN=hub1 CA"
 expect_in "CA:TRUE" "$OUT" "... asking for CA:TRUE"
 ok_if "... and no CA yet (ca.crt is written on import)" test ! -e "$P/ca.crt"
 expect_exit 0 "init --intermediate again reuses the keys (a lost CSR is made again)" \
-    hub init --intermediate --cn hub1 --host 127.0.0.1 --host localhost --csr-out "$T/hub1b.csr"
+    hub init --intermediate --cn hub1 --host 127.0.0.1 --host localhost --key-type rsa-3072 \
+    --csr-out "$T/hub1b.csr"
 ok_if "... for the same key" test "$(openssl req -in "$T/hub1.csr" -noout -pubkey)" = \
     "$(openssl req -in "$T/hub1b.csr" -noout -pubkey)"
 
@@ -157,8 +160,17 @@ expect_exit 1 "a second import is refused" \
     hub init --import-ca "$T/hub1.crt" --chain "$T/ca.crt"
 
 # ---- peers ----------------------------------------------------------------------------
-for p in admin1:admin tun1:tunnel mon2:monitor; do
-    keycsr "${p%%:*}" >/dev/null 2>&1
+for p in admin1 tun1 mon2; do
+    keycsr "$p" >/dev/null 2>&1
+done
+# RSA peers for strongSwan's pki (see above).
+for p in rsagood rsabad; do
+    certtool --generate-privkey --key-type rsa --bits 2048 --outfile "$T/$p.key" 2>/dev/null
+    printf 'cn = %s\n' "$p" >"$T/$p.tmpl"
+    certtool --generate-request --no-text --load-privkey "$T/$p.key" --template "$T/$p.tmpl" \
+        --outfile "$T/$p.csr" 2>/dev/null
+    hub enroll "$p" --role monitor --csr "$T/$p.csr" --out "$T/$p.crt" --leaf-only \
+        >/dev/null 2>&1
 done
 expect_exit 0 "enroll --out writes the certificate" \
     hub enroll admin1 --role admin --csr "$T/admin1.csr" --out "$T/admin1-full.crt"
@@ -193,9 +205,10 @@ ok_if "openssl verify of the p12's certificate with only the root trusted" \
 dmn_start || { echo "Bail out! the daemon does not start: $(tail -5 "$DLOG")"; exit 1; }
 OUT=$(openssl s_client -connect "127.0.0.1:$PORT" -showcerts -CAfile "$T/ca.crt" \
     -cert "$T/admin1.crt" -key "$T/admin1.key" </dev/null 2>&1)
+S=$OUT
 ok_if "the management listener sends the gateway certificate and the intermediate" \
-    test "$(printf '%s\n' "$OUT" | grep -c 'BEGIN CERTIFICATE')" = 2
-expect_in "Verify return code: 0 (ok)" "$OUT" "... which openssl verifies with only the root"
+    test "$(printf '%s\n' "$S" | grep -c 'BEGIN CERTIFICATE')" = 2
+expect_in "Verify return code: 0 (ok)" "$S" "... which openssl verifies with only the root"
 req admin1 GET /api/v1/status
 expect_http 200 "curl --cacert ROOT with the leaf alone reaches the API (admin)"
 req mon1 GET /api/v1/status
@@ -233,6 +246,7 @@ expect_in "Example Org Root" "$OUT" "... up to the root"
 
 # ---- revocation: mtlsgw, openssl and strongSwan agree --------------------------------
 hub revoke mon2 >/dev/null 2>&1
+hub revoke rsabad >/dev/null 2>&1
 ok_if "openssl verify -crl_check: a good peer" \
     openssl verify -crl_check -CAfile "$T/ca.crt" -untrusted "$P/chain.pem" \
     -CRLfile "$P/crl.pem" "$T/admin1.crt"
@@ -241,11 +255,18 @@ expect_exit 2 "openssl verify -crl_check: the revoked peer is refused" \
     -CRLfile "$P/crl.pem" "$T/mon2.crt"
 expect_in "revoked" "$OUT" "... as revoked"
 expect_exit 0 "strongSwan pki --verify: a good peer" \
-    pki --verify --in "$T/admin1.crt" --cacert "$T/ca.crt" --cacert "$P/chain.pem" \
+    pki --verify --in "$T/rsagood.crt" --cacert "$T/ca.crt" --cacert "$P/chain.pem" \
     --crl "$P/crl.pem"
+expect_in "certificate trusted" "$OUT" "... trusted"
 expect_exit 1 "strongSwan pki --verify: the revoked peer" \
-    pki --verify --in "$T/mon2.crt" --cacert "$T/ca.crt" --cacert "$P/chain.pem" \
+    pki --verify --in "$T/rsabad.crt" --cacert "$T/ca.crt" --cacert "$P/chain.pem" \
     --crl "$P/crl.pem"
+expect_in "revoked" "$OUT" "... as revoked"
+expect_exit 2 "openssl verify -crl_check agrees on that one" \
+    openssl verify -crl_check -CAfile "$T/ca.crt" -untrusted "$P/chain.pem" \
+    -CRLfile "$P/crl.pem" "$T/rsabad.crt"
+expect_exit 0 "mtlsgw explain: the good one granted" hub explain "$T/rsagood.crt"
+expect_exit 1 "mtlsgw explain: the revoked one refused" hub explain "$T/rsabad.crt"
 expect_exit 1 "mtlsgw explain: the revoked peer" hub explain "$T/mon2.crt"
 req mon2 GET /api/v1/status
 ok_if "the daemon refuses the revoked peer" test "$HTTP" != 200
@@ -254,6 +275,8 @@ dmn_stop
 # ---- a root on a token: mtlsgw root -------------------------------------------------------
 expect_exit 0 "root init makes the root on its own token" root init --cn "Org Token Root"
 ok_if "... root.crt and its CRL" test -s "$T/root/root.crt" -a -s "$T/root/root-crl.pem"
+# What the organization hands each appliance: its root certificate.
+cp "$T/root/root.crt" "$T/orgroot.crt"
 expect_exit 1 "root init twice is refused" root init --cn again
 hub2 init --intermediate --cn hub2 --host 127.0.0.1 --csr-out "$T/hub2.csr" >/dev/null 2>&1
 expect_exit 0 "root sign --csr --out --path-len 0" \
@@ -261,7 +284,7 @@ expect_exit 0 "root sign --csr --out --path-len 0" \
 OUT=$(openssl x509 -in "$T/hub2.crt" -noout -text)
 expect_in "CA:TRUE, pathlen:0" "$OUT" "... an intermediate CA with path length 0"
 expect_in "Certificate Sign, CRL Sign" "$OUT" "... keyCertSign and cRLSign"
-expect_exit 0 "hub2 imports it" hub2 init --import-ca "$T/hub2.crt" --chain "$T/root/root.crt"
+expect_exit 0 "hub2 imports it" hub2 init --import-ca "$T/hub2.crt" --chain "$T/orgroot.crt"
 keycsr peer2 >/dev/null 2>&1
 hub2 enroll peer2 --role monitor --csr "$T/peer2.csr" --out "$T/peer2.crt" --leaf-only \
     >/dev/null 2>&1
@@ -269,17 +292,17 @@ expect_exit 1 "hub1 refuses hub2's peer (another issuer)" hub explain "$T/peer2.
 root crl --out "$T/root-crl.pem" >/dev/null 2>&1
 cat "$T/root-crl.pem" "$T/g2-pki/crl.pem" >"$T/crls2.pem"
 ok_if "openssl verify -crl_check_all: hub2's peer, both CRLs" \
-    openssl verify -crl_check_all -CAfile "$T/root/root.crt" -untrusted "$T/g2-pki/chain.pem" \
+    openssl verify -crl_check_all -CAfile "$T/orgroot.crt" -untrusted "$T/g2-pki/chain.pem" \
     -CRLfile "$T/crls2.pem" "$T/peer2.crt"
 expect_exit 0 "root revoke FILE: hub2's intermediate (a compromised appliance)" \
     root revoke "$T/hub2.crt"
 root crl --out "$T/root-crl.pem" >/dev/null 2>&1
 cat "$T/root-crl.pem" "$T/g2-pki/crl.pem" >"$T/crls2.pem"
 expect_exit 2 "openssl verify -crl_check_all: hub2's peers are refused once its CA is revoked" \
-    openssl verify -crl_check_all -CAfile "$T/root/root.crt" -untrusted "$T/g2-pki/chain.pem" \
+    openssl verify -crl_check_all -CAfile "$T/orgroot.crt" -untrusted "$T/g2-pki/chain.pem" \
     -CRLfile "$T/crls2.pem" "$T/peer2.crt"
 expect_exit 1 "strongSwan pki --verify agrees" \
-    pki --verify --in "$T/peer2.crt" --cacert "$T/root/root.crt" \
+    pki --verify --in "$T/peer2.crt" --cacert "$T/orgroot.crt" \
     --cacert "$T/g2-pki/chain.pem" --crl "$T/root-crl.pem" --crl "$T/g2-pki/crl.pem"
 OUT=$(root list)
 expect_in "revoked" "$OUT" "root list shows the intermediate revoked"
