@@ -36,17 +36,6 @@
 #include "log.h"
 #include "privsep.h"
 
-/* The process table: who may do what (STYLE.md: written in one place). */
-static const struct proc_role {
-    const char *name;
-    bool net_admin;   /* keeps CAP_NET_ADMIN */
-    bool token;       /* opens the token (holds the PIN) */
-    bool netconfig;   /* may call netconfig/ */
-} procs[] = {
-    {"parent", true, false, true},
-    {"session", false, true, false},
-};
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mtlsgwd [-c CONF] [-f] [--check-config] [--debug]\n"
@@ -174,7 +163,7 @@ static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid,
     if (parent_end >= 0)
         close(parent_end);
     /* The session process: no capabilities at all, not dumpable. */
-    if (caps_drop_to(uid, gid, procs[1].net_admin, err, sizeof(err)) < 0) {
+    if (caps_drop_to(uid, gid, false, err, sizeof(err)) < 0) {
         log_err("session process: %s", err);
         _exit(1);
     }
@@ -305,7 +294,14 @@ static int supervise(struct config *cfg, uid_t uid, gid_t gid, struct daemon_fds
     return rc;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+struct args {
+    const char *conf;
+    bool foreground, check, debug;
+};
+
+/* Returns -1 to go on, else the exit code (help, version, usage error). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -316,42 +312,21 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *conf = MTLSGW_DEFAULT_CONF;
-    bool foreground = false, check = false, debug = false;
-    struct config *cfg = NULL;
-    char *errors = NULL, err[256];
-    struct passwd *pw;
-    uid_t uid;
-    gid_t gid;
-    struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .enroll = -1, .parent = -1};
-    struct ps_server *ps = NULL;
-    bool need_net;
-    int c, rc;
+    int c;
 
-    /* Signals wait for signalfd from the start: a SIGHUP sent right after
-     * start must not kill the daemon. */
-    {
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGHUP);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGCHLD);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-    }
     while ((c = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            conf = optarg;
+            a->conf = optarg;
             break;
         case 'f':
-            foreground = true;
+            a->foreground = true;
             break;
         case 'C':
-            check = true;
+            a->check = true;
             break;
         case 'd':
-            debug = true;
+            a->debug = true;
             break;
         case 'h':
             usage(stdout);
@@ -368,18 +343,15 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (config_load(conf, &cfg, &errors) < 0) {
-        fputs(errors ? errors : "out of memory\n", stderr);
-        free(errors);
-        return 1;
-    }
-    if (check) {
-        printf("%s: ok\n", conf);
-        config_free(cfg);
-        return 0;
-    }
-    log_open("mtlsgwd", foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, false);
-    log_set_level(debug ? LOG_DEBUG : cfg->daemon.log_level);
+    return -1;
+}
+
+/* What must hold before anything is bound: GnuTLS reaches tokens, the
+ * [daemon] user exists and we may become it. */
+static int check_start(const struct config *cfg, const char *conf, uid_t *uid, gid_t *gid)
+{
+    struct passwd *pw;
+
     /* A GnuTLS built without p11-kit (OpenWrt's unless GNUTLS_PKCS11 is
      * selected) cannot reach any token: say that, not a token error later. */
     if (!gnutls_url_is_supported("pkcs11:")) {
@@ -387,64 +359,113 @@ int main(int argc, char **argv)
                 "keys in a PKCS#11 token and cannot run; install a GnuTLS built with p11-kit "
                 "(OpenWrt: CONFIG_GNUTLS_PKCS11=y, Yocto: PACKAGECONFIG p11-kit of gnutls)",
                 gnutls_check_version(NULL));
-        config_free(cfg);
-        return 1;
+        return -1;
     }
     pw = getpwnam(cfg->daemon.user);
     if (!pw) {
         log_err("user '%s' ([daemon] user in %s) does not exist: create it (useradd --system "
                 "%s) or set user = root",
                 cfg->daemon.user, conf, cfg->daemon.user);
-        config_free(cfg);
-        return 1;
+        return -1;
     }
-    uid = pw->pw_uid;
-    gid = pw->pw_gid;
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
     raise_nofile(cfg);
-    if (geteuid() != 0 && geteuid() != uid) {
+    if (geteuid() != 0 && geteuid() != *uid) {
         log_err("running as uid %u, but [daemon] user is %s (uid %u): start as root or as "
                 "that user",
-                (unsigned)geteuid(), cfg->daemon.user, (unsigned)uid);
-        config_free(cfg);
+                (unsigned)geteuid(), cfg->daemon.user, (unsigned)*uid);
+        return -1;
+    }
+    return 0;
+}
+
+/* The parent keeps CAP_NET_ADMIN and nothing else of root, and installs the
+ * firewall; without the capability it runs with the kernel side off, unless
+ * the config needs it. */
+static int become_parent(const struct config *cfg, uid_t uid, gid_t gid, struct ps_server **ps)
+{
+    bool need_net = cfg->tunnel.listen || cfg->n_uplinks || cfg->fw.n_gate;
+    char err[256];
+    int rc;
+
+    rc = caps_drop_to(uid, gid, true, err, sizeof(err));
+    if (rc == 0)
+        rc = ps_server_new(cfg, ps, err, sizeof(err));
+    if (rc == 0)
+        return 0;
+    if (need_net) {
+        log_err("parent: %s (tunnels, uplinks and the gate need CAP_NET_ADMIN)", err);
+        return -1;
+    }
+    log_warn("parent: %s; the kernel side is off (no tunnels, uplinks or gate)", err);
+    if (caps_drop_to(uid, gid, false, err, sizeof(err)) < 0) {
+        log_err("parent: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void close_listeners(struct daemon_fds *fds)
+{
+    if (fds->mgmt >= 0)
+        close(fds->mgmt);
+    if (fds->tunnel >= 0)
+        close(fds->tunnel);
+    if (fds->enroll >= 0)
+        close(fds->enroll);
+}
+
+int main(int argc, char **argv)
+{
+    struct args a = {.conf = MTLSGW_DEFAULT_CONF};
+    struct config *cfg = NULL;
+    char *errors = NULL;
+    uid_t uid;
+    gid_t gid;
+    struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .enroll = -1, .parent = -1};
+    struct ps_server *ps = NULL;
+    int rc;
+
+    /* Signals wait for signalfd from the start: a SIGHUP sent right after
+     * start must not kill the daemon. */
+    {
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+    }
+    if ((rc = parse_args(argc, argv, &a)) >= 0)
+        return rc;
+    if (config_load(a.conf, &cfg, &errors) < 0) {
+        fputs(errors ? errors : "out of memory\n", stderr);
+        free(errors);
         return 1;
     }
+    if (a.check) {
+        printf("%s: ok\n", a.conf);
+        config_free(cfg);
+        return 0;
+    }
+    log_open("mtlsgwd", a.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG, false);
+    log_set_level(a.debug ? LOG_DEBUG : cfg->daemon.log_level);
+    rc = 1;
+    if (check_start(cfg, a.conf, &uid, &gid) < 0)
+        goto out;
     if ((cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &fds.mgmt) < 0) ||
         (cfg->tunnel.listen && bind_listener("tunnel", cfg->tunnel.listen, &fds.tunnel) < 0) ||
-        (cfg->enroll.listen && bind_listener("enroll", cfg->enroll.listen, &fds.enroll) < 0)) {
-        config_free(cfg);
-        return 1;
-    }
-    if (control_dir(cfg, uid, gid) < 0) {
-        config_free(cfg);
-        return 1;
-    }
-    /* The parent keeps CAP_NET_ADMIN and nothing else of root. */
-    need_net = cfg->tunnel.listen || cfg->n_uplinks || cfg->fw.n_gate;
-    rc = caps_drop_to(uid, gid, procs[0].net_admin, err, sizeof(err));
-    if (rc == 0)
-        rc = ps_server_new(cfg, &ps, err, sizeof(err));
-    if (rc < 0) {
-        if (need_net) {
-            log_err("parent: %s (tunnels, uplinks and the gate need CAP_NET_ADMIN)", err);
-            config_free(cfg);
-            return 1;
-        }
-        log_warn("parent: %s; the kernel side is off (no tunnels, uplinks or gate)", err);
-        if (caps_drop_to(uid, gid, false, err, sizeof(err)) < 0) {
-            log_err("parent: %s", err);
-            config_free(cfg);
-            return 1;
-        }
-    }
+        (cfg->enroll.listen && bind_listener("enroll", cfg->enroll.listen, &fds.enroll) < 0))
+        goto out;
+    if (control_dir(cfg, uid, gid) < 0 || become_parent(cfg, uid, gid, &ps) < 0)
+        goto out;
     rc = supervise(cfg, uid, gid, &fds, ps);
     ps_server_free(ps);
-    if (fds.mgmt >= 0)
-        close(fds.mgmt);
-    if (fds.tunnel >= 0)
-        close(fds.tunnel);
-    if (fds.enroll >= 0)
-        close(fds.enroll);
+    close_listeners(&fds);
     log_info("stopped");
+out:
     config_free(cfg);
     return rc;
 }

@@ -91,6 +91,14 @@ void ps_server_teardown_all(struct ps_server *ps);
 void ps_server_refresh(struct ps_server *ps);
 void ps_server_free(struct ps_server *ps);
 
+/* Tests (tests/unit/test-parent-checks.c): the same parent and the same checks,
+ * but its netconfig handle records each kernel call as a line of text
+ * instead of making it, so no CAP_NET_ADMIN is needed; ps_server_record
+ * returns those lines. The daemon never calls these. */
+int ps_server_new_record(const struct config *cfg, struct ps_server **out, char *err,
+                         size_t errlen);
+const char *ps_server_record(const struct ps_server *ps);
+
 /* Timeout on trusted-interface elements: a crashed daemon leaves none for long. */
 #define PS_TRUST_TIMEOUT_MS 30000
 

@@ -18,29 +18,13 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/tap.sh"
 . "$here/../lib/softhsm.sh"
 . "$here/../interop/lib-daemon.sh"
+. "$here/lib.sh"
 
-for tool in curl openssl certtool python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+adv_need curl openssl certtool python3
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (the daemon switches users)"; exit 77; }
 [ "$DUSER" != root ] || { echo "1..0 # SKIP no user 'mtlsgw' to run the daemon as"; exit 77; }
 
-T=$(mktemp -d /tmp/mtlsgw-ctldir.XXXXXX)
-cleanup() {
-    dmn_stop
-    [ -n "${MTLSGW_TEST_KEEP:-}" ] && echo "# kept $T" >&2 || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+adv_loopback ctldir
 
 owner() { stat -c '%U:%G %a' "$1"; }
 

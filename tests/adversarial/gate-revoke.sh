@@ -28,11 +28,10 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/tap.sh"
 . "$here/../lib/softhsm.sh"
 . "$here/../netns/lib-topo.sh"
+. "$here/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces need root"; exit 77; }
-for tool in ip nft python3 curl certtool softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+adv_need ip nft python3 curl certtool softhsm2-util pgrep
 
 NS_GW=mtg-gw-$$
 NS_ADM=mtg-adm-$$
@@ -47,19 +46,7 @@ PORT=8443
 GATED=2222
 
 T_START=$(date +%s)
-T=$(mktemp -d /tmp/mtlsgw-gate.XXXXXX)
-chmod 755 "$T"
-LOCAL_PIDS=""
-cleanup() {
-    local p
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+adv_topo_temp gate
 
 gw() { ip netns exec "$NS_GW" "$@"; }
 adm() { ip netns exec "$NS_ADM" "$@"; }
@@ -134,7 +121,7 @@ def here():
     except ValueError:
         pass
     return False
-ready, end = False, time.time() + 10
+ready, end = False, time.time() + 20
 while True:
     h = here()
     if h and not ready:
@@ -157,7 +144,7 @@ os.rename(out + ".tmp", out)' "$1" "$2" &
 # Seconds from T0 until the watcher saw ADDR go ("never": it did not).
 watch_result() { # file t0
     local i=0
-    while [ ! -e "$1" ] && [ $((i += 1)) -lt 300 ]; do sleep 0.05; done
+    while [ ! -e "$1" ] && [ $((i += 1)) -lt 500 ]; do sleep 0.05; done
     local t
     t=$(cat "$1" 2>/dev/null)
     case "$t" in
@@ -194,7 +181,7 @@ while True:
         pass
     c.close()' >/dev/null 2>&1 &
 LOCAL_PIDS="$LOCAL_PIDS $!"
-wait_until 3 eval "gw ss -Hltn 'sport = :$GATED' | grep -q ." || { echo "Bail out! service"; exit 1; }
+wait_until 15 eval "gw ss -Hltn 'sport = :$GATED' | grep -q ." || { echo "Bail out! service"; exit 1; }
 
 nsd_start hub "$NS_GW" "$T/hub/hub.conf"
 wait_until 15 daemon_answers || {

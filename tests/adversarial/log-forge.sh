@@ -22,9 +22,9 @@ MTLSGW=$(readlink -f "$1")
 MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
 
-for tool in curl openssl certtool python3 ip; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+. "$here/lib.sh"
+
+adv_need curl openssl certtool python3 ip
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (a namespace, the daemon's user)"; exit 77; }
 
 # Re-run inside a fresh network namespace, removed whatever happens.
@@ -43,22 +43,7 @@ fi
 . "$here/../lib/softhsm.sh"
 . "$here/../interop/lib-daemon.sh"
 
-T=$(mktemp -d /tmp/mtlsgw-logforge.XXXXXX)
-cleanup() {
-    dmn_stop
-    [ -n "${MTLSGW_TEST_KEEP:-}" ] && echo "# kept $T" >&2 || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+adv_loopback logforge
 
 FORGED='mtlsgwd[1]: peer admin accepted'
 NL=$'\n'

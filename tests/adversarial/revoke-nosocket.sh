@@ -29,36 +29,12 @@ here=$self/../interop # lib-daemon.sh finds tlsclient.py there
 . "$self/../lib/tap.sh"
 . "$self/../lib/softhsm.sh"
 . "$here/lib-daemon.sh"
+. "$self/lib.sh"
 
-for tool in curl certtool openssl python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+adv_need curl certtool openssl python3
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
 
-T=$(mktemp -d /tmp/mtlsgw-revnosock.XXXXXX)
-cleanup() {
-    local id p
-    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
-    dmn_stop
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+adv_loopback revnosock
 for p in w1 w2 w3 w4 w5; do
     enroll_file_peer "$p" monitor >/dev/null 2>&1 || { echo "Bail out! enroll $p"; exit 1; }
 done

@@ -32,54 +32,22 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/tap.sh"
 . "$here/../lib/softhsm.sh"
 . "$here/../netns/lib-topo.sh"
+. "$here/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip nft python3 openssl curl ping softhsm2-util; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+adv_need ip nft python3 openssl curl ping softhsm2-util
 
-T=$(mktemp -d /tmp/mtlsgw-spoof.XXXXXX)
-chmod 755 "$T"
-LOCAL_PIDS=""
-cleanup() {
-    local p
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    [ -n "${KEEP_LOGS:-}" ] && cp "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
+adv_topo_temp spoof
 LANA6_NET=fd00:10::/64
 LANB6_NET=fd00:20::/64
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
+adv_topo_up
 for ns in "$NS_HUB" "$NS_LANA" "$NS_SPOKE" "$NS_LANB"; do
     ip netns exec "$ns" sh -c 'for f in /proc/sys/net/ipv4/conf/*/rp_filter; do
         echo 0 >"$f"; done' || { echo "Bail out! rp_filter"; exit 1; }
 done
 GATED=2222
-mtg_fixture '[management]' "listen = $LANA_GW:$MGMT_PORT" '[firewall]' "gate = tcp/$GATED"
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
-esac
-printf 'p12-password-1\n' >"$T/pw"
-mtg_at hub enroll admin1 --role admin --p12 "$T/admin1.p12" --password-file "$T/pw" \
-    >/dev/null &&
-    openssl pkcs12 -in "$T/admin1.p12" -passin "file:$T/pw" -nokeys -clcerts \
-        -out "$T/admin1.crt" 2>/dev/null &&
-    openssl pkcs12 -in "$T/admin1.p12" -passin "file:$T/pw" -nocerts -nodes \
-        -out "$T/admin1.key" 2>/dev/null ||
-    { echo "Bail out! admin1 could not be enrolled"; exit 1; }
+adv_mtg_fixture '[management]' "listen = $LANA_GW:$MGMT_PORT" '[firewall]' "gate = tcp/$GATED"
+adv_p12_peer admin1 admin || { echo "Bail out! admin1 could not be enrolled"; exit 1; }
 
 bail() {
     echo "Bail out! $*"

@@ -21,49 +21,16 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/tap.sh"
 . "$here/../lib/softhsm.sh"
 . "$here/../netns/lib-topo.sh"
+. "$here/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip nft python3 openssl ping softhsm2-util; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+adv_need ip nft python3 openssl ping softhsm2-util
 
-T=$(mktemp -d /tmp/mtlsgw-perpeer.XXXXXX)
-chmod 755 "$T"
-LOCAL_PIDS=""
-cleanup() {
-    local p
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    [ -n "${KEEP_LOGS:-}" ] && cp "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
+adv_topo_temp perpeer
 TUN_POOL=10.99.0.0/29
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-mtg_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
-esac
-printf 'p12-password-1\n' >"$T/pw"
-{
-    mtg_at hub enroll multi --role tunnel --p12 "$T/multi.p12" --password-file "$T/pw" \
-        >/dev/null &&
-        openssl pkcs12 -in "$T/multi.p12" -passin "file:$T/pw" -nokeys -clcerts \
-            -out "$T/multi.crt" 2>/dev/null &&
-        openssl pkcs12 -in "$T/multi.p12" -passin "file:$T/pw" -nocerts -nodes \
-            -out "$T/multi.key" 2>/dev/null
-} || { echo "Bail out! fixture: multi could not be enrolled"; exit 1; }
+adv_topo_up
+adv_mtg_fixture
+adv_p12_peer multi tunnel || { echo "Bail out! fixture: multi could not be enrolled"; exit 1; }
 
 ping_ab() { lanb ping -c "${1:-2}" -i 0.2 -W 1 -q "$LANA_HOST" >/dev/null 2>&1; }
 count_hub_ifaces() { mtg_ifaces "$NS_HUB" | grep -c .; }

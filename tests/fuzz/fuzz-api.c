@@ -1,12 +1,14 @@
 /*
- * fuzz-api: the JSON bodies of the management API (docs/mtlsgwd.md), read
- * the way gateway/daemon/session/api.c reads them, through the pure functions it calls:
+ * fuzz-api: the request bytes of the management API (docs/mtlsgwd.md),
+ * through the very functions api.c calls (api-codec.h):
  *
- *   POST /api/v1/peers           json-c, "name" (peer_name_valid, as
- *                                pki_enroll checks it), "role" (role_parse),
- *                                "days", "networks" (cidr_parse, then the
+ *   POST /api/v1/peers           api_peer_req_parse: json-c, "name",
+ *                                "role" (role_parse), "csr", "days",
+ *                                "networks" (cidr_parse, then the
  *                                canonical form cidr_format writes)
- *   POST /api/v1/peers/N/revoke  "reason" (pki_reason_valid)
+ *   POST /api/v1/peers/N/revoke  api_revoke_req_parse ("reason")
+ *   DELETE /api/v1/sessions/ID   api_session_id_parse
+ *   the path of any request      api_path_match against the route patterns
  *
  * The handlers themselves need a daemon and a token; everything they do
  * with the peer's bytes before pki_enroll/pki_revoke is here. The raw
@@ -19,6 +21,7 @@
 
 #include <json-c/json.h>
 
+#include "api-codec.h"
 #include "cidr.h"
 #include "fuzz.h"
 #include "pki.h"
@@ -68,42 +71,55 @@ static void check_string(const char *s)
     }
 }
 
-static void post_peer(struct json_object *root)
+/* What the handler gets from a body that parsed: a valid role, days in
+ * range, and networks in the canonical form that parses back to itself. */
+static void post_peer(const char *body)
 {
-    struct json_object *v;
+    struct api_peer_req pr;
+    char err[512];
     enum peer_role role;
 
-    if (!json_object_is_type(root, json_type_object))
-        return;
-    if (json_object_object_get_ex(root, "name", &v) && json_object_is_type(v, json_type_string))
-        check_string(json_object_get_string(v));
-    if (json_object_object_get_ex(root, "role", &v) && json_object_is_type(v, json_type_string))
-        (void)role_parse(json_object_get_string(v), &role);
-    if (json_object_object_get_ex(root, "csr", &v) && json_object_is_type(v, json_type_string))
-        (void)strlen(json_object_get_string(v));
-    if (json_object_object_get_ex(root, "days", &v))
-        (void)json_object_get_int64(v);
-    if (json_object_object_get_ex(root, "networks", &v) &&
-        json_object_is_type(v, json_type_array) && json_object_array_length(v) <= 64) {
-        for (size_t i = 0; i < json_object_array_length(v); i++) {
-            struct json_object *e = json_object_array_get_idx(v, i);
-            if (json_object_is_type(e, json_type_string))
-                check_cidr(json_object_get_string(e));
+    if (api_peer_req_parse(body, &pr, err, sizeof(err)) == 0) {
+        FUZZ_CHECK(pr.name && pr.csr && pr.role_name);
+        FUZZ_CHECK(role_parse(pr.role_name, &role) == 0 && (int)role == pr.role);
+        FUZZ_CHECK(pr.days <= 3650);
+        FUZZ_CHECK(pr.n_networks <= API_MAX_NETWORKS);
+        check_string(pr.name);
+        for (size_t i = 0; i < pr.n_networks; i++) {
+            check_cidr(pr.networks[i]);
+            FUZZ_CHECK(strlen(pr.networks[i]) < 64);
         }
+    } else {
+        FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL && err[0]);
     }
+    api_peer_req_free(&pr);
 }
 
-static void post_revoke(struct json_object *root)
+static void post_revoke(const char *body, size_t len)
 {
-    struct json_object *v;
-    const char *reason = "unspecified";
+    char reason[32], err[256];
 
-    if (!json_object_is_type(root, json_type_object))
-        return;
-    if (json_object_object_get_ex(root, "reason", &v))
-        reason = json_object_get_string(v);
-    if (reason)
-        (void)pki_reason_valid(reason);
+    if (api_revoke_req_parse(body, len, reason, sizeof(reason), err, sizeof(err)) == 0)
+        FUZZ_CHECK(pki_reason_valid(reason));
+}
+
+/* A path: a segment matched is one whole, non-empty segment that fits. */
+static void check_path(const char *path)
+{
+    static const char *const patterns[] = {"/api/v1/peers", "/api/v1/peers/*",
+                                           "/api/v1/peers/*/revoke", "/api/v1/sessions/*",
+                                           "/api/v1/bans/*"};
+    char seg[64];
+    uint64_t id;
+
+    for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+        memset(seg, 0x5a, sizeof(seg));
+        if (api_path_match(patterns[i], path, seg, sizeof(seg)) && strchr(patterns[i], '*')) {
+            FUZZ_CHECK(memchr(seg, '\0', sizeof(seg)) != NULL);
+            FUZZ_CHECK(seg[0] && !strchr(seg, '/') && strstr(path, seg));
+        }
+    }
+    (void)api_session_id_parse(path, &id);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -118,20 +134,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(body, data, size);
     body[size] = '\0';
 
+    post_peer(body);
+    post_revoke(body, size);
+    /* The error answer and the listing re-serialise what was read. */
     root = json_tokener_parse_verbose(body, &jerr);
     if (!root)
         (void)json_tokener_error_desc(jerr);
-    else {
-        post_peer(root);
-        post_revoke(root);
-        /* The error answer and the listing re-serialise what was read. */
+    else
         (void)json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
                                                        JSON_C_TO_STRING_NOSLASHESCAPE);
-    }
     json_object_put(root);
 
-    if (size <= 256)
+    if (size <= 256) {
         check_string(body);
+        check_path(body);
+    }
     free(body);
     return 0;
 }

@@ -544,6 +544,12 @@ expect_alive "bad HTTP"
 # ---- a client that never sends a ClientHello --------------------------------
 # Eight of them, an eighth of a second apart: a timeout kept in whole
 # seconds fires early for the ones that connect late in a second.
+# "Promptly" is measured against the same request with nobody idle, so a
+# loaded machine's slow handshakes do not count; held behind the idle ones
+# the request would take the 2 s handshake timeout on top.
+b0=$(now)
+req admin1 GET /api/v1/peers
+b1=$(now)
 idle_pids=
 for i in 1 2 3 4 5 6 7 8; do
     python3 "$here/tlsclient.py" --tcp-idle "$PORT" 8 >"$T/idle-$i.out" 2>&1 &
@@ -555,8 +561,8 @@ t0=$(now)
 req admin1 GET /api/v1/peers
 t1=$(now)
 expect_http 200 "served while eight clients sit in the handshake"
-ok_if "... promptly ($(python3 -c "print('%.2f' % ($t1 - $t0))") s)" \
-    python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 1.0 else 1)"
+ok_if "... promptly ($(python3 -c "print('%.2f s, %.2f s alone' % ($t1 - $t0, $b1 - $b0))"))" \
+    python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 1.0 + ($b1 - $b0) else 1)"
 # shellcheck disable=SC2086
 wait $idle_pids
 # Not before the 2 s are up: a slow but honest client gets all of them.

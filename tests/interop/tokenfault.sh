@@ -12,53 +12,28 @@ MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/tap.sh"
 . "$here/../lib/softhsm.sh"
+. "$here/lib-daemon.sh"
 
 T=$(mktemp -d /tmp/mtlsgw-tokenfault.XXXXXX)
-DP=
 HOLD=
 cleanup() {
     [ -n "$HOLD" ] && kill "$HOLD" 2>/dev/null
-    [ -n "$DP" ] && kill "$DP" 2>/dev/null && wait "$DP" 2>/dev/null
+    dmn_stop
     rm -rf "$T"
 }
 trap cleanup EXIT
 chmod 755 "$T"
-MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM"; exit 77; }
-softhsm_setup "$T"
-PIN=tf-$$-pin
-softhsm_token gw "$PIN"
-printf '%s\n' "$PIN" >"$T/pin"
-chmod 600 "$T/pin"
-DUSER=mtlsgw
-getent passwd "$DUSER" >/dev/null || DUSER=root
-chown "$DUSER:" "$T/pin"
-softhsm_give_to "$DUSER" "$T/tokens"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$T/c.conf" <<CONF
-[token]
-uri = pkcs11:token=gw
-module = $MODULE
-pin-file = $T/pin
-[pki]
-dir = $T/pki
-[daemon]
-user = $DUSER
-control-socket = $T/run/c.sock
-[management]
-listen = 127.0.0.1:$PORT
-CONF
-"$MTLSGW" -c "$T/c.conf" init --cn tf --host 127.0.0.1 >/dev/null
-printf 'password123\n' >"$T/pw"
-"$MTLSGW" -c "$T/c.conf" enroll a1 --role admin --p12 "$T/a1.p12" --password-file "$T/pw" \
-    >/dev/null
-openssl pkcs12 -in "$T/a1.p12" -passin "file:$T/pw" -nodes -out "$T/a1.pem" 2>/dev/null
-"$MTLSGWD" -c "$T/c.conf" -f >"$T/d.log" 2>&1 &
-DP=$!
+dmn_fixture
+case $? in
+0) ;;
+77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
+*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
+esac
+dmn_start || { echo "Bail out! the daemon did not start: $(tail -n 5 "$DLOG")"; exit 1; }
 get() {
-    curl -sS --max-time 5 --cacert "$T/pki/ca.crt" --cert "$T/a1.pem" \
+    curl -sS --max-time 5 --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T/admin1.key" \
         "https://127.0.0.1:$PORT/api/v1/status" -o /dev/null -w '%{http_code}' 2>/dev/null
 }
-for i in $(seq 50); do [ "$(get)" = 200 ] && break; sleep 0.1; done
 ok_if "the daemon serves with the token present" test "$(get)" = 200
 
 # A session opened before the token goes, kept open by a client that sends
@@ -67,9 +42,9 @@ mkfifo "$T/in"
 cat >"$T/hold.py" <<'PY'
 import socket, ssl, sys
 t, port = sys.argv[1], int(sys.argv[2])
-ctx = ssl.create_default_context(cafile=t + "/pki/ca.crt")
+ctx = ssl.create_default_context(cafile=t + "/gw-pki/ca.crt")
 ctx.check_hostname = False
-ctx.load_cert_chain(t + "/a1.pem")
+ctx.load_cert_chain(t + "/admin1.crt", t + "/admin1.key")
 s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
 for line in sys.stdin:
     s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -88,21 +63,21 @@ mv "$T/tokens" "$T/tokens.away"
 code=$(get)
 ok_if "with the token gone a new handshake fails (got HTTP '$code')" test "$code" != 200
 sleep 6
-expect_exit 0 "mtlsgw status still answers" "$MTLSGW" -c "$T/c.conf" status
+expect_exit 0 "mtlsgw status still answers" hub status
 expect_in "NOT ANSWERING" "$OUT" "status shows the token unhealthy"
 # A dead holder must fail the next check, not kill the suite with SIGPIPE.
 if kill -0 "$HOLD" 2>/dev/null; then echo again >&3 2>/dev/null; fi
 for i in $(seq 50); do [ "$(grep -c "HTTP/1.1 200" "$T/hold.out")" -ge 2 ] && break; sleep 0.1; done
 n=$(grep -c "HTTP/1.1 200" "$T/hold.out")
 ok_if "the session opened before keeps working (2 answers, got $n)" test "$n" = 2
-expect_in "cannot sign" "$(cat "$T/d.log")" "the log says why handshakes fail"
+expect_in "cannot sign" "$(cat "$DLOG")" "the log says why handshakes fail"
 mv "$T/tokens.away" "$T/tokens"
 for i in $(seq 80); do [ "$(get)" = 200 ] && break; sleep 0.25; done
 ok_if "the token back: new handshakes work again without a restart" test "$(get)" = 200
-expect_in "answers again" "$(cat "$T/d.log")" "the log says the token is back"
-expect_exit 0 "mtlsgw status" "$MTLSGW" -c "$T/c.conf" status
+expect_in "answers again" "$(cat "$DLOG")" "the log says the token is back"
+expect_exit 0 "mtlsgw status" hub status
 expect_in "healthy" "$OUT" "status shows the token healthy"
-ok_if "the daemon was never restarted" kill -0 "$DP"
-expect_not_in "$PIN" "$(cat "$T/d.log")" "the log holds no PIN"
+ok_if "the daemon was never restarted" kill -0 "$DPID"
+expect_not_in "$PIN" "$(cat "$DLOG")" "the log holds no PIN"
 exec 3>&-
 tap_done

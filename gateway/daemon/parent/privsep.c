@@ -64,10 +64,11 @@ static void entry_free(struct ps_entry *e)
     free(e);
 }
 
-int ps_server_new(const struct config *cfg, struct ps_server **out, char *err, size_t errlen)
+static int server_new(const struct config *cfg, enum nc_backend backend,
+                      struct ps_server **out, char *err, size_t errlen)
 {
     struct ps_server *ps = calloc(1, sizeof(*ps));
-    struct nc_options o = {.ifprefix = NULL, .backend = NC_BACKEND_LINUX};
+    struct nc_options o = {.ifprefix = NULL, .backend = backend};
     struct nc_service gated[CFG_MAX_LIST];
     struct nc_fw_config fw = {.gated = gated, .n_gated = cfg->fw.n_gate};
     struct nc_state *st = NULL;
@@ -113,6 +114,22 @@ int ps_server_new(const struct config *cfg, struct ps_server **out, char *err, s
 fail:
     ps_server_free(ps);
     return rc < 0 ? rc : -EIO;
+}
+
+int ps_server_new(const struct config *cfg, struct ps_server **out, char *err, size_t errlen)
+{
+    return server_new(cfg, NC_BACKEND_LINUX, out, err, errlen);
+}
+
+int ps_server_new_record(const struct config *cfg, struct ps_server **out, char *err,
+                         size_t errlen)
+{
+    return server_new(cfg, NC_BACKEND_RECORD, out, err, errlen);
+}
+
+const char *ps_server_record(const struct ps_server *ps)
+{
+    return nc_record_text(ps->nc);
 }
 
 static bool str_ok(const char *s, size_t cap)

@@ -2,17 +2,20 @@
  * api.c: the management API's routes (docs/mtlsgwd.md). monitor reads,
  * admin writes; the caller's role was fixed during the handshake.
  */
+#include "api.h"
+
 #include "daemon.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
+#include "api-codec.h"
 #include "bans.h"
-#include "cidr.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -24,7 +27,6 @@
 #include "trustdb.h"
 
 #define API "/api/v1"
-#define MAX_NETWORKS 64
 
 static void reply_json(struct api_reply *r, int status, struct json_object *o)
 {
@@ -59,52 +61,27 @@ static void reply_error(struct api_reply *r, int status, const char *fmt, ...)
     reply_json(r, status, o);
 }
 
-/* "/api/v1/peers/NAME[/rest]": NAME into buf; *rest points after it. */
-static bool path_segment(const char *path, const char *prefix, char *buf, size_t len,
-                         const char **rest)
-{
-    size_t pl = strlen(prefix);
-    const char *s, *e;
-
-    if (strncmp(path, prefix, pl) != 0 || path[pl] != '/')
-        return false;
-    s = path + pl + 1;
-    e = strchr(s, '/');
-    if (!e)
-        e = s + strlen(s);
-    if (e == s || (size_t)(e - s) >= len)
-        return false;
-    memcpy(buf, s, (size_t)(e - s));
-    buf[e - s] = '\0';
-    *rest = e;
-    return true;
-}
-
-bool api_is_slow(const struct http_request *req)
-{
-    char name[128];
-    const char *rest;
-
-    if (req->method != HTTP_M_POST)
-        return false;
-    return strcmp(req->path, API "/peers") == 0 ||
-           (path_segment(req->path, API "/peers", name, sizeof(name), &rest) &&
-            strcmp(rest, "/revoke") == 0);
-}
-
 static struct json_object *peer_json(struct daemon *d, const struct peer *p)
 {
     struct json_object *o = registry_peer_json(p, time(NULL));
 
     if (o) {
+        bool online = p->status == PEER_ACTIVE && daemon_peer_online(d, p->name);
+
         json_object_object_del(o, "key_id");
-        json_object_object_add(o, "online", json_object_new_boolean(
-                                                p->status == PEER_ACTIVE && daemon_peer_online(d, p->name)));
+        json_object_object_add(o, "online", json_object_new_boolean(online));
     }
     return o;
 }
 
-static void get_peers(struct daemon *d, struct api_reply *r)
+static void get_status(struct daemon *d, struct conn *c, const struct http_request *req,
+                       const char *param, struct api_reply *r)
+{
+    reply_json(r, 200, daemon_status_json(d));
+}
+
+static void get_peers(struct daemon *d, struct conn *c, const struct http_request *req,
+                      const char *param, struct api_reply *r)
 {
     struct trustdb *t = daemon_trust(d);
     const struct registry *reg = trustdb_registry(t);
@@ -116,7 +93,8 @@ static void get_peers(struct daemon *d, struct api_reply *r)
     reply_json(r, 200, arr);
 }
 
-static void get_peer(struct daemon *d, const char *name, struct api_reply *r)
+static void get_peer(struct daemon *d, struct conn *c, const struct http_request *req,
+                     const char *name, struct api_reply *r)
 {
     struct trustdb *t = daemon_trust(d);
     const struct peer *p = registry_find_name(trustdb_registry(t), name);
@@ -126,19 +104,6 @@ static void get_peer(struct daemon *d, const char *name, struct api_reply *r)
     else
         reply_error(r, 404, "no peer named '%s'", name);
     trustdb_unref(t);
-}
-
-static int enroll_status(int rc)
-{
-    switch (rc) {
-    case -EEXIST:
-        return 409;
-    case -EINVAL:
-    case -EBADMSG:
-        return 400;
-    default:
-        return 500;
-    }
 }
 
 /* Finish an admin change: the running trust follows the files at once.
@@ -153,114 +118,82 @@ static int reload(struct daemon *d)
     return rc < 0 ? 0 : rc;
 }
 
-static void post_peer(struct daemon *d, struct conn *c, const struct http_request *req,
-                      struct api_reply *r)
+
+/* Sign the CSR for the request's peer, under the locks every token
+ * signing takes; the reply is an error, or left for the caller. */
+static int issue(struct daemon *d, struct conn *c, const struct api_peer_req *pr,
+                 gnutls_x509_crt_t *crt, struct api_reply *r)
 {
-    struct json_object *root = NULL, *v, *o;
-    const char *name, *role_s, *csr;
-    enum peer_role role;
-    char *nets[MAX_NETWORKS] = {0};
-    size_t n_nets = 0;
-    unsigned days = d->cfg->pki.peer_days;
     gnutls_x509_crq_t crq = NULL;
     gnutls_pubkey_t pub = NULL;
-    gnutls_x509_crt_t crt = NULL;
-    gnutls_datum_t data, pem = {0};
+    gnutls_datum_t data;
     struct pki_enroll_req er = {0};
-    char err[512] = "", actor[256], serial[64], when[32];
-    enum json_tokener_error jerr;
+    char err[512] = "", actor[256];
     int rc;
 
-    root = json_tokener_parse_verbose(req->body, &jerr);
-    if (!root || !json_object_is_type(root, json_type_object)) {
-        reply_error(r, 400, "body is not a JSON object%s%s", root ? "" : ": ",
-                    root ? "" : json_tokener_error_desc(jerr));
-        goto out;
-    }
-    if (!json_object_object_get_ex(root, "name", &v) || !json_object_is_type(v, json_type_string) ||
-        !(name = json_object_get_string(v))) {
-        reply_error(r, 400, "\"name\" (string) is required");
-        goto out;
-    }
-    if (!json_object_object_get_ex(root, "role", &v) || !json_object_is_type(v, json_type_string) ||
-        role_parse((role_s = json_object_get_string(v)), &role) < 0) {
-        reply_error(r, 400, "\"role\" must be admin, monitor or tunnel");
-        goto out;
-    }
-    if (!json_object_object_get_ex(root, "csr", &v) || !json_object_is_type(v, json_type_string)) {
-        reply_error(r, 400, "\"csr\" (PEM string) is required");
-        goto out;
-    }
-    csr = json_object_get_string(v);
-    if (json_object_object_get_ex(root, "days", &v)) {
-        int64_t dd = json_object_get_int64(v);
-        if (!json_object_is_type(v, json_type_int) || dd < 1 || dd > 3650) {
-            reply_error(r, 400, "\"days\" must be a whole number from 1 to 3650");
-            goto out;
-        }
-        days = (unsigned)dd;
-    }
-    if (json_object_object_get_ex(root, "networks", &v)) {
-        if (!json_object_is_type(v, json_type_array) ||
-            json_object_array_length(v) > MAX_NETWORKS) {
-            reply_error(r, 400, "\"networks\" must be an array of at most %d prefixes",
-                        MAX_NETWORKS);
-            goto out;
-        }
-        for (size_t i = 0; i < json_object_array_length(v); i++) {
-            struct json_object *e = json_object_array_get_idx(v, i);
-            struct cidr cidr;
-            const char *why = "not a string";
-            char canon[64];
-            if (!json_object_is_type(e, json_type_string) ||
-                cidr_parse(json_object_get_string(e), &cidr, &why) < 0) {
-                reply_error(r, 400, "networks[%zu]: %s", i, why);
-                goto out;
-            }
-            cidr_format(&cidr, canon, sizeof(canon));
-            if (!(nets[n_nets++] = strdup(canon))) {
-                reply_error(r, 500, "out of memory");
-                goto out;
-            }
-        }
-    }
-    data.data = (unsigned char *)csr;
-    data.size = (unsigned)strlen(csr);
-    if (p11_csr_parse(&data, &crq, err, sizeof(err)) < 0) {
+    data.data = (unsigned char *)pr->csr;
+    data.size = (unsigned)strlen(pr->csr);
+    rc = p11_csr_parse(&data, &crq, err, sizeof(err));
+    if (rc < 0) {
         reply_error(r, 400, "csr: %s", err);
         goto out;
     }
     if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_x509_crq(pub, crq, 0) < 0) {
         reply_error(r, 400, "csr: its public key cannot be read");
+        rc = -EBADMSG;
         goto out;
     }
     snprintf(actor, sizeof(actor), "api peer=%s serial=%s from=%s", c->peer, c->serial,
              c->remote);
-    er.name = name;
-    er.role = (int)role;
+    er.name = pr->name;
+    er.role = pr->role;
     er.key = pub;
-    er.networks = nets;
-    er.n_networks = n_nets;
-    er.days = days;
+    er.networks = pr->networks;
+    er.n_networks = pr->n_networks;
+    er.days = pr->days ? pr->days : d->cfg->pki.peer_days;
     er.actor = actor;
     pthread_mutex_lock(&d->pki_lock);
     pthread_rwlock_rdlock(&d->token_lock);
-    rc = pki_enroll(d->pki, &er, &crt, err, sizeof(err));
+    rc = pki_enroll(d->pki, &er, crt, err, sizeof(err));
     pthread_rwlock_unlock(&d->token_lock);
     pthread_mutex_unlock(&d->pki_lock);
+    if (rc < 0)
+        reply_error(r, api_errno_status(API_OP_ENROLL, rc), "%s", err);
+out:
+    if (pub)
+        gnutls_pubkey_deinit(pub);
+    if (crq)
+        gnutls_x509_crq_deinit(crq);
+    return rc;
+}
+
+/* POST /api/v1/peers: enroll a peer by its CSR. */
+static void post_peer(struct daemon *d, struct conn *c, const struct http_request *req,
+                      const char *param, struct api_reply *r)
+{
+    struct api_peer_req pr;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_datum_t pem = {0};
+    char err[512] = "", serial[64], when[32];
+    struct json_object *o;
+    int rc;
+
+    rc = api_peer_req_parse(req->body, &pr, err, sizeof(err));
     if (rc < 0) {
-        reply_error(r, enroll_status(rc), "%s", err);
+        reply_error(r, rc == -ENOMEM ? 500 : 400, "%s", err);
         goto out;
     }
+    if (issue(d, c, &pr, &crt, r) < 0)
+        goto out;
     reload(d);
     log_info("management peer %s serial %s from %s: enrolled %s as %s", c->peer, c->serial,
-             c->remote, name, role_s);
+             c->remote, pr.name, pr.role_name);
     verify_serial_hex(crt, serial, sizeof(serial));
     time_format_utc(gnutls_x509_crt_get_expiration_time(crt), when, sizeof(when));
     pki_cert_pem(crt, &pem);
     o = json_object_new_object();
-    json_object_object_add(o, "name", json_object_new_string(name));
-    json_object_object_add(o, "role", json_object_new_string(role_s));
+    json_object_object_add(o, "name", json_object_new_string(pr.name));
+    json_object_object_add(o, "role", json_object_new_string(pr.role_name));
     json_object_object_add(o, "serial", json_object_new_string(serial));
     json_object_object_add(o, "not_after", json_object_new_string(when));
     json_object_object_add(o, "certificate",
@@ -268,38 +201,23 @@ static void post_peer(struct daemon *d, struct conn *c, const struct http_reques
     reply_json(r, 201, o);
 out:
     gnutls_free(pem.data);
-    for (size_t i = 0; i < n_nets; i++)
-        free(nets[i]);
     if (crt)
         gnutls_x509_crt_deinit(crt);
-    if (pub)
-        gnutls_pubkey_deinit(pub);
-    if (crq)
-        gnutls_x509_crq_deinit(crq);
-    json_object_put(root);
+    api_peer_req_free(&pr);
 }
 
-static void post_revoke(struct daemon *d, struct conn *c, const char *name,
-                        const struct http_request *req, struct api_reply *r)
+/* POST /api/v1/peers/NAME/revoke */
+static void post_revoke(struct daemon *d, struct conn *c, const struct http_request *req,
+                        const char *name, struct api_reply *r)
 {
-    struct json_object *root = NULL, *v, *o;
-    const char *reason = "unspecified";
-    char err[512] = "", actor[256];
+    struct json_object *o;
+    char err[512] = "", actor[256], reason[32];
     int rc, ended;
 
-    if (req->body_len) {
-        root = json_tokener_parse(req->body);
-        if (!root || !json_object_is_type(root, json_type_object)) {
-            reply_error(r, 400, "body is not a JSON object");
-            goto out;
-        }
-        if (json_object_object_get_ex(root, "reason", &v))
-            reason = json_object_get_string(v);
-    }
-    if (!reason || !pki_reason_valid(reason)) {
-        reply_error(r, 400, "\"reason\" must be unspecified, keyCompromise, superseded or "
-                            "cessationOfOperation");
-        goto out;
+    if (api_revoke_req_parse(req->body, req->body_len, reason, sizeof(reason), err,
+                             sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
+        return;
     }
     snprintf(actor, sizeof(actor), "api peer=%s serial=%s from=%s", c->peer, c->serial,
              c->remote);
@@ -309,8 +227,8 @@ static void post_revoke(struct daemon *d, struct conn *c, const char *name,
     pthread_rwlock_unlock(&d->token_lock);
     pthread_mutex_unlock(&d->pki_lock);
     if (rc < 0) {
-        reply_error(r, rc == -ENOENT ? 404 : rc == -EALREADY ? 409 : 500, "%s", err);
-        goto out;
+        reply_error(r, api_errno_status(API_OP_REVOKE, rc), "%s", err);
+        return;
     }
     /* Re-reading the registry ends the revoked peer's sessions at once. */
     ended = reload(d);
@@ -322,19 +240,23 @@ static void post_revoke(struct daemon *d, struct conn *c, const char *name,
     json_object_object_add(o, "reason", json_object_new_string(reason));
     json_object_object_add(o, "sessions_ended", json_object_new_int(ended));
     reply_json(r, 200, o);
-out:
-    json_object_put(root);
 }
 
-static void delete_session(struct daemon *d, const char *id_s, struct api_reply *r)
+static void get_sessions(struct daemon *d, struct conn *c, const struct http_request *req,
+                         const char *param, struct api_reply *r)
 {
-    char *end;
-    unsigned long long id;
+    reply_json(r, 200, daemon_sessions_json(d));
+}
+
+/* DELETE /api/v1/sessions/ID: kick. */
+static void delete_session(struct daemon *d, struct conn *c, const struct http_request *req,
+                           const char *id_s, struct api_reply *r)
+{
+    uint64_t id = 0;
     struct json_object *o;
     int rc = -ENOENT;
 
-    id = strtoull(id_s, &end, 10);
-    if (*end || !id_s[0] || (rc = daemon_kick_id(d, id)) < 0) {
+    if (api_session_id_parse(id_s, &id) < 0 || (rc = daemon_kick_id(d, id)) < 0) {
         reply_error(r, 404, "no session %s", id_s);
         return;
     }
@@ -348,8 +270,24 @@ static void delete_session(struct daemon *d, const char *id_s, struct api_reply 
     reply_json(r, 200, o);
 }
 
+static void get_metrics(struct daemon *d, struct conn *c, const struct http_request *req,
+                        const char *param, struct api_reply *r)
+{
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4";
+    r->body = daemon_metrics(d);
+    r->body_len = r->body ? strlen(r->body) : 0;
+}
+
+static void get_bans(struct daemon *d, struct conn *c, const struct http_request *req,
+                     const char *param, struct api_reply *r)
+{
+    reply_json(r, 200, bans_json(d->bans, mono_ms()));
+}
+
 /* DELETE /api/v1/bans/ADDR: lift a ban. */
-static void delete_ban(struct daemon *d, struct conn *c, const char *addr, struct api_reply *r)
+static void delete_ban(struct daemon *d, struct conn *c, const struct http_request *req,
+                       const char *addr, struct api_reply *r)
 {
     char canon[64] = "";
     struct json_object *o;
@@ -371,118 +309,111 @@ static void delete_ban(struct daemon *d, struct conn *c, const char *addr, struc
     reply_json(r, 200, o);
 }
 
-/* What a path takes: methods, and the Allow header for a 405. */
-struct route {
-    const char *allow_hdr;
-    bool get_ok, post_ok, delete_ok;
+/*
+ * The routes. A path's methods are its lines; a method it has no line for
+ * is 405 with Allow listing them. seg_max bounds the '*' segment (a peer
+ * name, a session id, an address): longer is no such resource.
+ */
+static const struct api_route routes[] = {
+    /* method      path                      seg_max role         slow   handler */
+    {HTTP_M_GET,    API "/status",           0,   ROLE_MONITOR, false, get_status},
+    {HTTP_M_GET,    API "/peers",            0,   ROLE_MONITOR, false, get_peers},
+    {HTTP_M_POST,   API "/peers",            0,   ROLE_ADMIN,   true,  post_peer},
+    {HTTP_M_GET,    API "/peers/*",          128, ROLE_MONITOR, false, get_peer},
+    {HTTP_M_POST,   API "/peers/*/revoke",   128, ROLE_ADMIN,   true,  post_revoke},
+    {HTTP_M_GET,    API "/sessions",         0,   ROLE_MONITOR, false, get_sessions},
+    {HTTP_M_DELETE, API "/sessions/*",       32,  ROLE_ADMIN,   false, delete_session},
+    {HTTP_M_GET,    "/metrics",              0,   ROLE_MONITOR, false, get_metrics},
+    {HTTP_M_GET,    API "/bans",             0,   ROLE_MONITOR, false, get_bans},
+    {HTTP_M_DELETE, API "/bans/*",           64,  ROLE_ADMIN,   false, delete_ban},
 };
+
+const struct api_route *api_routes(size_t *n)
+{
+    *n = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}
+
+/* Allow headers by the methods a path takes (bit 1 << method). */
+static const char *allow_header(unsigned methods)
+{
+    switch (methods) {
+    case 1u << HTTP_M_GET: return "Allow: GET\r\n";
+    case 1u << HTTP_M_POST: return "Allow: POST\r\n";
+    case 1u << HTTP_M_DELETE: return "Allow: DELETE\r\n";
+    case 1u << HTTP_M_GET | 1u << HTTP_M_POST: return "Allow: GET, POST\r\n";
+    case 1u << HTTP_M_GET | 1u << HTTP_M_DELETE: return "Allow: GET, DELETE\r\n";
+    case 1u << HTTP_M_POST | 1u << HTTP_M_DELETE: return "Allow: POST, DELETE\r\n";
+    default: return "Allow: GET, POST, DELETE\r\n";
+    }
+}
+
+int api_route_find(int method, const char *path, const struct api_route **rt, char *param,
+                   size_t plen, const char **allow)
+{
+    unsigned methods = 0;
+    char seg[API_PARAM_MAX];
+
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        size_t max = routes[i].seg_max < sizeof(seg) ? routes[i].seg_max : sizeof(seg);
+
+        if (!api_path_match(routes[i].path, path, seg, max))
+            continue;
+        if (routes[i].method != method) {
+            methods |= 1u << routes[i].method;
+            continue;
+        }
+        if (!strchr(routes[i].path, '*'))
+            seg[0] = '\0';
+        if (strlen(seg) >= plen)
+            return -ENOBUFS;
+        memcpy(param, seg, strlen(seg) + 1);
+        *rt = &routes[i];
+        return 0;
+    }
+    if (!methods)
+        return -ENOENT;
+    *allow = allow_header(methods);
+    return -EOPNOTSUPP;
+}
+
+bool api_route_permits(const struct api_route *rt, int role)
+{
+    /* Reads are for monitor and admin (the listener admits no one else). */
+    return rt->role != ROLE_ADMIN || role == ROLE_ADMIN;
+}
+
+bool api_is_slow(const struct http_request *req)
+{
+    const struct api_route *rt;
+    const char *allow;
+    char param[API_PARAM_MAX];
+
+    return api_route_find((int)req->method, req->path, &rt, param, sizeof(param), &allow) == 0 &&
+           rt->slow;
+}
 
 void api_handle(struct daemon *d, struct conn *c, const struct http_request *req,
                 struct api_reply *r)
 {
-    static const struct route get_only = {"Allow: GET\r\n", true, false, false};
-    static const struct route get_post = {"Allow: GET, POST\r\n", true, true, false};
-    static const struct route post_only = {"Allow: POST\r\n", false, true, false};
-    static const struct route delete_only = {"Allow: DELETE\r\n", false, false, true};
-    char peer[128], sid[32], ban[64];
-    const char *prest = NULL, *srest = NULL, *brest = NULL;
-    bool is_peer = path_segment(req->path, API "/peers", peer, sizeof(peer), &prest);
-    bool is_session = path_segment(req->path, API "/sessions", sid, sizeof(sid), &srest);
-    bool is_ban = path_segment(req->path, API "/bans", ban, sizeof(ban), &brest);
-    const struct route *rt = NULL;
-    enum {
-        R_NONE,
-        R_STATUS,
-        R_PEERS,
-        R_PEER,
-        R_REVOKE,
-        R_SESSIONS,
-        R_SESSION,
-        R_METRICS,
-        R_BANS,
-        R_BAN
-    } which = R_NONE;
+    const struct api_route *rt = NULL;
+    const char *allow = NULL;
+    char param[API_PARAM_MAX];
+    int rc = api_route_find((int)req->method, req->path, &rt, param, sizeof(param), &allow);
 
-    if (strcmp(req->path, API "/status") == 0) {
-        which = R_STATUS;
-        rt = &get_only;
-    } else if (strcmp(req->path, API "/peers") == 0) {
-        which = R_PEERS;
-        rt = &get_post;
-    } else if (is_peer && !*prest) {
-        which = R_PEER;
-        rt = &get_only;
-    } else if (is_peer && strcmp(prest, "/revoke") == 0) {
-        which = R_REVOKE;
-        rt = &post_only;
-    } else if (strcmp(req->path, API "/sessions") == 0) {
-        which = R_SESSIONS;
-        rt = &get_only;
-    } else if (is_session && !*srest) {
-        which = R_SESSION;
-        rt = &delete_only;
-    } else if (strcmp(req->path, "/metrics") == 0) {
-        which = R_METRICS;
-        rt = &get_only;
-    } else if (strcmp(req->path, API "/bans") == 0) {
-        which = R_BANS;
-        rt = &get_only;
-    } else if (is_ban && !*brest) {
-        which = R_BAN;
-        rt = &delete_only;
+    if (rc == -EOPNOTSUPP) {
+        reply_error(r, 405, "%s does not take %s", req->path, req->method_name);
+        r->extra_headers = allow;
+        return;
     }
-    if (!rt) {
+    if (rc < 0) {
         reply_error(r, 404, "no such resource: %s", req->path);
         return;
     }
-    if (!((req->method == HTTP_M_GET && rt->get_ok) ||
-          (req->method == HTTP_M_POST && rt->post_ok) ||
-          (req->method == HTTP_M_DELETE && rt->delete_ok))) {
-        reply_error(r, 405, "%s does not take %s", req->path, req->method_name);
-        r->extra_headers = rt->allow_hdr;
-        return;
-    }
-    /* Reads are for monitor and admin (the listener admits no one else). */
-    if (req->method != HTTP_M_GET && c->role != ROLE_ADMIN) {
+    if (!api_route_permits(rt, c->role)) {
         reply_error(r, 403, "role %s may only read; this needs admin",
                     role_name((enum peer_role)c->role));
         return;
     }
-    switch (which) {
-    case R_STATUS:
-        reply_json(r, 200, daemon_status_json(d));
-        break;
-    case R_PEERS:
-        if (req->method == HTTP_M_GET)
-            get_peers(d, r);
-        else
-            post_peer(d, c, req, r);
-        break;
-    case R_PEER:
-        get_peer(d, peer, r);
-        break;
-    case R_REVOKE:
-        post_revoke(d, c, peer, req, r);
-        break;
-    case R_SESSIONS:
-        reply_json(r, 200, daemon_sessions_json(d));
-        break;
-    case R_SESSION:
-        delete_session(d, sid, r);
-        break;
-    case R_METRICS:
-        r->status = 200;
-        r->content_type = "text/plain; version=0.0.4";
-        r->body = daemon_metrics(d);
-        r->body_len = r->body ? strlen(r->body) : 0;
-        break;
-    case R_BANS:
-        reply_json(r, 200, bans_json(d->bans, mono_ms()));
-        break;
-    case R_BAN:
-        delete_ban(d, c, ban, r);
-        break;
-    case R_NONE:
-        break;
-    }
+    rt->handler(d, c, req, param, r);
 }

@@ -217,10 +217,7 @@ struct api_reply {
     const char *content_type;
     const char *extra_headers;
 };
-/* True when the request needs the token (runs on the slow pool). */
-bool api_is_slow(const struct http_request *req);
-void api_handle(struct daemon *d, struct conn *c, const struct http_request *req,
-                struct api_reply *rep);
+/* The routes and their handler: api.h. */
 
 /* ---- control socket (control.c) ---------------------------------------- */
 int control_start(struct daemon *d, char *err, size_t errlen);

@@ -23,6 +23,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
 
+#include "api-codec.h"
 #include "config.h"
 #include "daemon.h"
 #include "est-codec.h"
@@ -160,17 +161,6 @@ static int read_csr(const struct http_request *req, gnutls_x509_crq_t *crq,
     return 0;
 }
 
-static int enroll_status(int rc)
-{
-    switch (rc) {
-    case -EEXIST: return 409;
-    case -EINVAL: return 400;
-    case -EACCES: return 403;
-    case -ENOENT: return 403;
-    default: return 500;
-    }
-}
-
 struct consume_ctx {
     const char *dir, *name, *code, *from;
 };
@@ -252,7 +242,7 @@ static void simpleenroll(struct daemon *d, struct conn *c, const struct http_req
     pthread_mutex_unlock(&d->pki_lock);
     if (rc < 0) {
         log_warn("enroll: from %s: simpleenroll for '%s' refused: %s", ip, inv->name, err);
-        text(rep, rc == -EALREADY || rc == -ETIMEDOUT ? 403 : enroll_status(rc), "%s", err);
+        text(rep, api_errno_status(API_OP_EST, rc), "%s", err);
         goto out;
     }
     if (daemon_reload_trust(d, err, sizeof(err)) < 0)
@@ -348,7 +338,7 @@ static void simplereenroll(struct daemon *d, struct conn *c, const struct http_r
     if (rc < 0) {
         log_warn("enroll peer %s serial %s from %s: simplereenroll refused: %s", c->peer,
                  c->serial, ip, err);
-        text(rep, enroll_status(rc), "%s", err);
+        text(rep, api_errno_status(API_OP_EST, rc), "%s", err);
         goto out;
     }
     verify_serial_hex(crt, serial, sizeof(serial));

@@ -743,19 +743,13 @@ static void shutdown_all(struct daemon *d)
     }
 }
 
-int daemon_run(struct config *cfg, const struct daemon_fds *fds)
-{
-    struct daemon dd = {0}, *d = &dd;
-    char err[512] = "";
-    sigset_t mask;
-    struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
-    unsigned long long ticks = 0;
-    int rc = 1;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    static const char *const watched[] = {"registry.json", "crl.pem", NULL};
-    struct watch *watch = NULL;
+/* The files whose changes reload trust (the watch on the pki dir). */
+static const char *const watched[] = {"registry.json", "crl.pem", NULL};
 
-    malloc_tune();
+/* The state before anything is opened: locks, listeners, the address pool,
+ * the channel to the parent. */
+static void daemon_init(struct daemon *d, struct config *cfg, const struct daemon_fds *fds)
+{
     d->cfg = cfg;
     d->started = time(NULL);
     d->epfd = d->wake_fd = d->signal_fd = d->timer_fd = d->control_fd = -1;
@@ -773,84 +767,123 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
     if (cfg->tunnel.pool && pool_new(cfg->tunnel.pool, &d->pool) < 0)
         d->pool = NULL; /* config.c checked it: out of memory; no peer gets an address */
     ps_client_init(fds->parent);
+}
 
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
+/* The loop's own fds: wake-up, signals (mask, blocked by the caller), the
+ * 1 s tick. */
+static int loop_open(struct daemon *d, const sigset_t *mask)
+{
+    struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
 
-    if (pki_new(cfg, &d->pki) < 0 || bans_new(&d->bans) < 0) {
-        log_err("out of memory");
-        goto out;
-    }
-    /* The token first: p11-kit must not be initialised by anything else. */
-    if (pki_open_token(d->pki, err, sizeof(err)) < 0) {
-        log_err("%s", err);
-        goto out;
-    }
-    /* A device with uplinks only has no CA of its own to judge peers by.
-     * The watch starts before the first load: no change falls between. */
-    if ((fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0) &&
-        watch_new(d->pki->dir, watched, "lock", &watch) < 0) {
-        log_err("cannot watch %s for changes: out of memory", d->pki->dir);
-        goto out;
-    }
-    if ((fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0) &&
-        trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
-        log_err("%s", err);
-        goto out;
-    }
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    d->signal_fd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
     d->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (d->epfd < 0 || d->wake_fd < 0 || d->signal_fd < 0 || d->timer_fd < 0 ||
         timerfd_settime(d->timer_fd, 0, &its, NULL) < 0 || add_fd(d, d->wake_fd, &tag_wake) < 0 ||
         add_fd(d, d->signal_fd, &tag_signal) < 0 || add_fd(d, d->timer_fd, &tag_timer) < 0) {
         log_err("cannot set up the event loop: %s", strerror(errno));
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/* Revocation must not depend on the control socket: the files decide. */
+static int watch_start(struct daemon *d, struct watch *watch)
+{
+    if (!watch)
+        return 0;
+    if (watch_fd(watch) >= 0 && add_fd(d, watch_fd(watch), &tag_watch) < 0) {
+        log_err("cannot watch %s for changes: epoll: %s", d->pki->dir, strerror(errno));
+        return -1;
+    }
+    if (!watch_uses_inotify(watch))
+        log_warn("%s: inotify unavailable: registry and CRL are checked every second",
+                 d->pki->dir);
+    else
+        log_info("%s: watching registry.json and crl.pem", d->pki->dir);
+    return 0;
+}
+
+/* Everything the session process serves with, in order: the token, the
+ * watch and the trust, the loop, the pools, the listeners, the uplinks, the
+ * control socket. Returns 0 or -1 (logged). */
+static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sigset_t *mask,
+                       struct watch **watch)
+{
+    const struct config *cfg = d->cfg;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    bool judges = fds->mgmt >= 0 || fds->tunnel >= 0 || fds->enroll >= 0;
+    char err[512] = "";
+
+    if (pki_new(cfg, &d->pki) < 0 || bans_new(&d->bans) < 0) {
+        log_err("out of memory");
+        return -1;
+    }
+    /* The token first: p11-kit must not be initialised by anything else. */
+    if (pki_open_token(d->pki, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
+    /* A device with uplinks only has no CA of its own to judge peers by.
+     * The watch starts before the first load: no change falls between. */
+    if (judges && watch_new(d->pki->dir, watched, "lock", watch) < 0) {
+        log_err("cannot watch %s for changes: out of memory", d->pki->dir);
+        return -1;
+    }
+    if (judges && trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
+    if (loop_open(d, mask) < 0)
+        return -1;
     if (workers_new("slow", SLOW_THREADS, &d->slow) < 0 ||
         workers_new("io", ncpu > 1 ? (unsigned)ncpu : 2, &d->io) < 0) {
         log_err("cannot start worker threads");
-        goto out;
+        return -1;
     }
     for (size_t i = 0; i < N_LISTENERS; i++) {
         int fd = listener_fd(fds, i);
         if (fd >= 0 && listener_setup(d, listener_at(d, i), fd, listeners[i].alpn,
                                       cert_optional(i), err, sizeof(err)) < 0) {
             log_err("%s listener: %s", listeners[i].name, err);
-            goto out;
+            return -1;
         }
     }
     if (uplinks_start(d, err, sizeof(err)) < 0) {
         log_err("%s", err);
-        goto out;
+        return -1;
     }
     if (control_start(d, err, sizeof(err)) < 0) {
         log_err("control socket %s: %s", cfg->daemon.control_socket, err);
-        goto out;
+        return -1;
     }
-    /* Revocation must not depend on the control socket: the files decide. */
-    if (watch) {
-        if (watch_fd(watch) >= 0 && add_fd(d, watch_fd(watch), &tag_watch) < 0) {
-            log_err("cannot watch %s for changes: epoll: %s", d->pki->dir, strerror(errno));
-            goto out;
+    return watch_start(d, *watch);
+}
+
+/* What the signal fd holds: SIGHUP reloads, the others stop. */
+static void on_signals(struct daemon *d)
+{
+    struct signalfd_siginfo si;
+    char err[512] = "";
+
+    while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            log_info("SIGHUP: re-reading %s, registry and CRL", d->cfg->path);
+            reload_config(d);
+            if (daemon_reload_trust(d, err, sizeof(err)) < 0)
+                log_err("reload failed, keeping the previous state: %s", err);
+        } else {
+            log_info("%s: ending sessions", strsignal((int)si.ssi_signo));
+            d->stopping = true;
         }
-        if (!watch_uses_inotify(watch))
-            log_warn("%s: inotify unavailable: registry and CRL are checked every second",
-                     d->pki->dir);
-        else
-            log_info("%s: watching registry.json and crl.pem", d->pki->dir);
     }
-    /* Logged in: no PIN in memory from here on (a later login reads the
-     * PIN file again; docs/architecture.md). */
-    p11_token_forget_pin(d->pki->tok);
-    log_info("mtlsgwd %s: session process ready%s%s%s%s", MTLSGW_VERSION,
-             cfg->mgmt.listen ? ", management on " : "", cfg->mgmt.listen ? cfg->mgmt.listen : "",
-             cfg->tunnel.listen ? ", tunnels on " : "", cfg->tunnel.listen ? cfg->tunnel.listen : "");
+}
+
+/* The loop: accept, tick, watch, signals, ready connections. */
+static void daemon_loop(struct daemon *d, struct watch *watch)
+{
+    unsigned long long ticks = 0;
 
     while (!d->stopping) {
         struct epoll_event evs[64];
@@ -879,33 +912,18 @@ int daemon_run(struct config *cfg, const struct daemon_fds *fds)
                 if (read(d->wake_fd, &x, sizeof(x)) < 0)
                     continue;
             } else if (p == &tag_signal) {
-                struct signalfd_siginfo si;
-                while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-                    if (si.ssi_signo == SIGHUP) {
-                        log_info("SIGHUP: re-reading %s, registry and CRL", cfg->path);
-                        reload_config(d);
-                        if (daemon_reload_trust(d, err, sizeof(err)) < 0)
-                            log_err("reload failed, keeping the previous state: %s", err);
-                    } else {
-                        log_info("%s: ending sessions", strsignal((int)si.ssi_signo));
-                        d->stopping = true;
-                    }
-                }
+                on_signals(d);
             } else {
                 dispatch(d, p);
             }
         }
         sessions_bury(d);
     }
-    rc = 0;
-    watch_free(watch); /* out of the loop before shutdown_all polls it */
-    watch = NULL;
-    uplinks_stop(d);
-    shutdown_all(d);
-    /* What mtlsgwd(8) promises for SIGTERM: no opening outlives the daemon. */
-    gate_close_all(d);
-out:
-    watch_free(watch);
+}
+
+/* Whatever daemon_open got as far as opening, in reverse. */
+static void daemon_close(struct daemon *d)
+{
     d->stopping = true;
     uplinks_stop(d);
     control_stop(d);
@@ -933,5 +951,43 @@ out:
         close(d->signal_fd);
     if (d->timer_fd >= 0)
         close(d->timer_fd);
+}
+
+int daemon_run(struct config *cfg, const struct daemon_fds *fds)
+{
+    struct daemon dd = {0}, *d = &dd;
+    sigset_t mask;
+    int rc = 1;
+    struct watch *watch = NULL;
+
+    malloc_tune();
+    daemon_init(d, cfg, fds);
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (daemon_open(d, fds, &mask, &watch) < 0)
+        goto out;
+    /* Logged in: no PIN in memory from here on (a later login reads the
+     * PIN file again; docs/architecture.md). */
+    p11_token_forget_pin(d->pki->tok);
+    log_info("mtlsgwd %s: session process ready%s%s%s%s", MTLSGW_VERSION,
+             cfg->mgmt.listen ? ", management on " : "", cfg->mgmt.listen ? cfg->mgmt.listen : "",
+             cfg->tunnel.listen ? ", tunnels on " : "",
+             cfg->tunnel.listen ? cfg->tunnel.listen : "");
+    daemon_loop(d, watch);
+    rc = 0;
+    watch_free(watch); /* out of the loop before shutdown_all polls it */
+    watch = NULL;
+    uplinks_stop(d);
+    shutdown_all(d);
+    /* What mtlsgwd(8) promises for SIGTERM: no opening outlives the daemon. */
+    gate_close_all(d);
+out:
+    watch_free(watch);
+    daemon_close(d);
     return rc;
 }

@@ -4,6 +4,7 @@
  */
 #include "service.h"
 
+#include "api.h"
 #include "daemon.h"
 #include "fault.h"
 #include "est.h"
