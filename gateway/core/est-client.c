@@ -759,14 +759,18 @@ static int pinned_root_check(const struct est_client_opts *o, gnutls_x509_crt_t 
     for (size_t i = 0; i < n_got && !anchor; i++)
         if (fp_is(got[i], o->pin))
             anchor = got[i];
-    if (!anchor) {
-        snprintf(err, errlen, "cacerts: neither the hub's certificate nor a CA certificate it "
-                              "sent has the pinned SHA-256");
-        return -EBADMSG;
-    }
     rc = est_url_parse(o->url, &u, err, errlen);
     if (rc < 0)
         return rc;
+    if (!anchor) {
+        char fp[96];
+        est_cert_fingerprint(chain[0], true, fp, sizeof(fp));
+        snprintf(err, errlen,
+                 "%s:%s: the hub's certificate is not the one pinned (its SHA-256 is %s), nor "
+                 "is any CA certificate it sent (cacerts)",
+                 u.host, u.port, fp);
+        return -EBADMSG;
+    }
     path = calloc(n_chain + n_got, sizeof(*path));
     if (!path || gnutls_x509_trust_list_init(&tl, 0) < 0) {
         free(path);
