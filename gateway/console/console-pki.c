@@ -36,6 +36,28 @@ static int open_pki(struct console *con, struct pki **pki)
     return 0;
 }
 
+static void init_report(const struct console *con, const struct pki *pki,
+                        const struct pki_init_opts *o)
+{
+    unsigned char fp[32];
+    size_t fplen = sizeof(fp);
+
+    printf("CA '%s CA' and gateway key made on %s (%s, not extractable)\n", o->cn,
+           con->cfg->token.uri, p11_key_type_name((enum p11_key_type)o->key_type));
+    printf("  CA certificate       %s (%u days)\n", pki->ca_path, o->days);
+    printf("  gateway certificate  %s (", pki->gw_path);
+    for (size_t i = 0; i < o->n_hosts; i++)
+        printf("%s%s", i ? ", " : "", o->hosts[i]);
+    printf(")\n  CRL                  %s\n  registry             %s\n", pki->crl_path,
+           pki->reg_path);
+    if (gnutls_x509_crt_get_fingerprint(pki->ca, GNUTLS_DIG_SHA256, fp, &fplen) == 0) {
+        printf("  CA SHA-256           ");
+        for (size_t i = 0; i < fplen; i++)
+            printf("%02X%s", fp[i], i + 1 < fplen ? ":" : "\n");
+    }
+    printf("next: mtlsgw enroll NAME --role admin|monitor|tunnel --csr FILE\n");
+}
+
 int cmd_init(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -136,20 +158,7 @@ int cmd_init(struct console *con, int argc, char **argv)
         return con_init_intermediate(con, &o, csr_out);
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
-    /* The parent (/etc/mtlsgw) belongs to root: make the pki dir as root and
-     * hand it to the daemon's user, who writes everything inside it. */
-    if (access(pki->dir, F_OK) < 0) {
-        rc = fs_mkdir(pki->dir, 0750);
-        if (rc == 0 && chown(pki->dir, privs_daemon_uid(), privs_daemon_gid()) < 0)
-            rc = -errno;
-        if (rc < 0) {
-            con_err("init", "cannot create pki dir %s: %s", pki->dir, strerror(-rc));
-            rc = EXIT_FAIL;
-            goto out;
-        }
-        rc = EXIT_FAIL;
-    }
-    if (con_as_daemon() < 0)
+    if (con_make_pki_dir("init", pki->dir) < 0 || con_as_daemon() < 0)
         goto out;
     if (pki_init(pki, &o, err, sizeof(err)) < 0) {
         con_as_invoker();
@@ -157,24 +166,7 @@ int cmd_init(struct console *con, int argc, char **argv)
         goto out;
     }
     con_as_invoker();
-    printf("CA '%s CA' and gateway key made on %s (%s, not extractable)\n", o.cn,
-           con->cfg->token.uri, p11_key_type_name((enum p11_key_type)o.key_type));
-    printf("  CA certificate       %s (%u days)\n", pki->ca_path, o.days);
-    printf("  gateway certificate  %s (", pki->gw_path);
-    for (size_t i = 0; i < o.n_hosts; i++)
-        printf("%s%s", i ? ", " : "", hosts[i]);
-    printf(")\n  CRL                  %s\n  registry             %s\n", pki->crl_path,
-           pki->reg_path);
-    {
-        unsigned char fp[32];
-        size_t fplen = sizeof(fp);
-        if (gnutls_x509_crt_get_fingerprint(pki->ca, GNUTLS_DIG_SHA256, fp, &fplen) == 0) {
-            printf("  CA SHA-256           ");
-            for (size_t i = 0; i < fplen; i++)
-                printf("%02X%s", fp[i], i + 1 < fplen ? ":" : "\n");
-        }
-    }
-    printf("next: mtlsgw enroll NAME --role admin|monitor|tunnel --csr FILE\n");
+    init_report(con, pki, &o);
     rc = EXIT_OK;
 out:
     pki_free(pki);

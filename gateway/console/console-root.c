@@ -366,6 +366,41 @@ static int csr_cn(gnutls_x509_crq_t crq, char *cn, size_t len)
     return 0;
 }
 
+/* A key the root revoked is never certified again: the appliance makes a
+ * new CA key. True after a message. */
+static bool key_was_revoked(struct json_object *list, const char *key_id, const char *csr_path)
+{
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        struct json_object *e = json_object_array_get_idx(list, i);
+        const char *k = jstr(e, "key_id"), *st = jstr(e, "status");
+        if (k && strcmp(k, key_id) == 0 && st && strcmp(st, "revoked") == 0) {
+            con_err("root", "CSR in %s: this key belonged to intermediate '%s' (serial %s), "
+                            "revoked: the appliance must make a new CA key (init "
+                            "--intermediate --force)", csr_path, jstr(e, "cn"),
+                    jstr(e, "serial"));
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct json_object *issued_entry(gnutls_x509_crt_t crt, const char *serial,
+                                        const char *cn, const char *key_id, unsigned path_len)
+{
+    struct json_object *e = json_object_new_object();
+
+    json_object_object_add(e, "serial", json_object_new_string(serial));
+    json_object_object_add(e, "cn", json_object_new_string(cn));
+    json_object_object_add(e, "key_id", json_object_new_string(key_id));
+    json_object_object_add(e, "path_len", json_object_new_int((int)path_len));
+    json_object_object_add(e, "not_before",
+                           json_object_new_int64(gnutls_x509_crt_get_activation_time(crt)));
+    json_object_object_add(e, "not_after",
+                           json_object_new_int64(gnutls_x509_crt_get_expiration_time(crt)));
+    json_object_object_add(e, "status", json_object_new_string("active"));
+    return e;
+}
+
 static int root_sign(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -434,19 +469,8 @@ static int root_sign(struct console *con, int argc, char **argv)
     if (root_open(con, &r, false) < 0 || root_load(&r) < 0)
         goto out;
     list = issued_list(&r);
-    for (size_t i = 0; i < json_object_array_length(list); i++) {
-        const char *k, *st;
-        e = json_object_array_get_idx(list, i);
-        k = jstr(e, "key_id");
-        st = jstr(e, "status");
-        if (k && strcmp(k, key_id) == 0 && st && strcmp(st, "revoked") == 0) {
-            con_err("root", "CSR in %s: this key belonged to intermediate '%s' (serial %s), "
-                            "revoked: the appliance must make a new CA key (init "
-                            "--intermediate --force)", csr_path, jstr(e, "cn"),
-                    jstr(e, "serial"));
-            goto out;
-        }
-    }
+    if (key_was_revoked(list, key_id, csr_path))
+        goto out;
     req.profile = P11_PROFILE_CA;
     req.cn = cn;
     req.days = days;
@@ -462,16 +486,7 @@ static int root_sign(struct console *con, int argc, char **argv)
     /* The file first: a record without the certificate is worth nothing. */
     if (con_write_file("root", "--out", out, pem.data, pem.size, 0644, force) < 0)
         goto out;
-    e = json_object_new_object();
-    json_object_object_add(e, "serial", json_object_new_string(serial));
-    json_object_object_add(e, "cn", json_object_new_string(cn));
-    json_object_object_add(e, "key_id", json_object_new_string(key_id));
-    json_object_object_add(e, "path_len", json_object_new_int((int)path_len));
-    json_object_object_add(e, "not_before",
-                           json_object_new_int64(gnutls_x509_crt_get_activation_time(crt)));
-    json_object_object_add(e, "not_after",
-                           json_object_new_int64(gnutls_x509_crt_get_expiration_time(crt)));
-    json_object_object_add(e, "status", json_object_new_string("active"));
+    e = issued_entry(crt, serial, cn, key_id, path_len);
     json_object_array_add(list, e);
     if (save_issued(&r) < 0)
         goto out;

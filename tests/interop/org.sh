@@ -244,6 +244,33 @@ expect_exit 0 "explain a peer's leaf" hub explain "$T/admin1.crt"
 expect_in "hub1 CA" "$OUT" "explain prints the chain it built (the intermediate)"
 expect_in "Example Org Root" "$OUT" "... up to the root"
 
+# ---- path length: the intermediate (pathlen 0) cannot make a sub-CA --------------------
+# A sub-CA signed with hub1's CA key on its token (certtool, not mtlsgw),
+# and an admin under it: the path length of hub1's certificate refuses both.
+certtool --generate-privkey --key-type ecdsa --outfile "$T/sub.key" 2>/dev/null
+printf 'cn = "rogue sub CA"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30\n' \
+    >"$T/sub.tmpl"
+GNUTLS_PIN=$PIN certtool --generate-certificate --load-privkey "$T/sub.key" \
+    --load-ca-privkey "pkcs11:token=gw;object=mtlsgw-ca;type=private" \
+    --load-ca-certificate "$P/chain.pem" --template "$T/sub.tmpl" --outfile "$T/sub.crt" \
+    >/dev/null 2>&1
+certtool --generate-privkey --key-type ecdsa --outfile "$T/sneaky.key" 2>/dev/null
+printf 'cn = sneaky\ntls_www_client\nuri = urn:mtlsgw:role:admin\nexpiration_days = 30\n' \
+    >"$T/sneaky.tmpl"
+certtool --generate-certificate --load-privkey "$T/sneaky.key" --load-ca-privkey "$T/sub.key" \
+    --load-ca-certificate "$T/sub.crt" --template "$T/sneaky.tmpl" \
+    --outfile "$T/sneaky1.crt" >/dev/null 2>&1
+cat "$T/sneaky1.crt" "$T/sub.crt" >"$T/sneaky.crt"
+ok_if "(a sub-CA was made under hub1's CA key)" test -s "$T/sub.crt" -a -s "$T/sneaky1.crt"
+expect_exit 1 "explain: a leaf under a sub-CA of the pathlen-0 intermediate is refused" \
+    hub explain "$T/sneaky.crt"
+expect_in "constraints" "$OUT" "... for the path length (the signer's constraints)"
+req sneaky GET /api/v1/status
+ok_if "the daemon refuses it during the handshake" test "$HTTP" = 000
+expect_exit 2 "openssl verify agrees (path length constraint exceeded)" \
+    openssl verify -CAfile "$T/ca.crt" -untrusted "$P/chain.pem" -untrusted "$T/sub.crt" \
+    "$T/sneaky1.crt"
+
 # ---- revocation: mtlsgw, openssl and strongSwan agree --------------------------------
 hub revoke mon2 >/dev/null 2>&1
 hub revoke rsabad >/dev/null 2>&1
