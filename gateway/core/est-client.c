@@ -36,6 +36,7 @@
 #include "mono.h"
 #include "p11.h"
 #include "pki.h"
+#include "pki-chain.h"
 
 #define ANSWER_MAX (1024 * 1024)
 #define CA_FILE_MAX (1024 * 1024)
@@ -1021,11 +1022,16 @@ out:
 }
 
 /* Believe nothing the answer says about itself: fresh must chain to the
- * hub's CA certificates in ca and certify key. */
+ * hub's CA certificates in ca (through the intermediates the old
+ * certificate file carried after it: a hub under an organization's root,
+ * docs/pki.md) and certify key. */
 static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
-                              gnutls_privkey_t key, gnutls_x509_crt_t fresh, const char *ca,
+                              gnutls_privkey_t key, gnutls_x509_crt_t fresh,
+                              gnutls_x509_crt_t *inter, unsigned n_inter, const char *ca,
                               char *err, size_t errlen)
 {
+    gnutls_x509_trust_list_t tl = NULL;
+    gnutls_x509_crt_t *path = NULL;
     gnutls_x509_crt_t *cas = NULL;
     gnutls_pubkey_t pub = NULL;
     unsigned n_cas = 0, status = 0;
@@ -1039,7 +1045,17 @@ static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
         snprintf(err, errlen, "[uplink %s] %s", up->name, why);
         goto out;
     }
-    if (gnutls_x509_crt_list_verify(&fresh, 1, cas, n_cas, NULL, 0, 0, &status) < 0 ||
+    path = calloc(n_inter + 1, sizeof(*path));
+    if (!path || gnutls_x509_trust_list_init(&tl, 0) < 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    path[0] = fresh;
+    if (n_inter)
+        memcpy(path + 1, inter, n_inter * sizeof(*path));
+    if (gnutls_x509_trust_list_add_cas(tl, cas, n_cas, 0) < 0 ||
+        gnutls_x509_trust_list_verify_crt2(tl, path, n_inter + 1, NULL, 0, 0, &status, NULL) <
+            0 ||
         status != 0) {
         snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s",
                  up->name, ca);
@@ -1054,6 +1070,9 @@ static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
         rc = -EBADMSG;
     }
 out:
+    if (tl)
+        gnutls_x509_trust_list_deinit(tl, 0); /* 0: the CAs stay ours */
+    free(path);
     for (unsigned i = 0; i < n_cas; i++)
         gnutls_x509_crt_deinit(cas[i]);
     gnutls_free(cas);
@@ -1067,9 +1086,10 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
 {
     struct est_client_opts o = {0};
     gnutls_privkey_t key = NULL;
-    gnutls_x509_crt_t fresh = NULL;
+    gnutls_x509_crt_t fresh = NULL, *old = NULL;
     gnutls_x509_crq_t crq = NULL;
     gnutls_datum_t pem = {0};
+    unsigned n_old = 0;
     char *cert = NULL, *ca = NULL, why[384] = "";
     const char *keyref = up->key ? up->key : PKI_LABEL_DEVICE;
     int rc;
@@ -1104,10 +1124,21 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
         snprintf(err, errlen, "[uplink %s] %s: %s", up->name, up->enroll, why);
         goto out;
     }
-    rc = renew_check_answer(up, keyref, key, fresh, ca, err, errlen);
+    /* The old file's intermediates stay behind the new certificate. */
+    if (read_cas(cert, &old, &n_old, why, sizeof(why)) < 0)
+        n_old = 0;
+    rc = renew_check_answer(up, keyref, key, fresh, n_old > 1 ? old + 1 : NULL,
+                            n_old > 1 ? n_old - 1 : 0, ca, err, errlen);
     if (rc < 0)
         goto out;
-    if (pki_cert_pem(fresh, &pem) < 0) {
+    if (n_old) {
+        gnutls_x509_crt_deinit(old[0]);
+        old[0] = fresh; /* borrowed for the encoding only */
+    }
+    rc = n_old ? pki_certs_pem(old, n_old, &pem) : pki_cert_pem(fresh, &pem);
+    if (n_old)
+        old[0] = NULL;
+    if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] cannot encode the renewed certificate", up->name);
         rc = -ENOMEM;
         goto out;
@@ -1116,6 +1147,10 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     if (rc < 0)
         snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, fs_strerror(rc));
 out:
+    for (unsigned i = 0; i < n_old; i++)
+        if (old[i])
+            gnutls_x509_crt_deinit(old[i]);
+    gnutls_free(old);
     gnutls_free(pem.data);
     if (crq)
         gnutls_x509_crq_deinit(crq);

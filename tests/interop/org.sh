@@ -238,6 +238,13 @@ expect_exit 0 "join pinning only the root's fingerprint" \
     --fingerprint "$(fp_of "$T/ca.crt")"
 ok_if "... hub-ca.crt is the root alone" cmp -s <(fp_of "$T/dv-pki/hub-ca.crt") <(fp_of "$T/ca.crt")
 ok_if "... device.crt carries the intermediate" test "$(ncerts "$T/dv-pki/device.crt")" = 2
+printf '[uplink hub]\nserver = 127.0.0.1:%s\nenroll = https://127.0.0.1:%s\n' \
+    "$(free_port)" "$EPORT" >>"$T/dv.conf"
+old_serial=$(openssl x509 -in "$T/dv-pki/device.crt" -noout -serial)
+expect_exit 0 "renew with only the root in hub-ca.crt (simplereenroll)" dev renew hub
+ok_if "... a new certificate, the intermediate kept behind it" \
+    test "$(openssl x509 -in "$T/dv-pki/device.crt" -noout -serial)" != "$old_serial" -a \
+    "$(ncerts "$T/dv-pki/device.crt")" = 2
 
 # ---- explain ------------------------------------------------------------------------------
 expect_exit 0 "explain a peer's leaf" hub explain "$T/admin1.crt"
