@@ -19,6 +19,7 @@
 #include "est-codec.h"
 #include "invite.h"
 #include "pki.h"
+#include "qr.h"
 #include "registry.h"
 
 
@@ -45,12 +46,30 @@ static void enroll_url(const struct config *cfg, char *buf, size_t len)
     snprintf(buf, len, "https://%s%s", host, colon);
 }
 
+/* --qr: the join line as a QR code for a phone to carry to the device. */
+static void print_join_qr(const char *url, const char *name, const char *code, const char *fp)
+{
+    char line[512], *text = NULL;
+
+    snprintf(line, sizeof(line), "mtlsgw join %s --name %s --code %s --fingerprint %s", url,
+             name, code, fp);
+    if (qr_text(line, &text) < 0)
+        con_err("invite", "the QR code could not be made; type the line above instead");
+    else
+        printf("the same line as a QR code:\n%s", text);
+    gnutls_memset(line, 0, sizeof(line));
+    if (text)
+        gnutls_memset(text, 0, strlen(text));
+    free(text);
+}
+
 /* mtlsgw invite's command line. */
 struct invite_args {
     const char *name;
     enum peer_role role;
     int64_t ttl;
     struct cidr_list nets;
+    bool qr; /* --qr */
 };
 
 /* Options into a; EXIT_OK, or the exit code after a message. */
@@ -60,6 +79,7 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
         {"role", required_argument, NULL, 'r'},
         {"network", required_argument, NULL, 'N'},
         {"ttl", required_argument, NULL, 't'},
+        {"qr", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     const char *role_s = NULL, *ttl_s = "24h";
@@ -72,6 +92,9 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
             break;
         case 't':
             ttl_s = optarg;
+            break;
+        case 'q':
+            a->qr = true;
             break;
         case 'N':
             if ((rc = con_add_network("invite", &a->nets, optarg)) != EXIT_OK)
@@ -167,6 +190,8 @@ static void invite_print(const struct console *con, const struct invite_args *a,
     printf("  gateway SHA-256       %s\n", fp);
     printf("on the device:\n  mtlsgw join %s --name %s --code %s --fingerprint %s\n", url,
            a->name, code, fp);
+    if (a->qr)
+        print_join_qr(url, a->name, code, fp);
     if (!con->cfg->enroll.listen)
         printf("note: [enroll] listen is not set in %s: the daemon does not serve enrollment "
                "yet\n", con->cfg->path ? con->cfg->path : con->conf_path);

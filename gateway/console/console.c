@@ -86,11 +86,12 @@ static const struct command commands[] = {
      "Lift the ban of ADDRESS (IPv4 or IPv6) in the running daemon, and forget its\n"
      "failures."},
     {"invite", cmd_invite, "invite NAME --role admin|monitor|tunnel [--network CIDR]... "
-     "[--ttl DURATION]",
+     "[--ttl DURATION] [--qr]",
      "Make a one-time invite code for a device to enroll itself over the network\n"
      "([enroll] listen). Prints the code (100 bits, five groups of four), the SHA-256\n"
      "of the gateway certificate for the device to pin, and the 'mtlsgw join' line.\n"
      "--ttl (default 24h; s, m, h, d, e.g. 1d12h) is how long the code is valid.\n"
+     "--qr also prints the 'mtlsgw join' line as a QR code (terminal blocks).\n"
      "Only a salted hash of the code is kept (invites.json in the pki dir)."},
     {"invites", cmd_invites, "invites [--json]",
      "List invites: pending, used (when, from where, which serial) or expired."},

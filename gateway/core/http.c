@@ -13,7 +13,17 @@
 #define HEADER_VALUE_MAX 4096
 #define HEADERS_MAX 64
 
-enum hdr { HDR_NONE, HDR_CONTENT_TYPE, HDR_AUTHORIZATION, HDR_CTE };
+enum hdr {
+    HDR_NONE,
+    HDR_CONTENT_TYPE,
+    HDR_AUTHORIZATION,
+    HDR_CTE,
+    HDR_HOST,
+    HDR_ORIGIN,
+    HDR_SEC_FETCH_SITE,
+    HDR_ACCEPT_ENCODING,
+    HDR_IF_NONE_MATCH,
+};
 
 struct http_reader {
     http_parser parser;
@@ -41,6 +51,11 @@ static void reset_request(struct http_reader *r)
     free(r->req.content_type);
     free(r->req.authorization);
     free(r->req.transfer_encoding_hdr);
+    free(r->req.host);
+    free(r->req.origin);
+    free(r->req.sec_fetch_site);
+    free(r->req.accept_encoding);
+    free(r->req.if_none_match);
     free(r->url);
     memset(&r->req, 0, sizeof(r->req));
     r->url = NULL;
@@ -95,6 +110,16 @@ static enum hdr classify(const char *name)
         return HDR_AUTHORIZATION;
     if (strcasecmp(name, "content-transfer-encoding") == 0)
         return HDR_CTE;
+    if (strcasecmp(name, "host") == 0)
+        return HDR_HOST;
+    if (strcasecmp(name, "origin") == 0)
+        return HDR_ORIGIN;
+    if (strcasecmp(name, "sec-fetch-site") == 0)
+        return HDR_SEC_FETCH_SITE;
+    if (strcasecmp(name, "accept-encoding") == 0)
+        return HDR_ACCEPT_ENCODING;
+    if (strcasecmp(name, "if-none-match") == 0)
+        return HDR_IF_NONE_MATCH;
     return HDR_NONE;
 }
 
@@ -129,6 +154,16 @@ static char **slot(struct http_reader *r)
         return &r->req.authorization;
     case HDR_CTE:
         return &r->req.transfer_encoding_hdr;
+    case HDR_HOST:
+        return &r->req.host;
+    case HDR_ORIGIN:
+        return &r->req.origin;
+    case HDR_SEC_FETCH_SITE:
+        return &r->req.sec_fetch_site;
+    case HDR_ACCEPT_ENCODING:
+        return &r->req.accept_encoding;
+    case HDR_IF_NONE_MATCH:
+        return &r->req.if_none_match;
     case HDR_NONE:
         break;
     }
@@ -342,11 +377,13 @@ const char *http_reason(int status)
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
@@ -362,16 +399,19 @@ const char *http_reason(int status)
 int http_response(int status, const char *content_type, const char *body, size_t body_len,
                   bool keep_alive, const char *extra_headers, char **out, size_t *out_len)
 {
-    char head[512];
+    char head[1024];
     int h;
     char *buf;
+    /* API answers are never stored; the page's files say their own policy. */
+    bool own_cache = extra_headers && strstr(extra_headers, "Cache-Control:");
 
     h = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%sConnection: %s\r\n"
-                 "Cache-Control: no-store\r\n\r\n",
+                 "%sX-Content-Type-Options: nosniff\r\n\r\n",
                  status, http_reason(status), body_len, content_type ? "Content-Type: " : "",
                  content_type ? content_type : "", content_type ? "\r\n" : "",
-                 extra_headers ? extra_headers : "", keep_alive ? "keep-alive" : "close");
+                 extra_headers ? extra_headers : "", keep_alive ? "keep-alive" : "close",
+                 own_cache ? "" : "Cache-Control: no-store\r\n");
     if (h < 0 || (size_t)h >= sizeof(head))
         return -EINVAL;
     buf = malloc((size_t)h + body_len);

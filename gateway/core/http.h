@@ -22,6 +22,12 @@ struct http_request {
     char *content_type;
     char *authorization;
     char *transfer_encoding_hdr; /* Content-Transfer-Encoding, EST */
+    /* What the management page needs (web.c): cache, gzip, cross-site check. */
+    char *host;
+    char *origin;
+    char *sec_fetch_site;
+    char *accept_encoding;
+    char *if_none_match;
     bool keep_alive;
 };
 

@@ -25,6 +25,7 @@
 #include "registry.h"
 #include "sessions.h"
 #include "trustdb.h"
+#include "web.h"
 
 #define API "/api/v1"
 
@@ -401,6 +402,9 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
     char param[API_PARAM_MAX];
     int rc = api_route_find((int)req->method, req->path, &rt, param, sizeof(param), &allow);
 
+    /* The page, whoami, and the cross-site check of writes (web.c). */
+    if (web_intercept(c, req, r))
+        return;
     if (rc == -EOPNOTSUPP) {
         reply_error(r, 405, "%s does not take %s", req->path, req->method_name);
         r->extra_headers = allow;

@@ -1,0 +1,37 @@
+/*
+ * web.h: the management page (docs/web.md). The page's files are compiled
+ * in (web-assets.h); web.c serves them with their security headers, answers
+ * GET /api/v1/whoami, and refuses a state-changing request a browser was
+ * tricked into sending from another site.
+ */
+#ifndef MTLSGW_WEB_H
+#define MTLSGW_WEB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct api_reply;
+struct conn;
+struct http_request;
+
+/*
+ * Called first for every request on an API listener. True when web.c
+ * answered it (the page, whoami, or a refused cross-site write) into *rep;
+ * false when the API's routes should go on.
+ */
+bool web_intercept(const struct conn *c, const struct http_request *req, struct api_reply *rep);
+
+/*
+ * The check for a state-changing request: 0 when req may change state,
+ * -EPERM (with why in err) when it is not POST/DELETE, carries a body that
+ * is not application/json, or comes from another site (Sec-Fetch-Site other
+ * than same-origin/none, or an Origin other than https://HOST).
+ */
+int web_write_allowed(const struct http_request *req, char *err, size_t errlen);
+
+/* Whether an Accept-Encoding value admits gzip; whether an If-None-Match
+ * value names etag (weak comparison, RFC 9110 13.1.2). */
+bool web_accepts_gzip(const char *accept_encoding);
+bool web_etag_matches(const char *if_none_match, const char *etag);
+
+#endif

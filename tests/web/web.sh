@@ -1,0 +1,221 @@
+#!/bin/bash
+# The management page (docs/web.md) in a real browser: headless Chromium
+# with the admin's .p12 in an NSS database, the certificate picked by the
+# AutoSelectCertificateForUrls policy, driven by chromedriver (browser.py).
+#
+#   Chromium HOME=admin  (NSS: webadmin.p12 + CA) --+
+#   Chromium HOME=mon    (NSS: webmon.p12 + CA)   --+-- mutual TLS --> mtlsgwd -f
+#   Chromium HOME=none   (NSS: CA only)           --+   127.0.0.1:$PORT
+#   http.server 127.0.0.1:$EVIL (a page that POSTs a revoke cross-site)
+#
+# usage: web.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd SCREENSHOT-DIR
+set -u
+MTLSGW=$(readlink -f "$1")
+MTLSGWD=$(readlink -f "$2")
+SCREENS=$3
+web=$(dirname "$(readlink -f "$0")")
+# lib-daemon.sh finds tlsclient.py in $here.
+here=$(readlink -f "$web/../interop")
+. "$web/../lib/tap.sh"
+. "$web/../lib/softhsm.sh"
+. "$here/lib-daemon.sh"
+
+skip() { echo "1..0 # SKIP $*"; exit 77; }
+for tool in curl certtool certutil pk12util chromium chromedriver; do
+    command -v "$tool" >/dev/null ||
+        skip "$tool missing (dev/deps: chromium chromium-driver libnss3-tools)"
+done
+/usr/bin/python3 -c 'import selenium' 2>/dev/null || skip "python3-selenium missing"
+[ "$(id -u)" = 0 ] || skip "the daemon switches users and the policy is in /etc: run as root"
+
+T=$(mktemp -d /tmp/mtlsgw-web.XXXXXX)
+POLICY_DIR=/etc/chromium/policies/managed
+POLICY=$POLICY_DIR/mtlsgw-web-test-$$.json
+EVIL_PID=
+cleanup() {
+    local id
+    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
+    dmn_stop
+    [ -n "$EVIL_PID" ] && kill "$EVIL_PID" 2>/dev/null
+    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -f "$POLICY"
+    rmdir "$POLICY_DIR" /etc/chromium/policies 2>/dev/null
+    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+chmod 755 "$T"
+
+dmn_fixture
+case $? in
+0) ;;
+77) skip "no SoftHSM" ;;
+*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
+esac
+
+# The admin's and the monitor's .p12, as an admin hands them out.
+printf 'p12-pass-%s\n' "$$" >"$T/p12.pass"
+hub enroll webadmin --role admin --p12 "$T/webadmin.p12" --password-file "$T/p12.pass" \
+    >/dev/null 2>&1 || { echo "Bail out! enroll --p12 webadmin failed"; exit 1; }
+hub enroll webmon --role monitor --p12 "$T/webmon.p12" --password-file "$T/p12.pass" \
+    >/dev/null 2>&1 || { echo "Bail out! enroll --p12 webmon failed"; exit 1; }
+
+# One NSS database per browser HOME: the CA trusted for servers, and the
+# .p12 (none for the third).
+nssdb() { # home [p12]
+    local db=$1/.pki/nssdb
+    mkdir -p "$db"
+    certutil -N -d "sql:$db" --empty-password &&
+        certutil -A -d "sql:$db" -n mtlsgw-ca -t "C,," -i "$P/ca.crt" || return 1
+    [ -z "${2:-}" ] || pk12util -d "sql:$db" -i "$2" -w "$T/p12.pass" -K "" >/dev/null
+}
+nssdb "$T/home-admin" "$T/webadmin.p12" && nssdb "$T/home-mon" "$T/webmon.p12" &&
+    nssdb "$T/home-none" || { echo "Bail out! NSS databases could not be made"; exit 1; }
+
+# The policy Debian's chromium reads: present the one certificate the
+# profile holds to this listener, without asking.
+mkdir -p "$POLICY_DIR"
+SELECT='{\"pattern\":\"https://127.0.0.1:'$PORT'\",\"filter\":{}}'
+printf '{"AutoSelectCertificateForUrls": ["%s"]}\n' "$SELECT" >"$POLICY"
+
+dmn_start || { echo "Bail out! the daemon did not start: $(tail -n 5 "$DLOG")"; exit 1; }
+URL=https://127.0.0.1:$PORT
+
+# ---- the page over curl: headers, gzip, ETag ----------------------------
+page() { # extra curl args...
+    curl -sS --max-time 10 --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T/admin1.key" \
+        -o "$T/page.body" -D "$T/page.hdr" -w '%{http_code}' "$@" 2>"$T/page.err"
+}
+CODE=$(page --compressed "$URL/")
+HDR=$(tr -d '\r' <"$T/page.hdr")
+expect_in 200 "$CODE" "GET / with a client certificate: 200"
+CSP="default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+expect_in "Content-Security-Policy: $CSP" "$HDR" "the page carries the CSP"
+expect_in "X-Content-Type-Options: nosniff" "$HDR" "the page carries nosniff"
+expect_in "Referrer-Policy: no-referrer" "$HDR" "the page carries no-referrer"
+expect_in "Content-Encoding: gzip" "$HDR" "the page is served gzip"
+ETAG=$(sed -n 's/^ETag: //p' <<<"$HDR")
+CODE=$(page --compressed -H "If-None-Match: $ETAG" "$URL/")
+expect_in 304 "$CODE" "If-None-Match with the page's ETag: 304"
+CODE=$(page "$URL/ui/app.js")
+expect_in 406 "$CODE" "no Accept-Encoding: gzip: 406 with what to do"
+CODE=$(curl -sS --max-time 10 --cacert "$P/ca.crt" -o /dev/null -w '%{http_code}' \
+    --compressed "$URL/" 2>/dev/null)
+expect_in 000 "$CODE" "GET / without a client certificate: no answer"
+CODE=$(page "$URL/api/v1/status")
+expect_in "Cache-Control: no-store" "$(tr -d '\r' <"$T/page.hdr")" "API answers are not stored"
+SIZE=$(curl -sS --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T/admin1.key" -H \
+    'Accept-Encoding: gzip' "$URL/" "$URL/ui/app.js" "$URL/ui/app.css" | wc -c)
+echo "# assets: $SIZE bytes gzip in all (index.html, app.js, app.css)"
+
+# ---- the forged cross-site POST: a page on another origin ---------------
+mkdir -p "$T/evil"
+cat >"$T/evil/evil.html" <<HTML
+<!DOCTYPE html><html><body>
+<form id="f" method="POST" enctype="text/plain" action="$URL/api/v1/peers/vicc/revoke">
+<input type="hidden" name='{"reason":"keyCompromise","x":"' value='"}'>
+</form>
+<script>document.getElementById('f').submit();</script>
+</body></html>
+HTML
+EVIL=$(free_port)
+(cd "$T/evil" && exec /usr/bin/python3 -m http.server --bind 127.0.0.1 "$EVIL") \
+    >"$T/evil.log" 2>&1 &
+EVIL_PID=$!
+for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$EVIL/evil.html" && break
+    sleep 0.1
+done
+
+# A session for the peer the page will revoke, open while it does.
+VICTIM=vicb
+hold_open held "$VICTIM"
+# And one the page will kick.
+KICKED=vica
+hold_open kicked "$KICKED"
+
+args=(--url "$URL" --evil "http://127.0.0.1:$EVIL/evil.html" --screens "$SCREENS"
+    --victim "$VICTIM" --kick "$KICKED" --home-admin "$T/home-admin" --home-monitor "$T/home-mon"
+    --home-none "$T/home-none")
+run_browser() { # stage
+    local line st name detail rc
+    /usr/bin/python3 "$web/browser.py" "${args[@]}" --stage "$1" >"$T/browser.out" \
+        2>"$T/browser.err"
+    rc=$?
+    if [ "$rc" = 77 ] && [ "$TAP_N" -gt 0 ]; then
+        tap_skip "the browser checks" "$(grep SKIP "$T/browser.out")"
+        return
+    fi
+    while IFS= read -r line; do
+        case "$line" in
+        R$'\t'*)
+            IFS=$'\t' read -r _ st name detail <<<"$line"
+            tap_result "$st" "$name" "$detail"
+            ;;
+        '#'*) echo "$line" ;;
+        esac
+    done <"$T/browser.out"
+    [ "$rc" = 0 ] || tap_result 1 "browser.py ($1) ran to its end" \
+        "exit $rc: $(tail -n 5 "$T/browser.err")"
+}
+
+# ---- mtlsgw invite --qr: the terminal QR code decodes to the join line ----
+if command -v zbarimg >/dev/null; then
+    hub invite phone1 --role monitor --ttl 1h --qr >"$T/invite.out" 2>&1
+    JOIN=$(sed -n 's/^  \(mtlsgw join .*\)$/\1/p' "$T/invite.out")
+    # Half blocks back into modules (light drawn), 4 pixels a module, as PBM.
+    sed '1,/^the same line as a QR code:$/d' "$T/invite.out" | /usr/bin/python3 -c '
+import sys
+rows = []
+for line in sys.stdin.buffer.read().decode("utf-8").splitlines():
+    if not line or set(line) - set(" \u2580\u2584\u2588"):
+        continue  # the note after the code
+    top = [0 if c in "\u2580\u2588" else 1 for c in line]
+    bot = [0 if c in "\u2584\u2588" else 1 for c in line]
+    rows += [top, bot]
+w = max(len(r) for r in rows)
+print("P1\n%d %d" % (w * 4, len(rows) * 4))
+for r in rows:
+    line = " ".join(str(v) for v in r for _ in range(4))
+    print("\n".join([line] * 4))' >"$T/invite.pbm"
+    GOT=$(zbarimg -q --raw "$T/invite.pbm" 2>/dev/null)
+    if [ -n "$JOIN" ] && [ "$GOT" = "$JOIN" ]; then
+        tap_result 0 "mtlsgw invite --qr: the QR code decodes to the join line"
+    else
+        tap_result 1 "mtlsgw invite --qr: the QR code decodes to the join line" \
+            "join line: '$JOIN', decoded: '$GOT'; output: $(head -n 12 "$T/invite.out")"
+    fi
+else
+    tap_skip "mtlsgw invite --qr decodes" "zbarimg (zbar-tools) missing"
+fi
+
+run_browser pages
+OUT=$(hub peers 2>&1)
+expect_in "$(printf '%-20s %-8s %-10s' vicc monitor active)" "$OUT" \
+    "after the cross-site POST, vicc is still active"
+
+run_browser revoke
+OUT=$(hub peers 2>&1)
+expect_in "$(printf '%-20s %-8s %-10s' "$VICTIM" monitor revoked)" "$OUT" \
+    "mtlsgw peers shows $VICTIM revoked from the page"
+hold_use kicked
+hold_cmd "WAIT 5" 10
+case "$HOLD_ANS" in
+CLOSED*) tap_result 0 "$KICKED's session, kicked from the page, is closed" ;;
+*) tap_result 1 "$KICKED's session, kicked from the page, is closed" "got: $HOLD_ANS" ;;
+esac
+hold_use held
+hold_cmd "WAIT 5" 10
+case "$HOLD_ANS" in
+GONE* | CLOSED*) tap_result 0 "$VICTIM's open session ended with the revocation" ;;
+*) tap_result 1 "$VICTIM's open session ended with the revocation" "got: $HOLD_ANS" ;;
+esac
+echo "# screenshots: $(readlink -f "$SCREENS")"
+tap_done
