@@ -138,7 +138,7 @@ int con_init_import(struct console *con, const char *cert, const char *chain)
     printf("CA imported: an intermediate under the organization's root\n");
     print_dn("this CA", path[0]);
     print_dn("root", roots[0]);
-    printf("  root (peers trust) %s\n  chain              %s (%zu intermediate%s)\n",
+    printf("  root (peers trust)   %s\n  chain                %s (%zu intermediate%s)\n",
            pki->ca_path, pki->chain_path, n_path, n_path == 1 ? "" : "s");
     printf("  gateway certificate  %s (with the chain)\n  CRL                  %s\n"
            "  registry             %s\n",

@@ -221,6 +221,18 @@ OUT=$(gnutls-cli --x509cafile="$T/ca.crt" --x509certfile="$T/tun1.crt" \
     --x509keyfile="$T/tun1.key" -p "$EPORT" 127.0.0.1 </dev/null 2>&1)
 expect_in "Handshake was completed" "$OUT" "gnutls-cli with only the root: the EST listener"
 
+# A gateway certificate written alone (a renewal, an older file): the
+# listeners still send the intermediates, from chain.pem.
+dmn_stop
+cp "$P/gateway.crt" "$T/gateway-full.crt"
+openssl x509 -in "$T/gateway-full.crt" -out "$P/gateway.crt"
+dmn_start || { echo "Bail out! the daemon does not restart: $(tail -5 "$DLOG")"; exit 1; }
+S=$(openssl s_client -connect "127.0.0.1:$PORT" -showcerts -CAfile "$T/ca.crt" \
+    -cert "$T/admin1.crt" -key "$T/admin1.key" </dev/null 2>&1)
+ok_if "gateway.crt without the chain: the listener still sends the intermediate" \
+    test "$(printf '%s\n' "$S" | grep -c 'BEGIN CERTIFICATE')" = 2
+cp "$T/gateway-full.crt" "$P/gateway.crt"
+
 # ---- EST cacerts and join pinning the root --------------------------------------------
 rm -f "$T/resp.body"
 curl -sS --max-time 10 --cacert "$T/ca.crt" -o "$T/resp.body" \

@@ -678,6 +678,7 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     if (rc < 0)
         goto out;
     o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
+    o.chain_path = d->pki->chain_path;
     o.key = key;
     o.cas = &ca;
     o.n_cas = 1;
