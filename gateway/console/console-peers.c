@@ -214,10 +214,26 @@ static gnutls_x509_crt_t find_issuer(const struct trust *t, const gnutls_x509_cr
         }
     for (size_t i = 0; i < t->n_cas; i++)
         if (gnutls_x509_crt_check_issuer(crt, t->cas[i])) {
-            *from = "root, trusted (ca.crt)";
+            *from = "root in ca.crt, trusted";
             return t->cas[i];
         }
     return NULL;
+}
+
+/* iss, depth links above the certificate, has depth - 1 CAs between
+ * them: more than its pathLenConstraint allows fails this link. */
+static bool path_len_exceeded(gnutls_x509_crt_t iss, unsigned depth)
+{
+    unsigned critical = 0, ca = 0;
+    int path_len = -1;
+
+    if (gnutls_x509_crt_get_basic_constraints(iss, &critical, &ca, &path_len) < 0 ||
+        path_len < 0 || depth <= (unsigned)path_len)
+        return false;
+    dn_print("\n  X ", iss, false);
+    printf(" allows %d CA%s below it, the path has %u: this link fails\n", path_len,
+           path_len == 1 ? "" : "s", depth);
+    return true;
 }
 
 /*
@@ -249,6 +265,8 @@ static void explain_path(const struct trust *t, const gnutls_x509_crt_t *chain, 
                    "gateway trusts are ca.crt and chain.pem)\n");
             return;
         }
+        if (path_len_exceeded(iss, depth))
+            return;
         if (gnutls_x509_crt_verify(cur, &iss, 1,
                                    GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
                                        GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,

@@ -284,6 +284,7 @@ ok_if "(a sub-CA was made under hub1's CA key)" test -s "$T/sub.crt" -a -s "$T/s
 expect_exit 1 "explain: a leaf under a sub-CA of the pathlen-0 intermediate is refused" \
     hub explain "$T/sneaky.crt"
 expect_in "constraints" "$OUT" "... for the path length (the signer's constraints)"
+expect_in "CN=hub1 CA allows 0 CAs below it" "$OUT" "... naming the link that fails"
 req sneaky GET /api/v1/status
 ok_if "the daemon refuses it during the handshake" test "$HTTP" = 000
 expect_exit 2 "openssl verify agrees (path length constraint exceeded)" \
