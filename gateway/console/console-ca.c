@@ -78,7 +78,7 @@ int con_init_intermediate(struct console *con, const struct pki_init_opts *o,
     con_as_invoker();
     /* The keys stay and the request is remembered: a failed write here is
      * mended by running the same command again (the keys are reused). */
-    if (con_write_file("init", "--csr-out", csr_out, csr.data, csr.size, 0644, false) < 0)
+    if (con_write_file("init", "--csr-out", csr_out, csr.data, csr.size, 0644, o->force) < 0)
         goto out;
     fprintf(con_note_stream(csr_out),
             "CA key '%s' and gateway key made on %s (%s, not extractable)\n"

@@ -343,7 +343,7 @@ ok_if "openssl verify -crl_check_all: hub2's peer, both CRLs" \
     -CRLfile "$T/crls2.pem" "$T/peer2.crt"
 expect_exit 0 "root revoke FILE: hub2's intermediate (a compromised appliance)" \
     root revoke "$T/hub2.crt"
-root crl --out "$T/root-crl.pem" >/dev/null 2>&1
+root crl --out "$T/root-crl.pem" --force >/dev/null 2>&1
 cat "$T/root-crl.pem" "$T/g2-pki/crl.pem" >"$T/crls2.pem"
 expect_exit 2 "openssl verify -crl_check_all: hub2's peers are refused once its CA is revoked" \
     openssl verify -crl_check_all -CAfile "$T/orgroot.crt" -untrusted "$T/g2-pki/chain.pem" \
