@@ -51,8 +51,9 @@ def row_keys(d, selector, key):
     page re-renders its lists on refresh, so elements found one call earlier
     may be gone (stale) by the next."""
     return d.execute_script(
+        'var key = arguments[1];'
         'return Array.from(document.querySelectorAll(arguments[0]))'
-        '.map(function (r) { return r.dataset[arguments[1]]; });', selector, key)
+        '.map(function (r) { return r.dataset[key]; });', selector, key)
 
 
 def retry_stale(fn, tries=5):
