@@ -178,6 +178,17 @@ int cmd_status(struct console *con, int argc, char **argv)
            get_int(o, "sessions", "handshaking"));
     printf("bans       %lld address(es) banned now (mtlsgw bans), %lld connection(s) refused\n",
            get_int(o, "bans", "banned"), get_int(o, "bans", "refused_total"));
+    if (json_object_object_get_ex(o, "uplinks", &list)) {
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+            struct json_object *u = json_object_array_get_idx(list, i), *n = NULL, *srv;
+            const char *name = json_object_object_get_ex(u, "name", &n) && n
+                                   ? json_object_get_string(n) : "?";
+            if (json_object_object_get_ex(u, "server", &srv) && srv)
+                printf("uplink     %s: on hub %s\n", name, json_object_get_string(srv));
+            else
+                printf("uplink     %s: not connected (see the log)\n", name);
+        }
+    }
     if (json_object_object_get_ex(o, "sessions_list", &list) &&
         json_object_array_length(list) > 0) {
         printf("\n%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-20s %10s %10s\n", "ID", "PEER",

@@ -368,6 +368,30 @@ time_t sessions_gateway_not_after(struct daemon *d)
     return t;
 }
 
+/* Our uplinks: the hub each is on ("server", HOST:PORT as configured), from
+ * the open sessions (uplink.c names them after the uplink); null while none
+ * is up. */
+static struct json_object *uplinks_json(struct daemon *d)
+{
+    struct json_object *arr = json_object_new_array();
+
+    for (unsigned i = 0; i < d->cfg->n_uplinks; i++) {
+        const char *name = d->cfg->uplinks[i].name;
+        struct json_object *o = json_object_new_object(), *srv = NULL;
+        pthread_mutex_lock(&d->conns_lock);
+        for (struct conn *c = d->conns; c && !srv; c = c->next)
+            if (c->l == &d->upl && atomic_load(&c->state) == CONN_OPEN &&
+                atomic_load(&c->kill) == KILL_NONE && strcmp(c->peer, name) == 0)
+                srv = json_object_new_string(c->remote);
+        pthread_mutex_unlock(&d->conns_lock);
+        json_object_object_add(o, "name", json_object_new_string(name));
+        json_object_object_add(o, "connected", json_object_new_boolean(srv != NULL));
+        json_object_object_add(o, "server", srv);
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
 struct json_object *daemon_status_json(struct daemon *d)
 {
     struct json_object *o = json_object_new_object(), *tok, *ses, *days, *bans;
@@ -402,6 +426,7 @@ struct json_object *daemon_status_json(struct daemon *d)
     json_object_object_add(bans, "refused_total",
                            json_object_new_int64((int64_t)atomic_load(&d->banned_total)));
     json_object_object_add(o, "bans", bans);
+    json_object_object_add(o, "uplinks", uplinks_json(d));
     trustdb_unref(t);
     return o;
 }
