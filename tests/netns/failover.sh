@@ -152,4 +152,21 @@ ok_if "B ended the spoke's tunnel cleanly (the spoke's CLOSE: superseded)" \
 ok_if "the spoke's log names the move back" \
     grep -q "uplink hub: $HUB_WAN:$TUN_PORT answers again: leaving $HUBB_WAN:$TUN_PORT" \
     "$T/spoke.log"
+
+# ---- A answers but refuses us: the spoke stays on B ----------------------------
+# A revokes spoke1 (B, a copy, does not): A ends the tunnel, the spoke goes
+# to B, and A's probes complete the TLS handshake but get no CONFIG. Leaving
+# B on the handshake alone would flap between the two every probe-interval.
+superseded_before=$(grep -c "superseded by session" "$T/hubb.log")
+ok_if "A revokes spoke1" mtg_at hub revoke spoke1
+ok_if "the spoke, refused at A, is on B" wait_until 30 on_hub "$HUBB_WAN"
+sleep $((3 * PROBE + 1))
+never_left_b() {
+    on_hub "$HUBB_WAN" &&
+        [ "$(grep -c "superseded by session" "$T/hubb.log")" = "$superseded_before" ]
+}
+ok_if "three probes later it is still on B, and never left it" never_left_b
+ok_if "the spoke's log says why it stays" \
+    grep -q "uplink hub: $HUB_WAN:$TUN_PORT answers but sent no CONFIG" "$T/spoke.log"
+ok_if "lan-b still reaches lan-c through B" wait_until 5 ping_c
 tap_done

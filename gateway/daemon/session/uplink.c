@@ -29,7 +29,6 @@
 #include "build-config.h"
 #include "config.h"
 #include "daemon.h"
-#include "fault.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mono.h"
@@ -90,13 +89,28 @@ static bool nap(struct uplink *up, unsigned ms)
     return poll(&p, 1, (int)ms) == 0 && !up->d->stopping;
 }
 
-/* A hub reached (TLS handshake done), not yet a session: fd < 0 for none. */
+/* A hub reached (TLS handshake done), not yet a session: fd < 0 for none.
+ * After a probe, first holds what the hub sent: its CONFIG first. */
 struct dialed {
     int fd;
     gnutls_session_t tls;
     struct sockaddr_storage ss;
     const char *server;
+    unsigned char *first; /* RBUF bytes, or NULL */
+    size_t first_len;
 };
+
+static void dialed_drop(struct dialed *dl)
+{
+    if (dl->fd >= 0) {
+        gnutls_deinit(dl->tls);
+        close(dl->fd);
+    }
+    free(dl->first);
+    dl->first = NULL;
+    dl->first_len = 0;
+    dl->fd = -1;
+}
 
 static int connect_to(const char *server, const char *host, const char *port,
                       struct sockaddr_storage *ss, char *err, size_t errlen)
@@ -139,45 +153,60 @@ next:
 }
 
 /*
- * Read the hub's first frame, within the deadline: 0 with a whole CONFIG at the start of rbuf;
+ * Read the hub's first frame into rbuf (RBUF bytes, *rlen of them used),
+ * within the deadline: 0 with a whole CONFIG at the start of rbuf;
  * -ECONNABORTED when it is a CLOSE (its reason in why); -EPROTO for anything
  * else; -ECONNRESET or -ETIMEDOUT when none came.
  */
-static int read_first_frame(struct conn *c, long long deadline, char *why, size_t whylen)
+static int read_first_frame(gnutls_session_t tls, int fd, unsigned char *rbuf, size_t *rlen,
+                            long long deadline, char *why, size_t whylen)
 {
-    struct tunnel *t = c->tun;
+    size_t len = *rlen;
+    int rc;
 
     for (;;) {
         ssize_t n;
-        size_t flen = t->rlen >= FRAME_HDR ? ((size_t)t->rbuf[2] << 8 | t->rbuf[3]) : 0;
-        if (t->rlen >= FRAME_HDR && t->rbuf[0] == T_CLOSE && t->rbuf[1] == 0 &&
-            flen <= CLOSE_MAX && t->rlen >= FRAME_HDR + flen) {
+        size_t flen = len >= FRAME_HDR ? ((size_t)rbuf[2] << 8 | rbuf[3]) : 0;
+        if (len >= FRAME_HDR && rbuf[0] == T_CLOSE && rbuf[1] == 0 &&
+            flen <= CLOSE_MAX && len >= FRAME_HDR + flen) {
             size_t k;
-            snprintf(why, whylen, "%.*s", (int)flen, (const char *)t->rbuf + FRAME_HDR);
+            snprintf(why, whylen, "%.*s", (int)flen, (const char *)rbuf + FRAME_HDR);
             for (k = 0; why[k]; k++) /* the hub's words go to our log: printable only */
                 if ((unsigned char)why[k] < 0x20 || (unsigned char)why[k] > 0x7e)
                     why[k] = '?';
-            return -ECONNABORTED;
+            rc = -ECONNABORTED;
+            goto out;
         }
-        if (t->rlen >= FRAME_HDR &&
-            (t->rbuf[1] != 0 ||
-             (t->rbuf[0] == T_CLOSE ? flen > CLOSE_MAX
-                                    : t->rbuf[0] != T_CONFIG || flen > CONFIG_MAX)))
-            return -EPROTO;
-        if (t->rlen >= FRAME_HDR && t->rbuf[0] == T_CONFIG && t->rlen >= FRAME_HDR + flen)
-            return 0;
-        if (gnutls_record_check_pending(c->tls) == 0) {
-            struct pollfd p = {.fd = c->fd, .events = POLLIN};
-            if (tunnel_now_s() > deadline || poll(&p, 1, 1000) < 0)
-                return -ETIMEDOUT;
+        if (len >= FRAME_HDR &&
+            (rbuf[1] != 0 ||
+             (rbuf[0] == T_CLOSE ? flen > CLOSE_MAX
+                                    : rbuf[0] != T_CONFIG || flen > CONFIG_MAX))) {
+            rc = -EPROTO;
+            goto out;
         }
-        n = gnutls_record_recv(c->tls, t->rbuf + t->rlen, RBUF - t->rlen);
+        if (len >= FRAME_HDR && rbuf[0] == T_CONFIG && len >= FRAME_HDR + flen) {
+            rc = 0;
+            goto out;
+        }
+        if (gnutls_record_check_pending(tls) == 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (tunnel_now_s() > deadline || poll(&p, 1, 1000) < 0) {
+                rc = -ETIMEDOUT;
+                goto out;
+            }
+        }
+        n = gnutls_record_recv(tls, rbuf + len, RBUF - len);
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
             continue;
-        if (n <= 0)
-            return -ECONNRESET;
-        t->rlen += (size_t)n;
+        if (n <= 0) {
+            rc = -ECONNRESET;
+            goto out;
+        }
+        len += (size_t)n;
     }
+out:
+    *rlen = len;
+    return rc;
 }
 
 static int apply_config(struct uplink *up, struct conn *c, const char *text, size_t len,
@@ -335,7 +364,8 @@ static int uplink_configure(struct uplink *up, struct conn *c, long long deadlin
     size_t flen;
     int rc;
 
-    rc = read_first_frame(c, deadline, err, sizeof(err));
+    rc = read_first_frame(c->tls, c->fd, c->tun->rbuf, &c->tun->rlen, deadline, err,
+                          sizeof(err));
     if (rc < 0) {
         if (rc == -ECONNABORTED)
             log_err("uplink %s: %s closed the tunnel before its CONFIG: %s", up->cfg->name,
@@ -377,6 +407,39 @@ static bool uplink_probing(const struct uplink *up)
 }
 
 /*
+ * Dial the first hub while on another: 0 once it took our handshake and
+ * sent its CONFIG (kept in dl->first for the session), -1 when not. A hub
+ * that completes the handshake and then refuses us (revoked there, say)
+ * is no reason to leave the hub we are on.
+ */
+static int uplink_probe(struct uplink *up, struct dialed *dl)
+{
+    long long deadline = tunnel_now_s() + 10;
+    char why[256] = "";
+    int rc;
+
+    if (uplink_handshake(up, up->cfg->servers[0], deadline, true, dl) < 0)
+        return -1;
+    dl->first = malloc(RBUF);
+    if (!dl->first) {
+        dialed_drop(dl);
+        return -1;
+    }
+    rc = read_first_frame(dl->tls, dl->fd, dl->first, &dl->first_len, deadline, why,
+                          sizeof(why));
+    if (rc < 0) {
+        log_info("uplink %s: %s answers but sent no CONFIG (%s): staying on %s",
+                 up->cfg->name, dl->server,
+                 rc == -ECONNABORTED ? why : rc == -ECONNRESET ? "it refused us, see its log"
+                                                               : strerror(-rc),
+                 up->server);
+        dialed_drop(dl);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Wait for the session to end, or for the daemon to stop. On another hub
  * than the first with prefer-first, dial the first every probe-interval:
  * true once its handshake succeeded (in *probe), c still up for the caller
@@ -405,8 +468,7 @@ static bool uplink_wait(struct uplink *up, struct conn *c, struct dialed *probe)
             break;
         }
         if (n == 0 && uplink_probing(up)) {
-            if (uplink_handshake(up, up->cfg->servers[0], tunnel_now_s() + 10, true,
-                                 probe) == 0) {
+            if (uplink_probe(up, probe) == 0) {
                 log_info("uplink %s: %s answers again: leaving %s for it", up->cfg->name,
                          probe->server, up->server);
                 return true;
@@ -423,7 +485,6 @@ static void uplink_leave(struct conn *prev, uint64_t by)
 {
     struct pollfd p = {.fd = prev->tun->done_fd, .events = POLLIN};
 
-    fault_point("uplink-leave");
     if (by)
         conn_supersede(prev, by);
     else
@@ -450,9 +511,7 @@ static bool uplink_once(struct uplink *up, struct dialed *dl, struct conn *prev,
         goto fail;
     c = sessions_conn_new(d, &d->upl, dl->fd, &dl->ss, false);
     if (!c) {
-        gnutls_deinit(dl->tls);
-        close(dl->fd);
-        dl->fd = -1;
+        dialed_drop(dl);
         goto fail;
     }
     c->tls = dl->tls;
@@ -466,8 +525,14 @@ static bool uplink_once(struct uplink *up, struct dialed *dl, struct conn *prev,
     }
     c->tun = tunnel_new(d->cfg->tunnel.mtu, d->cfg->tunnel.keepalive, true);
     if (!c->tun) {
+        dialed_drop(dl);
         conn_close(c, "out of memory");
         return false;
+    }
+    if (dl->first) { /* the probe read the hub's CONFIG: the session reads it now */
+        memcpy(c->tun->rbuf, dl->first, dl->first_len);
+        c->tun->rlen = dl->first_len;
+        dialed_drop(dl);
     }
     atomic_fetch_sub(&c->l->handshaking, 1);
     atomic_fetch_add(&c->l->sessions, 1);
@@ -523,7 +588,7 @@ static void *uplink_main(void *arg)
         was_up = uplink_once(up, &dl, old, &next, &prev);
         if (next.fd >= 0) { /* back to the first hub, at once */
             dl = next;
-            next.fd = -1;
+            next = (struct dialed){.fd = -1};
             pos = 0;
             up->server = dl.server;
             backoff = 1;
@@ -554,10 +619,8 @@ static void *uplink_main(void *arg)
     }
     if (prev)
         uplink_leave(prev, 0);
-    if (dl.fd >= 0) {
-        gnutls_deinit(dl.tls);
-        close(dl.fd);
-    }
+    dialed_drop(&dl);
+    dialed_drop(&next);
     return NULL;
 }
 
