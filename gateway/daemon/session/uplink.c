@@ -598,22 +598,25 @@ static void *uplink_main(void *arg)
             break;
         if (tunnel_now_s() - t0 > 60)
             backoff = 1;
-        /* A hub that had us tries again first; one that did not answer
-         * passes the turn to the next. After a whole round in vain the
-         * backoff doubles: 1 s to 60 s, +-20 % jitter so spokes do not
-         * return in step. */
-        if (was_up) {
-            backoff = 1;
-        } else if (++pos >= uc->n_servers) {
-            pos = 0;
-            uplink_shuffle(up, &seed);
+        /* A hub that had us is tried again first, after the backoff; one
+         * that did not answer passes the turn to the next in 1 s, and after
+         * a whole round in vain the backoff applies. It doubles each time:
+         * 1 s to 60 s, +-20 % jitter so spokes do not return in step; a
+         * session of more than a minute starts it again at 1 s. */
+        if (!was_up && ++pos < uc->n_servers) {
+            wait_s = 1;
+        } else {
+            if (!was_up) {
+                pos = 0;
+                uplink_shuffle(up, &seed);
+            }
             wait_s = backoff;
             backoff = backoff * 2 > 60 ? 60 : backoff * 2;
         }
         ms = wait_s * 1000u;
         ms = ms * 4 / 5 + (unsigned)(rand_r(&seed) % (ms * 2 / 5 + 1));
         up->server = uc->servers[up->order[pos]];
-        log_info("uplink %s: reconnecting to %s in %u ms", uc->name, up->server, ms);
+        log_info("uplink %s: reconnecting in %u ms (to %s)", uc->name, ms, up->server);
         if (!nap(up, ms))
             break;
     }
