@@ -180,7 +180,7 @@ static int read_first_frame(gnutls_session_t tls, int fd, unsigned char *rbuf, s
         if (len >= FRAME_HDR &&
             (rbuf[1] != 0 ||
              (rbuf[0] == T_CLOSE ? flen > CLOSE_MAX
-                                    : rbuf[0] != T_CONFIG || flen > CONFIG_MAX))) {
+                                 : rbuf[0] != T_CONFIG || flen > CONFIG_MAX))) {
             rc = -EPROTO;
             goto out;
         }
