@@ -128,6 +128,26 @@ static long long get_int(struct json_object *o, const char *a, const char *b)
     return json_object_get_int64(y);
 }
 
+/* A spoke's own certificates: days left per uplink (no CA of its own). */
+static void print_uplinks(struct json_object *o)
+{
+    struct json_object *arr, *u, *v;
+
+    if (!json_object_object_get_ex(o, "uplinks", &arr))
+        return;
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        u = json_object_array_get_idx(arr, i);
+        /* server: the hub it is on; null while not connected. */
+        printf("uplink     %s (%s): certificate %lld days left, hub CA %lld days left\n",
+               json_object_object_get_ex(u, "name", &v) ? json_object_get_string(v) : "?",
+               json_object_object_get_ex(u, "server", &v) && v
+                   ? json_object_get_string(v) : "not connected",
+               json_object_object_get_ex(u, "certificate", &v) ? json_object_get_int64(v)
+                                                               : -1LL,
+               json_object_object_get_ex(u, "hub_ca", &v) ? json_object_get_int64(v) : -1LL);
+    }
+}
+
 int cmd_status(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -163,8 +183,10 @@ int cmd_status(struct console *con, int argc, char **argv)
                    json_object_object_get_ex(v, "healthy", &v) && json_object_get_boolean(v)
                ? "healthy"
                : "NOT ANSWERING");
-    printf("days left  CA %lld, gateway %lld, CRL %lld\n", get_int(o, "days_left", "ca"),
-           get_int(o, "days_left", "gateway"), get_int(o, "days_left", "crl"));
+    if (get_int(o, "days_left", "ca") != -1 || get_int(o, "days_left", "gateway") != -1)
+        printf("days left  CA %lld, gateway %lld, CRL %lld\n", get_int(o, "days_left", "ca"),
+               get_int(o, "days_left", "gateway"), get_int(o, "days_left", "crl"));
+    print_uplinks(o);
     if (json_object_object_get_ex(o, "days_left", &v) && json_object_object_get_ex(v, "ca", &v)) {
         long long ca = json_object_get_int64(v);
         if (ca < 0)
@@ -178,15 +200,26 @@ int cmd_status(struct console *con, int argc, char **argv)
            get_int(o, "sessions", "handshaking"));
     printf("bans       %lld address(es) banned now (mtlsgw bans), %lld connection(s) refused\n",
            get_int(o, "bans", "banned"), get_int(o, "bans", "refused_total"));
-    if (json_object_object_get_ex(o, "uplinks", &list)) {
-        for (size_t i = 0; i < json_object_array_length(list); i++) {
-            struct json_object *u = json_object_array_get_idx(list, i), *n = NULL, *srv;
-            const char *name = json_object_object_get_ex(u, "name", &n) && n
-                                   ? json_object_get_string(n) : "?";
-            if (json_object_object_get_ex(u, "server", &srv) && srv)
-                printf("uplink     %s: on hub %s\n", name, json_object_get_string(srv));
-            else
-                printf("uplink     %s: not connected (see the log)\n", name);
+    /* [trust NAME] issuers (docs/pki.md, "Revocation across hubs"). */
+    if (json_object_object_get_ex(o, "trust", &v)) {
+        json_object_object_foreach(v, name, t) {
+            struct json_object *f;
+            long long age = json_object_object_get_ex(t, "age", &f) && f
+                                ? (long long)json_object_get_int64(f) : -1;
+            char when[48] = "never fetched";
+            if (age >= 0)
+                snprintf(when, sizeof(when), "fetched %lld s ago", age);
+            printf("trust      %s: %s, CRL %lld (%lld revoked), %s%s%s\n", name,
+                   json_object_object_get_ex(t, "fresh", &f) && json_object_get_boolean(f)
+                       ? "fresh"
+                       : "STALE: its peers are refused",
+                   (long long)(json_object_object_get_ex(t, "crl_number", &f)
+                                   ? json_object_get_int64(f) : 0),
+                   (long long)(json_object_object_get_ex(t, "revoked", &f)
+                                   ? json_object_get_int64(f) : 0),
+                   when,
+                   json_object_object_get_ex(t, "error", &f) ? "; last error: " : "",
+                   json_object_object_get_ex(t, "error", &f) ? json_object_get_string(f) : "");
         }
     }
     if (json_object_object_get_ex(o, "sessions_list", &list) &&
@@ -196,8 +229,14 @@ int cmd_status(struct console *con, int argc, char **argv)
         for (size_t i = 0; i < json_object_array_length(list); i++) {
             struct json_object *s = json_object_array_get_idx(list, i), *f;
 #define F(k) (json_object_object_get_ex(s, k, &f) ? json_object_get_string(f) : "-")
+            char who[96];
+            /* A [trust] issuer's peer: NAME@ISSUER, who vouched. */
+            snprintf(who, sizeof(who), "%s", F("peer"));
+            if (json_object_object_get_ex(s, "issuer", &f))
+                snprintf(who + strlen(who), sizeof(who) - strlen(who), "@%s",
+                         json_object_get_string(f));
             printf("%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-20s %10s %10s\n", F("id"),
-                   F("peer"), F("role"), F("listener"), F("remote"), F("interface"),
+                   who, F("role"), F("listener"), F("remote"), F("interface"),
                    F("address"), F("since"), F("bytes_in"), F("bytes_out"));
 #undef F
         }

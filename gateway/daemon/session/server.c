@@ -35,7 +35,10 @@
 #include "build-config.h"
 #include "privsep.h"
 #include "config.h"
+#include "crl-http.h"
+#include "config-diff.h"
 #include "gate.h"
+#include "gwcert.h"
 #include "addr.h"
 #include "log.h"
 #include "mono.h"
@@ -46,12 +49,14 @@
 #include "sessions.h"
 #include "service.h"
 #include "tls.h"
+#include "trust-fetch.h"
 #include "trustdb.h"
 #include "uplink.h"
 #include "watch.h"
 
 /* epoll data for the fds that are not connections */
 static char tag_wake, tag_signal, tag_timer, tag_watch;
+#define WATCH_GATEWAY_CRT (1u << 2)
 
 #define SLOW_THREADS 4
 
@@ -60,6 +65,7 @@ enum listener_section {
     SECTION_MANAGEMENT, /* [management] */
     SECTION_TUNNEL,     /* [tunnel]: no body limit, keepalives instead of idle */
     SECTION_ENROLL,     /* [management]'s limits, 60 s idle ([enroll] has none) */
+    SECTION_CRL,        /* fixed small bounds (daemon.h: CRL_*) */
 };
 
 /*
@@ -88,6 +94,8 @@ static const struct listener_row {
     {"enroll", offsetof(struct daemon, estl), offsetof(struct daemon_fds, enroll),
      VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
      SECTION_ENROLL, NULL, &service_enroll},
+    {"crl", offsetof(struct daemon, crll), offsetof(struct daemon_fds, crl), 0, SECTION_CRL,
+     NULL, &service_crl},
 };
 #define N_LISTENERS (sizeof(listeners) / sizeof(listeners[0]))
 
@@ -139,6 +147,12 @@ static void listener_init(struct daemon *d, size_t i, const struct config *cfg)
         l->max_sessions = cfg->mgmt.max_sessions;
         l->max_per_source = cfg->mgmt.max_per_source;
         l->max_body = cfg->mgmt.max_body;
+        break;
+    case SECTION_CRL: /* GET and HEAD: a request is its head (16 KiB at most, conn.c) */
+        l->handshake_timeout = l->idle_timeout = CRL_IDLE_TIMEOUT;
+        l->max_sessions = CRL_MAX_SESSIONS;
+        l->max_per_source = CRL_MAX_PER_SOURCE;
+        l->max_body = 256;
         break;
     }
 }
@@ -257,7 +271,7 @@ static bool accept_one(struct daemon *d, struct listener *l)
         return true;
     }
     pthread_rwlock_rdlock(&d->token_lock);
-    rc = tls_session_new(l->tls, fd, c, &c->tls);
+    rc = l->tls ? tls_session_new(l->tls, fd, c, &c->tls) : 0; /* no TLS: plain HTTP */
     pthread_rwlock_unlock(&d->token_lock);
     if (rc < 0) {
         log_err("%s: %s: cannot make a TLS session", l->name, remote);
@@ -327,6 +341,10 @@ static void watch_apply(struct daemon *d, struct watch *w, const char *const *na
         log_err("%s changed: reload failed, keeping the previous state: %s", what, err);
     else
         log_info("%s changed: reloaded trust, %d session(s) ended", what, rc);
+    /* On the slow pool: the reload takes pki_lock and token_lock, which
+     * an enrollment or a slow token may hold for long. */
+    if (which & WATCH_GATEWAY_CRT)
+        gwcert_reload_later(d);
 }
 
 /* ---- the tick: timeouts, CRL, expiry warnings --------------------------- */
@@ -476,7 +494,9 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
                 log_warn("%s expires in %lld days (%s)", what, left,
                          slot == 0 ? "every peer is refused from then on, and no certificate "
                                      "it issues lasts longer: make a new CA in time"
-                                   : "renew it");
+                         : slot == 1 ? "renew it: mtlsgw gateway renew, or [pki] auto-renew "
+                                       "= yes"
+                                     : "renew it");
             d->warned_days[slot] = marks[i];
             return;
         }
@@ -531,6 +551,19 @@ static void malloc_tune(void)
 #endif
 }
 
+/* A superseded serial whose overlap (mtlsgw reissue --overlap) ended
+ * after the CRL's thisUpdate: the CRL does not list it yet. */
+static bool overlap_ended(const struct registry *reg, time_t crl_this_update, time_t now)
+{
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        const struct peer *p = registry_at(reg, i);
+        if (p->status == PEER_SUPERSEDED && p->revoked_at > (int64_t)crl_this_update &&
+            p->revoked_at <= (int64_t)now)
+            return true;
+    }
+    return false;
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -577,12 +610,16 @@ static void tick(struct daemon *d, unsigned long long n)
     /* Once a minute: the CRL, warnings. */
     {
         time_t tu = trustdb_crl_this_update(t), nu = trustdb_crl_next_update(t);
-        /* Re-sign when a third of the CRL's validity is left. */
-        if (nu > 0 && now >= nu - (nu - tu) / 3)
+        /* Re-sign when a third of the CRL's validity is left, or when a
+         * reissue's overlap ended since it was signed (the old serial goes
+         * on it now: relying parties that read only the CRL). */
+        if ((nu > 0 && now >= nu - (nu - tu) / 3) ||
+            (tu > 0 && overlap_ended(trustdb_registry(t), tu, now)))
             submit_task(d, TASK_CRL);
         warn_expiry(d, 0, "CA certificate", gnutls_x509_crt_get_expiration_time(trustdb_ca(t)),
                     now);
         warn_expiry(d, 1, "gateway certificate", sessions_gateway_not_after(d), now);
+        gwcert_tick(d);
         /* The CRL is re-signed above long before it runs out; a failure to
          * do so is logged by the re-sign task itself. */
     }
@@ -601,11 +638,6 @@ static void tick(struct daemon *d, unsigned long long n)
     trustdb_unref(t);
 }
 
-static bool str_differs(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
-
 /*
  * SIGHUP: parse into a new config, keep the running one when it has errors,
  * apply what can change in place (limits, timeouts, log level, lifetimes),
@@ -614,7 +646,7 @@ static bool str_differs(const char *a, const char *b)
 static void reload_config(struct daemon *d)
 {
     struct config *n = NULL, *o = d->cfg;
-    char *errors = NULL;
+    char *errors = NULL, changed[1024];
 
     if (config_load(o->path, &n, &errors) < 0) {
         char head[512];
@@ -623,15 +655,13 @@ static void reload_config(struct daemon *d)
         free(errors);
         return;
     }
-    if (str_differs(o->mgmt.listen, n->mgmt.listen) ||
-        str_differs(o->tunnel.listen, n->tunnel.listen) ||
-        str_differs(o->token.uri, n->token.uri) || str_differs(o->token.module, n->token.module) ||
-        str_differs(o->pki.dir, n->pki.dir) || str_differs(o->tunnel.pool, n->tunnel.pool) ||
-        o->n_uplinks != n->n_uplinks || o->fw.n_gate != n->fw.n_gate ||
-        o->tunnel.n_routes != n->tunnel.n_routes)
-        log_warn("%s: listen addresses, token, pki dir, pool, routes, gate services and uplinks "
-                 "change only with a restart; the other changes apply now",
-                 o->path);
+    /* Each key by name: the admin must know which edit waits for a restart. */
+    if (config_restart_diff(o, n, changed, sizeof(changed)) > 0)
+        log_warn("%s: reloaded, but %s changed, which take effect only with a restart of "
+                 "mtlsgwd (the running values stay until then); the other changes apply now",
+                 o->path, changed);
+    else
+        log_info("%s: reloaded", o->path);
     /* Plain numbers: written whole, read by the workers without a lock. */
     o->mgmt.max_body = d->mgmt.max_body = n->mgmt.max_body;
     o->mgmt.max_sessions = d->mgmt.max_sessions = n->mgmt.max_sessions;
@@ -653,15 +683,7 @@ static void reload_config(struct daemon *d)
 
 static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, size_t errlen)
 {
-    int rc = pki_open_token(d->pki, err, errlen);
-
-    if (rc < 0)
-        return rc;
-    rc = p11_key_load(d->pki->tok, d->cfg->mgmt.key, key);
-    if (rc < 0)
-        snprintf(err, errlen, "token %s: server key '%s' not usable: %s (run 'mtlsgw init'?)",
-                 d->cfg->token.uri, d->cfg->mgmt.key, p11_token_error(d->pki->tok));
-    return rc;
+    return gwcert_key_load(d, key, err, errlen);
 }
 
 static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
@@ -670,18 +692,22 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
     struct trustdb *t = daemon_trust(d);
-    gnutls_x509_crt_t ca = trustdb_ca(t);
+    gnutls_x509_crt_t cas[1 + 16];
     int rc;
 
-    (void)l;
     rc = load_server_key(d, &key, err, errlen);
     if (rc < 0)
         goto out;
     o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
     o.key = key;
-    o.cas = &ca;
-    o.n_cas = 1;
-    o.tls_min = d->cfg->mgmt.tls_min;
+    /* Our CA, then each [trust NAME] issuer's: the names the
+     * CertificateRequest offers, so that their peers send their certificate. */
+    cas[0] = trustdb_ca(t);
+    o.cas = cas;
+    o.n_cas = 1 + trust_fetch_cas(d->tf, cas + 1, 16);
+    /* EST has its own floor (default 1.2: field EST clients, docs/est.md);
+     * the management and tunnel listeners keep [management]'s. */
+    o.tls_min = l == &d->estl ? d->cfg->enroll.tls_min : d->cfg->mgmt.tls_min;
     o.alpn = alpn;
     o.cert_optional = cert_optional;
     o.verify = conn_verify;
@@ -700,7 +726,10 @@ static int listener_setup(struct daemon *d, struct listener *l, int fd, const ch
     int rc;
 
     l->fd = fd;
-    rc = listener_tls(d, l, alpn, cert_optional, &l->tls, err, errlen);
+    if (l->svc->verify != SVC_PLAIN) /* the CRL DP has no TLS */
+        rc = listener_tls(d, l, alpn, cert_optional, &l->tls, err, errlen);
+    else
+        rc = 0;
     if (rc == 0 && epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         rc = -errno;
         snprintf(err, errlen, "epoll: %s", strerror(errno));
@@ -743,8 +772,9 @@ static void shutdown_all(struct daemon *d)
     }
 }
 
-/* The files whose changes reload trust (the watch on the pki dir). */
-static const char *const watched[] = {"registry.json", "crl.pem", NULL};
+/* The files whose changes reload trust (the watch on the pki dir);
+ * WATCH_GATEWAY_CRT: the bit of gateway.crt, the third name. */
+static const char *const watched[] = {"registry.json", "crl.pem", "gateway.crt", NULL};
 
 /* The state before anything is opened: locks, listeners, the address pool,
  * the channel to the parent. */
@@ -801,8 +831,22 @@ static int watch_start(struct daemon *d, struct watch *watch)
         log_warn("%s: inotify unavailable: registry and CRL are checked every second",
                  d->pki->dir);
     else
-        log_info("%s: watching registry.json and crl.pem", d->pki->dir);
+        log_info("%s: watching registry.json and crl.pem, and gateway.crt", d->pki->dir);
     return 0;
+}
+
+/* A [trust NAME] issuer's CRL or freshness changed (the fetcher's thread):
+ * reload trust as the watch does, ending the sessions it no longer admits. */
+static void trust_changed(void *arg)
+{
+    struct daemon *d = arg;
+    char err[512] = "";
+    int rc = daemon_reload_trust(d, err, sizeof(err));
+
+    if (rc < 0)
+        log_err("[trust] issuers changed: reload failed, keeping the previous state: %s", err);
+    else if (rc > 0)
+        log_info("[trust] issuers changed: reloaded trust, %d session(s) ended", rc);
 }
 
 /* Everything the session process serves with, in order: the token, the
@@ -831,8 +875,21 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
         log_err("cannot watch %s for changes: out of memory", d->pki->dir);
         return -1;
     }
+    if (judges && trust_fetch_new(d, &d->tf, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
     if (judges && trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
         log_err("%s", err);
+        return -1;
+    }
+    /* Until their first fetch the sibling issuers are stale: refused. */
+    if (judges && trust_fetch_apply(d->tf, d->trust) < 0) {
+        log_err("out of memory");
+        return -1;
+    }
+    if (cfg->crl.listen && crl_dp_new(d->pki->dir, cfg->pki.crl_url, &d->crl_dp) < 0) {
+        log_err("out of memory");
         return -1;
     }
     if (loop_open(d, mask) < 0)
@@ -849,6 +906,10 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
             log_err("%s listener: %s", listeners[i].name, err);
             return -1;
         }
+    }
+    if (trust_fetch_start(d->tf, trust_changed, d, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
     }
     if (uplinks_start(d, err, sizeof(err)) < 0) {
         log_err("%s", err);
@@ -873,6 +934,7 @@ static void on_signals(struct daemon *d)
             reload_config(d);
             if (daemon_reload_trust(d, err, sizeof(err)) < 0)
                 log_err("reload failed, keeping the previous state: %s", err);
+            gwcert_reload_later(d);
         } else {
             log_info("%s: ending sessions", strsignal((int)si.ssi_signo));
             d->stopping = true;
@@ -929,6 +991,8 @@ static void daemon_close(struct daemon *d)
     control_stop(d);
     workers_free(d->io);
     workers_free(d->slow);
+    trust_fetch_free(d->tf); /* its thread reloads trust: before trust goes */
+    d->tf = NULL;
     sessions_bury(d);
     if (d->mgmt.tls)
         tls_server_free(d->mgmt.tls);
@@ -939,6 +1003,7 @@ static void daemon_close(struct daemon *d)
     for (unsigned i = 0; i < d->n_retired; i++)
         tls_server_free(d->retired[i]);
     pool_free(d->pool);
+    crl_dp_free(d->crl_dp);
     trustdb_unref(d->trust);
     pki_free(d->pki);
     bans_free(d->bans);

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "gate.h"
+#include "gwcert.h"
 #include "addr.h"
 #include "log.h"
 #include "mono.h"
@@ -31,6 +32,7 @@
 #include "pki.h"
 #include "registry.h"
 #include "tls.h"
+#include "trust-fetch.h"
 #include "trustdb.h"
 
 struct source_count {
@@ -192,7 +194,13 @@ int sessions_sweep(struct daemon *d, struct trustdb *t)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
+        /* Plain HTTP (the CRL distribution point) has no peer to judge. */
+        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl || !c->tls)
+            continue;
+        /* No client certificate (EST with an invite code): nothing to
+         * sweep; its handler judges the code. Without this, a simpleenroll
+         * open across a tick was ended as "no longer enrolled". */
+        if (!c->serial[0])
             continue;
         why = trust_judge(t, c, now);
         /* conn_kill is true only when this call ended it (or made its reason
@@ -232,6 +240,11 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
         return 0; /* no listeners: nothing judged here */
     pthread_mutex_lock(&reload_lock);
     rc = trustdb_load(d->pki, &t, err, errlen);
+    /* Sibling issuers as their CRLs stand now (trust-fetch.c). */
+    if (rc == 0 && (rc = trust_fetch_apply(d->tf, t)) < 0) {
+        snprintf(err, errlen, "[trust] issuers: %s", strerror(-rc));
+        trustdb_unref(t);
+    }
     if (rc < 0)
         goto out;
     /* Swapped before the sweep: a handshake that ends after the swap judges
@@ -368,26 +381,24 @@ time_t sessions_gateway_not_after(struct daemon *d)
     return t;
 }
 
-/* Our uplinks: the hub each is on ("server", HOST:PORT as configured), from
- * the open sessions (uplink.c names them after the uplink); null while none
- * is up. */
-static struct json_object *uplinks_json(struct daemon *d)
+/* Our uplinks (gwcert.c's array, one object per uplink): "server" the hub
+ * each is on (HOST:PORT as configured), from the open sessions (uplink.c
+ * names them after the uplink), null while none is up; "connected". */
+static struct json_object *uplinks_json(struct daemon *d, struct json_object *arr)
 {
-    struct json_object *arr = json_object_new_array();
-
-    for (unsigned i = 0; i < d->cfg->n_uplinks; i++) {
+    for (unsigned i = 0; arr && i < d->cfg->n_uplinks; i++) {
         const char *name = d->cfg->uplinks[i].name;
-        struct json_object *o = json_object_new_object(), *srv = NULL;
+        struct json_object *o = json_object_array_get_idx(arr, i), *srv = NULL;
+        if (!o)
+            break;
         pthread_mutex_lock(&d->conns_lock);
         for (struct conn *c = d->conns; c && !srv; c = c->next)
             if (c->l == &d->upl && atomic_load(&c->state) == CONN_OPEN &&
                 atomic_load(&c->kill) == KILL_NONE && strcmp(c->peer, name) == 0)
                 srv = json_object_new_string(c->remote);
         pthread_mutex_unlock(&d->conns_lock);
-        json_object_object_add(o, "name", json_object_new_string(name));
         json_object_object_add(o, "connected", json_object_new_boolean(srv != NULL));
         json_object_object_add(o, "server", srv);
-        json_object_array_add(arr, o);
     }
     return arr;
 }
@@ -421,12 +432,17 @@ struct json_object *daemon_status_json(struct daemon *d)
     json_object_object_add(o, "token", tok);
     json_object_object_add(o, "sessions", ses);
     json_object_object_add(o, "days_left", days);
+    /* [trust NAME] issuers: whether each one's CRL is fresh (trust-fetch.c). */
+    if (d->tf)
+        json_object_object_add(o, "trust", trust_fetch_json(d->tf));
+    /* A spoke: its own certificate and its hub's CA, per uplink. */
+    if (d->cfg->n_uplinks)
+        json_object_object_add(o, "uplinks", uplinks_json(d, gwcert_uplinks_json(d, now)));
     bans = json_object_new_object();
     json_object_object_add(bans, "banned", json_object_new_int64(bans_count(d->bans, mono_ms())));
     json_object_object_add(bans, "refused_total",
                            json_object_new_int64((int64_t)atomic_load(&d->banned_total)));
     json_object_object_add(o, "bans", bans);
-    json_object_object_add(o, "uplinks", uplinks_json(d));
     trustdb_unref(t);
     return o;
 }
@@ -439,7 +455,7 @@ struct json_object *daemon_sessions_json(struct daemon *d)
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         struct json_object *o;
-        if (atomic_load(&c->state) != CONN_OPEN)
+        if (atomic_load(&c->state) != CONN_OPEN || !c->tls) /* plain: no peer's session */
             continue;
         o = json_object_new_object();
         time_format_utc(c->since, since, sizeof(since));
@@ -447,6 +463,9 @@ struct json_object *daemon_sessions_json(struct daemon *d)
         json_object_object_add(o, "peer", json_object_new_string(c->peer));
         json_object_object_add(o, "role", json_object_new_string(role_name((enum peer_role)c->role)));
         json_object_object_add(o, "serial", json_object_new_string(c->serial));
+        /* Who vouched: our own CA ("") or a [trust NAME] issuer. */
+        if (c->issuer[0])
+            json_object_object_add(o, "issuer", json_object_new_string(c->issuer));
         json_object_object_add(o, "remote", json_object_new_string(c->remote));
         json_object_object_add(o, "listener", json_object_new_string(c->l->name));
         json_object_object_add(o, "since", json_object_new_string(since));
@@ -539,6 +558,12 @@ char *daemon_metrics(struct daemon *d)
                   atomic_load(&ls[i]->bytes_out));
     sb_printf(&b, "# HELP mtlsgw_cert_days_left Days until a certificate or the CRL expires.\n"
                   "# TYPE mtlsgw_cert_days_left gauge\n");
+    if (d->cfg->n_uplinks) {
+        char *up = gwcert_uplinks_metrics(d, now);
+        if (up)
+            sb_printf(&b, "%s", up);
+        free(up);
+    }
     if (!t) {
         char *out = b.p;
         return out;
@@ -555,6 +580,18 @@ char *daemon_metrics(struct daemon *d)
             sb_printf(&b, "mtlsgw_cert_days_left{cert=\"peer:%s\"} %lld\n", p->name,
                       days_until((time_t)p->not_after, now));
     }
+    /* One gauge each as well (after the family above: a family's samples
+     * stay together), for alert rules that name the metric. */
+    sb_printf(&b, "# HELP mtlsgw_ca_cert_days_left Days until the CA certificate expires.\n"
+                  "# TYPE mtlsgw_ca_cert_days_left gauge\nmtlsgw_ca_cert_days_left %lld\n",
+              days_until(gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now));
+    sb_printf(&b, "# HELP mtlsgw_gateway_cert_days_left Days until the gateway certificate "
+                  "expires.\n# TYPE mtlsgw_gateway_cert_days_left gauge\n"
+                  "mtlsgw_gateway_cert_days_left %lld\n",
+              days_until(sessions_gateway_not_after(d), now));
+    sb_printf(&b, "# HELP mtlsgw_crl_days_left Days until the CRL's nextUpdate.\n"
+                  "# TYPE mtlsgw_crl_days_left gauge\nmtlsgw_crl_days_left %lld\n",
+              days_until(trustdb_crl_next_update(t), now));
     trustdb_unref(t);
     return b.p;
 }

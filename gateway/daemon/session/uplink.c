@@ -33,6 +33,7 @@
 #include "log.h"
 #include "mono.h"
 #include "p11.h"
+#include "pki-gateway.h"
 #include "pki.h"
 #include "registry.h"
 #include "sessions.h"
@@ -327,6 +328,10 @@ static int uplink_handshake(struct uplink *up, const char *server, long long dea
             unsigned status = gnutls_session_get_verify_cert_status(tls);
             gnutls_datum_t txt = {0};
             if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+                pki_hub_lacks_name(tls, name, up->cfg->name, err, sizeof(err))) {
+                /* Our own check of the hub, not the hub refusing us. */
+                log_err("uplink %s: hub %s: %s", up->cfg->name, server, err);
+            } else if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
                 gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt,
                                                              0) == 0) {
                 log_err("uplink %s: hub %s refused (name %s): %s", up->cfg->name, server,
