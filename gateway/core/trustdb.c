@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pki.h"
+#include "pki-chain.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -39,6 +40,8 @@ struct facts_slot {
 struct trustdb {
     atomic_int refs;
     gnutls_x509_crt_t ca;
+    gnutls_x509_crt_t *chain; /* intermediates, this gateway's CA first */
+    size_t n_chain;
     gnutls_x509_crl_t crl;
     struct registry *reg;
     struct trust trust;
@@ -117,12 +120,23 @@ static int crl_index(struct trustdb *db)
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
                  struct trustdb **out)
 {
+    return trustdb_from_chain(ca, NULL, 0, crl, reg, out);
+}
+
+int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_chain,
+                       gnutls_x509_crl_t crl, struct registry *reg, struct trustdb **out)
+{
     struct trustdb *db = calloc(1, sizeof(*db));
 
     if (!db) {
         parts_free(ca, crl, reg);
+        pki_free_certs(chain, n_chain);
         return -ENOMEM;
     }
+    db->chain = chain;
+    db->n_chain = n_chain;
+    db->trust.chain = chain;
+    db->trust.n_chain = n_chain;
     atomic_init(&db->refs, 1);
     pthread_mutex_init(&db->facts_lock, NULL);
     /* Without memory for the index, lookups scan: slower, still right. */
@@ -145,27 +159,33 @@ int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *r
 
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen)
 {
-    gnutls_x509_crt_t ca = NULL;
+    gnutls_x509_crt_t ca = NULL, *chain = NULL;
     gnutls_x509_crl_t crl = NULL;
     struct registry *reg = NULL;
+    size_t n_chain = 0;
     unsigned status = 0;
     int rc;
 
     rc = pki_read_cert(pki->ca_path, &ca, err, errlen);
     if (rc == 0)
+        rc = pki_load_chain(pki, &chain, &n_chain, err, errlen);
+    if (rc == 0)
         rc = pki_read_crl(pki, &crl, err, errlen);
     if (rc == 0)
         rc = pki_load_registry(pki, &reg, err, errlen);
     /* A CRL not signed by our CA would let anyone un-revoke a peer. */
-    if (rc == 0 && (gnutls_x509_crl_verify(crl, &ca, 1, 0, &status) < 0 || status != 0)) {
-        snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path, pki->ca_path);
+    if (rc == 0 && (gnutls_x509_crl_verify(crl, n_chain ? chain : &ca, 1, 0, &status) < 0 ||
+                    status != 0)) {
+        snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path,
+                 n_chain ? pki->chain_path : pki->ca_path);
         rc = -EBADMSG;
     }
     if (rc < 0) {
         parts_free(ca, crl, reg);
+        pki_free_certs(chain, n_chain);
         return rc;
     }
-    return trustdb_from(ca, crl, reg, out);
+    return trustdb_from_chain(ca, chain, n_chain, crl, reg, out);
 }
 
 struct trustdb *trustdb_ref(struct trustdb *db)
@@ -180,6 +200,7 @@ void trustdb_unref(struct trustdb *db)
     if (!db || atomic_fetch_sub(&db->refs, 1) != 1)
         return;
     parts_free(db->ca, db->crl, db->reg);
+    pki_free_certs(db->chain, db->n_chain);
     free(db->revoked);
     for (size_t i = 0; i < db->n_issuers; i++) {
         gnutls_x509_crt_deinit(db->issuers[i].ca);
@@ -308,6 +329,11 @@ const struct registry *trustdb_registry(const struct trustdb *db)
 }
 
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db)
+{
+    return db->n_chain ? db->chain[0] : db->ca;
+}
+
+gnutls_x509_crt_t trustdb_root(const struct trustdb *db)
 {
     return db->ca;
 }
