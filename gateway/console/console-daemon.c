@@ -137,9 +137,11 @@ static void print_uplinks(struct json_object *o)
         return;
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         u = json_object_array_get_idx(arr, i);
+        /* server: the hub it is on; null while not connected. */
         printf("uplink     %s (%s): certificate %lld days left, hub CA %lld days left\n",
                json_object_object_get_ex(u, "name", &v) ? json_object_get_string(v) : "?",
-               json_object_object_get_ex(u, "server", &v) ? json_object_get_string(v) : "?",
+               json_object_object_get_ex(u, "server", &v) && v
+                   ? json_object_get_string(v) : "not connected",
                json_object_object_get_ex(u, "certificate", &v) ? json_object_get_int64(v)
                                                                : -1LL,
                json_object_object_get_ex(u, "hub_ca", &v) ? json_object_get_int64(v) : -1LL);

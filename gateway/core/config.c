@@ -38,7 +38,8 @@ enum key_type {
     KEY_PEER_NETWORKS,
     KEY_MTU,
     KEY_GATE,
-    KEY_HOSTPORT,
+    KEY_SERVERS,
+    KEY_ORDER,
     KEY_URL,
     KEY_BOOL,
     KEY_HTTP_URL,
@@ -70,6 +71,9 @@ _Static_assert(offsetof(struct config, tunnel.n_peer_networks) ==
 _Static_assert(offsetof(struct cfg_uplink, n_accept_routes) ==
                    offsetof(struct cfg_uplink, accept_routes) + sizeof(char *[CFG_MAX_LIST]),
                "accept-routes: count after the list");
+_Static_assert(offsetof(struct cfg_uplink, n_servers) ==
+                   offsetof(struct cfg_uplink, servers) + sizeof(char *[CFG_MAX_LIST]),
+               "server: count after the list");
 _Static_assert(offsetof(struct cfg_trust, n_networks) ==
                    offsetof(struct cfg_trust, networks) + sizeof(char *[CFG_MAX_LIST]),
                "networks: count after the list");
@@ -124,8 +128,11 @@ static const struct key_def key_table[] = {
     {"uplink.cert", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, cert)},
     {"uplink.enroll", KEY_URL | UPLINK, offsetof(struct cfg_uplink, enroll)},
     {"uplink.key", KEY_KEYREF | UPLINK, offsetof(struct cfg_uplink, key)},
-    {"uplink.server", KEY_HOSTPORT | UPLINK, offsetof(struct cfg_uplink, server)},
+    {"uplink.prefer-first", KEY_BOOL | UPLINK, offsetof(struct cfg_uplink, prefer_first)},
+    {"uplink.probe-interval", KEY_SECONDS | UPLINK, offsetof(struct cfg_uplink, probe_interval)},
+    {"uplink.server", KEY_SERVERS | UPLINK, offsetof(struct cfg_uplink, servers)},
     {"uplink.server-name", KEY_STRING | UPLINK, offsetof(struct cfg_uplink, server_name)},
+    {"uplink.server-order", KEY_ORDER | UPLINK, offsetof(struct cfg_uplink, server_random)},
 };
 
 static const char *const sections[] = {"crl",   "daemon", "enroll", "firewall", "management",
@@ -361,6 +368,56 @@ bad_service:
     return NULL;
 }
 
+/* "HOST:PORT": a name, an IPv4 address or [IPv6], and a port. */
+static bool hostport_ok(const char *value)
+{
+    const char *colon = strrchr(value, ':');
+    unsigned port;
+
+    return colon && colon != value && !parse_range(colon + 1, 1, 65535, "x", &port);
+}
+
+/*
+ * [uplink NAME] server: one or more HOST:PORT, tried in this order; the
+ * word "random" among them asks for a random order (as server-order =
+ * random does). Replaces what was there.
+ */
+static const char *set_servers(struct cfg_uplink *u, const char *value)
+{
+    char buf[2048], *cur = buf, *w;
+    static char why_buf[160];
+
+    if (strlen(value) >= sizeof(buf))
+        return "list too long";
+    strcpy(buf, value);
+    free_list(u->servers, &u->n_servers);
+    while ((w = next_word(&cur))) {
+        if (strcmp(w, "random") == 0) {
+            u->server_random = 1;
+            continue;
+        }
+        if (u->n_servers == CFG_MAX_LIST)
+            return "too many servers (at most 64)";
+        if (!hostport_ok(w)) {
+            snprintf(why_buf, sizeof(why_buf), "'%s': want HOST:PORT (a name, an IPv4 "
+                     "address or [IPv6]), one or more, blank-separated", w);
+            return why_buf;
+        }
+        for (unsigned i = 0; i < u->n_servers; i++) {
+            if (strcmp(u->servers[i], w) == 0) {
+                snprintf(why_buf, sizeof(why_buf), "'%s' is listed twice", w);
+                return why_buf;
+            }
+        }
+        if (!(u->servers[u->n_servers] = strdup(w)))
+            return "out of memory";
+        u->n_servers++;
+    }
+    if (!u->n_servers)
+        return "want HOST:PORT (a name, an IPv4 address or [IPv6])";
+    return NULL;
+}
+
 /* A number or a keyword, stored in place; NULL or why it is refused. */
 static const char *set_scalar(enum key_type type, const char *value, unsigned *up)
 {
@@ -468,13 +525,6 @@ static const char *text_value(enum key_type type, const char *value, const char 
             strlen(value) > 512 || strpbrk(value, " \t\"<>\\"))
             return "want an http://HOST[:PORT]/PATH URL";
         break;
-    case KEY_HOSTPORT: {
-        const char *colon = strrchr(value, ':');
-        unsigned port;
-        if (!colon || colon == value || parse_range(colon + 1, 1, 65535, "x", &port))
-            return "want HOST:PORT (a name, an IPv4 address or [IPv6])";
-        break;
-    }
     case KEY_LISTEN: {
         struct sockaddr_storage ss;
         unsigned len;
@@ -523,6 +573,16 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
                          type == KEY_PEER_NETWORKS);
     case KEY_GATE:
         return set_list(cfg, value);
+    case KEY_SERVERS:
+        return set_servers(base, value);
+    case KEY_ORDER:
+        if (strcmp(value, "in-order") == 0)
+            *up = 0;
+        else if (strcmp(value, "random") == 0)
+            *up = 1;
+        else
+            return "not in-order or random";
+        return NULL;
     case KEY_MTU:
     case KEY_BOOL:
     case KEY_DAYS:
@@ -631,6 +691,8 @@ static int add_uplink(struct config *cfg, const char *name, struct cfg_uplink **
         return -ENOMEM;
     cfg->uplinks = n;
     memset(&n[cfg->n_uplinks], 0, sizeof(*n));
+    n[cfg->n_uplinks].prefer_first = 1;
+    n[cfg->n_uplinks].probe_interval = 10;
     n[cfg->n_uplinks].name = strdup(name);
     if (!n[cfg->n_uplinks].name)
         return -ENOMEM;
@@ -776,8 +838,9 @@ static void check_whole(struct parser *ps)
         errbuf_add(&ps->eb, ps->path, ps->lineno,
                    "[tunnel] listen needs pool = CIDR (tunnel addresses)");
     for (unsigned i = 0; i < cfg->n_uplinks; i++)
-        if (!cfg->uplinks[i].server)
-            errbuf_add(&ps->eb, ps->path, ps->lineno, "[uplink %s] needs server = HOST:PORT",
+        if (!cfg->uplinks[i].n_servers)
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[uplink %s] needs server = HOST:PORT [HOST:PORT...]",
                        cfg->uplinks[i].name);
     for (unsigned i = 0; i < cfg->n_trusts; i++) {
         const struct cfg_trust *t = &cfg->trusts[i];
@@ -877,8 +940,8 @@ void config_free(struct config *cfg)
     for (unsigned i = 0; i < cfg->n_uplinks; i++) {
         struct cfg_uplink *u = &cfg->uplinks[i];
         free_list(u->accept_routes, &u->n_accept_routes);
+        free_list(u->servers, &u->n_servers);
         free(u->name);
-        free(u->server);
         free(u->server_name);
         free(u->cert);
         free(u->ca);

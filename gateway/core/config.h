@@ -21,8 +21,14 @@ struct cfg_service {
 
 struct cfg_uplink {
     char *name;        /* [uplink NAME] */
-    char *server;      /* HOST:PORT */
-    char *server_name; /* name the hub's certificate must carry; default HOST */
+    /* server: the hubs, HOST:PORT each, tried in this order (or at random
+     * with server-order = random or the word "random" in the list). */
+    char *servers[CFG_MAX_LIST];
+    unsigned n_servers;
+    unsigned server_random;  /* 1: a fresh random order each round */
+    unsigned prefer_first;   /* 1 (default): probe the first while on another */
+    unsigned probe_interval; /* seconds between those probes; default 10 */
+    char *server_name; /* name every hub's certificate must carry; default its HOST */
     char *cert;        /* our certificate; default <pki dir>/device.crt */
     char *ca;          /* the hub's CA; default <pki dir>/hub-ca.crt */
     char *key;         /* token label or pkcs11: URI; default mtlsgw-device */

@@ -134,7 +134,12 @@ static void test_tunnel_firewall_uplink(void)
                                            "server = hub.example.net:8444\n"
                                            "key = pkcs11:token=x;object=k\n"
                                            "[uplink hub2]\n"
-                                           "server = 192.0.2.1:8444\n");
+                                           "server = 192.0.2.1:8444 [2001:db8::1]:8444,"
+                                           "hub-b.example.net:8444\n"
+                                           "prefer-first = no\n"
+                                           "probe-interval = 3\n"
+                                           "[uplink hub3]\n"
+                                           "server = random 192.0.2.7:1 192.0.2.8:2\n");
 
     EXPECT_INT(config_load(p, &cfg, &errors), 0);
     if (errors)
@@ -150,10 +155,21 @@ static void test_tunnel_firewall_uplink(void)
     EXPECT_INT(cfg->fw.gate[2].port, 161);
     EXPECT_INT(cfg->fw.gate[2].proto, 17);
     EXPECT_INT(cfg->fw.gate_timeout, 60);
-    EXPECT_INT(cfg->n_uplinks, 2);
+    EXPECT_INT(cfg->n_uplinks, 3);
     EXPECT_STR(cfg->uplinks[0].name, "hub1");
     EXPECT_STR(cfg->uplinks[0].key, "pkcs11:token=x;object=k");
-    EXPECT_STR(cfg->uplinks[1].server, "192.0.2.1:8444");
+    EXPECT_INT(cfg->uplinks[0].n_servers, 1);
+    EXPECT_INT(cfg->uplinks[0].prefer_first, 1);
+    EXPECT_INT(cfg->uplinks[0].probe_interval, 10);
+    EXPECT_INT(cfg->uplinks[0].server_random, 0);
+    EXPECT_INT(cfg->uplinks[1].n_servers, 3);
+    EXPECT_STR(cfg->uplinks[1].servers[0], "192.0.2.1:8444");
+    EXPECT_STR(cfg->uplinks[1].servers[1], "[2001:db8::1]:8444");
+    EXPECT_STR(cfg->uplinks[1].servers[2], "hub-b.example.net:8444");
+    EXPECT_INT(cfg->uplinks[1].prefer_first, 0);
+    EXPECT_INT(cfg->uplinks[1].probe_interval, 3);
+    EXPECT_INT(cfg->uplinks[2].n_servers, 2);
+    EXPECT_INT(cfg->uplinks[2].server_random, 1);
     config_free(cfg);
 }
 
@@ -169,7 +185,12 @@ static void test_tunnel_errors(void)
                                               "gate = ssh\n"               /* 6 */
                                               "[uplink a/b]\n"             /* 7 */
                                               "[uplink hub]\n"             /* 8 */
-                                              "cert = x.crt\n");           /* 9 */
+                                              "cert = x.crt\n"             /* 9 */
+                                              "[uplink two]\n"             /* 10 */
+                                              "server = a:1 b c:2\n"       /* 11 */
+                                              "server-order = shuffled\n"  /* 12 */
+                                              "[uplink dup]\n"             /* 13 */
+                                              "server = a:1 a:1\n");       /* 14 */
 
     EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
@@ -179,6 +200,9 @@ static void test_tunnel_errors(void)
     EXPECT_CONTAINS(errors, "badtun.conf:7: [uplink NAME]: 'a/b'");
     EXPECT_CONTAINS(errors, "[tunnel] listen needs pool");
     EXPECT_CONTAINS(errors, "[uplink hub] needs server");
+    EXPECT_CONTAINS(errors, "badtun.conf:11: server = 'a:1 b c:2': 'b': want HOST:PORT");
+    EXPECT_CONTAINS(errors, "badtun.conf:12: server-order = 'shuffled': not in-order or random");
+    EXPECT_CONTAINS(errors, "badtun.conf:14: server = 'a:1 a:1': 'a:1' is listed twice");
     free(errors);
 }
 

@@ -381,6 +381,28 @@ time_t sessions_gateway_not_after(struct daemon *d)
     return t;
 }
 
+/* Our uplinks (gwcert.c's array, one object per uplink): "server" the hub
+ * each is on (HOST:PORT as configured), from the open sessions (uplink.c
+ * names them after the uplink), null while none is up; "connected". */
+static struct json_object *uplinks_json(struct daemon *d, struct json_object *arr)
+{
+    for (unsigned i = 0; arr && i < d->cfg->n_uplinks; i++) {
+        const char *name = d->cfg->uplinks[i].name;
+        struct json_object *o = json_object_array_get_idx(arr, i), *srv = NULL;
+        if (!o)
+            break;
+        pthread_mutex_lock(&d->conns_lock);
+        for (struct conn *c = d->conns; c && !srv; c = c->next)
+            if (c->l == &d->upl && atomic_load(&c->state) == CONN_OPEN &&
+                atomic_load(&c->kill) == KILL_NONE && strcmp(c->peer, name) == 0)
+                srv = json_object_new_string(c->remote);
+        pthread_mutex_unlock(&d->conns_lock);
+        json_object_object_add(o, "connected", json_object_new_boolean(srv != NULL));
+        json_object_object_add(o, "server", srv);
+    }
+    return arr;
+}
+
 struct json_object *daemon_status_json(struct daemon *d)
 {
     struct json_object *o = json_object_new_object(), *tok, *ses, *days, *bans;
@@ -415,7 +437,7 @@ struct json_object *daemon_status_json(struct daemon *d)
         json_object_object_add(o, "trust", trust_fetch_json(d->tf));
     /* A spoke: its own certificate and its hub's CA, per uplink. */
     if (d->cfg->n_uplinks)
-        json_object_object_add(o, "uplinks", gwcert_uplinks_json(d, now));
+        json_object_object_add(o, "uplinks", uplinks_json(d, gwcert_uplinks_json(d, now)));
     bans = json_object_new_object();
     json_object_object_add(bans, "banned", json_object_new_int64(bans_count(d->bans, mono_ms())));
     json_object_object_add(bans, "refused_total",
