@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "console.h"
+#include "pki-rollover.h"
 #include "pki.h"
 #include "registry.h"
 #include "verify.h"
@@ -64,6 +65,7 @@ static void print_networks(const struct peer *p, FILE *f)
 int cmd_peers(struct console *con, int argc, char **argv)
 {
     struct registry *reg = NULL;
+    struct rollover *ro = NULL;
     bool json = false;
     time_t now = time(NULL);
     int rc;
@@ -75,23 +77,40 @@ int cmd_peers(struct console *con, int argc, char **argv)
         return con_usage("peers");
     if (load_registry(con, "peers", &reg) != EXIT_OK)
         return EXIT_FAIL;
+    /* During a CA rollover: which CA issued each (ISSUER, "issuer"). */
+    {
+        char err[512] = "";
+        if (rollover_load(con->cfg->pki.dir, &ro, err, sizeof(err)) < 0 && err[0])
+            con_err("peers", "%s", err);
+    }
     if (json) {
         struct json_object *arr = json_object_new_array();
-        for (size_t i = 0; i < registry_count(reg); i++)
-            json_object_array_add(arr, registry_peer_json(registry_at(reg, i), now));
+        for (size_t i = 0; i < registry_count(reg); i++) {
+            struct json_object *o = registry_peer_json(registry_at(reg, i), now);
+            if (o && ro)
+                json_object_object_add(
+                    o, "issuer", json_object_new_string(con_ca_issuer(ro, registry_at(reg, i))));
+            json_object_array_add(arr, o);
+        }
         puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);
     } else {
-        printf("%-20s %-8s %-10s %-32s %-20s %6s  %s\n", "NAME", "ROLE", "STATUS", "SERIAL",
-               "NOT-AFTER", "DAYS", "NETWORKS");
+        printf("%-20s %-8s %-10s %-32s %-20s %6s  %s%s\n", "NAME", "ROLE", "STATUS", "SERIAL",
+               "NOT-AFTER", "DAYS", ro ? "ISSUER " : "", "NETWORKS");
         for (size_t i = 0; i < registry_count(reg); i++) {
             const struct peer *p = registry_at(reg, i);
             char when[32];
             time_format_utc(p->not_after, when, sizeof(when));
-            printf("%-20s %-8s %-10s %-32s %-20s %6lld  ", p->name, role_name(p->role),
-                   peer_status_name(p->status), p->serial, when,
-                   (long long)((p->not_after - (int64_t)now) / 86400));
+            if (ro)
+                printf("%-20s %-8s %-10s %-32s %-20s %6lld  %-6s ", p->name, role_name(p->role),
+                       peer_status_name(p->status), p->serial, when,
+                       (long long)((p->not_after - (int64_t)now) / 86400),
+                       con_ca_issuer(ro, p));
+            else
+                printf("%-20s %-8s %-10s %-32s %-20s %6lld  ", p->name, role_name(p->role),
+                       peer_status_name(p->status), p->serial, when,
+                       (long long)((p->not_after - (int64_t)now) / 86400));
             print_networks(p, stdout);
             putchar('\n');
         }
@@ -99,6 +118,7 @@ int cmd_peers(struct console *con, int argc, char **argv)
             printf("(no peers enrolled: see 'mtlsgw enroll --help')\n");
     }
     registry_free(reg);
+    rollover_free(ro);
     return EXIT_OK;
 }
 

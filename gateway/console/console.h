@@ -75,6 +75,20 @@ int cmd_invites(struct console *con, int argc, char **argv);
 int cmd_uninvite(struct console *con, int argc, char **argv);
 int cmd_join(struct console *con, int argc, char **argv);
 int cmd_renew(struct console *con, int argc, char **argv);
+int cmd_ca(struct console *con, int argc, char **argv);
+int cmd_backup(struct console *con, int argc, char **argv);
+int cmd_restore(struct console *con, int argc, char **argv);
+
+/* A change that loses or replaces something: true with yes, or when the
+ * terminal's user types "yes" after what; false after a message otherwise
+ * (no terminal: --yes is needed). */
+bool con_confirm(const char *cmd, bool yes, const char *what);
+/* During a CA rollover, "old" or "new": which CA issued p ("-" without). */
+struct rollover;
+struct peer;
+const char *con_ca_issuer(const struct rollover *ro, const struct peer *p);
+/* status: the warning 180, 90 and 30 days before the CA expires. */
+void con_ca_expiry_note(long long days);
 
 /*
  * Tell the running daemon that registry and CRL changed in pki's dir, and

@@ -149,7 +149,8 @@ void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_fact
     f->not_before = gnutls_x509_crt_get_activation_time(crt);
     f->not_after = gnutls_x509_crt_get_expiration_time(crt);
     f->client_auth = has_client_auth(crt);
-    f->crl_revoked = t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1;
+    f->crl_revoked = (t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1) ||
+                     (t->crl_old && gnutls_x509_crt_check_revocation(crt, &t->crl_old, 1) == 1);
     f->role = verify_cert_role(crt);
 }
 

@@ -38,6 +38,7 @@ struct trust {
     gnutls_x509_crt_t *cas; /* trust anchors (and intermediates) */
     size_t n_cas;
     gnutls_x509_crl_t crl;  /* may be NULL */
+    gnutls_x509_crl_t crl_old; /* the old CA's during a rollover, or NULL */
     const struct registry *reg;
 };
 

@@ -32,6 +32,7 @@
 #include "fault.h"
 #include "invite.h"
 #include "log.h"
+#include "pki-rollover.h"
 #include "pki.h"
 #include "registry.h"
 #include "sessions.h"
@@ -130,7 +131,8 @@ static void get_cacerts(struct daemon *d, struct api_reply *rep)
     size_t len = 0;
     int rc;
 
-    rc = fs_read_file(d->pki->ca_path, CA_MAX_SIZE, &pem, &len);
+    /* ca.crt, and during a CA rollover the cross certificates too. */
+    rc = pki_cacerts_pem(d->pki, &pem, &len);
     if (rc < 0) {
         log_err("enroll: cacerts: cannot read %s: %s", d->pki->ca_path, strerror(-rc));
         text(rep, 500, "the CA certificate cannot be read");

@@ -48,6 +48,7 @@
 #include "tls.h"
 #include "trustdb.h"
 #include "uplink.h"
+#include "verify.h"
 #include "watch.h"
 
 /* epoll data for the fds that are not connections */
@@ -670,7 +671,7 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
     struct trustdb *t = daemon_trust(d);
-    gnutls_x509_crt_t ca = trustdb_ca(t);
+    const struct trust *tr = trustdb_trust(t);
     int rc;
 
     (void)l;
@@ -679,8 +680,9 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
         goto out;
     o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
     o.key = key;
-    o.cas = &ca;
-    o.n_cas = 1;
+    /* Every anchor (both CAs during a rollover) names an acceptable issuer. */
+    o.cas = tr->cas;
+    o.n_cas = tr->n_cas;
     o.tls_min = d->cfg->mgmt.tls_min;
     o.alpn = alpn;
     o.cert_optional = cert_optional;

@@ -1,0 +1,193 @@
+#!/bin/bash
+# CA rollover without a flag day (docs/console.md "CA rollover"): the old CA
+# and the new one are trusted together while peers renew over EST, each
+# peer holding only its own anchor still reaches the gateway (the gateway's
+# certificate from the new CA carries the cross certificate new-by-old),
+# retire-old is refused while a peer is still on the old CA and accepted once
+# none is, and then the old CA's certificates are refused.
+#
+#   curl (alice: old cert, old anchor)   curl (bob: renewed, new anchor)
+#                 \                          /
+#                  v  https 127.0.0.1:$PORT v   (+ EST on $EPORT)
+#   mtlsgwd -f -c gw.conf --- token "gw" (both CA keys), pki $P
+#
+# usage: rollover.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
+set -u
+MTLSGW=$(readlink -f "$1")
+MTLSGWD=$(readlink -f "$2")
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/tap.sh"
+. "$here/../lib/softhsm.sh"
+. "$here/lib-daemon.sh"
+
+for tool in curl openssl certtool python3; do
+    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
+done
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
+
+T=$(mktemp -d /tmp/mtlsgw-roll.XXXXXX)
+cleanup() {
+    dmn_stop
+    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+chmod 755 "$T"
+
+MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM"; exit 77; }
+softhsm_setup "$T"
+softhsm_token gw "$PIN" || { echo "Bail out! token"; exit 1; }
+printf '%s\n' "$PIN" >"$T/gw.pin"
+chmod 600 "$T/gw.pin"
+mkdir -p "$T/run"
+chmod 700 "$T/run"
+P=$T/gw-pki
+PORT=$(free_port)
+EPORT=$(free_port)
+while [ "$EPORT" = "$PORT" ]; do EPORT=$(free_port); done
+EST=https://127.0.0.1:$EPORT/.well-known/est
+gw_conf "$T/gw.conf"
+printf '[enroll]\nlisten = 127.0.0.1:%s\n' "$EPORT" >>"$T/gw.conf"
+softhsm_give_to "$DUSER" "$T/tokens"
+softhsm_give_to "$DUSER" "$T/run"
+chown "$DUSER:" "$T/gw.pin" 2>/dev/null
+DLOG=$T/daemon.log
+: >"$DLOG"
+engine_conf
+
+hub init --cn gw1 --host 127.0.0.1 >/dev/null 2>&1 || { echo "Bail out! init"; exit 1; }
+for p in admin1:admin alice:monitor bob:monitor dave:monitor; do
+    enroll_file_peer "${p%%:*}" "${p#*:}" >/dev/null 2>&1 || { echo "Bail out! enroll $p"; exit 1; }
+done
+cp "$P/ca.crt" "$T/old-anchor.crt"
+
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
+ncerts() { grep -c 'BEGIN CERTIFICATE' "$1"; }
+
+# curl as NAME (NAME.crt/.key) trusting only ANCHOR: sets HTTP.
+as_with() { # name anchor
+    HTTP=$(curl -sS --max-time 10 --cacert "$2" --cert "$T/$1.crt" --key "$T/$1.key" \
+        -o /dev/null -w '%{http_code}' "https://127.0.0.1:$PORT/api/v1/status" \
+        2>"$T/curl.err") || true
+}
+
+# EST simplereenroll of NAME with its current certificate and a new key;
+# NAME.crt/.key become the new ones.
+renew() { # name
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/$1.new.key" -subj "/CN=$1" -outform DER -out "$T/$1.der" 2>/dev/null &&
+        openssl base64 -in "$T/$1.der" -out "$T/$1.b64" || return 1
+    HTTP=$(curl -sS --max-time 10 --cacert "$T/old-anchor.crt" --cert "$T/$1.crt" \
+        --key "$T/$1.key" -H 'Content-Type: application/pkcs10' --data-binary "@$T/$1.b64" \
+        -o "$T/$1.p7" -w '%{http_code}' "$EST/simplereenroll" 2>"$T/curl.err") || true
+    [ "$HTTP" = 200 ] || return 1
+    cp "$T/$1.crt" "$T/$1.old.crt"
+    cp "$T/$1.key" "$T/$1.old.key"
+    openssl base64 -d -A -in "$T/$1.p7" | openssl pkcs7 -inform DER -print_certs \
+        -out "$T/$1.crt" 2>/dev/null && mv "$T/$1.new.key" "$T/$1.key"
+}
+
+dmn_start || { echo "Bail out! the daemon does not start: $(tail -5 "$DLOG")"; exit 1; }
+
+# ---- the rollover ----------------------------------------------------------
+out=$(hub ca rollover </dev/null 2>&1)
+rc=$?
+ok_if "ca rollover without --yes and no terminal: refused" test "$rc" != 0
+expect_in "--yes" "$out" "... saying --yes goes ahead"
+ok_if "... and ca.crt is unchanged" cmp -s "$P/ca.crt" "$T/old-anchor.crt"
+
+out=$(hub ca rollover --yes 2>&1)
+rc=$?
+ok_if "ca rollover --yes: done (and the daemon told)" test "$rc" = 0 || echo "# $out"
+ok_if "ca.crt holds both anchors" test "$(ncerts "$P/ca.crt")" = 2
+ok_if "ca-old.crt is the old anchor" cmp -s "$P/ca-old.crt" "$T/old-anchor.crt"
+cp "$P/ca-new.crt" "$T/new-anchor.crt"
+ok_if "the new CA has its own name" sh -c \
+    "openssl x509 -in '$T/new-anchor.crt' -noout -subject | grep -q 'gw1 CA G2'"
+ok_if "cross certificates: new-by-old verifies with the old anchor" \
+    openssl verify -CAfile "$T/old-anchor.crt" -partial_chain "$P/cross/new-by-old.crt"
+ok_if "... old-by-new verifies with the new anchor" \
+    openssl verify -CAfile "$T/new-anchor.crt" "$P/cross/old-by-new.crt"
+openssl x509 -in "$P/gateway.crt" -out "$T/gw-leaf.crt"
+ok_if "the gateway certificate is issued by the new CA" \
+    openssl verify -CAfile "$T/new-anchor.crt" "$T/gw-leaf.crt"
+ok_if "... and verifies with only the old anchor through the cross certificate it carries" \
+    openssl verify -CAfile "$T/old-anchor.crt" -untrusted "$P/gateway.crt" "$T/gw-leaf.crt"
+ok_if "two CRLs: crl.pem by the new CA" \
+    openssl crl -in "$P/crl.pem" -CAfile "$T/new-anchor.crt" -noout
+ok_if "... crl-old.pem by the old CA" \
+    openssl crl -in "$P/crl-old.pem" -CAfile "$T/old-anchor.crt" -noout
+out=$(hub ca rollover --yes 2>&1)
+ok_if "a second rollover during the overlap: refused" test $? != 0
+expect_in "retire-old" "$out" "... naming retire-old"
+
+# The daemon serves the new gateway certificate from its next start.
+dmn_stop
+dmn_start || { echo "Bail out! the daemon does not restart: $(tail -5 "$DLOG")"; exit 1; }
+
+# ---- peers of both CAs ------------------------------------------------------
+as_with alice "$T/old-anchor.crt"
+ok_if "alice (old CA's certificate, only the old anchor): served" test "$HTTP" = 200 ||
+    echo "# HTTP $HTTP $(cat "$T/curl.err")"
+ok_if "bob renews over EST during the overlap" renew bob || echo "# HTTP $HTTP $(cat "$T/curl.err")"
+ok_if "... his new certificate comes from the new CA" \
+    openssl verify -CAfile "$T/new-anchor.crt" "$T/bob.crt"
+as_with bob "$T/new-anchor.crt"
+ok_if "bob (new CA's certificate, only the new anchor): served" test "$HTTP" = 200 ||
+    echo "# HTTP $HTTP $(cat "$T/curl.err")"
+as_with alice "$T/old-anchor.crt"
+ok_if "alice still served alongside" test "$HTTP" = 200
+HTTP=$(curl -sS --max-time 10 --cacert "$T/old-anchor.crt" -o "$T/cacerts.p7" \
+    -w '%{http_code}' "$EST/cacerts" 2>/dev/null) || true
+n=$(openssl base64 -d -A -in "$T/cacerts.p7" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
+    grep -c 'BEGIN CERTIFICATE')
+ok_if "EST cacerts: both anchors and both cross certificates (4)" test "$n" = 4
+peers=$(hub peers 2>&1)
+expect_in "ISSUER" "$peers" "peers shows an ISSUER column during the overlap"
+ok_if "peers --json: alice old, bob new" python3 -c '
+import json, sys
+st = {p["name"]: p.get("issuer") for p in json.load(sys.stdin) if p["status"] == "active"}
+assert st["alice"] == "old" and st["bob"] == "new", st' < <(hub peers --json)
+
+# ---- retire-old -------------------------------------------------------------
+cp "$P/ca.crt" "$T/ca-both.crt"
+out=$(hub ca retire-old --yes 2>&1)
+rc=$?
+ok_if "retire-old while alice, admin1 and dave are on the old CA: refused" test "$rc" = 1
+expect_in "still on the old CA: alice" "$out" "... listing alice"
+ok_if "... and nothing changed" cmp -s "$P/ca.crt" "$T/ca-both.crt"
+ok_if "admin1 renews" renew admin1
+ok_if "alice renews" renew alice
+as_with alice "$T/old-anchor.crt"
+ok_if "alice on her new certificate, still holding only the old anchor: served" \
+    test "$HTTP" = 200
+hub revoke dave >/dev/null 2>&1
+dsn=$(serial_of "$T/dave.crt")
+ok_if "a revocation during the overlap: in crl.pem" sh -c \
+    "openssl crl -in '$P/crl.pem' -noout -text | tr 'A-F' 'a-f' | grep -q '$dsn'"
+ok_if "... and in crl-old.pem" sh -c \
+    "openssl crl -in '$P/crl-old.pem' -noout -text | tr 'A-F' 'a-f' | grep -q '$dsn'"
+out=$(hub ca retire-old --yes 2>&1)
+rc=$?
+ok_if "retire-old once no active peer is on the old CA: done" test "$rc" = 0 || echo "# $out"
+ok_if "ca.crt holds the new anchor alone" cmp -s "$P/ca.crt" "$T/new-anchor.crt"
+ok_if "gateway.crt is the leaf alone" test "$(ncerts "$P/gateway.crt")" = 1
+ok_if "no overlap files left" test ! -e "$P/rollover.json" -a ! -e "$P/ca-old.crt" \
+    -a ! -e "$P/crl-old.pem"
+sleep 1.5
+as_with bob "$T/new-anchor.crt"
+ok_if "bob still served" test "$HTTP" = 200
+as_with alice.old "$T/new-anchor.crt"
+ok_if "alice's old certificate (old CA): refused" test "$HTTP" != 200
+out=$(hub explain "$T/alice.old.crt" 2>&1)
+expect_in "unknown issuer" "$out" "... explain: unknown issuer (the old CA is no longer trusted)"
+out=$(hub ca retire-old --yes 2>&1)
+ok_if "retire-old with no rollover under way: refused" test $? != 0
+expect_in "no rollover" "$out" "... saying so"
+
+tap_done
