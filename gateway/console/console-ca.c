@@ -170,7 +170,8 @@ static int ca_retire_old(struct console *con, int argc, char **argv)
         return EXIT_FAIL;
     if (!con_confirm("ca retire-old", yes,
                      "ends the CA rollover: the old CA is no longer trusted, and every peer "
-                     "still holding a certificate of it is refused from then on"))
+                     "still holding a certificate of it is refused from then on (with "
+                     "--force they are revoked)"))
         goto out;
     if (con_as_daemon() < 0)
         goto out;
@@ -183,7 +184,7 @@ static int ca_retire_old(struct console *con, int argc, char **argv)
     }
     con_as_invoker();
     for (size_t i = 0; force && still && still[i]; i++)
-        printf("  refused from now on (--force): %s\n", still[i]);
+        printf("  revoked (--force, cessationOfOperation): %s\n", still[i]);
     printf("old CA retired: %s holds the new CA alone; its files are in %s/retired-*/\n"
            "(its key stays on the token)\n",
            pki->ca_path, pki->dir);

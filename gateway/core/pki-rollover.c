@@ -619,6 +619,22 @@ static int still_on_old(const struct registry *reg, const struct rollover *ro, c
     return (int)n;
 }
 
+static int revoke_forced(struct pki *pki, struct registry *reg, char **names, char *err,
+                         size_t errlen)
+{
+    time_t now = time(NULL);
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && names[i]; i++)
+        rc = registry_revoke(reg, names[i], PEER_REVOKED, "cessationOfOperation", now);
+    if (rc == 0)
+        rc = registry_save(reg, pki->reg_path);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot revoke the peers still on the old CA in %s: %s",
+                 pki->reg_path, fs_strerror(rc));
+    return rc;
+}
+
 /* The old CA's files into retired-STAMP/. */
 static int retire_files(const struct pki *pki, char *err, size_t errlen)
 {
@@ -690,6 +706,11 @@ int pki_retire_old(struct pki *pki, bool force, const char *actor, char ***still
         snprintf(err, errlen, "cannot read %s: %s", ca_new, fs_strerror(rc));
         goto out;
     }
+    /* --force: those peers are revoked, so the registry says what the
+     * handshake will do and their open sessions end as a revoke's do (the
+     * CRLs follow below, re-signed from this registry). */
+    if (n > 0 && (rc = revoke_forced(pki, reg, *still, err, errlen)) < 0)
+        goto out;
     /* The gateway's leaf alone: the cross certificate served old anchors. */
     if (access(pki->gw_path, F_OK) == 0 &&
         ((rc = pki_read_certs(pki->gw_path, &gw, &n_gw)) < 0 ||

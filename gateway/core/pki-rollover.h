@@ -67,7 +67,8 @@ int pki_rollover(struct pki *pki, const struct pki_rollover_opts *o, char *err, 
  * End the overlap: ca.crt holds the new CA alone, gateway.crt its leaf
  * alone; the old CA's files go to retired-STAMP/ (its key stays on the
  * token). Refused with -EBUSY while an active peer is still on the old CA
- * (unless force): *still then lists them (names, owned, NULL-terminated).
+ * (unless force: they are then revoked, cessationOfOperation): *still lists
+ * them (names, owned, NULL-terminated).
  */
 int pki_retire_old(struct pki *pki, bool force, const char *actor, char ***still, char *err,
                    size_t errlen);

@@ -60,7 +60,8 @@ DLOG=$T/daemon.log
 : >"$DLOG"
 engine_conf
 
-hub init --cn gw1 --host 127.0.0.1 >/dev/null 2>&1 || { echo "Bail out! init"; exit 1; }
+# A CA with 100 days left: status must warn (the 180-day mark).
+hub init --cn gw1 --host 127.0.0.1 --days 100 >/dev/null 2>&1 || { echo "Bail out! init"; exit 1; }
 for p in admin1:admin alice:monitor bob:monitor dave:monitor; do
     enroll_file_peer "${p%%:*}" "${p#*:}" >/dev/null 2>&1 || { echo "Bail out! enroll $p"; exit 1; }
 done
@@ -82,7 +83,7 @@ renew() { # name
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$T/$1.new.key" -subj "/CN=$1" -outform DER -out "$T/$1.der" 2>/dev/null &&
         openssl base64 -in "$T/$1.der" -out "$T/$1.b64" || return 1
-    HTTP=$(curl -sS --max-time 10 --cacert "$T/old-anchor.crt" --cert "$T/$1.crt" \
+    HTTP=$(curl -sS --max-time 10 --cacert "$P/ca.crt" --cert "$T/$1.crt" \
         --key "$T/$1.key" -H 'Content-Type: application/pkcs10' --data-binary "@$T/$1.b64" \
         -o "$T/$1.p7" -w '%{http_code}' "$EST/simplereenroll" 2>"$T/curl.err") || true
     [ "$HTTP" = 200 ] || return 1
@@ -93,6 +94,10 @@ renew() { # name
 }
 
 dmn_start || { echo "Bail out! the daemon does not start: $(tail -5 "$DLOG")"; exit 1; }
+
+out=$(hub status 2>&1)
+expect_in "under 180): make the next one now, without a flag day: mtlsgw ca rollover" "$out" \
+    "status warns that the CA expires within 180 days, naming ca rollover"
 
 # ---- the rollover ----------------------------------------------------------
 out=$(hub ca rollover </dev/null 2>&1)
@@ -129,6 +134,9 @@ expect_in "retire-old" "$out" "... naming retire-old"
 # The daemon serves the new gateway certificate from its next start.
 dmn_stop
 dmn_start || { echo "Bail out! the daemon does not restart: $(tail -5 "$DLOG")"; exit 1; }
+
+out=$(hub status 2>&1)
+expect_not_in "warning" "$out" "status: no warning with the new CA (3650 days)"
 
 # ---- peers of both CAs ------------------------------------------------------
 as_with alice "$T/old-anchor.crt"
@@ -189,5 +197,38 @@ expect_in "unknown issuer" "$out" "... explain: unknown issuer (the old CA is no
 out=$(hub ca retire-old --yes 2>&1)
 ok_if "retire-old with no rollover under way: refused" test $? != 0
 expect_in "no rollover" "$out" "... saying so"
+
+
+# ---- a second rollover (G2 -> G3), ended with --force ----------------------
+cp "$P/ca.crt" "$T/g2-anchor.crt"
+out=$(hub ca rollover --yes 2>&1)
+ok_if "a second rollover (the issuing key is no longer mtlsgw-ca)" test $? = 0 || echo "# $out"
+ok_if "... the new CA is G3" sh -c \
+    "openssl x509 -in '$P/ca-new.crt' -noout -subject | grep -q 'gw1 CA G3'"
+dmn_stop
+dmn_start || { echo "Bail out! the daemon does not restart: $(tail -5 "$DLOG")"; exit 1; }
+r=1
+renew admin1 && renew bob && r=0
+ok_if "admin1 and bob renew at G3" test "$r" = 0 || echo "# HTTP $HTTP $(cat "$T/curl.err")"
+as_with bob "$P/ca-new.crt"
+ok_if "bob (G3) served" test "$HTTP" = 200
+as_with alice "$T/g2-anchor.crt"
+ok_if "alice (still G2) served during the overlap" test "$HTTP" = 200
+out=$(hub ca retire-old --yes 2>&1)
+ok_if "retire-old with alice on G2: refused" test $? = 1
+expect_in "still on the old CA: alice" "$out" "... naming alice alone"
+expect_not_in "bob" "$out" "... not bob, who renewed"
+out=$(hub ca retire-old --force --yes 2>&1)
+ok_if "retire-old --force: done" test $? = 0 || echo "# $out"
+expect_in "revoked (--force, cessationOfOperation): alice" "$out" "... saying alice is revoked"
+ok_if "... alice is revoked in the registry" python3 -c '
+import json, sys
+st = [p["status"] for p in json.load(sys.stdin) if p["name"] == "alice"]
+assert "active" not in st and "revoked" in st, st' < <(hub peers --json)
+sleep 1.5
+as_with alice "$T/g2-anchor.crt"
+ok_if "... and refused" test "$HTTP" != 200
+as_with bob "$P/ca.crt"
+ok_if "bob still served after the second retire-old" test "$HTTP" = 200
 
 tap_done
