@@ -928,11 +928,69 @@ out:
     return rc;
 }
 
+/*
+ * The hub's CA certificates now (RFC 7030 4.1.3), over a connection that
+ * the ones in hub-ca.crt verified: during the hub's CA rollover they add
+ * its new CA, which issues the renewed certificate, and after it they drop
+ * the old one. Only for hub-ca.crt itself: a `ca = FILE` of the
+ * administrator's is left to the administrator. Best effort: NULL, 0 when
+ * the hub does not answer (the renewal then judges by hub-ca.crt alone).
+ */
+static void renew_fetch_cas(const struct est_client_opts *o, const struct cfg_uplink *up,
+                            gnutls_x509_crt_t **cas, size_t *n)
+{
+    struct est_client_opts anon = *o;
+    char why[384];
+
+    *cas = NULL;
+    *n = 0;
+    if (up->ca)
+        return;
+    anon.cert_path = NULL;
+    anon.key = NULL;
+    if (est_get_cacerts(&anon, cas, n, why, sizeof(why)) < 0) {
+        *cas = NULL;
+        *n = 0;
+    }
+}
+
+/* hub-ca.crt := the fetched CA certificates, when fresh chains to them. */
+static int renew_store_cas(const struct cfg_uplink *up, const char *ca, gnutls_x509_crt_t fresh,
+                           gnutls_x509_crt_t *got, size_t n_got, char *err, size_t errlen)
+{
+    unsigned status = 0;
+    char *all = NULL, *grown;
+    size_t len = 0;
+    int rc = 0;
+
+    if (!n_got || gnutls_x509_crt_list_verify(&fresh, 1, got, (unsigned)n_got, NULL, 0, 0,
+                                              &status) < 0 || status != 0)
+        return 0;
+    for (size_t i = 0; rc == 0 && i < n_got; i++) {
+        gnutls_datum_t pem = {0};
+        if (pki_cert_pem(got[i], &pem) < 0 || !(grown = realloc(all, len + pem.size))) {
+            rc = -ENOMEM;
+        } else {
+            all = grown;
+            memcpy(all + len, pem.data, pem.size);
+            len += pem.size;
+        }
+        gnutls_free(pem.data);
+    }
+    if (rc == 0)
+        rc = fs_write_atomic(ca, all, len, 0644);
+    if (rc < 0)
+        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, ca, fs_strerror(rc));
+    free(all);
+    return rc;
+}
+
 /* Believe nothing the answer says about itself: fresh must chain to the
- * hub's CA certificates in ca and certify key. */
+ * hub's CA certificates in ca (or those its cacerts gave, got) and certify
+ * key. */
 static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
                               gnutls_privkey_t key, gnutls_x509_crt_t fresh, const char *ca,
-                              char *err, size_t errlen)
+                              gnutls_x509_crt_t *got, size_t n_got, char *err, size_t errlen)
 {
     gnutls_x509_crt_t *cas = NULL;
     gnutls_pubkey_t pub = NULL;
@@ -947,10 +1005,12 @@ static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
         snprintf(err, errlen, "[uplink %s] %s", up->name, why);
         goto out;
     }
-    if (gnutls_x509_crt_list_verify(&fresh, 1, cas, n_cas, NULL, 0, 0, &status) < 0 ||
-        status != 0) {
-        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s",
-                 up->name, ca);
+    if ((gnutls_x509_crt_list_verify(&fresh, 1, cas, n_cas, NULL, 0, 0, &status) < 0 ||
+         status != 0) &&
+        (!n_got || gnutls_x509_crt_list_verify(&fresh, 1, got, (unsigned)n_got, NULL, 0, 0,
+                                               &status) < 0 || status != 0)) {
+        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s%s",
+                 up->name, ca, n_got ? " nor to the hub's cacerts" : "");
         rc = -EBADMSG;
         goto out;
     }
@@ -975,10 +1035,11 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
 {
     struct est_client_opts o = {0};
     gnutls_privkey_t key = NULL;
-    gnutls_x509_crt_t fresh = NULL;
+    gnutls_x509_crt_t fresh = NULL, *got = NULL;
     gnutls_x509_crq_t crq = NULL;
     gnutls_datum_t pem = {0};
     char *cert = NULL, *ca = NULL, why[384] = "";
+    size_t n_got = 0;
     const char *keyref = up->key ? up->key : PKI_LABEL_DEVICE;
     int rc;
 
@@ -1007,12 +1068,14 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     o.key = key;
     o.tls_min = cfg->mgmt.tls_min;
     o.timeout = 30;
+    /* Before the renewal: the current certificate is superseded after it. */
+    renew_fetch_cas(&o, up, &got, &n_got);
     rc = est_simplereenroll(&o, crq, &fresh, why, sizeof(why));
     if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] %s: %s", up->name, up->enroll, why);
         goto out;
     }
-    rc = renew_check_answer(up, keyref, key, fresh, ca, err, errlen);
+    rc = renew_check_answer(up, keyref, key, fresh, ca, got, n_got, err, errlen);
     if (rc < 0)
         goto out;
     if (pki_cert_pem(fresh, &pem) < 0) {
@@ -1023,7 +1086,10 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     rc = fs_write_atomic(cert, pem.data, pem.size, 0644);
     if (rc < 0)
         snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, fs_strerror(rc));
+    if (rc == 0)
+        rc = renew_store_cas(up, ca, fresh, got, n_got, err, errlen);
 out:
+    free_certs(got, n_got);
     gnutls_free(pem.data);
     if (crq)
         gnutls_x509_crq_deinit(crq);

@@ -41,7 +41,9 @@ chmod 755 "$T"
 
 MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM"; exit 77; }
 softhsm_setup "$T"
-softhsm_token gw "$PIN" || { echo "Bail out! token"; exit 1; }
+softhsm_token gw "$PIN" && softhsm_token dv dv-pin-0000 || { echo "Bail out! token"; exit 1; }
+printf 'dv-pin-0000\n' >"$T/dv.pin"
+chmod 600 "$T/dv.pin"
 printf '%s\n' "$PIN" >"$T/gw.pin"
 chmod 600 "$T/gw.pin"
 mkdir -p "$T/run"
@@ -53,9 +55,13 @@ while [ "$EPORT" = "$PORT" ]; do EPORT=$(free_port); done
 EST=https://127.0.0.1:$EPORT/.well-known/est
 gw_conf "$T/gw.conf"
 printf '[enroll]\nlisten = 127.0.0.1:%s\n' "$EPORT" >>"$T/gw.conf"
+# A spoke with its own token: joins before the rollover, renews during it.
+mkconf "$T/dv.conf" dv "$T/dv.pin" "$T/dv-pki"
+sed -i "s|^control-socket = .*|control-socket = $T/run/dv.sock|" "$T/dv.conf"
+dev() { "$MTLSGW" -c "$T/dv.conf" "$@"; }
 softhsm_give_to "$DUSER" "$T/tokens"
 softhsm_give_to "$DUSER" "$T/run"
-chown "$DUSER:" "$T/gw.pin" 2>/dev/null
+chown "$DUSER:" "$T/gw.pin" "$T/dv.pin" 2>/dev/null
 DLOG=$T/daemon.log
 : >"$DLOG"
 engine_conf
@@ -95,6 +101,19 @@ renew() { # name
 
 dmn_start || { echo "Bail out! the daemon does not start: $(tail -5 "$DLOG")"; exit 1; }
 
+for i in $(seq 30); do
+    grep -Eq "CA certificate expires in (99|100) days .*mtlsgw ca rollover" "$DLOG" && break
+    sleep 0.1
+done
+ok_if "the daemon's log warns too, naming ca rollover" grep -Eq \
+    "CA certificate expires in (99|100) days .*mtlsgw ca rollover" "$DLOG"
+CODE=$(hub invite spoke1 --role tunnel 2>&1 | awk '$1 == "code" {print $2}')
+GWFP=$(openssl x509 -in "$P/gateway.crt" -noout -fingerprint -sha256 | cut -d= -f2)
+out=$(dev join "https://127.0.0.1:$EPORT" --name spoke1 --code "$CODE" --fingerprint "$GWFP" 2>&1)
+ok_if "spoke1 joins before the rollover" test $? = 0 || echo "# $out"
+printf '[uplink hub]\nserver = 127.0.0.1:%s\nenroll = https://127.0.0.1:%s\n' \
+    "$(free_port)" "$EPORT" >>"$T/dv.conf"
+cp "$T/dv-pki/hub-ca.crt" "$T/spoke-ca-before.crt"
 out=$(hub status 2>&1)
 expect_in "under 180): make the next one now, without a flag day: mtlsgw ca rollover" "$out" \
     "status warns that the CA expires within 180 days, naming ca rollover"
@@ -150,6 +169,14 @@ ok_if "bob (new CA's certificate, only the new anchor): served" test "$HTTP" = 2
     echo "# HTTP $HTTP $(cat "$T/curl.err")"
 as_with alice "$T/old-anchor.crt"
 ok_if "alice still served alongside" test "$HTTP" = 200
+out=$(dev renew 2>&1)
+ok_if "spoke1 (hub-ca.crt: the old anchor alone) renews with mtlsgw renew" test $? = 0 ||
+    echo "# $out"
+ok_if "... its new certificate comes from the new CA" \
+    openssl verify -CAfile "$T/new-anchor.crt" "$T/dv-pki/device.crt"
+ok_if "... and its hub-ca.crt now holds the new anchor too (from cacerts)" sh -c \
+    "grep -c 'BEGIN CERTIFICATE' '$T/dv-pki/hub-ca.crt' | grep -qx 4 &&
+     openssl verify -CAfile '$T/dv-pki/hub-ca.crt' '$T/gw-leaf.crt'"
 HTTP=$(curl -sS --max-time 10 --cacert "$T/old-anchor.crt" -o "$T/cacerts.p7" \
     -w '%{http_code}' "$EST/cacerts" 2>/dev/null) || true
 n=$(openssl base64 -d -A -in "$T/cacerts.p7" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
@@ -208,8 +235,8 @@ ok_if "... the new CA is G3" sh -c \
 dmn_stop
 dmn_start || { echo "Bail out! the daemon does not restart: $(tail -5 "$DLOG")"; exit 1; }
 r=1
-renew admin1 && renew bob && r=0
-ok_if "admin1 and bob renew at G3" test "$r" = 0 || echo "# HTTP $HTTP $(cat "$T/curl.err")"
+renew admin1 && renew bob && dev renew >/dev/null 2>&1 && r=0
+ok_if "admin1, bob and spoke1 renew at G3" test "$r" = 0 || echo "# HTTP $HTTP $(cat "$T/curl.err")"
 as_with bob "$P/ca-new.crt"
 ok_if "bob (G3) served" test "$HTTP" = 200
 as_with alice "$T/g2-anchor.crt"

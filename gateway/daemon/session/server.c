@@ -462,11 +462,15 @@ static void submit_task(struct daemon *d, int kind)
 static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not_after,
                         time_t now)
 {
-    static const int marks[] = {30, 7, 1};
+    /* The CA from 180 days on: its successor (mtlsgw ca rollover) needs
+     * the time for every peer to renew before the old one ends. */
+    static const int marks[] = {30, 7, 1}, ca_marks[] = {180, 90, 30, 7, 1};
+    const int *m = slot == 0 ? ca_marks : marks;
+    int n = slot == 0 ? 5 : 3;
     long long left = days_until(not_after, now);
 
-    for (int i = 2; i >= 0; i--) {
-        if (left < marks[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > marks[i])) {
+    for (int i = n - 1; i >= 0; i--) {
+        if (left < m[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > m[i])) {
             if (left < 0 && slot == 0)
                 log_err("%s expired %lld days ago: every peer it issued is refused; make a "
                         "new CA (mtlsgw init --force) and enroll the peers again",
@@ -475,10 +479,10 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
                 log_err("%s expired %lld days ago", what, -left);
             else
                 log_warn("%s expires in %lld days (%s)", what, left,
-                         slot == 0 ? "every peer is refused from then on, and no certificate "
-                                     "it issues lasts longer: make a new CA in time"
+                         slot == 0 ? "every peer is refused from then on: make its "
+                                     "successor now, without a flag day: mtlsgw ca rollover"
                                    : "renew it");
-            d->warned_days[slot] = marks[i];
+            d->warned_days[slot] = m[i];
             return;
         }
     }
