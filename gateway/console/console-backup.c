@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -480,27 +481,32 @@ static int write_entries(const char *dir, const struct entry *v, size_t n, char 
     return 0;
 }
 
-static int remove_tree(const char *dir)
+/* rm -r of a directory this command made, never following a link: a
+ * link planted inside (by whoever can write there) is removed, not
+ * followed. */
+static int remove_at(int parent, const char *name)
 {
-    DIR *d = opendir(dir);
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d;
     struct dirent *e;
 
-    if (!d)
+    if (fd < 0)
+        return unlinkat(parent, name, 0) < 0 ? -errno : 0;
+    d = fdopendir(fd);
+    if (!d) {
+        close(fd);
         return -errno;
-    while ((e = readdir(d))) {
-        char *p;
-        struct stat st;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        p = fs_join(dir, e->d_name);
-        if (p && lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(p);
-        else if (p)
-            unlink(p);
-        free(p);
     }
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            remove_at(dirfd(d), e->d_name);
     closedir(d);
-    return rmdir(dir) < 0 ? -errno : 0;
+    return unlinkat(parent, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+static void remove_tree(const char *dir)
+{
+    remove_at(AT_FDCWD, dir);
 }
 
 /* Build the new dir beside the live one, then swap them by rename. */
@@ -516,14 +522,18 @@ static int restore_swap(struct console *con, const struct entry *v, size_t n, ch
 
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(tmp, sizeof(tmp), "%s.restore-%ld", dir, (long)getpid());
+    snprintf(tmp, sizeof(tmp), "%s.restore-XXXXXX", dir);
     snprintf(kept, keptlen, "%s.before-restore-%s", dir, stamp);
-    remove_tree(tmp);
-    rc = fs_mkdir(tmp, 0750);
-    if (rc == 0 && chown(tmp, privs_daemon_uid(), privs_daemon_gid()) < 0)
+    /* A fresh name no one else can have made (mkdtemp: 0700, then opened
+     * to the daemon's user). */
+    rc = mkdtemp(tmp) ? 0 : -errno;
+    if (rc == 0 && (chmod(tmp, 0750) < 0 || chown(tmp, privs_daemon_uid(),
+                                                  privs_daemon_gid()) < 0))
         rc = -errno;
     if (rc < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(-rc));
+        if (rc != -EEXIST && access(tmp, F_OK) == 0 && strstr(tmp, "XXXXXX") == NULL)
+            remove_tree(tmp);
         return rc;
     }
     if ((rc = con_as_daemon()) < 0)

@@ -128,6 +128,23 @@ ok_if "a backup with pki/../../evil: refused" test $? != 0
 expect_in "refusing entry" "$out" "... naming the entry"
 ok_if "... nothing written outside" test ! -e "$T/evil"
 
+python3 - "$T/b.tar" "$T/link.tar" <<'PY'
+import sys, tarfile
+src, dst = sys.argv[1], sys.argv[2]
+with tarfile.open(src) as a, tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as b:
+    for m in a.getmembers():
+        if m.name == "pki/crl.pem":
+            link = tarfile.TarInfo("pki/crl.pem")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "/etc/shadow"
+            b.addfile(link)
+        else:
+            b.addfile(m, a.extractfile(m))
+PY
+out=$(hub restore --force "$T/link.tar" 2>&1)
+ok_if "a backup with a symbolic link in it: refused" test $? != 0
+expect_in "refusing entry 'pki/crl.pem'" "$out" "... naming it"
+
 out=$(hub restore --force "$T/b.tar" 2>&1)
 ok_if "restore --force over the live setup" test $? = 0 || echo "# $out"
 ok_if "... the replaced setup is kept beside it" sh -c "ls -d '$P'.before-restore-* >/dev/null"
