@@ -125,6 +125,15 @@ ok_if "ca rollover without --yes and no terminal: refused" test "$rc" != 0
 expect_in "--yes" "$out" "... saying --yes goes ahead"
 ok_if "... and ca.crt is unchanged" cmp -s "$P/ca.crt" "$T/old-anchor.crt"
 
+if command -v script >/dev/null; then
+    out=$(printf 'no\n' | script -qec "'$MTLSGW' -c '$T/gw.conf' ca rollover" /dev/null 2>&1)
+    expect_in "Type 'yes' to go ahead" "$out" "ca rollover on a terminal asks, saying what changes"
+    expect_in "not confirmed: nothing changed" "$out" "... 'no' changes nothing"
+    ok_if "... ca.crt is unchanged" cmp -s "$P/ca.crt" "$T/old-anchor.crt"
+else
+    tap_skip "ca rollover on a terminal" "no script(1)"
+fi
+
 out=$(hub ca rollover --yes 2>&1)
 rc=$?
 ok_if "ca rollover --yes: done (and the daemon told)" test "$rc" = 0 || echo "# $out"
