@@ -15,6 +15,7 @@
 #include "pki-rollover.h"
 #include "pki.h"
 #include "registry.h"
+#include "trustdb.h"
 #include "verify.h"
 
 #define CERT_FILE_MAX (1024 * 1024)
@@ -203,10 +204,7 @@ int cmd_explain(struct console *con, int argc, char **argv)
     gnutls_x509_crt_t chain[CHAIN_MAX] = {0};
     unsigned n = 0;
     struct pki *pki = NULL;
-    struct registry *reg = NULL;
-    gnutls_x509_crt_t ca = NULL;
-    gnutls_x509_crl_t crl = NULL;
-    struct trust tr = {0};
+    struct trustdb *db = NULL;
     struct verdict v;
     char err[512] = "";
     int rc = EXIT_FAIL;
@@ -217,17 +215,13 @@ int cmd_explain(struct console *con, int argc, char **argv)
         return EXIT_FAIL;
     if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
         goto out;
-    if (pki_read_cert(pki->ca_path, &ca, err, sizeof(err)) < 0 ||
-        pki_load_registry(pki, &reg, err, sizeof(err)) < 0 ||
-        pki_read_crl(pki, &crl, err, sizeof(err)) < 0) {
+    /* The daemon's own snapshot: every anchor of ca.crt (both CAs during a
+     * rollover), the CRLs checked against them, the registry. */
+    if (trustdb_load(pki, &db, err, sizeof(err)) < 0) {
         con_err("explain", "%s", err);
         goto out;
     }
-    tr.cas = &ca;
-    tr.n_cas = 1;
-    tr.crl = crl;
-    tr.reg = reg;
-    if (verify_peer(&tr, chain, n, time(NULL),
+    if (verify_peer(trustdb_trust(db), chain, n, time(NULL),
                     VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
                     &v) < 0) {
         con_err("explain", "cannot verify %s", argv[1]);
@@ -256,11 +250,7 @@ int cmd_explain(struct console *con, int argc, char **argv)
 out:
     for (unsigned i = 0; i < n; i++)
         gnutls_x509_crt_deinit(chain[i]);
-    if (ca)
-        gnutls_x509_crt_deinit(ca);
-    if (crl)
-        gnutls_x509_crl_deinit(crl);
-    registry_free(reg);
+    trustdb_unref(db);
     pki_free(pki);
     return rc;
 }

@@ -180,6 +180,8 @@ ok_if "bob (new CA's certificate, only the new anchor): served" test "$HTTP" = 2
     echo "# HTTP $HTTP $(cat "$T/curl.err")"
 as_with alice "$T/old-anchor.crt"
 ok_if "alice still served alongside" test "$HTTP" = 200
+out=$(hub explain "$T/alice.crt" 2>&1)
+expect_in "granted: peer alice" "$out" "explain agrees: alice (old CA) granted during the overlap"
 out=$(dev renew 2>&1)
 ok_if "spoke1 (hub-ca.crt: the old anchor alone) renews with mtlsgw renew" test $? = 0 ||
     echo "# $out"
