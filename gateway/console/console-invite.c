@@ -23,37 +23,12 @@
 #include "registry.h"
 
 
-/* The address a device should dial for [enroll] listen: the listen address,
- * or this host's name when it listens on every address. */
-static void enroll_url(const struct config *cfg, char *buf, size_t len)
-{
-    const char *l = cfg->enroll.listen, *colon;
-    char host[256];
-
-    if (!l) {
-        snprintf(buf, len, "https://HUB:PORT");
-        return;
-    }
-    colon = strrchr(l, ':');
-    if (!colon)
-        colon = l + strlen(l);
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - l), l);
-    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0 || !host[0]) {
-        if (gethostname(host, sizeof(host)) < 0 || !host[0])
-            snprintf(host, sizeof(host), "HUB");
-        host[sizeof(host) - 1] = '\0';
-    }
-    snprintf(buf, len, "https://%s%s", host, colon);
-}
-
 /* --qr: the join line as a QR code for a phone to carry to the device. */
 static void print_join_qr(const char *url, const char *name, const char *code, const char *fp)
 {
     char line[512], *text = NULL;
 
-    snprintf(line, sizeof(line), "mtlsgw join %s --name %s --code %s --fingerprint %s", url,
-             name, code, fp);
-    if (qr_text(line, &text) < 0)
+    if (invite_join_line(url, name, code, fp, line, sizeof(line)) < 0 || qr_text(line, &text) < 0)
         con_err("invite", "the QR code could not be made; type the line above instead");
     else
         printf("the same line as a QR code:\n%s", text);
@@ -181,7 +156,7 @@ static void invite_print(const struct console *con, const struct invite_args *a,
     char when[32], url[300];
 
     time_format_utc(expires, when, sizeof(when));
-    enroll_url(con->cfg, url, sizeof(url));
+    invite_join_url(con->cfg->enroll.listen, url, sizeof(url));
     printf("invite for %s (%s", a->name, role_name(a->role));
     for (size_t i = 0; i < a->nets.n; i++)
         printf("%s%s", i ? "," : ", networks ", a->nets.nets[i]);
@@ -244,34 +219,6 @@ out:
     return rc;
 }
 
-static struct json_object *invite_json(const struct invite *inv, int64_t now)
-{
-    struct json_object *o = json_object_new_object(), *nets = json_object_new_array();
-    char when[32];
-
-    json_object_object_add(o, "name", json_object_new_string(inv->name));
-    json_object_object_add(o, "role", json_object_new_string(role_name(inv->role)));
-    json_object_object_add(o, "state",
-                           json_object_new_string(invite_state_name(invite_state(inv, now))));
-    for (size_t i = 0; i < inv->n_networks; i++)
-        json_object_array_add(nets, json_object_new_string(inv->networks[i]));
-    json_object_object_add(o, "networks", nets);
-    time_format_utc(inv->created, when, sizeof(when));
-    json_object_object_add(o, "created", json_object_new_string(when));
-    time_format_utc(inv->expires, when, sizeof(when));
-    json_object_object_add(o, "expires", json_object_new_string(when));
-    if (inv->used_at) {
-        time_format_utc(inv->used_at, when, sizeof(when));
-        json_object_object_add(o, "used_at", json_object_new_string(when));
-        json_object_object_add(o, "used_by",
-                               inv->used_by ? json_object_new_string(inv->used_by) : NULL);
-        json_object_object_add(o, "serial",
-                               inv->serial ? json_object_new_string(inv->serial) : NULL);
-    }
-    json_object_object_add(o, "actor", inv->actor ? json_object_new_string(inv->actor) : NULL);
-    return o;
-}
-
 int cmd_invites(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -307,7 +254,7 @@ int cmd_invites(struct console *con, int argc, char **argv)
     if (json) {
         struct json_object *arr = json_object_new_array();
         for (size_t i = 0; i < invites_count(set); i++)
-            json_object_array_add(arr, invite_json(invites_at(set, i), now));
+            json_object_array_add(arr, invite_public_json(invites_at(set, i), now));
         puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);
