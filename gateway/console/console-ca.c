@@ -17,25 +17,6 @@
 #include "pki.h"
 #include "registry.h"
 
-bool con_confirm(const char *cmd, bool yes, const char *what)
-{
-    char line[16];
-
-    if (yes)
-        return true;
-    if (!isatty(STDIN_FILENO)) {
-        con_err(cmd, "this %s; no terminal to confirm on: give --yes to go ahead", what);
-        return false;
-    }
-    fprintf(stderr, "This %s.\nType 'yes' to go ahead: ", what);
-    fflush(stderr);
-    if (!fgets(line, sizeof(line), stdin) || strcmp(line, "yes\n") != 0) {
-        con_err(cmd, "not confirmed: nothing changed");
-        return false;
-    }
-    return true;
-}
-
 const char *con_ca_issuer(const struct rollover *ro, const struct peer *p)
 {
     if (!ro)
@@ -109,12 +90,15 @@ static int ca_rollover(struct console *con, int argc, char **argv)
         return con_usage("ca");
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
-    if (!con_confirm("ca rollover", yes,
-                     "makes a new CA key on the token and a new CA certificate; ca.crt will "
-                     "hold both CAs, gateway.crt is reissued by the new CA, and new "
+    rc = con_confirm("ca rollover",
+                     "this makes a new CA key on the token and a new CA certificate; ca.crt "
+                     "will hold both CAs, gateway.crt is reissued by the new CA, and new "
                      "certificates come from the new CA. The old CA stays trusted until "
-                     "'mtlsgw ca retire-old'; nothing is deleted"))
+                     "'mtlsgw ca retire-old'; nothing is deleted",
+                     yes);
+    if (rc != EXIT_OK)
         goto out;
+    rc = EXIT_FAIL;
     o.actor = con->actor;
     if (con_as_daemon() < 0)
         goto out;
@@ -168,11 +152,14 @@ static int ca_retire_old(struct console *con, int argc, char **argv)
         return con_usage("ca");
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
-    if (!con_confirm("ca retire-old", yes,
-                     "ends the CA rollover: the old CA is no longer trusted, and every peer "
-                     "still holding a certificate of it is refused from then on (with "
-                     "--force they are revoked)"))
+    rc = con_confirm("ca retire-old",
+                     "this ends the CA rollover: the old CA is no longer trusted, and every "
+                     "peer still holding a certificate of it is refused from then on (with "
+                     "--force they are revoked)",
+                     yes);
+    if (rc != EXIT_OK)
         goto out;
+    rc = EXIT_FAIL;
     if (con_as_daemon() < 0)
         goto out;
     if (pki_retire_old(pki, force, con->actor, &still, err, sizeof(err)) < 0) {

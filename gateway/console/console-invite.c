@@ -19,6 +19,7 @@
 #include "est-codec.h"
 #include "invite.h"
 #include "pki.h"
+#include "peernet.h"
 #include "qr.h"
 #include "registry.h"
 
@@ -44,6 +45,7 @@ struct invite_args {
     enum peer_role role;
     int64_t ttl;
     struct cidr_list nets;
+    bool allow_default;
     bool qr; /* --qr */
 };
 
@@ -54,6 +56,7 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
         {"role", required_argument, NULL, 'r'},
         {"network", required_argument, NULL, 'N'},
         {"ttl", required_argument, NULL, 't'},
+        {"allow-default", no_argument, NULL, 'A'},
         {"qr", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
@@ -75,6 +78,9 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
             if ((rc = con_add_network("invite", &a->nets, optarg)) != EXIT_OK)
                 return rc;
             break;
+        case 'A':
+            a->allow_default = true;
+            break;
         default:
             return con_usage("invite");
         }
@@ -87,32 +93,32 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
     a->name = argv[optind];
     if (role_parse(role_s, &a->role) < 0) {
         con_err("invite", "--role %s: unknown role (admin, monitor or tunnel)", role_s);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (!peer_name_valid(a->name)) {
         con_err("invite",
                 "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
                 "letter or digit)",
                 a->name);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (a->nets.n && a->role != ROLE_TUNNEL) {
         con_err("invite", "--network is for tunnel peers; %s would be %s", a->name,
                 role_name(a->role));
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (invite_parse_duration(ttl_s, &a->ttl) < 0) {
         con_err("invite", "--ttl %s: not a duration from 1s to 365d (e.g. 24h, 30m, 7d)",
                 ttl_s);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     return EXIT_OK;
 }
 
 /* As the daemon's user: the name is free, and the fingerprint of the
  * certificate the device will see. 0, or -1 as the invoker after a message. */
-static int invite_precheck(struct console *con, struct pki *pki, const char *name, char *fp,
-                        size_t fplen)
+static int invite_precheck(struct console *con, struct pki *pki, const struct invite_args *a,
+                           char *fp, size_t fplen)
 {
     struct registry *reg = NULL;
     const struct peer *p;
@@ -127,11 +133,17 @@ static int invite_precheck(struct console *con, struct pki *pki, const char *nam
         con_err("invite", "%s", err);
         goto out;
     }
-    p = registry_find_name(reg, name);
-    if (p && p->status == PEER_ACTIVE) {
+    p = registry_find_active_ci(reg, a->name);
+    if (p) {
         con_as_invoker();
         con_err("invite", "peer '%s' is already enrolled (serial %s); revoke it first or choose "
-                          "another name", name, p->serial);
+                          "another name (names are compared ignoring case)", p->name, p->serial);
+        goto out;
+    }
+    if (peernet_check(reg, a->name, a->nets.nets, a->nets.n, a->allow_default, err,
+                      sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("invite", "%s", err);
         goto out;
     }
     gw_path = con->cfg->mgmt.cert ? con->cfg->mgmt.cert : pki->gw_path;
@@ -186,7 +198,9 @@ int cmd_invite(struct console *con, int argc, char **argv)
     if (con_load_config(con) != EXIT_OK)
         goto out;
     /* The enrollment this invite leads to would be refused: say so now. */
-    if (config_check_peer_networks(con->cfg, a.nets.nets, a.nets.n, err, sizeof(err)) < 0) {
+    if (peernet_check(NULL, a.name, a.nets.nets, a.nets.n, a.allow_default, err,
+                      sizeof(err)) == -EDOM ||
+        config_check_peer_networks(con->cfg, a.nets.nets, a.nets.n, err, sizeof(err)) < 0) {
         con_err("invite", "%s", err);
         goto out;
     }
@@ -194,7 +208,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
         goto out;
     if (con_as_daemon() < 0)
         goto out;
-    if (invite_precheck(con, pki, a.name, fp, sizeof(fp)) < 0)
+    if (invite_precheck(con, pki, &a, fp, sizeof(fp)) < 0)
         goto out;
     inv.name = (char *)a.name;
     inv.role = (int)a.role;

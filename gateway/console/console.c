@@ -21,38 +21,60 @@
 static const struct command commands[] = {
     {"init", cmd_init,
      "init --cn NAME [--host NAME]... [--key-type ec-p256|ec-p384|rsa-3072] [--days N] "
-     "[--force]",
+     "[--force [--yes]]",
      "Generate the CA key and the gateway key on the token, write ca.crt, gateway.crt,\n"
      "an empty CRL and an empty registry in the pki dir. --days is the CA's lifetime\n"
      "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
-     "or IP address, repeatable) defaults to this machine's hostname."},
+     "or IP address, repeatable) defaults to this machine's hostname. --force replaces\n"
+     "an existing CA (every peer must then be enrolled again): it says so and asks on\n"
+     "the terminal; --yes answers for scripts."},
     {"csr", cmd_csr,
      "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key] [--force]",
      "Device side: make the device key on this appliance's token if absent and write a\n"
      "PKCS#10 CSR signed by it to FILE. --new-key replaces the device key first (after\n"
      "a revocation: a revoked key is never enrolled again). FILE may be - (stdout), a\n"
-     "device or a FIFO (written in place); a symbolic link only with --force."},
+     "device or a FIFO (written in place); an existing file or a symbolic link only\n"
+     "with --force."},
     {"enroll", cmd_enroll,
      "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
-     "--password-file FILE) [--network CIDR]... [--days N] [--force]",
+     "--password-file FILE) [--network CIDR]... [--allow-default] [--days N] [--force]",
      "Issue a client certificate (clientAuth, URI SAN urn:mtlsgw:role:ROLE, default 397\n"
      "days) and record the peer in the registry. With --csr the certificate is written\n"
      "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
-     "the certificate and the CA to a PKCS#12 protected by the password in the file.\n"
-     "FILE may be - (stdout), a device or a FIFO (written in place); a symbolic link\n"
-     "only with --force (its target is written, the link stays)."},
+     "the certificate and the CA to a PKCS#12 protected by the password in the file\n"
+     "(- reads it from stdin). --network takes a prefix with its length; one that\n"
+     "overlaps another of the peer's or another peer's is refused, and 0.0.0.0/0 or\n"
+     "::/0 needs --allow-default.\n"
+     "FILE may be - (stdout), a device or a FIFO (written in place); an existing file\n"
+     "or a symbolic link only with --force (a link's target is written, the link stays)."},
     {"revoke", cmd_revoke,
      "revoke NAME [--reason unspecified|keyCompromise|superseded|cessationOfOperation]",
      "Mark the peer revoked in the registry and re-sign the CRL, then tell the running\n"
      "daemon. Exit 3 when it did not acknowledge: the change stays, and the daemon's own\n"
      "watch of the pki dir applies it within a second if it runs."},
-    {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
-    {"show", cmd_show, "show NAME [--json]", "Show one peer."},
+    {"peers", cmd_peers, "peers [--status active|revoked|all] [--json]",
+     "List enrolled peers (--status: only active, only revoked or superseded; default\n"
+     "all), with ONLINE: yes when the running daemon has a session of that\n"
+     "certificate, - when the daemon cannot be asked."},
+    {"show", cmd_show, "show NAME [--json | --pem [--chain]]",
+     "Show one peer. --pem prints its current certificate (kept under issued/ in the\n"
+     "pki dir); --chain appends the CA certificate (and chain.pem when there is one)."},
+    {"reissue", cmd_reissue,
+     "reissue NAME [--days N] [--overlap DURATION] [--out FILE [--force]]",
+     "Issue a new certificate for the enrolled peer NAME with the key of its current one\n"
+     "(from issued/), the same role and networks, a new serial; printed, or written to\n"
+     "FILE. The old serial is refused at handshake from now on, or after --overlap\n"
+     "(s, m, h, d: e.g. 7d) so the device can install the new one. --days defaults to\n"
+     "the current lifetime. The registry keeps both."},
     {"crl", cmd_crl, "crl [--out FILE [--force]]",
      "Print (or write) the current CRL in PEM. FILE as for csr --out."},
     {"status", cmd_status, "status [--json]",
      "Ask the running daemon (through [daemon] control-socket) for its state: token,\n"
      "sessions, days left on the CA, the gateway certificate and the CRL."},
+    {"sessions", cmd_sessions, "sessions [--json]",
+     "Ask the running daemon who is connected: session id, peer, role, listener, the\n"
+     "address it comes from, since when, bytes in and out, and for a tunnel its\n"
+     "interface and address. End one with 'mtlsgw kick NAME'."},
     {"kick", cmd_kick, "kick NAME",
      "End the running daemon's sessions of peer NAME without revoking it."},
     {"bans", cmd_bans, "bans [--json]",
@@ -63,7 +85,7 @@ static const struct command commands[] = {
      "Lift the ban of ADDRESS (IPv4 or IPv6) in the running daemon, and forget its\n"
      "failures."},
     {"invite", cmd_invite, "invite NAME --role admin|monitor|tunnel [--network CIDR]... "
-     "[--ttl DURATION] [--qr]",
+     "[--allow-default] [--ttl DURATION] [--qr]",
      "Make a one-time invite code for a device to enroll itself over the network\n"
      "([enroll] listen). Prints the code (100 bits, five groups of four), the SHA-256\n"
      "of the gateway certificate for the device to pin, and the 'mtlsgw join' line.\n"
@@ -74,16 +96,24 @@ static const struct command commands[] = {
      "List invites: pending, used (when, from where, which serial) or expired."},
     {"uninvite", cmd_uninvite, "uninvite NAME", "Withdraw the invite of NAME."},
     {"join", cmd_join,
-     "join URL --code CODE [--name NAME] (--ca FILE | --fingerprint SHA256)",
+     "join URL --code CODE [--name NAME] (--ca FILE | --fingerprint SHA256) [--new-key]",
      "Device side: enroll at the hub's EST URL (https://HUB:PORT) with an invite code.\n"
      "Makes the device key on this token if absent, trusts the hub by its CA file or\n"
      "by the SHA-256 fingerprint the invite printed, writes device.crt and hub-ca.crt\n"
      "to the pki dir and prints the [uplink] lines to add. --name defaults to the\n"
-     "hostname and must be the invite's NAME."},
+     "hostname and must be the invite's NAME. --new-key replaces the device key first\n"
+     "(a revoked device re-joining: its old key is never enrolled again)."},
     {"renew", cmd_renew, "renew [NAME]",
      "Device side: re-enroll now (EST simplereenroll with the current certificate) for\n"
      "[uplink NAME], or for every uplink with an enroll URL. The running daemon uses\n"
      "the new certificate for its next connection; its open tunnel stays up."},
+    {"gateway", cmd_gateway, "gateway renew [--host NAME]... [--days N] [--new-key]",
+     "Issue a new gateway certificate from the CA on the token and write gateway.crt\n"
+     "(atomically; a copy under issued/). Same key unless --new-key (a new token key;\n"
+     "the old one is deleted once the running daemon has switched). --host (repeatable)\n"
+     "replaces the names; without it they are kept. --days defaults to the current\n"
+     "lifetime (at most 397). The running daemon serves it to new handshakes at once;\n"
+     "open sessions and tunnels stay up. Exit 3 when it did not switch."},
     {"ca", cmd_ca,
      "ca rollover [--key-type ec-p256|ec-p384|rsa-3072] [--days N] [--yes] | "
      "ca retire-old [--force] [--yes]",
@@ -117,15 +147,65 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* The command a typo most likely meant (at most 2 edits, or a unique
+ * prefix), or NULL. */
+static const char *nearest_command(const char *name)
+{
+    const char *best = NULL, *prefixed = NULL;
+    size_t best_d = 3, n_prefixed = 0;
+
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        size_t d = con_edit_distance(name, commands[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = commands[i].name;
+        }
+        if (name[0] && strncmp(commands[i].name, name, strlen(name)) == 0) {
+            prefixed = commands[i].name;
+            n_prefixed++;
+        }
+    }
+    return best ? best : n_prefixed == 1 ? prefixed : NULL;
+}
+
+/* "-c FILE" after the command is read as the command's option: say where it
+ * goes instead of calling it unknown. */
+static bool config_after_command(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ||
+            strncmp(argv[i], "--config=", 9) == 0)
+            return true;
+    }
+    return false;
+}
+
 void con_err(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
+    const char *m = msg;
+    size_t n = strlen(cmd);
+    bool named = false;
     va_list ap;
 
-    fprintf(stderr, "mtlsgw %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* Core messages name their operation ("enroll: ...", "enroll bob: ...")
+     * for the daemon's log; said once here: "mtlsgw enroll: ...", "mtlsgw
+     * enroll bob: ...", never "mtlsgw enroll: enroll: ...". */
+    if (strncmp(m, cmd, n) == 0 && m[n] == ':')
+        named = true;
+    else if (strncmp(m, cmd, n) == 0 && m[n] == ' ') {
+        size_t w = strcspn(m + n + 1, ": ");
+        named = w > 0 && m[n + 1 + w] == ':';
+    }
+    if (named)
+        fprintf(stderr, "mtlsgw %s\n", m);
+    else
+        fprintf(stderr, "mtlsgw %s: %s\n", cmd, m);
 }
 
 int con_usage(const char *cmd)
@@ -172,8 +252,10 @@ int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg)
         con_err(cmd, "at most %d --network", CIDR_LIST_MAX);
         return EXIT_USAGE;
     }
-    if (rc == -EINVAL)
+    if (rc == -EINVAL) {
         con_err(cmd, "--network %s: %s", arg, why);
+        return EXIT_USAGE;
+    }
     return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -225,7 +307,8 @@ int con_as_invoker(void)
 int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
                   size_t *len)
 {
-    int rc = fs_read_file(path, max, out, len);
+    int rc = strcmp(path, "-") == 0 ? con_read_stdin(max, out, len)
+                                    : fs_read_file(path, max, out, len);
 
     if (rc == -EFBIG)
         con_err(cmd, "%s %s: file too large (over %zu bytes)", opt, path, max);
@@ -240,8 +323,11 @@ int con_write_out(const char *opt, const char *path, const void *data, size_t le
     int rc;
 
     fflush(stdout); /* what was printed comes before what goes to "-" */
-    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : 0);
-    if (rc == -ELOOP && !force)
+    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : FS_OUT_KEEP);
+    if (rc == -EALREADY)
+        snprintf(err, errlen, "%s %s: file exists; not overwritten (give --force to replace "
+                 "it, or another FILE)", opt, path);
+    else if (rc == -ELOOP && !force)
         snprintf(err, errlen, "%s %s: is a symbolic link; not written (give --force to "
                  "write the file it points to; the link stays)", opt, path);
     else if (rc == -ELOOP)
@@ -320,8 +406,17 @@ int main(int argc, char **argv)
     }
     cmd = find_command(argv[i]);
     if (!cmd) {
-        fprintf(stderr, "mtlsgw: unknown command '%s'\n", argv[i]);
-        usage_all(stderr);
+        const char *near = nearest_command(argv[i]);
+        if (near)
+            fprintf(stderr, "mtlsgw: unknown command '%s'; did you mean '%s'?\n", argv[i],
+                    near);
+        else
+            fprintf(stderr, "mtlsgw: unknown command '%s' (see 'mtlsgw --help')\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    if (config_after_command(argc - i, argv + i)) {
+        fprintf(stderr, "mtlsgw %s: -c goes before the command: mtlsgw -c FILE %s ...\n",
+                cmd->name, cmd->name);
         return EXIT_USAGE;
     }
     if (con_wants_help(argc - i, argv + i)) {

@@ -33,6 +33,8 @@ static const struct want every[] = {
     {HTTP_M_GET, "/api/v1/bans", "/api/v1/bans", ROLE_MONITOR, false, ""},
     {HTTP_M_DELETE, "/api/v1/bans/2001:db8::1", "/api/v1/bans/*", ROLE_ADMIN, false,
      "2001:db8::1"},
+    {HTTP_M_GET, "/api/v1/ca", "/api/v1/ca", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/api/v1/crl", "/api/v1/crl", ROLE_MONITOR, false, ""},
     {HTTP_M_GET, "/api/v1/invites", "/api/v1/invites", ROLE_MONITOR, false, ""},
     {HTTP_M_POST, "/api/v1/invites", "/api/v1/invites", ROLE_ADMIN, false, ""},
     {HTTP_M_DELETE, "/api/v1/invites/phone1", "/api/v1/invites/*", ROLE_ADMIN, false, "phone1"},

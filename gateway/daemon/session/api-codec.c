@@ -35,7 +35,7 @@ static int read_networks(struct json_object *v, struct api_peer_req *out, char *
         char canon[64];
 
         if (!json_object_is_type(e, json_type_string) ||
-            cidr_parse(json_object_get_string(e), &cidr, &why) < 0) {
+            cidr_parse_network(json_object_get_string(e), &cidr, &why) < 0) {
             snprintf(err, errlen, "networks[%zu]: %s", i, why);
             return -EINVAL;
         }
@@ -45,6 +45,22 @@ static int read_networks(struct json_object *v, struct api_peer_req *out, char *
             return -ENOMEM;
         }
     }
+    return 0;
+}
+
+/* "allow_default": a default route among the networks (peernet_check()). */
+static int read_allow_default(struct json_object *root, struct api_peer_req *out, char *err,
+                              size_t errlen)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(root, "allow_default", &v))
+        return 0;
+    if (!json_object_is_type(v, json_type_boolean)) {
+        snprintf(err, errlen, "\"allow_default\" must be true or false");
+        return -EINVAL;
+    }
+    out->allow_default = json_object_get_boolean(v);
     return 0;
 }
 
@@ -93,6 +109,8 @@ int api_peer_req_parse(const char *body, struct api_peer_req *out, char *err, si
         }
         out->days = (unsigned)dd;
     }
+    if (read_allow_default(root, out, err, errlen) < 0)
+        return -EINVAL;
     if (json_object_object_get_ex(root, "networks", &v))
         return read_networks(v, out, err, errlen);
     return 0;
@@ -134,6 +152,8 @@ int api_invite_req_parse(const char *body, struct api_invite_req *out, char *err
                               "30m, 7d)", ttl);
         return -EINVAL;
     }
+    if (read_allow_default(root, p, err, errlen) < 0)
+        return -EINVAL;
     if (json_object_object_get_ex(root, "networks", &v)) {
         int rc = read_networks(v, p, err, errlen);
         if (rc < 0)

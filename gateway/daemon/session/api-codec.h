@@ -27,6 +27,7 @@ struct api_peer_req {
     unsigned days; /* 0: absent, the config's [pki] peer-days */
     char *networks[API_MAX_NETWORKS]; /* canonical prefixes, owned */
     size_t n_networks;
+    bool allow_default; /* "allow_default": a default route among networks */
 };
 
 /*

@@ -24,6 +24,7 @@
 #include "invite.h"
 #include "log.h"
 #include "pki.h"
+#include "peernet.h"
 #include "qr.h"
 #include "registry.h"
 #include "sessions.h"
@@ -116,15 +117,23 @@ void api_post_invite(struct daemon *d, struct conn *c, const struct http_request
         api_reply_error(r, rc == -ENOMEM ? 500 : 400, "%s", err);
         goto out;
     }
-    /* The enrollment this invite leads to would be refused: say so now. */
-    if (config_check_peer_networks(d->cfg, ir.peer.networks, ir.peer.n_networks, err,
+    /* The enrollment this invite leads to would be refused: say so now
+     * (the rules of mtlsgw invite: peernet_check(), a default route first). */
+    if (peernet_check(NULL, ir.peer.name, ir.peer.networks, ir.peer.n_networks,
+                      ir.peer.allow_default, err, sizeof(err)) == -EDOM ||
+        config_check_peer_networks(d->cfg, ir.peer.networks, ir.peer.n_networks, err,
                                    sizeof(err)) < 0) {
         api_reply_error(r, 400, "%s", err);
         goto out;
     }
     t = daemon_trust(d);
-    p = t ? registry_find_name(trustdb_registry(t), ir.peer.name) : NULL;
-    if (p && p->status == PEER_ACTIVE) {
+    if (t && peernet_check(trustdb_registry(t), ir.peer.name, ir.peer.networks,
+                           ir.peer.n_networks, ir.peer.allow_default, err, sizeof(err)) < 0) {
+        api_reply_error(r, 400, "%s", err);
+        goto out;
+    }
+    p = t ? registry_find_active_ci(trustdb_registry(t), ir.peer.name) : NULL;
+    if (p) {
         api_reply_error(r, 409, "peer '%s' is already enrolled (serial %s); revoke it first or "
                                 "choose another name", p->name, p->serial);
         goto out;

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "api-codec.h"
+#include "api-pki.h"
 #include "api-invites.h"
 #include "bans.h"
 #include "config.h"
@@ -152,6 +153,7 @@ static int issue(struct daemon *d, struct conn *c, const struct api_peer_req *pr
     er.key = pub;
     er.networks = pr->networks;
     er.n_networks = pr->n_networks;
+    er.allow_default = pr->allow_default;
     er.days = pr->days ? pr->days : d->cfg->pki.peer_days;
     er.actor = actor;
     pthread_mutex_lock(&d->pki_lock);
@@ -328,6 +330,8 @@ static const struct api_route routes[] = {
     {HTTP_M_GET,    "/metrics",              0,   ROLE_MONITOR, false, get_metrics},
     {HTTP_M_GET,    API "/bans",             0,   ROLE_MONITOR, false, get_bans},
     {HTTP_M_DELETE, API "/bans/*",           64,  ROLE_ADMIN,   false, delete_ban},
+    {HTTP_M_GET,    API "/ca",               0,   ROLE_MONITOR, false, api_get_ca},
+    {HTTP_M_GET,    API "/crl",              0,   ROLE_MONITOR, false, api_get_crl},
     {HTTP_M_GET,    API "/invites",          0,   ROLE_MONITOR, false, api_get_invites},
     {HTTP_M_POST,   API "/invites",          0,   ROLE_ADMIN,   false, api_post_invite},
     {HTTP_M_DELETE, API "/invites/*",        64,  ROLE_ADMIN,   false, api_delete_invite},
