@@ -246,6 +246,12 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
         if (grc < 0)
             goto out;
     }
+    if (req->crl_url != NULL) {
+        /* One fullName URI, all reasons (RFC 5280 4.2.1.13). */
+        grc = gnutls_x509_crt_set_crl_dist_points(crt, GNUTLS_SAN_URI, req->crl_url, 0);
+        if (grc < 0)
+            goto out;
+    }
 
     kid_size = sizeof(kid);
     grc = gnutls_pubkey_get_key_id(subject, GNUTLS_KEYID_USE_SHA1, kid, &kid_size);

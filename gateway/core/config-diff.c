@@ -40,6 +40,9 @@ static const struct restart_key {
     U("[tunnel] offload", tunnel.offload),
     {"[firewall] gate", GATE, offsetof(struct config, fw.gate), 0},
     S("[enroll] listen", enroll.listen),
+    U("[enroll] tls-min", enroll.tls_min),
+    S("[crl] listen", crl.listen),
+    S("[pki] crl-url", pki.crl_url),
 #undef S
 #undef U
 };
@@ -143,6 +146,11 @@ size_t config_restart_diff(const struct config *o, const struct config *n, char 
             continue;
         snprintf(name, sizeof(name), "[uplink %s] (added)", n->uplinks[i].name);
         add(out, len, &used, name, NULL);
+        count++;
+    }
+    /* [trust NAME] sections: the fetcher holds them from the start. */
+    if (o->n_trusts != n->n_trusts) {
+        add(out, len, &used, "[trust] sections", NULL);
         count++;
     }
     return count;

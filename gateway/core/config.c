@@ -41,10 +41,15 @@ enum key_type {
     KEY_HOSTPORT,
     KEY_URL,
     KEY_BOOL,
+    KEY_HTTP_URL,
+    KEY_ROLES,
+    KEY_STALE,
 };
 
 /* Keys of [uplink NAME] sections: offsets into struct cfg_uplink. */
 #define UPLINK 0x1000
+/* Keys of [trust NAME] sections: offsets into struct cfg_trust. */
+#define TRUST 0x2000
 
 struct key_def {
     const char *name; /* "section.key" */
@@ -65,15 +70,20 @@ _Static_assert(offsetof(struct config, tunnel.n_peer_networks) ==
 _Static_assert(offsetof(struct cfg_uplink, n_accept_routes) ==
                    offsetof(struct cfg_uplink, accept_routes) + sizeof(char *[CFG_MAX_LIST]),
                "accept-routes: count after the list");
+_Static_assert(offsetof(struct cfg_trust, n_networks) ==
+                   offsetof(struct cfg_trust, networks) + sizeof(char *[CFG_MAX_LIST]),
+               "networks: count after the list");
 
 /* Sorted by name: looked up with bsearch. */
 static const struct key_def key_table[] = {
+    {"crl.listen", KEY_LISTEN, offsetof(struct config, crl.listen)},
     {"daemon.ban-threshold", KEY_COUNT, offsetof(struct config, daemon.ban_threshold)},
     {"daemon.ban-time", KEY_SECONDS, offsetof(struct config, daemon.ban_time)},
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
     {"daemon.log-level", KEY_LOG_LEVEL, offsetof(struct config, daemon.log_level)},
     {"daemon.user", KEY_USER, offsetof(struct config, daemon.user)},
     {"enroll.listen", KEY_LISTEN, offsetof(struct config, enroll.listen)},
+    {"enroll.tls-min", KEY_TLS_VERSION, offsetof(struct config, enroll.tls_min)},
     {"firewall.gate", KEY_GATE, offsetof(struct config, fw.gate)},
     {"firewall.gate-timeout", KEY_SECONDS, offsetof(struct config, fw.gate_timeout)},
     {"management.cert", KEY_PATH, offsetof(struct config, mgmt.cert)},
@@ -87,11 +97,18 @@ static const struct key_def key_table[] = {
     {"management.tls-min", KEY_TLS_VERSION, offsetof(struct config, mgmt.tls_min)},
     {"pki.auto-renew", KEY_BOOL, offsetof(struct config, pki.auto_renew)},
     {"pki.crl-days", KEY_DAYS, offsetof(struct config, pki.crl_days)},
+    {"pki.crl-url", KEY_HTTP_URL, offsetof(struct config, pki.crl_url)},
     {"pki.dir", KEY_PATH, offsetof(struct config, pki.dir)},
     {"pki.peer-days", KEY_DAYS, offsetof(struct config, pki.peer_days)},
     {"token.module", KEY_PATH, offsetof(struct config, token.module)},
     {"token.pin-file", KEY_PATH, offsetof(struct config, token.pin_file)},
     {"token.uri", KEY_PKCS11_URI, offsetof(struct config, token.uri)},
+    {"trust.ca", KEY_PATH | TRUST, offsetof(struct cfg_trust, ca)},
+    {"trust.crl-url", KEY_HTTP_URL | TRUST, offsetof(struct cfg_trust, crl_url)},
+    {"trust.max-stale", KEY_STALE | TRUST, offsetof(struct cfg_trust, max_stale)},
+    {"trust.networks", KEY_CIDR_LIST | TRUST, offsetof(struct cfg_trust, networks)},
+    {"trust.refresh", KEY_SECONDS | TRUST, offsetof(struct cfg_trust, refresh)},
+    {"trust.roles", KEY_ROLES | TRUST, offsetof(struct cfg_trust, roles)},
     {"tunnel.handshake-timeout", KEY_SECONDS, offsetof(struct config, tunnel.handshake_timeout)},
     {"tunnel.keepalive", KEY_SECONDS, offsetof(struct config, tunnel.keepalive)},
     {"tunnel.listen", KEY_LISTEN, offsetof(struct config, tunnel.listen)},
@@ -111,8 +128,8 @@ static const struct key_def key_table[] = {
     {"uplink.server-name", KEY_STRING | UPLINK, offsetof(struct cfg_uplink, server_name)},
 };
 
-static const char *const sections[] = {"daemon", "enroll", "firewall", "management", "pki",
-                                       "token",  "tunnel", "uplink"};
+static const char *const sections[] = {"crl",   "daemon", "enroll", "firewall", "management",
+                                       "pki",   "token",  "trust",  "tunnel",   "uplink"};
 
 struct errbuf {
     char *text;
@@ -371,6 +388,29 @@ static const char *set_scalar(enum key_type type, const char *value, unsigned *u
     }
     case KEY_SECONDS:
         return parse_range(value, 1, 86400, "not a number of seconds from 1 to 86400", up);
+    case KEY_STALE: /* up to 30 days: a CRL's own nextUpdate is usually further */
+        return parse_range(value, 1, 30 * 86400, "not a number of seconds from 1 to 2592000",
+                           up);
+    case KEY_ROLES: {
+        static const char *const names[] = {"admin", "monitor", "tunnel"};
+        char buf[128], *cur = buf, *w;
+        unsigned bits = 0;
+        if (strlen(value) >= sizeof(buf))
+            return "want admin, monitor and/or tunnel";
+        strcpy(buf, value);
+        while ((w = next_word(&cur))) {
+            size_t i;
+            for (i = 0; i < 3 && strcmp(w, names[i]) != 0; i++)
+                ;
+            if (i == 3)
+                return "want admin, monitor and/or tunnel";
+            bits |= CFG_ROLE(i);
+        }
+        if (!bits)
+            return "no role: name admin, monitor and/or tunnel";
+        *up = bits;
+        return NULL;
+    }
     case KEY_COUNT:
         return parse_range(value, 1, 1000000, "not a whole number from 1 to 1000000", up);
     case KEY_BYTES:
@@ -423,6 +463,11 @@ static const char *text_value(enum key_type type, const char *value, const char 
         if (strncmp(value, "https://", 8) != 0 || !value[8])
             return "want an https:// URL";
         break;
+    case KEY_HTTP_URL: /* a CRL DP: plain HTTP (RFC 5280 4.2.1.13; the CRL is signed) */
+        if (strncmp(value, "http://", 7) != 0 || !value[7] || value[7] == '/' ||
+            strlen(value) > 512 || strpbrk(value, " \t\"<>\\"))
+            return "want an http://HOST[:PORT]/PATH URL";
+        break;
     case KEY_HOSTPORT: {
         const char *colon = strrchr(value, ':');
         unsigned port;
@@ -465,7 +510,7 @@ static const char *text_value(enum key_type type, const char *value, const char 
 static const char *set_value(struct config *cfg, void *base, const struct key_def *def,
                              const char *value, const char *base_dir)
 {
-    enum key_type type = (enum key_type)(def->type & ~UPLINK);
+    enum key_type type = (enum key_type)(def->type & ~(UPLINK | TRUST));
     char **sp = (char **)((char *)base + def->offset);
     unsigned *up = (unsigned *)((char *)base + def->offset);
     char *copy = NULL;
@@ -486,6 +531,8 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
     case KEY_BYTES:
     case KEY_TLS_VERSION:
     case KEY_LOG_LEVEL:
+    case KEY_ROLES:
+    case KEY_STALE:
         return set_scalar(type, value, up);
     default:
         break;
@@ -519,6 +566,7 @@ int config_new_defaults(struct config **out)
     cfg->daemon.ban_time = 300;
     cfg->mgmt.key = strdup("mtlsgw-gateway");
     cfg->mgmt.tls_min = 13;
+    cfg->enroll.tls_min = 12;
     cfg->mgmt.handshake_timeout = 10;
     cfg->mgmt.max_sessions = 1000;
     cfg->mgmt.max_per_source = 32;
@@ -590,6 +638,34 @@ static int add_uplink(struct config *cfg, const char *name, struct cfg_uplink **
     return 0;
 }
 
+static int add_trust(struct config *cfg, const char *name, struct cfg_trust **out)
+{
+    struct cfg_trust *n;
+    size_t len = strlen(name);
+
+    if (len == 0 || len > 31 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789-_.") != len)
+        return -EINVAL;
+    for (unsigned i = 0; i < cfg->n_trusts; i++)
+        if (strcmp(cfg->trusts[i].name, name) == 0)
+            return -EEXIST;
+    n = realloc(cfg->trusts, (cfg->n_trusts + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    cfg->trusts = n;
+    memset(&n[cfg->n_trusts], 0, sizeof(*n));
+    n[cfg->n_trusts].name = strdup(name);
+    if (!n[cfg->n_trusts].name)
+        return -ENOMEM;
+    /* Defaults: a monitor or a tunnel peer, never an admin unless listed;
+     * a fetch a minute; an hour without a fresh CRL before fail-closed. */
+    n[cfg->n_trusts].roles = CFG_ROLE(1) | CFG_ROLE(2);
+    n[cfg->n_trusts].refresh = 60;
+    n[cfg->n_trusts].max_stale = 3600;
+    *out = &n[cfg->n_trusts++];
+    return 0;
+}
+
 /* One pass over a config file's lines. */
 struct parser {
     struct config *cfg;
@@ -598,6 +674,7 @@ struct parser {
     char section[64];         /* "" before the first, "?" after a refused one */
     unsigned lineno;
     struct cfg_uplink *uplink; /* the [uplink NAME] being read, or NULL */
+    struct cfg_trust *trust;   /* the [trust NAME] being read, or NULL */
 };
 
 /* A "[section]" or "[uplink NAME]" line. */
@@ -613,6 +690,19 @@ static void parse_section(struct parser *ps, char *p)
     *end = '\0';
     p = trim(p + 1);
     ps->uplink = NULL;
+    ps->trust = NULL;
+    if (strncmp(p, "trust", 5) == 0 && (p[5] == ' ' || p[5] == '\t' || !p[5])) {
+        const char *name = trim(p + 5);
+        snprintf(ps->section, sizeof(ps->section), "%s", "trust");
+        if (add_trust(ps->cfg, name, &ps->trust) < 0) {
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[trust NAME]: '%s' is not a new name of 1-31 letters, digits, "
+                       "'-', '_' or '.'",
+                       name);
+            snprintf(ps->section, sizeof(ps->section), "%s", "?");
+        }
+        return;
+    }
     if (strncmp(p, "uplink", 6) == 0 && (p[6] == ' ' || p[6] == '\t' || !p[6])) {
         const char *name = trim(p + 6);
         snprintf(ps->section, sizeof(ps->section), "%s", "uplink");
@@ -625,7 +715,7 @@ static void parse_section(struct parser *ps, char *p)
         }
         return;
     }
-    if (!known_section(p) || strcmp(p, "uplink") == 0) {
+    if (!known_section(p) || strcmp(p, "uplink") == 0 || strcmp(p, "trust") == 0) {
         errbuf_add(&ps->eb, ps->path, ps->lineno, "unknown section [%s]", p);
         snprintf(ps->section, sizeof(ps->section), "%s", "?");
         return;
@@ -666,6 +756,10 @@ static void parse_assignment(struct parser *ps, char *p)
         if (!ps->uplink)
             return; /* its header was already reported */
         why = set_value(ps->cfg, ps->uplink, def, value, ps->base_dir);
+    } else if ((def->type & TRUST) != 0) {
+        if (!ps->trust)
+            return;
+        why = set_value(ps->cfg, ps->trust, def, value, ps->base_dir);
     } else {
         why = set_value(ps->cfg, ps->cfg, def, value, ps->base_dir);
     }
@@ -685,6 +779,19 @@ static void check_whole(struct parser *ps)
         if (!cfg->uplinks[i].server)
             errbuf_add(&ps->eb, ps->path, ps->lineno, "[uplink %s] needs server = HOST:PORT",
                        cfg->uplinks[i].name);
+    for (unsigned i = 0; i < cfg->n_trusts; i++) {
+        const struct cfg_trust *t = &cfg->trusts[i];
+        if (!t->ca || !t->crl_url)
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[trust %s] needs ca = FILE (the issuer's CA certificate) and crl-url = "
+                       "http://... (its CRL distribution point)",
+                       t->name);
+        else if (t->max_stale < t->refresh)
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[trust %s] max-stale (%u s) is shorter than refresh (%u s): its peers "
+                       "would be refused between fetches",
+                       t->name, t->max_stale, t->refresh);
+    }
 }
 
 int config_load(const char *path, struct config **out, char **errors)
@@ -779,6 +886,16 @@ void config_free(struct config *cfg)
         free(u->enroll);
     }
     free(cfg->uplinks);
+    for (unsigned i = 0; i < cfg->n_trusts; i++) {
+        struct cfg_trust *t = &cfg->trusts[i];
+        free_list(t->networks, &t->n_networks);
+        free(t->name);
+        free(t->ca);
+        free(t->crl_url);
+    }
+    free(cfg->trusts);
+    free(cfg->crl.listen);
+    free(cfg->pki.crl_url);
     free(cfg);
 }
 

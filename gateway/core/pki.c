@@ -519,6 +519,7 @@ static int init_certs(struct pki *pki, const struct pki_init_opts *o, gnutls_x50
     gw_req.cn = o->cn;
     gw_req.hosts = o->hosts;
     gw_req.n_hosts = o->n_hosts;
+    gw_req.crl_url = pki->cfg->pki.crl_url;
     gw_req.days = o->days < GATEWAY_MAX_DAYS ? o->days : GATEWAY_MAX_DAYS;
     rc = p11_cert_issue(ca, ca_key, gw_pub, &gw_req, gw);
     if (rc < 0) {
@@ -637,6 +638,7 @@ static int issue_client(struct pki *pki, const char *what, const char *name,
     iss.profile = P11_PROFILE_CLIENT;
     iss.cn = name;
     iss.uri_san = role_uri;
+    iss.crl_url = pki->cfg->pki.crl_url; /* [pki] crl-url: where verifiers find our CRL */
     iss.days = days;
     rc = p11_cert_issue(pki->ca, pki->ca_key, key, &iss, crt);
     if (rc < 0)

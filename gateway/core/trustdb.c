@@ -55,6 +55,8 @@ struct trustdb {
     size_t n_revoked;
     pthread_mutex_t facts_lock;
     struct facts_slot *facts; /* FACTS_SLOTS, made on first use */
+    struct trust_issuer *issuers; /* [trust NAME] sections, trustdb_add_issuer */
+    size_t n_issuers;
 };
 
 /* What a snapshot is made of (each may be NULL). */
@@ -323,6 +325,11 @@ void trustdb_unref(struct trustdb *db)
     if (db->crl_old)
         gnutls_x509_crl_deinit(db->crl_old);
     free(db->revoked);
+    for (size_t i = 0; i < db->n_issuers; i++) {
+        gnutls_x509_crt_deinit(db->issuers[i].ca);
+        free(db->issuers[i].revoked);
+    }
+    free(db->issuers);
     if (db->facts)
         for (size_t i = 0; i < FACTS_SLOTS; i++)
             free(db->facts[i].der);
@@ -468,4 +475,55 @@ bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial)
 {
     return db->n_revoked &&
            bsearch(serial, db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
+}
+
+int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_t *ca_der,
+                       bool fresh, char (*const revoked)[64], size_t n_revoked, unsigned roles)
+{
+    struct trust_issuer *n, *is;
+
+    n = realloc(db->issuers, (db->n_issuers + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    db->issuers = n;
+    db->trust.issuers = n;
+    is = &n[db->n_issuers];
+    memset(is, 0, sizeof(*is));
+    snprintf(is->name, sizeof(is->name), "%s", name);
+    if (gnutls_x509_crt_init(&is->ca) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crt_import(is->ca, ca_der, GNUTLS_X509_FMT_DER) < 0) {
+        gnutls_x509_crt_deinit(is->ca);
+        return -EBADMSG;
+    }
+    if (n_revoked) {
+        is->revoked = malloc(n_revoked * sizeof(*is->revoked));
+        if (!is->revoked) {
+            gnutls_x509_crt_deinit(is->ca);
+            return -ENOMEM;
+        }
+        memcpy(is->revoked, revoked, n_revoked * sizeof(*is->revoked));
+        qsort(is->revoked, n_revoked, sizeof(*is->revoked), cmp_serial);
+    }
+    is->n_revoked = n_revoked;
+    is->fresh = fresh;
+    is->roles = roles;
+    db->trust.n_issuers = ++db->n_issuers;
+    return 0;
+}
+
+const char *trustdb_issuer_untrusted(const struct trustdb *db, const char *issuer,
+                                     const char *serial)
+{
+    for (size_t i = 0; i < db->n_issuers; i++) {
+        const struct trust_issuer *is = &db->issuers[i];
+        if (strcmp(is->name, issuer) != 0)
+            continue;
+        if (!is->fresh)
+            return "its issuer's CRL is stale past max-stale";
+        if (verify_serial_listed(is->revoked, is->n_revoked, serial))
+            return "revoked by its issuer";
+        return NULL;
+    }
+    return "its issuer is no longer trusted here";
 }

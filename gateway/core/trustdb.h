@@ -45,6 +45,20 @@ uint64_t trustdb_crl_number(const struct trustdb *db);
 bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial);
 
 /*
+ * Add a sibling issuer ([trust NAME]) to a snapshot nobody else holds yet
+ * (between trustdb_load and publishing it): its CA (DER), whether its CRL
+ * is fresh, the serials that CRL lists (verify_serial_hex, any order), and
+ * the VERIFY_ROLE() bits it may vouch for. Everything is copied.
+ */
+int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_t *ca_der,
+                       bool fresh, char (*const revoked)[64], size_t n_revoked, unsigned roles);
+/* Why an open session of a sibling issuer's peer is no longer trusted by
+ * db (NULL: it is): the issuer gone from the config, its CRL stale or
+ * listing serial. */
+const char *trustdb_issuer_untrusted(const struct trustdb *db, const char *issuer,
+                                     const char *serial);
+
+/*
  * verify_peer for the DER certificates raw[0..n) a peer sent (raw[0] its
  * own), remembering a lone certificate that passed: the next full handshake
  * with the same bytes skips the chain's signature check (not the rest).

@@ -26,6 +26,7 @@ static const char *const verdict_names[] = {
     [VERDICT_NOT_ENROLLED] = "not-enrolled",
     [VERDICT_ROLE_MISMATCH] = "role-mismatch",
     [VERDICT_ROLE_NOT_ALLOWED] = "role-not-allowed",
+    [VERDICT_ISSUER_STALE] = "issuer-stale",
 };
 
 const char *verdict_name(enum verdict_code code)
@@ -120,6 +121,25 @@ static int issuer_of(const struct trust *t, gnutls_x509_crt_t crt)
     return -1;
 }
 
+static int cmp_serial(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+bool verify_serial_listed(char (*const list)[64], size_t n, const char *serial)
+{
+    return n && bsearch(serial, list, n, sizeof(list[0]), cmp_serial);
+}
+
+/* The sibling issuer in t->issuers that issued crt, or -1. */
+static int sibling_of(const struct trust *t, gnutls_x509_crt_t crt)
+{
+    for (size_t i = 0; i < t->n_issuers; i++)
+        if (t->issuers[i].ca && gnutls_x509_crt_check_issuer(crt, t->issuers[i].ca))
+            return (int)i;
+    return -1;
+}
+
 /* f->ca and the period every CA on the way up from it is valid in. */
 static void ca_path_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f)
 {
@@ -142,16 +162,83 @@ static void ca_path_facts(const struct trust *t, gnutls_x509_crt_t crt, struct c
 
 void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f)
 {
+    size_t cn_len;
+
     memset(f, 0, sizeof(*f));
     ca_path_facts(t, crt, f);
+    f->issuer = f->ca < 0 ? sibling_of(t, crt) : -1;
+    cn_len = sizeof(f->cn) - 1;
+    if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, f->cn, &cn_len) < 0)
+        f->cn[0] = '\0';
     verify_serial_hex(crt, f->serial, sizeof(f->serial));
     dn_of(crt, false, f->subject, sizeof(f->subject));
     f->not_before = gnutls_x509_crt_get_activation_time(crt);
     f->not_after = gnutls_x509_crt_get_expiration_time(crt);
     f->client_auth = has_client_auth(crt);
-    f->crl_revoked = (t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1) ||
-                     (t->crl_old && gnutls_x509_crt_check_revocation(crt, &t->crl_old, 1) == 1);
+    if (f->issuer >= 0)
+        f->crl_revoked = verify_serial_listed(t->issuers[f->issuer].revoked,
+                                              t->issuers[f->issuer].n_revoked, f->serial);
+    else
+        f->crl_revoked =
+            (t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1) ||
+            (t->crl_old && gnutls_x509_crt_check_revocation(crt, &t->crl_old, 1) == 1);
     f->role = verify_cert_role(crt);
+}
+
+/*
+ * A sibling issuer's peer, once validity and clientAuth passed: that
+ * issuer's CRL must be fresh and not list it, our registry (when it has
+ * the serial) must not have revoked it and must agree on the role, and
+ * the role must be one the issuer may vouch for and the listener serves.
+ */
+static int sibling_policy(const struct trust *t, const struct cert_facts *f, time_t now,
+                          unsigned allowed_roles, struct verdict *v)
+{
+    const struct trust_issuer *is = &t->issuers[f->issuer];
+    const struct peer *p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
+    char when[32];
+
+    snprintf(v->issuer, sizeof(v->issuer), "%s", is->name);
+    snprintf(v->name, sizeof(v->name), "%s", p ? p->name : f->cn);
+    v->role = f->role;
+    v->peer = p;
+    {
+        time_t na = gnutls_x509_crt_get_expiration_time(is->ca);
+        if (na != (time_t)-1 && now > na)
+            return finish(v, VERDICT_EXPIRED, "its issuer %s's CA expired", is->name);
+    }
+    if (!is->fresh)
+        return finish(v, VERDICT_ISSUER_STALE,
+                      "issuer %s: no fresh CRL from its distribution point within max-stale: "
+                      "its peers are refused until one is fetched",
+                      is->name);
+    if (f->crl_revoked)
+        return finish(v, VERDICT_REVOKED, "revoked by its issuer %s: serial %s is on its CRL",
+                      is->name, v->serial);
+    if (p && p->status != PEER_ACTIVE) {
+        time_format_utc(p->revoked_at, when, sizeof(when));
+        return finish(v, VERDICT_REVOKED, "peer %s of issuer %s: revoked here on %s (%s)",
+                      p->name, is->name, when, p->reason ? p->reason : "unspecified");
+    }
+    if (f->role < 0)
+        return finish(v, VERDICT_ROLE_MISMATCH,
+                      "peer %s of issuer %s: certificate carries no role URI (" ROLE_URI_PREFIX
+                      "...)",
+                      v->name, is->name);
+    if (p && (enum peer_role)f->role != p->role)
+        return finish(v, VERDICT_ROLE_MISMATCH,
+                      "peer %s of issuer %s: role mismatch: certificate says %s, registry says %s",
+                      p->name, is->name, role_name((enum peer_role)f->role), role_name(p->role));
+    if (!(is->roles & VERIFY_ROLE(f->role)))
+        return finish(v, VERDICT_ROLE_NOT_ALLOWED,
+                      "peer %s: issuer %s may not vouch for role %s here ([trust %s] roles)",
+                      v->name, is->name, role_name((enum peer_role)f->role), is->name);
+    if (!(allowed_roles & VERIFY_ROLE(f->role)))
+        return finish(v, VERDICT_ROLE_NOT_ALLOWED,
+                      "peer %s of issuer %s: role %s is not allowed on this listener", v->name,
+                      is->name, role_name((enum peer_role)f->role));
+    v->code = VERDICT_OK;
+    return 0;
 }
 
 /*
@@ -165,6 +252,7 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
 
     snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
     snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
+    v->not_after = f->not_after;
     /* The chain is verified without time checks (verify_peer_facts): the
      * CA's period is checked here, against the same `now` as the peer's. */
     if (f->ca >= 0 && f->ca_not_after && now > f->ca_not_after) {
@@ -198,6 +286,8 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
         finish(v, VERDICT_NO_CLIENTAUTH, "no clientAuth extended key usage");
         return 0;
     }
+    if (f->issuer >= 0 && f->issuer < (int)t->n_issuers)
+        return sibling_policy(t, f, now, allowed_roles, v);
     p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
     /* On the CRL: the registry's entry says when and why, if it has one. */
     if (f->crl_revoked && !(p && p->status != PEER_ACTIVE))
@@ -233,6 +323,8 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
                p->name, role_name(p->role));
         return 0;
     }
+    snprintf(v->name, sizeof(v->name), "%s", p->name);
+    v->role = (int)p->role;
     v->code = VERDICT_OK;
     return 0;
 }
@@ -275,6 +367,16 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
     if (rc < 0) {
         rc = -EINVAL;
         goto out;
+    }
+    /* Sibling issuers' CAs are anchors too: each is an intermediate under
+     * our root, and its peers send their leaf (and perhaps that
+     * intermediate, which the list then cuts the chain at). */
+    for (size_t i = 0; i < t->n_issuers; i++) {
+        gnutls_x509_crt_t ca = t->issuers[i].ca;
+        if (ca && gnutls_x509_trust_list_add_cas(tl, &ca, 1, 0) < 0) {
+            rc = -EINVAL;
+            goto out;
+        }
     }
     /* Time is checked below against `now`, so explain can say which bound. */
     rc = gnutls_x509_trust_list_verify_crt2(
