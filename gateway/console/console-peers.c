@@ -248,6 +248,110 @@ static int read_chain(const char *path, gnutls_x509_crt_t *chain, unsigned *n)
     return 0;
 }
 
+static void dn_print(const char *prefix, gnutls_x509_crt_t crt, bool issuer)
+{
+    gnutls_datum_t dn = {0};
+    int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0)
+                    : gnutls_x509_crt_get_dn3(crt, &dn, 0);
+
+    printf("%s%s", prefix, rc == 0 ? (const char *)dn.data : "?");
+    gnutls_free(dn.data);
+}
+
+static bool is_anchor(const struct trust *t, gnutls_x509_crt_t crt)
+{
+    for (size_t i = 0; i < t->n_cas; i++)
+        if (gnutls_x509_crt_equals(crt, t->cas[i]))
+            return true;
+    return false;
+}
+
+/* The issuer of crt among what the peer sent, then this gateway's
+ * intermediates and roots; where it came from in *from. */
+static gnutls_x509_crt_t find_issuer(const struct trust *t, const gnutls_x509_crt_t *chain,
+                                     unsigned n, gnutls_x509_crt_t crt, const char **from)
+{
+    for (unsigned i = 1; i < n; i++)
+        if (!gnutls_x509_crt_equals(chain[i], crt) && gnutls_x509_crt_check_issuer(crt, chain[i])) {
+            *from = is_anchor(t, chain[i]) ? "root, trusted" : "sent with the certificate";
+            return chain[i];
+        }
+    for (size_t i = 0; i < t->n_chain; i++)
+        if (gnutls_x509_crt_check_issuer(crt, t->chain[i])) {
+            *from = "intermediate, chain.pem";
+            return t->chain[i];
+        }
+    for (size_t i = 0; i < t->n_cas; i++)
+        if (gnutls_x509_crt_check_issuer(crt, t->cas[i])) {
+            *from = "root in ca.crt, trusted";
+            return t->cas[i];
+        }
+    return NULL;
+}
+
+/* iss, depth links above the certificate, has depth - 1 CAs between
+ * them: more than its pathLenConstraint allows fails this link. */
+static bool path_len_exceeded(gnutls_x509_crt_t iss, unsigned depth)
+{
+    unsigned critical = 0, ca = 0;
+    int path_len = -1;
+
+    if (gnutls_x509_crt_get_basic_constraints(iss, &critical, &ca, &path_len) < 0 ||
+        path_len < 0 || depth <= (unsigned)path_len)
+        return false;
+    dn_print("\n  X ", iss, false);
+    printf(" allows %d CA%s below it, the path has %u: this link fails\n", path_len,
+           path_len == 1 ? "" : "s", depth);
+    return true;
+}
+
+/*
+ * The path from the certificate up, one line per link, and the link that
+ * fails: an issuer not known here, or a signature or CA flag that does not
+ * hold. The verdict (verify.c) judges the whole path; this shows where.
+ */
+static void explain_path(const struct trust *t, const gnutls_x509_crt_t *chain, unsigned n)
+{
+    gnutls_x509_crt_t cur = chain[0], iss;
+    const char *from = "";
+
+    printf("chain built:\n");
+    for (unsigned depth = 0; depth < CHAIN_MAX; depth++) {
+        unsigned status = 0;
+        gnutls_datum_t txt = {0};
+
+        dn_print(depth ? "  ^ " : "    ", cur, false);
+        if (depth)
+            printf(" (%s)", from);
+        if (is_anchor(t, cur)) {
+            printf("\n");
+            return;
+        }
+        iss = find_issuer(t, chain, n, cur, &from);
+        if (!iss) {
+            dn_print("\n  X issuer ", cur, true);
+            printf(" is not known here: this link fails (the root and intermediates this "
+                   "gateway trusts are ca.crt and chain.pem)\n");
+            return;
+        }
+        if (path_len_exceeded(iss, depth))
+            return;
+        if (gnutls_x509_crt_verify(cur, &iss, 1,
+                                   GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                                       GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+                                   &status) < 0 ||
+            status) {
+            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0);
+            dn_print("\n  X not accepted as issued by ", iss, false);
+            printf(": %s: this link fails\n", txt.data ? (const char *)txt.data : "?");
+            gnutls_free(txt.data);
+            return;
+        }
+        printf("\n");
+        cur = iss;
+    }
+}
+
 int cmd_explain(struct console *con, int argc, char **argv)
 {
     gnutls_x509_crt_t chain[CHAIN_MAX] = {0};
@@ -264,8 +368,9 @@ int cmd_explain(struct console *con, int argc, char **argv)
         return EXIT_FAIL;
     if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
         goto out;
-    /* The daemon's own snapshot: every anchor of ca.crt (both CAs during a
-     * rollover), the CRLs checked against them, the registry. */
+    /* What the daemon loads: the root, the intermediates, every anchor of
+     * ca.crt (both CAs during a rollover), the CRLs checked against them,
+     * the registry. */
     if (trustdb_load(pki, &db, err, sizeof(err)) < 0) {
         con_err("explain", "%s", err);
         goto out;
@@ -277,6 +382,7 @@ int cmd_explain(struct console *con, int argc, char **argv)
         goto out;
     }
     printf("certificate: %s, serial %s\n", v.subject, v.serial[0] ? v.serial : "?");
+    explain_path(trustdb_trust(db), chain, n);
     if (v.code != VERDICT_OK) {
         printf("refused: %s\n", v.reason);
         goto out;

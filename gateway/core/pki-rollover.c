@@ -18,6 +18,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "p11.h"
+#include "pki-chain.h"
 #include "pki.h"
 #include "registry.h"
 
@@ -25,7 +26,7 @@
 #define GATEWAY_MAX_DAYS 397
 #define MAX_SANS 32
 
-int pki_read_certs(const char *path, gnutls_x509_crt_t **out, unsigned *n)
+int pki_read_pem_certs(const char *path, gnutls_x509_crt_t **out, unsigned *n)
 {
     gnutls_datum_t d;
     char *text = NULL;
@@ -83,7 +84,7 @@ bool pki_ca_current(const struct pki *pki)
     unsigned n = 0;
     bool same;
 
-    if (!pki->ca || pki_read_certs(pki->ca_path, &c, &n) < 0)
+    if (!pki->ca || pki_read_pem_certs(pki->ca_path, &c, &n) < 0)
         return false;
     same = gnutls_x509_crt_equals(c[0], pki->ca) != 0;
     certs_free(c, n);
@@ -437,7 +438,7 @@ static int roll_make(struct pki *pki, const struct pki_rollover_opts *o, struct 
     }
     /* The gateway's certificate from the new CA, when it is ours to renew. */
     if (access(pki->gw_path, F_OK) == 0) {
-        rc = pki_read_certs(pki->gw_path, &r->old_gw, &r->n_old_gw);
+        rc = pki_read_pem_certs(pki->gw_path, &r->old_gw, &r->n_old_gw);
         if (rc < 0) {
             snprintf(err, errlen, "cannot read %s: %s", pki->gw_path, fs_strerror(rc));
             return rc;
@@ -701,7 +702,7 @@ int pki_retire_old(struct pki *pki, bool force, const char *actor, char ***still
         rc = -EBUSY;
         goto out;
     }
-    rc = pki_read_certs(ca_new, &nca, &n_nca);
+    rc = pki_read_pem_certs(ca_new, &nca, &n_nca);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read %s: %s", ca_new, fs_strerror(rc));
         goto out;
@@ -713,7 +714,7 @@ int pki_retire_old(struct pki *pki, bool force, const char *actor, char ***still
         goto out;
     /* The gateway's leaf alone: the cross certificate served old anchors. */
     if (access(pki->gw_path, F_OK) == 0 &&
-        ((rc = pki_read_certs(pki->gw_path, &gw, &n_gw)) < 0 ||
+        ((rc = pki_read_pem_certs(pki->gw_path, &gw, &n_gw)) < 0 ||
          (rc = write_pem(pki->dir, "gateway.crt", gw, 1, err, errlen)) < 0))
         goto out;
     if ((rc = write_pem(pki->dir, "ca.crt", nca, 1, err, errlen)) < 0 ||
@@ -779,4 +780,36 @@ int pki_cacerts_pem(const struct pki *pki, char **out, size_t *len)
     *out = all;
     *len = n;
     return 0;
+}
+
+int pki_cacerts_bundle(const struct pki *pki, gnutls_x509_crt_t **out, size_t *n, char *err,
+                       size_t errlen)
+{
+    static const char *const cross[] = {PKI_CROSS_DIR "/new-by-old.crt",
+                                        PKI_CROSS_DIR "/old-by-new.crt"};
+    int rc = pki_ca_bundle(pki, out, n, err, errlen);
+
+    for (size_t i = 0; rc == 0 && i < sizeof(cross) / sizeof(cross[0]); i++) {
+        char *path = fs_join(pki->dir, cross[i]);
+        gnutls_x509_crt_t *c = NULL, *all;
+        unsigned k = 0;
+
+        if (!path) {
+            rc = -ENOMEM;
+        } else if (access(path, F_OK) == 0 && pki_read_pem_certs(path, &c, &k) == 0) {
+            all = gnutls_realloc(*out, (*n + k) * sizeof(*all));
+            if (!all) {
+                rc = -ENOMEM;
+                certs_free(c, k);
+                c = NULL;
+            } else {
+                memcpy(all + *n, c, k * sizeof(*all));
+                *out = all;
+                *n += k;
+            }
+            gnutls_free(c);
+        }
+        free(path);
+    }
+    return rc;
 }

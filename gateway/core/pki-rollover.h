@@ -80,8 +80,13 @@ int pki_rollover_crl(struct pki *pki, const struct p11_revoked *rev, size_t n, u
 
 /* What EST cacerts returns: ca.crt then the cross certificates (PEM). */
 int pki_cacerts_pem(const struct pki *pki, char **out, size_t *len);
+/* The same as certificates: ca.crt (both anchors during a rollover), the
+ * intermediates of chain.pem, then the cross certificates. Free with
+ * pki_free_certs(). */
+int pki_cacerts_bundle(const struct pki *pki, gnutls_x509_crt_t **out, size_t *n, char *err,
+                       size_t errlen);
 
 /* Every certificate of a PEM file (gnutls_free the array, deinit each). */
-int pki_read_certs(const char *path, gnutls_x509_crt_t **out, unsigned *n);
+int pki_read_pem_certs(const char *path, gnutls_x509_crt_t **out, unsigned *n);
 
 #endif

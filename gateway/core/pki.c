@@ -37,8 +37,9 @@ int pki_new(const struct config *cfg, struct pki **out)
     pki->crl_path = fs_join(cfg->pki.dir, "crl.pem");
     pki->reg_path = fs_join(cfg->pki.dir, "registry.json");
     pki->audit_path = fs_join(cfg->pki.dir, "audit.log");
+    pki->chain_path = fs_join(cfg->pki.dir, "chain.pem");
     if (!pki->dir || !pki->ca_path || !pki->gw_path || !pki->crl_path || !pki->reg_path ||
-        !pki->audit_path) {
+        !pki->audit_path || !pki->chain_path) {
         pki_free(pki);
         return -ENOMEM;
     }
@@ -61,6 +62,7 @@ void pki_free(struct pki *pki)
     free(pki->crl_path);
     free(pki->reg_path);
     free(pki->audit_path);
+    free(pki->chain_path);
     free(pki);
 }
 
@@ -165,7 +167,10 @@ int pki_load_ca(struct pki *pki, char *err, size_t errlen)
         snprintf(err, errlen, "no CA in %s: run 'mtlsgw init' first", pki->dir);
         return -ENOENT;
     }
-    rc = pki_read_cert(pki->ca_path, &pki->ca, err, errlen);
+    /* An intermediate's own certificate heads chain.pem; ca.crt is the root
+     * that peers trust, whose key is elsewhere. */
+    rc = pki_read_cert(access(pki->chain_path, F_OK) == 0 ? pki->chain_path : pki->ca_path,
+                       &pki->ca, err, errlen);
     if (rc < 0)
         return rc;
     rc = pki_open_token(pki, err, errlen);
@@ -375,7 +380,8 @@ static int archive_old(struct pki *pki, char *err, size_t errlen)
     static const char *const names[] = {"ca.crt", "gateway.crt", "crl.pem", "registry.json",
                                         "audit.log", "issued", PKI_CA_LABEL_FILE,
                                         PKI_ROLLOVER_FILE, PKI_CA_OLD_FILE, PKI_CA_NEW_FILE,
-                                        PKI_CRL_OLD_FILE, PKI_CROSS_DIR};
+                                        PKI_CRL_OLD_FILE, PKI_CROSS_DIR, "chain.pem",
+                                        "intermediate.json"};
     char stamp[32], sub[48];
     char *dir = NULL;
     time_t now = time(NULL);
@@ -973,6 +979,11 @@ out:
     free(key_id);
     txn_end(&t);
     return rc;
+}
+
+int pki_archive_old(struct pki *pki, char *err, size_t errlen)
+{
+    return archive_old(pki, err, errlen);
 }
 
 /* The peer's active entry and its public key, from the stored copy of its

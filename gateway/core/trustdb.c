@@ -12,6 +12,7 @@
 #include "fsutil.h"
 #include "pki-rollover.h"
 #include "pki.h"
+#include "pki-chain.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -47,6 +48,8 @@ struct trustdb {
     gnutls_x509_crt_t ca;
     gnutls_x509_crt_t cas[TRUSTDB_MAX_CAS]; /* cas[0] is ca */
     size_t n_cas;
+    gnutls_x509_crt_t *chain; /* intermediates, this gateway's CA first */
+    size_t n_chain;
     gnutls_x509_crl_t crl, crl_old;
     struct registry *reg;
     struct trust trust;
@@ -142,12 +145,23 @@ static int crl_serials(struct trustdb *db, gnutls_x509_crl_t crl)
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
                  struct trustdb **out)
 {
+    return trustdb_from_chain(ca, NULL, 0, crl, reg, out);
+}
+
+int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_chain,
+                       gnutls_x509_crl_t crl, struct registry *reg, struct trustdb **out)
+{
     struct trustdb *db = calloc(1, sizeof(*db));
 
     if (!db) {
         parts_free(ca, crl, reg);
+        pki_free_certs(chain, n_chain);
         return -ENOMEM;
     }
+    db->chain = chain;
+    db->n_chain = n_chain;
+    db->trust.chain = chain;
+    db->trust.n_chain = n_chain;
     atomic_init(&db->refs, 1);
     pthread_mutex_init(&db->facts_lock, NULL);
     /* Without memory for the index, lookups scan: slower, still right. */
@@ -212,7 +226,7 @@ static int load_rollover(const struct pki *pki, gnutls_x509_crt_t ca, gnutls_x50
     unsigned n = 0;
     size_t n_cas = 0;
     char *path = fs_join(pki->dir, PKI_CRL_OLD_FILE);
-    int rc = path ? pki_read_certs(pki->ca_path, &all, &n) : -ENOMEM;
+    int rc = path ? pki_read_pem_certs(pki->ca_path, &all, &n) : -ENOMEM;
 
     *extra = NULL;
     *n_extra = 0;
@@ -254,31 +268,34 @@ out:
 
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen)
 {
-    gnutls_x509_crt_t ca = NULL;
+    gnutls_x509_crt_t ca = NULL, *chain = NULL;
     gnutls_x509_crl_t crl = NULL, crl_old = NULL;
     gnutls_x509_crt_t *extra = NULL, cas[TRUSTDB_MAX_CAS];
     unsigned n_extra = 0;
-    size_t n_cas = 0;
+    size_t n_cas = 0, n_chain = 0;
     struct registry *reg = NULL;
     int rc;
 
     rc = pki_read_cert(pki->ca_path, &ca, err, errlen);
+    if (rc == 0)
+        rc = pki_load_chain(pki, &chain, &n_chain, err, errlen);
     if (rc == 0)
         rc = pki_read_crl(pki, &crl, err, errlen);
     if (rc == 0)
         rc = pki_load_registry(pki, &reg, err, errlen);
     if (rc == 0)
         rc = load_rollover(pki, ca, &extra, &n_extra, &crl_old, err, errlen);
-    /* A CRL not signed by our CA would let anyone un-revoke a peer. During
-     * a rollover ca.crt holds both CAs, and crl.pem may still be the old
+    /* A CRL not signed by our CA would let anyone un-revoke a peer. Under
+     * an organization's root that CA is the first of chain.pem; during a
+     * rollover ca.crt holds both CAs, and crl.pem may still be the old
      * one's for the moment between the two writes. */
     if (rc == 0) {
-        cas[n_cas++] = ca;
+        cas[n_cas++] = n_chain ? chain[0] : ca;
         for (unsigned i = 0; i < n_extra && n_cas < TRUSTDB_MAX_CAS; i++)
             cas[n_cas++] = extra[i];
         if (crl_signer(crl, cas, n_cas) < 0) {
             snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path,
-                     pki->ca_path);
+                     n_chain ? pki->chain_path : pki->ca_path);
             rc = -EBADMSG;
         }
     }
@@ -289,9 +306,10 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
         if (crl_old)
             gnutls_x509_crl_deinit(crl_old);
         parts_free(ca, crl, reg);
+        pki_free_certs(chain, n_chain);
         return rc;
     }
-    rc = trustdb_from(ca, crl, reg, out);
+    rc = trustdb_from_chain(ca, chain, n_chain, crl, reg, out);
     if (rc == 0 && (n_extra || crl_old))
         rc = trustdb_add_rollover(*out, extra, n_extra, crl_old);
     else if (rc < 0) {
@@ -324,6 +342,7 @@ void trustdb_unref(struct trustdb *db)
         gnutls_x509_crt_deinit(db->cas[i]);
     if (db->crl_old)
         gnutls_x509_crl_deinit(db->crl_old);
+    pki_free_certs(db->chain, db->n_chain);
     free(db->revoked);
     for (size_t i = 0; i < db->n_issuers; i++) {
         gnutls_x509_crt_deinit(db->issuers[i].ca);
@@ -452,6 +471,11 @@ const struct registry *trustdb_registry(const struct trustdb *db)
 }
 
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db)
+{
+    return db->n_chain ? db->chain[0] : db->ca;
+}
+
+gnutls_x509_crt_t trustdb_root(const struct trustdb *db)
 {
     return db->ca;
 }

@@ -20,8 +20,9 @@ struct verdict;
 
 struct trustdb;
 
-/* Load ca.crt, crl.pem (its signature checked against the CA) and the
- * registry. err names the file on failure. */
+/* Load ca.crt, chain.pem if present, crl.pem (its signature checked
+ * against this gateway's CA) and the registry. err names the file on
+ * failure. */
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen);
 /* A snapshot of these (it takes all three; crl may be NULL), for tests and
  * for trustdb_load. The CRL's signature is the caller's to check. Pass a CA
@@ -30,12 +31,20 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
  * revoked"). */
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
                  struct trustdb **out);
+/* The same with the intermediates between ca (the root) and this CA,
+ * this CA first (chain.pem); it takes the certificates and the array
+ * (gnutls_free'd). */
+int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_chain,
+                       gnutls_x509_crl_t crl, struct registry *reg, struct trustdb **out);
 struct trustdb *trustdb_ref(struct trustdb *db);
 void trustdb_unref(struct trustdb *db);
 
 const struct trust *trustdb_trust(const struct trustdb *db);
 const struct registry *trustdb_registry(const struct trustdb *db);
+/* This gateway's issuing CA: the first intermediate, or the root. */
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db);
+/* The root peers trust (ca.crt). */
+gnutls_x509_crt_t trustdb_root(const struct trustdb *db);
 time_t trustdb_crl_this_update(const struct trustdb *db);
 time_t trustdb_crl_next_update(const struct trustdb *db);
 /* The CRL's cRLNumber (0 without one; UINT64_MAX when it does not fit). */

@@ -112,11 +112,22 @@ static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ..
     return 0;
 }
 
-/* The CA in t->cas that issued crt, or -1. */
+gnutls_x509_crt_t verify_ca_at(const struct trust *t, int i)
+{
+    if (i < 0)
+        return NULL;
+    if ((size_t)i < t->n_cas)
+        return t->cas[i];
+    if ((size_t)i - t->n_cas < t->n_chain)
+        return t->chain[(size_t)i - t->n_cas];
+    return NULL;
+}
+
+/* The CA in t->cas or t->chain that issued crt, or -1. */
 static int issuer_of(const struct trust *t, gnutls_x509_crt_t crt)
 {
-    for (size_t i = 0; i < t->n_cas; i++)
-        if (gnutls_x509_crt_check_issuer(crt, t->cas[i]))
+    for (size_t i = 0; i < t->n_cas + t->n_chain; i++)
+        if (gnutls_x509_crt_check_issuer(crt, verify_ca_at(t, (int)i)))
             return (int)i;
     return -1;
 }
@@ -146,8 +157,8 @@ static void ca_path_facts(const struct trust *t, gnutls_x509_crt_t crt, struct c
     int i = issuer_of(t, crt);
 
     f->ca = i;
-    for (size_t hops = 0; i >= 0 && hops < t->n_cas; hops++) {
-        gnutls_x509_crt_t ca = t->cas[i];
+    for (size_t hops = 0; i >= 0 && hops < t->n_cas + t->n_chain; hops++) {
+        gnutls_x509_crt_t ca = verify_ca_at(t, i);
         time_t nb = gnutls_x509_crt_get_activation_time(ca);
         time_t na = gnutls_x509_crt_get_expiration_time(ca);
         if (nb != (time_t)-1 && nb > f->ca_not_before)
@@ -257,7 +268,7 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
      * CA's period is checked here, against the same `now` as the peer's. */
     if (f->ca >= 0 && f->ca_not_after && now > f->ca_not_after) {
         char ca[256];
-        dn_of(t->cas[f->ca], false, ca, sizeof(ca));
+        dn_of(verify_ca_at(t, f->ca), false, ca, sizeof(ca));
         time_format_utc(f->ca_not_after, when, sizeof(when));
         return finish(v, VERDICT_EXPIRED,
                       "the CA '%s' expired on %s: no certificate it issued is valid any more "
@@ -266,7 +277,7 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
     }
     if (f->ca >= 0 && now < f->ca_not_before) {
         char ca[256];
-        dn_of(t->cas[f->ca], false, ca, sizeof(ca));
+        dn_of(verify_ca_at(t, f->ca), false, ca, sizeof(ca));
         time_format_utc(f->ca_not_before, when, sizeof(when));
         return finish(v, VERDICT_NOT_YET_VALID, "the CA '%s' is not valid before %s (clock?)",
                       ca, when);
@@ -337,10 +348,37 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
     return verify_peer_facts(t, chain, n, now, allowed_roles, v, &f);
 }
 
+/*
+ * The peer's certificates, then those of t->chain it did not send: a peer
+ * may send its certificate alone (curl --cert, most clients) and its path
+ * still runs through this gateway's intermediates to the root. GnuTLS sorts
+ * the list from chain[0] up and drops what is not on the path.
+ */
+static gnutls_x509_crt_t *complete_chain(const struct trust *t, const gnutls_x509_crt_t *chain,
+                                         size_t n, size_t *n_out)
+{
+    gnutls_x509_crt_t *all = calloc(n + t->n_chain, sizeof(*all));
+
+    if (!all)
+        return NULL;
+    memcpy(all, chain, n * sizeof(*all));
+    *n_out = n;
+    for (size_t i = 0; i < t->n_chain; i++) {
+        bool sent = false;
+        for (size_t k = 0; k < n && !sent; k++)
+            sent = gnutls_x509_crt_equals(chain[k], t->chain[i]);
+        if (!sent)
+            all[(*n_out)++] = t->chain[i];
+    }
+    return all;
+}
+
 int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
                       time_t now, unsigned allowed_roles, struct verdict *v,
                       struct cert_facts *f)
 {
+    gnutls_x509_crt_t *full = NULL;
+    size_t n_full = 0;
     gnutls_x509_trust_list_t tl = NULL;
     gnutls_x509_crt_t crt;
     unsigned status = 0;
@@ -358,9 +396,14 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
     snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
     snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
 
-    rc = gnutls_x509_trust_list_init(&tl, 0);
-    if (rc < 0)
+    full = complete_chain(t, chain, n, &n_full);
+    if (!full)
         return -ENOMEM;
+    rc = gnutls_x509_trust_list_init(&tl, 0);
+    if (rc < 0) {
+        free(full);
+        return -ENOMEM;
+    }
     /* The list borrows the certificates: it must not free them. */
     /* No GNUTLS_TL_NO_DUPLICATES: with it GnuTLS may free entries it drops. */
     rc = gnutls_x509_trust_list_add_cas(tl, t->cas, (unsigned)t->n_cas, 0);
@@ -380,7 +423,7 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
     }
     /* Time is checked below against `now`, so explain can say which bound. */
     rc = gnutls_x509_trust_list_verify_crt2(
-        tl, (gnutls_x509_crt_t *)chain, (unsigned)n, &vdata, 1,
+        tl, full, (unsigned)n_full, &vdata, 1,
         GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS, &status,
         NULL);
     if (rc < 0) {
@@ -417,6 +460,7 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
 out:
     /* Deinit without freeing the borrowed CAs: flag 0 leaves them alone. */
     gnutls_x509_trust_list_deinit(tl, 0);
+    free(full);
     return rc;
 }
 

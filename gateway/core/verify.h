@@ -54,8 +54,13 @@ struct trust_issuer {
 };
 
 struct trust {
-    gnutls_x509_crt_t *cas; /* trust anchors (and intermediates) */
+    gnutls_x509_crt_t *cas; /* trust anchors (the root, or a self-signed CA) */
     size_t n_cas;
+    /* Intermediates this gateway knows (its chain.pem): a peer that sends
+     * only its own certificate still has its path built through them. Never
+     * anchors: each is verified up to cas, path lengths included. */
+    gnutls_x509_crt_t *chain;
+    size_t n_chain;
     gnutls_x509_crl_t crl;  /* may be NULL */
     gnutls_x509_crl_t crl_old; /* the old CA's during a rollover, or NULL */
     const struct registry *reg;
@@ -77,6 +82,9 @@ struct verdict {
     char subject[256];
     char reason[320];        /* for logs and explain; empty when OK */
 };
+
+/* The i-th CA of t: t->cas, then t->chain; NULL past the end. */
+gnutls_x509_crt_t verify_ca_at(const struct trust *t, int i);
 
 /* Short stable name for metrics and logs: "ok", "unknown-issuer", ... */
 const char *verdict_name(enum verdict_code code);
@@ -101,7 +109,8 @@ struct cert_facts {
     bool client_auth;
     bool crl_revoked;
     int role; /* verify_cert_role() */
-    /* The CA of t->cas that issued it (-1: none does), and the period in
+    /* The CA that issued it (-1: none does; an index into t->cas, then
+     * t->chain: see verify_ca_at), and the period in
      * which every CA on its path in t->cas is valid: a certificate is no
      * better than its issuer (RFC 5280 6.1.3: each certificate in the path
      * must be valid at the time in question). */

@@ -706,6 +706,7 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     if (rc < 0)
         goto out;
     o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
+    o.chain_path = d->pki->chain_path;
     o.key = key;
     /* Our anchors (both CAs during a rollover), then each [trust NAME]
      * issuer's: the names the CertificateRequest offers, so that their
