@@ -194,6 +194,7 @@ int cmd_status(struct console *con, int argc, char **argv)
         else if (ca < 30)
             printf("           the CA expires in %lld days: every peer is refused from then on\n",
                    ca);
+        con_ca_expiry_note(ca);
     }
     printf("sessions   management %lld, tunnel %lld, handshaking %lld\n",
            get_int(o, "sessions", "management"), get_int(o, "sessions", "tunnel"),

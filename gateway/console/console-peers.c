@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "console.h"
+#include "pki-rollover.h"
 #include "pki.h"
 #include "registry.h"
 #include "trustdb.h"
@@ -100,6 +101,7 @@ static bool status_matches(const struct peer *p, int status)
 int cmd_peers(struct console *con, int argc, char **argv)
 {
     struct registry *reg = NULL;
+    struct rollover *ro = NULL;
     struct json_object *sessions = NULL;
     bool json = false;
     time_t now = time(NULL);
@@ -112,6 +114,12 @@ int cmd_peers(struct console *con, int argc, char **argv)
     if (load_registry(con, "peers", &reg) != EXIT_OK)
         return EXIT_FAIL;
     sessions = con_daemon_sessions(con);
+    /* During a CA rollover: which CA issued each (ISSUER, "issuer"). */
+    {
+        char err[512] = "";
+        if (rollover_load(con->cfg->pki.dir, &ro, err, sizeof(err)) < 0 && err[0])
+            con_err("peers", "%s", err);
+    }
     if (json) {
         struct json_object *arr = json_object_new_array();
         for (size_t i = 0; i < registry_count(reg); i++) {
@@ -124,14 +132,17 @@ int cmd_peers(struct console *con, int argc, char **argv)
                                    sessions ? json_object_new_boolean(con_peer_online(
                                                   sessions, p->name, p->serial))
                                             : NULL);
+            if (ro)
+                json_object_object_add(o, "issuer",
+                                       json_object_new_string(con_ca_issuer(ro, p)));
             json_object_array_add(arr, o);
         }
         puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);
     } else {
-        printf("%-20s %-8s %-10s %-6s %-32s %-20s %6s  %s\n", "NAME", "ROLE", "STATUS",
-               "ONLINE", "SERIAL", "NOT-AFTER", "DAYS", "NETWORKS");
+        printf("%-20s %-8s %-10s %-6s %-32s %-20s %6s  %s%s\n", "NAME", "ROLE", "STATUS",
+               "ONLINE", "SERIAL", "NOT-AFTER", "DAYS", ro ? "ISSUER " : "", "NETWORKS");
         for (size_t i = 0; i < registry_count(reg); i++) {
             const struct peer *p = registry_at(reg, i);
             char when[32];
@@ -143,6 +154,8 @@ int cmd_peers(struct console *con, int argc, char **argv)
                    peer_status_name(p->status),
                    !sessions ? "-" : con_peer_online(sessions, p->name, p->serial) ? "yes" : "no",
                    p->serial, when, (long long)((p->not_after - (int64_t)now) / 86400));
+            if (ro)
+                printf("%-6s ", con_ca_issuer(ro, p));
             print_networks(p, stdout);
             putchar('\n');
         }
@@ -153,6 +166,7 @@ int cmd_peers(struct console *con, int argc, char **argv)
     }
     json_object_put(sessions);
     registry_free(reg);
+    rollover_free(ro);
     return EXIT_OK;
 }
 
@@ -354,8 +368,9 @@ int cmd_explain(struct console *con, int argc, char **argv)
         return EXIT_FAIL;
     if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
         goto out;
-    /* What the daemon loads: the root, the intermediates, the CRL checked
-     * against this CA, the registry. */
+    /* What the daemon loads: the root, the intermediates, every anchor of
+     * ca.crt (both CAs during a rollover), the CRLs checked against them,
+     * the registry. */
     if (trustdb_load(pki, &db, err, sizeof(err)) < 0) {
         con_err("explain", "%s", err);
         goto out;

@@ -138,6 +138,24 @@ static const struct command commands[] = {
      "replaces the names; without it they are kept. --days defaults to the current\n"
      "lifetime (at most 397). The running daemon serves it to new handshakes at once;\n"
      "open sessions and tunnels stay up. Exit 3 when it did not switch."},
+    {"ca", cmd_ca,
+     "ca rollover [--key-type ec-p256|ec-p384|rsa-3072] [--days N] [--yes] | "
+     "ca retire-old [--force] [--yes]",
+     "rollover: make a new CA key on the token and a new CA certificate, cross-certify\n"
+     "the old and the new CA both ways, and trust both: ca.crt holds both anchors,\n"
+     "gateway.crt is reissued by the new CA (with the cross certificate, so peers that\n"
+     "hold only the old anchor still verify it), new and renewed certificates come from\n"
+     "the new CA, and both CRLs are kept fresh. retire-old: end the overlap once\n"
+     "'mtlsgw peers' shows no active peer on the old CA (refused with the list\n"
+     "otherwise, unless --force). Both ask on a terminal; --yes for scripts."},
+    {"backup", cmd_backup, "backup --out FILE [--force]",
+     "Write the state (registry, issued certificates, CRLs, invites, CA and chain\n"
+     "certificates, audit log, config) to FILE as a POSIX tar. Never a key (they\n"
+     "cannot leave the token) and never the PIN (docs/backup.md)."},
+    {"restore", cmd_restore, "restore FILE [--force]",
+     "Put back the state a backup holds, atomically, after checking that the token\n"
+     "holds the CA key of its ca.crt. A live setup (ca.crt in the pki dir) is only\n"
+     "replaced with --force; it is then kept in <pki dir>.before-restore-STAMP."},
     {"explain", cmd_explain, "explain CERT",
      "Say what the certificate in CERT (PEM or DER) would be granted, or exactly why it\n"
      "would be refused, without a connection. Exit 0 when granted, 1 when refused."},

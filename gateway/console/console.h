@@ -117,6 +117,16 @@ int cmd_reissue(struct console *con, int argc, char **argv);
  * whether argv asks for it. */
 bool con_show_wants_pem(int argc, char **argv);
 int con_show_pem(struct console *con, int argc, char **argv);
+/* ca rollover, ca retire-old (console-rollover.c). */
+int cmd_ca(struct console *con, int argc, char **argv);
+int cmd_backup(struct console *con, int argc, char **argv);
+int cmd_restore(struct console *con, int argc, char **argv);
+/* During a CA rollover, "old" or "new": which CA issued p ("-" without). */
+struct rollover;
+struct peer;
+const char *con_ca_issuer(const struct rollover *ro, const struct peer *p);
+/* status: the warning 180, 90 and 30 days before the CA expires. */
+void con_ca_expiry_note(long long days);
 
 /*
  * Tell the running daemon that registry and CRL changed in pki's dir, and

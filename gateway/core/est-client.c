@@ -1036,20 +1036,95 @@ out:
     return rc;
 }
 
+/*
+ * The hub's CA certificates now (RFC 7030 4.1.3), over a connection that
+ * the ones in hub-ca.crt verified: during the hub's CA rollover they add
+ * its new CA, which issues the renewed certificate, and after it they drop
+ * the old one. Only for hub-ca.crt itself: a `ca = FILE` of the
+ * administrator's is left to the administrator. Best effort: NULL, 0 when
+ * the hub does not answer (the renewal then judges by hub-ca.crt alone).
+ */
+static void renew_fetch_cas(const struct est_client_opts *o, const struct cfg_uplink *up,
+                            gnutls_x509_crt_t **cas, size_t *n)
+{
+    struct est_client_opts anon = *o;
+    char why[384];
+
+    *cas = NULL;
+    *n = 0;
+    if (up->ca)
+        return;
+    anon.cert_path = NULL;
+    anon.key = NULL;
+    if (est_get_cacerts(&anon, cas, n, why, sizeof(why)) < 0) {
+        *cas = NULL;
+        *n = 0;
+    }
+}
+
+/* hub-ca.crt := the fetched CA certificates, when fresh chains to them. */
+static int renew_store_cas(const struct cfg_uplink *up, const char *ca, gnutls_x509_crt_t fresh,
+                           gnutls_x509_crt_t *got, size_t n_got, char *err, size_t errlen)
+{
+    unsigned status = 0;
+    char *all = NULL, *grown;
+    size_t len = 0;
+    int rc = 0;
+
+    if (!n_got || gnutls_x509_crt_list_verify(&fresh, 1, got, (unsigned)n_got, NULL, 0, 0,
+                                              &status) < 0 || status != 0)
+        return 0;
+    for (size_t i = 0; rc == 0 && i < n_got; i++) {
+        gnutls_datum_t pem = {0};
+        if (pki_cert_pem(got[i], &pem) < 0 || !(grown = realloc(all, len + pem.size))) {
+            rc = -ENOMEM;
+        } else {
+            all = grown;
+            memcpy(all + len, pem.data, pem.size);
+            len += pem.size;
+        }
+        gnutls_free(pem.data);
+    }
+    if (rc == 0)
+        rc = fs_write_atomic(ca, all, len, 0644);
+    if (rc < 0)
+        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, ca, fs_strerror(rc));
+    free(all);
+    return rc;
+}
+
+/* Whether path (leaf first) verifies against the anchors cas. */
+static bool chains_to(gnutls_x509_crt_t *path, unsigned n_path, gnutls_x509_crt_t *cas,
+                      unsigned n_cas)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    unsigned status = 0;
+    bool ok = false;
+
+    if (gnutls_x509_trust_list_init(&tl, 0) < 0)
+        return false;
+    if (gnutls_x509_trust_list_add_cas(tl, cas, n_cas, 0) >= 0 &&
+        gnutls_x509_trust_list_verify_crt2(tl, path, n_path, NULL, 0, 0, &status, NULL) >= 0 &&
+        status == 0)
+        ok = true;
+    gnutls_x509_trust_list_deinit(tl, 0); /* 0: the CAs stay the caller's */
+    return ok;
+}
+
 /* Believe nothing the answer says about itself: fresh must chain to the
- * hub's CA certificates in ca (through the intermediates the old
- * certificate file carried after it: a hub under an organization's root,
- * docs/pki.md) and certify key. */
+ * hub's CA certificates in ca (or those its cacerts gave, got: both CAs
+ * during the hub's CA rollover), through the intermediates the old
+ * certificate file carried after it (a hub under an organization's root,
+ * docs/pki.md), and certify key. */
 static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
                               gnutls_privkey_t key, gnutls_x509_crt_t fresh,
                               gnutls_x509_crt_t *inter, unsigned n_inter, const char *ca,
-                              char *err, size_t errlen)
+                              gnutls_x509_crt_t *got, size_t n_got, char *err, size_t errlen)
 {
-    gnutls_x509_trust_list_t tl = NULL;
     gnutls_x509_crt_t *path = NULL;
     gnutls_x509_crt_t *cas = NULL;
     gnutls_pubkey_t pub = NULL;
-    unsigned n_cas = 0, status = 0;
+    unsigned n_cas = 0;
     unsigned char k1[64], k2[64];
     size_t l1 = sizeof(k1), l2 = sizeof(k2);
     char why[384] = "";
@@ -1061,19 +1136,17 @@ static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
         goto out;
     }
     path = calloc(n_inter + 1, sizeof(*path));
-    if (!path || gnutls_x509_trust_list_init(&tl, 0) < 0) {
+    if (!path) {
         rc = -ENOMEM;
         goto out;
     }
     path[0] = fresh;
     if (n_inter)
         memcpy(path + 1, inter, n_inter * sizeof(*path));
-    if (gnutls_x509_trust_list_add_cas(tl, cas, n_cas, 0) < 0 ||
-        gnutls_x509_trust_list_verify_crt2(tl, path, n_inter + 1, NULL, 0, 0, &status, NULL) <
-            0 ||
-        status != 0) {
-        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s",
-                 up->name, ca);
+    if (!chains_to(path, n_inter + 1, cas, n_cas) &&
+        (!n_got || !chains_to(path, n_inter + 1, got, (unsigned)n_got))) {
+        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s%s",
+                 up->name, ca, n_got ? " nor to the hub's cacerts" : "");
         rc = -EBADMSG;
         goto out;
     }
@@ -1085,8 +1158,6 @@ static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
         rc = -EBADMSG;
     }
 out:
-    if (tl)
-        gnutls_x509_trust_list_deinit(tl, 0); /* 0: the CAs stay ours */
     free(path);
     for (unsigned i = 0; i < n_cas; i++)
         gnutls_x509_crt_deinit(cas[i]);
@@ -1101,11 +1172,12 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
 {
     struct est_client_opts o = {0};
     gnutls_privkey_t key = NULL;
-    gnutls_x509_crt_t fresh = NULL, *old = NULL;
+    gnutls_x509_crt_t fresh = NULL, *got = NULL, *old = NULL;
     gnutls_x509_crq_t crq = NULL;
     gnutls_datum_t pem = {0};
     unsigned n_old = 0;
     char *cert = NULL, *ca = NULL, why[384] = "";
+    size_t n_got = 0;
     const char *keyref = up->key ? up->key : PKI_LABEL_DEVICE;
     int rc;
 
@@ -1138,6 +1210,8 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     o.key = key;
     o.tls_min = cfg->mgmt.tls_min;
     o.timeout = 30;
+    /* Before the renewal: the current certificate is superseded after it. */
+    renew_fetch_cas(&o, up, &got, &n_got);
     rc = est_simplereenroll(&o, crq, &fresh, why, sizeof(why));
     if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] %s: %s", up->name, up->enroll, why);
@@ -1147,7 +1221,7 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     if (read_cas(cert, &old, &n_old, why, sizeof(why)) < 0)
         n_old = 0;
     rc = renew_check_answer(up, keyref, key, fresh, n_old > 1 ? old + 1 : NULL,
-                            n_old > 1 ? n_old - 1 : 0, ca, err, errlen);
+                            n_old > 1 ? n_old - 1 : 0, ca, got, n_got, err, errlen);
     if (rc < 0)
         goto out;
     if (n_old) {
@@ -1165,7 +1239,10 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     rc = fs_write_atomic(cert, pem.data, pem.size, 0644);
     if (rc < 0)
         snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, fs_strerror(rc));
+    if (rc == 0)
+        rc = renew_store_cas(up, ca, fresh, got, n_got, err, errlen);
 out:
+    free_certs(got, n_got);
     for (unsigned i = 0; i < n_old; i++)
         if (old[i])
             gnutls_x509_crt_deinit(old[i]);

@@ -17,6 +17,7 @@
 #include "issued.h"
 #include "p11.h"
 #include "peernet.h"
+#include "pki-rollover.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -150,10 +151,18 @@ out:
 
 int pki_load_ca(struct pki *pki, char *err, size_t errlen)
 {
+    char label[128];
     int rc;
 
-    if (pki->ca && pki->ca_key)
+    /* A rollover (another process's) replaces ca.crt and the key's label. */
+    if (pki->ca && pki->ca_key && pki_ca_current(pki))
         return 0;
+    if (pki->ca_key)
+        gnutls_privkey_deinit(pki->ca_key);
+    if (pki->ca)
+        gnutls_x509_crt_deinit(pki->ca);
+    pki->ca = NULL;
+    pki->ca_key = NULL;
     if (access(pki->ca_path, F_OK) < 0) {
         snprintf(err, errlen, "no CA in %s: run 'mtlsgw init' first", pki->dir);
         return -ENOENT;
@@ -167,10 +176,11 @@ int pki_load_ca(struct pki *pki, char *err, size_t errlen)
     rc = pki_open_token(pki, err, errlen);
     if (rc < 0)
         return rc;
-    rc = p11_key_load(pki->tok, PKI_LABEL_CA, &pki->ca_key);
+    pki_ca_label(pki, label, sizeof(label));
+    rc = p11_key_load(pki->tok, label, &pki->ca_key);
     if (rc < 0) {
         snprintf(err, errlen, "token %s: CA key '%s' not usable: %s", pki->cfg->token.uri,
-                 PKI_LABEL_CA, p11_token_error(pki->tok));
+                 label, p11_token_error(pki->tok));
         return rc;
     }
     return 0;
@@ -244,6 +254,7 @@ int pki_audit(const struct pki *pki, const char *event, struct json_object *fiel
 static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t errlen)
 {
     struct p11_revoked *rev = NULL;
+    uint64_t number;
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t pem = {0};
     size_t n = 0;
@@ -264,9 +275,9 @@ static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t er
     }
     /* A token that refuses this one signature (tests: a revoke must then
      * leave the registry as it was). */
+    number = registry_next_crl_number(reg);
     rc = fault_fail("crl-sign") ? -EIO
-                                : p11_crl_sign(pki->ca, pki->ca_key, rev, n,
-                                               registry_next_crl_number(reg),
+                                : p11_crl_sign(pki->ca, pki->ca_key, rev, n, number,
                                                pki->cfg->pki.crl_days, &crl);
     if (rc < 0) {
         snprintf(err, errlen, "cannot sign the CRL with the CA key on %s: %s",
@@ -281,6 +292,9 @@ static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t er
     rc = fs_write_atomic(pki->crl_path, pem.data, pem.size, 0644);
     if (rc < 0)
         snprintf(err, errlen, "cannot write %s: %s", pki->crl_path, fs_strerror(rc));
+    /* During a CA rollover the old CA's CRL lists the same serials. */
+    if (rc == 0)
+        rc = pki_rollover_crl(pki, rev, n, number, err, errlen);
 out:
     gnutls_free(pem.data);
     if (crl)
@@ -363,9 +377,11 @@ static int txn_commit(struct txn *t, bool crl, char *err, size_t errlen)
 /* Move the previous CA's files aside, so --force never destroys history. */
 static int archive_old(struct pki *pki, char *err, size_t errlen)
 {
-    static const char *const names[] = {"ca.crt",    "gateway.crt", "crl.pem",
-                                        "registry.json", "audit.log", "issued",
-                                        "chain.pem", "intermediate.json"};
+    static const char *const names[] = {"ca.crt", "gateway.crt", "crl.pem", "registry.json",
+                                        "audit.log", "issued", PKI_CA_LABEL_FILE,
+                                        PKI_ROLLOVER_FILE, PKI_CA_OLD_FILE, PKI_CA_NEW_FILE,
+                                        PKI_CRL_OLD_FILE, PKI_CROSS_DIR, "chain.pem",
+                                        "intermediate.json"};
     char stamp[32], sub[48];
     char *dir = NULL;
     time_t now = time(NULL);

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fsutil.h"
+#include "pki-rollover.h"
 #include "pki.h"
 #include "pki-chain.h"
 #include "registry.h"
@@ -37,12 +40,17 @@ struct facts_slot {
     struct cert_facts f;
 };
 
+/* The anchors of ca.crt: one, or two during a CA rollover. */
+#define TRUSTDB_MAX_CAS 4
+
 struct trustdb {
     atomic_int refs;
     gnutls_x509_crt_t ca;
+    gnutls_x509_crt_t cas[TRUSTDB_MAX_CAS]; /* cas[0] is ca */
+    size_t n_cas;
     gnutls_x509_crt_t *chain; /* intermediates, this gateway's CA first */
     size_t n_chain;
-    gnutls_x509_crl_t crl;
+    gnutls_x509_crl_t crl, crl_old;
     struct registry *reg;
     struct trust trust;
     uint64_t crl_number; /* UINT64_MAX when above 64 bits; 0 without */
@@ -82,13 +90,14 @@ static int cmp_serial(const void *a, const void *b)
 }
 
 /* The CRL's number and its serials, sorted, for the sweep of open sessions. */
+static int crl_serials(struct trustdb *db, gnutls_x509_crl_t crl);
+
 static int crl_index(struct trustdb *db)
 {
     unsigned char num[32];
     size_t len = sizeof(num);
     unsigned crit = 0;
-    int n;
-    gnutls_x509_crl_iter_t it = NULL;
+    int rc;
 
     if (!db->crl)
         return 0;
@@ -97,23 +106,39 @@ static int crl_index(struct trustdb *db)
             db->crl_number =
                 db->crl_number > UINT64_MAX >> 8 ? UINT64_MAX : db->crl_number << 8 | num[i];
     }
-    n = gnutls_x509_crl_get_crt_count(db->crl);
+    rc = crl_serials(db, db->crl);
+    if (rc == 0 && db->crl_old)
+        rc = crl_serials(db, db->crl_old);
+    if (rc == 0)
+        qsort(db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
+    return rc;
+}
+
+/* crl's serials appended to db->revoked. */
+static int crl_serials(struct trustdb *db, gnutls_x509_crl_t crl)
+{
+    gnutls_x509_crl_iter_t it = NULL;
+    int n = gnutls_x509_crl_get_crt_count(crl);
+    size_t max;
+    char (*grown)[64];
+
     if (n <= 0)
         return 0;
-    db->revoked = calloc((size_t)n, sizeof(*db->revoked));
-    if (!db->revoked)
+    max = db->n_revoked + (size_t)n;
+    grown = realloc(db->revoked, max * sizeof(*db->revoked));
+    if (!grown)
         return -ENOMEM;
+    db->revoked = grown;
     for (;;) {
         unsigned char s[64];
         size_t sl = sizeof(s);
         time_t when;
-        int rc = gnutls_x509_crl_iter_crt_serial(db->crl, &it, s, &sl, &when);
-        if (rc < 0 || db->n_revoked == (size_t)n)
+        int rc = gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when);
+        if (rc < 0 || db->n_revoked == max)
             break;
         hex_of(s, sl, db->revoked[db->n_revoked++], sizeof(db->revoked[0]));
     }
     gnutls_x509_crl_iter_deinit(it);
-    qsort(db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
     return 0;
 }
 
@@ -143,9 +168,11 @@ int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_
     if (reg)
         registry_index(reg);
     db->ca = ca;
+    db->cas[0] = ca;
+    db->n_cas = 1;
     db->crl = crl;
     db->reg = reg;
-    db->trust.cas = &db->ca;
+    db->trust.cas = db->cas;
     db->trust.n_cas = 1;
     db->trust.crl = db->crl;
     db->trust.reg = db->reg;
@@ -157,13 +184,96 @@ int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_
     return 0;
 }
 
+/* The CA that signed crl among cas (-1: none did). */
+static int crl_signer(gnutls_x509_crl_t crl, gnutls_x509_crt_t *cas, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned status = 0;
+        if (gnutls_x509_crl_verify(crl, &cas[i], 1, 0, &status) >= 0 && status == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* During a CA rollover: the other anchors of ca.crt and the old CA's CRL
+ * (pki-rollover.h). Taken by db; freed on failure. */
+static int trustdb_add_rollover(struct trustdb *db, gnutls_x509_crt_t *extra, unsigned n_extra,
+                                gnutls_x509_crl_t crl_old)
+{
+    for (unsigned i = 0; i < n_extra; i++) {
+        if (db->n_cas < TRUSTDB_MAX_CAS)
+            db->cas[db->n_cas++] = extra[i];
+        else
+            gnutls_x509_crt_deinit(extra[i]);
+    }
+    db->trust.n_cas = db->n_cas;
+    db->crl_old = crl_old;
+    db->trust.crl_old = crl_old;
+    /* The serials again, with the old CA's CRL's. */
+    free(db->revoked);
+    db->revoked = NULL;
+    db->n_revoked = 0;
+    db->crl_number = 0;
+    return crl_index(db);
+}
+
+/* ca.crt's anchors after the first, and crl-old.pem when there is one. */
+static int load_rollover(const struct pki *pki, gnutls_x509_crt_t ca, gnutls_x509_crt_t **extra,
+                         unsigned *n_extra, gnutls_x509_crl_t *crl_old, char *err,
+                         size_t errlen)
+{
+    gnutls_x509_crt_t *all = NULL, cas[TRUSTDB_MAX_CAS];
+    unsigned n = 0;
+    size_t n_cas = 0;
+    char *path = fs_join(pki->dir, PKI_CRL_OLD_FILE);
+    int rc = path ? pki_read_pem_certs(pki->ca_path, &all, &n) : -ENOMEM;
+
+    *extra = NULL;
+    *n_extra = 0;
+    *crl_old = NULL;
+    if (rc < 0)
+        goto out;
+    /* all[0] is ca (read again): the others are the extra anchors. */
+    gnutls_x509_crt_deinit(all[0]);
+    cas[n_cas++] = ca;
+    for (unsigned i = 1; i < n && n_cas < TRUSTDB_MAX_CAS; i++)
+        cas[n_cas++] = all[i];
+    if (access(path, F_OK) == 0) {
+        struct pki alt = *pki;
+        alt.crl_path = path;
+        rc = pki_read_crl(&alt, crl_old, err, errlen);
+        if (rc == 0 && crl_signer(*crl_old, cas, n_cas) < 0) {
+            snprintf(err, errlen, "%s is not signed by a CA in %s", path, pki->ca_path);
+            rc = -EBADMSG;
+        }
+    }
+    if (rc < 0)
+        goto out;
+    memmove(all, all + 1, (n - 1) * sizeof(*all));
+    *extra = all;
+    *n_extra = n - 1;
+    all = NULL;
+out:
+    if (all) {
+        for (unsigned i = 1; i < n; i++)
+            gnutls_x509_crt_deinit(all[i]);
+        gnutls_free(all);
+        if (*crl_old)
+            gnutls_x509_crl_deinit(*crl_old);
+        *crl_old = NULL;
+    }
+    free(path);
+    return rc;
+}
+
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen)
 {
     gnutls_x509_crt_t ca = NULL, *chain = NULL;
-    gnutls_x509_crl_t crl = NULL;
+    gnutls_x509_crl_t crl = NULL, crl_old = NULL;
+    gnutls_x509_crt_t *extra = NULL, cas[TRUSTDB_MAX_CAS];
+    unsigned n_extra = 0;
+    size_t n_cas = 0, n_chain = 0;
     struct registry *reg = NULL;
-    size_t n_chain = 0;
-    unsigned status = 0;
     int rc;
 
     rc = pki_read_cert(pki->ca_path, &ca, err, errlen);
@@ -173,19 +283,47 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
         rc = pki_read_crl(pki, &crl, err, errlen);
     if (rc == 0)
         rc = pki_load_registry(pki, &reg, err, errlen);
-    /* A CRL not signed by our CA would let anyone un-revoke a peer. */
-    if (rc == 0 && (gnutls_x509_crl_verify(crl, n_chain ? chain : &ca, 1, 0, &status) < 0 ||
-                    status != 0)) {
-        snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path,
-                 n_chain ? pki->chain_path : pki->ca_path);
-        rc = -EBADMSG;
+    if (rc == 0)
+        rc = load_rollover(pki, ca, &extra, &n_extra, &crl_old, err, errlen);
+    /* A CRL not signed by our CA would let anyone un-revoke a peer. Under
+     * an organization's root that CA is the first of chain.pem; during a
+     * rollover ca.crt holds both CAs, and crl.pem may still be the old
+     * one's for the moment between the two writes. */
+    if (rc == 0) {
+        cas[n_cas++] = n_chain ? chain[0] : ca;
+        for (unsigned i = 0; i < n_extra && n_cas < TRUSTDB_MAX_CAS; i++)
+            cas[n_cas++] = extra[i];
+        if (crl_signer(crl, cas, n_cas) < 0) {
+            snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path,
+                     n_chain ? pki->chain_path : pki->ca_path);
+            rc = -EBADMSG;
+        }
     }
     if (rc < 0) {
+        for (unsigned i = 0; i < n_extra; i++)
+            gnutls_x509_crt_deinit(extra[i]);
+        gnutls_free(extra);
+        if (crl_old)
+            gnutls_x509_crl_deinit(crl_old);
         parts_free(ca, crl, reg);
         pki_free_certs(chain, n_chain);
         return rc;
     }
-    return trustdb_from_chain(ca, chain, n_chain, crl, reg, out);
+    rc = trustdb_from_chain(ca, chain, n_chain, crl, reg, out);
+    if (rc == 0 && (n_extra || crl_old))
+        rc = trustdb_add_rollover(*out, extra, n_extra, crl_old);
+    else if (rc < 0) {
+        for (unsigned i = 0; i < n_extra; i++)
+            gnutls_x509_crt_deinit(extra[i]);
+        if (crl_old)
+            gnutls_x509_crl_deinit(crl_old);
+    }
+    gnutls_free(extra);
+    if (rc < 0 && *out) {
+        trustdb_unref(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 struct trustdb *trustdb_ref(struct trustdb *db)
@@ -200,6 +338,10 @@ void trustdb_unref(struct trustdb *db)
     if (!db || atomic_fetch_sub(&db->refs, 1) != 1)
         return;
     parts_free(db->ca, db->crl, db->reg);
+    for (size_t i = 1; i < db->n_cas; i++)
+        gnutls_x509_crt_deinit(db->cas[i]);
+    if (db->crl_old)
+        gnutls_x509_crl_deinit(db->crl_old);
     pki_free_certs(db->chain, db->n_chain);
     free(db->revoked);
     for (size_t i = 0; i < db->n_issuers; i++) {

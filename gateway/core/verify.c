@@ -190,7 +190,9 @@ void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_fact
         f->crl_revoked = verify_serial_listed(t->issuers[f->issuer].revoked,
                                               t->issuers[f->issuer].n_revoked, f->serial);
     else
-        f->crl_revoked = t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1;
+        f->crl_revoked =
+            (t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1) ||
+            (t->crl_old && gnutls_x509_crt_check_revocation(crt, &t->crl_old, 1) == 1);
     f->role = verify_cert_role(crt);
 }
 

@@ -62,6 +62,7 @@ struct trust {
     gnutls_x509_crt_t *chain;
     size_t n_chain;
     gnutls_x509_crl_t crl;  /* may be NULL */
+    gnutls_x509_crl_t crl_old; /* the old CA's during a rollover, or NULL */
     const struct registry *reg;
     const struct trust_issuer *issuers; /* sibling issuers, may be none */
     size_t n_issuers;

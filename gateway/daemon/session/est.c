@@ -32,6 +32,7 @@
 #include "fault.h"
 #include "invite.h"
 #include "log.h"
+#include "pki-rollover.h"
 #include "pki.h"
 #include "pki-chain.h"
 #include "registry.h"
@@ -123,14 +124,15 @@ static void strike(struct conn *c)
 }
 
 /* The root and the intermediates (RFC 7030 4.1.3: "the current root CA
- * certificate" and the chain to it): a device then pins the root alone. */
+ * certificate" and the chain to it): a device then pins the root alone.
+ * During a CA rollover both anchors and the cross certificates too. */
 static void get_cacerts(struct daemon *d, struct api_reply *rep)
 {
     gnutls_x509_crt_t *certs = NULL;
     size_t n = 0;
     char err[512] = "";
 
-    if (pki_ca_bundle(d->pki, &certs, &n, err, sizeof(err)) < 0) {
+    if (pki_cacerts_bundle(d->pki, &certs, &n, err, sizeof(err)) < 0) {
         log_err("enroll: cacerts: %s", err);
         text(rep, 500, "the CA certificate cannot be read");
     } else {

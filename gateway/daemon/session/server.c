@@ -52,6 +52,7 @@
 #include "trust-fetch.h"
 #include "trustdb.h"
 #include "uplink.h"
+#include "verify.h"
 #include "watch.h"
 
 /* epoll data for the fds that are not connections */
@@ -479,11 +480,15 @@ static void submit_task(struct daemon *d, int kind)
 static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not_after,
                         time_t now)
 {
-    static const int marks[] = {30, 7, 1};
+    /* The CA from 180 days on: its successor (mtlsgw ca rollover) needs
+     * the time for every peer to renew before the old one ends. */
+    static const int marks[] = {30, 7, 1}, ca_marks[] = {180, 90, 30, 7, 1};
+    const int *m = slot == 0 ? ca_marks : marks;
+    int n = slot == 0 ? 5 : 3;
     long long left = days_until(not_after, now);
 
-    for (int i = 2; i >= 0; i--) {
-        if (left < marks[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > marks[i])) {
+    for (int i = n - 1; i >= 0; i--) {
+        if (left < m[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > m[i])) {
             if (left < 0 && slot == 0)
                 log_err("%s expired %lld days ago: every peer it issued is refused; make a "
                         "new CA (mtlsgw init --force) and enroll the peers again",
@@ -492,12 +497,12 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
                 log_err("%s expired %lld days ago", what, -left);
             else
                 log_warn("%s expires in %lld days (%s)", what, left,
-                         slot == 0 ? "every peer is refused from then on, and no certificate "
-                                     "it issues lasts longer: make a new CA in time"
+                         slot == 0 ? "every peer is refused from then on: make its "
+                                     "successor now, without a flag day: mtlsgw ca rollover"
                          : slot == 1 ? "renew it: mtlsgw gateway renew, or [pki] auto-renew "
                                        "= yes"
                                      : "renew it");
-            d->warned_days[slot] = marks[i];
+            d->warned_days[slot] = m[i];
             return;
         }
     }
@@ -692,7 +697,9 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
     struct trustdb *t = daemon_trust(d);
-    gnutls_x509_crt_t cas[1 + 16];
+    const struct trust *tr = trustdb_trust(t);
+    gnutls_x509_crt_t cas[4 + 16];
+    size_t n_own;
     int rc;
 
     rc = load_server_key(d, &key, err, errlen);
@@ -701,11 +708,14 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
     o.chain_path = d->pki->chain_path;
     o.key = key;
-    /* Our CA, then each [trust NAME] issuer's: the names the
-     * CertificateRequest offers, so that their peers send their certificate. */
-    cas[0] = trustdb_ca(t);
+    /* Our anchors (both CAs during a rollover), then each [trust NAME]
+     * issuer's: the names the CertificateRequest offers, so that their
+     * peers send their certificate. */
+    n_own = tr->n_cas < 4 ? tr->n_cas : 4;
+    for (size_t i = 0; i < n_own; i++)
+        cas[i] = tr->cas[i];
     o.cas = cas;
-    o.n_cas = 1 + trust_fetch_cas(d->tf, cas + 1, 16);
+    o.n_cas = n_own + trust_fetch_cas(d->tf, cas + n_own, 16);
     /* EST has its own floor (default 1.2: field EST clients, docs/est.md);
      * the management and tunnel listeners keep [management]'s. */
     o.tls_min = l == &d->estl ? d->cfg->enroll.tls_min : d->cfg->mgmt.tls_min;
