@@ -416,7 +416,7 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
     if (rc < 0) {
         if (strcmp(is->error, err) != 0)
             log_warn("trust %s: CRL fetch failed: %s", is->cfg->name, err);
-        snprintf(is->error, sizeof(is->error), "%s", err);
+        snprintf(is->error, sizeof(is->error), "%.*s", (int)sizeof(is->error) - 1, err);
     } else {
         if (is->error[0] && is->good_ms)
             log_info("trust %s: CRL fetched again from %s", is->cfg->name, is->cfg->crl_url);
