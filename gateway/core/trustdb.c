@@ -109,7 +109,7 @@ static int crl_index(struct trustdb *db)
     rc = crl_serials(db, db->crl);
     if (rc == 0 && db->crl_old)
         rc = crl_serials(db, db->crl_old);
-    if (rc == 0)
+    if (rc == 0 && db->n_revoked > 1) /* qsort takes no NULL, even for 0 entries */
         qsort(db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
     return rc;
 }
