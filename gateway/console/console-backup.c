@@ -578,24 +578,72 @@ static void restore_config(struct console *con, const struct entry *conf)
     }
 }
 
+/*
+ * The live setup's revocations the backup would take back: serials revoked
+ * in the live registry that the backup's registry holds active (or not at
+ * all). An older backup must never silently trust a compromised key again.
+ * Returns how many, their names listed in out; -errno when the live
+ * registry cannot be read.
+ */
+static int lost_revocations(const struct console *con, struct registry *backup, char *out,
+                            size_t outlen)
+{
+    char *path = fs_join(con->cfg->pki.dir, "registry.json"), err[256];
+    struct registry *live = NULL;
+    size_t used = 0;
+    int rc, lost = 0;
+
+    out[0] = '\0';
+    if (!path)
+        return -ENOMEM;
+    rc = access(path, F_OK) == 0 ? registry_load(path, &live, err, sizeof(err)) : 0;
+    free(path);
+    if (rc < 0 || !live)
+        return rc;
+    if ((rc = registry_index(backup)) < 0)
+        goto out;
+    for (size_t i = 0; i < registry_count(live); i++) {
+        const struct peer *p = registry_at(live, i), *b;
+
+        if (p->status != PEER_REVOKED)
+            continue;
+        b = registry_find_serial(backup, p->serial);
+        if (b && b->status == PEER_REVOKED)
+            continue;
+        lost++;
+        if (used < outlen)
+            used += (size_t)snprintf(out + used, outlen - used, "%s%s (serial %s)",
+                                     lost > 1 ? ", " : "", p->name, p->serial);
+    }
+    rc = lost;
+out:
+    registry_free(live);
+    return rc;
+}
+
 int cmd_restore(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"force", no_argument, NULL, 'f'},
+        {"unrevoke", no_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
+    char lost[1024];
     struct entry *v = NULL;
     struct registry *reg = NULL;
     char *data = NULL, *ca = NULL, err[3 * PATH_MAX + 256] = "", kept[PATH_MAX];
     const struct entry *e;
     size_t len = 0, n = 0;
-    bool force = false;
+    bool force = false, unrevoke = false;
     int c, rc = EXIT_FAIL;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c != 'f')
+        if (c == 'f')
+            force = true;
+        else if (c == 'u')
+            unrevoke = true;
+        else
             return con_usage("restore");
-        force = true;
     }
     if (optind + 1 != argc)
         return con_usage("restore");
@@ -626,6 +674,17 @@ int cmd_restore(struct console *con, int argc, char **argv)
     if (con_as_daemon() < 0)
         goto out;
     rc = check_token(con, v, n, err, sizeof(err));
+    if (rc == 0 && !unrevoke && (c = lost_revocations(con, reg, lost, sizeof(lost))) != 0) {
+        if (c < 0)
+            snprintf(err, sizeof(err), "the live registry in %s cannot be read (%s): it "
+                     "is what says which revocations the backup would undo",
+                     con->cfg->pki.dir, strerror(-c));
+        else
+            snprintf(err, sizeof(err), "the backup would trust %d peer(s) revoked since it "
+                     "was made: %s; revoke them again after the restore, or give "
+                     "--unrevoke if that is what you want", c, lost);
+        rc = -EPERM;
+    }
     con_as_invoker();
     if (rc < 0) {
         rc = EXIT_FAIL;

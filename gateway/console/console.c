@@ -152,7 +152,7 @@ static const struct command commands[] = {
      "Write the state (registry, issued certificates, CRLs, invites, CA and chain\n"
      "certificates, audit log, config) to FILE as a POSIX tar. Never a key (they\n"
      "cannot leave the token) and never the PIN (docs/backup.md)."},
-    {"restore", cmd_restore, "restore FILE [--force]",
+    {"restore", cmd_restore, "restore FILE [--force] [--unrevoke]",
      "Put back the state a backup holds, atomically, after checking that the token\n"
      "holds the CA key of its ca.crt. A live setup (ca.crt in the pki dir) is only\n"
      "replaced with --force; it is then kept in <pki dir>.before-restore-STAMP."},

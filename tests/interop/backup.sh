@@ -149,4 +149,19 @@ out=$(hub restore --force "$T/b.tar" 2>&1)
 ok_if "restore --force over the live setup" test $? = 0 || echo "# $out"
 ok_if "... the replaced setup is kept beside it" sh -c "ls -d '$P'.before-restore-* >/dev/null"
 
+# An older backup must not un-revoke: alice is revoked after b.tar was made
+# (a compromised key); restoring b.tar would trust her again.
+hub revoke alice --reason keyCompromise >/dev/null 2>&1
+sleep 1 # one restore a second (the replaced setup is kept by the second)
+out=$(hub restore --force "$T/b.tar" 2>&1)
+ok_if "restoring a backup older than a revocation: refused" test $? != 0
+expect_in "revoked since it was made: alice" "$out" "... naming the peer it would trust again"
+peers_json=$(hub peers --json 2>/dev/null)
+ok_if "... and the live registry still has alice revoked" python3 -c 'import json, sys
+sys.exit(0 if any(p["name"] == "alice" and p["status"] == "revoked"
+                  for p in json.loads(sys.argv[1])) else 1)' "$peers_json"
+sleep 1 # the replaced setup is kept by the second: one restore a second
+out=$(hub restore --force --unrevoke "$T/b.tar" 2>&1)
+ok_if "... --unrevoke restores it anyway, as asked" test $? = 0 || echo "# $out"
+
 tap_done
