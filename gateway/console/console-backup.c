@@ -494,69 +494,120 @@ static const char *jstr(struct json_object *o, const char *key)
                : NULL;
 }
 
+struct listed {
+    const char *name;
+    struct json_object *e;
+};
+
+static int cmp_listed(const void *a, const void *b)
+{
+    return strcmp(((const struct listed *)a)->name, ((const struct listed *)b)->name);
+}
+
+static int cmp_entry_name(const void *a, const void *b)
+{
+    const struct entry *x = *(const struct entry *const *)a, *y = *(const struct entry *const *)b;
+
+    return strcmp(x->name, y->name);
+}
+
+/* Why entry v differs from its line e of the manifest, or NULL. */
+static const char *entry_differs(const struct entry *v, struct json_object *e)
+{
+    struct json_object *size;
+    const char *sum = jstr(e, "sha256"), *m = jstr(e, "mode");
+    char hex[65], mode[8];
+
+    sha256_hex(v->data, v->len, hex);
+    snprintf(mode, sizeof(mode), "%04o", v->mode);
+    if (!json_object_object_get_ex(e, "size", &size) ||
+        json_object_get_int64(size) != (int64_t)v->len)
+        return "its size differs from the signed manifest's";
+    if (!sum || strcmp(sum, hex) != 0)
+        return "its SHA-256 differs from the signed manifest's";
+    if (!m || strcmp(m, mode) != 0)
+        return "its mode differs from the signed manifest's";
+    return NULL;
+}
+
+static bool is_manifest(const struct entry *v)
+{
+    return strcmp(v->name, MANIFEST_NAME) == 0 || strcmp(v->name, SIGNATURE_NAME) == 0;
+}
+
 /* Every entry but the manifest and its signature is listed in the manifest
- * once, with its size, mode and SHA-256, and nothing else is. */
+ * once, with its size, mode and SHA-256, and nothing else is (both sides
+ * sorted by name: an appliance may keep thousands of issued certificates). */
 static int entries_match(const struct entry *v, size_t n, struct json_object *list, char *err,
                          size_t errlen)
 {
-    size_t n_list = json_object_is_type(list, json_type_array)
-                        ? json_object_array_length(list) : 0, n_files = 0;
+    size_t n_list = 0, n_files = 0;
+    struct listed *l = NULL;
+    const struct entry **byname = NULL;
+    int rc = -EBADMSG;
 
     if (!json_object_is_type(list, json_type_array)) {
         snprintf(err, errlen, "its manifest lists no entries: " ALTERED);
-        return -EBADMSG;
+        return rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(v[i].name, v[j].name) == 0) {
-                snprintf(err, errlen, "entry '%s' is in it twice: " ALTERED, v[i].name);
-                return -EBADMSG;
-            }
+    n_list = json_object_array_length(list);
+    l = calloc(n_list + 1, sizeof(*l));
+    byname = calloc(n + 1, sizeof(*byname));
+    if (!l || !byname) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *why = "it is not in the signed manifest";
-        char hex[65], mode[8];
-        if (strcmp(v[i].name, MANIFEST_NAME) == 0 || strcmp(v[i].name, SIGNATURE_NAME) == 0)
-            continue;
-        n_files++;
-        sha256_hex(v[i].data, v[i].len, hex);
-        snprintf(mode, sizeof(mode), "%04o", v[i].mode);
-        for (size_t j = 0; j < n_list; j++) {
-            struct json_object *e = json_object_array_get_idx(list, j), *size;
-            const char *name = jstr(e, "name"), *sum = jstr(e, "sha256"), *m = jstr(e, "mode");
-            if (!name || strcmp(name, v[i].name) != 0)
-                continue;
-            if (!json_object_object_get_ex(e, "size", &size) ||
-                json_object_get_int64(size) != (int64_t)v[i].len)
-                why = "its size differs from the signed manifest's";
-            else if (!sum || strcmp(sum, hex) != 0)
-                why = "its SHA-256 differs from the signed manifest's";
-            else if (!m || strcmp(m, mode) != 0)
-                why = "its mode differs from the signed manifest's";
-            else
-                why = NULL;
-            break;
-        }
-        if (why) {
-            snprintf(err, errlen, "entry '%s': %s: " ALTERED, v[i].name, why);
-            return -EBADMSG;
+    for (size_t j = 0; j < n_list; j++) {
+        l[j].e = json_object_array_get_idx(list, j);
+        if (!(l[j].name = jstr(l[j].e, "name"))) {
+            snprintf(err, errlen, "its manifest has an entry without a name: " ALTERED);
+            goto out;
         }
     }
-    /* Each archive entry matched a line; a line left over is an entry gone. */
-    for (size_t j = 0; n_list != n_files && j < n_list; j++) {
-        const char *name = jstr(json_object_array_get_idx(list, j), "name");
-        if (!name || !find_entry(v, n, name)) {
+    if (n_list > 1)
+        qsort(l, n_list, sizeof(*l), cmp_listed);
+    for (size_t j = 1; j < n_list; j++)
+        if (strcmp(l[j - 1].name, l[j].name) == 0) {
+            snprintf(err, errlen, "its manifest lists '%s' twice: " ALTERED, l[j].name);
+            goto out;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (!is_manifest(&v[i]))
+            byname[n_files++] = &v[i];
+    if (n_files > 1)
+        qsort(byname, n_files, sizeof(*byname), cmp_entry_name);
+    for (size_t i = 1; i < n_files; i++)
+        if (strcmp(byname[i - 1]->name, byname[i]->name) == 0) {
+            snprintf(err, errlen, "entry '%s' is in it twice: " ALTERED, byname[i]->name);
+            goto out;
+        }
+    /* Both sorted: one walk finds what is extra, missing or changed. */
+    for (size_t i = 0, j = 0; i < n_files || j < n_list;) {
+        int c = i == n_files ? 1 : j == n_list ? -1 : strcmp(byname[i]->name, l[j].name);
+        const char *why;
+        if (c < 0) {
+            snprintf(err, errlen, "entry '%s': it is not in the signed manifest: " ALTERED,
+                     byname[i]->name);
+            goto out;
+        }
+        if (c > 0) {
             snprintf(err, errlen, "entry '%s' of the signed manifest is missing: " ALTERED,
-                     name ? name : "?");
-            return -EBADMSG;
+                     l[j].name);
+            goto out;
         }
+        if ((why = entry_differs(byname[i], l[j].e))) {
+            snprintf(err, errlen, "entry '%s': %s: " ALTERED, byname[i]->name, why);
+            goto out;
+        }
+        i++;
+        j++;
     }
-    if (n_list != n_files) {
-        snprintf(err, errlen, "its manifest lists %zu entries, the archive holds %zu: " ALTERED,
-                 n_list, n_files);
-        return -EBADMSG;
-    }
-    return 0;
+    rc = 0;
+out:
+    free(l);
+    free(byname);
+    return rc;
 }
 
 /* The first certificate of a PEM entry. */

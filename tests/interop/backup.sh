@@ -248,9 +248,13 @@ python3 "$T/retar.py" "$T/b.tar" "$T/flip.tar" flip:pki/registry.json
 expect_altered "$T/flip.tar" "one byte of the registry changed" \
     "entry 'pki/registry.json': its SHA-256 differs"
 python3 "$T/retar.py" "$T/b.tar" "$T/drop.tar" drop:pki/crl.pem
-expect_altered "$T/drop.tar" "an entry dropped" "entry 'pki/crl.pem' of the signed manifest is missing"
+expect_altered "$T/drop.tar" "an entry dropped" \
+    "entry 'pki/crl.pem' of the signed manifest is missing"
 python3 "$T/retar.py" "$T/b.tar" "$T/add.tar" add:pki/issued/5eed1234.crt:"$T/mallory.crt"
 expect_altered "$T/add.tar" "an entry added" "entry 'pki/issued/5eed1234.crt': it is not in"
+# A second pki/registry.json after the genuine one (tar's last one wins).
+python3 "$T/retar.py" "$T/b.tar" "$T/twice.tar" add:pki/registry.json:"$T/evil-registry.json"
+expect_altered "$T/twice.tar" "an entry given twice" "entry 'pki/registry.json' is in it twice"
 python3 "$T/retar.py" "$T/b.tar" "$T/nosig.tar" nosig
 expect_altered "$T/nosig.tar" "an unsigned archive" "it carries no signature"
 

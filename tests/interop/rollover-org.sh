@@ -101,7 +101,7 @@ out=$(hub restore "$T/b.tar" 2>&1)
 ok_if "... restores into a wiped pki dir" test $? = 0 || echo "# $out"
 ok_if "... chain.pem and ca.crt as they were" sh -c \
     "cmp -s '$P/chain.pem' '$T/pki-before/chain.pem' && cmp -s '$P/ca.crt' '$T/root.crt'"
-dmn_start || { echo "Bail out! the daemon does not start after restore: $(tail -5 "$DLOG")"; exit 1; }
+dmn_start || { echo "Bail out! no daemon after the restore: $(tail -5 "$DLOG")"; exit 1; }
 req admin1 GET /api/v1/status
 expect_http 200 "... and admin1 is served again"
 tap_done
