@@ -119,6 +119,7 @@ struct source_count;
 struct bans;
 struct pool;
 struct tunnel;
+struct udp_hub;
 struct uplink;
 
 struct daemon {
@@ -138,6 +139,7 @@ struct daemon {
     struct listener upl;    /* our uplinks (counters only, no socket) */
     struct listener estl;   /* [enroll] listen: EST, client certificate optional */
     struct pool *pool;      /* [tunnel] pool (pool.h); NULL: none */
+    struct udp_hub *udp;    /* [tunnel] udp (udp.h); NULL: none */
     struct uplink *uplinks;
     unsigned n_uplinks;
     pthread_mutex_t conns_lock;

@@ -47,6 +47,7 @@
 #include "service.h"
 #include "tls.h"
 #include "trustdb.h"
+#include "udp.h"
 #include "uplink.h"
 #include "watch.h"
 
@@ -850,7 +851,7 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
             return -1;
         }
     }
-    if (uplinks_start(d, err, sizeof(err)) < 0) {
+    if (udp_hub_start(d, err, sizeof(err)) < 0 || uplinks_start(d, err, sizeof(err)) < 0) {
         log_err("%s", err);
         return -1;
     }
@@ -930,6 +931,7 @@ static void daemon_close(struct daemon *d)
     workers_free(d->io);
     workers_free(d->slow);
     sessions_bury(d);
+    udp_hub_stop(d);
     if (d->mgmt.tls)
         tls_server_free(d->mgmt.tls);
     if (d->tunl.tls)
