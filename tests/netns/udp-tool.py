@@ -9,9 +9,11 @@
   garbage DST PORT FILE N                  N datagrams: random bytes, and FILE's
                                            records with a bit flipped (a known
                                            channel id, failing the AEAD check)
-  count IFACE SRC SECONDS                  how many UDP datagrams from SRC
-                                           IFACE sees in SECONDS
-  pings SRC SECONDS                        how many ICMP echo requests from SRC
+  count IFACE SRC SECONDS [READY]          how many UDP datagrams from SRC
+                                           IFACE sees in SECONDS (READY: a file
+                                           made once it listens; capture makes
+                                           OUT.ready)
+  pings SRC SECONDS [READY]                how many ICMP echo requests from SRC
                                            arrive here in SECONDS
 """
 import os
@@ -47,6 +49,7 @@ def raw(iface):
 def capture(iface, src, dport, n, out, seconds=20.0):
     s = raw(iface)
     s.settimeout(0.5)
+    open(out + ".ready", "w").close()
     got = []
     end = time.time() + seconds
     while len(got) < n and time.time() < end:
@@ -102,9 +105,11 @@ def garbage(dst, port, path, n):
     return 0
 
 
-def count(iface, src, seconds):
+def count(iface, src, seconds, ready=None):
     s = raw(iface)
     s.settimeout(0.2)
+    if ready:
+        open(ready, "w").close()
     n = 0
     end = time.time() + seconds
     while time.time() < end:
@@ -118,9 +123,11 @@ def count(iface, src, seconds):
     return 0
 
 
-def pings(src, seconds):
+def pings(src, seconds, ready=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     s.settimeout(0.2)
+    if ready:
+        open(ready, "w").close()
     n = 0
     end = time.time() + seconds
     while time.time() < end:
@@ -144,9 +151,9 @@ def main(a):
     if a[0] == "garbage":
         return garbage(a[1], int(a[2]), a[3], int(a[4]))
     if a[0] == "pings":
-        return pings(a[1], float(a[2]))
+        return pings(a[1], float(a[2]), a[3] if len(a) > 3 else None)
     if a[0] == "count":
-        return count(a[1], a[2], float(a[3]))
+        return count(a[1], a[2], float(a[3]), a[4] if len(a) > 4 else None)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -38,7 +38,7 @@ cleanup() {
     nsd_stop_all
     wait 2>/dev/null
     topo_down
-    rm -rf "$T"
+    [ -n "${UDP_KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -131,13 +131,13 @@ s.recv(1)' "$3" "$T/stream.bin" 2>"$T/stream.err"
     wait "$sink" 2>/dev/null
     got=$(tail -n 1 "$T/stream.out")
     if [ "$got" = "$want_sum" ]; then
-        tap_result 0 "TCP stream $4: 8 MiB intact ($(python3 -c "print('%.0f' % (8 * 8.388608 / ($t1 - $t0)))") Mbit/s)"
+        tap_result 0 "TCP stream $4: 4 MiB intact ($(python3 -c "print('%.0f' % (4 * 8.388608 / ($t1 - $t0)))") Mbit/s)"
     else
-        tap_result 1 "TCP stream $4: 8 MiB intact" "expected '$want_sum', got '$got'
+        tap_result 1 "TCP stream $4: 4 MiB intact" "expected '$want_sum', got '$got'
 $(cat "$T/stream.err")"
     fi
 }
-head -c $((8 * 1024 * 1024)) /dev/urandom >"$T/stream.bin"
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$T/stream.bin"
 want_sum="$(stat -c %s "$T/stream.bin") $(sha256sum <"$T/stream.bin" | cut -d' ' -f1)"
 
 : >"$T/hub.log"
@@ -152,7 +152,7 @@ else
     tap_result 1 "hub: UDP socket on $HUB_WAN:$UDP_PORT" "$(hub ss -lun; tail -n 5 "$T/hub.log")"
     bail "the hub did not start"
 fi
-nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke-udp.conf"
+nsd_start spoke "$NS_SPOKE" "$T/spoke/${UDP_FIRST:-spoke-udp}.conf"
 wait_tunnel 15 || bail "no tunnel"
 tap_result 0 "spoke1 connects, traffic passes"
 
@@ -174,25 +174,27 @@ stream "$NS_LANA" "$NS_LANB" "$LANB_HOST" "lan-a -> lan-b over UDP"
 hub_in1=$(sess hub udp.packets_in)
 tcp_in1=$(sess hub tcp.packets_in)
 ok_if "hub: the packets came over UDP (udp.packets_in $hub_in0 -> $hub_in1, tcp $tcp_in0 -> $tcp_in1)" \
-    eval '[ $((hub_in1 - hub_in0)) -ge 5000 ] && [ $((tcp_in1 - tcp_in0)) -le 10 ]'
+    eval '[ $((hub_in1 - hub_in0)) -ge 2500 ] && [ $((tcp_in1 - tcp_in0)) -le 10 ]'
 ok_if "spoke: the packets came over UDP (udp.packets_in $(sess spoke udp.packets_in))" \
-    ge "$(sess spoke udp.packets_in)" 5000
+    ge "$(sess spoke udp.packets_in)" 2500
 SPOKE_PEER=$(sess hub udp.peer)
 ok_if "hub: the peer's UDP address is the spoke's ($SPOKE_PEER)" \
     eval 'case "$SPOKE_PEER" in "$SPOKE_WAN":*) true ;; *) false ;; esac'
 
 # ---- replay -------------------------------------------------------------------------
 section "replay"
-lanb ping -c 40 -i 0.05 -W 1 -q "$LANA_HOST" >/dev/null 2>&1 &
-LOCAL_PIDS="$LOCAL_PIDS $!"
-n=$(hub python3 "$TOOL" capture wan "$SPOKE_WAN" "$UDP_PORT" 20 "$T/cap.hex" 10)
+hub python3 "$TOOL" capture wan "$SPOKE_WAN" "$UDP_PORT" 20 "$T/cap.hex" 15 >/dev/null &
+cap=$!
+wait_until 10 test -e "$T/cap.hex.ready"
+lanb ping -c 40 -i 0.05 -W 1 -q "$LANA_HOST" >/dev/null 2>&1
+wait "$cap"
+n=$(wc -l <"$T/cap.hex")
 ok_if "captured 20 of the spoke's UDP records on the hub's wire (got $n)" test "$n" = 20
-wait
 rp0=$(sess hub udp.replays)
 in0=$(sess hub udp.packets_in)
-out python3 "$TOOL" count vo "$HUB_WAN" 4 >"$T/answers" &
+out python3 "$TOOL" count vo "$HUB_WAN" 3 "$T/answers.ready" >"$T/answers" &
 cnt=$!
-sleep 0.5
+wait_until 10 test -e "$T/answers.ready"
 out python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/cap.hex" >/dev/null
 spoke python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/cap.hex" >/dev/null
 wait "$cnt"
@@ -220,7 +222,7 @@ table ip rebind {
 }
 NFT
 ok_if "the hub follows the new address ($SPOKE_WAN:40000) after an authentic record" \
-    wait_until $((2 * KEEPALIVE + 2)) eval '[ "$(sess hub udp.peer)" = "$SPOKE_WAN:40000" ]'
+    wait_until 15 eval '[ "$(sess hub udp.peer)" = "$SPOKE_WAN:40000" ]'
 in0=$(sess hub udp.packets_in)
 ok_if "traffic passes over UDP after the rebinding" eval 'ping_ab 5 && is_channel hub udp && is_channel spoke udp'
 ok_if "... and came over UDP (udp.packets_in $in0 -> $(sess hub udp.packets_in))" \
@@ -237,16 +239,18 @@ table inet blockudp {
 }
 NFT
 t0=$(now)
-if wait_until $((3 * KEEPALIVE + 2)) eval '! is_channel spoke udp'; then
+if wait_until 20 eval '! is_channel spoke udp'; then
     t1=$(now)
-    # Within 2 keepalives of the last answer (the last probe went out up to
-    # one keepalive before the block): 3 keepalives and a second of polling.
-    ok_if "spoke: back on TLS $(elapsed "$t0" "$t1") s after the block (keepalive $KEEPALIVE s)" \
-        python3 -c "import sys; sys.exit(0 if $t1 - $t0 <= 3 * $KEEPALIVE + 1 else 1)"
+    # The daemon's own measure: how long after the last authentic datagram
+    # it moved (2 keepalives, and the TX thread's 1 s tick at most).
+    quiet=$(grep -o "UDP stopped answering (nothing for [0-9]* ms)" "$T/spoke.log" |
+        tail -n 1 | grep -o "[0-9]*")
+    ok_if "spoke: back on TLS ${quiet:-?} ms after the last UDP answer (keepalive $KEEPALIVE s; status saw it $(elapsed "$t0" "$t1") s after the block)" \
+        test "${quiet:-99999}" -le $((2 * KEEPALIVE * 1000 + 1000))
 else
     tap_result 1 "spoke: back on TLS within 2 keepalives" "channel $(sess spoke channel)"
 fi
-ok_if "hub: back on TLS too" wait_until $((2 * KEEPALIVE + 2)) is_channel hub tcp
+ok_if "hub: back on TLS too" wait_until 10 is_channel hub tcp
 tin0=$(sess hub tcp.packets_in)
 ok_if "traffic passes while UDP is blocked" ping_ab 5
 ok_if "... over TLS (hub tcp.packets_in $tin0 -> $(sess hub tcp.packets_in))" \
@@ -293,16 +297,19 @@ wait_tunnel 15 && wait_until 10 eval 'is_channel spoke udp && is_channel hub udp
 # Records the hub never opened: captured on its wire, dropped before its
 # socket. Half are sent before the revocation (they pass: the test can see
 # a delivery), half after (they must not).
+# (Held for 1.5 s: less than the 2 keepalives after which the spoke would
+# move to TLS.)
+hub python3 "$TOOL" capture wan "$SPOKE_WAN" "$UDP_PORT" 30 "$T/held.hex" 6 >/dev/null &
+cap=$!
+wait_until 10 test -e "$T/held.hex.ready"
 hub nft -f - <<NFT
 table inet hold {
     chain pre { type filter hook prerouting priority -300; ip saddr $SPOKE_WAN udp dport $UDP_PORT drop; }
 }
 NFT
-lanb ping -c 30 -i 0.05 -W 1 -q "$LANA_HOST" >/dev/null 2>&1 &
-LOCAL_PIDS="$LOCAL_PIDS $!"
-hub python3 "$TOOL" capture wan "$SPOKE_WAN" "$UDP_PORT" 40 "$T/held.hex" 10 >/dev/null
-wait
+lanb ping -c 30 -i 0.05 -W 0.1 -q "$LANA_HOST" >/dev/null 2>&1
 hub nft delete table inet hold
+wait "$cap"
 # The pings' records: DATA (type 1), 84 bytes of ICMP and 32 of record.
 python3 - "$T/held.hex" "$T/early.hex" "$T/late.hex" <<'PY'
 import sys
@@ -313,9 +320,9 @@ open(sys.argv[2], "w").write("".join(r + "\n" for r in pings[:half]))
 open(sys.argv[3], "w").write("".join(r + "\n" for r in pings[half:]))
 PY
 early=$(wc -l <"$T/early.hex")
-lana python3 "$TOOL" pings "$LANB_HOST" 2 >"$T/early.got" &
+lana python3 "$TOOL" pings "$LANB_HOST" 2 "$T/early.ready" >"$T/early.got" &
 cnt=$!
-sleep 0.3
+wait_until 10 test -e "$T/early.ready"
 spoke python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/early.hex" >/dev/null
 wait "$cnt"
 ok_if "held records sent before the revocation reach lan-a ($(cat "$T/early.got") of $early)" \
@@ -325,9 +332,9 @@ ok_if "mtlsgw revoke spoke1" mtg_at hub revoke spoke1 --reason keyCompromise
 if [ "${FAULT_INJECTION:-0}" = 1 ]; then
     ok_if "the teardown is held: $hub_if still there" eval '[ -n "$(mtg_ifaces "$NS_HUB")" ]'
 fi
-lana python3 "$TOOL" pings "$LANB_HOST" 2 >"$T/late.got" &
+lana python3 "$TOOL" pings "$LANB_HOST" 2 "$T/late.ready" >"$T/late.got" &
 cnt=$!
-sleep 0.3
+wait_until 10 test -e "$T/late.ready"
 spoke python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/late.hex" >/dev/null
 out python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/late.hex" >/dev/null
 wait "$cnt"

@@ -384,7 +384,7 @@ void tunnel_finish(struct conn *c)
     }
     /* The UDP channel leaves the hub's table before the TUN closes, and its
      * keys are wiped: the kill ends both channels (udp.c). */
-    udp_detach(t);
+    udp_detach(c);
     /* Our TUN fd goes first: the kernel then detaches the queue at once, and
      * the parent's link deletion does not wait for packets still queued on
      * it (seconds under traffic). Both threads are out; nothing reads it. */
@@ -514,7 +514,7 @@ void tunnel_free(struct tunnel *t)
 {
     if (!t)
         return;
-    udp_detach(t);
+    udp_tunnel_free(t);
     if (t->tun_fd >= 0)
         close(t->tun_fd);
     close(t->wake_fd);

@@ -215,13 +215,16 @@ unsigned udp_hub_attach(struct conn *c)
     }
     u->next = *b;
     *b = u;
-    c->tun->udp = u;
     pthread_mutex_unlock(&h->lock);
+    pthread_mutex_lock(&c->d->conns_lock);
+    c->tun->udp = u;
+    pthread_mutex_unlock(&c->d->conns_lock);
     return h->port;
 }
 
-void udp_detach(struct tunnel *t)
+void udp_detach(struct conn *c)
 {
+    struct tunnel *t = c->tun;
     struct udp_chan *u = t->udp;
 
     if (!u)
@@ -234,11 +237,26 @@ void udp_detach(struct tunnel *t)
                 break;
             }
         }
-        t->udp = NULL;
         pthread_mutex_unlock(&u->h->lock);
-    } else {
-        t->udp = NULL;
     }
+    /* status and metrics read t->udp under conns_lock. */
+    pthread_mutex_lock(&c->d->conns_lock);
+    t->udp = NULL;
+    pthread_mutex_unlock(&c->d->conns_lock);
+    chan_free(u);
+}
+
+void udp_tunnel_free(struct tunnel *t)
+{
+    struct udp_chan *u = t->udp;
+
+    /* Only a tunnel whose set-up failed gets here with a channel: not in
+     * the table (the hub enters it last), no thread, no list reader. */
+    if (!u)
+        return;
+    if (u->hub)
+        log_err("tunnel: a UDP channel still in the table at free");
+    t->udp = NULL;
     chan_free(u);
 }
 
@@ -492,7 +510,9 @@ int udp_spoke_attach(struct conn *c, unsigned port)
     setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &(int){4 << 20}, sizeof(int));
     u->peer = ss;
     u->peer_len = ss_len(&ss);
+    pthread_mutex_lock(&c->d->conns_lock);
     c->tun->udp = u;
+    pthread_mutex_unlock(&c->d->conns_lock);
     return 0;
 }
 
@@ -701,7 +721,70 @@ int udp_tx_batch(struct conn *c)
     return r;
 }
 
-/* ---- status -------------------------------------------------------------- */
+/* ---- status and metrics --------------------------------------------------- */
+
+char *udp_metrics(struct daemon *d)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    static const char *const head =
+        "# HELP mtlsgw_tunnel_channel Which channel carries a tunnel's data (1).\n"
+        "# TYPE mtlsgw_tunnel_channel gauge\n"
+        "# HELP mtlsgw_tunnel_packets_total Data packets per tunnel and channel.\n"
+        "# TYPE mtlsgw_tunnel_packets_total counter\n"
+        "# HELP mtlsgw_tunnel_udp_bytes_total UDP record bytes per tunnel.\n"
+        "# TYPE mtlsgw_tunnel_udp_bytes_total counter\n"
+        "# HELP mtlsgw_tunnel_udp_drops_total UDP records dropped per tunnel.\n"
+        "# TYPE mtlsgw_tunnel_udp_drops_total counter\n";
+
+    if (!f)
+        return NULL;
+    fputs(head, f);
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        struct tunnel *t = c->tun;
+        struct udp_chan *u;
+        unsigned long long upi = 0, upo = 0;
+        bool udp;
+        char lbl[160];
+        if (!t || atomic_load(&c->state) != CONN_OPEN || !t->ifname[0])
+            continue;
+        u = t->udp;
+        udp = u && !atomic_load(&u->dead) &&
+              (u->hub ? fresh(u, mono_ms()) : atomic_load(&u->active));
+        snprintf(lbl, sizeof(lbl), "peer=\"%s\",session=\"%llu\"", c->peer,
+                 (unsigned long long)c->id);
+        fprintf(f, "mtlsgw_tunnel_channel{%s,channel=\"udp\"} %d\n", lbl, udp);
+        fprintf(f, "mtlsgw_tunnel_channel{%s,channel=\"tcp\"} %d\n", lbl, !udp);
+        if (u) {
+            upi = atomic_load(&u->pkts_in);
+            upo = atomic_load(&u->pkts_out);
+            fprintf(f, "mtlsgw_tunnel_udp_bytes_total{%s,direction=\"in\"} %llu\n"
+                       "mtlsgw_tunnel_udp_bytes_total{%s,direction=\"out\"} %llu\n"
+                       "mtlsgw_tunnel_udp_drops_total{%s,reason=\"auth\"} %llu\n"
+                       "mtlsgw_tunnel_udp_drops_total{%s,reason=\"replay\"} %llu\n",
+                    lbl, atomic_load(&u->bytes_in), lbl, atomic_load(&u->bytes_out), lbl,
+                    atomic_load(&u->auth_fail), lbl, atomic_load(&u->replays));
+        }
+        fprintf(f, "mtlsgw_tunnel_packets_total{%s,channel=\"udp\",direction=\"in\"} %llu\n"
+                   "mtlsgw_tunnel_packets_total{%s,channel=\"udp\",direction=\"out\"} %llu\n"
+                   "mtlsgw_tunnel_packets_total{%s,channel=\"tcp\",direction=\"in\"} %llu\n"
+                   "mtlsgw_tunnel_packets_total{%s,channel=\"tcp\",direction=\"out\"} %llu\n",
+                lbl, upi, lbl, upo, lbl, atomic_load(&t->pkts_in) - upi, lbl,
+                atomic_load(&t->pkts_out) - upo);
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+    if (d->udp)
+        fprintf(f, "# HELP mtlsgw_udp_unknown_total UDP datagrams dropped before any crypto "
+                   "(malformed, no such channel).\n# TYPE mtlsgw_udp_unknown_total counter\n"
+                   "mtlsgw_udp_unknown_total %llu\n", atomic_load(&d->udp->unknown));
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
 
 static struct json_object *counters(unsigned long long pi, unsigned long long po,
                                     unsigned long long bi, unsigned long long bo)

@@ -40,7 +40,9 @@ int udp_spoke_attach(struct conn *c, unsigned port);
 
 /* Owner, before the TUN closes (tunnel_finish): out of the table, socket
  * closed, keys wiped. Safe without a channel, and twice. */
-void udp_detach(struct tunnel *t);
+void udp_detach(struct conn *c);
+/* tunnel_free: a channel whose tunnel never started (not in the table). */
+void udp_tunnel_free(struct tunnel *t);
 
 /* The TX thread: whether packets go over UDP now (the spoke also probes
  * and falls back here, at most every call). */
@@ -57,5 +59,9 @@ void *udp_spoke_rx_main(void *arg);
 /* "channel", and the "udp" and "tcp" counters of a session object (packets:
  * data only; bytes: all records, TLS's with its control frames). */
 void udp_describe(struct conn *c, struct json_object *o);
+
+/* The per-tunnel channel, packet and drop metrics (Prometheus text),
+ * malloc'ed; NULL when out of memory. */
+char *udp_metrics(struct daemon *d);
 
 #endif
