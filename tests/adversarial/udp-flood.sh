@@ -76,13 +76,14 @@ for _ in $(seq 25); do cat "$T/cap.hex"; done >"$T/replay.hex"
 auth0=$(sess hub udp.auth_failures)
 rp0=$(sess hub udp.replays)
 in0=$(sess hub udp.packets_in)
-out python3 "$TOOL" count vo "$HUB_WAN" 6 "$T/count.ready" >"$T/count" &
+out python3 "$TOOL" count vo "$HUB_WAN" 60 "$T/count.ready" >"$T/count" &
 cnt=$!
 wait_until 10 test -e "$T/count.ready"
 t0=$(date +%s.%N)
 out python3 "$TOOL" garbage "$HUB_WAN" "$UDP_PORT" "$T/cap.hex" 2000 >/dev/null
 out python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/replay.hex" >/dev/null
 t1=$(date +%s.%N)
+touch "$T/count.ready.stop"
 wait "$cnt"
 echo "# flood: 2500 datagrams in $(python3 -c "print('%.2f' % ($t1 - $t0))") s"
 auth1=$(sess hub udp.auth_failures)

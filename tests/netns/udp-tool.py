@@ -11,8 +11,9 @@
                                            channel id, failing the AEAD check)
   count IFACE SRC SECONDS [READY]          how many UDP datagrams from SRC
                                            IFACE sees in SECONDS (READY: a file
-                                           made once it listens; capture makes
-                                           OUT.ready)
+                                           made once it listens; READY.stop
+                                           ends it a second later; capture
+                                           makes OUT.ready)
   pings SRC SECONDS [READY]                how many ICMP echo requests from SRC
                                            arrive here in SECONDS
 """
@@ -68,6 +69,16 @@ def capture(iface, src, dport, n, out, seconds=20.0):
     return 0 if len(got) == n else 1
 
 
+def running(end, ready):
+    """Until SECONDS passed, or a second after READY.stop appeared."""
+    now = time.time()
+    if ready and os.path.exists(ready + ".stop"):
+        if not hasattr(running, "stop_at"):
+            running.stop_at = now + 1.0
+        return now < running.stop_at
+    return now < end
+
+
 def records(path):
     with open(path) as f:
         return [bytes.fromhex(x.strip()) for x in f if x.strip()]
@@ -112,7 +123,7 @@ def count(iface, src, seconds, ready=None):
         open(ready, "w").close()
     n = 0
     end = time.time() + seconds
-    while time.time() < end:
+    while running(end, ready):
         try:
             frame, addr = s.recvfrom(70000)
         except socket.timeout:
@@ -130,7 +141,7 @@ def pings(src, seconds, ready=None):
         open(ready, "w").close()
     n = 0
     end = time.time() + seconds
-    while time.time() < end:
+    while running(end, ready):
         try:
             d, addr = s.recvfrom(70000)
         except socket.timeout:

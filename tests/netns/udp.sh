@@ -192,11 +192,12 @@ n=$(wc -l <"$T/cap.hex")
 ok_if "captured 20 of the spoke's UDP records on the hub's wire (got $n)" test "$n" = 20
 rp0=$(sess hub udp.replays)
 in0=$(sess hub udp.packets_in)
-out python3 "$TOOL" count vo "$HUB_WAN" 3 "$T/answers.ready" >"$T/answers" &
+out python3 "$TOOL" count vo "$HUB_WAN" 30 "$T/answers.ready" >"$T/answers" &
 cnt=$!
 wait_until 10 test -e "$T/answers.ready"
 out python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/cap.hex" >/dev/null
 spoke python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/cap.hex" >/dev/null
+touch "$T/answers.ready.stop"
 wait "$cnt"
 sleep 0.3
 rp1=$(sess hub udp.replays)
@@ -320,10 +321,11 @@ open(sys.argv[2], "w").write("".join(r + "\n" for r in pings[:half]))
 open(sys.argv[3], "w").write("".join(r + "\n" for r in pings[half:]))
 PY
 early=$(wc -l <"$T/early.hex")
-lana python3 "$TOOL" pings "$LANB_HOST" 2 "$T/early.ready" >"$T/early.got" &
+lana python3 "$TOOL" pings "$LANB_HOST" 30 "$T/early.ready" >"$T/early.got" &
 cnt=$!
 wait_until 10 test -e "$T/early.ready"
 spoke python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/early.hex" >/dev/null
+touch "$T/early.ready.stop"
 wait "$cnt"
 ok_if "held records sent before the revocation reach lan-a ($(cat "$T/early.got") of $early)" \
     eval '[ "$early" -ge 5 ] && [ "$(cat "$T/early.got")" -ge "$early" ]'
@@ -332,11 +334,12 @@ ok_if "mtlsgw revoke spoke1" mtg_at hub revoke spoke1 --reason keyCompromise
 if [ "${FAULT_INJECTION:-0}" = 1 ]; then
     ok_if "the teardown is held: $hub_if still there" eval '[ -n "$(mtg_ifaces "$NS_HUB")" ]'
 fi
-lana python3 "$TOOL" pings "$LANB_HOST" 2 "$T/late.ready" >"$T/late.got" &
+lana python3 "$TOOL" pings "$LANB_HOST" 30 "$T/late.ready" >"$T/late.got" &
 cnt=$!
 wait_until 10 test -e "$T/late.ready"
 spoke python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/late.hex" >/dev/null
 out python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/late.hex" >/dev/null
+touch "$T/late.ready.stop"
 wait "$cnt"
 ok_if "held records sent after the revocation reach nothing ($(cat "$T/late.got") at lan-a)" \
     test "$(cat "$T/late.got")" = 0
