@@ -4,6 +4,7 @@
  */
 #include "daemon.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@
 #include "log.h"
 #include "mono.h"
 #include "registry.h"
-#include "sessions.h"
+#include "bans.h"
+#include "trust.h"
 #include "service.h"
 #include "tls.h"
 #include "trustdb.h"
@@ -57,14 +59,16 @@ bool conn_take(struct conn *c)
     return mine;
 }
 
-int conn_hand_to_tunnel(struct conn *c)
+int conn_hand_to_tunnel(struct conn *c, void (*wake)(struct conn *c))
 {
     int k;
 
     pthread_mutex_lock(&c->lock);
     k = atomic_load(&c->kill);
-    if (k == KILL_NONE)
+    if (k == KILL_NONE) {
         c->owner = OWNER_TUNNEL;
+        c->wake = wake;
+    }
     pthread_mutex_unlock(&c->lock);
     return k;
 }
@@ -106,7 +110,7 @@ static bool kill_as(struct conn *c, enum kill_reason why, uint64_t by)
         log_err("epoll_ctl: %s", strerror(errno));
     pthread_mutex_unlock(&c->lock);
     if (owner == OWNER_TUNNEL)
-        tunnel_wake(c);
+        c->wake(c);
     return true;
 }
 
@@ -192,8 +196,37 @@ void conn_close(struct conn *c, const char *why)
     }
     http_reader_free(c->http);
     c->http = NULL;
-    sessions_forget(c);
+    c->forget(c);
     conn_unref(c);
+}
+
+/* ---- the peer's address ------------------------------------------------- */
+
+void conn_ip(const struct conn *c, char *buf, size_t len)
+{
+    if (c->addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&c->addr)->sin_addr, buf, (socklen_t)len);
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&c->addr)->sin6_addr, buf,
+                  (socklen_t)len);
+}
+
+/* ---- bans (bans.c): a source that keeps failing authentication ----------- */
+
+void conn_auth_failed(struct conn *c)
+{
+    struct daemon *d = c->d;
+    unsigned score = bans_fail(d->bans, &c->addr, d->cfg->daemon.ban_threshold,
+                               d->cfg->daemon.ban_time, mono_ms());
+    char ip[64];
+
+    if (score) {
+        conn_ip(c, ip, sizeof(ip));
+        /* Once per ban, not once per attempt. */
+        log_warn("%s: %s banned for %u s after %u failed authentications (mtlsgw unban %s "
+                 "lifts it)",
+                 c->l->name, ip, d->cfg->daemon.ban_time, score, ip);
+    }
 }
 
 /* ---- the verdict, during the handshake ------------------------------------ */
@@ -266,7 +299,7 @@ int conn_verify(gnutls_session_t s)
     c->verdict_logged = true;
     c->verdict = (int)v.code; /* for the alert (refusal_alert) */
     if (v.code != VERDICT_OK) {
-        sessions_auth_failed(c);
+        conn_auth_failed(c);
         /* One line per trust decision, with the reason. */
         log_info("%s peer ? serial %s from %s: refused (%s): %s [%s]", c->l->name,
                  v.serial[0] ? v.serial : "?", c->remote, verdict_name(v.code), v.reason,
@@ -368,7 +401,7 @@ static void handshake_step(struct conn *c)
         if (!c->verdict_logged) {
             if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || rc == GNUTLS_E_CERTIFICATE_REQUIRED) {
                 count_verdict(c, VERDICT_NO_CERT);
-                sessions_auth_failed(c);
+                conn_auth_failed(c);
             } else
                 atomic_fetch_add(&c->l->handshake_errors, 1);
             log_info("%s peer ? from %s: refused: %s", c->l->name, c->remote,
@@ -396,7 +429,7 @@ static void handshake_step(struct conn *c)
         struct verdict v;
         if (judge(c, c->tls, true, &v) < 0 || v.code != VERDICT_OK) {
             count_verdict(c, v.code);
-            sessions_auth_failed(c);
+            conn_auth_failed(c);
             log_info("%s peer ? serial %s from %s: resumption refused (%s): %s", c->l->name,
                      v.serial, c->remote, verdict_name(v.code), v.reason);
             c->verdict = (int)v.code;

@@ -88,6 +88,8 @@ struct conn {
     pthread_mutex_t lock;
     int owner;               /* enum conn_owner, under lock */
     uint64_t superseded_by;  /* KILL_SUPERSEDED: the newer session, under lock */
+    void (*forget)(struct conn *c); /* out of the books that hold c (sessions.c) */
+    void (*wake)(struct conn *c);   /* OWNER_TUNNEL: wake its threads (tunnel.c) */
     _Atomic int state;       /* enum conn_state */
     int fd;
     uint64_t id;
@@ -191,7 +193,9 @@ bool conn_take(struct conn *c);
 /* Owner only: hand c to its tunnel threads (c->tun set, threads not yet
  * started). Returns the kill pending, c staying with the caller to end it;
  * KILL_NONE: the tunnel threads own c, and a later kill wakes them. */
-int conn_hand_to_tunnel(struct conn *c);
+int conn_hand_to_tunnel(struct conn *c, void (*wake)(struct conn *c));
+/* A client at c's address failed to authenticate: raise its ban score. */
+void conn_auth_failed(struct conn *c);
 /* Owner only: end c now (close_notify when open and polite). */
 void conn_close(struct conn *c, const char *why);
 /* The handshake verification callback (tls_server_opts.verify). */

@@ -117,7 +117,7 @@ static void certs_reply(struct api_reply *rep, const gnutls_x509_crt_t *certs, s
  * ban) and end the connection, so every guess pays for a new handshake. */
 static void strike(struct conn *c)
 {
-    sessions_auth_failed(c);
+    conn_auth_failed(c);
     c->close_after_write = true;
 }
 

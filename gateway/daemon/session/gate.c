@@ -21,7 +21,7 @@
 #include "mono.h"
 #include "privsep.h"
 #include "registry.h"
-#include "sessions.h"
+#include "trust.h"
 #include "trustdb.h"
 
 /* Roles whose handshake opens the gate (docs/netconfig.md, "Who opens the

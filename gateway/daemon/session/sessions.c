@@ -80,24 +80,6 @@ static struct source_count **source_slot(struct daemon *d, const struct sockaddr
     return pp;
 }
 
-/* ---- bans (bans.c): a source that keeps failing authentication ----------- */
-
-void sessions_auth_failed(struct conn *c)
-{
-    struct daemon *d = c->d;
-    unsigned score = bans_fail(d->bans, &c->addr, d->cfg->daemon.ban_threshold,
-                               d->cfg->daemon.ban_time, mono_ms());
-    char ip[64];
-
-    if (score) {
-        conn_ip(c, ip, sizeof(ip));
-        /* Once per ban, not once per attempt. */
-        log_warn("%s: %s banned for %u s after %u failed authentications (mtlsgw unban %s "
-                 "lifts it)",
-                 c->l->name, ip, d->cfg->daemon.ban_time, score, ip);
-    }
-}
-
 /* ---- connections list ---------------------------------------------------- */
 
 void sessions_forget(struct conn *c)
@@ -178,6 +160,7 @@ struct conn *sessions_conn_new(struct daemon *d, struct listener *l, int fd,
     pthread_mutex_unlock(&d->conns_lock);
 
     c->d = d;
+    c->forget = sessions_forget;
     c->l = l;
     c->fd = fd;
     c->addr = *ss;
@@ -196,56 +179,6 @@ struct conn *sessions_conn_new(struct daemon *d, struct listener *l, int fd,
     return c;
 }
 
-/* ---- trust ------------------------------------------------------------- */
-
-struct trustdb *daemon_trust(struct daemon *d)
-{
-    struct trustdb *t;
-
-    pthread_mutex_lock(&d->trust_lock);
-    t = trustdb_ref(d->trust);
-    pthread_mutex_unlock(&d->trust_lock);
-    return t;
-}
-
-/*
- * Why an open session's certificate is no longer trusted (NULL: it is). A superseded
- * certificate was renewed, not distrusted: its session (an uplink's tunnel
- * that renewed itself) goes on while the peer's newer certificate is active
- * and the old one has not expired; new handshakes must show the new one. A
- * revocation of the peer ends it with the rest.
- */
-static const char *untrusted_reason(const struct trustdb *t, const struct conn *c, time_t now)
-{
-    const struct registry *reg = trustdb_registry(t);
-    const struct peer *p = registry_find_serial(reg, c->serial), *cur;
-
-    if (!p)
-        return "no longer enrolled";
-    if (p->status == PEER_REVOKED)
-        return "revoked";
-    if (p->not_after <= now)
-        return "certificate expired";
-    {
-        time_t ca_end = gnutls_x509_crt_get_expiration_time(trustdb_ca(t));
-        if (ca_end != (time_t)-1 && ca_end <= now)
-            return "CA certificate expired";
-    }
-    if ((int)p->role != c->role)
-        return "role changed";
-    /* The CRL is checked for an active entry only: it also lists the
-     * superseded serials, whose sessions the registry keeps (above). A CRL
-     * that lists an active peer was written first by a revocation whose
-     * registry write is still to come, or by a writer other than mtlsgw:
-     * the handshake refuses that certificate, so its sessions end too. */
-    if (p->status == PEER_ACTIVE)
-        return trustdb_serial_in_crl(t, c->serial) ? "revoked in the CRL" : NULL;
-    cur = p->status == PEER_SUPERSEDED ? registry_find_name(reg, p->name) : NULL;
-    if (cur && cur->status == PEER_ACTIVE && cur->role == p->role)
-        return NULL;
-    return cur && cur->status == PEER_REVOKED ? "revoked" : "superseded";
-}
-
 /*
  * Counts the sessions this sweep ended: a kill delivered, or one that raised
  * the reason of a kill already pending (an idle or kicked session that turns
@@ -262,7 +195,7 @@ int sessions_sweep(struct daemon *d, struct trustdb *t)
     for (struct conn *c = d->conns; c; c = c->next) {
         if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
             continue;
-        why = untrusted_reason(t, c, now);
+        why = trust_judge(t, c, now);
         /* conn_kill is true only when this call ended it (or made its reason
          * revoked): one already being ended is neither logged nor counted. */
         if (why && conn_kill(c, KILL_REVOKED)) {
@@ -290,18 +223,6 @@ static struct {
     int ended;
 } reloads[RELOADS_KEPT];
 static unsigned n_reloads;
-
-const char *daemon_untrusted(struct daemon *d, const struct conn *c)
-{
-    struct trustdb *t = daemon_trust(d);
-    const char *why;
-
-    if (!t)
-        return NULL; /* no listener judges anyone here */
-    why = untrusted_reason(t, c, time(NULL));
-    trustdb_unref(t);
-    return why;
-}
 
 int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
 {

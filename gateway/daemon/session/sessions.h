@@ -12,13 +12,14 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "trust.h" /* daemon_trust: the books' callers read the trust too */
+
 struct conn;
 struct daemon;
 struct json_object;
 struct listener;
 struct trustdb;
 
-struct trustdb *daemon_trust(struct daemon *d); /* a reference; unref it */
 /* Re-read registry and CRL; end sessions that lost trust (returns how many). */
 int daemon_reload_trust(struct daemon *d, char *err, size_t errlen);
 /* Sessions ended by the reloads that loaded CRL number crl_number or a later
@@ -29,8 +30,6 @@ int daemon_trust_ended_since(uint64_t crl_number);
  * -ENOENT when there is no such session. */
 int daemon_kick_id(struct daemon *d, uint64_t id);
 int daemon_kick_peer(struct daemon *d, const char *name);
-/* Why c's peer is no longer trusted by the trust in force now (NULL: it is). */
-const char *daemon_untrusted(struct daemon *d, const struct conn *c);
 /* A new tunnel session c: end the older tunnel sessions of the same peer and
  * wait (bounded) until they are gone. Returns how many there were. */
 int daemon_supersede(struct daemon *d, struct conn *c);
@@ -40,9 +39,6 @@ struct json_object *daemon_sessions_json(struct daemon *d);
 /* Prometheus text, malloc'ed. */
 char *daemon_metrics(struct daemon *d);
 
-/* A client at c's address failed to authenticate: raise its ban score. */
-void sessions_auth_failed(struct conn *c);
-
 /*
  * A connection in the daemon's books (list, per-source count). count_source:
  * inbound connections count against max-per-source; our uplinks do not.
@@ -50,7 +46,8 @@ void sessions_auth_failed(struct conn *c);
  */
 struct conn *sessions_conn_new(struct daemon *d, struct listener *l, int fd,
                              const struct sockaddr_storage *ss, bool count_source);
-/* Called by conn_close (owner) to take c out of the daemon's books. */
+/* Takes c out of the daemon's books; conn_close calls it through
+ * c->forget, which sessions_conn_new sets (so conn.c needs no call back). */
 void sessions_forget(struct conn *c);
 
 /*

@@ -465,7 +465,7 @@ void tunnel_hand_over(struct conn *c)
 {
     struct tunnel *t = c->tun;
 
-    if (conn_hand_to_tunnel(c) != KILL_NONE) {
+    if (conn_hand_to_tunnel(c, tunnel_wake) != KILL_NONE) {
         tunnel_wake(c);
         tunnel_finish(c);
         return;
@@ -569,15 +569,4 @@ void tunnel_describe(struct conn *c, struct json_object *o)
                            json_object_new_int64((int64_t)atomic_load(&t->pkts_out)));
     json_object_object_add(o, "offload", json_object_new_boolean(atomic_load(&t->offloading)));
     udp_describe(c, o);
-}
-
-/* ---- addresses (the gate itself: gate.c) ----------------------------------------- */
-
-void conn_ip(const struct conn *c, char *buf, size_t len)
-{
-    if (c->addr.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)&c->addr)->sin_addr, buf, (socklen_t)len);
-    else
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&c->addr)->sin6_addr, buf,
-                  (socklen_t)len);
 }

@@ -20,7 +20,6 @@
 #include "log.h"
 #include "pki.h"
 #include "registry.h"
-#include "uplink.h"
 #include "verify.h"
 
 /* How often the certificate file is looked at for a change made elsewhere. */
@@ -42,6 +41,7 @@ struct renewer {
     int64_t nb, na, due;
     unsigned fails;
     unsigned seed;
+    renewer_reload_fn reload; /* the uplink's: load the new certificate */
 };
 
 static uint32_t draw(struct renewer *r)
@@ -139,7 +139,7 @@ static void attempt(struct renewer *r, int64_t now)
         return;
     }
     time_format_utc(r->na, until, sizeof(until));
-    if (uplink_reload_tls(d, r->index, err2, sizeof(err2)) < 0)
+    if (r->reload(d, r->index, err2, sizeof(err2)) < 0)
         log_err("uplink %s: renewed to serial %s, but it cannot be loaded: %s", r->uc->name,
                 r->serial, err2);
     else
@@ -166,7 +166,7 @@ static void changed(struct renewer *r, int64_t now)
     }
     if (strcmp(old, r->serial) != 0) {
         time_format_utc(r->na, until, sizeof(until));
-        if (uplink_reload_tls(r->d, r->index, err, sizeof(err)) < 0)
+        if (r->reload(r->d, r->index, err, sizeof(err)) < 0)
             log_err("uplink %s: %s now holds serial %s, but it cannot be loaded: %s",
                     r->uc->name, r->cert_path, r->serial, err);
         else
@@ -208,7 +208,7 @@ static void *renewer_main(void *arg)
 }
 
 int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc, int stop_fd,
-                  struct renewer **out)
+                  renewer_reload_fn reload, struct renewer **out)
 {
     struct renewer *r = calloc(1, sizeof(*r));
     sigset_t all, old;
@@ -219,6 +219,7 @@ int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc,
     r->d = d;
     r->uc = uc;
     r->index = index;
+    r->reload = reload;
     r->stop_fd = stop_fd;
     r->seed = (unsigned)time(NULL) ^ index;
     rc = est_uplink_paths(d->cfg, uc, &r->cert_path, &r->ca_path);

@@ -16,10 +16,14 @@ struct daemon;
 struct cfg_uplink;
 struct renewer;
 
+/* Loads uplink index's new certificate for its next connection (the
+ * uplink's uplink_reload_tls): given, so the renewer calls no uplink code. */
+typedef int (*renewer_reload_fn)(struct daemon *d, unsigned index, char *err, size_t errlen);
+
 /* The renewal thread of uplink index (uc its config); it ends once stop_fd
  * is readable. */
 int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc, int stop_fd,
-                  struct renewer **out);
+                  renewer_reload_fn reload, struct renewer **out);
 /* Join and free (stop_fd must have been made readable); NULL is a no-op. */
 void renewer_free(struct renewer *r);
 

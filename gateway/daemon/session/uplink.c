@@ -549,7 +549,7 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
             return rc;
         }
         up->running = true;
-        rc = renewer_start(d, i, uc, up->stop_fd, &up->renewer);
+        rc = renewer_start(d, i, uc, up->stop_fd, uplink_reload_tls, &up->renewer);
         if (rc < 0)
             log_err("uplink %s: cannot start its renewal thread: %s", uc->name, strerror(-rc));
     }
