@@ -226,9 +226,11 @@ static void *tx_main(void *arg)
         /* As many packets as two of the largest reads leave room for, read
          * straight into their frames; poll only once the TUN is empty (a
          * busy tunnel never sleeps in poll). */
-        if (udp_tx_ready(c))
-            r = udp_tx_batch(c); /* the UDP data channel (udp.c) answers */
-        else
+        if (udp_tx_ready(c)) { /* the UDP data channel (udp.c) answers */
+            r = udp_tx_batch(c);
+            if (r < 0)
+                tunnel_end(c, "TUN %s: %s", t->ifname, strerror(-r));
+        } else
             while (len + FRAME_ROOM <= TXBUF && (r = read_packet(c, buf, &len, seg)) > 0)
                 ;
         drained = r <= 0;

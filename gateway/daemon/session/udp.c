@@ -634,8 +634,8 @@ void *udp_spoke_rx_main(void *arg)
 
     if (!b || !(b->bufs = malloc((size_t)BATCH * RSLOT))) {
         free(b);
-        tunnel_end(c, "out of memory");
-        return NULL;
+        log_err("uplink %s: out of memory", c->peer);
+        return NULL; /* the tunnel ends with its thread (tunnel.c) */
     }
     while (!atomic_load(&t->stop)) {
         struct pollfd p[2] = {{.fd = u->fd, .events = POLLIN},
@@ -777,9 +777,9 @@ int udp_tx_batch(struct conn *c)
         ssize_t n = readv(t->tun_fd, in, 2);
         int len;
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            int e = errno;
             pthread_mutex_unlock(&u->tx_lock);
-            tunnel_end(c, "TUN %s: %s", t->ifname, strerror(errno));
-            return -1;
+            return -e;
         }
         if (n <= (ssize_t)VNET_HDR)
             break;

@@ -48,7 +48,8 @@ void udp_tunnel_free(struct tunnel *t);
  * and falls back here, at most every call). */
 bool udp_tx_ready(struct conn *c);
 /* The TX thread: read what the TUN has (up to a batch), seal and send it
- * over UDP. 1: sent some; 0: the TUN is empty; -1: the tunnel ended. */
+ * over UDP. 1: sent some; 0: the TUN is empty; -errno: reading the TUN
+ * failed (the caller ends the tunnel). */
 int udp_tx_batch(struct conn *c);
 /* How long the TX thread may sleep in poll at most (ms), for probes. */
 int udp_tx_timeout(struct conn *c, int timeout);
