@@ -19,41 +19,17 @@
 #include "est-codec.h"
 #include "invite.h"
 #include "pki.h"
+#include "peernet.h"
 #include "qr.h"
 #include "registry.h"
 
-
-/* The address a device should dial for [enroll] listen: the listen address,
- * or this host's name when it listens on every address. */
-static void enroll_url(const struct config *cfg, char *buf, size_t len)
-{
-    const char *l = cfg->enroll.listen, *colon;
-    char host[256];
-
-    if (!l) {
-        snprintf(buf, len, "https://HUB:PORT");
-        return;
-    }
-    colon = strrchr(l, ':');
-    if (!colon)
-        colon = l + strlen(l);
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - l), l);
-    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0 || !host[0]) {
-        if (gethostname(host, sizeof(host)) < 0 || !host[0])
-            snprintf(host, sizeof(host), "HUB");
-        host[sizeof(host) - 1] = '\0';
-    }
-    snprintf(buf, len, "https://%s%s", host, colon);
-}
 
 /* --qr: the join line as a QR code for a phone to carry to the device. */
 static void print_join_qr(const char *url, const char *name, const char *code, const char *fp)
 {
     char line[512], *text = NULL;
 
-    snprintf(line, sizeof(line), "mtlsgw join %s --name %s --code %s --fingerprint %s", url,
-             name, code, fp);
-    if (qr_text(line, &text) < 0)
+    if (invite_join_line(url, name, code, fp, line, sizeof(line)) < 0 || qr_text(line, &text) < 0)
         con_err("invite", "the QR code could not be made; type the line above instead");
     else
         printf("the same line as a QR code:\n%s", text);
@@ -69,6 +45,7 @@ struct invite_args {
     enum peer_role role;
     int64_t ttl;
     struct cidr_list nets;
+    bool allow_default;
     bool qr; /* --qr */
 };
 
@@ -79,6 +56,7 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
         {"role", required_argument, NULL, 'r'},
         {"network", required_argument, NULL, 'N'},
         {"ttl", required_argument, NULL, 't'},
+        {"allow-default", no_argument, NULL, 'A'},
         {"qr", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
@@ -100,6 +78,9 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
             if ((rc = con_add_network("invite", &a->nets, optarg)) != EXIT_OK)
                 return rc;
             break;
+        case 'A':
+            a->allow_default = true;
+            break;
         default:
             return con_usage("invite");
         }
@@ -112,32 +93,32 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
     a->name = argv[optind];
     if (role_parse(role_s, &a->role) < 0) {
         con_err("invite", "--role %s: unknown role (admin, monitor or tunnel)", role_s);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (!peer_name_valid(a->name)) {
         con_err("invite",
                 "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
                 "letter or digit)",
                 a->name);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (a->nets.n && a->role != ROLE_TUNNEL) {
         con_err("invite", "--network is for tunnel peers; %s would be %s", a->name,
                 role_name(a->role));
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (invite_parse_duration(ttl_s, &a->ttl) < 0) {
         con_err("invite", "--ttl %s: not a duration from 1s to 365d (e.g. 24h, 30m, 7d)",
                 ttl_s);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     return EXIT_OK;
 }
 
 /* As the daemon's user: the name is free, and the fingerprint of the
  * certificate the device will see. 0, or -1 as the invoker after a message. */
-static int invite_precheck(struct console *con, struct pki *pki, const char *name, char *fp,
-                        size_t fplen)
+static int invite_precheck(struct console *con, struct pki *pki, const struct invite_args *a,
+                           char *fp, size_t fplen)
 {
     struct registry *reg = NULL;
     const struct peer *p;
@@ -152,11 +133,17 @@ static int invite_precheck(struct console *con, struct pki *pki, const char *nam
         con_err("invite", "%s", err);
         goto out;
     }
-    p = registry_find_name(reg, name);
-    if (p && p->status == PEER_ACTIVE) {
+    p = registry_find_active_ci(reg, a->name);
+    if (p) {
         con_as_invoker();
         con_err("invite", "peer '%s' is already enrolled (serial %s); revoke it first or choose "
-                          "another name", name, p->serial);
+                          "another name (names are compared ignoring case)", p->name, p->serial);
+        goto out;
+    }
+    if (peernet_check(reg, a->name, a->nets.nets, a->nets.n, a->allow_default, err,
+                      sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("invite", "%s", err);
         goto out;
     }
     gw_path = con->cfg->mgmt.cert ? con->cfg->mgmt.cert : pki->gw_path;
@@ -181,7 +168,7 @@ static void invite_print(const struct console *con, const struct invite_args *a,
     char when[32], url[300];
 
     time_format_utc(expires, when, sizeof(when));
-    enroll_url(con->cfg, url, sizeof(url));
+    invite_join_url(con->cfg->enroll.listen, url, sizeof(url));
     printf("invite for %s (%s", a->name, role_name(a->role));
     for (size_t i = 0; i < a->nets.n; i++)
         printf("%s%s", i ? "," : ", networks ", a->nets.nets[i]);
@@ -211,7 +198,9 @@ int cmd_invite(struct console *con, int argc, char **argv)
     if (con_load_config(con) != EXIT_OK)
         goto out;
     /* The enrollment this invite leads to would be refused: say so now. */
-    if (config_check_peer_networks(con->cfg, a.nets.nets, a.nets.n, err, sizeof(err)) < 0) {
+    if (peernet_check(NULL, a.name, a.nets.nets, a.nets.n, a.allow_default, err,
+                      sizeof(err)) == -EDOM ||
+        config_check_peer_networks(con->cfg, a.nets.nets, a.nets.n, err, sizeof(err)) < 0) {
         con_err("invite", "%s", err);
         goto out;
     }
@@ -219,7 +208,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
         goto out;
     if (con_as_daemon() < 0)
         goto out;
-    if (invite_precheck(con, pki, a.name, fp, sizeof(fp)) < 0)
+    if (invite_precheck(con, pki, &a, fp, sizeof(fp)) < 0)
         goto out;
     inv.name = (char *)a.name;
     inv.role = (int)a.role;
@@ -242,34 +231,6 @@ out:
     cidr_list_clear(&a.nets);
     pki_free(pki);
     return rc;
-}
-
-static struct json_object *invite_json(const struct invite *inv, int64_t now)
-{
-    struct json_object *o = json_object_new_object(), *nets = json_object_new_array();
-    char when[32];
-
-    json_object_object_add(o, "name", json_object_new_string(inv->name));
-    json_object_object_add(o, "role", json_object_new_string(role_name(inv->role)));
-    json_object_object_add(o, "state",
-                           json_object_new_string(invite_state_name(invite_state(inv, now))));
-    for (size_t i = 0; i < inv->n_networks; i++)
-        json_object_array_add(nets, json_object_new_string(inv->networks[i]));
-    json_object_object_add(o, "networks", nets);
-    time_format_utc(inv->created, when, sizeof(when));
-    json_object_object_add(o, "created", json_object_new_string(when));
-    time_format_utc(inv->expires, when, sizeof(when));
-    json_object_object_add(o, "expires", json_object_new_string(when));
-    if (inv->used_at) {
-        time_format_utc(inv->used_at, when, sizeof(when));
-        json_object_object_add(o, "used_at", json_object_new_string(when));
-        json_object_object_add(o, "used_by",
-                               inv->used_by ? json_object_new_string(inv->used_by) : NULL);
-        json_object_object_add(o, "serial",
-                               inv->serial ? json_object_new_string(inv->serial) : NULL);
-    }
-    json_object_object_add(o, "actor", inv->actor ? json_object_new_string(inv->actor) : NULL);
-    return o;
 }
 
 int cmd_invites(struct console *con, int argc, char **argv)
@@ -307,7 +268,7 @@ int cmd_invites(struct console *con, int argc, char **argv)
     if (json) {
         struct json_object *arr = json_object_new_array();
         for (size_t i = 0; i < invites_count(set); i++)
-            json_object_array_add(arr, invite_json(invites_at(set, i), now));
+            json_object_array_add(arr, invite_public_json(invites_at(set, i), now));
         puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);

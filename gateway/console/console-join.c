@@ -133,16 +133,16 @@ static int join_parse(int argc, char **argv, struct join_args *a)
     a->url = argv[optind];
     if (strncmp(a->url, "https://", 8) != 0) {
         con_err("join", "%s: the URL must start with https://", a->url);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (strlen(a->code) >= CODE_MAX) {
         con_err("join", "--code: too long for an invite code");
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (a->fp_s && est_fingerprint_parse(a->fp_s, a->pin) < 0) {
         con_err("join", "--fingerprint %s: not a SHA-256 (64 hex digits, colons allowed)",
                 a->fp_s);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (!a->name) {
         if (gethostname(a->hostname, sizeof(a->hostname)) < 0 || !a->hostname[0]) {

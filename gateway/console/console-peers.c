@@ -61,43 +61,96 @@ static void print_networks(const struct peer *p, FILE *f)
         fprintf(f, "%s%s", i ? "," : "", p->networks[i]);
 }
 
+/* peers' options: --json, --status active|revoked|all (-1: all). */
+static int parse_peers(int argc, char **argv, bool *json, int *status)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"status", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j') {
+            *json = true;
+        } else if (c == 's' && strcmp(optarg, "all") == 0) {
+            *status = -1;
+        } else if (c == 's' && strcmp(optarg, "active") == 0) {
+            *status = PEER_ACTIVE;
+        } else if (c == 's' && strcmp(optarg, "revoked") == 0) {
+            *status = PEER_REVOKED;
+        } else if (c == 's') {
+            con_err("peers", "--status %s: not one of active, revoked, all", optarg);
+            return EXIT_USAGE;
+        } else {
+            return con_usage("peers");
+        }
+    }
+    return optind == argc ? EXIT_OK : con_usage("peers");
+}
+
+/* revoked also lists superseded: neither is trusted any more. */
+static bool status_matches(const struct peer *p, int status)
+{
+    return status < 0 || (status == PEER_ACTIVE) == (p->status == PEER_ACTIVE);
+}
+
 int cmd_peers(struct console *con, int argc, char **argv)
 {
     struct registry *reg = NULL;
+    struct json_object *sessions = NULL;
     bool json = false;
     time_t now = time(NULL);
-    int rc;
+    int rc, status = -1;
+    size_t shown = 0;
 
-    rc = parse_json_flag("peers", argc, argv, &json);
+    rc = parse_peers(argc, argv, &json, &status);
     if (rc != EXIT_OK)
         return rc;
-    if (optind != argc)
-        return con_usage("peers");
     if (load_registry(con, "peers", &reg) != EXIT_OK)
         return EXIT_FAIL;
+    sessions = con_daemon_sessions(con);
     if (json) {
         struct json_object *arr = json_object_new_array();
-        for (size_t i = 0; i < registry_count(reg); i++)
-            json_object_array_add(arr, registry_peer_json(registry_at(reg, i), now));
+        for (size_t i = 0; i < registry_count(reg); i++) {
+            const struct peer *p = registry_at(reg, i);
+            struct json_object *o;
+            if (!status_matches(p, status))
+                continue;
+            o = registry_peer_json(p, now);
+            json_object_object_add(o, "online",
+                                   sessions ? json_object_new_boolean(con_peer_online(
+                                                  sessions, p->name, p->serial))
+                                            : NULL);
+            json_object_array_add(arr, o);
+        }
         puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);
     } else {
-        printf("%-20s %-8s %-10s %-32s %-20s %6s  %s\n", "NAME", "ROLE", "STATUS", "SERIAL",
-               "NOT-AFTER", "DAYS", "NETWORKS");
+        printf("%-20s %-8s %-10s %-6s %-32s %-20s %6s  %s\n", "NAME", "ROLE", "STATUS",
+               "ONLINE", "SERIAL", "NOT-AFTER", "DAYS", "NETWORKS");
         for (size_t i = 0; i < registry_count(reg); i++) {
             const struct peer *p = registry_at(reg, i);
             char when[32];
+            if (!status_matches(p, status))
+                continue;
+            shown++;
             time_format_utc(p->not_after, when, sizeof(when));
-            printf("%-20s %-8s %-10s %-32s %-20s %6lld  ", p->name, role_name(p->role),
-                   peer_status_name(p->status), p->serial, when,
-                   (long long)((p->not_after - (int64_t)now) / 86400));
+            printf("%-20s %-8s %-10s %-6s %-32s %-20s %6lld  ", p->name, role_name(p->role),
+                   peer_status_name(p->status),
+                   !sessions ? "-" : con_peer_online(sessions, p->name, p->serial) ? "yes" : "no",
+                   p->serial, when, (long long)((p->not_after - (int64_t)now) / 86400));
             print_networks(p, stdout);
             putchar('\n');
         }
         if (registry_count(reg) == 0)
             printf("(no peers enrolled: see 'mtlsgw enroll --help')\n");
+        else if (shown == 0)
+            printf("(no %s peers)\n", status == PEER_ACTIVE ? "active" : "revoked");
     }
+    json_object_put(sessions);
     registry_free(reg);
     return EXIT_OK;
 }

@@ -35,14 +35,47 @@ static int open_pki(struct console *con, struct pki **pki)
     return 0;
 }
 
+/* init --force over an existing CA: say what is lost, and ask. */
+static int init_confirm(struct pki *pki, bool yes)
+{
+    struct registry *reg = NULL;
+    char lost[1024], err[512], dn[256] = "?";
+    size_t dnlen = sizeof(dn), active = 0;
+    gnutls_x509_crt_t ca = NULL;
+
+    if (access(pki->ca_path, F_OK) < 0)
+        return EXIT_OK; /* nothing to lose but keys an unfinished init left */
+    if (con_as_daemon() < 0)
+        return EXIT_FAIL;
+    if (pki_read_cert(pki->ca_path, &ca, err, sizeof(err)) == 0 &&
+        gnutls_x509_crt_get_dn(ca, dn, &dnlen) < 0)
+        snprintf(dn, sizeof(dn), "?");
+    if (pki_load_registry(pki, &reg, err, sizeof(err)) == 0)
+        for (size_t i = 0; i < registry_count(reg); i++)
+            active += registry_at(reg, i)->status == PEER_ACTIVE;
+    con_as_invoker();
+    snprintf(lost, sizeof(lost),
+             "--force replaces the CA '%s' (%s) and deletes its key and the gateway key on "
+             "the token for good: the %zu active peer(s) in %s lose their trust and must "
+             "all be enrolled again, and every spoke must be given the new CA (the old "
+             "files are moved to %s/old-DATE/).",
+             dn, pki->ca_path, active, pki->reg_path, pki->dir);
+    if (ca)
+        gnutls_x509_crt_deinit(ca);
+    registry_free(reg);
+    return con_confirm("init", lost, yes);
+}
+
 int cmd_init(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"cn", required_argument, NULL, 'n'},      {"host", required_argument, NULL, 'H'},
         {"key-type", required_argument, NULL, 'k'}, {"days", required_argument, NULL, 'd'},
-        {"force", no_argument, NULL, 'f'},          {NULL, 0, NULL, 0},
+        {"force", no_argument, NULL, 'f'},          {"yes", no_argument, NULL, 'y'},
+        {NULL, 0, NULL, 0},
     };
     const char *hosts[MAX_HOSTS];
+    bool yes = false;
     char hostname[256];
     struct pki_init_opts o = {.days = 3650, .key_type = P11_KEY_EC_P256};
     struct pki *pki = NULL;
@@ -65,18 +98,21 @@ int cmd_init(struct console *con, int argc, char **argv)
         case 'k':
             if (p11_key_type_parse(optarg, &kt) < 0) {
                 con_err("init", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             o.key_type = (int)kt;
             break;
         case 'd':
             if (!con_parse_uint(optarg, 1, 36500, &o.days)) {
                 con_err("init", "--days %s: not a number of days from 1 to 36500", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'f':
             o.force = true;
+            break;
+        case 'y':
+            yes = true;
             break;
         default:
             return con_usage("init");
@@ -89,7 +125,7 @@ int cmd_init(struct console *con, int argc, char **argv)
     }
     if (!o.cn[0] || strlen(o.cn) > 60) {
         con_err("init", "--cn '%s': give 1 to 60 characters", o.cn);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (o.n_hosts == 0) {
         if (gethostname(hostname, sizeof(hostname)) < 0 || !hostname[0]) {
@@ -103,6 +139,9 @@ int cmd_init(struct console *con, int argc, char **argv)
     o.actor = con->actor;
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
+    if (o.force && (rc = init_confirm(pki, yes)) != EXIT_OK)
+        goto out;
+    rc = EXIT_FAIL;
     /* The parent (/etc/mtlsgw) belongs to root: make the pki dir as root and
      * hand it to the daemon's user, who writes everything inside it. */
     if (access(pki->dir, F_OK) < 0) {
@@ -179,7 +218,7 @@ int cmd_csr(struct console *con, int argc, char **argv)
         case 'k':
             if (p11_key_type_parse(optarg, &kt) < 0) {
                 con_err("csr", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'N':
@@ -194,10 +233,12 @@ int cmd_csr(struct console *con, int argc, char **argv)
     }
     if (!cn || !out || optind != argc)
         return con_usage("csr");
+    if (con_out_check("csr", "--out", out, force) != EXIT_OK)
+        return EXIT_FAIL;
     if (!peer_name_valid(cn)) {
         con_err("csr", "--cn '%s': use 1-63 of A-Z a-z 0-9 . _ - (it becomes the peer name)",
                 cn);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
@@ -261,7 +302,7 @@ out:
 struct enroll_out {
     const char *path;     /* --out or --p12, NULL: print after commit */
     bool p12;
-    bool force;           /* --force: write through a symbolic link */
+    bool force;           /* --force: replace a file, write through a symbolic link */
     gnutls_x509_privkey_t softkey;
     const char *password;
     const char *name;
@@ -313,7 +354,7 @@ struct enroll_args {
     unsigned days;
     enum p11_key_type kt;
     enum peer_role role;
-    bool force;
+    bool force, allow_default;
 };
 
 /* The key to certify: a CSR's public key, or (--p12) a new software key. */
@@ -353,6 +394,7 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         {"p12", required_argument, NULL, 'p'},
         {"password-file", required_argument, NULL, 'P'},
         {"network", required_argument, NULL, 'N'},
+        {"allow-default", no_argument, NULL, 'A'},
         {"days", required_argument, NULL, 'd'},
         {"key-type", required_argument, NULL, 'k'},
         {"force", no_argument, NULL, 'f'},
@@ -384,18 +426,21 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         case 'd':
             if (!con_parse_uint(optarg, 1, 3650, &a->days)) {
                 con_err("enroll", "--days %s: not a number of days from 1 to 3650", optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'k':
             if (p11_key_type_parse(optarg, &a->kt) < 0) {
                 con_err("enroll", "--key-type %s: not one of ec-p256, ec-p384, rsa-3072",
                         optarg);
-                return EXIT_FAIL;
+                return EXIT_USAGE;
             }
             break;
         case 'f':
             a->force = true;
+            break;
+        case 'A':
+            a->allow_default = true;
             break;
         default:
             return con_usage("enroll");
@@ -419,14 +464,14 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
     a->name = argv[optind];
     if (role_parse(a->role_s, &a->role) < 0) {
         con_err("enroll", "--role %s: unknown role (admin, monitor or tunnel)", a->role_s);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (!peer_name_valid(a->name)) {
         con_err("enroll",
                 "'%s' is not a valid peer name (1-63 of A-Z a-z 0-9 . _ -, starting with a "
                 "letter or digit)",
                 a->name);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     return EXIT_OK;
 }
@@ -445,7 +490,8 @@ static int enroll_read_key(const struct enroll_args *a, struct enroll_key *k)
         d.data = (unsigned char *)k->csr_text;
         d.size = (unsigned)k->csr_len;
         if (p11_csr_parse(&d, &k->crq, err, sizeof(err)) < 0) {
-            con_err("enroll", "CSR in %s: %s", a->csr_path, err);
+            const char *what = con_not_a_csr(k->csr_text, k->csr_len);
+            con_err("enroll", "CSR in %s: %s", a->csr_path, what ? what : err);
             return -1;
         }
         if (gnutls_pubkey_init(&k->pub) < 0 ||
@@ -510,6 +556,9 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     if ((rc = enroll_parse(argc, argv, &a)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
+    if ((a.p12 || a.out) && con_out_check("enroll", a.p12 ? "--p12" : "--out",
+                                          a.p12 ? a.p12 : a.out, a.force) != EXIT_OK)
+        goto out;
     if (enroll_read_key(&a, &k) < 0 || open_pki(con, &pki) < 0)
         goto out;
     eo.path = a.csr_path ? a.out : a.p12;
@@ -524,6 +573,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     req.key = k.pub;
     req.networks = a.nets.nets;
     req.n_networks = a.nets.n;
+    req.allow_default = a.allow_default;
     req.days = a.days ? a.days : con->cfg->pki.peer_days;
     req.actor = con->actor;
     req.before_commit = enroll_write;
@@ -572,7 +622,7 @@ int cmd_revoke(struct console *con, int argc, char **argv)
     if (!pki_reason_valid(reason)) {
         con_err("revoke", "--reason %s: not one of unspecified, keyCompromise, superseded, "
                           "cessationOfOperation", reason);
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     }
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
@@ -616,6 +666,8 @@ int cmd_crl(struct console *con, int argc, char **argv)
     }
     if (optind != argc)
         return con_usage("crl");
+    if (out && con_out_check("crl", "--out", out, force) != EXIT_OK)
+        return EXIT_FAIL;
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
     /* Re-encoded from the parsed CRL, so only a well-formed CRL is handed on. */

@@ -21,38 +21,51 @@
 static const struct command commands[] = {
     {"init", cmd_init,
      "init --cn NAME [--host NAME]... [--key-type ec-p256|ec-p384|rsa-3072] [--days N] "
-     "[--force]",
+     "[--force [--yes]]",
      "Generate the CA key and the gateway key on the token, write ca.crt, gateway.crt,\n"
      "an empty CRL and an empty registry in the pki dir. --days is the CA's lifetime\n"
      "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
-     "or IP address, repeatable) defaults to this machine's hostname."},
+     "or IP address, repeatable) defaults to this machine's hostname. --force replaces\n"
+     "an existing CA (every peer must then be enrolled again): it says so and asks on\n"
+     "the terminal; --yes answers for scripts."},
     {"csr", cmd_csr,
      "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key] [--force]",
      "Device side: make the device key on this appliance's token if absent and write a\n"
      "PKCS#10 CSR signed by it to FILE. --new-key replaces the device key first (after\n"
      "a revocation: a revoked key is never enrolled again). FILE may be - (stdout), a\n"
-     "device or a FIFO (written in place); a symbolic link only with --force."},
+     "device or a FIFO (written in place); an existing file or a symbolic link only\n"
+     "with --force."},
     {"enroll", cmd_enroll,
      "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
-     "--password-file FILE) [--network CIDR]... [--days N] [--force]",
+     "--password-file FILE) [--network CIDR]... [--allow-default] [--days N] [--force]",
      "Issue a client certificate (clientAuth, URI SAN urn:mtlsgw:role:ROLE, default 397\n"
      "days) and record the peer in the registry. With --csr the certificate is written\n"
      "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
-     "the certificate and the CA to a PKCS#12 protected by the password in the file.\n"
-     "FILE may be - (stdout), a device or a FIFO (written in place); a symbolic link\n"
-     "only with --force (its target is written, the link stays)."},
+     "the certificate and the CA to a PKCS#12 protected by the password in the file\n"
+     "(- reads it from stdin). --network takes a prefix with its length; one that\n"
+     "overlaps another of the peer's or another peer's is refused, and 0.0.0.0/0 or\n"
+     "::/0 needs --allow-default.\n"
+     "FILE may be - (stdout), a device or a FIFO (written in place); an existing file\n"
+     "or a symbolic link only with --force (a link's target is written, the link stays)."},
     {"revoke", cmd_revoke,
      "revoke NAME [--reason unspecified|keyCompromise|superseded|cessationOfOperation]",
      "Mark the peer revoked in the registry and re-sign the CRL, then tell the running\n"
      "daemon. Exit 3 when it did not acknowledge: the change stays, and the daemon's own\n"
      "watch of the pki dir applies it within a second if it runs."},
-    {"peers", cmd_peers, "peers [--json]", "List enrolled peers."},
+    {"peers", cmd_peers, "peers [--status active|revoked|all] [--json]",
+     "List enrolled peers (--status: only active, only revoked or superseded; default\n"
+     "all), with ONLINE: yes when the running daemon has a session of that\n"
+     "certificate, - when the daemon cannot be asked."},
     {"show", cmd_show, "show NAME [--json]", "Show one peer."},
     {"crl", cmd_crl, "crl [--out FILE [--force]]",
      "Print (or write) the current CRL in PEM. FILE as for csr --out."},
     {"status", cmd_status, "status [--json]",
      "Ask the running daemon (through [daemon] control-socket) for its state: token,\n"
      "sessions, days left on the CA, the gateway certificate and the CRL."},
+    {"sessions", cmd_sessions, "sessions [--json]",
+     "Ask the running daemon who is connected: session id, peer, role, listener, the\n"
+     "address it comes from, since when, bytes in and out, and for a tunnel its\n"
+     "interface and address. End one with 'mtlsgw kick NAME'."},
     {"kick", cmd_kick, "kick NAME",
      "End the running daemon's sessions of peer NAME without revoking it."},
     {"bans", cmd_bans, "bans [--json]",
@@ -63,7 +76,7 @@ static const struct command commands[] = {
      "Lift the ban of ADDRESS (IPv4 or IPv6) in the running daemon, and forget its\n"
      "failures."},
     {"invite", cmd_invite, "invite NAME --role admin|monitor|tunnel [--network CIDR]... "
-     "[--ttl DURATION] [--qr]",
+     "[--allow-default] [--ttl DURATION] [--qr]",
      "Make a one-time invite code for a device to enroll itself over the network\n"
      "([enroll] listen). Prints the code (100 bits, five groups of four), the SHA-256\n"
      "of the gateway certificate for the device to pin, and the 'mtlsgw join' line.\n"
@@ -99,15 +112,65 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* The command a typo most likely meant (at most 2 edits, or a unique
+ * prefix), or NULL. */
+static const char *nearest_command(const char *name)
+{
+    const char *best = NULL, *prefixed = NULL;
+    size_t best_d = 3, n_prefixed = 0;
+
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        size_t d = con_edit_distance(name, commands[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = commands[i].name;
+        }
+        if (name[0] && strncmp(commands[i].name, name, strlen(name)) == 0) {
+            prefixed = commands[i].name;
+            n_prefixed++;
+        }
+    }
+    return best ? best : n_prefixed == 1 ? prefixed : NULL;
+}
+
+/* "-c FILE" after the command is read as the command's option: say where it
+ * goes instead of calling it unknown. */
+static bool config_after_command(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ||
+            strncmp(argv[i], "--config=", 9) == 0)
+            return true;
+    }
+    return false;
+}
+
 void con_err(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
+    const char *m = msg;
+    size_t n = strlen(cmd);
+    bool named = false;
     va_list ap;
 
-    fprintf(stderr, "mtlsgw %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* Core messages name their operation ("enroll: ...", "enroll bob: ...")
+     * for the daemon's log; said once here: "mtlsgw enroll: ...", "mtlsgw
+     * enroll bob: ...", never "mtlsgw enroll: enroll: ...". */
+    if (strncmp(m, cmd, n) == 0 && m[n] == ':')
+        named = true;
+    else if (strncmp(m, cmd, n) == 0 && m[n] == ' ') {
+        size_t w = strcspn(m + n + 1, ": ");
+        named = w > 0 && m[n + 1 + w] == ':';
+    }
+    if (named)
+        fprintf(stderr, "mtlsgw %s\n", m);
+    else
+        fprintf(stderr, "mtlsgw %s: %s\n", cmd, m);
 }
 
 int con_usage(const char *cmd)
@@ -154,8 +217,10 @@ int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg)
         con_err(cmd, "at most %d --network", CIDR_LIST_MAX);
         return EXIT_USAGE;
     }
-    if (rc == -EINVAL)
+    if (rc == -EINVAL) {
         con_err(cmd, "--network %s: %s", arg, why);
+        return EXIT_USAGE;
+    }
     return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -207,7 +272,8 @@ int con_as_invoker(void)
 int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
                   size_t *len)
 {
-    int rc = fs_read_file(path, max, out, len);
+    int rc = strcmp(path, "-") == 0 ? con_read_stdin(max, out, len)
+                                    : fs_read_file(path, max, out, len);
 
     if (rc == -EFBIG)
         con_err(cmd, "%s %s: file too large (over %zu bytes)", opt, path, max);
@@ -222,8 +288,11 @@ int con_write_out(const char *opt, const char *path, const void *data, size_t le
     int rc;
 
     fflush(stdout); /* what was printed comes before what goes to "-" */
-    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : 0);
-    if (rc == -ELOOP && !force)
+    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : FS_OUT_KEEP);
+    if (rc == -EALREADY)
+        snprintf(err, errlen, "%s %s: file exists; not overwritten (give --force to replace "
+                 "it, or another FILE)", opt, path);
+    else if (rc == -ELOOP && !force)
         snprintf(err, errlen, "%s %s: is a symbolic link; not written (give --force to "
                  "write the file it points to; the link stays)", opt, path);
     else if (rc == -ELOOP)
@@ -302,8 +371,17 @@ int main(int argc, char **argv)
     }
     cmd = find_command(argv[i]);
     if (!cmd) {
-        fprintf(stderr, "mtlsgw: unknown command '%s'\n", argv[i]);
-        usage_all(stderr);
+        const char *near = nearest_command(argv[i]);
+        if (near)
+            fprintf(stderr, "mtlsgw: unknown command '%s'; did you mean '%s'?\n", argv[i],
+                    near);
+        else
+            fprintf(stderr, "mtlsgw: unknown command '%s' (see 'mtlsgw --help')\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    if (config_after_command(argc - i, argv + i)) {
+        fprintf(stderr, "mtlsgw %s: -c goes before the command: mtlsgw -c FILE %s ...\n",
+                cmd->name, cmd->name);
         return EXIT_USAGE;
     }
     if (con_wants_help(argc - i, argv + i)) {

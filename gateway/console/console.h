@@ -37,12 +37,14 @@ int con_load_config(struct console *con);
 /* Run fn with the daemon user's effective ids, then switch back. */
 int con_as_daemon(void);
 int con_as_invoker(void);
-/* Read a file as the invoking user; message names the option and file. */
+/* Read a file as the invoking user ("-": stdin); message names the option and
+ * file. */
 int con_read_file(const char *cmd, const char *opt, const char *path, size_t max, char **out,
                   size_t *len);
 /* Write the file of option opt (--out, --p12) as the invoking user, by
- * fs_write_out()'s rules (docs/console.md, "Where output goes"); force: write
- * through a symbolic link. con_write_out() puts a message naming opt, path and
+ * fs_write_out()'s rules (docs/console.md, "Where output goes"); an existing
+ * regular file is kept (refused) unless force; force also writes through a
+ * symbolic link. con_write_out() puts a message naming opt, path and
  * what to do in err; con_write_file() prints it. */
 int con_write_out(const char *opt, const char *path, const void *data, size_t len,
                   unsigned mode, bool force, char *err, size_t errlen);
@@ -55,9 +57,34 @@ bool con_wants_help(int argc, char **argv);
 /* Strict unsigned parse; false with nothing changed when not a number in range. */
 bool con_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 /* One --network ARG into nets; EXIT_OK, or EXIT_USAGE (too many) or
- * EXIT_FAIL (not a prefix, out of memory) with a message naming cmd. */
+ * EXIT_USAGE (not a prefix with its length) or EXIT_FAIL (out of memory) with a
+ * message naming cmd. */
 int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg);
 
+/*
+ * Say what a destructive step loses (lost, on stderr) and ask for "yes" on
+ * the terminal; yes (--yes): do not ask. EXIT_OK to go ahead; EXIT_FAIL when
+ * refused at the prompt, EXIT_USAGE when there is no terminal and no --yes.
+ */
+int con_confirm(const char *cmd, const char *lost, bool yes);
+/* Before any work: EXIT_FAIL, with a message naming opt and --force, when
+ * path is an existing regular file and not force; else EXIT_OK. */
+int con_out_check(const char *cmd, const char *opt, const char *path, bool force);
+/* Read all of stdin (at most max bytes; -EFBIG beyond), NUL-terminated. */
+int con_read_stdin(size_t max, char **out, size_t *len);
+/* What a file given as a CSR holds instead (a certificate, a private key),
+ * as a message saying what to give; NULL when it is neither. */
+const char *con_not_a_csr(const char *text, size_t len);
+/* Levenshtein distance of two short words ((size_t)-1 beyond 32 chars). */
+size_t con_edit_distance(const char *a, const char *b);
+
+/* The running daemon's sessions (its status "sessions_list", owned), or
+ * NULL without a word when it cannot be asked (peers: online unknown). */
+struct json_object *con_daemon_sessions(struct console *con);
+/* A session of peer name (and serial, when not NULL) is in sessions. */
+bool con_peer_online(struct json_object *sessions, const char *name, const char *serial);
+
+int cmd_sessions(struct console *con, int argc, char **argv);
 int cmd_init(struct console *con, int argc, char **argv);
 int cmd_csr(struct console *con, int argc, char **argv);
 int cmd_enroll(struct console *con, int argc, char **argv);

@@ -91,6 +91,26 @@ bool cidr_contains(const struct cidr *c, int family, const void *addr)
     return true;
 }
 
+int cidr_parse_network(const char *s, struct cidr *out, const char **why)
+{
+    struct cidr c;
+    int rc;
+
+    if ((rc = cidr_parse(s, &c, why)) < 0)
+        return rc;
+    /* A bare address silently becoming a /32 hid typos ("10.2.0.0"). */
+    if (!strchr(s, '/')) {
+        if (why)
+            *why = c.family == AF_INET ? "no prefix length (write e.g. /24 for a network, "
+                                         "/32 for one host)"
+                                       : "no prefix length (write e.g. /64 for a network, "
+                                         "/128 for one host)";
+        return -EINVAL;
+    }
+    *out = c;
+    return 0;
+}
+
 int cidr_list_add(struct cidr_list *l, const char *s, const char **why)
 {
     struct cidr c;
@@ -102,7 +122,7 @@ int cidr_list_add(struct cidr_list *l, const char *s, const char **why)
             *why = "too many networks";
         return -E2BIG;
     }
-    if ((rc = cidr_parse(s, &c, why)) < 0)
+    if ((rc = cidr_parse_network(s, &c, why)) < 0)
         return rc;
     cidr_format(&c, canon, sizeof(canon));
     l->nets[l->n] = strdup(canon);

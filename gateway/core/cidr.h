@@ -17,6 +17,9 @@ struct cidr {
  * must be zero. On failure why (if not NULL) says what is wrong.
  */
 int cidr_parse(const char *s, struct cidr *out, const char **why);
+/* A peer's network as an administrator gives it (--network, "networks"):
+ * as cidr_parse(), but the prefix length must be written. */
+int cidr_parse_network(const char *s, struct cidr *out, const char **why);
 /* Canonical text form into buf (at least 50 bytes). */
 void cidr_format(const struct cidr *c, char *buf, size_t len);
 /* True when addr (of family) lies inside c. */
@@ -33,7 +36,8 @@ struct cidr_list {
 
 /*
  * Parse s and append its canonical form to l. -E2BIG when l already holds
- * CIDR_LIST_MAX, -EINVAL with why set (as cidr_parse()), -ENOMEM.
+ * CIDR_LIST_MAX, -EINVAL with why set (as cidr_parse(), or a bare address:
+ * here the length must be written), -ENOMEM.
  */
 int cidr_list_add(struct cidr_list *l, const char *s, const char **why);
 /* Free the strings l holds and empty it (l itself is the caller's). */

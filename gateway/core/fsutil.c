@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +136,9 @@ static int fsync_parent(const char *path)
 
 /* Temp file in path's directory, write, fsync, rename over path, fsync the
  * directory: whatever path named is replaced, never written through. */
-static int replace_file(const char *path, const void *data, size_t len, mode_t mode)
+/* keep: link() instead of rename(), so that a file made at path since it was
+ * judged absent is not replaced either (-EALREADY). */
+static int put_file(const char *path, const void *data, size_t len, mode_t mode, bool keep)
 {
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
@@ -167,7 +170,13 @@ static int replace_file(const char *path, const void *data, size_t len, mode_t m
         goto fail;
     }
     fd = -1;
-    if (rename(tmp, path) < 0) {
+    if (keep) {
+        if (link(tmp, path) < 0) {
+            rc = errno == EEXIST ? -EALREADY : -errno;
+            goto fail;
+        }
+        unlink(tmp);
+    } else if (rename(tmp, path) < 0) {
         rc = -errno;
         goto fail;
     }
@@ -179,6 +188,11 @@ fail:
     unlink(tmp);
     free(tmp);
     return rc;
+}
+
+static int replace_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return put_file(path, data, len, mode, false);
 }
 
 /*
@@ -308,6 +322,7 @@ int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, un
     char *hop = NULL; /* path after following links; owned */
     struct stat st;
     int fd, rc, err, links = 0;
+    const bool keep = flags & FS_OUT_KEEP;
 
     fd = fs_out_fd(path);
     if (fd >= 0)
@@ -324,7 +339,7 @@ int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, un
             else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))
                 rc = write_in_place(fd, data, len);
             else if (S_ISREG(st.st_mode))
-                rc = replace_file(path, data, len, mode);
+                rc = keep ? -EALREADY : replace_file(path, data, len, mode);
             else
                 rc = -EEXIST; /* a block device: never a place for our output */
             if (close(fd) < 0 && rc == 0)
@@ -333,7 +348,7 @@ int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, un
         }
         err = errno;
         if (err == ENOENT) { /* a new file (or a missing directory: mkstemp says so) */
-            rc = replace_file(path, data, len, mode);
+            rc = put_file(path, data, len, mode, keep);
             break;
         }
         if (lstat(path, &st) < 0) {
@@ -355,7 +370,7 @@ int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, un
         if (S_ISSOCK(st.st_mode))
             rc = write_socket(path, data, len);
         else if (S_ISREG(st.st_mode)) /* not writable (EACCES, ETXTBSY): replaced, as before */
-            rc = replace_file(path, data, len, mode);
+            rc = keep ? -EALREADY : replace_file(path, data, len, mode);
         else
             rc = S_ISDIR(st.st_mode) ? -EISDIR : -err;
         break;

@@ -25,6 +25,7 @@ int fs_state_check(const char *path);
 
 /* fs_write_out() flags */
 #define FS_OUT_FOLLOW 1u /* a symbolic link: write what it points to (--force) */
+#define FS_OUT_KEEP 2u   /* an existing regular file: refused with -EALREADY */
 
 /*
  * A file the user named (--out, --p12). "-", /dev/stdout and /dev/stderr are
@@ -34,7 +35,8 @@ int fs_state_check(const char *path);
  * fs_write_atomic() does. A symbolic link is refused with -ELOOP unless
  * FS_OUT_FOLLOW: then each link is resolved, the same rules apply to what it
  * points to, and the link stays. A block device (or a directory) is refused
- * with -EEXIST (-EISDIR).
+ * with -EEXIST (-EISDIR). With FS_OUT_KEEP an existing regular file (also one
+ * made while this runs) is refused with -EALREADY and left as it was.
  */
 int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, unsigned flags);
 

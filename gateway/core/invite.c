@@ -742,3 +742,66 @@ int invite_parse_duration(const char *s, int64_t *seconds)
     *seconds = total;
     return 0;
 }
+
+struct json_object *invite_public_json(const struct invite *inv, int64_t now)
+{
+    struct json_object *o = json_object_new_object(), *nets = json_object_new_array();
+    char when[32];
+
+    if (!o || !nets) {
+        json_object_put(o);
+        json_object_put(nets);
+        return NULL;
+    }
+    json_object_object_add(o, "name", json_object_new_string(inv->name));
+    json_object_object_add(o, "role", json_object_new_string(role_name(inv->role)));
+    json_object_object_add(o, "state",
+                           json_object_new_string(invite_state_name(invite_state(inv, now))));
+    for (size_t i = 0; i < inv->n_networks; i++)
+        json_object_array_add(nets, json_object_new_string(inv->networks[i]));
+    json_object_object_add(o, "networks", nets);
+    time_format_utc(inv->created, when, sizeof(when));
+    json_object_object_add(o, "created", json_object_new_string(when));
+    time_format_utc(inv->expires, when, sizeof(when));
+    json_object_object_add(o, "expires", json_object_new_string(when));
+    if (inv->used_at) {
+        time_format_utc(inv->used_at, when, sizeof(when));
+        json_object_object_add(o, "used_at", json_object_new_string(when));
+        json_object_object_add(o, "used_by",
+                               inv->used_by ? json_object_new_string(inv->used_by) : NULL);
+        json_object_object_add(o, "serial",
+                               inv->serial ? json_object_new_string(inv->serial) : NULL);
+    }
+    json_object_object_add(o, "actor", inv->actor ? json_object_new_string(inv->actor) : NULL);
+    return o;
+}
+
+void invite_join_url(const char *l, char *buf, size_t len)
+{
+    const char *colon;
+    char host[256];
+
+    if (!l) {
+        snprintf(buf, len, "https://HUB:PORT");
+        return;
+    }
+    colon = strrchr(l, ':');
+    if (!colon)
+        colon = l + strlen(l);
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - l), l);
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0 || !host[0]) {
+        if (gethostname(host, sizeof(host)) < 0 || !host[0])
+            snprintf(host, sizeof(host), "HUB");
+        host[sizeof(host) - 1] = '\0';
+    }
+    snprintf(buf, len, "https://%s%s", host, colon);
+}
+
+int invite_join_line(const char *url, const char *name, const char *code, const char *fp,
+                     char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "mtlsgw join %s --name %s --code %s --fingerprint %s", url,
+                     name, code, fp);
+
+    return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct json_object;
+
 /* 20 Crockford base32 characters (100 bits) in five groups of four. */
 #define INVITE_CODE_CHARS 20
 #define INVITE_CODE_LEN (INVITE_CODE_CHARS + 4 + 1) /* with dashes and NUL */
@@ -94,5 +96,22 @@ void invite_free(struct invite *inv);
 
 /* "24h", "30m", "90s", "7d", "1d12h" or plain seconds; 1 s to 365 days. */
 int invite_parse_duration(const char *s, int64_t *seconds);
+
+/* ---- what an administrator is shown (console and management page) ------ */
+
+/* An invite as `mtlsgw invites --json` and GET /api/v1/invites list it:
+ * name, role, state, networks, created, expires (UTC), used_at, used_by,
+ * serial, actor. Never the salt or the hash. */
+struct json_object *invite_public_json(const struct invite *inv, int64_t now);
+
+/* The URL a device dials for [enroll] listen (enroll_listen, may be NULL):
+ * "https://HOST:PORT", this host's name when it listens on every address,
+ * "https://HUB:PORT" when it is not set. */
+void invite_join_url(const char *enroll_listen, char *buf, size_t len);
+
+/* "mtlsgw join URL --name NAME --code CODE --fingerprint FP": the line the
+ * device runs, and what the QR code carries. -ENOSPC when len is short. */
+int invite_join_line(const char *url, const char *name, const char *code, const char *fp,
+                     char *buf, size_t len);
 
 #endif

@@ -10,10 +10,12 @@
 
 #include <json-c/json.h>
 
+#include "access.h"
 #include "config.h"
 #include "fault.h"
 #include "fsutil.h"
 #include "p11.h"
+#include "peernet.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -62,10 +64,18 @@ void pki_free(struct pki *pki)
 
 int pki_open_token(struct pki *pki, char *err, size_t errlen)
 {
+    char why[1024];
+    int rc;
+
     if (pki->tok)
         return 0;
-    return p11_token_open(pki->cfg->token.module, pki->cfg->token.uri, pki->cfg->token.pin_file,
-                          &pki->tok, err, errlen);
+    rc = p11_token_open(pki->cfg->token.module, pki->cfg->token.uri, pki->cfg->token.pin_file,
+                        &pki->tok, err, errlen);
+    /* A token "not found" or a PIN "not readable" is often a file the
+     * daemon's user may not read: name that instead of a module guess. */
+    if (rc < 0 && access_explain_token(pki->cfg->token.pin_file, why, sizeof(why)) < 0)
+        snprintf(err, errlen, "token %s: %s", pki->cfg->token.uri, why);
+    return rc;
 }
 
 int pki_read_cert(const char *path, gnutls_x509_crt_t *out, char *err, size_t errlen)
@@ -162,11 +172,13 @@ int pki_load_ca(struct pki *pki, char *err, size_t errlen)
 
 int pki_load_registry(const struct pki *pki, struct registry **out, char *err, size_t errlen)
 {
-    char why[256] = "";
+    char why[1024] = "";
     int rc = registry_load(pki->reg_path, out, why, sizeof(why));
 
     if (rc == -ENOENT)
         snprintf(err, errlen, "no registry at %s: run 'mtlsgw init' first", pki->reg_path);
+    else if (rc == -EACCES && access_explain(pki->reg_path, R_OK, why, sizeof(why)) < 0)
+        snprintf(err, errlen, "registry: %s", why);
     else if (rc < 0 && rc != -ENOMEM)
         snprintf(err, errlen, "registry %s: %s", pki->reg_path, why);
     return rc;
@@ -622,6 +634,7 @@ static int enroll_check_req(const struct pki *pki, const struct pki_enroll_req *
                             size_t errlen)
 {
     char why[768];
+    int rc;
 
     if (!peer_name_valid(req->name)) {
         snprintf(err, errlen,
@@ -635,6 +648,12 @@ static int enroll_check_req(const struct pki *pki, const struct pki_enroll_req *
                  role_name((enum peer_role)req->role));
         return -EINVAL;
     }
+    /* The list on its own: a default route says --allow-default first,
+     * overlaps after peer-networks; against the other peers under the lock. */
+    rc = peernet_check(NULL, req->name, req->networks, req->n_networks, req->allow_default, err,
+                       errlen);
+    if (rc == -EDOM)
+        return -EINVAL;
     /* Root's bound on what a hub peer may be routed: the daemon's parent
      * refuses a tunnel outside it, so such a peer is refused here first. */
     if (config_check_peer_networks(pki->cfg, req->networks, req->n_networks, why,
@@ -642,23 +661,27 @@ static int enroll_check_req(const struct pki *pki, const struct pki_enroll_req *
         snprintf(err, errlen, "enroll %s: %s", req->name, why);
         return -EINVAL;
     }
-    return 0;
+    return rc < 0 ? -EINVAL : 0;
 }
 
 /* The name is free and the key never seen; *key_id is the key's id. */
 static int enroll_check_registry(const struct registry *reg, const struct pki_enroll_req *req,
                                  char **key_id, char *err, size_t errlen)
 {
-    const struct peer *old = registry_find_name(reg, req->name);
+    const struct peer *old = registry_find_active_ci(reg, req->name);
     int rc;
 
-    if (old && old->status == PEER_ACTIVE) {
+    if (old) {
         snprintf(err, errlen,
                  "enroll: peer '%s' is already enrolled (serial %s); revoke it first or "
-                 "choose another name",
-                 req->name, old->serial);
+                 "choose another name (names are compared ignoring case)",
+                 old->name, old->serial);
         return -EEXIST;
     }
+    rc = peernet_check(reg, req->name, req->networks, req->n_networks, req->allow_default, err,
+                       errlen);
+    if (rc < 0)
+        return rc;
     rc = p11_pubkey_id_hex(req->key, key_id);
     if (rc < 0) {
         snprintf(err, errlen, "enroll: cannot read the public key");

@@ -62,6 +62,7 @@ struct pki_enroll_req {
     char *const *networks; /* canonical CIDR strings */
     size_t n_networks;
     unsigned days;
+    bool allow_default; /* networks may hold 0.0.0.0/0 or ::/0 (peernet_check()) */
     const char *actor;
     /*
      * Called with the new certificate after it is issued and before the

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -239,6 +240,14 @@ const struct peer *registry_find_name(const struct registry *reg, const char *na
             latest = p;
     }
     return latest;
+}
+
+const struct peer *registry_find_active_ci(const struct registry *reg, const char *name)
+{
+    for (size_t i = 0; i < reg->n; i++)
+        if (reg->peers[i].status == PEER_ACTIVE && strcasecmp(reg->peers[i].name, name) == 0)
+            return &reg->peers[i];
+    return NULL;
 }
 
 const struct peer *registry_find_serial(const struct registry *reg, const char *serial)

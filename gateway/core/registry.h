@@ -53,6 +53,9 @@ size_t registry_count(const struct registry *reg);
 const struct peer *registry_at(const struct registry *reg, size_t i);
 /* The active entry with this name, else the most recent one, else NULL. */
 const struct peer *registry_find_name(const struct registry *reg, const char *name);
+/* The active entry whose name equals name ignoring case ("Bob", "bob"), or
+ * NULL: names are told apart case-insensitively when a peer is added. */
+const struct peer *registry_find_active_ci(const struct registry *reg, const char *name);
 /* The first entry with this serial. A linear scan, or a binary search once
  * registry_index has run and no peer was added since (the daemon indexes
  * each snapshot it loads: a handshake looks up its peer's serial). */

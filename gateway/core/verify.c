@@ -197,9 +197,10 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
         finish(v, VERDICT_NO_CLIENTAUTH, "no clientAuth extended key usage");
         return 0;
     }
-    if (f->crl_revoked)
-        return finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
     p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
+    /* On the CRL: the registry's entry says when and why, if it has one. */
+    if (f->crl_revoked && !(p && p->status != PEER_ACTIVE))
+        return finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
     v->peer = p;
     if (p && p->status != PEER_ACTIVE) {
         time_format_utc(p->revoked_at, when, sizeof(when));

@@ -33,6 +33,7 @@
 #include "caps.h"
 #include "config.h"
 #include "daemon.h"
+#include "instance.h"
 #include "log.h"
 #include "privsep.h"
 
@@ -150,6 +151,23 @@ out:
         close(fd);
     free(dir);
     return rc;
+}
+
+/* The lock of this config, in the control socket's directory (the run dir). */
+static int take_lock(const struct config *cfg, int *fd)
+{
+    const char *sock = cfg->daemon.control_socket, *slash = strrchr(sock, '/');
+    char dir[4096], err[1024];
+
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", slash == sock ? 1 : (int)(slash - sock), sock);
+    if (instance_lock(dir, cfg->pki.dir, fd, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
+    return 0;
 }
 
 static pid_t start_session(struct config *cfg, uid_t uid, gid_t gid,
@@ -425,7 +443,7 @@ int main(int argc, char **argv)
     gid_t gid;
     struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .enroll = -1, .parent = -1};
     struct ps_server *ps = NULL;
-    int rc;
+    int rc, lock = -1;
 
     /* Signals wait for signalfd from the start: a SIGHUP sent right after
      * start must not kill the daemon. */
@@ -455,17 +473,23 @@ int main(int argc, char **argv)
     rc = 1;
     if (check_start(cfg, a.conf, &uid, &gid) < 0)
         goto out;
+    /* Locked before anything is bound, made or replaced: a second daemon on
+     * this config stops here, the first one's state untouched. */
+    if (control_dir(cfg, uid, gid) < 0 || take_lock(cfg, &lock) < 0)
+        goto out;
     if ((cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &fds.mgmt) < 0) ||
         (cfg->tunnel.listen && bind_listener("tunnel", cfg->tunnel.listen, &fds.tunnel) < 0) ||
         (cfg->enroll.listen && bind_listener("enroll", cfg->enroll.listen, &fds.enroll) < 0))
         goto out;
-    if (control_dir(cfg, uid, gid) < 0 || become_parent(cfg, uid, gid, &ps) < 0)
+    if (become_parent(cfg, uid, gid, &ps) < 0)
         goto out;
     rc = supervise(cfg, uid, gid, &fds, ps);
     ps_server_free(ps);
     close_listeners(&fds);
     log_info("stopped");
 out:
+    if (lock >= 0)
+        close(lock);
     config_free(cfg);
     return rc;
 }

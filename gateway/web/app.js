@@ -4,7 +4,9 @@
 
 (function () {
   const API = '/api/v1';
-  const VIEWS = ['overview', 'peers', 'sessions', 'bans'];
+  const VIEWS = ['overview', 'peers', 'sessions', 'bans', 'invites', 'audit'];
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const AUDIT_LIMIT = 200;
   const state = { role: null, peers: [], sessions: [], timer: null, revoking: null };
 
   function $(id) { return document.getElementById(id); }
@@ -88,9 +90,75 @@
     const bans = $('ov-bans');
     clear(bans);
     kvRow(bans, 'addresses banned now', (s.bans || {}).banned);
-    kvRow(bans, 'handshakes refused (total)', (s.bans || {}).refused_total);
+    kvRow(bans, 'connections refused while banned', (s.bans || {}).refused_total);
     $('ov-version').textContent = s.version || '';
     $('ov-uptime').textContent = duration(s.uptime);
+    drawRefusals(await call('GET', '/refusals'));
+  }
+
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVGNS, tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
+    return e;
+  }
+
+  // Refusals by reason, one stacked bar a minute over the last hour (made
+  // here as SVG elements: no library, no inline style).
+  const COLORS = ['#b3261e', '#2451a6', '#b35c00', '#6a3d9a', '#1e7b34', '#8c564b',
+                  '#e377c2', '#7f7f7f', '#17becf', '#bcbd22', '#393b79', '#000000'];
+  function drawRefusals(r) {
+    const box = $('ov-chart'), legend = $('ov-legend');
+    const reasons = Object.keys(r.reasons || {}).sort();
+    const n = r.minutes || 60, W = 600, H = 120, bw = W / n;
+    let max = 1;
+    clear(box);
+    clear(legend);
+    for (let i = 0; i < n; i++) {
+      let sum = 0;
+      reasons.forEach(function (k) { sum += r.reasons[k][i] || 0; });
+      max = Math.max(max, sum);
+    }
+    const chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + (H + 16), width: W,
+                               height: H + 16, role: 'img', id: 'refusals-chart' });
+    const title = svg('title');
+    title.textContent = 'Handshake refusals by reason, a bar a minute, last ' + n + ' minutes (' +
+      (r.total || 0) + ' in all)';
+    chart.appendChild(title);
+    chart.appendChild(svg('line', { x1: 0, y1: H, x2: W, y2: H, stroke: '#999' }));
+    for (let i = 0; i < n; i++) {
+      let y = H;
+      reasons.forEach(function (k, j) {
+        const v = r.reasons[k][i] || 0;
+        if (!v) return;
+        const h = Math.max(1, v / max * (H - 4));
+        y -= h;
+        const bar = svg('rect', { x: (i * bw + 0.5).toFixed(1), y: y.toFixed(1),
+                                  width: (bw - 1).toFixed(1), height: h.toFixed(1),
+                                  fill: COLORS[j % COLORS.length], 'data-reason': k });
+        const t = svg('title');
+        t.textContent = k + ': ' + v + ' (' + (n - i - 1) + ' min ago)';
+        bar.appendChild(t);
+        chart.appendChild(bar);
+      });
+    }
+    [['-' + n + ' min', 0, 'start'], ['max ' + max, W / 2, 'middle'], ['now', W, 'end']]
+      .forEach(function (l) {
+        const t = svg('text', { x: l[1], y: H + 13, 'font-size': 11, fill: '#5b6473',
+                                'text-anchor': l[2] });
+        t.textContent = l[0];
+        chart.appendChild(t);
+      });
+    box.appendChild(chart);
+    if (!reasons.length) legend.appendChild(el('li', 'no refusal in the last hour'));
+    reasons.forEach(function (k, j) {
+      const li = el('li');
+      const sw = svg('svg', { width: 10, height: 10 });
+      sw.appendChild(svg('rect', { width: 10, height: 10, fill: COLORS[j % COLORS.length] }));
+      li.appendChild(sw);
+      li.appendChild(document.createTextNode(' ' + k + ': ' +
+        r.reasons[k].reduce(function (a, b) { return a + b; }, 0)));
+      legend.appendChild(li);
+    });
   }
 
   function peerMatches(p) {
@@ -244,8 +312,134 @@
     });
   }
 
+  function networks(id) {
+    return $(id).value.split(/[\s,]+/).filter(function (x) { return x; });
+  }
+
+  function fail(id, e) {
+    $(id).textContent = e.message;
+    $(id).hidden = false;
+  }
+
+  // Enroll from a CSR file the admin picked (read here, sent as JSON).
+  async function doEnroll() {
+    $('enroll-error').hidden = true;
+    $('enroll-result').hidden = true;
+    try {
+      const f = $('enroll-csr').files[0];
+      if (!f) throw new Error('choose the CSR file (PEM) first');
+      const body = { name: $('enroll-name').value.trim(), role: $('enroll-role').value,
+                     csr: await f.text() };
+      const nets = networks('enroll-networks');
+      if (nets.length) body.networks = nets;
+      if ($('enroll-days').value) body.days = Number($('enroll-days').value);
+      const r = await call('POST', '/peers', body);
+      $('enroll-summary').textContent = 'Enrolled ' + r.name + ' as ' + r.role + ', serial ' +
+        r.serial + ', valid until ' + r.not_after + '. Its certificate:';
+      $('enroll-cert').textContent = r.certificate;
+      $('enroll-result').hidden = false;
+      await loadPeers();
+    } catch (e) { fail('enroll-error', e); }
+  }
+
+  // The QR code comes from the daemon (libqrencode) as an SVG document:
+  // parsed as SVG, never as HTML, and only an <svg> root is taken.
+  function putQr(box, text) {
+    clear(box);
+    if (!text) return;
+    const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+    const root = doc.documentElement;
+    if (!root || root.namespaceURI !== SVGNS || root.localName !== 'svg' ||
+        doc.getElementsByTagName('parsererror').length) return;
+    root.setAttribute('id', 'invite-qr-svg');
+    root.setAttribute('role', 'img');
+    root.setAttribute('aria-label', 'QR code of the join line');
+    box.appendChild(document.importNode(root, true));
+  }
+
+  async function doInvite() {
+    $('invite-error').hidden = true;
+    $('invite-result').hidden = true;
+    try {
+      const body = { name: $('invite-name').value.trim(), role: $('invite-role').value,
+                     ttl: $('invite-ttl').value.trim() || '24h' };
+      const nets = networks('invite-networks');
+      if (nets.length) body.networks = nets;
+      const r = await call('POST', '/invites', body);
+      $('invite-code').textContent = r.code;
+      $('invite-expires').textContent = r.expires;
+      $('invite-join').textContent = r.join;
+      putQr($('invite-qr'), r.qr_svg);
+      $('invite-result').hidden = false;
+      show('Invited ' + r.name + ' (' + r.role + ')' + (r.note ? '; note: ' + r.note : ''), true);
+      await loadInvites(true);
+    } catch (e) { fail('invite-error', e); }
+  }
+
+  async function loadInvites(keep) {
+    const list = await call('GET', '/invites');
+    const tbody = $('invite-rows');
+    clear(tbody);
+    if (!keep && $('invite-result')) $('invite-result').hidden = true;
+    list.slice().reverse().forEach(function (inv) {
+      const tr = el('tr');
+      tr.dataset.invite = inv.name;
+      tr.appendChild(el('td', inv.name));
+      tr.appendChild(el('td', inv.role));
+      tr.appendChild(el('td', inv.state, inv.state === 'pending' ? 'ok' : ''));
+      tr.appendChild(el('td', (inv.networks || []).join(', ') || '-'));
+      tr.appendChild(el('td', inv.expires));
+      tr.appendChild(el('td', inv.used_at ? inv.used_at + ' from ' + (inv.used_by || '?') : '-'));
+      if (state.role === 'admin') {
+        const td = el('td');
+        if (inv.state === 'pending') {
+          const b = el('button', 'Withdraw');
+          b.type = 'button';
+          b.dataset.action = 'withdraw';
+          b.addEventListener('click', function () { withdraw(inv.name); });
+          td.appendChild(b);
+        }
+        tr.appendChild(td);
+      }
+      tbody.appendChild(tr);
+    });
+  }
+
+  async function withdraw(name) {
+    if (!window.confirm('Withdraw the invite for ' + name + '? Its code will open nothing.'))
+      return;
+    try {
+      await call('DELETE', '/invites/' + encodeURIComponent(name));
+      show('Withdrew the invite for ' + name, true);
+      await loadInvites(true);
+    } catch (e) { show(e.message); }
+  }
+
+  async function loadAudit() {
+    const list = await call('GET', '/audit?limit=' + AUDIT_LIMIT);
+    const tbody = $('audit-rows');
+    $('audit-limit').textContent = String(AUDIT_LIMIT);
+    clear(tbody);
+    list.forEach(function (a) {
+      const tr = el('tr');
+      tr.appendChild(el('td', a.time || ''));
+      tr.appendChild(el('td', a.event || ''));
+      tr.appendChild(el('td', a.name || ''));
+      tr.appendChild(el('td', a.actor || ''));
+      const rest = Object.keys(a).filter(function (k) {
+        return ['time', 'event', 'name', 'actor'].indexOf(k) < 0;
+      }).map(function (k) {
+        const v = a[k];
+        return k + ': ' + (typeof v === 'object' && v !== null ? JSON.stringify(v) : v);
+      }).join(', ');
+      tr.appendChild(el('td', rest, 'small'));
+      tbody.appendChild(tr);
+    });
+  }
+
   const loaders = { overview: loadOverview, peers: loadPeers, sessions: loadSessions,
-                    bans: loadBans };
+                    bans: loadBans, invites: function () { return loadInvites(false); },
+                    audit: loadAudit };
 
   async function route() {
     let v = location.hash.replace(/^#\/?/, '');
@@ -278,6 +472,8 @@
         $('revoke-dialog').hidden = true;
       });
       $('revoke-confirm').addEventListener('click', doRevoke);
+      $('invite-submit').addEventListener('click', doInvite);
+      $('enroll-submit').addEventListener('click', doEnroll);
     } else {
       // Read-only: the action parts are not on the page at all.
       const d = $('revoke-dialog');

@@ -225,9 +225,9 @@ expect_exit 1 "CSR with a broken body refused" hub enroll g2 --role tunnel --csr
 "$MTLSGW" -c "$T/other.conf" csr --cn dup --out "$T/other.csr" >/dev/null 2>&1
 expect_exit 1 "duplicate name refused" hub enroll spoke1 --role tunnel --csr "$T/other.csr"
 expect_in "already enrolled" "$OUT" "duplicate named"
-expect_exit 1 "unknown role refused" hub enroll r1 --role king --csr "$T/other.csr"
+expect_exit 2 "unknown role refused (usage: 2)" hub enroll r1 --role king --csr "$T/other.csr"
 expect_in "unknown role" "$OUT" "unknown role named"
-expect_exit 1 "bad network refused" hub enroll n1 --role tunnel --csr "$T/other.csr" \
+expect_exit 2 "bad network refused (usage: 2)" hub enroll n1 --role tunnel --csr "$T/other.csr" \
     --network 10.1.0.1/24
 expect_in "host bits" "$OUT" "bad network named"
 # [tunnel] peer-networks (unset: the private ranges) bounds what a hub
@@ -248,7 +248,7 @@ expect_in "overlaps [tunnel] pool 10.99.0.0/24" "$OUT" "pool refusal names the p
 expect_exit 1 "invite with a network covering the pool refused" "$MTLSGW" -c "$T/pool.conf" \
     invite n5 --role tunnel --network 10.96.0.0/12
 expect_in "overlaps [tunnel] pool" "$OUT" "invite pool refusal names the pool"
-expect_exit 1 "bad peer name refused" hub enroll "a/b" --role tunnel --csr "$T/other.csr"
+expect_exit 2 "bad peer name refused (usage: 2)" hub enroll "a/b" --role tunnel --csr "$T/other.csr"
 expect_exit 1 "unwritable --out records nothing" hub enroll w1 --role tunnel \
     --csr "$T/other.csr" --out /nonexistent/dir/w1.crt
 expect_in "nothing was recorded" "$OUT" "unwritable --out named"
@@ -303,7 +303,7 @@ expect_in "revoked" "$OUT" "reason: revoked"
 expect_exit 1 "revoke twice" hub revoke spoke1
 expect_in "already revoked" "$OUT" "second revoke named"
 expect_exit 1 "revoke an unknown peer" hub revoke nobody
-expect_exit 1 "revoke with a bad reason" hub revoke admin1 --reason boredom
+expect_exit 2 "revoke with a bad reason (usage: 2)" hub revoke admin1 --reason boredom
 hub show spoke1 --json >"$T/show.json"
 ok_if "show says revoked with the reason" python3 -c '
 import json, sys; p = json.load(open(sys.argv[1]))

@@ -159,7 +159,7 @@ expect_exit 1 "invite: a second pending invite for the same name is refused" \
 expect_in "pending" "$OUT" "... saying one is pending"
 expect_exit 1 "invite: a name already enrolled is refused" hub invite admin1 --role admin
 expect_exit 2 "invite without --role: usage error (2)" hub invite x1
-expect_exit 1 "invite --ttl 0: refused" hub invite x1 --role monitor --ttl 0
+expect_exit 2 "invite --ttl 0: refused (usage: 2)" hub invite x1 --role monitor --ttl 0
 OUT=$(hub invites)
 expect_in "spoke1" "$OUT" "invites lists spoke1"
 expect_in "pending" "$OUT" "... as pending"

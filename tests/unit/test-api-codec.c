@@ -134,7 +134,56 @@ static void test_session_id(void)
     EXPECT_INT(api_session_id_parse("0x10", &id), -EINVAL);
 }
 
+/* POST /api/v1/invites: what the page sends, and what it is told. */
+static void test_invite_body(void)
+{
+    struct api_invite_req ir;
+    char err[512] = "";
+
+    EXPECT_INT(api_invite_req_parse("{\"name\":\"phone1\",\"role\":\"tunnel\",\"ttl\":\"1h\","
+                                    "\"networks\":[\"10.20.0.0/24\"]}",
+                                    &ir, err, sizeof(err)),
+               0);
+    EXPECT_STR(ir.peer.name, "phone1");
+    EXPECT_INT(ir.peer.role, ROLE_TUNNEL);
+    EXPECT_INT(ir.ttl, 3600);
+    EXPECT_INT(ir.peer.n_networks, 1);
+    if (ir.peer.n_networks == 1)
+        EXPECT_STR(ir.peer.networks[0], "10.20.0.0/24");
+    api_peer_req_free(&ir.peer);
+    /* The default lifetime is a day. */
+    EXPECT_INT(api_invite_req_parse("{\"name\":\"m1\",\"role\":\"monitor\"}", &ir, err,
+                                    sizeof(err)),
+               0);
+    EXPECT_INT(ir.ttl, 86400);
+    api_peer_req_free(&ir.peer);
+    static const struct {
+        const char *body, *says;
+    } bad[] = {
+        {"", "not a JSON object"},
+        {"[]", "not a JSON object"},
+        {"{\"role\":\"monitor\"}", "\"name\" must be a peer name"},
+        {"{\"name\":\"../x\",\"role\":\"monitor\"}", "\"name\" must be a peer name"},
+        {"{\"name\":\"p\",\"role\":\"root\"}", "\"role\" must be"},
+        {"{\"name\":\"p\",\"role\":\"monitor\",\"ttl\":\"1y\"}", "not a duration"},
+        {"{\"name\":\"p\",\"role\":\"monitor\",\"ttl\":3600}", "\"ttl\" must be"},
+        {"{\"name\":\"p\",\"role\":\"monitor\",\"ttl\":\"400d\"}", "not a duration"},
+        {"{\"name\":\"p\",\"role\":\"monitor\",\"networks\":[\"10.0.0.0/8\"]}",
+         "are for tunnel peers"},
+        {"{\"name\":\"p\",\"role\":\"tunnel\",\"networks\":[\"x\"]}", "networks[0]"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CU_ASSERT_TRUE(api_invite_req_parse(bad[i].body, &ir, err, sizeof(err)) < 0);
+        if (!strstr(err, bad[i].says))
+            fprintf(stderr, "body %s: expected '%s' in '%s'\n", bad[i].body, bad[i].says, err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].says));
+        api_peer_req_free(&ir.peer);
+    }
+}
+
 static const struct cu_test tests[] = {
+    {"POST invites body read and refused", test_invite_body},
     {"one errno map, each caller's statuses", test_errno_map},
     {"POST peers body read", test_peer_body},
     {"POST peers body refused with the field named", test_peer_body_refused},

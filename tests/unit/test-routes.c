@@ -33,6 +33,17 @@ static const struct want every[] = {
     {HTTP_M_GET, "/api/v1/bans", "/api/v1/bans", ROLE_MONITOR, false, ""},
     {HTTP_M_DELETE, "/api/v1/bans/2001:db8::1", "/api/v1/bans/*", ROLE_ADMIN, false,
      "2001:db8::1"},
+    {HTTP_M_GET, "/api/v1/ca", "/api/v1/ca", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/api/v1/crl", "/api/v1/crl", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/api/v1/invites", "/api/v1/invites", ROLE_MONITOR, false, ""},
+    {HTTP_M_POST, "/api/v1/invites", "/api/v1/invites", ROLE_ADMIN, false, ""},
+    {HTTP_M_DELETE, "/api/v1/invites/phone1", "/api/v1/invites/*", ROLE_ADMIN, false, "phone1"},
+    {HTTP_M_GET, "/api/v1/audit", "/api/v1/audit", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/api/v1/refusals", "/api/v1/refusals", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/api/v1/whoami", "/api/v1/whoami", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/", "/", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/ui", "/ui", ROLE_MONITOR, false, ""},
+    {HTTP_M_GET, "/ui/app.js", "/ui/*", ROLE_MONITOR, false, "app.js"},
 };
 
 static int find(int method, const char *path, const struct api_route **rt, char *param,
@@ -129,12 +140,25 @@ static void test_405_allow(void)
     expect_405(HTTP_M_POST, "/metrics", "Allow: GET\r\n");
     expect_405(HTTP_M_DELETE, "/api/v1/bans", "Allow: GET\r\n");
     expect_405(HTTP_M_GET, "/api/v1/bans/192.0.2.7", "Allow: DELETE\r\n");
+    expect_405(HTTP_M_DELETE, "/api/v1/invites", "Allow: GET, POST\r\n");
+    expect_405(HTTP_M_GET, "/api/v1/invites/phone1", "Allow: DELETE\r\n");
+    expect_405(HTTP_M_POST, "/api/v1/audit", "Allow: GET\r\n");
+    expect_405(HTTP_M_DELETE, "/api/v1/refusals", "Allow: GET\r\n");
+    expect_405(HTTP_M_POST, "/api/v1/whoami", "Allow: GET\r\n");
+    /* The page is read, never written to. */
+    expect_405(HTTP_M_POST, "/", "Allow: GET\r\n");
+    expect_405(HTTP_M_DELETE, "/ui/app.js", "Allow: GET\r\n");
 }
 
 static void test_404(void)
 {
-    expect_404(HTTP_M_GET, "/");
     expect_404(HTTP_M_GET, "");
+    expect_404(HTTP_M_GET, "//");
+    expect_404(HTTP_M_GET, "/ui/");
+    expect_404(HTTP_M_GET, "/ui/a/b.js");
+    expect_404(HTTP_M_GET, "/ui/../etc/passwd");
+    expect_404(HTTP_M_GET, "/api/v1/invites/");
+    expect_404(HTTP_M_GET, "/api/v1/audit/1");
     expect_404(HTTP_M_GET, "/api/v1");
     expect_404(HTTP_M_GET, "/api/v1/");
     expect_404(HTTP_M_GET, "/api/v2/status");

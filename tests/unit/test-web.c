@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "cunit-main.h"
+#include "api.h"
 #include "daemon.h"
 #include "http.h"
 #include "registry.h"
+#include "service.h"
 #include "web.h"
 
 static struct http_reader *rd;
@@ -88,6 +90,16 @@ static void test_cross_site_post_refused(void)
     EXPECT_INT(allowed("PUT /api/v1/peers/tun1/revoke HTTP/1.1\r\nHost: gw\r\n\r\n"), -EPERM);
 }
 
+/* What api_handle answers before any handler needs the daemon: the page
+ * and whoami (lines of the route table) and the 403 of a cross-site write. */
+static bool handled(struct conn *c, const struct http_request *req, struct api_reply *r)
+{
+    if (!req)
+        return false;
+    api_handle(NULL, c, req, r);
+    return r->status != 0;
+}
+
 static void test_intercept(void)
 {
     static struct conn c;
@@ -99,18 +111,18 @@ static void test_intercept(void)
     c.role = ROLE_ADMIN;
     /* The cross-site POST never reaches the API's routes: 403, JSON error. */
     req = parse(REVOKE "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n" JSON_BODY);
-    CU_ASSERT_TRUE(web_intercept(&c, req, &r));
+    CU_ASSERT_TRUE(handled(&c, req, &r));
     EXPECT_INT(r.status, 403);
     CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "{\"error\":\"cross-site request refused"));
     free(r.body);
     memset(&r, 0, sizeof(r));
-    /* The same-origin one goes on to the API. */
-    req = parse(REVOKE
-                "Origin: https://gw.example:8443\r\nSec-Fetch-Site: same-origin\r\n" JSON_BODY);
-    CU_ASSERT_FALSE(web_intercept(&c, req, &r));
+    /* The same-origin one would go on to the API's revoke. */
+    EXPECT_INT(allowed(REVOKE "Origin: https://gw.example:8443\r\nSec-Fetch-Site: same-origin\r\n"
+                       JSON_BODY),
+               0);
     /* The page: gzip, the security headers, a strong ETag. */
     req = parse("GET / HTTP/1.1\r\nHost: gw\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n");
-    CU_ASSERT_TRUE(web_intercept(&c, req, &r));
+    CU_ASSERT_TRUE(handled(&c, req, &r));
     EXPECT_INT(r.status, 200);
     CU_ASSERT_TRUE(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f &&
                    (unsigned char)r.body[1] == 0x8b);
@@ -124,7 +136,7 @@ static void test_intercept(void)
     /* Asked again with its ETag: 304 and no body. */
     {
         char raw[512], etag[80] = "";
-        const char *s = strstr(web_intercept(&c,
+        const char *s = strstr(handled(&c,
                                              parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
                                                    "Accept-Encoding: gzip\r\n\r\n"),
                                              &r)
@@ -139,13 +151,13 @@ static void test_intercept(void)
                  "GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
                  "Accept-Encoding: gzip\r\nIf-None-Match: \"x\", %s\r\n\r\n",
                  etag);
-        CU_ASSERT_TRUE(web_intercept(&c, parse(raw), &r));
+        CU_ASSERT_TRUE(handled(&c, parse(raw), &r));
         EXPECT_INT(r.status, 304);
         CU_ASSERT_PTR_NULL(r.body);
     }
     /* No gzip accepted: 406 with what to do. */
     memset(&r, 0, sizeof(r));
-    CU_ASSERT_TRUE(web_intercept(&c,
+    CU_ASSERT_TRUE(handled(&c,
                                  parse("GET /ui/peers HTTP/1.1\r\nHost: gw\r\n"
                                        "Accept-Encoding: gzip;q=0, identity\r\n\r\n"),
                                  &r));
@@ -154,8 +166,46 @@ static void test_intercept(void)
     /* whoami names the caller and its role. */
     memset(&r, 0, sizeof(r));
     CU_ASSERT_TRUE(
-        web_intercept(&c, parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n\r\n"), &r));
+        handled(&c, parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n\r\n"), &r));
     CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "\"role\":\"admin\""));
+    free(r.body);
+    http_reader_free(rd);
+    rd = NULL;
+}
+
+/* The page is the management listener's: a tunnel (or uplink) listener
+ * that answers the API gives its 404 for the page's paths, whoami still. */
+static void test_page_only_on_management(void)
+{
+    static const struct service tunnel_svc = {.name = "tunnel"};
+    static const struct service mgmt_svc = {.name = "management"};
+    static struct listener l;
+    static struct conn c;
+    struct api_reply r = {0};
+
+    strcpy(c.peer, "admin1");
+    c.role = ROLE_ADMIN;
+    c.l = &l;
+    l.svc = &tunnel_svc;
+    CU_ASSERT_TRUE(handled(&c, parse("GET / HTTP/1.1\r\nHost: gw\r\n"
+                                     "Accept-Encoding: gzip\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 404);
+    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "no such resource: /"));
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_TRUE(handled(&c, parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
+                                     "Accept-Encoding: gzip\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 404);
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_TRUE(handled(&c, parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 200);
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    l.svc = &mgmt_svc;
+    CU_ASSERT_TRUE(handled(&c, parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"
+                                     "Accept-Encoding: gzip\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 200);
     free(r.body);
     http_reader_free(rd);
     rd = NULL;
@@ -184,6 +234,7 @@ static const struct cu_test tests[] = {
     {"a cross-site POST is refused", test_cross_site_post_refused},
     {"page, 304, 406, whoami, 403 before the API", test_intercept},
     {"Accept-Encoding and If-None-Match lists", test_header_lists},
+    {"the page only on the management listener", test_page_only_on_management},
 };
 
 CU_MAIN("web", tests)

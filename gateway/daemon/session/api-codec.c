@@ -6,6 +6,7 @@
 #include "api-codec.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include <json-c/json.h>
 
 #include "cidr.h"
+#include "daemon.h"
+#include "invite.h"
 #include "pki.h"
 #include "registry.h"
 
@@ -32,7 +35,7 @@ static int read_networks(struct json_object *v, struct api_peer_req *out, char *
         char canon[64];
 
         if (!json_object_is_type(e, json_type_string) ||
-            cidr_parse(json_object_get_string(e), &cidr, &why) < 0) {
+            cidr_parse_network(json_object_get_string(e), &cidr, &why) < 0) {
             snprintf(err, errlen, "networks[%zu]: %s", i, why);
             return -EINVAL;
         }
@@ -42,6 +45,22 @@ static int read_networks(struct json_object *v, struct api_peer_req *out, char *
             return -ENOMEM;
         }
     }
+    return 0;
+}
+
+/* "allow_default": a default route among the networks (peernet_check()). */
+static int read_allow_default(struct json_object *root, struct api_peer_req *out, char *err,
+                              size_t errlen)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(root, "allow_default", &v))
+        return 0;
+    if (!json_object_is_type(v, json_type_boolean)) {
+        snprintf(err, errlen, "\"allow_default\" must be true or false");
+        return -EINVAL;
+    }
+    out->allow_default = json_object_get_boolean(v);
     return 0;
 }
 
@@ -90,8 +109,61 @@ int api_peer_req_parse(const char *body, struct api_peer_req *out, char *err, si
         }
         out->days = (unsigned)dd;
     }
+    if (read_allow_default(root, out, err, errlen) < 0)
+        return -EINVAL;
     if (json_object_object_get_ex(root, "networks", &v))
         return read_networks(v, out, err, errlen);
+    return 0;
+}
+
+int api_invite_req_parse(const char *body, struct api_invite_req *out, char *err,
+                         size_t errlen)
+{
+    struct api_peer_req *p = &out->peer;
+    struct json_object *root, *v;
+    enum json_tokener_error jerr;
+    enum peer_role role;
+    const char *ttl = "24h";
+
+    memset(out, 0, sizeof(*out));
+    root = p->root = json_tokener_parse_verbose(body ? body : "", &jerr);
+    if (!root || !json_object_is_type(root, json_type_object)) {
+        snprintf(err, errlen, "body is not a JSON object%s%s", root ? "" : ": ",
+                 root ? "" : json_tokener_error_desc(jerr));
+        return -EBADMSG;
+    }
+    if (!get_string(root, "name", &p->name) || !peer_name_valid(p->name)) {
+        snprintf(err, errlen, "\"name\" must be a peer name: 1-63 of A-Z a-z 0-9 . _ -, "
+                              "starting with a letter or digit");
+        return -EINVAL;
+    }
+    if (!get_string(root, "role", &p->role_name) || role_parse(p->role_name, &role) < 0) {
+        snprintf(err, errlen, "\"role\" must be admin, monitor or tunnel");
+        return -EINVAL;
+    }
+    p->role = (int)role;
+    if (json_object_object_get_ex(root, "ttl", &v) &&
+        (!json_object_is_type(v, json_type_string) || !(ttl = json_object_get_string(v)))) {
+        snprintf(err, errlen, "\"ttl\" must be a duration such as \"24h\", \"30m\" or \"7d\"");
+        return -EINVAL;
+    }
+    if (invite_parse_duration(ttl, &out->ttl) < 0) {
+        snprintf(err, errlen, "\"ttl\": %.40s is not a duration from 1s to 365d (e.g. 24h, "
+                              "30m, 7d)", ttl);
+        return -EINVAL;
+    }
+    if (read_allow_default(root, p, err, errlen) < 0)
+        return -EINVAL;
+    if (json_object_object_get_ex(root, "networks", &v)) {
+        int rc = read_networks(v, p, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (p->n_networks && role != ROLE_TUNNEL) {
+        snprintf(err, errlen, "\"networks\" are for tunnel peers; %s would be %s", p->name,
+                 p->role_name);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -201,4 +273,35 @@ int api_errno_status(enum api_op op, int rc)
         if (errno_map[i].rc == rc)
             return errno_map[i].status[op] ? errno_map[i].status[op] : 500;
     return 500;
+}
+
+void api_reply_json(struct api_reply *r, int status, struct json_object *o)
+{
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t n = s ? strlen(s) : 0;
+
+    r->status = status;
+    r->content_type = "application/json";
+    r->body = s ? malloc(n + 2) : NULL;
+    if (r->body) {
+        memcpy(r->body, s, n);
+        r->body[n] = '\n';
+        r->body[n + 1] = '\0';
+        r->body_len = n + 1;
+    }
+    json_object_put(o);
+}
+
+void api_reply_error(struct api_reply *r, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    struct json_object *o = json_object_new_object();
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_object_object_add(o, "error", json_object_new_string(msg));
+    api_reply_json(r, status, o);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct api_reply;
 struct json_object;
 
 #define API_MAX_NETWORKS 64
@@ -26,6 +27,7 @@ struct api_peer_req {
     unsigned days; /* 0: absent, the config's [pki] peer-days */
     char *networks[API_MAX_NETWORKS]; /* canonical prefixes, owned */
     size_t n_networks;
+    bool allow_default; /* "allow_default": a default route among networks */
 };
 
 /*
@@ -36,6 +38,21 @@ struct api_peer_req {
  */
 int api_peer_req_parse(const char *body, struct api_peer_req *out, char *err, size_t errlen);
 void api_peer_req_free(struct api_peer_req *r);
+
+/* The body of POST /api/v1/invites: name, role, networks as for a peer
+ * (peer.csr NULL), ttl a duration ("24h", "7d", default 24h) in seconds. */
+struct api_invite_req {
+    struct api_peer_req peer;
+    int64_t ttl;
+};
+
+/*
+ * Read a POST /api/v1/invites body: 0, or -EBADMSG, -EINVAL, -ENOMEM with
+ * err as for api_peer_req_parse(); the name must be a valid peer name and
+ * networks are for tunnel peers only. Release with api_peer_req_free(&peer).
+ */
+int api_invite_req_parse(const char *body, struct api_invite_req *out, char *err,
+                         size_t errlen);
 
 /*
  * Read a POST /api/v1/peers/NAME/revoke body (may be empty: "unspecified")
@@ -64,5 +81,12 @@ enum api_op {
 
 /* The HTTP status for a failed operation's -errno (500 when not listed). */
 int api_errno_status(enum api_op op, int rc);
+
+/* A JSON answer into r (o's reference passes to it; a '\n' ends the body),
+ * or {"error": "..."}: for the handlers outside api.c (api-invites.c,
+ * api-history.c), which then depend on this leaf, not on api.c. */
+void api_reply_json(struct api_reply *r, int status, struct json_object *o);
+void api_reply_error(struct api_reply *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -15,6 +15,8 @@
 #include <json-c/json.h>
 
 #include "api-codec.h"
+#include "api-pki.h"
+#include "api-invites.h"
 #include "bans.h"
 #include "config.h"
 #include "http.h"
@@ -151,6 +153,7 @@ static int issue(struct daemon *d, struct conn *c, const struct api_peer_req *pr
     er.key = pub;
     er.networks = pr->networks;
     er.n_networks = pr->n_networks;
+    er.allow_default = pr->allow_default;
     er.days = pr->days ? pr->days : d->cfg->pki.peer_days;
     er.actor = actor;
     pthread_mutex_lock(&d->pki_lock);
@@ -327,6 +330,18 @@ static const struct api_route routes[] = {
     {HTTP_M_GET,    "/metrics",              0,   ROLE_MONITOR, false, get_metrics},
     {HTTP_M_GET,    API "/bans",             0,   ROLE_MONITOR, false, get_bans},
     {HTTP_M_DELETE, API "/bans/*",           64,  ROLE_ADMIN,   false, delete_ban},
+    {HTTP_M_GET,    API "/ca",               0,   ROLE_MONITOR, false, api_get_ca},
+    {HTTP_M_GET,    API "/crl",              0,   ROLE_MONITOR, false, api_get_crl},
+    {HTTP_M_GET,    API "/invites",          0,   ROLE_MONITOR, false, api_get_invites},
+    {HTTP_M_POST,   API "/invites",          0,   ROLE_ADMIN,   false, api_post_invite},
+    {HTTP_M_DELETE, API "/invites/*",        64,  ROLE_ADMIN,   false, api_delete_invite},
+    {HTTP_M_GET,    API "/audit",            0,   ROLE_MONITOR, false, api_get_audit},
+    {HTTP_M_GET,    API "/refusals",         0,   ROLE_MONITOR, false, api_get_refusals},
+    {HTTP_M_GET,    API "/whoami",           0,   ROLE_MONITOR, false, web_get_whoami},
+    /* The page (web.c): the management listener's only. */
+    {HTTP_M_GET,    "/",                     0,   ROLE_MONITOR, false, web_get_page},
+    {HTTP_M_GET,    "/ui",                   0,   ROLE_MONITOR, false, web_get_page},
+    {HTTP_M_GET,    "/ui/*",                 64,  ROLE_MONITOR, false, web_get_page},
 };
 
 const struct api_route *api_routes(size_t *n)
@@ -399,12 +414,16 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
 {
     const struct api_route *rt = NULL;
     const char *allow = NULL;
-    char param[API_PARAM_MAX];
+    char param[API_PARAM_MAX], err[512];
     int rc = api_route_find((int)req->method, req->path, &rt, param, sizeof(param), &allow);
 
-    /* The page, whoami, and the cross-site check of writes (web.c). */
-    if (web_intercept(c, req, r))
+    /* A change a browser was tricked into asking from another site is
+     * refused whatever its path (web.c); other methods go on to the 405. */
+    if ((req->method == HTTP_M_POST || req->method == HTTP_M_DELETE) &&
+        web_write_allowed(req, err, sizeof(err)) < 0) {
+        reply_error(r, 403, "%s", err);
         return;
+    }
     if (rc == -EOPNOTSUPP) {
         reply_error(r, 405, "%s does not take %s", req->path, req->method_name);
         r->extra_headers = allow;

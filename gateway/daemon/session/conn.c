@@ -20,6 +20,7 @@
 #include "fault.h"
 #include "log.h"
 #include "mono.h"
+#include "refusals.h"
 #include "registry.h"
 #include "bans.h"
 #include "trust.h"
@@ -234,6 +235,8 @@ void conn_auth_failed(struct conn *c)
 static void count_verdict(struct conn *c, enum verdict_code v)
 {
     atomic_fetch_add(&c->l->handshakes[v], 1);
+    if (v != VERDICT_OK)
+        refusals_note((int)v, (int64_t)time(NULL)); /* the page's chart */
 }
 
 /* resumed: the chain was verified when the ticket was issued (verify.h). */

@@ -29,6 +29,9 @@
 #define REQUEST_MAX 4096
 
 static int stop_pipe[2] = {-1, -1};
+/* The socket this process bound: only that one is removed at the end. */
+static dev_t sock_dev;
+static ino_t sock_ino;
 
 /* {"cmd": "unban", "address": ADDR}: lift a ban (mtlsgw unban). */
 static struct json_object *unban(struct daemon *d, struct json_object *req)
@@ -189,13 +192,51 @@ static void socket_dir_error(const struct daemon *d, const char *path, char *err
              d->cfg->daemon.user, dl, slash ? path : ".", d->cfg->daemon.user);
 }
 
+/*
+ * What is at path before we bind: nothing, or a socket our user left
+ * behind that nobody listens on any more (removed). Anything else is not
+ * ours to remove: another daemon's live socket (a second daemon with the
+ * same control-socket), a file, a socket of another user.
+ */
+static int clear_stale(const char *path, const struct sockaddr_un *sa, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd, rc;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "%s is there and is not a socket: not removed (move it away, or "
+                 "set [daemon] control-socket to another path)", path);
+        return -EEXIST;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 ? -EADDRINUSE : 0;
+    close(fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "another daemon listens on it: not removed (give each daemon "
+                 "its own [daemon] control-socket)");
+        return rc;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen, "a socket of uid %u is there: not removed (remove it if no "
+                 "daemon of that user runs)", (unsigned)st.st_uid);
+        return -EEXIST;
+    }
+    return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 int control_start(struct daemon *d, char *err, size_t errlen)
 {
+    struct stat st;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     const char *path = d->cfg->daemon.control_socket;
     sigset_t all, old;
     int rc;
 
+    err[0] = '\0';
     if (strlen(path) >= sizeof(sa.sun_path)) {
         snprintf(err, errlen, "path too long");
         return -ENAMETOOLONG;
@@ -206,9 +247,13 @@ int control_start(struct daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -errno;
     }
-    unlink(path); /* a socket left by a previous run */
+    if ((rc = clear_stale(path, &sa, err, errlen)) < 0) {
+        if (!err[0])
+            snprintf(err, errlen, "%s", strerror(-rc));
+        return rc;
+    }
     if (bind(d->control_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        chmod(path, 0600) < 0 || listen(d->control_fd, 16) < 0) {
+        lstat(path, &st) < 0 || chmod(path, 0600) < 0 || listen(d->control_fd, 16) < 0) {
         rc = -errno;
         if (rc == -EACCES || rc == -EPERM)
             socket_dir_error(d, path, err, errlen);
@@ -216,6 +261,8 @@ int control_start(struct daemon *d, char *err, size_t errlen)
             snprintf(err, errlen, "cannot listen: %s", strerror(-rc));
         return rc;
     }
+    sock_dev = st.st_dev;
+    sock_ino = st.st_ino;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     rc = -pthread_create(&d->control_thread, NULL, control_main, d);
@@ -237,7 +284,13 @@ void control_stop(struct daemon *d)
         d->control_running = false;
     }
     if (d->control_fd >= 0) {
-        unlink(d->cfg->daemon.control_socket);
+        const char *path = d->cfg->daemon.control_socket;
+        struct stat st;
+        if (lstat(path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
+            unlink(path);
+        else
+            log_warn("control socket %s is no longer the one this daemon made: left as it is",
+                     path);
         close(d->control_fd);
         d->control_fd = -1;
     }

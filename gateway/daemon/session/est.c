@@ -242,6 +242,10 @@ static void simpleenroll(struct daemon *d, struct conn *c, const struct http_req
     er.key = pub;
     er.networks = inv->networks;
     er.n_networks = inv->n_networks;
+    /* The administrator said --allow-default, or not, when making the
+     * invite (mtlsgw invite checks the networks then); overlaps with the
+     * peers enrolled since are still refused. */
+    er.allow_default = true;
     er.days = inv->days ? inv->days : d->cfg->pki.peer_days;
     er.actor = actor;
     er.before_commit = consume;

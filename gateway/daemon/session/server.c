@@ -35,6 +35,7 @@
 #include "build-config.h"
 #include "privsep.h"
 #include "config.h"
+#include "config-diff.h"
 #include "gate.h"
 #include "addr.h"
 #include "log.h"
@@ -602,11 +603,6 @@ static void tick(struct daemon *d, unsigned long long n)
     trustdb_unref(t);
 }
 
-static bool str_differs(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
-
 /*
  * SIGHUP: parse into a new config, keep the running one when it has errors,
  * apply what can change in place (limits, timeouts, log level, lifetimes),
@@ -615,7 +611,7 @@ static bool str_differs(const char *a, const char *b)
 static void reload_config(struct daemon *d)
 {
     struct config *n = NULL, *o = d->cfg;
-    char *errors = NULL;
+    char *errors = NULL, changed[1024];
 
     if (config_load(o->path, &n, &errors) < 0) {
         char head[512];
@@ -624,15 +620,13 @@ static void reload_config(struct daemon *d)
         free(errors);
         return;
     }
-    if (str_differs(o->mgmt.listen, n->mgmt.listen) ||
-        str_differs(o->tunnel.listen, n->tunnel.listen) ||
-        str_differs(o->token.uri, n->token.uri) || str_differs(o->token.module, n->token.module) ||
-        str_differs(o->pki.dir, n->pki.dir) || str_differs(o->tunnel.pool, n->tunnel.pool) ||
-        o->n_uplinks != n->n_uplinks || o->fw.n_gate != n->fw.n_gate ||
-        o->tunnel.n_routes != n->tunnel.n_routes)
-        log_warn("%s: listen addresses, token, pki dir, pool, routes, gate services and uplinks "
-                 "change only with a restart; the other changes apply now",
-                 o->path);
+    /* Each key by name: the admin must know which edit waits for a restart. */
+    if (config_restart_diff(o, n, changed, sizeof(changed)) > 0)
+        log_warn("%s: reloaded, but %s changed, which take effect only with a restart of "
+                 "mtlsgwd (the running values stay until then); the other changes apply now",
+                 o->path, changed);
+    else
+        log_info("%s: reloaded", o->path);
     /* Plain numbers: written whole, read by the workers without a lock. */
     o->mgmt.max_body = d->mgmt.max_body = n->mgmt.max_body;
     o->mgmt.max_sessions = d->mgmt.max_sessions = n->mgmt.max_sessions;

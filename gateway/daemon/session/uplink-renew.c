@@ -211,6 +211,7 @@ int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc,
                   renewer_reload_fn reload, struct renewer **out)
 {
     struct renewer *r = calloc(1, sizeof(*r));
+    pthread_attr_t attr;
     sigset_t all, old;
     int rc;
 
@@ -229,7 +230,10 @@ int renewer_start(struct daemon *d, unsigned index, const struct cfg_uplink *uc,
     }
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    rc = -pthread_create(&r->thread, NULL, renewer_main, r);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, UPLINK_STACK);
+    rc = -pthread_create(&r->thread, &attr, renewer_main, r);
+    pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0) {
         free(r->cert_path);

@@ -7,6 +7,7 @@
 #ifndef MTLSGW_UPLINK_H
 #define MTLSGW_UPLINK_H
 
+
 #include <stddef.h>
 
 struct daemon;

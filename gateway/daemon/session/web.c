@@ -2,7 +2,8 @@
  * web.c: the management page on the API listeners (docs/web.md). The same
  * handshake verdict as every request lets a browser this far; here it gets
  * the compiled-in files (gzip, strong ETag, 304), its own identity
- * (GET /api/v1/whoami), and no state change it did not mean to ask for.
+ * (GET /api/v1/whoami), both lines of api.c's route table, and no state
+ * change it did not mean to ask for (web_write_allowed, before the table).
  */
 #include "web.h"
 
@@ -208,11 +209,6 @@ static const struct web_asset *find_asset(const char *path)
     return NULL;
 }
 
-static bool is_page_path(const char *path)
-{
-    return strcmp(path, "/") == 0 || strcmp(path, "/ui") == 0 || strncmp(path, "/ui/", 4) == 0;
-}
-
 static void serve_asset(const struct http_request *req, struct api_reply *r)
 {
     const struct web_asset *a = find_asset(req->path);
@@ -250,7 +246,24 @@ static void serve_asset(const struct http_request *req, struct api_reply *r)
     r->content_type = a->content_type;
 }
 
-static void whoami(const struct conn *c, struct api_reply *r)
+void web_get_page(struct daemon *d, struct conn *c, const struct http_request *req,
+                  const char *param, struct api_reply *r)
+{
+    char msg[300];
+
+    /* The page is the management listener's: a tunnel or uplink listener
+     * answers the API's 404. Known by its service's name, so web.c does not
+     * link service.c's table; a conn without a listener is the unit test's. */
+    if (c->l && strcmp(c->l->svc->name, "management") != 0) {
+        snprintf(msg, sizeof(msg), "no such resource: %.200s", req->path);
+        reply_error(r, 404, msg);
+        return;
+    }
+    serve_asset(req, r);
+}
+
+void web_get_whoami(struct daemon *d, struct conn *c, const struct http_request *req,
+                    const char *param, struct api_reply *r)
 {
     struct json_object *o = json_object_new_object();
 
@@ -259,29 +272,4 @@ static void whoami(const struct conn *c, struct api_reply *r)
     json_object_object_add(o, "serial", json_object_new_string(c->serial));
     json_object_object_add(o, "remote", json_object_new_string(c->remote));
     reply_json(r, 200, o);
-}
-
-bool web_intercept(const struct conn *c, const struct http_request *req, struct api_reply *r)
-{
-    char err[512];
-
-    /* The page is the management listener's (a tunnel or uplink listener
-     * answers the API's 404); the check of writes is every API's. Known by
-     * its service's name, so web.c does not link service.c's table; a conn
-     * without a listener is the unit test's. */
-    if (is_page_path(req->path) && (!c->l || strcmp(c->l->svc->name, "management") == 0)) {
-        serve_asset(req, r);
-        return true;
-    }
-    if (strcmp(req->path, "/api/v1/whoami") == 0 && req->method == HTTP_M_GET) {
-        whoami(c, r);
-        return true;
-    }
-    /* Other methods go on to the API's 405. */
-    if ((req->method == HTTP_M_POST || req->method == HTTP_M_DELETE) &&
-        web_write_allowed(req, err, sizeof(err)) < 0) {
-        reply_error(r, 403, err);
-        return true;
-    }
-    return false;
 }

@@ -2,7 +2,7 @@
  * web.h: the management page (docs/web.md). The page's files are compiled
  * in (web-assets.h); web.c serves them with their security headers, answers
  * GET /api/v1/whoami, and refuses a state-changing request a browser was
- * tricked into sending from another site.
+ * tricked into sending from another site (api_handle asks first).
  */
 #ifndef MTLSGW_WEB_H
 #define MTLSGW_WEB_H
@@ -12,14 +12,19 @@
 
 struct api_reply;
 struct conn;
+struct daemon;
 struct http_request;
 
 /*
- * Called first for every request on an API listener. True when web.c
- * answered it (the page, whoami, or a refused cross-site write) into *rep;
- * false when the API's routes should go on.
+ * Handlers of api.c's route table (api_handler): GET /, /ui and /ui/NAME
+ * answer the page's files (index.html for a view without a dot), on the
+ * management listener only; GET /api/v1/whoami the caller's peer, role,
+ * serial and remote address.
  */
-bool web_intercept(const struct conn *c, const struct http_request *req, struct api_reply *rep);
+void web_get_page(struct daemon *d, struct conn *c, const struct http_request *req,
+                  const char *param, struct api_reply *rep);
+void web_get_whoami(struct daemon *d, struct conn *c, const struct http_request *req,
+                    const char *param, struct api_reply *rep);
 
 /*
  * The check for a state-changing request: 0 when req may change state,

@@ -1,0 +1,89 @@
+/*
+ * instance.c: one mtlsgwd per config. Two daemons on one pki dir fought over
+ * everything it owns: the second removed the first one's control socket and
+ * its mtgu* interfaces, and both dialled the hub with one certificate. The
+ * lock is an flock, so it goes with the process, however it ends: no stale
+ * lock file to remove after a crash.
+ */
+#include "instance.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+/* run_dir/mtlsgwd-<16 hex of SHA-256 of the pki dir's real path>.lock */
+static int lock_path(const char *run_dir, const char *pki_dir, char *out, size_t len)
+{
+    char real[PATH_MAX];
+    unsigned char h[32];
+    const char *key = realpath(pki_dir, real) ? real : pki_dir;
+
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, key, strlen(key), h) < 0)
+        return -EIO;
+    if ((size_t)snprintf(out, len, "%s/mtlsgwd-%02x%02x%02x%02x%02x%02x%02x%02x.lock", run_dir,
+                         h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]) >= len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int instance_lock(const char *run_dir, const char *pki_dir, int *fd_out, char *err,
+                  size_t errlen)
+{
+    char path[PATH_MAX], pid[32] = "";
+    struct stat st;
+    int fd = -1, rc;
+    ssize_t n;
+
+    if ((rc = lock_path(run_dir, pki_dir, path, sizeof(path))) < 0) {
+        snprintf(err, errlen, "lock in %s: %s", run_dir, strerror(-rc));
+        return rc;
+    }
+    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "lock file %s: %s", path, strerror(-rc));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = -EEXIST;
+        snprintf(err, errlen, "lock file %s: not a regular file; remove what is there", path);
+        goto fail;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        if (rc == -EBUSY) {
+            n = pread(fd, pid, sizeof(pid) - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            snprintf(err, errlen,
+                     "another mtlsgwd (pid %s) already runs with pki dir %s (it holds %s): "
+                     "stop it first (kill -TERM %s); two daemons on one config would fight "
+                     "over its control socket, tunnel interfaces and firewall table",
+                     pid[0] ? pid : "unknown", pki_dir, path, pid[0] ? pid : "PID");
+        } else {
+            snprintf(err, errlen, "lock file %s: %s", path, strerror(-rc));
+        }
+        goto fail;
+    }
+    snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid)) {
+        rc = -errno;
+        snprintf(err, errlen, "lock file %s: cannot write the pid: %s", path, strerror(-rc));
+        goto fail;
+    }
+    *fd_out = fd;
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}

@@ -1,0 +1,92 @@
+#!/bin/bash
+# One daemon per config (docs/mtlsgwd.md, "One daemon per config"): a second
+# mtlsgwd started on the config of a running hub, or of a running spoke, is
+# refused with the first one's pid, before it binds, makes or removes
+# anything; the first one's mtgu0 (the spoke's uplink interface), its
+# control socket and its tunnel stay as they were. Before, a second spoke
+# deleted the first one's mtgu0 and both dialled the hub.
+#
+#   lan-b --- spoke [uplink hub] ==tunnel==> hub 192.168.50.1:4433 --- lan-a
+#             + a second spoke      refused  + a second hub
+#
+# usage: instance.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
+set -u
+MTLSGW=$(readlink -f "$1")
+MTLSGWD=$(readlink -f "$2")
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/tap.sh"
+. "$here/../lib/softhsm.sh"
+. "$here/lib-topo.sh"
+
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
+for tool in ip openssl certtool ping softhsm2-util pgrep python3; do
+    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
+done
+
+T=$(mktemp -d /tmp/mtlsgw-instance.XXXXXX)
+chmod 755 "$T"
+cleanup() {
+    nsd_stop_all
+    wait 2>/dev/null
+    topo_down
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+topo_up
+case $? in
+0) ;;
+77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
+*) echo "Bail out! the topology could not be made"; exit 1 ;;
+esac
+mtg_fixture
+case $? in
+0) ;;
+77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
+*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
+esac
+
+ping_ab() { lanb ping -c 1 -W 1 -q "$LANA_HOST" >/dev/null 2>&1; }
+# ifindex:name of the mtg* interfaces in NS: a new interface of the same
+# name gets a new index.
+ifs_of() { ip -n "$1" -o link show | awk -F': ' '$2 ~ /^mtg/ {print $1 ":" $2}' | sort; }
+sock_of() { stat -c '%d:%i' "$T/$1/run/control.sock" 2>/dev/null; }
+# A daemon expected to refuse: its output and exit status (124: still up).
+second() { # id ns
+    SOFTHSM2_CONF=$T/$1/softhsm2.conf timeout -k 2 8 \
+        ip netns exec "$2" "$MTLSGWD" -c "$T/$1/$1.conf" -f 2>&1
+}
+
+: >"$T/hub.log"
+: >"$T/spoke.log"
+nsd_start hub "$NS_HUB" "$T/hub/hub.conf"
+nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
+ok_if "the tunnel comes up" wait_until 20 ping_ab
+spoke_ifs=$(ifs_of "$NS_SPOKE")
+hub_ifs=$(ifs_of "$NS_HUB")
+expect_in "mtgu0" "$spoke_ifs" "the spoke has its uplink interface mtgu0"
+spoke_sock=$(sock_of spoke)
+hub_sock=$(sock_of hub)
+
+for id in spoke hub; do
+    ns=$NS_SPOKE
+    [ $id = hub ] && ns=$NS_HUB
+    OUT=$(second $id "$ns")
+    rc=$?
+    tap_result $([ $rc != 0 ] && [ $rc != 124 ] && echo 0 || echo 1) \
+        "a second $id daemon on the same config is refused" "exit $rc: $OUT"
+    expect_in "another mtlsgwd (pid ${NSD_PID[$id]})" "$OUT" \
+        "the second $id's refusal names the first one's pid"
+done
+ok_if "the spoke's mtg interfaces are the same ones (mtgu0 not replaced)" \
+    test "$(ifs_of "$NS_SPOKE")" = "$spoke_ifs"
+ok_if "the hub's mtg interfaces are the same ones" test "$(ifs_of "$NS_HUB")" = "$hub_ifs"
+ok_if "the spoke's control socket is the same socket" test "$(sock_of spoke)" = "$spoke_sock"
+ok_if "the hub's control socket is the same socket" test "$(sock_of hub)" = "$hub_sock"
+ok_if "the tunnel still carries traffic" wait_until 5 ping_ab
+ok_if "the spoke's console still reaches its daemon" \
+    mtg_at spoke status
+ok_if "the first daemons are still running" sh -c \
+    "kill -0 ${NSD_PID[hub]} && kill -0 ${NSD_PID[spoke]}"
+tap_done
