@@ -128,6 +128,24 @@ static long long get_int(struct json_object *o, const char *a, const char *b)
     return json_object_get_int64(y);
 }
 
+/* A spoke's own certificates: days left per uplink (no CA of its own). */
+static void print_uplinks(struct json_object *o)
+{
+    struct json_object *arr, *u, *v;
+
+    if (!json_object_object_get_ex(o, "uplinks", &arr))
+        return;
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        u = json_object_array_get_idx(arr, i);
+        printf("uplink     %s (%s): certificate %lld days left, hub CA %lld days left\n",
+               json_object_object_get_ex(u, "name", &v) ? json_object_get_string(v) : "?",
+               json_object_object_get_ex(u, "server", &v) ? json_object_get_string(v) : "?",
+               json_object_object_get_ex(u, "certificate", &v) ? json_object_get_int64(v)
+                                                               : -1LL,
+               json_object_object_get_ex(u, "hub_ca", &v) ? json_object_get_int64(v) : -1LL);
+    }
+}
+
 int cmd_status(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -163,8 +181,10 @@ int cmd_status(struct console *con, int argc, char **argv)
                    json_object_object_get_ex(v, "healthy", &v) && json_object_get_boolean(v)
                ? "healthy"
                : "NOT ANSWERING");
-    printf("days left  CA %lld, gateway %lld, CRL %lld\n", get_int(o, "days_left", "ca"),
-           get_int(o, "days_left", "gateway"), get_int(o, "days_left", "crl"));
+    if (get_int(o, "days_left", "ca") != -1 || get_int(o, "days_left", "gateway") != -1)
+        printf("days left  CA %lld, gateway %lld, CRL %lld\n", get_int(o, "days_left", "ca"),
+               get_int(o, "days_left", "gateway"), get_int(o, "days_left", "crl"));
+    print_uplinks(o);
     if (json_object_object_get_ex(o, "days_left", &v) && json_object_object_get_ex(v, "ca", &v)) {
         long long ca = json_object_get_int64(v);
         if (ca < 0)

@@ -98,6 +98,7 @@ struct join_args {
     const char *url, *code, *name, *ca, *fp_s;
     char hostname[256];
     unsigned char pin[32]; /* --fingerprint, parsed */
+    bool new_key;          /* --new-key: replace the device key first */
 };
 
 /* Options into a; EXIT_OK, or the exit code after a message. */
@@ -108,6 +109,7 @@ static int join_parse(int argc, char **argv, struct join_args *a)
         {"name", required_argument, NULL, 'n'},
         {"ca", required_argument, NULL, 'a'},
         {"fingerprint", required_argument, NULL, 'f'},
+        {"new-key", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -118,6 +120,7 @@ static int join_parse(int argc, char **argv, struct join_args *a)
         case 'n': a->name = optarg; break;
         case 'a': a->ca = optarg; break;
         case 'f': a->fp_s = optarg; break;
+        case 'N': a->new_key = true; break;
         default: return con_usage("join");
         }
     }
@@ -164,8 +167,9 @@ static int join_parse(int argc, char **argv, struct join_args *a)
 /* As the daemon's user: the device key (made when missing) and a CSR for
  * name signed with it. *made: whether the key was there before (1) or not
  * (0). 0, or -1 as the invoker after a message. */
-static int join_device_csr(struct console *con, struct pki *pki, const char *name, int *made,
-                           gnutls_privkey_t *key, gnutls_x509_crq_t *crq)
+static int join_device_csr(struct console *con, struct pki *pki, const char *name,
+                           bool new_key, int *made, gnutls_privkey_t *key,
+                           gnutls_x509_crq_t *crq)
 {
     char err[512] = "";
 
@@ -175,6 +179,17 @@ static int join_device_csr(struct console *con, struct pki *pki, const char *nam
         return -1;
     }
     *made = p11_key_exists(pki->tok, PKI_LABEL_DEVICE);
+    /* A revoked key is never enrolled again: a device re-joining after a
+     * revocation needs a fresh one (as csr --new-key). */
+    if (*made == 1 && new_key) {
+        if (p11_key_delete(pki->tok, PKI_LABEL_DEVICE) < 0) {
+            con_as_invoker();
+            con_err("join", "token %s: cannot delete the old device key: %s",
+                    con->cfg->token.uri, p11_token_error(pki->tok));
+            return -1;
+        }
+        *made = 0;
+    }
     if (*made == 0 && p11_key_generate(pki->tok, PKI_LABEL_DEVICE, P11_KEY_EC_P256) < 0) {
         con_as_invoker();
         con_err("join", "token %s: cannot generate the device key: %s", con->cfg->token.uri,
@@ -259,7 +274,7 @@ int cmd_join(struct console *con, int argc, char **argv)
         rc = EXIT_FAIL;
         goto out;
     }
-    if (join_device_csr(con, pki, a.name, &made, &key, &crq) < 0)
+    if (join_device_csr(con, pki, a.name, a.new_key, &made, &key, &crq) < 0)
         goto out;
     o.url = a.url;
     o.ca_path = a.ca;

@@ -162,6 +162,8 @@ int cmd_show(struct console *con, int argc, char **argv)
     bool json = false;
     int rc;
 
+    if (con_show_wants_pem(argc, argv))
+        return con_show_pem(con, argc, argv);
     rc = parse_json_flag("show", argc, argv, &json);
     if (rc != EXIT_OK)
         return rc;

@@ -56,7 +56,16 @@ static const struct command commands[] = {
      "List enrolled peers (--status: only active, only revoked or superseded; default\n"
      "all), with ONLINE: yes when the running daemon has a session of that\n"
      "certificate, - when the daemon cannot be asked."},
-    {"show", cmd_show, "show NAME [--json]", "Show one peer."},
+    {"show", cmd_show, "show NAME [--json | --pem [--chain]]",
+     "Show one peer. --pem prints its current certificate (kept under issued/ in the\n"
+     "pki dir); --chain appends the CA certificate (and chain.pem when there is one)."},
+    {"reissue", cmd_reissue,
+     "reissue NAME [--days N] [--overlap DURATION] [--out FILE [--force]]",
+     "Issue a new certificate for the enrolled peer NAME with the key of its current one\n"
+     "(from issued/), the same role and networks, a new serial; printed, or written to\n"
+     "FILE. The old serial is refused at handshake from now on, or after --overlap\n"
+     "(s, m, h, d: e.g. 7d) so the device can install the new one. --days defaults to\n"
+     "the current lifetime. The registry keeps both."},
     {"crl", cmd_crl, "crl [--out FILE [--force]]",
      "Print (or write) the current CRL in PEM. FILE as for csr --out."},
     {"status", cmd_status, "status [--json]",
@@ -87,16 +96,24 @@ static const struct command commands[] = {
      "List invites: pending, used (when, from where, which serial) or expired."},
     {"uninvite", cmd_uninvite, "uninvite NAME", "Withdraw the invite of NAME."},
     {"join", cmd_join,
-     "join URL --code CODE [--name NAME] (--ca FILE | --fingerprint SHA256)",
+     "join URL --code CODE [--name NAME] (--ca FILE | --fingerprint SHA256) [--new-key]",
      "Device side: enroll at the hub's EST URL (https://HUB:PORT) with an invite code.\n"
      "Makes the device key on this token if absent, trusts the hub by its CA file or\n"
      "by the SHA-256 fingerprint the invite printed, writes device.crt and hub-ca.crt\n"
      "to the pki dir and prints the [uplink] lines to add. --name defaults to the\n"
-     "hostname and must be the invite's NAME."},
+     "hostname and must be the invite's NAME. --new-key replaces the device key first\n"
+     "(a revoked device re-joining: its old key is never enrolled again)."},
     {"renew", cmd_renew, "renew [NAME]",
      "Device side: re-enroll now (EST simplereenroll with the current certificate) for\n"
      "[uplink NAME], or for every uplink with an enroll URL. The running daemon uses\n"
      "the new certificate for its next connection; its open tunnel stays up."},
+    {"gateway", cmd_gateway, "gateway renew [--host NAME]... [--days N] [--new-key]",
+     "Issue a new gateway certificate from the CA on the token and write gateway.crt\n"
+     "(atomically; a copy under issued/). Same key unless --new-key (a new token key;\n"
+     "the old one is deleted once the running daemon has switched). --host (repeatable)\n"
+     "replaces the names; without it they are kept. --days defaults to the current\n"
+     "lifetime (at most 397). The running daemon serves it to new handshakes at once;\n"
+     "open sessions and tunnels stay up. Exit 3 when it did not switch."},
     {"explain", cmd_explain, "explain CERT",
      "Say what the certificate in CERT (PEM or DER) would be granted, or exactly why it\n"
      "would be refused, without a connection. Exit 0 when granted, 1 when refused."},

@@ -102,6 +102,12 @@ int cmd_invites(struct console *con, int argc, char **argv);
 int cmd_uninvite(struct console *con, int argc, char **argv);
 int cmd_join(struct console *con, int argc, char **argv);
 int cmd_renew(struct console *con, int argc, char **argv);
+int cmd_gateway(struct console *con, int argc, char **argv);
+int cmd_reissue(struct console *con, int argc, char **argv);
+/* show NAME --pem [--chain] (console-reissue.c); con_show_wants_pem() says
+ * whether argv asks for it. */
+bool con_show_wants_pem(int argc, char **argv);
+int con_show_pem(struct console *con, int argc, char **argv);
 
 /*
  * Tell the running daemon that registry and CRL changed in pki's dir, and

@@ -86,6 +86,7 @@ static const struct key_def key_table[] = {
     {"management.max-per-source", KEY_COUNT, offsetof(struct config, mgmt.max_per_source)},
     {"management.max-sessions", KEY_COUNT, offsetof(struct config, mgmt.max_sessions)},
     {"management.tls-min", KEY_TLS_VERSION, offsetof(struct config, mgmt.tls_min)},
+    {"pki.auto-renew", KEY_BOOL, offsetof(struct config, pki.auto_renew)},
     {"pki.crl-days", KEY_DAYS, offsetof(struct config, pki.crl_days)},
     {"pki.dir", KEY_PATH, offsetof(struct config, pki.dir)},
     {"pki.peer-days", KEY_DAYS, offsetof(struct config, pki.peer_days)},
@@ -522,6 +523,7 @@ int config_new_defaults(struct config **out)
     cfg->pki.dir = strdup(MTLSGW_DEFAULT_PKI_DIR);
     cfg->pki.crl_days = 30;
     cfg->pki.peer_days = 397;
+    cfg->pki.auto_renew = 1;
     cfg->daemon.user = strdup(MTLSGW_DEFAULT_USER);
     cfg->daemon.control_socket = strdup(MTLSGW_DEFAULT_CONTROL_SOCKET);
     cfg->daemon.log_level = LOG_INFO;

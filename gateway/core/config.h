@@ -45,6 +45,7 @@ struct config {
         char *dir;          /* [pki] dir */
         unsigned crl_days;  /* [pki] crl-days: CRL nextUpdate */
         unsigned peer_days; /* [pki] peer-days: default certificate lifetime */
+        unsigned auto_renew; /* [pki] auto-renew: the daemon renews gateway.crt (1) */
     } pki;
     struct {
         char *user;           /* [daemon] user */

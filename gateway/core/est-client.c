@@ -35,6 +35,7 @@
 #include "fsutil.h"
 #include "mono.h"
 #include "p11.h"
+#include "pki-gateway.h"
 #include "pki.h"
 
 #define ANSWER_MAX (1024 * 1024)
@@ -428,15 +429,25 @@ static void conn_free(struct est_conn *k)
     free_pcerts(k->ctx.pcerts, k->ctx.n_pcerts);
 }
 
+/* The name the hub's certificate must carry: server-name, else the URL's host. */
+static const char *est_want_name(const struct est_conn *k)
+{
+    return k->ctx.o->server_name ? k->ctx.o->server_name : k->u.host;
+}
+
 static void handshake_error(struct est_conn *k, int grc, char *err, size_t errlen)
 {
     unsigned st = gnutls_session_get_verify_cert_status(k->s);
     gnutls_datum_t txt = {0};
+    char why[900];
 
     if (k->ctx.pin_failed)
         snprintf(err, errlen,
                  "%s:%s: the hub's certificate is not the one pinned (its SHA-256 is %s)",
                  k->u.host, k->u.port, k->ctx.got_fp[0] ? k->ctx.got_fp : "unreadable");
+    else if (grc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+             pki_hub_lacks_name(k->s, est_want_name(k), k->ctx.o->uplink, why, sizeof(why)))
+        snprintf(err, errlen, "%s:%s: %s", k->u.host, k->u.port, why);
     else if (grc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
              gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &txt, 0) == 0)
         snprintf(err, errlen, "%s:%s: the hub's certificate is not trusted (%s): %s", k->u.host,
@@ -490,10 +501,12 @@ static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *
         snprintf(err, errlen, "cannot set up a TLS session");
         return -EINVAL;
     }
-    if (inet_pton(AF_INET, k->u.host, ip) != 1 && inet_pton(AF_INET6, k->u.host, ip) != 1)
-        gnutls_server_name_set(k->s, GNUTLS_NAME_DNS, k->u.host, strlen(k->u.host));
+    if (inet_pton(AF_INET, est_want_name(k), ip) != 1 &&
+        inet_pton(AF_INET6, est_want_name(k), ip) != 1)
+        gnutls_server_name_set(k->s, GNUTLS_NAME_DNS, est_want_name(k),
+                               strlen(est_want_name(k)));
     if (o->ca_path)
-        gnutls_session_set_verify_cert(k->s, k->u.host, 0); /* chain and name */
+        gnutls_session_set_verify_cert(k->s, est_want_name(k), 0); /* chain and name */
     else
         gnutls_session_set_verify_function(k->s, verify_pin);
     gnutls_transport_set_int(k->s, k->fd);
@@ -1002,6 +1015,10 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     if (rc < 0)
         goto out;
     o.url = up->enroll;
+    /* The hub's certificate names what the tunnel dials (server-name), which
+     * the enroll URL's host may not be (an address, a NAT's outside). */
+    o.server_name = up->server_name;
+    o.uplink = up->name;
     o.ca_path = ca;
     o.cert_path = cert;
     o.key = key;

@@ -29,6 +29,9 @@ struct est_client_opts {
     gnutls_privkey_t key;     /* its key, borrowed; NULL without cert_path */
     unsigned tls_min;         /* 12 or 13 */
     unsigned timeout;         /* seconds for connect, handshake and answer; 0: 30 */
+    const char *server_name;  /* the name the hub's certificate must carry; NULL: the
+                               * URL's host ([uplink] server-name) */
+    const char *uplink;       /* [uplink NAME], for messages; may be NULL */
 };
 
 /*

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "fault.h"
 #include "fsutil.h"
+#include "issued.h"
 #include "p11.h"
 #include "peernet.h"
 #include "registry.h"
@@ -202,6 +203,17 @@ static int write_cert(const char *path, gnutls_x509_crt_t crt, char *err, size_t
     return rc;
 }
 
+/* The copy under issued/ (issued.h), before the registry names it. */
+static int keep_issued(const struct pki *pki, gnutls_x509_crt_t crt, char *err, size_t errlen)
+{
+    int rc = issued_store(pki->dir, crt);
+
+    if (rc < 0)
+        snprintf(err, errlen, "cannot keep a copy of the certificate in %s/issued: %s",
+                 pki->dir, fs_strerror(rc));
+    return rc;
+}
+
 int pki_audit(const struct pki *pki, const char *event, struct json_object *fields)
 {
     char when[32];
@@ -237,7 +249,9 @@ static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t er
         return -ENOMEM;
     for (size_t i = 0; i < registry_count(reg); i++) {
         const struct peer *p = registry_at(reg, i);
-        if (p->status == PEER_ACTIVE)
+        /* A reissue's overlap (pki_reissue): superseded from revoked_at on. */
+        if (p->status == PEER_ACTIVE ||
+            (p->status == PEER_SUPERSEDED && p->revoked_at > (int64_t)time(NULL)))
             continue;
         rev[n].serial_hex = p->serial;
         rev[n].when = (time_t)p->revoked_at;
@@ -345,7 +359,7 @@ static int txn_commit(struct txn *t, bool crl, char *err, size_t errlen)
 static int archive_old(struct pki *pki, char *err, size_t errlen)
 {
     static const char *const names[] = {"ca.crt", "gateway.crt", "crl.pem", "registry.json",
-                                        "audit.log"};
+                                        "audit.log", "issued"};
     char stamp[32], sub[48];
     char *dir = NULL;
     time_t now = time(NULL);
@@ -534,7 +548,8 @@ int pki_init(struct pki *pki, const struct pki_init_opts *o, char *err, size_t e
         (rc = registry_new(&reg)) < 0)
         goto out;
     /* Order: everything else first, ca.crt last: its presence means "done". */
-    if ((rc = write_cert(pki->gw_path, gw, err, errlen)) < 0 ||
+    if ((rc = keep_issued(pki, gw, err, errlen)) < 0 ||
+        (rc = write_cert(pki->gw_path, gw, err, errlen)) < 0 ||
         (rc = crl_write(pki, reg, err, errlen)) < 0 ||
         (rc = save_registry(pki, reg, err, errlen)) < 0 ||
         (rc = write_cert(pki->ca_path, pki->ca, err, errlen)) < 0)
@@ -742,7 +757,9 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
         if (rc < 0)
             goto out;
     }
-    rc = txn_commit(&t, false, err, errlen);
+    rc = keep_issued(pki, crt, err, errlen);
+    if (rc == 0)
+        rc = txn_commit(&t, false, err, errlen);
     if (rc < 0)
         goto out;
     audit_peer(pki, "enroll", &p, p.enrolled_at, NULL, req->actor);
@@ -921,7 +938,9 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
         goto out;
     }
     /* CRL first, as in revoke: a failure after it leaves the old one refused. */
-    rc = txn_commit(&t, true, err, errlen);
+    rc = keep_issued(pki, crt, err, errlen);
+    if (rc == 0)
+        rc = txn_commit(&t, true, err, errlen);
     if (rc < 0)
         goto out;
     audit_peer(pki, "renew", &np, now, old_serial, actor);
@@ -932,6 +951,139 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
 out:
     if (crt)
         gnutls_x509_crt_deinit(crt);
+    free(name);
+    free(key_id);
+    txn_end(&t);
+    return rc;
+}
+
+/* The peer's active entry and its public key, from the stored copy of its
+ * certificate (issued/). */
+static int reissue_key(const struct pki *pki, const struct registry *reg, const char *name,
+                       const struct peer **peer, gnutls_pubkey_t *key, char *err,
+                       size_t errlen)
+{
+    const struct peer *p = registry_find_name(reg, name);
+    gnutls_x509_crt_t old = NULL;
+    int rc;
+
+    if (!p || p->status != PEER_ACTIVE) {
+        snprintf(err, errlen,
+                 p ? "reissue: peer '%s' is %s; enroll it again from a CSR"
+                   : "reissue: no peer named '%s' (see 'mtlsgw peers')",
+                 name, p ? peer_status_name(p->status) : "");
+        return -ENOENT;
+    }
+    rc = issued_load(pki->dir, p->serial, &old);
+    if (rc == -ENOENT) {
+        snprintf(err, errlen,
+                 "reissue %s: no copy of its certificate (serial %s) in %s/issued: it was "
+                 "issued before mtlsgw kept them; have the device renew (mtlsgw renew) or "
+                 "enroll it again from a CSR",
+                 name, p->serial, pki->dir);
+        return rc;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "reissue %s: cannot read %s/issued/%s.crt: %s", name, pki->dir,
+                 p->serial, strerror(-rc));
+        return rc;
+    }
+    if (gnutls_pubkey_init(key) < 0) {
+        rc = -ENOMEM;
+    } else if (gnutls_pubkey_import_x509(*key, old, 0) < 0) {
+        gnutls_pubkey_deinit(*key);
+        *key = NULL;
+        snprintf(err, errlen, "reissue %s: the stored certificate's key cannot be read", name);
+        rc = -EBADMSG;
+    }
+    gnutls_x509_crt_deinit(old);
+    *peer = p;
+    return rc;
+}
+
+int pki_reissue(struct pki *pki, const struct pki_reissue_req *req, gnutls_x509_crt_t *out,
+                char *err, size_t errlen)
+{
+    struct txn t;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_pubkey_t key = NULL;
+    const struct peer *p = NULL;
+    struct peer np = {0};
+    char *key_id = NULL, *name = NULL, old_serial[64] = "";
+    char serial[64];
+    int64_t life, now = time(NULL);
+    int rc;
+
+    rc = txn_begin(pki, false, &t, err, errlen);
+    if (rc < 0)
+        return rc;
+    if ((rc = reissue_key(pki, t.reg, req->name, &p, &key, err, errlen)) < 0 ||
+        (rc = p11_pubkey_id_hex(key, &key_id)) < 0 || (rc = pki_load_ca(pki, err, errlen)) < 0 ||
+        (rc = ca_usable(pki, "reissue", err, errlen)) < 0)
+        goto out;
+    life = (p->not_after - p->not_before + 43200) / 86400;
+    rc = issue_client(pki, "reissue", p->name, p->role,
+                      req->days ? req->days
+                                : life < 1 ? 1 : life > 3650 ? 3650 : (unsigned)life,
+                      key, &crt, err, errlen);
+    if (rc < 0)
+        goto out;
+    verify_serial_hex(crt, serial, sizeof(serial));
+    snprintf(old_serial, sizeof(old_serial), "%s", p->serial);
+    name = strdup(p->name);
+    if (!name) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* As in pki_renew: a shallow copy, deep-copied by registry_add(). */
+    np = *p;
+    np.name = name;
+    np.status = PEER_ACTIVE;
+    np.serial = serial;
+    np.key_id = key_id;
+    np.not_before = gnutls_x509_crt_get_activation_time(crt);
+    np.not_after = gnutls_x509_crt_get_expiration_time(crt);
+    np.enrolled_at = now;
+    np.revoked_at = 0;
+    np.reason = NULL;
+    /* With an overlap the old serial is superseded from then on: the
+     * handshake (verify.c) and the CRL (crl_write) take it until then. */
+    rc = registry_revoke(t.reg, name, PEER_SUPERSEDED, "superseded", now + req->overlap);
+    if (rc == 0)
+        rc = registry_add(t.reg, &np);
+    if (rc < 0) {
+        snprintf(err, errlen, "reissue %s: %s", name,
+                 rc == -EEXIST ? "serial collision; try again" : strerror(-rc));
+        goto out;
+    }
+    if (req->before_commit && (rc = req->before_commit(req->ctx, crt, err, errlen)) < 0)
+        goto out;
+    rc = keep_issued(pki, crt, err, errlen);
+    if (rc == 0)
+        rc = txn_commit(&t, true, err, errlen);
+    if (rc < 0)
+        goto out;
+    {
+        struct json_object *f = registry_peer_json(&np, now);
+        char when[32];
+        if (f) {
+            json_object_object_del(f, "days_left");
+            json_object_object_add(f, "old_serial", json_object_new_string(old_serial));
+            time_format_utc(now + req->overlap, when, sizeof(when));
+            json_object_object_add(f, "old_refused_from", json_object_new_string(when));
+            json_object_object_add(f, "actor", json_object_new_string(req->actor));
+        }
+        pki_audit(pki, "reissue", f);
+    }
+    if (out) {
+        *out = crt;
+        crt = NULL;
+    }
+out:
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    if (key)
+        gnutls_pubkey_deinit(key);
     free(name);
     free(key_id);
     txn_end(&t);

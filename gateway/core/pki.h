@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
@@ -85,6 +86,25 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
  */
 int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, const char *actor,
               gnutls_x509_crt_t *out, char *err, size_t errlen);
+
+/*
+ * Reissue: a new certificate for the active peer name with the key of its
+ * current one (from issued/SERIAL.crt), the same role and networks, days
+ * (0: the current lifetime); the old serial is superseded overlap seconds
+ * from now (0: at once), the CRL re-signed, the audit log told.
+ * before_commit as for pki_enroll. -ENOENT: no such active peer, or no
+ * stored copy of its certificate.
+ */
+struct pki_reissue_req {
+    const char *name;
+    unsigned days;
+    int64_t overlap;
+    const char *actor;
+    int (*before_commit)(void *ctx, gnutls_x509_crt_t crt, char *err, size_t errlen);
+    void *ctx;
+};
+int pki_reissue(struct pki *pki, const struct pki_reissue_req *req, gnutls_x509_crt_t *out,
+                char *err, size_t errlen);
 
 /* Revoke the active certificate of name, re-sign the CRL. */
 int pki_revoke(struct pki *pki, const char *name, const char *reason, const char *actor,

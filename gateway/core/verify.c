@@ -202,7 +202,9 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
     if (f->crl_revoked && !(p && p->status != PEER_ACTIVE))
         return finish(v, VERDICT_REVOKED, "revoked: serial %s is on the CRL", v->serial);
     v->peer = p;
-    if (p && p->status != PEER_ACTIVE) {
+    /* A reissue's overlap: superseded only from revoked_at on (pki.h). */
+    if (p && p->status != PEER_ACTIVE &&
+        !(p->status == PEER_SUPERSEDED && p->revoked_at > (int64_t)now)) {
         time_format_utc(p->revoked_at, when, sizeof(when));
         finish(v, VERDICT_REVOKED, "peer %s: %s on %s (%s)", p->name,
                p->status == PEER_SUPERSEDED ? "superseded by a newer certificate" : "revoked",

@@ -22,6 +22,7 @@
 
 #include "bans.h"
 #include "config.h"
+#include "gwcert.h"
 #include "log.h"
 #include "sessions.h"
 #include "mono.h"
@@ -84,6 +85,14 @@ static char *handle(struct daemon *d, const char *line)
             json_object_object_add(ans, "error", json_object_new_string(err));
         else
             json_object_object_add(ans, "ended", json_object_new_int(rc));
+    } else if (strcmp(cmd, "gateway-reload") == 0) {
+        /* mtlsgw gateway renew: serve the new certificate, say which. */
+        char serial[64] = "";
+        ans = json_object_new_object();
+        if (gwcert_reload(d, serial, sizeof(serial), err, sizeof(err)) < 0)
+            json_object_object_add(ans, "error", json_object_new_string(err));
+        else
+            json_object_object_add(ans, "serial", json_object_new_string(serial));
     } else if (strcmp(cmd, "kick") == 0) {
         int rc = -ENOENT;
         if (json_object_object_get_ex(req, "id", &v))

@@ -37,6 +37,7 @@
 #include "config.h"
 #include "config-diff.h"
 #include "gate.h"
+#include "gwcert.h"
 #include "addr.h"
 #include "log.h"
 #include "mono.h"
@@ -54,6 +55,7 @@
 
 /* epoll data for the fds that are not connections */
 static char tag_wake, tag_signal, tag_timer, tag_watch;
+#define WATCH_GATEWAY_CRT (1u << 2)
 
 #define SLOW_THREADS 4
 
@@ -329,6 +331,10 @@ static void watch_apply(struct daemon *d, struct watch *w, const char *const *na
         log_err("%s changed: reload failed, keeping the previous state: %s", what, err);
     else
         log_info("%s changed: reloaded trust, %d session(s) ended", what, rc);
+    /* On the slow pool: the reload takes pki_lock and token_lock, which
+     * an enrollment or a slow token may hold for long. */
+    if (which & WATCH_GATEWAY_CRT)
+        gwcert_reload_later(d);
 }
 
 /* ---- the tick: timeouts, CRL, expiry warnings --------------------------- */
@@ -478,7 +484,9 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
                 log_warn("%s expires in %lld days (%s)", what, left,
                          slot == 0 ? "every peer is refused from then on, and no certificate "
                                      "it issues lasts longer: make a new CA in time"
-                                   : "renew it");
+                         : slot == 1 ? "renew it: mtlsgw gateway renew, or [pki] auto-renew "
+                                       "= yes"
+                                     : "renew it");
             d->warned_days[slot] = marks[i];
             return;
         }
@@ -533,6 +541,19 @@ static void malloc_tune(void)
 #endif
 }
 
+/* A superseded serial whose overlap (mtlsgw reissue --overlap) ended
+ * after the CRL's thisUpdate: the CRL does not list it yet. */
+static bool overlap_ended(const struct registry *reg, time_t crl_this_update, time_t now)
+{
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        const struct peer *p = registry_at(reg, i);
+        if (p->status == PEER_SUPERSEDED && p->revoked_at > (int64_t)crl_this_update &&
+            p->revoked_at <= (int64_t)now)
+            return true;
+    }
+    return false;
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -579,12 +600,16 @@ static void tick(struct daemon *d, unsigned long long n)
     /* Once a minute: the CRL, warnings. */
     {
         time_t tu = trustdb_crl_this_update(t), nu = trustdb_crl_next_update(t);
-        /* Re-sign when a third of the CRL's validity is left. */
-        if (nu > 0 && now >= nu - (nu - tu) / 3)
+        /* Re-sign when a third of the CRL's validity is left, or when a
+         * reissue's overlap ended since it was signed (the old serial goes
+         * on it now: relying parties that read only the CRL). */
+        if ((nu > 0 && now >= nu - (nu - tu) / 3) ||
+            (tu > 0 && overlap_ended(trustdb_registry(t), tu, now)))
             submit_task(d, TASK_CRL);
         warn_expiry(d, 0, "CA certificate", gnutls_x509_crt_get_expiration_time(trustdb_ca(t)),
                     now);
         warn_expiry(d, 1, "gateway certificate", sessions_gateway_not_after(d), now);
+        gwcert_tick(d);
         /* The CRL is re-signed above long before it runs out; a failure to
          * do so is logged by the re-sign task itself. */
     }
@@ -648,15 +673,7 @@ static void reload_config(struct daemon *d)
 
 static int load_server_key(struct daemon *d, gnutls_privkey_t *key, char *err, size_t errlen)
 {
-    int rc = pki_open_token(d->pki, err, errlen);
-
-    if (rc < 0)
-        return rc;
-    rc = p11_key_load(d->pki->tok, d->cfg->mgmt.key, key);
-    if (rc < 0)
-        snprintf(err, errlen, "token %s: server key '%s' not usable: %s (run 'mtlsgw init'?)",
-                 d->cfg->token.uri, d->cfg->mgmt.key, p11_token_error(d->pki->tok));
-    return rc;
+    return gwcert_key_load(d, key, err, errlen);
 }
 
 static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
@@ -738,8 +755,9 @@ static void shutdown_all(struct daemon *d)
     }
 }
 
-/* The files whose changes reload trust (the watch on the pki dir). */
-static const char *const watched[] = {"registry.json", "crl.pem", NULL};
+/* The files whose changes reload trust (the watch on the pki dir);
+ * WATCH_GATEWAY_CRT: the bit of gateway.crt, the third name. */
+static const char *const watched[] = {"registry.json", "crl.pem", "gateway.crt", NULL};
 
 /* The state before anything is opened: locks, listeners, the address pool,
  * the channel to the parent. */
@@ -796,7 +814,7 @@ static int watch_start(struct daemon *d, struct watch *watch)
         log_warn("%s: inotify unavailable: registry and CRL are checked every second",
                  d->pki->dir);
     else
-        log_info("%s: watching registry.json and crl.pem", d->pki->dir);
+        log_info("%s: watching registry.json and crl.pem, and gateway.crt", d->pki->dir);
     return 0;
 }
 
@@ -868,6 +886,7 @@ static void on_signals(struct daemon *d)
             reload_config(d);
             if (daemon_reload_trust(d, err, sizeof(err)) < 0)
                 log_err("reload failed, keeping the previous state: %s", err);
+            gwcert_reload_later(d);
         } else {
             log_info("%s: ending sessions", strsignal((int)si.ssi_signo));
             d->stopping = true;

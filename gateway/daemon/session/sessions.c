@@ -24,6 +24,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "gate.h"
+#include "gwcert.h"
 #include "addr.h"
 #include "log.h"
 #include "mono.h"
@@ -194,6 +195,11 @@ int sessions_sweep(struct daemon *d, struct trustdb *t)
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
+            continue;
+        /* No client certificate (EST with an invite code): nothing to
+         * sweep; its handler judges the code. Without this, a simpleenroll
+         * open across a tick was ended as "no longer enrolled". */
+        if (!c->serial[0])
             continue;
         why = trust_judge(t, c, now);
         /* conn_kill is true only when this call ended it (or made its reason
@@ -398,6 +404,9 @@ struct json_object *daemon_status_json(struct daemon *d)
     json_object_object_add(o, "token", tok);
     json_object_object_add(o, "sessions", ses);
     json_object_object_add(o, "days_left", days);
+    /* A spoke: its own certificate and its hub's CA, per uplink. */
+    if (d->cfg->n_uplinks)
+        json_object_object_add(o, "uplinks", gwcert_uplinks_json(d, now));
     bans = json_object_new_object();
     json_object_object_add(bans, "banned", json_object_new_int64(bans_count(d->bans, mono_ms())));
     json_object_object_add(bans, "refused_total",
@@ -521,6 +530,12 @@ char *daemon_metrics(struct daemon *d)
     }
     sb_printf(&b, "# HELP mtlsgw_cert_days_left Days until a certificate or the CRL expires.\n"
                   "# TYPE mtlsgw_cert_days_left gauge\n");
+    if (d->cfg->n_uplinks) {
+        char *up = gwcert_uplinks_metrics(d, now);
+        if (up)
+            sb_printf(&b, "%s", up);
+        free(up);
+    }
     if (!t) {
         char *out = b.p;
         return out;
@@ -537,6 +552,18 @@ char *daemon_metrics(struct daemon *d)
             sb_printf(&b, "mtlsgw_cert_days_left{cert=\"peer:%s\"} %lld\n", p->name,
                       days_until((time_t)p->not_after, now));
     }
+    /* One gauge each as well (after the family above: a family's samples
+     * stay together), for alert rules that name the metric. */
+    sb_printf(&b, "# HELP mtlsgw_ca_cert_days_left Days until the CA certificate expires.\n"
+                  "# TYPE mtlsgw_ca_cert_days_left gauge\nmtlsgw_ca_cert_days_left %lld\n",
+              days_until(gnutls_x509_crt_get_expiration_time(trustdb_ca(t)), now));
+    sb_printf(&b, "# HELP mtlsgw_gateway_cert_days_left Days until the gateway certificate "
+                  "expires.\n# TYPE mtlsgw_gateway_cert_days_left gauge\n"
+                  "mtlsgw_gateway_cert_days_left %lld\n",
+              days_until(sessions_gateway_not_after(d), now));
+    sb_printf(&b, "# HELP mtlsgw_crl_days_left Days until the CRL's nextUpdate.\n"
+                  "# TYPE mtlsgw_crl_days_left gauge\nmtlsgw_crl_days_left %lld\n",
+              days_until(trustdb_crl_next_update(t), now));
     trustdb_unref(t);
     return b.p;
 }

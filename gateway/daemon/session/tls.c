@@ -21,9 +21,20 @@
     "+AES-128-GCM:+CHACHA20-POLY1305:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-MAC-ALL:+AEAD:"             \
     "%SERVER_PRECEDENCE"
 
+/* Credentials replaced by tls_server_set_cert(): open sessions still point
+ * at them, so they live as long as the server. */
+struct retired_cred {
+    gnutls_certificate_credentials_t cred;
+    struct retired_cred *next;
+};
+
 struct tls_server {
     bool cert_optional;
     gnutls_certificate_credentials_t cred;
+    struct retired_cred *retired;
+    gnutls_x509_crt_t *cas; /* copies, for credentials made again */
+    size_t n_cas;
+    int (*verify)(gnutls_session_t session);
     gnutls_priority_t prio;
     gnutls_datum_t ticket_key;
     char *alpn;
@@ -42,6 +53,15 @@ void tls_server_free(struct tls_server *srv)
         return;
     if (srv->cred)
         gnutls_certificate_free_credentials(srv->cred);
+    while (srv->retired) {
+        struct retired_cred *r = srv->retired;
+        srv->retired = r->next;
+        gnutls_certificate_free_credentials(r->cred);
+        free(r);
+    }
+    for (size_t i = 0; i < srv->n_cas; i++)
+        gnutls_x509_crt_deinit(srv->cas[i]);
+    free(srv->cas);
     if (srv->prio)
         gnutls_priority_deinit(srv->prio);
     if (srv->ticket_key.data) {
@@ -115,6 +135,76 @@ out:
     return rc;
 }
 
+static int crt_dup(gnutls_x509_crt_t src, gnutls_x509_crt_t *out)
+{
+    gnutls_datum_t der = {0};
+    int rc = -ENOMEM;
+
+    if (gnutls_x509_crt_export2(src, GNUTLS_X509_FMT_DER, &der) < 0)
+        return -EINVAL;
+    if (gnutls_x509_crt_init(out) == 0) {
+        rc = gnutls_x509_crt_import(*out, &der, GNUTLS_X509_FMT_DER) < 0 ? -EINVAL : 0;
+        if (rc < 0)
+            gnutls_x509_crt_deinit(*out);
+    }
+    gnutls_free(der.data);
+    return rc;
+}
+
+/* Credentials for srv with this chain and key. The key is theirs on
+ * success, still the caller's on failure (the chain goes in last). */
+static int server_cred(const struct tls_server *srv, const char *cert_path,
+                       gnutls_privkey_t key, gnutls_certificate_credentials_t *out, char *err,
+                       size_t errlen)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    int rc;
+
+    if (gnutls_certificate_allocate_credentials(&cred) < 0)
+        return -ENOMEM;
+    if (srv->n_cas) {
+        rc = gnutls_certificate_set_x509_trust(cred, srv->cas, (int)srv->n_cas);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot use the CA certificate: %s", gnutls_strerror(rc));
+            rc = -EINVAL;
+            goto fail;
+        }
+    }
+    gnutls_certificate_set_verify_function(cred, srv->verify ? srv->verify : verify_refuse);
+    rc = set_chain_and_key(cred, cert_path, key, err, errlen);
+    if (rc < 0)
+        goto fail;
+    *out = cred;
+    return 0;
+fail:
+    gnutls_certificate_free_credentials(cred);
+    return rc;
+}
+
+int tls_server_set_cert(struct tls_server *srv, const char *cert_path, gnutls_privkey_t key,
+                        char *err, size_t errlen)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    struct retired_cred *r = calloc(1, sizeof(*r));
+    int rc;
+
+    if (!r) {
+        gnutls_privkey_deinit(key);
+        return -ENOMEM;
+    }
+    rc = server_cred(srv, cert_path, key, &cred, err, errlen);
+    if (rc < 0) {
+        gnutls_privkey_deinit(key);
+        free(r);
+        return rc;
+    }
+    r->cred = srv->cred;
+    r->next = srv->retired;
+    srv->retired = r;
+    srv->cred = cred;
+    return 0;
+}
+
 int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, char *err,
                    size_t errlen)
 {
@@ -125,22 +215,19 @@ int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, cha
     if (!srv)
         return -ENOMEM;
     srv->cert_optional = o->cert_optional;
-    if (gnutls_certificate_allocate_credentials(&srv->cred) < 0) {
+    srv->verify = o->verify;
+    if (o->n_cas && !(srv->cas = calloc(o->n_cas, sizeof(*srv->cas)))) {
         rc = -ENOMEM;
         goto fail;
     }
-    rc = set_chain_and_key(srv->cred, o->cert_path, o->key, err, errlen);
+    for (size_t i = 0; i < o->n_cas; i++) {
+        if ((rc = crt_dup(o->cas[i], &srv->cas[i])) < 0)
+            goto fail;
+        srv->n_cas++;
+    }
+    rc = server_cred(srv, o->cert_path, o->key, &srv->cred, err, errlen);
     if (rc < 0)
         goto fail;
-    if (o->n_cas) {
-        rc = gnutls_certificate_set_x509_trust(srv->cred, o->cas, (int)o->n_cas);
-        if (rc < 0) {
-            snprintf(err, errlen, "cannot use the CA certificate: %s", gnutls_strerror(rc));
-            rc = -EINVAL;
-            goto fail;
-        }
-    }
-    gnutls_certificate_set_verify_function(srv->cred, o->verify ? o->verify : verify_refuse);
     rc = gnutls_priority_init2(&srv->prio, o->tls_min == 12 ? PRIO_12 : PRIO_13, &errpos,
                                GNUTLS_PRIORITY_INIT_DEF_APPEND);
     if (rc < 0) {

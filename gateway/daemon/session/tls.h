@@ -37,6 +37,15 @@ int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, cha
                    size_t errlen);
 void tls_server_free(struct tls_server *srv);
 
+/*
+ * New handshakes present the chain in cert_path with key (taken, also on
+ * failure); sessions already open keep the credentials they started with,
+ * which live until tls_server_free(). The caller keeps tls_session_new()
+ * out while this runs (the daemon's token_lock).
+ */
+int tls_server_set_cert(struct tls_server *srv, const char *cert_path, gnutls_privkey_t key,
+                        char *err, size_t errlen);
+
 /* A server session on a non-blocking socket; ptr is for the verify callback. */
 int tls_session_new(struct tls_server *srv, int fd, void *ptr, gnutls_session_t *out);
 

@@ -30,6 +30,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "p11.h"
+#include "pki-gateway.h"
 #include "pki.h"
 #include "registry.h"
 #include "sessions.h"
@@ -288,6 +289,10 @@ static int uplink_handshake(struct uplink *up, long long deadline, struct sockad
             unsigned status = gnutls_session_get_verify_cert_status(tls);
             gnutls_datum_t txt = {0};
             if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
+                pki_hub_lacks_name(tls, up->server_name, up->cfg->name, err, sizeof(err))) {
+                /* Our own check of the hub, not the hub refusing us. */
+                log_err("uplink %s: hub %s: %s", up->cfg->name, up->cfg->server, err);
+            } else if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
                 gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt,
                                                              0) == 0) {
                 log_err("uplink %s: hub %s refused: %s", up->cfg->name, up->cfg->server, txt.data);
