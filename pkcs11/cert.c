@@ -77,14 +77,16 @@ static int set_serial(gnutls_x509_crt_t crt)
 }
 
 static int set_profile(gnutls_x509_crt_t crt, gnutls_pubkey_t subject,
-                       enum p11_profile profile)
+                       const struct p11_issue *req)
 {
+    enum p11_profile profile = req->profile;
     unsigned usage;
     const char *purpose;
     int rc;
 
     if (profile == P11_PROFILE_CA) {
-        rc = gnutls_x509_crt_set_basic_constraints(crt, 1, -1);
+        rc = gnutls_x509_crt_set_basic_constraints(crt, 1,
+                                                   req->has_path_len ? (int)req->path_len : -1);
         if (rc < 0)
             return -EINVAL;
         rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
@@ -162,7 +164,8 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
 
     if (issuer_key == NULL || req == NULL || out == NULL || req->cn == NULL
         || req->cn[0] == '\0' || req->days == 0 || req->days > MAX_DAYS
-        || (req->n_hosts > 0 && req->hosts == NULL))
+        || (req->n_hosts > 0 && req->hosts == NULL)
+        || (req->has_path_len && (req->profile != P11_PROFILE_CA || req->path_len > 16)))
         return -EINVAL;
     if (req->profile != P11_PROFILE_CA && req->profile != P11_PROFILE_SERVER
         && req->profile != P11_PROFILE_CLIENT)
@@ -227,7 +230,7 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
     if (grc < 0)
         goto out;
 
-    rc = set_profile(crt, subject, req->profile);
+    rc = set_profile(crt, subject, req);
     if (rc < 0)
         goto out;
     for (i = 0; i < req->n_hosts; i++) {
@@ -243,6 +246,12 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
         grc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_URI, req->uri_san,
                                                   (unsigned)strlen(req->uri_san),
                                                   GNUTLS_FSAN_APPEND);
+        if (grc < 0)
+            goto out;
+    }
+    if (req->crl_url != NULL) {
+        /* One fullName URI, all reasons (RFC 5280 4.2.1.13). */
+        grc = gnutls_x509_crt_set_crl_dist_points(crt, GNUTLS_SAN_URI, req->crl_url, 0);
         if (grc < 0)
             goto out;
     }

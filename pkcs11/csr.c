@@ -59,7 +59,10 @@ out:
     return rc;
 }
 
-int p11_csr_make(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out)
+/* ca: ask for basicConstraints CA:TRUE and keyCertSign|cRLSign (PKCS#9
+ * extensionRequest); a root copies them only if told to, so the checks on
+ * import never trust them. */
+static int csr_make(gnutls_privkey_t key, const char *cn, bool ca, gnutls_x509_crq_t *out)
 {
     gnutls_x509_crq_t crq = NULL, copy = NULL;
     gnutls_pubkey_t pub = NULL;
@@ -87,7 +90,16 @@ int p11_csr_make(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out)
     grc = gnutls_x509_crq_set_pubkey(crq, pub);
     if (grc < 0)
         goto out;
-    grc = gnutls_x509_crq_privkey_sign(crq, key, GNUTLS_DIG_SHA256, 0);
+    if (ca) {
+        grc = gnutls_x509_crq_set_basic_constraints(crq, 1, -1);
+        if (grc < 0)
+            goto out;
+        grc = gnutls_x509_crq_set_key_usage(crq, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
+        if (grc < 0)
+            goto out;
+    }
+    grc = gnutls_x509_crq_privkey_sign(crq, key, ca ? p11_sign_digest(pub) : GNUTLS_DIG_SHA256,
+                                       0);
     if (grc < 0)
         goto out;
     /* As for certificates: a re-imported copy has its parsed caches. */
@@ -110,4 +122,14 @@ out:
     gnutls_x509_crq_deinit(crq);
     gnutls_pubkey_deinit(pub);
     return rc;
+}
+
+int p11_csr_make(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out)
+{
+    return csr_make(key, cn, false, out);
+}
+
+int p11_csr_make_ca(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out)
+{
+    return csr_make(key, cn, true, out);
 }

@@ -124,8 +124,11 @@ struct p11_issue {
     const char *const *hosts;   /* SANs: each an IP address or a DNS name */
     size_t n_hosts;
     const char *uri_san;        /* e.g. "urn:mtlsgw:role:tunnel", or NULL */
+    const char *crl_url;        /* CRL distribution point (a URI), or NULL */
     unsigned days;              /* validity from now (backdated 5 minutes), never
                                  * past the issuer's notAfter */
+    bool has_path_len;          /* CA only: pathLenConstraint path_len (0..16); */
+    unsigned path_len;          /* without it, none */
 };
 
 /*
@@ -149,6 +152,9 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
 int p11_csr_parse(const gnutls_datum_t *data, gnutls_x509_crq_t *out, char *err, size_t errlen);
 /* Make a CSR with subject CN=cn signed by key (SHA-256). */
 int p11_csr_make(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out);
+/* The same for a CA key: asks for CA:TRUE, keyCertSign and cRLSign (an
+ * intermediate's request to a root); SHA-384 for a P-384 key. */
+int p11_csr_make_ca(gnutls_privkey_t key, const char *cn, gnutls_x509_crq_t *out);
 
 /* Serial number as lower-case hex without separators (owned string). */
 int p11_cert_serial_hex(gnutls_x509_crt_t crt, char **out);
@@ -181,5 +187,10 @@ int p11_softkey_generate(enum p11_key_type type, gnutls_x509_privkey_t *out);
  */
 int p11_p12_export(gnutls_x509_privkey_t key, gnutls_x509_crt_t crt, gnutls_x509_crt_t ca,
                    const char *name, const char *password, gnutls_datum_t *out);
+/* The same with the whole chain (intermediates, then the root), so that
+ * keytool and browsers build the path with the root alone trusted. */
+int p11_p12_export_chain(gnutls_x509_privkey_t key, gnutls_x509_crt_t crt,
+                         const gnutls_x509_crt_t *cas, size_t n_cas, const char *name,
+                         const char *password, gnutls_datum_t *out);
 
 #endif

@@ -17,8 +17,9 @@
  */
 #define P12_CIPHER GNUTLS_PKCS_PBES2_AES_256
 
-static int add_certs(gnutls_pkcs12_t p12, gnutls_x509_crt_t crt, gnutls_x509_crt_t ca,
-                     const char *name, const gnutls_datum_t *key_id, const char *password)
+static int add_certs(gnutls_pkcs12_t p12, gnutls_x509_crt_t crt, const gnutls_x509_crt_t *cas,
+                     size_t n_cas, const char *name, const gnutls_datum_t *key_id,
+                     const char *password)
 {
     gnutls_pkcs12_bag_t bag = NULL;
     int idx, grc;
@@ -35,8 +36,12 @@ static int add_certs(gnutls_pkcs12_t p12, gnutls_x509_crt_t crt, gnutls_x509_crt
     grc = gnutls_pkcs12_bag_set_key_id(bag, idx, key_id);
     if (grc < 0)
         goto out;
-    if (ca != NULL) {
-        grc = gnutls_pkcs12_bag_set_crt(bag, ca);
+    /* The chain up to the root: keytool builds the key entry's chain from
+     * these, and a browser shows the path without fetching anything. */
+    for (size_t i = 0; i < n_cas; i++) {
+        if (cas[i] == NULL)
+            continue;
+        grc = gnutls_pkcs12_bag_set_crt(bag, cas[i]);
         if (grc < 0)
             goto out;
     }
@@ -85,6 +90,13 @@ out:
 int p11_p12_export(gnutls_x509_privkey_t key, gnutls_x509_crt_t crt, gnutls_x509_crt_t ca,
                    const char *name, const char *password, gnutls_datum_t *out)
 {
+    return p11_p12_export_chain(key, crt, &ca, ca != NULL ? 1 : 0, name, password, out);
+}
+
+int p11_p12_export_chain(gnutls_x509_privkey_t key, gnutls_x509_crt_t crt,
+                         const gnutls_x509_crt_t *cas, size_t n_cas, const char *name,
+                         const char *password, gnutls_datum_t *out)
+{
     gnutls_pkcs12_t p12 = NULL;
     unsigned char kid[20], cid[20];
     size_t kid_size = sizeof(kid), cid_size = sizeof(cid);
@@ -92,7 +104,7 @@ int p11_p12_export(gnutls_x509_privkey_t key, gnutls_x509_crt_t crt, gnutls_x509
     int rc = 0, grc = 0;
 
     if (key == NULL || crt == NULL || name == NULL || name[0] == '\0' || password == NULL
-        || password[0] == '\0' || out == NULL)
+        || password[0] == '\0' || out == NULL || (n_cas > 0 && cas == NULL))
         return -EINVAL;
     /* The localKeyId pairs key and certificate (PKCS#12 and keytool use it
      * to build the key entry); refuse a certificate for another key. */
@@ -112,7 +124,7 @@ int p11_p12_export(gnutls_x509_privkey_t key, gnutls_x509_crt_t crt, gnutls_x509
     grc = gnutls_pkcs12_init(&p12);
     if (grc < 0)
         goto out;
-    grc = add_certs(p12, crt, ca, name, &key_id, password);
+    grc = add_certs(p12, crt, cas, n_cas, name, &key_id, password);
     if (grc < 0)
         goto out;
     grc = add_key(p12, key, name, &key_id, password);

@@ -137,9 +137,11 @@ static void print_uplinks(struct json_object *o)
         return;
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         u = json_object_array_get_idx(arr, i);
+        /* server: the hub it is on; null while not connected. */
         printf("uplink     %s (%s): certificate %lld days left, hub CA %lld days left\n",
                json_object_object_get_ex(u, "name", &v) ? json_object_get_string(v) : "?",
-               json_object_object_get_ex(u, "server", &v) ? json_object_get_string(v) : "?",
+               json_object_object_get_ex(u, "server", &v) && v
+                   ? json_object_get_string(v) : "not connected",
                json_object_object_get_ex(u, "certificate", &v) ? json_object_get_int64(v)
                                                                : -1LL,
                json_object_object_get_ex(u, "hub_ca", &v) ? json_object_get_int64(v) : -1LL);
@@ -192,12 +194,35 @@ int cmd_status(struct console *con, int argc, char **argv)
         else if (ca < 30)
             printf("           the CA expires in %lld days: every peer is refused from then on\n",
                    ca);
+        con_ca_expiry_note(ca);
     }
     printf("sessions   management %lld, tunnel %lld, handshaking %lld\n",
            get_int(o, "sessions", "management"), get_int(o, "sessions", "tunnel"),
            get_int(o, "sessions", "handshaking"));
     printf("bans       %lld address(es) banned now (mtlsgw bans), %lld connection(s) refused\n",
            get_int(o, "bans", "banned"), get_int(o, "bans", "refused_total"));
+    /* [trust NAME] issuers (docs/pki.md, "Revocation across hubs"). */
+    if (json_object_object_get_ex(o, "trust", &v)) {
+        json_object_object_foreach(v, name, t) {
+            struct json_object *f;
+            long long age = json_object_object_get_ex(t, "age", &f) && f
+                                ? (long long)json_object_get_int64(f) : -1;
+            char when[48] = "never fetched";
+            if (age >= 0)
+                snprintf(when, sizeof(when), "fetched %lld s ago", age);
+            printf("trust      %s: %s, CRL %lld (%lld revoked), %s%s%s\n", name,
+                   json_object_object_get_ex(t, "fresh", &f) && json_object_get_boolean(f)
+                       ? "fresh"
+                       : "STALE: its peers are refused",
+                   (long long)(json_object_object_get_ex(t, "crl_number", &f)
+                                   ? json_object_get_int64(f) : 0),
+                   (long long)(json_object_object_get_ex(t, "revoked", &f)
+                                   ? json_object_get_int64(f) : 0),
+                   when,
+                   json_object_object_get_ex(t, "error", &f) ? "; last error: " : "",
+                   json_object_object_get_ex(t, "error", &f) ? json_object_get_string(f) : "");
+        }
+    }
     if (json_object_object_get_ex(o, "sessions_list", &list) &&
         json_object_array_length(list) > 0) {
         printf("\n%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-4s %-20s %10s %10s\n", "ID",
@@ -206,9 +231,15 @@ int cmd_status(struct console *con, int argc, char **argv)
         for (size_t i = 0; i < json_object_array_length(list); i++) {
             struct json_object *s = json_object_array_get_idx(list, i), *f;
 #define F(k) (json_object_object_get_ex(s, k, &f) ? json_object_get_string(f) : "-")
+            char who[96];
+            /* A [trust] issuer's peer: NAME@ISSUER, who vouched. */
+            snprintf(who, sizeof(who), "%s", F("peer"));
+            if (json_object_object_get_ex(s, "issuer", &f))
+                snprintf(who + strlen(who), sizeof(who) - strlen(who), "@%s",
+                         json_object_get_string(f));
             /* DATA: the channel carrying a tunnel's packets (udp or tcp). */
             printf("%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-4s %-20s %10s %10s\n", F("id"),
-                   F("peer"), F("role"), F("listener"), F("remote"), F("interface"),
+                   who, F("role"), F("listener"), F("remote"), F("interface"),
                    F("address"), F("channel"), F("since"), F("bytes_in"), F("bytes_out"));
 #undef F
         }

@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "p11.h"
 #include "pki.h"
+#include "pki-chain.h"
 #include "privs.h"
 #include "registry.h"
 #include "verify.h"
@@ -206,16 +207,36 @@ static int join_device_csr(struct console *con, struct pki *pki, const char *nam
     return 0;
 }
 
-/* As the daemon's user: the hub's CA certificates and the device's. 0, or
+/* As the daemon's user: the hub's CA certificates and the device's. The
+ * roots among the CAs go to hub-ca.crt (what the uplink trusts), the
+ * intermediates after the device's certificate (what it sends), so that
+ * a hub under the same root that never issued it can build its path. 0, or
  * -1 as the invoker after a message. */
 static int join_write(const char *ca_path, const char *dev_path, gnutls_x509_crt_t crt,
                       gnutls_x509_crt_t *cas, size_t n_cas)
 {
     gnutls_datum_t pem = {0}, ca_pem = {0};
+    gnutls_x509_crt_t *roots = calloc(n_cas + 1, sizeof(*roots));
+    gnutls_x509_crt_t *mine = calloc(n_cas + 1, sizeof(*mine));
+    size_t n_roots = 0, n_mine = 1;
     const char *failed;
     int rc = -1;
 
-    if (pki_cert_pem(crt, &pem) < 0 || certs_pem(cas, n_cas, &ca_pem) < 0) {
+    if (!roots || !mine)
+        goto out;
+    mine[0] = crt;
+    for (size_t i = 0; i < n_cas; i++) {
+        if (pki_cert_is_root(cas[i]))
+            roots[n_roots++] = cas[i];
+        else
+            mine[n_mine++] = cas[i];
+    }
+    if (n_roots == 0) { /* no root sent: trust what was, as before */
+        memcpy(roots, cas, n_cas * sizeof(*roots));
+        n_roots = n_cas;
+        n_mine = 1;
+    }
+    if (pki_certs_pem(mine, n_mine, &pem) < 0 || certs_pem(roots, n_roots, &ca_pem) < 0) {
         con_as_invoker();
         con_err("join", "cannot encode the certificates");
         goto out;
@@ -234,9 +255,25 @@ static int join_write(const char *ca_path, const char *dev_path, gnutls_x509_crt
         rc = -1;
     }
 out:
+    free(roots);
+    free(mine);
     gnutls_free(pem.data);
     gnutls_free(ca_pem.data);
     return rc;
+}
+
+/* The CA certificate of cas whose SHA-256 is pin (a pinned root), or NULL
+ * when the pin was the hub's own certificate's. */
+static gnutls_x509_crt_t pinned_ca(gnutls_x509_crt_t *cas, size_t n_cas, const unsigned char *pin)
+{
+    for (size_t i = 0; i < n_cas; i++) {
+        unsigned char fp[32];
+        size_t len = sizeof(fp);
+        if (gnutls_x509_crt_get_fingerprint(cas[i], GNUTLS_DIG_SHA256, fp, &len) == 0 &&
+            len == sizeof(fp) && memcmp(fp, pin, sizeof(fp)) == 0)
+            return cas[i];
+    }
+    return NULL;
 }
 
 int cmd_join(struct console *con, int argc, char **argv)
@@ -247,7 +284,7 @@ int cmd_join(struct console *con, int argc, char **argv)
     struct pki *pki = NULL;
     gnutls_privkey_t key = NULL;
     gnutls_x509_crq_t crq = NULL;
-    gnutls_x509_crt_t crt = NULL, *cas = NULL;
+    gnutls_x509_crt_t crt = NULL, *cas = NULL, anchor = NULL;
     char *dev_path = NULL, *ca_path = NULL;
     size_t n_cas = 0;
     unsigned status = 0;
@@ -281,8 +318,16 @@ int cmd_join(struct console *con, int argc, char **argv)
     o.pin = a.fp_s ? a.pin : NULL;
     o.tls_min = con->cfg->mgmt.tls_min;
     o.timeout = 30;
-    if (est_get_cacerts(&o, &cas, &n_cas, err, sizeof(err)) < 0 ||
-        est_simpleenroll(&o, a.name, a.code, crq, &crt, err, sizeof(err)) < 0) {
+    rc = est_get_cacerts(&o, &cas, &n_cas, err, sizeof(err));
+    if (rc == 0 && o.pin && (anchor = pinned_ca(cas, n_cas, o.pin))) {
+        /* The root was pinned and cacerts proved the hub chains to it: the
+         * code goes only to a hub whose chain and name verify to that root. */
+        o.pin = NULL;
+        o.anchors = &anchor;
+        o.n_anchors = 1;
+    }
+    rc = EXIT_FAIL;
+    if (!cas || est_simpleenroll(&o, a.name, a.code, crq, &crt, err, sizeof(err)) < 0) {
         con_as_invoker();
         con_err("join", "%s: %s", a.url, err);
         goto out;

@@ -12,8 +12,10 @@
 
 #include "config.h"
 #include "console.h"
+#include "pki-rollover.h"
 #include "pki.h"
 #include "registry.h"
+#include "trustdb.h"
 #include "verify.h"
 
 #define CERT_FILE_MAX (1024 * 1024)
@@ -99,6 +101,7 @@ static bool status_matches(const struct peer *p, int status)
 int cmd_peers(struct console *con, int argc, char **argv)
 {
     struct registry *reg = NULL;
+    struct rollover *ro = NULL;
     struct json_object *sessions = NULL;
     bool json = false;
     time_t now = time(NULL);
@@ -111,6 +114,12 @@ int cmd_peers(struct console *con, int argc, char **argv)
     if (load_registry(con, "peers", &reg) != EXIT_OK)
         return EXIT_FAIL;
     sessions = con_daemon_sessions(con);
+    /* During a CA rollover: which CA issued each (ISSUER, "issuer"). */
+    {
+        char err[512] = "";
+        if (rollover_load(con->cfg->pki.dir, &ro, err, sizeof(err)) < 0 && err[0])
+            con_err("peers", "%s", err);
+    }
     if (json) {
         struct json_object *arr = json_object_new_array();
         for (size_t i = 0; i < registry_count(reg); i++) {
@@ -123,14 +132,17 @@ int cmd_peers(struct console *con, int argc, char **argv)
                                    sessions ? json_object_new_boolean(con_peer_online(
                                                   sessions, p->name, p->serial))
                                             : NULL);
+            if (ro)
+                json_object_object_add(o, "issuer",
+                                       json_object_new_string(con_ca_issuer(ro, p)));
             json_object_array_add(arr, o);
         }
         puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                      JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);
     } else {
-        printf("%-20s %-8s %-10s %-6s %-32s %-20s %6s  %s\n", "NAME", "ROLE", "STATUS",
-               "ONLINE", "SERIAL", "NOT-AFTER", "DAYS", "NETWORKS");
+        printf("%-20s %-8s %-10s %-6s %-32s %-20s %6s  %s%s\n", "NAME", "ROLE", "STATUS",
+               "ONLINE", "SERIAL", "NOT-AFTER", "DAYS", ro ? "ISSUER " : "", "NETWORKS");
         for (size_t i = 0; i < registry_count(reg); i++) {
             const struct peer *p = registry_at(reg, i);
             char when[32];
@@ -142,6 +154,8 @@ int cmd_peers(struct console *con, int argc, char **argv)
                    peer_status_name(p->status),
                    !sessions ? "-" : con_peer_online(sessions, p->name, p->serial) ? "yes" : "no",
                    p->serial, when, (long long)((p->not_after - (int64_t)now) / 86400));
+            if (ro)
+                printf("%-6s ", con_ca_issuer(ro, p));
             print_networks(p, stdout);
             putchar('\n');
         }
@@ -152,6 +166,7 @@ int cmd_peers(struct console *con, int argc, char **argv)
     }
     json_object_put(sessions);
     registry_free(reg);
+    rollover_free(ro);
     return EXIT_OK;
 }
 
@@ -233,15 +248,116 @@ static int read_chain(const char *path, gnutls_x509_crt_t *chain, unsigned *n)
     return 0;
 }
 
+static void dn_print(const char *prefix, gnutls_x509_crt_t crt, bool issuer)
+{
+    gnutls_datum_t dn = {0};
+    int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0)
+                    : gnutls_x509_crt_get_dn3(crt, &dn, 0);
+
+    printf("%s%s", prefix, rc == 0 ? (const char *)dn.data : "?");
+    gnutls_free(dn.data);
+}
+
+static bool is_anchor(const struct trust *t, gnutls_x509_crt_t crt)
+{
+    for (size_t i = 0; i < t->n_cas; i++)
+        if (gnutls_x509_crt_equals(crt, t->cas[i]))
+            return true;
+    return false;
+}
+
+/* The issuer of crt among what the peer sent, then this gateway's
+ * intermediates and roots; where it came from in *from. */
+static gnutls_x509_crt_t find_issuer(const struct trust *t, const gnutls_x509_crt_t *chain,
+                                     unsigned n, gnutls_x509_crt_t crt, const char **from)
+{
+    for (unsigned i = 1; i < n; i++)
+        if (!gnutls_x509_crt_equals(chain[i], crt) && gnutls_x509_crt_check_issuer(crt, chain[i])) {
+            *from = is_anchor(t, chain[i]) ? "root, trusted" : "sent with the certificate";
+            return chain[i];
+        }
+    for (size_t i = 0; i < t->n_chain; i++)
+        if (gnutls_x509_crt_check_issuer(crt, t->chain[i])) {
+            *from = "intermediate, chain.pem";
+            return t->chain[i];
+        }
+    for (size_t i = 0; i < t->n_cas; i++)
+        if (gnutls_x509_crt_check_issuer(crt, t->cas[i])) {
+            *from = "root in ca.crt, trusted";
+            return t->cas[i];
+        }
+    return NULL;
+}
+
+/* iss, depth links above the certificate, has depth - 1 CAs between
+ * them: more than its pathLenConstraint allows fails this link. */
+static bool path_len_exceeded(gnutls_x509_crt_t iss, unsigned depth)
+{
+    unsigned critical = 0, ca = 0;
+    int path_len = -1;
+
+    if (gnutls_x509_crt_get_basic_constraints(iss, &critical, &ca, &path_len) < 0 ||
+        path_len < 0 || depth <= (unsigned)path_len)
+        return false;
+    dn_print("\n  X ", iss, false);
+    printf(" allows %d CA%s below it, the path has %u: this link fails\n", path_len,
+           path_len == 1 ? "" : "s", depth);
+    return true;
+}
+
+/*
+ * The path from the certificate up, one line per link, and the link that
+ * fails: an issuer not known here, or a signature or CA flag that does not
+ * hold. The verdict (verify.c) judges the whole path; this shows where.
+ */
+static void explain_path(const struct trust *t, const gnutls_x509_crt_t *chain, unsigned n)
+{
+    gnutls_x509_crt_t cur = chain[0], iss;
+    const char *from = "";
+
+    printf("chain built:\n");
+    for (unsigned depth = 0; depth < CHAIN_MAX; depth++) {
+        unsigned status = 0;
+        gnutls_datum_t txt = {0};
+
+        dn_print(depth ? "  ^ " : "    ", cur, false);
+        if (depth)
+            printf(" (%s)", from);
+        if (is_anchor(t, cur)) {
+            printf("\n");
+            return;
+        }
+        iss = find_issuer(t, chain, n, cur, &from);
+        if (!iss) {
+            dn_print("\n  X issuer ", cur, true);
+            printf(" is not known here: this link fails (the root and intermediates this "
+                   "gateway trusts are ca.crt and chain.pem)\n");
+            return;
+        }
+        if (path_len_exceeded(iss, depth))
+            return;
+        if (gnutls_x509_crt_verify(cur, &iss, 1,
+                                   GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                                       GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+                                   &status) < 0 ||
+            status) {
+            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0);
+            dn_print("\n  X not accepted as issued by ", iss, false);
+            printf(": %s: this link fails\n", txt.data ? (const char *)txt.data : "?");
+            gnutls_free(txt.data);
+            return;
+        }
+        printf("\n");
+        cur = iss;
+    }
+}
+
 int cmd_explain(struct console *con, int argc, char **argv)
 {
     gnutls_x509_crt_t chain[CHAIN_MAX] = {0};
     unsigned n = 0;
     struct pki *pki = NULL;
-    struct registry *reg = NULL;
-    gnutls_x509_crt_t ca = NULL;
-    gnutls_x509_crl_t crl = NULL;
-    struct trust tr = {0};
+    struct trustdb *db = NULL;
     struct verdict v;
     char err[512] = "";
     int rc = EXIT_FAIL;
@@ -252,23 +368,21 @@ int cmd_explain(struct console *con, int argc, char **argv)
         return EXIT_FAIL;
     if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
         goto out;
-    if (pki_read_cert(pki->ca_path, &ca, err, sizeof(err)) < 0 ||
-        pki_load_registry(pki, &reg, err, sizeof(err)) < 0 ||
-        pki_read_crl(pki, &crl, err, sizeof(err)) < 0) {
+    /* What the daemon loads: the root, the intermediates, every anchor of
+     * ca.crt (both CAs during a rollover), the CRLs checked against them,
+     * the registry. */
+    if (trustdb_load(pki, &db, err, sizeof(err)) < 0) {
         con_err("explain", "%s", err);
         goto out;
     }
-    tr.cas = &ca;
-    tr.n_cas = 1;
-    tr.crl = crl;
-    tr.reg = reg;
-    if (verify_peer(&tr, chain, n, time(NULL),
+    if (verify_peer(trustdb_trust(db), chain, n, time(NULL),
                     VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
                     &v) < 0) {
         con_err("explain", "cannot verify %s", argv[1]);
         goto out;
     }
     printf("certificate: %s, serial %s\n", v.subject, v.serial[0] ? v.serial : "?");
+    explain_path(trustdb_trust(db), chain, n);
     if (v.code != VERDICT_OK) {
         printf("refused: %s\n", v.reason);
         goto out;
@@ -291,11 +405,7 @@ int cmd_explain(struct console *con, int argc, char **argv)
 out:
     for (unsigned i = 0; i < n; i++)
         gnutls_x509_crt_deinit(chain[i]);
-    if (ca)
-        gnutls_x509_crt_deinit(ca);
-    if (crl)
-        gnutls_x509_crl_deinit(crl);
-    registry_free(reg);
+    trustdb_unref(db);
     pki_free(pki);
     return rc;
 }

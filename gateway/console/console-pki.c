@@ -16,6 +16,7 @@
 #include "console.h"
 #include "p11.h"
 #include "pki.h"
+#include "pki-chain.h"
 #include "privs.h"
 #include "registry.h"
 #include "verify.h"
@@ -33,6 +34,28 @@ static int open_pki(struct console *con, struct pki **pki)
         return -ENOMEM;
     }
     return 0;
+}
+
+static void init_report(const struct console *con, const struct pki *pki,
+                        const struct pki_init_opts *o)
+{
+    unsigned char fp[32];
+    size_t fplen = sizeof(fp);
+
+    printf("CA '%s CA' and gateway key made on %s (%s, not extractable)\n", o->cn,
+           con->cfg->token.uri, p11_key_type_name((enum p11_key_type)o->key_type));
+    printf("  CA certificate       %s (%u days)\n", pki->ca_path, o->days);
+    printf("  gateway certificate  %s (", pki->gw_path);
+    for (size_t i = 0; i < o->n_hosts; i++)
+        printf("%s%s", i ? ", " : "", o->hosts[i]);
+    printf(")\n  CRL                  %s\n  registry             %s\n", pki->crl_path,
+           pki->reg_path);
+    if (gnutls_x509_crt_get_fingerprint(pki->ca, GNUTLS_DIG_SHA256, fp, &fplen) == 0) {
+        printf("  CA SHA-256           ");
+        for (size_t i = 0; i < fplen; i++)
+            printf("%02X%s", fp[i], i + 1 < fplen ? ":" : "\n");
+    }
+    printf("next: mtlsgw enroll NAME --role admin|monitor|tunnel --csr FILE\n");
 }
 
 /* init --force over an existing CA: say what is lost, and ask. */
@@ -66,14 +89,20 @@ static int init_confirm(struct pki *pki, bool yes)
     return con_confirm("init", lost, yes);
 }
 
+/* long: one option loop for init's three forms (self-signed, --intermediate,
+ * --import-ca), each handed on once parsed. */
 int cmd_init(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"cn", required_argument, NULL, 'n'},      {"host", required_argument, NULL, 'H'},
         {"key-type", required_argument, NULL, 'k'}, {"days", required_argument, NULL, 'd'},
         {"force", no_argument, NULL, 'f'},          {"yes", no_argument, NULL, 'y'},
+        {"intermediate", no_argument, NULL, 'I'},   {"csr-out", required_argument, NULL, 'O'},
+        {"import-ca", required_argument, NULL, 'A'}, {"chain", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
+    const char *csr_out = NULL, *import_ca = NULL, *chain = NULL;
+    bool intermediate = false;
     const char *hosts[MAX_HOSTS];
     bool yes = false;
     char hostname[256];
@@ -111,12 +140,38 @@ int cmd_init(struct console *con, int argc, char **argv)
         case 'f':
             o.force = true;
             break;
+        case 'I':
+            intermediate = true;
+            break;
+        case 'O':
+            csr_out = optarg;
+            break;
+        case 'A':
+            import_ca = optarg;
+            break;
+        case 'c':
+            chain = optarg;
+            break;
         case 'y':
             yes = true;
             break;
         default:
             return con_usage("init");
         }
+    }
+    if (import_ca || chain) {
+        if (!import_ca || !chain || intermediate || csr_out || o.cn || o.n_hosts ||
+            optind != argc) {
+            con_err("init", "--import-ca FILE goes with --chain FILE (the root, then any "
+                            "intermediates) and nothing else: name and hosts come from "
+                            "'init --intermediate'");
+            return con_usage("init");
+        }
+        return con_init_import(con, import_ca, chain);
+    }
+    if (intermediate != (csr_out != NULL)) {
+        con_err("init", "--intermediate and --csr-out FILE go together");
+        return con_usage("init");
     }
     if (!o.cn || optind != argc) {
         if (!o.cn)
@@ -137,25 +192,14 @@ int cmd_init(struct console *con, int argc, char **argv)
     }
     o.hosts = hosts;
     o.actor = con->actor;
+    if (intermediate)
+        return con_init_intermediate(con, &o, csr_out);
     if (open_pki(con, &pki) < 0)
         return EXIT_FAIL;
     if (o.force && (rc = init_confirm(pki, yes)) != EXIT_OK)
         goto out;
     rc = EXIT_FAIL;
-    /* The parent (/etc/mtlsgw) belongs to root: make the pki dir as root and
-     * hand it to the daemon's user, who writes everything inside it. */
-    if (access(pki->dir, F_OK) < 0) {
-        rc = fs_mkdir(pki->dir, 0750);
-        if (rc == 0 && chown(pki->dir, privs_daemon_uid(), privs_daemon_gid()) < 0)
-            rc = -errno;
-        if (rc < 0) {
-            con_err("init", "cannot create pki dir %s: %s", pki->dir, strerror(-rc));
-            rc = EXIT_FAIL;
-            goto out;
-        }
-        rc = EXIT_FAIL;
-    }
-    if (con_as_daemon() < 0)
+    if (con_make_pki_dir("init", pki->dir) < 0 || con_as_daemon() < 0)
         goto out;
     if (pki_init(pki, &o, err, sizeof(err)) < 0) {
         con_as_invoker();
@@ -163,24 +207,7 @@ int cmd_init(struct console *con, int argc, char **argv)
         goto out;
     }
     con_as_invoker();
-    printf("CA '%s CA' and gateway key made on %s (%s, not extractable)\n", o.cn,
-           con->cfg->token.uri, p11_key_type_name((enum p11_key_type)o.key_type));
-    printf("  CA certificate       %s (%u days)\n", pki->ca_path, o.days);
-    printf("  gateway certificate  %s (", pki->gw_path);
-    for (size_t i = 0; i < o.n_hosts; i++)
-        printf("%s%s", i ? ", " : "", hosts[i]);
-    printf(")\n  CRL                  %s\n  registry             %s\n", pki->crl_path,
-           pki->reg_path);
-    {
-        unsigned char fp[32];
-        size_t fplen = sizeof(fp);
-        if (gnutls_x509_crt_get_fingerprint(pki->ca, GNUTLS_DIG_SHA256, fp, &fplen) == 0) {
-            printf("  CA SHA-256           ");
-            for (size_t i = 0; i < fplen; i++)
-                printf("%02X%s", fp[i], i + 1 < fplen ? ":" : "\n");
-        }
-    }
-    printf("next: mtlsgw enroll NAME --role admin|monitor|tunnel --csr FILE\n");
+    init_report(con, pki, &o);
     rc = EXIT_OK;
 out:
     pki_free(pki);
@@ -302,6 +329,7 @@ out:
 struct enroll_out {
     const char *path;     /* --out or --p12, NULL: print after commit */
     bool p12;
+    bool leaf_only;       /* --leaf-only: the certificate without the chain */
     bool force;           /* --force: replace a file, write through a symbolic link */
     gnutls_x509_privkey_t softkey;
     const char *password;
@@ -320,13 +348,22 @@ static int enroll_write(void *ctx, gnutls_x509_crt_t crt, char *err, size_t errl
     if (!eo->path)
         return 0;
     if (eo->p12) {
-        rc = p11_p12_export(eo->softkey, crt, eo->pki->ca, eo->name, eo->password, &data);
+        /* The chain up to the root: keytool and browsers build the path
+         * with the root alone trusted (docs/pki.md). */
+        gnutls_x509_crt_t *cas = NULL;
+        size_t n_cas = 0;
+        rc = pki_chain_to_root(eo->pki, &cas, &n_cas, err, errlen);
+        if (rc == 0)
+            rc = p11_p12_export_chain(eo->softkey, crt, cas, n_cas, eo->name, eo->password,
+                                      &data);
+        pki_free_certs(cas, n_cas);
         if (rc < 0) {
             snprintf(err, errlen, "enroll %s: cannot make the PKCS#12: %s", eo->name,
                      strerror(-rc));
             return rc;
         }
-    } else if (pki_cert_pem(crt, &data) < 0) {
+    } else if ((eo->leaf_only ? pki_cert_pem(crt, &data)
+                              : pki_cert_chain_pem(eo->pki, crt, &data, err, errlen)) < 0) {
         snprintf(err, errlen, "enroll %s: cannot encode the certificate", eo->name);
         return -EINVAL;
     }
@@ -355,6 +392,7 @@ struct enroll_args {
     enum p11_key_type kt;
     enum peer_role role;
     bool force, allow_default;
+    bool leaf_only;
 };
 
 /* The key to certify: a CSR's public key, or (--p12) a new software key. */
@@ -398,6 +436,7 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         {"days", required_argument, NULL, 'd'},
         {"key-type", required_argument, NULL, 'k'},
         {"force", no_argument, NULL, 'f'},
+        {"leaf-only", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     int c, rc;
@@ -439,6 +478,9 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         case 'f':
             a->force = true;
             break;
+        case 'L':
+            a->leaf_only = true;
+            break;
         case 'A':
             a->allow_default = true;
             break;
@@ -447,7 +489,8 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         }
     }
     if (optind + 1 != argc || !a->role_s || (!a->csr_path == !a->p12) ||
-        (a->csr_path && a->pwfile) || (a->p12 && !a->pwfile) || (a->p12 && a->out)) {
+        (a->csr_path && a->pwfile) || (a->p12 && !a->pwfile) || (a->p12 && a->out) ||
+        (a->p12 && a->leaf_only)) {
         if (optind + 1 != argc)
             con_err("enroll", "give exactly one peer NAME");
         else if (!a->role_s)
@@ -457,8 +500,8 @@ static int enroll_parse(int argc, char **argv, struct enroll_args *a)
         else if (a->p12 && !a->pwfile)
             con_err("enroll", "--p12 needs --password-file FILE");
         else
-            con_err("enroll", "--out and --password-file do not go with %s",
-                    a->csr_path ? "--csr" : "--p12");
+            con_err("enroll", "--out%s and --password-file do not go with %s",
+                    a->p12 ? ", --leaf-only" : "", a->csr_path ? "--csr" : "--p12");
         return con_usage("enroll");
     }
     a->name = argv[optind];
@@ -533,7 +576,9 @@ static void enroll_report(const struct enroll_out *eo, enum peer_role role,
     time_format_utc(gnutls_x509_crt_get_expiration_time(crt), when, sizeof(when));
     if (!eo->path) {
         gnutls_datum_t pem = {0};
-        if (pki_cert_pem(crt, &pem) == 0)
+        char err[256];
+        if ((eo->leaf_only ? pki_cert_pem(crt, &pem)
+                           : pki_cert_chain_pem(eo->pki, crt, &pem, err, sizeof(err))) == 0)
             fwrite(pem.data, 1, pem.size, stdout);
         gnutls_free(pem.data);
     }
@@ -564,6 +609,7 @@ int cmd_enroll(struct console *con, int argc, char **argv)
     eo.path = a.csr_path ? a.out : a.p12;
     eo.p12 = a.p12 != NULL;
     eo.force = a.force;
+    eo.leaf_only = a.leaf_only;
     eo.softkey = k.softkey;
     eo.password = k.password;
     eo.name = a.name;

@@ -21,13 +21,34 @@
 static const struct command commands[] = {
     {"init", cmd_init,
      "init --cn NAME [--host NAME]... [--key-type ec-p256|ec-p384|rsa-3072] [--days N] "
-     "[--force [--yes]]",
+     "[--force [--yes]] [--intermediate --csr-out FILE] | init --import-ca CERT --chain ROOT",
      "Generate the CA key and the gateway key on the token, write ca.crt, gateway.crt,\n"
      "an empty CRL and an empty registry in the pki dir. --days is the CA's lifetime\n"
      "(default 3650); the gateway certificate lasts at most 397 days. --host (DNS name\n"
      "or IP address, repeatable) defaults to this machine's hostname. --force replaces\n"
      "an existing CA (every peer must then be enrolled again): it says so and asks on\n"
-     "the terminal; --yes answers for scripts."},
+     "the terminal; --yes answers for scripts.\n"
+     "As an intermediate under an organization's root (docs/pki.md):\n"
+     "  init --intermediate --cn NAME [--host NAME]... [--key-type T] --csr-out FILE\n"
+     "    makes the CA and gateway keys on the token and writes the CA's CSR to FILE;\n"
+     "  init --import-ca CERT --chain ROOT\n"
+     "    checks the certificate the root signed (the token's CA key; CA:TRUE,\n"
+     "    keyCertSign, cRLSign; a path from it to the root in ROOT, path lengths\n"
+     "    respected) and finishes: ca.crt is the root, chain.pem the intermediates,\n"
+     "    gateway.crt the gateway certificate followed by the intermediates."},
+    {"root", cmd_root,
+     "root init --cn NAME [--key-type T] [--days N] | root sign --csr FILE --out FILE "
+     "[--path-len N] [--days N] [--force] | root revoke SERIAL|FILE [--reason R] | "
+     "root crl [--out FILE] | root list [--json]",
+     "An organization's root CA on a token of its own, offline (docs/pki.md). Give it\n"
+     "its own config (mtlsgw -c root.conf root ...): [token] the root's token, [pki] dir\n"
+     "its state (root.crt, root-crl.pem, issued.json, audit.log).\n"
+     "  init    makes the root key (label mtlsgw-root, default ec-p384, 7300 days)\n"
+     "  sign    signs an appliance's CSR (init --intermediate) as an intermediate CA,\n"
+     "          path length 0 and 1825 days unless told\n"
+     "  revoke  revokes an intermediate (a compromised appliance) and re-signs the CRL\n"
+     "  crl     re-signs the root's CRL ([pki] crl-days) and prints or writes it\n"
+     "  list    the intermediates signed"},
     {"csr", cmd_csr,
      "csr --cn NAME --out FILE [--key-type ec-p256|ec-p384|rsa-3072] [--new-key] [--force]",
      "Device side: make the device key on this appliance's token if absent and write a\n"
@@ -36,12 +57,15 @@ static const struct command commands[] = {
      "device or a FIFO (written in place); an existing file or a symbolic link only\n"
      "with --force."},
     {"enroll", cmd_enroll,
-     "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] | --p12 FILE "
-     "--password-file FILE) [--network CIDR]... [--allow-default] [--days N] [--force]",
+     "enroll NAME --role admin|monitor|tunnel (--csr FILE [--out FILE] [--leaf-only] | "
+     "--p12 FILE --password-file FILE) [--network CIDR]... [--allow-default] [--days N] "
+     "[--force]",
      "Issue a client certificate (clientAuth, URI SAN urn:mtlsgw:role:ROLE, default 397\n"
      "days) and record the peer in the registry. With --csr the certificate is written\n"
-     "to --out or printed. With --p12 the key is made here (off-token) and written with\n"
-     "the certificate and the CA to a PKCS#12 protected by the password in the file\n"
+     "to --out or printed, followed by the intermediates of chain.pem when this CA is\n"
+     "an intermediate (--leaf-only: the certificate alone). With --p12 the key is made\n"
+     "here (off-token) and written with the certificate, the intermediates and the root\n"
+     "to a PKCS#12 protected by the password in the file\n"
      "(- reads it from stdin). --network takes a prefix with its length; one that\n"
      "overlaps another of the peer's or another peer's is refused, and 0.0.0.0/0 or\n"
      "::/0 needs --allow-default.\n"
@@ -114,6 +138,24 @@ static const struct command commands[] = {
      "replaces the names; without it they are kept. --days defaults to the current\n"
      "lifetime (at most 397). The running daemon serves it to new handshakes at once;\n"
      "open sessions and tunnels stay up. Exit 3 when it did not switch."},
+    {"ca", cmd_ca,
+     "ca rollover [--key-type ec-p256|ec-p384|rsa-3072] [--days N] [--yes] | "
+     "ca retire-old [--force] [--yes]",
+     "rollover: make a new CA key on the token and a new CA certificate, cross-certify\n"
+     "the old and the new CA both ways, and trust both: ca.crt holds both anchors,\n"
+     "gateway.crt is reissued by the new CA (with the cross certificate, so peers that\n"
+     "hold only the old anchor still verify it), new and renewed certificates come from\n"
+     "the new CA, and both CRLs are kept fresh. retire-old: end the overlap once\n"
+     "'mtlsgw peers' shows no active peer on the old CA (refused with the list\n"
+     "otherwise, unless --force). Both ask on a terminal; --yes for scripts."},
+    {"backup", cmd_backup, "backup --out FILE [--force]",
+     "Write the state (registry, issued certificates, CRLs, invites, CA and chain\n"
+     "certificates, audit log, config) to FILE as a POSIX tar. Never a key (they\n"
+     "cannot leave the token) and never the PIN (docs/backup.md)."},
+    {"restore", cmd_restore, "restore FILE [--force] [--unrevoke]",
+     "Put back the state a backup holds, atomically, after checking that the token\n"
+     "holds the CA key of its ca.crt. A live setup (ca.crt in the pki dir) is only\n"
+     "replaced with --force; it is then kept in <pki dir>.before-restore-STAMP."},
     {"explain", cmd_explain, "explain CERT",
      "Say what the certificate in CERT (PEM or DER) would be granted, or exactly why it\n"
      "would be refused, without a connection. Exit 0 when granted, 1 when refused."},

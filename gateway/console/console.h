@@ -86,6 +86,15 @@ bool con_peer_online(struct json_object *sessions, const char *name, const char 
 
 int cmd_sessions(struct console *con, int argc, char **argv);
 int cmd_init(struct console *con, int argc, char **argv);
+int cmd_root(struct console *con, int argc, char **argv);
+
+/* init --intermediate and init --import-ca (console-ca.c). */
+struct pki_init_opts;
+int con_init_intermediate(struct console *con, const struct pki_init_opts *o,
+                          const char *csr_out);
+int con_init_import(struct console *con, const char *cert, const char *chain);
+/* The pki dir made as root and handed to the daemon's user (init). */
+int con_make_pki_dir(const char *cmd, const char *dir);
 int cmd_csr(struct console *con, int argc, char **argv);
 int cmd_enroll(struct console *con, int argc, char **argv);
 int cmd_revoke(struct console *con, int argc, char **argv);
@@ -108,6 +117,16 @@ int cmd_reissue(struct console *con, int argc, char **argv);
  * whether argv asks for it. */
 bool con_show_wants_pem(int argc, char **argv);
 int con_show_pem(struct console *con, int argc, char **argv);
+/* ca rollover, ca retire-old (console-rollover.c). */
+int cmd_ca(struct console *con, int argc, char **argv);
+int cmd_backup(struct console *con, int argc, char **argv);
+int cmd_restore(struct console *con, int argc, char **argv);
+/* During a CA rollover, "old" or "new": which CA issued p ("-" without). */
+struct rollover;
+struct peer;
+const char *con_ca_issuer(const struct rollover *ro, const struct peer *p);
+/* status: the warning 180, 90 and 30 days before the CA expires. */
+void con_ca_expiry_note(long long days);
 
 /*
  * Tell the running daemon that registry and CRL changed in pki's dir, and

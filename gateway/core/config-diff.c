@@ -40,6 +40,9 @@ static const struct restart_key {
     U("[tunnel] offload", tunnel.offload),
     {"[firewall] gate", GATE, offsetof(struct config, fw.gate), 0},
     S("[enroll] listen", enroll.listen),
+    U("[enroll] tls-min", enroll.tls_min),
+    S("[crl] listen", crl.listen),
+    S("[pki] crl-url", pki.crl_url),
 #undef S
 #undef U
 };
@@ -83,7 +86,13 @@ static bool key_differs(const struct restart_key *k, const struct config *o,
 
 static bool uplink_differs(const struct cfg_uplink *a, const struct cfg_uplink *b)
 {
-    if (str_differs(a->server, b->server) || str_differs(a->server_name, b->server_name) ||
+    if (a->n_servers != b->n_servers || a->server_random != b->server_random ||
+        a->prefer_first != b->prefer_first || a->probe_interval != b->probe_interval)
+        return true;
+    for (unsigned i = 0; i < a->n_servers; i++)
+        if (str_differs(a->servers[i], b->servers[i]))
+            return true;
+    if (str_differs(a->server_name, b->server_name) ||
         str_differs(a->cert, b->cert) || str_differs(a->ca, b->ca) ||
         str_differs(a->key, b->key) || str_differs(a->enroll, b->enroll) ||
         a->n_accept_routes != b->n_accept_routes)
@@ -143,6 +152,11 @@ size_t config_restart_diff(const struct config *o, const struct config *n, char 
             continue;
         snprintf(name, sizeof(name), "[uplink %s] (added)", n->uplinks[i].name);
         add(out, len, &used, name, NULL);
+        count++;
+    }
+    /* [trust NAME] sections: the fetcher holds them from the start. */
+    if (o->n_trusts != n->n_trusts) {
+        add(out, len, &used, "[trust] sections", NULL);
         count++;
     }
     return count;

@@ -38,14 +38,20 @@ enum key_type {
     KEY_PEER_NETWORKS,
     KEY_MTU,
     KEY_GATE,
-    KEY_HOSTPORT,
+    KEY_SERVERS,
+    KEY_ORDER,
     KEY_URL,
     KEY_BOOL,
     KEY_UDP,
+    KEY_HTTP_URL,
+    KEY_ROLES,
+    KEY_STALE,
 };
 
 /* Keys of [uplink NAME] sections: offsets into struct cfg_uplink. */
 #define UPLINK 0x1000
+/* Keys of [trust NAME] sections: offsets into struct cfg_trust. */
+#define TRUST 0x2000
 
 struct key_def {
     const char *name; /* "section.key" */
@@ -66,15 +72,23 @@ _Static_assert(offsetof(struct config, tunnel.n_peer_networks) ==
 _Static_assert(offsetof(struct cfg_uplink, n_accept_routes) ==
                    offsetof(struct cfg_uplink, accept_routes) + sizeof(char *[CFG_MAX_LIST]),
                "accept-routes: count after the list");
+_Static_assert(offsetof(struct cfg_uplink, n_servers) ==
+                   offsetof(struct cfg_uplink, servers) + sizeof(char *[CFG_MAX_LIST]),
+               "server: count after the list");
+_Static_assert(offsetof(struct cfg_trust, n_networks) ==
+                   offsetof(struct cfg_trust, networks) + sizeof(char *[CFG_MAX_LIST]),
+               "networks: count after the list");
 
 /* Sorted by name: looked up with bsearch. */
 static const struct key_def key_table[] = {
+    {"crl.listen", KEY_LISTEN, offsetof(struct config, crl.listen)},
     {"daemon.ban-threshold", KEY_COUNT, offsetof(struct config, daemon.ban_threshold)},
     {"daemon.ban-time", KEY_SECONDS, offsetof(struct config, daemon.ban_time)},
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
     {"daemon.log-level", KEY_LOG_LEVEL, offsetof(struct config, daemon.log_level)},
     {"daemon.user", KEY_USER, offsetof(struct config, daemon.user)},
     {"enroll.listen", KEY_LISTEN, offsetof(struct config, enroll.listen)},
+    {"enroll.tls-min", KEY_TLS_VERSION, offsetof(struct config, enroll.tls_min)},
     {"firewall.gate", KEY_GATE, offsetof(struct config, fw.gate)},
     {"firewall.gate-timeout", KEY_SECONDS, offsetof(struct config, fw.gate_timeout)},
     {"management.cert", KEY_PATH, offsetof(struct config, mgmt.cert)},
@@ -88,11 +102,18 @@ static const struct key_def key_table[] = {
     {"management.tls-min", KEY_TLS_VERSION, offsetof(struct config, mgmt.tls_min)},
     {"pki.auto-renew", KEY_BOOL, offsetof(struct config, pki.auto_renew)},
     {"pki.crl-days", KEY_DAYS, offsetof(struct config, pki.crl_days)},
+    {"pki.crl-url", KEY_HTTP_URL, offsetof(struct config, pki.crl_url)},
     {"pki.dir", KEY_PATH, offsetof(struct config, pki.dir)},
     {"pki.peer-days", KEY_DAYS, offsetof(struct config, pki.peer_days)},
     {"token.module", KEY_PATH, offsetof(struct config, token.module)},
     {"token.pin-file", KEY_PATH, offsetof(struct config, token.pin_file)},
     {"token.uri", KEY_PKCS11_URI, offsetof(struct config, token.uri)},
+    {"trust.ca", KEY_PATH | TRUST, offsetof(struct cfg_trust, ca)},
+    {"trust.crl-url", KEY_HTTP_URL | TRUST, offsetof(struct cfg_trust, crl_url)},
+    {"trust.max-stale", KEY_STALE | TRUST, offsetof(struct cfg_trust, max_stale)},
+    {"trust.networks", KEY_CIDR_LIST | TRUST, offsetof(struct cfg_trust, networks)},
+    {"trust.refresh", KEY_SECONDS | TRUST, offsetof(struct cfg_trust, refresh)},
+    {"trust.roles", KEY_ROLES | TRUST, offsetof(struct cfg_trust, roles)},
     {"tunnel.handshake-timeout", KEY_SECONDS, offsetof(struct config, tunnel.handshake_timeout)},
     {"tunnel.keepalive", KEY_SECONDS, offsetof(struct config, tunnel.keepalive)},
     {"tunnel.listen", KEY_LISTEN, offsetof(struct config, tunnel.listen)},
@@ -109,12 +130,15 @@ static const struct key_def key_table[] = {
     {"uplink.cert", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, cert)},
     {"uplink.enroll", KEY_URL | UPLINK, offsetof(struct cfg_uplink, enroll)},
     {"uplink.key", KEY_KEYREF | UPLINK, offsetof(struct cfg_uplink, key)},
-    {"uplink.server", KEY_HOSTPORT | UPLINK, offsetof(struct cfg_uplink, server)},
+    {"uplink.prefer-first", KEY_BOOL | UPLINK, offsetof(struct cfg_uplink, prefer_first)},
+    {"uplink.probe-interval", KEY_SECONDS | UPLINK, offsetof(struct cfg_uplink, probe_interval)},
+    {"uplink.server", KEY_SERVERS | UPLINK, offsetof(struct cfg_uplink, servers)},
     {"uplink.server-name", KEY_STRING | UPLINK, offsetof(struct cfg_uplink, server_name)},
+    {"uplink.server-order", KEY_ORDER | UPLINK, offsetof(struct cfg_uplink, server_random)},
 };
 
-static const char *const sections[] = {"daemon", "enroll", "firewall", "management", "pki",
-                                       "token",  "tunnel", "uplink"};
+static const char *const sections[] = {"crl",   "daemon", "enroll", "firewall", "management",
+                                       "pki",   "token",  "trust",  "tunnel",   "uplink"};
 
 struct errbuf {
     char *text;
@@ -346,6 +370,56 @@ bad_service:
     return NULL;
 }
 
+/* "HOST:PORT": a name, an IPv4 address or [IPv6], and a port. */
+static bool hostport_ok(const char *value)
+{
+    const char *colon = strrchr(value, ':');
+    unsigned port;
+
+    return colon && colon != value && !parse_range(colon + 1, 1, 65535, "x", &port);
+}
+
+/*
+ * [uplink NAME] server: one or more HOST:PORT, tried in this order; the
+ * word "random" among them asks for a random order (as server-order =
+ * random does). Replaces what was there.
+ */
+static const char *set_servers(struct cfg_uplink *u, const char *value)
+{
+    char buf[2048], *cur = buf, *w;
+    static char why_buf[160];
+
+    if (strlen(value) >= sizeof(buf))
+        return "list too long";
+    strcpy(buf, value);
+    free_list(u->servers, &u->n_servers);
+    while ((w = next_word(&cur))) {
+        if (strcmp(w, "random") == 0) {
+            u->server_random = 1;
+            continue;
+        }
+        if (u->n_servers == CFG_MAX_LIST)
+            return "too many servers (at most 64)";
+        if (!hostport_ok(w)) {
+            snprintf(why_buf, sizeof(why_buf), "'%s': want HOST:PORT (a name, an IPv4 "
+                     "address or [IPv6]), one or more, blank-separated", w);
+            return why_buf;
+        }
+        for (unsigned i = 0; i < u->n_servers; i++) {
+            if (strcmp(u->servers[i], w) == 0) {
+                snprintf(why_buf, sizeof(why_buf), "'%s' is listed twice", w);
+                return why_buf;
+            }
+        }
+        if (!(u->servers[u->n_servers] = strdup(w)))
+            return "out of memory";
+        u->n_servers++;
+    }
+    if (!u->n_servers)
+        return "want HOST:PORT (a name, an IPv4 address or [IPv6])";
+    return NULL;
+}
+
 /* A number or a keyword, stored in place; NULL or why it is refused. */
 static const char *set_scalar(enum key_type type, const char *value, unsigned *up)
 {
@@ -382,6 +456,29 @@ static const char *set_scalar(enum key_type type, const char *value, unsigned *u
     }
     case KEY_SECONDS:
         return parse_range(value, 1, 86400, "not a number of seconds from 1 to 86400", up);
+    case KEY_STALE: /* up to 30 days: a CRL's own nextUpdate is usually further */
+        return parse_range(value, 1, 30 * 86400, "not a number of seconds from 1 to 2592000",
+                           up);
+    case KEY_ROLES: {
+        static const char *const names[] = {"admin", "monitor", "tunnel"};
+        char buf[128], *cur = buf, *w;
+        unsigned bits = 0;
+        if (strlen(value) >= sizeof(buf))
+            return "want admin, monitor and/or tunnel";
+        strcpy(buf, value);
+        while ((w = next_word(&cur))) {
+            size_t i;
+            for (i = 0; i < 3 && strcmp(w, names[i]) != 0; i++)
+                ;
+            if (i == 3)
+                return "want admin, monitor and/or tunnel";
+            bits |= CFG_ROLE(i);
+        }
+        if (!bits)
+            return "no role: name admin, monitor and/or tunnel";
+        *up = bits;
+        return NULL;
+    }
     case KEY_COUNT:
         return parse_range(value, 1, 1000000, "not a whole number from 1 to 1000000", up);
     case KEY_BYTES:
@@ -434,13 +531,11 @@ static const char *text_value(enum key_type type, const char *value, const char 
         if (strncmp(value, "https://", 8) != 0 || !value[8])
             return "want an https:// URL";
         break;
-    case KEY_HOSTPORT: {
-        const char *colon = strrchr(value, ':');
-        unsigned port;
-        if (!colon || colon == value || parse_range(colon + 1, 1, 65535, "x", &port))
-            return "want HOST:PORT (a name, an IPv4 address or [IPv6])";
+    case KEY_HTTP_URL: /* a CRL DP: plain HTTP (RFC 5280 4.2.1.13; the CRL is signed) */
+        if (strncmp(value, "http://", 7) != 0 || !value[7] || value[7] == '/' ||
+            strlen(value) > 512 || strpbrk(value, " \t\"<>\\"))
+            return "want an http://HOST[:PORT]/PATH URL";
         break;
-    }
     case KEY_LISTEN: {
         struct sockaddr_storage ss;
         unsigned len;
@@ -476,7 +571,7 @@ static const char *text_value(enum key_type type, const char *value, const char 
 static const char *set_value(struct config *cfg, void *base, const struct key_def *def,
                              const char *value, const char *base_dir)
 {
-    enum key_type type = (enum key_type)(def->type & ~UPLINK);
+    enum key_type type = (enum key_type)(def->type & ~(UPLINK | TRUST));
     char **sp = (char **)((char *)base + def->offset);
     unsigned *up = (unsigned *)((char *)base + def->offset);
     char *copy = NULL;
@@ -489,6 +584,16 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
                          type == KEY_PEER_NETWORKS);
     case KEY_GATE:
         return set_list(cfg, value);
+    case KEY_SERVERS:
+        return set_servers(base, value);
+    case KEY_ORDER:
+        if (strcmp(value, "in-order") == 0)
+            *up = 0;
+        else if (strcmp(value, "random") == 0)
+            *up = 1;
+        else
+            return "not in-order or random";
+        return NULL;
     case KEY_MTU:
     case KEY_BOOL:
     case KEY_UDP:
@@ -498,6 +603,8 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
     case KEY_BYTES:
     case KEY_TLS_VERSION:
     case KEY_LOG_LEVEL:
+    case KEY_ROLES:
+    case KEY_STALE:
         return set_scalar(type, value, up);
     default:
         break;
@@ -531,6 +638,7 @@ int config_new_defaults(struct config **out)
     cfg->daemon.ban_time = 300;
     cfg->mgmt.key = strdup("mtlsgw-gateway");
     cfg->mgmt.tls_min = 13;
+    cfg->enroll.tls_min = 12;
     cfg->mgmt.handshake_timeout = 10;
     cfg->mgmt.max_sessions = 1000;
     cfg->mgmt.max_per_source = 32;
@@ -595,10 +703,40 @@ static int add_uplink(struct config *cfg, const char *name, struct cfg_uplink **
         return -ENOMEM;
     cfg->uplinks = n;
     memset(&n[cfg->n_uplinks], 0, sizeof(*n));
+    n[cfg->n_uplinks].prefer_first = 1;
+    n[cfg->n_uplinks].probe_interval = 10;
     n[cfg->n_uplinks].name = strdup(name);
     if (!n[cfg->n_uplinks].name)
         return -ENOMEM;
     *out = &n[cfg->n_uplinks++];
+    return 0;
+}
+
+static int add_trust(struct config *cfg, const char *name, struct cfg_trust **out)
+{
+    struct cfg_trust *n;
+    size_t len = strlen(name);
+
+    if (len == 0 || len > 31 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789-_.") != len)
+        return -EINVAL;
+    for (unsigned i = 0; i < cfg->n_trusts; i++)
+        if (strcmp(cfg->trusts[i].name, name) == 0)
+            return -EEXIST;
+    n = realloc(cfg->trusts, (cfg->n_trusts + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    cfg->trusts = n;
+    memset(&n[cfg->n_trusts], 0, sizeof(*n));
+    n[cfg->n_trusts].name = strdup(name);
+    if (!n[cfg->n_trusts].name)
+        return -ENOMEM;
+    /* Defaults: a monitor or a tunnel peer, never an admin unless listed;
+     * a fetch a minute; an hour without a fresh CRL before fail-closed. */
+    n[cfg->n_trusts].roles = CFG_ROLE(1) | CFG_ROLE(2);
+    n[cfg->n_trusts].refresh = 60;
+    n[cfg->n_trusts].max_stale = 3600;
+    *out = &n[cfg->n_trusts++];
     return 0;
 }
 
@@ -610,6 +748,7 @@ struct parser {
     char section[64];         /* "" before the first, "?" after a refused one */
     unsigned lineno;
     struct cfg_uplink *uplink; /* the [uplink NAME] being read, or NULL */
+    struct cfg_trust *trust;   /* the [trust NAME] being read, or NULL */
 };
 
 /* A "[section]" or "[uplink NAME]" line. */
@@ -625,6 +764,19 @@ static void parse_section(struct parser *ps, char *p)
     *end = '\0';
     p = trim(p + 1);
     ps->uplink = NULL;
+    ps->trust = NULL;
+    if (strncmp(p, "trust", 5) == 0 && (p[5] == ' ' || p[5] == '\t' || !p[5])) {
+        const char *name = trim(p + 5);
+        snprintf(ps->section, sizeof(ps->section), "%s", "trust");
+        if (add_trust(ps->cfg, name, &ps->trust) < 0) {
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[trust NAME]: '%s' is not a new name of 1-31 letters, digits, "
+                       "'-', '_' or '.'",
+                       name);
+            snprintf(ps->section, sizeof(ps->section), "%s", "?");
+        }
+        return;
+    }
     if (strncmp(p, "uplink", 6) == 0 && (p[6] == ' ' || p[6] == '\t' || !p[6])) {
         const char *name = trim(p + 6);
         snprintf(ps->section, sizeof(ps->section), "%s", "uplink");
@@ -637,7 +789,7 @@ static void parse_section(struct parser *ps, char *p)
         }
         return;
     }
-    if (!known_section(p) || strcmp(p, "uplink") == 0) {
+    if (!known_section(p) || strcmp(p, "uplink") == 0 || strcmp(p, "trust") == 0) {
         errbuf_add(&ps->eb, ps->path, ps->lineno, "unknown section [%s]", p);
         snprintf(ps->section, sizeof(ps->section), "%s", "?");
         return;
@@ -678,6 +830,10 @@ static void parse_assignment(struct parser *ps, char *p)
         if (!ps->uplink)
             return; /* its header was already reported */
         why = set_value(ps->cfg, ps->uplink, def, value, ps->base_dir);
+    } else if ((def->type & TRUST) != 0) {
+        if (!ps->trust)
+            return;
+        why = set_value(ps->cfg, ps->trust, def, value, ps->base_dir);
     } else {
         why = set_value(ps->cfg, ps->cfg, def, value, ps->base_dir);
     }
@@ -694,9 +850,23 @@ static void check_whole(struct parser *ps)
         errbuf_add(&ps->eb, ps->path, ps->lineno,
                    "[tunnel] listen needs pool = CIDR (tunnel addresses)");
     for (unsigned i = 0; i < cfg->n_uplinks; i++)
-        if (!cfg->uplinks[i].server)
-            errbuf_add(&ps->eb, ps->path, ps->lineno, "[uplink %s] needs server = HOST:PORT",
+        if (!cfg->uplinks[i].n_servers)
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[uplink %s] needs server = HOST:PORT [HOST:PORT...]",
                        cfg->uplinks[i].name);
+    for (unsigned i = 0; i < cfg->n_trusts; i++) {
+        const struct cfg_trust *t = &cfg->trusts[i];
+        if (!t->ca || !t->crl_url)
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[trust %s] needs ca = FILE (the issuer's CA certificate) and crl-url = "
+                       "http://... (its CRL distribution point)",
+                       t->name);
+        else if (t->max_stale < t->refresh)
+            errbuf_add(&ps->eb, ps->path, ps->lineno,
+                       "[trust %s] max-stale (%u s) is shorter than refresh (%u s): its peers "
+                       "would be refused between fetches",
+                       t->name, t->max_stale, t->refresh);
+    }
 }
 
 int config_load(const char *path, struct config **out, char **errors)
@@ -782,8 +952,8 @@ void config_free(struct config *cfg)
     for (unsigned i = 0; i < cfg->n_uplinks; i++) {
         struct cfg_uplink *u = &cfg->uplinks[i];
         free_list(u->accept_routes, &u->n_accept_routes);
+        free_list(u->servers, &u->n_servers);
         free(u->name);
-        free(u->server);
         free(u->server_name);
         free(u->cert);
         free(u->ca);
@@ -791,6 +961,16 @@ void config_free(struct config *cfg)
         free(u->enroll);
     }
     free(cfg->uplinks);
+    for (unsigned i = 0; i < cfg->n_trusts; i++) {
+        struct cfg_trust *t = &cfg->trusts[i];
+        free_list(t->networks, &t->n_networks);
+        free(t->name);
+        free(t->ca);
+        free(t->crl_url);
+    }
+    free(cfg->trusts);
+    free(cfg->crl.listen);
+    free(cfg->pki.crl_url);
     free(cfg);
 }
 

@@ -21,8 +21,14 @@ struct cfg_service {
 
 struct cfg_uplink {
     char *name;        /* [uplink NAME] */
-    char *server;      /* HOST:PORT */
-    char *server_name; /* name the hub's certificate must carry; default HOST */
+    /* server: the hubs, HOST:PORT each, tried in this order (or at random
+     * with server-order = random or the word "random" in the list). */
+    char *servers[CFG_MAX_LIST];
+    unsigned n_servers;
+    unsigned server_random;  /* 1: a fresh random order each round */
+    unsigned prefer_first;   /* 1 (default): probe the first while on another */
+    unsigned probe_interval; /* seconds between those probes; default 10 */
+    char *server_name; /* name every hub's certificate must carry; default its HOST */
     char *cert;        /* our certificate; default <pki dir>/device.crt */
     char *ca;          /* the hub's CA; default <pki dir>/hub-ca.crt */
     char *key;         /* token label or pkcs11: URI; default mtlsgw-device */
@@ -33,6 +39,25 @@ struct cfg_uplink {
     char *accept_routes[CFG_MAX_LIST];
     unsigned n_accept_routes;
 };
+
+/* [trust NAME]: a sibling issuer under the same root whose peers this hub
+ * accepts (docs/pki.md, "Revocation across hubs"). */
+struct cfg_trust {
+    char *name;        /* [trust NAME] */
+    char *ca;          /* its CA certificate (the sibling's intermediate), PEM */
+    char *crl_url;     /* its CRL distribution point, http:// */
+    unsigned roles;    /* CFG_ROLE() bits: the most one of its peers may get here */
+    unsigned refresh;  /* seconds between CRL fetches */
+    unsigned max_stale; /* seconds without a fresh CRL before its peers are refused */
+    /* networks: the only prefixes behind a roaming tunnel peer of this
+     * issuer that this hub routes (none by default). Canonical CIDR. */
+    char *networks[CFG_MAX_LIST];
+    unsigned n_networks;
+};
+
+/* A bit per role, as in registry.h's enum peer_role (admin 0, monitor 1,
+ * tunnel 2): config.h includes no other header. */
+#define CFG_ROLE(r) (1u << (r))
 
 struct config {
     char *path; /* the file it came from */
@@ -45,6 +70,7 @@ struct config {
         char *dir;          /* [pki] dir */
         unsigned crl_days;  /* [pki] crl-days: CRL nextUpdate */
         unsigned peer_days; /* [pki] peer-days: default certificate lifetime */
+        char *crl_url;      /* [pki] crl-url: CRL DP written into what we issue; NULL */
         unsigned auto_renew; /* [pki] auto-renew: the daemon renews gateway.crt (1) */
     } pki;
     struct {
@@ -94,7 +120,13 @@ struct config {
     } fw;
     struct {
         char *listen; /* [enroll] listen: the EST server, NULL: off */
+        unsigned tls_min; /* [enroll] tls-min: 12 (default: field EST clients) or 13 */
     } enroll;
+    struct {
+        char *listen; /* [crl] listen: the CRL distribution point (plain HTTP), NULL: off */
+    } crl;
+    struct cfg_trust *trusts;
+    unsigned n_trusts;
     struct cfg_uplink *uplinks;
     unsigned n_uplinks;
 };

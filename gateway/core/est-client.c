@@ -37,6 +37,7 @@
 #include "p11.h"
 #include "pki-gateway.h"
 #include "pki.h"
+#include "pki-chain.h"
 
 #define ANSWER_MAX (1024 * 1024)
 #define CA_FILE_MAX (1024 * 1024)
@@ -128,6 +129,7 @@ struct answer {
 
 struct session_ctx {
     const struct est_client_opts *o;
+    bool pin_later; /* cacerts: the pin may be a CA of the answer (checked then) */
     gnutls_pcert_st *pcerts;
     unsigned n_pcerts;
     bool pin_failed;
@@ -236,6 +238,11 @@ static int verify_pin(gnutls_session_t s)
     for (size_t i = 0; i < sizeof(fp); i++)
         diff |= (unsigned char)(fp[i] ^ ctx->o->pin[i]);
     if (diff == 0)
+        return 0;
+    /* A root's pin: the hub sends its chain without the root, which comes
+     * in the cacerts answer; est_get_cacerts checks the chain to it before
+     * anything of the answer is believed. No secret is sent on this one. */
+    if (ctx->pin_later)
         return 0;
     for (size_t i = 0, o = 0; i < sizeof(fp); i++)
         o += (size_t)snprintf(ctx->got_fp + o, sizeof(ctx->got_fp) - o, "%s%02X", i ? ":" : "",
@@ -458,8 +465,8 @@ static void handshake_error(struct est_conn *k, int grc, char *err, size_t errle
     gnutls_free(txt.data);
 }
 
-static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *err,
-                     size_t errlen)
+static int conn_open(const struct est_client_opts *o, bool pin_later, struct est_conn *k,
+                     char *err, size_t errlen)
 {
     unsigned char ip[16];
     int rc, grc;
@@ -467,11 +474,12 @@ static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *
     memset(k, 0, sizeof(*k));
     k->fd = -1;
     k->ctx.o = o;
+    k->ctx.pin_later = pin_later;
     k->deadline = mono_ms() + 1000LL * (o->timeout ? o->timeout : 30);
     rc = est_url_parse(o->url, &k->u, err, errlen);
     if (rc < 0)
         return rc;
-    if (!o->ca_path && !o->pin) {
+    if (!o->ca_path && !o->pin && !o->n_anchors) {
         snprintf(err, errlen, "no way to trust the hub: give its CA or its fingerprint");
         return -EINVAL;
     }
@@ -505,7 +513,13 @@ static int conn_open(const struct est_client_opts *o, struct est_conn *k, char *
         inet_pton(AF_INET6, est_want_name(k), ip) != 1)
         gnutls_server_name_set(k->s, GNUTLS_NAME_DNS, est_want_name(k),
                                strlen(est_want_name(k)));
-    if (o->ca_path)
+    if (o->n_anchors &&
+        gnutls_certificate_set_x509_trust(k->cred, (gnutls_x509_crt_t *)o->anchors,
+                                          (int)o->n_anchors) < 0) {
+        snprintf(err, errlen, "cannot trust the hub's CA");
+        return -EINVAL;
+    }
+    if (o->ca_path || o->n_anchors)
         gnutls_session_set_verify_cert(k->s, est_want_name(k), 0); /* chain and name */
     else
         gnutls_session_set_verify_function(k->s, verify_pin);
@@ -659,9 +673,10 @@ static int read_answer(struct est_conn *k, struct answer *a, char *err, size_t e
 
 /* One request and its answer over a new connection; the hub's chain too
  * when asked for. */
-static int exchange(const struct est_client_opts *o, const char *method, const char *op,
-                    const char *auth, const char *body, size_t body_len, struct answer *a,
-                    gnutls_x509_crt_t **chain, unsigned *n_chain, char *err, size_t errlen)
+static int exchange(const struct est_client_opts *o, bool pin_later, const char *method,
+                    const char *op, const char *auth, const char *body, size_t body_len,
+                    struct answer *a, gnutls_x509_crt_t **chain, unsigned *n_chain, char *err,
+                    size_t errlen)
 {
     struct est_conn k;
     char *req = NULL;
@@ -669,7 +684,7 @@ static int exchange(const struct est_client_opts *o, const char *method, const c
     int rc;
 
     memset(a, 0, sizeof(*a));
-    rc = conn_open(o, &k, err, errlen);
+    rc = conn_open(o, pin_later, &k, err, errlen);
     if (rc == 0 && chain)
         rc = peer_chain(&k, chain, n_chain, err, errlen);
     if (rc == 0)
@@ -724,6 +739,82 @@ static void free_certs(gnutls_x509_crt_t *certs, size_t n)
     free(certs);
 }
 
+static bool fp_is(gnutls_x509_crt_t crt, const unsigned char *pin)
+{
+    unsigned char fp[32];
+    size_t len = sizeof(fp);
+    unsigned char diff = 0;
+
+    if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &len) < 0 || len != 32)
+        return false;
+    for (size_t i = 0; i < sizeof(fp); i++)
+        diff |= (unsigned char)(fp[i] ^ pin[i]);
+    return diff == 0;
+}
+
+/*
+ * The pin was not the hub's own certificate (verify_pin let the handshake
+ * through for cacerts alone): it must be a CA of the answer, the root, and
+ * the hub's chain (with the answer's intermediates) must verify to it alone,
+ * for the hub's name, as with a CA file.
+ */
+static int pinned_root_check(const struct est_client_opts *o, gnutls_x509_crt_t *chain,
+                             unsigned n_chain, gnutls_x509_crt_t *got, size_t n_got, char *err,
+                             size_t errlen)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    gnutls_x509_crt_t *path = NULL, anchor = NULL;
+    struct est_url u;
+    unsigned status = 0, n_path = 0;
+    int rc;
+
+    if (fp_is(chain[0], o->pin))
+        return 0;
+    for (size_t i = 0; i < n_got && !anchor; i++)
+        if (fp_is(got[i], o->pin))
+            anchor = got[i];
+    rc = est_url_parse(o->url, &u, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!anchor) {
+        char fp[96];
+        est_cert_fingerprint(chain[0], true, fp, sizeof(fp));
+        snprintf(err, errlen,
+                 "%s:%s: the hub's certificate is not the one pinned (its SHA-256 is %s), nor "
+                 "is any CA certificate it sent (cacerts)",
+                 u.host, u.port, fp);
+        return -EBADMSG;
+    }
+    path = calloc(n_chain + n_got, sizeof(*path));
+    if (!path || gnutls_x509_trust_list_init(&tl, 0) < 0) {
+        free(path);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < n_chain; i++)
+        path[n_path++] = chain[i];
+    for (size_t i = 0; i < n_got; i++)
+        if (got[i] != anchor)
+            path[n_path++] = got[i];
+    rc = gnutls_x509_trust_list_add_cas(tl, &anchor, 1, 0);
+    if (rc >= 0)
+        rc = gnutls_x509_trust_list_verify_crt2(tl, path, n_path, NULL, 0, 0, &status, NULL);
+    if (rc < 0 || status) {
+        snprintf(err, errlen, "cacerts: the hub's certificate does not chain to the pinned root");
+        rc = -EBADMSG;
+    } else if (!gnutls_x509_crt_check_hostname(chain[0],
+                                               o->server_name ? o->server_name : u.host)) {
+        snprintf(err, errlen, "cacerts: the hub's certificate chains to the pinned root but "
+                              "does not name %s (its --host at init)",
+                 o->server_name ? o->server_name : u.host);
+        rc = -EBADMSG;
+    } else {
+        rc = 0;
+    }
+    gnutls_x509_trust_list_deinit(tl, 0);
+    free(path);
+    return rc;
+}
+
 int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, size_t *n,
                     char *err, size_t errlen)
 {
@@ -733,7 +824,8 @@ int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, 
     size_t n_got = 0;
     int rc;
 
-    rc = exchange(o, "GET", "cacerts", NULL, NULL, 0, &a, &chain, &n_chain, err, errlen);
+    rc = exchange(o, o->pin != NULL, "GET", "cacerts", NULL, NULL, 0, &a, &chain, &n_chain, err,
+                  errlen);
     if (rc < 0)
         return rc;
     rc = certs_answer("cacerts", &a, &got, &n_got, err, errlen);
@@ -749,6 +841,9 @@ int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, 
             rc = -EBADMSG;
             goto out;
         }
+        rc = pinned_root_check(o, chain, n_chain, got, n_got, err, errlen);
+        if (rc < 0)
+            goto out;
     }
     *certs = got;
     *n = n_got;
@@ -802,7 +897,7 @@ static int enroll(const struct est_client_opts *o, const char *op, const char *a
         snprintf(err, errlen, "%s: cannot encode the CSR", op);
         return rc;
     }
-    rc = exchange(o, "POST", op, auth, b64, len, &a, NULL, NULL, err, errlen);
+    rc = exchange(o, false, "POST", op, auth, b64, len, &a, NULL, NULL, err, errlen);
     if (rc < 0)
         goto out;
     rc = certs_answer(op, &a, &got, &n_got, err, errlen);
@@ -941,15 +1036,95 @@ out:
     return rc;
 }
 
-/* Believe nothing the answer says about itself: fresh must chain to the
- * hub's CA certificates in ca and certify key. */
-static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
-                              gnutls_privkey_t key, gnutls_x509_crt_t fresh, const char *ca,
-                              char *err, size_t errlen)
+/*
+ * The hub's CA certificates now (RFC 7030 4.1.3), over a connection that
+ * the ones in hub-ca.crt verified: during the hub's CA rollover they add
+ * its new CA, which issues the renewed certificate, and after it they drop
+ * the old one. Only for hub-ca.crt itself: a `ca = FILE` of the
+ * administrator's is left to the administrator. Best effort: NULL, 0 when
+ * the hub does not answer (the renewal then judges by hub-ca.crt alone).
+ */
+static void renew_fetch_cas(const struct est_client_opts *o, const struct cfg_uplink *up,
+                            gnutls_x509_crt_t **cas, size_t *n)
 {
+    struct est_client_opts anon = *o;
+    char why[384];
+
+    *cas = NULL;
+    *n = 0;
+    if (up->ca)
+        return;
+    anon.cert_path = NULL;
+    anon.key = NULL;
+    if (est_get_cacerts(&anon, cas, n, why, sizeof(why)) < 0) {
+        *cas = NULL;
+        *n = 0;
+    }
+}
+
+/* hub-ca.crt := the fetched CA certificates, when fresh chains to them. */
+static int renew_store_cas(const struct cfg_uplink *up, const char *ca, gnutls_x509_crt_t fresh,
+                           gnutls_x509_crt_t *got, size_t n_got, char *err, size_t errlen)
+{
+    unsigned status = 0;
+    char *all = NULL, *grown;
+    size_t len = 0;
+    int rc = 0;
+
+    if (!n_got || gnutls_x509_crt_list_verify(&fresh, 1, got, (unsigned)n_got, NULL, 0, 0,
+                                              &status) < 0 || status != 0)
+        return 0;
+    for (size_t i = 0; rc == 0 && i < n_got; i++) {
+        gnutls_datum_t pem = {0};
+        if (pki_cert_pem(got[i], &pem) < 0 || !(grown = realloc(all, len + pem.size))) {
+            rc = -ENOMEM;
+        } else {
+            all = grown;
+            memcpy(all + len, pem.data, pem.size);
+            len += pem.size;
+        }
+        gnutls_free(pem.data);
+    }
+    if (rc == 0)
+        rc = fs_write_atomic(ca, all, len, 0644);
+    if (rc < 0)
+        snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, ca, fs_strerror(rc));
+    free(all);
+    return rc;
+}
+
+/* Whether path (leaf first) verifies against the anchors cas. */
+static bool chains_to(gnutls_x509_crt_t *path, unsigned n_path, gnutls_x509_crt_t *cas,
+                      unsigned n_cas)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    unsigned status = 0;
+    bool ok = false;
+
+    if (gnutls_x509_trust_list_init(&tl, 0) < 0)
+        return false;
+    if (gnutls_x509_trust_list_add_cas(tl, cas, n_cas, 0) >= 0 &&
+        gnutls_x509_trust_list_verify_crt2(tl, path, n_path, NULL, 0, 0, &status, NULL) >= 0 &&
+        status == 0)
+        ok = true;
+    gnutls_x509_trust_list_deinit(tl, 0); /* 0: the CAs stay the caller's */
+    return ok;
+}
+
+/* Believe nothing the answer says about itself: fresh must chain to the
+ * hub's CA certificates in ca (or those its cacerts gave, got: both CAs
+ * during the hub's CA rollover), through the intermediates the old
+ * certificate file carried after it (a hub under an organization's root,
+ * docs/pki.md), and certify key. */
+static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
+                              gnutls_privkey_t key, gnutls_x509_crt_t fresh,
+                              gnutls_x509_crt_t *inter, unsigned n_inter, const char *ca,
+                              gnutls_x509_crt_t *got, size_t n_got, char *err, size_t errlen)
+{
+    gnutls_x509_crt_t *path = NULL;
     gnutls_x509_crt_t *cas = NULL;
     gnutls_pubkey_t pub = NULL;
-    unsigned n_cas = 0, status = 0;
+    unsigned n_cas = 0;
     unsigned char k1[64], k2[64];
     size_t l1 = sizeof(k1), l2 = sizeof(k2);
     char why[384] = "";
@@ -960,10 +1135,18 @@ static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
         snprintf(err, errlen, "[uplink %s] %s", up->name, why);
         goto out;
     }
-    if (gnutls_x509_crt_list_verify(&fresh, 1, cas, n_cas, NULL, 0, 0, &status) < 0 ||
-        status != 0) {
-        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s",
-                 up->name, ca);
+    path = calloc(n_inter + 1, sizeof(*path));
+    if (!path) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    path[0] = fresh;
+    if (n_inter)
+        memcpy(path + 1, inter, n_inter * sizeof(*path));
+    if (!chains_to(path, n_inter + 1, cas, n_cas) &&
+        (!n_got || !chains_to(path, n_inter + 1, got, (unsigned)n_got))) {
+        snprintf(err, errlen, "[uplink %s] the renewed certificate does not chain to %s%s",
+                 up->name, ca, n_got ? " nor to the hub's cacerts" : "");
         rc = -EBADMSG;
         goto out;
     }
@@ -975,6 +1158,7 @@ static int renew_check_answer(const struct cfg_uplink *up, const char *keyref,
         rc = -EBADMSG;
     }
 out:
+    free(path);
     for (unsigned i = 0; i < n_cas; i++)
         gnutls_x509_crt_deinit(cas[i]);
     gnutls_free(cas);
@@ -988,10 +1172,12 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
 {
     struct est_client_opts o = {0};
     gnutls_privkey_t key = NULL;
-    gnutls_x509_crt_t fresh = NULL;
+    gnutls_x509_crt_t fresh = NULL, *got = NULL, *old = NULL;
     gnutls_x509_crq_t crq = NULL;
     gnutls_datum_t pem = {0};
+    unsigned n_old = 0;
     char *cert = NULL, *ca = NULL, why[384] = "";
+    size_t n_got = 0;
     const char *keyref = up->key ? up->key : PKI_LABEL_DEVICE;
     int rc;
 
@@ -1024,15 +1210,28 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     o.key = key;
     o.tls_min = cfg->mgmt.tls_min;
     o.timeout = 30;
+    /* Before the renewal: the current certificate is superseded after it. */
+    renew_fetch_cas(&o, up, &got, &n_got);
     rc = est_simplereenroll(&o, crq, &fresh, why, sizeof(why));
     if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] %s: %s", up->name, up->enroll, why);
         goto out;
     }
-    rc = renew_check_answer(up, keyref, key, fresh, ca, err, errlen);
+    /* The old file's intermediates stay behind the new certificate. */
+    if (read_cas(cert, &old, &n_old, why, sizeof(why)) < 0)
+        n_old = 0;
+    rc = renew_check_answer(up, keyref, key, fresh, n_old > 1 ? old + 1 : NULL,
+                            n_old > 1 ? n_old - 1 : 0, ca, got, n_got, err, errlen);
     if (rc < 0)
         goto out;
-    if (pki_cert_pem(fresh, &pem) < 0) {
+    if (n_old) {
+        gnutls_x509_crt_deinit(old[0]);
+        old[0] = fresh; /* borrowed for the encoding only */
+    }
+    rc = n_old ? pki_certs_pem(old, n_old, &pem) : pki_cert_pem(fresh, &pem);
+    if (n_old)
+        old[0] = NULL;
+    if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] cannot encode the renewed certificate", up->name);
         rc = -ENOMEM;
         goto out;
@@ -1040,7 +1239,14 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     rc = fs_write_atomic(cert, pem.data, pem.size, 0644);
     if (rc < 0)
         snprintf(err, errlen, "[uplink %s] cannot write %s: %s", up->name, cert, fs_strerror(rc));
+    if (rc == 0)
+        rc = renew_store_cas(up, ca, fresh, got, n_got, err, errlen);
 out:
+    free_certs(got, n_got);
+    for (unsigned i = 0; i < n_old; i++)
+        if (old[i])
+            gnutls_x509_crt_deinit(old[i]);
+    gnutls_free(old);
     gnutls_free(pem.data);
     if (crq)
         gnutls_x509_crq_deinit(crq);

@@ -24,7 +24,10 @@ struct p11_token;
 struct est_client_opts {
     const char *url;          /* https://HOST[:PORT][/path]; /.well-known/est added */
     const char *ca_path;      /* trust the hub's chain to these CAs (and its name) */
-    const unsigned char *pin; /* or: SHA-256 of the hub's certificate, 32 bytes */
+    const unsigned char *pin; /* or: SHA-256 of the hub's certificate, 32 bytes, or
+                               * (cacerts only) of the root it chains to */
+    const gnutls_x509_crt_t *anchors; /* or: trust these CAs (chain and name) */
+    size_t n_anchors;
     const char *cert_path;    /* our certificate (then intermediates), or NULL */
     gnutls_privkey_t key;     /* its key, borrowed; NULL without cert_path */
     unsigned tls_min;         /* 12 or 13 */
@@ -47,7 +50,10 @@ struct est_url {
 int est_url_parse(const char *url, struct est_url *out, char *err, size_t errlen);
 
 /* GET cacerts. With a pin, the hub's own certificate must chain to what it
- * sends. The caller deinits each certificate and frees the array. */
+ * sends, and the pin must be its certificate's or that of a CA of the
+ * answer its certificate chains to (the organization's root: docs/pki.md),
+ * its name then checked as with a CA file. The caller deinits each
+ * certificate and frees the array. */
 int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, size_t *n,
                     char *err, size_t errlen);
 

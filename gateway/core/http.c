@@ -23,6 +23,7 @@ enum hdr {
     HDR_SEC_FETCH_SITE,
     HDR_ACCEPT_ENCODING,
     HDR_IF_NONE_MATCH,
+    HDR_IF_MODIFIED_SINCE,
 };
 
 struct http_reader {
@@ -56,6 +57,7 @@ static void reset_request(struct http_reader *r)
     free(r->req.sec_fetch_site);
     free(r->req.accept_encoding);
     free(r->req.if_none_match);
+    free(r->req.if_modified_since);
     free(r->url);
     memset(&r->req, 0, sizeof(r->req));
     r->url = NULL;
@@ -120,6 +122,8 @@ static enum hdr classify(const char *name)
         return HDR_ACCEPT_ENCODING;
     if (strcasecmp(name, "if-none-match") == 0)
         return HDR_IF_NONE_MATCH;
+    if (strcasecmp(name, "if-modified-since") == 0)
+        return HDR_IF_MODIFIED_SINCE;
     return HDR_NONE;
 }
 
@@ -164,6 +168,8 @@ static char **slot(struct http_reader *r)
         return &r->req.accept_encoding;
     case HDR_IF_NONE_MATCH:
         return &r->req.if_none_match;
+    case HDR_IF_MODIFIED_SINCE:
+        return &r->req.if_modified_since;
     case HDR_NONE:
         break;
     }

@@ -28,6 +28,7 @@ struct http_request {
     char *sec_fetch_site;
     char *accept_encoding;
     char *if_none_match;
+    char *if_modified_since;     /* conditional GET (the CRL distribution point) */
     bool keep_alive;
 };
 

@@ -17,6 +17,7 @@
 #include "issued.h"
 #include "p11.h"
 #include "peernet.h"
+#include "pki-rollover.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -36,8 +37,9 @@ int pki_new(const struct config *cfg, struct pki **out)
     pki->crl_path = fs_join(cfg->pki.dir, "crl.pem");
     pki->reg_path = fs_join(cfg->pki.dir, "registry.json");
     pki->audit_path = fs_join(cfg->pki.dir, "audit.log");
+    pki->chain_path = fs_join(cfg->pki.dir, "chain.pem");
     if (!pki->dir || !pki->ca_path || !pki->gw_path || !pki->crl_path || !pki->reg_path ||
-        !pki->audit_path) {
+        !pki->audit_path || !pki->chain_path) {
         pki_free(pki);
         return -ENOMEM;
     }
@@ -60,6 +62,7 @@ void pki_free(struct pki *pki)
     free(pki->crl_path);
     free(pki->reg_path);
     free(pki->audit_path);
+    free(pki->chain_path);
     free(pki);
 }
 
@@ -148,24 +151,36 @@ out:
 
 int pki_load_ca(struct pki *pki, char *err, size_t errlen)
 {
+    char label[128];
     int rc;
 
-    if (pki->ca && pki->ca_key)
+    /* A rollover (another process's) replaces ca.crt and the key's label. */
+    if (pki->ca && pki->ca_key && pki_ca_current(pki))
         return 0;
+    if (pki->ca_key)
+        gnutls_privkey_deinit(pki->ca_key);
+    if (pki->ca)
+        gnutls_x509_crt_deinit(pki->ca);
+    pki->ca = NULL;
+    pki->ca_key = NULL;
     if (access(pki->ca_path, F_OK) < 0) {
         snprintf(err, errlen, "no CA in %s: run 'mtlsgw init' first", pki->dir);
         return -ENOENT;
     }
-    rc = pki_read_cert(pki->ca_path, &pki->ca, err, errlen);
+    /* An intermediate's own certificate heads chain.pem; ca.crt is the root
+     * that peers trust, whose key is elsewhere. */
+    rc = pki_read_cert(access(pki->chain_path, F_OK) == 0 ? pki->chain_path : pki->ca_path,
+                       &pki->ca, err, errlen);
     if (rc < 0)
         return rc;
     rc = pki_open_token(pki, err, errlen);
     if (rc < 0)
         return rc;
-    rc = p11_key_load(pki->tok, PKI_LABEL_CA, &pki->ca_key);
+    pki_ca_label(pki, label, sizeof(label));
+    rc = p11_key_load(pki->tok, label, &pki->ca_key);
     if (rc < 0) {
         snprintf(err, errlen, "token %s: CA key '%s' not usable: %s", pki->cfg->token.uri,
-                 PKI_LABEL_CA, p11_token_error(pki->tok));
+                 label, p11_token_error(pki->tok));
         return rc;
     }
     return 0;
@@ -239,6 +254,7 @@ int pki_audit(const struct pki *pki, const char *event, struct json_object *fiel
 static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t errlen)
 {
     struct p11_revoked *rev = NULL;
+    uint64_t number;
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t pem = {0};
     size_t n = 0;
@@ -259,9 +275,9 @@ static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t er
     }
     /* A token that refuses this one signature (tests: a revoke must then
      * leave the registry as it was). */
+    number = registry_next_crl_number(reg);
     rc = fault_fail("crl-sign") ? -EIO
-                                : p11_crl_sign(pki->ca, pki->ca_key, rev, n,
-                                               registry_next_crl_number(reg),
+                                : p11_crl_sign(pki->ca, pki->ca_key, rev, n, number,
                                                pki->cfg->pki.crl_days, &crl);
     if (rc < 0) {
         snprintf(err, errlen, "cannot sign the CRL with the CA key on %s: %s",
@@ -276,6 +292,9 @@ static int crl_write(struct pki *pki, struct registry *reg, char *err, size_t er
     rc = fs_write_atomic(pki->crl_path, pem.data, pem.size, 0644);
     if (rc < 0)
         snprintf(err, errlen, "cannot write %s: %s", pki->crl_path, fs_strerror(rc));
+    /* During a CA rollover the old CA's CRL lists the same serials. */
+    if (rc == 0)
+        rc = pki_rollover_crl(pki, rev, n, number, err, errlen);
 out:
     gnutls_free(pem.data);
     if (crl)
@@ -359,7 +378,10 @@ static int txn_commit(struct txn *t, bool crl, char *err, size_t errlen)
 static int archive_old(struct pki *pki, char *err, size_t errlen)
 {
     static const char *const names[] = {"ca.crt", "gateway.crt", "crl.pem", "registry.json",
-                                        "audit.log", "issued"};
+                                        "audit.log", "issued", PKI_CA_LABEL_FILE,
+                                        PKI_ROLLOVER_FILE, PKI_CA_OLD_FILE, PKI_CA_NEW_FILE,
+                                        PKI_CRL_OLD_FILE, PKI_CROSS_DIR, "chain.pem",
+                                        "intermediate.json"};
     char stamp[32], sub[48];
     char *dir = NULL;
     time_t now = time(NULL);
@@ -503,6 +525,7 @@ static int init_certs(struct pki *pki, const struct pki_init_opts *o, gnutls_x50
     gw_req.cn = o->cn;
     gw_req.hosts = o->hosts;
     gw_req.n_hosts = o->n_hosts;
+    gw_req.crl_url = pki->cfg->pki.crl_url;
     gw_req.days = o->days < GATEWAY_MAX_DAYS ? o->days : GATEWAY_MAX_DAYS;
     rc = p11_cert_issue(ca, ca_key, gw_pub, &gw_req, gw);
     if (rc < 0) {
@@ -621,6 +644,7 @@ static int issue_client(struct pki *pki, const char *what, const char *name,
     iss.profile = P11_PROFILE_CLIENT;
     iss.cn = name;
     iss.uri_san = role_uri;
+    iss.crl_url = pki->cfg->pki.crl_url; /* [pki] crl-url: where verifiers find our CRL */
     iss.days = days;
     rc = p11_cert_issue(pki->ca, pki->ca_key, key, &iss, crt);
     if (rc < 0)
@@ -955,6 +979,11 @@ out:
     free(key_id);
     txn_end(&t);
     return rc;
+}
+
+int pki_archive_old(struct pki *pki, char *err, size_t errlen)
+{
+    return archive_old(pki, err, errlen);
 }
 
 /* The peer's active entry and its public key, from the stored copy of its

@@ -26,6 +26,9 @@ struct registry;
 struct pki {
     const struct config *cfg;
     char *dir, *ca_path, *gw_path, *crl_path, *reg_path, *audit_path;
+    /* chain.pem: the intermediates between this CA and the root in ca.crt,
+     * this CA first; absent for a self-signed CA (docs/pki.md) */
+    char *chain_path;
     struct p11_token *tok;
     gnutls_x509_crt_t ca;
     gnutls_privkey_t ca_key;
@@ -36,7 +39,9 @@ void pki_free(struct pki *pki);
 
 /* Open the configured token (PIN from the pin file). */
 int pki_open_token(struct pki *pki, char *err, size_t errlen);
-/* Read ca.crt and bind the CA key on the token (opens the token). */
+/* Read this CA's certificate (the first of chain.pem when the CA is an
+ * intermediate, else ca.crt) and bind the CA key on the token (opens the
+ * token). */
 int pki_load_ca(struct pki *pki, char *err, size_t errlen);
 /* Read registry.json; err names the file on failure. */
 int pki_load_registry(const struct pki *pki, struct registry **out, char *err, size_t errlen);
@@ -119,6 +124,9 @@ int pki_crl_resign(struct pki *pki, char *err, size_t errlen);
 /* One audit line; fields is a JSON object whose ownership passes here. */
 struct json_object;
 int pki_audit(const struct pki *pki, const char *event, struct json_object *fields);
+
+/* Move the current CA's files to old-TIMESTAMP/ (init --force). */
+int pki_archive_old(struct pki *pki, char *err, size_t errlen);
 
 /* PEM of a certificate; *out is gnutls_malloc'ed. */
 int pki_cert_pem(gnutls_x509_crt_t crt, gnutls_datum_t *out);

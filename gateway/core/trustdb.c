@@ -7,8 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fsutil.h"
+#include "pki-rollover.h"
 #include "pki.h"
+#include "pki-chain.h"
 #include "registry.h"
 #include "verify.h"
 
@@ -36,10 +40,17 @@ struct facts_slot {
     struct cert_facts f;
 };
 
+/* The anchors of ca.crt: one, or two during a CA rollover. */
+#define TRUSTDB_MAX_CAS 4
+
 struct trustdb {
     atomic_int refs;
     gnutls_x509_crt_t ca;
-    gnutls_x509_crl_t crl;
+    gnutls_x509_crt_t cas[TRUSTDB_MAX_CAS]; /* cas[0] is ca */
+    size_t n_cas;
+    gnutls_x509_crt_t *chain; /* intermediates, this gateway's CA first */
+    size_t n_chain;
+    gnutls_x509_crl_t crl, crl_old;
     struct registry *reg;
     struct trust trust;
     uint64_t crl_number; /* UINT64_MAX when above 64 bits; 0 without */
@@ -47,6 +58,8 @@ struct trustdb {
     size_t n_revoked;
     pthread_mutex_t facts_lock;
     struct facts_slot *facts; /* FACTS_SLOTS, made on first use */
+    struct trust_issuer *issuers; /* [trust NAME] sections, trustdb_add_issuer */
+    size_t n_issuers;
 };
 
 /* What a snapshot is made of (each may be NULL). */
@@ -77,13 +90,14 @@ static int cmp_serial(const void *a, const void *b)
 }
 
 /* The CRL's number and its serials, sorted, for the sweep of open sessions. */
+static int crl_serials(struct trustdb *db, gnutls_x509_crl_t crl);
+
 static int crl_index(struct trustdb *db)
 {
     unsigned char num[32];
     size_t len = sizeof(num);
     unsigned crit = 0;
-    int n;
-    gnutls_x509_crl_iter_t it = NULL;
+    int rc;
 
     if (!db->crl)
         return 0;
@@ -92,44 +106,73 @@ static int crl_index(struct trustdb *db)
             db->crl_number =
                 db->crl_number > UINT64_MAX >> 8 ? UINT64_MAX : db->crl_number << 8 | num[i];
     }
-    n = gnutls_x509_crl_get_crt_count(db->crl);
+    rc = crl_serials(db, db->crl);
+    if (rc == 0 && db->crl_old)
+        rc = crl_serials(db, db->crl_old);
+    if (rc == 0 && db->n_revoked > 1) /* qsort takes no NULL, even for 0 entries */
+        qsort(db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
+    return rc;
+}
+
+/* crl's serials appended to db->revoked. */
+static int crl_serials(struct trustdb *db, gnutls_x509_crl_t crl)
+{
+    gnutls_x509_crl_iter_t it = NULL;
+    int n = gnutls_x509_crl_get_crt_count(crl);
+    size_t max;
+    char (*grown)[64];
+
     if (n <= 0)
         return 0;
-    db->revoked = calloc((size_t)n, sizeof(*db->revoked));
-    if (!db->revoked)
+    max = db->n_revoked + (size_t)n;
+    grown = realloc(db->revoked, max * sizeof(*db->revoked));
+    if (!grown)
         return -ENOMEM;
+    db->revoked = grown;
     for (;;) {
         unsigned char s[64];
         size_t sl = sizeof(s);
         time_t when;
-        int rc = gnutls_x509_crl_iter_crt_serial(db->crl, &it, s, &sl, &when);
-        if (rc < 0 || db->n_revoked == (size_t)n)
+        int rc = gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when);
+        if (rc < 0 || db->n_revoked == max)
             break;
         hex_of(s, sl, db->revoked[db->n_revoked++], sizeof(db->revoked[0]));
     }
     gnutls_x509_crl_iter_deinit(it);
-    qsort(db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
     return 0;
 }
 
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
                  struct trustdb **out)
 {
+    return trustdb_from_chain(ca, NULL, 0, crl, reg, out);
+}
+
+int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_chain,
+                       gnutls_x509_crl_t crl, struct registry *reg, struct trustdb **out)
+{
     struct trustdb *db = calloc(1, sizeof(*db));
 
     if (!db) {
         parts_free(ca, crl, reg);
+        pki_free_certs(chain, n_chain);
         return -ENOMEM;
     }
+    db->chain = chain;
+    db->n_chain = n_chain;
+    db->trust.chain = chain;
+    db->trust.n_chain = n_chain;
     atomic_init(&db->refs, 1);
     pthread_mutex_init(&db->facts_lock, NULL);
     /* Without memory for the index, lookups scan: slower, still right. */
     if (reg)
         registry_index(reg);
     db->ca = ca;
+    db->cas[0] = ca;
+    db->n_cas = 1;
     db->crl = crl;
     db->reg = reg;
-    db->trust.cas = &db->ca;
+    db->trust.cas = db->cas;
     db->trust.n_cas = 1;
     db->trust.crl = db->crl;
     db->trust.reg = db->reg;
@@ -141,29 +184,146 @@ int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *r
     return 0;
 }
 
+/* The CA that signed crl among cas (-1: none did). */
+static int crl_signer(gnutls_x509_crl_t crl, gnutls_x509_crt_t *cas, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned status = 0;
+        if (gnutls_x509_crl_verify(crl, &cas[i], 1, 0, &status) >= 0 && status == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* During a CA rollover: the other anchors of ca.crt and the old CA's CRL
+ * (pki-rollover.h). Taken by db; freed on failure. */
+static int trustdb_add_rollover(struct trustdb *db, gnutls_x509_crt_t *extra, unsigned n_extra,
+                                gnutls_x509_crl_t crl_old)
+{
+    for (unsigned i = 0; i < n_extra; i++) {
+        if (db->n_cas < TRUSTDB_MAX_CAS)
+            db->cas[db->n_cas++] = extra[i];
+        else
+            gnutls_x509_crt_deinit(extra[i]);
+    }
+    db->trust.n_cas = db->n_cas;
+    db->crl_old = crl_old;
+    db->trust.crl_old = crl_old;
+    /* The serials again, with the old CA's CRL's. */
+    free(db->revoked);
+    db->revoked = NULL;
+    db->n_revoked = 0;
+    db->crl_number = 0;
+    return crl_index(db);
+}
+
+/* ca.crt's anchors after the first, and crl-old.pem when there is one. */
+static int load_rollover(const struct pki *pki, gnutls_x509_crt_t ca, gnutls_x509_crt_t **extra,
+                         unsigned *n_extra, gnutls_x509_crl_t *crl_old, char *err,
+                         size_t errlen)
+{
+    gnutls_x509_crt_t *all = NULL, cas[TRUSTDB_MAX_CAS];
+    unsigned n = 0;
+    size_t n_cas = 0;
+    char *path = fs_join(pki->dir, PKI_CRL_OLD_FILE);
+    int rc = path ? pki_read_pem_certs(pki->ca_path, &all, &n) : -ENOMEM;
+
+    *extra = NULL;
+    *n_extra = 0;
+    *crl_old = NULL;
+    if (rc < 0)
+        goto out;
+    /* all[0] is ca (read again): the others are the extra anchors. */
+    gnutls_x509_crt_deinit(all[0]);
+    cas[n_cas++] = ca;
+    for (unsigned i = 1; i < n && n_cas < TRUSTDB_MAX_CAS; i++)
+        cas[n_cas++] = all[i];
+    if (access(path, F_OK) == 0) {
+        struct pki alt = *pki;
+        alt.crl_path = path;
+        rc = pki_read_crl(&alt, crl_old, err, errlen);
+        if (rc == 0 && crl_signer(*crl_old, cas, n_cas) < 0) {
+            snprintf(err, errlen, "%s is not signed by a CA in %s", path, pki->ca_path);
+            rc = -EBADMSG;
+        }
+    }
+    if (rc < 0)
+        goto out;
+    memmove(all, all + 1, (n - 1) * sizeof(*all));
+    *extra = all;
+    *n_extra = n - 1;
+    all = NULL;
+out:
+    if (all) {
+        for (unsigned i = 1; i < n; i++)
+            gnutls_x509_crt_deinit(all[i]);
+        gnutls_free(all);
+        if (*crl_old)
+            gnutls_x509_crl_deinit(*crl_old);
+        *crl_old = NULL;
+    }
+    free(path);
+    return rc;
+}
+
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen)
 {
-    gnutls_x509_crt_t ca = NULL;
-    gnutls_x509_crl_t crl = NULL;
+    gnutls_x509_crt_t ca = NULL, *chain = NULL;
+    gnutls_x509_crl_t crl = NULL, crl_old = NULL;
+    gnutls_x509_crt_t *extra = NULL, cas[TRUSTDB_MAX_CAS];
+    unsigned n_extra = 0;
+    size_t n_cas = 0, n_chain = 0;
     struct registry *reg = NULL;
-    unsigned status = 0;
     int rc;
 
     rc = pki_read_cert(pki->ca_path, &ca, err, errlen);
     if (rc == 0)
+        rc = pki_load_chain(pki, &chain, &n_chain, err, errlen);
+    if (rc == 0)
         rc = pki_read_crl(pki, &crl, err, errlen);
     if (rc == 0)
         rc = pki_load_registry(pki, &reg, err, errlen);
-    /* A CRL not signed by our CA would let anyone un-revoke a peer. */
-    if (rc == 0 && (gnutls_x509_crl_verify(crl, &ca, 1, 0, &status) < 0 || status != 0)) {
-        snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path, pki->ca_path);
-        rc = -EBADMSG;
+    if (rc == 0)
+        rc = load_rollover(pki, ca, &extra, &n_extra, &crl_old, err, errlen);
+    /* A CRL not signed by our CA would let anyone un-revoke a peer. Under
+     * an organization's root that CA is the first of chain.pem; during a
+     * rollover ca.crt holds both CAs, and crl.pem may still be the old
+     * one's for the moment between the two writes. */
+    if (rc == 0) {
+        cas[n_cas++] = n_chain ? chain[0] : ca;
+        for (unsigned i = 0; i < n_extra && n_cas < TRUSTDB_MAX_CAS; i++)
+            cas[n_cas++] = extra[i];
+        if (crl_signer(crl, cas, n_cas) < 0) {
+            snprintf(err, errlen, "%s is not signed by the CA in %s", pki->crl_path,
+                     n_chain ? pki->chain_path : pki->ca_path);
+            rc = -EBADMSG;
+        }
     }
     if (rc < 0) {
+        for (unsigned i = 0; i < n_extra; i++)
+            gnutls_x509_crt_deinit(extra[i]);
+        gnutls_free(extra);
+        if (crl_old)
+            gnutls_x509_crl_deinit(crl_old);
         parts_free(ca, crl, reg);
+        pki_free_certs(chain, n_chain);
         return rc;
     }
-    return trustdb_from(ca, crl, reg, out);
+    rc = trustdb_from_chain(ca, chain, n_chain, crl, reg, out);
+    if (rc == 0 && (n_extra || crl_old))
+        rc = trustdb_add_rollover(*out, extra, n_extra, crl_old);
+    else if (rc < 0) {
+        for (unsigned i = 0; i < n_extra; i++)
+            gnutls_x509_crt_deinit(extra[i]);
+        if (crl_old)
+            gnutls_x509_crl_deinit(crl_old);
+    }
+    gnutls_free(extra);
+    if (rc < 0 && *out) {
+        trustdb_unref(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 struct trustdb *trustdb_ref(struct trustdb *db)
@@ -178,7 +338,17 @@ void trustdb_unref(struct trustdb *db)
     if (!db || atomic_fetch_sub(&db->refs, 1) != 1)
         return;
     parts_free(db->ca, db->crl, db->reg);
+    for (size_t i = 1; i < db->n_cas; i++)
+        gnutls_x509_crt_deinit(db->cas[i]);
+    if (db->crl_old)
+        gnutls_x509_crl_deinit(db->crl_old);
+    pki_free_certs(db->chain, db->n_chain);
     free(db->revoked);
+    for (size_t i = 0; i < db->n_issuers; i++) {
+        gnutls_x509_crt_deinit(db->issuers[i].ca);
+        free(db->issuers[i].revoked);
+    }
+    free(db->issuers);
     if (db->facts)
         for (size_t i = 0; i < FACTS_SLOTS; i++)
             free(db->facts[i].der);
@@ -302,6 +472,11 @@ const struct registry *trustdb_registry(const struct trustdb *db)
 
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db)
 {
+    return db->n_chain ? db->chain[0] : db->ca;
+}
+
+gnutls_x509_crt_t trustdb_root(const struct trustdb *db)
+{
     return db->ca;
 }
 
@@ -324,4 +499,55 @@ bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial)
 {
     return db->n_revoked &&
            bsearch(serial, db->revoked, db->n_revoked, sizeof(db->revoked[0]), cmp_serial);
+}
+
+int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_t *ca_der,
+                       bool fresh, char (*const revoked)[64], size_t n_revoked, unsigned roles)
+{
+    struct trust_issuer *n, *is;
+
+    n = realloc(db->issuers, (db->n_issuers + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    db->issuers = n;
+    db->trust.issuers = n;
+    is = &n[db->n_issuers];
+    memset(is, 0, sizeof(*is));
+    snprintf(is->name, sizeof(is->name), "%s", name);
+    if (gnutls_x509_crt_init(&is->ca) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crt_import(is->ca, ca_der, GNUTLS_X509_FMT_DER) < 0) {
+        gnutls_x509_crt_deinit(is->ca);
+        return -EBADMSG;
+    }
+    if (n_revoked) {
+        is->revoked = malloc(n_revoked * sizeof(*is->revoked));
+        if (!is->revoked) {
+            gnutls_x509_crt_deinit(is->ca);
+            return -ENOMEM;
+        }
+        memcpy(is->revoked, revoked, n_revoked * sizeof(*is->revoked));
+        qsort(is->revoked, n_revoked, sizeof(*is->revoked), cmp_serial);
+    }
+    is->n_revoked = n_revoked;
+    is->fresh = fresh;
+    is->roles = roles;
+    db->trust.n_issuers = ++db->n_issuers;
+    return 0;
+}
+
+const char *trustdb_issuer_untrusted(const struct trustdb *db, const char *issuer,
+                                     const char *serial)
+{
+    for (size_t i = 0; i < db->n_issuers; i++) {
+        const struct trust_issuer *is = &db->issuers[i];
+        if (strcmp(is->name, issuer) != 0)
+            continue;
+        if (!is->fresh)
+            return "its issuer's CRL is stale past max-stale";
+        if (verify_serial_listed(is->revoked, is->n_revoked, serial))
+            return "revoked by its issuer";
+        return NULL;
+    }
+    return "its issuer is no longer trusted here";
 }

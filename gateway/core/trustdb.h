@@ -20,8 +20,9 @@ struct verdict;
 
 struct trustdb;
 
-/* Load ca.crt, crl.pem (its signature checked against the CA) and the
- * registry. err names the file on failure. */
+/* Load ca.crt, chain.pem if present, crl.pem (its signature checked
+ * against this gateway's CA) and the registry. err names the file on
+ * failure. */
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen);
 /* A snapshot of these (it takes all three; crl may be NULL), for tests and
  * for trustdb_load. The CRL's signature is the caller's to check. Pass a CA
@@ -30,12 +31,20 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
  * revoked"). */
 int trustdb_from(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct registry *reg,
                  struct trustdb **out);
+/* The same with the intermediates between ca (the root) and this CA,
+ * this CA first (chain.pem); it takes the certificates and the array
+ * (gnutls_free'd). */
+int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_chain,
+                       gnutls_x509_crl_t crl, struct registry *reg, struct trustdb **out);
 struct trustdb *trustdb_ref(struct trustdb *db);
 void trustdb_unref(struct trustdb *db);
 
 const struct trust *trustdb_trust(const struct trustdb *db);
 const struct registry *trustdb_registry(const struct trustdb *db);
+/* This gateway's issuing CA: the first intermediate, or the root. */
 gnutls_x509_crt_t trustdb_ca(const struct trustdb *db);
+/* The root peers trust (ca.crt). */
+gnutls_x509_crt_t trustdb_root(const struct trustdb *db);
 time_t trustdb_crl_this_update(const struct trustdb *db);
 time_t trustdb_crl_next_update(const struct trustdb *db);
 /* The CRL's cRLNumber (0 without one; UINT64_MAX when it does not fit). */
@@ -43,6 +52,20 @@ uint64_t trustdb_crl_number(const struct trustdb *db);
 /* Whether the CRL lists serial (lowercase hex as verify_serial_hex writes
  * it): for sessions opened before the CRL changed. */
 bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial);
+
+/*
+ * Add a sibling issuer ([trust NAME]) to a snapshot nobody else holds yet
+ * (between trustdb_load and publishing it): its CA (DER), whether its CRL
+ * is fresh, the serials that CRL lists (verify_serial_hex, any order), and
+ * the VERIFY_ROLE() bits it may vouch for. Everything is copied.
+ */
+int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_t *ca_der,
+                       bool fresh, char (*const revoked)[64], size_t n_revoked, unsigned roles);
+/* Why an open session of a sibling issuer's peer is no longer trusted by
+ * db (NULL: it is): the issuer gone from the config, its CRL stale or
+ * listing serial. */
+const char *trustdb_issuer_untrusted(const struct trustdb *db, const char *issuer,
+                                     const char *serial);
 
 /*
  * verify_peer for the DER certificates raw[0..n) a peer sent (raw[0] its

@@ -26,6 +26,7 @@ static const char *const verdict_names[] = {
     [VERDICT_NOT_ENROLLED] = "not-enrolled",
     [VERDICT_ROLE_MISMATCH] = "role-mismatch",
     [VERDICT_ROLE_NOT_ALLOWED] = "role-not-allowed",
+    [VERDICT_ISSUER_STALE] = "issuer-stale",
 };
 
 const char *verdict_name(enum verdict_code code)
@@ -111,11 +112,41 @@ static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ..
     return 0;
 }
 
-/* The CA in t->cas that issued crt, or -1. */
+gnutls_x509_crt_t verify_ca_at(const struct trust *t, int i)
+{
+    if (i < 0)
+        return NULL;
+    if ((size_t)i < t->n_cas)
+        return t->cas[i];
+    if ((size_t)i - t->n_cas < t->n_chain)
+        return t->chain[(size_t)i - t->n_cas];
+    return NULL;
+}
+
+/* The CA in t->cas or t->chain that issued crt, or -1. */
 static int issuer_of(const struct trust *t, gnutls_x509_crt_t crt)
 {
-    for (size_t i = 0; i < t->n_cas; i++)
-        if (gnutls_x509_crt_check_issuer(crt, t->cas[i]))
+    for (size_t i = 0; i < t->n_cas + t->n_chain; i++)
+        if (gnutls_x509_crt_check_issuer(crt, verify_ca_at(t, (int)i)))
+            return (int)i;
+    return -1;
+}
+
+static int cmp_serial(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+bool verify_serial_listed(char (*const list)[64], size_t n, const char *serial)
+{
+    return n && bsearch(serial, list, n, sizeof(list[0]), cmp_serial);
+}
+
+/* The sibling issuer in t->issuers that issued crt, or -1. */
+static int sibling_of(const struct trust *t, gnutls_x509_crt_t crt)
+{
+    for (size_t i = 0; i < t->n_issuers; i++)
+        if (t->issuers[i].ca && gnutls_x509_crt_check_issuer(crt, t->issuers[i].ca))
             return (int)i;
     return -1;
 }
@@ -126,8 +157,8 @@ static void ca_path_facts(const struct trust *t, gnutls_x509_crt_t crt, struct c
     int i = issuer_of(t, crt);
 
     f->ca = i;
-    for (size_t hops = 0; i >= 0 && hops < t->n_cas; hops++) {
-        gnutls_x509_crt_t ca = t->cas[i];
+    for (size_t hops = 0; i >= 0 && hops < t->n_cas + t->n_chain; hops++) {
+        gnutls_x509_crt_t ca = verify_ca_at(t, i);
         time_t nb = gnutls_x509_crt_get_activation_time(ca);
         time_t na = gnutls_x509_crt_get_expiration_time(ca);
         if (nb != (time_t)-1 && nb > f->ca_not_before)
@@ -142,15 +173,83 @@ static void ca_path_facts(const struct trust *t, gnutls_x509_crt_t crt, struct c
 
 void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f)
 {
+    size_t cn_len;
+
     memset(f, 0, sizeof(*f));
     ca_path_facts(t, crt, f);
+    f->issuer = f->ca < 0 ? sibling_of(t, crt) : -1;
+    cn_len = sizeof(f->cn) - 1;
+    if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, f->cn, &cn_len) < 0)
+        f->cn[0] = '\0';
     verify_serial_hex(crt, f->serial, sizeof(f->serial));
     dn_of(crt, false, f->subject, sizeof(f->subject));
     f->not_before = gnutls_x509_crt_get_activation_time(crt);
     f->not_after = gnutls_x509_crt_get_expiration_time(crt);
     f->client_auth = has_client_auth(crt);
-    f->crl_revoked = t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1;
+    if (f->issuer >= 0)
+        f->crl_revoked = verify_serial_listed(t->issuers[f->issuer].revoked,
+                                              t->issuers[f->issuer].n_revoked, f->serial);
+    else
+        f->crl_revoked =
+            (t->crl && gnutls_x509_crt_check_revocation(crt, &t->crl, 1) == 1) ||
+            (t->crl_old && gnutls_x509_crt_check_revocation(crt, &t->crl_old, 1) == 1);
     f->role = verify_cert_role(crt);
+}
+
+/*
+ * A sibling issuer's peer, once validity and clientAuth passed: that
+ * issuer's CRL must be fresh and not list it, our registry (when it has
+ * the serial) must not have revoked it and must agree on the role, and
+ * the role must be one the issuer may vouch for and the listener serves.
+ */
+static int sibling_policy(const struct trust *t, const struct cert_facts *f, time_t now,
+                          unsigned allowed_roles, struct verdict *v)
+{
+    const struct trust_issuer *is = &t->issuers[f->issuer];
+    const struct peer *p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
+    char when[32];
+
+    snprintf(v->issuer, sizeof(v->issuer), "%s", is->name);
+    snprintf(v->name, sizeof(v->name), "%s", p ? p->name : f->cn);
+    v->role = f->role;
+    v->peer = p;
+    {
+        time_t na = gnutls_x509_crt_get_expiration_time(is->ca);
+        if (na != (time_t)-1 && now > na)
+            return finish(v, VERDICT_EXPIRED, "its issuer %s's CA expired", is->name);
+    }
+    if (!is->fresh)
+        return finish(v, VERDICT_ISSUER_STALE,
+                      "issuer %s: no fresh CRL from its distribution point within max-stale: "
+                      "its peers are refused until one is fetched",
+                      is->name);
+    if (f->crl_revoked)
+        return finish(v, VERDICT_REVOKED, "revoked by its issuer %s: serial %s is on its CRL",
+                      is->name, v->serial);
+    if (p && p->status != PEER_ACTIVE) {
+        time_format_utc(p->revoked_at, when, sizeof(when));
+        return finish(v, VERDICT_REVOKED, "peer %s of issuer %s: revoked here on %s (%s)",
+                      p->name, is->name, when, p->reason ? p->reason : "unspecified");
+    }
+    if (f->role < 0)
+        return finish(v, VERDICT_ROLE_MISMATCH,
+                      "peer %s of issuer %s: certificate carries no role URI (" ROLE_URI_PREFIX
+                      "...)",
+                      v->name, is->name);
+    if (p && (enum peer_role)f->role != p->role)
+        return finish(v, VERDICT_ROLE_MISMATCH,
+                      "peer %s of issuer %s: role mismatch: certificate says %s, registry says %s",
+                      p->name, is->name, role_name((enum peer_role)f->role), role_name(p->role));
+    if (!(is->roles & VERIFY_ROLE(f->role)))
+        return finish(v, VERDICT_ROLE_NOT_ALLOWED,
+                      "peer %s: issuer %s may not vouch for role %s here ([trust %s] roles)",
+                      v->name, is->name, role_name((enum peer_role)f->role), is->name);
+    if (!(allowed_roles & VERIFY_ROLE(f->role)))
+        return finish(v, VERDICT_ROLE_NOT_ALLOWED,
+                      "peer %s of issuer %s: role %s is not allowed on this listener", v->name,
+                      is->name, role_name((enum peer_role)f->role));
+    v->code = VERDICT_OK;
+    return 0;
 }
 
 /*
@@ -164,11 +263,12 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
 
     snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
     snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
+    v->not_after = f->not_after;
     /* The chain is verified without time checks (verify_peer_facts): the
      * CA's period is checked here, against the same `now` as the peer's. */
     if (f->ca >= 0 && f->ca_not_after && now > f->ca_not_after) {
         char ca[256];
-        dn_of(t->cas[f->ca], false, ca, sizeof(ca));
+        dn_of(verify_ca_at(t, f->ca), false, ca, sizeof(ca));
         time_format_utc(f->ca_not_after, when, sizeof(when));
         return finish(v, VERDICT_EXPIRED,
                       "the CA '%s' expired on %s: no certificate it issued is valid any more "
@@ -177,7 +277,7 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
     }
     if (f->ca >= 0 && now < f->ca_not_before) {
         char ca[256];
-        dn_of(t->cas[f->ca], false, ca, sizeof(ca));
+        dn_of(verify_ca_at(t, f->ca), false, ca, sizeof(ca));
         time_format_utc(f->ca_not_before, when, sizeof(when));
         return finish(v, VERDICT_NOT_YET_VALID, "the CA '%s' is not valid before %s (clock?)",
                       ca, when);
@@ -197,6 +297,8 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
         finish(v, VERDICT_NO_CLIENTAUTH, "no clientAuth extended key usage");
         return 0;
     }
+    if (f->issuer >= 0 && f->issuer < (int)t->n_issuers)
+        return sibling_policy(t, f, now, allowed_roles, v);
     p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
     /* On the CRL: the registry's entry says when and why, if it has one. */
     if (f->crl_revoked && !(p && p->status != PEER_ACTIVE))
@@ -232,6 +334,8 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
                p->name, role_name(p->role));
         return 0;
     }
+    snprintf(v->name, sizeof(v->name), "%s", p->name);
+    v->role = (int)p->role;
     v->code = VERDICT_OK;
     return 0;
 }
@@ -244,10 +348,37 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
     return verify_peer_facts(t, chain, n, now, allowed_roles, v, &f);
 }
 
+/*
+ * The peer's certificates, then those of t->chain it did not send: a peer
+ * may send its certificate alone (curl --cert, most clients) and its path
+ * still runs through this gateway's intermediates to the root. GnuTLS sorts
+ * the list from chain[0] up and drops what is not on the path.
+ */
+static gnutls_x509_crt_t *complete_chain(const struct trust *t, const gnutls_x509_crt_t *chain,
+                                         size_t n, size_t *n_out)
+{
+    gnutls_x509_crt_t *all = calloc(n + t->n_chain, sizeof(*all));
+
+    if (!all)
+        return NULL;
+    memcpy(all, chain, n * sizeof(*all));
+    *n_out = n;
+    for (size_t i = 0; i < t->n_chain; i++) {
+        bool sent = false;
+        for (size_t k = 0; k < n && !sent; k++)
+            sent = gnutls_x509_crt_equals(chain[k], t->chain[i]);
+        if (!sent)
+            all[(*n_out)++] = t->chain[i];
+    }
+    return all;
+}
+
 int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
                       time_t now, unsigned allowed_roles, struct verdict *v,
                       struct cert_facts *f)
 {
+    gnutls_x509_crt_t *full = NULL;
+    size_t n_full = 0;
     gnutls_x509_trust_list_t tl = NULL;
     gnutls_x509_crt_t crt;
     unsigned status = 0;
@@ -265,9 +396,14 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
     snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
     snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
 
-    rc = gnutls_x509_trust_list_init(&tl, 0);
-    if (rc < 0)
+    full = complete_chain(t, chain, n, &n_full);
+    if (!full)
         return -ENOMEM;
+    rc = gnutls_x509_trust_list_init(&tl, 0);
+    if (rc < 0) {
+        free(full);
+        return -ENOMEM;
+    }
     /* The list borrows the certificates: it must not free them. */
     /* No GNUTLS_TL_NO_DUPLICATES: with it GnuTLS may free entries it drops. */
     rc = gnutls_x509_trust_list_add_cas(tl, t->cas, (unsigned)t->n_cas, 0);
@@ -275,9 +411,19 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
         rc = -EINVAL;
         goto out;
     }
+    /* Sibling issuers' CAs are anchors too: each is an intermediate under
+     * our root, and its peers send their leaf (and perhaps that
+     * intermediate, which the list then cuts the chain at). */
+    for (size_t i = 0; i < t->n_issuers; i++) {
+        gnutls_x509_crt_t ca = t->issuers[i].ca;
+        if (ca && gnutls_x509_trust_list_add_cas(tl, &ca, 1, 0) < 0) {
+            rc = -EINVAL;
+            goto out;
+        }
+    }
     /* Time is checked below against `now`, so explain can say which bound. */
     rc = gnutls_x509_trust_list_verify_crt2(
-        tl, (gnutls_x509_crt_t *)chain, (unsigned)n, &vdata, 1,
+        tl, full, (unsigned)n_full, &vdata, 1,
         GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS, &status,
         NULL);
     if (rc < 0) {
@@ -314,6 +460,7 @@ int verify_peer_facts(const struct trust *t, const gnutls_x509_crt_t *chain, siz
 out:
     /* Deinit without freeing the borrowed CAs: flag 0 leaves them alone. */
     gnutls_x509_trust_list_deinit(tl, 0);
+    free(full);
     return rc;
 }
 

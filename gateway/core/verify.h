@@ -29,25 +29,62 @@ enum verdict_code {
     VERDICT_NOT_ENROLLED,
     VERDICT_ROLE_MISMATCH,
     VERDICT_ROLE_NOT_ALLOWED,
+    /* A sibling issuer's peer while that issuer's CRL is stale past
+     * max-stale (or was never fetched): fail closed. */
+    VERDICT_ISSUER_STALE,
 };
 
 /* A bit per enum peer_role. */
 #define VERIFY_ROLE(r) (1u << (r))
 
+/*
+ * A sibling issuer under the same root ([trust NAME], docs/pki.md
+ * "Revocation across hubs"): its CA certificate, what its latest CRL
+ * revokes, and the roles it may vouch for here. Its peers need no entry
+ * in our registry; one there (same serial) still decides: revoked there
+ * is refused, and its role must agree.
+ */
+struct trust_issuer {
+    char name[32];
+    gnutls_x509_crt_t ca;
+    bool fresh;           /* false: no CRL fetched within max-stale: refuse its peers */
+    char (*revoked)[64];  /* its CRL's serials (verify_serial_hex), sorted */
+    size_t n_revoked;
+    unsigned roles;       /* VERIFY_ROLE() bits: the most one of its peers gets */
+};
+
 struct trust {
-    gnutls_x509_crt_t *cas; /* trust anchors (and intermediates) */
+    gnutls_x509_crt_t *cas; /* trust anchors (the root, or a self-signed CA) */
     size_t n_cas;
+    /* Intermediates this gateway knows (its chain.pem): a peer that sends
+     * only its own certificate still has its path built through them. Never
+     * anchors: each is verified up to cas, path lengths included. */
+    gnutls_x509_crt_t *chain;
+    size_t n_chain;
     gnutls_x509_crl_t crl;  /* may be NULL */
+    gnutls_x509_crl_t crl_old; /* the old CA's during a rollover, or NULL */
     const struct registry *reg;
+    const struct trust_issuer *issuers; /* sibling issuers, may be none */
+    size_t n_issuers;
 };
 
 struct verdict {
     enum verdict_code code;
     const struct peer *peer; /* the registry entry when known */
+    /* Who vouched: "" for our own CA, else the [trust NAME] (whose peer
+     * may have no registry entry: then name and role come from its
+     * certificate). */
+    char issuer[32];
+    char name[64];
+    int role;
+    time_t not_after;
     char serial[64];         /* lower-case hex */
     char subject[256];
     char reason[320];        /* for logs and explain; empty when OK */
 };
+
+/* The i-th CA of t: t->cas, then t->chain; NULL past the end. */
+gnutls_x509_crt_t verify_ca_at(const struct trust *t, int i);
 
 /* Short stable name for metrics and logs: "ok", "unknown-issuer", ... */
 const char *verdict_name(enum verdict_code code);
@@ -72,13 +109,21 @@ struct cert_facts {
     bool client_auth;
     bool crl_revoked;
     int role; /* verify_cert_role() */
-    /* The CA of t->cas that issued it (-1: none does), and the period in
+    /* The CA that issued it (-1: none does; an index into t->cas, then
+     * t->chain: see verify_ca_at), and the period in
      * which every CA on its path in t->cas is valid: a certificate is no
      * better than its issuer (RFC 5280 6.1.3: each certificate in the path
      * must be valid at the time in question). */
     int ca;
     time_t ca_not_before, ca_not_after;
+    /* Issued by t->issuers[issuer] instead (-1: not a sibling's); then
+     * crl_revoked is for that issuer's CRL, and cn its subject's CN. */
+    int issuer;
+    char cn[64];
 };
+
+/* Whether serial (verify_serial_hex) is in a sorted list of serials. */
+bool verify_serial_listed(char (*const list)[64], size_t n, const char *serial);
 
 void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_facts *f);
 

@@ -97,6 +97,8 @@ static void raise_nofile(const struct config *cfg)
         want += cfg->mgmt.max_sessions;
     if (cfg->tunnel.listen)
         want += 2 * (rlim_t)cfg->tunnel.max_sessions;
+    if (cfg->crl.listen)
+        want += CRL_MAX_SESSIONS;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
         return;
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want && geteuid() == 0) {
@@ -432,6 +434,8 @@ static void close_listeners(struct daemon_fds *fds)
         close(fds->tunnel);
     if (fds->enroll >= 0)
         close(fds->enroll);
+    if (fds->crl >= 0)
+        close(fds->crl);
 }
 
 int main(int argc, char **argv)
@@ -441,7 +445,7 @@ int main(int argc, char **argv)
     char *errors = NULL;
     uid_t uid;
     gid_t gid;
-    struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .enroll = -1, .parent = -1};
+    struct daemon_fds fds = {.mgmt = -1, .tunnel = -1, .enroll = -1, .crl = -1, .parent = -1};
     struct ps_server *ps = NULL;
     int rc, lock = -1;
 
@@ -479,7 +483,8 @@ int main(int argc, char **argv)
         goto out;
     if ((cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &fds.mgmt) < 0) ||
         (cfg->tunnel.listen && bind_listener("tunnel", cfg->tunnel.listen, &fds.tunnel) < 0) ||
-        (cfg->enroll.listen && bind_listener("enroll", cfg->enroll.listen, &fds.enroll) < 0))
+        (cfg->enroll.listen && bind_listener("enroll", cfg->enroll.listen, &fds.enroll) < 0) ||
+        (cfg->crl.listen && bind_listener("crl", cfg->crl.listen, &fds.crl) < 0))
         goto out;
     if (become_parent(cfg, uid, gid, &ps) < 0)
         goto out;

@@ -147,10 +147,10 @@ expect_no_forged_line "tunnel CLOSE reason"
 
 # ---- 4. a peer name with a line never gets that far ---------------------------
 keycsr nl1 >/dev/null 2>&1
-expect_exit 1 "mtlsgw enroll refuses a name with a newline" \
+expect_exit 2 "mtlsgw enroll refuses a name with a newline" \
     hub enroll "nl1$NL$FORGED" --role admin --csr "$T/nl1.csr" --out "$T/nl1.crt"
 expect_in "not a valid peer name" "$OUT" "... saying why"
-expect_exit 1 "mtlsgw invite refuses a name with a newline" \
+expect_exit 2 "mtlsgw invite refuses a name with a newline" \
     hub invite "nl1$NL$FORGED" --role admin
 python3 -c 'import json, sys
 print(json.dumps({"name": "nl1\n" + sys.argv[1], "role": "admin", "csr": open(sys.argv[2]).read()}))' \

@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)cidr_parse(cfg->tunnel.routes[i], &c, &why);
     for (unsigned i = 0; i < cfg->n_uplinks; i++) {
         FUZZ_CHECK(cfg->uplinks[i].name != NULL);
-        FUZZ_CHECK(cfg->uplinks[i].server != NULL);
+        FUZZ_CHECK(cfg->uplinks[i].n_servers > 0 && cfg->uplinks[i].servers[0] != NULL);
     }
     free(errors);
     config_free(cfg);

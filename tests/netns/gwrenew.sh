@@ -111,11 +111,13 @@ nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
 ok_if "... and the tunnel comes up again" wait_until 15 ping_ab 1
 # ---- days left on a spoke -------------------------------------------------------
 expect_exit 0 "spoke: status" spoke_console status
-expect_in "uplink     hub ($HUB_WAN:$TUN_PORT): certificate 396 days left, hub CA 3649 days left" \
-    "$OUT" "... shows its own certificate's and its hub CA's days left"
+# 397 days issued a moment ago: 397 or 396 left, by where the second falls.
+ok_if "... shows its own certificate's and its hub CA's days left" sh -c \
+    "printf '%s\n' \"\$1\" | grep -Eq 'uplink     hub \($HUB_WAN:$TUN_PORT\): certificate 39[67] days left, hub CA 36(49|50) days left'" _ "$OUT"
 expect_not_in "CA -1, gateway -1, CRL -1" "$OUT" "... and no '-1' for a CA it does not have"
 expect_exit 0 "spoke: status --json" spoke_console status --json
-expect_in '"certificate":396' "$(printf '%s' "$OUT" | tr -d ' \n')" "... the same in JSON (uplinks)"
+ok_if "... the same in JSON (uplinks)" sh -c \
+    "printf '%s' \"\$1\" | tr -d ' \n' | grep -Eq '\"certificate\":39[67],'" _ "$OUT"
 ok_if "both daemons still run" sh -c "kill -0 ${NSD_PID[hub]} && kill -0 ${NSD_PID[spoke]}"
 
 tap_done

@@ -23,7 +23,8 @@
 #                       cannot be made
 # hub/spoke/lana/lanb/out CMD...   run CMD in that namespace
 # mtg_fixture           tokens, configs, the hub's CA, spoke1 enrolled;
-#                       $T/hub/hub.conf, $T/spoke/spoke.conf
+#                       $T/hub/hub.conf, $T/spoke/spoke.conf (HUB_EXTRA_HOST
+#                       set: one more --host in the hub's certificate)
 # nsd_start ID NS CONF / nsd_stop ID / nsd_kill9 ID
 #                       an mtlsgwd -f in namespace NS, log $T/ID.log;
 #                       NSD_PID[ID] is the parent's pid; the environment
@@ -201,7 +202,8 @@ mtg_fixture() { # [hub config lines...]
             "$HUB_WAN" "$TUN_PORT" "$TUN_POOL" "$LANA_NET${LANA6_NET:+ $LANA6_NET}"
         [ $# -gt 0 ] && printf '%s\n' "$@"
     } >>"$T/hub/hub.conf"
-    mtg_at hub init --cn hub1 --host "$HUB_WAN" --host "$LANA_GW" >/dev/null || return 1
+    mtg_at hub init --cn hub1 --host "$HUB_WAN" --host "$LANA_GW" \
+        ${HUB_EXTRA_HOST:+--host "$HUB_EXTRA_HOST"} >/dev/null || return 1
     mtg_node spoke spk "$SPK_PIN" || return 1
     mtg_uplink spoke
     mtg_device spoke hub spoke1 tunnel --network "$LANB_NET" \

@@ -135,7 +135,12 @@ static void test_tunnel_firewall_uplink(void)
                                            "server = hub.example.net:8444\n"
                                            "key = pkcs11:token=x;object=k\n"
                                            "[uplink hub2]\n"
-                                           "server = 192.0.2.1:8444\n");
+                                           "server = 192.0.2.1:8444 [2001:db8::1]:8444,"
+                                           "hub-b.example.net:8444\n"
+                                           "prefer-first = no\n"
+                                           "probe-interval = 3\n"
+                                           "[uplink hub3]\n"
+                                           "server = random 192.0.2.7:1 192.0.2.8:2\n");
 
     EXPECT_INT(config_load(p, &cfg, &errors), 0);
     if (errors)
@@ -152,10 +157,21 @@ static void test_tunnel_firewall_uplink(void)
     EXPECT_INT(cfg->fw.gate[2].port, 161);
     EXPECT_INT(cfg->fw.gate[2].proto, 17);
     EXPECT_INT(cfg->fw.gate_timeout, 60);
-    EXPECT_INT(cfg->n_uplinks, 2);
+    EXPECT_INT(cfg->n_uplinks, 3);
     EXPECT_STR(cfg->uplinks[0].name, "hub1");
     EXPECT_STR(cfg->uplinks[0].key, "pkcs11:token=x;object=k");
-    EXPECT_STR(cfg->uplinks[1].server, "192.0.2.1:8444");
+    EXPECT_INT(cfg->uplinks[0].n_servers, 1);
+    EXPECT_INT(cfg->uplinks[0].prefer_first, 1);
+    EXPECT_INT(cfg->uplinks[0].probe_interval, 10);
+    EXPECT_INT(cfg->uplinks[0].server_random, 0);
+    EXPECT_INT(cfg->uplinks[1].n_servers, 3);
+    EXPECT_STR(cfg->uplinks[1].servers[0], "192.0.2.1:8444");
+    EXPECT_STR(cfg->uplinks[1].servers[1], "[2001:db8::1]:8444");
+    EXPECT_STR(cfg->uplinks[1].servers[2], "hub-b.example.net:8444");
+    EXPECT_INT(cfg->uplinks[1].prefer_first, 0);
+    EXPECT_INT(cfg->uplinks[1].probe_interval, 3);
+    EXPECT_INT(cfg->uplinks[2].n_servers, 2);
+    EXPECT_INT(cfg->uplinks[2].server_random, 1);
     config_free(cfg);
 }
 
@@ -172,7 +188,12 @@ static void test_tunnel_errors(void)
                                               "gate = ssh\n"               /* 7 */
                                               "[uplink a/b]\n"             /* 8 */
                                               "[uplink hub]\n"             /* 9 */
-                                              "cert = x.crt\n");           /* 10 */
+                                              "cert = x.crt\n"             /* 10 */
+                                              "[uplink two]\n"             /* 11 */
+                                              "server = a:1 b c:2\n"       /* 12 */
+                                              "server-order = shuffled\n"  /* 13 */
+                                              "[uplink dup]\n"             /* 14 */
+                                              "server = a:1 a:1\n");       /* 15 */
 
     EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
@@ -183,6 +204,74 @@ static void test_tunnel_errors(void)
     EXPECT_CONTAINS(errors, "badtun.conf:8: [uplink NAME]: 'a/b'");
     EXPECT_CONTAINS(errors, "[tunnel] listen needs pool");
     EXPECT_CONTAINS(errors, "[uplink hub] needs server");
+    EXPECT_CONTAINS(errors, "badtun.conf:12: server = 'a:1 b c:2': 'b': want HOST:PORT");
+    EXPECT_CONTAINS(errors, "badtun.conf:13: server-order = 'shuffled': not in-order or random");
+    EXPECT_CONTAINS(errors, "badtun.conf:15: server = 'a:1 a:1': 'a:1' is listed twice");
+    free(errors);
+}
+
+/* Issue #16: [pki] crl-url, [crl] listen, [enroll] tls-min, [trust NAME]. */
+static void test_crl_trust(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL;
+    const char *p = write_conf("org.conf", "[pki]\n"
+                                           "crl-url = http://192.0.2.1:8080/crl\n"
+                                           "[crl]\n"
+                                           "listen = 0.0.0.0:8080\n"
+                                           "[trust hubA]\n"
+                                           "ca = hubA.crt\n"
+                                           "crl-url = http://a.example:8080/crl\n"
+                                           "roles = monitor\n"
+                                           "refresh = 30\n"
+                                           "max-stale = 600\n"
+                                           "networks = 10.5.0.0/16\n"
+                                           "[trust hubB]\n"
+                                           "ca = /etc/b.crt\n"
+                                           "crl-url = http://b/crl\n");
+
+    EXPECT_INT(config_load(p, &cfg, &errors), 0);
+    CU_ASSERT_PTR_NULL(errors);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->pki.crl_url, "http://192.0.2.1:8080/crl");
+    EXPECT_STR(cfg->crl.listen, "0.0.0.0:8080");
+    EXPECT_INT(cfg->enroll.tls_min, 12); /* EST's default: field clients */
+    EXPECT_INT(cfg->mgmt.tls_min, 13);
+    EXPECT_INT(cfg->n_trusts, 2);
+    EXPECT_STR(cfg->trusts[0].name, "hubA");
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg->trusts[0].ca, "/hubA.crt"));
+    EXPECT_INT(cfg->trusts[0].roles, CFG_ROLE(1));
+    EXPECT_INT(cfg->trusts[0].refresh, 30);
+    EXPECT_INT(cfg->trusts[0].max_stale, 600);
+    EXPECT_INT(cfg->trusts[0].n_networks, 1);
+    /* Defaults: monitor and tunnel, never admin; 60 s; an hour. */
+    EXPECT_INT(cfg->trusts[1].roles, CFG_ROLE(1) | CFG_ROLE(2));
+    EXPECT_INT(cfg->trusts[1].refresh, 60);
+    EXPECT_INT(cfg->trusts[1].max_stale, 3600);
+    config_free(cfg);
+    cfg = NULL;
+
+    p = write_conf("badorg.conf", "[pki]\n"                          /* 1 */
+                                  "crl-url = https://x/crl\n"        /* 2 */
+                                  "[enroll]\n"                       /* 3 */
+                                  "tls-min = 1.1\n"                  /* 4 */
+                                  "[trust a/b]\n"                    /* 5 */
+                                  "[trust x]\n"                      /* 6 */
+                                  "roles = root\n"                   /* 7 */
+                                  "refresh = 120\n"                  /* 8 */
+                                  "max-stale = 60\n"                 /* 9 */
+                                  "ca = x.crt\n"                     /* 10 */
+                                  "crl-url = http://x/crl\n"         /* 11 */
+                                  "[trust y]\n"                      /* 12 */
+                                  "ca = y.crt\n");                   /* 13 */
+    EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
+    EXPECT_CONTAINS(errors, "badorg.conf:2: crl-url = 'https://x/crl': want an http://");
+    EXPECT_CONTAINS(errors, "badorg.conf:4: tls-min = '1.1'");
+    EXPECT_CONTAINS(errors, "badorg.conf:5: [trust NAME]: 'a/b'");
+    EXPECT_CONTAINS(errors, "badorg.conf:7: roles = 'root'");
+    EXPECT_CONTAINS(errors, "[trust x] max-stale (60 s) is shorter than refresh (120 s)");
+    EXPECT_CONTAINS(errors, "[trust y] needs ca = FILE");
     free(errors);
 }
 
@@ -310,6 +399,7 @@ static const struct cu_test tests[] = {
     {"tunnel, firewall and uplink sections", test_tunnel_firewall_uplink},
     {"tunnel, firewall and uplink errors", test_tunnel_errors},
     {"peer-networks and accept-routes", test_peer_networks_accept_routes},
+    {"crl-url, [crl], [enroll] tls-min, [trust NAME]", test_crl_trust},
 };
 
 int main(void)

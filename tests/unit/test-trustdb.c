@@ -386,6 +386,63 @@ static void test_foreign_ca(void)
     trustdb_unref(db);
 }
 
+/* A sibling issuer ([trust NAME], trustdb_add_issuer): stranger's peers
+ * are judged by its roles, freshness and CRL, and our registry when it
+ * lists them; our own peers are not affected. */
+static void test_sibling_issuer(void)
+{
+    gnutls_datum_t der = {NULL, 0};
+    char revoked[1][64] = {"1006"}; /* alien1's serial */
+    struct trustdb *db;
+    struct verdict v;
+
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_export2(stranger.crt, GNUTLS_X509_FMT_DER, &der), 0);
+    db = snapshot_default();
+    EXPECT_INT(trustdb_add_issuer(db, "sib", &der, true, NULL, 0, VERIFY_ROLE(ROLE_MONITOR)), 0);
+    FULL(db, alien, T_NOW, ADMIN, &v, VERDICT_ROLE_NOT_ALLOWED);
+    FULL(db, admin1, T_NOW, ADMIN, &v, VERDICT_OK);
+    EXPECT_STR(v.issuer, "");
+    trustdb_unref(db);
+
+    db = snapshot_default();
+    EXPECT_INT(trustdb_add_issuer(db, "sib", &der, true, NULL, 0, ADMIN), 0);
+    FULL(db, alien, T_NOW, ADMIN, &v, VERDICT_OK);
+    EXPECT_STR(v.issuer, "sib");
+    RESUMED(db, alien, T_NOW, ADMIN, &v, VERDICT_OK);
+    FULL(db, alien, T_NOW, VERIFY_ROLE(ROLE_TUNNEL), &v, VERDICT_ROLE_NOT_ALLOWED);
+    CU_ASSERT_PTR_NULL(trustdb_issuer_untrusted(db, "sib", "1006"));
+    trustdb_unref(db);
+
+    /* Stale past max-stale: refused, open sessions told so. */
+    db = snapshot_default();
+    EXPECT_INT(trustdb_add_issuer(db, "sib", &der, false, NULL, 0, ADMIN), 0);
+    FULL(db, alien, T_NOW, ADMIN, &v, VERDICT_ISSUER_STALE);
+    RESUMED(db, alien, T_NOW, ADMIN, &v, VERDICT_ISSUER_STALE);
+    CU_ASSERT_PTR_NOT_NULL(trustdb_issuer_untrusted(db, "sib", "1006"));
+    FULL(db, admin1, T_NOW, ADMIN, &v, VERDICT_OK);
+    trustdb_unref(db);
+
+    /* On its issuer's CRL. */
+    db = snapshot_default();
+    EXPECT_INT(trustdb_add_issuer(db, "sib", &der, true, revoked, 1, ADMIN), 0);
+    FULL(db, alien, T_NOW, ADMIN, &v, VERDICT_REVOKED);
+    RESUMED(db, alien, T_NOW, ADMIN, &v, VERDICT_REVOKED);
+    CU_ASSERT_PTR_NOT_NULL(trustdb_issuer_untrusted(db, "sib", "1006"));
+    CU_ASSERT_PTR_NULL(trustdb_issuer_untrusted(db, "sib", "1007"));
+    CU_ASSERT_PTR_NOT_NULL(trustdb_issuer_untrusted(db, "gone", "1007"));
+    trustdb_unref(db);
+
+    /* Not in our registry: roaming, named by its certificate. */
+    db = snapshot(crl_of(NULL), registry_of(&alien));
+    EXPECT_INT(trustdb_add_issuer(db, "sib", &der, true, NULL, 0, ADMIN), 0);
+    FULL(db, alien, T_NOW, ADMIN, &v, VERDICT_OK);
+    CU_ASSERT_PTR_NULL(v.peer);
+    EXPECT_STR(v.name, "alien1");
+    EXPECT_INT(v.role, ROLE_ADMIN);
+    trustdb_unref(db);
+    gnutls_free(der.data);
+}
+
 static void test_registry(void)
 {
     struct trustdb *good = snapshot_default(), *db;
@@ -685,6 +742,7 @@ static const struct cu_test tests[] = {
     {"garbage DER and no certificate", test_garbage},
     {"threads share one snapshot", test_threads},
     {"more peers than the cache has slots", test_more_peers_than_slots},
+    {"a sibling issuer ([trust NAME])", test_sibling_issuer},
 };
 
 static void fixtures_free(void)

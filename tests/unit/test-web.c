@@ -113,7 +113,7 @@ static void test_intercept(void)
     req = parse(REVOKE "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n" JSON_BODY);
     CU_ASSERT_TRUE(handled(&c, req, &r));
     EXPECT_INT(r.status, 403);
-    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "{\"error\":\"cross-site request refused"));
+    CU_ASSERT_TRUE(r.body && strstr(r.body, "{\"error\":\"cross-site request refused") != NULL);
     free(r.body);
     memset(&r, 0, sizeof(r));
     /* The same-origin one would go on to the API's revoke. */
@@ -167,7 +167,7 @@ static void test_intercept(void)
     memset(&r, 0, sizeof(r));
     CU_ASSERT_TRUE(
         handled(&c, parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n\r\n"), &r));
-    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "\"role\":\"admin\""));
+    CU_ASSERT_TRUE(r.body && strstr(r.body, "\"role\":\"admin\"") != NULL);
     free(r.body);
     http_reader_free(rd);
     rd = NULL;
@@ -190,7 +190,7 @@ static void test_page_only_on_management(void)
     CU_ASSERT_TRUE(handled(&c, parse("GET / HTTP/1.1\r\nHost: gw\r\n"
                                      "Accept-Encoding: gzip\r\n\r\n"), &r));
     EXPECT_INT(r.status, 404);
-    CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "no such resource: /"));
+    CU_ASSERT_TRUE(r.body && strstr(r.body, "no such resource: /") != NULL);
     free(r.body);
     memset(&r, 0, sizeof(r));
     CU_ASSERT_TRUE(handled(&c, parse("GET /ui/app.js HTTP/1.1\r\nHost: gw\r\n"

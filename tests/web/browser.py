@@ -13,7 +13,8 @@ import time
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.common.exceptions import (StaleElementReferenceException, TimeoutException,
+                                            WebDriverException)
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -42,8 +43,32 @@ def browser(home):
     return webdriver.Chrome(service=svc, options=opts)
 
 
+STALE = (StaleElementReferenceException,)
+
+
+def row_keys(d, selector, key):
+    """The data-KEY of every row matching selector, read in one script: the
+    page re-renders its lists on refresh, so elements found one call earlier
+    may be gone (stale) by the next."""
+    return d.execute_script(
+        'var key = arguments[1];'
+        'return Array.from(document.querySelectorAll(arguments[0]))'
+        '.map(function (r) { return r.dataset[key]; });', selector, key)
+
+
+def retry_stale(fn, tries=5):
+    """fn(), again when the element it held was re-rendered meanwhile."""
+    for i in range(tries):
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            if i == tries - 1:
+                raise
+            time.sleep(0.2)
+
+
 def wait_loaded(d, view, timeout=15):
-    WebDriverWait(d, timeout).until(
+    WebDriverWait(d, timeout, ignored_exceptions=STALE).until(
         lambda x: x.execute_script('return document.body && document.body.dataset.loaded')
         == view)
 
@@ -77,8 +102,7 @@ def admin_pages(d, a):
 
     d.get(a.url + '/#peers')
     wait_loaded(d, 'peers')
-    names = [r.get_attribute('data-peer') for r in
-             d.find_elements(By.CSS_SELECTOR, '#peer-rows tr')]
+    names = row_keys(d, '#peer-rows tr', 'peer')
     result(a.victim in names and 'admin1' in names, 'the peers view lists the peers',
            'rows: %s' % names)
     buttons = d.find_elements(By.CSS_SELECTOR, '#peer-rows button[data-action=revoke]')
@@ -86,14 +110,14 @@ def admin_pages(d, a):
     shot(d, a.screens, 'peers')
     search = d.find_element(By.ID, 'peer-search')
     search.send_keys('vic')
-    names = [r.get_attribute('data-peer') for r in
-             d.find_elements(By.CSS_SELECTOR, '#peer-rows tr')]
+    names = row_keys(d, '#peer-rows tr', 'peer')
     result(names and all(n.startswith('vic') for n in names), 'search filters the peers',
            'rows after "vic": %s' % names)
     search.clear()
     d.execute_script('document.getElementById("peer-search").dispatchEvent(new Event("input"))')
     d.find_element(By.CSS_SELECTOR, '#peer-rows tr[data-peer=admin1]').click()
-    WebDriverWait(d, 10).until(lambda x: x.find_element(By.ID, 'peer-detail').is_displayed())
+    WebDriverWait(d, 10, ignored_exceptions=STALE).until(
+        lambda x: x.find_element(By.ID, 'peer-detail').is_displayed())
     detail = d.find_element(By.ID, 'peer-detail').text
     result('serial' in detail and 'not after' in detail, 'a peer shows its certificate details',
            detail[:200])
@@ -106,7 +130,7 @@ def admin_pages(d, a):
     result(a.victim in peers, 'the sessions view lists the live sessions', 'peers: %s' % peers)
     first = d.find_element(By.ID, 'sessions-stamp').text
     try:
-        WebDriverWait(d, 8).until(
+        WebDriverWait(d, 8, ignored_exceptions=STALE).until(
             lambda x: x.find_element(By.ID, 'sessions-stamp').text != first)
         result(True, 'the sessions view refreshes by itself')
     except TimeoutException:
@@ -143,45 +167,46 @@ def admin_invites(d, a):
     set_value(d, 'invite-role', 'monitor')
     set_value(d, 'invite-ttl', '2h')
     d.find_element(By.ID, 'invite-submit').click()
-    WebDriverWait(d, 10).until(lambda x: x.find_element(By.ID, 'invite-join').text
+    WebDriverWait(d, 10, ignored_exceptions=STALE).until(lambda x: x.find_element(By.ID, 'invite-join').text
                                or x.find_element(By.ID, 'invite-error').text)
     join = d.find_element(By.ID, 'invite-join').text
     code = d.find_element(By.ID, 'invite-code').text
     result(join.startswith('mtlsgw join https://') and ('--name phone2 --code ' + code) in join
            and '--fingerprint ' in join, 'an invite made in the page shows its code and the '
            'join line', 'join %r, error %r' % (join, d.find_element(By.ID, 'invite-error').text))
-    qr = d.find_element(By.ID, 'invite-qr-svg')
-    # All of it in the viewport: an element screenshot is cut at its edge.
-    d.execute_script('arguments[0].scrollIntoView({block: "center"})', qr)
     png = os.path.join(a.screens, 'invite-qr.png')
-    qr.screenshot(png)
+
+    def qr_shot():
+        qr = d.find_element(By.ID, 'invite-qr-svg')
+        # All of it in the viewport: an element screenshot is cut at its edge.
+        d.execute_script('arguments[0].scrollIntoView({block: "center"})', qr)
+        qr.screenshot(png)
+    retry_stale(qr_shot)
     got = decode_qr(png)
     if got is None:
         print('# zbarimg missing: the QR code is not decoded', flush=True)
     else:
         result(got == join, "the invite's QR code in the page (SVG) decodes to the join line",
                'decoded %r' % got)
-    rows = [r.get_attribute('data-invite') for r in
-            d.find_elements(By.CSS_SELECTOR, '#invite-rows tr')]
+    rows = row_keys(d, '#invite-rows tr', 'invite')
     result('phone2' in rows, 'the invite is listed', 'rows %s' % rows)
     shot(d, a.screens, 'invites')
     # A wrong one: the API's words on the page.
     set_value(d, 'invite-name', 'bad/name')
     d.find_element(By.ID, 'invite-submit').click()
-    WebDriverWait(d, 10).until(lambda x: x.find_element(By.ID, 'invite-error').text)
+    WebDriverWait(d, 10, ignored_exceptions=STALE).until(lambda x: x.find_element(By.ID, 'invite-error').text)
     said = d.find_element(By.ID, 'invite-error').text
     result('must be a peer name' in said, 'a refused invite shows the API error', said)
     # Withdraw it.
     d.find_element(By.CSS_SELECTOR,
                    '#invite-rows tr[data-invite=phone2] button[data-action=withdraw]').click()
-    alert = WebDriverWait(d, 5).until(lambda x: x.switch_to.alert)
+    alert = WebDriverWait(d, 5, ignored_exceptions=STALE).until(lambda x: x.switch_to.alert)
     asked = alert.text
     alert.accept()
     try:
-        WebDriverWait(d, 10).until(
+        WebDriverWait(d, 10, ignored_exceptions=STALE).until(
             lambda x: 'Withdrew the invite for phone2' in x.find_element(By.ID, 'message').text)
-        rows = [r.get_attribute('data-invite') for r in
-                d.find_elements(By.CSS_SELECTOR, '#invite-rows tr')]
+        rows = row_keys(d, '#invite-rows tr', 'invite')
         result('phone2' in asked and 'phone2' not in rows,
                'withdrawing the invite, after a confirmation naming it', 'asked %r rows %s'
                % (asked, rows))
@@ -196,7 +221,7 @@ def admin_enrolls(d, a):
     set_value(d, 'enroll-role', 'monitor')
     d.find_element(By.ID, 'enroll-csr').send_keys(a.csr)
     d.find_element(By.ID, 'enroll-submit').click()
-    WebDriverWait(d, 15).until(lambda x: x.find_element(By.ID, 'enroll-summary').text
+    WebDriverWait(d, 15, ignored_exceptions=STALE).until(lambda x: x.find_element(By.ID, 'enroll-summary').text
                                or x.find_element(By.ID, 'enroll-error').text)
     said = d.find_element(By.ID, 'enroll-summary').text
     pem = d.find_element(By.ID, 'enroll-cert').text
@@ -231,11 +256,11 @@ def admin_kicks(d, a):
     if not found:
         result(False, 'kicking a session from the page', 'no session of %s listed' % a.kick)
         return
-    alert = WebDriverWait(d, 5).until(lambda x: x.switch_to.alert)
+    alert = WebDriverWait(d, 5, ignored_exceptions=STALE).until(lambda x: x.switch_to.alert)
     asked = alert.text
     alert.accept()
     try:
-        WebDriverWait(d, 10).until(
+        WebDriverWait(d, 10, ignored_exceptions=STALE).until(
             lambda x: 'Closed session' in x.find_element(By.ID, 'message').text)
         result(a.kick in asked, 'kicking a session from the page, after a confirmation '
                'naming it', 'asked %r' % asked)
@@ -260,7 +285,7 @@ def admin_revokes(d, a):
     t0 = time.monotonic()
     confirm.click()
     try:
-        WebDriverWait(d, 15).until(
+        WebDriverWait(d, 15, ignored_exceptions=STALE).until(
             lambda x: ('Revoked ' + a.victim) in x.find_element(By.ID, 'message').text)
         ms = (time.monotonic() - t0) * 1000
         result(True, 'revoking from the page says so (%.0f ms click to answer)' % ms)
@@ -316,7 +341,7 @@ def admin_revokes_kernel(d, a):
     print('# click to gone in the kernel: %.0f ms' % ms, flush=True)
     t = time.monotonic()
     try:
-        WebDriverWait(d, 10).until(
+        WebDriverWait(d, 10, ignored_exceptions=STALE).until(
             lambda x: ('Revoked ' + a.victim) in x.find_element(By.ID, 'message').text)
         result(True, 'the page says %s is revoked' % a.victim)
         print('# the page said revoked %.1f s after the kernel' % (time.monotonic() - t),
@@ -330,7 +355,7 @@ def admin_revokes_kernel(d, a):
 def cross_site(d, a):
     d.get(a.evil)
     try:
-        WebDriverWait(d, 15).until(lambda x: x.current_url.startswith(a.url))
+        WebDriverWait(d, 15, ignored_exceptions=STALE).until(lambda x: x.current_url.startswith(a.url))
         body = d.find_element(By.TAG_NAME, 'body').text
     except TimeoutException:
         body = 'still on %s' % d.current_url

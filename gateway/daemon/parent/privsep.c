@@ -400,8 +400,9 @@ static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const
 /* Our own uplink: a configured one with no live TUN yet, routes inside its
  * accept-routes and never over the hub's own address (the connection would
  * loop), forward openings inside [tunnel] peer-networks, tunnel addresses
- * inside [tunnel] peer-networks, outside our own [tunnel] pool, never the
- * hub's server address, taking no directly connected host. */
+ * inside [tunnel] peer-networks, outside our own [tunnel] pool, never a
+ * hub's server address (any of the list), taking no directly connected
+ * host. */
 static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *err,
                         size_t errlen)
 {
@@ -451,25 +452,30 @@ static int check_uplink(struct ps_server *ps, const struct ps_tun_up *u, char *e
         if ((rc = check_not_connected(ps, u->routes, u->n_routes, ends, 2, err, errlen)) < 0)
             return rc;
     }
-    colon = strrchr(up->server, ':');
-    hl = colon ? (size_t)(colon - up->server) : 0;
-    if (up->server[0] == '[' && hl >= 2)
-        snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), up->server + 1);
-    else
-        snprintf(host, sizeof(host), "%.*s", (int)hl, up->server);
-    /* The routes, then the two tunnel ends (each a /32 route into the
-     * tunnel: the hub's end as the peer route, ours as a local address). */
-    for (uint32_t k = 0; k < u->n_routes + 2; k++) {
-        const char *pre = k < u->n_routes ? u->routes[k] : k == u->n_routes ? u->remote
-                                                                             : u->local;
-        struct cidr c;
-        if (cidr_parse(pre, &c, NULL) < 0)
-            continue;
-        if ((inet_pton(AF_INET, host, a) == 1 && cidr_contains(&c, AF_INET, a)) ||
-            (inet_pton(AF_INET6, host, a) == 1 && cidr_contains(&c, AF_INET6, a))) {
-            snprintf(err, errlen, "%s %s would carry the tunnel to %s into itself",
-                     k < u->n_routes ? "route" : "tunnel address", pre, host);
-            return -EPERM;
+    /* Over none of the hubs' addresses: the uplink may fail over to any. */
+    for (unsigned sv = 0; sv < up->n_servers; sv++) {
+        const char *server = up->servers[sv];
+        colon = strrchr(server, ':');
+        hl = colon ? (size_t)(colon - server) : 0;
+        if (server[0] == '[' && hl >= 2)
+            snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), server + 1);
+        else
+            snprintf(host, sizeof(host), "%.*s", (int)hl, server);
+        /* The routes, then the two tunnel ends (each a /32 route into the
+         * tunnel: the hub's end as the peer route, ours as a local address). */
+        for (uint32_t k = 0; k < u->n_routes + 2; k++) {
+            const char *pre = k < u->n_routes ? u->routes[k]
+                              : k == u->n_routes ? u->remote
+                                                 : u->local;
+            struct cidr c;
+            if (cidr_parse(pre, &c, NULL) < 0)
+                continue;
+            if ((inet_pton(AF_INET, host, a) == 1 && cidr_contains(&c, AF_INET, a)) ||
+                (inet_pton(AF_INET6, host, a) == 1 && cidr_contains(&c, AF_INET6, a))) {
+                snprintf(err, errlen, "%s %s would carry the tunnel to %s into itself",
+                         k < u->n_routes ? "route" : "tunnel address", pre, host);
+                return -EPERM;
+            }
         }
     }
     return 0;

@@ -176,7 +176,7 @@ void conn_close(struct conn *c, const char *why)
 
     if (st == CONN_CLOSED)
         return;
-    if (st == CONN_OPEN && atomic_load(&c->kill) != KILL_TIMEOUT && why) {
+    if (st == CONN_OPEN && atomic_load(&c->kill) != KILL_TIMEOUT && why && c->tls) {
         /* Best effort on a non-blocking socket: a close_notify, never a wait. */
         gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     }
@@ -188,10 +188,10 @@ void conn_close(struct conn *c, const char *why)
     shutdown(c->fd, SHUT_RDWR);
     if (st == CONN_OPEN) {
         atomic_fetch_sub(&c->l->sessions, 1);
-        if (why)
-            PLOG(log_info, c, "session %llu closed: %s (in %llu, out %llu bytes)",
-                 (unsigned long long)c->id, why, atomic_load(&c->bytes_in),
-                 atomic_load(&c->bytes_out));
+        if (why) /* a plain HTTP request (the CRL DP) is no peer's session */
+            PLOG((c->tls ? log_info : log_debug), c,
+                 "session %llu closed: %s (in %llu, out %llu bytes)", (unsigned long long)c->id,
+                 why, atomic_load(&c->bytes_in), atomic_load(&c->bytes_out));
     } else {
         atomic_fetch_sub(&c->l->handshaking, 1);
     }
@@ -263,8 +263,11 @@ static int judge(struct conn *c, gnutls_session_t s, bool resumed, struct verdic
     if (rc == -EBADMSG)
         rc = 0;
     if (rc == 0 && v->code == VERDICT_OK) {
-        snprintf(c->peer, sizeof(c->peer), "%s", v->peer->name);
-        c->role = (int)v->peer->role;
+        /* A sibling issuer's peer may have no registry entry (verify.h). */
+        snprintf(c->peer, sizeof(c->peer), "%s", v->name);
+        c->role = v->role;
+        snprintf(c->issuer, sizeof(c->issuer), "%s", v->issuer);
+        c->not_after = v->not_after;
     }
     trustdb_unref(t);
     if (rc == 0)
@@ -457,8 +460,9 @@ static void handshake_step(struct conn *c)
         return;
     }
     tls_describe(c->tls, desc, sizeof(desc));
-    PLOG(log_info, c, "accepted as %s, session %llu (%s)", role_name((enum peer_role)c->role),
-         (unsigned long long)c->id, desc);
+    PLOG(log_info, c, "accepted as %s, session %llu (%s)%s%s", role_name((enum peer_role)c->role),
+         (unsigned long long)c->id, desc, c->issuer[0] ? ", vouched for by issuer " : "",
+         c->issuer);
     /* A kill that came during the handshake (its deadline, a kick, shutdown). */
     if ((k = atomic_load(&c->kill)) != KILL_NONE) {
         end_killed(c, k);
@@ -473,13 +477,60 @@ static void handshake_step(struct conn *c)
     conn_rearm(c, EPOLLIN);
 }
 
+/* ---- plain HTTP (SVC_PLAIN: the CRL distribution point) ------------------ */
+
+/* The socket's answers in GnuTLS' terms, so that one loop serves both. */
+static ssize_t plain_result(ssize_t n)
+{
+    if (n >= 0)
+        return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return GNUTLS_E_AGAIN;
+    return errno == EINTR ? GNUTLS_E_INTERRUPTED : GNUTLS_E_PULL_ERROR;
+}
+
+static ssize_t io_send(struct conn *c, const void *buf, size_t len)
+{
+    if (c->tls)
+        return gnutls_record_send(c->tls, buf, len);
+    return plain_result(send(c->fd, buf, len, MSG_NOSIGNAL));
+}
+
+static ssize_t io_recv(struct conn *c, void *buf, size_t len)
+{
+    if (c->tls)
+        return gnutls_record_recv(c->tls, buf, len);
+    return plain_result(recv(c->fd, buf, len, 0));
+}
+
+static void open_step(struct conn *c);
+
+/* No handshake and no client to judge: open at once, read the request. */
+static void plain_open(struct conn *c)
+{
+    int k;
+
+    atomic_fetch_sub(&c->l->handshaking, 1);
+    atomic_fetch_add(&c->l->sessions, 1);
+    atomic_store(&c->state, CONN_OPEN);
+    if ((k = atomic_load(&c->kill)) != KILL_NONE) {
+        end_killed(c, k);
+        return;
+    }
+    if (http_reader_new(c->l->max_body, &c->http) < 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    open_step(c);
+}
+
 /* ---- HTTP ---------------------------------------------------------------- */
 
 /* Send what is queued; 1 when all went, 0 when the socket is full, <0 on error. */
 static int flush_out(struct conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = gnutls_record_send(c->tls, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t n = io_send(c, c->out + c->out_off, c->out_len - c->out_off);
         if (n == GNUTLS_E_AGAIN)
             return 0;
         if (n == GNUTLS_E_INTERRUPTED)
@@ -541,6 +592,13 @@ static void serve_request(struct conn *c)
     c->l->svc->handle(c->d, c, req, &r);
     PLOG(log_debug, c, "%s %s -> %d", req->method_name, req->path, r.status);
     queue_reply(c, &r, req->keep_alive);
+    /* HEAD: the head of the GET answer, its Content-Length included, and
+     * no body (RFC 9110 9.3.2). */
+    for (size_t i = 0; req->method == HTTP_M_HEAD && c->out && i + 4 <= c->out_len; i++)
+        if (memcmp(c->out + i, "\r\n\r\n", 4) == 0) {
+            c->out_len = i + 4;
+            break;
+        }
     http_reader_next(c->http);
 }
 
@@ -629,7 +687,7 @@ static void open_step(struct conn *c)
             reply_error(c, 431, "request head too large");
             continue;
         }
-        n = gnutls_record_recv(c->tls, c->in + c->in_len, IN_BUF - c->in_len);
+        n = io_recv(c, c->in + c->in_len, IN_BUF - c->in_len);
         if (n == GNUTLS_E_AGAIN)
             break;
         if (n == GNUTLS_E_INTERRUPTED)
@@ -668,7 +726,9 @@ void conn_run(struct job *job)
         end_killed(c, k);
         return;
     }
-    if (atomic_load(&c->state) == CONN_HANDSHAKE)
+    if (atomic_load(&c->state) == CONN_HANDSHAKE && !c->tls)
+        plain_open(c);
+    else if (atomic_load(&c->state) == CONN_HANDSHAKE)
         handshake_step(c);
     else if (atomic_load(&c->state) == CONN_OPEN)
         open_step(c);

@@ -29,7 +29,7 @@ struct trustdb;
 struct http_reader;
 struct json_object;
 
-enum { VERDICT_COUNT = VERDICT_ROLE_NOT_ALLOWED + 1 };
+enum { VERDICT_COUNT = VERDICT_ISSUER_STALE + 1 };
 
 struct service;
 
@@ -103,6 +103,8 @@ struct conn {
     char peer[64];
     char serial[64];
     int role;
+    char issuer[32];  /* "" : our CA; else the [trust NAME] that vouched (verify.h) */
+    time_t not_after; /* of its certificate */
     /* HTTP */
     struct http_reader *http;
     char *in;
@@ -118,6 +120,8 @@ struct conn {
 };
 
 struct source_count;
+struct crl_dp;
+struct trust_fetch;
 struct bans;
 struct pool;
 struct tunnel;
@@ -140,6 +144,9 @@ struct daemon {
     struct listener tunl;   /* [tunnel] listen: the hub */
     struct listener upl;    /* our uplinks (counters only, no socket) */
     struct listener estl;   /* [enroll] listen: EST, client certificate optional */
+    struct listener crll;   /* [crl] listen: the CRL distribution point, plain HTTP */
+    struct crl_dp *crl_dp;  /* what crll serves (crl-http.c) */
+    struct trust_fetch *tf; /* [trust NAME] issuers' CRLs (trust-fetch.c); NULL: none */
     struct pool *pool;      /* [tunnel] pool (pool.h); NULL: none */
     struct udp_hub *udp;    /* [tunnel] udp (udp.h); NULL: none */
     struct uplink *uplinks;
@@ -168,8 +175,13 @@ struct daemon {
 /* ---- the session process (server.c) ---------------------------------- */
 /* Sockets the parent made: listeners (or -1) and its end of the channel. */
 struct daemon_fds {
-    int mgmt, tunnel, enroll, parent;
+    int mgmt, tunnel, enroll, crl, parent;
 };
+/* The CRL distribution point's bounds: connections, and seconds a client
+ * has to send its request (docs/pki.md). */
+#define CRL_MAX_SESSIONS 64
+#define CRL_MAX_PER_SOURCE 8
+#define CRL_IDLE_TIMEOUT 10
 int daemon_run(struct config *cfg, const struct daemon_fds *fds);
 
 

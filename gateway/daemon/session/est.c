@@ -32,7 +32,9 @@
 #include "fault.h"
 #include "invite.h"
 #include "log.h"
+#include "pki-rollover.h"
 #include "pki.h"
+#include "pki-chain.h"
 #include "registry.h"
 #include "sessions.h"
 #include "tls.h"
@@ -121,33 +123,22 @@ static void strike(struct conn *c)
     c->close_after_write = true;
 }
 
+/* The root and the intermediates (RFC 7030 4.1.3: "the current root CA
+ * certificate" and the chain to it): a device then pins the root alone.
+ * During a CA rollover both anchors and the cross certificates too. */
 static void get_cacerts(struct daemon *d, struct api_reply *rep)
 {
     gnutls_x509_crt_t *certs = NULL;
-    unsigned n = 0;
-    gnutls_datum_t data;
-    char *pem = NULL;
-    size_t len = 0;
-    int rc;
+    size_t n = 0;
+    char err[512] = "";
 
-    rc = fs_read_file(d->pki->ca_path, CA_MAX_SIZE, &pem, &len);
-    if (rc < 0) {
-        log_err("enroll: cacerts: cannot read %s: %s", d->pki->ca_path, strerror(-rc));
-        text(rep, 500, "the CA certificate cannot be read");
-        return;
-    }
-    data.data = (unsigned char *)pem;
-    data.size = (unsigned)len;
-    if (gnutls_x509_crt_list_import2(&certs, &n, &data, GNUTLS_X509_FMT_PEM, 0) < 0 || !n) {
-        log_err("enroll: cacerts: %s holds no PEM certificate", d->pki->ca_path);
+    if (pki_cacerts_bundle(d->pki, &certs, &n, err, sizeof(err)) < 0) {
+        log_err("enroll: cacerts: %s", err);
         text(rep, 500, "the CA certificate cannot be read");
     } else {
-        certs_reply(rep, certs, n);
+        certs_reply(rep, certs, (unsigned)n);
     }
-    for (unsigned i = 0; i < n; i++)
-        gnutls_x509_crt_deinit(certs[i]);
-    gnutls_free(certs);
-    free(pem);
+    pki_free_certs(certs, n);
 }
 
 /* The CSR of a POST, or a 4xx answer in rep. */

@@ -268,7 +268,7 @@ struct json_object *gwcert_uplinks_json(struct daemon *d, time_t now)
             break;
         uplink_days(d->cfg, i, now, &cert, &ca);
         json_object_object_add(o, "name", json_object_new_string(d->cfg->uplinks[i].name));
-        json_object_object_add(o, "server", json_object_new_string(d->cfg->uplinks[i].server));
+        json_object_object_add(o, "server", json_object_new_string(d->cfg->uplinks[i].servers[0]));
         json_object_object_add(o, "certificate", json_object_new_int64(cert));
         json_object_object_add(o, "hub_ca", json_object_new_int64(ca));
         json_object_array_add(arr, o);

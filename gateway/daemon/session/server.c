@@ -35,6 +35,7 @@
 #include "build-config.h"
 #include "privsep.h"
 #include "config.h"
+#include "crl-http.h"
 #include "config-diff.h"
 #include "gate.h"
 #include "gwcert.h"
@@ -48,9 +49,11 @@
 #include "sessions.h"
 #include "service.h"
 #include "tls.h"
+#include "trust-fetch.h"
 #include "trustdb.h"
 #include "udp.h"
 #include "uplink.h"
+#include "verify.h"
 #include "watch.h"
 
 /* epoll data for the fds that are not connections */
@@ -64,6 +67,7 @@ enum listener_section {
     SECTION_MANAGEMENT, /* [management] */
     SECTION_TUNNEL,     /* [tunnel]: no body limit, keepalives instead of idle */
     SECTION_ENROLL,     /* [management]'s limits, 60 s idle ([enroll] has none) */
+    SECTION_CRL,        /* fixed small bounds (daemon.h: CRL_*) */
 };
 
 /*
@@ -92,6 +96,8 @@ static const struct listener_row {
     {"enroll", offsetof(struct daemon, estl), offsetof(struct daemon_fds, enroll),
      VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
      SECTION_ENROLL, NULL, &service_enroll},
+    {"crl", offsetof(struct daemon, crll), offsetof(struct daemon_fds, crl), 0, SECTION_CRL,
+     NULL, &service_crl},
 };
 #define N_LISTENERS (sizeof(listeners) / sizeof(listeners[0]))
 
@@ -143,6 +149,12 @@ static void listener_init(struct daemon *d, size_t i, const struct config *cfg)
         l->max_sessions = cfg->mgmt.max_sessions;
         l->max_per_source = cfg->mgmt.max_per_source;
         l->max_body = cfg->mgmt.max_body;
+        break;
+    case SECTION_CRL: /* GET and HEAD: a request is its head (16 KiB at most, conn.c) */
+        l->handshake_timeout = l->idle_timeout = CRL_IDLE_TIMEOUT;
+        l->max_sessions = CRL_MAX_SESSIONS;
+        l->max_per_source = CRL_MAX_PER_SOURCE;
+        l->max_body = 256;
         break;
     }
 }
@@ -261,7 +273,7 @@ static bool accept_one(struct daemon *d, struct listener *l)
         return true;
     }
     pthread_rwlock_rdlock(&d->token_lock);
-    rc = tls_session_new(l->tls, fd, c, &c->tls);
+    rc = l->tls ? tls_session_new(l->tls, fd, c, &c->tls) : 0; /* no TLS: plain HTTP */
     pthread_rwlock_unlock(&d->token_lock);
     if (rc < 0) {
         log_err("%s: %s: cannot make a TLS session", l->name, remote);
@@ -469,11 +481,15 @@ static void submit_task(struct daemon *d, int kind)
 static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not_after,
                         time_t now)
 {
-    static const int marks[] = {30, 7, 1};
+    /* The CA from 180 days on: its successor (mtlsgw ca rollover) needs
+     * the time for every peer to renew before the old one ends. */
+    static const int marks[] = {30, 7, 1}, ca_marks[] = {180, 90, 30, 7, 1};
+    const int *m = slot == 0 ? ca_marks : marks;
+    int n = slot == 0 ? 5 : 3;
     long long left = days_until(not_after, now);
 
-    for (int i = 2; i >= 0; i--) {
-        if (left < marks[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > marks[i])) {
+    for (int i = n - 1; i >= 0; i--) {
+        if (left < m[i] && (d->warned_days[slot] == 0 || d->warned_days[slot] > m[i])) {
             if (left < 0 && slot == 0)
                 log_err("%s expired %lld days ago: every peer it issued is refused; make a "
                         "new CA (mtlsgw init --force) and enroll the peers again",
@@ -482,12 +498,12 @@ static void warn_expiry(struct daemon *d, int slot, const char *what, time_t not
                 log_err("%s expired %lld days ago", what, -left);
             else
                 log_warn("%s expires in %lld days (%s)", what, left,
-                         slot == 0 ? "every peer is refused from then on, and no certificate "
-                                     "it issues lasts longer: make a new CA in time"
+                         slot == 0 ? "every peer is refused from then on: make its "
+                                     "successor now, without a flag day: mtlsgw ca rollover"
                          : slot == 1 ? "renew it: mtlsgw gateway renew, or [pki] auto-renew "
                                        "= yes"
                                      : "renew it");
-            d->warned_days[slot] = marks[i];
+            d->warned_days[slot] = m[i];
             return;
         }
     }
@@ -682,18 +698,28 @@ static int listener_tls(struct daemon *d, struct listener *l, const char *alpn,
     gnutls_privkey_t key = NULL;
     struct tls_server_opts o = {0};
     struct trustdb *t = daemon_trust(d);
-    gnutls_x509_crt_t ca = trustdb_ca(t);
+    const struct trust *tr = trustdb_trust(t);
+    gnutls_x509_crt_t cas[4 + 16];
+    size_t n_own;
     int rc;
 
-    (void)l;
     rc = load_server_key(d, &key, err, errlen);
     if (rc < 0)
         goto out;
     o.cert_path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
+    o.chain_path = d->pki->chain_path;
     o.key = key;
-    o.cas = &ca;
-    o.n_cas = 1;
-    o.tls_min = d->cfg->mgmt.tls_min;
+    /* Our anchors (both CAs during a rollover), then each [trust NAME]
+     * issuer's: the names the CertificateRequest offers, so that their
+     * peers send their certificate. */
+    n_own = tr->n_cas < 4 ? tr->n_cas : 4;
+    for (size_t i = 0; i < n_own; i++)
+        cas[i] = tr->cas[i];
+    o.cas = cas;
+    o.n_cas = n_own + trust_fetch_cas(d->tf, cas + n_own, 16);
+    /* EST has its own floor (default 1.2: field EST clients, docs/est.md);
+     * the management and tunnel listeners keep [management]'s. */
+    o.tls_min = l == &d->estl ? d->cfg->enroll.tls_min : d->cfg->mgmt.tls_min;
     o.alpn = alpn;
     o.cert_optional = cert_optional;
     o.verify = conn_verify;
@@ -712,7 +738,10 @@ static int listener_setup(struct daemon *d, struct listener *l, int fd, const ch
     int rc;
 
     l->fd = fd;
-    rc = listener_tls(d, l, alpn, cert_optional, &l->tls, err, errlen);
+    if (l->svc->verify != SVC_PLAIN) /* the CRL DP has no TLS */
+        rc = listener_tls(d, l, alpn, cert_optional, &l->tls, err, errlen);
+    else
+        rc = 0;
     if (rc == 0 && epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         rc = -errno;
         snprintf(err, errlen, "epoll: %s", strerror(errno));
@@ -818,6 +847,20 @@ static int watch_start(struct daemon *d, struct watch *watch)
     return 0;
 }
 
+/* A [trust NAME] issuer's CRL or freshness changed (the fetcher's thread):
+ * reload trust as the watch does, ending the sessions it no longer admits. */
+static void trust_changed(void *arg)
+{
+    struct daemon *d = arg;
+    char err[512] = "";
+    int rc = daemon_reload_trust(d, err, sizeof(err));
+
+    if (rc < 0)
+        log_err("[trust] issuers changed: reload failed, keeping the previous state: %s", err);
+    else if (rc > 0)
+        log_info("[trust] issuers changed: reloaded trust, %d session(s) ended", rc);
+}
+
 /* Everything the session process serves with, in order: the token, the
  * watch and the trust, the loop, the pools, the listeners, the uplinks, the
  * control socket. Returns 0 or -1 (logged). */
@@ -844,8 +887,21 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
         log_err("cannot watch %s for changes: out of memory", d->pki->dir);
         return -1;
     }
+    if (judges && trust_fetch_new(d, &d->tf, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
     if (judges && trustdb_load(d->pki, &d->trust, err, sizeof(err)) < 0) {
         log_err("%s", err);
+        return -1;
+    }
+    /* Until their first fetch the sibling issuers are stale: refused. */
+    if (judges && trust_fetch_apply(d->tf, d->trust) < 0) {
+        log_err("out of memory");
+        return -1;
+    }
+    if (cfg->crl.listen && crl_dp_new(d->pki->dir, cfg->pki.crl_url, &d->crl_dp) < 0) {
+        log_err("out of memory");
         return -1;
     }
     if (loop_open(d, mask) < 0)
@@ -862,6 +918,10 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
             log_err("%s listener: %s", listeners[i].name, err);
             return -1;
         }
+    }
+    if (trust_fetch_start(d->tf, trust_changed, d, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
     }
     if (udp_hub_start(d, err, sizeof(err)) < 0 || uplinks_start(d, err, sizeof(err)) < 0) {
         log_err("%s", err);
@@ -943,6 +1003,8 @@ static void daemon_close(struct daemon *d)
     control_stop(d);
     workers_free(d->io);
     workers_free(d->slow);
+    trust_fetch_free(d->tf); /* its thread reloads trust: before trust goes */
+    d->tf = NULL;
     sessions_bury(d);
     udp_hub_stop(d);
     if (d->mgmt.tls)
@@ -954,6 +1016,7 @@ static void daemon_close(struct daemon *d)
     for (unsigned i = 0; i < d->n_retired; i++)
         tls_server_free(d->retired[i]);
     pool_free(d->pool);
+    crl_dp_free(d->crl_dp);
     trustdb_unref(d->trust);
     pki_free(d->pki);
     bans_free(d->bans);

@@ -5,6 +5,7 @@
 #include "service.h"
 
 #include "api.h"
+#include "crl-http.h"
 #include "daemon.h"
 #include "fault.h"
 #include "est.h"
@@ -49,6 +50,15 @@ const struct service service_enroll = {
     .on_open = NULL,
     .is_slow = est_is_slow,
     .handle = est_handle,
+    .errors = SVC_ERRORS_TEXT,
+};
+
+const struct service service_crl = {
+    .name = "crl",
+    .verify = SVC_PLAIN,
+    .on_open = NULL,
+    .is_slow = crl_http_is_slow,
+    .handle = crl_http_handle,
     .errors = SVC_ERRORS_TEXT,
 };
 

@@ -22,6 +22,9 @@ enum svc_verify {
     /* Optional (EST, RFC 7030 3.3.2): judged during the handshake but never
      * ends it; the handler answers a bad one in HTTP with the reason. */
     SVC_CERT_FOR_HANDLER,
+    /* No TLS at all: plain HTTP with no client to judge (the CRL
+     * distribution point, crl-http.c). */
+    SVC_PLAIN,
 };
 
 /* How an error the connection itself answers (bad HTTP) is written. */
@@ -46,6 +49,7 @@ struct service {
 extern const struct service service_management; /* [management] listen: the API */
 extern const struct service service_tunnel;     /* [tunnel] listen: hub tunnels */
 extern const struct service service_enroll;     /* [enroll] listen: EST */
+extern const struct service service_crl;        /* [crl] listen: the CRL DP, plain HTTP */
 /* Our uplinks' connections (client side, run by tunnel.c): the fields say
  * what conn.c did for them before the table, which is what any listener
  * that was not EST, the hub or management got. */

@@ -32,6 +32,7 @@
 #include "pki.h"
 #include "registry.h"
 #include "tls.h"
+#include "trust-fetch.h"
 #include "trustdb.h"
 #include "udp.h"
 
@@ -194,7 +195,8 @@ int sessions_sweep(struct daemon *d, struct trustdb *t)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl)
+        /* Plain HTTP (the CRL distribution point) has no peer to judge. */
+        if (atomic_load(&c->state) != CONN_OPEN || c->l == &d->upl || !c->tls)
             continue;
         /* No client certificate (EST with an invite code): nothing to
          * sweep; its handler judges the code. Without this, a simpleenroll
@@ -239,6 +241,11 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
         return 0; /* no listeners: nothing judged here */
     pthread_mutex_lock(&reload_lock);
     rc = trustdb_load(d->pki, &t, err, errlen);
+    /* Sibling issuers as their CRLs stand now (trust-fetch.c). */
+    if (rc == 0 && (rc = trust_fetch_apply(d->tf, t)) < 0) {
+        snprintf(err, errlen, "[trust] issuers: %s", strerror(-rc));
+        trustdb_unref(t);
+    }
     if (rc < 0)
         goto out;
     /* Swapped before the sweep: a handshake that ends after the swap judges
@@ -375,6 +382,28 @@ time_t sessions_gateway_not_after(struct daemon *d)
     return t;
 }
 
+/* Our uplinks (gwcert.c's array, one object per uplink): "server" the hub
+ * each is on (HOST:PORT as configured), from the open sessions (uplink.c
+ * names them after the uplink), null while none is up; "connected". */
+static struct json_object *uplinks_json(struct daemon *d, struct json_object *arr)
+{
+    for (unsigned i = 0; arr && i < d->cfg->n_uplinks; i++) {
+        const char *name = d->cfg->uplinks[i].name;
+        struct json_object *o = json_object_array_get_idx(arr, i), *srv = NULL;
+        if (!o)
+            break;
+        pthread_mutex_lock(&d->conns_lock);
+        for (struct conn *c = d->conns; c && !srv; c = c->next)
+            if (c->l == &d->upl && atomic_load(&c->state) == CONN_OPEN &&
+                atomic_load(&c->kill) == KILL_NONE && strcmp(c->peer, name) == 0)
+                srv = json_object_new_string(c->remote);
+        pthread_mutex_unlock(&d->conns_lock);
+        json_object_object_add(o, "connected", json_object_new_boolean(srv != NULL));
+        json_object_object_add(o, "server", srv);
+    }
+    return arr;
+}
+
 struct json_object *daemon_status_json(struct daemon *d)
 {
     struct json_object *o = json_object_new_object(), *tok, *ses, *days, *bans;
@@ -404,9 +433,12 @@ struct json_object *daemon_status_json(struct daemon *d)
     json_object_object_add(o, "token", tok);
     json_object_object_add(o, "sessions", ses);
     json_object_object_add(o, "days_left", days);
+    /* [trust NAME] issuers: whether each one's CRL is fresh (trust-fetch.c). */
+    if (d->tf)
+        json_object_object_add(o, "trust", trust_fetch_json(d->tf));
     /* A spoke: its own certificate and its hub's CA, per uplink. */
     if (d->cfg->n_uplinks)
-        json_object_object_add(o, "uplinks", gwcert_uplinks_json(d, now));
+        json_object_object_add(o, "uplinks", uplinks_json(d, gwcert_uplinks_json(d, now)));
     bans = json_object_new_object();
     json_object_object_add(bans, "banned", json_object_new_int64(bans_count(d->bans, mono_ms())));
     json_object_object_add(bans, "refused_total",
@@ -424,7 +456,7 @@ struct json_object *daemon_sessions_json(struct daemon *d)
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
         struct json_object *o;
-        if (atomic_load(&c->state) != CONN_OPEN)
+        if (atomic_load(&c->state) != CONN_OPEN || !c->tls) /* plain: no peer's session */
             continue;
         o = json_object_new_object();
         time_format_utc(c->since, since, sizeof(since));
@@ -432,6 +464,9 @@ struct json_object *daemon_sessions_json(struct daemon *d)
         json_object_object_add(o, "peer", json_object_new_string(c->peer));
         json_object_object_add(o, "role", json_object_new_string(role_name((enum peer_role)c->role)));
         json_object_object_add(o, "serial", json_object_new_string(c->serial));
+        /* Who vouched: our own CA ("") or a [trust NAME] issuer. */
+        if (c->issuer[0])
+            json_object_object_add(o, "issuer", json_object_new_string(c->issuer));
         json_object_object_add(o, "remote", json_object_new_string(c->remote));
         json_object_object_add(o, "listener", json_object_new_string(c->l->name));
         json_object_object_add(o, "since", json_object_new_string(since));

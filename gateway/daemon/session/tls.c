@@ -38,6 +38,7 @@ struct tls_server {
     gnutls_priority_t prio;
     gnutls_datum_t ticket_key;
     char *alpn;
+    char *chain_path; /* intermediates appended to a cert file that lacks them */
 };
 
 /* Without a callback every certificate would pass: refuse instead. */
@@ -69,12 +70,63 @@ void tls_server_free(struct tls_server *srv)
         gnutls_free(srv->ticket_key.data);
     }
     free(srv->alpn);
+    free(srv->chain_path);
     free(srv);
+}
+
+/*
+ * The issuers of the last certificate of certs[0..*n) found in chain_path,
+ * appended in order up to the root (not included): a gateway certificate
+ * written alone (a renewal, an older file) is still sent with the
+ * intermediates peers need to reach the root they trust (docs/pki.md).
+ * Best effort: without the file or memory, the list stays as it was.
+ */
+static void append_chain(gnutls_x509_crt_t **certs, unsigned *n, const char *chain_path)
+{
+    gnutls_x509_crt_t *chain = NULL, *grown;
+    unsigned n_chain = 0;
+    char *text = NULL;
+    size_t len = 0;
+    gnutls_datum_t d;
+    bool added = true;
+
+    if (!chain_path || fs_read_file(chain_path, 1024 * 1024, &text, &len) < 0)
+        return;
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)len;
+    if (gnutls_x509_crt_list_import2(&chain, &n_chain, &d, GNUTLS_X509_FMT_PEM, 0) < 0)
+        n_chain = 0;
+    while (added) {
+        gnutls_x509_crt_t last = (*certs)[*n - 1];
+        added = false;
+        if (gnutls_x509_crt_check_issuer(last, last))
+            break;
+        for (unsigned i = 0; i < n_chain && !added; i++) {
+            bool have = false;
+            if (!chain[i] || !gnutls_x509_crt_check_issuer(last, chain[i]) ||
+                gnutls_x509_crt_check_issuer(chain[i], chain[i]))
+                continue;
+            for (unsigned k = 0; k < *n; k++)
+                have = have || gnutls_x509_crt_equals((*certs)[k], chain[i]);
+            if (have || !(grown = gnutls_realloc(*certs, (*n + 1) * sizeof(**certs))))
+                continue;
+            *certs = grown;
+            (*certs)[(*n)++] = chain[i];
+            chain[i] = NULL;
+            added = true;
+        }
+    }
+    for (unsigned i = 0; i < n_chain; i++)
+        if (chain[i])
+            gnutls_x509_crt_deinit(chain[i]);
+    gnutls_free(chain);
+    free(text);
 }
 
 /* Certificate chain from a file plus a key, into cred (which takes both). */
 static int set_chain_and_key(gnutls_certificate_credentials_t cred, const char *cert_path,
-                             gnutls_privkey_t key, char *err, size_t errlen)
+                             const char *chain_path, gnutls_privkey_t key, char *err,
+                             size_t errlen)
 {
     gnutls_x509_crt_t *certs = NULL;
     gnutls_pcert_st *pcerts = NULL;
@@ -97,6 +149,7 @@ static int set_chain_and_key(gnutls_certificate_credentials_t cred, const char *
         rc = -EBADMSG;
         goto out;
     }
+    append_chain(&certs, &n, chain_path);
     /* The credentials take the array and the key and free them (so the array
      * comes from gnutls_malloc). */
     pcerts = gnutls_calloc(n, sizeof(*pcerts));
@@ -171,7 +224,7 @@ static int server_cred(const struct tls_server *srv, const char *cert_path,
         }
     }
     gnutls_certificate_set_verify_function(cred, srv->verify ? srv->verify : verify_refuse);
-    rc = set_chain_and_key(cred, cert_path, key, err, errlen);
+    rc = set_chain_and_key(cred, cert_path, srv->chain_path, key, err, errlen);
     if (rc < 0)
         goto fail;
     *out = cred;
@@ -224,6 +277,10 @@ int tls_server_new(const struct tls_server_opts *o, struct tls_server **out, cha
         if ((rc = crt_dup(o->cas[i], &srv->cas[i])) < 0)
             goto fail;
         srv->n_cas++;
+    }
+    if (o->chain_path && !(srv->chain_path = strdup(o->chain_path))) {
+        rc = -ENOMEM;
+        goto fail;
     }
     rc = server_cred(srv, o->cert_path, o->key, &srv->cred, err, errlen);
     if (rc < 0)
@@ -332,7 +389,7 @@ int tls_client_new(const struct tls_client_opts *o, struct tls_client **out, cha
         rc = -ENOMEM;
         goto fail;
     }
-    rc = set_chain_and_key(cli->cred, o->cert_path, o->key, err, errlen);
+    rc = set_chain_and_key(cli->cred, o->cert_path, NULL, o->key, err, errlen);
     if (rc < 0)
         goto fail;
     rc = gnutls_certificate_set_x509_trust_file(cli->cred, o->ca_path, GNUTLS_X509_FMT_PEM);

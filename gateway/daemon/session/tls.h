@@ -23,6 +23,8 @@ struct tls_server;
 
 struct tls_server_opts {
     const char *cert_path;     /* server certificate, then intermediates (PEM) */
+    const char *chain_path;    /* intermediates to send after them when cert_path
+                                * lacks them (chain.pem), or NULL */
     gnutls_privkey_t key;      /* ownership passes to the server */
     gnutls_x509_crt_t *cas;    /* named in CertificateRequest; copied */
     size_t n_cas;

@@ -35,6 +35,16 @@ const char *trust_judge(const struct trustdb *t, const struct conn *c, time_t no
     const struct registry *reg = trustdb_registry(t);
     const struct peer *p = registry_find_serial(reg, c->serial), *cur;
 
+    /* A sibling issuer's peer (verify.c, sibling_policy): its issuer's CRL
+     * and freshness, then what our registry says of it, if anything. */
+    if (c->issuer[0]) {
+        const char *why = trustdb_issuer_untrusted(t, c->issuer, c->serial);
+        if (why)
+            return why;
+        if (p && p->status == PEER_REVOKED)
+            return "revoked here";
+        return c->not_after && c->not_after <= now ? "certificate expired" : NULL;
+    }
     if (!p)
         return "no longer enrolled";
     if (p->status == PEER_REVOKED)

@@ -96,7 +96,11 @@ void tunnel_start_hub(struct conn *c)
         trustdb_unref(db);
         free(u);
         tunnel_free(t);
-        conn_close(c, p ? "out of memory" : "peer vanished from the registry");
+        /* A [trust] issuer's peer with no entry here: no address or
+         * interface yet (docs/pki.md, "Revocation across hubs"): closed. */
+        conn_close(c, p ? "out of memory"
+                        : c->issuer[0] ? "a roaming tunnel peer needs a registry entry here"
+                                       : "peer vanished from the registry");
         return;
     }
     for (size_t i = 0; i < p->n_networks && i < PS_MAX_PREFIXES; i++) {

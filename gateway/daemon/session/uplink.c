@@ -2,7 +2,9 @@
  * uplink.c: our uplinks (uplink.h), the spoke side of a tunnel: one thread
  * per [uplink] section dials its hub, hands the session to the data path
  * (tunnel.c) once the hub's CONFIG is applied, and dials again with backoff
- * when it ends.
+ * when it ends. With several hubs (server = A B ...) it moves to the next
+ * after a failed try, and, on another than the first with prefer-first,
+ * probes the first every probe-interval and moves back once it answers.
  */
 /* SOCK_NONBLOCK/SOCK_CLOEXEC on socket(): musl and glibc declare them under
  * _GNU_SOURCE. */
@@ -29,6 +31,7 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
+#include "mono.h"
 #include "p11.h"
 #include "pki-gateway.h"
 #include "pki.h"
@@ -50,7 +53,8 @@ struct uplink {
     struct daemon *d;
     const struct cfg_uplink *cfg;
     unsigned index;
-    char host[256], port[8], server_name[256];
+    const char *server; /* the hub we are on or trying: one of cfg->servers */
+    unsigned order[CFG_MAX_LIST]; /* indices into cfg->servers, this round's order */
     struct tls_client *tls;
     struct tls_client *retired[8]; /* replaced after a token recovery */
     unsigned n_retired;
@@ -87,14 +91,38 @@ static bool nap(struct uplink *up, unsigned ms)
     return poll(&p, 1, (int)ms) == 0 && !up->d->stopping;
 }
 
-static int connect_to(struct uplink *up, struct sockaddr_storage *ss, char *err, size_t errlen)
+/* A hub reached (TLS handshake done), not yet a session: fd < 0 for none.
+ * After a probe, first holds what the hub sent: its CONFIG first. */
+struct dialed {
+    int fd;
+    gnutls_session_t tls;
+    struct sockaddr_storage ss;
+    const char *server;
+    unsigned char *first; /* RBUF bytes, or NULL */
+    size_t first_len;
+};
+
+static void dialed_drop(struct dialed *dl)
+{
+    if (dl->fd >= 0) {
+        gnutls_deinit(dl->tls);
+        close(dl->fd);
+    }
+    free(dl->first);
+    dl->first = NULL;
+    dl->first_len = 0;
+    dl->fd = -1;
+}
+
+static int connect_to(const char *server, const char *host, const char *port,
+                      struct sockaddr_storage *ss, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
     int fd = -1, rc;
 
-    rc = getaddrinfo(up->host, up->port, &hints, &res);
+    rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", up->host, gai_strerror(rc));
+        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
         return -EHOSTUNREACH;
     }
     for (ai = res; ai; ai = ai->ai_next) {
@@ -118,7 +146,7 @@ static int connect_to(struct uplink *up, struct sockaddr_storage *ss, char *err,
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         return fd;
 next:
-        snprintf(err, errlen, "cannot connect to %s: %s", up->cfg->server, strerror(errno));
+        snprintf(err, errlen, "cannot connect to %s: %s", server, strerror(errno));
         close(fd);
         fd = -1;
     }
@@ -127,45 +155,60 @@ next:
 }
 
 /*
- * Read the hub's first frame, within the deadline: 0 with a whole CONFIG at the start of rbuf;
+ * Read the hub's first frame into rbuf (RBUF bytes, *rlen of them used),
+ * within the deadline: 0 with a whole CONFIG at the start of rbuf;
  * -ECONNABORTED when it is a CLOSE (its reason in why); -EPROTO for anything
  * else; -ECONNRESET or -ETIMEDOUT when none came.
  */
-static int read_first_frame(struct conn *c, long long deadline, char *why, size_t whylen)
+static int read_first_frame(gnutls_session_t tls, int fd, unsigned char *rbuf, size_t *rlen,
+                            long long deadline, char *why, size_t whylen)
 {
-    struct tunnel *t = c->tun;
+    size_t len = *rlen;
+    int rc;
 
     for (;;) {
         ssize_t n;
-        size_t flen = t->rlen >= FRAME_HDR ? ((size_t)t->rbuf[2] << 8 | t->rbuf[3]) : 0;
-        if (t->rlen >= FRAME_HDR && t->rbuf[0] == T_CLOSE && t->rbuf[1] == 0 &&
-            flen <= CLOSE_MAX && t->rlen >= FRAME_HDR + flen) {
+        size_t flen = len >= FRAME_HDR ? ((size_t)rbuf[2] << 8 | rbuf[3]) : 0;
+        if (len >= FRAME_HDR && rbuf[0] == T_CLOSE && rbuf[1] == 0 &&
+            flen <= CLOSE_MAX && len >= FRAME_HDR + flen) {
             size_t k;
-            snprintf(why, whylen, "%.*s", (int)flen, (const char *)t->rbuf + FRAME_HDR);
+            snprintf(why, whylen, "%.*s", (int)flen, (const char *)rbuf + FRAME_HDR);
             for (k = 0; why[k]; k++) /* the hub's words go to our log: printable only */
                 if ((unsigned char)why[k] < 0x20 || (unsigned char)why[k] > 0x7e)
                     why[k] = '?';
-            return -ECONNABORTED;
+            rc = -ECONNABORTED;
+            goto out;
         }
-        if (t->rlen >= FRAME_HDR &&
-            (t->rbuf[1] != 0 ||
-             (t->rbuf[0] == T_CLOSE ? flen > CLOSE_MAX
-                                    : t->rbuf[0] != T_CONFIG || flen > CONFIG_MAX)))
-            return -EPROTO;
-        if (t->rlen >= FRAME_HDR && t->rbuf[0] == T_CONFIG && t->rlen >= FRAME_HDR + flen)
-            return 0;
-        if (gnutls_record_check_pending(c->tls) == 0) {
-            struct pollfd p = {.fd = c->fd, .events = POLLIN};
-            if (tunnel_now_s() > deadline || poll(&p, 1, 1000) < 0)
-                return -ETIMEDOUT;
+        if (len >= FRAME_HDR &&
+            (rbuf[1] != 0 ||
+             (rbuf[0] == T_CLOSE ? flen > CLOSE_MAX
+                                 : rbuf[0] != T_CONFIG || flen > CONFIG_MAX))) {
+            rc = -EPROTO;
+            goto out;
         }
-        n = gnutls_record_recv(c->tls, t->rbuf + t->rlen, RBUF - t->rlen);
+        if (len >= FRAME_HDR && rbuf[0] == T_CONFIG && len >= FRAME_HDR + flen) {
+            rc = 0;
+            goto out;
+        }
+        if (gnutls_record_check_pending(tls) == 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (tunnel_now_s() > deadline || poll(&p, 1, 1000) < 0) {
+                rc = -ETIMEDOUT;
+                goto out;
+            }
+        }
+        n = gnutls_record_recv(tls, rbuf + len, RBUF - len);
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
             continue;
-        if (n <= 0)
-            return -ECONNRESET;
-        t->rlen += (size_t)n;
+        if (n <= 0) {
+            rc = -ECONNRESET;
+            goto out;
+        }
+        len += (size_t)n;
     }
+out:
+    *rlen = len;
+    return rc;
 }
 
 static int apply_config(struct uplink *up, struct conn *c, const char *text, size_t len,
@@ -207,7 +250,7 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
                                   fc->routes[i])) {
             log_warn("uplink %s: route %s from %s is outside [uplink %s] accept-routes: "
                      "not installed (list it there to accept it)", up->cfg->name,
-                     fc->routes[i], up->cfg->server, up->cfg->name);
+                     fc->routes[i], up->server, up->cfg->name);
             continue;
         }
         snprintf(u->routes[u->n_routes++], PS_ADDRLEN, "%s", fc->routes[i]);
@@ -217,7 +260,7 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
                                   up->d->cfg->tunnel.n_peer_networks, fc->networks[i])) {
             log_warn("uplink %s: network %s from %s is outside [tunnel] peer-networks: no "
                      "forwarding to it from the tunnel", up->cfg->name, fc->networks[i],
-                     up->cfg->server);
+                     up->server);
             continue;
         }
         snprintf(u->allowed[u->n_allowed++], PS_ADDRLEN, "%s", fc->networks[i]);
@@ -238,7 +281,7 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
         int urc = udp_spoke_attach(c, fc->udp);
         if (urc < 0)
             log_info("uplink %s: no UDP channel to %s port %u (%s): data stays on TLS",
-                     up->cfg->name, up->cfg->server, fc->udp,
+                     up->cfg->name, up->server, fc->udp,
                      urc == -ENOTSUP ? "TLS 1.2 without the extended master secret"
                                      : strerror(-urc));
     }
@@ -257,24 +300,32 @@ out:
     return rc;
 }
 
-/* Connect and handshake with the hub before the deadline: the socket, with
- * the session in *out and the hub's address in ss; -1 (logged) when not. */
-static int uplink_handshake(struct uplink *up, long long deadline, struct sockaddr_storage *ss,
-                            gnutls_session_t *out)
+/* Connect and handshake with hub server (HOST:PORT) before the deadline,
+ * checking that its certificate names server-name or else HOST: 0 with
+ * dl filled, -1 (logged; at debug for a probe) when not. */
+static int uplink_handshake(struct uplink *up, const char *server, long long deadline,
+                            bool probe, struct dialed *dl)
 {
     struct daemon *d = up->d;
+    void (*note)(const char *, ...) = probe ? log_debug : log_info;
     gnutls_session_t tls = NULL;
-    char err[512] = "";
+    char err[512] = "", host[256], port[8];
+    const char *name;
     int fd, rc;
 
-    fd = connect_to(up, ss, err, sizeof(err));
+    if (split_hostport(server, host, sizeof(host), port, sizeof(port)) < 0) {
+        log_err("uplink %s: server %s: want HOST:PORT", up->cfg->name, server);
+        return -1;
+    }
+    name = up->cfg->server_name ? up->cfg->server_name : host;
+    fd = connect_to(server, host, port, &dl->ss, err, sizeof(err));
     if (fd < 0) {
-        log_info("uplink %s: %s", up->cfg->name, err);
+        note("uplink %s: %s", up->cfg->name, err);
         return -1;
     }
     /* Our signature happens in the handshake: the token must stay put. */
     pthread_rwlock_rdlock(&d->token_lock);
-    rc = tls_client_session(up->tls, fd, up->server_name, &tls);
+    rc = tls_client_session(up->tls, fd, name, &tls);
     if (rc < 0) {
         pthread_rwlock_unlock(&d->token_lock);
         close(fd);
@@ -289,17 +340,18 @@ static int uplink_handshake(struct uplink *up, long long deadline, struct sockad
             unsigned status = gnutls_session_get_verify_cert_status(tls);
             gnutls_datum_t txt = {0};
             if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
-                pki_hub_lacks_name(tls, up->server_name, up->cfg->name, err, sizeof(err))) {
+                pki_hub_lacks_name(tls, name, up->cfg->name, err, sizeof(err))) {
                 /* Our own check of the hub, not the hub refusing us. */
-                log_err("uplink %s: hub %s: %s", up->cfg->name, up->cfg->server, err);
+                log_err("uplink %s: hub %s: %s", up->cfg->name, server, err);
             } else if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
                 gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt,
                                                              0) == 0) {
-                log_err("uplink %s: hub %s refused: %s", up->cfg->name, up->cfg->server, txt.data);
+                log_err("uplink %s: hub %s refused (name %s): %s", up->cfg->name, server,
+                        name, txt.data);
                 gnutls_free(txt.data);
             } else {
-                log_info("uplink %s: handshake with %s failed: %s", up->cfg->name,
-                         up->cfg->server, gnutls_strerror(rc));
+                note("uplink %s: handshake with %s failed: %s", up->cfg->name, server,
+                     gnutls_strerror(rc));
             }
             pthread_rwlock_unlock(&d->token_lock);
             gnutls_deinit(tls);
@@ -308,7 +360,7 @@ static int uplink_handshake(struct uplink *up, long long deadline, struct sockad
         }
         p.events = gnutls_record_get_direction(tls) ? POLLOUT : POLLIN;
         if (tunnel_now_s() > deadline || poll(&p, 1, 1000) < 0) {
-            log_info("uplink %s: handshake with %s timed out", up->cfg->name, up->cfg->server);
+            note("uplink %s: handshake with %s timed out", up->cfg->name, server);
             pthread_rwlock_unlock(&d->token_lock);
             gnutls_deinit(tls);
             close(fd);
@@ -316,8 +368,10 @@ static int uplink_handshake(struct uplink *up, long long deadline, struct sockad
         }
     }
     pthread_rwlock_unlock(&d->token_lock);
-    *out = tls;
-    return fd;
+    dl->fd = fd;
+    dl->tls = tls;
+    dl->server = server;
+    return 0;
 }
 
 /* The hub's first frame, applied: 0, or <0 with c ended (and logged). */
@@ -327,17 +381,18 @@ static int uplink_configure(struct uplink *up, struct conn *c, long long deadlin
     size_t flen;
     int rc;
 
-    rc = read_first_frame(c, deadline, err, sizeof(err));
+    rc = read_first_frame(c->tls, c->fd, c->tun->rbuf, &c->tun->rlen, deadline, err,
+                          sizeof(err));
     if (rc < 0) {
         if (rc == -ECONNABORTED)
             log_err("uplink %s: %s closed the tunnel before its CONFIG: %s", up->cfg->name,
-                    up->cfg->server, err[0] ? err : "no reason given");
+                    up->server, err[0] ? err : "no reason given");
         else if (rc == -ECONNRESET)
             log_err("uplink %s: %s closed the connection before its CONFIG: it refused our "
                     "certificate (revoked, not enrolled, not a tunnel peer? see the hub's log)",
-                    up->cfg->name, up->cfg->server);
+                    up->cfg->name, up->server);
         else
-            log_err("uplink %s: no CONFIG from %s (%s)", up->cfg->name, up->cfg->server,
+            log_err("uplink %s: no CONFIG from %s (%s)", up->cfg->name, up->server,
                     rc == -EPROTO ? "malformed first frame" : strerror(-rc));
         conn_close(c, "no CONFIG");
         return rc;
@@ -359,88 +414,233 @@ static int uplink_configure(struct uplink *up, struct conn *c, long long deadlin
     return 0;
 }
 
-/* Wait for the session to end, or for the daemon to stop. */
-static void uplink_wait(struct uplink *up, struct conn *c)
+/* Whether we are on another hub than the first and should probe it. */
+static bool uplink_probing(const struct uplink *up)
 {
+    const struct cfg_uplink *uc = up->cfg;
+
+    return uc->prefer_first && !uc->server_random && uc->n_servers > 1 &&
+           up->server != uc->servers[0];
+}
+
+/*
+ * Dial the first hub while on another: 0 once it took our handshake and
+ * sent its CONFIG (kept in dl->first for the session), -1 when not. A hub
+ * that completes the handshake and then refuses us (revoked there, say)
+ * is no reason to leave the hub we are on.
+ */
+static int uplink_probe(struct uplink *up, struct dialed *dl)
+{
+    long long deadline = tunnel_now_s() + 10;
+    char why[256] = "";
+    int rc;
+
+    if (uplink_handshake(up, up->cfg->servers[0], deadline, true, dl) < 0)
+        return -1;
+    dl->first = malloc(RBUF);
+    if (!dl->first) {
+        dialed_drop(dl);
+        return -1;
+    }
+    rc = read_first_frame(dl->tls, dl->fd, dl->first, &dl->first_len, deadline, why,
+                          sizeof(why));
+    if (rc < 0) {
+        log_info("uplink %s: %s answers but sent no CONFIG (%s): staying on %s",
+                 up->cfg->name, dl->server,
+                 rc == -ECONNABORTED ? why : rc == -ECONNRESET ? "it refused us, see its log"
+                                                               : strerror(-rc),
+                 up->server);
+        dialed_drop(dl);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Wait for the session to end, or for the daemon to stop. On another hub
+ * than the first with prefer-first, dial the first every probe-interval:
+ * true once its handshake succeeded (in *probe), c still up for the caller
+ * to leave.
+ */
+static bool uplink_wait(struct uplink *up, struct conn *c, struct dialed *probe)
+{
+    long long next = mono_ms() + (long long)up->cfg->probe_interval * 1000;
+
     for (;;) {
         struct pollfd p[2] = {{.fd = c->tun->done_fd, .events = POLLIN},
                               {.fd = up->stop_fd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        long long now = mono_ms();
+        int timeout = -1, n;
+        if (uplink_probing(up))
+            timeout = next > now ? (int)(next - now) : 0;
+        n = poll(p, 2, timeout);
+        if (n < 0 && errno != EINTR)
             break;
-        if (p[0].revents)
+        if (n > 0 && p[0].revents)
             break;
-        if (p[1].revents) {
+        if (n > 0 && p[1].revents) {
             conn_kill(c, KILL_SHUTDOWN);
             p[1].fd = -1;
             poll(p, 1, 3000);
             break;
         }
+        if (n == 0 && uplink_probing(up)) {
+            if (uplink_probe(up, probe) == 0) {
+                log_info("uplink %s: %s answers again: leaving %s for it", up->cfg->name,
+                         probe->server, up->server);
+                return true;
+            }
+            next = mono_ms() + (long long)up->cfg->probe_interval * 1000;
+        }
     }
+    return false;
 }
 
-/* One connection to the hub, until it ends. */
-static void uplink_once(struct uplink *up)
+/* End the session we leave for another hub and wait (3 s at most) for its
+ * tunnel to be down: the parent gives an uplink one interface at a time. */
+static void uplink_leave(struct conn *prev, uint64_t by)
+{
+    struct pollfd p = {.fd = prev->tun->done_fd, .events = POLLIN};
+
+    if (by)
+        conn_supersede(prev, by);
+    else
+        conn_kill(prev, KILL_SHUTDOWN);
+    poll(&p, 1, 3000);
+    conn_unref(prev);
+}
+
+/*
+ * One connection to up->server (dl: already dialed by a probe, else fd < 0),
+ * until it ends: true when its CONFIG was applied (a session was up). prev
+ * (a reference, or NULL) is the session on another hub we leave for this
+ * one; *next, when this one is left for the first hub the same way, holds
+ * that hub's dialed connection and *keep this session, referenced.
+ */
+static bool uplink_once(struct uplink *up, struct dialed *dl, struct conn *prev,
+                        struct dialed *next, struct conn **keep)
 {
     struct daemon *d = up->d;
-    struct sockaddr_storage ss = {0};
-    gnutls_session_t tls = NULL;
     struct conn *c = NULL;
     long long deadline = tunnel_now_s() + 10;
-    int fd;
 
-    fd = uplink_handshake(up, deadline, &ss, &tls);
-    if (fd < 0)
-        return;
-    c = sessions_conn_new(d, &d->upl, fd, &ss, false);
+    if (dl->fd < 0 && uplink_handshake(up, up->server, deadline, false, dl) < 0)
+        goto fail;
+    c = sessions_conn_new(d, &d->upl, dl->fd, &dl->ss, false);
     if (!c) {
-        gnutls_deinit(tls);
-        close(fd);
-        return;
+        dialed_drop(dl);
+        goto fail;
     }
-    c->tls = tls;
+    c->tls = dl->tls;
+    dl->fd = -1;
     snprintf(c->peer, sizeof(c->peer), "%s", up->cfg->name);
-    snprintf(c->remote, sizeof(c->remote), "%s", up->cfg->server);
+    snprintf(c->remote, sizeof(c->remote), "%s", up->server);
     c->role = ROLE_TUNNEL;
+    if (prev) {
+        uplink_leave(prev, c->id);
+        prev = NULL;
+    }
     c->tun = tunnel_new(d->cfg->tunnel.mtu, d->cfg->tunnel.keepalive, true);
     if (!c->tun) {
+        dialed_drop(dl);
         conn_close(c, "out of memory");
-        return;
+        return false;
+    }
+    if (dl->first) { /* the probe read the hub's CONFIG: the session reads it now */
+        memcpy(c->tun->rbuf, dl->first, dl->first_len);
+        c->tun->rlen = dl->first_len;
+        dialed_drop(dl);
     }
     atomic_fetch_sub(&c->l->handshaking, 1);
     atomic_fetch_add(&c->l->sessions, 1);
     atomic_store(&c->state, CONN_OPEN);
     if (uplink_configure(up, c, deadline + 5) < 0)
-        return;
-    log_info("uplink %s: connected to %s, %s up, %s <-> %s", up->cfg->name, up->cfg->server,
+        return false;
+    log_info("uplink %s: connected to %s, %s up, %s <-> %s", up->cfg->name, up->server,
              c->tun->ifname, c->tun->local, c->tun->remote);
     conn_ref(c);
     tunnel_hand_over(c);
-    uplink_wait(up, c);
-    conn_unref(c);
+    if (uplink_wait(up, c, next))
+        *keep = c;
+    else
+        conn_unref(c);
+    return true;
+fail:
+    if (prev)
+        uplink_leave(prev, 0);
+    return false;
+}
+
+/* This round's order of the servers: as listed, or shuffled. */
+static void uplink_shuffle(struct uplink *up, unsigned *seed)
+{
+    unsigned n = up->cfg->n_servers;
+
+    for (unsigned i = 0; i < n; i++)
+        up->order[i] = i;
+    for (unsigned i = n; up->cfg->server_random && i > 1; i--) {
+        unsigned j = (unsigned)rand_r(seed) % i, t = up->order[i - 1];
+        up->order[i - 1] = up->order[j];
+        up->order[j] = t;
+    }
 }
 
 static void *uplink_main(void *arg)
 {
     struct uplink *up = arg;
-    unsigned backoff = 1;
+    const struct cfg_uplink *uc = up->cfg;
+    unsigned backoff = 1, pos = 0;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)up;
+    struct dialed dl = {.fd = -1}, next = {.fd = -1};
+    struct conn *prev = NULL;
 
+    uplink_shuffle(up, &seed);
+    up->server = uc->servers[up->order[0]];
     while (!up->d->stopping) {
         long long t0 = tunnel_now_s();
-        unsigned ms;
-        uplink_once(up);
+        unsigned ms, wait_s = 1;
+        struct conn *old = prev;
+        bool was_up;
+        prev = NULL;
+        was_up = uplink_once(up, &dl, old, &next, &prev);
+        if (next.fd >= 0) { /* back to the first hub, at once */
+            dl = next;
+            next = (struct dialed){.fd = -1};
+            pos = 0;
+            up->server = dl.server;
+            backoff = 1;
+            continue;
+        }
         if (up->d->stopping)
             break;
         if (tunnel_now_s() - t0 > 60)
             backoff = 1;
-        /* 1 s doubling to 60 s, +-20 % jitter so spokes do not return in step. */
-        ms = backoff * 1000u;
+        /* A hub that had us is tried again first, after the backoff; one
+         * that did not answer passes the turn to the next in 1 s, and after
+         * a whole round in vain the backoff applies. It doubles each time:
+         * 1 s to 60 s, +-20 % jitter so spokes do not return in step; a
+         * session of more than a minute starts it again at 1 s. */
+        if (!was_up && ++pos < uc->n_servers) {
+            wait_s = 1;
+        } else {
+            if (!was_up) {
+                pos = 0;
+                uplink_shuffle(up, &seed);
+            }
+            wait_s = backoff;
+            backoff = backoff * 2 > 60 ? 60 : backoff * 2;
+        }
+        ms = wait_s * 1000u;
         ms = ms * 4 / 5 + (unsigned)(rand_r(&seed) % (ms * 2 / 5 + 1));
-        log_info("uplink %s: reconnecting in %u ms", up->cfg->name, ms);
+        up->server = uc->servers[up->order[pos]];
+        log_info("uplink %s: reconnecting in %u ms (to %s)", uc->name, ms, up->server);
         if (!nap(up, ms))
             break;
-        backoff = backoff < 60 ? (backoff * 2 > 60 ? 60 : backoff * 2) : 60;
     }
+    if (prev)
+        uplink_leave(prev, 0);
+    dialed_drop(&dl);
+    dialed_drop(&next);
     return NULL;
 }
 
@@ -540,9 +740,6 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
         up->index = i;
         up->stop_fd = eventfd(0, EFD_CLOEXEC);
         d->n_uplinks++;
-        split_hostport(uc->server, up->host, sizeof(up->host), up->port, sizeof(up->port));
-        snprintf(up->server_name, sizeof(up->server_name), "%s",
-                 uc->server_name ? uc->server_name : up->host);
         rc = uplink_tls(d, uc, &up->tls, err, errlen);
         if (rc < 0)
             return rc;

@@ -313,7 +313,7 @@ static int cmd_bridge(int argc, char **argv)
 
     if (argc < 4)
         return usage();
-    for (i = 4; i < argc; i++) {
+    for (i = 4; i < argc; i += 2) { /* option and its value */
         const char *opt = argv[i];
 
         if (i + 1 >= argc)
@@ -334,7 +334,6 @@ static int cmd_bridge(int argc, char **argv)
             fprintf(stderr, "wanem: bad option or value: %s %s\n", opt, argv[i + 1]);
             return usage();
         }
-        i++;
     }
     sm = seed;
     for (i = 0; i < 4; i++)

@@ -1,0 +1,590 @@
+/*
+ * trust-fetch.c: sibling issuers' CRLs ([trust NAME], trust-fetch.h).
+ *
+ * One thread fetches each issuer's crl-url every `refresh` seconds (a
+ * conditional GET: If-None-Match with the last ETag), with a deadline, and
+ * checks what it got: a CRL (DER or PEM) signed by that issuer's CA, not
+ * older than the one it has (a CRL DP is plain HTTP: someone on the path
+ * could replay an old CRL, but not a new one, and not one with a lower
+ * number). An issuer is fresh while its last good fetch (a 200 or a 304)
+ * is within max-stale and its CRL's nextUpdate has not passed; otherwise
+ * its peers are refused. Each change of what the issuers revoke or of
+ * their freshness reloads trust (daemon_reload_trust), which ends the
+ * sessions no longer admitted, as a local revocation does.
+ */
+#include "trust-fetch.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <json-c/json.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "fsutil.h"
+#include "log.h"
+#include "mono.h"
+#include "pki.h"
+#include "trustdb.h"
+#include "verify.h"
+
+#define FETCH_MAX (32u * 1024 * 1024) /* a CRL of a million entries is ~40 MB */
+#define FETCH_TIMEOUT_MS 10000
+
+struct tf_issuer {
+    const struct cfg_trust *cfg;
+    gnutls_x509_crt_t ca;
+    gnutls_datum_t ca_der;
+    /* under tf->lock */
+    char (*revoked)[64];
+    size_t n_revoked;
+    uint64_t number;      /* cRLNumber of the CRL held */
+    time_t this_update, next_update;
+    long long good_ms;    /* mono_ms of the last good fetch; 0: none yet */
+    bool fresh;           /* as last published to trust */
+    char etag[128];
+    char error[200];      /* the last failure, "" after a good fetch */
+    long long due_ms;
+};
+
+struct trust_fetch {
+    struct daemon *d;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool running, stop;
+    void (*on_change)(void *arg);
+    void *arg;
+    struct tf_issuer *is;
+    size_t n;
+};
+
+int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_t errlen)
+{
+    const struct config *cfg = d->cfg;
+    struct trust_fetch *tf;
+    int rc = 0;
+
+    *out = NULL;
+    if (cfg->n_trusts == 0)
+        return 0;
+    tf = calloc(1, sizeof(*tf));
+    if (!tf || !(tf->is = calloc(cfg->n_trusts, sizeof(*tf->is)))) {
+        free(tf);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    tf->d = d;
+    pthread_mutex_init(&tf->lock, NULL);
+    pthread_cond_init(&tf->cond, NULL);
+    for (unsigned i = 0; i < cfg->n_trusts; i++) {
+        struct tf_issuer *is = &tf->is[tf->n++];
+        char why[256] = "";
+        is->cfg = &cfg->trusts[i];
+        rc = pki_read_cert(is->cfg->ca, &is->ca, why, sizeof(why));
+        if (rc == 0 && gnutls_x509_crt_export2(is->ca, GNUTLS_X509_FMT_DER, &is->ca_der) < 0)
+            rc = -ENOMEM;
+        if (rc == 0 && gnutls_x509_crt_get_ca_status(is->ca, NULL) != 1) {
+            snprintf(why, sizeof(why), "not a CA certificate (basicConstraints CA:TRUE)");
+            rc = -EINVAL;
+        }
+        if (rc < 0) {
+            snprintf(err, errlen, "[trust %s] ca = %s: %s", is->cfg->name, is->cfg->ca,
+                     why[0] ? why : strerror(-rc));
+            trust_fetch_free(tf);
+            return rc;
+        }
+        snprintf(is->error, sizeof(is->error), "not fetched yet");
+    }
+    *out = tf;
+    return 0;
+}
+
+void trust_fetch_free(struct trust_fetch *tf)
+{
+    if (!tf)
+        return;
+    if (tf->running) {
+        pthread_mutex_lock(&tf->lock);
+        tf->stop = true;
+        pthread_cond_signal(&tf->cond);
+        pthread_mutex_unlock(&tf->lock);
+        pthread_join(tf->thread, NULL);
+    }
+    for (size_t i = 0; i < tf->n; i++) {
+        if (tf->is[i].ca)
+            gnutls_x509_crt_deinit(tf->is[i].ca);
+        gnutls_free(tf->is[i].ca_der.data);
+        free(tf->is[i].revoked);
+    }
+    free(tf->is);
+    pthread_cond_destroy(&tf->cond);
+    pthread_mutex_destroy(&tf->lock);
+    free(tf);
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static int connect_deadline(const char *host, const char *port, long long deadline, char *err,
+                            size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
+    int fd = -1, rc;
+
+    /* getaddrinfo has no deadline: this thread waits, no handshake does. */
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return -EHOSTUNREACH;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        struct pollfd p;
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        long long left = deadline - mono_ms();
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        p.fd = fd;
+        p.events = POLLOUT;
+        if (errno == EINPROGRESS && left > 0 && poll(&p, 1, (int)left) == 1 &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+            break;
+        snprintf(err, errlen, "cannot connect to %s port %s: %s", host, port,
+                 soerr ? strerror(soerr) : left > 0 ? strerror(errno) : "timed out");
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd >= 0 ? fd : -ECONNREFUSED;
+}
+
+static int io_deadline(int fd, short events, long long deadline)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    long long left = deadline - mono_ms();
+
+    if (left <= 0)
+        return -ETIMEDOUT;
+    return poll(&p, 1, (int)left) == 1 ? 0 : -ETIMEDOUT;
+}
+
+/* The value of header name in the head (NUL-terminated), into out. */
+static void header_value(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+
+    out[0] = '\0';
+    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, name, nl) == 0 && p[2 + nl] == ':') {
+            const char *v = p + 3 + nl;
+            size_t len;
+            v += strspn(v, " \t");
+            len = strcspn(v, "\r\n");
+            snprintf(out, outlen, "%.*s", (int)(len < outlen ? len : outlen - 1), v);
+            return;
+        }
+    }
+}
+
+int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_t max,
+                   int *status, char **body, size_t *len, char *etag_out, size_t etag_len,
+                   char *err, size_t errlen)
+{
+    char host[256], port[8] = "80", req[1024], te[64];
+    const char *h = url + 7, *path, *colon;
+    long long deadline = mono_ms() + timeout_ms;
+    char *buf = NULL, *sep;
+    size_t have = 0, cap = 0;
+    int fd = -1, rc;
+
+    *body = NULL;
+    *len = 0;
+    if (strncmp(url, "http://", 7) != 0) {
+        snprintf(err, errlen, "not an http:// URL");
+        return -EINVAL;
+    }
+    path = strchr(h, '/');
+    if (!path)
+        path = "/";
+    colon = memchr(h, ':', (size_t)(path - h));
+    snprintf(host, sizeof(host), "%.*s", (int)((colon ? colon : path) - h), h);
+    if (colon)
+        snprintf(port, sizeof(port), "%.*s", (int)(path - colon - 1), colon + 1);
+    fd = connect_deadline(host, port, deadline, err, errlen);
+    if (fd < 0)
+        return fd;
+    /* The Host header names host[:port] as the URL does. */
+    rc = snprintf(req, sizeof(req),
+                  "GET %s HTTP/1.1\r\nHost: %.*s\r\nUser-Agent: mtlsgwd\r\n%s%s%s"
+                  "Connection: close\r\n\r\n",
+                  path, (int)(path - h), h, etag && etag[0] ? "If-None-Match: " : "",
+                  etag && etag[0] ? etag : "", etag && etag[0] ? "\r\n" : "");
+    if (rc < 0 || (size_t)rc >= sizeof(req)) {
+        snprintf(err, errlen, "URL too long");
+        rc = -EINVAL;
+        goto out;
+    }
+    for (size_t off = 0; off < (size_t)rc;) {
+        ssize_t n;
+        if (io_deadline(fd, POLLOUT, deadline) < 0) {
+            snprintf(err, errlen, "%s: timed out sending the request", url);
+            rc = -ETIMEDOUT;
+            goto out;
+        }
+        n = send(fd, req + off, (size_t)rc - off, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            snprintf(err, errlen, "%s: send: %s", url, strerror(errno));
+            rc = -errno;
+            goto out;
+        }
+        off += n > 0 ? (size_t)n : 0;
+    }
+    for (;;) {
+        ssize_t n;
+        if (have + 65536 + 1 > cap) {
+            char *nb;
+            if (cap > max + 16384) {
+                snprintf(err, errlen, "%s: larger than %zu bytes", url, max);
+                rc = -EFBIG;
+                goto out;
+            }
+            cap = cap ? cap * 2 : 131072;
+            if (!(nb = realloc(buf, cap))) {
+                rc = -ENOMEM;
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
+            buf = nb;
+        }
+        if (io_deadline(fd, POLLIN, deadline) < 0) {
+            snprintf(err, errlen, "%s: no complete answer within %u ms", url, timeout_ms);
+            rc = -ETIMEDOUT;
+            goto out;
+        }
+        n = recv(fd, buf + have, cap - have - 1, 0);
+        if (n == 0)
+            break;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            snprintf(err, errlen, "%s: recv: %s", url, strerror(errno));
+            rc = -errno;
+            goto out;
+        }
+        have += n > 0 ? (size_t)n : 0;
+    }
+    if (!buf || (buf[have] = '\0', !(sep = strstr(buf, "\r\n\r\n"))) ||
+        sscanf(buf, "HTTP/1.%*1d %3d", status) != 1) {
+        snprintf(err, errlen, "%s: not an HTTP answer", url);
+        rc = -EBADMSG;
+        goto out;
+    }
+    *sep = '\0';
+    header_value(buf, "Transfer-Encoding", te, sizeof(te));
+    if (te[0] && strcasecmp(te, "identity") != 0) {
+        snprintf(err, errlen, "%s: Transfer-Encoding %s is not read here", url, te);
+        rc = -EBADMSG;
+        goto out;
+    }
+    header_value(buf, "ETag", etag_out, etag_len);
+    *len = have - (size_t)(sep + 4 - buf);
+    memmove(buf, sep + 4, *len);
+    *body = buf;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* ---- a CRL ------------------------------------------------------------------ */
+
+static void serial_hex(const unsigned char *s, size_t len, char *out, size_t outlen)
+{
+    size_t i = 0, o = 0;
+
+    out[0] = '\0';
+    while (i + 1 < len && s[i] == 0) /* as verify_serial_hex: DER padding */
+        i++;
+    for (; i < len && o + 3 <= outlen; i++, o += 2)
+        snprintf(out + o, 3, "%02x", s[i]);
+}
+
+/* What the fetch brought: parsed, checked against the issuer, its serials. */
+struct tf_crl {
+    char (*revoked)[64];
+    size_t n;
+    uint64_t number;
+    time_t this_update, next_update;
+};
+
+static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
+                     struct tf_crl *out, char *err, size_t errlen)
+{
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
+    gnutls_x509_crl_iter_t it = NULL;
+    unsigned char num[32];
+    size_t nl = sizeof(num);
+    unsigned status = 0, crit;
+    int rc = -EBADMSG, count;
+
+    memset(out, 0, sizeof(*out));
+    if (gnutls_x509_crl_init(&crl) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
+        gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0) {
+        snprintf(err, errlen, "not a CRL (DER or PEM)");
+        goto out;
+    }
+    if (gnutls_x509_crl_verify(crl, &is->ca, 1, 0, &status) < 0 || status != 0) {
+        snprintf(err, errlen, "CRL not signed by the CA in %s", is->cfg->ca);
+        goto out;
+    }
+    if (gnutls_x509_crl_get_number(crl, num, &nl, &crit) >= 0)
+        for (size_t i = 0; i < nl; i++)
+            out->number = out->number > UINT64_MAX >> 8 ? UINT64_MAX : out->number << 8 | num[i];
+    out->this_update = gnutls_x509_crl_get_this_update(crl);
+    out->next_update = gnutls_x509_crl_get_next_update(crl);
+    count = gnutls_x509_crl_get_crt_count(crl);
+    if (count > 0 && !(out->revoked = calloc((size_t)count, sizeof(*out->revoked)))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (count > 0 && out->n < (size_t)count) {
+        unsigned char s[64];
+        size_t sl = sizeof(s);
+        time_t when;
+        if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
+            break;
+        serial_hex(s, sl, out->revoked[out->n++], sizeof(out->revoked[0]));
+    }
+    rc = 0;
+out:
+    if (it)
+        gnutls_x509_crl_iter_deinit(it);
+    gnutls_x509_crl_deinit(crl);
+    return rc;
+}
+
+/* One fetch of is; true when what its peers get changed (new serials). */
+static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    char etag[128], new_etag[128] = "", err[256] = "";
+    struct tf_crl c = {0};
+    long long t0 = mono_ms(), t1, t2;
+    char *body = NULL;
+    size_t len = 0;
+    int status = 0, rc;
+    bool changed = false;
+
+    pthread_mutex_lock(&tf->lock);
+    snprintf(etag, sizeof(etag), "%s", is->etag);
+    pthread_mutex_unlock(&tf->lock);
+    rc = trust_http_get(is->cfg->crl_url, etag, FETCH_TIMEOUT_MS, FETCH_MAX, &status, &body,
+                        &len, new_etag, sizeof(new_etag), err, sizeof(err));
+    t1 = mono_ms();
+    if (rc == 0 && status == 200)
+        rc = crl_parse(is, body, len, &c, err, sizeof(err));
+    else if (rc == 0 && status != 304) {
+        snprintf(err, sizeof(err), "%s: HTTP %d", is->cfg->crl_url, status);
+        rc = -EPROTO;
+    }
+    t2 = mono_ms();
+    free(body);
+    pthread_mutex_lock(&tf->lock);
+    if (rc == 0 && status == 200 && c.number < is->number) {
+        snprintf(err, sizeof(err), "CRL number %llu is older than the one held (%llu): refused",
+                 (unsigned long long)c.number, (unsigned long long)is->number);
+        rc = -ESTALE;
+    }
+    if (rc < 0) {
+        if (strcmp(is->error, err) != 0)
+            log_warn("trust %s: CRL fetch failed: %s", is->cfg->name, err);
+        snprintf(is->error, sizeof(is->error), "%.*s", (int)sizeof(is->error) - 1, err);
+    } else {
+        if (is->error[0] && is->good_ms)
+            log_info("trust %s: CRL fetched again from %s", is->cfg->name, is->cfg->crl_url);
+        is->error[0] = '\0';
+        is->good_ms = mono_ms();
+        if (status == 200) {
+            changed = c.n != is->n_revoked || c.number != is->number ||
+                      (c.n && memcmp(c.revoked, is->revoked, c.n * sizeof(*c.revoked)) != 0);
+            if (changed || !is->number)
+                log_info("trust %s: CRL %llu from %s: %zu revoked (fetch %lld ms, parse %lld "
+                         "ms, %zu bytes)",
+                         is->cfg->name, (unsigned long long)c.number, is->cfg->crl_url, c.n,
+                         t1 - t0, t2 - t1, len);
+            free(is->revoked);
+            is->revoked = c.revoked;
+            c.revoked = NULL;
+            is->n_revoked = c.n;
+            is->number = c.number;
+            is->this_update = c.this_update;
+            is->next_update = c.next_update;
+            snprintf(is->etag, sizeof(is->etag), "%s", new_etag);
+        }
+    }
+    pthread_mutex_unlock(&tf->lock);
+    free(c.revoked);
+    return changed;
+}
+
+/* Fresh: a good fetch within max-stale, and the CRL's nextUpdate ahead. Under lock. */
+static bool is_fresh(const struct tf_issuer *is, long long now_ms, time_t now)
+{
+    return is->good_ms && now_ms - is->good_ms <= 1000LL * is->cfg->max_stale &&
+           (is->next_update <= 0 || now <= is->next_update);
+}
+
+static void *fetch_thread(void *arg)
+{
+    struct trust_fetch *tf = arg;
+
+    for (;;) {
+        bool reload = false, stop;
+        long long now_ms = mono_ms();
+        struct timespec ts;
+
+        for (size_t i = 0; i < tf->n; i++) {
+            struct tf_issuer *is = &tf->is[i];
+            if (now_ms < is->due_ms)
+                continue;
+            reload |= fetch_one(tf, is);
+            /* After a failure, again within 5 s (a DP not up yet at boot
+             * must not keep its peers out for a whole refresh). */
+            pthread_mutex_lock(&tf->lock);
+            is->due_ms = now_ms + 1000LL * (is->error[0] && is->cfg->refresh > 5
+                                                 ? 5 : is->cfg->refresh);
+            pthread_mutex_unlock(&tf->lock);
+        }
+        pthread_mutex_lock(&tf->lock);
+        for (size_t i = 0; i < tf->n; i++) {
+            struct tf_issuer *is = &tf->is[i];
+            bool fresh = is_fresh(is, mono_ms(), time(NULL));
+            if (fresh == is->fresh)
+                continue;
+            if (!fresh)
+                log_err("trust %s: no fresh CRL from %s for %u s (max-stale)%s%s: its peers "
+                        "are refused and their sessions end",
+                        is->cfg->name, is->cfg->crl_url, is->cfg->max_stale,
+                        is->error[0] ? ": " : "", is->error);
+            else
+                log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
+            reload = true;
+        }
+        pthread_mutex_unlock(&tf->lock);
+        /* The reload takes the issuers' state from trust_fetch_apply, which
+         * publishes each one's freshness as it is then. */
+        if (reload)
+            tf->on_change(tf->arg);
+        pthread_mutex_lock(&tf->lock);
+        if (tf->stop) {
+            pthread_mutex_unlock(&tf->lock);
+            break;
+        }
+        /* At least once a second: freshness runs out between fetches. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&tf->cond, &tf->lock, &ts);
+        stop = tf->stop;
+        pthread_mutex_unlock(&tf->lock);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void *arg,
+                      char *err, size_t errlen)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    if (!tf)
+        return 0;
+    tf->on_change = on_change;
+    tf->arg = arg;
+    /* The wait above counts on the monotonic clock. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&tf->cond);
+    pthread_cond_init(&tf->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    rc = pthread_create(&tf->thread, NULL, fetch_thread, tf);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the CRL fetcher: %s", strerror(rc));
+        return -rc;
+    }
+    tf->running = true;
+    return 0;
+}
+
+int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
+{
+    long long now_ms = mono_ms();
+    time_t now = time(NULL);
+    int rc = 0;
+
+    if (!tf)
+        return 0;
+    pthread_mutex_lock(&tf->lock);
+    for (size_t i = 0; i < tf->n && rc == 0; i++) {
+        struct tf_issuer *is = &tf->is[i];
+        is->fresh = is_fresh(is, now_ms, now);
+        rc = trustdb_add_issuer(db, is->cfg->name, &is->ca_der, is->fresh, is->revoked,
+                                is->n_revoked, is->cfg->roles);
+    }
+    pthread_mutex_unlock(&tf->lock);
+    return rc;
+}
+
+size_t trust_fetch_cas(const struct trust_fetch *tf, gnutls_x509_crt_t *cas, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; tf && i < tf->n && n < max; i++)
+        cas[n++] = tf->is[i].ca;
+    return n;
+}
+
+struct json_object *trust_fetch_json(struct trust_fetch *tf)
+{
+    struct json_object *o = json_object_new_object();
+    long long now_ms = mono_ms();
+
+    if (!tf)
+        return o;
+    pthread_mutex_lock(&tf->lock);
+    for (size_t i = 0; i < tf->n; i++) {
+        struct tf_issuer *is = &tf->is[i];
+        struct json_object *e = json_object_new_object();
+        json_object_object_add(e, "crl_url", json_object_new_string(is->cfg->crl_url));
+        json_object_object_add(e, "fresh", json_object_new_boolean(is->fresh));
+        json_object_object_add(e, "age", is->good_ms ? json_object_new_int64(
+                                                           (now_ms - is->good_ms) / 1000)
+                                                     : NULL);
+        json_object_object_add(e, "revoked", json_object_new_int64((int64_t)is->n_revoked));
+        json_object_object_add(e, "crl_number", json_object_new_int64((int64_t)is->number));
+        if (is->error[0])
+            json_object_object_add(e, "error", json_object_new_string(is->error));
+        json_object_object_add(o, is->cfg->name, e);
+    }
+    pthread_mutex_unlock(&tf->lock);
+    return o;
+}

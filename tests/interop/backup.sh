@@ -1,0 +1,167 @@
+#!/bin/bash
+# mtlsgw backup / restore (docs/backup.md): the state as a tar without a key
+# or the PIN; a wiped pki dir restored and its peers served again; a live
+# setup kept unless --force; a backup refused on a token that does not hold
+# its CA key; entries outside the state refused.
+#
+#   curl (alice)  ->  mtlsgwd -f -c gw.conf --- token "gw", pki $P
+#   mtlsgw -c other.conf restore   --- token "ot" (another CA key)
+#
+# usage: backup.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
+set -u
+MTLSGW=$(readlink -f "$1")
+MTLSGWD=$(readlink -f "$2")
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/tap.sh"
+. "$here/../lib/softhsm.sh"
+. "$here/lib-daemon.sh"
+
+for tool in curl openssl certtool python3 tar; do
+    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
+done
+[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
+
+T=$(mktemp -d /tmp/mtlsgw-backup.XXXXXX)
+cleanup() {
+    dmn_stop
+    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+chmod 755 "$T"
+
+MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM"; exit 77; }
+softhsm_setup "$T"
+softhsm_token gw "$PIN" && softhsm_token ot other-pin-0 || { echo "Bail out! tokens"; exit 1; }
+printf '%s\n' "$PIN" >"$T/gw.pin"
+printf 'other-pin-0\n' >"$T/other.pin"
+chmod 600 "$T"/*.pin
+mkdir -p "$T/run"
+chmod 700 "$T/run"
+P=$T/gw-pki
+PORT=$(free_port)
+gw_conf "$T/gw.conf"
+mkconf "$T/other.conf" ot "$T/other.pin" "$T/other-pki"
+softhsm_give_to "$DUSER" "$T/tokens"
+softhsm_give_to "$DUSER" "$T/run"
+chown "$DUSER:" "$T"/*.pin 2>/dev/null
+DLOG=$T/daemon.log
+: >"$DLOG"
+engine_conf
+
+hub init --cn gw1 --host 127.0.0.1 >/dev/null 2>&1 || { echo "Bail out! init"; exit 1; }
+"$MTLSGW" -c "$T/other.conf" init --cn gw1 --host 127.0.0.1 >/dev/null 2>&1 ||
+    { echo "Bail out! init other"; exit 1; }
+for p in admin1:admin alice:monitor gone:monitor; do
+    enroll_file_peer "${p%%:*}" "${p#*:}" >/dev/null 2>&1 || { echo "Bail out! enroll $p"; exit 1; }
+done
+hub revoke gone >/dev/null 2>&1
+hub invite later --role monitor >/dev/null 2>&1
+dmn_start || { echo "Bail out! the daemon does not start: $(tail -5 "$DLOG")"; exit 1; }
+req alice GET /api/v1/status
+expect_http 200 "alice is served before the backup"
+
+# ---- backup -----------------------------------------------------------------
+out=$(hub backup --out "$T/b.tar" 2>&1)
+ok_if "backup --out FILE" test $? = 0 || echo "# $out"
+list=$(tar -tf "$T/b.tar" 2>&1)
+for f in pki/registry.json pki/ca.crt pki/gateway.crt pki/crl.pem pki/invites.json \
+    pki/audit.log mtlsgw.conf mtlsgw-backup.json; do
+    expect_in "$f" "$list" "tar -tf lists $f"
+done
+ok_if "no private key in it" sh -c "! grep -q 'PRIVATE KEY' '$T/b.tar'"
+ok_if "no PIN in it" sh -c "! grep -qF '$PIN' '$T/b.tar'"
+ok_if "nothing but the state in it (no lock, no pin file)" sh -c \
+    "! tar -tf '$T/b.tar' | grep -E 'lock|\\.pin'"
+out=$(hub backup --out "$T/b.tar" 2>&1)
+ok_if "backup onto an existing file without --force: refused" test $? != 0
+expect_in "--force" "$out" "... naming --force"
+
+# ---- wipe, restore ---------------------------------------------------------
+dmn_stop
+sum0=$(sha256sum "$P/registry.json" | cut -d' ' -f1)
+cp -a "$P" "$T/pki-copy"
+rm -rf "$P"
+out=$(hub restore "$T/b.tar" 2>&1)
+ok_if "restore into a wiped pki dir" test $? = 0 || echo "# $out"
+ok_if "... the registry is back byte for byte" \
+    test "$(sha256sum "$P/registry.json" | cut -d' ' -f1)" = "$sum0"
+ok_if "... owned by the daemon's user" test "$(stat -c %U "$P/registry.json")" = "$DUSER"
+dmn_start || { echo "Bail out! the daemon does not start after restore: $(tail -5 "$DLOG")"; exit 1; }
+req alice GET /api/v1/status
+expect_http 200 "alice is served after the restore"
+req gone GET /api/v1/status
+ok_if "the revoked peer is still refused" test "$HTTP" != 200
+out=$(hub enroll bob --role monitor --csr "$T/alice.csr" --out "$T/x.crt" 2>&1)
+expect_in "already enrolled" "$out" "the restored registry still knows alice's key"
+
+out=$(hub restore "$T/b.tar" 2>&1)
+ok_if "restore over a live setup without --force: refused" test $? != 0
+expect_in "--force" "$out" "... naming --force"
+
+# ---- the wrong token ----------------------------------------------------------
+cp -a "$T/other-pki" "$T/other-before"
+out=$("$MTLSGW" -c "$T/other.conf" restore --force "$T/b.tar" 2>&1)
+ok_if "restore on a token without the backup's CA key: refused" test $? != 0
+expect_in "does not hold the CA key" "$out" "... saying the token does not hold the CA key"
+ok_if "... and the other setup is untouched" diff -r "$T/other-pki" "$T/other-before"
+
+# ---- entries outside the state -------------------------------------------------
+python3 - "$T/b.tar" "$T/evil.tar" <<'PY'
+import io, sys, tarfile
+src, dst = sys.argv[1], sys.argv[2]
+with tarfile.open(src) as a, tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as b:
+    for m in a.getmembers():
+        b.addfile(m, a.extractfile(m))
+    evil = tarfile.TarInfo("pki/../../evil")
+    data = b"owned\n"
+    evil.size = len(data)
+    b.addfile(evil, io.BytesIO(data))
+PY
+out=$(hub restore --force "$T/evil.tar" 2>&1)
+ok_if "a backup with pki/../../evil: refused" test $? != 0
+expect_in "refusing entry" "$out" "... naming the entry"
+ok_if "... nothing written outside" test ! -e "$T/evil"
+
+python3 - "$T/b.tar" "$T/link.tar" <<'PY'
+import sys, tarfile
+src, dst = sys.argv[1], sys.argv[2]
+with tarfile.open(src) as a, tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as b:
+    for m in a.getmembers():
+        if m.name == "pki/crl.pem":
+            link = tarfile.TarInfo("pki/crl.pem")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "/etc/shadow"
+            b.addfile(link)
+        else:
+            b.addfile(m, a.extractfile(m))
+PY
+out=$(hub restore --force "$T/link.tar" 2>&1)
+ok_if "a backup with a symbolic link in it: refused" test $? != 0
+expect_in "refusing entry 'pki/crl.pem'" "$out" "... naming it"
+
+out=$(hub restore --force "$T/b.tar" 2>&1)
+ok_if "restore --force over the live setup" test $? = 0 || echo "# $out"
+ok_if "... the replaced setup is kept beside it" sh -c "ls -d '$P'.before-restore-* >/dev/null"
+
+# An older backup must not un-revoke: alice is revoked after b.tar was made
+# (a compromised key); restoring b.tar would trust her again.
+hub revoke alice --reason keyCompromise >/dev/null 2>&1
+sleep 1 # one restore a second (the replaced setup is kept by the second)
+out=$(hub restore --force "$T/b.tar" 2>&1)
+ok_if "restoring a backup older than a revocation: refused" test $? != 0
+expect_in "revoked since it was made: alice" "$out" "... naming the peer it would trust again"
+peers_json=$(hub peers --json 2>/dev/null)
+ok_if "... and the live registry still has alice revoked" python3 -c 'import json, sys
+sys.exit(0 if any(p["name"] == "alice" and p["status"] == "revoked"
+                  for p in json.loads(sys.argv[1])) else 1)' "$peers_json"
+sleep 1 # the replaced setup is kept by the second: one restore a second
+out=$(hub restore --force --unrevoke "$T/b.tar" 2>&1)
+ok_if "... --unrevoke restores it anyway, as asked" test $? = 0 || echo "# $out"
+
+tap_done
