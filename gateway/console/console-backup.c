@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "console.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "p11.h"
 #include "pki-rollover.h"
@@ -812,16 +813,18 @@ static int restore_swap(struct console *con, const struct entry *v, size_t n, ch
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
     snprintf(tmp, sizeof(tmp), "%s.restore-XXXXXX", dir);
     snprintf(kept, keptlen, "%s.before-restore-%s", dir, stamp);
-    /* A fresh name no one else can have made (mkdtemp: 0700, then opened
-     * to the daemon's user). */
+    /* A fresh name no one else can have made (mkdtemp: 0700, root's), then
+     * handed to the daemon's user through a descriptor: whoever may write
+     * the pki dir's parent can swap a link in by now. */
     rc = mkdtemp(tmp) ? 0 : -errno;
-    if (rc == 0 && (chmod(tmp, 0750) < 0 || chown(tmp, privs_daemon_uid(),
-                                                  privs_daemon_gid()) < 0))
-        rc = -errno;
     if (rc < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(-rc));
-        if (rc != -EEXIST && access(tmp, F_OK) == 0 && strstr(tmp, "XXXXXX") == NULL)
-            remove_tree(tmp);
+        return rc;
+    }
+    fault_point("restore-after-mkdtemp");
+    if ((rc = con_give_dir(tmp, 0750)) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, con_give_strerror(rc));
+        /* Whatever is there now is not ours to remove. */
         return rc;
     }
     if ((rc = con_as_daemon()) < 0)
