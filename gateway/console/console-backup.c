@@ -926,7 +926,7 @@ int cmd_restore(struct console *con, int argc, char **argv)
     const struct entry *e;
     size_t len = 0, n = 0;
     bool force = false, unrevoke = false;
-    int c, rc = EXIT_FAIL;
+    int c, rc = EXIT_FAIL, lock = -1;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'f')
@@ -960,6 +960,15 @@ int cmd_restore(struct console *con, int argc, char **argv)
     }
     if (con_as_daemon() < 0)
         goto out;
+    /* The live dir's lock from the revocation check through the swap: a
+     * revoke that comes meanwhile waits, then lands in the restored dir
+     * (fs_lock_dir() locks the dir the path names once it has the lock). */
+    if (access(con->cfg->pki.dir, F_OK) == 0 && (c = fs_lock_dir(con->cfg->pki.dir, &lock)) < 0) {
+        con_as_invoker();
+        con_err("restore", "cannot lock the pki dir %s: %s; nothing was written",
+                con->cfg->pki.dir, fs_strerror(c));
+        goto out;
+    }
     /* Nothing of the archive is believed before its signature is. */
     rc = check_backup(con, v, n, err, sizeof(err));
     if (rc == 0 && registry_parse((const char *)e->data, e->len, &reg, err, sizeof(err)) < 0) {
@@ -986,6 +995,7 @@ int cmd_restore(struct console *con, int argc, char **argv)
         goto out;
     }
     rc = EXIT_FAIL;
+    fault_point("restore-before-swap");
     if (restore_swap(con, v, n, kept, sizeof(kept), err, sizeof(err)) < 0) {
         con_err("restore", "%s; nothing changed", err);
         goto out;
@@ -998,6 +1008,8 @@ int cmd_restore(struct console *con, int argc, char **argv)
     printf("next: restart mtlsgwd (systemctl restart mtlsgwd, or /etc/init.d/mtlsgwd restart)\n");
     rc = EXIT_OK;
 out:
+    if (lock >= 0)
+        close(lock);
     registry_free(reg);
     free(ca);
     free(v);

@@ -292,4 +292,38 @@ sleep 1 # the replaced setup is kept by the second: one restore a second
 out=$(hub restore --force --unrevoke "$T/b.tar" 2>&1)
 ok_if "... --unrevoke restores it anyway, as asked" test $? = 0 || echo "# $out"
 
+# A revoke while restore runs (fault point restore-before-swap: between the
+# lost-revocations check and the swap): restore holds the pki dir's lock,
+# the revoke waits, then lands in the restored dir; never silently lost in
+# the replaced one.
+hub backup --out "$T/c.tar" --force >/dev/null 2>&1 || echo "# backup c.tar failed"
+sleep 1
+MTLSGW_FAULT=restore-before-swap:2000 hub restore --force "$T/c.tar" >"$T/race.out" 2>&1 &
+RPID=$!
+for _ in $(seq 100); do
+    grep -q "restore-before-swap: waiting" "$T/race.out" && break
+    kill -0 "$RPID" 2>/dev/null || break
+    sleep 0.1
+done
+if grep -q "restore-before-swap: waiting" "$T/race.out"; then
+    hub revoke alice --reason keyCompromise >"$T/revoke.out" 2>&1
+    revoke_rc=$?
+    wait "$RPID"
+    restore_rc=$?
+    sed 's/^/# restore: /' "$T/race.out"
+    sed 's/^/# revoke: /' "$T/revoke.out"
+    peers_json=$(hub peers --json 2>/dev/null)
+    alice_revoked=no
+    python3 -c 'import json, sys
+sys.exit(0 if any(p["name"] == "alice" and p["status"] == "revoked"
+                  for p in json.loads(sys.argv[1])) else 1)' "$peers_json" && alice_revoked=yes
+    ok_if "a revoke during restore: restore done (exit $restore_rc), revoke done (exit \
+$revoke_rc)" test "$restore_rc" = 0 -a "$revoke_rc" != 1
+    ok_if "... alice is revoked in the live (restored) registry" test "$alice_revoked" = yes
+else
+    wait "$RPID"
+    tap_skip "a revoke during restore" "no fault injection in this build"
+    tap_skip "... alice is revoked in the live (restored) registry" "no fault injection"
+fi
+
 tap_done
