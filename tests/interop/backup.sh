@@ -326,4 +326,45 @@ else
     tap_skip "... alice is revoked in the live (restored) registry" "no fault injection"
 fi
 
+# ---- an older backup catches up with the live setup ------------------------
+# (a) an invite withdrawn since is not brought back; (c) the CRL number goes
+# on from the live one (sibling hubs refuse an "older" CRL).
+hub invite dave --role monitor >/dev/null 2>&1
+hub backup --out "$T/e.tar" --force >/dev/null 2>&1 || echo "# backup e.tar failed"
+hub uninvite dave >/dev/null 2>&1
+enroll_file_peer carol monitor >/dev/null 2>&1
+hub revoke carol >/dev/null 2>&1
+crl_live=$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)
+sleep 1
+out=$(hub restore --force --unrevoke "$T/e.tar" 2>&1)
+ok_if "restore of a backup made before an uninvite and a revoke" test $? = 0 ||
+    printf '# %s\n' "$out"
+expect_in "dropped: invite dave" "$out" "... saying the withdrawn invite is dropped"
+out=$(hub invites 2>&1)
+expect_not_in "dave" "$out" "... and dave's invite is not pending again"
+crl_new=$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)
+ok_if "... the CRL number goes on ($crl_live -> $crl_new), never back" \
+    python3 -c 'import sys; sys.exit(0 if int(sys.argv[2], 16) > int(sys.argv[1], 16) else 1)' \
+    "$crl_live" "$crl_new"
+ok_if "... and the CRL verifies with the CA" sh -c \
+    "openssl crl -in '$P/crl.pem' -noout -CAfile '$P/ca.crt' 2>&1 | grep -q 'verify OK'"
+
+# (b) a serial superseded since (reissue) is not brought back active.
+hub backup --out "$T/f.tar" --force >/dev/null 2>&1 || echo "# backup f.tar failed"
+hub reissue admin1 --out "$T/admin1-new.crt" >/dev/null 2>&1 || echo "# reissue failed"
+sleep 1
+out=$(hub restore --force "$T/f.tar" 2>&1)
+ok_if "restoring a backup older than a reissue: refused" test $? != 0
+expect_in "superseded" "$out" "... naming the superseded serial it would trust again"
+
+# (d) a gateway key replaced since (gateway renew --new-key): refused over
+# the live setup, saying what to do.
+hub backup --out "$T/g.tar" --force >/dev/null 2>&1 || echo "# backup g.tar failed"
+out=$(hub gateway renew --new-key 2>&1)
+expect_in "deleted from the token" "$out" "gateway renew --new-key deletes the old key"
+sleep 1
+out=$(hub restore --force "$T/g.tar" 2>&1)
+ok_if "restoring a backup whose gateway key is gone: refused" test $? != 0
+expect_in "gateway renew --new-key" "$out" "... saying what to do"
+
 tap_done
