@@ -152,7 +152,9 @@ static int add_dir(struct buf *b, const struct config *cfg, const char *sub, siz
         char *path, *text = NULL, name[PATH_MAX];
         struct stat st;
         size_t len = 0;
-        if (!name_ok(e->d_name) || strcmp(e->d_name, "lock") == 0)
+        /* Not state: the writers' lock, and mtlsgwd's (gateway/daemon/instance.c). */
+        if (!name_ok(e->d_name) || strcmp(e->d_name, "lock") == 0 ||
+            strcmp(e->d_name, "mtlsgwd.lock") == 0)
             continue;
         path = fs_join(dir, e->d_name);
         if (!path) {
