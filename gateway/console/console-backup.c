@@ -1007,7 +1007,8 @@ static void restore_config(struct console *con, const struct entry *conf)
 /*
  * The live setup's revocations the backup would take back: serials revoked
  * (or superseded by a reissue) in the live registry that the backup's
- * registry holds active (or not at all). An older backup must never silently trust a compromised key again.
+ * registry holds active (or not at all). An older backup must never
+ * silently trust a compromised key again.
  * Returns how many, their names listed in out; -errno when the live
  * registry cannot be read.
  */
@@ -1051,6 +1052,54 @@ out:
     return rc;
 }
 
+/*
+ * Whether the archive may replace the live setup, before anything is
+ * written: signed by the token's CA key, its registry parses, it takes no
+ * revocation back (unless unrevoke), its gateway key is still on the token
+ * (over a live setup; else gwerr says so and it goes on). As the daemon's
+ * user.
+ */
+static int restore_check(struct console *con, const struct entry *v, size_t n,
+                         const struct entry *e, bool unrevoke, bool live_setup, char *err,
+                         size_t errlen, char *gwerr, size_t gwlen)
+{
+    struct registry *reg = NULL;
+    char lost[1024];
+    int c, rc;
+
+    /* Nothing of the archive is believed before its signature is. */
+    rc = check_backup(con, v, n, err, errlen);
+    if (rc == 0 && registry_parse((const char *)e->data, e->len, &reg, err, errlen) < 0) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "its registry does not parse: %s", why);
+        rc = -EBADMSG;
+    }
+    if (rc == 0 && !unrevoke && (c = lost_revocations(con, reg, lost, sizeof(lost))) != 0) {
+        if (c < 0)
+            snprintf(err, errlen, "the live registry in %s cannot be read (%s): it "
+                     "is what says which revocations the backup would undo",
+                     con->cfg->pki.dir, strerror(-c));
+        else
+            snprintf(err, errlen, "the backup would trust %d peer(s) revoked since it "
+                     "was made: %s; revoke them again after the restore, or give "
+                     "--unrevoke if that is what you want", c, lost);
+        rc = -EPERM;
+    }
+    /* A gateway key replaced since (gateway renew --new-key): mtlsgwd would
+     * not start. Refused over a live setup (back that up anew); into an
+     * empty place restored, with the renewal to run next. */
+    if (rc == 0 && (c = gateway_key_check(con, v, n, gwerr, gwlen)) < 0 && live_setup) {
+        snprintf(err, errlen, "%s; restoring it over the live setup would leave mtlsgwd "
+                 "unable to start: back the live setup up anew (mtlsgw backup --out FILE), "
+                 "or restore this one into an empty place (move %s away) and then run "
+                 "mtlsgw gateway renew --new-key", gwerr, con->cfg->pki.dir);
+        rc = -ENOKEY;
+    }
+    registry_free(reg);
+    return rc;
+}
+
 int cmd_restore(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1058,9 +1107,8 @@ int cmd_restore(struct console *con, int argc, char **argv)
         {"unrevoke", no_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
-    char lost[1024], note[1024] = "", gwerr[768] = "";
+    char note[1024] = "", gwerr[768] = "";
     struct entry *v = NULL;
-    struct registry *reg = NULL;
     char *data = NULL, *ca = NULL, err[3 * PATH_MAX + 256] = "", kept[PATH_MAX];
     const struct entry *e;
     size_t len = 0, n = 0;
@@ -1109,36 +1157,8 @@ int cmd_restore(struct console *con, int argc, char **argv)
                 con->cfg->pki.dir, fs_strerror(c));
         goto out;
     }
-    /* Nothing of the archive is believed before its signature is. */
-    rc = check_backup(con, v, n, err, sizeof(err));
-    if (rc == 0 && registry_parse((const char *)e->data, e->len, &reg, err, sizeof(err)) < 0) {
-        char why[sizeof(err) - 64];
-        snprintf(why, sizeof(why), "%s", err);
-        snprintf(err, sizeof(err), "its registry does not parse: %s", why);
-        rc = -EBADMSG;
-    }
-    if (rc == 0 && !unrevoke && (c = lost_revocations(con, reg, lost, sizeof(lost))) != 0) {
-        if (c < 0)
-            snprintf(err, sizeof(err), "the live registry in %s cannot be read (%s): it "
-                     "is what says which revocations the backup would undo",
-                     con->cfg->pki.dir, strerror(-c));
-        else
-            snprintf(err, sizeof(err), "the backup would trust %d peer(s) revoked since it "
-                     "was made: %s; revoke them again after the restore, or give "
-                     "--unrevoke if that is what you want", c, lost);
-        rc = -EPERM;
-    }
-    /* A gateway key replaced since (gateway renew --new-key): mtlsgwd would
-     * not start. Refused over a live setup (back that up anew); into an
-     * empty place restored, with the renewal to run next. */
-    if (rc == 0 && (c = gateway_key_check(con, v, n, gwerr, sizeof(gwerr))) < 0 &&
-        ca && access(ca, F_OK) == 0) {
-        snprintf(err, sizeof(err), "%s; restoring it over the live setup would leave mtlsgwd "
-                 "unable to start: back the live setup up anew (mtlsgw backup --out FILE), "
-                 "or restore this one into an empty place (move %s away) and then run "
-                 "mtlsgw gateway renew --new-key", gwerr, con->cfg->pki.dir);
-        rc = -ENOKEY;
-    }
+    rc = restore_check(con, v, n, e, unrevoke, ca && access(ca, F_OK) == 0, err, sizeof(err),
+                       gwerr, sizeof(gwerr));
     con_as_invoker();
     if (rc < 0) {
         rc = EXIT_FAIL;
@@ -1168,7 +1188,6 @@ int cmd_restore(struct console *con, int argc, char **argv)
 out:
     if (lock >= 0)
         close(lock);
-    registry_free(reg);
     free(ca);
     free(v);
     free(data);

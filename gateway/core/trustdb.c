@@ -244,8 +244,9 @@ static bool same_key(gnutls_x509_crt_t a, gnutls_x509_crt_t b)
 static bool same_subject(gnutls_x509_crt_t a, gnutls_x509_crt_t b)
 {
     gnutls_datum_t da = {0}, db = {0};
-    bool same = gnutls_x509_crt_get_dn3(a, &da, 0) == 0 && gnutls_x509_crt_get_dn3(b, &db, 0) == 0 &&
-                da.size == db.size && memcmp(da.data, db.data, da.size) == 0;
+    bool same = gnutls_x509_crt_get_dn3(a, &da, 0) == 0 &&
+                gnutls_x509_crt_get_dn3(b, &db, 0) == 0 && da.size == db.size &&
+                memcmp(da.data, db.data, da.size) == 0;
 
     gnutls_free(da.data);
     gnutls_free(db.data);
