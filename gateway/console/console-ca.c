@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "console.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "p11.h"
 #include "pki.h"
@@ -59,6 +60,7 @@ int con_make_pki_dir(const char *cmd, const char *dir)
     if (access(dir, F_OK) == 0)
         return 0;
     rc = fs_mkdir(dir, 0700);
+    fault_point("pki-dir-after-mkdir");
     if (rc == 0)
         rc = con_give_dir(dir, 0750);
     if (rc < 0)

@@ -9,7 +9,8 @@
 # dir over through a descriptor opened with O_NOFOLLOW, and only when it is
 # still root's own (docs/backup.md, "Restore"). The window is widened with
 # the fault point restore-after-mkdtemp; the swap is done as the daemon's
-# user, as that user would.
+# user, as that user would. init makes a new pki dir the same way: the same
+# swap in its window (fault point pki-dir-after-mkdir).
 #
 #   $T/state/        the daemon user's (0750), the pki dir's parent
 #   $T/state/pki/    the pki dir; $T/state/pki.restore-XXXXXX <- the swap
@@ -62,15 +63,16 @@ printf 'precious\n' >"$T/victim"
 chmod 600 "$T/victim"
 chown root:root "$T/victim"
 
-# The daemon's user: each new pki.restore-* renamed away, a link to the
-# victim in its place.
-setpriv --reuid="$DUSER" --regid="$(id -g "$DUSER")" --clear-groups /usr/bin/python3 -c '
+# As the daemon's user: the first new dir matching GLOB renamed away, a
+# link to the victim in its place.
+swapper() { # glob
+    setpriv --reuid="$DUSER" --regid="$(id -g "$DUSER")" --clear-groups /usr/bin/python3 -c '
 import glob, os, sys, time
-state, victim = sys.argv[1], sys.argv[2]
+pattern, victim = sys.argv[1], sys.argv[2]
 end = time.time() + 20
 while time.time() < end:
-    for d in glob.glob(state + "/pki.restore-*"):
-        if os.path.islink(d) or not os.path.isdir(d):
+    for d in glob.glob(pattern):
+        if d.endswith(".away") or os.path.islink(d) or not os.path.isdir(d):
             continue
         try:
             os.rename(d, d + ".away")
@@ -81,10 +83,12 @@ while time.time() < end:
             pass
     time.sleep(0.01)
 sys.exit(1)
-' "$T/state" "$T/victim" >"$T/swap.log" 2>&1 &
-SWAP=$!
-LOCAL_PIDS="$SWAP"
+' "$1" "$T/victim" >"$T/swap.log" 2>&1 &
+    SWAP=$!
+    LOCAL_PIDS="$SWAP"
+}
 
+swapper "$T/state/pki.restore-*"
 out=$(MTLSGW_FAULT=restore-after-mkdtemp:1500 hub restore --force "$T/b.tar" 2>&1)
 rc=$?
 wait "$SWAP"
@@ -107,4 +111,21 @@ out=$(hub restore --force "$T/b.tar" 2>&1)
 ok_if "without the swap, restore succeeds" test $? = 0 || printf '# %s\n' "$out"
 ok_if "... the restored pki dir is the daemon user's, 750" \
     test "$(stat -c %U:%a "$P")" = "$DUSER:750"
+
+# init makes a new pki dir the same way (as root, then handed over): the
+# same swap in its window (fault point pki-dir-after-mkdir).
+mkconf "$T/init2.conf" gw "$T/gw.pin" "$T/state/pki2"
+swapper "$T/state/pki2"
+out=$(MTLSGW_FAULT=pki-dir-after-mkdir:1500 "$MTLSGW" -c "$T/init2.conf" init --cn gw2 \
+    --host 127.0.0.2 2>&1)
+rc=$?
+wait "$SWAP"
+swapped=$?
+LOCAL_PIDS=""
+printf '%s\n' "$out" | sed 's/^/# init: /'
+ok_if "init: the daemon's user swapped a link in during the window" test "$swapped" = 0
+ok_if "... the victim keeps its owner and mode (root:root 600)" \
+    test "$(stat -c %U:%G:%a "$T/victim")" = root:root:600
+ok_if "... init fails (exit $rc)" test "$rc" != 0
+expect_in "replaced by a link" "$out" "... saying the pki dir it made was replaced"
 tap_done
