@@ -5,7 +5,10 @@
 # its CA key; entries outside the state refused; an archive altered in any
 # way (a CA appended, a byte changed, an entry dropped or added, the
 # signature gone) refused before anything is written; a CA appended to the
-# pki dir's ca.crt itself ignored by explain.
+# pki dir's ca.crt itself ignored by explain; a revoke during restore lands
+# in the restored dir (the lock); an older backup drops invites withdrawn
+# since, keeps the CRL number going, refuses superseded serials and a
+# gateway key gone from the token.
 #
 #   curl (alice)  ->  mtlsgwd -f -c gw.conf --- token "gw", pki $P
 #   mtlsgw -c other.conf restore   --- token "ot" (another CA key)
