@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "mono.h"
 #include "pki.h"
+#include "privsep.h"
 #include "trustdb.h"
 #include "verify.h"
 
@@ -382,6 +384,24 @@ out:
     return rc;
 }
 
+/* The CRL as fetched, for the parent (privsep.h, ps_trust_crl_path): it
+ * checks a roaming tunnel peer against it on its own, so it is written only
+ * once its signature checked out here; a 304 touches it (the parent's
+ * freshness check reads its mtime). A failure costs only roaming tunnels. */
+static void crl_keep(struct trust_fetch *tf, const struct tf_issuer *is, const char *body,
+                     size_t len)
+{
+    char path[4096];
+    int rc;
+
+    ps_trust_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+    rc = body ? fs_write_atomic(path, body, len, 0644)
+              : utimensat(AT_FDCWD, path, NULL, 0) < 0 ? -errno : 0;
+    if (rc < 0)
+        log_warn("trust %s: cannot keep the CRL in %s for the parent: %s", is->cfg->name, path,
+                 strerror(-rc));
+}
+
 /* One fetch of is; true when what its peers get changed (new serials). */
 static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
 {
@@ -406,7 +426,6 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
         rc = -EPROTO;
     }
     t2 = mono_ms();
-    free(body);
     pthread_mutex_lock(&tf->lock);
     if (rc == 0 && status == 200 && c.number < is->number) {
         snprintf(err, sizeof(err), "CRL number %llu is older than the one held (%llu): refused",
@@ -441,6 +460,10 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
         }
     }
     pthread_mutex_unlock(&tf->lock);
+    /* Only what was taken: signed by the issuer, not older than held. */
+    if (rc == 0)
+        crl_keep(tf, is, status == 200 ? body : NULL, len);
+    free(body);
     free(c.revoked);
     return changed;
 }
