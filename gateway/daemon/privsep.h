@@ -86,11 +86,6 @@ int ps_request(const struct ps_msg *m, int *fd_out, char *err, size_t errlen);
  * family AF_INET (4 bytes) or AF_INET6 (16). */
 bool ps_addr_scoped(int family, const uint8_t *a);
 
-/* Where the session process keeps the last CRL it fetched for [trust NAME]
- * (DER or PEM, as served) in the pki dir, for the parent to check a roaming
- * peer against: "trust-NAME.crl" into out. */
-void ps_trust_crl_path(const char *pki_dir, const char *name, char *out, size_t outlen);
-
 /* ---- parent side -------------------------------------------------------- */
 
 struct ps_server;

@@ -122,7 +122,8 @@ no_tunnel() { [ -z "$(hub_iface)" ]; }
 cert_nets() {
     local san
     san=$(openssl x509 -in "$T/spoke/pki/device.crt" -noout -ext subjectAltName)
-    grep -q "urn:mtlsgw:network:$LANB_NET" <<<"$san" && grep -q "urn:mtlsgw:network:$NET2" <<<"$san"
+    grep -q "urn:mtlsgw:network:$LANB_NET" <<<"$san" &&
+        grep -q "urn:mtlsgw:network:$NET2" <<<"$san"
 }
 
 : >"$T/huba.log"

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "cunit-main.h"
 #include "privsep.h"
+#include "trustdb.h"
 
 static struct config *cfg;
 static struct ps_server *ps;
@@ -116,7 +117,7 @@ static void write_crl(gnutls_x509_crt_t signer, gnutls_x509_privkey_t key,
     snprintf(path, sizeof(path), "%s/pki", dir);
     {
         char file[256];
-        ps_trust_crl_path(path, "hubA", file, sizeof(file));
+        trustdb_issuer_crl_path(path, "hubA", file, sizeof(file));
         write_der(file, &d);
     }
     gnutls_free(d.data);
@@ -324,7 +325,7 @@ static void test_stale(void)
     world_up();
     write_crl(ca, ca_key, NULL, 86400, crl_number);
     snprintf(path, sizeof(path), "%s/pki", dir);
-    ps_trust_crl_path(path, "hubA", file, sizeof(file));
+    trustdb_issuer_crl_path(path, "hubA", file, sizeof(file));
     CU_ASSERT_FATAL(utimensat(AT_FDCWD, file, old, 0) == 0);
     build(&m, "hubA", roamer, "roamer", NULL, 1);
     expect("a CRL fetched longer ago than max-stale", &m, -EPERM, "past max-stale");

@@ -833,8 +833,3 @@ void ps_server_free(struct ps_server *ps)
     roam_free(ps->roam);
     free(ps);
 }
-
-void ps_trust_crl_path(const char *pki_dir, const char *name, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "%s/trust-%s.crl", pki_dir, name);
-}

@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "privsep.h"
 #include "registry.h"
+#include "trustdb.h"
 #include "verify.h"
 
 #define ROAM_CRL_MAX (64u * 1024 * 1024)
@@ -138,7 +139,7 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
     struct stat st;
     int rc = -EPERM;
 
-    ps_trust_crl_path(cfg->pki.dir, is->cfg->name, path, sizeof(path));
+    trustdb_issuer_crl_path(cfg->pki.dir, is->cfg->name, path, sizeof(path));
     if (stat(path, &st) < 0) {
         snprintf(err, errlen, "issuer %s: no CRL fetched yet (%s)", is->cfg->name, path);
         return -EPERM;

@@ -38,7 +38,6 @@
 #include "log.h"
 #include "mono.h"
 #include "pki.h"
-#include "privsep.h"
 #include "trustdb.h"
 #include "verify.h"
 
@@ -384,7 +383,7 @@ out:
     return rc;
 }
 
-/* The CRL as fetched, for the parent (privsep.h, ps_trust_crl_path): it
+/* The CRL as fetched, for the parent (privsep.h, trustdb_issuer_crl_path): it
  * checks a roaming tunnel peer against it on its own, so it is written only
  * once its signature checked out here; a 304 touches it (the parent's
  * freshness check reads its mtime). A failure costs only roaming tunnels. */
@@ -394,7 +393,7 @@ static void crl_keep(struct trust_fetch *tf, const struct tf_issuer *is, const c
     char path[4096];
     int rc;
 
-    ps_trust_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+    trustdb_issuer_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
     rc = body ? fs_write_atomic(path, body, len, 0644)
               : utimensat(AT_FDCWD, path, NULL, 0) < 0 ? -errno : 0;
     if (rc < 0)
