@@ -242,6 +242,15 @@ openssl base64 -d -A -in "$T/resp.body" | openssl pkcs7 -inform DER -print_certs
 ok_if "EST cacerts: the root and the intermediate" test "$(ncerts "$T/cacerts.pem")" = 2
 OUT=$(hub invite dev1 --role tunnel 2>&1)
 CODE=$(printf '%s\n' "$OUT" | awk '$1 == "code" {print $2}')
+INV=$OUT
+expect_in "root SHA-256          $(fp_of "$T/ca.crt")" "$INV" \
+    "invite under an intermediate CA prints the root's SHA-256"
+expect_in "(the organization's root above this hub's intermediate CA: the one to pin)" "$INV" \
+    "... labelled as the one to pin"
+expect_in "--code $CODE --fingerprint $(fp_of "$T/ca.crt")" "$INV" \
+    "... and its join line pins the root"
+expect_in "gateway SHA-256       $(fp_of "$P/gateway.crt")" "$INV" \
+    "... the gateway's SHA-256 still shown"
 expect_exit 1 "join pinning a wrong fingerprint fails" \
     dev join "https://127.0.0.1:$EPORT" --name dev1 --code "$CODE" \
     --fingerprint "$(fp_of "$T/other.crt")"
