@@ -437,6 +437,8 @@ int cmd_explain(struct console *con, int argc, char **argv)
         goto out;
     }
     printf("certificate: %s, serial %s\n", v.subject, v.serial[0] ? v.serial : "?");
+    for (size_t i = 0; i < trustdb_n_ignored(db); i++)
+        printf("note: %s\n", trustdb_ignored(db, i));
     explain_path(trustdb_trust(db), chain, n);
     tr = sibling(con->cfg, v.issuer);
     if (tr) {
