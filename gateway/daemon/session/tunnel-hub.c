@@ -141,7 +141,9 @@ void tunnel_start_hub(struct conn *c)
         trustdb_unref(db);
         free(u);
         tunnel_free(t);
-        conn_close(c, u && t && !p && c->issuer[0] ? "roaming peer: no tunnel request"
+        /* A roaming peer whose [trust] section or certificate cannot be
+         * read into a request (docs/pki.md, "Roaming tunnel peers"). */
+        conn_close(c, u && t && !p && c->issuer[0] ? "roaming peer: its certificate is unusable"
                       : u && t && !p             ? "peer vanished from the registry"
                                                  : "out of memory");
         return;
