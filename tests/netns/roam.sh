@@ -103,8 +103,9 @@ intermediate() { # id cn host
             "$LANA_NET" >>"$T/spoke/spoke.conf"
 } || { echo "Bail out! fixture: the root, the hubs' intermediates or spoke1"; exit 1; }
 
+# As the daemon logs it: lower-case hex, whole octets (a leading 0 nibble kept).
 SERIAL=$(openssl x509 -in "$T/spoke/pki/device.crt" -noout -serial | cut -d= -f2 |
-    tr 'A-F' 'a-f' | sed 's/^0*//')
+    tr 'A-F' 'a-f' | sed 's/^\(00\)*//')
 declare -A MARK
 mark() { MARK[$1]=$(wc -l <"$T/$1.log"); }
 since() { tail -n +"$((${MARK[$1]:-0} + 1))" "$T/$1.log"; }
