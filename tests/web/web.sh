@@ -115,6 +115,57 @@ SIZE=$(curl -sS --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T/admin1.key
     'Accept-Encoding: gzip' "$URL/" "$URL/ui/app.js" "$URL/ui/app.css" | wc -c)
 echo "# assets: $SIZE bytes gzip in all (index.html, app.js, app.css)"
 
+# ---- another site's page reading, HEAD, names in paths ------------------
+# What a page on another site makes the admin's browser send along with its
+# certificate: refused whether or not the peer exists (no name oracle).
+xs() { # path [curl args...]
+    local path=$1
+    shift
+    page -H 'Sec-Fetch-Site: cross-site' "$@" "$URL$path"
+}
+CODE=$(xs /api/v1/peers/tun1)
+expect_in 403 "$CODE" "a cross-site GET of an enrolled peer: 403"
+expect_in "cross-site request refused" "$(cat "$T/page.body")" "... saying why"
+CODE=$(xs /api/v1/peers/nosuch)
+expect_in 403 "$CODE" "a cross-site GET of a missing peer: 403 too"
+CODE=$(xs / --compressed)
+expect_in 403 "$CODE" "a cross-site GET of the page: 403"
+CODE=$(page -H 'Sec-Fetch-Site: same-site' "$URL/api/v1/status")
+expect_in 403 "$CODE" "a same-site (sibling host) GET of the API: 403"
+CODE=$(page -H 'Sec-Fetch-Site: same-origin' "$URL/api/v1/peers/tun1")
+expect_in 200 "$CODE" "the page's own GET (Sec-Fetch-Site: same-origin): 200"
+CODE=$(page --compressed -H 'Sec-Fetch-Site: none' "$URL/")
+expect_in 200 "$CODE" "a typed address (Sec-Fetch-Site: none): 200"
+# Cross-Origin-Resource-Policy on every answer: the page, the API, errors.
+corp_on() { # name curl-args...
+    local name=$1
+    shift
+    page "$@" >/dev/null
+    expect_in "Cross-Origin-Resource-Policy: same-origin" "$(tr -d '\r' <"$T/page.hdr")" "$name"
+}
+corp_on "CORP: same-origin on the page" --compressed "$URL/"
+corp_on "CORP: same-origin on an API answer" "$URL/api/v1/status"
+corp_on "CORP: same-origin on a 404" "$URL/api/v1/nosuch"
+corp_on "CORP: same-origin on a cross-site 403" -H 'Sec-Fetch-Site: cross-site' "$URL/"
+# HEAD on the page: the GET's head, Content-Length included, no body.
+GZ_LEN=$(page -H 'Accept-Encoding: gzip' "$URL/" >/dev/null; stat -c %s "$T/page.body")
+OUTW=$(page -I -H 'Accept-Encoding: gzip' -w '%{http_code} %{size_download}' "$URL/")
+HDR=$(tr -d '\r' <"$T/page.hdr")
+expect_in "200 0" "$OUTW" "HEAD /: 200 without a body"
+expect_in "Content-Length: $GZ_LEN" "$HDR" "HEAD /: the Content-Length of the GET ($GZ_LEN)"
+OUTW=$(page -I -H 'Accept-Encoding: gzip' "$URL/ui/peers")
+expect_in 200 "$OUTW" "HEAD /ui/peers (a view): 200"
+# Names in paths are percent-decoded once.
+req mon1 GET /api/v1/peers/%74un%31
+expect_json "GET /api/v1/peers/%74un%31 is tun1" 'assert b["name"] == "tun1", b'
+for bad in 'tun1%00' 'a%2Fb' 'a%2fb' 'a%zz' 'tun%3' 'x%'; do
+    req mon1 GET "/api/v1/peers/$bad"
+    expect_http 400 "GET /api/v1/peers/$bad: 400"
+done
+expect_json_error "... with a JSON error"
+req admin1 DELETE /api/v1/invites/apiinv%00
+expect_http 400 "DELETE /api/v1/invites/apiinv%00: 400"
+
 # ---- the API lines the page added, over curl ----------------------------
 req admin1 GET "/api/v1/refusals"
 expect_json "GET /api/v1/refusals counts the certificate-less handshake by minute" \
