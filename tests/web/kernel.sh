@@ -29,39 +29,18 @@ for tool in ip nft certutil pk12util chromium chromedriver softhsm2-util; do
 done
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || skip "python3-selenium missing"
 
-T=$(mktemp -d /tmp/mtlsgw-webk.XXXXXX)
-chmod 755 "$T"
 POLICY_DIR=/etc/chromium/policies/managed
 POLICY=$POLICY_DIR/mtlsgw-web-kernel-$$.json
-cleanup() {
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
+topo_cleanup_more() {
     rm -f "$POLICY"
     rmdir "$POLICY_DIR" /etc/chromium/policies 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
 }
-trap cleanup EXIT
+topo_temp webk
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-
-topo_up
-case $? in
-0) ;;
-77) skip "cannot create network namespaces" ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-mtg_fixture '[management]' "listen = $LANA_GW:$MGMT_PORT"
-case $? in
-0) ;;
-77) skip "no SoftHSM module" ;;
-*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
-esac
+topo_up_or_bail
+mtg_fixture_or_bail '[management]' "listen = $LANA_GW:$MGMT_PORT"
 printf 'p12-pass-%s\n' "$$" >"$T/p12.pass"
 DB=$T/home-admin/.pki/nssdb
 mkdir -p "$DB"

@@ -28,37 +28,16 @@ done
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || skip "python3-selenium missing"
 [ "$(id -u)" = 0 ] || skip "the daemon switches users and the policy is in /etc: run as root"
 
-T=$(mktemp -d /tmp/mtlsgw-web.XXXXXX)
 POLICY_DIR=/etc/chromium/policies/managed
 POLICY=$POLICY_DIR/mtlsgw-web-test-$$.json
 EVIL_PID=
-cleanup() {
-    local id
-    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
-    dmn_stop
+dmn_cleanup_more() {
     [ -n "$EVIL_PID" ] && kill "$EVIL_PID" 2>/dev/null
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
     rm -f "$POLICY"
     rmdir "$POLICY_DIR" /etc/chromium/policies 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) skip "no SoftHSM" ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_temp web
+dmn_fixture_or_bail
 
 # The admin's and the monitor's .p12, as an admin hands them out.
 printf 'p12-pass-%s\n' "$$" >"$T/p12.pass"
