@@ -15,13 +15,8 @@
 #
 # usage: cross-site.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
-self=$(dirname "$(readlink -f "$0")")
-here=$self/../interop # lib-daemon.sh finds tlsclient.py there
-. "$self/../lib/tap.sh"
-. "$self/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../interop/lib-daemon.sh" "$@"
 
 dmn_begin xsite curl certtool openssl python3
 dmn_start || { echo "Bail out! the daemon did not start: $(tail -n 5 "$DLOG")"; exit 1; }

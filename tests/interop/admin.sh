@@ -15,12 +15,8 @@
 #
 # usage: admin.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
 dmn_begin admin curl openssl certtool python3 script
 sum() { sha256sum "$P/registry.json" "$P/crl.pem" | sha256sum; }

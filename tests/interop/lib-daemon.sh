@@ -1,6 +1,12 @@
-# tests/interop/lib-daemon.sh: fixtures for the daemon suite. Source it after
-# tests/lib/tap.sh and tests/lib/softhsm.sh, with MTLSGW, MTLSGWD, T (the
-# temp dir) and here (this directory) set.
+# tests/interop/lib-daemon.sh: fixtures for the daemon suite. A script
+# sources it with its own arguments, the paths to mtlsgw and mtlsgwd:
+#
+#   set -u
+#   here=$(dirname "$(readlink -f "$0")")
+#   . "$here/lib-daemon.sh" "$@"      # MTLSGW, MTLSGWD; tap.sh, softhsm.sh
+#   dmn_begin NAME TOOL...             # or dmn_need + dmn_temp (T)
+#
+# (MTLSGW already set, or tap.sh/softhsm.sh already sourced: left as they are.)
 #
 #   token "gw"   the gateway's CA and key   (gw.conf, pki in $P)
 #   token "ot"   a foreign CA with the same CN (other.conf)
@@ -30,6 +36,14 @@
 #                     curl as PEER; sets HTTP (000 when no answer), CURL_RC,
 #                     BODY, HDRS
 # log_mark / log_since  the daemon's log lines written after the mark
+
+DMN_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+declare -F tap_result >/dev/null || . "$DMN_DIR/../lib/tap.sh"
+declare -F softhsm_find_module >/dev/null || . "$DMN_DIR/../lib/softhsm.sh"
+if [ -z "${MTLSGW:-}" ]; then
+    MTLSGW=$(readlink -f "${1:-}")
+    MTLSGWD=$(readlink -f "${2:-}")
+fi
 
 # The system's python3 (dev/deps installs it): a pyenv shim earlier in PATH
 # costs a third of a second per call, and the suite makes hundreds.
@@ -384,7 +398,7 @@ hold_open() { # id peer
     fout=$T/hold-$id.out
     rm -f "$fin" "$fout"
     mkfifo "$fin" "$fout"
-    python3 "$here/tlsclient.py" "$PORT" "$P/ca.crt" "$T/$peer.crt" "$T/$peer.key" \
+    python3 "$DMN_DIR/tlsclient.py" "$PORT" "$P/ca.crt" "$T/$peer.crt" "$T/$peer.key" \
         <"$fin" >"$fout" 2>"$T/hold-$id.err" &
     HOLD_P[$id]=$!
     LOCAL_PIDS="$LOCAL_PIDS $!"

@@ -11,12 +11,8 @@
 #
 # usage: privs.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
 dmn_begin privs curl certtool python3 gcore
 # The fixture's PIN ($PIN, "7c1e-gw-pin") is a string nothing else in the

@@ -7,12 +7,8 @@
 # usage: tokenfault.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
 trap '' PIPE
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
 HOLD=
 dmn_cleanup_more() {

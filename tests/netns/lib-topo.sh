@@ -1,7 +1,15 @@
 # tests/netns/lib-topo.sh: the tunnel topology, its daemons and what to read
-# from the kernel, for tests/netns/tunnel.sh and tests/bench/tunnel. Source it
-# after tests/lib/softhsm.sh (and tests/lib/tap.sh for the suite), with
-# MTLSGW, MTLSGWD and T (the temp dir, mode 755) set. Needs bash, root.
+# from the kernel, for tests/netns/tunnel.sh and tests/bench/tunnel. A script
+# sources it with its own arguments, the paths to mtlsgw and mtlsgwd:
+#
+#   set -u
+#   here=$(dirname "$(readlink -f "$0")")
+#   . "$here/lib-topo.sh" "$@"        # MTLSGW, MTLSGWD; tap.sh, softhsm.sh
+#   topo_need TOOL...; topo_temp NAME; topo_up_or_bail
+#
+# (MTLSGW already set, or tap.sh/softhsm.sh already sourced: left as they
+# are; T, the temp dir of mode 755, is topo_temp's or the caller's.) Needs
+# bash, root.
 #
 #    lan-a              hub                               spoke              lan-b
 #  +-------+     +---------------+                  +---------------+     +-------+
@@ -53,6 +61,14 @@
 # ping_ab [N]           lan-b pings lan-a's host N times (2), 0.2 s apart
 # serial_of CRT         a certificate's serial, lower-case hex
 # wait_until SECONDS CMD...       polls CMD every 0.1 s; 0 once it succeeds
+
+TOPO_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+declare -F tap_result >/dev/null || . "$TOPO_DIR/../lib/tap.sh"
+declare -F softhsm_find_module >/dev/null || . "$TOPO_DIR/../lib/softhsm.sh"
+if [ -z "${MTLSGW:-}" ]; then
+    MTLSGW=$(readlink -f "${1:-}")
+    MTLSGWD=$(readlink -f "${2:-}")
+fi
 
 NS_HUB=mtg-hub-$$
 NS_SPOKE=mtg-spoke-$$

@@ -18,12 +18,8 @@
 #
 # usage: wear.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-topo.sh"
+. "$here/lib-topo.sh" "$@"
 
 topo_need ip nft python3 openssl ping softhsm2-util pgrep
 WEAR_SECONDS=${WEAR_SECONDS:-60}

@@ -13,13 +13,9 @@
 #
 # usage: kernel.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd SCREENSHOT-DIR
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 SCREENS=$(readlink -f "$3")
 web=$(dirname "$(readlink -f "$0")")
-. "$web/../lib/tap.sh"
-. "$web/../lib/softhsm.sh"
-. "$web/../netns/lib-topo.sh"
+. "$web/../netns/lib-topo.sh" "$@"
 
 skip() { echo "1..0 # SKIP $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "namespaces, TUN devices and the policy in /etc need root"

@@ -10,15 +10,9 @@
 #
 # usage: web.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd SCREENSHOT-DIR
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 SCREENS=$3
 web=$(dirname "$(readlink -f "$0")")
-# lib-daemon.sh finds tlsclient.py in $here.
-here=$(readlink -f "$web/../interop")
-. "$web/../lib/tap.sh"
-. "$web/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$web/../interop/lib-daemon.sh" "$@"
 
 skip() { echo "1..0 # SKIP $*"; exit 77; }
 for tool in curl certtool certutil pk12util chromium chromedriver; do
