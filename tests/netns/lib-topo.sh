@@ -278,7 +278,7 @@ mtg_hub_node() { # [hub config lines...]
     {
         printf '[tunnel]\nlisten = %s:%s\npool = %s\nroutes = %s\n' \
             "$HUB_WAN" "$TUN_PORT" "$TUN_POOL" "$LANA_NET${LANA6_NET:+ $LANA6_NET}"
-        [ $# -gt 0 ] && printf '%s\n' "$@"
+        [ $# -eq 0 ] || printf '%s\n' "$@"
     } >>"$T/hub/hub.conf"
 }
 
