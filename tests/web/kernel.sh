@@ -16,6 +16,7 @@ set -u
 SCREENS=$(readlink -f "$3")
 web=$(dirname "$(readlink -f "$0")")
 . "$web/../netns/lib-topo.sh" "$@"
+. "$web/lib-web.sh"
 
 skip() { echo "1..0 # SKIP $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "namespaces, TUN devices and the policy in /etc need root"
@@ -87,17 +88,7 @@ echo "# browser done (t=${SECONDS} s)"
 if [ "$rc" = 77 ]; then
     skip "$(grep SKIP "$T/browser.out")"
 fi
-while IFS= read -r line; do
-    case "$line" in
-    R$'\t'*)
-        IFS=$'\t' read -r _ st name detail <<<"$line"
-        tap_result "$st" "$name" "$detail"
-        ;;
-    '#'*) echo "$line" ;;
-    esac
-done <"$T/browser.out"
-[ "$rc" = 0 ] || tap_result 1 "browser.py (kernel) ran to its end" \
-    "exit $rc: $(tail -n 5 "$T/browser.err")"
+browser_tap kernel "$rc"
 
 # And as the console and the kernel tell it afterwards.
 OUT=$(mtg_at hub peers 2>&1)

@@ -13,6 +13,7 @@ set -u
 SCREENS=$3
 web=$(dirname "$(readlink -f "$0")")
 . "$web/../interop/lib-daemon.sh" "$@"
+. "$web/lib-web.sh"
 
 skip() { echo "1..0 # SKIP $*"; exit 77; }
 for tool in curl certtool certutil pk12util chromium chromedriver; do
@@ -210,7 +211,7 @@ args=(--csr "$T/csrpeer.csr" --url "$URL" --evil "http://127.0.0.1:$EVIL/evil.ht
     --victim "$VICTIM" --kick "$KICKED" --home-admin "$T/home-admin" --home-monitor "$T/home-mon"
     --home-none "$T/home-none")
 run_browser() { # stage
-    local line st name detail rc
+    local rc
     /usr/bin/python3 "$web/browser.py" "${args[@]}" --stage "$1" >"$T/browser.out" \
         2>"$T/browser.err"
     rc=$?
@@ -218,17 +219,7 @@ run_browser() { # stage
         tap_skip "the browser checks" "$(grep SKIP "$T/browser.out")"
         return
     fi
-    while IFS= read -r line; do
-        case "$line" in
-        R$'\t'*)
-            IFS=$'\t' read -r _ st name detail <<<"$line"
-            tap_result "$st" "$name" "$detail"
-            ;;
-        '#'*) echo "$line" ;;
-        esac
-    done <"$T/browser.out"
-    [ "$rc" = 0 ] || tap_result 1 "browser.py ($1) ran to its end" \
-        "exit $rc: $(tail -n 5 "$T/browser.err")"
+    browser_tap "$1" "$rc"
 }
 
 # ---- mtlsgw invite --qr: the terminal QR code decodes to the join line ----
