@@ -105,6 +105,7 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
 struct cert_facts {
     char serial[64];
     char subject[256];
+    char issuer_dn[256];
     time_t not_before, not_after;
     bool client_auth;
     bool crl_revoked;
