@@ -166,6 +166,15 @@ bool verify_serial_listed(char (*const list)[64], size_t n, const char *serial)
     return n && bsearch(serial, list, n, sizeof(list[0]), cmp_serial);
 }
 
+bool verify_ca_pathlen0(gnutls_x509_crt_t ca)
+{
+    unsigned critical = 0, is_ca = 0;
+    int pathlen = -1;
+
+    return gnutls_x509_crt_get_basic_constraints(ca, &critical, &is_ca, &pathlen) >= 0 &&
+           is_ca && pathlen == 0;
+}
+
 /* The sibling issuer in t->issuers that issued crt, or -1. */
 static int sibling_of(const struct trust *t, gnutls_x509_crt_t crt)
 {

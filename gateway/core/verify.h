@@ -123,6 +123,11 @@ struct cert_facts {
     char cn[64];
 };
 
+/* Whether CA certificate ca allows no CA below it (basicConstraints
+ * pathlen:0): a [trust] CA without it can sign sub-CAs, whose leaves are
+ * refused as of an unknown issuer, but it should not be able to. */
+bool verify_ca_pathlen0(gnutls_x509_crt_t ca);
+
 /* Whether serial (verify_serial_hex) is in a sorted list of serials. */
 bool verify_serial_listed(char (*const list)[64], size_t n, const char *serial);
 

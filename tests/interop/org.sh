@@ -449,6 +449,8 @@ expect_exit 1 "explain: a leaf under a sub-CA of a [trust] CA is refused" \
     "$MTLSGW" -c "$T/gwx.conf" explain "$T/evil-chain.pem"
 expect_not_in "peer admin1" "$OUT" "... never as the local admin1"
 expect_in "unknown issuer" "$OUT" "... as an unknown issuer"
+expect_in "warning: [trust hubx] ca has no pathlen:0" "$OUT" \
+    "... and explain warns that hubx's CA can sign sub-CAs"
 rm -f "$P/trust-hubx.crl"
 rm -f "$P/trust-hub2.crl"
 root crl --out "$T/root-crl.pem" >/dev/null 2>&1

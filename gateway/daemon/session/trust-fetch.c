@@ -110,6 +110,10 @@ int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_
             trust_fetch_free(tf);
             return rc;
         }
+        if (!verify_ca_pathlen0(is->ca))
+            log_warn("[trust %s] ca = %s has no pathlen:0: it can sign sub-CAs (their peers "
+                     "are refused as of an unknown issuer); ask the root for pathlen:0",
+                     is->cfg->name, is->cfg->ca);
         snprintf(is->error, sizeof(is->error), "not fetched yet");
     }
     *out = tf;
