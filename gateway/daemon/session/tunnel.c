@@ -293,7 +293,8 @@ static int parse_frames(struct conn *c)
         struct frame f;
         const char *why = "?";
         unsigned allow = (t->offer && !t->got_offload ? FRAME_ALLOW_OFFLOAD : 0) |
-                         (atomic_load(&t->seg_rx) ? FRAME_ALLOW_SEGMENTS : 0);
+                         (atomic_load(&t->seg_rx) ? FRAME_ALLOW_SEGMENTS : 0) |
+                         (t->udp ? FRAME_ALLOW_REKEY : 0);
         long n = frame_next(t->rbuf + off, t->rlen - off, t->mtu, allow, &f, &why);
         if (n == 0)
             break;
@@ -311,6 +312,9 @@ static int parse_frames(struct conn *c)
             atomic_store(&t->seg_rx, true);
             atomic_store(&t->seg_tx, true);
             log_debug("tunnel %s: the peer takes offloads", t->ifname);
+        } else if (f.type == FRAME_REKEY) {
+            if (udp_rekey_frame(c, f.payload, f.len) < 0)
+                return -EPROTO;
         } else if (f.type == FRAME_CLOSE) {
             atomic_store(&t->peer_said_close, true);
             tunnel_end(c, "closed by peer: %.*s", (int)f.len, (const char *)f.payload);

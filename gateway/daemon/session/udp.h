@@ -51,6 +51,11 @@ bool udp_tx_ready(struct conn *c);
  * over UDP. 1: sent some; 0: the TUN is empty; -errno: reading the TUN
  * failed (the caller ends the tunnel). */
 int udp_tx_batch(struct conn *c);
+/* The TLS receiving thread, on a REKEY frame (docs/tunnel-protocol.md):
+ * the peer's start of a rekey or its answer to ours. 0, or -errno after
+ * tunnel_end (an epoch out of turn is a malformed frame). The TX thread
+ * starts rekeys from udp_tx_ready. */
+int udp_rekey_frame(struct conn *c, const unsigned char *p, size_t len);
 /* How long the TX thread may sleep in poll at most (ms), for probes. */
 int udp_tx_timeout(struct conn *c, int timeout);
 
