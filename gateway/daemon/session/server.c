@@ -895,6 +895,8 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
         log_err("%s", err);
         return -1;
     }
+    for (size_t i = 0; judges && i < trustdb_n_ignored(d->trust); i++)
+        log_warn("%s", trustdb_ignored(d->trust, i));
     /* Until their first fetch the sibling issuers are stale: refused. */
     if (judges && trust_fetch_apply(d->tf, d->trust) < 0) {
         log_err("out of memory");

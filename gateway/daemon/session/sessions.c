@@ -248,6 +248,8 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
     }
     if (rc < 0)
         goto out;
+    for (size_t i = 0; i < trustdb_n_ignored(t); i++)
+        log_warn("%s", trustdb_ignored(t, i));
     /* Swapped before the sweep: a handshake that ends after the swap judges
      * itself by the new trust (daemon_untrusted), one that ended before it
      * is open and swept. */
