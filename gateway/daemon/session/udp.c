@@ -114,6 +114,7 @@ struct udp_chan {
     struct dchan_keys next_keys;
     bool next_ready;
     uint32_t pending;
+    bool answer_due; /* we switched on the peer's REKEY; our answer is not out yet */
     long long epoch_since;
     long long rekey_ms;  /* every this long; fault builds can shorten it */
     uint64_t rekey_left; /* fault builds: records per epoch before a rekey; 0: 2^31 */
@@ -795,18 +796,16 @@ static bool in_use(const struct udp_chan *u)
     return u->hub ? atomic_load(&u->last_auth) != 0 : atomic_load(&u->active);
 }
 
-/* The TX thread: start a rekey when the epoch's records or time are used
- * up. REKEY goes out after rk_lock is released: the RX thread never waits
- * for a blocked sender. */
-static void rekey_tick(struct conn *c, struct udp_chan *u)
+int udp_rekey_start(struct conn *c, unsigned char *p)
 {
+    struct udp_chan *u = c->tun->udp;
     uint32_t e = 0;
     long long now;
 
-    if (pthread_mutex_trylock(&u->rk_lock) != 0)
-        return;
+    if (!u || atomic_load(&u->dead) || pthread_mutex_trylock(&u->rk_lock) != 0)
+        return 0;
     now = mono_ms();
-    if (!u->pending && u->next_ready && in_use(u) &&
+    if (!u->pending && !u->answer_due && u->next_ready && in_use(u) &&
         (dchan_wants_rekey(u->ch) || now - u->epoch_since >= u->rekey_ms)) {
         e = atomic_load(&u->epoch) + 1;
         if (rekey_install(u) == 0)
@@ -815,55 +814,56 @@ static void rekey_tick(struct conn *c, struct udp_chan *u)
             e = 0;
     }
     pthread_mutex_unlock(&u->rk_lock);
-    if (e) {
-        unsigned char p[FRAME_REKEY_LEN] = {(unsigned char)(e >> 24), (unsigned char)(e >> 16),
-                                            (unsigned char)(e >> 8), (unsigned char)e};
-        log_debug("tunnel %s: UDP rekey to epoch %u", c->tun->ifname, e);
-        if (tunnel_send_frame(c, FRAME_REKEY, p, sizeof(p)) < 0)
-            tunnel_end(c, "send failed");
-    }
+    if (!e)
+        return 0;
+    p[0] = (unsigned char)(e >> 24);
+    p[1] = (unsigned char)(e >> 16);
+    p[2] = (unsigned char)(e >> 8);
+    p[3] = (unsigned char)e;
+    log_debug("tunnel %s: UDP rekey to epoch %u", c->tun->ifname, e);
+    return 1;
 }
 
-int udp_rekey_frame(struct conn *c, const unsigned char *p, size_t len)
+int udp_rekey_frame(struct conn *c, const unsigned char *p, size_t len, char *why,
+                    size_t whylen)
 {
     struct tunnel *t = c->tun;
     struct udp_chan *u = t->udp;
-    uint32_t n, e;
-    const char *how = "the peer's rekey";
+    uint32_t n, e, pending;
+    const char *how = "our rekey";
+    bool answer = false;
     int rc = 0;
 
     if (!u || len != FRAME_REKEY_LEN) {
-        tunnel_end(c, "malformed frame: REKEY without a UDP channel");
+        snprintf(why, whylen, "REKEY without a UDP channel");
         return -EPROTO;
     }
     n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     pthread_mutex_lock(&u->rk_lock);
     e = atomic_load(&u->epoch);
-    if (u->pending && n == u->pending) {
+    pending = u->pending;
+    if (pending && n == pending) {
         /* The answer to ours, or the peer started at the same time. */
         rekey_switch(u);
-        how = "our rekey";
-    } else if (!u->pending && n == e + 1) {
+    } else if (!pending && n == e + 1) {
+        how = "the peer's rekey";
         if (!u->next_ready)
             rekey_derive(c, u, e);
         rc = rekey_install(u);
         if (rc == 0) {
             rekey_switch(u);
-            rc = tunnel_send_frame(c, FRAME_REKEY, p, len) < 0 ? -EIO : 0;
+            /* No REKEY of ours until the answer is out (udp_rekey_answered). */
+            u->answer_due = answer = true;
         }
     } else {
         pthread_mutex_unlock(&u->rk_lock);
-        tunnel_end(c, "malformed frame: REKEY to epoch %u at epoch %u%s", (unsigned)n,
-                   (unsigned)e, u->pending ? " during a rekey" : "");
+        snprintf(why, whylen, "REKEY to epoch %u at epoch %u%s", (unsigned)n, (unsigned)e,
+                 pending ? " during a rekey" : "");
         return -EPROTO;
     }
     if (rc == 0 && !u->next_ready)
         rekey_derive(c, u, n);
     pthread_mutex_unlock(&u->rk_lock);
-    if (rc == -EIO) {
-        tunnel_end(c, "send failed");
-        return rc;
-    }
     if (rc < 0) {
         /* No keys: the channel ends, data goes over TLS. */
         atomic_store(&u->dead, true);
@@ -872,7 +872,18 @@ int udp_rekey_frame(struct conn *c, const unsigned char *p, size_t len)
         return 0;
     }
     log_info("tunnel %s: UDP epoch %u (%s)", t->ifname, (unsigned)n, how);
-    return 0;
+    return answer ? 1 : 0;
+}
+
+void udp_rekey_answered(struct conn *c)
+{
+    struct udp_chan *u = c->tun->udp;
+
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->rk_lock);
+    u->answer_due = false;
+    pthread_mutex_unlock(&u->rk_lock);
 }
 
 /* ---- the TX thread, both sides ------------------------------------------- */
@@ -885,7 +896,6 @@ bool udp_tx_ready(struct conn *c)
 
     if (!u || atomic_load(&u->dead))
         return false;
-    rekey_tick(c, u);
     if (!u->hub)
         return spoke_ready(c, u);
     /* The hub: the TUN gives segment trains once offloads are on (a peer
