@@ -399,6 +399,29 @@ gnutls_digest_algorithm_t p11_sign_digest(gnutls_pubkey_t pub)
     return GNUTLS_DIG_SHA256;
 }
 
+int p11_sign_data(gnutls_privkey_t key, gnutls_pubkey_t pub, const gnutls_datum_t *data,
+                  gnutls_datum_t *sig)
+{
+    int rc;
+
+    if (!key || !pub || !data || !sig)
+        return -EINVAL;
+    rc = gnutls_privkey_sign_data(key, p11_sign_digest(pub), 0, data, sig);
+    return rc < 0 ? p11_errno(rc) : 0;
+}
+
+int p11_verify_data(gnutls_pubkey_t pub, const gnutls_datum_t *data, const gnutls_datum_t *sig)
+{
+    gnutls_sign_algorithm_t algo;
+
+    if (!pub || !data || !sig)
+        return -EINVAL;
+    algo = gnutls_pk_to_sign(gnutls_pubkey_get_pk_algorithm(pub, NULL), p11_sign_digest(pub));
+    if (algo == GNUTLS_SIGN_UNKNOWN)
+        return -ENOTSUP;
+    return gnutls_pubkey_verify_data2(pub, algo, 0, data, sig) < 0 ? -EBADMSG : 0;
+}
+
 int p11_softkey_generate(enum p11_key_type type, gnutls_x509_privkey_t *out)
 {
     gnutls_x509_privkey_t key = NULL;

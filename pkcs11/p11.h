@@ -162,6 +162,17 @@ int p11_cert_serial_hex(gnutls_x509_crt_t crt, char **out);
  * whether a key is already enrolled. */
 int p11_pubkey_id_hex(gnutls_pubkey_t key, char **out);
 
+/*
+ * A detached signature of data by key (a token key: the CA's signs a
+ * backup's manifest), with the digest the key's certificates use (SHA-384
+ * for P-384, else SHA-256; PKCS#1 v1.5 for RSA). *sig is gnutls_malloc'ed.
+ * p11_verify_data checks one against the matching public key: 0, or
+ * -EBADMSG when it does not verify.
+ */
+int p11_sign_data(gnutls_privkey_t key, gnutls_pubkey_t pub, const gnutls_datum_t *data,
+                  gnutls_datum_t *sig);
+int p11_verify_data(gnutls_pubkey_t pub, const gnutls_datum_t *data, const gnutls_datum_t *sig);
+
 struct p11_revoked {
     const char *serial_hex; /* as p11_cert_serial_hex() gives it */
     time_t when;

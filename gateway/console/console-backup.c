@@ -3,8 +3,11 @@
  * readable with `tar -tvf` (docs/backup.md). Never a key, never the PIN:
  * the keys cannot leave the token, and the PIN file is not state.
  *
- * Entries: mtlsgw-backup.json (what it is), mtlsgw.conf (the config),
- * pki/NAME and pki/{cross,issued}/NAME (the pki dir's files).
+ * Entries: mtlsgw-backup.json (what it is, and the name, size, mode and
+ * SHA-256 of every other entry), mtlsgw-backup.sig (the CA key's signature
+ * of the manifest), mtlsgw.conf (the config), pki/NAME and
+ * pki/{cross,issued}/NAME (the pki dir's files). restore believes nothing
+ * of an archive before the token's CA key has vouched for every byte.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <json-c/json.h>
@@ -180,32 +184,117 @@ static int add_dir(struct buf *b, const struct config *cfg, const char *sub, siz
     return rc;
 }
 
-static int manifest(struct buf *b, struct console *con, size_t n)
-{
-    struct json_object *o = json_object_new_object();
-    char when[32], label[128] = PKI_LABEL_CA;
-    struct pki *pki = NULL;
-    const char *text;
-    int rc;
+/* ---- the signed manifest ---------------------------------------------- */
 
-    if (!o)
-        return -ENOMEM;
-    if (pki_new(con->cfg, &pki) == 0)
-        pki_ca_label(pki, label, sizeof(label));
-    pki_free(pki);
+#define MANIFEST_NAME "mtlsgw-backup.json"
+#define SIGNATURE_NAME "mtlsgw-backup.sig"
+#define MANIFEST_FORMAT "mtlsgw-backup 2"
+#define SIGNATURE_PEM "MTLSGW BACKUP SIGNATURE"
+
+struct entry {
+    char name[101];
+    const unsigned char *data;
+    size_t len;
+    unsigned mode;
+};
+
+static int tar_parse(const unsigned char *p, size_t len, struct entry **out, size_t *n_out,
+                     char *err, size_t errlen);
+
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char d[32];
+
+    out[0] = '\0';
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, d) < 0)
+        return;
+    for (size_t i = 0; i < sizeof(d); i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/*
+ * mtlsgw-backup.json: what the archive is and, for every other entry but
+ * the signature, its name, size, mode and SHA-256; then mtlsgw-backup.sig,
+ * the CA key's signature of the manifest's bytes (docs/backup.md). files
+ * holds the other entries (already a tar stream).
+ */
+static int manifest(struct buf *b, struct console *con, struct pki *pki, const struct buf *files,
+                    size_t n, char *err, size_t errlen)
+{
+    struct json_object *o = json_object_new_object(), *list = json_object_new_array();
+    char when[32], label[128], fp[65], dn[512] = "?";
+    size_t dnlen = sizeof(dn), n_ent = 0;
+    struct entry *v = NULL;
+    gnutls_pubkey_t pub = NULL;
+    gnutls_datum_t der = {0}, sig = {0}, pem = {0}, text;
+    int rc = -ENOMEM;
+
+    snprintf(err, errlen, "cannot write the manifest: out of memory");
+    if (!o || !list)
+        goto out;
+    if ((rc = tar_parse(files->p, files->len, &v, &n_ent, err, errlen)) < 0)
+        goto out;
+    for (size_t i = 0; i < n_ent; i++) {
+        struct json_object *e = json_object_new_object();
+        char hex[65], mode[8];
+        sha256_hex(v[i].data, v[i].len, hex);
+        snprintf(mode, sizeof(mode), "%04o", v[i].mode);
+        json_object_object_add(e, "name", json_object_new_string(v[i].name));
+        json_object_object_add(e, "size", json_object_new_int64((int64_t)v[i].len));
+        json_object_object_add(e, "mode", json_object_new_string(mode));
+        json_object_object_add(e, "sha256", json_object_new_string(hex));
+        json_object_array_add(list, e);
+    }
+    pki_ca_label(pki, label, sizeof(label));
+    if (gnutls_x509_crt_get_dn(pki->ca, dn, &dnlen) < 0)
+        snprintf(dn, sizeof(dn), "?");
+    if (gnutls_x509_crt_export2(pki->ca, GNUTLS_X509_FMT_DER, &der) < 0) {
+        snprintf(err, errlen, "cannot encode the CA certificate");
+        rc = -EINVAL;
+        goto out;
+    }
+    sha256_hex(der.data, der.size, fp);
     time_format_utc(time(NULL), when, sizeof(when));
-    json_object_object_add(o, "format", json_object_new_string("mtlsgw-backup 1"));
+    json_object_object_add(o, "format", json_object_new_string(MANIFEST_FORMAT));
     json_object_object_add(o, "made", json_object_new_string(when));
     json_object_object_add(o, "pki_dir", json_object_new_string(con->cfg->pki.dir));
     json_object_object_add(o, "token", json_object_new_string(con->cfg->token.uri));
     json_object_object_add(o, "ca_key_label", json_object_new_string(label));
+    json_object_object_add(o, "ca_subject", json_object_new_string(dn));
+    json_object_object_add(o, "ca_sha256", json_object_new_string(fp));
     json_object_object_add(o, "files", json_object_new_int64((int64_t)n));
     json_object_object_add(o, "keys", json_object_new_string(
                                           "none: they stay on the token (docs/backup.md)"));
-    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
-    rc = tar_add(b, "mtlsgw-backup.json", text, strlen(text), 0644);
+    json_object_object_add(o, "entries", list);
+    list = NULL;
+    text.data = (unsigned char *)json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    text.size = (unsigned)strlen((const char *)text.data);
+    if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_x509(pub, pki->ca, 0) < 0) {
+        snprintf(err, errlen, "cannot read the CA certificate's public key");
+        rc = -EINVAL;
+        goto out;
+    }
+    if ((rc = p11_sign_data(pki->ca_key, pub, &text, &sig)) < 0) {
+        snprintf(err, errlen, "the CA key '%s' on %s cannot sign the manifest: %s", label,
+                 con->cfg->token.uri, strerror(-rc));
+        goto out;
+    }
+    snprintf(err, errlen, "cannot write the manifest: out of memory");
+    rc = gnutls_pem_base64_encode2(SIGNATURE_PEM, &sig, &pem) < 0 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = tar_add(b, MANIFEST_NAME, text.data, text.size, 0644);
+    if (rc == 0)
+        rc = tar_add(b, SIGNATURE_NAME, pem.data, pem.size, 0644);
+out:
+    if (pub)
+        gnutls_pubkey_deinit(pub);
+    gnutls_free(der.data);
+    gnutls_free(sig.data);
+    gnutls_free(pem.data);
+    json_object_put(list);
     json_object_put(o);
+    free(v);
     return rc;
 }
 
@@ -218,9 +307,10 @@ int cmd_backup(struct console *con, int argc, char **argv)
     };
     static const unsigned char end[2 * BLOCK] = {0};
     struct buf files = {0}, all = {0};
+    struct pki *pki = NULL;
     const char *out = NULL;
     bool force = false;
-    char *conf = NULL;
+    char *conf = NULL, err[1024] = "";
     size_t conf_len = 0, n = 0;
     int c, rc = EXIT_FAIL;
 
@@ -240,8 +330,11 @@ int cmd_backup(struct console *con, int argc, char **argv)
         con_err("backup", "--out %s: exists; give --force to replace it", out);
         return EXIT_FAIL;
     }
+    /* The config as the invoker reads it (root's /etc/mtlsgw). */
+    if (fs_read_file(con->conf_path, FILE_MAX, &conf, &conf_len) < 0)
+        conf = NULL;
     if (con_as_daemon() < 0)
-        return EXIT_FAIL;
+        goto out;
     {
         char *pki_ca = fs_join(con->cfg->pki.dir, "ca.crt");
         if (!pki_ca || access(pki_ca, F_OK) < 0) {
@@ -257,26 +350,37 @@ int cmd_backup(struct console *con, int argc, char **argv)
     for (size_t i = 0; i < sizeof(state_dirs) / sizeof(state_dirs[0]); i++)
         if (add_dir(&files, con->cfg, state_dirs[i], &n) < 0)
             goto invoker;
-    con_as_invoker();
-    /* The config as the invoker reads it (root's /etc/mtlsgw). */
-    if (fs_read_file(con->conf_path, FILE_MAX, &conf, &conf_len) == 0 &&
-        tar_add(&files, "mtlsgw.conf", conf, conf_len, 0640) < 0)
+    if (conf && tar_add(&files, "mtlsgw.conf", conf, conf_len, 0640) < 0)
+        goto invoker;
+    /* Signed by the CA key: the token and its PIN, as enroll needs them. */
+    if (pki_new(con->cfg, &pki) < 0 || pki_load_ca(pki, err, sizeof(err)) < 0) {
+        con_as_invoker();
+        con_err("backup", "%s: a backup is signed with the CA key on the token",
+                err[0] ? err : "out of memory");
         goto out;
-    if (manifest(&all, con, n) < 0 || buf_put(&all, files.p, files.len) < 0 ||
-        buf_put(&all, end, sizeof(end)) < 0) {
+    }
+    c = manifest(&all, con, pki, &files, n, err, sizeof(err));
+    con_as_invoker();
+    if (c < 0) {
+        con_err("backup", "%s", err);
+        goto out;
+    }
+    if (buf_put(&all, files.p, files.len) < 0 || buf_put(&all, end, sizeof(end)) < 0) {
         con_err("backup", "out of memory");
         goto out;
     }
     if (con_write_file("backup", "--out", out, all.p, all.len, 0600, force) < 0)
         goto out;
     fprintf(con_note_stream(out),
-            "backup of %s (%zu files, config %s) written to %s: no key, no PIN in it\n",
+            "backup of %s (%zu files, config %s) written to %s, signed by the CA key: no "
+            "key, no PIN in it\n",
             con->cfg->pki.dir, n, conf ? con->conf_path : "not readable", out);
     rc = EXIT_OK;
     goto out;
 invoker:
     con_as_invoker();
 out:
+    pki_free(pki);
     free(conf);
     free(files.p);
     free(all.p);
@@ -284,13 +388,6 @@ out:
 }
 
 /* ---- restore ---------------------------------------------------------- */
-
-struct entry {
-    char name[101];
-    const unsigned char *data;
-    size_t len;
-    unsigned mode;
-};
 
 static unsigned long long parse_octal(const unsigned char *f, size_t n)
 {
@@ -307,7 +404,8 @@ static bool entry_name_ok(const char *name)
 {
     char copy[101], *slash, *rest;
 
-    if (strcmp(name, "mtlsgw.conf") == 0 || strcmp(name, "mtlsgw-backup.json") == 0)
+    if (strcmp(name, "mtlsgw.conf") == 0 || strcmp(name, MANIFEST_NAME) == 0 ||
+        strcmp(name, SIGNATURE_NAME) == 0)
         return true;
     if (strncmp(name, "pki/", 4) != 0)
         return false;
@@ -385,32 +483,204 @@ static const struct entry *find_entry(const struct entry *v, size_t n, const cha
     return NULL;
 }
 
-/* The token holds the private key, under the label the backup names, whose
- * public half is in the backup's ca.crt. */
-static int check_token(struct console *con, const struct entry *v, size_t n, char *err,
-                       size_t errlen)
+#define ALTERED "the archive was altered or is not an mtlsgw backup of this CA"
+
+static const char *jstr(struct json_object *o, const char *key)
 {
-    const struct entry *ca = find_entry(v, n, "pki/ca.crt"), *lab = find_entry(v, n,
-                                                                             "pki/ca.label");
+    struct json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+struct listed {
+    const char *name;
+    struct json_object *e;
+};
+
+static int cmp_listed(const void *a, const void *b)
+{
+    return strcmp(((const struct listed *)a)->name, ((const struct listed *)b)->name);
+}
+
+static int cmp_entry_name(const void *a, const void *b)
+{
+    const struct entry *x = *(const struct entry *const *)a, *y = *(const struct entry *const *)b;
+
+    return strcmp(x->name, y->name);
+}
+
+/* Why entry v differs from its line e of the manifest, or NULL. */
+static const char *entry_differs(const struct entry *v, struct json_object *e)
+{
+    struct json_object *size;
+    const char *sum = jstr(e, "sha256"), *m = jstr(e, "mode");
+    char hex[65], mode[8];
+
+    sha256_hex(v->data, v->len, hex);
+    snprintf(mode, sizeof(mode), "%04o", v->mode);
+    if (!json_object_object_get_ex(e, "size", &size) ||
+        json_object_get_int64(size) != (int64_t)v->len)
+        return "its size differs from the signed manifest's";
+    if (!sum || strcmp(sum, hex) != 0)
+        return "its SHA-256 differs from the signed manifest's";
+    if (!m || strcmp(m, mode) != 0)
+        return "its mode differs from the signed manifest's";
+    return NULL;
+}
+
+static bool is_manifest(const struct entry *v)
+{
+    return strcmp(v->name, MANIFEST_NAME) == 0 || strcmp(v->name, SIGNATURE_NAME) == 0;
+}
+
+/* Every entry but the manifest and its signature is listed in the manifest
+ * once, with its size, mode and SHA-256, and nothing else is (both sides
+ * sorted by name: an appliance may keep thousands of issued certificates). */
+static int entries_match(const struct entry *v, size_t n, struct json_object *list, char *err,
+                         size_t errlen)
+{
+    size_t n_list = 0, n_files = 0;
+    struct listed *l = NULL;
+    const struct entry **byname = NULL;
+    int rc = -EBADMSG;
+
+    if (!json_object_is_type(list, json_type_array)) {
+        snprintf(err, errlen, "its manifest lists no entries: " ALTERED);
+        return rc;
+    }
+    n_list = json_object_array_length(list);
+    l = calloc(n_list + 1, sizeof(*l));
+    byname = calloc(n + 1, sizeof(*byname));
+    if (!l || !byname) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < n_list; j++) {
+        l[j].e = json_object_array_get_idx(list, j);
+        if (!(l[j].name = jstr(l[j].e, "name"))) {
+            snprintf(err, errlen, "its manifest has an entry without a name: " ALTERED);
+            goto out;
+        }
+    }
+    if (n_list > 1)
+        qsort(l, n_list, sizeof(*l), cmp_listed);
+    for (size_t j = 1; j < n_list; j++)
+        if (strcmp(l[j - 1].name, l[j].name) == 0) {
+            snprintf(err, errlen, "its manifest lists '%s' twice: " ALTERED, l[j].name);
+            goto out;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (!is_manifest(&v[i]))
+            byname[n_files++] = &v[i];
+    if (n_files > 1)
+        qsort(byname, n_files, sizeof(*byname), cmp_entry_name);
+    for (size_t i = 1; i < n_files; i++)
+        if (strcmp(byname[i - 1]->name, byname[i]->name) == 0) {
+            snprintf(err, errlen, "entry '%s' is in it twice: " ALTERED, byname[i]->name);
+            goto out;
+        }
+    /* Both sorted: one walk finds what is extra, missing or changed. */
+    for (size_t i = 0, j = 0; i < n_files || j < n_list;) {
+        int c = i == n_files ? 1 : j == n_list ? -1 : strcmp(byname[i]->name, l[j].name);
+        const char *why;
+        if (c < 0) {
+            snprintf(err, errlen, "entry '%s': it is not in the signed manifest: " ALTERED,
+                     byname[i]->name);
+            goto out;
+        }
+        if (c > 0) {
+            snprintf(err, errlen, "entry '%s' of the signed manifest is missing: " ALTERED,
+                     l[j].name);
+            goto out;
+        }
+        if ((why = entry_differs(byname[i], l[j].e))) {
+            snprintf(err, errlen, "entry '%s': %s: " ALTERED, byname[i]->name, why);
+            goto out;
+        }
+        i++;
+        j++;
+    }
+    rc = 0;
+out:
+    free(l);
+    free(byname);
+    return rc;
+}
+
+/* The first certificate of a PEM entry. */
+static int entry_cert(const struct entry *e, gnutls_x509_crt_t *out)
+{
+    gnutls_datum_t d = {(unsigned char *)e->data, (unsigned)e->len};
+
+    if (gnutls_x509_crt_init(out) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crt_import(*out, &d, GNUTLS_X509_FMT_PEM) < 0) {
+        gnutls_x509_crt_deinit(*out);
+        *out = NULL;
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+/*
+ * Whether this archive is a backup of the CA whose key is on the token,
+ * before anything is written: the token holds, under the label the
+ * manifest names (a CA key's: mtlsgw-ca...), the key of the backup's CA
+ * certificate (chain.pem's first under an organization's root, else
+ * ca.crt's); that key signed the manifest; every entry is the manifest's,
+ * byte for byte (docs/backup.md).
+ */
+static int check_backup(struct console *con, const struct entry *v, size_t n, char *err,
+                        size_t errlen)
+{
+    const struct entry *man = find_entry(v, n, MANIFEST_NAME),
+                       *sig = find_entry(v, n, SIGNATURE_NAME),
+                       *lab = find_entry(v, n, "pki/ca.label"),
+                       *cae = find_entry(v, n, "pki/chain.pem");
+    struct json_object *o = NULL, *list = NULL;
+    struct json_tokener *tok = NULL;
     gnutls_x509_crt_t crt = NULL;
     gnutls_pubkey_t cert_pub = NULL, tok_pub = NULL;
+    gnutls_datum_t sig_pem, sig_der = {0}, text;
     struct pki *pki = NULL;
-    char label[128] = PKI_LABEL_CA, *a = NULL, *b = NULL;
-    gnutls_datum_t d;
-    int rc;
+    const char *label = NULL, *format;
+    char *a = NULL, *b = NULL;
+    int rc = -EBADMSG;
 
-    if (lab && lab->len && lab->len < sizeof(label)) {
-        memcpy(label, lab->data, lab->len);
-        label[lab->len] = '\0';
-        label[strcspn(label, "\r\n")] = '\0';
+    if (!sig) {
+        snprintf(err, errlen, "it carries no signature (%s): " ALTERED " (a backup made "
+                 "before backups were signed is refused too: make a new one)", SIGNATURE_NAME);
+        goto out;
     }
-    d.data = (unsigned char *)ca->data;
-    d.size = (unsigned)ca->len;
-    if (gnutls_x509_crt_init(&crt) < 0 ||
-        gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) < 0 ||
+    tok = json_tokener_new();
+    o = tok ? json_tokener_parse_ex(tok, (const char *)man->data, (int)man->len) : NULL;
+    format = o ? jstr(o, "format") : NULL;
+    if (!o || !format || strcmp(format, MANIFEST_FORMAT) != 0 ||
+        !json_object_object_get_ex(o, "entries", &list) ||
+        !(label = jstr(o, "ca_key_label")) || strncmp(label, PKI_LABEL_CA,
+                                                      strlen(PKI_LABEL_CA)) != 0 ||
+        !name_ok(label)) {
+        snprintf(err, errlen, "its manifest (%s) is not one this version writes (format '%s', "
+                 "a CA key label): " ALTERED, MANIFEST_NAME, format ? format : "none");
+        goto out;
+    }
+    if (lab) {
+        size_t l = 0;
+        while (l < lab->len && lab->data[l] != '\r' && lab->data[l] != '\n')
+            l++;
+        if (l != strlen(label) || memcmp(lab->data, label, l) != 0) {
+            snprintf(err, errlen, "pki/ca.label does not name the key its manifest names "
+                     "('%s'): " ALTERED, label);
+            goto out;
+        }
+    }
+    if (entry_cert(cae ? cae : find_entry(v, n, "pki/ca.crt"), &crt) < 0 ||
         gnutls_pubkey_init(&cert_pub) < 0 || gnutls_pubkey_import_x509(cert_pub, crt, 0) < 0) {
-        snprintf(err, errlen, "the backup's ca.crt is not a PEM certificate");
-        rc = -EBADMSG;
+        snprintf(err, errlen, "the backup's %s is not a PEM certificate: " ALTERED,
+                 cae ? "chain.pem" : "ca.crt");
         goto out;
     }
     if ((rc = pki_new(con->cfg, &pki)) < 0 || (rc = pki_open_token(pki, err, errlen)) < 0)
@@ -424,14 +694,29 @@ static int check_token(struct console *con, const struct entry *v, size_t n, cha
         rc = -ENOMEM;
     if (rc == 0 && strcmp(a, b) != 0)
         rc = -EKEYREJECTED;
-    if (rc < 0)
+    if (rc < 0) {
         snprintf(err, errlen,
                  "the token %s does not hold the CA key of this backup (label '%s'%s): a "
                  "backup restores only onto the token its CA key lives on (docs/backup.md: a "
                  "replaced token means a new CA or re-enrollment)",
                  con->cfg->token.uri, label,
                  rc == -ENOENT ? ": no such key" : rc == -EKEYREJECTED ? ": another key" : "");
+        goto out;
+    }
+    sig_pem.data = (unsigned char *)sig->data;
+    sig_pem.size = (unsigned)sig->len;
+    text.data = (unsigned char *)man->data;
+    text.size = (unsigned)man->len;
+    if (gnutls_pem_base64_decode2(SIGNATURE_PEM, &sig_pem, &sig_der) < 0 ||
+        p11_verify_data(tok_pub, &text, &sig_der) < 0) {
+        snprintf(err, errlen, "its manifest's signature does not verify with the CA key '%s' "
+                 "on %s: " ALTERED, label, con->cfg->token.uri);
+        rc = -EBADMSG;
+        goto out;
+    }
+    rc = entries_match(v, n, list, err, errlen);
 out:
+    gnutls_free(sig_der.data);
     free(a);
     free(b);
     if (tok_pub)
@@ -440,6 +725,9 @@ out:
         gnutls_pubkey_deinit(cert_pub);
     if (crt)
         gnutls_x509_crt_deinit(crt);
+    json_object_put(o);
+    if (tok)
+        json_tokener_free(tok);
     pki_free(pki);
     return rc;
 }
@@ -655,14 +943,10 @@ int cmd_restore(struct console *con, int argc, char **argv)
         con_err("restore", "%s: %s", argv[optind], err[0] ? err : "out of memory");
         goto out;
     }
-    if (!find_entry(v, n, "mtlsgw-backup.json") || !find_entry(v, n, "pki/ca.crt") ||
+    if (!find_entry(v, n, MANIFEST_NAME) || !find_entry(v, n, "pki/ca.crt") ||
         !(e = find_entry(v, n, "pki/registry.json"))) {
-        con_err("restore", "%s: not an mtlsgw backup (it needs mtlsgw-backup.json, "
-                "pki/ca.crt and pki/registry.json)", argv[optind]);
-        goto out;
-    }
-    if (registry_parse((const char *)e->data, e->len, &reg, err, sizeof(err)) < 0) {
-        con_err("restore", "%s: its registry does not parse: %s", argv[optind], err);
+        con_err("restore", "%s: not an mtlsgw backup (it needs %s, pki/ca.crt and "
+                "pki/registry.json); nothing was written", argv[optind], MANIFEST_NAME);
         goto out;
     }
     ca = fs_join(con->cfg->pki.dir, "ca.crt");
@@ -673,7 +957,14 @@ int cmd_restore(struct console *con, int argc, char **argv)
     }
     if (con_as_daemon() < 0)
         goto out;
-    rc = check_token(con, v, n, err, sizeof(err));
+    /* Nothing of the archive is believed before its signature is. */
+    rc = check_backup(con, v, n, err, sizeof(err));
+    if (rc == 0 && registry_parse((const char *)e->data, e->len, &reg, err, sizeof(err)) < 0) {
+        char why[sizeof(err) - 64];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, sizeof(err), "its registry does not parse: %s", why);
+        rc = -EBADMSG;
+    }
     if (rc == 0 && !unrevoke && (c = lost_revocations(con, reg, lost, sizeof(lost))) != 0) {
         if (c < 0)
             snprintf(err, sizeof(err), "the live registry in %s cannot be read (%s): it "
@@ -688,7 +979,7 @@ int cmd_restore(struct console *con, int argc, char **argv)
     con_as_invoker();
     if (rc < 0) {
         rc = EXIT_FAIL;
-        con_err("restore", "%s", err);
+        con_err("restore", "%s: %s; nothing was written", argv[optind], err);
         goto out;
     }
     rc = EXIT_FAIL;
@@ -697,7 +988,8 @@ int cmd_restore(struct console *con, int argc, char **argv)
         goto out;
     }
     restore_config(con, find_entry(v, n, "mtlsgw.conf"));
-    printf("restored %zu entries into %s; the token's CA key matches\n", n, con->cfg->pki.dir);
+    printf("restored %zu entries into %s; signed by the token's CA key, every entry "
+           "checked\n", n, con->cfg->pki.dir);
     if (kept[0])
         printf("the setup it replaced is kept in %s\n", kept);
     printf("next: restart mtlsgwd (systemctl restart mtlsgwd, or /etc/init.d/mtlsgwd restart)\n");

@@ -225,8 +225,9 @@ int cmd_status(struct console *con, int argc, char **argv)
     }
     if (json_object_object_get_ex(o, "sessions_list", &list) &&
         json_object_array_length(list) > 0) {
-        printf("\n%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-20s %10s %10s\n", "ID", "PEER",
-               "ROLE", "LISTENER", "REMOTE", "IFACE", "ADDRESS", "SINCE", "IN", "OUT");
+        printf("\n%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-4s %-20s %10s %10s\n", "ID",
+               "PEER", "ROLE", "LISTENER", "REMOTE", "IFACE", "ADDRESS", "DATA", "SINCE", "IN",
+               "OUT");
         for (size_t i = 0; i < json_object_array_length(list); i++) {
             struct json_object *s = json_object_array_get_idx(list, i), *f;
 #define F(k) (json_object_object_get_ex(s, k, &f) ? json_object_get_string(f) : "-")
@@ -236,9 +237,10 @@ int cmd_status(struct console *con, int argc, char **argv)
             if (json_object_object_get_ex(s, "issuer", &f))
                 snprintf(who + strlen(who), sizeof(who) - strlen(who), "@%s",
                          json_object_get_string(f));
-            printf("%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-20s %10s %10s\n", F("id"),
+            /* DATA: the channel carrying a tunnel's packets (udp or tcp). */
+            printf("%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-4s %-20s %10s %10s\n", F("id"),
                    who, F("role"), F("listener"), F("remote"), F("interface"),
-                   F("address"), F("since"), F("bytes_in"), F("bytes_out"));
+                   F("address"), F("channel"), F("since"), F("bytes_in"), F("bytes_out"));
 #undef F
         }
     }

@@ -382,6 +382,8 @@ int cmd_explain(struct console *con, int argc, char **argv)
         goto out;
     }
     printf("certificate: %s, serial %s\n", v.subject, v.serial[0] ? v.serial : "?");
+    for (size_t i = 0; i < trustdb_n_ignored(db); i++)
+        printf("note: %s\n", trustdb_ignored(db, i));
     explain_path(trustdb_trust(db), chain, n);
     if (v.code != VERDICT_OK) {
         printf("refused: %s\n", v.reason);

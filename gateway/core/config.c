@@ -42,6 +42,7 @@ enum key_type {
     KEY_ORDER,
     KEY_URL,
     KEY_BOOL,
+    KEY_UDP,
     KEY_HTTP_URL,
     KEY_ROLES,
     KEY_STALE,
@@ -123,6 +124,7 @@ static const struct key_def key_table[] = {
     {"tunnel.peer-networks", KEY_PEER_NETWORKS, offsetof(struct config, tunnel.peer_networks)},
     {"tunnel.pool", KEY_POOL, offsetof(struct config, tunnel.pool)},
     {"tunnel.routes", KEY_CIDR_LIST, offsetof(struct config, tunnel.routes)},
+    {"tunnel.udp", KEY_UDP, offsetof(struct config, tunnel.udp)},
     {"uplink.accept-routes", KEY_CIDR_LIST | UPLINK, offsetof(struct cfg_uplink, accept_routes)},
     {"uplink.ca", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, ca)},
     {"uplink.cert", KEY_PATH | UPLINK, offsetof(struct cfg_uplink, cert)},
@@ -431,6 +433,15 @@ static const char *set_scalar(enum key_type type, const char *value, unsigned *u
         *up = b;
         return NULL;
     }
+    case KEY_UDP: {
+        bool b;
+        /* A port (the hub offers UDP there), or no (a spoke never takes it). */
+        if (config_parse_bool(value, &b) == 0 && !b) {
+            *up = CFG_UDP_OFF;
+            return NULL;
+        }
+        return parse_range(value, 1, 65535, "not a UDP port from 1 to 65535, or no", up);
+    }
     case KEY_DAYS: {
         char *end;
         unsigned long v;
@@ -585,6 +596,7 @@ static const char *set_value(struct config *cfg, void *base, const struct key_de
         return NULL;
     case KEY_MTU:
     case KEY_BOOL:
+    case KEY_UDP:
     case KEY_DAYS:
     case KEY_SECONDS:
     case KEY_COUNT:

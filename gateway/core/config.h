@@ -91,6 +91,7 @@ struct config {
         unsigned max_body; /* bytes */
         unsigned idle_timeout; /* seconds */
     } mgmt;
+#define CFG_UDP_OFF 65536u
     struct {
         char *listen; /* [tunnel] listen, NULL: no hub */
         char *pool;   /* CIDR of tunnel addresses */
@@ -104,6 +105,10 @@ struct config {
         unsigned mtu;
         unsigned keepalive; /* seconds; dead after 3 missed */
         unsigned offload;   /* 1: TUN offloads and SEGMENTS frames when the other side agrees */
+        /* [tunnel] udp: the hub's UDP data channel port (docs/tunnel-protocol.md);
+         * 0: unset (a hub offers nothing, a spoke takes what is offered);
+         * CFG_UDP_OFF: "no" (neither). */
+        unsigned udp;
         unsigned handshake_timeout;
         unsigned max_sessions;
         unsigned max_per_source;

@@ -255,6 +255,14 @@ int frame_config_parse(const char *text, struct frame_config *out, char *err, si
         }
         out->offload = json_object_get_boolean(v);
     }
+    if (json_object_object_get_ex(o, "udp", &v)) {
+        int port = json_object_get_int(v);
+        if (!json_object_is_type(v, json_type_int) || port < 1 || port > 65535) {
+            snprintf(err, errlen, "CONFIG udp is not a port from 1 to 65535");
+            goto out;
+        }
+        out->udp = (unsigned)port;
+    }
     if (copy_list(o, "routes", out->routes, &out->n_routes, err, errlen) < 0 ||
         copy_list(o, "networks", out->networks, &out->n_networks, err, errlen) < 0)
         goto out;

@@ -92,6 +92,7 @@ struct frame_config {
     char peer[FRAME_ADDRLEN];    /* the hub's end */
     unsigned mtu, keepalive;     /* 0 when the hub did not say */
     bool offload;                /* the hub takes OFFLOAD and SEGMENTS */
+    unsigned udp;                /* the hub's UDP data channel port; 0: none offered */
     char routes[FRAME_MAX_PREFIXES][FRAME_ADDRLEN];
     size_t n_routes;
     char networks[FRAME_MAX_PREFIXES][FRAME_ADDRLEN];
@@ -101,7 +102,7 @@ struct frame_config {
 /*
  * Parse a CONFIG payload (JSON, NUL-terminated): "address" and "peer"
  * strings are required, "mtu" (576..9000) and "keepalive" (1..3600) are
- * optional, "offload" is an optional boolean, "routes" and "networks" are
+ * optional, "offload" is an optional boolean, "udp" an optional port (1..65535), "routes" and "networks" are
  * lists of strings of which the first FRAME_MAX_PREFIXES are kept. -EPROTO with err filled when the hub sent
  * something else (a null or a number in a list, a string too long, ...).
  */

@@ -501,6 +501,19 @@ int pki_rollover(struct pki *pki, const struct pki_rollover_opts *o, char *err, 
         rc = -EALREADY;
         goto out;
     }
+    /* Under an organization's root the CA is the root's to sign: a new
+     * self-signed CA here would replace the anchor peers trust, and chain.pem
+     * would still name the old key (the CRL then fails to verify). */
+    if (access(pki->chain_path, F_OK) == 0) {
+        snprintf(err, errlen, "this gateway's CA is an intermediate under an organization's "
+                 "root (%s): a rollover here would replace the root peers trust with a "
+                 "self-signed CA. A new CA under the root is the root's to sign: 'mtlsgw init "
+                 "--intermediate --force --csr-out FILE', the root signs FILE, then 'mtlsgw "
+                 "init --import-ca CERT --chain ROOT' (a new CA key: peers enroll again; "
+                 "docs/pki.md); nothing was changed", pki->chain_path);
+        rc = -ENOTSUP;
+        goto out;
+    }
     if ((rc = pki_load_registry(pki, &reg, err, errlen)) < 0 ||
         (rc = pki_load_ca(pki, err, errlen)) < 0)
         goto out;

@@ -815,8 +815,9 @@ int pki_revoke(struct pki *pki, const char *name, const char *reason, const char
 {
     struct txn t;
     const struct peer *p;
-    int rc;
+    int rc, overlap = 0;
     char serial[64] = "";
+    time_t now = time(NULL);
 
     rc = txn_begin(pki, false, &t, err, errlen);
     if (rc < 0)
@@ -836,7 +837,11 @@ int pki_revoke(struct pki *pki, const char *name, const char *reason, const char
     snprintf(serial, sizeof(serial), "%s", p->serial);
     rc = pki_load_ca(pki, err, errlen);
     if (rc == 0)
-        rc = registry_revoke(t.reg, name, PEER_REVOKED, reason, time(NULL));
+        rc = registry_revoke(t.reg, name, PEER_REVOKED, reason, now);
+    /* A reissue's overlap keeps the old serial off the CRL until it ends
+     * (pki_reissue): revoked now, it goes on the CRL with the current one. */
+    if (rc == 0 && (overlap = registry_revoke_overlap(t.reg, name, reason, now)) < 0)
+        rc = overlap;
     if (rc == 0)
         rc = txn_commit(&t, true, err, errlen);
     if (rc < 0)
@@ -845,6 +850,8 @@ int pki_revoke(struct pki *pki, const char *name, const char *reason, const char
         struct json_object *f = json_object_new_object();
         json_object_object_add(f, "name", json_object_new_string(name));
         json_object_object_add(f, "serial", json_object_new_string(serial));
+        if (overlap > 0)
+            json_object_object_add(f, "overlap_serials_revoked", json_object_new_int(overlap));
         json_object_object_add(f, "reason", json_object_new_string(reason));
         json_object_object_add(f, "actor", json_object_new_string(actor));
         pki_audit(pki, "revoke", f);

@@ -312,6 +312,29 @@ int registry_revoke(struct registry *reg, const char *name, enum peer_status st,
     return -ENOENT;
 }
 
+int registry_revoke_overlap(struct registry *reg, const char *name, const char *reason,
+                            int64_t when)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < reg->n; i++) {
+        struct peer *p = &reg->peers[i];
+        char *r;
+        if (p->status != PEER_SUPERSEDED || p->revoked_at <= when || p->not_after <= when ||
+            strcmp(p->name, name) != 0)
+            continue;
+        r = reason ? strdup(reason) : NULL;
+        if (reason && !r)
+            return -ENOMEM;
+        free(p->reason);
+        p->reason = r;
+        p->status = PEER_REVOKED;
+        p->revoked_at = when;
+        n++;
+    }
+    return n;
+}
+
 uint64_t registry_next_crl_number(struct registry *reg)
 {
     return ++reg->crl_number;

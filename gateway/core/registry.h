@@ -71,6 +71,15 @@ int registry_add(struct registry *reg, const struct peer *p);
 int registry_revoke(struct registry *reg, const char *name, enum peer_status st,
                     const char *reason, int64_t when);
 
+/*
+ * Mark revoked (reason, when) the entries of name superseded by a reissue
+ * whose overlap has not ended at when (so the CRL does not list them yet)
+ * and that have not expired: revoking a peer must take every serial of it
+ * off the table at once. Returns how many, or -ENOMEM.
+ */
+int registry_revoke_overlap(struct registry *reg, const char *name, const char *reason,
+                            int64_t when);
+
 /* The CRL number to use next, incremented on each call. */
 uint64_t registry_next_crl_number(struct registry *reg);
 

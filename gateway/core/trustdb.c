@@ -1,5 +1,6 @@
 #include "trustdb.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -42,6 +43,14 @@ struct facts_slot {
 
 /* The anchors of ca.crt: one, or two during a CA rollover. */
 #define TRUSTDB_MAX_CAS 4
+/* What is said of ca.crt's certificates nothing vouches for. */
+#define TRUSTDB_MAX_IGNORED 4
+#define TRUSTDB_IGNORED_LEN 512
+
+struct ignored {
+    char line[TRUSTDB_MAX_IGNORED][TRUSTDB_IGNORED_LEN];
+    size_t n;
+};
 
 struct trustdb {
     atomic_int refs;
@@ -60,6 +69,7 @@ struct trustdb {
     struct facts_slot *facts; /* FACTS_SLOTS, made on first use */
     struct trust_issuer *issuers; /* [trust NAME] sections, trustdb_add_issuer */
     size_t n_issuers;
+    struct ignored ignored; /* ca.crt's certificates not trusted */
 };
 
 /* What a snapshot is made of (each may be NULL). */
@@ -217,13 +227,98 @@ static int trustdb_add_rollover(struct trustdb *db, gnutls_x509_crt_t *extra, un
     return crl_index(db);
 }
 
-/* ca.crt's anchors after the first, and crl-old.pem when there is one. */
-static int load_rollover(const struct pki *pki, gnutls_x509_crt_t ca, gnutls_x509_crt_t **extra,
-                         unsigned *n_extra, gnutls_x509_crl_t *crl_old, char *err,
+static bool same_key(gnutls_x509_crt_t a, gnutls_x509_crt_t b)
+{
+    unsigned char ia[64], ib[64];
+    size_t la = sizeof(ia), lb = sizeof(ib);
+
+    return gnutls_x509_crt_get_key_id(a, GNUTLS_KEYID_USE_SHA256, ia, &la) == 0 &&
+           gnutls_x509_crt_get_key_id(b, GNUTLS_KEYID_USE_SHA256, ib, &lb) == 0 && la == lb &&
+           memcmp(ia, ib, la) == 0;
+}
+
+/* Validity is the peers' to be judged on: an anchor is vouched for by
+ * signatures alone. */
+#define VOUCH_FLAGS (GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS)
+
+/* Whether cross/ holds a certificate for anchor's key signed by issuing
+ * (a rollover's old-by-new.crt: the CA whose key is on the token vouches
+ * for the other). A certificate signed by anchor proves nothing: anyone
+ * can sign our CA's public key with a CA of their own. */
+static bool cross_vouches(const struct pki *pki, gnutls_x509_crt_t issuing,
+                          gnutls_x509_crt_t anchor)
+{
+    char *dir = fs_join(pki->dir, PKI_CROSS_DIR), err[256];
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    bool ok = false;
+
+    while (d && !ok && (e = readdir(d))) {
+        size_t l = strlen(e->d_name), n = 0;
+        gnutls_x509_crt_t *c = NULL;
+        char *path;
+        if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 4, ".crt") != 0)
+            continue;
+        path = fs_join(dir, e->d_name);
+        if (path && pki_read_certs(path, &c, &n, err, sizeof(err)) == 0) {
+            for (size_t i = 0; i < n && !ok; i++) {
+                unsigned status = 1;
+                ok = same_key(c[i], anchor) &&
+                     gnutls_x509_crt_verify(c[i], &issuing, 1, VOUCH_FLAGS, &status) >= 0 &&
+                     status == 0;
+            }
+            pki_free_certs(c, n);
+        }
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    return ok;
+}
+
+/* Whether the pki dir vouches for anchor, a certificate of ca.crt after the
+ * first: under an organization's root, chain.pem verifies to it; else (or
+ * too) cross/ certifies its key by the issuing CA. */
+static bool anchor_vouched(const struct pki *pki, gnutls_x509_crt_t issuing,
+                           gnutls_x509_crt_t *chain, size_t n_chain, gnutls_x509_crt_t anchor)
+{
+    unsigned status = 1;
+
+    if (n_chain && gnutls_x509_crt_list_verify(chain, (unsigned)n_chain, &anchor, 1, NULL, 0,
+                                               VOUCH_FLAGS, &status) >= 0 && status == 0)
+        return true;
+    return cross_vouches(pki, issuing, anchor);
+}
+
+static void ignore(struct ignored *ig, const struct pki *pki, unsigned at, gnutls_x509_crt_t crt,
+                   bool chained)
+{
+    gnutls_datum_t dn = {0};
+
+    if (ig->n == TRUSTDB_MAX_IGNORED)
+        return;
+    if (gnutls_x509_crt_get_dn3(crt, &dn, 0) < 0)
+        dn.data = NULL;
+    snprintf(ig->line[ig->n++], TRUSTDB_IGNORED_LEN,
+             "%s: certificate %u ('%s') is ignored: %sno certificate in %s/%s for its key is "
+             "signed by this gateway's CA, so nothing vouches for it; remove it from ca.crt, "
+             "or cross-certify it with 'mtlsgw ca rollover'", pki->ca_path, at + 1,
+             dn.data ? (const char *)dn.data : "?",
+             chained ? "chain.pem does not verify to it and " : "", pki->dir, PKI_CROSS_DIR);
+    gnutls_free(dn.data);
+}
+
+/* ca.crt's anchors after the first that the pki dir vouches for (the
+ * others are ignored, said in ig), and crl-old.pem when there is one. */
+static int load_rollover(const struct pki *pki, gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain,
+                         size_t n_chain, gnutls_x509_crt_t **extra, unsigned *n_extra,
+                         gnutls_x509_crl_t *crl_old, struct ignored *ig, char *err,
                          size_t errlen)
 {
     gnutls_x509_crt_t *all = NULL, cas[TRUSTDB_MAX_CAS];
-    unsigned n = 0;
+    gnutls_x509_crt_t issuing = n_chain ? chain[0] : ca;
+    unsigned n = 0, kept = 1;
     size_t n_cas = 0;
     char *path = fs_join(pki->dir, PKI_CRL_OLD_FILE);
     int rc = path ? pki_read_pem_certs(pki->ca_path, &all, &n) : -ENOMEM;
@@ -233,8 +328,18 @@ static int load_rollover(const struct pki *pki, gnutls_x509_crt_t ca, gnutls_x50
     *crl_old = NULL;
     if (rc < 0)
         goto out;
-    /* all[0] is ca (read again): the others are the extra anchors. */
+    /* all[0] is ca (read again): the others are anchors only when vouched
+     * for (a crafted ca.crt must not add a CA that issues admins). */
     gnutls_x509_crt_deinit(all[0]);
+    for (unsigned i = 1; i < n; i++) {
+        if (anchor_vouched(pki, issuing, chain, n_chain, all[i])) {
+            all[kept++] = all[i];
+        } else {
+            ignore(ig, pki, i, all[i], n_chain > 0);
+            gnutls_x509_crt_deinit(all[i]);
+        }
+    }
+    n = kept;
     cas[n_cas++] = ca;
     for (unsigned i = 1; i < n && n_cas < TRUSTDB_MAX_CAS; i++)
         cas[n_cas++] = all[i];
@@ -274,6 +379,7 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
     unsigned n_extra = 0;
     size_t n_cas = 0, n_chain = 0;
     struct registry *reg = NULL;
+    struct ignored ig = {.n = 0};
     int rc;
 
     rc = pki_read_cert(pki->ca_path, &ca, err, errlen);
@@ -284,7 +390,8 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
     if (rc == 0)
         rc = pki_load_registry(pki, &reg, err, errlen);
     if (rc == 0)
-        rc = load_rollover(pki, ca, &extra, &n_extra, &crl_old, err, errlen);
+        rc = load_rollover(pki, ca, chain, n_chain, &extra, &n_extra, &crl_old, &ig, err,
+                           errlen);
     /* A CRL not signed by our CA would let anyone un-revoke a peer. Under
      * an organization's root that CA is the first of chain.pem; during a
      * rollover ca.crt holds both CAs, and crl.pem may still be the old
@@ -319,6 +426,8 @@ int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t 
             gnutls_x509_crl_deinit(crl_old);
     }
     gnutls_free(extra);
+    if (rc == 0)
+        (*out)->ignored = ig;
     if (rc < 0 && *out) {
         trustdb_unref(*out);
         *out = NULL;
@@ -458,6 +567,16 @@ int trustdb_verify_peer(struct trustdb *db, const gnutls_datum_t *raw, unsigned 
         facts_keep(db, &raw[0], h, &f, true);
     verify_free_chain(chain, n);
     return rc;
+}
+
+size_t trustdb_n_ignored(const struct trustdb *db)
+{
+    return db->ignored.n;
+}
+
+const char *trustdb_ignored(const struct trustdb *db, size_t i)
+{
+    return i < db->ignored.n ? db->ignored.line[i] : NULL;
 }
 
 const struct trust *trustdb_trust(const struct trustdb *db)

@@ -22,7 +22,8 @@ struct trustdb;
 
 /* Load ca.crt, chain.pem if present, crl.pem (its signature checked
  * against this gateway's CA) and the registry. err names the file on
- * failure. */
+ * failure. ca.crt's first certificate is the anchor; the others only when
+ * the pki dir vouches for them (trustdb_ignored). */
 int trustdb_load(const struct pki *pki, struct trustdb **out, char *err, size_t errlen);
 /* A snapshot of these (it takes all three; crl may be NULL), for tests and
  * for trustdb_load. The CRL's signature is the caller's to check. Pass a CA
@@ -38,6 +39,16 @@ int trustdb_from_chain(gnutls_x509_crt_t ca, gnutls_x509_crt_t *chain, size_t n_
                        gnutls_x509_crl_t crl, struct registry *reg, struct trustdb **out);
 struct trustdb *trustdb_ref(struct trustdb *db);
 void trustdb_unref(struct trustdb *db);
+
+/*
+ * The certificates of ca.crt after the first that nothing in the pki dir
+ * vouches for (a cross certificate in cross/ for its key signed by this
+ * gateway's CA, or, under an organization's root, chain.pem verifying to
+ * it): never trusted, each said in a line naming its subject, for the
+ * daemon's log and explain. NULL past the end.
+ */
+size_t trustdb_n_ignored(const struct trustdb *db);
+const char *trustdb_ignored(const struct trustdb *db, size_t i);
 
 const struct trust *trustdb_trust(const struct trustdb *db);
 const struct registry *trustdb_registry(const struct trustdb *db);

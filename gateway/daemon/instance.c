@@ -35,7 +35,7 @@ static int lock_path(const char *run_dir, const char *pki_dir, char *out, size_t
     return 0;
 }
 
-int instance_lock(const char *run_dir, const char *pki_dir, int *fd_out, char *err,
+int instance_lock(const char *run_dir, const char *pki_dir, uid_t owner, int *fd_out, char *err,
                   size_t errlen)
 {
     char path[PATH_MAX], pid[32] = "";
@@ -56,6 +56,22 @@ int instance_lock(const char *run_dir, const char *pki_dir, int *fd_out, char *e
     if (!S_ISREG(st.st_mode)) {
         rc = -EEXIST;
         snprintf(err, errlen, "lock file %s: not a regular file; remove what is there", path);
+        goto fail;
+    }
+    /* Opened by root in a directory the daemon's user may write: with
+     * fs.protected_hardlinks=0 that user could plant a hard link there to
+     * any file (O_NOFOLLOW stops symbolic links only), which the pid below
+     * would overwrite. Only our own file, linked once, is taken. */
+    if (st.st_nlink != 1 || (st.st_uid != 0 && st.st_uid != owner && st.st_uid != geteuid())) {
+        rc = -EPERM;
+        if (st.st_nlink != 1)
+            snprintf(err, errlen, "lock file %s has %lu links: it is another file's hard link, "
+                     "not this daemon's own; left untouched: remove it (rm %s) and look into "
+                     "who made it", path, (unsigned long)st.st_nlink, path);
+        else
+            snprintf(err, errlen, "lock file %s belongs to uid %lu, neither root nor the "
+                     "daemon's user: left untouched: remove it (rm %s)", path,
+                     (unsigned long)st.st_uid, path);
         goto fail;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -157,7 +157,7 @@ out:
 }
 
 /* The lock of this config, in the control socket's directory (the run dir). */
-static int take_lock(const struct config *cfg, int *fd)
+static int take_lock(const struct config *cfg, uid_t uid, int *fd)
 {
     const char *sock = cfg->daemon.control_socket, *slash = strrchr(sock, '/');
     char dir[4096], err[1024];
@@ -166,7 +166,7 @@ static int take_lock(const struct config *cfg, int *fd)
         snprintf(dir, sizeof(dir), ".");
     else
         snprintf(dir, sizeof(dir), "%.*s", slash == sock ? 1 : (int)(slash - sock), sock);
-    if (instance_lock(dir, cfg->pki.dir, fd, err, sizeof(err)) < 0) {
+    if (instance_lock(dir, cfg->pki.dir, uid, fd, err, sizeof(err)) < 0) {
         log_err("%s", err);
         return -1;
     }
@@ -480,7 +480,7 @@ int mtlsgwd_main(int argc, char **argv)
         goto out;
     /* Locked before anything is bound, made or replaced: a second daemon on
      * this config stops here, the first one's state untouched. */
-    if (control_dir(cfg, uid, gid) < 0 || take_lock(cfg, &lock) < 0)
+    if (control_dir(cfg, uid, gid) < 0 || take_lock(cfg, uid, &lock) < 0)
         goto out;
     if ((cfg->mgmt.listen && bind_listener("management", cfg->mgmt.listen, &fds.mgmt) < 0) ||
         (cfg->tunnel.listen && bind_listener("tunnel", cfg->tunnel.listen, &fds.tunnel) < 0) ||

@@ -2,7 +2,10 @@
 # mtlsgw backup / restore (docs/backup.md): the state as a tar without a key
 # or the PIN; a wiped pki dir restored and its peers served again; a live
 # setup kept unless --force; a backup refused on a token that does not hold
-# its CA key; entries outside the state refused.
+# its CA key; entries outside the state refused; an archive altered in any
+# way (a CA appended, a byte changed, an entry dropped or added, the
+# signature gone) refused before anything is written; a CA appended to the
+# pki dir's ca.crt itself ignored by explain.
 #
 #   curl (alice)  ->  mtlsgwd -f -c gw.conf --- token "gw", pki $P
 #   mtlsgw -c other.conf restore   --- token "ot" (another CA key)
@@ -144,6 +147,131 @@ PY
 out=$(hub restore --force "$T/link.tar" 2>&1)
 ok_if "a backup with a symbolic link in it: refused" test $? != 0
 expect_in "refusing entry 'pki/crl.pem'" "$out" "... naming it"
+
+# ---- altered archives (docs/backup.md, "What the signature proves") ---------
+# retar.py SRC DST OP...: copy SRC's entries to DST (ustar), changed by each
+# OP: drop:NAME, add:NAME:FILE, set:NAME:FILE, flip:NAME (one byte),
+# remanifest (the manifest's sizes and hashes made to fit, its signature
+# kept: what an attacker without the CA key can do), nosig.
+cat >"$T/retar.py" <<'PY'
+import hashlib, io, json, sys, tarfile
+src, dst, ops = sys.argv[1], sys.argv[2], sys.argv[3:]
+with tarfile.open(src) as a:
+    ents = [(m, a.extractfile(m).read()) for m in a.getmembers()]
+def find(name):
+    return next(i for i, (m, _) in enumerate(ents) if m.name == name)
+for op in ops:
+    kind, _, arg = op.partition(":")
+    if kind == "drop":
+        del ents[find(arg)]
+    elif kind in ("add", "set"):
+        name, _, path = arg.partition(":")
+        data = open(path, "rb").read()
+        if kind == "set":
+            m, _ = ents[find(name)]
+            ents[find(name)] = (m, data)
+        else:
+            m = tarfile.TarInfo(name)
+            m.mode = 0o644
+            ents.append((m, data))
+    elif kind == "flip":
+        i = find(arg)
+        m, data = ents[i]
+        data = bytearray(data)
+        at = data.index(b"admin")  # a name in the registry, still valid JSON
+        data[at] = ord("A")
+        ents[i] = (m, bytes(data))
+    elif kind == "nosig":
+        del ents[find("mtlsgw-backup.sig")]
+    elif kind == "remanifest":
+        i = find("mtlsgw-backup.json")
+        man = json.loads(ents[i][1])
+        man["entries"] = [{"name": m.name, "size": len(d), "mode": "%04o" % (m.mode & 0o644),
+                           "sha256": hashlib.sha256(d).hexdigest()}
+                          for m, d in ents if not m.name.startswith("mtlsgw-backup.")]
+        ents[i] = (ents[i][0], json.dumps(man, indent=2).encode())
+with tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as b:
+    for m, data in ents:
+        m.size = len(data)
+        b.addfile(m, io.BytesIO(data))
+PY
+dmn_stop
+
+# The attacker's own CA and an admin certificate it issued.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/evil-ca.key" \
+    -out "$T/evil-ca.crt" -subj "/CN=mallory CA" -days 30 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    >/dev/null 2>&1
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/mallory.key" \
+    -out "$T/mallory.csr" -subj "/CN=mallory" >/dev/null 2>&1
+printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature \
+    extendedKeyUsage=clientAuth subjectAltName=URI:urn:mtlsgw:role:admin >"$T/mallory.ext"
+openssl x509 -req -in "$T/mallory.csr" -CA "$T/evil-ca.crt" -CAkey "$T/evil-ca.key" \
+    -set_serial 0x5eed1234 -days 30 -extfile "$T/mallory.ext" -out "$T/mallory.crt" \
+    >/dev/null 2>&1 || { echo "Bail out! the attacker's certificate"; exit 1; }
+tar -xOf "$T/b.tar" pki/ca.crt >"$T/evil-ca-all.crt"
+cat "$T/evil-ca.crt" >>"$T/evil-ca-all.crt"
+tar -xOf "$T/b.tar" pki/registry.json | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+e = dict(next(p for p in r["peers"] if p["name"] == "admin1"))
+e.update(name="mallory", serial="5eed1234", key_id="00" * 32, status="active")
+r["peers"].append(e)
+print(json.dumps(r, indent=2))' >"$T/evil-registry.json"
+
+# An altered archive is refused, saying so, and nothing is written.
+expect_altered() { # tar name [what the message names]
+    local snap=$T/snap before after out rc same=
+    rm -rf "$snap"
+    cp -a "$P" "$snap"
+    before=$(ls -d "$P".* 2>/dev/null | sort)
+    out=$(hub restore --force "$1" 2>&1)
+    rc=$?
+    after=$(ls -d "$P".* 2>/dev/null | sort)
+    diff -r "$P" "$snap" >/dev/null && [ "$after" = "$before" ] && same=yes
+    ok_if "$2: refused" test "$rc" != 0 || echo "# $out"
+    expect_in "${3:-altered or is not an mtlsgw backup of this CA}" "$out" \
+        "... saying the archive was altered or is not a backup of this CA"
+    ok_if "... and nothing was written" test "$same" = yes
+}
+
+python3 "$T/retar.py" "$T/b.tar" "$T/evil-ca.tar" set:pki/ca.crt:"$T/evil-ca-all.crt" \
+    set:pki/registry.json:"$T/evil-registry.json"
+expect_altered "$T/evil-ca.tar" "a CA appended to ca.crt, an admin of it in the registry" \
+    "differs from the signed manifest"
+out=$(hub explain "$T/mallory.crt" 2>&1)
+expect_not_in "granted" "$out" "... the attacker's admin certificate is not granted"
+python3 "$T/retar.py" "$T/b.tar" "$T/evil-ca2.tar" set:pki/ca.crt:"$T/evil-ca-all.crt" \
+    set:pki/registry.json:"$T/evil-registry.json" remanifest
+expect_altered "$T/evil-ca2.tar" "... the same with the manifest made to fit" \
+    "manifest's signature does not verify"
+python3 "$T/retar.py" "$T/b.tar" "$T/flip.tar" flip:pki/registry.json
+expect_altered "$T/flip.tar" "one byte of the registry changed" \
+    "entry 'pki/registry.json': its SHA-256 differs"
+python3 "$T/retar.py" "$T/b.tar" "$T/drop.tar" drop:pki/crl.pem
+expect_altered "$T/drop.tar" "an entry dropped" \
+    "entry 'pki/crl.pem' of the signed manifest is missing"
+python3 "$T/retar.py" "$T/b.tar" "$T/add.tar" add:pki/issued/5eed1234.crt:"$T/mallory.crt"
+expect_altered "$T/add.tar" "an entry added" "entry 'pki/issued/5eed1234.crt': it is not in"
+# A second pki/registry.json after the genuine one (tar's last one wins).
+python3 "$T/retar.py" "$T/b.tar" "$T/twice.tar" add:pki/registry.json:"$T/evil-registry.json"
+expect_altered "$T/twice.tar" "an entry given twice" "entry 'pki/registry.json' is in it twice"
+python3 "$T/retar.py" "$T/b.tar" "$T/nosig.tar" nosig
+expect_altered "$T/nosig.tar" "an unsigned archive" "it carries no signature"
+
+# Defense in depth (trustdb): the same files in the pki dir itself, as an
+# older restore wrote them: the appended CA is ignored, and said to be.
+cp -a "$P" "$T/pki-good"
+cp "$T/evil-ca-all.crt" "$P/ca.crt"
+cp "$T/evil-registry.json" "$P/registry.json"
+out=$(hub explain "$T/mallory.crt" 2>&1)
+expect_not_in "granted" "$out" "a CA appended to ca.crt in the pki dir: explain grants nothing"
+expect_in "CN=mallory CA" "$out" "... and names the anchor it ignores"
+expect_in "ignored" "$out" "... saying it is ignored"
+out=$(hub explain "$T/admin1.crt" 2>&1)
+expect_in "granted: peer admin1, role admin" "$out" "... while the real CA's admin still is"
+rm -rf "$P"
+mv "$T/pki-good" "$P"
+dmn_start || { echo "Bail out! the daemon does not start again: $(tail -5 "$DLOG")"; exit 1; }
 
 out=$(hub restore --force "$T/b.tar" 2>&1)
 ok_if "restore --force over the live setup" test $? = 0 || echo "# $out"

@@ -322,6 +322,32 @@ expect_exit 1 "reissue without a stored copy fails" hub reissue mon2
 expect_in "no copy of its certificate" "$OUT" "... and says why and what to do"
 mv "$T/kept.crt" "$P/issued/$s2.crt"
 
+# ---- revoke during a reissue's overlap --------------------------------------
+# Revoking a peer puts every serial of it on the CRL at once, the one a
+# reissue's overlap still keeps valid too: a party that trusts the CRL
+# alone (openssl verify -crl_check) refuses both.
+expect_exit 0 "reissue mon2 --overlap 30d" hub reissue mon2 --overlap 30d --out "$T/mon2-new.crt"
+s2n=$(file_serial "$T/mon2-new.crt")
+cp "$T/mon2.key" "$T/mon2n.key"
+cp "$T/mon2-new.crt" "$T/mon2n.crt"
+req mon2 GET /api/v1/status
+expect_http 200 "during the 30-day overlap the old certificate passes"
+expect_exit 0 "revoke mon2 during the overlap" hub revoke mon2 --reason keyCompromise
+crl_text=$(openssl crl -in "$P/crl.pem" -noout -text | tr 'A-F' 'a-f')
+expect_in "$s2n" "$crl_text" "the CRL lists the current serial"
+expect_in "$s2" "$crl_text" "the CRL lists the old serial still in its overlap too"
+crl_verify() { # cert
+    openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$1" 2>&1
+}
+expect_in "certificate revoked" "$(crl_verify "$T/mon2.crt")" \
+    "openssl verify -crl_check refuses the old certificate"
+expect_in "certificate revoked" "$(crl_verify "$T/mon2-new.crt")" "... and the new one"
+req mon2 GET /api/v1/status
+ok_if "the old certificate is refused at handshake" test "$HTTP" = 000
+req mon2n GET /api/v1/status
+ok_if "the new certificate is refused at handshake" test "$HTTP" = 000
+expect_in '"status":"revoked"' "$(hub show mon2 --json 2>&1)" "show mon2: revoked"
+
 # ---- join --new-key after a revocation ----------------------------------------
 dev() { "$MTLSGW" -c "$T/dv.conf" "$@"; }
 URL=https://127.0.0.1:$EPORT

@@ -127,6 +127,7 @@ static void test_tunnel_firewall_uplink(void)
                                            "pool = 10.99.0.0/24\n"
                                            "routes = 10.10.0.0/24, fd00:10::/64 192.168.7.0/24\n"
                                            "mtu = 1380\n"
+                                           "udp = 4434\n"
                                            "[firewall]\n"
                                            "gate = tcp/22 tcp/80,udp/161\n"
                                            "gate-timeout = 60\n"
@@ -151,6 +152,7 @@ static void test_tunnel_firewall_uplink(void)
     EXPECT_STR(cfg->tunnel.routes[1], "fd00:10::/64");
     EXPECT_INT(cfg->tunnel.mtu, 1380);
     EXPECT_INT(cfg->tunnel.keepalive, 10);
+    EXPECT_INT(cfg->tunnel.udp, 4434);
     EXPECT_INT(cfg->fw.n_gate, 3);
     EXPECT_INT(cfg->fw.gate[2].port, 161);
     EXPECT_INT(cfg->fw.gate[2].proto, 17);
@@ -181,28 +183,30 @@ static void test_tunnel_errors(void)
                                               "listen = 0.0.0.0:8444\n"    /* 2 */
                                               "routes = 10.0.0.1/8\n"      /* 3 */
                                               "mtu = 100000\n"             /* 4 */
-                                              "[firewall]\n"               /* 5 */
-                                              "gate = ssh\n"               /* 6 */
-                                              "[uplink a/b]\n"             /* 7 */
-                                              "[uplink hub]\n"             /* 8 */
-                                              "cert = x.crt\n"             /* 9 */
-                                              "[uplink two]\n"             /* 10 */
-                                              "server = a:1 b c:2\n"       /* 11 */
-                                              "server-order = shuffled\n"  /* 12 */
-                                              "[uplink dup]\n"             /* 13 */
-                                              "server = a:1 a:1\n");       /* 14 */
+                                              "udp = 70000\n"              /* 5 */
+                                              "[firewall]\n"               /* 6 */
+                                              "gate = ssh\n"               /* 7 */
+                                              "[uplink a/b]\n"             /* 8 */
+                                              "[uplink hub]\n"             /* 9 */
+                                              "cert = x.crt\n"             /* 10 */
+                                              "[uplink two]\n"             /* 11 */
+                                              "server = a:1 b c:2\n"       /* 12 */
+                                              "server-order = shuffled\n"  /* 13 */
+                                              "[uplink dup]\n"             /* 14 */
+                                              "server = a:1 a:1\n");       /* 15 */
 
     EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
     EXPECT_CONTAINS(errors, "badtun.conf:3: routes = '10.0.0.1/8': 10.0.0.1/8: host bits");
     EXPECT_CONTAINS(errors, "badtun.conf:4: mtu = '100000'");
-    EXPECT_CONTAINS(errors, "badtun.conf:6: gate = 'ssh'");
-    EXPECT_CONTAINS(errors, "badtun.conf:7: [uplink NAME]: 'a/b'");
+    EXPECT_CONTAINS(errors, "badtun.conf:5: udp = '70000': not a UDP port from 1 to 65535, or no");
+    EXPECT_CONTAINS(errors, "badtun.conf:7: gate = 'ssh'");
+    EXPECT_CONTAINS(errors, "badtun.conf:8: [uplink NAME]: 'a/b'");
     EXPECT_CONTAINS(errors, "[tunnel] listen needs pool");
     EXPECT_CONTAINS(errors, "[uplink hub] needs server");
-    EXPECT_CONTAINS(errors, "badtun.conf:11: server = 'a:1 b c:2': 'b': want HOST:PORT");
-    EXPECT_CONTAINS(errors, "badtun.conf:12: server-order = 'shuffled': not in-order or random");
-    EXPECT_CONTAINS(errors, "badtun.conf:14: server = 'a:1 a:1': 'a:1' is listed twice");
+    EXPECT_CONTAINS(errors, "badtun.conf:12: server = 'a:1 b c:2': 'b': want HOST:PORT");
+    EXPECT_CONTAINS(errors, "badtun.conf:13: server-order = 'shuffled': not in-order or random");
+    EXPECT_CONTAINS(errors, "badtun.conf:15: server = 'a:1 a:1': 'a:1' is listed twice");
     free(errors);
 }
 
@@ -361,8 +365,32 @@ static void test_bool(void)
     EXPECT_INT(config_parse_bool("", &b), -EINVAL);
 }
 
+/* [tunnel] udp: unset, a port, or no (a spoke that never takes UDP). */
+static void test_udp(void)
+{
+    struct config *cfg = NULL;
+    char *errors = NULL;
+
+    EXPECT_INT(config_load(write_conf("udp0.conf", "[tunnel]\nmtu = 1400\n"), &cfg, &errors), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->tunnel.udp, 0);
+    config_free(cfg);
+    cfg = NULL;
+    EXPECT_INT(config_load(write_conf("udpno.conf", "[tunnel]\nudp = no\n"), &cfg, &errors), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->tunnel.udp, CFG_UDP_OFF);
+    config_free(cfg);
+    cfg = NULL;
+    EXPECT_INT(config_load(write_conf("udpx.conf", "[tunnel]\nudp = fast\n"), &cfg, &errors),
+               -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
+    EXPECT_CONTAINS(errors, "udpx.conf:2: udp = 'fast': not a UDP port from 1 to 65535, or no");
+    free(errors);
+}
+
 static const struct cu_test tests[] = {
     {"defaults", test_defaults},
+    {"[tunnel] udp", test_udp},
     {"values and relative paths", test_values},
     {"every error reported with file and line", test_every_error_reported},
     {"missing file", test_missing_file},

@@ -252,6 +252,18 @@ static void test_config_offload(void)
     EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\",\"offload\":1}",
                                   &fc, err, sizeof(err)), -EPROTO);
     EXPECT_STR(err, "CONFIG offload is not true or false");
+    /* udp: a port, or nothing offered (an older hub). */
+    EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\",\"udp\":4434}",
+                                  &fc, err, sizeof(err)), 0);
+    EXPECT_INT(fc.udp, 4434);
+    EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\"}", &fc, err,
+                                  sizeof(err)), 0);
+    EXPECT_INT(fc.udp, 0);
+    EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\",\"udp\":0}",
+                                  &fc, err, sizeof(err)), -EPROTO);
+    EXPECT_STR(err, "CONFIG udp is not a port from 1 to 65535");
+    EXPECT_INT(frame_config_parse("{\"address\":\"10.0.0.2\",\"peer\":\"10.0.0.1\",\"udp\":\"1\"}",
+                                  &fc, err, sizeof(err)), -EPROTO);
 }
 
 static const struct cu_test tests[] = {

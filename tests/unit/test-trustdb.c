@@ -9,12 +9,17 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
 #include "cunit-main.h"
+#include "config.h"
+#include "pki.h"
 #include "registry.h"
 #include "trustdb.h"
 #include "verify.h"
@@ -730,6 +735,263 @@ static void test_ca_expired(void)
     trustdb_unref(db);
 }
 
+/* ---- ca.crt as trustdb_load reads it ----------------------------------- */
+
+static void write_datum(const char *dir, const char *name, const gnutls_datum_t *d)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite(d->data, 1, d->size, f), d->size);
+    fclose(f);
+}
+
+static void append_pem(gnutls_datum_t *all, gnutls_x509_crt_t crt)
+{
+    gnutls_datum_t pem = {NULL, 0};
+    unsigned char *grown;
+
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem), 0);
+    grown = realloc(all->data, all->size + pem.size);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(grown);
+    memcpy(grown + all->size, pem.data, pem.size);
+    all->data = grown;
+    all->size += pem.size;
+    gnutls_free(pem.data);
+}
+
+/* A CA certificate for subject's name and key signed by issuer: a cross
+ * certificate, as `mtlsgw ca rollover` writes into cross/. */
+static void cross_make(const char *dir, const char *name, const struct ca *subject,
+                       const struct ca *issuer)
+{
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_datum_t pem = {NULL, 0};
+    char cn[128];
+    size_t cn_len = sizeof(cn);
+
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_init(&crt), 0);
+    EXPECT_INT(gnutls_x509_crt_get_dn_by_oid(subject->crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
+                                             &cn_len), 0);
+    EXPECT_INT(gnutls_x509_crt_set_version(crt, 3), 0);
+    EXPECT_INT(gnutls_x509_crt_set_serial(crt, "\x02", 1), 0);
+    EXPECT_INT(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
+                                             (unsigned)cn_len), 0);
+    EXPECT_INT(gnutls_x509_crt_set_activation_time(crt, T_FROM - 86400), 0);
+    EXPECT_INT(gnutls_x509_crt_set_expiration_time(crt, T_UNTIL), 0);
+    EXPECT_INT(gnutls_x509_crt_set_basic_constraints(crt, 1, -1), 0);
+    EXPECT_INT(gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN |
+                                                      GNUTLS_KEY_CRL_SIGN), 0);
+    EXPECT_INT(gnutls_x509_crt_set_key(crt, subject->key), 0);
+    EXPECT_INT(gnutls_x509_crt_sign2(crt, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0), 0);
+    EXPECT_INT(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem), 0);
+    write_datum(dir, name, &pem);
+    gnutls_free(pem.data);
+    gnutls_x509_crt_deinit(crt);
+}
+
+static struct trustdb *load_dir(const char *dir)
+{
+    struct config cfg;
+    struct pki *pki = NULL;
+    struct trustdb *db = NULL;
+    char err[512] = "";
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.pki.dir = (char *)dir;
+    CU_ASSERT_EQUAL_FATAL(pki_new(&cfg, &pki), 0);
+    if (trustdb_load(pki, &db, err, sizeof(err)) < 0)
+        fprintf(stderr, "test-trustdb.c: trustdb_load: %s\n", err);
+    pki_free(pki);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(db);
+    return db;
+}
+
+/*
+ * The attack of a crafted backup (issue #15): a CA of one's own appended to
+ * ca.crt and an admin it issued in the registry. The appended CA is ignored
+ * (and said to be) until cross/ holds a certificate for its key signed by
+ * our CA; one signed the other way (by the appended CA, over our CA's key,
+ * which anyone can make) vouches for nothing.
+ */
+static void test_appended_anchor(void)
+{
+    char dir[] = "/tmp/test-trustdb.XXXXXX", path[600];
+    gnutls_datum_t cas = {NULL, 0}, pem = {NULL, 0};
+    gnutls_x509_crl_t crl = crl_of(NULL);
+    struct registry *reg = registry_of(NULL); /* alien1: an admin of stranger's */
+    struct trustdb *db;
+    struct verdict v;
+    int rc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    append_pem(&cas, ours.crt);
+    append_pem(&cas, stranger.crt);
+    write_datum(dir, "ca.crt", &cas);
+    free(cas.data);
+    EXPECT_INT(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &pem), 0);
+    write_datum(dir, "crl.pem", &pem);
+    gnutls_free(pem.data);
+    gnutls_x509_crl_deinit(crl);
+    snprintf(path, sizeof(path), "%s/registry.json", dir);
+    EXPECT_INT(registry_save(reg, path), 0);
+    registry_free(reg);
+
+    db = load_dir(dir);
+    rc = trustdb_verify_peer(db, &alien.der, 1, T_NOW, ADMIN, &v);
+    expect_verdict(__LINE__, "full alien, appended CA", rc, &v, VERDICT_UNKNOWN_ISSUER);
+    FULL(db, admin1, T_NOW, ADMIN, &v, VERDICT_OK);
+    EXPECT_INT((int)trustdb_n_ignored(db), 1);
+    if (trustdb_n_ignored(db) == 1) {
+        EXPECT_CONTAINS(trustdb_ignored(db, 0), "CN=some other CA");
+        EXPECT_CONTAINS(trustdb_ignored(db, 0), "is ignored");
+    }
+    CU_ASSERT_PTR_NULL(trustdb_ignored(db, 1));
+    trustdb_unref(db);
+
+    /* Our CA's key certified by the appended CA: proves nothing. */
+    snprintf(path, sizeof(path), "%s/cross", dir);
+    EXPECT_INT(mkdir(path, 0755), 0);
+    cross_make(path, "new-by-old.crt", &ours, &stranger);
+    db = load_dir(dir);
+    rc = trustdb_verify_peer(db, &alien.der, 1, T_NOW, ADMIN, &v);
+    expect_verdict(__LINE__, "full alien, cross the wrong way", rc, &v,
+                   VERDICT_UNKNOWN_ISSUER);
+    EXPECT_INT((int)trustdb_n_ignored(db), 1);
+    trustdb_unref(db);
+
+    /* Its key certified by our CA (a rollover's old-by-new): trusted. */
+    cross_make(path, "old-by-new.crt", &stranger, &ours);
+    db = load_dir(dir);
+    FULL(db, alien, T_NOW, ADMIN, &v, VERDICT_OK);
+    FULL(db, admin1, T_NOW, ADMIN, &v, VERDICT_OK);
+    EXPECT_INT((int)trustdb_n_ignored(db), 0);
+    trustdb_unref(db);
+
+    static const char *const files[] = {"cross/new-by-old.crt", "cross/old-by-new.crt",
+                                        "cross", "ca.crt", "crl.pem", "registry.json"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (remove(path) < 0)
+            perror(path);
+    }
+    rmdir(dir);
+}
+
+/* A CA named name signed by issuer (an intermediate), read back as from a
+ * file. */
+static void ca_make_under(struct ca *ca, const char *name, const struct ca *issuer)
+{
+    gnutls_datum_t der = {NULL, 0};
+
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_privkey_init(&ca->key), 0);
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_privkey_generate(
+                              ca->key, GNUTLS_PK_ECDSA,
+                              GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0), 0);
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_init(&ca->crt), 0);
+    EXPECT_INT(gnutls_x509_crt_set_version(ca->crt, 3), 0);
+    EXPECT_INT(gnutls_x509_crt_set_serial(ca->crt, "\x03", 1), 0);
+    EXPECT_INT(gnutls_x509_crt_set_dn_by_oid(ca->crt, GNUTLS_OID_X520_COMMON_NAME, 0, name,
+                                             (unsigned)strlen(name)), 0);
+    EXPECT_INT(gnutls_x509_crt_set_activation_time(ca->crt, T_FROM - 86400), 0);
+    EXPECT_INT(gnutls_x509_crt_set_expiration_time(ca->crt, T_UNTIL + 86400), 0);
+    EXPECT_INT(gnutls_x509_crt_set_basic_constraints(ca->crt, 1, 0), 0);
+    EXPECT_INT(gnutls_x509_crt_set_key_usage(ca->crt, GNUTLS_KEY_KEY_CERT_SIGN |
+                                                          GNUTLS_KEY_CRL_SIGN), 0);
+    EXPECT_INT(gnutls_x509_crt_set_key(ca->crt, ca->key), 0);
+    EXPECT_INT(gnutls_x509_crt_sign2(ca->crt, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0),
+               0);
+    EXPECT_INT(gnutls_x509_crt_export2(ca->crt, GNUTLS_X509_FMT_DER, &der), 0);
+    gnutls_x509_crt_deinit(ca->crt);
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crt_init(&ca->crt), 0);
+    EXPECT_INT(gnutls_x509_crt_import(ca->crt, &der, GNUTLS_X509_FMT_DER), 0);
+    gnutls_free(der.data);
+}
+
+/* A pki dir under an organization's root: chain.pem holds inter (signed by
+ * stranger), ca.crt first then second; an empty CRL of inter's and a
+ * registry with l. */
+static void org_dir(const char *dir, const struct ca *first, const struct ca *second,
+                    const struct ca *inter, const struct leaf *l)
+{
+    gnutls_datum_t cas = {NULL, 0}, pem = {NULL, 0};
+    gnutls_x509_crl_t crl = NULL;
+    struct registry *reg = NULL;
+    struct peer p = {.name = (char *)l->name, .role = l->reg_role, .status = PEER_ACTIVE,
+                     .serial = (char *)l->hex, .key_id = "ab02", .not_before = T_FROM,
+                     .not_after = T_UNTIL, .enrolled_at = T_FROM};
+    char path[600];
+
+    append_pem(&cas, first->crt);
+    append_pem(&cas, second->crt);
+    write_datum(dir, "ca.crt", &cas);
+    free(cas.data);
+    cas.data = NULL;
+    cas.size = 0;
+    append_pem(&cas, inter->crt);
+    write_datum(dir, "chain.pem", &cas);
+    free(cas.data);
+    CU_ASSERT_EQUAL_FATAL(gnutls_x509_crl_init(&crl), 0);
+    EXPECT_INT(gnutls_x509_crl_set_version(crl, 2), 0);
+    EXPECT_INT(gnutls_x509_crl_set_this_update(crl, T_FROM + 3600), 0);
+    EXPECT_INT(gnutls_x509_crl_set_next_update(crl, T_UNTIL), 0);
+    EXPECT_INT(gnutls_x509_crl_sign2(crl, inter->crt, inter->key, GNUTLS_DIG_SHA256, 0), 0);
+    EXPECT_INT(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &pem), 0);
+    write_datum(dir, "crl.pem", &pem);
+    gnutls_free(pem.data);
+    gnutls_x509_crl_deinit(crl);
+    CU_ASSERT_EQUAL_FATAL(registry_new(&reg), 0);
+    EXPECT_INT(registry_add(reg, &p), 0);
+    snprintf(path, sizeof(path), "%s/registry.json", dir);
+    EXPECT_INT(registry_save(reg, path), 0);
+    registry_free(reg);
+}
+
+/* Under an organization's root, an extra root of ca.crt is trusted when
+ * chain.pem verifies to it, and ignored when it does not. */
+static void test_appended_root(void)
+{
+    char dir[] = "/tmp/test-trustdb.XXXXXX", path[600];
+    struct ca inter = {NULL, NULL};
+    struct leaf il = {"ileaf1", "\x12\x08", 2, "1208", "urn:mtlsgw:role:admin",
+                      GNUTLS_KP_TLS_WWW_CLIENT, ROLE_ADMIN, &inter, true, {0}};
+    struct trustdb *db;
+    struct verdict v;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    ca_make_under(&inter, "mtlsgw test intermediate", &stranger);
+    CU_ASSERT_EQUAL_FATAL(leaf_make(&il), 0);
+
+    /* The chain's root second: vouched for by chain.pem. */
+    org_dir(dir, &ours, &stranger, &inter, &il);
+    db = load_dir(dir);
+    FULL(db, il, T_NOW, ADMIN, &v, VERDICT_OK);
+    EXPECT_INT((int)trustdb_n_ignored(db), 0);
+    trustdb_unref(db);
+
+    /* A root the chain does not lead to, second: ignored, and said. */
+    org_dir(dir, &stranger, &forger, &inter, &il);
+    db = load_dir(dir);
+    FULL(db, il, T_NOW, ADMIN, &v, VERDICT_OK);
+    EXPECT_INT((int)trustdb_n_ignored(db), 1);
+    if (trustdb_n_ignored(db) == 1)
+        EXPECT_CONTAINS(trustdb_ignored(db, 0), "chain.pem does not verify to it");
+    trustdb_unref(db);
+
+    static const char *const files[] = {"ca.crt", "chain.pem", "crl.pem", "registry.json"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (remove(path) < 0)
+            perror(path);
+    }
+    rmdir(dir);
+    gnutls_free(il.der.data);
+    ca_free(&inter);
+}
+
 static const struct cu_test tests[] = {
     {"a CA that expired refuses its peers", test_ca_expired},
     {"good certificate, twice (cached)", test_ok_twice},
@@ -743,6 +1005,8 @@ static const struct cu_test tests[] = {
     {"threads share one snapshot", test_threads},
     {"more peers than the cache has slots", test_more_peers_than_slots},
     {"a sibling issuer ([trust NAME])", test_sibling_issuer},
+    {"a CA appended to ca.crt: ignored unless cross/ vouches", test_appended_anchor},
+    {"a root appended under an organization's root: chain.pem vouches", test_appended_root},
 };
 
 static void fixtures_free(void)

@@ -125,6 +125,7 @@ struct trust_fetch;
 struct bans;
 struct pool;
 struct tunnel;
+struct udp_hub;
 struct uplink;
 
 struct daemon {
@@ -147,6 +148,7 @@ struct daemon {
     struct crl_dp *crl_dp;  /* what crll serves (crl-http.c) */
     struct trust_fetch *tf; /* [trust NAME] issuers' CRLs (trust-fetch.c); NULL: none */
     struct pool *pool;      /* [tunnel] pool (pool.h); NULL: none */
+    struct udp_hub *udp;    /* [tunnel] udp (udp.h); NULL: none */
     struct uplink *uplinks;
     unsigned n_uplinks;
     pthread_mutex_t conns_lock;

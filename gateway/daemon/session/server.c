@@ -51,6 +51,7 @@
 #include "tls.h"
 #include "trust-fetch.h"
 #include "trustdb.h"
+#include "udp.h"
 #include "uplink.h"
 #include "verify.h"
 #include "watch.h"
@@ -894,6 +895,8 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
         log_err("%s", err);
         return -1;
     }
+    for (size_t i = 0; judges && i < trustdb_n_ignored(d->trust); i++)
+        log_warn("%s", trustdb_ignored(d->trust, i));
     /* Until their first fetch the sibling issuers are stale: refused. */
     if (judges && trust_fetch_apply(d->tf, d->trust) < 0) {
         log_err("out of memory");
@@ -922,7 +925,7 @@ static int daemon_open(struct daemon *d, const struct daemon_fds *fds, const sig
         log_err("%s", err);
         return -1;
     }
-    if (uplinks_start(d, err, sizeof(err)) < 0) {
+    if (udp_hub_start(d, err, sizeof(err)) < 0 || uplinks_start(d, err, sizeof(err)) < 0) {
         log_err("%s", err);
         return -1;
     }
@@ -1005,6 +1008,7 @@ static void daemon_close(struct daemon *d)
     trust_fetch_free(d->tf); /* its thread reloads trust: before trust goes */
     d->tf = NULL;
     sessions_bury(d);
+    udp_hub_stop(d);
     if (d->mgmt.tls)
         tls_server_free(d->mgmt.tls);
     if (d->tunl.tls)

@@ -34,6 +34,7 @@
 #include "tls.h"
 #include "trust-fetch.h"
 #include "trustdb.h"
+#include "udp.h"
 
 struct source_count {
     struct sockaddr_storage addr;
@@ -247,6 +248,8 @@ int daemon_reload_trust(struct daemon *d, char *err, size_t errlen)
     }
     if (rc < 0)
         goto out;
+    for (size_t i = 0; i < trustdb_n_ignored(t); i++)
+        log_warn("%s", trustdb_ignored(t, i));
     /* Swapped before the sweep: a handshake that ends after the swap judges
      * itself by the new trust (daemon_untrusted), one that ended before it
      * is open and swept. */
@@ -556,6 +559,12 @@ char *daemon_metrics(struct daemon *d)
                       "mtlsgw_bytes_total{listener=\"%s\",direction=\"out\"} %llu\n",
                   ls[i]->name, atomic_load(&ls[i]->bytes_in), ls[i]->name,
                   atomic_load(&ls[i]->bytes_out));
+    {
+        char *u = udp_metrics(d); /* udp.c: per tunnel, which channel and its counters */
+        if (u)
+            sb_printf(&b, "%s", u);
+        free(u);
+    }
     sb_printf(&b, "# HELP mtlsgw_cert_days_left Days until a certificate or the CRL expires.\n"
                   "# TYPE mtlsgw_cert_days_left gauge\n");
     if (d->cfg->n_uplinks) {

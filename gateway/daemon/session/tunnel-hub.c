@@ -26,6 +26,7 @@
 #include "registry.h"
 #include "sessions.h"
 #include "trustdb.h"
+#include "udp.h"
 
 
 /* The setup thread ends c before the hand-off: a CLOSE with the reason (the
@@ -56,6 +57,8 @@ static char *hub_config(struct daemon *d, const struct tunnel *t)
     json_object_object_add(o, "keepalive", json_object_new_int((int)t->keepalive));
     if (t->offer)
         json_object_object_add(o, "offload", json_object_new_boolean(1));
+    if (t->udp_port)
+        json_object_object_add(o, "udp", json_object_new_int((int)t->udp_port));
     arr = json_object_new_array();
     for (unsigned i = 0; i < cfg->tunnel.n_routes; i++)
         json_object_array_add(arr, json_object_new_string(cfg->tunnel.routes[i]));
@@ -159,6 +162,9 @@ void tunnel_start_hub(struct conn *c)
         return;
     }
     free(u);
+    /* The UDP channel's keys come from the session now, while this thread
+     * is its only user (udp.h); a peer that does not know "udp" ignores it. */
+    t->udp_port = udp_hub_attach(c);
     js = hub_config(d, t);
     if (!js || tunnel_send_frame(c, FRAME_CONFIG, js, strlen(js)) < 0) {
         free(js);

@@ -32,8 +32,10 @@
 #include <json-c/json.h>
 
 #include "daemon.h"
+#include "fault.h"
 #include "log.h"
 #include "pool.h"
+#include "udp.h"
 
 #define T_PACKET FRAME_PACKET
 #define T_KEEPALIVE FRAME_KEEPALIVE
@@ -210,7 +212,7 @@ static void *tx_main(void *arg)
             int timeout = idle >= (long long)t->keepalive
                               ? 0
                               : (int)((long long)t->keepalive - idle) * 1000;
-            if (poll(p, 2, timeout) < 0 && errno != EINTR) {
+            if (poll(p, 2, udp_tx_timeout(c, timeout)) < 0 && errno != EINTR) {
                 tunnel_end(c, "poll: %s", strerror(errno));
                 break;
             }
@@ -225,8 +227,13 @@ static void *tx_main(void *arg)
         /* As many packets as two of the largest reads leave room for, read
          * straight into their frames; poll only once the TUN is empty (a
          * busy tunnel never sleeps in poll). */
-        while (len + FRAME_ROOM <= TXBUF && (r = read_packet(c, buf, &len, seg)) > 0)
-            ;
+        if (udp_tx_ready(c)) { /* the UDP data channel (udp.c) answers */
+            r = udp_tx_batch(c);
+            if (r < 0)
+                tunnel_end(c, "TUN %s: %s", t->ifname, strerror(-r));
+        } else
+            while (len + FRAME_ROOM <= TXBUF && (r = read_packet(c, buf, &len, seg)) > 0)
+                ;
         drained = r <= 0;
         if (r < 0)
             break;
@@ -370,11 +377,17 @@ void tunnel_finish(struct conn *c)
     struct ps_msg m = {.type = PS_TUN_DOWN};
     char err[PS_ERRLEN], reason[220];
 
+    /* Between the kill and the teardown (tests/netns/udp.sh widens it:
+     * nothing may cross the UDP channel meanwhile). */
+    fault_point("tunnel-finish");
     snprintf(reason, sizeof(reason), "%s", t->reason[0] ? t->reason : "closed");
     if (!atomic_load(&t->peer_said_close)) {
         size_t rl = strlen(reason) < CLOSE_MAX ? strlen(reason) : CLOSE_MAX;
         tunnel_send_frame(c, T_CLOSE, reason, rl);
     }
+    /* The UDP channel leaves the hub's table before the TUN closes, and its
+     * keys are wiped: the kill ends both channels (udp.c). */
+    udp_detach(c);
     /* Our TUN fd goes first: the kernel then detaches the queue at once, and
      * the parent's link deletion does not wait for packets still queued on
      * it (seconds under traffic). Both threads are out; nothing reads it. */
@@ -464,7 +477,8 @@ void tunnel_hand_over(struct conn *c)
      * once (a kill right after the hand-off) must not take the tunnel down
      * while we still start the other. */
     atomic_store(&t->threads, 1);
-    if (spawn(c, rx_main) < 0 || spawn(c, tx_main) < 0)
+    if (spawn(c, rx_main) < 0 || spawn(c, tx_main) < 0 ||
+        (t->udp && t->uplink && spawn(c, udp_spoke_rx_main) < 0))
         tunnel_end(c, "cannot start");
     if (atomic_fetch_sub(&t->threads, 1) == 1)
         tunnel_finish(c);
@@ -509,6 +523,7 @@ void tunnel_free(struct tunnel *t)
 {
     if (!t)
         return;
+    udp_tunnel_free(t);
     if (t->tun_fd >= 0)
         close(t->tun_fd);
     close(t->wake_fd);
@@ -563,4 +578,5 @@ void tunnel_describe(struct conn *c, struct json_object *o)
     json_object_object_add(o, "packets_out",
                            json_object_new_int64((int64_t)atomic_load(&t->pkts_out)));
     json_object_object_add(o, "offload", json_object_new_boolean(atomic_load(&t->offloading)));
+    udp_describe(c, o);
 }

@@ -23,6 +23,7 @@
 #include "privsep.h"
 
 struct conn;
+struct udp_chan;
 
 #define REC_MAX 16384
 /* TLS -> TUN: the largest frame and a record behind it. */
@@ -53,6 +54,8 @@ struct tunnel {
     char reason[200];
     char *networks[PS_MAX_PREFIXES];
     unsigned n_networks;
+    struct udp_chan *udp; /* the UDP data channel (udp.h); NULL: TLS only */
+    unsigned udp_port;    /* hub: the port the CONFIG offered; 0: none */
     unsigned char *rbuf; /* TUNNEL_RBUF bytes */
     size_t rlen;
 };

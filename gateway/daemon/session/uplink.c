@@ -39,6 +39,7 @@
 #include "sessions.h"
 #include "tls.h"
 #include "tunnel.h"
+#include "udp.h"
 #include "uplink-renew.h"
 
 #define T_CONFIG FRAME_CONFIG
@@ -273,7 +274,18 @@ static int apply_config(struct uplink *up, struct conn *c, const char *text, siz
     snprintf(t->local, sizeof(t->local), "%s", u->local);
     snprintf(t->remote, sizeof(t->remote), "%s", u->remote);
     rc = tunnel_tun_up(c, u, err, errlen);
-    if (rc == 0 && fc->offload && up->d->cfg->tunnel.offload) {
+    /* UDP: the keys now, while this thread is the session's only user. A
+     * channel that cannot be made leaves the tunnel on TLS. With UDP, the
+     * TUN hands over MTU-sized packets (no OFFLOAD), one record each. */
+    if (rc == 0 && fc->udp && up->d->cfg->tunnel.udp != CFG_UDP_OFF) {
+        int urc = udp_spoke_attach(c, fc->udp);
+        if (urc < 0)
+            log_info("uplink %s: no UDP channel to %s port %u (%s): data stays on TLS",
+                     up->cfg->name, up->server, fc->udp,
+                     urc == -ENOTSUP ? "TLS 1.2 without the extended master secret"
+                                     : strerror(-urc));
+    }
+    if (rc == 0 && fc->offload && up->d->cfg->tunnel.offload && !t->udp) {
         /* SEGMENTS may come once the hub has read OFFLOAD: take them first. */
         atomic_store(&t->seg_rx, true);
         if (tunnel_send_frame(c, T_OFFLOAD, NULL, 0) < 0) {

@@ -1,0 +1,936 @@
+/*
+ * udp.c: the UDP data channel wired into a tunnel (udp.h). The record layer
+ * is dchan.c; this file has the sockets, the hub's id -> tunnel table, the
+ * spoke's probe and fallback, and the path from a datagram to the TUN.
+ *
+ * What a stranger's datagram costs the hub: the header check and one table
+ * lookup (dchan_peek_id), then for a known id the window check and one AEAD
+ * check (dchan_open). Nothing is ever sent for a datagram that did not
+ * authenticate, and a PROBE_REPLY is never longer than its PROBE.
+ */
+/* SOCK_NONBLOCK/SOCK_CLOEXEC, recvmmsg/sendmmsg: _GNU_SOURCE (musl and glibc). */
+#define _GNU_SOURCE
+#include "udp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <linux/virtio_net.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "dchan.h"
+#include "fault.h"
+#include "log.h"
+#include "mono.h"
+#include "tunnel.h"
+
+#define BUCKETS 256
+#define BATCH 32
+/* One record: the header, the largest packet a TUN with no offloads gives
+ * (the MTU, at most 9000), the tag. */
+#define SLOT (DCHAN_OVERHEAD + 9000)
+/* What the receive side takes: any datagram (a longer one is not ours). */
+#define RSLOT 65536
+#define VNET_HDR sizeof(struct virtio_net_hdr)
+/* Linux's UDP GSO and GRO (since 4.18 and 5.0); older C libraries lack the names. */
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+/* A GSO send: at most this many bytes of records, all of one size but the
+ * last (the kernel's limit is 64 segments and one IP datagram's payload). */
+#define GSO_BYTES 65000
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+
+struct udp_hub {
+    struct daemon *d;
+    int fd, stop_fd;
+    unsigned port;
+    pthread_t thread;
+    bool running;
+    /* The table, and the handling of one datagram: a tunnel leaves the
+     * table (udp_detach) only between two datagrams, so no datagram is
+     * written to a TUN that is closing. */
+    pthread_mutex_t lock;
+    struct udp_chan *table[BUCKETS];
+    atomic_ullong unknown; /* dropped before any crypto: malformed, no such id */
+    atomic_bool stop;
+};
+
+struct udp_chan {
+    struct tunnel *t;
+    struct dchan *ch;
+    uint32_t id;
+    bool hub;
+    int fd;                /* spoke: its own socket; hub: the hub's */
+    struct udp_hub *h;     /* hub only */
+    struct udp_chan *next; /* hub: the table's chain */
+    /* The send half of ch (the TX thread's data, the hub's probe replies). */
+    pthread_mutex_t tx_lock;
+    unsigned char *txbuf;   /* BATCH slots of SLOT bytes: TX thread */
+    /* The peer's address (hub): learned from authenticated datagrams only. */
+    pthread_mutex_t addr_lock;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    _Atomic long long last_auth; /* mono_ms of the last authentic datagram; 0: none */
+    atomic_bool active;          /* spoke: a probe was answered, not timed out since */
+    atomic_bool dead;            /* counter limit reached: TLS from now on */
+    bool no_gso;           /* TX thread: the kernel refused UDP_SEGMENT */
+    /* spoke, TX thread only */
+    long long next_probe, last_probe, backoff;
+    uint64_t probes;
+    atomic_ullong pkts_in, pkts_out, bytes_in, bytes_out, auth_fail, replays;
+};
+
+static long long ka_ms(const struct tunnel *t)
+{
+    return (long long)t->keepalive * 1000;
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+        port = ntohs(s->sin_port);
+        snprintf(buf, len, "%s:%u", ip, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+        port = ntohs(s->sin6_port);
+        snprintf(buf, len, "[%s]:%u", ip, port);
+    } else {
+        snprintf(buf, len, "none");
+    }
+}
+
+static void set_port(struct sockaddr_storage *ss, unsigned port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+static socklen_t ss_len(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+static void chan_free(struct udp_chan *u)
+{
+    if (!u)
+        return;
+    dchan_free(u->ch); /* wipes the keys */
+    if (!u->hub && u->fd >= 0)
+        close(u->fd);
+    free(u->txbuf);
+    pthread_mutex_destroy(&u->tx_lock);
+    pthread_mutex_destroy(&u->addr_lock);
+    free(u);
+}
+
+/* A channel for c from its TLS session: the caller is the set-up thread,
+ * the only user of the session now. */
+static int chan_new(struct conn *c, enum dchan_role role, struct udp_chan **out)
+{
+    struct dchan_keys k;
+    struct udp_chan *u = calloc(1, sizeof(*u));
+    int rc;
+
+    if (!u)
+        return -ENOMEM;
+    u->fd = -1;
+    pthread_mutex_init(&u->tx_lock, NULL);
+    pthread_mutex_init(&u->addr_lock, NULL);
+    u->txbuf = malloc((size_t)BATCH * SLOT);
+    if (!u->txbuf) {
+        chan_free(u);
+        return -ENOMEM;
+    }
+    rc = dchan_keys_from_session(c->tls, role, 0, &k);
+    if (rc == 0) {
+        rc = dchan_new(&k, &u->ch);
+        u->id = k.id;
+    }
+    dchan_keys_wipe(&k);
+    if (rc < 0) {
+        chan_free(u);
+        return rc;
+    }
+    u->t = c->tun;
+    u->hub = role == DCHAN_HUB;
+    u->backoff = BACKOFF_MIN_MS;
+    *out = u;
+    return 0;
+}
+
+/* Whether the peer has answered over UDP lately enough to send there. */
+static bool fresh(const struct udp_chan *u, long long now)
+{
+    long long last = atomic_load(&u->last_auth);
+
+    return last && now - last <= 2 * ka_ms(u->t);
+}
+
+/* ---- receiving: a batch of datagrams, each possibly a GRO train ----------- */
+
+struct rx_batch {
+    unsigned char *bufs; /* BATCH * RSLOT */
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_storage from[BATCH];
+    char cbuf[BATCH][CMSG_SPACE(sizeof(int))];
+};
+
+/* Let the kernel hand over runs of same-sized datagrams of one sender as one
+ * buffer (UDP_GRO): fewer system calls; each record is opened alone. */
+static void gro_on(int fd)
+{
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &(int){1}, sizeof(int)) < 0)
+        log_debug("UDP: no GRO (%s): one datagram per read", strerror(errno));
+}
+
+static int rx_recv(int fd, struct rx_batch *b)
+{
+    memset(b->msgs, 0, sizeof(b->msgs));
+    for (int i = 0; i < BATCH; i++) {
+        b->iov[i].iov_base = b->bufs + (size_t)i * RSLOT;
+        b->iov[i].iov_len = RSLOT;
+        b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+        b->msgs[i].msg_hdr.msg_iovlen = 1;
+        b->msgs[i].msg_hdr.msg_name = &b->from[i];
+        b->msgs[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+        b->msgs[i].msg_hdr.msg_control = b->cbuf[i];
+        b->msgs[i].msg_hdr.msg_controllen = sizeof(b->cbuf[i]);
+    }
+    return recvmmsg(fd, b->msgs, BATCH, MSG_DONTWAIT, NULL);
+}
+
+/* The size of each datagram in message i (a GRO train: all but the last). */
+static size_t rx_seg(struct rx_batch *b, int i)
+{
+    struct msghdr *m = &b->msgs[i].msg_hdr;
+
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+            int v;
+            memcpy(&v, CMSG_DATA(cm), sizeof(v));
+            if (v > 0)
+                return (size_t)v;
+        }
+    }
+    return b->msgs[i].msg_len;
+}
+
+/* ---- the hub ------------------------------------------------------------- */
+
+unsigned udp_hub_attach(struct conn *c)
+{
+    struct udp_hub *h = c->d->udp;
+    struct udp_chan *u = NULL, **b;
+    int rc;
+
+    if (!h)
+        return 0;
+    rc = chan_new(c, DCHAN_HUB, &u);
+    if (rc < 0) {
+        log_info("tunnel peer %s: no UDP channel (%s): data stays on TLS", c->peer,
+                 rc == -ENOTSUP ? "TLS 1.2 without the extended master secret"
+                                : strerror(-rc));
+        return 0;
+    }
+    u->h = h;
+    u->fd = h->fd;
+    pthread_mutex_lock(&h->lock);
+    b = &h->table[u->id % BUCKETS];
+    for (struct udp_chan *o = *b; o; o = o->next) {
+        if (o->id == u->id) {
+            pthread_mutex_unlock(&h->lock);
+            log_info("tunnel peer %s: UDP channel id %08x is taken: data stays on TLS",
+                     c->peer, (unsigned)u->id);
+            chan_free(u);
+            return 0;
+        }
+    }
+    u->next = *b;
+    *b = u;
+    pthread_mutex_unlock(&h->lock);
+    pthread_mutex_lock(&c->d->conns_lock);
+    c->tun->udp = u;
+    pthread_mutex_unlock(&c->d->conns_lock);
+    return h->port;
+}
+
+void udp_detach(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+    struct udp_chan *u = t->udp;
+
+    if (!u)
+        return;
+    if (u->hub) {
+        pthread_mutex_lock(&u->h->lock);
+        for (struct udp_chan **p = &u->h->table[u->id % BUCKETS]; *p; p = &(*p)->next) {
+            if (*p == u) {
+                *p = u->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&u->h->lock);
+    }
+    /* status and metrics read t->udp under conns_lock. */
+    pthread_mutex_lock(&c->d->conns_lock);
+    t->udp = NULL;
+    pthread_mutex_unlock(&c->d->conns_lock);
+    chan_free(u);
+}
+
+void udp_tunnel_free(struct tunnel *t)
+{
+    struct udp_chan *u = t->udp;
+
+    /* Only a tunnel whose set-up failed gets here with a channel: not in
+     * the table (the hub enters it last), no thread, no list reader. */
+    if (!u)
+        return;
+    if (u->hub)
+        log_err("tunnel: a UDP channel still in the table at free");
+    t->udp = NULL;
+    chan_free(u);
+}
+
+/* A packet from a datagram to the TUN, with the same checks as a PACKET
+ * frame's (frame_next): one IPv4/IPv6 packet of its own length, within the
+ * MTU. The kernel's rules on the interface do the rest (anti-spoofing). */
+static void to_tun(struct udp_chan *u, const unsigned char *pkt, size_t len)
+{
+    struct tunnel *t = u->t;
+    struct virtio_net_hdr vh = {0};
+    struct iovec iov[2] = {{.iov_base = &vh, .iov_len = VNET_HDR},
+                           {.iov_base = (void *)pkt, .iov_len = len}};
+
+    if (len > t->mtu || !frame_packet_ok(pkt, len)) {
+        atomic_fetch_add(&u->auth_fail, 1);
+        return;
+    }
+    if (writev(t->tun_fd, iov, 2) < 0 && errno != EAGAIN && errno != ENOBUFS)
+        log_debug("TUN %s: write: %s", t->ifname, strerror(errno));
+    atomic_fetch_add(&u->pkts_in, 1);
+    atomic_fetch_add(&t->pkts_in, 1);
+}
+
+static void count_drop(struct udp_chan *u, int rc)
+{
+    if (rc == -EALREADY || rc == -ESTALE)
+        atomic_fetch_add(&u->replays, 1);
+    else
+        atomic_fetch_add(&u->auth_fail, 1);
+}
+
+/* Answer an authentic PROBE with its plaintext, from the hub's socket. */
+static void hub_reply(struct udp_chan *u, const unsigned char *pt, size_t len,
+                      const struct sockaddr_storage *to, socklen_t tolen)
+{
+    unsigned char *rec = malloc(DCHAN_OVERHEAD + len);
+    int n;
+
+    if (!rec)
+        return;
+    memcpy(rec + DCHAN_HDR, pt, len);
+    pthread_mutex_lock(&u->tx_lock);
+    n = dchan_seal(u->ch, DCHAN_PROBE_REPLY, rec, len, DCHAN_OVERHEAD + len);
+    pthread_mutex_unlock(&u->tx_lock);
+    /* Bytes are counted, packets are the data's only. */
+    if (n > 0 && sendto(u->fd, rec, (size_t)n, 0, (const struct sockaddr *)to, tolen) == n)
+        atomic_fetch_add(&u->bytes_out, (unsigned long long)n);
+    free(rec);
+}
+
+/* One datagram on the hub. Called with h->lock held. */
+static void hub_datagram(struct udp_hub *h, unsigned char *rec, size_t len,
+                         const struct sockaddr_storage *from, socklen_t fromlen)
+{
+    struct udp_chan *u = NULL;
+    struct tunnel *t;
+    unsigned type;
+    uint32_t id;
+    int n;
+
+    if (dchan_peek_id(rec, len, &id) == 0)
+        for (u = h->table[id % BUCKETS]; u && u->id != id; u = u->next)
+            ;
+    if (!u) {
+        atomic_fetch_add(&h->unknown, 1);
+        return;
+    }
+    t = u->t;
+    n = dchan_open(u->ch, rec, len, &type);
+    if (n < 0) {
+        count_drop(u, n);
+        return;
+    }
+    /* A kill (revocation, kick, expiry) ends the UDP side with the TLS one:
+     * from the moment it is asked, nothing more goes to the TUN. */
+    if (atomic_load(&t->stop))
+        return;
+    atomic_fetch_add(&u->bytes_in, len);
+    atomic_store(&u->last_auth, mono_ms());
+    /* NAT rebinding: the address follows authentic datagrams only. */
+    pthread_mutex_lock(&u->addr_lock);
+    if (u->peer_len != fromlen || memcmp(&u->peer, from, fromlen) != 0) {
+        char was[80], now[80];
+        addr_text(&u->peer, was, sizeof(was));
+        addr_text(from, now, sizeof(now));
+        if (u->peer_len)
+            log_info("tunnel %s: the peer's UDP address moved from %s to %s", t->ifname, was,
+                     now);
+        else
+            log_info("tunnel %s: UDP from %s answers: data over UDP", t->ifname, now);
+        memcpy(&u->peer, from, fromlen);
+        u->peer_len = fromlen;
+    }
+    pthread_mutex_unlock(&u->addr_lock);
+    if (type == DCHAN_DATA)
+        to_tun(u, rec + DCHAN_HDR, (size_t)n);
+    else if (type == DCHAN_PROBE)
+        hub_reply(u, rec + DCHAN_HDR, (size_t)n, from, fromlen);
+}
+
+static void *hub_main(void *arg)
+{
+    struct udp_hub *h = arg;
+    struct rx_batch *b = calloc(1, sizeof(*b));
+
+    if (!b || !(b->bufs = malloc((size_t)BATCH * RSLOT))) {
+        free(b);
+        log_err("UDP: out of memory: no UDP channel");
+        return NULL;
+    }
+    while (!atomic_load(&h->stop)) {
+        struct pollfd p[2] = {{.fd = h->fd, .events = POLLIN},
+                              {.fd = h->stop_fd, .events = POLLIN}};
+        int n = rx_recv(h->fd, b);
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                log_debug("UDP: receive: %s", strerror(errno));
+            if (poll(p, 2, 1000) > 0 && p[1].revents)
+                break;
+            continue;
+        }
+        pthread_mutex_lock(&h->lock);
+        for (int i = 0; i < n; i++) {
+            unsigned char *d = b->iov[i].iov_base;
+            size_t len = b->msgs[i].msg_len, seg = rx_seg(b, i);
+            for (size_t off = 0; off < len; off += seg)
+                hub_datagram(h, d + off, len - off < seg ? len - off : seg, &b->from[i],
+                             b->msgs[i].msg_hdr.msg_namelen);
+        }
+        pthread_mutex_unlock(&h->lock);
+    }
+    free(b->bufs);
+    free(b);
+    return NULL;
+}
+
+int udp_hub_start(struct daemon *d, char *err, size_t errlen)
+{
+    const struct config *cfg = d->cfg;
+    struct sockaddr_storage ss;
+    struct udp_hub *h;
+    unsigned len;
+    const char *why = "?";
+    sigset_t all, old;
+    int rc;
+
+    if (!cfg->tunnel.listen || !cfg->tunnel.udp || cfg->tunnel.udp == CFG_UDP_OFF)
+        return 0;
+    if (config_parse_listen(cfg->tunnel.listen, &ss, &len, &why) < 0) {
+        snprintf(err, errlen, "[tunnel] listen %s: %s", cfg->tunnel.listen, why);
+        return -EINVAL;
+    }
+    set_port(&ss, cfg->tunnel.udp);
+    if (!(h = calloc(1, sizeof(*h))))
+        return -ENOMEM;
+    h->d = d;
+    h->port = cfg->tunnel.udp;
+    h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    h->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    pthread_mutex_init(&h->lock, NULL);
+    if (h->fd < 0 || h->stop_fd < 0 || bind(h->fd, (struct sockaddr *)&ss, ss_len(&ss)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "[tunnel] udp = %u: cannot bind UDP on the tunnel listener's "
+                 "address: %s%s", h->port, strerror(errno),
+                 errno == EACCES ? " (the session process runs unprivileged: use a port "
+                                   "from 1024)" : "");
+        goto fail;
+    }
+    /* Room for bursts: a full batch of records both ways. */
+    setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &(int){4 << 20}, sizeof(int));
+    setsockopt(h->fd, SOL_SOCKET, SO_SNDBUF, &(int){4 << 20}, sizeof(int));
+    gro_on(h->fd);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = -pthread_create(&h->thread, NULL, hub_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the UDP thread");
+        goto fail;
+    }
+    h->running = true;
+    d->udp = h;
+    log_info("tunnel: UDP data channel on port %u", h->port);
+    return 0;
+fail:
+    if (h->fd >= 0)
+        close(h->fd);
+    if (h->stop_fd >= 0)
+        close(h->stop_fd);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+    return rc < 0 ? rc : -EIO;
+}
+
+/* After every tunnel ended (their channels left the table). */
+void udp_hub_stop(struct daemon *d)
+{
+    struct udp_hub *h = d->udp;
+
+    if (!h)
+        return;
+    atomic_store(&h->stop, true);
+    if (eventfd_write(h->stop_fd, 1) < 0)
+        log_debug("UDP: stop: %s", strerror(errno));
+    if (h->running)
+        pthread_join(h->thread, NULL);
+    h->running = false;
+    /* A tunnel still ending (shutdown waits 2 s for them) keeps it. */
+    pthread_mutex_lock(&h->lock);
+    for (int i = 0; i < BUCKETS; i++) {
+        if (h->table[i]) {
+            pthread_mutex_unlock(&h->lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    d->udp = NULL;
+    close(h->fd);
+    close(h->stop_fd);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* ---- the spoke ----------------------------------------------------------- */
+
+int udp_spoke_attach(struct conn *c, unsigned port)
+{
+    struct sockaddr_storage ss = c->addr;
+    struct udp_chan *u = NULL;
+    int rc;
+
+    if (port == 0 || port > 65535)
+        return -EINVAL;
+    rc = chan_new(c, DCHAN_SPOKE, &u);
+    if (rc < 0)
+        return rc;
+    set_port(&ss, port);
+    u->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd < 0 || connect(u->fd, (struct sockaddr *)&ss, ss_len(&ss)) < 0) {
+        rc = -errno;
+        chan_free(u);
+        return rc;
+    }
+    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &(int){4 << 20}, sizeof(int));
+    setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &(int){4 << 20}, sizeof(int));
+    gro_on(u->fd);
+    u->peer = ss;
+    u->peer_len = ss_len(&ss);
+    pthread_mutex_lock(&c->d->conns_lock);
+    c->tun->udp = u;
+    pthread_mutex_unlock(&c->d->conns_lock);
+    return 0;
+}
+
+/* A PROBE: an 8-byte id padded to the tunnel's MTU, so that an answer also
+ * says full-sized records pass both ways. TX thread. */
+static void spoke_probe(struct udp_chan *u, long long now)
+{
+    size_t len = u->t->mtu;
+    unsigned char *rec = u->txbuf;
+    int n;
+
+    memset(rec + DCHAN_HDR, 0, len);
+    memcpy(rec + DCHAN_HDR, &u->probes, DCHAN_PROBE_ID);
+    u->probes++;
+    pthread_mutex_lock(&u->tx_lock);
+    n = dchan_seal(u->ch, DCHAN_PROBE, rec, len, SLOT);
+    pthread_mutex_unlock(&u->tx_lock);
+    u->last_probe = now;
+    if (n == -EKEYEXPIRED)
+        atomic_store(&u->dead, true);
+    if (n > 0 && send(u->fd, rec, (size_t)n, 0) == n)
+        atomic_fetch_add(&u->bytes_out, (unsigned long long)n);
+}
+
+/* The spoke's probe and fallback, on the TX thread. */
+static bool spoke_ready(struct conn *c, struct udp_chan *u)
+{
+    long long now = mono_ms();
+
+    if (atomic_load(&u->active)) {
+        if (!fresh(u, now)) {
+            atomic_store(&u->active, false);
+            u->next_probe = now + u->backoff;
+            log_warn("uplink %s: UDP stopped answering (nothing for %lld ms): data back on "
+                     "TLS, UDP again in %lld ms", c->peer, now - atomic_load(&u->last_auth),
+                     u->backoff);
+            u->backoff = u->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : u->backoff * 2;
+            return false;
+        }
+        /* One probe a keepalive keeps the answer fresh (and NAT open). */
+        if (now - u->last_probe >= ka_ms(u->t))
+            spoke_probe(u, now);
+        return true;
+    }
+    if (now >= u->next_probe) {
+        spoke_probe(u, now);
+        u->next_probe = now + u->backoff;
+        u->backoff = u->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : u->backoff * 2;
+    }
+    return false;
+}
+
+void *udp_spoke_rx_main(void *arg)
+{
+    struct conn *c = arg;
+    struct tunnel *t = c->tun;
+    struct udp_chan *u = t->udp;
+    struct rx_batch *b = calloc(1, sizeof(*b));
+
+    if (!b || !(b->bufs = malloc((size_t)BATCH * RSLOT))) {
+        free(b);
+        log_err("uplink %s: out of memory", c->peer);
+        return NULL; /* the tunnel ends with its thread (tunnel.c) */
+    }
+    while (!atomic_load(&t->stop)) {
+        struct pollfd p[2] = {{.fd = u->fd, .events = POLLIN},
+                              {.fd = t->wake_fd, .events = POLLIN}};
+        int n = rx_recv(u->fd, b);
+        if (n <= 0) {
+            /* ECONNREFUSED: an ICMP error for an earlier send; not fatal. */
+            poll(p, 2, 1000);
+            continue;
+        }
+        for (int i = 0; i < n && !atomic_load(&t->stop); i++) {
+            unsigned char *d = b->iov[i].iov_base;
+            size_t all = b->msgs[i].msg_len, seg = rx_seg(b, i);
+            for (size_t off = 0; off < all; off += seg) {
+                size_t rl = all - off < seg ? all - off : seg;
+                unsigned type;
+                int len = dchan_open(u->ch, d + off, rl, &type);
+                if (len < 0) {
+                    count_drop(u, len);
+                    continue;
+                }
+                atomic_fetch_add(&u->bytes_in, rl);
+                atomic_store(&u->last_auth, mono_ms());
+                if (type == DCHAN_PROBE_REPLY && !atomic_exchange(&u->active, true))
+                    log_info("uplink %s: UDP answers: data over UDP", c->peer);
+                if (type == DCHAN_DATA)
+                    to_tun(u, d + off + DCHAN_HDR, (size_t)len);
+            }
+        }
+    }
+    free(b->bufs);
+    free(b);
+    return NULL;
+}
+
+/* ---- the TX thread, both sides ------------------------------------------- */
+
+bool udp_tx_ready(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+    struct udp_chan *u = t->udp;
+    bool ok;
+
+    if (!u || atomic_load(&u->dead))
+        return false;
+    if (!u->hub)
+        return spoke_ready(c, u);
+    /* The hub: the TUN gives segment trains once offloads are on (a peer
+     * that took them); those stay on TLS. */
+    if (atomic_load(&t->seg_tx) || !fresh(u, mono_ms()))
+        return false;
+    pthread_mutex_lock(&u->addr_lock);
+    ok = u->peer_len != 0;
+    pthread_mutex_unlock(&u->addr_lock);
+    return ok;
+}
+
+int udp_tx_timeout(struct conn *c, int timeout)
+{
+    if (c->tun->udp && !c->tun->udp->hub && (timeout < 0 || timeout > 1000))
+        return 1000;
+    return timeout;
+}
+
+/* Send records iov[0..n) (equal sizes but the last) as one UDP GSO
+ * datagram train, or one by one when the kernel does not take UDP_SEGMENT.
+ * Returns how many went out. */
+static int send_run(struct udp_chan *u, struct iovec *iov, int n, struct sockaddr_storage *to,
+                    socklen_t tolen)
+{
+    struct mmsghdr msgs[BATCH];
+    int sent = 0;
+
+    if (n > 1 && !u->no_gso) {
+        char cbuf[CMSG_SPACE(sizeof(uint16_t))] = {0};
+        struct msghdr m = {.msg_name = tolen ? to : NULL, .msg_namelen = tolen,
+                           .msg_iov = iov, .msg_iovlen = (size_t)n,
+                           .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        uint16_t gs = (uint16_t)iov[0].iov_len;
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(gs));
+        memcpy(CMSG_DATA(cm), &gs, sizeof(gs));
+        for (int tries = 0; tries < 2; tries++) {
+            if (sendmsg(u->fd, &m, 0) >= 0)
+                return n;
+            if (errno != EAGAIN)
+                break;
+            poll(&(struct pollfd){.fd = u->fd, .events = POLLOUT}, 1, 100);
+        }
+        if (errno == EAGAIN || errno == ECONNREFUSED || errno == ENOBUFS)
+            return 0; /* a full or refusing path drops, as a link would */
+        log_info("UDP: no GSO (%s): one datagram per send", strerror(errno));
+        u->no_gso = true;
+    }
+    memset(msgs, 0, sizeof(msgs));
+    for (int i = 0; i < n; i++) {
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = tolen ? to : NULL;
+        msgs[i].msg_hdr.msg_namelen = tolen;
+    }
+    while (sent < n) {
+        int k = sendmmsg(u->fd, msgs + sent, (unsigned)(n - sent), 0);
+        if (k <= 0) {
+            if (k < 0 && errno == EAGAIN &&
+                poll(&(struct pollfd){.fd = u->fd, .events = POLLOUT}, 1, 100) > 0)
+                continue;
+            break;
+        }
+        sent += k;
+    }
+    return sent;
+}
+
+int udp_tx_batch(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+    struct udp_chan *u = t->udp;
+    struct iovec iov[BATCH];
+    struct sockaddr_storage to;
+    socklen_t tolen = 0;
+    int k = 0, r = 0, start = 0;
+    size_t run = 0;
+
+    if (u->hub) {
+        pthread_mutex_lock(&u->addr_lock);
+        to = u->peer;
+        tolen = u->peer_len;
+        pthread_mutex_unlock(&u->addr_lock);
+    }
+    pthread_mutex_lock(&u->tx_lock);
+    while (k < BATCH) {
+        unsigned char *rec = u->txbuf + (size_t)k * SLOT;
+        struct virtio_net_hdr vh;
+        struct iovec in[2] = {{.iov_base = &vh, .iov_len = VNET_HDR},
+                              {.iov_base = rec + DCHAN_HDR, .iov_len = SLOT - DCHAN_OVERHEAD}};
+        ssize_t n = readv(t->tun_fd, in, 2);
+        int len;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            int e = errno;
+            pthread_mutex_unlock(&u->tx_lock);
+            return -e;
+        }
+        if (n <= (ssize_t)VNET_HDR)
+            break;
+        r = 1;
+        n -= (ssize_t)VNET_HDR;
+        /* What the other side would drop (docs/tunnel-protocol.md, DATA). */
+        if (vh.gso_type || vh.flags || (size_t)n > t->mtu ||
+            !frame_packet_ok(rec + DCHAN_HDR, (size_t)n))
+            continue;
+        len = dchan_seal(u->ch, DCHAN_DATA, rec, (size_t)n, SLOT);
+        if (len == -EKEYEXPIRED) {
+            /* No rekey in this version: the epoch's records are used up. */
+            atomic_store(&u->dead, true);
+            log_warn("tunnel %s: the UDP channel's key is used up: data on TLS", t->ifname);
+            break;
+        }
+        if (len < 0)
+            continue;
+        iov[k].iov_base = rec;
+        iov[k].iov_len = (size_t)len;
+        k++;
+    }
+    pthread_mutex_unlock(&u->tx_lock);
+    /* Runs of equal-sized records (a shorter one may end a run) go as one
+     * GSO send each. */
+    for (int i = 0; i <= k; i++) {
+        bool ends = i == k || (i > start && (iov[i].iov_len > iov[start].iov_len ||
+                                             iov[i - 1].iov_len != iov[start].iov_len ||
+                                             run + iov[i].iov_len > GSO_BYTES));
+        if (ends && i > start) {
+            int sent = send_run(u, iov + start, i - start, &to, tolen);
+            for (int j = start; j < start + sent; j++)
+                atomic_fetch_add(&u->bytes_out, iov[j].iov_len);
+            atomic_fetch_add(&u->pkts_out, (unsigned long long)sent);
+            atomic_fetch_add(&t->pkts_out, (unsigned long long)sent);
+            start = i;
+            run = 0;
+        }
+        if (i < k)
+            run += iov[i].iov_len;
+    }
+    return r;
+}
+
+/* ---- status and metrics --------------------------------------------------- */
+
+char *udp_metrics(struct daemon *d)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    static const char *const head =
+        "# HELP mtlsgw_tunnel_channel Which channel carries a tunnel's data (1).\n"
+        "# TYPE mtlsgw_tunnel_channel gauge\n"
+        "# HELP mtlsgw_tunnel_packets_total Data packets per tunnel and channel.\n"
+        "# TYPE mtlsgw_tunnel_packets_total counter\n"
+        "# HELP mtlsgw_tunnel_udp_bytes_total UDP record bytes per tunnel.\n"
+        "# TYPE mtlsgw_tunnel_udp_bytes_total counter\n"
+        "# HELP mtlsgw_tunnel_udp_drops_total UDP records dropped per tunnel.\n"
+        "# TYPE mtlsgw_tunnel_udp_drops_total counter\n";
+
+    if (!f)
+        return NULL;
+    fputs(head, f);
+    pthread_mutex_lock(&d->conns_lock);
+    for (struct conn *c = d->conns; c; c = c->next) {
+        struct tunnel *t = c->tun;
+        struct udp_chan *u;
+        unsigned long long upi = 0, upo = 0;
+        bool udp;
+        char lbl[160];
+        if (!t || atomic_load(&c->state) != CONN_OPEN || !t->ifname[0])
+            continue;
+        u = t->udp;
+        udp = u && !atomic_load(&u->dead) &&
+              (u->hub ? fresh(u, mono_ms()) : atomic_load(&u->active));
+        snprintf(lbl, sizeof(lbl), "peer=\"%s\",session=\"%llu\"", c->peer,
+                 (unsigned long long)c->id);
+        fprintf(f, "mtlsgw_tunnel_channel{%s,channel=\"udp\"} %d\n", lbl, udp);
+        fprintf(f, "mtlsgw_tunnel_channel{%s,channel=\"tcp\"} %d\n", lbl, !udp);
+        if (u) {
+            upi = atomic_load(&u->pkts_in);
+            upo = atomic_load(&u->pkts_out);
+            fprintf(f, "mtlsgw_tunnel_udp_bytes_total{%s,direction=\"in\"} %llu\n"
+                       "mtlsgw_tunnel_udp_bytes_total{%s,direction=\"out\"} %llu\n"
+                       "mtlsgw_tunnel_udp_drops_total{%s,reason=\"auth\"} %llu\n"
+                       "mtlsgw_tunnel_udp_drops_total{%s,reason=\"replay\"} %llu\n",
+                    lbl, atomic_load(&u->bytes_in), lbl, atomic_load(&u->bytes_out), lbl,
+                    atomic_load(&u->auth_fail), lbl, atomic_load(&u->replays));
+        }
+        fprintf(f, "mtlsgw_tunnel_packets_total{%s,channel=\"udp\",direction=\"in\"} %llu\n"
+                   "mtlsgw_tunnel_packets_total{%s,channel=\"udp\",direction=\"out\"} %llu\n"
+                   "mtlsgw_tunnel_packets_total{%s,channel=\"tcp\",direction=\"in\"} %llu\n"
+                   "mtlsgw_tunnel_packets_total{%s,channel=\"tcp\",direction=\"out\"} %llu\n",
+                lbl, upi, lbl, upo, lbl, atomic_load(&t->pkts_in) - upi, lbl,
+                atomic_load(&t->pkts_out) - upo);
+    }
+    pthread_mutex_unlock(&d->conns_lock);
+    if (d->udp)
+        fprintf(f, "# HELP mtlsgw_udp_unknown_total UDP datagrams dropped before any crypto "
+                   "(malformed, no such channel).\n# TYPE mtlsgw_udp_unknown_total counter\n"
+                   "mtlsgw_udp_unknown_total %llu\n", atomic_load(&d->udp->unknown));
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static struct json_object *counters(unsigned long long pi, unsigned long long po,
+                                    unsigned long long bi, unsigned long long bo)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "packets_in", json_object_new_int64((int64_t)pi));
+    json_object_object_add(o, "packets_out", json_object_new_int64((int64_t)po));
+    json_object_object_add(o, "bytes_in", json_object_new_int64((int64_t)bi));
+    json_object_object_add(o, "bytes_out", json_object_new_int64((int64_t)bo));
+    return o;
+}
+
+void udp_describe(struct conn *c, struct json_object *o)
+{
+    struct tunnel *t = c->tun;
+    struct udp_chan *u = t->udp;
+    unsigned long long upi = 0, upo = 0, ubi = 0, ubo = 0;
+    bool udp = false;
+
+    if (u) {
+        struct json_object *uo;
+        char peer[80];
+        upi = atomic_load(&u->pkts_in);
+        upo = atomic_load(&u->pkts_out);
+        ubi = atomic_load(&u->bytes_in);
+        ubo = atomic_load(&u->bytes_out);
+        udp = !atomic_load(&u->dead) && (u->hub ? fresh(u, mono_ms()) : atomic_load(&u->active));
+        uo = counters(upi, upo, ubi, ubo);
+        json_object_object_add(uo, "auth_failures",
+                               json_object_new_int64((int64_t)atomic_load(&u->auth_fail)));
+        json_object_object_add(uo, "replays",
+                               json_object_new_int64((int64_t)atomic_load(&u->replays)));
+        pthread_mutex_lock(&u->addr_lock);
+        addr_text(&u->peer, peer, sizeof(peer));
+        pthread_mutex_unlock(&u->addr_lock);
+        json_object_object_add(uo, "peer", json_object_new_string(peer));
+        json_object_object_add(o, "udp", uo);
+    }
+    json_object_object_add(o, "channel", json_object_new_string(udp ? "udp" : "tcp"));
+    /* TLS: the packets that did not go over UDP, and the TLS bytes. */
+    json_object_object_add(o, "tcp", counters(atomic_load(&t->pkts_in) - upi,
+                                              atomic_load(&t->pkts_out) - upo,
+                                              atomic_load(&c->bytes_in),
+                                              atomic_load(&c->bytes_out)));
+}
