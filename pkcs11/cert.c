@@ -249,6 +249,17 @@ int p11_cert_issue(gnutls_x509_crt_t issuer, gnutls_privkey_t issuer_key,
         if (grc < 0)
             goto out;
     }
+    for (i = 0; i < req->n_more_uris; i++) {
+        const char *u = req->more_uris[i];
+        if (!u || !u[0] || !strchr(u, ':')) {
+            rc = -EINVAL;
+            goto out;
+        }
+        grc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_URI, u, (unsigned)strlen(u),
+                                                  GNUTLS_FSAN_APPEND);
+        if (grc < 0)
+            goto out;
+    }
     if (req->crl_url != NULL) {
         /* One fullName URI, all reasons (RFC 5280 4.2.1.13). */
         grc = gnutls_x509_crt_set_crl_dist_points(crt, GNUTLS_SAN_URI, req->crl_url, 0);

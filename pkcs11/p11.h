@@ -124,6 +124,8 @@ struct p11_issue {
     const char *const *hosts;   /* SANs: each an IP address or a DNS name */
     size_t n_hosts;
     const char *uri_san;        /* e.g. "urn:mtlsgw:role:tunnel", or NULL */
+    const char *const *more_uris; /* further URI SANs (a tunnel peer's networks) */
+    size_t n_more_uris;
     const char *crl_url;        /* CRL distribution point (a URI), or NULL */
     unsigned days;              /* validity from now (backdated 5 minutes), never
                                  * past the issuer's notAfter */

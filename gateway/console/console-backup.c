@@ -29,8 +29,11 @@
 
 #include "config.h"
 #include "console.h"
+#include "fault.h"
 #include "fsutil.h"
+#include "invite.h"
 #include "p11.h"
+#include "pki-gateway.h"
 #include "pki-rollover.h"
 #include "pki.h"
 #include "privs.h"
@@ -149,7 +152,9 @@ static int add_dir(struct buf *b, const struct config *cfg, const char *sub, siz
         char *path, *text = NULL, name[PATH_MAX];
         struct stat st;
         size_t len = 0;
-        if (!name_ok(e->d_name) || strcmp(e->d_name, "lock") == 0)
+        /* Not state: the writers' lock, and mtlsgwd's (gateway/daemon/instance.c). */
+        if (!name_ok(e->d_name) || strcmp(e->d_name, "lock") == 0 ||
+            strcmp(e->d_name, "mtlsgwd.lock") == 0)
             continue;
         path = fs_join(dir, e->d_name);
         if (!path) {
@@ -797,9 +802,111 @@ static void remove_tree(const char *dir)
     remove_at(AT_FDCWD, dir);
 }
 
+/* The invites of tmp still pending that the live dir no longer has (the
+ * same name with the same code): withdrawn since the backup was made (or
+ * replaced by another code), so dropped. Their names into note. */
+static int drop_withdrawn(const char *live_dir, const char *tmp, char *note, size_t notelen,
+                          char *err, size_t errlen)
+{
+    char *lpath = invite_path(live_dir), *npath = invite_path(tmp), name[128];
+    struct invites *live = NULL, *set = NULL;
+    int64_t now = (int64_t)time(NULL);
+    size_t used = strlen(note);
+    int rc = lpath && npath ? 0 : -ENOMEM, dropped = 0;
+
+    if (rc == 0 && (rc = invites_load(lpath, &live, err, errlen)) == 0)
+        rc = invites_load(npath, &set, err, errlen);
+    for (size_t i = invites_count(set); rc == 0 && i-- > 0;) {
+        const struct invite *inv = invites_at(set, i), *l;
+        if (invite_state(inv, now) != INVITE_PENDING)
+            continue;
+        l = invites_find(live, inv->name);
+        if (l && strcmp(l->hash, inv->hash) == 0)
+            continue;
+        snprintf(name, sizeof(name), "%s", inv->name);
+        if ((rc = invites_remove(set, name)) < 0)
+            break;
+        if (used < notelen)
+            used += (size_t)snprintf(note + used, notelen - used, "%s%s",
+                                     dropped++ ? ", " : "withdrawn since the backup, dropped: "
+                                                        "invite ", name);
+    }
+    if (rc == 0 && dropped && (rc = invites_save(set, npath)) < 0)
+        snprintf(err, errlen, "cannot write %s: %s", npath, fs_strerror(rc));
+    if (rc == 0 && dropped && used < notelen)
+        snprintf(note + used, notelen - used, "; ");
+    invites_free(live);
+    invites_free(set);
+    free(lpath);
+    free(npath);
+    return rc;
+}
+
+/* The CRL number goes on from the live one: an older backup's would go
+ * back, and sibling hubs refuse an "older" CRL (trust-fetch). tmp's
+ * registry counts on from the live one's last number and its CRL is
+ * re-signed with the next. */
+static int crl_number_on(struct console *con, const char *tmp, char *note, size_t notelen,
+                         char *err, size_t errlen)
+{
+    char *lpath = fs_join(con->cfg->pki.dir, "registry.json"), *npath = fs_join(tmp,
+                                                                                "registry.json");
+    struct registry *live = NULL, *reg = NULL;
+    struct config cfg = *con->cfg;
+    struct pki *pki = NULL;
+    uint64_t live_last, cur;
+    size_t used = strlen(note);
+    int rc = lpath && npath ? 0 : -ENOMEM;
+
+    if (rc == 0 && (rc = registry_load(lpath, &live, err, errlen)) == 0)
+        rc = registry_load(npath, &reg, err, errlen);
+    if (rc < 0)
+        goto out;
+    live_last = registry_next_crl_number(live) - 1;
+    cur = registry_next_crl_number(reg);
+    if (cur > live_last + 1)
+        goto out; /* already ahead: the backup's CRL stands */
+    /* cur - 1 is the backup's last number: on disk it is to be live_last. */
+    while (cur < live_last)
+        cur = registry_next_crl_number(reg);
+    if (cur == live_last && (rc = registry_save(reg, npath)) < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", npath, fs_strerror(rc));
+        goto out;
+    }
+    cur = live_last;
+    cfg.pki.dir = (char *)tmp;
+    if ((rc = pki_new(&cfg, &pki)) < 0 || (rc = pki_crl_resign(pki, err, errlen)) < 0)
+        goto out;
+    if (used < notelen)
+        snprintf(note + used, notelen - used, "CRL re-signed with number %llu (the live one "
+                 "was %llu); ", (unsigned long long)cur + 1, (unsigned long long)live_last);
+out:
+    pki_free(pki);
+    registry_free(live);
+    registry_free(reg);
+    free(lpath);
+    free(npath);
+    return rc;
+}
+
+/* What the live setup moved past since the backup was made, carried into
+ * the new dir (not yet visible), as the daemon's user. */
+static int catch_up(struct console *con, const char *tmp, char *note, size_t notelen, char *err,
+                    size_t errlen)
+{
+    char *reg = fs_join(con->cfg->pki.dir, "registry.json");
+    int rc = reg ? 0 : -ENOMEM;
+
+    if (rc == 0 && access(reg, F_OK) == 0 &&
+        (rc = drop_withdrawn(con->cfg->pki.dir, tmp, note, notelen, err, errlen)) == 0)
+        rc = crl_number_on(con, tmp, note, notelen, err, errlen);
+    free(reg);
+    return rc;
+}
+
 /* Build the new dir beside the live one, then swap them by rename. */
 static int restore_swap(struct console *con, const struct entry *v, size_t n, char *kept,
-                        size_t keptlen, char *err, size_t errlen)
+                        size_t keptlen, char *note, size_t notelen, char *err, size_t errlen)
 {
     const char *dir = con->cfg->pki.dir;
     char tmp[PATH_MAX], stamp[32];
@@ -812,21 +919,25 @@ static int restore_swap(struct console *con, const struct entry *v, size_t n, ch
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
     snprintf(tmp, sizeof(tmp), "%s.restore-XXXXXX", dir);
     snprintf(kept, keptlen, "%s.before-restore-%s", dir, stamp);
-    /* A fresh name no one else can have made (mkdtemp: 0700, then opened
-     * to the daemon's user). */
+    /* A fresh name no one else can have made (mkdtemp: 0700, root's), then
+     * handed to the daemon's user through a descriptor: whoever may write
+     * the pki dir's parent can swap a link in by now. */
     rc = mkdtemp(tmp) ? 0 : -errno;
-    if (rc == 0 && (chmod(tmp, 0750) < 0 || chown(tmp, privs_daemon_uid(),
-                                                  privs_daemon_gid()) < 0))
-        rc = -errno;
     if (rc < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(-rc));
-        if (rc != -EEXIST && access(tmp, F_OK) == 0 && strstr(tmp, "XXXXXX") == NULL)
-            remove_tree(tmp);
+        return rc;
+    }
+    fault_point("restore-after-mkdtemp");
+    if ((rc = con_give_dir(tmp, 0750)) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, con_give_strerror(rc));
+        /* Whatever is there now is not ours to remove. */
         return rc;
     }
     if ((rc = con_as_daemon()) < 0)
         goto fail;
     rc = write_entries(tmp, v, n, err, errlen);
+    if (rc == 0)
+        rc = catch_up(con, tmp, note, notelen, err, errlen);
     con_as_invoker();
     if (rc < 0)
         goto fail;
@@ -850,6 +961,33 @@ fail:
     return rc;
 }
 
+/* Whether the token still holds the key of the backup's gateway.crt (a
+ * gateway renew --new-key since replaced it): 0, or -ENOENT with err. */
+static int gateway_key_check(struct console *con, const struct entry *v, size_t n, char *err,
+                             size_t errlen)
+{
+    const struct entry *gw = find_entry(v, n, "pki/gateway.crt");
+    gnutls_x509_crt_t crt = NULL;
+    struct pki *pki = NULL;
+    char label[128], why[512] = "";
+    int rc;
+
+    if (!gw)
+        return 0;
+    if ((rc = entry_cert(gw, &crt)) < 0) {
+        snprintf(err, errlen, "its pki/gateway.crt is not a PEM certificate");
+        return rc;
+    }
+    if ((rc = pki_new(con->cfg, &pki)) == 0)
+        rc = pki_gateway_key_label(pki, crt, label, sizeof(label), why, sizeof(why));
+    if (rc < 0)
+        snprintf(err, errlen, "its gateway certificate's key is not on the token: %s",
+                 why[0] ? why : strerror(-rc));
+    pki_free(pki);
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
 static void restore_config(struct console *con, const struct entry *conf)
 {
     char *cur = NULL;
@@ -868,8 +1006,9 @@ static void restore_config(struct console *con, const struct entry *conf)
 
 /*
  * The live setup's revocations the backup would take back: serials revoked
- * in the live registry that the backup's registry holds active (or not at
- * all). An older backup must never silently trust a compromised key again.
+ * (or superseded by a reissue) in the live registry that the backup's
+ * registry holds active (or not at all). An older backup must never
+ * silently trust a compromised key again.
  * Returns how many, their names listed in out; -errno when the live
  * registry cannot be read.
  */
@@ -893,19 +1032,71 @@ static int lost_revocations(const struct console *con, struct registry *backup, 
     for (size_t i = 0; i < registry_count(live); i++) {
         const struct peer *p = registry_at(live, i), *b;
 
-        if (p->status != PEER_REVOKED)
+        /* A superseded serial (reissue) is off the table as a revoked one
+         * is: the backup must not bring it back either. */
+        if (p->status == PEER_ACTIVE)
             continue;
         b = registry_find_serial(backup, p->serial);
-        if (b && b->status == PEER_REVOKED)
+        if (b && (b->status == PEER_REVOKED || (b->status != PEER_ACTIVE &&
+                                                p->status == PEER_SUPERSEDED)))
             continue;
         lost++;
         if (used < outlen)
-            used += (size_t)snprintf(out + used, outlen - used, "%s%s (serial %s)",
-                                     lost > 1 ? ", " : "", p->name, p->serial);
+            used += (size_t)snprintf(out + used, outlen - used, "%s%s (serial %s%s)",
+                                     lost > 1 ? ", " : "", p->name, p->serial,
+                                     p->status == PEER_SUPERSEDED ? ", superseded" : "");
     }
     rc = lost;
 out:
     registry_free(live);
+    return rc;
+}
+
+/*
+ * Whether the archive may replace the live setup, before anything is
+ * written: signed by the token's CA key, its registry parses, it takes no
+ * revocation back (unless unrevoke), its gateway key is still on the token
+ * (over a live setup; else gwerr says so and it goes on). As the daemon's
+ * user.
+ */
+static int restore_check(struct console *con, const struct entry *v, size_t n,
+                         const struct entry *e, bool unrevoke, bool live_setup, char *err,
+                         size_t errlen, char *gwerr, size_t gwlen)
+{
+    struct registry *reg = NULL;
+    char lost[1024];
+    int c, rc;
+
+    /* Nothing of the archive is believed before its signature is. */
+    rc = check_backup(con, v, n, err, errlen);
+    if (rc == 0 && registry_parse((const char *)e->data, e->len, &reg, err, errlen) < 0) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "its registry does not parse: %s", why);
+        rc = -EBADMSG;
+    }
+    if (rc == 0 && !unrevoke && (c = lost_revocations(con, reg, lost, sizeof(lost))) != 0) {
+        if (c < 0)
+            snprintf(err, errlen, "the live registry in %s cannot be read (%s): it "
+                     "is what says which revocations the backup would undo",
+                     con->cfg->pki.dir, strerror(-c));
+        else
+            snprintf(err, errlen, "the backup would trust %d peer(s) revoked since it "
+                     "was made: %s; revoke them again after the restore, or give "
+                     "--unrevoke if that is what you want", c, lost);
+        rc = -EPERM;
+    }
+    /* A gateway key replaced since (gateway renew --new-key): mtlsgwd would
+     * not start. Refused over a live setup (back that up anew); into an
+     * empty place restored, with the renewal to run next. */
+    if (rc == 0 && (c = gateway_key_check(con, v, n, gwerr, gwlen)) < 0 && live_setup) {
+        snprintf(err, errlen, "%s; restoring it over the live setup would leave mtlsgwd "
+                 "unable to start: back the live setup up anew (mtlsgw backup --out FILE), "
+                 "or restore this one into an empty place (move %s away) and then run "
+                 "mtlsgw gateway renew --new-key", gwerr, con->cfg->pki.dir);
+        rc = -ENOKEY;
+    }
+    registry_free(reg);
     return rc;
 }
 
@@ -916,14 +1107,13 @@ int cmd_restore(struct console *con, int argc, char **argv)
         {"unrevoke", no_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
-    char lost[1024];
+    char note[1024] = "", gwerr[768] = "";
     struct entry *v = NULL;
-    struct registry *reg = NULL;
     char *data = NULL, *ca = NULL, err[3 * PATH_MAX + 256] = "", kept[PATH_MAX];
     const struct entry *e;
     size_t len = 0, n = 0;
-    bool force = false, unrevoke = false;
-    int c, rc = EXIT_FAIL;
+    bool force = false, unrevoke = false, live;
+    int c, rc = EXIT_FAIL, lock = -1;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'f')
@@ -957,25 +1147,18 @@ int cmd_restore(struct console *con, int argc, char **argv)
     }
     if (con_as_daemon() < 0)
         goto out;
-    /* Nothing of the archive is believed before its signature is. */
-    rc = check_backup(con, v, n, err, sizeof(err));
-    if (rc == 0 && registry_parse((const char *)e->data, e->len, &reg, err, sizeof(err)) < 0) {
-        char why[sizeof(err) - 64];
-        snprintf(why, sizeof(why), "%s", err);
-        snprintf(err, sizeof(err), "its registry does not parse: %s", why);
-        rc = -EBADMSG;
+    /* The live dir's lock from the revocation check through the swap: a
+     * revoke that comes meanwhile waits, then lands in the restored dir
+     * (fs_lock_dir() locks the dir the path names once it has the lock). */
+    live = access(con->cfg->pki.dir, F_OK) == 0;
+    if (live && (c = fs_lock_dir(con->cfg->pki.dir, &lock)) < 0) {
+        con_as_invoker();
+        con_err("restore", "cannot lock the pki dir %s: %s; nothing was written",
+                con->cfg->pki.dir, fs_strerror(c));
+        goto out;
     }
-    if (rc == 0 && !unrevoke && (c = lost_revocations(con, reg, lost, sizeof(lost))) != 0) {
-        if (c < 0)
-            snprintf(err, sizeof(err), "the live registry in %s cannot be read (%s): it "
-                     "is what says which revocations the backup would undo",
-                     con->cfg->pki.dir, strerror(-c));
-        else
-            snprintf(err, sizeof(err), "the backup would trust %d peer(s) revoked since it "
-                     "was made: %s; revoke them again after the restore, or give "
-                     "--unrevoke if that is what you want", c, lost);
-        rc = -EPERM;
-    }
+    rc = restore_check(con, v, n, e, unrevoke, ca && access(ca, F_OK) == 0, err, sizeof(err),
+                       gwerr, sizeof(gwerr));
     con_as_invoker();
     if (rc < 0) {
         rc = EXIT_FAIL;
@@ -983,19 +1166,28 @@ int cmd_restore(struct console *con, int argc, char **argv)
         goto out;
     }
     rc = EXIT_FAIL;
-    if (restore_swap(con, v, n, kept, sizeof(kept), err, sizeof(err)) < 0) {
+    fault_point("restore-before-swap");
+    if (restore_swap(con, v, n, kept, sizeof(kept), note, sizeof(note), err, sizeof(err)) < 0) {
         con_err("restore", "%s; nothing changed", err);
         goto out;
     }
     restore_config(con, find_entry(v, n, "mtlsgw.conf"));
     printf("restored %zu entries into %s; signed by the token's CA key, every entry "
            "checked\n", n, con->cfg->pki.dir);
+    if (note[0]) {
+        note[strlen(note) - (strlen(note) >= 2 ? 2 : 0)] = '\0';
+        printf("caught up with the live setup: %s\n", note);
+    }
     if (kept[0])
         printf("the setup it replaced is kept in %s\n", kept);
+    if (gwerr[0])
+        printf("warning: %s: mtlsgwd will not start until you run: mtlsgw gateway renew "
+               "--new-key\n", gwerr);
     printf("next: restart mtlsgwd (systemctl restart mtlsgwd, or /etc/init.d/mtlsgwd restart)\n");
     rc = EXIT_OK;
 out:
-    registry_free(reg);
+    if (lock >= 0)
+        close(lock);
     free(ca);
     free(v);
     free(data);

@@ -1,9 +1,11 @@
 /* mtlsgw init --intermediate, init --import-ca: this appliance's CA under an
  * organization's root (gateway/core/pki-chain.c, docs/pki.md). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -11,11 +13,43 @@
 
 #include "config.h"
 #include "console.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "p11.h"
 #include "pki.h"
 #include "pki-chain.h"
 #include "privs.h"
+
+int con_give_dir(const char *dir, mode_t mode)
+{
+    struct stat st;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+    /* By path, chmod and chown follow whatever whoever may write the parent
+     * has put there meanwhile (a link to a root file, which would be given
+     * away): only the directory this command just made is handed over. */
+    if (fd < 0)
+        return errno == ENOTDIR ? -ELOOP : -errno;
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+        rc = -EPERM;
+    else if (fchmod(fd, mode) < 0 || fchown(fd, privs_daemon_uid(), privs_daemon_gid()) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+const char *con_give_strerror(int rc)
+{
+    if (rc == -ELOOP)
+        return "it was replaced by a link or a file while this command ran (someone who may "
+               "write its parent directory?); nothing was handed over";
+    if (rc == -EPERM)
+        return "it was replaced by another directory while this command ran (someone who may "
+               "write its parent directory?); nothing was handed over";
+    return strerror(-rc);
+}
 
 int con_make_pki_dir(const char *cmd, const char *dir)
 {
@@ -25,11 +59,12 @@ int con_make_pki_dir(const char *cmd, const char *dir)
      * hand it to the daemon's user, who writes everything inside it. */
     if (access(dir, F_OK) == 0)
         return 0;
-    rc = fs_mkdir(dir, 0750);
-    if (rc == 0 && chown(dir, privs_daemon_uid(), privs_daemon_gid()) < 0)
-        rc = -errno;
+    rc = fs_mkdir(dir, 0700);
+    fault_point("pki-dir-after-mkdir");
+    if (rc == 0)
+        rc = con_give_dir(dir, 0750);
     if (rc < 0)
-        con_err(cmd, "cannot create pki dir %s: %s", dir, strerror(-rc));
+        con_err(cmd, "cannot create pki dir %s: %s", dir, con_give_strerror(rc));
     return rc;
 }
 

@@ -118,7 +118,7 @@ static int invite_args_parse(int argc, char **argv, struct invite_args *a)
 /* As the daemon's user: the name is free, and the fingerprint of the
  * certificate the device will see. 0, or -1 as the invoker after a message. */
 static int invite_precheck(struct console *con, struct pki *pki, const struct invite_args *a,
-                           char *fp, size_t fplen)
+                           char *fp, size_t fplen, char *root_fp, size_t root_fplen)
 {
     struct registry *reg = NULL;
     const struct peer *p;
@@ -153,6 +153,21 @@ static int invite_precheck(struct console *con, struct pki *pki, const struct in
         con_err("invite", "the gateway certificate: %s", err[0] ? err : "no fingerprint");
         goto out;
     }
+    /* Our CA is an intermediate (chain.pem, docs/pki.md): the device pins
+     * the organization's root in ca.crt, which outlives this hub's
+     * gateway certificate and vouches for every hub under it. */
+    root_fp[0] = '\0';
+    if (pki->chain_path && access(pki->chain_path, F_OK) == 0) {
+        gnutls_x509_crt_deinit(gw);
+        gw = NULL;
+        if (pki_read_cert(pki->ca_path, &gw, err, sizeof(err)) < 0 ||
+            est_cert_fingerprint(gw, true, root_fp, root_fplen) < 0) {
+            con_as_invoker();
+            con_err("invite", "the root in %s: %s", pki->ca_path,
+                    err[0] ? err : "no fingerprint");
+            goto out;
+        }
+    }
     rc = 0;
 out:
     if (gw)
@@ -163,7 +178,8 @@ out:
 
 /* What the administrator hands to the device. */
 static void invite_print(const struct console *con, const struct invite_args *a,
-                          const char *code, const char *fp, int64_t expires)
+                          const char *code, const char *fp, const char *root_fp,
+                          int64_t expires)
 {
     char when[32], url[300];
 
@@ -175,6 +191,12 @@ static void invite_print(const struct console *con, const struct invite_args *a,
     printf("), one use, valid until %s\n", when);
     printf("  code                  %s\n", code);
     printf("  gateway SHA-256       %s\n", fp);
+    if (root_fp[0]) {
+        printf("  root SHA-256          %s\n", root_fp);
+        printf("                        (the organization's root above this hub's intermediate "
+               "CA: the one to pin)\n");
+        fp = root_fp;
+    }
     printf("on the device:\n  mtlsgw join %s --name %s --code %s --fingerprint %s\n", url,
            a->name, code, fp);
     if (a->qr)
@@ -189,7 +211,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
     struct invite_args a = {0};
     struct invite inv = {0};
     struct pki *pki = NULL;
-    char code[INVITE_CODE_LEN] = "", err[512] = "", fp[96] = "";
+    char code[INVITE_CODE_LEN] = "", err[512] = "", fp[96] = "", root_fp[96] = "";
     int rc;
 
     if ((rc = invite_args_parse(argc, argv, &a)) != EXIT_OK)
@@ -208,7 +230,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
         goto out;
     if (con_as_daemon() < 0)
         goto out;
-    if (invite_precheck(con, pki, &a, fp, sizeof(fp)) < 0)
+    if (invite_precheck(con, pki, &a, fp, sizeof(fp), root_fp, sizeof(root_fp)) < 0)
         goto out;
     inv.name = (char *)a.name;
     inv.role = (int)a.role;
@@ -224,7 +246,7 @@ int cmd_invite(struct console *con, int argc, char **argv)
         rc = EXIT_FAIL;
         goto out;
     }
-    invite_print(con, &a, code, fp, inv.expires);
+    invite_print(con, &a, code, fp, root_fp, inv.expires);
     rc = EXIT_OK;
 out:
     gnutls_memset(code, 0, sizeof(code));

@@ -29,16 +29,7 @@
  * then handed to the daemon's user, who writes inside it). */
 static int ensure_dir(const char *dir)
 {
-    int rc;
-
-    if (access(dir, F_OK) == 0)
-        return 0;
-    rc = fs_mkdir(dir, 0750);
-    if (rc == 0 && chown(dir, privs_daemon_uid(), privs_daemon_gid()) < 0)
-        rc = -errno;
-    if (rc < 0)
-        con_err("join", "cannot create pki dir %s: %s", dir, strerror(-rc));
-    return rc;
+    return con_make_pki_dir("join", dir);
 }
 
 /* An invite is used once: know first that what it brings can be stored. */

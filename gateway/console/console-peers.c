@@ -286,7 +286,20 @@ static gnutls_x509_crt_t find_issuer(const struct trust *t, const gnutls_x509_cr
             *from = "root in ca.crt, trusted";
             return t->cas[i];
         }
+    for (size_t i = 0; i < t->n_issuers; i++)
+        if (gnutls_x509_crt_check_issuer(crt, t->issuers[i].ca)) {
+            *from = "a [trust] issuer's ca, trusted";
+            return t->issuers[i].ca;
+        }
     return NULL;
+}
+
+static bool is_issuer_ca(const struct trust *t, gnutls_x509_crt_t crt)
+{
+    for (size_t i = 0; i < t->n_issuers; i++)
+        if (gnutls_x509_crt_equals(crt, t->issuers[i].ca))
+            return true;
+    return false;
 }
 
 /* iss, depth links above the certificate, has depth - 1 CAs between
@@ -323,7 +336,7 @@ static void explain_path(const struct trust *t, const gnutls_x509_crt_t *chain, 
         dn_print(depth ? "  ^ " : "    ", cur, false);
         if (depth)
             printf(" (%s)", from);
-        if (is_anchor(t, cur)) {
+        if (is_anchor(t, cur) || (depth && is_issuer_ca(t, cur))) {
             printf("\n");
             return;
         }
@@ -352,9 +365,39 @@ static void explain_path(const struct trust *t, const gnutls_x509_crt_t *chain, 
     }
 }
 
+static const struct cfg_trust *sibling(const struct config *cfg, const char *name)
+{
+    for (unsigned i = 0; name[0] && i < cfg->n_trusts; i++)
+        if (strcmp(cfg->trusts[i].name, name) == 0)
+            return &cfg->trusts[i];
+    return NULL;
+}
+
+/* A roaming tunnel peer's routes here: its certificate's networks inside
+ * [trust NAME] networks (docs/pki.md, "Roaming tunnel peers"). */
+static void roaming_networks(const struct cfg_trust *tr, gnutls_x509_crt_t crt)
+{
+    char nets[64][64];
+    size_t nn = verify_cert_networks(crt, nets, 64), shown = 0;
+
+    for (size_t i = 0; i < nn; i++)
+        if (tr && config_prefix_inside(tr->networks, tr->n_networks, nets[i]))
+            printf("%s%s", shown++ ? " " : "", nets[i]);
+    if (!shown)
+        printf("none routed here");
+    for (size_t i = 0; i < nn; i++)
+        if (!tr || !config_prefix_inside(tr->networks, tr->n_networks, nets[i]))
+            printf(" (%s: outside [trust %s] networks, not routed)", nets[i],
+                   tr ? tr->name : "?");
+}
+
 int cmd_explain(struct console *con, int argc, char **argv)
 {
     gnutls_x509_crt_t chain[CHAIN_MAX] = {0};
+    const struct cfg_trust *tr;
+    char (*stale)[256] = NULL;
+    uint64_t *crl_number = NULL;
+    enum peer_role role;
     unsigned n = 0;
     struct pki *pki = NULL;
     struct trustdb *db = NULL;
@@ -368,12 +411,24 @@ int cmd_explain(struct console *con, int argc, char **argv)
         return EXIT_FAIL;
     if (con_load_config(con) != EXIT_OK || pki_new(con->cfg, &pki) < 0)
         goto out;
+    stale = calloc(con->cfg->n_trusts + 1, sizeof(*stale));
+    crl_number = calloc(con->cfg->n_trusts + 1, sizeof(*crl_number));
+    if (!stale || !crl_number)
+        goto out;
     /* What the daemon loads: the root, the intermediates, every anchor of
      * ca.crt (both CAs during a rollover), the CRLs checked against them,
      * the registry. */
     if (trustdb_load(pki, &db, err, sizeof(err)) < 0) {
         con_err("explain", "%s", err);
         goto out;
+    }
+    /* Sibling issuers as the daemon last took them (their CRL files). */
+    for (unsigned i = 0; i < con->cfg->n_trusts; i++) {
+        if (trustdb_add_issuer_file(db, &con->cfg->trusts[i], con->cfg->pki.dir, time(NULL),
+                                    &crl_number[i], stale[i], sizeof(stale[i])) < 0) {
+            con_err("explain", "%s", stale[i]);
+            goto out;
+        }
     }
     if (verify_peer(trustdb_trust(db), chain, n, time(NULL),
                     VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),
@@ -385,12 +440,26 @@ int cmd_explain(struct console *con, int argc, char **argv)
     for (size_t i = 0; i < trustdb_n_ignored(db); i++)
         printf("note: %s\n", trustdb_ignored(db, i));
     explain_path(trustdb_trust(db), chain, n);
+    tr = sibling(con->cfg, v.issuer);
+    if (tr) {
+        unsigned k = (unsigned)(tr - con->cfg->trusts);
+        printf("issuer: %s ([trust %s]: roles", tr->name, tr->name);
+        for (int r = ROLE_ADMIN; r <= ROLE_TUNNEL; r++)
+            if (tr->roles & CFG_ROLE(r))
+                printf(" %s", role_name((enum peer_role)r));
+        if (stale[k][0])
+            printf("; CRL not fresh: %s)\n", stale[k]);
+        else
+            printf("; CRL %llu, fresh)\n", (unsigned long long)crl_number[k]);
+    }
     if (v.code != VERDICT_OK) {
         printf("refused: %s\n", v.reason);
         goto out;
     }
-    printf("granted: peer %s, role %s\n", v.peer->name, role_name(v.peer->role));
-    switch (v.peer->role) {
+    role = v.peer ? v.peer->role : (enum peer_role)v.role;
+    printf("granted: peer %s, role %s%s%s\n", v.name, role_name(role),
+           v.issuer[0] ? ", vouched for by issuer " : "", v.issuer);
+    switch (role) {
     case ROLE_ADMIN:
         printf("  management API: read-write\n  gated services: opened for its address\n");
         break;
@@ -399,7 +468,10 @@ int cmd_explain(struct console *con, int argc, char **argv)
         break;
     case ROLE_TUNNEL:
         printf("  tunnel: yes\n  networks: ");
-        print_networks(v.peer, stdout);
+        if (v.peer)
+            print_networks(v.peer, stdout);
+        else
+            roaming_networks(tr, chain[0]);
         putchar('\n');
         break;
     }
@@ -409,5 +481,7 @@ out:
         gnutls_x509_crt_deinit(chain[i]);
     trustdb_unref(db);
     pki_free(pki);
+    free(stale);
+    free(crl_number);
     return rc;
 }

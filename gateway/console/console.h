@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 struct cidr_list;
 struct config;
@@ -93,8 +94,13 @@ struct pki_init_opts;
 int con_init_intermediate(struct console *con, const struct pki_init_opts *o,
                           const char *csr_out);
 int con_init_import(struct console *con, const char *cert, const char *chain);
-/* The pki dir made as root and handed to the daemon's user (init). */
+/* The pki dir made as root and handed to the daemon's user (init, join). */
 int con_make_pki_dir(const char *cmd, const char *dir);
+/* A directory root has just made (its own, not writable by others) handed to
+ * the daemon's user with mode, through a descriptor, never following a link;
+ * -ELOOP or -EPERM when something else is there now (con_give_strerror). */
+int con_give_dir(const char *dir, mode_t mode);
+const char *con_give_strerror(int rc);
 int cmd_csr(struct console *con, int argc, char **argv);
 int cmd_enroll(struct console *con, int argc, char **argv);
 int cmd_revoke(struct console *con, int argc, char **argv);

@@ -400,32 +400,59 @@ int fs_append_line(const char *path, const char *line, mode_t mode)
     return rc;
 }
 
-int fs_lock_dir(const char *dir, int *fd_out)
+/* One try: <dir>/lock opened through dir's descriptor, flocked; *dfd_out
+ * is the dir it was taken in. */
+static int lock_once(const char *dir, int *fd_out, int *dfd_out)
 {
-    char *path = fs_join(dir, "lock");
     struct stat st;
-    int fd, rc = 0;
+    int dfd, fd, rc = 0;
 
-    if (!path)
-        return -ENOMEM;
-    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-    free(path);
-    if (fd < 0)
-        return errno == ENXIO ? -EEXIST : -errno;
-    rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EEXIST;
-    if (rc < 0) {
-        close(fd);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = errno == ENXIO ? -EEXIST : -errno;
+        close(dfd);
         return rc;
     }
-    while (flock(fd, LOCK_EX) < 0) {
-        if (errno != EINTR) {
+    rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EEXIST;
+    while (rc == 0 && flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR)
             rc = -errno;
-            close(fd);
-            return rc;
-        }
+    if (rc < 0) {
+        close(fd);
+        close(dfd);
+        return rc;
     }
     *fd_out = fd;
+    *dfd_out = dfd;
     return 0;
+}
+
+int fs_lock_dir(const char *dir, int *fd_out)
+{
+    struct stat held, now;
+    int fd = -1, dfd = -1, rc;
+
+    /* Whoever held the lock may have replaced the dir meanwhile (restore
+     * renames a new one into its place): the lock taken must be the one of
+     * the dir the path names now, else writes would land in a dir another
+     * process may be writing under its own lock. */
+    for (int tries = 0; tries < 16; tries++) {
+        if ((rc = lock_once(dir, &fd, &dfd)) < 0)
+            return rc;
+        rc = fstat(dfd, &held) < 0 || stat(dir, &now) < 0 ? -errno : 0;
+        close(dfd);
+        if (rc == 0 && held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+            *fd_out = fd;
+            return 0;
+        }
+        close(fd);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    return -EAGAIN;
 }
 
 int fs_mkdir(const char *path, mode_t mode)

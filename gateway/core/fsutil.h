@@ -51,7 +51,9 @@ const char *fs_strerror(int rc);
 int fs_append_line(const char *path, const char *line, mode_t mode);
 
 /* Exclusive advisory lock on <dir>/lock (a regular file, not followed),
- * waiting; returns an fd to close. */
+ * waiting; returns an fd to close. The lock is the one of the dir the path
+ * names once it is taken (a dir replaced meanwhile, as restore does, is
+ * locked again: -EAGAIN after 16 tries). */
 int fs_lock_dir(const char *dir, int *fd_out);
 
 /* mkdir -p for the last component only, with mode; ok if it exists. */

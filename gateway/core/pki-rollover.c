@@ -150,6 +150,12 @@ int rollover_load(const char *pki_dir, struct rollover **out, char *err, size_t 
     snprintf(r->new_label, sizeof(r->new_label), "%s", jstr(o, "new_label"));
     snprintf(r->old_cn, sizeof(r->old_cn), "%s", jstr(o, "old_ca"));
     snprintf(r->new_cn, sizeof(r->new_cn), "%s", jstr(o, "new_ca"));
+    if (json_object_object_get_ex(o, "cross", &v) && json_object_is_type(v, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(v) && r->n_cross < 2; i++) {
+            const char *fp = json_object_get_string(json_object_array_get_idx(v, i));
+            if (fp && strlen(fp) == PKI_FP_HEX_LEN)
+                snprintf(r->cross[r->n_cross++], sizeof(r->cross[0]), "%s", fp);
+        }
     r->old_serials = calloc(json_object_array_length(arr) + 1, sizeof(char *));
     if (!r->old_serials) {
         rc = -ENOMEM;
@@ -171,6 +177,19 @@ out:
     free(text);
     free(path);
     return rc;
+}
+
+int pki_cert_fp_hex(gnutls_x509_crt_t crt, char out[PKI_FP_HEX_LEN + 1])
+{
+    unsigned char fp[32];
+    size_t len = sizeof(fp);
+
+    out[0] = '\0';
+    if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fp, &len) < 0 || len != 32)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", fp[i]);
+    return 0;
 }
 
 bool rollover_on_old(const struct rollover *r, const struct peer *p)
@@ -324,19 +343,27 @@ out:
 
 static int write_rollover_json(const struct pki *pki, const struct registry *reg,
                                const char *old_label, const char *new_label, const char *old_cn,
-                               const char *new_cn, char *err, size_t errlen)
+                               const char *new_cn, const gnutls_x509_crt_t cross[2], char *err,
+                               size_t errlen)
 {
-    struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
-    char when[32], *path = fs_join(pki->dir, PKI_ROLLOVER_FILE);
+    struct json_object *o = json_object_new_object(), *arr = json_object_new_array(),
+                       *fps = json_object_new_array();
+    char when[32], fp[PKI_FP_HEX_LEN + 1], *path = fs_join(pki->dir, PKI_ROLLOVER_FILE);
     const char *text;
     int rc;
 
-    if (!o || !arr || !path) {
+    if (!o || !arr || !fps || !path) {
         json_object_put(o);
         json_object_put(arr);
+        json_object_put(fps);
         free(path);
         return -ENOMEM;
     }
+    /* What cross/ holds of this rollover's: nothing else there vouches. */
+    for (int i = 0; i < 2; i++)
+        if (pki_cert_fp_hex(cross[i], fp) == 0)
+            json_object_array_add(fps, json_object_new_string(fp));
+    json_object_object_add(o, "cross", fps);
     time_format_utc(time(NULL), when, sizeof(when));
     json_object_object_add(o, "started", json_object_new_string(when));
     json_object_object_add(o, "old_label", json_object_new_string(old_label));
@@ -465,7 +492,7 @@ static int roll_write(struct pki *pki, const struct registry *reg, struct roll *
         (rc = write_pem(cross, "new-by-old.crt", &r->nbo, 1, err, errlen)) < 0 ||
         (rc = write_pem(cross, "old-by-new.crt", &r->obn, 1, err, errlen)) < 0 ||
         (rc = write_rollover_json(pki, reg, r->old_label, r->new_label, r->old_cn, r->new_cn,
-                                  err, errlen)) < 0)
+                                  (gnutls_x509_crt_t[2]){r->nbo, r->obn}, err, errlen)) < 0)
         goto out;
     if (r->gw && (rc = write_pem(pki->dir, "gateway.crt", gwc, 2, err, errlen)) < 0)
         goto out;

@@ -32,6 +32,7 @@ struct pki;
 #define PKI_CA_NEW_FILE "ca-new.crt"
 #define PKI_CRL_OLD_FILE "crl-old.pem"
 #define PKI_CROSS_DIR "cross"
+#define PKI_FP_HEX_LEN 64
 
 /* The token label of the CA key that issues: ca.label, else PKI_LABEL_CA. */
 void pki_ca_label(const struct pki *pki, char *out, size_t outlen);
@@ -46,7 +47,13 @@ struct rollover {
     char old_cn[128], new_cn[128];
     char **old_serials; /* active peers of the old CA when it started */
     size_t n_old_serials;
+    /* SHA-256 (hex) of the cross certificates this rollover made: the only
+     * ones in cross/ that vouch for an anchor (trustdb.c). */
+    char cross[2][PKI_FP_HEX_LEN + 1];
+    size_t n_cross;
 };
+/* The SHA-256 fingerprint of crt in lower-case hex. */
+int pki_cert_fp_hex(gnutls_x509_crt_t crt, char out[PKI_FP_HEX_LEN + 1]);
 /* -ENOENT: no overlap. */
 int rollover_load(const char *pki_dir, struct rollover **out, char *err, size_t errlen);
 void rollover_free(struct rollover *r);

@@ -632,14 +632,34 @@ static int key_taken(const char *what, const struct peer *other, char *err, size
 }
 
 /* A client certificate for name with role, signed by the CA on the token. */
+/* A tunnel peer's networks go in as URI SANs (VERIFY_NETWORK_URI): a hub
+ * that trusts this CA as a [trust NAME] issuer routes them, within its
+ * `networks =`, to the peer without an entry of its own (docs/pki.md). */
 static int issue_client(struct pki *pki, const char *what, const char *name,
-                        enum peer_role role, unsigned days, gnutls_pubkey_t key,
-                        gnutls_x509_crt_t *crt, char *err, size_t errlen)
+                        enum peer_role role, char *const *networks, size_t n_networks,
+                        unsigned days, gnutls_pubkey_t key, gnutls_x509_crt_t *crt, char *err,
+                        size_t errlen)
 {
     struct p11_issue iss = {0};
-    char role_uri[64];
+    char role_uri[64], (*net_uri)[96] = NULL;
+    const char **uris = NULL;
     int rc;
 
+    if (n_networks) {
+        net_uri = calloc(n_networks, sizeof(*net_uri));
+        uris = calloc(n_networks, sizeof(*uris));
+        if (!net_uri || !uris) {
+            rc = -ENOMEM;
+            snprintf(err, errlen, "%s %s: out of memory", what, name);
+            goto out;
+        }
+        for (size_t i = 0; i < n_networks; i++) {
+            snprintf(net_uri[i], sizeof(net_uri[i]), VERIFY_NETWORK_URI "%s", networks[i]);
+            uris[i] = net_uri[i];
+        }
+    }
+    iss.more_uris = uris;
+    iss.n_more_uris = n_networks;
     snprintf(role_uri, sizeof(role_uri), "urn:mtlsgw:role:%s", role_name(role));
     iss.profile = P11_PROFILE_CLIENT;
     iss.cn = name;
@@ -650,6 +670,9 @@ static int issue_client(struct pki *pki, const char *what, const char *name,
     if (rc < 0)
         snprintf(err, errlen, "%s %s: cannot issue the certificate: %s", what, name,
                  p11_token_error(pki->tok)[0] ? p11_token_error(pki->tok) : strerror(-rc));
+out:
+    free(uris);
+    free(net_uri);
     return rc;
 }
 
@@ -755,7 +778,8 @@ int pki_enroll(struct pki *pki, const struct pki_enroll_req *req, gnutls_x509_cr
     if (rc == 0)
         rc = ca_usable(pki, "enroll", err, errlen);
     if (rc == 0)
-        rc = issue_client(pki, "enroll", req->name, (enum peer_role)req->role, req->days,
+        rc = issue_client(pki, "enroll", req->name, (enum peer_role)req->role,
+                          (char *const *)req->networks, req->n_networks, req->days,
                           req->key, &crt, err, errlen);
     if (rc < 0)
         goto out;
@@ -937,7 +961,7 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
      * nearest day, as the issuer backdates notBefore a little and rounding
      * up would add a day at every renewal. */
     life = (p->not_after - p->not_before + 43200) / 86400;
-    rc = issue_client(pki, "renew", p->name, p->role,
+    rc = issue_client(pki, "renew", p->name, p->role, p->networks, p->n_networks,
                       life < 1 ? 1 : life > 3650 ? 3650 : (unsigned)life, key, &crt, err,
                       errlen);
     if (rc < 0)
@@ -1058,7 +1082,7 @@ int pki_reissue(struct pki *pki, const struct pki_reissue_req *req, gnutls_x509_
         (rc = ca_usable(pki, "reissue", err, errlen)) < 0)
         goto out;
     life = (p->not_after - p->not_before + 43200) / 86400;
-    rc = issue_client(pki, "reissue", p->name, p->role,
+    rc = issue_client(pki, "reissue", p->name, p->role, p->networks, p->n_networks,
                       req->days ? req->days
                                 : life < 1 ? 1 : life > 3650 ? 3650 : (unsigned)life,
                       key, &crt, err, errlen);

@@ -241,18 +241,55 @@ static bool same_key(gnutls_x509_crt_t a, gnutls_x509_crt_t b)
  * signatures alone. */
 #define VOUCH_FLAGS (GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS)
 
-/* Whether cross/ holds a certificate for anchor's key signed by issuing
- * (a rollover's old-by-new.crt: the CA whose key is on the token vouches
- * for the other). A certificate signed by anchor proves nothing: anyone
- * can sign our CA's public key with a CA of their own. */
+static bool same_subject(gnutls_x509_crt_t a, gnutls_x509_crt_t b)
+{
+    gnutls_datum_t da = {0}, db = {0};
+    bool same = gnutls_x509_crt_get_dn3(a, &da, 0) == 0 &&
+                gnutls_x509_crt_get_dn3(b, &db, 0) == 0 && da.size == db.size &&
+                memcmp(da.data, db.data, da.size) == 0;
+
+    gnutls_free(da.data);
+    gnutls_free(db.data);
+    return same;
+}
+
+/* A CA certificate (CA:TRUE, keyCertSign) for anchor's name and key, one
+ * the rollover recorded, signed by issuing. */
+static bool cross_cert_ok(const struct rollover *ro, gnutls_x509_crt_t c,
+                          gnutls_x509_crt_t issuing, gnutls_x509_crt_t anchor)
+{
+    char fp[PKI_FP_HEX_LEN + 1];
+    unsigned critical = 0, usage = 0, status = 1;
+    bool recorded = false;
+
+    if (pki_cert_fp_hex(c, fp) < 0)
+        return false;
+    for (size_t i = 0; i < ro->n_cross; i++)
+        recorded = recorded || strcmp(ro->cross[i], fp) == 0;
+    return recorded && gnutls_x509_crt_get_ca_status(c, &critical) > 0 &&
+           gnutls_x509_crt_get_key_usage(c, &usage, &critical) >= 0 &&
+           (usage & GNUTLS_KEY_KEY_CERT_SIGN) && same_subject(c, anchor) && same_key(c, anchor) &&
+           gnutls_x509_crt_verify(c, &issuing, 1, VOUCH_FLAGS, &status) >= 0 && status == 0;
+}
+
+/* Whether cross/ holds the certificate a rollover made for anchor (its name
+ * and key as a CA) signed by issuing (old-by-new.crt: the CA whose key is on
+ * the token vouches for the other), recorded in rollover.json. A
+ * certificate signed by anchor proves nothing (anyone can sign our CA's
+ * public key with a CA of their own), nor one our CA signed for a peer
+ * (issued/ holds them all: a peer's key is not a CA). */
 static bool cross_vouches(const struct pki *pki, gnutls_x509_crt_t issuing,
                           gnutls_x509_crt_t anchor)
 {
     char *dir = fs_join(pki->dir, PKI_CROSS_DIR), err[256];
-    DIR *d = dir ? opendir(dir) : NULL;
+    struct rollover *ro = NULL;
+    DIR *d = NULL;
     struct dirent *e;
     bool ok = false;
 
+    if (!dir || rollover_load(pki->dir, &ro, err, sizeof(err)) < 0 || !ro->n_cross)
+        goto out;
+    d = opendir(dir);
     while (d && !ok && (e = readdir(d))) {
         size_t l = strlen(e->d_name), n = 0;
         gnutls_x509_crt_t *c = NULL;
@@ -261,18 +298,16 @@ static bool cross_vouches(const struct pki *pki, gnutls_x509_crt_t issuing,
             continue;
         path = fs_join(dir, e->d_name);
         if (path && pki_read_certs(path, &c, &n, err, sizeof(err)) == 0) {
-            for (size_t i = 0; i < n && !ok; i++) {
-                unsigned status = 1;
-                ok = same_key(c[i], anchor) &&
-                     gnutls_x509_crt_verify(c[i], &issuing, 1, VOUCH_FLAGS, &status) >= 0 &&
-                     status == 0;
-            }
+            for (size_t i = 0; i < n && !ok; i++)
+                ok = cross_cert_ok(ro, c[i], issuing, anchor);
             pki_free_certs(c, n);
         }
         free(path);
     }
+out:
     if (d)
         closedir(d);
+    rollover_free(ro);
     free(dir);
     return ok;
 }
@@ -301,9 +336,10 @@ static void ignore(struct ignored *ig, const struct pki *pki, unsigned at, gnutl
     if (gnutls_x509_crt_get_dn3(crt, &dn, 0) < 0)
         dn.data = NULL;
     snprintf(ig->line[ig->n++], TRUSTDB_IGNORED_LEN,
-             "%s: certificate %u ('%s') is ignored: %sno certificate in %s/%s for its key is "
-             "signed by this gateway's CA, so nothing vouches for it; remove it from ca.crt, "
-             "or cross-certify it with 'mtlsgw ca rollover'", pki->ca_path, at + 1,
+             "%s: certificate %u ('%s') is ignored: %sno CA certificate in %s/%s for its name "
+             "and key, recorded in rollover.json, is signed by this gateway's CA, so nothing "
+             "vouches for it; remove it from ca.crt, or cross-certify it with 'mtlsgw ca "
+             "rollover'", pki->ca_path, at + 1,
              dn.data ? (const char *)dn.data : "?",
              chained ? "chain.pem does not verify to it and " : "", pki->dir, PKI_CROSS_DIR);
     gnutls_free(dn.data);

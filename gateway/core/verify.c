@@ -9,6 +9,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "cidr.h"
 #include "registry.h"
 
 #define ROLE_URI_PREFIX "urn:mtlsgw:role:"
@@ -56,6 +57,29 @@ int verify_cert_role(gnutls_x509_crt_t crt)
             role_parse(buf + strlen(ROLE_URI_PREFIX), &role) == 0)
             return (int)role;
     }
+}
+
+size_t verify_cert_networks(gnutls_x509_crt_t crt, char (*out)[64], size_t max)
+{
+    const size_t pl = strlen(VERIFY_NETWORK_URI);
+    size_t n = 0;
+
+    for (unsigned i = 0; n < max; i++) {
+        char buf[256];
+        size_t len = sizeof(buf) - 1;
+        struct cidr c;
+        int type = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, NULL);
+
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;
+        if (type < 0)
+            break;
+        buf[len] = '\0';
+        if (type == GNUTLS_SAN_URI && strncmp(buf, VERIFY_NETWORK_URI, pl) == 0 &&
+            cidr_parse_network(buf + pl, &c, NULL) == 0)
+            cidr_format(&c, out[n++], sizeof(out[0]));
+    }
+    return n;
 }
 
 static bool has_client_auth(gnutls_x509_crt_t crt)

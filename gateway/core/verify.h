@@ -156,4 +156,13 @@ void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);
 /* The role named by a certificate's URI SAN urn:mtlsgw:role:ROLE, or -1. */
 int verify_cert_role(gnutls_x509_crt_t crt);
 
+/* A tunnel peer's network in its certificate: a URI SAN of this prefix and
+ * a CIDR, written by the issuing CA from its registry (enroll --network), so
+ * that a hub trusting that CA ([trust NAME] networks =) knows what the
+ * issuer vouched for without an entry of its own. */
+#define VERIFY_NETWORK_URI "urn:mtlsgw:network:"
+/* Those networks, canonical CIDR, into out[0..max); returns how many (a
+ * URI that is not a prefix is skipped). */
+size_t verify_cert_networks(gnutls_x509_crt_t crt, char (*out)[64], size_t max);
+
 #endif

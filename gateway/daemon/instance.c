@@ -17,40 +17,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 
-/* run_dir/mtlsgwd-<16 hex of SHA-256 of the pki dir's real path>.lock */
-static int lock_path(const char *run_dir, const char *pki_dir, char *out, size_t len)
-{
-    char real[PATH_MAX];
-    unsigned char h[32];
-    const char *key = realpath(pki_dir, real) ? real : pki_dir;
-
-    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, key, strlen(key), h) < 0)
-        return -EIO;
-    if ((size_t)snprintf(out, len, "%s/mtlsgwd-%02x%02x%02x%02x%02x%02x%02x%02x.lock", run_dir,
-                         h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]) >= len)
-        return -ENAMETOOLONG;
-    return 0;
-}
-
-int instance_lock(const char *run_dir, const char *pki_dir, uid_t owner, int *fd_out, char *err,
-                  size_t errlen)
+int instance_lock(const char *pki_dir, uid_t owner, int *fd_out, char *err, size_t errlen)
 {
     char path[PATH_MAX], pid[32] = "";
     struct stat st;
     int fd = -1, rc;
     ssize_t n;
 
-    if ((rc = lock_path(run_dir, pki_dir, path, sizeof(path))) < 0) {
-        snprintf(err, errlen, "lock in %s: %s", run_dir, strerror(-rc));
-        return rc;
+    /* In the pki dir itself: a lock per run dir let two configs that differ
+     * only in their control socket run two daemons on one pki dir. */
+    if ((size_t)snprintf(path, sizeof(path), "%s/mtlsgwd.lock", pki_dir) >= sizeof(path)) {
+        snprintf(err, errlen, "lock in %s: %s", pki_dir, strerror(ENAMETOOLONG));
+        return -ENAMETOOLONG;
     }
-    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     if (fd < 0 || fstat(fd, &st) < 0) {
         rc = -errno;
-        snprintf(err, errlen, "lock file %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "lock file %s: %s%s", path, strerror(-rc),
+                 rc == -ENOENT ? " (no pki dir there: make it with mtlsgw init)" : "");
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -58,7 +43,7 @@ int instance_lock(const char *run_dir, const char *pki_dir, uid_t owner, int *fd
         snprintf(err, errlen, "lock file %s: not a regular file; remove what is there", path);
         goto fail;
     }
-    /* Opened by root in a directory the daemon's user may write: with
+    /* Opened by root in a directory the daemon's user writes: with
      * fs.protected_hardlinks=0 that user could plant a hard link there to
      * any file (O_NOFOLLOW stops symbolic links only), which the pid below
      * would overwrite. Only our own file, linked once, is taken. */

@@ -156,17 +156,12 @@ out:
     return rc;
 }
 
-/* The lock of this config, in the control socket's directory (the run dir). */
+/* The lock of this config's pki dir (instance.c). */
 static int take_lock(const struct config *cfg, uid_t uid, int *fd)
 {
-    const char *sock = cfg->daemon.control_socket, *slash = strrchr(sock, '/');
-    char dir[4096], err[1024];
+    char err[1024];
 
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", slash == sock ? 1 : (int)(slash - sock), sock);
-    if (instance_lock(dir, cfg->pki.dir, uid, fd, err, sizeof(err)) < 0) {
+    if (instance_lock(cfg->pki.dir, uid, fd, err, sizeof(err)) < 0) {
         log_err("%s", err);
         return -1;
     }

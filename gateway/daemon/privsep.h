@@ -18,6 +18,7 @@ struct config;
 #define PS_ADDRLEN 64
 #define PS_MAX_PREFIXES 64
 #define PS_ERRLEN 256
+#define PS_CERT_MAX 8192
 
 enum ps_type {
     PS_TUN_UP = 1, /* a TUN for a hub peer or an uplink; the fd comes back */
@@ -38,6 +39,13 @@ struct ps_tun_up {
     char routes[PS_MAX_PREFIXES][PS_ADDRLEN];
     uint32_t n_allowed;        /* destinations reachable from the interface */
     char allowed[PS_MAX_PREFIXES][PS_ADDRLEN];
+    /* A roaming hub peer (no entry in our registry): the [trust NAME] that
+     * vouched and the peer's certificate (DER), which the parent checks on
+     * its own against that issuer's CA and its CRL file before it routes
+     * anything (docs/pki.md, "Roaming tunnel peers"). trust "": ours. */
+    char trust[32];
+    uint32_t cert_len;
+    uint8_t cert[PS_CERT_MAX];
 };
 
 struct ps_tun_down {

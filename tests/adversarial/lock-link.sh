@@ -1,7 +1,7 @@
 #!/bin/bash
 # Attack: make root's mtlsgwd overwrite a file of the attacker's choice
-# through its instance lock. The lock (<run dir>/mtlsgwd-HASH.lock) is
-# opened by root in the run dir, which the daemon's user owns: O_NOFOLLOW
+# through its instance lock. The lock (<pki dir>/mtlsgwd.lock) is
+# opened by root in the pki dir, which the daemon's user owns: O_NOFOLLOW
 # stops a symbolic link, but with fs.protected_hardlinks=0 that user may
 # plant a hard link to any file there, and the daemon wrote its pid into
 # it (ftruncate + pwrite). mtlsgwd now takes only its own regular file,
@@ -9,7 +9,7 @@
 # config"), and leaves anything else untouched.
 #
 #   $T/victim       root's file, "precious"  <- hard link at the lock path
-#   $T/run/         the run dir (control socket, lock), the daemon user's
+#   $P/             the pki dir (mtlsgwd.lock), the daemon user's
 #
 # The link is made by root here (root may link any file whatever the
 # sysctl), which is what the daemon's user could do with
@@ -31,8 +31,8 @@ adv_need curl openssl certtool python3 sha256sum
 
 adv_loopback locklink
 
-# The lock's path as instance.c makes it: SHA-256 of the pki dir's real path.
-LOCK=$T/run/mtlsgwd-$(printf '%s' "$(readlink -f "$P")" | sha256sum | cut -c1-16).lock
+# The lock's path as instance.c makes it: in the pki dir.
+LOCK=$P/mtlsgwd.lock
 printf 'precious\n' >"$T/victim"
 chmod 644 "$T/victim"
 sum0=$(sha256sum <"$T/victim")

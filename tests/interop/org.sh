@@ -242,6 +242,15 @@ openssl base64 -d -A -in "$T/resp.body" | openssl pkcs7 -inform DER -print_certs
 ok_if "EST cacerts: the root and the intermediate" test "$(ncerts "$T/cacerts.pem")" = 2
 OUT=$(hub invite dev1 --role tunnel 2>&1)
 CODE=$(printf '%s\n' "$OUT" | awk '$1 == "code" {print $2}')
+INV=$OUT
+expect_in "root SHA-256          $(fp_of "$T/ca.crt")" "$INV" \
+    "invite under an intermediate CA prints the root's SHA-256"
+expect_in "(the organization's root above this hub's intermediate CA: the one to pin)" "$INV" \
+    "... labelled as the one to pin"
+expect_in "--code $CODE --fingerprint $(fp_of "$T/ca.crt")" "$INV" \
+    "... and its join line pins the root"
+expect_in "gateway SHA-256       $(fp_of "$P/gateway.crt")" "$INV" \
+    "... the gateway's SHA-256 still shown"
 expect_exit 1 "join pinning a wrong fingerprint fails" \
     dev join "https://127.0.0.1:$EPORT" --name dev1 --code "$CODE" \
     --fingerprint "$(fp_of "$T/other.crt")"
@@ -336,6 +345,52 @@ keycsr peer2 >/dev/null 2>&1
 hub2 enroll peer2 --role monitor --csr "$T/peer2.csr" --out "$T/peer2.crt" --leaf-only \
     >/dev/null 2>&1
 expect_exit 1 "hub1 refuses hub2's peer (another issuer)" hub explain "$T/peer2.crt"
+
+# ---- explain judges [trust] issuers -----------------------------------------------------
+# hub1 with [trust hub2]: explain gives the daemon's verdict, from hub2's
+# CA and the CRL the daemon keeps of it ($P/trust-hub2.crl after a fetch).
+# (hub2 is under another root than hub1 here: its peers' leaves alone.)
+cp "$T/gw.conf" "$T/gwt.conf"
+printf '[trust hub2]\nca = %s\ncrl-url = http://127.0.0.1:9/crl\nroles = monitor tunnel\n%s\n' \
+    "$T/hub2.crt" "networks = 10.77.0.0/16" >>"$T/gwt.conf"
+hubt() { "$MTLSGW" -c "$T/gwt.conf" "$@"; }
+for n in adm2 tun2 mon3; do keycsr "$n" >/dev/null 2>&1; done
+hub2 enroll adm2 --role admin --csr "$T/adm2.csr" --out "$T/adm2.crt" --leaf-only \
+    >/dev/null 2>&1
+hub2 enroll tun2 --role tunnel --csr "$T/tun2.csr" --out "$T/tun2.crt" --leaf-only \
+    --network 10.77.1.0/24 --network 10.88.0.0/24 >/dev/null 2>&1
+hub2 enroll mon3 --role monitor --csr "$T/mon3.csr" --out "$T/mon3.crt" --leaf-only \
+    >/dev/null 2>&1
+expect_exit 1 "explain [trust hub2], no CRL fetched yet: refused (fail closed)" \
+    hubt explain "$T/peer2.crt"
+expect_in "no fresh CRL" "$OUT" "... the issuer is stale"
+expect_in "the daemon has no CRL of it yet" "$OUT" "... and why"
+cp "$T/g2-pki/crl.pem" "$P/trust-hub2.crl"
+expect_exit 0 "explain [trust hub2], with its CRL: hub2's monitor is granted" \
+    hubt explain "$T/peer2.crt"
+expect_in "granted: peer peer2, role monitor, vouched for by issuer hub2" "$OUT" \
+    "... vouched for by hub2"
+expect_in "issuer: hub2 ([trust hub2]: roles monitor tunnel; CRL" "$OUT" \
+    "... which says the issuer, its roles and its CRL"
+expect_in "a [trust] issuer's ca, trusted" "$OUT" "... and the chain ends at hub2's CA"
+expect_exit 1 "explain: hub2's admin is refused (roles = monitor tunnel)" \
+    hubt explain "$T/adm2.crt"
+expect_in "issuer hub2 may not vouch for role admin" "$OUT" "... role capped by roles"
+expect_exit 0 "explain: hub2's tunnel peer is granted, no entry here" hubt explain "$T/tun2.crt"
+expect_in "networks: 10.77.1.0/24 (10.88.0.0/24: outside [trust hub2] networks, not routed)" \
+    "$OUT" "... its certificate's networks inside networks = only"
+hub2 revoke mon3 >/dev/null 2>&1
+expect_exit 0 "explain: mon3 granted with the CRL fetched before hub2 revoked it" \
+    hubt explain "$T/mon3.crt"
+cp "$T/g2-pki/crl.pem" "$P/trust-hub2.crl"
+expect_exit 1 "explain: mon3 refused once the daemon has hub2's new CRL" \
+    hubt explain "$T/mon3.crt"
+expect_in "revoked by its issuer hub2" "$OUT" "... revoked by its issuer"
+touch -d '2 hours ago' "$P/trust-hub2.crl"
+expect_exit 1 "explain: a CRL fetched longer ago than max-stale: peer2 refused" \
+    hubt explain "$T/peer2.crt"
+expect_in "past max-stale (3600 s)" "$OUT" "... and why"
+rm -f "$P/trust-hub2.crl"
 root crl --out "$T/root-crl.pem" >/dev/null 2>&1
 cat "$T/root-crl.pem" "$T/g2-pki/crl.pem" >"$T/crls2.pem"
 ok_if "openssl verify -crl_check_all: hub2's peer, both CRLs" \

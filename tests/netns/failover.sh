@@ -4,8 +4,10 @@
 # through B, the routes are B's), and moves back to A once A answers again
 # (prefer-first: a probe every probe-interval, the tunnel to B ended
 # cleanly). Hub B is a copy of hub A (same token, CA and registry) in its own
-# namespace; its gateway certificate names both WAN addresses, and the
-# uplink checks each hub against its own HOST.
+# namespace, with a gateway certificate of its own: each hub's names its own
+# WAN address only, so the spoke reaches B only because the uplink checks
+# each hub against its own HOST (a check of every server against the first
+# server's name, the old behaviour, refuses B).
 #
 #   lan-a --- hub A 192.168.50.1:4433 ---\
 #                                         spoke [uplink hub] --- lan-b
@@ -68,7 +70,7 @@ TOPO_NS="$TOPO_NS $NS_HUBB $NS_LANC"
         hubb sysctl -qw net.ipv4.ip_forward=1
 } || { echo "Bail out! hub B's namespaces could not be made"; exit 1; }
 
-HUB_EXTRA_HOST=$HUBB_WAN mtg_fixture
+mtg_fixture
 case $? in
 0) ;;
 77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
@@ -92,6 +94,18 @@ s = re.sub(r"(?m)^server = .*$", "server = %s\nprefer-first = yes\nprobe-interva
 s = re.sub(r"(?m)^accept-routes = .*$", "accept-routes = " + routes, s)
 open(path, "w").write(s)
 PY
+# B's own gateway certificate (same key, from the same CA): its addresses only.
+mtg_at hubb gateway renew --host "$HUBB_WAN" --host "$LANC_GW" >/dev/null ||
+    { echo "Bail out! hub B's gateway certificate"; exit 1; }
+san_of() { openssl x509 -in "$T/$1/pki/gateway.crt" -noout -ext subjectAltName; }
+names_only() { # node own other
+    local san
+    san=$(san_of "$1")
+    grep -q "IP Address:$2\b" <<<"$san" && ! grep -q "IP Address:$3\b" <<<"$san"
+}
+ok_if "hub A's gateway certificate names $HUB_WAN, not $HUBB_WAN" \
+    names_only hub "$HUB_WAN" "$HUBB_WAN"
+ok_if "hub B's names $HUBB_WAN, not $HUB_WAN" names_only hubb "$HUBB_WAN" "$HUB_WAN"
 grep -q "^server = $HUB_WAN:$TUN_PORT $HUBB_WAN" "$T/spoke/spoke.conf" ||
     { echo "Bail out! spoke.conf has no two servers"; exit 1; }
 

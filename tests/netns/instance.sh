@@ -1,7 +1,8 @@
 #!/bin/bash
 # One daemon per config (docs/mtlsgwd.md, "One daemon per config"): a second
 # mtlsgwd started on the config of a running hub, or of a running spoke, is
-# refused with the first one's pid, before it binds, makes or removes
+# refused with the first one's pid (also under a config that differs only in
+# its control socket: the lock is the pki dir's), before it binds, makes or removes
 # anything; the first one's mtgu0 (the spoke's uplink interface), its
 # control socket and its tunnel stay as they were. Before, a second spoke
 # deleted the first one's mtgu0 and both dialled the hub.
@@ -79,6 +80,20 @@ for id in spoke hub; do
     expect_in "another mtlsgwd (pid ${NSD_PID[$id]})" "$OUT" \
         "the second $id's refusal names the first one's pid"
 done
+# The lock is the pki dir's, not the run dir's: the same pki dir under a
+# config with another control socket (another run dir) is refused too.
+mkdir -p "$T/spoke/run2"
+chown --reference="$T/spoke/run" "$T/spoke/run2"
+chmod --reference="$T/spoke/run" "$T/spoke/run2"
+sed "s|^control-socket = .*|control-socket = $T/spoke/run2/control.sock|" \
+    "$T/spoke/spoke.conf" >"$T/spoke/spoke2.conf"
+OUT=$(SOFTHSM2_CONF=$T/spoke/softhsm2.conf timeout -k 2 8 \
+    ip netns exec "$NS_SPOKE" "$MTLSGWD" -c "$T/spoke/spoke2.conf" -f 2>&1)
+rc=$?
+tap_result $([ $rc != 0 ] && [ $rc != 124 ] && echo 0 || echo 1) \
+    "a second spoke daemon, another control socket, the same pki dir: refused" "exit $rc: $OUT"
+expect_in "another mtlsgwd (pid ${NSD_PID[spoke]})" "$OUT" "... naming the first one's pid"
+ok_if "... it made no control socket in its run dir" test ! -e "$T/spoke/run2/control.sock"
 ok_if "the spoke's mtg interfaces are the same ones (mtgu0 not replaced)" \
     test "$(ifs_of "$NS_SPOKE")" = "$spoke_ifs"
 ok_if "the hub's mtg interfaces are the same ones" test "$(ifs_of "$NS_HUB")" = "$hub_ifs"

@@ -20,6 +20,7 @@
 #include "cunit-main.h"
 #include "config.h"
 #include "pki.h"
+#include "pki-rollover.h"
 #include "registry.h"
 #include "trustdb.h"
 #include "verify.h"
@@ -763,10 +764,11 @@ static void append_pem(gnutls_datum_t *all, gnutls_x509_crt_t crt)
     gnutls_free(pem.data);
 }
 
-/* A CA certificate for subject's name and key signed by issuer: a cross
- * certificate, as `mtlsgw ca rollover` writes into cross/. */
-static void cross_make(const char *dir, const char *name, const struct ca *subject,
-                       const struct ca *issuer)
+/* A certificate for subject's name and key signed by issuer: a cross
+ * certificate as `mtlsgw ca rollover` writes into cross/ (as_ca), or an
+ * end-entity one as a peer's in issued/ (!as_ca). Its SHA-256 into fp. */
+static void cert_for_key(const char *dir, const char *name, const struct ca *subject,
+                         const struct ca *issuer, bool as_ca, char fp[65])
 {
     gnutls_x509_crt_t crt = NULL;
     gnutls_datum_t pem = {NULL, 0};
@@ -782,15 +784,38 @@ static void cross_make(const char *dir, const char *name, const struct ca *subje
                                              (unsigned)cn_len), 0);
     EXPECT_INT(gnutls_x509_crt_set_activation_time(crt, T_FROM - 86400), 0);
     EXPECT_INT(gnutls_x509_crt_set_expiration_time(crt, T_UNTIL), 0);
-    EXPECT_INT(gnutls_x509_crt_set_basic_constraints(crt, 1, -1), 0);
-    EXPECT_INT(gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN |
-                                                      GNUTLS_KEY_CRL_SIGN), 0);
+    EXPECT_INT(gnutls_x509_crt_set_basic_constraints(crt, as_ca, -1), 0);
+    EXPECT_INT(gnutls_x509_crt_set_key_usage(crt, as_ca ? GNUTLS_KEY_KEY_CERT_SIGN |
+                                                              GNUTLS_KEY_CRL_SIGN
+                                                        : GNUTLS_KEY_DIGITAL_SIGNATURE), 0);
     EXPECT_INT(gnutls_x509_crt_set_key(crt, subject->key), 0);
     EXPECT_INT(gnutls_x509_crt_sign2(crt, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0), 0);
     EXPECT_INT(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem), 0);
     write_datum(dir, name, &pem);
+    EXPECT_INT(pki_cert_fp_hex(crt, fp), 0);
     gnutls_free(pem.data);
     gnutls_x509_crt_deinit(crt);
+}
+
+static void cross_make(const char *dir, const char *name, const struct ca *subject,
+                       const struct ca *issuer, char fp[65])
+{
+    cert_for_key(dir, name, subject, issuer, true, fp);
+}
+
+/* rollover.json as `mtlsgw ca rollover` writes it, recording fps. */
+static void rollover_json(const char *dir, const char *fp1, const char *fp2)
+{
+    char text[600];
+    gnutls_datum_t d;
+
+    snprintf(text, sizeof(text),
+             "{\"started\": \"2026-01-01T00:00:00Z\", \"old_label\": \"mtlsgw-ca\", "
+             "\"new_label\": \"mtlsgw-ca-2\", \"old_ca\": \"a\", \"new_ca\": \"b\", "
+             "\"cross\": [\"%s\", \"%s\"], \"old_serials\": []}\n", fp1, fp2);
+    d.data = (unsigned char *)text;
+    d.size = (unsigned)strlen(text);
+    write_datum(dir, "rollover.json", &d);
 }
 
 static struct trustdb *load_dir(const char *dir)
@@ -819,7 +844,7 @@ static struct trustdb *load_dir(const char *dir)
  */
 static void test_appended_anchor(void)
 {
-    char dir[] = "/tmp/test-trustdb.XXXXXX", path[600];
+    char dir[] = "/tmp/test-trustdb.XXXXXX", path[600], fp_wrong[65], fp_peer[65], fp_good[65];
     gnutls_datum_t cas = {NULL, 0}, pem = {NULL, 0};
     gnutls_x509_crl_t crl = crl_of(NULL);
     struct registry *reg = registry_of(NULL); /* alien1: an admin of stranger's */
@@ -852,10 +877,12 @@ static void test_appended_anchor(void)
     CU_ASSERT_PTR_NULL(trustdb_ignored(db, 1));
     trustdb_unref(db);
 
-    /* Our CA's key certified by the appended CA: proves nothing. */
+    /* Our CA's key certified by the appended CA: proves nothing, even
+     * recorded. */
     snprintf(path, sizeof(path), "%s/cross", dir);
     EXPECT_INT(mkdir(path, 0755), 0);
-    cross_make(path, "new-by-old.crt", &ours, &stranger);
+    cross_make(path, "new-by-old.crt", &ours, &stranger, fp_wrong);
+    rollover_json(dir, fp_wrong, fp_wrong);
     db = load_dir(dir);
     rc = trustdb_verify_peer(db, &alien.der, 1, T_NOW, ADMIN, &v);
     expect_verdict(__LINE__, "full alien, cross the wrong way", rc, &v,
@@ -863,8 +890,29 @@ static void test_appended_anchor(void)
     EXPECT_INT((int)trustdb_n_ignored(db), 1);
     trustdb_unref(db);
 
-    /* Its key certified by our CA (a rollover's old-by-new): trusted. */
-    cross_make(path, "old-by-new.crt", &stranger, &ours);
+    /* A peer's certificate for the appended CA's key, signed by our CA (as
+     * issued/ holds every peer's), copied into cross/ and even recorded:
+     * not a CA, so it vouches for nothing. */
+    cert_for_key(path, "peer.crt", &stranger, &ours, false, fp_peer);
+    rollover_json(dir, fp_wrong, fp_peer);
+    db = load_dir(dir);
+    rc = trustdb_verify_peer(db, &alien.der, 1, T_NOW, ADMIN, &v);
+    expect_verdict(__LINE__, "full alien, a peer's certificate in cross/", rc, &v,
+                   VERDICT_UNKNOWN_ISSUER);
+    EXPECT_INT((int)trustdb_n_ignored(db), 1);
+    trustdb_unref(db);
+
+    /* Its key certified by our CA as a CA (a rollover's old-by-new), but not
+     * the one rollover.json records: nothing. */
+    cross_make(path, "old-by-new.crt", &stranger, &ours, fp_good);
+    db = load_dir(dir);
+    rc = trustdb_verify_peer(db, &alien.der, 1, T_NOW, ADMIN, &v);
+    expect_verdict(__LINE__, "full alien, a cross certificate not recorded", rc, &v,
+                   VERDICT_UNKNOWN_ISSUER);
+    trustdb_unref(db);
+
+    /* ... recorded by the rollover: trusted. */
+    rollover_json(dir, fp_wrong, fp_good);
     db = load_dir(dir);
     FULL(db, alien, T_NOW, ADMIN, &v, VERDICT_OK);
     FULL(db, admin1, T_NOW, ADMIN, &v, VERDICT_OK);
@@ -872,7 +920,8 @@ static void test_appended_anchor(void)
     trustdb_unref(db);
 
     static const char *const files[] = {"cross/new-by-old.crt", "cross/old-by-new.crt",
-                                        "cross", "ca.crt", "crl.pem", "registry.json"};
+                                        "cross/peer.crt", "cross", "rollover.json",
+                                        "ca.crt", "crl.pem", "registry.json"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         if (remove(path) < 0)

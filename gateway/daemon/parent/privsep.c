@@ -24,6 +24,7 @@
 #include "log.h"
 #include "netconfig.h"
 #include "registry.h"
+#include "roam.h"
 
 struct ps_entry {
     char ifname[PS_IFNAMSIZ];
@@ -61,6 +62,7 @@ struct ps_server {
      * over it), not for every tunnel: at 1,000 peers a parse is 10 ms. */
     struct registry *reg;
     struct stat reg_st;
+    struct roam *roam; /* [trust NAME] issuers: roaming tunnel peers */
 };
 
 static void entry_free(struct ps_entry *e)
@@ -123,6 +125,11 @@ static int server_new(const struct config *cfg, enum nc_backend backend,
     ps->cfg = cfg;
     if (cfg->tunnel.pool && cidr_parse(cfg->tunnel.pool, &ps->pool, NULL) == 0)
         ps->have_pool = true;
+    rc = roam_new(cfg, &ps->roam);
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     rc = nc_new(&o, &ps->nc);
     if (rc < 0) {
         snprintf(err, errlen, "netlink: %s", strerror(-rc));
@@ -378,10 +385,14 @@ static int check_hub_peer(struct ps_server *ps, const struct ps_tun_up *u, const
      * this catches its mistakes, not its compromise; it can only refuse
      * more than the checks above. */
     rc = parent_registry(ps, &reg);
-    if (rc < 0) {
+    if (rc < 0 && !(u->trust[0] && rc == -ENOENT)) {
         snprintf(err, errlen, "cannot re-check against the registry");
         return rc;
     }
+    /* A roaming peer has no entry here: the parent judges its certificate
+     * itself (roam.c), not what the session process says of it. */
+    if (u->trust[0])
+        return roam_check(ps->roam, u, rc < 0 ? NULL : reg, err, errlen);
     p = registry_find_name(reg, u->peer_name);
     if (!p || p->status != PEER_ACTIVE || p->role != ROLE_TUNNEL) {
         snprintf(err, errlen, "peer %s is not an active tunnel peer", u->peer_name);
@@ -819,5 +830,6 @@ void ps_server_free(struct ps_server *ps)
     ps_server_teardown_all(ps);
     nc_free(ps->nc);
     registry_free(ps->reg);
+    roam_free(ps->roam);
     free(ps);
 }

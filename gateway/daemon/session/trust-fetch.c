@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -382,6 +383,36 @@ out:
     return rc;
 }
 
+/* The CRL as fetched, for the parent (trustdb.h, trustdb_issuer_crl_path):
+ * it checks a roaming tunnel peer against it on its own, so it is written
+ * only once its signature checked out here. Its mtime is the parent's and
+ * explain's freshness: a 304 touches it, but only once it is max-stale/4
+ * old (flash wear: a few writes an hour, not one per refresh), so they may
+ * call the issuer stale somewhat before this thread does, never after. A
+ * failure costs only roaming tunnels. */
+static void crl_keep(struct trust_fetch *tf, struct tf_issuer *is, const char *body,
+                     size_t len)
+{
+    char path[4096];
+    struct stat st;
+    int rc = 0;
+
+    trustdb_issuer_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+    if (body) {
+        rc = fs_write_atomic(path, body, len, 0644);
+    } else if (stat(path, &st) < 0) {
+        /* Gone (removed by hand): the next fetch asks for the whole CRL. */
+        pthread_mutex_lock(&tf->lock);
+        is->etag[0] = '\0';
+        pthread_mutex_unlock(&tf->lock);
+    } else if (time(NULL) - st.st_mtim.tv_sec >= is->cfg->max_stale / 4) {
+        rc = utimensat(AT_FDCWD, path, NULL, 0) < 0 ? -errno : 0;
+    }
+    if (rc < 0)
+        log_warn("trust %s: cannot keep the CRL in %s for the parent: %s", is->cfg->name, path,
+                 strerror(-rc));
+}
+
 /* One fetch of is; true when what its peers get changed (new serials). */
 static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
 {
@@ -406,7 +437,6 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
         rc = -EPROTO;
     }
     t2 = mono_ms();
-    free(body);
     pthread_mutex_lock(&tf->lock);
     if (rc == 0 && status == 200 && c.number < is->number) {
         snprintf(err, sizeof(err), "CRL number %llu is older than the one held (%llu): refused",
@@ -441,6 +471,10 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
         }
     }
     pthread_mutex_unlock(&tf->lock);
+    /* Only what was taken: signed by the issuer, not older than held. */
+    if (rc == 0)
+        crl_keep(tf, is, status == 200 ? body : NULL, len);
+    free(body);
     free(c.revoked);
     return changed;
 }

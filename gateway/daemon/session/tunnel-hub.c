@@ -6,6 +6,7 @@
  */
 #include "tunnel.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include "sessions.h"
 #include "trustdb.h"
 #include "udp.h"
+#include "verify.h"
 
 
 /* The setup thread ends c before the hand-off: a CLOSE with the reason (the
@@ -74,6 +76,49 @@ static char *hub_config(struct daemon *d, const struct tunnel *t)
 }
 
 /*
+ * A roaming tunnel peer: a [trust NAME] issuer's peer with no entry in our
+ * registry (docs/pki.md, "Roaming tunnel peers"). It gets a pool address and
+ * our routes; of the networks its certificate carries (VERIFY_NETWORK_URI),
+ * only those inside [trust NAME] networks are routed to it, the others are
+ * logged and left out. Its certificate goes to the parent, which checks it
+ * against that issuer's CA and CRL itself before it routes anything.
+ */
+static int roam_request(struct conn *c, struct ps_tun_up *u, struct tunnel *t)
+{
+    const struct config *cfg = c->d->cfg;
+    const struct cfg_trust *tr = NULL;
+    const gnutls_datum_t *raw;
+    gnutls_x509_crt_t crt = NULL;
+    char nets[PS_MAX_PREFIXES][64];
+    unsigned n = 0;
+    size_t nn = 0;
+
+    for (unsigned i = 0; i < cfg->n_trusts && !tr; i++)
+        if (strcmp(cfg->trusts[i].name, c->issuer) == 0)
+            tr = &cfg->trusts[i];
+    raw = gnutls_certificate_get_peers(c->tls, &n);
+    if (!tr || !raw || n == 0 || raw[0].size > PS_CERT_MAX || gnutls_x509_crt_init(&crt) < 0)
+        return -EINVAL;
+    if (gnutls_x509_crt_import(crt, &raw[0], GNUTLS_X509_FMT_DER) == 0)
+        nn = verify_cert_networks(crt, nets, PS_MAX_PREFIXES);
+    gnutls_x509_crt_deinit(crt);
+    snprintf(u->trust, sizeof(u->trust), "%s", tr->name);
+    memcpy(u->cert, raw[0].data, raw[0].size);
+    u->cert_len = raw[0].size;
+    for (size_t i = 0; i < nn; i++) {
+        if (!config_prefix_inside(tr->networks, tr->n_networks, nets[i])) {
+            log_warn("tunnel peer %s serial %s of issuer %s: network %s is outside [trust %s] "
+                     "networks: refused, not routed",
+                     c->peer, c->serial, tr->name, nets[i], tr->name);
+            continue;
+        }
+        snprintf(u->routes[u->n_routes++], PS_ADDRLEN, "%s", nets[i]);
+        t->networks[t->n_networks++] = strdup(nets[i]);
+    }
+    return 0;
+}
+
+/*
  * A tunnel peer passed the handshake; this slow-pool worker owns c (the loop
  * gave it up) until tunnel_hand_over gives it to the tunnel threads. A kill
  * meanwhile stays pending on c: it is looked at before the pool address and
@@ -92,18 +137,18 @@ void tunnel_start_hub(struct conn *c)
     uint32_t idx;
 
     t = tunnel_new(cfg->tunnel.mtu, cfg->tunnel.keepalive, false);
-    if (!u || !t || !p) {
+    if (!u || !t || (!p && !c->issuer[0]) || (!p && roam_request(c, u, t) < 0)) {
         trustdb_unref(db);
         free(u);
         tunnel_free(t);
-        /* A [trust] issuer's peer with no entry here: no address or
-         * interface yet (docs/pki.md, "Revocation across hubs"): closed. */
-        conn_close(c, p ? "out of memory"
-                        : c->issuer[0] ? "a roaming tunnel peer needs a registry entry here"
-                                       : "peer vanished from the registry");
+        /* A roaming peer whose [trust] section or certificate cannot be
+         * read into a request (docs/pki.md, "Roaming tunnel peers"). */
+        conn_close(c, u && t && !p && c->issuer[0] ? "roaming peer: its certificate is unusable"
+                      : u && t && !p             ? "peer vanished from the registry"
+                                                 : "out of memory");
         return;
     }
-    for (size_t i = 0; i < p->n_networks && i < PS_MAX_PREFIXES; i++) {
+    for (size_t i = 0; p && i < p->n_networks && i < PS_MAX_PREFIXES; i++) {
         snprintf(u->routes[i], PS_ADDRLEN, "%s", p->networks[i]);
         t->networks[t->n_networks++] = strdup(p->networks[i]);
         u->n_routes++;

@@ -1,0 +1,150 @@
+/*
+ * trustdb-file.c: a [trust NAME] issuer as the daemon last took it, from
+ * files alone (trustdb.h): its CA (root's `ca = FILE`) and the CRL the
+ * daemon keeps for it in the pki dir. `mtlsgw explain` judges a sibling's
+ * peer with it, as the daemon would; the parent (parent/roam.c) reads the
+ * same CRL file.
+ */
+#include "trustdb.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "fsutil.h"
+
+#define CRL_FILE_MAX (64u * 1024 * 1024)
+
+void trustdb_issuer_crl_path(const char *pki_dir, const char *name, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/trust-%s.crl", pki_dir, name);
+}
+
+static int import_file(const char *path, gnutls_datum_t *d)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = fs_read_file(path, CRL_FILE_MAX, &buf, &len);
+
+    d->data = (unsigned char *)buf;
+    d->size = (unsigned)len;
+    return rc;
+}
+
+static void hex_serial(const unsigned char *s, size_t len, char *out, size_t outlen)
+{
+    size_t i = 0, o = 0;
+
+    out[0] = '\0';
+    while (i + 1 < len && s[i] == 0) /* as verify_serial_hex: DER padding */
+        i++;
+    for (; i < len && o + 3 <= outlen; i++, o += 2)
+        snprintf(out + o, 3, "%02x", s[i]);
+}
+
+/* The CRL in path, signed by ca: its serials into *out (malloc'ed). */
+static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**out)[64],
+                    size_t *n, uint64_t *number, char *why, size_t whylen)
+{
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_x509_crl_iter_t it = NULL;
+    gnutls_datum_t d = {0};
+    unsigned char num[32];
+    size_t nl = sizeof(num);
+    unsigned status = 0;
+    time_t next;
+    int rc = -EBADMSG, count;
+
+    *out = NULL;
+    *n = 0;
+    *number = 0;
+    if (import_file(path, &d) < 0 || gnutls_x509_crl_init(&crl) < 0 ||
+        (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
+         gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0)) {
+        snprintf(why, whylen, "%s is not a CRL that can be read", path);
+        goto out;
+    }
+    if (gnutls_x509_crl_verify(crl, &ca, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &status) < 0 ||
+        (status & ~(unsigned)(GNUTLS_CERT_INVALID | GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+                              GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE)) ||
+        ((status & GNUTLS_CERT_INVALID) &&
+         !(status & (GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+                     GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE)))) {
+        snprintf(why, whylen, "the CRL in %s is not signed by the issuer's CA", path);
+        goto out;
+    }
+    next = gnutls_x509_crl_get_next_update(crl);
+    if (next > 0 && now > next) {
+        snprintf(why, whylen, "its CRL's nextUpdate has passed");
+        rc = -ESTALE;
+        goto out;
+    }
+    if (gnutls_x509_crl_get_number(crl, num, &nl, NULL) >= 0)
+        for (size_t i = 0; i < nl; i++)
+            *number = *number > UINT64_MAX >> 8 ? UINT64_MAX : *number << 8 | num[i];
+    count = gnutls_x509_crl_get_crt_count(crl);
+    if (count > 0 && !(*out = calloc((size_t)count, sizeof(**out)))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (count > 0 && *n < (size_t)count) {
+        unsigned char s[64];
+        size_t sl = sizeof(s);
+        time_t when;
+        if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
+            break;
+        hex_serial(s, sl, (*out)[(*n)++], sizeof((*out)[0]));
+    }
+    rc = 0;
+out:
+    if (it)
+        gnutls_x509_crl_iter_deinit(it);
+    if (crl)
+        gnutls_x509_crl_deinit(crl);
+    free(d.data);
+    return rc;
+}
+
+int trustdb_add_issuer_file(struct trustdb *db, const struct cfg_trust *t, const char *pki_dir,
+                            time_t now, uint64_t *crl_number, char *why, size_t whylen)
+{
+    gnutls_x509_crt_t ca = NULL;
+    gnutls_datum_t d = {0}, der = {0};
+    char path[4096], (*revoked)[64] = NULL;
+    size_t n = 0;
+    struct stat st;
+    bool fresh = false;
+    int rc;
+
+    why[0] = '\0';
+    *crl_number = 0;
+    if ((rc = import_file(t->ca, &d)) < 0 || (rc = gnutls_x509_crt_init(&ca)) < 0 ||
+        (gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_PEM) < 0 &&
+         gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_DER) < 0) ||
+        gnutls_x509_crt_export2(ca, GNUTLS_X509_FMT_DER, &der) < 0) {
+        snprintf(why, whylen, "[trust %s] ca = %s is not a certificate that can be read",
+                 t->name, t->ca);
+        rc = -EINVAL;
+        goto out;
+    }
+    trustdb_issuer_crl_path(pki_dir, t->name, path, sizeof(path));
+    if (stat(path, &st) < 0)
+        snprintf(why, whylen, "the daemon has no CRL of it yet (%s)", path);
+    else if (now - st.st_mtim.tv_sec > (time_t)t->max_stale)
+        snprintf(why, whylen, "its CRL was last fetched %lld s ago, past max-stale (%u s)",
+                 (long long)(now - st.st_mtim.tv_sec), t->max_stale);
+    else
+        fresh = crl_read(path, ca, now, &revoked, &n, crl_number, why, whylen) == 0;
+    rc = trustdb_add_issuer(db, t->name, &der, fresh, revoked, n, t->roles);
+out:
+    free(revoked);
+    free(d.data);
+    gnutls_free(der.data);
+    if (ca)
+        gnutls_x509_crt_deinit(ca);
+    return rc;
+}
