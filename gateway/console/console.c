@@ -345,10 +345,12 @@ int con_read_file(const char *cmd, const char *opt, const char *path, size_t max
 int con_write_out(const char *opt, const char *path, const void *data, size_t len,
                   unsigned mode, bool force, char *err, size_t errlen)
 {
+    /* Written owner-only (a PKCS#12 with its key, a backup): private. */
+    unsigned flags = (force ? FS_OUT_FOLLOW : FS_OUT_KEEP) | ((mode & 077) ? 0 : FS_OUT_SECRET);
     int rc;
 
     fflush(stdout); /* what was printed comes before what goes to "-" */
-    rc = fs_write_out(path, data, len, (mode_t)mode, force ? FS_OUT_FOLLOW : FS_OUT_KEEP);
+    rc = fs_write_out(path, data, len, (mode_t)mode, flags);
     if (rc == -EALREADY)
         snprintf(err, errlen, "%s %s: file exists; not overwritten (give --force to replace "
                  "it, or another FILE)", opt, path);
@@ -362,6 +364,18 @@ int con_write_out(const char *opt, const char *path, const void *data, size_t le
                  "not written (give another FILE)", opt, path);
     else if (rc == -EISDIR)
         snprintf(err, errlen, "%s %s: is a directory; give a FILE in it", opt, path);
+    else if (rc == FS_ERR_LINK_NOT_OURS)
+        snprintf(err, errlen, "%s %s: a symbolic link on the way belongs to another user in "
+                 "a sticky directory anyone can write (like /tmp); not followed, not written "
+                 "(remove the link, or give a FILE in a directory of yours)", opt, path);
+    else if (rc == FS_ERR_NODE_NOT_OURS)
+        snprintf(err, errlen, "%s %s: a FIFO, socket or device of another user in a sticky "
+                 "directory anyone can write (like /tmp); not written (remove it, or give a "
+                 "FILE in a directory of yours)", opt, path);
+    else if (rc == FS_ERR_SECRET_NOT_OURS)
+        snprintf(err, errlen, "%s %s: a FIFO, socket or device of another user; this output "
+                 "is private (mode 0600) and goes only to a regular file or to a FIFO, socket or "
+                 "device of yours; not written (give another FILE, or '-')", opt, path);
     else if (rc < 0)
         snprintf(err, errlen, "%s %s: cannot write: %s", opt, path, strerror(-rc));
     return rc;

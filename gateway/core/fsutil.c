@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -107,14 +108,14 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-static int fsync_parent(const char *path)
+/* The directory path's last name sits in; owned, NULL when out of memory. */
+static char *parent_of(const char *path)
 {
     char *dir = strdup(path);
     char *slash;
-    int fd, rc = 0;
 
     if (!dir)
-        return -ENOMEM;
+        return NULL;
     slash = strrchr(dir, '/');
     if (slash == dir)
         slash[1] = '\0';
@@ -122,6 +123,16 @@ static int fsync_parent(const char *path)
         *slash = '\0';
     else
         strcpy(dir, ".");
+    return dir;
+}
+
+static int fsync_parent(const char *path)
+{
+    char *dir = parent_of(path);
+    int fd, rc = 0;
+
+    if (!dir)
+        return -ENOMEM;
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
@@ -239,6 +250,12 @@ const char *fs_strerror(int rc)
         return "a symbolic link is in its place (not followed)";
     if (rc == -EEXIST)
         return "not a regular file (a device, FIFO or socket in its place is not replaced)";
+    if (rc == FS_ERR_LINK_NOT_OURS)
+        return "a symbolic link of another user in a sticky shared directory (not followed)";
+    if (rc == FS_ERR_NODE_NOT_OURS)
+        return "a FIFO, socket or device of another user in a sticky shared directory";
+    if (rc == FS_ERR_SECRET_NOT_OURS)
+        return "a FIFO, socket or device of another user (private output not written)";
     return strerror(-rc);
 }
 
@@ -316,13 +333,76 @@ static int link_target(const char *path, char **out)
     return 0;
 }
 
+/* Sticky and writable by others than its owner: anyone may put a name there. */
+static bool dir_shared(const struct stat *dir)
+{
+    return (dir->st_mode & S_ISVTX) && (dir->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+bool fs_out_may_follow(const struct stat *lnk, const struct stat *dir, uid_t euid)
+{
+    return lnk->st_uid == euid || lnk->st_uid == dir->st_uid || !dir_shared(dir);
+}
+
+bool fs_out_may_write(const struct stat *node, const struct stat *dir, uid_t euid, bool secret)
+{
+    if (S_ISREG(node->st_mode))
+        return true;
+    if (node->st_uid == euid)
+        return true;
+    if (secret) /* /dev/null is root's: "--p12 /dev/null" as a user loses nothing */
+        return S_ISCHR(node->st_mode) && node->st_rdev == makedev(1, 3);
+    return node->st_uid == 0 || node->st_uid == dir->st_uid || !dir_shared(dir);
+}
+
+/* The directory path's last name sits in (followed: it is where the kernel
+ * looks the name up). */
+static int dir_of(const char *path, struct stat *st)
+{
+    char *dir = parent_of(path);
+    int rc = 0;
+
+    if (!dir)
+        return -ENOMEM;
+    if (stat(dir, st) < 0)
+        rc = -errno;
+    free(dir);
+    return rc;
+}
+
+/*
+ * Judged on what was opened (fstat) or, for a socket and a FIFO still without
+ * a reader, on what lstat found. In a shared directory the sticky bit keeps
+ * anyone but a name's owner, the directory's owner and root from replacing
+ * it, so a name that passes cannot be swapped for one that would not.
+ */
+static int may_follow(const char *path, const struct stat *lnk)
+{
+    struct stat dir;
+    int rc = dir_of(path, &dir);
+
+    if (rc == 0 && !fs_out_may_follow(lnk, &dir, geteuid()))
+        rc = FS_ERR_LINK_NOT_OURS;
+    return rc;
+}
+
+static int may_write(const char *path, const struct stat *node, bool secret)
+{
+    struct stat dir;
+    int rc = dir_of(path, &dir);
+
+    if (rc == 0 && !fs_out_may_write(node, &dir, geteuid(), secret))
+        rc = secret ? FS_ERR_SECRET_NOT_OURS : FS_ERR_NODE_NOT_OURS;
+    return rc;
+}
+
 int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, unsigned flags)
 {
     const int oflags = O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
     char *hop = NULL; /* path after following links; owned */
     struct stat st;
     int fd, rc, err, links = 0;
-    const bool keep = flags & FS_OUT_KEEP;
+    const bool keep = flags & FS_OUT_KEEP, secret = flags & FS_OUT_SECRET;
 
     fd = fs_out_fd(path);
     if (fd >= 0)
@@ -331,14 +411,21 @@ int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, un
         /* Opened first, then judged by fstat on what was opened: no window
          * in which the name could be swapped for something else. */
         fd = open(path, oflags | O_NONBLOCK);
-        if (fd < 0 && errno == ENXIO && lstat(path, &st) == 0 && S_ISFIFO(st.st_mode))
-            fd = open(path, oflags); /* no reader yet: wait for one, as '>' does */
+        if (fd < 0 && errno == ENXIO && lstat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
+            /* No reader yet: wait for one, as '>' does, but not on a FIFO
+             * that would be refused once open. */
+            if ((rc = may_write(path, &st, secret)) < 0)
+                break;
+            fd = open(path, oflags);
+        }
         if (fd >= 0) {
             if (fstat(fd, &st) < 0)
                 rc = -errno;
-            else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))
-                rc = write_in_place(fd, data, len);
-            else if (S_ISREG(st.st_mode))
+            else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+                rc = may_write(path, &st, secret);
+                if (rc == 0)
+                    rc = write_in_place(fd, data, len);
+            } else if (S_ISREG(st.st_mode))
                 rc = keep ? -EALREADY : replace_file(path, data, len, mode);
             else
                 rc = -EEXIST; /* a block device: never a place for our output */
@@ -361,15 +448,17 @@ int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, un
                 rc = -ELOOP;
                 break;
             }
-            if ((rc = link_target(path, &next)) < 0)
+            if ((rc = may_follow(path, &st)) < 0 || (rc = link_target(path, &next)) < 0)
                 break;
             free(hop);
             path = hop = next;
             continue;
         }
-        if (S_ISSOCK(st.st_mode))
-            rc = write_socket(path, data, len);
-        else if (S_ISREG(st.st_mode)) /* not writable (EACCES, ETXTBSY): replaced, as before */
+        if (S_ISSOCK(st.st_mode)) {
+            rc = may_write(path, &st, secret);
+            if (rc == 0)
+                rc = write_socket(path, data, len);
+        } else if (S_ISREG(st.st_mode)) /* not writable (EACCES, ETXTBSY): replaced, as before */
             rc = keep ? -EALREADY : replace_file(path, data, len, mode);
         else
             rc = S_ISDIR(st.st_mode) ? -EISDIR : -err;

@@ -2,8 +2,12 @@
 #ifndef MTLSGW_FSUTIL_H
 #define MTLSGW_FSUTIL_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+struct stat;
 
 /* Read a whole file (at most max bytes; -EFBIG beyond). NUL-terminated;
  * *len excludes the NUL. */
@@ -26,6 +30,13 @@ int fs_state_check(const char *path);
 /* fs_write_out() flags */
 #define FS_OUT_FOLLOW 1u /* a symbolic link: write what it points to (--force) */
 #define FS_OUT_KEEP 2u   /* an existing regular file: refused with -EALREADY */
+#define FS_OUT_SECRET 4u /* private bytes (a key): only to a file or a node of the caller's */
+
+/* fs_write_out()'s refusals of what another user may have put in the way
+ * (errnos no file operation returns; fs_strerror() names them). */
+#define FS_ERR_LINK_NOT_OURS (-ENOLINK) /* a link not followed: fs_out_may_follow() */
+#define FS_ERR_NODE_NOT_OURS (-EOWNERDEAD) /* FIFO, socket, device: fs_out_may_write() */
+#define FS_ERR_SECRET_NOT_OURS (-EKEYREJECTED) /* the same, FS_OUT_SECRET */
 
 /*
  * A file the user named (--out, --p12). "-", /dev/stdout and /dev/stderr are
@@ -37,13 +48,36 @@ int fs_state_check(const char *path);
  * points to, and the link stays. A block device (or a directory) is refused
  * with -EEXIST (-EISDIR). With FS_OUT_KEEP an existing regular file (also one
  * made while this runs) is refused with -EALREADY and left as it was.
+ * What another user may have put in the way is judged by the two predicates
+ * below: a link they fail is not followed (FS_ERR_LINK_NOT_OURS), a device,
+ * FIFO or socket they fail is not written (FS_ERR_NODE_NOT_OURS, or
+ * FS_ERR_SECRET_NOT_OURS with FS_OUT_SECRET).
  */
 int fs_write_out(const char *path, const void *data, size_t len, mode_t mode, unsigned flags);
+
+/*
+ * The kernel's fs.protected_symlinks, fs.protected_fifos rules, applied
+ * whatever the sysctls say (they are off on many systems, and do not cover
+ * a link this code resolves itself, an open without O_CREAT, or a socket).
+ * A directory is shared when it is sticky and writable by group or others
+ * (/tmp). A link (lnk, in directory dir) may be followed by euid when it is
+ * euid's, or the directory's owner's, or the directory is not shared.
+ */
+bool fs_out_may_follow(const struct stat *lnk, const struct stat *dir, uid_t euid);
+
+/*
+ * May euid write what it opened or found (node, in directory dir)? A regular
+ * file always (it is replaced by rename(), never written through). A device,
+ * FIFO or socket when it is euid's or root's or the directory owner's, or the
+ * directory is not shared; with secret, only when it is euid's (or is the
+ * null device): the bytes must not reach another user.
+ */
+bool fs_out_may_write(const struct stat *node, const struct stat *dir, uid_t euid, bool secret);
 
 /* The descriptor that "-", /dev/stdout, /dev/stderr name, or -1. */
 int fs_out_fd(const char *path);
 
-/* strerror(-rc), naming fsutil's refusals (-ELOOP, -EEXIST) for what they are. */
+/* strerror(-rc), naming fsutil's refusals (-ELOOP, -EEXIST, FS_ERR_*) for what they are. */
 const char *fs_strerror(int rc);
 
 /* Append one line (newline added) with O_APPEND and fsync; like

@@ -411,9 +411,13 @@ int http_response(int status, const char *content_type, const char *body, size_t
     /* API answers are never stored; the page's files say their own policy. */
     bool own_cache = extra_headers && strstr(extra_headers, "Cache-Control:");
 
+    /* Every answer: no other site's page may embed or load it, whatever
+     * the browser sent along (docs/web.md). */
+
     h = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%sConnection: %s\r\n"
-                 "%sX-Content-Type-Options: nosniff\r\n\r\n",
+                 "%sX-Content-Type-Options: nosniff\r\n"
+                 "Cross-Origin-Resource-Policy: same-origin\r\n\r\n",
                  status, http_reason(status), body_len, content_type ? "Content-Type: " : "",
                  content_type ? content_type : "", content_type ? "\r\n" : "",
                  extra_headers ? extra_headers : "", keep_alive ? "keep-alive" : "close",

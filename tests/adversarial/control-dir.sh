@@ -12,12 +12,8 @@
 #
 # usage: control-dir.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/../interop/lib-daemon.sh"
+. "$here/../interop/lib-daemon.sh" "$@"
 . "$here/lib.sh"
 
 adv_need curl openssl certtool python3

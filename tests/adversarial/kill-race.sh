@@ -30,12 +30,8 @@
 #
 # usage: kill-race.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/../netns/lib-topo.sh"
+. "$here/../netns/lib-topo.sh" "$@"
 . "$here/lib.sh"
 
 [ "${FAULT_INJECTION:-0}" = 1 ] || { echo "1..0 # SKIP needs -Dfault_injection=true"; exit 77; }

@@ -22,14 +22,9 @@
 #
 # usage: revoke-nosocket.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
-self=$(dirname "$(readlink -f "$0")")
-here=$self/../interop # lib-daemon.sh finds tlsclient.py there
-. "$self/../lib/tap.sh"
-. "$self/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
-. "$self/lib.sh"
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../interop/lib-daemon.sh" "$@"
+. "$here/lib.sh"
 
 adv_need curl certtool openssl python3
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }

@@ -26,12 +26,8 @@
 #
 # usage: spoof.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/../netns/lib-topo.sh"
+. "$here/../netns/lib-topo.sh" "$@"
 . "$here/lib.sh"
 
 [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }

@@ -15,37 +15,10 @@
 #
 # usage: admin.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
-for tool in curl openssl certtool python3 script; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
-
-T=$(mktemp -d /tmp/mtlsgw-admin.XXXXXX)
-cleanup() {
-    local id
-    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
-    dmn_stop
-    wait 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_begin admin curl openssl certtool python3 script
 sum() { sha256sum "$P/registry.json" "$P/crl.pem" | sha256sum; }
 
 # ---- 5. nothing overwritten by accident ---------------------------------

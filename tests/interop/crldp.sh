@@ -22,31 +22,17 @@
 #
 # usage: crldp.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 . "$here/lib-org.sh"
 
-for tool in curl openssl certtool python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
+dmn_need curl openssl certtool python3
 MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM"; exit 77; }
-
-T=$(mktemp -d /tmp/mtlsgw-crldp.XXXXXX)
 NGX_PID=
-cleanup() {
-    dmn_stop
+dmn_cleanup_more() {
     [ -n "$NGX_PID" ] && kill "$NGX_PID" 2>/dev/null && wait "$NGX_PID" 2>/dev/null
-    rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
+dmn_temp crldp
 softhsm_setup "$T"
 mkdir -p "$T/run"
 chmod 700 "$T/run"

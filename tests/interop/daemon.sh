@@ -13,44 +13,10 @@
 #
 # usage: daemon.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
-for tool in curl gnutls-cli openssl certtool python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
-
-T=$(mktemp -d /tmp/mtlsgw-daemon.XXXXXX)
-cleanup() {
-    local id p
-    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
-    dmn_stop
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-# A suite stopped by meson's timeout or ^C still stops its daemon.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_begin daemon curl gnutls-cli openssl certtool python3
 
 # One check: the daemon runs and answers an admin after a scenario.
 expect_alive() { # after-what

@@ -15,47 +15,16 @@
 #
 # usage: est.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
-for tool in curl openssl certtool python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
-
-T=$(mktemp -d /tmp/mtlsgw-est.XXXXXX)
 DVPID=
-cleanup() {
-    local id p
-    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    if [ -n "$DVPID" ]; then
-        kill -TERM "$DVPID" 2>/dev/null
-        wait "$DVPID" 2>/dev/null
-    fi
-    dmn_stop
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
+dmn_cleanup_more() {
+    [ -n "$DVPID" ] || return 0
+    kill -TERM "$DVPID" 2>/dev/null
+    wait "$DVPID" 2>/dev/null
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_begin est curl openssl certtool python3
 
 EPORT=$(free_port)
 while [ "$EPORT" = "$PORT" ]; do EPORT=$(free_port); done

@@ -13,28 +13,12 @@
 #
 # usage: est12.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
-for tool in curl openssl python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
+dmn_need curl openssl python3
 MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM"; exit 77; }
-
-T=$(mktemp -d /tmp/mtlsgw-est12.XXXXXX)
-cleanup() {
-    dmn_stop
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
+dmn_temp est12
 softhsm_setup "$T"
 mkdir -p "$T/run"
 chmod 700 "$T/run"

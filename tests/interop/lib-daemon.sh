@@ -1,6 +1,12 @@
-# tests/interop/lib-daemon.sh: fixtures for the daemon suite. Source it after
-# tests/lib/tap.sh and tests/lib/softhsm.sh, with MTLSGW, MTLSGWD, T (the
-# temp dir) and here (this directory) set.
+# tests/interop/lib-daemon.sh: fixtures for the daemon suite. A script
+# sources it with its own arguments, the paths to mtlsgw and mtlsgwd:
+#
+#   set -u
+#   here=$(dirname "$(readlink -f "$0")")
+#   . "$here/lib-daemon.sh" "$@"      # MTLSGW, MTLSGWD; tap.sh, softhsm.sh
+#   dmn_begin NAME TOOL...             # or dmn_need + dmn_temp (T)
+#
+# (MTLSGW already set, or tap.sh/softhsm.sh already sourced: left as they are.)
 #
 #   token "gw"   the gateway's CA and key   (gw.conf, pki in $P)
 #   token "ot"   a foreign CA with the same CN (other.conf)
@@ -15,7 +21,14 @@
 #   expired, future, noclient, stranger, mismatch: made with certtool,
 #                     signed by the real CA key through its token URI
 #
+# dmn_need TOOL...    skips (exit 77) unless run as root with every TOOL
+# dmn_temp NAME       T=/tmp/mtlsgw-NAME.XXXXXX (mode 755) and the traps: at
+#                     exit (INT, TERM, HUP too) the script's dmn_cleanup_more
+#                     when defined, held connections, LOCAL_PIDS, the daemon,
+#                     then T (kept and named with MTLSGW_TEST_KEEP=1)
 # dmn_fixture         everything above, and gw.conf with a free port
+# dmn_fixture_or_bail dmn_fixture; skips without SoftHSM, bails out otherwise
+# dmn_begin NAME TOOL...  dmn_need, dmn_temp and dmn_fixture_or_bail
 # dmn_start [CONF]    starts mtlsgwd -f in the background, waits until an
 #                     admin GET answers; DPID, log in $DLOG
 # dmn_stop            SIGTERM, then SIGKILL after 5 s
@@ -23,6 +36,14 @@
 #                     curl as PEER; sets HTTP (000 when no answer), CURL_RC,
 #                     BODY, HDRS
 # log_mark / log_since  the daemon's log lines written after the mark
+
+DMN_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+declare -F tap_result >/dev/null || . "$DMN_DIR/../lib/tap.sh"
+declare -F softhsm_find_module >/dev/null || . "$DMN_DIR/../lib/softhsm.sh"
+if [ -z "${MTLSGW:-}" ]; then
+    MTLSGW=$(readlink -f "${1:-}")
+    MTLSGWD=$(readlink -f "${2:-}")
+fi
 
 # The system's python3 (dev/deps installs it): a pyenv shim earlier in PATH
 # costs a third of a second per call, and the suite makes hundreds.
@@ -181,6 +202,56 @@ dmn_fixture() {
     : >"$DLOG"
 }
 
+dmn_fixture_or_bail() {
+    dmn_fixture
+    case $? in
+    0) ;;
+    77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
+    *) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
+    esac
+}
+
+# ---- a script's start and end --------------------------------------------
+dmn_need() { # tool...
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
+    done
+    [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
+}
+
+dmn_cleanup() {
+    local id p
+    declare -F dmn_cleanup_more >/dev/null && dmn_cleanup_more
+    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
+    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
+    dmn_stop
+    wait 2>/dev/null
+    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+}
+
+dmn_temp() { # name
+    T=$(mktemp -d "/tmp/mtlsgw-$1.XXXXXX")
+    chmod 755 "$T"
+    trap dmn_cleanup EXIT
+    # A suite stopped by meson's timeout or ^C still stops its daemon.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+}
+
+dmn_begin() { # name tool...
+    local name=$1
+    shift
+    dmn_need "$@"
+    dmn_temp "$name"
+    dmn_fixture_or_bail
+}
+
 # ---- the daemon --------------------------------------------------------
 DPID=
 
@@ -327,7 +398,7 @@ hold_open() { # id peer
     fout=$T/hold-$id.out
     rm -f "$fin" "$fout"
     mkfifo "$fin" "$fout"
-    python3 "$here/tlsclient.py" "$PORT" "$P/ca.crt" "$T/$peer.crt" "$T/$peer.key" \
+    python3 "$DMN_DIR/tlsclient.py" "$PORT" "$P/ca.crt" "$T/$peer.crt" "$T/$peer.key" \
         <"$fin" >"$fout" 2>"$T/hold-$id.err" &
     HOLD_P[$id]=$!
     LOCAL_PIDS="$LOCAL_PIDS $!"

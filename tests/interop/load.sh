@@ -16,34 +16,15 @@
 #
 # usage: load.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
-for tool in curl certtool python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
-
-T=$(mktemp -d /tmp/mtlsgw-load.XXXXXX)
+dmn_need curl certtool python3
 FLOOD=
-cleanup() {
+dmn_cleanup_more() {
     [ -n "$FLOOD" ] && kill "$FLOOD" 2>/dev/null
-    dmn_stop
-    wait 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
+dmn_temp load
 
 HS_TIMEOUT=5
 PER_SOURCE=40
@@ -53,12 +34,7 @@ N_STALL=200
 # 40 source addresses: 30 connections each, under max-per-source.
 SOURCES=$(seq -s, -f '127.0.1.%g' 1 40)
 
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_fixture_or_bail
 limits_conf() { # max-sessions
     gw_conf "$T/gw.conf" "handshake-timeout = $HS_TIMEOUT" "max-per-source = $PER_SOURCE" \
         "max-sessions = $1"

@@ -12,6 +12,10 @@
 #                      copy of /dev, so that a build that replaces its output
 #                      cannot replace the machine's /dev/stdout
 #
+# and, as nobody in a sticky world-writable dir, a socket and a FIFO (with
+# a reader) where root writes a PKCS#12, and a link to a root-only file
+# where root runs crl --out --force: refused, nothing reaches nobody
+# (docs/console.md, "Another user's names");
 # and the daemon's state files, never written through a link or into a FIFO:
 #   crl.pem a symlink (revoke), invites.json a dangling symlink (invite),
 #   audit.log a FIFO without a reader (enroll).
@@ -181,6 +185,115 @@ for w in csr enroll p12 crl; do
         ok_if "$w: the private /dev/stdout is still a link" test -L "$T/dev/stdout"
     fi
 done
+
+# ---- another user's names in a shared directory -------------------------
+# $S is a sticky world-writable directory (1777, like /tmp). As nobody, an
+# attacker puts in it what root will be asked to write to; the kernel's
+# fs.protected_* sysctls may be off (they are in many containers) and cover
+# neither an open without O_CREAT, nor a socket, nor a link this code
+# resolves itself.
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# A nobody-owned UNIX socket at $1 that saves what it receives to $2.
+sock_listen() {
+    as_nobody /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1); s.settimeout(30)
+with open(sys.argv[2], "wb") as f:
+    c, _ = s.accept()
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        f.write(b)
+' "$1" "$2" &
+    READER=$!
+    for _ in $(seq 50); do [ -S "$1" ] && break; sleep 0.1; done
+}
+reader_done() { # wait up to 3 s for the reader, then stop it
+    for _ in $(seq 30); do kill -0 "$READER" 2>/dev/null || break; sleep 0.1; done
+    kill "$READER" 2>/dev/null
+    wait "$READER" 2>/dev/null
+    READER=
+}
+if [ $ROOT = yes ] && as_nobody true 2>/dev/null; then
+    S=$T/shared
+    mkdir -m 1777 "$S"
+    chmod 1777 "$S"
+
+    # nobody's socket where root writes a PKCS#12: refused, nothing received
+    sock_listen "$S/x-bob.p12" "$S/got-bob"
+    WRAP="timeout 30"
+    expect_exit 1 "p12: to another user's socket in a shared dir, refused" \
+        w_p12 x-bob "$S/x-bob.p12"
+    WRAP=
+    expect_in "another user" "$OUT" "p12: the refusal names another user's socket"
+    reader_done
+    ok_if "p12: nobody's socket received nothing" test ! -s "$S/got-bob"
+    expect_not_in "x-bob" "$(hub peers 2>&1)" "p12: the refused output records no peer"
+
+    # nobody's FIFO (622) with nobody reading it: refused, the reader gets nothing
+    as_nobody mkfifo -m 622 "$S/x-carol.p12"
+    as_nobody sh -c 'exec timeout 30 cat "$0" >"$1"' "$S/x-carol.p12" "$S/got-carol" &
+    READER=$!
+    WRAP="timeout 30"
+    expect_exit 1 "p12: to another user's FIFO in a shared dir, refused" \
+        w_p12 x-carol "$S/x-carol.p12"
+    WRAP=
+    expect_in "another user" "$OUT" "p12: the refusal names another user's FIFO"
+    reader_done
+    ok_if "p12: nobody's FIFO reader got nothing" test ! -s "$S/got-carol"
+
+    # ... and a public output (csr) is not handed to that FIFO either, nor
+    # does the console wait on one with no reader
+    WRAP="timeout 15"
+    expect_exit 1 "csr: to another user's FIFO without a reader, refused (no hang)" \
+        w_csr x-carol-csr "$S/x-carol.p12"
+    WRAP=
+    expect_in "sticky directory" "$OUT" "csr: the refusal says why and what to do"
+
+    # nobody's symlink to a root-only file, and root's crl --out --force:
+    # not followed, the file is unchanged
+    printf 'root:secret\n' >"$T/shadow-like"
+    chmod 600 "$T/shadow-like"
+    as_nobody ln -s "$T/shadow-like" "$S/x-crl.pem"
+    expect_exit 1 "crl --force: through another user's link in a shared dir, refused" \
+        w_crl x "$S/x-crl.pem" --force
+    expect_in "another user" "$OUT" "crl: the refusal names another user's link"
+    ok_if "crl: the root-only file is unchanged" \
+        test "$(cat "$T/shadow-like")" = "root:secret"
+    ok_if "crl: nobody's link is still a link" test -L "$S/x-crl.pem"
+
+    # a private output to a FIFO of nobody's outside a shared dir: still refused
+    mkdir "$T/nobodys"
+    chown 65534:65534 "$T/nobodys"
+    as_nobody mkfifo -m 622 "$T/nobodys/dave.p12"
+    as_nobody sh -c 'exec timeout 30 cat "$0" >"$1"' "$T/nobodys/dave.p12" \
+        "$T/nobodys/got-dave" &
+    READER=$!
+    WRAP="timeout 30"
+    expect_exit 1 "p12: to another user's FIFO in their own dir, refused" \
+        w_p12 x-dave "$T/nobodys/dave.p12"
+    WRAP=
+    reader_done
+    ok_if "p12: that reader got nothing" test ! -s "$T/nobodys/got-dave"
+
+    # what stays allowed: root's own FIFO and link in the shared dir, /dev/null
+    mkfifo -m 600 "$S/root.p12"
+    timeout 30 cat "$S/root.p12" >"$T/got-root" &
+    READER=$!
+    expect_exit 0 "p12: to the caller's own FIFO in a shared dir" \
+        w_p12 x-own-fifo "$S/root.p12"
+    reader_done
+    ok_if "p12: the caller's FIFO reader got it" looks p12 "$T/got-root"
+    ln -s "$T/crl-own.pem" "$S/root-crl.pem"
+    expect_exit 0 "crl --force: through the caller's own link in a shared dir" \
+        w_crl x "$S/root-crl.pem" --force
+    ok_if "crl: the link's target holds the CRL" looks crl "$T/crl-own.pem"
+    expect_exit 0 "p12: to /dev/null" w_p12 x-null /dev/null
+    ok_if "p12: /dev/null is still a device" test -c /dev/null
+else
+    tap_skip "another user's names in a shared dir" "needs root and setpriv"
+fi
 
 # ---- state files ---------------------------------------------------------
 # crl.pem a symlink: revoke refuses it; the link, its target and the

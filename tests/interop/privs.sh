@@ -11,39 +11,10 @@
 #
 # usage: privs.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
-for tool in curl certtool python3 gcore; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP the daemon switches users: run as root"; exit 77; }
-
-T=$(mktemp -d /tmp/mtlsgw-privs.XXXXXX)
-cleanup() {
-    dmn_stop
-    wait 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_begin privs curl certtool python3 gcore
 # The fixture's PIN ($PIN, "7c1e-gw-pin") is a string nothing else in the
 # process holds by chance: a hit in a core is the PIN.
 dmn_start || { echo "Bail out! the daemon did not start: $(tail -n 5 "$DLOG")"; exit 1; }

@@ -8,12 +8,8 @@
 #
 # usage: resume.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
 command -v openssl >/dev/null || { echo "1..0 # SKIP no openssl"; exit 0; }
 T=$(mktemp -d /tmp/mtlsgw-resume.XXXXXX)

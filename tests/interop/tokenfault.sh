@@ -7,28 +7,15 @@
 # usage: tokenfault.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
 trap '' PIPE
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$here/lib-daemon.sh" "$@"
 
-T=$(mktemp -d /tmp/mtlsgw-tokenfault.XXXXXX)
 HOLD=
-cleanup() {
+dmn_cleanup_more() {
     [ -n "$HOLD" ] && kill "$HOLD" 2>/dev/null
-    dmn_stop
-    rm -rf "$T"
 }
-trap cleanup EXIT
-chmod 755 "$T"
-dmn_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_temp tokenfault
+dmn_fixture_or_bail
 dmn_start || { echo "Bail out! the daemon did not start: $(tail -n 5 "$DLOG")"; exit 1; }
 get() {
     curl -sS --max-time 5 --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T/admin1.key" \

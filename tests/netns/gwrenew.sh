@@ -11,60 +11,18 @@
 #
 # usage: gwrenew.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-topo.sh"
+. "$here/lib-topo.sh" "$@"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip openssl ping softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+topo_need ip openssl ping softhsm2-util pgrep
+topo_temp gwrenew
+topo_up_or_bail
 
-T=$(mktemp -d /tmp/mtlsgw-gwrenew.XXXXXX)
-chmod 755 "$T"
-PINGPID=
-cleanup() {
-    [ -n "$PINGPID" ] && kill "$PINGPID" 2>/dev/null
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-
-EST_PORT=8445
 URL=https://$HUB_WAN:$EST_PORT
-mtg_fixture "keepalive = 2" "[enroll]" "listen = $HUB_WAN:$EST_PORT"
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or spoke could not be made"; exit 1 ;;
-esac
+mtg_fixture_or_bail "keepalive = 2" "[enroll]" "listen = $HUB_WAN:$EST_PORT"
 # The uplink section is the spoke config's last: its enroll URL dials the
 # hub by address, as the tunnel does.
 printf 'enroll = %s\n' "$URL" >>"$T/spoke/spoke.conf"
-
-declare -A MARK
-mark() { MARK[$1]=$(wc -l <"$T/$1.log"); }
-since() { tail -n +"$((${MARK[$1]:-0} + 1))" "$T/$1.log"; }
-log_has() { since "$1" | grep -qiE -- "$2"; }
-ping_ab() { lanb ping -c "${1:-2}" -i 0.2 -W 1 -q "$LANA_HOST" >/dev/null 2>&1; }
-spoke_console() { SOFTHSM2_CONF=$T/spoke/softhsm2.conf spoke "$MTLSGW" -c "$T/spoke/spoke.conf" "$@"; }
 
 : >"$T/hub.log"
 : >"$T/spoke.log"
@@ -73,8 +31,8 @@ nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
 ok_if "the tunnel comes up (the hub's certificate names $HUB_WAN)" wait_until 15 ping_ab 1
 
 # ---- the hub renews with other names while traffic flows -----------------------
-mark hub
-mark spoke
+nsd_mark hub
+nsd_mark spoke
 ip netns exec "$NS_LANB" ping -i 0.2 -W 1 "$LANA_HOST" >"$T/ping.out" 2>&1 &
 PINGPID=$!
 sleep 0.6
@@ -88,7 +46,7 @@ PINGPID=
 lost=$(sed -n 's/.* \([0-9]*\)% packet loss.*/\1/p' "$T/ping.out")
 ok_if "no ping lost across the renewal (loss ${lost:-?}%)" test "${lost:-x}" = 0
 ok_if "... the spoke did not reconnect" \
-    sh -c "! (tail -n +$((${MARK[spoke]} + 1)) '$T/spoke.log' | grep -qiE 'reconnecting|connected to')"
+    sh -c "! (tail -n +$((${NSD_MARK[spoke]} + 1)) '$T/spoke.log' | grep -qiE 'reconnecting|connected to')"
 
 # ---- the spoke's messages name the hub's certificate --------------------------
 expect_exit 1 "spoke: renew (EST to $HUB_WAN) fails" spoke_console renew hub
@@ -96,17 +54,17 @@ expect_in "the hub's certificate lacks the name $HUB_WAN that this spoke dialled
     "$OUT" "... saying the HUB's certificate lacks $HUB_WAN and which names it has"
 expect_in "mtlsgw gateway renew --host $HUB_WAN" "$OUT" "... the fix on the hub"
 expect_in "server-name = hub.example in [uplink hub]" "$OUT" "... the fix here"
-mark spoke
+nsd_mark spoke
 mtg_at hub kick spoke1 >/dev/null 2>&1
 ok_if "after a kick the spoke's log says the hub's certificate lacks $HUB_WAN" \
-    wait_until 15 log_has spoke "hub's certificate lacks the name $HUB_WAN"
-expect_not_in "NOT trusted" "$(since spoke)" "... not 'The certificate is NOT trusted' (as if the hub refused)"
+    wait_until 15 nsd_log_has spoke "hub's certificate lacks the name $HUB_WAN"
+expect_not_in "NOT trusted" "$(nsd_since spoke)" "... not 'The certificate is NOT trusted' (as if the hub refused)"
 
 # ---- server-name on the spoke: the tunnel and the EST renewal ------------------
 nsd_stop spoke
 printf 'server-name = hub.example\n' >>"$T/spoke/spoke.conf"
 expect_exit 0 "spoke: with server-name = hub.example, renew over EST works" spoke_console renew hub
-mark hub
+nsd_mark hub
 nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
 ok_if "... and the tunnel comes up again" wait_until 15 ping_ab 1
 # ---- days left on a spoke -------------------------------------------------------

@@ -1,7 +1,15 @@
 # tests/netns/lib-topo.sh: the tunnel topology, its daemons and what to read
-# from the kernel, for tests/netns/tunnel.sh and tests/bench/tunnel. Source it
-# after tests/lib/softhsm.sh (and tests/lib/tap.sh for the suite), with
-# MTLSGW, MTLSGWD and T (the temp dir, mode 755) set. Needs bash, root.
+# from the kernel, for tests/netns/tunnel.sh and tests/bench/tunnel. A script
+# sources it with its own arguments, the paths to mtlsgw and mtlsgwd:
+#
+#   set -u
+#   here=$(dirname "$(readlink -f "$0")")
+#   . "$here/lib-topo.sh" "$@"        # MTLSGW, MTLSGWD; tap.sh, softhsm.sh
+#   topo_need TOOL...; topo_temp NAME; topo_up_or_bail
+#
+# (MTLSGW already set, or tap.sh/softhsm.sh already sourced: left as they
+# are; T, the temp dir of mode 755, is topo_temp's or the caller's.) Needs
+# bash, root.
 #
 #    lan-a              hub                               spoke              lan-b
 #  +-------+     +---------------+                  +---------------+     +-------+
@@ -18,13 +26,27 @@
 #  --network 10.20.0.0/24). No plain route joins lan-a and lan-b: their
 #  traffic flows through a tunnel or not at all.
 #
+# topo_need TOOL...     skips (exit 77) unless run as root with every TOOL
+# topo_temp NAME        T=/tmp/mtlsgw-NAME.XXXXXX (mode 755) and the traps: at
+#                       exit (INT, TERM too) the script's topo_cleanup_more
+#                       when defined, PINGPID and LOCAL_PIDS, every daemon,
+#                       the namespaces, then T (kept and named with
+#                       MTLSGW_TEST_KEEP=1; KEEP_LOGS=DIR keeps the logs)
 # topo_up / topo_down   the five namespaces (names carry $$), forwarding on
 #                       in hub and spoke; topo_up returns 77 when namespaces
 #                       cannot be made
+# topo_up_or_bail       topo_up; skips without namespaces, bails otherwise
 # hub/spoke/lana/lanb/out CMD...   run CMD in that namespace
 # mtg_fixture           tokens, configs, the hub's CA, spoke1 enrolled;
 #                       $T/hub/hub.conf, $T/spoke/spoke.conf (HUB_EXTRA_HOST
 #                       set: one more --host in the hub's certificate)
+# mtg_fixture_or_bail   mtg_fixture; skips without SoftHSM, bails otherwise
+# mtg_hub_node [LINE...] / mtg_spoke_node   mtg_fixture's halves before init
+#                       and enroll: the hub's token and config ([tunnel] and
+#                       LINEs), the spoke's token, config and empty pki dir
+# mtg_p12_peer NAME ROLE [ENROLL-ARG...]  NAME enrolled on the hub with a
+#                       PKCS#12, unpacked into $T/NAME.crt and $T/NAME.key
+# spoke_console ARGS... the spoke's console, in the spoke's namespace
 # nsd_start ID NS CONF / nsd_stop ID / nsd_kill9 ID
 #                       an mtlsgwd -f in namespace NS, log $T/ID.log;
 #                       NSD_PID[ID] is the parent's pid; the environment
@@ -34,7 +56,19 @@
 #                       ("mtg0", "mtg0 . 10.10.0.0/24", "10.10.0.2"); empty
 #                       when the set or the table is absent
 # nft_elem_timeout NS SET VALUE   the element's timeout in seconds (0: none)
+# nsd_mark ID / nsd_since ID / nsd_log_has ID ERE
+#                       daemon ID's log lines after the mark (ERE: grep -iE)
+# ping_ab [N]           lan-b pings lan-a's host N times (2), 0.2 s apart
+# serial_of CRT         a certificate's serial, lower-case hex
 # wait_until SECONDS CMD...       polls CMD every 0.1 s; 0 once it succeeds
+
+TOPO_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+declare -F tap_result >/dev/null || . "$TOPO_DIR/../lib/tap.sh"
+declare -F softhsm_find_module >/dev/null || . "$TOPO_DIR/../lib/softhsm.sh"
+if [ -z "${MTLSGW:-}" ]; then
+    MTLSGW=$(readlink -f "${1:-}")
+    MTLSGWD=$(readlink -f "${2:-}")
+fi
 
 NS_HUB=mtg-hub-$$
 NS_SPOKE=mtg-spoke-$$
@@ -56,6 +90,7 @@ OUT_HOST=192.168.51.2
 TUN_POOL=10.99.0.0/24
 TUN_PORT=4433
 MGMT_PORT=8443
+EST_PORT=8445
 
 hub() { ip netns exec "$NS_HUB" "$@"; }
 spoke() { ip netns exec "$NS_SPOKE" "$@"; }
@@ -72,6 +107,50 @@ wait_until() { # seconds cmd...
         [ "$(date +%s%N)" -ge "$deadline" ] && return 1
         sleep 0.1
     done
+}
+
+# ---- a script's start and end ----------------------------------------------
+topo_need() { # tool...
+    local tool
+    [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
+    done
+}
+
+PINGPID=
+LOCAL_PIDS=""
+
+topo_cleanup() {
+    local p
+    declare -F topo_cleanup_more >/dev/null && topo_cleanup_more
+    [ -n "$PINGPID" ] && kill "$PINGPID" 2>/dev/null
+    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
+    nsd_stop_all
+    wait 2>/dev/null
+    topo_down
+    [ -n "${KEEP_LOGS:-}" ] && cp "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null
+    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
+        echo "# kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
+}
+
+topo_temp() { # name
+    T=$(mktemp -d "/tmp/mtlsgw-$1.XXXXXX")
+    chmod 755 "$T"
+    trap topo_cleanup EXIT
+    trap 'exit 1' INT TERM
+}
+
+topo_up_or_bail() {
+    topo_up
+    case $? in
+    0) ;;
+    77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
+    *) echo "Bail out! the topology could not be made"; exit 1 ;;
+    esac
 }
 
 # A veth pair between two namespaces, made directly inside them.
@@ -191,23 +270,63 @@ mtg_uplink() { # id
         "$LANA_NET${LANA6_NET:+ $LANA6_NET}" >>"$T/$1/$1.conf"
 }
 
-# hub: CA and gateway key on token "hub", [tunnel] on the WAN side,
-# management for lan-a. spoke: token "spk", spoke1 (tunnel, lan-b).
-# Extra lines for the hub's config come as arguments.
-mtg_fixture() { # [hub config lines...]
+# The hub's token and config: [tunnel] on the WAN side, routes to lan-a,
+# then the lines given. No CA yet (init is the caller's).
+mtg_hub_node() { # [hub config lines...]
     MODULE=$(softhsm_find_module) || return 77
     mtg_node hub hub "$HUB_PIN" || return 1
     {
         printf '[tunnel]\nlisten = %s:%s\npool = %s\nroutes = %s\n' \
             "$HUB_WAN" "$TUN_PORT" "$TUN_POOL" "$LANA_NET${LANA6_NET:+ $LANA6_NET}"
-        [ $# -gt 0 ] && printf '%s\n' "$@"
+        [ $# -eq 0 ] || printf '%s\n' "$@"
     } >>"$T/hub/hub.conf"
+}
+
+# The spoke's token and config, and a pki dir its daemon may write: what a
+# device has before it joins.
+mtg_spoke_node() {
+    mtg_node spoke spk "$SPK_PIN" && mkdir -p "$T/spoke/pki" &&
+        softhsm_give_to "$DUSER" "$T/spoke/pki"
+}
+
+# hub: CA and gateway key on token "hub", [tunnel] on the WAN side,
+# management for lan-a. spoke: token "spk", spoke1 (tunnel, lan-b).
+# Extra lines for the hub's config come as arguments.
+mtg_fixture() { # [hub config lines...]
+    mtg_hub_node "$@" || return
     mtg_at hub init --cn hub1 --host "$HUB_WAN" --host "$LANA_GW" \
         ${HUB_EXTRA_HOST:+--host "$HUB_EXTRA_HOST"} >/dev/null || return 1
     mtg_node spoke spk "$SPK_PIN" || return 1
     mtg_uplink spoke
     mtg_device spoke hub spoke1 tunnel --network "$LANB_NET" \
         ${LANB6_NET:+--network "$LANB6_NET"} || return 1
+}
+
+mtg_fixture_or_bail() { # [hub config lines...]
+    mtg_fixture "$@"
+    case $? in
+    0) ;;
+    77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
+    *) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
+    esac
+}
+
+# A peer of the hub whose key is made off the token, as an admin hands it
+# out (a .p12), unpacked for curl and python's ssl.
+mtg_p12_peer() { # name role [enroll args...]
+    local name=$1 role=$2
+    shift 2
+    printf 'p12-password-1\n' >"$T/pw"
+    mtg_at hub enroll "$name" --role "$role" --p12 "$T/$name.p12" --password-file "$T/pw" \
+        "$@" >/dev/null &&
+        openssl pkcs12 -in "$T/$name.p12" -passin "file:$T/pw" -nokeys -clcerts \
+            -out "$T/$name.crt" 2>/dev/null &&
+        openssl pkcs12 -in "$T/$name.p12" -passin "file:$T/pw" -nocerts -nodes \
+            -out "$T/$name.key" 2>/dev/null
+}
+
+spoke_console() { # args...
+    SOFTHSM2_CONF=$T/spoke/softhsm2.conf spoke "$MTLSGW" -c "$T/spoke/spoke.conf" "$@"
 }
 
 # ---- daemons in namespaces ---------------------------------------------------
@@ -261,6 +380,15 @@ nsd_stop_all() {
     for p in $NSD_PIDS_ALL; do kill -KILL "$p" 2>/dev/null; done
     return 0
 }
+
+# A daemon's log ($T/ID.log) since the mark.
+declare -A NSD_MARK
+nsd_mark() { NSD_MARK[$1]=$(wc -l <"$T/$1.log"); }
+nsd_since() { tail -n +"$((${NSD_MARK[$1]:-0} + 1))" "$T/$1.log"; }
+nsd_log_has() { nsd_since "$1" | grep -qiE -- "$2"; } # id ere
+
+ping_ab() { lanb ping -c "${1:-2}" -i 0.2 -W 1 -q "$LANA_HOST" >/dev/null 2>&1; }
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
 
 # ---- reading the kernel ------------------------------------------------------
 mtg_ifaces() { # ns

@@ -11,41 +11,13 @@
 #
 # usage: org-uplink.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-topo.sh"
+. "$here/lib-topo.sh" "$@"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip openssl ping softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+topo_need ip openssl ping softhsm2-util pgrep
+topo_temp orgup
+topo_up_or_bail
 
-T=$(mktemp -d /tmp/mtlsgw-orgup.XXXXXX)
-chmod 755 "$T"
-cleanup() {
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-
-EST_PORT=8445
 URL=https://$HUB_WAN:$EST_PORT
 MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM module"; exit 77; }
 printf '%s\n' 'basicConstraints = critical, CA:TRUE, pathlen:0' \
@@ -53,26 +25,16 @@ printf '%s\n' 'basicConstraints = critical, CA:TRUE, pathlen:0' \
 {
     openssl req -x509 -sha256 -days 3650 -newkey rsa:4096 -keyout "$T/ca.key" \
         -out "$T/ca.crt" -nodes -subj "/O=Example Org/CN=Example Org Root" 2>/dev/null &&
-        mtg_node hub hub "$HUB_PIN" &&
-        printf '[tunnel]\nlisten = %s:%s\npool = %s\nroutes = %s\nkeepalive = 2\n[enroll]\nlisten = %s:%s\n' \
-            "$HUB_WAN" "$TUN_PORT" "$TUN_POOL" "$LANA_NET" "$HUB_WAN" "$EST_PORT" \
-            >>"$T/hub/hub.conf" &&
+        mtg_hub_node "keepalive = 2" "[enroll]" "listen = $HUB_WAN:$EST_PORT" &&
         mtg_at hub init --intermediate --cn hub1 --host "$HUB_WAN" --csr-out "$T/hub1.csr" \
             >/dev/null &&
         openssl x509 -req -in "$T/hub1.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" \
             -CAcreateserial -days 1825 -sha256 -extfile "$T/v3.ext" -out "$T/hub1.crt" \
             2>/dev/null &&
         mtg_at hub init --import-ca "$T/hub1.crt" --chain "$T/ca.crt" >/dev/null &&
-        mtg_node spoke spk "$SPK_PIN" && mkdir -p "$T/spoke/pki" &&
-        softhsm_give_to "$DUSER" "$T/spoke/pki"
+        mtg_spoke_node
 } || { echo "Bail out! fixture: the root, tokens or the hub's intermediate"; exit 1; }
 
-declare -A MARK
-mark() { MARK[$1]=$(wc -l <"$T/$1.log"); }
-since() { tail -n +"$((${MARK[$1]:-0} + 1))" "$T/$1.log"; }
-log_has() { since "$1" | grep -qiE -- "$2"; }
-ping_ab() { lanb ping -c "${1:-2}" -i 0.2 -W 1 -q "$LANA_HOST" >/dev/null 2>&1; }
-serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
 ncerts() { grep -c 'BEGIN CERTIFICATE' "$1"; }
 spoke_console() { SOFTHSM2_CONF=$T/spoke/softhsm2.conf spoke "$MTLSGW" -c "$T/spoke/spoke.conf" "$@"; }
 
@@ -95,21 +57,21 @@ ok_if "... hub-ca.crt is the root alone" \
 printf '[uplink hub]\nserver = %s:%s\nenroll = %s\naccept-routes = %s\n' \
     "$HUB_WAN" "$TUN_PORT" "$URL" "$LANA_NET" >>"$T/spoke/spoke.conf"
 first=$(serial_of "$T/spoke/pki/device.crt")
-mark hub
+nsd_mark hub
 nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
 ok_if "the uplink verifies the hub through its intermediate: the tunnel comes up" \
     wait_until 15 ping_ab 1
-ok_if "... the hub accepted serial $first" log_has hub "serial $first.*accepted as tunnel"
+ok_if "... the hub accepted serial $first" nsd_log_has hub "serial $first.*accepted as tunnel"
 
 # ---- renewal keeps the chain; the next connection uses it --------------------------------
 expect_exit 0 "mtlsgw renew with only the root trusted" spoke_console renew hub
 second=$(serial_of "$T/spoke/pki/device.crt")
 ok_if "... a new serial, the intermediate still behind it ($first -> $second)" \
     test "$first" != "$second" -a "$(ncerts "$T/spoke/pki/device.crt")" = 2
-mark hub
+nsd_mark hub
 mtg_at hub kick spoke1 >/dev/null 2>&1
 ok_if "after a kick the spoke reconnects with serial $second" \
-    wait_until 15 log_has hub "serial $second.*accepted as tunnel"
+    wait_until 15 nsd_log_has hub "serial $second.*accepted as tunnel"
 ok_if "... and traffic flows again" wait_until 15 ping_ab 1
 
 tap_done

@@ -9,62 +9,20 @@
 #
 # usage: renew.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-topo.sh"
+. "$here/lib-topo.sh" "$@"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip openssl certtool ping softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+topo_need ip openssl certtool ping softhsm2-util pgrep
+topo_temp renew
+topo_up_or_bail
 
-T=$(mktemp -d /tmp/mtlsgw-renew.XXXXXX)
-chmod 755 "$T"
-PINGPID=
-cleanup() {
-    [ -n "$PINGPID" ] && kill "$PINGPID" 2>/dev/null
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-
-EST_PORT=8445
 URL=https://$HUB_WAN:$EST_PORT
 MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM module"; exit 77; }
 {
-    mtg_node hub hub "$HUB_PIN" &&
-        printf '[tunnel]\nlisten = %s:%s\npool = %s\nroutes = %s\nkeepalive = 2\n[enroll]\nlisten = %s:%s\n' \
-            "$HUB_WAN" "$TUN_PORT" "$TUN_POOL" "$LANA_NET" "$HUB_WAN" "$EST_PORT" \
-            >>"$T/hub/hub.conf" &&
+    mtg_hub_node "keepalive = 2" "[enroll]" "listen = $HUB_WAN:$EST_PORT" &&
         mtg_at hub init --cn hub1 --host "$HUB_WAN" >/dev/null &&
-        mtg_node spoke spk "$SPK_PIN" && mkdir -p "$T/spoke/pki" &&
-        softhsm_give_to "$DUSER" "$T/spoke/pki"
+        mtg_spoke_node
 } || { echo "Bail out! fixture: tokens or the hub's CA could not be made"; exit 1; }
-
-declare -A MARK
-mark() { MARK[$1]=$(wc -l <"$T/$1.log"); }
-since() { tail -n +"$((${MARK[$1]:-0} + 1))" "$T/$1.log"; }
-log_has() { since "$1" | grep -qiE -- "$2"; }
-ping_ab() { lanb ping -c "${1:-2}" -i 0.2 -W 1 -q "$LANA_HOST" >/dev/null 2>&1; }
-serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
-spoke_console() { SOFTHSM2_CONF=$T/spoke/softhsm2.conf spoke "$MTLSGW" -c "$T/spoke/spoke.conf" "$@"; }
 
 : >"$T/hub.log"
 : >"$T/spoke.log"
@@ -84,10 +42,10 @@ expect_exit 0 "the spoke joins with the invite (mtlsgw join in its namespace)" \
 printf '[tunnel]\noffload = no\n[uplink hub]\nserver = %s:%s\nenroll = %s\naccept-routes = %s\n' \
     "$HUB_WAN" "$TUN_PORT" "$URL" "$LANA_NET" >>"$T/spoke/spoke.conf"
 first=$(serial_of "$T/spoke/pki/device.crt")
-mark hub
+nsd_mark hub
 nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
 ok_if "the tunnel comes up with the certificate from join" wait_until 15 ping_ab 1
-ok_if "... the hub accepted serial $first" log_has hub "serial $first.*accepted as tunnel"
+ok_if "... the hub accepted serial $first" nsd_log_has hub "serial $first.*accepted as tunnel"
 ok_if "... without offloads: the hub's session says \"offload\": false" python3 -c '
 import json, sys
 s = json.loads(sys.argv[1])
@@ -108,14 +66,14 @@ SOFTHSM2_CONF=$T/hub/softhsm2.conf TZ=UTC GNUTLS_PIN=$HUB_PIN certtool --generat
     --outfile "$T/short.crt" >/dev/null 2>&1
 cp "$T/short.crt" "$T/spoke/pki/device.crt.new" && chown "$DUSER:" "$T/spoke/pki/device.crt.new" &&
     mv "$T/spoke/pki/device.crt.new" "$T/spoke/pki/device.crt"
-mark spoke
-mark hub
+nsd_mark spoke
+nsd_mark hub
 # ping itself in the background (not a shell function), so that SIGINT
 # reaches it and it prints its summary.
 ip netns exec "$NS_LANB" ping -i 0.2 -W 1 "$LANA_HOST" >"$T/ping.out" 2>&1 &
 PINGPID=$!
 ok_if "the spoke renews by itself with traffic flowing" \
-    wait_until 20 log_has spoke "uplink hub: renewed: serial [0-9a-f]+ replaces $first"
+    wait_until 20 nsd_log_has spoke "uplink hub: renewed: serial [0-9a-f]+ replaces $first"
 sleep 1.5
 kill -INT "$PINGPID" 2>/dev/null
 wait "$PINGPID" 2>/dev/null
@@ -123,19 +81,19 @@ PINGPID=
 second=$(serial_of "$T/spoke/pki/device.crt")
 ok_if "... device.crt holds the new serial ($first -> $second)" test "$first" != "$second"
 ok_if "... the hub recorded it (renewed, new serial $second)" \
-    log_has hub "renewed, new serial $second"
+    nsd_log_has hub "renewed, new serial $second"
 lost=$(sed -n 's/.* \([0-9]*\)% packet loss.*/\1/p' "$T/ping.out")
 ok_if "... no ping lost across the renewal (loss ${lost:-?}%)" test "${lost:-x}" = 0
 ok_if "... the hub did not end the spoke's tunnel session" \
-    sh -c "! (tail -n +$((${MARK[hub]} + 1)) '$T/hub.log' | grep -qiE 'tunnel peer spoke1 .*(ended|closed|down)')"
-ok_if "... the spoke did not reconnect" sh -c "! (tail -n +$((${MARK[spoke]} + 1)) '$T/spoke.log' | grep -qiE 'reconnecting|connected to')"
+    sh -c "! (tail -n +$((${NSD_MARK[hub]} + 1)) '$T/hub.log' | grep -qiE 'tunnel peer spoke1 .*(ended|closed|down)')"
+ok_if "... the spoke did not reconnect" sh -c "! (tail -n +$((${NSD_MARK[spoke]} + 1)) '$T/spoke.log' | grep -qiE 'reconnecting|connected to')"
 
 # ---- the next connection shows the new certificate ---------------------------------
-mark hub
-mark spoke
+nsd_mark hub
+nsd_mark spoke
 mtg_at hub kick spoke1 >/dev/null 2>&1
 ok_if "after a kick the spoke reconnects with serial $second" \
-    wait_until 15 log_has hub "serial $second.*accepted as tunnel"
+    wait_until 15 nsd_log_has hub "serial $second.*accepted as tunnel"
 ok_if "... and traffic flows again" wait_until 15 ping_ab 1
 ok_if "both daemons still run" sh -c "kill -0 ${NSD_PID[hub]} && kill -0 ${NSD_PID[spoke]}"
 

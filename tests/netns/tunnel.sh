@@ -19,70 +19,29 @@
 #
 # usage: tunnel.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-topo.sh"
+. "$here/lib-topo.sh" "$@"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip nft python3 openssl curl ping softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-
-T=$(mktemp -d /tmp/mtlsgw-tunnel.XXXXXX)
-chmod 755 "$T"
-LOCAL_PIDS=""
-cleanup() {
-    local p
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+topo_need ip nft python3 openssl curl ping softhsm2-util pgrep
+topo_temp tunnel
 
 # IPv6 on both LANs too: the hub routes it, spoke1 is enrolled with it.
 LANA6_NET=fd00:10::/64
 LANB6_NET=fd00:20::/64
 LANA6_HOST=fd00:10::2
 LANB6_HOST=fd00:20::2
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
+topo_up_or_bail
 
 GATE_TIMEOUT=3
 KEEPALIVE=2
-mtg_fixture "keepalive = $KEEPALIVE" \
+mtg_fixture_or_bail "keepalive = $KEEPALIVE" \
     '[management]' "listen = $LANA_GW:$MGMT_PORT" \
     '[firewall]' 'gate = tcp/2222' "gate-timeout = $GATE_TIMEOUT"
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
-esac
 
 # Key-file peers of the hub: admin1 (curl from lan-a), raw1 (python's ssl).
-printf 'p12-password-1\n' >"$T/pw"
-p12_peer() { # name role [enroll args...]
-    local name=$1 role=$2
-    shift 2
-    mtg_at hub enroll "$name" --role "$role" --p12 "$T/$name.p12" --password-file "$T/pw" \
-        "$@" >/dev/null &&
-        openssl pkcs12 -in "$T/$name.p12" -passin "file:$T/pw" -nokeys -clcerts \
-            -out "$T/$name.crt" 2>/dev/null &&
-        openssl pkcs12 -in "$T/$name.p12" -passin "file:$T/pw" -nocerts -nodes \
-            -out "$T/$name.key" 2>/dev/null
-}
 RAW_NET=10.30.0.0/24
 {
-    p12_peer admin1 admin && p12_peer raw1 tunnel --network "$RAW_NET" &&
+    mtg_p12_peer admin1 admin && mtg_p12_peer raw1 tunnel --network "$RAW_NET" &&
         # mon1: a monitor with its own token, configured as an uplink.
         mtg_node mon mon mon-pin-0001 && mtg_uplink mon && mtg_device mon hub mon1 monitor &&
         # A foreign CA with the hub's CN, and spoke1 (name, role, network)
@@ -93,17 +52,12 @@ RAW_NET=10.30.0.0/24
 } || { echo "Bail out! fixture: admin1, raw1, mon1 or the foreign peer could not be made"; exit 1; }
 
 # ---- helpers -------------------------------------------------------------------
-declare -A MARK
-mark() { MARK[$1]=$(wc -l <"$T/$1.log"); }          # log id
-since() { tail -n +"$((${MARK[$1]:-0} + 1))" "$T/$1.log"; }
-log_has() { since "$1" | grep -qiE -- "$2"; }       # log-id ere
-
 expect_log() { # log-id ere name   (waits up to 3 s)
-    if wait_until 3 log_has "$1" "$2"; then
+    if wait_until 3 nsd_log_has "$1" "$2"; then
         tap_result 0 "$3"
     else
         tap_result 1 "$3" "expected a line matching /$2/ in the $1 log; since the mark:
-$(since "$1" | tail -n 15)"
+$(nsd_since "$1" | tail -n 15)"
     fi
 }
 
@@ -334,7 +288,7 @@ for who in "mon|mon1|mon1.*(role|monitor)|(role|monitor).*mon1" \
     what=${rest%%|*}
     ere=${rest#*|}
     : >"$T/$id.log"
-    mark hub
+    nsd_mark hub
     nsd_start "$id" "$NS_OUT" "$T/$id/$id.conf"
     expect_log hub "$ere" "$what as an uplink: refused, the hub log says why"
     sleep 0.5
@@ -421,7 +375,7 @@ for m in "${MALFORMED[@]}"; do
     ere=${rest#*|}
     rm -f "$T/raw-go"
     : >"$T/raw.out"
-    mark hub
+    nsd_mark hub
     ip netns exec "$NS_OUT" python3 "$T/rawpeer.py" "$HUB_WAN" "$TUN_PORT" "$T/hub/pki/ca.crt" \
         "$T/raw1.crt" "$T/raw1.key" "$frame" "$T/raw-go" >"$T/raw.out" 2>&1 &
     raw=$!
@@ -454,7 +408,7 @@ done
 # ---- kick -------------------------------------------------------------------------------
 section "kick"
 old=$HUB_IF
-mark hub
+nsd_mark hub
 monitor_links "$NS_HUB" "$T/kick.mon"
 sleep 0.3
 t0=$(now)
@@ -465,7 +419,7 @@ if [ -n "$t_gone" ] && le "$(elapsed "$t0" "$t_gone")" 1.0; then
     tap_result 0 "kick: $old gone within 1 s (the kernel deleted it $(elapsed "$t0" "$t_gone") s after the command's start)"
 else
     tap_result 1 "kick: $old gone within 1 s" "deleted at '${t_gone:-never, in 5 s}', kick at $t0; hub log:
-$(since hub | tail -n 8)"
+$(nsd_since hub | tail -n 8)"
 fi
 expect_no_elem "$NS_HUB" trusted_ifaces "$old" "kick: $old no longer in trusted_ifaces"
 expect_no_elem "$NS_HUB" allowed4 "$old . $LANA_NET" "kick: allowed4 has nothing for $old"
@@ -473,15 +427,15 @@ ok_if "kick: no route to lan-b via $old" test "$(route_dev "$NS_HUB" "$LANB_NET"
 if wait_spoke1 10 "$old"; then
     tap_result 0 "kick: spoke1 reconnects by itself ($HUB_IF, $(elapsed "$t0" "$(now)") s)"
 else
-    tap_result 1 "kick: spoke1 reconnects by itself" "spoke log: $(since hub | tail -n 5)"
+    tap_result 1 "kick: spoke1 reconnects by itself" "spoke log: $(nsd_since hub | tail -n 5)"
 fi
 ok_if "kick: traffic flows again" ping_ab 2
 
 # ---- hub restart (SIGTERM, start again) ------------------------------------------------------
 section "hub restart"
 old=$HUB_IF
-mark hub
-mark spoke
+nsd_mark hub
+nsd_mark spoke
 nsd_stop hub
 ok_if "hub stop: no mtg interface left on the hub" test -z "$(mtg_ifaces "$NS_HUB")"
 ok_if "hub stop: trusted_ifaces empty or table gone" test -z "$(nft_elems "$NS_HUB" trusted_ifaces)"
@@ -498,7 +452,7 @@ if wait_spoke1 75; then
     tap_result 0 "hub restart: spoke1 reconnects by itself ($HUB_IF, $(elapsed "$t0" "$(now)") s after start)"
 else
     tap_result 1 "hub restart: spoke1 reconnects by itself within 12 s" "spoke log:
-$(since spoke | tail -n 10)"
+$(nsd_since spoke | tail -n 10)"
 fi
 ok_if "hub restart: traffic flows again" ping_ab 2
 # Backoff: 1 s doubling to 60 s (+-20 % jitter, so spokes do not return in
@@ -523,7 +477,7 @@ pinger=$!
 LOCAL_PIDS="$LOCAL_PIDS $pinger"
 monitor_links "$NS_HUB" "$T/revoke.mon"
 sleep 0.5
-mark hub
+nsd_mark hub
 t0=$(now)
 ok_if "mtlsgw revoke spoke1" hub_conf revoke spoke1 --reason keyCompromise
 t_cmd=$(now)
@@ -538,7 +492,7 @@ if [ -n "$t_gone" ] && le "$(elapsed "$t0" "$t_gone")" 1.0; then
 else
     tap_result 1 "revoke: $old gone within 1 s of the command's start" \
         "deleted at '${t_gone:-never, in 5 s}', revoke at $t0, command done at $t_cmd; hub log:
-$(since hub | tail -n 8)"
+$(nsd_since hub | tail -n 8)"
 fi
 replies=$(grep -oE '^\[[0-9.]+\] [0-9]+ bytes from' "$T/ping.out" | grep -oE '^\[[0-9.]+' | tr -d '[')
 ok_if "revoke: pings answered before the revocation" test -n "$replies"

@@ -18,59 +18,17 @@
 #
 # usage: wear.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd        (root)
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/tap.sh"
-. "$here/../lib/softhsm.sh"
-. "$here/lib-topo.sh"
+. "$here/lib-topo.sh" "$@"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip nft python3 openssl ping softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+topo_need ip nft python3 openssl ping softhsm2-util pgrep
 WEAR_SECONDS=${WEAR_SECONDS:-60}
 
-T=$(mktemp -d /tmp/mtlsgw-wear.XXXXXX)
-chmod 755 "$T"
-LOCAL_PIDS=""
-cleanup() {
-    local p
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-mtg_fixture "keepalive = 2" '[management]' "listen = $LANA_GW:$MGMT_PORT" \
+topo_temp wear
+topo_up_or_bail
+mtg_fixture_or_bail "keepalive = 2" '[management]' "listen = $LANA_GW:$MGMT_PORT" \
     '[firewall]' 'gate = tcp/2222' 'gate-timeout = 3'
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
-esac
-printf 'p12-password-1\n' >"$T/pw"
-{
-    mtg_at hub enroll admin1 --role admin --p12 "$T/admin1.p12" --password-file "$T/pw" \
-        >/dev/null &&
-        openssl pkcs12 -in "$T/admin1.p12" -passin "file:$T/pw" -nokeys -clcerts \
-            -out "$T/admin1.crt" 2>/dev/null &&
-        openssl pkcs12 -in "$T/admin1.p12" -passin "file:$T/pw" -nocerts -nodes \
-            -out "$T/admin1.key" 2>/dev/null
-} || { echo "Bail out! fixture: admin1"; exit 1; }
+mtg_p12_peer admin1 admin || { echo "Bail out! fixture: admin1"; exit 1; }
 
 : >"$T/hub.log"
 : >"$T/spoke.log"

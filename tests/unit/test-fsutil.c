@@ -359,6 +359,136 @@ static void test_out_streams(void)
     EXPECT_INT(type_of("-"), 0); /* no file named "-" was made in the cwd */
 }
 
+/* ---- another user's names (fs.protected_* rules) ---------------------------- */
+
+static struct stat node(mode_t mode, uid_t uid)
+{
+    struct stat st = {.st_mode = mode, .st_uid = uid};
+
+    return st;
+}
+
+static void test_rule_follow(void)
+{
+    struct stat tmp = node(S_IFDIR | 01777, 0), own = node(S_IFDIR | 01777, 1000);
+    struct stat grp = node(S_IFDIR | 01770, 0), closed = node(S_IFDIR | 01755, 0);
+    struct stat open_ = node(S_IFDIR | 0777, 0);
+    struct stat theirs = node(S_IFLNK | 0777, 1000), roots = node(S_IFLNK | 0777, 0);
+
+    CU_ASSERT_FALSE(fs_out_may_follow(&theirs, &tmp, 0));  /* the attack */
+    CU_ASSERT_TRUE(fs_out_may_follow(&roots, &tmp, 0));    /* the caller's own */
+    CU_ASSERT_TRUE(fs_out_may_follow(&theirs, &tmp, 1000)); /* the same user's */
+    CU_ASSERT_TRUE(fs_out_may_follow(&theirs, &own, 0));   /* the directory owner's */
+    CU_ASSERT_FALSE(fs_out_may_follow(&roots, &own, 2000)); /* neither */
+    CU_ASSERT_FALSE(fs_out_may_follow(&theirs, &grp, 0));  /* sticky, group-writable */
+    CU_ASSERT_TRUE(fs_out_may_follow(&theirs, &closed, 0)); /* sticky, only root writes */
+    CU_ASSERT_TRUE(fs_out_may_follow(&theirs, &open_, 0));  /* not sticky */
+}
+
+static void test_rule_write(void)
+{
+    struct stat tmp = node(S_IFDIR | 01777, 0), own = node(S_IFDIR | 01777, 1000);
+    struct stat home = node(S_IFDIR | 0755, 1000);
+    struct stat fifo = node(S_IFIFO | 0622, 1000), sock = node(S_IFSOCK | 0755, 1000);
+    struct stat chr = node(S_IFCHR | 0666, 1000), reg = node(S_IFREG | 0644, 1000);
+    struct stat root_fifo = node(S_IFIFO | 0600, 0), null = node(S_IFCHR | 0666, 0);
+    struct stat zero = node(S_IFCHR | 0666, 0);
+
+    null.st_rdev = makedev(1, 3);
+    zero.st_rdev = makedev(1, 5);
+    /* public output, another user's node in /tmp: refused */
+    CU_ASSERT_FALSE(fs_out_may_write(&fifo, &tmp, 0, false));
+    CU_ASSERT_FALSE(fs_out_may_write(&sock, &tmp, 0, false));
+    CU_ASSERT_FALSE(fs_out_may_write(&chr, &tmp, 0, false));
+    CU_ASSERT_TRUE(fs_out_may_write(&reg, &tmp, 0, false)); /* replaced, not written */
+    CU_ASSERT_TRUE(fs_out_may_write(&fifo, &tmp, 1000, false));
+    CU_ASSERT_TRUE(fs_out_may_write(&root_fifo, &tmp, 1000, false));
+    CU_ASSERT_TRUE(fs_out_may_write(&fifo, &own, 0, false));
+    CU_ASSERT_TRUE(fs_out_may_write(&fifo, &home, 0, false));
+    /* private output: only the caller's node, or /dev/null */
+    CU_ASSERT_FALSE(fs_out_may_write(&fifo, &home, 0, true));
+    CU_ASSERT_FALSE(fs_out_may_write(&sock, &own, 0, true));
+    CU_ASSERT_FALSE(fs_out_may_write(&root_fifo, &home, 1000, true));
+    CU_ASSERT_FALSE(fs_out_may_write(&zero, &home, 1000, true));
+    CU_ASSERT_TRUE(fs_out_may_write(&null, &home, 1000, true));
+    CU_ASSERT_TRUE(fs_out_may_write(&fifo, &tmp, 1000, true));
+    CU_ASSERT_TRUE(fs_out_may_write(&reg, &tmp, 0, true));
+    EXPECT_CONTAINS(fs_strerror(FS_ERR_LINK_NOT_OURS), "another user");
+    EXPECT_CONTAINS(fs_strerror(FS_ERR_NODE_NOT_OURS), "another user");
+    EXPECT_CONTAINS(fs_strerror(FS_ERR_SECRET_NOT_OURS), "another user");
+}
+
+/* The rule applied by fs_write_out() on real names: needs root to give them
+ * to another user. */
+static void test_out_not_ours(void)
+{
+    char shared[300], fifo[320], lone[320], lnk[320], sock[320], target[320];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char buf[16];
+    int rd, ls;
+
+    /* as anyone: a private output to /dev/null and to one's own FIFO */
+    EXPECT_INT(fs_write_out("/dev/null", "k", 1, 0600, FS_OUT_SECRET), 0);
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: chown to another user needs root\n");
+        return;
+    }
+    snprintf(shared, sizeof(shared), "%s", fresh("shared"));
+    CU_ASSERT_EQUAL_FATAL(mkdir(shared, 0755), 0);
+    CU_ASSERT_EQUAL_FATAL(chmod(shared, 01777), 0);
+    snprintf(fifo, sizeof(fifo), "%s/fifo", shared);
+    snprintf(lone, sizeof(lone), "%s/lone", shared);
+    snprintf(lnk, sizeof(lnk), "%s/link", shared);
+    snprintf(sock, sizeof(sock), "%s/sock", shared);
+    snprintf(target, sizeof(target), "%s", fresh("target"));
+
+    /* another user's FIFO with a reader: nothing reaches the reader */
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0622), 0);
+    CU_ASSERT_EQUAL_FATAL(chown(fifo, 65534, 65534), 0);
+    rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    CU_ASSERT_FATAL(rd >= 0);
+    EXPECT_INT(fs_write_out(fifo, "x\n", 2, 0644, 0), FS_ERR_NODE_NOT_OURS);
+    EXPECT_INT(fs_write_out(fifo, "x\n", 2, 0600, FS_OUT_SECRET), FS_ERR_SECRET_NOT_OURS);
+    EXPECT_INT(read(rd, buf, sizeof(buf)), 0);
+    close(rd);
+    /* ... and without one: refused at once, not waited on */
+    CU_ASSERT_EQUAL_FATAL(mkfifo(lone, 0622), 0);
+    CU_ASSERT_EQUAL_FATAL(chown(lone, 65534, 65534), 0);
+    EXPECT_INT(fs_write_out(lone, "x\n", 2, 0644, 0), FS_ERR_NODE_NOT_OURS);
+    /* given to root, the same FIFO is written */
+    CU_ASSERT_EQUAL_FATAL(chown(fifo, 0, 0), 0);
+    rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    CU_ASSERT_FATAL(rd >= 0);
+    EXPECT_INT(fs_write_out(fifo, "k\n", 2, 0600, FS_OUT_SECRET), 0);
+    EXPECT_INT(read(rd, buf, sizeof(buf)), 2);
+    close(rd);
+
+    /* another user's socket: not connected to */
+    CU_ASSERT_FATAL(strlen(sock) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    ls = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    CU_ASSERT_FATAL(ls >= 0);
+    CU_ASSERT_EQUAL_FATAL(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CU_ASSERT_EQUAL_FATAL(listen(ls, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(lchown(sock, 65534, 65534), 0);
+    EXPECT_INT(fs_write_out(sock, "x\n", 2, 0600, FS_OUT_SECRET), FS_ERR_SECRET_NOT_OURS);
+    EXPECT_INT(fs_write_out(sock, "x\n", 2, 0644, 0), FS_ERR_NODE_NOT_OURS);
+    EXPECT_INT(accept(ls, NULL, NULL), -1);
+    close(ls);
+
+    /* another user's link to a root file, with FS_OUT_FOLLOW: not followed */
+    put(target, "root only\n");
+    CU_ASSERT_EQUAL_FATAL(symlink(target, lnk), 0);
+    CU_ASSERT_EQUAL_FATAL(lchown(lnk, 65534, 65534), 0);
+    EXPECT_INT(fs_write_out(lnk, "x\n", 2, 0644, FS_OUT_FOLLOW), FS_ERR_LINK_NOT_OURS);
+    EXPECT_STR(text_of(target), "root only\n");
+    EXPECT_INT(type_of(lnk), S_IFLNK);
+    /* the caller's own link there is followed */
+    CU_ASSERT_EQUAL_FATAL(lchown(lnk, 0, 0), 0);
+    EXPECT_INT(fs_write_out(lnk, "ours\n", 5, 0644, FS_OUT_FOLLOW), 0);
+    EXPECT_STR(text_of(target), "ours\n");
+}
+
 static const struct cu_test tests[] = {
     {"state: new and regular files replaced atomically", test_state_new_and_regular},
     {"state: a symbolic link is refused", test_state_symlink_refused},
@@ -373,6 +503,9 @@ static const struct cu_test tests[] = {
     {"out: a symlink only with FS_OUT_FOLLOW, and it stays", test_out_symlink},
     {"out: links to a FIFO and a device", test_out_symlink_to_fifo_and_device},
     {"out: -, /dev/stdout, /dev/stderr", test_out_streams},
+    {"out: whose link is followed (protected_symlinks)", test_rule_follow},
+    {"out: whose FIFO, socket, device is written", test_rule_write},
+    {"out: another user's FIFO, socket, link in a sticky dir", test_out_not_ours},
 };
 
 int main(void)

@@ -131,7 +131,7 @@ static void test_405_allow(void)
 {
     expect_405(HTTP_M_POST, "/api/v1/status", "Allow: GET\r\n");
     expect_405(HTTP_M_DELETE, "/api/v1/peers", "Allow: GET, POST\r\n");
-    expect_405(HTTP_M_HEAD, "/api/v1/peers", "Allow: GET, POST\r\n");
+    expect_405(HTTP_M_HEAD, "/api/v1/peers/spoke1/revoke", "Allow: POST\r\n");
     expect_405(HTTP_M_OTHER, "/api/v1/peers", "Allow: GET, POST\r\n");
     expect_405(HTTP_M_DELETE, "/api/v1/peers/spoke1", "Allow: GET\r\n");
     expect_405(HTTP_M_GET, "/api/v1/peers/spoke1/revoke", "Allow: POST\r\n");
@@ -174,7 +174,7 @@ static void test_404(void)
 }
 
 /* A parameter is one whole segment: never empty, never a '/', never
- * decoded or normalised, never longer than its route takes. */
+ * normalised, never longer than its route takes; decoded once. */
 static void test_hostile_params(void)
 {
     const struct api_route *rt;
@@ -193,11 +193,15 @@ static void test_hostile_params(void)
     expect_404(HTTP_M_GET, "/api/v1/peers/../status");
     expect_404(HTTP_M_POST, "/api/v1/peers/../peers/x/revoke");
     expect_404(HTTP_M_GET, "/api/v1/peers/../../metrics");
-    /* Percent escapes stay as they came. */
-    EXPECT_INT(find(HTTP_M_GET, "/api/v1/peers/a%00b", &rt, param, &allow), 0);
-    EXPECT_STR(param, "a%00b");
-    EXPECT_INT(find(HTTP_M_POST, "/api/v1/peers/%2e%2e%2fx/revoke", &rt, param, &allow), 0);
-    EXPECT_STR(param, "%2e%2e%2fx");
+    /* Percent escapes are decoded once; NUL, '/' and a bad escape are no
+     * name at all (400). */
+    EXPECT_INT(find(HTTP_M_GET, "/api/v1/peers/a%00b", &rt, param, &allow), -EINVAL);
+    EXPECT_INT(find(HTTP_M_POST, "/api/v1/peers/%2e%2e%2fx/revoke", &rt, param, &allow),
+               -EINVAL);
+    EXPECT_INT(find(HTTP_M_POST, "/api/v1/peers/%2e%2e%2Fx/revoke", &rt, param, &allow),
+               -EINVAL);
+    EXPECT_INT(find(HTTP_M_POST, "/api/v1/peers/%2e%2e/revoke", &rt, param, &allow), 0);
+    EXPECT_STR(param, "..");
     /* Overlong: each route takes its own length, longer is no resource. */
     memset(name, 'a', sizeof(name));
     memcpy(name, "/api/v1/peers/", 14);
@@ -219,6 +223,63 @@ static void test_hostile_params(void)
     /* A caller's buffer shorter than the segment is refused, not cut. */
     EXPECT_INT(api_route_find(HTTP_M_GET, "/api/v1/peers/spoke1", &rt, param, 4, &allow),
                -ENOBUFS);
+}
+
+/* GET /api/v1/peers/a%2Db is the peer a-b: each escape decoded once. */
+static void test_percent_escapes(void)
+{
+    static const struct {
+        const char *path, *param; /* param NULL: refused (-EINVAL, 400) */
+    } cases[] = {
+        {"/api/v1/peers/a%2Db", "a-b"},
+        {"/api/v1/peers/a%2db", "a-b"},
+        {"/api/v1/peers/%73poke1", "spoke1"},
+        {"/api/v1/peers/a%2541", "a%41"},
+        {"/api/v1/peers/%25", "%"},
+        {"/api/v1/peers/plain-name", "plain-name"},
+        {"/api/v1/peers/a%00", NULL},
+        {"/api/v1/peers/a%2fb", NULL},
+        {"/api/v1/peers/a%2Fb", NULL},
+        {"/api/v1/peers/a%", NULL},
+        {"/api/v1/peers/a%2", NULL},
+        {"/api/v1/peers/a%zz", NULL},
+        {"/api/v1/peers/a%g0", NULL},
+        {"/api/v1/peers/a%%41", NULL},
+    };
+    const struct api_route *rt;
+    const char *allow;
+    char param[API_PARAM_MAX];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = find(HTTP_M_GET, cases[i].path, &rt, param, &allow);
+
+        if (rc != (cases[i].param ? 0 : -EINVAL))
+            fprintf(stderr, "%s: expected %s, got %d\n", cases[i].path,
+                    cases[i].param ? cases[i].param : "-EINVAL", rc);
+        EXPECT_INT(rc, cases[i].param ? 0 : -EINVAL);
+        if (cases[i].param)
+            EXPECT_STR(param, cases[i].param);
+    }
+    /* The same decoding for every named segment. */
+    EXPECT_INT(find(HTTP_M_DELETE, "/api/v1/invites/ph%6Fne1", &rt, param, &allow), 0);
+    EXPECT_STR(param, "phone1");
+    EXPECT_INT(find(HTTP_M_DELETE, "/api/v1/bans/2001%3Adb8%3A%3A1", &rt, param, &allow), 0);
+    EXPECT_STR(param, "2001:db8::1");
+}
+
+/* HEAD finds the GET line of a path (the answer's body is cut by conn.c). */
+static void test_head(void)
+{
+    const struct api_route *rt;
+    const char *allow;
+    char param[API_PARAM_MAX];
+
+    EXPECT_INT(find(HTTP_M_HEAD, "/", &rt, param, &allow), 0);
+    CU_ASSERT_TRUE(rt && rt->method == HTTP_M_GET && strcmp(rt->path, "/") == 0);
+    EXPECT_INT(find(HTTP_M_HEAD, "/ui/app.js", &rt, param, &allow), 0);
+    EXPECT_STR(param, "app.js");
+    EXPECT_INT(find(HTTP_M_HEAD, "/api/v1/peers", &rt, param, &allow), 0);
+    CU_ASSERT_TRUE(rt && rt->method == HTTP_M_GET);
 }
 
 /* api_is_slow reads the same table: only the two signing writes. */
@@ -258,6 +319,8 @@ static const struct cu_test tests[] = {
     {"404 for a path no route has", test_404},
     {"hostile parameters: .., %00, overlong, trailing slash", test_hostile_params},
     {"api_is_slow reads the table", test_slow},
+    {"percent-escapes in a name: decoded once, NUL and '/' refused", test_percent_escapes},
+    {"HEAD finds the GET line", test_head},
 };
 
 CU_MAIN("routes", tests)

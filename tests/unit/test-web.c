@@ -211,6 +211,73 @@ static void test_page_only_on_management(void)
     rd = NULL;
 }
 
+/* A page on another site makes the browser read with the admin's
+ * certificate: 403 whatever the path, so no status tells a peer name. */
+static void test_cross_site_read_refused(void)
+{
+    static struct conn c;
+    static const char *const reads[] = {
+        "GET /api/v1/peers/tun1 HTTP/1.1\r\nHost: gw\r\nSec-Fetch-Site: cross-site\r\n\r\n",
+        "GET /api/v1/peers/nosuch HTTP/1.1\r\nHost: gw\r\nSec-Fetch-Site: cross-site\r\n\r\n",
+        "GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\nSec-Fetch-Site: same-site\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: gw\r\nAccept-Encoding: gzip\r\n"
+        "Sec-Fetch-Site: cross-site\r\n\r\n",
+        "HEAD /ui/app.js HTTP/1.1\r\nHost: gw\r\nAccept-Encoding: gzip\r\n"
+        "Sec-Fetch-Site: cross-site\r\n\r\n",
+    };
+    struct api_reply r = {0};
+
+    strcpy(c.peer, "admin1");
+    c.role = ROLE_ADMIN;
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        CU_ASSERT_TRUE(handled(&c, parse(reads[i]), &r));
+        EXPECT_INT(r.status, 403);
+        CU_ASSERT_TRUE(r.body && strstr(r.body, "cross-site request refused") != NULL);
+        free(r.body);
+        memset(&r, 0, sizeof(r));
+    }
+    /* Its own page, a typed address, curl: answered. */
+    CU_ASSERT_TRUE(handled(&c,
+                           parse("GET /api/v1/whoami HTTP/1.1\r\nHost: gw\r\n"
+                                 "Sec-Fetch-Site: same-origin\r\n\r\n"),
+                           &r));
+    EXPECT_INT(r.status, 200);
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_TRUE(handled(&c,
+                           parse("GET / HTTP/1.1\r\nHost: gw\r\nAccept-Encoding: gzip\r\n"
+                                 "Sec-Fetch-Site: none\r\n\r\n"),
+                           &r));
+    EXPECT_INT(r.status, 200);
+    free(r.body);
+    http_reader_free(rd);
+    rd = NULL;
+}
+
+/* HEAD on the page is its GET (conn.c sends the head only), not a 405. */
+static void test_head_page(void)
+{
+    static struct conn c;
+    struct api_reply r = {0};
+
+    strcpy(c.peer, "mon1");
+    c.role = ROLE_MONITOR;
+    CU_ASSERT_TRUE(
+        handled(&c, parse("HEAD / HTTP/1.1\r\nHost: gw\r\nAccept-Encoding: gzip\r\n\r\n"), &r));
+    EXPECT_INT(r.status, 200);
+    CU_ASSERT_TRUE(r.extra_headers && strstr(r.extra_headers, "ETag: \"") != NULL);
+    free(r.body);
+    memset(&r, 0, sizeof(r));
+    CU_ASSERT_TRUE(handled(&c,
+                           parse("HEAD /ui/peers HTTP/1.1\r\nHost: gw\r\n"
+                                 "Accept-Encoding: gzip\r\n\r\n"),
+                           &r));
+    EXPECT_INT(r.status, 200);
+    free(r.body);
+    http_reader_free(rd);
+    rd = NULL;
+}
+
 static void test_header_lists(void)
 {
     CU_ASSERT_TRUE(web_accepts_gzip("gzip"));
@@ -235,6 +302,9 @@ static const struct cu_test tests[] = {
     {"page, 304, 406, whoami, 403 before the API", test_intercept},
     {"Accept-Encoding and If-None-Match lists", test_header_lists},
     {"the page only on the management listener", test_page_only_on_management},
+    {"a cross-site read is refused, same-origin and none answered",
+     test_cross_site_read_refused},
+    {"HEAD on the page answers as GET", test_head_page},
 };
 
 CU_MAIN("web", tests)

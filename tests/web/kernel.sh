@@ -13,13 +13,10 @@
 #
 # usage: kernel.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd SCREENSHOT-DIR
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 SCREENS=$(readlink -f "$3")
 web=$(dirname "$(readlink -f "$0")")
-. "$web/../lib/tap.sh"
-. "$web/../lib/softhsm.sh"
-. "$web/../netns/lib-topo.sh"
+. "$web/../netns/lib-topo.sh" "$@"
+. "$web/lib-web.sh"
 
 skip() { echo "1..0 # SKIP $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "namespaces, TUN devices and the policy in /etc need root"
@@ -29,39 +26,18 @@ for tool in ip nft certutil pk12util chromium chromedriver softhsm2-util; do
 done
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || skip "python3-selenium missing"
 
-T=$(mktemp -d /tmp/mtlsgw-webk.XXXXXX)
-chmod 755 "$T"
 POLICY_DIR=/etc/chromium/policies/managed
 POLICY=$POLICY_DIR/mtlsgw-web-kernel-$$.json
-cleanup() {
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
+topo_cleanup_more() {
     rm -f "$POLICY"
     rmdir "$POLICY_DIR" /etc/chromium/policies 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
 }
-trap cleanup EXIT
+topo_temp webk
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-
-topo_up
-case $? in
-0) ;;
-77) skip "cannot create network namespaces" ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-mtg_fixture '[management]' "listen = $LANA_GW:$MGMT_PORT"
-case $? in
-0) ;;
-77) skip "no SoftHSM module" ;;
-*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
-esac
+topo_up_or_bail
+mtg_fixture_or_bail '[management]' "listen = $LANA_GW:$MGMT_PORT"
 printf 'p12-pass-%s\n' "$$" >"$T/p12.pass"
 DB=$T/home-admin/.pki/nssdb
 mkdir -p "$DB"
@@ -112,17 +88,7 @@ echo "# browser done (t=${SECONDS} s)"
 if [ "$rc" = 77 ]; then
     skip "$(grep SKIP "$T/browser.out")"
 fi
-while IFS= read -r line; do
-    case "$line" in
-    R$'\t'*)
-        IFS=$'\t' read -r _ st name detail <<<"$line"
-        tap_result "$st" "$name" "$detail"
-        ;;
-    '#'*) echo "$line" ;;
-    esac
-done <"$T/browser.out"
-[ "$rc" = 0 ] || tap_result 1 "browser.py (kernel) ran to its end" \
-    "exit $rc: $(tail -n 5 "$T/browser.err")"
+browser_tap kernel "$rc"
 
 # And as the console and the kernel tell it afterwards.
 OUT=$(mtg_at hub peers 2>&1)

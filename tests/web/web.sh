@@ -10,15 +10,10 @@
 #
 # usage: web.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd SCREENSHOT-DIR
 set -u
-MTLSGW=$(readlink -f "$1")
-MTLSGWD=$(readlink -f "$2")
 SCREENS=$3
 web=$(dirname "$(readlink -f "$0")")
-# lib-daemon.sh finds tlsclient.py in $here.
-here=$(readlink -f "$web/../interop")
-. "$web/../lib/tap.sh"
-. "$web/../lib/softhsm.sh"
-. "$here/lib-daemon.sh"
+. "$web/../interop/lib-daemon.sh" "$@"
+. "$web/lib-web.sh"
 
 skip() { echo "1..0 # SKIP $*"; exit 77; }
 for tool in curl certtool certutil pk12util chromium chromedriver; do
@@ -28,37 +23,16 @@ done
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || skip "python3-selenium missing"
 [ "$(id -u)" = 0 ] || skip "the daemon switches users and the policy is in /etc: run as root"
 
-T=$(mktemp -d /tmp/mtlsgw-web.XXXXXX)
 POLICY_DIR=/etc/chromium/policies/managed
 POLICY=$POLICY_DIR/mtlsgw-web-test-$$.json
 EVIL_PID=
-cleanup() {
-    local id
-    for id in "${!HOLD_W[@]}"; do hold_close "$id"; done
-    dmn_stop
+dmn_cleanup_more() {
     [ -n "$EVIL_PID" ] && kill "$EVIL_PID" 2>/dev/null
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
     rm -f "$POLICY"
     rmdir "$POLICY_DIR" /etc/chromium/policies 2>/dev/null
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-chmod 755 "$T"
-
-dmn_fixture
-case $? in
-0) ;;
-77) skip "no SoftHSM" ;;
-*) echo "Bail out! fixture: tokens, CA or peers could not be made"; exit 1 ;;
-esac
+dmn_temp web
+dmn_fixture_or_bail
 
 # The admin's and the monitor's .p12, as an admin hands them out.
 printf 'p12-pass-%s\n' "$$" >"$T/p12.pass"
@@ -114,6 +88,57 @@ expect_in "Cache-Control: no-store" "$(tr -d '\r' <"$T/page.hdr")" "API answers 
 SIZE=$(curl -sS --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T/admin1.key" -H \
     'Accept-Encoding: gzip' "$URL/" "$URL/ui/app.js" "$URL/ui/app.css" | wc -c)
 echo "# assets: $SIZE bytes gzip in all (index.html, app.js, app.css)"
+
+# ---- another site's page reading, HEAD, names in paths ------------------
+# What a page on another site makes the admin's browser send along with its
+# certificate: refused whether or not the peer exists (no name oracle).
+xs() { # path [curl args...]
+    local path=$1
+    shift
+    page -H 'Sec-Fetch-Site: cross-site' "$@" "$URL$path"
+}
+CODE=$(xs /api/v1/peers/tun1)
+expect_in 403 "$CODE" "a cross-site GET of an enrolled peer: 403"
+expect_in "cross-site request refused" "$(cat "$T/page.body")" "... saying why"
+CODE=$(xs /api/v1/peers/nosuch)
+expect_in 403 "$CODE" "a cross-site GET of a missing peer: 403 too"
+CODE=$(xs / --compressed)
+expect_in 403 "$CODE" "a cross-site GET of the page: 403"
+CODE=$(page -H 'Sec-Fetch-Site: same-site' "$URL/api/v1/status")
+expect_in 403 "$CODE" "a same-site (sibling host) GET of the API: 403"
+CODE=$(page -H 'Sec-Fetch-Site: same-origin' "$URL/api/v1/peers/tun1")
+expect_in 200 "$CODE" "the page's own GET (Sec-Fetch-Site: same-origin): 200"
+CODE=$(page --compressed -H 'Sec-Fetch-Site: none' "$URL/")
+expect_in 200 "$CODE" "a typed address (Sec-Fetch-Site: none): 200"
+# Cross-Origin-Resource-Policy on every answer: the page, the API, errors.
+corp_on() { # name curl-args...
+    local name=$1
+    shift
+    page "$@" >/dev/null
+    expect_in "Cross-Origin-Resource-Policy: same-origin" "$(tr -d '\r' <"$T/page.hdr")" "$name"
+}
+corp_on "CORP: same-origin on the page" --compressed "$URL/"
+corp_on "CORP: same-origin on an API answer" "$URL/api/v1/status"
+corp_on "CORP: same-origin on a 404" "$URL/api/v1/nosuch"
+corp_on "CORP: same-origin on a cross-site 403" -H 'Sec-Fetch-Site: cross-site' "$URL/"
+# HEAD on the page: the GET's head, Content-Length included, no body.
+GZ_LEN=$(page -H 'Accept-Encoding: gzip' "$URL/" >/dev/null; stat -c %s "$T/page.body")
+OUTW=$(page -I -H 'Accept-Encoding: gzip' -w '%{http_code} %{size_download}' "$URL/")
+HDR=$(tr -d '\r' <"$T/page.hdr")
+expect_in "200 0" "$OUTW" "HEAD /: 200 without a body"
+expect_in "Content-Length: $GZ_LEN" "$HDR" "HEAD /: the Content-Length of the GET ($GZ_LEN)"
+OUTW=$(page -I -H 'Accept-Encoding: gzip' "$URL/ui/peers")
+expect_in 200 "$OUTW" "HEAD /ui/peers (a view): 200"
+# Names in paths are percent-decoded once.
+req mon1 GET /api/v1/peers/%74un%31
+expect_json "GET /api/v1/peers/%74un%31 is tun1" 'assert b["name"] == "tun1", b'
+for bad in 'tun1%00' 'a%2Fb' 'a%2fb' 'a%zz' 'tun%3' 'x%'; do
+    req mon1 GET "/api/v1/peers/$bad"
+    expect_http 400 "GET /api/v1/peers/$bad: 400"
+done
+expect_json_error "... with a JSON error"
+req admin1 DELETE /api/v1/invites/apiinv%00
+expect_http 400 "DELETE /api/v1/invites/apiinv%00: 400"
 
 # ---- the API lines the page added, over curl ----------------------------
 req admin1 GET "/api/v1/refusals"
@@ -186,7 +211,7 @@ args=(--csr "$T/csrpeer.csr" --url "$URL" --evil "http://127.0.0.1:$EVIL/evil.ht
     --victim "$VICTIM" --kick "$KICKED" --home-admin "$T/home-admin" --home-monitor "$T/home-mon"
     --home-none "$T/home-none")
 run_browser() { # stage
-    local line st name detail rc
+    local rc
     /usr/bin/python3 "$web/browser.py" "${args[@]}" --stage "$1" >"$T/browser.out" \
         2>"$T/browser.err"
     rc=$?
@@ -194,17 +219,7 @@ run_browser() { # stage
         tap_skip "the browser checks" "$(grep SKIP "$T/browser.out")"
         return
     fi
-    while IFS= read -r line; do
-        case "$line" in
-        R$'\t'*)
-            IFS=$'\t' read -r _ st name detail <<<"$line"
-            tap_result "$st" "$name" "$detail"
-            ;;
-        '#'*) echo "$line" ;;
-        esac
-    done <"$T/browser.out"
-    [ "$rc" = 0 ] || tap_result 1 "browser.py ($1) ran to its end" \
-        "exit $rc: $(tail -n 5 "$T/browser.err")"
+    browser_tap "$1" "$rc"
 }
 
 # ---- mtlsgw invite --qr: the terminal QR code decodes to the join line ----

@@ -235,6 +235,39 @@ bool api_path_match(const char *pattern, const char *path, char *param, size_t p
     return true;
 }
 
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int api_param_decode(char *param)
+{
+    char *w = param;
+
+    for (const char *p = param; *p; p++) {
+        int hi, lo;
+
+        if (*p != '%') {
+            *w++ = *p;
+            continue;
+        }
+        hi = hex_digit(p[1]);
+        lo = hi < 0 ? -1 : hex_digit(p[2]);
+        if (lo < 0 || (hi == 0 && lo == 0) || (hi << 4 | lo) == '/')
+            return -EINVAL;
+        *w++ = (char)(hi << 4 | lo);
+        p += 2;
+    }
+    *w = '\0';
+    return 0;
+}
+
 /*
  * The one errno-to-HTTP map. An errno from pki_* says what failed, not
  * whose fault it was; the operation knows which of them the client caused,

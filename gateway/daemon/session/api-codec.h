@@ -67,9 +67,18 @@ int api_session_id_parse(const char *s, uint64_t *id);
 /*
  * Match path against pattern, where one '*' stands for one non-empty
  * segment (no '/') shorter than plen; the segment goes into param. Nothing
- * is decoded or normalised: "%2e%2e" and ".." are names like any other.
+ * is decoded or normalised here (api_param_decode is the next step): ".."
+ * is a name like any other.
  */
 bool api_path_match(const char *pattern, const char *path, char *param, size_t plen);
+
+/*
+ * Decode a path parameter's percent-escapes in place, once ("a%2Db" is
+ * "a-b", "%2541" is "%41"). -EINVAL, param then unspecified, for an escape
+ * that is not '%' and two hex digits, and for one that decodes to NUL or
+ * '/' (a name is one segment).
+ */
+int api_param_decode(char *param);
 
 /* Whose errno is being answered: the same errno means different things
  * from different operations (see the table in api-codec.c). */

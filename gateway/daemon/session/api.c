@@ -370,6 +370,9 @@ int api_route_find(int method, const char *path, const struct api_route **rt, ch
     unsigned methods = 0;
     char seg[API_PARAM_MAX];
 
+    /* HEAD is the GET of the same path without its body (conn.c cuts it). */
+    if (method == HTTP_M_HEAD)
+        method = HTTP_M_GET;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         size_t max = routes[i].seg_max < sizeof(seg) ? routes[i].seg_max : sizeof(seg);
 
@@ -381,6 +384,8 @@ int api_route_find(int method, const char *path, const struct api_route **rt, ch
         }
         if (!strchr(routes[i].path, '*'))
             seg[0] = '\0';
+        else if (api_param_decode(seg) < 0)
+            return -EINVAL;
         if (strlen(seg) >= plen)
             return -ENOBUFS;
         memcpy(param, seg, strlen(seg) + 1);
@@ -418,10 +423,20 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
     int rc = api_route_find((int)req->method, req->path, &rt, param, sizeof(param), &allow);
 
     /* A change a browser was tricked into asking from another site is
-     * refused whatever its path (web.c); other methods go on to the 405. */
-    if ((req->method == HTTP_M_POST || req->method == HTTP_M_DELETE) &&
-        web_write_allowed(req, err, sizeof(err)) < 0) {
+     * refused whatever its path (web.c); so is a read another site's page
+     * makes (not even a status to learn a peer name from). Other methods go
+     * on to the 405. */
+    if (req->method == HTTP_M_POST || req->method == HTTP_M_DELETE
+            ? web_write_allowed(req, err, sizeof(err)) < 0
+            : web_read_allowed(req, err, sizeof(err)) < 0) {
         reply_error(r, 403, "%s", err);
+        return;
+    }
+    if (rc == -EINVAL) {
+        reply_error(r, 400,
+                    "%s: a name in the path has a bad percent-escape (%%XX with two hex "
+                    "digits, not %%00 or %%2F)",
+                    req->path);
         return;
     }
     if (rc == -EOPNOTSUPP) {

@@ -37,7 +37,9 @@ const struct api_route *api_routes(size_t *n);
  * Find the route of a request. 0 with *rt and param (the '*' segment, or
  * ""); -ENOENT when no route has that path (404); -EOPNOTSUPP when the path
  * takes other methods (405), *allow then the Allow header listing them;
- * -ENOBUFS when plen is shorter than API_PARAM_MAX and the segment longer.
+ * -EINVAL when the segment's percent-escapes do not decode to a name
+ * (api_param_decode: 400); -ENOBUFS when plen is shorter than
+ * API_PARAM_MAX and the segment longer. HEAD finds the GET lines.
  */
 int api_route_find(int method, const char *path, const struct api_route **rt, char *param,
                    size_t plen, const char **allow);

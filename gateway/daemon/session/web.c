@@ -3,7 +3,8 @@
  * handshake verdict as every request lets a browser this far; here it gets
  * the compiled-in files (gzip, strong ETag, 304), its own identity
  * (GET /api/v1/whoami), both lines of api.c's route table, and no state
- * change it did not mean to ask for (web_write_allowed, before the table).
+ * change it did not mean to ask for (web_write_allowed, before the table),
+ * nor any answer to another site's page (web_read_allowed).
  */
 #include "web.h"
 
@@ -196,6 +197,24 @@ int web_write_allowed(const struct http_request *req, char *err, size_t errlen)
     return 0;
 }
 
+int web_read_allowed(const struct http_request *req, char *err, size_t errlen)
+{
+    const char *site = req->sec_fetch_site;
+
+    /* A page on another site can make the browser fetch with the admin's
+     * certificate; unreadable to it, but its status (200 or 404) would
+     * still say whether a peer name exists. A non-browser client sends no
+     * Sec-Fetch-Site, a typed address or bookmark "none". */
+    if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
+        snprintf(err, errlen,
+                 "cross-site request refused (Sec-Fetch-Site: %s): open this gateway's "
+                 "page at its own address",
+                 site);
+        return -EPERM;
+    }
+    return 0;
+}
+
 static const struct web_asset *find_asset(const char *path)
 {
     /* Every /ui/ path that is not a file is a view of the page. */
@@ -217,7 +236,7 @@ static void serve_asset(const struct http_request *req, struct api_reply *r)
         reply_error(r, 404, "no such page");
         return;
     }
-    if (req->method != HTTP_M_GET) {
+    if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD) {
         reply_error(r, 405, "the page is read with GET");
         r->extra_headers = "Allow: GET\r\n";
         return;

@@ -34,6 +34,13 @@ void web_get_whoami(struct daemon *d, struct conn *c, const struct http_request 
  */
 int web_write_allowed(const struct http_request *req, char *err, size_t errlen);
 
+/*
+ * The check for every other request (reads): -EPERM with why in err when
+ * a browser says it comes from another site (Sec-Fetch-Site other than
+ * same-origin/none); 0 otherwise, also without the header (curl).
+ */
+int web_read_allowed(const struct http_request *req, char *err, size_t errlen);
+
 /* Whether an Accept-Encoding value admits gzip; whether an If-None-Match
  * value names etag (weak comparison, RFC 9110 13.1.2). */
 bool web_accepts_gzip(const char *accept_encoding);
