@@ -16,6 +16,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "fsutil.h"
+#include "mtlsgw-main.h"
 #include "privs.h"
 
 static const struct command commands[] = {
@@ -407,7 +408,7 @@ static void usage_all(FILE *f)
                "1 failure, 2 usage error.\n");
 }
 
-int main(int argc, char **argv)
+int mtlsgw_main(int argc, char **argv)
 {
     struct console con = {.conf_path = MTLSGW_DEFAULT_CONF};
     const struct command *cmd;

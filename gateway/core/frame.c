@@ -156,6 +156,17 @@ long frame_next(const unsigned char *buf, size_t len, unsigned mtu, unsigned all
         limit = FRAME_SEGMENTS_MAX;
         hdr += FRAME_OFFHDR;
         break;
+    case FRAME_REKEY:
+        if (!(allow & FRAME_ALLOW_REKEY)) {
+            *why = "REKEY without a UDP channel";
+            return -EPROTO;
+        }
+        if (plen != FRAME_REKEY_LEN) {
+            *why = "REKEY not 4 bytes";
+            return -EPROTO;
+        }
+        limit = FRAME_REKEY_LEN;
+        break;
     default:
         *why = "unknown frame type";
         return -EPROTO;

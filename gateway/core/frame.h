@@ -15,6 +15,8 @@
 #define FRAME_CLOSE 4
 #define FRAME_OFFLOAD 5
 #define FRAME_SEGMENTS 6
+#define FRAME_REKEY 7 /* UDP data channel: the next epoch (docs/tunnel-protocol.md) */
+#define FRAME_REKEY_LEN 4
 #define FRAME_CONFIG_MAX 4096
 #define FRAME_CLOSE_MAX 256
 /* SEGMENTS: the frame header, then this offload header, then `length`
@@ -49,6 +51,7 @@ struct frame {
 #define FRAME_ALLOW_CONFIG 1u   /* the hub's first frame only */
 #define FRAME_ALLOW_OFFLOAD 2u  /* on the hub, after a CONFIG that offered it, once */
 #define FRAME_ALLOW_SEGMENTS 4u /* once OFFLOAD went from the peer to the hub */
+#define FRAME_ALLOW_REKEY 8u    /* a tunnel with a UDP data channel */
 
 /*
  * Look at the next frame in buf. Returns the frame's whole size when it is

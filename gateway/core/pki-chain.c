@@ -186,7 +186,8 @@ int pki_cert_chain_pem(const struct pki *pki, gnutls_x509_crt_t crt, gnutls_datu
         goto out;
     }
     all[0] = crt;
-    memcpy(all + 1, chain, n_chain * sizeof(*all));
+    if (n_chain) /* no chain: chain is NULL, and memcpy wants a pointer */
+        memcpy(all + 1, chain, n_chain * sizeof(*all));
     rc = pki_certs_pem(all, n_chain + 1, out);
     if (rc < 0)
         snprintf(err, errlen, "cannot encode the certificate and its chain");

@@ -35,6 +35,7 @@
 #include "daemon.h"
 #include "instance.h"
 #include "log.h"
+#include "mtlsgwd-main.h"
 #include "privsep.h"
 
 static void usage(FILE *f)
@@ -433,7 +434,7 @@ static void close_listeners(struct daemon_fds *fds)
         close(fds->crl);
 }
 
-int main(int argc, char **argv)
+int mtlsgwd_main(int argc, char **argv)
 {
     struct args a = {.conf = MTLSGW_DEFAULT_CONF};
     struct config *cfg = NULL;

@@ -11,6 +11,10 @@
 #  - UDP blocked by an nft drop rule: back on TLS within 2 keepalives, and
 #    on UDP again once unblocked;
 #  - a spoke that never probes (udp = no: an older client) works as today;
+#  - rekeys (REKEY frames over TLS, fault-injection builds: each epoch
+#    starts 300 records short of its 2^31 limit, and the timer is 3 s):
+#    traffic keeps flowing over UDP across several epochs, nothing lost,
+#    and the epoch shows in status;
 #  - revocation ends the UDP channel with the TLS one: records captured
 #    before it and never delivered are refused after it.
 #
@@ -156,8 +160,9 @@ nsd_start spoke "$NS_SPOKE" "$T/spoke/${UDP_FIRST:-spoke-udp}.conf"
 wait_tunnel 15 || bail "no tunnel"
 tap_result 0 "spoke1 connects, traffic passes"
 
-# UDP_ONLY_REVOKE=1: the start and the last section only (re-running it).
-if [ -z "${UDP_ONLY_REVOKE:-}" ]; then
+# UDP_ONLY_REVOKE=1: the start and the last section only (re-running it);
+# UDP_ONLY_REKEY=1: the start and the rekey section only.
+if [ -z "${UDP_ONLY_REVOKE:-}" ] && [ -z "${UDP_ONLY_REKEY:-}" ]; then
 # ---- traffic over UDP --------------------------------------------------------------
 section "traffic over UDP"
 if wait_until 5 is_channel spoke udp && wait_until 5 is_channel hub udp; then
@@ -282,8 +287,73 @@ ok_if "channel tcp on both sides, nothing over UDP (hub udp.packets_in '$(sess h
 ok_if "the spoke keeps its offloads (SEGMENTS over TLS, as before)" \
     test "$(sess spoke offload)" = True
 
-fi # UDP_ONLY_REVOKE
+fi # UDP_ONLY_REVOKE, UDP_ONLY_REKEY
 
+# ---- rekey ------------------------------------------------------------------------------
+if [ -z "${UDP_ONLY_REVOKE:-}" ] && [ "${FAULT_INJECTION:-0}" = 1 ]; then
+section "rekey"
+nsd_stop spoke
+nsd_stop hub
+hub_l0=$(wc -l <"$T/hub.log")
+spoke_l0=$(wc -l <"$T/spoke.log")
+# Read by fault-injection builds only (udp.c, rekey_knobs).
+export MTLSGW_UDP_REKEY_AFTER=${UDP_REKEY_AFTER:-300} MTLSGW_UDP_REKEY_MS=${UDP_REKEY_MS:-3000}
+nsd_start hub "$NS_HUB" "$T/hub/hub.conf"
+wait_until 5 eval "hub ss -Hlun 'sport = :$UDP_PORT' | grep -q $HUB_WAN"
+nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke-udp.conf"
+unset MTLSGW_UDP_REKEY_AFTER MTLSGW_UDP_REKEY_MS
+wait_tunnel 15 && wait_until 10 eval 'is_channel spoke udp && is_channel hub udp' ||
+    bail "no UDP tunnel for the rekey"
+e0=$(sess hub udp.epoch)
+in0=$(sess hub udp.packets_in)
+tin0=$(sess hub tcp.packets_in)
+stream "$NS_LANB" "$NS_LANA" "$LANA_HOST" "lan-b -> lan-a across rekeys"
+stream "$NS_LANA" "$NS_LANB" "$LANB_HOST" "lan-a -> lan-b across rekeys"
+e1=$(sess hub udp.epoch)
+ok_if "the records' limit drove rekeys during the streams (hub epoch $e0 -> $e1)" \
+    eval '[ "${e1:-0}" -ge $((${e0:-0} + 4)) ]'
+in1=$(sess hub udp.packets_in)
+tin1=$(sess hub tcp.packets_in)
+ok_if "... and the data stayed on UDP (udp.packets_in $in0 -> $in1, tcp $tin0 -> $tin1)" \
+    eval '[ $((in1 - in0)) -ge 2500 ] && [ $((tin1 - tin0)) -le 10 ]'
+# Idle: the timer alone (3 s here, 10 minutes by default).
+sleep 12
+e2=$(sess hub udp.epoch)
+ok_if "the timer drives rekeys on an idle tunnel (hub epoch $e1 -> $e2 in 12 s)" \
+    eval '[ "${e2:-0}" -ge $((e1 + 2)) ]'
+ok_if "traffic passes over UDP after the rekeys" \
+    eval 'ping_ab 5 && is_channel hub udp && is_channel spoke udp'
+# Both sides went through the same epochs, in order (from their logs: a
+# status call takes seconds here and the timer runs on).
+epochs() { tail -n +$(($2 + 1)) "$T/$1.log" | sed -n 's/.*: UDP epoch \([0-9]*\) (.*/\1/p' |
+    tr '\n' ' '; }
+same_epochs() {
+    eh=$(epochs hub "$hub_l0") es=$(epochs spoke "$spoke_l0")
+    [ "$eh" = "$es" ] && [ "$eh" = "$(seq -s ' ' 1 "$(echo "$eh" | wc -w)") " ]
+}
+if wait_until 10 same_epochs; then
+    tap_result 0 "both sides went through the same epochs, 1 to $(echo "$eh" | wc -w)"
+else
+    tap_result 1 "both sides went through the same epochs" "hub: $eh
+spoke: $es"
+fi
+# Epoch and rekeys from one status call.
+er=$(mtg_at hub status --json 2>/dev/null | python3 -c 'import json, sys
+for x in json.load(sys.stdin).get("sessions_list", []):
+    if "udp" in x:
+        print(x["udp"].get("epoch"), x["udp"].get("rekeys"))')
+ok_if "status shows the epoch and counts the rekeys (hub epoch/rekeys: $er)" \
+    eval '[ "${er% *}" = "${er#* }" ] && [ "${er% *}" -ge 8 ]'
+af_h=$(sess hub udp.auth_failures) af_s=$(sess spoke udp.auth_failures)
+rp_h=$(sess hub udp.replays) rp_s=$(sess spoke udp.replays)
+ok_if "no record refused across the epochs (auth_failures $af_h/$af_s, replays $rp_h/$rp_s)" \
+    eval '[ "$af_h$af_s$rp_h$rp_s" = 0000 ]'
+ok_if "the tunnel never fell back to TLS" \
+    eval '! { tail -n +$((hub_l0 + 1)) "$T/hub.log"; tail -n +$((spoke_l0 + 1)) "$T/spoke.log"; } |
+        grep -q "UDP stopped answering\|used up\|rekey.*failed"'
+fi
+
+if [ -z "${UDP_ONLY_REKEY:-}" ]; then
 # ---- revocation ends both channels ---------------------------------------------------
 section "revoke"
 nsd_stop spoke
@@ -359,5 +429,6 @@ if [ "${FAULT_INJECTION:-0}" = 1 ]; then
 fi
 ok_if "the hub's tunnel interface goes" wait_until 25 eval '[ -z "$(mtg_ifaces "$NS_HUB")" ]'
 ok_if "the hub's log: $hub_if down" grep -q "tunnel $hub_if down" "$T/hub.log"
+fi # UDP_ONLY_REKEY
 
 tap_done

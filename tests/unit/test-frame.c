@@ -238,6 +238,32 @@ static void test_offload_frame(void)
     EXPECT_INT(frame_next(buf, 5, 1400, FRAME_ALLOW_OFFLOAD, &f, &why), -EPROTO);
 }
 
+/* REKEY (type 7): exactly a 4-byte epoch, only on a tunnel with a UDP
+ * channel; a partial one waits for its bytes. */
+static void test_rekey_frame(void)
+{
+    unsigned char buf[12] = {0};
+    struct frame f;
+    const char *why = NULL;
+
+    frame_header(buf, FRAME_REKEY, 4);
+    buf[7] = 3;
+    EXPECT_INT(frame_next(buf, 8, 1400, FRAME_ALLOW_REKEY, &f, &why), 8);
+    EXPECT_INT(f.type, FRAME_REKEY);
+    EXPECT_INT(f.len, 4);
+    EXPECT_INT(f.payload[3], 3);
+    EXPECT_INT(frame_next(buf, 7, 1400, FRAME_ALLOW_REKEY, &f, &why), 0);
+    EXPECT_INT(frame_next(buf, 8, 1400, FRAME_ALLOW_OFFLOAD, &f, &why), -EPROTO);
+    EXPECT_STR(why, "REKEY without a UDP channel");
+    for (size_t len = 0; len < 9; len++) {
+        if (len == 4)
+            continue;
+        frame_header(buf, FRAME_REKEY, len);
+        EXPECT_INT(frame_next(buf, 12, 1400, FRAME_ALLOW_REKEY, &f, &why), -EPROTO);
+        EXPECT_STR(why, "REKEY not 4 bytes");
+    }
+}
+
 static void test_config_offload(void)
 {
     struct frame_config fc;
@@ -274,6 +300,7 @@ static const struct cu_test tests[] = {
     {"SEGMENTS: 64 KiB TCP trains, IPv4 and IPv6", test_segments},
     {"SEGMENTS: offload headers the kernel must not see", test_segments_refused},
     {"OFFLOAD only where allowed", test_offload_frame},
+    {"REKEY: 4 bytes, only with a UDP channel", test_rekey_frame},
     {"CONFIG offload flag", test_config_offload},
 };
 CU_MAIN("frame", tests)

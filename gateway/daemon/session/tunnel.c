@@ -202,6 +202,7 @@ static void *tx_main(void *arg)
         return NULL;
     }
     while (!atomic_load(&t->stop)) {
+        unsigned char rk[FRAME_REKEY_LEN];
         size_t len = 0;
         int r = 1;
 
@@ -227,6 +228,11 @@ static void *tx_main(void *arg)
         /* As many packets as two of the largest reads leave room for, read
          * straight into their frames; poll only once the TUN is empty (a
          * busy tunnel never sleeps in poll). */
+        /* The UDP channel's rekey, when due (udp.c). */
+        if (udp_rekey_start(c, rk) > 0 && tunnel_send_frame(c, FRAME_REKEY, rk, sizeof(rk)) < 0) {
+            tunnel_end(c, "send failed");
+            break;
+        }
         if (udp_tx_ready(c)) { /* the UDP data channel (udp.c) answers */
             r = udp_tx_batch(c);
             if (r < 0)
@@ -293,7 +299,8 @@ static int parse_frames(struct conn *c)
         struct frame f;
         const char *why = "?";
         unsigned allow = (t->offer && !t->got_offload ? FRAME_ALLOW_OFFLOAD : 0) |
-                         (atomic_load(&t->seg_rx) ? FRAME_ALLOW_SEGMENTS : 0);
+                         (atomic_load(&t->seg_rx) ? FRAME_ALLOW_SEGMENTS : 0) |
+                         (t->udp ? FRAME_ALLOW_REKEY : 0);
         long n = frame_next(t->rbuf + off, t->rlen - off, t->mtu, allow, &f, &why);
         if (n == 0)
             break;
@@ -311,6 +318,21 @@ static int parse_frames(struct conn *c)
             atomic_store(&t->seg_rx, true);
             atomic_store(&t->seg_tx, true);
             log_debug("tunnel %s: the peer takes offloads", t->ifname);
+        } else if (f.type == FRAME_REKEY) {
+            char bad[120];
+            int rc = udp_rekey_frame(c, f.payload, f.len, bad, sizeof(bad));
+            if (rc < 0) {
+                tunnel_end(c, "malformed frame: %s", bad);
+                return -EPROTO;
+            }
+            if (rc > 0) { /* the peer's rekey: our answer */
+                rc = tunnel_send_frame(c, FRAME_REKEY, f.payload, f.len);
+                udp_rekey_answered(c);
+                if (rc < 0) {
+                    tunnel_end(c, "send failed");
+                    return -EIO;
+                }
+            }
         } else if (f.type == FRAME_CLOSE) {
             atomic_store(&t->peer_said_close, true);
             tunnel_end(c, "closed by peer: %.*s", (int)f.len, (const char *)f.payload);

@@ -40,6 +40,8 @@
 #include "mono.h"
 #include "tunnel.h"
 
+#include "build-config.h"
+
 #define BUCKETS 256
 #define BATCH 32
 /* One record: the header, the largest packet a TUN with no offloads gives
@@ -63,6 +65,10 @@
 #define GSO_BYTES 65000
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
+/* The hub's timed rekey comes a minute after the spoke's: the two seldom
+ * start at once (which works too: each reads the other's REKEY as the
+ * answer). */
+#define HUB_REKEY_LAG_MS 60000
 
 struct udp_hub {
     struct daemon *d;
@@ -98,6 +104,22 @@ struct udp_chan {
     atomic_bool active;          /* spoke: a probe was answered, not timed out since */
     atomic_bool dead;            /* counter limit reached: TLS from now on */
     bool no_gso;           /* TX thread: the kernel refused UDP_SEGMENT */
+    /* The receive half of ch on the spoke (the hub's is h->lock). */
+    pthread_mutex_t rx_lock;
+    /* Rekey (docs/tunnel-protocol.md, REKEY), all under rk_lock: the keys of
+     * the epoch after the current one, derived ahead while no other thread
+     * uses the TLS session; the epoch this side sent REKEY for and awaits
+     * (0: none); when the current epoch began to seal (mono_ms). */
+    pthread_mutex_t rk_lock;
+    struct dchan_keys next_keys;
+    bool next_ready;
+    uint32_t pending;
+    bool answer_due; /* we switched on the peer's REKEY; our answer is not out yet */
+    long long epoch_since;
+    long long rekey_ms;  /* every this long; fault builds can shorten it */
+    uint64_t rekey_left; /* fault builds: records per epoch before a rekey; 0: 2^31 */
+    atomic_uint epoch;   /* the epoch this side seals with, for status */
+    atomic_ullong rekeys;
     /* spoke, TX thread only */
     long long next_probe, last_probe, backoff;
     uint64_t probes;
@@ -150,9 +172,32 @@ static void chan_free(struct udp_chan *u)
     if (!u->hub && u->fd >= 0)
         close(u->fd);
     free(u->txbuf);
+    dchan_keys_wipe(&u->next_keys);
     pthread_mutex_destroy(&u->tx_lock);
     pthread_mutex_destroy(&u->addr_lock);
+    pthread_mutex_destroy(&u->rx_lock);
+    pthread_mutex_destroy(&u->rk_lock);
     free(u);
+}
+
+/* The rekey's schedule: every DCHAN_REKEY_MS (the hub a minute later), or
+ * at DCHAN_REKEY_AT records. A build with -Dfault_injection=true also takes
+ * MTLSGW_UDP_REKEY_AFTER=N (each epoch starts its send counter N records
+ * short of DCHAN_REKEY_AT: the real trigger, after N records) and
+ * MTLSGW_UDP_REKEY_MS (the timer), for tests/netns/udp.sh. */
+static void rekey_knobs(struct udp_chan *u)
+{
+    u->rekey_ms = DCHAN_REKEY_MS + (u->hub ? HUB_REKEY_LAG_MS : 0);
+#if MTLSGW_FAULT_INJECTION
+    const char *v = getenv("MTLSGW_UDP_REKEY_AFTER");
+    if (v && strtoull(v, NULL, 10) > 0 && strtoull(v, NULL, 10) < DCHAN_REKEY_AT)
+        u->rekey_left = strtoull(v, NULL, 10);
+    v = getenv("MTLSGW_UDP_REKEY_MS");
+    if (v && strtoll(v, NULL, 10) > 0)
+        u->rekey_ms = strtoll(v, NULL, 10) + (u->hub ? strtoll(v, NULL, 10) / 2 : 0);
+#endif
+    if (u->rekey_left)
+        dchan_tx_seek(u->ch, DCHAN_REKEY_AT - u->rekey_left);
 }
 
 /* A channel for c from its TLS session: the caller is the set-up thread,
@@ -168,24 +213,32 @@ static int chan_new(struct conn *c, enum dchan_role role, struct udp_chan **out)
     u->fd = -1;
     pthread_mutex_init(&u->tx_lock, NULL);
     pthread_mutex_init(&u->addr_lock, NULL);
+    pthread_mutex_init(&u->rx_lock, NULL);
+    pthread_mutex_init(&u->rk_lock, NULL);
     u->txbuf = malloc((size_t)BATCH * SLOT);
     if (!u->txbuf) {
         chan_free(u);
         return -ENOMEM;
     }
+    /* Epoch 0, and epoch 1 ahead for the first rekey. */
     rc = dchan_keys_from_session(c->tls, role, 0, &k);
     if (rc == 0) {
         rc = dchan_new(&k, &u->ch);
         u->id = k.id;
     }
     dchan_keys_wipe(&k);
+    if (rc == 0)
+        rc = dchan_keys_from_session(c->tls, role, 1, &u->next_keys);
     if (rc < 0) {
         chan_free(u);
         return rc;
     }
+    u->next_ready = true;
     u->t = c->tun;
     u->hub = role == DCHAN_HUB;
     u->backoff = BACKOFF_MIN_MS;
+    u->epoch_since = mono_ms();
+    rekey_knobs(u);
     *out = u;
     return 0;
 }
@@ -401,6 +454,7 @@ static void hub_datagram(struct udp_hub *h, unsigned char *rec, size_t len,
         return;
     atomic_fetch_add(&u->bytes_in, len);
     atomic_store(&u->last_auth, mono_ms());
+    dchan_expire(u->ch, (uint64_t)mono_ms());
     /* NAT rebinding: the address follows authentic datagrams only. */
     pthread_mutex_lock(&u->addr_lock);
     if (u->peer_len != fromlen || memcmp(&u->peer, from, fromlen) != 0) {
@@ -646,6 +700,7 @@ void *udp_spoke_rx_main(void *arg)
             poll(p, 2, 1000);
             continue;
         }
+        pthread_mutex_lock(&u->rx_lock); /* the rekey's install waits for the batch */
         for (int i = 0; i < n && !atomic_load(&t->stop); i++) {
             unsigned char *d = b->iov[i].iov_base;
             size_t all = b->msgs[i].msg_len, seg = rx_seg(b, i);
@@ -659,16 +714,176 @@ void *udp_spoke_rx_main(void *arg)
                 }
                 atomic_fetch_add(&u->bytes_in, rl);
                 atomic_store(&u->last_auth, mono_ms());
+                dchan_expire(u->ch, (uint64_t)mono_ms());
                 if (type == DCHAN_PROBE_REPLY && !atomic_exchange(&u->active, true))
                     log_info("uplink %s: UDP answers: data over UDP", c->peer);
                 if (type == DCHAN_DATA)
                     to_tun(u, d + off + DCHAN_HDR, (size_t)len);
             }
         }
+        pthread_mutex_unlock(&u->rx_lock);
     }
     free(b->bufs);
     free(b);
     return NULL;
+}
+
+/* ---- rekey (docs/tunnel-protocol.md, REKEY) -------------------------------- */
+
+/* The lock of ch's receive half: the hub's table lock, or the spoke's own. */
+static pthread_mutex_t *rx_half(struct udp_chan *u)
+{
+    return u->hub ? &u->h->lock : &u->rx_lock;
+}
+
+/* Open the next epoch for receiving (it then opens two). rk_lock held. */
+static int rekey_install(struct udp_chan *u)
+{
+    int rc;
+
+    if (!u->next_ready)
+        return -ENOKEY;
+    pthread_mutex_lock(rx_half(u));
+    rc = dchan_install(u->ch, &u->next_keys);
+    pthread_mutex_unlock(rx_half(u));
+    dchan_keys_wipe(&u->next_keys);
+    u->next_ready = false;
+    return rc;
+}
+
+/* Seal with the installed epoch from now on. rk_lock held. */
+static void rekey_switch(struct udp_chan *u)
+{
+    int rc;
+
+    pthread_mutex_lock(&u->tx_lock);
+    rc = dchan_switch(u->ch);
+    if (rc == 0 && u->rekey_left)
+        dchan_tx_seek(u->ch, DCHAN_REKEY_AT - u->rekey_left);
+    atomic_store(&u->epoch, dchan_tx_epoch(u->ch));
+    pthread_mutex_unlock(&u->tx_lock);
+    u->pending = 0;
+    u->epoch_since = mono_ms();
+    if (rc == 0)
+        atomic_fetch_add(&u->rekeys, 1);
+    else
+        log_err("tunnel %s: UDP: no epoch to switch to (at %u)", u->t->ifname,
+                atomic_load(&u->epoch));
+}
+
+/* Derive the keys of the epoch after `epoch` ahead of the next rekey: the
+ * TLS receiving thread, with send_lock held, so no other thread is in the
+ * TLS session (gnutls_prf_rfc5705 beside a sender is not promised safe).
+ * rk_lock held. */
+static void rekey_derive(struct conn *c, struct udp_chan *u, uint32_t epoch)
+{
+    int rc;
+
+    pthread_mutex_lock(&c->tun->send_lock);
+    rc = dchan_keys_from_session(c->tls, u->hub ? DCHAN_HUB : DCHAN_SPOKE, epoch + 1,
+                                 &u->next_keys);
+    pthread_mutex_unlock(&c->tun->send_lock);
+    u->next_ready = rc == 0;
+    if (rc < 0)
+        log_warn("tunnel %s: UDP epoch %u: %s: no further rekey", c->tun->ifname, epoch + 1,
+                 strerror(-rc));
+}
+
+/* Whether the peer uses the channel now (a REKEY goes only to a peer that
+ * does: the hub's came over UDP at least once, the spoke's answers). */
+static bool in_use(const struct udp_chan *u)
+{
+    return u->hub ? atomic_load(&u->last_auth) != 0 : atomic_load(&u->active);
+}
+
+int udp_rekey_start(struct conn *c, unsigned char *p)
+{
+    struct udp_chan *u = c->tun->udp;
+    uint32_t e = 0;
+    long long now;
+
+    if (!u || atomic_load(&u->dead) || pthread_mutex_trylock(&u->rk_lock) != 0)
+        return 0;
+    now = mono_ms();
+    if (!u->pending && !u->answer_due && u->next_ready && in_use(u) &&
+        (dchan_wants_rekey(u->ch) || now - u->epoch_since >= u->rekey_ms)) {
+        e = atomic_load(&u->epoch) + 1;
+        if (rekey_install(u) == 0)
+            u->pending = e;
+        else
+            e = 0;
+    }
+    pthread_mutex_unlock(&u->rk_lock);
+    if (!e)
+        return 0;
+    p[0] = (unsigned char)(e >> 24);
+    p[1] = (unsigned char)(e >> 16);
+    p[2] = (unsigned char)(e >> 8);
+    p[3] = (unsigned char)e;
+    log_debug("tunnel %s: UDP rekey to epoch %u", c->tun->ifname, e);
+    return 1;
+}
+
+int udp_rekey_frame(struct conn *c, const unsigned char *p, size_t len, char *why,
+                    size_t whylen)
+{
+    struct tunnel *t = c->tun;
+    struct udp_chan *u = t->udp;
+    uint32_t n, e, pending;
+    const char *how = "our rekey";
+    bool answer = false;
+    int rc = 0;
+
+    if (!u || len != FRAME_REKEY_LEN) {
+        snprintf(why, whylen, "REKEY without a UDP channel");
+        return -EPROTO;
+    }
+    n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    pthread_mutex_lock(&u->rk_lock);
+    e = atomic_load(&u->epoch);
+    pending = u->pending;
+    if (pending && n == pending) {
+        /* The answer to ours, or the peer started at the same time. */
+        rekey_switch(u);
+    } else if (!pending && n == e + 1) {
+        how = "the peer's rekey";
+        if (!u->next_ready)
+            rekey_derive(c, u, e);
+        rc = rekey_install(u);
+        if (rc == 0) {
+            rekey_switch(u);
+            /* No REKEY of ours until the answer is out (udp_rekey_answered). */
+            u->answer_due = answer = true;
+        }
+    } else {
+        pthread_mutex_unlock(&u->rk_lock);
+        snprintf(why, whylen, "REKEY to epoch %u at epoch %u%s", (unsigned)n, (unsigned)e,
+                 pending ? " during a rekey" : "");
+        return -EPROTO;
+    }
+    if (rc == 0 && !u->next_ready)
+        rekey_derive(c, u, n);
+    pthread_mutex_unlock(&u->rk_lock);
+    if (rc < 0) {
+        /* No keys: the channel ends, data goes over TLS. */
+        atomic_store(&u->dead, true);
+        log_warn("tunnel %s: UDP rekey to epoch %u failed (%s): data on TLS", t->ifname,
+                 (unsigned)n, strerror(-rc));
+        return 0;
+    }
+    log_info("tunnel %s: UDP epoch %u (%s)", t->ifname, (unsigned)n, how);
+    return answer ? 1 : 0;
+}
+
+void udp_rekey_answered(struct conn *c)
+{
+    struct udp_chan *u = c->tun->udp;
+
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->rk_lock);
+    u->answer_due = false;
+    pthread_mutex_unlock(&u->rk_lock);
 }
 
 /* ---- the TX thread, both sides ------------------------------------------- */
@@ -791,9 +1006,10 @@ int udp_tx_batch(struct conn *c)
             continue;
         len = dchan_seal(u->ch, DCHAN_DATA, rec, (size_t)n, SLOT);
         if (len == -EKEYEXPIRED) {
-            /* No rekey in this version: the epoch's records are used up. */
+            /* 2^32 records and no rekey completed since 2^31. */
             atomic_store(&u->dead, true);
-            log_warn("tunnel %s: the UDP channel's key is used up: data on TLS", t->ifname);
+            log_warn("tunnel %s: the UDP channel's epoch %u is used up and no rekey "
+                     "completed: data on TLS", t->ifname, atomic_load(&u->epoch));
             break;
         }
         if (len < 0)
@@ -925,6 +1141,9 @@ void udp_describe(struct conn *c, struct json_object *o)
         addr_text(&u->peer, peer, sizeof(peer));
         pthread_mutex_unlock(&u->addr_lock);
         json_object_object_add(uo, "peer", json_object_new_string(peer));
+        json_object_object_add(uo, "epoch", json_object_new_int64(atomic_load(&u->epoch)));
+        json_object_object_add(uo, "rekeys",
+                               json_object_new_int64((int64_t)atomic_load(&u->rekeys)));
         json_object_object_add(o, "udp", uo);
     }
     json_object_object_add(o, "channel", json_object_new_string(udp ? "udp" : "tcp"));

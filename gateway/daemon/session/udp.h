@@ -51,6 +51,21 @@ bool udp_tx_ready(struct conn *c);
  * over UDP. 1: sent some; 0: the TUN is empty; -errno: reading the TUN
  * failed (the caller ends the tunnel). */
 int udp_tx_batch(struct conn *c);
+/*
+ * The rekey (docs/tunnel-protocol.md, REKEY). The TX thread calls
+ * udp_rekey_start each round: 1 when a rekey starts now (the next epoch is
+ * installed for receiving), and the caller sends REKEY with the
+ * FRAME_REKEY_LEN bytes written to p; 0: nothing to do. The TLS receiving
+ * thread calls udp_rekey_frame on a REKEY: 0 (done: the answer to ours, or
+ * a failed rekey that left the data on TLS), 1 (the peer's: switched; the
+ * caller sends REKEY with the same payload back, then calls
+ * udp_rekey_answered), or -EPROTO with why filled (an epoch out of turn:
+ * a malformed frame, the caller ends the tunnel).
+ */
+int udp_rekey_start(struct conn *c, unsigned char *p);
+int udp_rekey_frame(struct conn *c, const unsigned char *p, size_t len, char *why,
+                    size_t whylen);
+void udp_rekey_answered(struct conn *c);
 /* How long the TX thread may sleep in poll at most (ms), for probes. */
 int udp_tx_timeout(struct conn *c, int timeout);
 

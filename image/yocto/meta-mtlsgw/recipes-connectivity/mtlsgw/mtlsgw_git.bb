@@ -54,6 +54,10 @@ PACKAGECONFIG[tpm] = "-Dtpm=enabled,-Dtpm=disabled,,tpm2-pkcs11 tpm2-abrmd"
 PACKAGECONFIG[systemd] = "-Dsystemd=enabled,-Dsystemd=disabled,systemd"
 
 EXTRA_OEMESON += "-Dfuzz=false -Ddaemon_user=mtlsgw"
+# One executable: meson installs ${sbindir}/mtlsgw and ${sbindir}/mtlsgwd as
+# a symbolic link to it (install_symlink, meson >= 0.61: kirkstone has
+# 0.61.3); the name it is started by picks the daemon. For a flash-sized
+# image add "-Dimage=true -Db_lto=true" (docs/performance.md, "Size").
 
 # The unit only exists with PACKAGECONFIG systemd (meson installs it then).
 SYSTEMD_SERVICE:${PN} = "${@bb.utils.contains('PACKAGECONFIG', 'systemd', 'mtlsgwd.service', '', d)}"
