@@ -220,5 +220,13 @@ ok_if "... vouched for by hubA, named spoke1 (not bob)" \
     log_has hub "tunnel peer spoke1 .*vouched for by issuer hubA"
 ok_if "... B routes [trust hubA] networks' $LANB_NET to it" wait_until 10 hub_route "$LANB_NET"
 ok_if "... and never bob's $BOBNET" not hub_route "$BOBNET"
+# The same name is not the same peer: B's spoke1 would be a bare name.
+st=$(mtg_at hub status 2>&1)
+expect_in "hubA/spoke1" "$st" "status at B shows the roaming peer as hubA/spoke1"
+IF=$(hub_iface)
+mtg_at hub kick spoke1 >/dev/null 2>&1
+sleep 1
+ok_if "kick spoke1 (B's own name) does not end hubA's spoke1" test "$(hub_iface)" = "$IF"
+ok_if "kick hubA/spoke1 ends it" mtg_at hub kick hubA/spoke1
 
 tap_done
