@@ -183,7 +183,9 @@ bool con_peer_online(struct json_object *sessions, const char *name, const char 
 {
     for (size_t i = 0; sessions && i < json_object_array_length(sessions); i++) {
         struct json_object *s = json_object_array_get_idx(sessions, i), *p, *n;
+        /* A [trust] issuer's peer of the same name is another peer. */
         if (json_object_object_get_ex(s, "peer", &p) &&
+            !json_object_object_get_ex(s, "issuer", &n) &&
             strcmp(json_object_get_string(p), name) == 0 &&
             (!serial || !json_object_object_get_ex(s, "serial", &n) ||
              strcmp(json_object_get_string(n), serial) == 0))
@@ -246,7 +248,7 @@ int cmd_sessions(struct console *con, int argc, char **argv)
            "FROM", "SINCE", "IN", "OUT", "TUNNEL");
     for (size_t i = 0; i < json_object_array_length(list); i++) {
         struct json_object *s = json_object_array_get_idx(list, i), *f;
-        char in[24], out[24], tun[96] = "-";
+        char in[24], out[24], tun[96] = "-", who[160];
 #define F(k) (json_object_object_get_ex(s, k, &f) ? json_object_get_string(f) : "-")
         human_bytes(json_object_object_get_ex(s, "bytes_in", &f) ? json_object_get_int64(f) : 0,
                     in, sizeof(in));
@@ -255,7 +257,13 @@ int cmd_sessions(struct console *con, int argc, char **argv)
                     out, sizeof(out));
         if (json_object_object_get_ex(s, "interface", &f))
             snprintf(tun, sizeof(tun), "%s %s", json_object_get_string(f), F("address"));
-        printf("%-6s %-16s %-8s %-10s %-40s %-20s %8s %8s %s\n", F("id"), F("peer"), F("role"),
+        /* A [trust] issuer's peer: ISSUER/NAME (as kick takes it). */
+        if (json_object_object_get_ex(s, "issuer", &f))
+            snprintf(who, sizeof(who), "%s/", json_object_get_string(f));
+        else
+            who[0] = '\0';
+        snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s", F("peer"));
+        printf("%-6s %-16s %-8s %-10s %-40s %-20s %8s %8s %s\n", F("id"), who, F("role"),
                F("listener"), F("remote"), F("since"), in, out, tun);
 #undef F
     }

@@ -232,11 +232,12 @@ int cmd_status(struct console *con, int argc, char **argv)
             struct json_object *s = json_object_array_get_idx(list, i), *f;
 #define F(k) (json_object_object_get_ex(s, k, &f) ? json_object_get_string(f) : "-")
             char who[96];
-            /* A [trust] issuer's peer: NAME@ISSUER, who vouched. */
-            snprintf(who, sizeof(who), "%s", F("peer"));
+            /* A [trust] issuer's peer: ISSUER/NAME, who vouched (as kick takes it). */
             if (json_object_object_get_ex(s, "issuer", &f))
-                snprintf(who + strlen(who), sizeof(who) - strlen(who), "@%s",
-                         json_object_get_string(f));
+                snprintf(who, sizeof(who), "%s/", json_object_get_string(f));
+            else
+                who[0] = '\0';
+            snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s", F("peer"));
             /* DATA: the channel carrying a tunnel's packets (udp or tcp). */
             printf("%-6s %-16s %-8s %-10s %-22s %-8s %-15s %-4s %-20s %10s %10s\n", F("id"),
                    who, F("role"), F("listener"), F("remote"), F("interface"),

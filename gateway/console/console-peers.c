@@ -437,6 +437,12 @@ int cmd_explain(struct console *con, int argc, char **argv)
         goto out;
     }
     printf("certificate: %s, serial %s\n", v.subject, v.serial[0] ? v.serial : "?");
+    for (size_t i = 0; i < trustdb_trust(db)->n_issuers; i++)
+        if (trustdb_trust(db)->issuers[i].ca &&
+            !verify_ca_pathlen0(trustdb_trust(db)->issuers[i].ca))
+            printf("warning: [trust %s] ca has no pathlen:0: it can sign sub-CAs "
+                   "(their peers are refused as of an unknown issuer)\n",
+                   trustdb_trust(db)->issuers[i].name);
     for (size_t i = 0; i < trustdb_n_ignored(db); i++)
         printf("note: %s\n", trustdb_ignored(db, i));
     explain_path(trustdb_trust(db), chain, n);

@@ -78,8 +78,9 @@ static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**
         goto out;
     }
     next = gnutls_x509_crl_get_next_update(crl);
-    if (next > 0 && now > next) {
-        snprintf(why, whylen, "its CRL's nextUpdate has passed");
+    if (next <= 0 || now > next) {
+        snprintf(why, whylen, next <= 0 ? "its CRL has no nextUpdate (it would be good forever)"
+                                        : "its CRL's nextUpdate has passed");
         rc = -ESTALE;
         goto out;
     }

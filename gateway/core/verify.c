@@ -166,6 +166,15 @@ bool verify_serial_listed(char (*const list)[64], size_t n, const char *serial)
     return n && bsearch(serial, list, n, sizeof(list[0]), cmp_serial);
 }
 
+bool verify_ca_pathlen0(gnutls_x509_crt_t ca)
+{
+    unsigned critical = 0, is_ca = 0;
+    int pathlen = -1;
+
+    return gnutls_x509_crt_get_basic_constraints(ca, &critical, &is_ca, &pathlen) >= 0 &&
+           is_ca && pathlen == 0;
+}
+
 /* The sibling issuer in t->issuers that issued crt, or -1. */
 static int sibling_of(const struct trust *t, gnutls_x509_crt_t crt)
 {
@@ -207,6 +216,7 @@ void verify_facts(const struct trust *t, gnutls_x509_crt_t crt, struct cert_fact
         f->cn[0] = '\0';
     verify_serial_hex(crt, f->serial, sizeof(f->serial));
     dn_of(crt, false, f->subject, sizeof(f->subject));
+    dn_of(crt, true, f->issuer_dn, sizeof(f->issuer_dn));
     f->not_before = gnutls_x509_crt_get_activation_time(crt);
     f->not_after = gnutls_x509_crt_get_expiration_time(crt);
     f->client_auth = has_client_auth(crt);
@@ -230,7 +240,9 @@ static int sibling_policy(const struct trust *t, const struct cert_facts *f, tim
                           unsigned allowed_roles, struct verdict *v)
 {
     const struct trust_issuer *is = &t->issuers[f->issuer];
-    const struct peer *p = t->reg ? registry_find_serial(t->reg, v->serial) : NULL;
+    /* Peers are (issuer, serial): every registry entry is one this hub's CA
+     * issued, so none is a sibling issuer's peer, whatever its serial. */
+    const struct peer *p = NULL;
     char when[32];
 
     snprintf(v->issuer, sizeof(v->issuer), "%s", is->name);
@@ -288,6 +300,13 @@ static int verify_policy(const struct trust *t, const struct cert_facts *f, time
     snprintf(v->serial, sizeof(v->serial), "%s", f->serial);
     snprintf(v->subject, sizeof(v->subject), "%s", f->subject);
     v->not_after = f->not_after;
+    /* Signed by neither this hub's CA or chain nor a [trust] CA (a sub-CA
+     * under a sibling without pathlen:0): no registry entry is its. */
+    if (f->ca < 0 && f->issuer < 0)
+        return finish(v, VERDICT_UNKNOWN_ISSUER,
+                      "unknown issuer '%s': neither this gateway's CA nor a [trust] issuer's "
+                      "CA issued it (a sub-CA under a sibling?)",
+                      f->issuer_dn);
     /* The chain is verified without time checks (verify_peer_facts): the
      * CA's period is checked here, against the same `now` as the peer's. */
     if (f->ca >= 0 && f->ca_not_after && now > f->ca_not_after) {

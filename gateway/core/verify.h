@@ -105,6 +105,7 @@ int verify_peer(const struct trust *t, const gnutls_x509_crt_t *chain, size_t n,
 struct cert_facts {
     char serial[64];
     char subject[256];
+    char issuer_dn[256];
     time_t not_before, not_after;
     bool client_auth;
     bool crl_revoked;
@@ -121,6 +122,11 @@ struct cert_facts {
     int issuer;
     char cn[64];
 };
+
+/* Whether CA certificate ca allows no CA below it (basicConstraints
+ * pathlen:0): a [trust] CA without it can sign sub-CAs, whose leaves are
+ * refused as of an unknown issuer, but it should not be able to. */
+bool verify_ca_pathlen0(gnutls_x509_crt_t ca);
 
 /* Whether serial (verify_serial_hex) is in a sorted list of serials. */
 bool verify_serial_listed(char (*const list)[64], size_t n, const char *serial);

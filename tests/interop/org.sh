@@ -390,6 +390,68 @@ touch -d '2 hours ago' "$P/trust-hub2.crl"
 expect_exit 1 "explain: a CRL fetched longer ago than max-stale: peer2 refused" \
     hubt explain "$T/peer2.crt"
 expect_in "past max-stale (3600 s)" "$OUT" "... and why"
+
+# ---- peers are (issuer, serial): a sibling cannot become a local peer ------------------
+# hub2 (its CA key on its token) signs a leaf carrying the serial of bob, a
+# local tunnel peer of hub1 with a network: it must not be granted as bob.
+cp "$T/g2-pki/crl.pem" "$P/trust-hub2.crl"
+keycsr bob >/dev/null 2>&1
+hub enroll bob --role tunnel --csr "$T/bob.csr" --out "$T/bob.crt" --leaf-only \
+    --network 10.99.0.0/24 >/dev/null 2>&1
+BOBSER=$(openssl x509 -in "$T/bob.crt" -noout -serial | cut -d= -f2)
+certtool --generate-privkey --key-type ecdsa --outfile "$T/mallory.key" 2>/dev/null
+printf 'cn = mallory\nserial = 0x%s\ntls_www_client\nuri = %s\nexpiration_days = 30\n' \
+    "$BOBSER" "urn:mtlsgw:role:tunnel" >"$T/mallory.tmpl"
+GNUTLS_PIN=g2-pin-0000 certtool --generate-certificate --load-privkey "$T/mallory.key" \
+    --load-ca-privkey "pkcs11:token=g2;object=mtlsgw-ca;type=private" \
+    --load-ca-certificate "$T/hub2.crt" --template "$T/mallory.tmpl" \
+    --outfile "$T/mallory.crt" >/dev/null 2>&1
+ok_if "(hub2 signed a leaf with bob's serial)" test -n "$BOBSER" -a \
+    "$(openssl x509 -in "$T/mallory.crt" -noout -serial 2>/dev/null | cut -d= -f2)" = "$BOBSER"
+hubt explain "$T/mallory.crt" >/dev/null 2>&1
+OUT=$(hubt explain "$T/mallory.crt" 2>&1)
+expect_not_in "peer bob" "$OUT" "explain: hub2's leaf with bob's serial is not granted as bob"
+expect_not_in "10.99.0.0/24" "$OUT" "... nor given bob's networks"
+expect_in "granted: peer mallory, role tunnel, vouched for by issuer hub2" "$OUT" \
+    "... it is hub2's roaming peer mallory"
+
+# ---- a leaf under a sub-CA of a [trust] CA without pathlen:0 ---------------------------
+# hubx's intermediate is CA:TRUE with no path length: a sub-CA under it
+# signs an admin leaf with admin1's serial. Neither hub1's CA nor a [trust]
+# CA issued the leaf: unknown issuer, never hub1's admin1.
+openssl req -x509 -sha256 -days 30 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$T/hubx.key" -out "$T/hubx.crt" -subj "/CN=hubx CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>/dev/null
+printf 'ca\ncert_signing_key\ncrl_signing_key\ncrl_next_update = 30\ncrl_number = 1\n' \
+    >"$T/hubx.tmpl"
+certtool --generate-crl --load-ca-privkey "$T/hubx.key" --load-ca-certificate "$T/hubx.crt" \
+    --template "$T/hubx.tmpl" --outfile "$P/trust-hubx.crl" >/dev/null 2>&1
+printf 'cn = "evil sub CA"\nca\ncert_signing_key\nexpiration_days = 30\n' >"$T/evsub.tmpl"
+certtool --generate-privkey --key-type ecdsa --outfile "$T/evsub.key" 2>/dev/null
+certtool --generate-certificate --load-privkey "$T/evsub.key" --load-ca-privkey "$T/hubx.key" \
+    --load-ca-certificate "$T/hubx.crt" --template "$T/evsub.tmpl" \
+    --outfile "$T/evsub.crt" >/dev/null 2>&1
+ADMSER=$(openssl x509 -in "$T/admin1.crt" -noout -serial | cut -d= -f2)
+printf 'cn = evil\nserial = 0x%s\ntls_www_client\nuri = %s\nexpiration_days = 30\n' \
+    "$ADMSER" "urn:mtlsgw:role:admin" >"$T/evil.tmpl"
+certtool --generate-privkey --key-type ecdsa --outfile "$T/evil.key" 2>/dev/null
+certtool --generate-certificate --load-privkey "$T/evil.key" --load-ca-privkey "$T/evsub.key" \
+    --load-ca-certificate "$T/evsub.crt" --template "$T/evil.tmpl" \
+    --outfile "$T/evil1.crt" >/dev/null 2>&1
+cat "$T/evil1.crt" "$T/evsub.crt" >"$T/evil-chain.pem"
+cp "$T/gw.conf" "$T/gwx.conf"
+printf '[trust hubx]\nca = %s\ncrl-url = http://127.0.0.1:9/crl\nroles = monitor tunnel admin\n' \
+    "$T/hubx.crt" >>"$T/gwx.conf"
+ok_if "(a sub-CA under hubx signed a leaf with admin1's serial)" test -s "$T/evil1.crt" -a \
+    "$(openssl x509 -in "$T/evil1.crt" -noout -serial 2>/dev/null | cut -d= -f2)" = "$ADMSER"
+expect_exit 1 "explain: a leaf under a sub-CA of a [trust] CA is refused" \
+    "$MTLSGW" -c "$T/gwx.conf" explain "$T/evil-chain.pem"
+expect_not_in "peer admin1" "$OUT" "... never as the local admin1"
+expect_in "unknown issuer" "$OUT" "... as an unknown issuer"
+expect_in "warning: [trust hubx] ca has no pathlen:0" "$OUT" \
+    "... and explain warns that hubx's CA can sign sub-CAs"
+rm -f "$P/trust-hubx.crl"
 rm -f "$P/trust-hub2.crl"
 root crl --out "$T/root-crl.pem" >/dev/null 2>&1
 cat "$T/root-crl.pem" "$T/g2-pki/crl.pem" >"$T/crls2.pem"

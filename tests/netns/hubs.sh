@@ -180,7 +180,7 @@ ended() { # peer why seconds
 ok_if "mon3 holds a session at B" hold mon3
 st=$("$MTLSGW" -c "$T/hubB.conf" status 2>&1)
 expect_in "trust      hubA: fresh" "$st" "mtlsgw status at B: hubA's CRL is fresh"
-expect_in "mon3@hubA" "$st" "mtlsgw status at B: mon3's session, vouched for by hubA"
+expect_in "hubA/mon3" "$st" "mtlsgw status at B: mon3's session, vouched for by hubA"
 "$MTLSGW" -c "$T/hubA.conf" revoke mon3 --reason keyCompromise >/dev/null 2>&1
 ok_if "revoked at A, mon3's open session at B ends within refresh + 1 s" \
     ended mon3 "revoked by its issuer" $((REFRESH + 1))

@@ -189,4 +189,44 @@ ok_if "... within refresh + 1 s of the revoke ($((t1 - tr)) ms <= $(((REFRESH + 
 sleep 2
 ok_if "... and spoke1 gets no tunnel back" no_tunnel
 
+# ---- 4. peers are (issuer, serial): A's certificate with a serial of B's bob ------
+# B enrolls its own bob with a network; A (its CA key on its token) signs
+# spoke1's CSR again with bob's serial. B must take it as A's roaming
+# spoke1 (networks = routes only), never as bob (bob's network).
+BOBNET=10.30.0.0/24
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/bob.key" \
+    -subj /CN=bob -out "$T/bob.csr" 2>/dev/null
+ok_if "B enrolls its own bob with $BOBNET" \
+    mtg_at hub enroll bob --role tunnel --csr "$T/bob.csr" --network "$BOBNET" \
+    --out "$T/bob.crt" --leaf-only
+BOBSER=$(openssl x509 -in "$T/bob.crt" -noout -serial | cut -d= -f2)
+printf 'serial = 0x%s\ntls_www_client\nsigning_key\nuri = %s\nuri = %s\nexpiration_days = 30\n' \
+    "$BOBSER" "urn:mtlsgw:role:tunnel" "urn:mtlsgw:network:$LANB_NET" >"$T/forge.tmpl"
+nsd_stop spoke
+GNUTLS_PIN=hua-pin-0001 SOFTHSM2_CONF=$T/huba/softhsm2.conf certtool --provider "$MODULE" \
+    --generate-certificate --load-request "$T/spoke1.csr" \
+    --load-ca-privkey "pkcs11:token=huba;object=mtlsgw-ca;type=private" \
+    --load-ca-certificate "$T/huba.ica.crt" --template "$T/forge.tmpl" \
+    --outfile "$T/forged.crt" >/dev/null 2>&1
+ok_if "(A signed spoke1's key again with bob's serial)" test "$(openssl x509 \
+    -in "$T/forged.crt" -noout -serial 2>/dev/null | cut -d= -f2)" = "$BOBSER"
+cat "$T/forged.crt" "$T/huba.ica.crt" >"$T/spoke/pki/device.crt"
+softhsm_give_to "$DUSER" "$T/spoke/pki"
+mark hub
+nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke.conf"
+ok_if "A's certificate with bob's serial: a tunnel at B, as A's roaming peer" \
+    wait_until 20 tunnel_up
+ok_if "... vouched for by hubA, named spoke1 (not bob)" \
+    log_has hub "tunnel peer spoke1 .*vouched for by issuer hubA"
+ok_if "... B routes [trust hubA] networks' $LANB_NET to it" wait_until 10 hub_route "$LANB_NET"
+ok_if "... and never bob's $BOBNET" not hub_route "$BOBNET"
+# The same name is not the same peer: B's spoke1 would be a bare name.
+st=$(mtg_at hub status 2>&1)
+expect_in "hubA/spoke1" "$st" "status at B shows the roaming peer as hubA/spoke1"
+IF=$(hub_iface)
+mtg_at hub kick spoke1 >/dev/null 2>&1
+sleep 1
+ok_if "kick spoke1 (B's own name) does not end hubA's spoke1" test "$(hub_iface)" = "$IF"
+ok_if "kick hubA/spoke1 ends it" mtg_at hub kick hubA/spoke1
+
 tap_done

@@ -93,7 +93,8 @@ static void write_der(const char *path, const gnutls_datum_t *d)
 }
 
 /* hubA's CRL file as the session process keeps it: signed by signer,
- * listing revoked (NULL: nothing), nextUpdate next_in seconds ahead. */
+ * listing revoked (NULL: nothing), nextUpdate next_in seconds ahead (0:
+ * none). */
 static void write_crl(gnutls_x509_crt_t signer, gnutls_x509_privkey_t key,
                       gnutls_x509_crt_t revoked, long next_in, uint64_t number)
 {
@@ -108,7 +109,8 @@ static void write_crl(gnutls_x509_crt_t signer, gnutls_x509_privkey_t key,
     CU_ASSERT_FATAL(gnutls_x509_crl_init(&crl) == 0);
     gnutls_x509_crl_set_version(crl, 2);
     gnutls_x509_crl_set_this_update(crl, now - 60);
-    gnutls_x509_crl_set_next_update(crl, now + next_in);
+    if (next_in)
+        gnutls_x509_crl_set_next_update(crl, now + next_in);
     gnutls_x509_crl_set_number(crl, num, sizeof(num));
     if (revoked)
         gnutls_x509_crl_set_crt(crl, revoked, now - 30);
@@ -269,6 +271,18 @@ static void test_roam(void)
     expect("a CRL the session process signed itself", &m, -EPERM, "not signed by");
     write_crl(ca, ca_key, NULL, -60, crl_number);
     expect("a CRL past its nextUpdate", &m, -EPERM, "nextUpdate has passed");
+    write_crl(ca, ca_key, NULL, 0, crl_number);
+    expect("a CRL without nextUpdate (good forever)", &m, -EPERM, "no nextUpdate");
+    {
+        /* Past the cap: refused unread (GnuTLS's import is quadratic). */
+        static unsigned char big[3u * 1024 * 1024];
+        gnutls_datum_t d = {big, sizeof(big)};
+        char path[128], file[256];
+        snprintf(path, sizeof(path), "%s/pki", dir);
+        trustdb_issuer_crl_path(path, "hubA", file, sizeof(file));
+        write_der(file, &d);
+        expect("a CRL file over 2 MiB", &m, -EPERM, "larger than");
+    }
     write_crl(ca, ca_key, NULL, 3600, crl_number);
 
     build(&m, "hubB", roamer, "roamer", "10.20.1.0/24", 1);

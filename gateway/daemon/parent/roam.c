@@ -22,7 +22,9 @@
 #include "trustdb.h"
 #include "verify.h"
 
-#define ROAM_CRL_MAX (64u * 1024 * 1024)
+/* As trust-fetch.c's FETCH_MAX: a bigger CRL would stall this loop in
+ * GnuTLS's quadratic import; it is refused and its issuer is stale. */
+#define ROAM_CRL_MAX (2u * 1024 * 1024)
 /* A CRL signed a little ahead of our clock is still taken. */
 #define ROAM_CLOCK_SKEW 300
 
@@ -151,7 +153,13 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
         return -EPERM;
     }
     if (!(is->crl && same_file(&st, &is->crl_st))) {
-        if (read_file(path, ROAM_CRL_MAX, &d) < 0 || gnutls_x509_crl_init(&crl) < 0)
+        int rd = read_file(path, ROAM_CRL_MAX, &d);
+        if (rd == -EFBIG) {
+            snprintf(err, errlen, "issuer %s: %s is larger than %u bytes: refused (stale)",
+                     is->cfg->name, path, ROAM_CRL_MAX);
+            goto out;
+        }
+        if (rd < 0 || gnutls_x509_crl_init(&crl) < 0)
             goto bad;
         if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
             gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0)
@@ -191,8 +199,10 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
         crl = NULL;
     }
     next = gnutls_x509_crl_get_next_update(is->crl);
-    if (next > 0 && now > next) {
-        snprintf(err, errlen, "issuer %s: its CRL's nextUpdate has passed", is->cfg->name);
+    if (next <= 0 || now > next) {
+        snprintf(err, errlen, "issuer %s: %s", is->cfg->name,
+                 next <= 0 ? "its CRL has no nextUpdate: never fresh"
+                           : "its CRL's nextUpdate has passed");
         goto out;
     }
     rc = 0;

@@ -295,13 +295,29 @@ int daemon_kick_id(struct daemon *d, uint64_t id)
     return rc;
 }
 
+/*
+ * Whether c is the peer `name`: a local peer's bare name, or ISSUER/NAME for
+ * a [trust] issuer's peer. A sibling's bob is not this hub's bob. Under
+ * conns_lock.
+ */
+static bool conn_is_peer(const struct conn *c, const char *name)
+{
+    const char *slash = strchr(name, '/');
+
+    if (!slash)
+        return !c->issuer[0] && strcmp(c->peer, name) == 0;
+    return strlen(c->issuer) == (size_t)(slash - name) &&
+           strncmp(c->issuer, name, (size_t)(slash - name)) == 0 &&
+           strcmp(c->peer, slash + 1) == 0;
+}
+
 int daemon_kick_peer(struct daemon *d, const char *name)
 {
     int rc = -ENOENT;
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c; c = c->next) {
-        if (atomic_load(&c->state) == CONN_OPEN && strcmp(c->peer, name) == 0) {
+        if (atomic_load(&c->state) == CONN_OPEN && conn_is_peer(c, name)) {
             if (rc < 0)
                 rc = 0;
             if (conn_kill(c, KILL_KICKED))
@@ -327,8 +343,10 @@ int daemon_supersede(struct daemon *d, struct conn *c)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *o = d->conns; o; o = o->next) {
+        /* The same peer is the same (issuer, name): a roaming bob of hubA
+         * does not end this hub's bob, nor the other way round. */
         if (o == c || o->l != c->l || o->id > c->id || atomic_load(&o->state) != CONN_OPEN ||
-            strcmp(o->peer, c->peer) != 0)
+            strcmp(o->peer, c->peer) != 0 || strcmp(o->issuer, c->issuer) != 0)
             continue;
         if (conn_supersede(o, c->id))
             log_info("%s peer %s serial %s from %s: session %llu ended: superseded by "
@@ -363,7 +381,7 @@ bool daemon_peer_online(struct daemon *d, const char *name)
 
     pthread_mutex_lock(&d->conns_lock);
     for (struct conn *c = d->conns; c && !on; c = c->next)
-        on = atomic_load(&c->state) == CONN_OPEN && strcmp(c->peer, name) == 0;
+        on = atomic_load(&c->state) == CONN_OPEN && conn_is_peer(c, name);
     pthread_mutex_unlock(&d->conns_lock);
     return on;
 }

@@ -41,7 +41,10 @@
 #include "trustdb.h"
 #include "verify.h"
 
-#define FETCH_MAX (32u * 1024 * 1024) /* a CRL of a million entries is ~40 MB */
+/* A sibling's CRL: GnuTLS's import is quadratic in the entries (40,000,
+ * 1.5 MB: 32 s), so a bigger one is refused and the issuer goes stale (fail
+ * closed). 2 MiB is ~50,000 entries; roam.c holds the parent to the same. */
+#define FETCH_MAX (2u * 1024 * 1024)
 #define FETCH_TIMEOUT_MS 10000
 
 struct tf_issuer {
@@ -107,6 +110,10 @@ int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_
             trust_fetch_free(tf);
             return rc;
         }
+        if (!verify_ca_pathlen0(is->ca))
+            log_warn("[trust %s] ca = %s has no pathlen:0: it can sign sub-CAs (their peers "
+                     "are refused as of an unknown issuer); ask the root for pathlen:0",
+                     is->cfg->name, is->cfg->ca);
         snprintf(is->error, sizeof(is->error), "not fetched yet");
     }
     *out = tf;
@@ -383,6 +390,26 @@ out:
     return rc;
 }
 
+/*
+ * The highest CRL number is not only this run's: the one in the CRL kept
+ * from before (trust-NAME.crl, signed by the issuer's CA) is the floor, so
+ * a restart does not let an older CRL back in. Not fresh on that account.
+ */
+static void number_from_kept(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    char path[4096], err[256];
+    char *body = NULL;
+    size_t len = 0;
+    struct tf_crl c = {0};
+
+    trustdb_issuer_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+    if (fs_read_file(path, FETCH_MAX, &body, &len) == 0 &&
+        crl_parse(is, body, len, &c, err, sizeof(err)) == 0)
+        is->number = c.number;
+    free(c.revoked);
+    free(body);
+}
+
 /* The CRL as fetched, for the parent (trustdb.h, trustdb_issuer_crl_path):
  * it checks a roaming tunnel peer against it on its own, so it is written
  * only once its signature checked out here. Its mtime is the parent's and
@@ -479,11 +506,12 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
     return changed;
 }
 
-/* Fresh: a good fetch within max-stale, and the CRL's nextUpdate ahead. Under lock. */
+/* Fresh: a good fetch within max-stale, and the CRL's nextUpdate ahead (a
+ * CRL without one is never fresh: it would be good forever). Under lock. */
 static bool is_fresh(const struct tf_issuer *is, long long now_ms, time_t now)
 {
     return is->good_ms && now_ms - is->good_ms <= 1000LL * is->cfg->max_stale &&
-           (is->next_update <= 0 || now <= is->next_update);
+           is->next_update > 0 && now <= is->next_update;
 }
 
 static void *fetch_thread(void *arg)
@@ -554,6 +582,8 @@ int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void
         return 0;
     tf->on_change = on_change;
     tf->arg = arg;
+    for (size_t i = 0; i < tf->n; i++)
+        number_from_kept(tf, &tf->is[i]);
     /* The wait above counts on the monotonic clock. */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

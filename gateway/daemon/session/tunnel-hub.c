@@ -129,7 +129,10 @@ void tunnel_start_hub(struct conn *c)
     struct daemon *d = c->d;
     const struct config *cfg = d->cfg;
     struct trustdb *db = daemon_trust(d);
-    const struct peer *p = registry_find_serial(trustdb_registry(db), c->serial);
+    /* Peers are (issuer, serial): a sibling issuer's peer is never one of
+     * the registry's, which holds only what this hub's CA issued. */
+    const struct peer *p =
+        c->issuer[0] ? NULL : registry_find_serial(trustdb_registry(db), c->serial);
     struct ps_tun_up *u = calloc(1, sizeof(*u));
     struct tunnel *t;
     char err[PS_ERRLEN] = "";
