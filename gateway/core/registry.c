@@ -292,22 +292,28 @@ int registry_add(struct registry *reg, const struct peer *p)
     return registry_push(reg, p);
 }
 
+/* p ends with status st at when, for reason (NULL: none). */
+static int mark_ended(struct peer *p, enum peer_status st, const char *reason, int64_t when)
+{
+    char *r = reason ? strdup(reason) : NULL;
+
+    if (reason && !r)
+        return -ENOMEM;
+    free(p->reason);
+    p->reason = r;
+    p->status = st;
+    p->revoked_at = when;
+    return 0;
+}
+
 int registry_revoke(struct registry *reg, const char *name, enum peer_status st,
                     const char *reason, int64_t when)
 {
     for (size_t i = 0; i < reg->n; i++) {
         struct peer *p = &reg->peers[i];
-        char *r;
         if (p->status != PEER_ACTIVE || strcmp(p->name, name) != 0)
             continue;
-        r = reason ? strdup(reason) : NULL;
-        if (reason && !r)
-            return -ENOMEM;
-        free(p->reason);
-        p->reason = r;
-        p->status = st;
-        p->revoked_at = when;
-        return 0;
+        return mark_ended(p, st, reason, when);
     }
     return -ENOENT;
 }
@@ -319,17 +325,11 @@ int registry_revoke_overlap(struct registry *reg, const char *name, const char *
 
     for (size_t i = 0; i < reg->n; i++) {
         struct peer *p = &reg->peers[i];
-        char *r;
         if (p->status != PEER_SUPERSEDED || p->revoked_at <= when || p->not_after <= when ||
             strcmp(p->name, name) != 0)
             continue;
-        r = reason ? strdup(reason) : NULL;
-        if (reason && !r)
+        if (mark_ended(p, PEER_REVOKED, reason, when) < 0)
             return -ENOMEM;
-        free(p->reason);
-        p->reason = r;
-        p->status = PEER_REVOKED;
-        p->revoked_at = when;
         n++;
     }
     return n;

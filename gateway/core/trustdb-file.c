@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "fsutil.h"
+#include "verify.h"
 
 #define CRL_FILE_MAX (64u * 1024 * 1024)
 
@@ -33,17 +34,6 @@ static int import_file(const char *path, gnutls_datum_t *d)
     d->data = (unsigned char *)buf;
     d->size = (unsigned)len;
     return rc;
-}
-
-static void hex_serial(const unsigned char *s, size_t len, char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-
-    out[0] = '\0';
-    while (i + 1 < len && s[i] == 0) /* as verify_serial_hex: DER padding */
-        i++;
-    for (; i < len && o + 3 <= outlen; i++, o += 2)
-        snprintf(out + o, 3, "%02x", s[i]);
 }
 
 /* The CRL in path, signed by ca: its serials into *out (malloc'ed). */
@@ -98,7 +88,7 @@ static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**
         time_t when;
         if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
             break;
-        hex_serial(s, sl, (*out)[(*n)++], sizeof((*out)[0]));
+        verify_serial_bytes_hex(s, sl, (*out)[(*n)++], sizeof((*out)[0]));
     }
     rc = 0;
 out:

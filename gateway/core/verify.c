@@ -100,11 +100,19 @@ static bool has_client_auth(gnutls_x509_crt_t crt)
 void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen)
 {
     unsigned char s[64];
-    size_t len = sizeof(s), i = 0, o = 0;
+    size_t len = sizeof(s);
 
     out[0] = '\0';
     if (gnutls_x509_crt_get_serial(crt, s, &len) < 0)
         return;
+    verify_serial_bytes_hex(s, len, out, outlen);
+}
+
+void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size_t outlen)
+{
+    size_t i = 0, o = 0;
+
+    out[0] = '\0';
     /* Leading zero octets are DER padding, not part of the number. */
     while (i + 1 < len && s[i] == 0)
         i++;

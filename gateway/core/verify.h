@@ -158,6 +158,8 @@ void verify_free_chain(gnutls_x509_crt_t *chain, unsigned n);
 
 /* Serial as lower-case hex, leading zero octets dropped (the registry key). */
 void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);
+/* The same for a serial's raw octets (a CRL entry's). */
+void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size_t outlen);
 
 /* The role named by a certificate's URI SAN urn:mtlsgw:role:ROLE, or -1. */
 int verify_cert_role(gnutls_x509_crt_t crt);

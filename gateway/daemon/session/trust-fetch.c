@@ -322,17 +322,6 @@ out:
 
 /* ---- a CRL ------------------------------------------------------------------ */
 
-static void serial_hex(const unsigned char *s, size_t len, char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-
-    out[0] = '\0';
-    while (i + 1 < len && s[i] == 0) /* as verify_serial_hex: DER padding */
-        i++;
-    for (; i < len && o + 3 <= outlen; i++, o += 2)
-        snprintf(out + o, 3, "%02x", s[i]);
-}
-
 /* What the fetch brought: parsed, checked against the issuer, its serials. */
 struct tf_crl {
     char (*revoked)[64];
@@ -380,7 +369,7 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
         time_t when;
         if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
             break;
-        serial_hex(s, sl, out->revoked[out->n++], sizeof(out->revoked[0]));
+        verify_serial_bytes_hex(s, sl, out->revoked[out->n++], sizeof(out->revoked[0]));
     }
     rc = 0;
 out:
