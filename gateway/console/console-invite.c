@@ -18,6 +18,7 @@
 #include "console.h"
 #include "est-codec.h"
 #include "invite.h"
+#include "pki-chain.h"
 #include "pki.h"
 #include "peernet.h"
 #include "qr.h"
@@ -122,7 +123,6 @@ static int invite_precheck(struct console *con, struct pki *pki, const struct in
 {
     struct registry *reg = NULL;
     const struct peer *p;
-    gnutls_x509_crt_t gw = NULL;
     char err[512] = "";
     const char *gw_path;
     int rc = -1;
@@ -146,32 +146,17 @@ static int invite_precheck(struct console *con, struct pki *pki, const struct in
         con_err("invite", "%s", err);
         goto out;
     }
+    /* Under an organization's root (chain.pem, docs/pki.md) the device
+     * pins the root: pki_pin_fingerprints. */
     gw_path = con->cfg->mgmt.cert ? con->cfg->mgmt.cert : pki->gw_path;
-    if (pki_read_cert(gw_path, &gw, err, sizeof(err)) < 0 ||
-        est_cert_fingerprint(gw, true, fp, fplen) < 0) {
+    if (pki_pin_fingerprints(pki, gw_path, fp, fplen, root_fp, root_fplen, err,
+                             sizeof(err)) < 0) {
         con_as_invoker();
-        con_err("invite", "the gateway certificate: %s", err[0] ? err : "no fingerprint");
+        con_err("invite", "the certificate to pin: %s", err);
         goto out;
-    }
-    /* Our CA is an intermediate (chain.pem, docs/pki.md): the device pins
-     * the organization's root in ca.crt, which outlives this hub's
-     * gateway certificate and vouches for every hub under it. */
-    root_fp[0] = '\0';
-    if (pki->chain_path && access(pki->chain_path, F_OK) == 0) {
-        gnutls_x509_crt_deinit(gw);
-        gw = NULL;
-        if (pki_read_cert(pki->ca_path, &gw, err, sizeof(err)) < 0 ||
-            est_cert_fingerprint(gw, true, root_fp, root_fplen) < 0) {
-            con_as_invoker();
-            con_err("invite", "the root in %s: %s", pki->ca_path,
-                    err[0] ? err : "no fingerprint");
-            goto out;
-        }
     }
     rc = 0;
 out:
-    if (gw)
-        gnutls_x509_crt_deinit(gw);
     registry_free(reg);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "est-codec.h"
 #include "fsutil.h"
 #include "p11.h"
 #include "pki.h"
@@ -730,5 +731,28 @@ out:
     import_clear(&im);
     if (lock >= 0)
         close(lock);
+    return rc;
+}
+
+int pki_pin_fingerprints(const struct pki *pki, const char *gw_path, char *fp, size_t fplen,
+                         char *root_fp, size_t root_fplen, char *err, size_t errlen)
+{
+    gnutls_x509_crt_t crt = NULL;
+    int rc;
+
+    root_fp[0] = '\0';
+    rc = pki_read_cert(gw_path, &crt, err, errlen);
+    if (rc == 0 && (rc = est_cert_fingerprint(crt, true, fp, fplen)) < 0)
+        snprintf(err, errlen, "%s: no fingerprint", gw_path);
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    crt = NULL;
+    if (rc < 0 || !pki->chain_path || access(pki->chain_path, F_OK) != 0)
+        return rc;
+    rc = pki_read_cert(pki->ca_path, &crt, err, errlen);
+    if (rc == 0 && (rc = est_cert_fingerprint(crt, true, root_fp, root_fplen)) < 0)
+        snprintf(err, errlen, "the root in %s: no fingerprint", pki->ca_path);
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
     return rc;
 }

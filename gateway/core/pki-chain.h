@@ -67,4 +67,15 @@ int pki_intermediate_request(struct pki *pki, const struct pki_init_opts *o,
 int pki_import_ca(struct pki *pki, const char *cert_path, const char *chain_path,
                   const char *actor, char *err, size_t errlen);
 
+/*
+ * What a device pins at join (SHA-256, colon-separated): fp, the
+ * certificate it will see on [enroll] (gw_path); root_fp, when this CA is an
+ * intermediate (chain.pem), the organization's root in ca.crt, which
+ * outlives this hub's certificates and vouches for every hub under it
+ * ("" otherwise). 0, or -errno with err set. Used by `mtlsgw invite` and
+ * POST /api/v1/invites alike.
+ */
+int pki_pin_fingerprints(const struct pki *pki, const char *gw_path, char *fp, size_t fplen,
+                         char *root_fp, size_t root_fplen, char *err, size_t errlen);
+
 #endif

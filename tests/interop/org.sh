@@ -251,6 +251,13 @@ expect_in "--code $CODE --fingerprint $(fp_of "$T/ca.crt")" "$INV" \
     "... and its join line pins the root"
 expect_in "gateway SHA-256       $(fp_of "$P/gateway.crt")" "$INV" \
     "... the gateway's SHA-256 still shown"
+printf '{"name":"dev2","role":"monitor"}' >"$T/inv2.json"
+req admin1 POST /api/v1/invites "$T/inv2.json"
+expect_http 201 "POST /api/v1/invites under an intermediate CA"
+expect_in "\"root_fingerprint\":\"$(fp_of "$T/ca.crt")\"" "$(tr -d ' \n' <"$T/resp.body")" \
+    "... answers the root's SHA-256"
+expect_in "--fingerprint $(fp_of "$T/ca.crt")" "$(cat "$T/resp.body")" \
+    "... and its join line pins the root, as mtlsgw invite's does"
 expect_exit 1 "join pinning a wrong fingerprint fails" \
     dev join "https://127.0.0.1:$EPORT" --name dev1 --code "$CODE" \
     --fingerprint "$(fp_of "$T/other.crt")"

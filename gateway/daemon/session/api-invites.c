@@ -23,6 +23,7 @@
 #include "http.h"
 #include "invite.h"
 #include "log.h"
+#include "pki-chain.h"
 #include "pki.h"
 #include "peernet.h"
 #include "qr.h"
@@ -57,25 +58,11 @@ void api_get_invites(struct daemon *d, struct conn *c, const struct http_request
     free(path);
 }
 
-/* The SHA-256 of the certificate the device will see on [enroll] (the
- * management certificate when one is set, as `mtlsgw invite` says). */
-static int gateway_fingerprint(struct daemon *d, char *fp, size_t len, char *err,
-                               size_t errlen)
-{
-    gnutls_x509_crt_t gw = NULL;
-    const char *path = d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path;
-    int rc = pki_read_cert(path, &gw, err, errlen);
-
-    if (rc == 0 && (rc = est_cert_fingerprint(gw, true, fp, len)) < 0)
-        snprintf(err, errlen, "%s: no fingerprint", path);
-    if (gw)
-        gnutls_x509_crt_deinit(gw);
-    return rc;
-}
-
-/* The answer to a new invite: what `mtlsgw invite --qr` prints, as JSON. */
+/* The answer to a new invite: what `mtlsgw invite --qr` prints, as JSON.
+ * fp is the certificate the device sees on [enroll]; root_fp, when set, the
+ * organization's root, which the join line pins (pki_pin_fingerprints). */
 static struct json_object *created_json(struct daemon *d, const struct invite *inv,
-                                        const char *code, const char *fp)
+                                        const char *code, const char *fp, const char *root_fp)
 {
     struct json_object *o = invite_public_json(inv, inv->created);
     char url[300], line[600], *svg = NULL;
@@ -85,6 +72,10 @@ static struct json_object *created_json(struct daemon *d, const struct invite *i
     invite_join_url(d->cfg->enroll.listen, url, sizeof(url));
     json_object_object_add(o, "code", json_object_new_string(code));
     json_object_object_add(o, "fingerprint", json_object_new_string(fp));
+    if (root_fp[0]) {
+        json_object_object_add(o, "root_fingerprint", json_object_new_string(root_fp));
+        fp = root_fp;
+    }
     json_object_object_add(o, "url", json_object_new_string(url));
     if (invite_join_line(url, inv->name, code, fp, line, sizeof(line)) == 0) {
         json_object_object_add(o, "join", json_object_new_string(line));
@@ -109,7 +100,8 @@ void api_post_invite(struct daemon *d, struct conn *c, const struct http_request
     struct invite inv = {0};
     struct trustdb *t = NULL;
     const struct peer *p;
-    char code[INVITE_CODE_LEN] = "", err[512] = "", fp[128] = "", actor[256];
+    char code[INVITE_CODE_LEN] = "", err[512] = "", fp[128] = "", root_fp[128] = "";
+    char actor[256];
     int rc;
 
     rc = api_invite_req_parse(req->body, &ir, err, sizeof(err));
@@ -138,8 +130,9 @@ void api_post_invite(struct daemon *d, struct conn *c, const struct http_request
                                 "choose another name", p->name, p->serial);
         goto out;
     }
-    if (gateway_fingerprint(d, fp, sizeof(fp), err, sizeof(err)) < 0) {
-        api_reply_error(r, 500, "the gateway certificate: %s", err);
+    if (pki_pin_fingerprints(d->pki, d->cfg->mgmt.cert ? d->cfg->mgmt.cert : d->pki->gw_path,
+                             fp, sizeof(fp), root_fp, sizeof(root_fp), err, sizeof(err)) < 0) {
+        api_reply_error(r, 500, "the certificate to pin: %s", err);
         goto out;
     }
     snprintf(actor, sizeof(actor), "api peer=%s serial=%s from=%s", c->peer, c->serial,
@@ -160,7 +153,7 @@ void api_post_invite(struct daemon *d, struct conn *c, const struct http_request
     }
     log_info("management peer %s serial %s from %s: invited %s as %s", c->peer, c->serial,
              c->remote, inv.name, ir.peer.role_name);
-    api_reply_json(r, 201, created_json(d, &inv, code, fp));
+    api_reply_json(r, 201, created_json(d, &inv, code, fp, root_fp));
 out:
     gnutls_memset(code, 0, sizeof(code));
     trustdb_unref(t);
