@@ -19,6 +19,7 @@
 #include "pki.h"
 #include "pki-chain.h"
 #include "privs.h"
+#include "verify.h"
 
 int con_give_dir(const char *dir, mode_t mode)
 {
@@ -179,6 +180,13 @@ int con_init_import(struct console *con, const char *cert, const char *chain)
            "  registry             %s\n",
            pki->gw_path, pki->crl_path, pki->reg_path);
     print_fingerprint("root SHA-256", roots[0]);
+    /* Sibling hubs that list this CA in [trust] warn about it too: without
+     * pathlen:0 a sub-CA under it would verify (docs/pki.md). */
+    if (!verify_ca_pathlen0(path[0]))
+        fprintf(stderr, "mtlsgw: init: warning: this CA's certificate has no pathlen:0, so a "
+                        "CA it signed would verify under the root too; have the root sign "
+                        "it with a path length of 0 (mtlsgw root sign --path-len 0, openssl: "
+                        "basicConstraints=critical,CA:TRUE,pathlen:0)\n");
     printf("next: mtlsgw enroll NAME --role admin|monitor|tunnel --csr FILE\n");
     rc = EXIT_OK;
 out:

@@ -147,6 +147,7 @@ osign "$T/hub1.csr" "$T/hub1.crt" "$T/ca.key" "$T/ca.crt" "$T/v3_intermediate.ex
 expect_exit 0 "import of the intermediate the root signed" \
     hub init --import-ca "$T/hub1.crt" --chain "$T/ca.crt"
 expect_in "$(fp_of "$T/ca.crt")" "$OUT" "... prints the root's SHA-256"
+expect_not_in "pathlen:0" "$OUT" "... and no path-length warning (it has pathlen:0)"
 ok_if "ca.crt is the root (what peers trust)" cmp -s "$P/ca.crt" "$T/ca.crt"
 ok_if "chain.pem is the intermediate" \
     test "$(fp_of "$P/chain.pem")" = "$(fp_of "$T/hub1.crt")" -a "$(ncerts "$P/chain.pem")" = 1
@@ -498,5 +499,15 @@ for alg in rsa:2048 rsa:3072 ec-p256 ec-p384; do
         openssl verify -CAfile "$T/r.crt" -untrusted "$T/g3-pki/chain.pem" \
         "$T/g3-pki/gateway.crt"
 done
+
+# ---- an intermediate without pathlen:0 imports, with a warning ----------------------------
+sed '/^basicConstraints/c basicConstraints = critical, CA:TRUE' "$T/v3_intermediate.ext" \
+    >"$T/v3_nopathlen.ext"
+hub3 init --intermediate --force --cn hub3 --host 127.0.0.1 --key-type ec-p384 \
+    --csr-out "$T/hub3.csr" >/dev/null 2>&1
+osign "$T/hub3.csr" "$T/hub3.crt" "$T/r.key" "$T/r.crt" "$T/v3_nopathlen.ext"
+expect_exit 0 "an intermediate without pathlen:0 imports" \
+    hub3 init --import-ca "$T/hub3.crt" --chain "$T/r.crt"
+expect_in "has no pathlen:0" "$OUT" "... with a warning that says how the root should sign it"
 
 tap_done
