@@ -43,8 +43,6 @@ static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**
     gnutls_x509_crl_t crl = NULL;
     gnutls_x509_crl_iter_t it = NULL;
     gnutls_datum_t d = {0};
-    unsigned char num[32];
-    size_t nl = sizeof(num);
     unsigned status = 0;
     time_t next;
     int rc = -EBADMSG, count;
@@ -74,9 +72,7 @@ static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**
         rc = -ESTALE;
         goto out;
     }
-    if (gnutls_x509_crl_get_number(crl, num, &nl, NULL) >= 0)
-        for (size_t i = 0; i < nl; i++)
-            *number = *number > UINT64_MAX >> 8 ? UINT64_MAX : *number << 8 | num[i];
+    *number = verify_crl_number(crl);
     count = gnutls_x509_crl_get_crt_count(crl);
     if (count > 0 && !(*out = calloc((size_t)count, sizeof(**out)))) {
         rc = -ENOMEM;

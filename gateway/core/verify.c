@@ -108,6 +108,19 @@ void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen)
     verify_serial_bytes_hex(s, len, out, outlen);
 }
 
+uint64_t verify_crl_number(gnutls_x509_crl_t crl)
+{
+    unsigned char num[32];
+    size_t nl = sizeof(num);
+    uint64_t n = 0;
+
+    if (gnutls_x509_crl_get_number(crl, num, &nl, NULL) < 0)
+        return 0;
+    for (size_t i = 0; i < nl; i++)
+        n = n > UINT64_MAX >> 8 ? UINT64_MAX : n << 8 | num[i];
+    return n;
+}
+
 void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size_t outlen)
 {
     size_t i = 0, o = 0;

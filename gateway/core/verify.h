@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <gnutls/x509.h>
@@ -158,6 +159,9 @@ void verify_free_chain(gnutls_x509_crt_t *chain, unsigned n);
 
 /* Serial as lower-case hex, leading zero octets dropped (the registry key). */
 void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);
+/* A CRL's cRLNumber (0 when it has none); one longer than 8 octets reads
+ * as UINT64_MAX (RFC 5280 allows 20). */
+uint64_t verify_crl_number(gnutls_x509_crl_t crl);
 /* The same for a serial's raw octets (a CRL entry's). */
 void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size_t outlen);
 

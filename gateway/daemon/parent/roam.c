@@ -133,8 +133,6 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
     char path[4096];
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {0};
-    unsigned char num[32];
-    size_t nl = sizeof(num);
     unsigned status = 1;
     uint64_t number = 0;
     time_t now = time(NULL), next;
@@ -177,9 +175,7 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
                      is->cfg->name, path, is->cfg->ca);
             goto out;
         }
-        if (gnutls_x509_crl_get_number(crl, num, &nl, NULL) >= 0)
-            for (size_t i = 0; i < nl; i++)
-                number = number > UINT64_MAX >> 8 ? UINT64_MAX : number << 8 | num[i];
+        number = verify_crl_number(crl);
         if (number < is->max_number) {
             snprintf(err, errlen, "issuer %s: CRL number %llu is older than one seen (%llu)",
                      is->cfg->name, (unsigned long long)number,

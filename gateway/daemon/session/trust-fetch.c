@@ -336,9 +336,7 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
     gnutls_x509_crl_iter_t it = NULL;
-    unsigned char num[32];
-    size_t nl = sizeof(num);
-    unsigned status = 0, crit;
+    unsigned status = 0;
     int rc = -EBADMSG, count;
 
     memset(out, 0, sizeof(*out));
@@ -353,9 +351,7 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
         snprintf(err, errlen, "CRL not signed by the CA in %s", is->cfg->ca);
         goto out;
     }
-    if (gnutls_x509_crl_get_number(crl, num, &nl, &crit) >= 0)
-        for (size_t i = 0; i < nl; i++)
-            out->number = out->number > UINT64_MAX >> 8 ? UINT64_MAX : out->number << 8 | num[i];
+    out->number = verify_crl_number(crl);
     out->this_update = gnutls_x509_crl_get_this_update(crl);
     out->next_update = gnutls_x509_crl_get_next_update(crl);
     count = gnutls_x509_crl_get_crt_count(crl);
