@@ -1071,7 +1071,7 @@ static int restore_check(struct console *con, const struct entry *v, size_t n,
     rc = check_backup(con, v, n, err, errlen);
     if (rc == 0 && registry_parse((const char *)e->data, e->len, &reg, err, errlen) < 0) {
         char why[512];
-        snprintf(why, sizeof(why), "%s", err);
+        snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err);
         snprintf(err, errlen, "its registry does not parse: %s", why);
         rc = -EBADMSG;
     }
