@@ -23,10 +23,7 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/softhsm.sh"
 . "$here/lib-topo.sh"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip ping softhsm2-util pgrep python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+topo_need ip ping softhsm2-util pgrep python3
 
 NS_HUBB=mtg-hubb-$$
 NS_LANC=mtg-lanc-$$
@@ -39,27 +36,8 @@ PROBE=2
 hubb() { ip netns exec "$NS_HUBB" "$@"; }
 lanc() { ip netns exec "$NS_LANC" "$@"; }
 
-T=$(mktemp -d /tmp/mtlsgw-failover.XXXXXX)
-chmod 755 "$T"
-cleanup() {
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
+topo_temp failover
+topo_up_or_bail
 TOPO_NS="$TOPO_NS $NS_HUBB $NS_LANC"
 {
     ip netns add "$NS_HUBB" && ip netns add "$NS_LANC" &&

@@ -19,34 +19,10 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/softhsm.sh"
 . "$here/lib-topo.sh"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip openssl certtool ping softhsm2-util pgrep python3; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-
-T=$(mktemp -d /tmp/mtlsgw-instance.XXXXXX)
-chmod 755 "$T"
-cleanup() {
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
-mtg_fixture
-case $? in
-0) ;;
-77) echo "1..0 # SKIP no SoftHSM module"; exit 77 ;;
-*) echo "Bail out! fixture: tokens, CA or spoke1 could not be made"; exit 1 ;;
-esac
+topo_need ip openssl certtool ping softhsm2-util pgrep python3
+topo_temp instance
+topo_up_or_bail
+mtg_fixture_or_bail
 
 ping_ab() { lanb ping -c 1 -W 1 -q "$LANA_HOST" >/dev/null 2>&1; }
 # ifindex:name of the mtg* interfaces in NS: a new interface of the same

@@ -28,10 +28,7 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/softhsm.sh"
 . "$here/lib-topo.sh"
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip openssl ping softhsm2-util pgrep python3 nft; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
+topo_need ip openssl ping softhsm2-util pgrep python3 nft
 
 NS_HUBA=mtg-huba-$$
 HUBA_IP=192.168.53.1
@@ -41,27 +38,8 @@ REFRESH=2
 DP_URL=http://$HUBA_IP:8080/crl
 huba() { ip netns exec "$NS_HUBA" "$@"; }
 
-T=$(mktemp -d /tmp/mtlsgw-roam.XXXXXX)
-chmod 755 "$T"
-cleanup() {
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    if [ -n "${MTLSGW_TEST_KEEP:-}" ]; then
-        echo "# kept $T" >&2
-    else
-        rm -rf "$T"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
+topo_temp roam
+topo_up_or_bail
 TOPO_NS="$TOPO_NS $NS_HUBA"
 {
     ip netns add "$NS_HUBA" && huba ip link set lo up &&

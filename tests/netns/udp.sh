@@ -28,31 +28,10 @@ here=$(dirname "$(readlink -f "$0")")
 . "$here/lib-topo.sh"
 TOOL=$here/udp-tool.py
 
-[ "$(id -u)" = 0 ] || { echo "1..0 # SKIP namespaces and TUN devices need root"; exit 77; }
-for tool in ip nft python3 ping softhsm2-util pgrep; do
-    command -v "$tool" >/dev/null || { echo "1..0 # SKIP $tool missing"; exit 77; }
-done
-
-T=$(mktemp -d /tmp/mtlsgw-udp.XXXXXX)
-chmod 755 "$T"
-LOCAL_PIDS=""
-cleanup() {
-    local p
-    for p in $LOCAL_PIDS; do kill "$p" 2>/dev/null; done
-    nsd_stop_all
-    wait 2>/dev/null
-    topo_down
-    [ -n "${UDP_KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-topo_up
-case $? in
-0) ;;
-77) echo "1..0 # SKIP cannot create network namespaces"; exit 77 ;;
-*) echo "Bail out! the topology could not be made"; exit 1 ;;
-esac
+topo_need ip nft python3 ping softhsm2-util pgrep
+# MTLSGW_TEST_KEEP=1 keeps $T (lib-topo.sh)
+topo_temp udp
+topo_up_or_bail
 
 KEEPALIVE=2
 UDP_PORT=4434
