@@ -900,6 +900,24 @@ int pki_crl_resign(struct pki *pki, char *err, size_t errlen)
     return rc;
 }
 
+/* np: the entry that follows p for the certificate crt (renew, reissue).
+ * A shallow copy: the strings stay owned by the old entry, which
+ * registry_revoke() only marks and registry_add() deep-copies from. */
+static void successor(const struct peer *p, char *name, char *serial, char *key_id,
+                      gnutls_x509_crt_t crt, int64_t now, struct peer *np)
+{
+    *np = *p;
+    np->name = name;
+    np->status = PEER_ACTIVE;
+    np->serial = serial;
+    np->key_id = key_id;
+    np->not_before = gnutls_x509_crt_get_activation_time(crt);
+    np->not_after = gnutls_x509_crt_get_expiration_time(crt);
+    np->enrolled_at = now;
+    np->revoked_at = 0;
+    np->reason = NULL;
+}
+
 /* The peer holding old_serial, still active, and a key that is its own or
  * fresh; *key_id is the key's id. */
 static int renew_check(const struct registry *reg, const char *old_serial, gnutls_pubkey_t key,
@@ -972,18 +990,7 @@ int pki_renew(struct pki *pki, const char *old_serial, gnutls_pubkey_t key, cons
         rc = -ENOMEM;
         goto out;
     }
-    /* A shallow copy: the strings stay owned by the old entry, which
-     * registry_revoke() only marks and registry_add() deep-copies from. */
-    np = *p;
-    np.name = name;
-    np.status = PEER_ACTIVE;
-    np.serial = serial;
-    np.key_id = key_id;
-    np.not_before = gnutls_x509_crt_get_activation_time(crt);
-    np.not_after = gnutls_x509_crt_get_expiration_time(crt);
-    np.enrolled_at = now;
-    np.revoked_at = 0;
-    np.reason = NULL;
+    successor(p, name, serial, key_id, crt, now, &np);
     rc = registry_revoke(t.reg, name, PEER_SUPERSEDED, "superseded", now);
     if (rc == 0)
         rc = registry_add(t.reg, &np);
@@ -1095,17 +1102,7 @@ int pki_reissue(struct pki *pki, const struct pki_reissue_req *req, gnutls_x509_
         rc = -ENOMEM;
         goto out;
     }
-    /* As in pki_renew: a shallow copy, deep-copied by registry_add(). */
-    np = *p;
-    np.name = name;
-    np.status = PEER_ACTIVE;
-    np.serial = serial;
-    np.key_id = key_id;
-    np.not_before = gnutls_x509_crt_get_activation_time(crt);
-    np.not_after = gnutls_x509_crt_get_expiration_time(crt);
-    np.enrolled_at = now;
-    np.revoked_at = 0;
-    np.reason = NULL;
+    successor(p, name, serial, key_id, crt, now, &np);
     /* With an overlap the old serial is superseded from then on: the
      * handshake (verify.c) and the CRL (crl_write) take it until then. */
     rc = registry_revoke(t.reg, name, PEER_SUPERSEDED, "superseded", now + req->overlap);
