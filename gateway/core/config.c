@@ -82,6 +82,7 @@ _Static_assert(offsetof(struct cfg_trust, n_networks) ==
 /* Sorted by name: looked up with bsearch. */
 static const struct key_def key_table[] = {
     {"crl.listen", KEY_LISTEN, offsetof(struct config, crl.listen)},
+    {"crl.resign", KEY_SECONDS, offsetof(struct config, crl.resign)},
     {"daemon.ban-threshold", KEY_COUNT, offsetof(struct config, daemon.ban_threshold)},
     {"daemon.ban-time", KEY_SECONDS, offsetof(struct config, daemon.ban_time)},
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
@@ -629,6 +630,9 @@ int config_new_defaults(struct config **out)
     cfg->token.pin_file = strdup(MTLSGW_DEFAULT_PIN_FILE);
     cfg->pki.dir = strdup(MTLSGW_DEFAULT_PKI_DIR);
     cfg->pki.crl_days = 30;
+    /* A quarter of [trust] max-stale's default (3600): a hub fetching this
+     * CRL finds it fresh through three missed re-signs or fetches. */
+    cfg->crl.resign = 900;
     cfg->pki.peer_days = 397;
     cfg->pki.auto_renew = 1;
     cfg->daemon.user = strdup(MTLSGW_DEFAULT_USER);

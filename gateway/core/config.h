@@ -124,6 +124,11 @@ struct config {
     } enroll;
     struct {
         char *listen; /* [crl] listen: the CRL distribution point (plain HTTP), NULL: off */
+        /* [crl] resign: seconds between re-signs of the CRL (a new thisUpdate,
+         * the same entries, the next number) when this hub publishes it
+         * ([crl] listen or [pki] crl-url): other hubs count its freshness
+         * from thisUpdate ([trust] max-stale). */
+        unsigned resign;
     } crl;
     struct cfg_trust *trusts;
     unsigned n_trusts;

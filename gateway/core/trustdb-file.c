@@ -36,15 +36,17 @@ static int import_file(const char *path, gnutls_datum_t *d)
     return rc;
 }
 
-/* The CRL in path, signed by ca: its serials into *out (malloc'ed). */
-static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**out)[64],
-                    size_t *n, uint64_t *number, char *why, size_t whylen)
+/* The CRL in path, signed by ca and fresh by its own times under
+ * max_stale (verify_crl_fresh, as the fetcher and the parent judge it):
+ * its serials into *out (malloc'ed), its thisUpdate into *this_update. */
+static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, unsigned max_stale,
+                    char (**out)[64], size_t *n, uint64_t *number, time_t *this_update,
+                    char *why, size_t whylen)
 {
     gnutls_x509_crl_t crl = NULL;
     gnutls_x509_crl_iter_t it = NULL;
     gnutls_datum_t d = {0};
     unsigned status = 0;
-    time_t next;
     int rc = -EBADMSG, count;
 
     *out = NULL;
@@ -65,10 +67,9 @@ static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**
         snprintf(why, whylen, "the CRL in %s is not signed by the issuer's CA", path);
         goto out;
     }
-    next = gnutls_x509_crl_get_next_update(crl);
-    if (next <= 0 || now > next) {
-        snprintf(why, whylen, next <= 0 ? "its CRL has no nextUpdate (it would be good forever)"
-                                        : "its CRL's nextUpdate has passed");
+    *this_update = gnutls_x509_crl_get_this_update(crl);
+    if (!verify_crl_fresh(*this_update, gnutls_x509_crl_get_next_update(crl), max_stale, now,
+                          why, whylen)) {
         rc = -ESTALE;
         goto out;
     }
@@ -97,17 +98,20 @@ out:
 }
 
 int trustdb_add_issuer_file(struct trustdb *db, const struct cfg_trust *t, const char *pki_dir,
-                            time_t now, uint64_t *crl_number, char *why, size_t whylen)
+                            time_t now, uint64_t *crl_number, char *why, size_t whylen,
+                            char *warn, size_t warnlen)
 {
     gnutls_x509_crt_t ca = NULL;
     gnutls_datum_t d = {0}, der = {0};
     char path[4096], (*revoked)[64] = NULL;
     size_t n = 0;
     struct stat st;
+    time_t this_update = 0;
     bool fresh = false;
     int rc;
 
     why[0] = '\0';
+    warn[0] = '\0';
     *crl_number = 0;
     if ((rc = import_file(t->ca, &d)) < 0 || (rc = gnutls_x509_crt_init(&ca)) < 0 ||
         (gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_PEM) < 0 &&
@@ -119,13 +123,15 @@ int trustdb_add_issuer_file(struct trustdb *db, const struct cfg_trust *t, const
         goto out;
     }
     trustdb_issuer_crl_path(pki_dir, t->name, path, sizeof(path));
+    /* The file's mtime says nothing: freshness is the CRL's signed
+     * thisUpdate (a touch, or a 304 on the path, cannot extend it). */
     if (stat(path, &st) < 0)
         snprintf(why, whylen, "the daemon has no CRL of it yet (%s)", path);
-    else if (now - st.st_mtim.tv_sec > (time_t)t->max_stale)
-        snprintf(why, whylen, "its CRL was last fetched %lld s ago, past max-stale (%u s)",
-                 (long long)(now - st.st_mtim.tv_sec), t->max_stale);
     else
-        fresh = crl_read(path, ca, now, &revoked, &n, crl_number, why, whylen) == 0;
+        fresh = crl_read(path, ca, now, t->max_stale, &revoked, &n, crl_number, &this_update,
+                         why, whylen) == 0;
+    if (fresh)
+        verify_crl_aging(this_update, t->max_stale, now, warn, warnlen);
     rc = trustdb_add_issuer(db, t->name, &der, fresh, revoked, n, t->roles);
 out:
     free(revoked);

@@ -121,6 +121,68 @@ uint64_t verify_crl_number(gnutls_x509_crl_t crl)
     return n;
 }
 
+void verify_crl_num(gnutls_x509_crl_t crl, struct verify_crl_num *out)
+{
+    unsigned char num[64];
+    size_t nl = sizeof(num), i = 0;
+
+    out->len = 0;
+    if (gnutls_x509_crl_get_number(crl, num, &nl, NULL) < 0)
+        return;
+    while (i < nl && num[i] == 0)
+        i++;
+    if (nl - i > sizeof(out->b))
+        return;
+    memcpy(out->b, num + i, nl - i);
+    out->len = nl - i;
+}
+
+int verify_crl_num_cmp(const struct verify_crl_num *a, const struct verify_crl_num *b)
+{
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->len ? memcmp(a->b, b->b, a->len) : 0;
+}
+
+bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale, time_t now,
+                      char *why, size_t whylen)
+{
+    char dummy[8];
+
+    if (!why) {
+        why = dummy;
+        whylen = sizeof(dummy);
+    }
+    why[0] = '\0';
+    if (this_update <= 0)
+        snprintf(why, whylen, "its CRL has no thisUpdate");
+    else if (this_update > now + VERIFY_CRL_SKEW)
+        snprintf(why, whylen, "its CRL's thisUpdate is %lld s ahead of this clock (more than "
+                 "the %d s of skew tolerated: check both clocks)",
+                 (long long)(this_update - now), VERIFY_CRL_SKEW);
+    else if (now - this_update > (time_t)max_stale)
+        snprintf(why, whylen, "its CRL was signed %lld s ago, past max-stale (%u s): no "
+                 "newer one was fetched (DP unreachable, or held back on the path)",
+                 (long long)(now - this_update), max_stale);
+    else if (next_update <= 0)
+        snprintf(why, whylen, "its CRL has no nextUpdate (it would be good forever)");
+    else if (now > next_update)
+        snprintf(why, whylen, "its CRL's nextUpdate has passed");
+    return why[0] == '\0';
+}
+
+bool verify_crl_aging(time_t this_update, unsigned max_stale, time_t now, char *out,
+                      size_t outlen)
+{
+    if (this_update <= 0 || now - this_update <= (time_t)(max_stale / 2))
+        return false;
+    snprintf(out, outlen, "its CRL was already %lld s old when fetched, more than max-stale/2 "
+             "(%u s): the issuer re-signs less often than max-stale needs; lower the "
+             "issuer's [crl] resign or raise max-stale",
+             (long long)(now - this_update), max_stale / 2);
+    return true;
+}
+
 void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size_t outlen)
 {
     size_t i = 0, o = 0;

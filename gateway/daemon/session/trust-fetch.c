@@ -6,8 +6,11 @@
  * checks what it got: a CRL (DER or PEM) signed by that issuer's CA, not
  * older than the one it has (a CRL DP is plain HTTP: someone on the path
  * could replay an old CRL, but not a new one, and not one with a lower
- * number). An issuer is fresh while its last good fetch (a 200 or a 304)
- * is within max-stale and its CRL's nextUpdate has not passed; otherwise
+ * number). An issuer is fresh while the CRL it holds was signed
+ * (thisUpdate) within max-stale and its nextUpdate has not passed
+ * (verify_crl_fresh): from signed data, so a path attacker who answers 304
+ * or replays that CRL holds a revocation back for max-stale at most; the
+ * issuer re-signs its CRL more often than that ([crl] resign). Otherwise
  * its peers are refused. Each change of what the issuers revoke or of
  * their freshness reloads trust (daemon_reload_trust), which ends the
  * sessions no longer admitted, as a local revocation does.
@@ -26,7 +29,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -54,10 +56,12 @@ struct tf_issuer {
     /* under tf->lock */
     char (*revoked)[64];
     size_t n_revoked;
-    uint64_t number;      /* cRLNumber of the CRL held */
-    time_t this_update, next_update;
+    uint64_t number;      /* cRLNumber of the CRL held, for display */
+    struct verify_crl_num num; /* the same, compared as a big integer */
+    time_t this_update, next_update; /* of the CRL held: its freshness */
     long long good_ms;    /* mono_ms of the last good fetch; 0: none yet */
     bool fresh;           /* as last published to trust */
+    bool aging;           /* said: fetched older than max-stale/2 */
     char etag[128];
     char error[200];      /* the last failure, "" after a good fetch */
     long long due_ms;
@@ -327,6 +331,7 @@ struct tf_crl {
     char (*revoked)[64];
     size_t n;
     uint64_t number;
+    struct verify_crl_num num;
     time_t this_update, next_update;
 };
 
@@ -352,6 +357,7 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
         goto out;
     }
     out->number = verify_crl_number(crl);
+    verify_crl_num(crl, &out->num);
     out->this_update = gnutls_x509_crl_get_this_update(crl);
     out->next_update = gnutls_x509_crl_get_next_update(crl);
     count = gnutls_x509_crl_get_crt_count(crl);
@@ -389,19 +395,20 @@ static void number_from_kept(struct trust_fetch *tf, struct tf_issuer *is)
 
     trustdb_issuer_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
     if (fs_read_file(path, FETCH_MAX, &body, &len) == 0 &&
-        crl_parse(is, body, len, &c, err, sizeof(err)) == 0)
+        crl_parse(is, body, len, &c, err, sizeof(err)) == 0) {
         is->number = c.number;
+        is->num = c.num;
+    }
     free(c.revoked);
     free(body);
 }
 
 /* The CRL as fetched, for the parent (trustdb.h, trustdb_issuer_crl_path):
  * it checks a roaming tunnel peer against it on its own, so it is written
- * only once its signature checked out here. Its mtime is the parent's and
- * explain's freshness: a 304 touches it, but only once it is max-stale/4
- * old (flash wear: a few writes an hour, not one per refresh), so they may
- * call the issuer stale somewhat before this thread does, never after. A
- * failure costs only roaming tunnels. */
+ * only once its signature checked out here. The parent and explain judge
+ * its freshness from its own thisUpdate, as this thread does, never from
+ * the file's mtime (a compromised session process could touch it): a 304
+ * writes nothing. A failure costs only roaming tunnels. */
 static void crl_keep(struct trust_fetch *tf, struct tf_issuer *is, const char *body,
                      size_t len)
 {
@@ -417,8 +424,6 @@ static void crl_keep(struct trust_fetch *tf, struct tf_issuer *is, const char *b
         pthread_mutex_lock(&tf->lock);
         is->etag[0] = '\0';
         pthread_mutex_unlock(&tf->lock);
-    } else if (time(NULL) - st.st_mtim.tv_sec >= is->cfg->max_stale / 4) {
-        rc = utimensat(AT_FDCWD, path, NULL, 0) < 0 ? -errno : 0;
     }
     if (rc < 0)
         log_warn("trust %s: cannot keep the CRL in %s for the parent: %s", is->cfg->name, path,
@@ -450,9 +455,10 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
     }
     t2 = mono_ms();
     pthread_mutex_lock(&tf->lock);
-    if (rc == 0 && status == 200 && c.number < is->number) {
-        snprintf(err, sizeof(err), "CRL number %llu is older than the one held (%llu): refused",
-                 (unsigned long long)c.number, (unsigned long long)is->number);
+    if (rc == 0 && status == 200 && verify_crl_num_cmp(&c.num, &is->num) < 0) {
+        snprintf(err, sizeof(err), "CRL number %llu%s is older than the one held (%llu%s): "
+                 "refused", (unsigned long long)c.number, c.num.len > 8 ? "..." : "",
+                 (unsigned long long)is->number, is->num.len > 8 ? "..." : "");
         rc = -ESTALE;
     }
     if (rc < 0) {
@@ -477,9 +483,20 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
             c.revoked = NULL;
             is->n_revoked = c.n;
             is->number = c.number;
+            is->num = c.num;
             is->this_update = c.this_update;
             is->next_update = c.next_update;
             snprintf(is->etag, sizeof(is->etag), "%s", new_etag);
+        }
+        /* Fetched (200 or 304) and already half-way to max-stale: said
+         * once until it is not so any more. */
+        {
+            char warn[256];
+            bool aging = verify_crl_aging(is->this_update, is->cfg->max_stale, time(NULL),
+                                          warn, sizeof(warn));
+            if (aging && !is->aging)
+                log_warn("trust %s: %s (%s)", is->cfg->name, warn, is->cfg->crl_url);
+            is->aging = aging;
         }
     }
     pthread_mutex_unlock(&tf->lock);
@@ -491,12 +508,19 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
     return changed;
 }
 
-/* Fresh: a good fetch within max-stale, and the CRL's nextUpdate ahead (a
- * CRL without one is never fresh: it would be good forever). Under lock. */
-static bool is_fresh(const struct tf_issuer *is, long long now_ms, time_t now)
+/* Fresh: a CRL held, signed within max-stale (its thisUpdate) and before
+ * its nextUpdate (verify_crl_fresh; the parent and explain judge the kept
+ * file the same way). Not the fetches: a 304 or a replay proves nothing
+ * about when the issuer last said who is revoked. Under lock. */
+static bool is_fresh(const struct tf_issuer *is, time_t now, char *why, size_t whylen)
 {
-    return is->good_ms && now_ms - is->good_ms <= 1000LL * is->cfg->max_stale &&
-           is->next_update > 0 && now <= is->next_update;
+    if (!is->good_ms) {
+        if (why)
+            snprintf(why, whylen, "no CRL fetched yet");
+        return false;
+    }
+    return verify_crl_fresh(is->this_update, is->next_update, is->cfg->max_stale, now, why,
+                            whylen);
 }
 
 static void *fetch_thread(void *arg)
@@ -523,14 +547,15 @@ static void *fetch_thread(void *arg)
         pthread_mutex_lock(&tf->lock);
         for (size_t i = 0; i < tf->n; i++) {
             struct tf_issuer *is = &tf->is[i];
-            bool fresh = is_fresh(is, mono_ms(), time(NULL));
+            char why[256];
+            bool fresh = is_fresh(is, time(NULL), why, sizeof(why));
             if (fresh == is->fresh)
                 continue;
             if (!fresh)
-                log_err("trust %s: no fresh CRL from %s for %u s (max-stale)%s%s: its peers "
+                log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
                         "are refused and their sessions end",
-                        is->cfg->name, is->cfg->crl_url, is->cfg->max_stale,
-                        is->error[0] ? ": " : "", is->error);
+                        is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
+                        is->error[0] ? "; last fetch: " : "", is->error);
             else
                 log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
             reload = true;
@@ -586,7 +611,6 @@ int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void
 
 int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
 {
-    long long now_ms = mono_ms();
     time_t now = time(NULL);
     int rc = 0;
 
@@ -595,7 +619,7 @@ int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
     pthread_mutex_lock(&tf->lock);
     for (size_t i = 0; i < tf->n && rc == 0; i++) {
         struct tf_issuer *is = &tf->is[i];
-        is->fresh = is_fresh(is, now_ms, now);
+        is->fresh = is_fresh(is, now, NULL, 0);
         rc = trustdb_add_issuer(db, is->cfg->name, &is->ca_der, is->fresh, is->revoked,
                                 is->n_revoked, is->cfg->roles);
     }
@@ -628,10 +652,21 @@ struct json_object *trust_fetch_json(struct trust_fetch *tf)
         json_object_object_add(e, "age", is->good_ms ? json_object_new_int64(
                                                            (now_ms - is->good_ms) / 1000)
                                                      : NULL);
+        /* Seconds since the CRL held was signed: fresh while <= max-stale. */
+        json_object_object_add(e, "crl_age", is->this_update > 0
+                                                 ? json_object_new_int64(
+                                                       (int64_t)(time(NULL) - is->this_update))
+                                                 : NULL);
         json_object_object_add(e, "revoked", json_object_new_int64((int64_t)is->n_revoked));
         json_object_object_add(e, "crl_number", json_object_new_int64((int64_t)is->number));
         if (is->error[0])
             json_object_object_add(e, "error", json_object_new_string(is->error));
+        if (is->aging) {
+            char warn[256];
+            if (verify_crl_aging(is->this_update, is->cfg->max_stale, time(NULL), warn,
+                                 sizeof(warn)))
+                json_object_object_add(e, "warning", json_object_new_string(warn));
+        }
         json_object_object_add(o, is->cfg->name, e);
     }
     pthread_mutex_unlock(&tf->lock);
