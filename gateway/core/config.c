@@ -115,6 +115,7 @@ static const struct key_def key_table[] = {
     {"trust.networks", KEY_CIDR_LIST | TRUST, offsetof(struct cfg_trust, networks)},
     {"trust.refresh", KEY_SECONDS | TRUST, offsetof(struct cfg_trust, refresh)},
     {"trust.roles", KEY_ROLES | TRUST, offsetof(struct cfg_trust, roles)},
+    {"trust.root-crl-url", KEY_HTTP_URL | TRUST, offsetof(struct cfg_trust, root_crl_url)},
     {"tunnel.handshake-timeout", KEY_SECONDS, offsetof(struct config, tunnel.handshake_timeout)},
     {"tunnel.keepalive", KEY_SECONDS, offsetof(struct config, tunnel.keepalive)},
     {"tunnel.listen", KEY_LISTEN, offsetof(struct config, tunnel.listen)},
@@ -971,6 +972,7 @@ void config_free(struct config *cfg)
         free(t->name);
         free(t->ca);
         free(t->crl_url);
+        free(t->root_crl_url);
     }
     free(cfg->trusts);
     free(cfg->crl.listen);

@@ -73,6 +73,10 @@ bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial);
  */
 int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_t *ca_der,
                        bool fresh, char (*const revoked)[64], size_t n_revoked, unsigned roles);
+/* Mark [trust NAME] of a snapshot nobody else holds yet as revoked at the
+ * root (its CA is on the root's CRL): its peers are refused. -ENOENT when
+ * db has no such issuer. */
+int trustdb_issuer_ca_revoked(struct trustdb *db, const char *name);
 /* Where the daemon keeps the last CRL it took for [trust NAME] (as served,
  * DER or PEM; written once its signature checked; a 304 writes nothing):
  * "<pki dir>/trust-NAME.crl". The parent (roaming tunnel peers) and

@@ -337,6 +337,11 @@ static int sibling_policy(const struct trust *t, const struct cert_facts *f, tim
         if (na != (time_t)-1 && now > na)
             return finish(v, VERDICT_EXPIRED, "its issuer %s's CA expired", is->name);
     }
+    if (is->ca_revoked)
+        return finish(v, VERDICT_REVOKED,
+                      "its issuer %s's CA is revoked by the root (on the root's CRL): every "
+                      "peer of that issuer is refused",
+                      is->name);
     if (!is->fresh)
         return finish(v, VERDICT_ISSUER_STALE,
                       "issuer %s: no fresh CRL from its distribution point within max-stale: "

@@ -49,6 +49,7 @@ struct trust_issuer {
     char name[32];
     gnutls_x509_crt_t ca;
     bool fresh;           /* false: no CRL fetched within max-stale: refuse its peers */
+    bool ca_revoked;      /* its CA is on the root's CRL: refuse its peers */
     char (*revoked)[64];  /* its CRL's serials (verify_serial_hex), sorted */
     size_t n_revoked;
     unsigned roles;       /* VERIFY_ROLE() bits: the most one of its peers gets */

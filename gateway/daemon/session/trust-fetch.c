@@ -39,6 +39,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mono.h"
+#include "pki-chain.h"
 #include "pki.h"
 #include "trustdb.h"
 #include "verify.h"
@@ -48,6 +49,27 @@
  * closed). 2 MiB is ~50,000 entries; roam.c holds the parent to the same. */
 #define FETCH_MAX (2u * 1024 * 1024)
 #define FETCH_TIMEOUT_MS 10000
+
+/*
+ * The root's CRL for one issuer (docs/pki.md "The root's CRL at the hubs"):
+ * a compromised appliance is cut off by revoking its intermediate at the
+ * root, so the issuer's peers are refused while the root's CRL lists the
+ * issuer's CA, and while no root CRL within its nextUpdate is held (the
+ * root is offline and re-signs by hand: not max-stale).
+ */
+struct tf_root {
+    char *url;              /* root-crl-url, or the http:// CDP of the CA; NULL: none */
+    gnutls_x509_crt_t root; /* the anchor of ca.crt that issued the CA (borrowed); NULL */
+    char ca_serial[64];     /* the issuer's CA's serial (verify_serial_hex) */
+    /* under tf->lock */
+    bool have;              /* a root CRL taken */
+    bool ca_revoked;        /* it lists ca_serial */
+    struct verify_crl_num num;
+    uint64_t number;
+    time_t next_update;
+    char etag[128];
+    char error[200];
+};
 
 struct tf_issuer {
     const struct cfg_trust *cfg;
@@ -65,6 +87,7 @@ struct tf_issuer {
     char etag[128];
     char error[200];      /* the last failure, "" after a good fetch */
     long long due_ms;
+    struct tf_root root;
 };
 
 struct trust_fetch {
@@ -77,7 +100,62 @@ struct trust_fetch {
     void *arg;
     struct tf_issuer *is;
     size_t n;
+    gnutls_x509_crt_t *anchors; /* ca.crt: the roots that may sign a root CRL */
+    size_t n_anchors;
 };
+
+/* The first http:// CRL distribution point of crt (malloc'ed), or NULL. */
+static char *cdp_of(gnutls_x509_crt_t crt)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        char buf[1024];
+        size_t len = sizeof(buf) - 1;
+        unsigned reasons = 0, critical = 0;
+        int type = gnutls_x509_crt_get_crl_dist_points(crt, i, buf, &len, &reasons, &critical);
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;
+        if (type < 0)
+            return NULL;
+        buf[len] = '\0';
+        if (type == GNUTLS_SAN_URI && strncmp(buf, "http://", 7) == 0)
+            return strdup(buf);
+    }
+    return NULL;
+}
+
+/* Where the root's CRL of is comes from, and which anchor signs it. */
+static int root_setup(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    struct tf_root *r = &is->root;
+
+    verify_serial_hex(is->ca, r->ca_serial, sizeof(r->ca_serial));
+    r->url = is->cfg->root_crl_url ? strdup(is->cfg->root_crl_url) : cdp_of(is->ca);
+    if (is->cfg->root_crl_url && !r->url)
+        return -ENOMEM;
+    if (!r->url) {
+        log_warn("[trust %s]: no root CRL to check: %s names no CRL distribution point and "
+                 "there is no root-crl-url, so revoking it at the root does not cut its peers "
+                 "off here",
+                 is->cfg->name, is->cfg->ca);
+        return 0;
+    }
+    for (size_t i = 0; i < tf->n_anchors && !r->root; i++) {
+        unsigned status = 1;
+        if (gnutls_x509_crt_check_issuer(is->ca, tf->anchors[i]) &&
+            gnutls_x509_crt_verify(is->ca, &tf->anchors[i], 1,
+                                   GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &status) >= 0 &&
+            status == 0)
+            r->root = tf->anchors[i];
+    }
+    if (!r->root) {
+        snprintf(r->error, sizeof(r->error), "no certificate in ca.crt issued %s: the root's "
+                 "CRL cannot be checked", is->cfg->ca);
+        log_err("[trust %s]: %s: its peers are refused (fail closed)", is->cfg->name, r->error);
+    } else {
+        snprintf(r->error, sizeof(r->error), "not fetched yet");
+    }
+    return 0;
+}
 
 int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_t errlen)
 {
@@ -97,6 +175,15 @@ int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_
     tf->d = d;
     pthread_mutex_init(&tf->lock, NULL);
     pthread_cond_init(&tf->cond, NULL);
+    {
+        char why[256] = "";
+        /* No ca.crt yet (a hub before init): no root CRL can be checked. */
+        if (pki_read_certs(d->pki->ca_path, &tf->anchors, &tf->n_anchors, why,
+                           sizeof(why)) < 0) {
+            tf->anchors = NULL;
+            tf->n_anchors = 0;
+        }
+    }
     for (unsigned i = 0; i < cfg->n_trusts; i++) {
         struct tf_issuer *is = &tf->is[tf->n++];
         char why[256] = "";
@@ -119,6 +206,11 @@ int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_
                      "are refused as of an unknown issuer); ask the root for pathlen:0",
                      is->cfg->name, is->cfg->ca);
         snprintf(is->error, sizeof(is->error), "not fetched yet");
+        if (root_setup(tf, is) < 0) {
+            snprintf(err, errlen, "out of memory");
+            trust_fetch_free(tf);
+            return -ENOMEM;
+        }
     }
     *out = tf;
     return 0;
@@ -140,8 +232,10 @@ void trust_fetch_free(struct trust_fetch *tf)
             gnutls_x509_crt_deinit(tf->is[i].ca);
         gnutls_free(tf->is[i].ca_der.data);
         free(tf->is[i].revoked);
+        free(tf->is[i].root.url);
     }
     free(tf->is);
+    pki_free_certs(tf->anchors, tf->n_anchors);
     pthread_cond_destroy(&tf->cond);
     pthread_mutex_destroy(&tf->lock);
     free(tf);
@@ -508,19 +602,153 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
     return changed;
 }
 
+/* The root's CRL in data: signed by r->root, and whether it lists the
+ * issuer's CA. */
+static int root_crl_parse(const struct tf_root *r, const char *data, size_t len,
+                          struct verify_crl_num *num, uint64_t *number, time_t *next,
+                          bool *listed, char *err, size_t errlen)
+{
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
+    gnutls_x509_crl_iter_t it = NULL;
+    unsigned status = 0;
+    int rc = -EBADMSG;
+
+    *listed = false;
+    if (gnutls_x509_crl_init(&crl) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
+        gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0) {
+        snprintf(err, errlen, "%s: not a CRL (DER or PEM)", r->url);
+        goto out;
+    }
+    if (gnutls_x509_crl_verify(crl, &r->root, 1, 0, &status) < 0 || status != 0) {
+        snprintf(err, errlen, "%s: the root's CRL is not signed by the root in ca.crt, or "
+                 "past its nextUpdate", r->url);
+        goto out;
+    }
+    verify_crl_num(crl, num);
+    *number = verify_crl_number(crl);
+    *next = gnutls_x509_crl_get_next_update(crl);
+    for (;;) {
+        unsigned char s[64];
+        char hex[64];
+        size_t sl = sizeof(s);
+        time_t when;
+        if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
+            break;
+        verify_serial_bytes_hex(s, sl, hex, sizeof(hex));
+        if (strcmp(hex, r->ca_serial) == 0)
+            *listed = true;
+    }
+    rc = 0;
+out:
+    if (it)
+        gnutls_x509_crl_iter_deinit(it);
+    gnutls_x509_crl_deinit(crl);
+    return rc;
+}
+
+/* One fetch of is's root CRL; true when what its peers get changed. */
+static bool fetch_root(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    struct tf_root *r = &is->root;
+    char etag[128], new_etag[128] = "", err[256] = "";
+    struct verify_crl_num num = {.len = 0};
+    uint64_t number = 0;
+    time_t next = 0;
+    char *body = NULL;
+    size_t len = 0;
+    int status = 0, rc;
+    bool changed = false, listed = false;
+
+    if (!r->url || !r->root)
+        return false;
+    pthread_mutex_lock(&tf->lock);
+    snprintf(etag, sizeof(etag), "%s", r->etag);
+    pthread_mutex_unlock(&tf->lock);
+    rc = trust_http_get(r->url, etag, FETCH_TIMEOUT_MS, FETCH_MAX, &status, &body, &len,
+                        new_etag, sizeof(new_etag), err, sizeof(err));
+    if (rc == 0 && status == 200)
+        rc = root_crl_parse(r, body, len, &num, &number, &next, &listed, err, sizeof(err));
+    else if (rc == 0 && status != 304) {
+        snprintf(err, sizeof(err), "%s: HTTP %d", r->url, status);
+        rc = -EPROTO;
+    }
+    pthread_mutex_lock(&tf->lock);
+    if (rc == 0 && status == 200 && r->have && verify_crl_num_cmp(&num, &r->num) < 0) {
+        snprintf(err, sizeof(err), "the root's CRL number %llu is older than the one held "
+                 "(%llu): refused", (unsigned long long)number,
+                 (unsigned long long)r->number);
+        rc = -ESTALE;
+    }
+    if (rc < 0) {
+        if (strcmp(r->error, err) != 0)
+            log_warn("trust %s: root CRL fetch failed: %s", is->cfg->name, err);
+        snprintf(r->error, sizeof(r->error), "%.*s", (int)sizeof(r->error) - 1, err);
+    } else {
+        r->error[0] = '\0';
+        if (status == 200) {
+            changed = !r->have || listed != r->ca_revoked;
+            if (listed && !r->ca_revoked)
+                log_err("trust %s: the root's CRL %llu from %s revokes its CA (serial %s): its "
+                        "peers are refused and their sessions end",
+                        is->cfg->name, (unsigned long long)number, r->url, r->ca_serial);
+            else if (changed)
+                log_info("trust %s: root's CRL %llu from %s: its CA is not revoked",
+                         is->cfg->name, (unsigned long long)number, r->url);
+            r->have = true;
+            r->ca_revoked = listed;
+            r->num = num;
+            r->number = number;
+            r->next_update = next;
+            snprintf(r->etag, sizeof(r->etag), "%s", new_etag);
+        }
+    }
+    pthread_mutex_unlock(&tf->lock);
+    free(body);
+    return changed;
+}
+
+/* Whether the root's CRL allows is's peers as far as its freshness goes
+ * (until its nextUpdate: the root is offline); a CA it lists is said by
+ * ca_revoked. Under lock. */
+static bool root_fresh(const struct tf_issuer *is, time_t now, char *why, size_t whylen)
+{
+    const struct tf_root *r = &is->root;
+
+    if (!r->url)
+        return true;
+    if (!r->root || !r->have)
+        snprintf(why, whylen, "no root CRL from %s%s%s", r->url, r->error[0] ? ": " : "",
+                 r->error);
+    else if (r->next_update <= 0 || now > r->next_update)
+        snprintf(why, whylen, "the root's CRL from %s is past its nextUpdate (the root "
+                 "re-signs it by hand: mtlsgw root crl)", r->url);
+    else
+        return true;
+    return false;
+}
+
 /* Fresh: a CRL held, signed within max-stale (its thisUpdate) and before
  * its nextUpdate (verify_crl_fresh; the parent and explain judge the kept
  * file the same way). Not the fetches: a 304 or a replay proves nothing
  * about when the issuer last said who is revoked. Under lock. */
 static bool is_fresh(const struct tf_issuer *is, time_t now, char *why, size_t whylen)
 {
+    char dummy[8];
+
+    if (!why) {
+        why = dummy;
+        whylen = sizeof(dummy);
+    }
     if (!is->good_ms) {
-        if (why)
-            snprintf(why, whylen, "no CRL fetched yet");
+        snprintf(why, whylen, "no CRL fetched yet");
         return false;
     }
     return verify_crl_fresh(is->this_update, is->next_update, is->cfg->max_stale, now, why,
-                            whylen);
+                            whylen) &&
+           root_fresh(is, now, why, whylen);
 }
 
 static void *fetch_thread(void *arg)
@@ -537,11 +765,14 @@ static void *fetch_thread(void *arg)
             if (now_ms < is->due_ms)
                 continue;
             reload |= fetch_one(tf, is);
+            reload |= fetch_root(tf, is);
             /* After a failure, again within 5 s (a DP not up yet at boot
              * must not keep its peers out for a whole refresh). */
             pthread_mutex_lock(&tf->lock);
-            is->due_ms = now_ms + 1000LL * (is->error[0] && is->cfg->refresh > 5
-                                                 ? 5 : is->cfg->refresh);
+            is->due_ms = now_ms + 1000LL * ((is->error[0] || is->root.error[0]) &&
+                                                    is->cfg->refresh > 5
+                                                ? 5
+                                                : is->cfg->refresh);
             pthread_mutex_unlock(&tf->lock);
         }
         pthread_mutex_lock(&tf->lock);
@@ -622,6 +853,8 @@ int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
         is->fresh = is_fresh(is, now, NULL, 0);
         rc = trustdb_add_issuer(db, is->cfg->name, &is->ca_der, is->fresh, is->revoked,
                                 is->n_revoked, is->cfg->roles);
+        if (rc == 0 && is->root.ca_revoked)
+            rc = trustdb_issuer_ca_revoked(db, is->cfg->name);
     }
     pthread_mutex_unlock(&tf->lock);
     return rc;
@@ -661,6 +894,19 @@ struct json_object *trust_fetch_json(struct trust_fetch *tf)
         json_object_object_add(e, "crl_number", json_object_new_int64((int64_t)is->number));
         if (is->error[0])
             json_object_object_add(e, "error", json_object_new_string(is->error));
+        if (is->root.url) {
+            struct json_object *r = json_object_new_object();
+            json_object_object_add(r, "url", json_object_new_string(is->root.url));
+            json_object_object_add(r, "crl_number",
+                                   is->root.have
+                                       ? json_object_new_int64((int64_t)is->root.number)
+                                       : NULL);
+            json_object_object_add(r, "ca_revoked",
+                                   json_object_new_boolean(is->root.ca_revoked));
+            if (is->root.error[0])
+                json_object_object_add(r, "error", json_object_new_string(is->root.error));
+            json_object_object_add(e, "root_crl", r);
+        }
         if (is->aging) {
             char warn[256];
             if (verify_crl_aging(is->this_update, is->cfg->max_stale, time(NULL), warn,
