@@ -176,9 +176,9 @@ bool verify_crl_aging(time_t this_update, unsigned max_stale, time_t now, char *
 {
     if (this_update <= 0 || now - this_update <= (time_t)(max_stale / 2))
         return false;
-    snprintf(out, outlen, "its CRL was already %lld s old when fetched, more than max-stale/2 "
-             "(%u s): the issuer re-signs less often than max-stale needs; lower the "
-             "issuer's [crl] resign or raise max-stale",
+    snprintf(out, outlen, "its CRL is %lld s old (since its thisUpdate), more than "
+             "max-stale/2 (%u s): the issuer re-signs less often than max-stale needs; lower "
+             "the issuer's [crl] resign or raise max-stale",
              (long long)(now - this_update), max_stale / 2);
     return true;
 }

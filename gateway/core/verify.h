@@ -189,7 +189,7 @@ int verify_crl_num_cmp(const struct verify_crl_num *a, const struct verify_crl_n
 #define VERIFY_CRL_SKEW 300
 bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale, time_t now,
                       char *why, size_t whylen);
-/* A fresh CRL already older than max_stale/2 when fetched: its issuer
+/* A fresh CRL already older than max_stale/2 (when fetched, or now): its issuer
  * re-signs less often than this hub's max-stale needs ([crl] resign), so
  * one missed re-sign or fetch makes it stale. The advice, into out. */
 bool verify_crl_aging(time_t this_update, unsigned max_stale, time_t now, char *out,

@@ -11,8 +11,9 @@
 # The hub publishes its CRL ([crl] listen) and re-signs it every 30 s here
 # ([crl] resign, 900 by default): other hubs count its freshness from
 # thisUpdate (docs/pki.md). A re-sign is the one periodic write allowed:
-# crl.pem, registry.json (the CRL number) and audit.log, atomically, and
-# only as often as the hub's log says it re-signed.
+# crl.pem, registry.json (the CRL number) and audit.log, atomically (and
+# the pki dir's lock file opened to take the lock), and only as often as
+# the hub's log says it re-signed.
 #
 #    lan-a (admin1: API every 1 s) -- hub [management] 10.10.0.1:8443, gate tcp/2222
 #                                     hub [tunnel] 192.168.50.1:4433 <== spoke [uplink hub]
@@ -138,7 +139,7 @@ W_TOK=$WATCH_PID
 wait_until 5 grep -q "^# watching" "$T/events" || { echo "Bail out! inotify watch"; exit 1; }
 wait_until 5 grep -q "^# watching" "$T/token-events"
 resigned() { grep -c "CRL .* re-signed" "$T/hub.log"; }
-RESIGN_FILES='/hub/pki/(crl\.pem|registry\.json|audit\.log)(\.tmp[A-Za-z0-9]{6})?( |$)'
+RESIGN_FILES='/hub/pki/(crl\.pem|registry\.json|audit\.log|lock)(\.tmp[A-Za-z0-9]{6})?( |$)'
 resign0=$(resigned)
 before=$(snapshot)
 api0=$(grep -c "HTTP/1.1 200" "$T/api-held.out")
