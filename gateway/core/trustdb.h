@@ -73,6 +73,11 @@ bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial);
  */
 int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_t *ca_der,
                        bool fresh, char (*const revoked)[64], size_t n_revoked, unsigned roles);
+/* Where the daemon keeps the root's CRL it last took for [trust NAME]
+ * (docs/pki.md "The root's CRL at the hubs"), for explain:
+ * "<pki dir>/rootcrl-NAME.crl". */
+void trustdb_issuer_root_crl_path(const char *pki_dir, const char *name, char *out,
+                                  size_t outlen);
 /* Mark [trust NAME] of a snapshot nobody else holds yet as revoked at the
  * root (its CA is on the root's CRL): its peers are refused. -ENOENT when
  * db has no such issuer. */

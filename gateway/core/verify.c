@@ -171,6 +171,59 @@ bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale
     return why[0] == '\0';
 }
 
+char *verify_crl_dp_http(gnutls_x509_crt_t crt)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        char buf[1024];
+        size_t len = sizeof(buf) - 1;
+        unsigned reasons = 0, critical = 0;
+        int type = gnutls_x509_crt_get_crl_dist_points(crt, i, buf, &len, &reasons, &critical);
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;
+        if (type < 0)
+            return NULL;
+        buf[len] = '\0';
+        if (type == GNUTLS_SAN_URI && strncmp(buf, "http://", 7) == 0)
+            return strdup(buf);
+    }
+    return NULL;
+}
+
+gnutls_x509_crt_t verify_issuer_among(gnutls_x509_crt_t crt, gnutls_x509_crt_t *anchors,
+                                      size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned status = 1;
+        if (gnutls_x509_crt_check_issuer(crt, anchors[i]) &&
+            gnutls_x509_crt_verify(crt, &anchors[i], 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
+                                   &status) >= 0 &&
+            status == 0)
+            return anchors[i];
+    }
+    return NULL;
+}
+
+bool verify_crl_lists(gnutls_x509_crl_t crl, gnutls_x509_crt_t crt)
+{
+    gnutls_x509_crl_iter_t it = NULL;
+    char want[64], hex[64];
+    bool listed = false;
+
+    verify_serial_hex(crt, want, sizeof(want));
+    for (;;) {
+        unsigned char s[64];
+        size_t sl = sizeof(s);
+        time_t when;
+        if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
+            break;
+        verify_serial_bytes_hex(s, sl, hex, sizeof(hex));
+        listed = listed || strcmp(hex, want) == 0;
+    }
+    if (it)
+        gnutls_x509_crl_iter_deinit(it);
+    return listed;
+}
+
 bool verify_crl_aging(time_t this_update, unsigned max_stale, time_t now, char *out,
                       size_t outlen)
 {

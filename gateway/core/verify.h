@@ -189,6 +189,15 @@ int verify_crl_num_cmp(const struct verify_crl_num *a, const struct verify_crl_n
 #define VERIFY_CRL_SKEW 300
 bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale, time_t now,
                       char *why, size_t whylen);
+/* The root's CRL at a hub (docs/pki.md "The root's CRL at the hubs"): the
+ * first http:// CRL distribution point of crt (malloc'ed; NULL: none), the
+ * certificate among anchors[0..n) that issued crt (its signature checked;
+ * NULL: none), and whether crl lists crt's serial. */
+char *verify_crl_dp_http(gnutls_x509_crt_t crt);
+gnutls_x509_crt_t verify_issuer_among(gnutls_x509_crt_t crt, gnutls_x509_crt_t *anchors,
+                                      size_t n);
+bool verify_crl_lists(gnutls_x509_crl_t crl, gnutls_x509_crt_t crt);
+
 /* A fresh CRL already older than max_stale/2 (when fetched, or now): its issuer
  * re-signs less often than this hub's max-stale needs ([crl] resign), so
  * one missed re-sign or fetch makes it stale. The advice, into out. */

@@ -87,6 +87,7 @@ done
 ok_if "hubB fetched the root's CRL from hubA's CA's DP: hubA's CA is not revoked" \
     grep -q "trust hubA: root's CRL 1 from $ROOT_URL: its CA is not revoked" "$DLOG"
 ok_if "hubA's monitor mona is accepted at hubB" test "$(code_of mona)" = 200
+expect_exit 0 "explain at hubB agrees: mona granted" hub explain "$T/mona.crt"
 hold_open m mona
 expect_hold "CONNECTED *" "a long-lived session of mona at hubB"
 hold_cmd "REQ GET /api/v1/status"
@@ -113,4 +114,6 @@ OUT=$(curl -s --max-time 5 --cacert "$P/ca.crt" --cert "$T/admin1.crt" --key "$T
 expect_in '"ca_revoked": true' "$(python3 -m json.tool <<<"$OUT" 2>/dev/null)" \
     "status: [trust hubA] root_crl ca_revoked"
 ok_if "hubB's own admin is still served" test "$(code_of admin1)" = 200
+expect_exit 1 "explain at hubB agrees: mona refused" hub explain "$T/mona.crt"
+expect_in "its issuer hubA's CA is revoked by the root" "$OUT" "... and says why"
 tap_done

@@ -104,32 +104,14 @@ struct trust_fetch {
     size_t n_anchors;
 };
 
-/* The first http:// CRL distribution point of crt (malloc'ed), or NULL. */
-static char *cdp_of(gnutls_x509_crt_t crt)
-{
-    for (unsigned i = 0; i < 16; i++) {
-        char buf[1024];
-        size_t len = sizeof(buf) - 1;
-        unsigned reasons = 0, critical = 0;
-        int type = gnutls_x509_crt_get_crl_dist_points(crt, i, buf, &len, &reasons, &critical);
-        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
-            continue;
-        if (type < 0)
-            return NULL;
-        buf[len] = '\0';
-        if (type == GNUTLS_SAN_URI && strncmp(buf, "http://", 7) == 0)
-            return strdup(buf);
-    }
-    return NULL;
-}
-
 /* Where the root's CRL of is comes from, and which anchor signs it. */
 static int root_setup(struct trust_fetch *tf, struct tf_issuer *is)
 {
     struct tf_root *r = &is->root;
 
     verify_serial_hex(is->ca, r->ca_serial, sizeof(r->ca_serial));
-    r->url = is->cfg->root_crl_url ? strdup(is->cfg->root_crl_url) : cdp_of(is->ca);
+    r->url = is->cfg->root_crl_url ? strdup(is->cfg->root_crl_url)
+                                   : verify_crl_dp_http(is->ca);
     if (is->cfg->root_crl_url && !r->url)
         return -ENOMEM;
     if (!r->url) {
@@ -139,14 +121,7 @@ static int root_setup(struct trust_fetch *tf, struct tf_issuer *is)
                  is->cfg->name, is->cfg->ca);
         return 0;
     }
-    for (size_t i = 0; i < tf->n_anchors && !r->root; i++) {
-        unsigned status = 1;
-        if (gnutls_x509_crt_check_issuer(is->ca, tf->anchors[i]) &&
-            gnutls_x509_crt_verify(is->ca, &tf->anchors[i], 1,
-                                   GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &status) >= 0 &&
-            status == 0)
-            r->root = tf->anchors[i];
-    }
+    r->root = verify_issuer_among(is->ca, tf->anchors, tf->n_anchors);
     if (!r->root) {
         snprintf(r->error, sizeof(r->error), "no certificate in ca.crt issued %s: the root's "
                  "CRL cannot be checked", is->cfg->ca);
@@ -603,14 +578,13 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
 }
 
 /* The root's CRL in data: signed by r->root, and whether it lists the
- * issuer's CA. */
-static int root_crl_parse(const struct tf_root *r, const char *data, size_t len,
-                          struct verify_crl_num *num, uint64_t *number, time_t *next,
-                          bool *listed, char *err, size_t errlen)
+ * issuer's CA ca. */
+static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const char *data,
+                          size_t len, struct verify_crl_num *num, uint64_t *number,
+                          time_t *next, bool *listed, char *err, size_t errlen)
 {
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
-    gnutls_x509_crl_iter_t it = NULL;
     unsigned status = 0;
     int rc = -EBADMSG;
 
@@ -630,21 +604,9 @@ static int root_crl_parse(const struct tf_root *r, const char *data, size_t len,
     verify_crl_num(crl, num);
     *number = verify_crl_number(crl);
     *next = gnutls_x509_crl_get_next_update(crl);
-    for (;;) {
-        unsigned char s[64];
-        char hex[64];
-        size_t sl = sizeof(s);
-        time_t when;
-        if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
-            break;
-        verify_serial_bytes_hex(s, sl, hex, sizeof(hex));
-        if (strcmp(hex, r->ca_serial) == 0)
-            *listed = true;
-    }
+    *listed = verify_crl_lists(crl, ca);
     rc = 0;
 out:
-    if (it)
-        gnutls_x509_crl_iter_deinit(it);
     gnutls_x509_crl_deinit(crl);
     return rc;
 }
@@ -670,7 +632,8 @@ static bool fetch_root(struct trust_fetch *tf, struct tf_issuer *is)
     rc = trust_http_get(r->url, etag, FETCH_TIMEOUT_MS, FETCH_MAX, &status, &body, &len,
                         new_etag, sizeof(new_etag), err, sizeof(err));
     if (rc == 0 && status == 200)
-        rc = root_crl_parse(r, body, len, &num, &number, &next, &listed, err, sizeof(err));
+        rc = root_crl_parse(r, is->ca, body, len, &num, &number, &next, &listed, err,
+                            sizeof(err));
     else if (rc == 0 && status != 304) {
         snprintf(err, sizeof(err), "%s: HTTP %d", r->url, status);
         rc = -EPROTO;
@@ -706,6 +669,15 @@ static bool fetch_root(struct trust_fetch *tf, struct tf_issuer *is)
         }
     }
     pthread_mutex_unlock(&tf->lock);
+    /* Kept for explain (trustdb_issuer_root_crl_path): only what was taken. */
+    if (rc == 0 && status == 200) {
+        char path[4096];
+        int wr;
+        trustdb_issuer_root_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+        if ((wr = fs_write_atomic(path, body, len, 0644)) < 0)
+            log_warn("trust %s: cannot keep the root's CRL in %s: %s", is->cfg->name, path,
+                     strerror(-wr));
+    }
     free(body);
     return changed;
 }
