@@ -63,7 +63,6 @@ publish() { cp "$1" "$T/www/$2.tmp" && mv "$T/www/$2.tmp" "$T/www/$2"; }
         keycsr mona && huba enroll mona --role monitor --csr "$T/mona.csr" --out "$T/mona.crt"
 } >"$T/fixture.log" 2>&1 || { echo "Bail out! fixture: $(tail -3 "$T/fixture.log")"; exit 1; }
 publish "$T/a-pki/crl.pem" a.crl
-publish "$T/root/root-crl.pem" root.crl
 (cd "$T/www" && exec python3 -m http.server "$HPORT" --bind 127.0.0.1 >/dev/null 2>&1) &
 LOCAL_PIDS="$LOCAL_PIDS $!"
 for _ in $(seq 100); do
@@ -79,6 +78,14 @@ code_of() { # peer
         -o /dev/null -w '%{http_code}' "https://127.0.0.1:$PORT/api/v1/status" 2>/dev/null
 }
 dmn_start || { echo "Bail out! hubB did not start: $(tail -n 5 "$DLOG")"; exit 1; }
+# No root CRL at the DP yet: hubA's peers are refused (fail closed).
+for _ in $(seq 50); do
+    grep -q "trust hubA: root CRL fetch failed: .*HTTP 404" "$DLOG" && break
+    sleep 0.1
+done
+ok_if "no root CRL to be had: hubA's monitor mona is refused at hubB (fail closed)" \
+    test "$(code_of mona)" != 200
+publish "$T/root/root-crl.pem" root.crl
 for _ in $(seq 100); do
     grep -q "trust hubA: root's CRL .* its CA is not revoked" "$DLOG" &&
         grep -q "trust hubA: CRL fresh" "$DLOG" && break
