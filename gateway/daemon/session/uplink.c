@@ -644,16 +644,70 @@ static void *uplink_main(void *arg)
     return NULL;
 }
 
-static int uplink_tls(struct daemon *d, const struct cfg_uplink *uc, struct tls_client **out,
-                      char *err, size_t errlen)
+static const char *uplink_key_label(const struct cfg_uplink *uc)
+{
+    return uc->key ? uc->key : PKI_LABEL_DEVICE;
+}
+
+/*
+ * Every uplink's key in one search of the token (p11_keys_load): keys[i]
+ * for d->cfg->uplinks[i], NULL where uplink_tls() is to load it alone (and
+ * say what is wrong with it). With one uplink there is nothing to share.
+ */
+static gnutls_privkey_t *uplink_keys(struct daemon *d)
+{
+    const struct config *cfg = d->cfg;
+    const char **labels = NULL;
+    gnutls_privkey_t *keys = NULL;
+    int rc;
+
+    if (cfg->n_uplinks < 2)
+        return NULL;
+    labels = calloc(cfg->n_uplinks, sizeof(*labels));
+    keys = calloc(cfg->n_uplinks, sizeof(*keys));
+    if (!labels || !keys)
+        goto fail;
+    for (unsigned i = 0; i < cfg->n_uplinks; i++)
+        labels[i] = uplink_key_label(&cfg->uplinks[i]);
+    rc = p11_keys_load(d->pki->tok, labels, cfg->n_uplinks, keys);
+    if (rc < 0) {
+        log_debug("uplinks: keys not found in one search (%s): loading each alone",
+                  p11_token_error(d->pki->tok));
+        goto fail;
+    }
+    free(labels);
+    return keys;
+fail:
+    free(labels);
+    free(keys);
+    return NULL;
+}
+
+/* What uplink_keys() gave and uplink_tls() did not take. */
+static void uplink_keys_free(gnutls_privkey_t *keys, unsigned n)
+{
+    for (unsigned i = 0; keys && i < n; i++)
+        gnutls_privkey_deinit(keys[i]);
+    free(keys);
+}
+
+/* The uplink's credentials; *pre, when not NULL, is its key already loaded
+ * (taken: set to NULL). */
+static int uplink_tls(struct daemon *d, const struct cfg_uplink *uc, gnutls_privkey_t *pre,
+                      struct tls_client **out, char *err, size_t errlen)
 {
     struct tls_client_opts o = {0};
     gnutls_privkey_t key = NULL;
     char *cert = uc->cert ? NULL : fs_join(d->cfg->pki.dir, "device.crt");
     char *ca = uc->ca ? NULL : fs_join(d->cfg->pki.dir, "hub-ca.crt");
-    int rc;
+    int rc = 0;
 
-    rc = p11_key_load(d->pki->tok, uc->key ? uc->key : PKI_LABEL_DEVICE, &key);
+    if (pre && *pre) {
+        key = *pre;
+        *pre = NULL;
+    } else {
+        rc = p11_key_load(d->pki->tok, uplink_key_label(uc), &key);
+    }
     if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] key '%s' on %s: %s", uc->name,
                  uc->key ? uc->key : PKI_LABEL_DEVICE, d->cfg->token.uri,
@@ -676,12 +730,13 @@ out:
 
 int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen)
 {
+    gnutls_privkey_t *keys = d->n_uplinks ? uplink_keys(d) : NULL;
     int rc = 0;
 
     for (unsigned i = 0; i < d->n_uplinks; i++) {
         struct uplink *up = &d->uplinks[i];
         struct tls_client *fresh = NULL;
-        if (uplink_tls(d, up->cfg, &fresh, err, errlen) < 0) {
+        if (uplink_tls(d, up->cfg, keys ? &keys[i] : NULL, &fresh, err, errlen) < 0) {
             rc = -EIO;
             continue;
         }
@@ -691,6 +746,7 @@ int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen)
             tls_client_free(up->tls);
         up->tls = fresh;
     }
+    uplink_keys_free(keys, d->cfg->n_uplinks);
     return rc;
 }
 
@@ -701,7 +757,7 @@ int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen
     int rc;
 
     pthread_rwlock_rdlock(&d->token_lock);
-    rc = uplink_tls(d, up->cfg, &fresh, err, errlen);
+    rc = uplink_tls(d, up->cfg, NULL, &fresh, err, errlen);
     pthread_rwlock_unlock(&d->token_lock);
     if (rc < 0)
         return rc;
@@ -722,12 +778,15 @@ int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen
 int uplinks_start(struct daemon *d, char *err, size_t errlen)
 {
     const struct config *cfg = d->cfg;
+    gnutls_privkey_t *keys;
+    int ret = 0;
 
     if (!cfg->n_uplinks)
         return 0;
     d->uplinks = calloc(cfg->n_uplinks, sizeof(*d->uplinks));
     if (!d->uplinks)
         return -ENOMEM;
+    keys = uplink_keys(d);
     for (unsigned i = 0; i < cfg->n_uplinks; i++) {
         struct uplink *up = &d->uplinks[i];
         const struct cfg_uplink *uc = &cfg->uplinks[i];
@@ -740,9 +799,11 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
         up->index = i;
         up->stop_fd = eventfd(0, EFD_CLOEXEC);
         d->n_uplinks++;
-        rc = uplink_tls(d, uc, &up->tls, err, errlen);
-        if (rc < 0)
-            return rc;
+        rc = uplink_tls(d, uc, keys ? &keys[i] : NULL, &up->tls, err, errlen);
+        if (rc < 0) {
+            ret = rc;
+            goto out;
+        }
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         /* UPLINK_STACK, not the 8 MiB default: a spoke with 1,000 uplinks
@@ -755,14 +816,17 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (rc < 0) {
             snprintf(err, errlen, "cannot start the uplink thread");
-            return rc;
+            ret = rc;
+            goto out;
         }
         up->running = true;
         rc = renewer_start(d, i, uc, up->stop_fd, uplink_reload_tls, &up->renewer);
         if (rc < 0)
             log_err("uplink %s: cannot start its renewal thread: %s", uc->name, strerror(-rc));
     }
-    return 0;
+out:
+    uplink_keys_free(keys, cfg->n_uplinks);
+    return ret;
 }
 
 void uplinks_stop(struct daemon *d)
