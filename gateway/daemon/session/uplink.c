@@ -114,7 +114,7 @@ static void dialed_drop(struct dialed *dl)
     dl->fd = -1;
 }
 
-static int connect_to(const char *server, const char *host, const char *port,
+static int connect_to(const char *server, const char *host, const char *port, int timeout_ms,
                       struct sockaddr_storage *ss, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
@@ -136,7 +136,7 @@ static int connect_to(const char *server, const char *host, const char *port,
             goto next;
         p.fd = fd;
         p.events = POLLOUT;
-        if (poll(&p, 1, 10000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+        if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
             soerr) {
             errno = soerr ? soerr : ETIMEDOUT;
             goto next;
@@ -318,7 +318,8 @@ static int uplink_handshake(struct uplink *up, const char *server, long long dea
         return -1;
     }
     name = up->cfg->server_name ? up->cfg->server_name : host;
-    fd = connect_to(server, host, port, &dl->ss, err, sizeof(err));
+    fd = connect_to(server, host, port, (int)up->d->cfg->tunnel.handshake_timeout * 1000,
+                    &dl->ss, err, sizeof(err));
     if (fd < 0) {
         note("uplink %s: %s", up->cfg->name, err);
         return -1;
@@ -414,6 +415,18 @@ static int uplink_configure(struct uplink *up, struct conn *c, long long deadlin
     return 0;
 }
 
+/*
+ * The end of a dial: connect and handshake within [tunnel]
+ * handshake-timeout, as the hub gives us (the CONFIG may take 5 s more).
+ * A hub busy with many spokes at once may take longer than the old fixed
+ * 10 s, and a spoke that gives up throws its signature away and comes
+ * back later to queue again.
+ */
+static long long uplink_deadline(const struct uplink *up)
+{
+    return tunnel_now_s() + (long long)up->d->cfg->tunnel.handshake_timeout;
+}
+
 /* Whether we are on another hub than the first and should probe it. */
 static bool uplink_probing(const struct uplink *up)
 {
@@ -431,7 +444,7 @@ static bool uplink_probing(const struct uplink *up)
  */
 static int uplink_probe(struct uplink *up, struct dialed *dl)
 {
-    long long deadline = tunnel_now_s() + 10;
+    long long deadline = uplink_deadline(up);
     char why[256] = "";
     int rc;
 
@@ -522,7 +535,7 @@ static bool uplink_once(struct uplink *up, struct dialed *dl, struct conn *prev,
 {
     struct daemon *d = up->d;
     struct conn *c = NULL;
-    long long deadline = tunnel_now_s() + 10;
+    long long deadline = uplink_deadline(up);
 
     if (dl->fd < 0 && uplink_handshake(up, up->server, deadline, false, dl) < 0)
         goto fail;
