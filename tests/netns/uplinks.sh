@@ -75,6 +75,31 @@ expect_in "[uplink nokey] key 'no-such-key' on pkcs11:token=spk" "$LINE" \
 expect_in "no usable private key no-such-key" "$LINE" "... and what is wrong"
 nsd_stop spoke
 
+# ---- a spoke that hung up gets no tunnel made -------------------------------------
+# The hub holds the setup 4 s after the handshake; the spoke is gone by then
+# (as one that gave up waiting is): no interface is made for it.
+nsd_stop hub
+sed '/^\[uplink up1\]/,$d' "$T/spoke/all.conf" >"$T/spoke/one.conf"
+if [ "${FAULT_INJECTION:-0}" = 1 ]; then
+    nsd_mark hub
+    MTLSGW_FAULT=tunnel-setup:4000 nsd_start hub "$NS_HUB" "$T/hub/hub.conf"
+    wait_until 10 hub ss -ltn "sport = :$TUN_PORT" >/dev/null
+    sleep 1
+    nsd_start spoke "$NS_SPOKE" "$T/spoke/one.conf"
+    wait_until 10 nsd_log_has hub "peer spoke1 .*accepted as tunnel"
+    nsd_kill9 spoke
+    wait_until 10 nsd_log_has hub "hung up|spoke1.* up,"
+    sleep 0.5
+    echo "# $(nsd_since hub | grep -m1 -E 'hung up|spoke1.* up,')"
+    ok_if "the hub says the spoke hung up before its tunnel was made" \
+        nsd_log_has hub "peer spoke1 .*hung up before its tunnel was made"
+    no_tunnel() { ! nsd_since hub | grep -q 'spoke1.* up,'; }
+    ok_if "... and made no interface for it" no_tunnel
+else
+    tap_skip "the hub says the spoke hung up" "fault injection is off in this build"
+    tap_skip "... and made no interface for it" "fault injection is off in this build"
+fi
+
 # ---- the deadline follows [tunnel] handshake-timeout ------------------------------
 # The hub holds each handshake 17 s (past the old 10 s + 5 s for the
 # CONFIG, within 20 + 5); both sides allow 20 s.
