@@ -58,6 +58,23 @@ ok_if "each uplink with its own key connected (the log says so for up1..up$N_UP)
 ok_if "the hub saw each key's own certificate (peers up1..up$N_UP in its log)" \
     bash -c "for i in \$(seq 1 $N_UP); do grep -q \"peer up\$i \" '$T/hub.log' || exit 1; done"
 ok_if "a ping from lan-b crosses the first uplink" ping_ab 3
+
+# ---- the token goes away and comes back ------------------------------------------
+# The hub restarting makes every uplink dial again: without the token its
+# signature fails, with the reason in the log; once the token is back the
+# daemon starts PKCS#11 over, finds the keys again (one search) and every
+# uplink comes up.
+nsd_mark spoke
+mv "$T/spoke/tokens" "$T/spoke/tokens.away"
+nsd_stop hub
+nsd_start hub "$NS_HUB" "$T/hub/hub.conf"
+wait_until 30 nsd_log_has spoke "uplink up[0-9]: handshake with .* failed"
+LINE=$(nsd_since spoke | grep -m1 -E "uplink up[0-9]: handshake with .* failed")
+echo "# $LINE"
+ok_if "without its token an uplink's dial fails, the reason logged" test -n "$LINE"
+mv "$T/spoke/tokens.away" "$T/spoke/tokens"
+wait_until 90 all_up
+ok_if "the token back, every uplink is up again" all_up
 nsd_stop spoke
 
 # ---- a key the token lacks: the daemon says which -------------------------------
