@@ -265,48 +265,19 @@ static long label_index(const char *const *labels, size_t n, const char *label)
     return -1;
 }
 
-int p11_keys_load(struct p11_token *tok, const char *const *labels, size_t n,
-                  gnutls_privkey_t *keys)
+/* Every private key of the token, in one search: *out (malloc'ed), *n. */
+static int find_private_keys(struct p11_token *tok, CK_FUNCTION_LIST *mod, CK_SESSION_HANDLE s,
+                             CK_OBJECT_HANDLE **out, size_t *n)
 {
     CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
     CK_ATTRIBUTE match = { CKA_CLASS, &klass, sizeof(klass) };
-    CK_OBJECT_HANDLE *found = NULL;
-    CK_OBJECT_HANDLE batch[64];
-    CK_FUNCTION_LIST *mod = NULL;
-    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE batch[64], *found = NULL;
+    size_t n_found = 0, cap = 0;
     CK_ULONG got;
-    unsigned long slot = 0;
-    size_t i, n_found = 0, cap = 0;
-    unsigned char *hits = NULL;
-    CK_OBJECT_HANDLE *obj_of = NULL;
-    void *ptr = NULL;
-    int rc, loaded = 0;
-    bool searching = false;
+    int rc;
 
-    if (tok == NULL || (labels == NULL && n > 0) || (keys == NULL && n > 0))
-        return -EINVAL;
-    tok->err[0] = '\0';
-    for (i = 0; i < n; i++)
-        keys[i] = NULL;
-    if (n == 0)
-        return 0;
-    rc = gnutls_pkcs11_token_get_ptr(tok->uri, &ptr, &slot, 0);
-    if (rc < 0)
-        return p11_fail(tok, p11_errno(rc), "cannot reach the token: %s", gnutls_strerror(rc));
-    mod = ptr;
-    if (mod->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK) {
-        s = CK_INVALID_HANDLE;
-        rc = p11_fail(tok, -EIO, "cannot open a session");
-        goto out;
-    }
-    rc = p11_session_login(tok, mod, s);
-    if (rc < 0)
-        goto out;
-    if (mod->C_FindObjectsInit(s, &match, 1) != CKR_OK) {
-        rc = p11_fail(tok, -EIO, "cannot search the private keys");
-        goto out;
-    }
-    searching = true;
+    if (mod->C_FindObjectsInit(s, &match, 1) != CKR_OK)
+        return p11_fail(tok, -EIO, "cannot search the private keys");
     for (;;) {
         got = 0;
         if (mod->C_FindObjects(s, batch, sizeof(batch) / sizeof(batch[0]), &got) != CKR_OK) {
@@ -331,8 +302,51 @@ int p11_keys_load(struct p11_token *tok, const char *const *labels, size_t n,
         memcpy(found + n_found, batch, got * sizeof(*found));
         n_found += got;
     }
+    *out = found;
+    found = NULL;
+    *n = n_found;
+    rc = 0;
+out:
     mod->C_FindObjectsFinal(s);
-    searching = false;
+    free(found);
+    return rc;
+}
+
+int p11_keys_load(struct p11_token *tok, const char *const *labels, size_t n,
+                  gnutls_privkey_t *keys)
+{
+    CK_OBJECT_HANDLE *found = NULL;
+    CK_FUNCTION_LIST *mod = NULL;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    unsigned long slot = 0;
+    size_t i, n_found = 0;
+    unsigned char *hits = NULL;
+    CK_OBJECT_HANDLE *obj_of = NULL;
+    void *ptr = NULL;
+    int rc, loaded = 0;
+
+    if (tok == NULL || (labels == NULL && n > 0) || (keys == NULL && n > 0))
+        return -EINVAL;
+    tok->err[0] = '\0';
+    for (i = 0; i < n; i++)
+        keys[i] = NULL;
+    if (n == 0)
+        return 0;
+    rc = gnutls_pkcs11_token_get_ptr(tok->uri, &ptr, &slot, 0);
+    if (rc < 0)
+        return p11_fail(tok, p11_errno(rc), "cannot reach the token: %s", gnutls_strerror(rc));
+    mod = ptr;
+    if (mod->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK) {
+        s = CK_INVALID_HANDLE;
+        rc = p11_fail(tok, -EIO, "cannot open a session");
+        goto out;
+    }
+    rc = p11_session_login(tok, mod, s);
+    if (rc < 0)
+        goto out;
+    rc = find_private_keys(tok, mod, s, &found, &n_found);
+    if (rc < 0)
+        goto out;
 
     /* Per label (its first place in labels[]): the object carrying it and
      * how many do. A label two keys carry is left to p11_key_load(), which
@@ -376,8 +390,6 @@ int p11_keys_load(struct p11_token *tok, const char *const *labels, size_t n,
     }
     rc = loaded;
 out:
-    if (searching)
-        mod->C_FindObjectsFinal(s);
     /* Closed after the keys' own sessions are open: the token keeps the
      * login while a session of ours is. */
     if (s != CK_INVALID_HANDLE)

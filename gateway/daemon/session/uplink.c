@@ -136,8 +136,8 @@ static int connect_to(const char *server, const char *host, const char *port, in
             goto next;
         p.fd = fd;
         p.events = POLLOUT;
-        if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
-            soerr) {
+        if (poll(&p, 1, timeout_ms) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
             errno = soerr ? soerr : ETIMEDOUT;
             goto next;
         }
