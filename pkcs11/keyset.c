@@ -39,8 +39,9 @@ struct hkey {
     pthread_mutex_t lock; /* the session: one operation at a time */
 };
 
-/* What GnuTLS itself maps these to (lib/pkcs11.c), so that a failing
- * signature reads the same as with p11_key_load(). */
+/* The GnuTLS error GnuTLS's own PKCS#11 layer gives for rv (lib/pkcs11.c),
+ * so that a failing signature reads as it did with p11_key_load(): a
+ * token moved away says "PKCS #11 error in data" either way. */
 static int rv_to_gnutls(CK_RV rv)
 {
     switch (rv) {
@@ -48,26 +49,77 @@ static int rv_to_gnutls(CK_RV rv)
         return GNUTLS_E_MEMORY_ERROR;
     case CKR_SLOT_ID_INVALID:
         return GNUTLS_E_PKCS11_SLOT_ERROR;
+    case CKR_ARGUMENTS_BAD:
+    case CKR_MECHANISM_PARAM_INVALID:
+        return GNUTLS_E_INVALID_REQUEST;
+    case CKR_NEED_TO_CREATE_THREADS:
+    case CKR_CANT_LOCK:
+    case CKR_FUNCTION_NOT_PARALLEL:
+    case CKR_MUTEX_BAD:
+    case CKR_MUTEX_NOT_LOCKED:
+        return GNUTLS_E_LOCKING_ERROR;
+    case CKR_ATTRIBUTE_READ_ONLY:
+    case CKR_ATTRIBUTE_SENSITIVE:
+    case CKR_ATTRIBUTE_TYPE_INVALID:
+    case CKR_ATTRIBUTE_VALUE_INVALID:
+        return GNUTLS_E_PKCS11_ATTRIBUTE_ERROR;
     case CKR_DEVICE_ERROR:
     case CKR_DEVICE_MEMORY:
     case CKR_DEVICE_REMOVED:
         return GNUTLS_E_PKCS11_DEVICE_ERROR;
-    case CKR_KEY_HANDLE_INVALID:
-    case CKR_KEY_TYPE_INCONSISTENT:
-    case CKR_KEY_FUNCTION_NOT_PERMITTED:
-        return GNUTLS_E_PKCS11_KEY_ERROR;
+    case CKR_DATA_INVALID:
+    case CKR_DATA_LEN_RANGE:
+    case CKR_ENCRYPTED_DATA_INVALID:
+    case CKR_ENCRYPTED_DATA_LEN_RANGE:
     case CKR_OBJECT_HANDLE_INVALID:
-        return GNUTLS_E_PKCS11_REQUESTED_OBJECT_NOT_AVAILBLE;
+        return GNUTLS_E_PKCS11_DATA_ERROR;
+    case CKR_FUNCTION_NOT_SUPPORTED:
+    case CKR_MECHANISM_INVALID:
+        return GNUTLS_E_PKCS11_UNSUPPORTED_FEATURE_ERROR;
+    case CKR_KEY_HANDLE_INVALID:
+    case CKR_KEY_SIZE_RANGE:
+    case CKR_KEY_TYPE_INCONSISTENT:
+    case CKR_KEY_NOT_NEEDED:
+    case CKR_KEY_CHANGED:
+    case CKR_KEY_NEEDED:
+    case CKR_KEY_INDIGESTIBLE:
+    case CKR_KEY_FUNCTION_NOT_PERMITTED:
+    case CKR_KEY_NOT_WRAPPABLE:
+    case CKR_KEY_UNEXTRACTABLE:
+        return GNUTLS_E_PKCS11_KEY_ERROR;
+    case CKR_PIN_INCORRECT:
+    case CKR_PIN_INVALID:
+    case CKR_PIN_LEN_RANGE:
+        return GNUTLS_E_PKCS11_PIN_ERROR;
+    case CKR_PIN_EXPIRED:
+        return GNUTLS_E_PKCS11_PIN_EXPIRED;
+    case CKR_PIN_LOCKED:
+        return GNUTLS_E_PKCS11_PIN_LOCKED;
     case CKR_SESSION_CLOSED:
     case CKR_SESSION_COUNT:
     case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_PARALLEL_NOT_SUPPORTED:
+    case CKR_SESSION_READ_ONLY:
+    case CKR_SESSION_EXISTS:
+    case CKR_SESSION_READ_ONLY_EXISTS:
+    case CKR_SESSION_READ_WRITE_SO_EXISTS:
         return GNUTLS_E_PKCS11_SESSION_ERROR;
+    case CKR_SIGNATURE_INVALID:
+    case CKR_SIGNATURE_LEN_RANGE:
+        return GNUTLS_E_PKCS11_SIGNATURE_ERROR;
     case CKR_TOKEN_NOT_PRESENT:
     case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_TOKEN_WRITE_PROTECTED:
         return GNUTLS_E_PKCS11_TOKEN_ERROR;
+    case CKR_USER_ALREADY_LOGGED_IN:
     case CKR_USER_NOT_LOGGED_IN:
+    case CKR_USER_PIN_NOT_INITIALIZED:
     case CKR_USER_TYPE_INVALID:
+    case CKR_USER_ANOTHER_ALREADY_LOGGED_IN:
+    case CKR_USER_TOO_MANY_TYPES:
         return GNUTLS_E_PKCS11_USER_ERROR;
+    case CKR_BUFFER_TOO_SMALL:
+        return GNUTLS_E_SHORT_MEMORY_BUFFER;
     default:
         return GNUTLS_E_PKCS11_ERROR;
     }

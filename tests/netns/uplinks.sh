@@ -72,6 +72,8 @@ wait_until 30 nsd_log_has spoke "uplink up[0-9]: handshake with .* failed"
 LINE=$(nsd_since spoke | grep -m1 -E "uplink up[0-9]: handshake with .* failed")
 echo "# $LINE"
 ok_if "without its token an uplink's dial fails, the reason logged" test -n "$LINE"
+# GnuTLS's own words for the vanished object, as with a key GnuTLS imported.
+expect_in "failed: PKCS #11 error in data" "$LINE" "... in the words it had before"
 mv "$T/spoke/tokens.away" "$T/spoke/tokens"
 wait_until 90 all_up
 ok_if "the token back, every uplink is up again" all_up
