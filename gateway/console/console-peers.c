@@ -424,11 +424,15 @@ int cmd_explain(struct console *con, int argc, char **argv)
     }
     /* Sibling issuers as the daemon last took them (their CRL files). */
     for (unsigned i = 0; i < con->cfg->n_trusts; i++) {
+        char warn[256];
         if (trustdb_add_issuer_file(db, &con->cfg->trusts[i], con->cfg->pki.dir, time(NULL),
-                                    &crl_number[i], stale[i], sizeof(stale[i])) < 0) {
+                                    &crl_number[i], stale[i], sizeof(stale[i]), warn,
+                                    sizeof(warn)) < 0) {
             con_err("explain", "%s", stale[i]);
             goto out;
         }
+        if (warn[0])
+            printf("warning: [trust %s]: %s\n", con->cfg->trusts[i].name, warn);
     }
     if (verify_peer(trustdb_trust(db), chain, n, time(NULL),
                     VERIFY_ROLE(ROLE_ADMIN) | VERIFY_ROLE(ROLE_MONITOR) | VERIFY_ROLE(ROLE_TUNNEL),

@@ -476,6 +476,9 @@ static int root_sign(struct console *con, int argc, char **argv)
     req.days = days;
     req.has_path_len = true;
     req.path_len = path_len;
+    /* The root's CRL DP ([pki] crl-url of root.conf): hubs that trust this
+     * intermediate fetch the root's CRL there (docs/pki.md). */
+    req.crl_url = con->cfg->pki.crl_url;
     if (p11_cert_issue(r.crt, r.key, pub, &req, &crt) < 0) {
         con_err("root", "cannot sign the intermediate with the root key on %s: %s",
                 con->cfg->token.uri, p11_token_error(r.tok));

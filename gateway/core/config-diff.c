@@ -42,6 +42,7 @@ static const struct restart_key {
     S("[enroll] listen", enroll.listen),
     U("[enroll] tls-min", enroll.tls_min),
     S("[crl] listen", crl.listen),
+    U("[crl] resign", crl.resign),
     S("[pki] crl-url", pki.crl_url),
 #undef S
 #undef U

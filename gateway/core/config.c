@@ -82,6 +82,7 @@ _Static_assert(offsetof(struct cfg_trust, n_networks) ==
 /* Sorted by name: looked up with bsearch. */
 static const struct key_def key_table[] = {
     {"crl.listen", KEY_LISTEN, offsetof(struct config, crl.listen)},
+    {"crl.resign", KEY_SECONDS, offsetof(struct config, crl.resign)},
     {"daemon.ban-threshold", KEY_COUNT, offsetof(struct config, daemon.ban_threshold)},
     {"daemon.ban-time", KEY_SECONDS, offsetof(struct config, daemon.ban_time)},
     {"daemon.control-socket", KEY_PATH, offsetof(struct config, daemon.control_socket)},
@@ -114,6 +115,7 @@ static const struct key_def key_table[] = {
     {"trust.networks", KEY_CIDR_LIST | TRUST, offsetof(struct cfg_trust, networks)},
     {"trust.refresh", KEY_SECONDS | TRUST, offsetof(struct cfg_trust, refresh)},
     {"trust.roles", KEY_ROLES | TRUST, offsetof(struct cfg_trust, roles)},
+    {"trust.root-crl-url", KEY_HTTP_URL | TRUST, offsetof(struct cfg_trust, root_crl_url)},
     {"tunnel.handshake-timeout", KEY_SECONDS, offsetof(struct config, tunnel.handshake_timeout)},
     {"tunnel.keepalive", KEY_SECONDS, offsetof(struct config, tunnel.keepalive)},
     {"tunnel.listen", KEY_LISTEN, offsetof(struct config, tunnel.listen)},
@@ -629,6 +631,9 @@ int config_new_defaults(struct config **out)
     cfg->token.pin_file = strdup(MTLSGW_DEFAULT_PIN_FILE);
     cfg->pki.dir = strdup(MTLSGW_DEFAULT_PKI_DIR);
     cfg->pki.crl_days = 30;
+    /* A quarter of [trust] max-stale's default (3600): a hub fetching this
+     * CRL finds it fresh through three missed re-signs or fetches. */
+    cfg->crl.resign = 900;
     cfg->pki.peer_days = 397;
     cfg->pki.auto_renew = 1;
     cfg->daemon.user = strdup(MTLSGW_DEFAULT_USER);
@@ -967,6 +972,7 @@ void config_free(struct config *cfg)
         free(t->name);
         free(t->ca);
         free(t->crl_url);
+        free(t->root_crl_url);
     }
     free(cfg->trusts);
     free(cfg->crl.listen);

@@ -46,6 +46,10 @@ struct cfg_trust {
     char *name;        /* [trust NAME] */
     char *ca;          /* its CA certificate (the sibling's intermediate), PEM */
     char *crl_url;     /* its CRL distribution point, http:// */
+    /* root-crl-url: the root's CRL DP, which lists the issuer's CA once the
+     * root revoked it; NULL: the DP in the issuer's CA certificate, if any
+     * (root sign writes it). Fresh until its nextUpdate. */
+    char *root_crl_url;
     unsigned roles;    /* CFG_ROLE() bits: the most one of its peers may get here */
     unsigned refresh;  /* seconds between CRL fetches */
     unsigned max_stale; /* seconds without a fresh CRL before its peers are refused */
@@ -124,6 +128,11 @@ struct config {
     } enroll;
     struct {
         char *listen; /* [crl] listen: the CRL distribution point (plain HTTP), NULL: off */
+        /* [crl] resign: seconds between re-signs of the CRL (a new thisUpdate,
+         * the same entries, the next number) when this hub publishes it
+         * ([crl] listen or [pki] crl-url): other hubs count its freshness
+         * from thisUpdate ([trust] max-stale). */
+        unsigned resign;
     } crl;
     struct cfg_trust *trusts;
     unsigned n_trusts;

@@ -25,6 +25,12 @@ void trustdb_issuer_crl_path(const char *pki_dir, const char *name, char *out, s
     snprintf(out, outlen, "%s/trust-%s.crl", pki_dir, name);
 }
 
+void trustdb_issuer_root_crl_path(const char *pki_dir, const char *name, char *out,
+                                  size_t outlen)
+{
+    snprintf(out, outlen, "%s/rootcrl-%s.crl", pki_dir, name);
+}
+
 static int import_file(const char *path, gnutls_datum_t *d)
 {
     char *buf = NULL;
@@ -36,15 +42,17 @@ static int import_file(const char *path, gnutls_datum_t *d)
     return rc;
 }
 
-/* The CRL in path, signed by ca: its serials into *out (malloc'ed). */
-static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**out)[64],
-                    size_t *n, uint64_t *number, char *why, size_t whylen)
+/* The CRL in path, signed by ca and fresh by its own times under
+ * max_stale (verify_crl_fresh, as the fetcher and the parent judge it):
+ * its serials into *out (malloc'ed), its thisUpdate into *this_update. */
+static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, unsigned max_stale,
+                    char (**out)[64], size_t *n, uint64_t *number, time_t *this_update,
+                    char *why, size_t whylen)
 {
     gnutls_x509_crl_t crl = NULL;
     gnutls_x509_crl_iter_t it = NULL;
     gnutls_datum_t d = {0};
     unsigned status = 0;
-    time_t next;
     int rc = -EBADMSG, count;
 
     *out = NULL;
@@ -65,10 +73,9 @@ static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, char (**
         snprintf(why, whylen, "the CRL in %s is not signed by the issuer's CA", path);
         goto out;
     }
-    next = gnutls_x509_crl_get_next_update(crl);
-    if (next <= 0 || now > next) {
-        snprintf(why, whylen, next <= 0 ? "its CRL has no nextUpdate (it would be good forever)"
-                                        : "its CRL's nextUpdate has passed");
+    *this_update = gnutls_x509_crl_get_this_update(crl);
+    if (!verify_crl_fresh(*this_update, gnutls_x509_crl_get_next_update(crl), max_stale, now,
+                          why, whylen)) {
         rc = -ESTALE;
         goto out;
     }
@@ -96,18 +103,77 @@ out:
     return rc;
 }
 
+/*
+ * The root's CRL for [trust NAME] t as the daemon last took it: true when
+ * one signed by the anchor of db that issued ca is kept and before its
+ * nextUpdate (the root is offline: not max-stale), *ca_revoked when it
+ * lists ca. why says what is not.
+ */
+static bool root_crl_file(struct trustdb *db, const struct cfg_trust *t, gnutls_x509_crt_t ca,
+                          const char *pki_dir, time_t now, bool *ca_revoked, char *why,
+                          size_t whylen)
+{
+    const struct trust *tr = trustdb_trust(db);
+    gnutls_x509_crt_t root = verify_issuer_among(ca, tr->cas, tr->n_cas);
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_datum_t d = {0};
+    char path[4096];
+    unsigned status = 1;
+    time_t next;
+    bool ok = false;
+
+    *ca_revoked = false;
+    trustdb_issuer_root_crl_path(pki_dir, t->name, path, sizeof(path));
+    if (!root) {
+        snprintf(why, whylen, "no certificate in ca.crt issued its CA: the root's CRL cannot "
+                 "be checked");
+        return false;
+    }
+    if (import_file(path, &d) < 0 || gnutls_x509_crl_init(&crl) < 0 ||
+        (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
+         gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0)) {
+        snprintf(why, whylen, "the daemon has no root CRL of it yet (%.300s)", path);
+        goto out;
+    }
+    if (gnutls_x509_crl_verify(crl, &root, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &status) < 0 ||
+        (status & ~(unsigned)(GNUTLS_CERT_INVALID | GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+                              GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE)) ||
+        ((status & GNUTLS_CERT_INVALID) &&
+         !(status & (GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+                     GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE)))) {
+        snprintf(why, whylen, "the root's CRL in %.300s is not signed by the root", path);
+        goto out;
+    }
+    *ca_revoked = verify_crl_lists(crl, ca);
+    next = gnutls_x509_crl_get_next_update(crl);
+    if (next <= 0 || now > next)
+        snprintf(why, whylen, "the root's CRL in %.300s is past its nextUpdate (the root re-signs "
+                 "it by hand: mtlsgw root crl)", path);
+    else
+        ok = true;
+out:
+    if (crl)
+        gnutls_x509_crl_deinit(crl);
+    free(d.data);
+    return ok;
+}
+
 int trustdb_add_issuer_file(struct trustdb *db, const struct cfg_trust *t, const char *pki_dir,
-                            time_t now, uint64_t *crl_number, char *why, size_t whylen)
+                            time_t now, uint64_t *crl_number, char *why, size_t whylen,
+                            char *warn, size_t warnlen)
 {
     gnutls_x509_crt_t ca = NULL;
     gnutls_datum_t d = {0}, der = {0};
     char path[4096], (*revoked)[64] = NULL;
     size_t n = 0;
     struct stat st;
-    bool fresh = false;
+    time_t this_update = 0;
+    bool fresh = false, ca_revoked = false;
+    char *root_url = NULL;
     int rc;
 
     why[0] = '\0';
+    warn[0] = '\0';
     *crl_number = 0;
     if ((rc = import_file(t->ca, &d)) < 0 || (rc = gnutls_x509_crt_init(&ca)) < 0 ||
         (gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_PEM) < 0 &&
@@ -119,15 +185,29 @@ int trustdb_add_issuer_file(struct trustdb *db, const struct cfg_trust *t, const
         goto out;
     }
     trustdb_issuer_crl_path(pki_dir, t->name, path, sizeof(path));
+    /* The file's mtime says nothing: freshness is the CRL's signed
+     * thisUpdate (a touch, or a 304 on the path, cannot extend it). */
     if (stat(path, &st) < 0)
         snprintf(why, whylen, "the daemon has no CRL of it yet (%s)", path);
-    else if (now - st.st_mtim.tv_sec > (time_t)t->max_stale)
-        snprintf(why, whylen, "its CRL was last fetched %lld s ago, past max-stale (%u s)",
-                 (long long)(now - st.st_mtim.tv_sec), t->max_stale);
     else
-        fresh = crl_read(path, ca, now, &revoked, &n, crl_number, why, whylen) == 0;
+        fresh = crl_read(path, ca, now, t->max_stale, &revoked, &n, crl_number, &this_update,
+                         why, whylen) == 0;
+    if (fresh)
+        verify_crl_aging(this_update, t->max_stale, now, warn, warnlen);
+    /* The root's CRL, where one is known (root-crl-url, or the DP in ca). */
+    root_url = t->root_crl_url ? NULL : verify_crl_dp_http(ca);
+    if (t->root_crl_url || root_url) {
+        char rwhy[512];
+        bool root_ok = root_crl_file(db, t, ca, pki_dir, now, &ca_revoked, rwhy, sizeof(rwhy));
+        if (fresh && !root_ok)
+            snprintf(why, whylen, "%s", rwhy);
+        fresh = fresh && root_ok;
+    }
     rc = trustdb_add_issuer(db, t->name, &der, fresh, revoked, n, t->roles);
+    if (rc == 0 && ca_revoked)
+        rc = trustdb_issuer_ca_revoked(db, t->name);
 out:
+    free(root_url);
     free(revoked);
     free(d.data);
     gnutls_free(der.data);

@@ -691,6 +691,17 @@ int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_
     return 0;
 }
 
+int trustdb_issuer_ca_revoked(struct trustdb *db, const char *name)
+{
+    for (size_t i = 0; i < db->n_issuers; i++) {
+        if (strcmp(db->issuers[i].name, name) == 0) {
+            db->issuers[i].ca_revoked = true;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 const char *trustdb_issuer_untrusted(const struct trustdb *db, const char *issuer,
                                      const char *serial)
 {
@@ -698,6 +709,8 @@ const char *trustdb_issuer_untrusted(const struct trustdb *db, const char *issue
         const struct trust_issuer *is = &db->issuers[i];
         if (strcmp(is->name, issuer) != 0)
             continue;
+        if (is->ca_revoked)
+            return "its issuer's CA is revoked by the root's CRL";
         if (!is->fresh)
             return "its issuer's CRL is stale past max-stale";
         if (verify_serial_listed(is->revoked, is->n_revoked, serial))

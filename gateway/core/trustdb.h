@@ -73,17 +73,29 @@ bool trustdb_serial_in_crl(const struct trustdb *db, const char *serial);
  */
 int trustdb_add_issuer(struct trustdb *db, const char *name, const gnutls_datum_t *ca_der,
                        bool fresh, char (*const revoked)[64], size_t n_revoked, unsigned roles);
+/* Where the daemon keeps the root's CRL it last took for [trust NAME]
+ * (docs/pki.md "The root's CRL at the hubs"), for explain:
+ * "<pki dir>/rootcrl-NAME.crl". */
+void trustdb_issuer_root_crl_path(const char *pki_dir, const char *name, char *out,
+                                  size_t outlen);
+/* Mark [trust NAME] of a snapshot nobody else holds yet as revoked at the
+ * root (its CA is on the root's CRL): its peers are refused. -ENOENT when
+ * db has no such issuer. */
+int trustdb_issuer_ca_revoked(struct trustdb *db, const char *name);
 /* Where the daemon keeps the last CRL it took for [trust NAME] (as served,
- * DER or PEM; written once its signature checked, touched on each 304):
+ * DER or PEM; written once its signature checked; a 304 writes nothing):
  * "<pki dir>/trust-NAME.crl". The parent (roaming tunnel peers) and
  * `mtlsgw explain` read it. */
 void trustdb_issuer_crl_path(const char *pki_dir, const char *name, char *out, size_t outlen);
 /* trustdb_add_issuer for [trust NAME] t from files alone: its CA, and that
- * CRL, fresh when signed by the CA, fetched within max-stale and before
- * its nextUpdate (why says what is not, fresh or not; crl_number its
- * cRLNumber). For explain: the verdict the daemon gives now. */
+ * CRL, fresh when signed by the CA, its thisUpdate within max-stale and
+ * before its nextUpdate (verify_crl_fresh; why says what is not, fresh or
+ * not; crl_number its cRLNumber; warn, "" or verify_crl_aging's advice
+ * when fresh but signed more than max-stale/2 ago). For explain: the
+ * verdict the daemon gives now. */
 int trustdb_add_issuer_file(struct trustdb *db, const struct cfg_trust *t, const char *pki_dir,
-                            time_t now, uint64_t *crl_number, char *why, size_t whylen);
+                            time_t now, uint64_t *crl_number, char *why, size_t whylen,
+                            char *warn, size_t warnlen);
 /* Why an open session of a sibling issuer's peer is no longer trusted by
  * db (NULL: it is): the issuer gone from the config, its CRL stale or
  * listing serial. */

@@ -121,6 +121,121 @@ uint64_t verify_crl_number(gnutls_x509_crl_t crl)
     return n;
 }
 
+void verify_crl_num(gnutls_x509_crl_t crl, struct verify_crl_num *out)
+{
+    unsigned char num[64];
+    size_t nl = sizeof(num), i = 0;
+
+    out->len = 0;
+    if (gnutls_x509_crl_get_number(crl, num, &nl, NULL) < 0)
+        return;
+    while (i < nl && num[i] == 0)
+        i++;
+    if (nl - i > sizeof(out->b))
+        return;
+    memcpy(out->b, num + i, nl - i);
+    out->len = nl - i;
+}
+
+int verify_crl_num_cmp(const struct verify_crl_num *a, const struct verify_crl_num *b)
+{
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->len ? memcmp(a->b, b->b, a->len) : 0;
+}
+
+bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale, time_t now,
+                      char *why, size_t whylen)
+{
+    char dummy[8];
+
+    if (!why) {
+        why = dummy;
+        whylen = sizeof(dummy);
+    }
+    why[0] = '\0';
+    if (this_update <= 0)
+        snprintf(why, whylen, "its CRL has no thisUpdate");
+    else if (this_update > now + VERIFY_CRL_SKEW)
+        snprintf(why, whylen, "its CRL's thisUpdate is %lld s ahead of this clock (more than "
+                 "the %d s of skew tolerated: check both clocks)",
+                 (long long)(this_update - now), VERIFY_CRL_SKEW);
+    else if (now - this_update > (time_t)max_stale)
+        snprintf(why, whylen, "its CRL was signed %lld s ago, past max-stale (%u s): no "
+                 "newer one was fetched (DP unreachable, or held back on the path)",
+                 (long long)(now - this_update), max_stale);
+    else if (next_update <= 0)
+        snprintf(why, whylen, "its CRL has no nextUpdate (it would be good forever)");
+    else if (now > next_update)
+        snprintf(why, whylen, "its CRL's nextUpdate has passed");
+    return why[0] == '\0';
+}
+
+char *verify_crl_dp_http(gnutls_x509_crt_t crt)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        char buf[1024];
+        size_t len = sizeof(buf) - 1;
+        unsigned reasons = 0, critical = 0;
+        int type = gnutls_x509_crt_get_crl_dist_points(crt, i, buf, &len, &reasons, &critical);
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;
+        if (type < 0)
+            return NULL;
+        buf[len] = '\0';
+        if (type == GNUTLS_SAN_URI && strncmp(buf, "http://", 7) == 0)
+            return strdup(buf);
+    }
+    return NULL;
+}
+
+gnutls_x509_crt_t verify_issuer_among(gnutls_x509_crt_t crt, gnutls_x509_crt_t *anchors,
+                                      size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned status = 1;
+        if (gnutls_x509_crt_check_issuer(crt, anchors[i]) &&
+            gnutls_x509_crt_verify(crt, &anchors[i], 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
+                                   &status) >= 0 &&
+            status == 0)
+            return anchors[i];
+    }
+    return NULL;
+}
+
+bool verify_crl_lists(gnutls_x509_crl_t crl, gnutls_x509_crt_t crt)
+{
+    gnutls_x509_crl_iter_t it = NULL;
+    char want[64], hex[64];
+    bool listed = false;
+
+    verify_serial_hex(crt, want, sizeof(want));
+    for (;;) {
+        unsigned char s[64];
+        size_t sl = sizeof(s);
+        time_t when;
+        if (gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when) < 0)
+            break;
+        verify_serial_bytes_hex(s, sl, hex, sizeof(hex));
+        listed = listed || strcmp(hex, want) == 0;
+    }
+    if (it)
+        gnutls_x509_crl_iter_deinit(it);
+    return listed;
+}
+
+bool verify_crl_aging(time_t this_update, unsigned max_stale, time_t now, char *out,
+                      size_t outlen)
+{
+    if (this_update <= 0 || now - this_update <= (time_t)(max_stale / 2))
+        return false;
+    snprintf(out, outlen, "its CRL is %lld s old (since its thisUpdate), more than "
+             "max-stale/2 (%u s): the issuer re-signs less often than max-stale needs; lower "
+             "the issuer's [crl] resign or raise max-stale",
+             (long long)(now - this_update), max_stale / 2);
+    return true;
+}
+
 void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size_t outlen)
 {
     size_t i = 0, o = 0;
@@ -275,6 +390,11 @@ static int sibling_policy(const struct trust *t, const struct cert_facts *f, tim
         if (na != (time_t)-1 && now > na)
             return finish(v, VERDICT_EXPIRED, "its issuer %s's CA expired", is->name);
     }
+    if (is->ca_revoked)
+        return finish(v, VERDICT_REVOKED,
+                      "its issuer %s's CA is revoked by the root (on the root's CRL): every "
+                      "peer of that issuer is refused",
+                      is->name);
     if (!is->fresh)
         return finish(v, VERDICT_ISSUER_STALE,
                       "issuer %s: no fresh CRL from its distribution point within max-stale: "

@@ -49,6 +49,7 @@ struct trust_issuer {
     char name[32];
     gnutls_x509_crt_t ca;
     bool fresh;           /* false: no CRL fetched within max-stale: refuse its peers */
+    bool ca_revoked;      /* its CA is on the root's CRL: refuse its peers */
     char (*revoked)[64];  /* its CRL's serials (verify_serial_hex), sorted */
     size_t n_revoked;
     unsigned roles;       /* VERIFY_ROLE() bits: the most one of its peers gets */
@@ -160,8 +161,48 @@ void verify_free_chain(gnutls_x509_crt_t *chain, unsigned n);
 /* Serial as lower-case hex, leading zero octets dropped (the registry key). */
 void verify_serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen);
 /* A CRL's cRLNumber (0 when it has none); one longer than 8 octets reads
- * as UINT64_MAX (RFC 5280 allows 20). */
+ * as UINT64_MAX (RFC 5280 allows 20): for display only, never to compare
+ * two CRLs (verify_crl_num). */
 uint64_t verify_crl_number(gnutls_x509_crl_t crl);
+
+/* A cRLNumber as a big integer (RFC 5280 5.2.3: up to 20 octets): its
+ * big-endian octets with leading zero octets dropped; len 0 when the CRL
+ * has none (or one longer than 32 octets, which no conforming CA makes). */
+struct verify_crl_num {
+    unsigned char b[32];
+    size_t len;
+};
+void verify_crl_num(gnutls_x509_crl_t crl, struct verify_crl_num *out);
+/* <0, 0, >0 as a is below, equal to or above b (length, then octets). */
+int verify_crl_num_cmp(const struct verify_crl_num *a, const struct verify_crl_num *b);
+
+/*
+ * Freshness of a sibling issuer's CRL, from its signed times alone (docs/
+ * pki.md "Revocation across hubs"): thisUpdate within max_stale of now and
+ * at most VERIFY_CRL_SKEW ahead of it, and a nextUpdate that has not
+ * passed (a CRL without one is never fresh). A path attacker who answers
+ * 304 or replays the CRL held can therefore hold a revocation back for
+ * max_stale at most, whatever the fetches did. The fetcher, the parent
+ * (roaming tunnels) and explain all judge with it. why (may be NULL) says
+ * what is not fresh.
+ */
+#define VERIFY_CRL_SKEW 300
+bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale, time_t now,
+                      char *why, size_t whylen);
+/* The root's CRL at a hub (docs/pki.md "The root's CRL at the hubs"): the
+ * first http:// CRL distribution point of crt (malloc'ed; NULL: none), the
+ * certificate among anchors[0..n) that issued crt (its signature checked;
+ * NULL: none), and whether crl lists crt's serial. */
+char *verify_crl_dp_http(gnutls_x509_crt_t crt);
+gnutls_x509_crt_t verify_issuer_among(gnutls_x509_crt_t crt, gnutls_x509_crt_t *anchors,
+                                      size_t n);
+bool verify_crl_lists(gnutls_x509_crl_t crl, gnutls_x509_crt_t crt);
+
+/* A fresh CRL already older than max_stale/2 (when fetched, or now): its issuer
+ * re-signs less often than this hub's max-stale needs ([crl] resign), so
+ * one missed re-sign or fetch makes it stale. The advice, into out. */
+bool verify_crl_aging(time_t this_update, unsigned max_stale, time_t now, char *out,
+                      size_t outlen);
 /* The same for a serial's raw octets (a CRL entry's). */
 void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size_t outlen);
 

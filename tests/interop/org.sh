@@ -394,10 +394,30 @@ cp "$T/g2-pki/crl.pem" "$P/trust-hub2.crl"
 expect_exit 1 "explain: mon3 refused once the daemon has hub2's new CRL" \
     hubt explain "$T/mon3.crt"
 expect_in "revoked by its issuer hub2" "$OUT" "... revoked by its issuer"
+# Freshness is the CRL's signed thisUpdate, not the file's mtime (which a
+# compromised session process could set): an old mtime changes nothing, a
+# CRL signed longer ago than max-stale is stale however new its file.
 touch -d '2 hours ago' "$P/trust-hub2.crl"
-expect_exit 1 "explain: a CRL fetched longer ago than max-stale: peer2 refused" \
+expect_exit 0 "explain: the kept CRL's file 2 hours old, the CRL just signed: peer2 granted" \
     hubt explain "$T/peer2.crt"
-expect_in "past max-stale (3600 s)" "$OUT" "... and why"
+cp "$T/gwt.conf" "$T/gwt2.conf"
+printf 'refresh = 1\nmax-stale = 8\n' >>"$T/gwt2.conf"
+# A revocation at hub2 signs its CRL now.
+keycsr mon4 >/dev/null 2>&1
+hub2 enroll mon4 --role monitor --csr "$T/mon4.csr" --out "$T/mon4.crt" --leaf-only \
+    >/dev/null 2>&1
+hub2 revoke mon4 >/dev/null 2>&1
+cp "$T/g2-pki/crl.pem" "$P/trust-hub2.crl"
+OUT=$("$MTLSGW" -c "$T/gwt2.conf" explain "$T/peer2.crt" 2>&1)
+expect_not_in "warning: [trust hub2]" "$OUT" "explain: a CRL signed just now: no warning"
+sleep 5.2
+OUT=$("$MTLSGW" -c "$T/gwt2.conf" explain "$T/peer2.crt" 2>&1)
+expect_in "warning: [trust hub2]: its CRL is" "$OUT" \
+    "explain: a CRL older than max-stale/2: it warns that hub2 re-signs too seldom"
+sleep 4
+expect_exit 1 "explain: a CRL signed longer ago than max-stale: peer2 refused" \
+    "$MTLSGW" -c "$T/gwt2.conf" explain "$T/peer2.crt"
+expect_in "past max-stale (8 s)" "$OUT" "... and why"
 
 # ---- peers are (issuer, serial): a sibling cannot become a local peer ------------------
 # hub2 (its CA key on its token) signs a leaf carrying the serial of bob, a

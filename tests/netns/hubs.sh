@@ -19,7 +19,8 @@
 #  - after `mtlsgw revoke mon1` at A, B refuses mon1 within refresh + 1 s
 #    (the bound measured and printed);
 #  - with A's DP unreachable (A stopped), B keeps mon2 until max-stale and
-#    refuses it after, within max-stale + 2 s of A's last answer.
+#    refuses it after, within max-stale + 2 s of A's last answer (A
+#    re-signs every 2 s, [crl] resign; B counts from the CRL's thisUpdate).
 #
 # usage: hubs.sh PATH-TO-mtlsgw PATH-TO-mtlsgwd
 set -u
@@ -99,7 +100,9 @@ mkdir -p "$T/run-a" "$T/run-b"
 chmod 700 "$T/run-a" "$T/run-b"
 DP_URL="http://$A_IP:8080/crl"
 org_root || { echo "Bail out! openssl root"; exit 1; }
-ORG_HOST=$A_IP org_hub hubA "[crl]" "listen = $A_IP:8080" "[management]" "listen = $A_IP:8443" \
+# A re-signs its CRL every 2 s: B counts freshness from its thisUpdate.
+ORG_HOST=$A_IP org_hub hubA "[crl]" "listen = $A_IP:8080" "resign = 2" \
+    "[management]" "listen = $A_IP:8443" \
     "[pki]" "crl-url = $DP_URL" || { echo "Bail out! hub A"; exit 1; }
 ORG_HOST=$B_IP org_hub hubB "[management]" "listen = $B_IP:8443" "[trust hubA]" "ca = $T/hubA.ica.crt" \
     "crl-url = $DP_URL" "roles = monitor" "refresh = $REFRESH" "max-stale = $MAX_STALE" ||

@@ -60,7 +60,7 @@ intermediate() { # id cn host
     openssl req -x509 -sha256 -days 3650 -newkey rsa:4096 -keyout "$T/ca.key" \
         -out "$T/ca.crt" -nodes -subj "/O=Example Org/CN=Example Org Root" 2>/dev/null &&
         mtg_node huba huba hua-pin-0001 &&
-        printf '[pki]\ncrl-url = %s\n[crl]\nlisten = %s:8080\n' "$DP_URL" "$HUBA_IP" \
+        printf '[pki]\ncrl-url = %s\n[crl]\nlisten = %s:8080\nresign = 5\n' "$DP_URL" "$HUBA_IP" \
             >>"$T/huba/huba.conf" &&
         intermediate huba hubA "$HUBA_IP" &&
         mtg_node hub hub "$HUB_PIN" &&

@@ -8,6 +8,13 @@
 # mtimes before and after. Then an enroll and a revoke: those must show up,
 # so the watch is known to see writes (docs/mtlsgwd.md).
 #
+# The hub publishes its CRL ([crl] listen) and re-signs it every 30 s here
+# ([crl] resign, 900 by default): other hubs count its freshness from
+# thisUpdate (docs/pki.md). A re-sign is the one periodic write allowed:
+# crl.pem, registry.json (the CRL number) and audit.log, atomically (and
+# the pki dir's lock file opened to take the lock), and only as often as
+# the hub's log says it re-signed.
+#
 #    lan-a (admin1: API every 1 s) -- hub [management] 10.10.0.1:8443, gate tcp/2222
 #                                     hub [tunnel] 192.168.50.1:4433 <== spoke [uplink hub]
 #    lan-b (ping lan-a every 0.2 s, through the tunnel)
@@ -27,7 +34,8 @@ WEAR_SECONDS=${WEAR_SECONDS:-60}
 topo_temp wear
 topo_up_or_bail
 mtg_fixture_or_bail "keepalive = 2" '[management]' "listen = $LANA_GW:$MGMT_PORT" \
-    '[firewall]' 'gate = tcp/2222' 'gate-timeout = 3'
+    '[firewall]' 'gate = tcp/2222' 'gate-timeout = 3' '[crl]' "listen = $LANA_GW:8081" \
+    'resign = 30'
 mtg_p12_peer admin1 admin || { echo "Bail out! fixture: admin1"; exit 1; }
 
 : >"$T/hub.log"
@@ -130,6 +138,9 @@ watch "$T/token-events" $TOKDIRS
 W_TOK=$WATCH_PID
 wait_until 5 grep -q "^# watching" "$T/events" || { echo "Bail out! inotify watch"; exit 1; }
 wait_until 5 grep -q "^# watching" "$T/token-events"
+resigned() { grep -c "CRL .* re-signed" "$T/hub.log"; }
+RESIGN_FILES='/hub/pki/(crl\.pem|registry\.json|audit\.log|lock)(\.tmp[A-Za-z0-9]{6})?( |$)'
+resign0=$(resigned)
 before=$(snapshot)
 api0=$(grep -c "HTTP/1.1 200" "$T/api-held.out")
 fresh0=$(grep -c "HTTP/1.1 200" "$T/api-fresh.out")
@@ -137,6 +148,7 @@ ping0=$(grep -c "bytes from" "$T/ping.out")
 echo "# steady state for $WEAR_SECONDS s"
 sleep "$WEAR_SECONDS"
 after=$(snapshot)
+resign1=$(resigned)
 api1=$(grep -c "HTTP/1.1 200" "$T/api-held.out")
 fresh1=$(grep -c "HTTP/1.1 200" "$T/api-fresh.out")
 ping1=$(grep -c "bytes from" "$T/ping.out")
@@ -150,6 +162,17 @@ ok_if "the tunnel carried the pings ($((ping1 - ping0)) answered)" \
 ok_if "both daemons still run" eval 'nsd_alive hub && nsd_alive spoke'
 ok_if "the gate is open for lan-a" eval 'nft_elems "$NS_HUB" gate4 | grep -qxF "$LANA_HOST"'
 events=$(grep -v '^#' "$T/events")
+resigns=$((resign1 - resign0))
+echo "# the hub re-signed its CRL $resigns times in the window ([crl] resign = 30)"
+ok_if "CRL re-signs at most every [crl] resign seconds ($resigns in $WEAR_SECONDS s)" \
+    test "$resigns" -le $((WEAR_SECONDS / 30 + 1))
+if [ "$resigns" -gt 0 ]; then
+    ok_if "a re-sign wrote crl.pem" eval 'grep -qE "/hub/pki/crl\.pem .*(MODIFY|MOVED_TO)" \
+        <<<"$events"'
+    events=$(grep -vE "$RESIGN_FILES" <<<"$events")
+    before=$(grep -vE "$RESIGN_FILES" <<<"$before")
+    after=$(grep -vE "$RESIGN_FILES" <<<"$after")
+fi
 if [ -z "$events" ]; then
     tap_result 0 "no write under the pki, config or run dirs in $WEAR_SECONDS s (inotify)"
 else

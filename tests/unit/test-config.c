@@ -35,6 +35,7 @@ static void test_defaults(void)
     CU_ASSERT_PTR_NULL(cfg->token.module);
     EXPECT_STR(cfg->daemon.user, "mtlsgw");
     EXPECT_INT(cfg->pki.crl_days, 30);
+    EXPECT_INT(cfg->crl.resign, 900);
     EXPECT_INT(cfg->pki.peer_days, 397);
     config_free(cfg);
 }
@@ -219,6 +220,7 @@ static void test_crl_trust(void)
                                            "crl-url = http://192.0.2.1:8080/crl\n"
                                            "[crl]\n"
                                            "listen = 0.0.0.0:8080\n"
+                                           "resign = 600\n"
                                            "[trust hubA]\n"
                                            "ca = hubA.crt\n"
                                            "crl-url = http://a.example:8080/crl\n"
@@ -226,6 +228,7 @@ static void test_crl_trust(void)
                                            "refresh = 30\n"
                                            "max-stale = 600\n"
                                            "networks = 10.5.0.0/16\n"
+                                           "root-crl-url = http://r.example/root.crl\n"
                                            "[trust hubB]\n"
                                            "ca = /etc/b.crt\n"
                                            "crl-url = http://b/crl\n");
@@ -244,6 +247,9 @@ static void test_crl_trust(void)
     EXPECT_INT(cfg->trusts[0].refresh, 30);
     EXPECT_INT(cfg->trusts[0].max_stale, 600);
     EXPECT_INT(cfg->trusts[0].n_networks, 1);
+    EXPECT_INT(cfg->crl.resign, 600);
+    EXPECT_STR(cfg->trusts[0].root_crl_url, "http://r.example/root.crl");
+    CU_ASSERT_PTR_NULL(cfg->trusts[1].root_crl_url);
     /* Defaults: monitor and tunnel, never admin; 60 s; an hour. */
     EXPECT_INT(cfg->trusts[1].roles, CFG_ROLE(1) | CFG_ROLE(2));
     EXPECT_INT(cfg->trusts[1].refresh, 60);
@@ -263,7 +269,10 @@ static void test_crl_trust(void)
                                   "ca = x.crt\n"                     /* 10 */
                                   "crl-url = http://x/crl\n"         /* 11 */
                                   "[trust y]\n"                      /* 12 */
-                                  "ca = y.crt\n");                   /* 13 */
+                                  "ca = y.crt\n"                     /* 13 */
+                                  "root-crl-url = ftp://r/crl\n"     /* 14 */
+                                  "[crl]\n"                          /* 15 */
+                                  "resign = 0\n");                   /* 16 */
     EXPECT_INT(config_load(p, &cfg, &errors), -EINVAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(errors);
     EXPECT_CONTAINS(errors, "badorg.conf:2: crl-url = 'https://x/crl': want an http://");
@@ -272,6 +281,8 @@ static void test_crl_trust(void)
     EXPECT_CONTAINS(errors, "badorg.conf:7: roles = 'root'");
     EXPECT_CONTAINS(errors, "[trust x] max-stale (60 s) is shorter than refresh (120 s)");
     EXPECT_CONTAINS(errors, "[trust y] needs ca = FILE");
+    EXPECT_CONTAINS(errors, "badorg.conf:14: root-crl-url = 'ftp://r/crl': want an http://");
+    EXPECT_CONTAINS(errors, "badorg.conf:16: resign = '0'");
     free(errors);
 }
 

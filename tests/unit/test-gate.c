@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -34,29 +35,32 @@
 
 #define MAX_SEEN 64
 
+/* On the heap, as is the message received: MAX_SEEN requests are over 1 MB,
+ * more than aarch64's tiny code model (-Dimage=true) lets static data be. */
 static struct {
     pthread_mutex_t lock;
-    struct ps_msg seen[MAX_SEEN];
+    struct ps_msg *seen; /* MAX_SEEN of them, from setup() */
     unsigned n;
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void *fake_parent(void *arg)
 {
     int fd = *(int *)arg;
-    static struct ps_msg m;
+    struct ps_msg *m = malloc(sizeof(*m));
 
-    for (;;) {
+    while (m) {
         struct ps_reply rep = {.type = PS_REPLY, .rc = 0};
-        ssize_t n = recv(fd, &m, sizeof(m), 0);
+        ssize_t n = recv(fd, m, sizeof(*m), 0);
         if (n <= 0)
             break;
         pthread_mutex_lock(&fake.lock);
         if (fake.n < MAX_SEEN)
-            fake.seen[fake.n++] = m;
+            fake.seen[fake.n++] = *m;
         pthread_mutex_unlock(&fake.lock);
         if (send(fd, &rep, sizeof(rep), MSG_NOSIGNAL) != (ssize_t)sizeof(rep))
             break;
     }
+    free(m);
     return NULL;
 }
 
@@ -160,6 +164,9 @@ static int setup(void)
     cfg.fw.gate_timeout = 30;
     d.cfg = &cfg;
     d.mgmt.name = "management";
+    fake.seen = calloc(MAX_SEEN, sizeof(*fake.seen));
+    if (!fake.seen)
+        return -1;
     pthread_mutex_init(&d.conns_lock, NULL);
     pthread_mutex_init(&d.trust_lock, NULL);
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
@@ -299,7 +306,7 @@ static const struct cu_test tests[] = {
 int main(void)
 {
     if (setup() < 0) {
-        perror("test-gate: socketpair or fake parent thread");
+        perror("test-gate: socketpair, fake parent thread or its buffer");
         return 1;
     }
     return cu_run("gate", tests, sizeof(tests) / sizeof(tests[0]));

@@ -92,26 +92,27 @@ static void write_der(const char *path, const gnutls_datum_t *d)
     CU_ASSERT_FATAL(fclose(f) == 0);
 }
 
+/* The CRL's thisUpdate, seconds before now (negative: ahead). */
+static long this_ago = 60;
+
 /* hubA's CRL file as the session process keeps it: signed by signer,
  * listing revoked (NULL: nothing), nextUpdate next_in seconds ahead (0:
- * none). */
-static void write_crl(gnutls_x509_crt_t signer, gnutls_x509_privkey_t key,
-                      gnutls_x509_crt_t revoked, long next_in, uint64_t number)
+ * none), thisUpdate this_ago seconds ago, cRLNumber the octets num. */
+static void write_crl_num(gnutls_x509_crt_t signer, gnutls_x509_privkey_t key,
+                          gnutls_x509_crt_t revoked, long next_in, const unsigned char *num,
+                          size_t num_len)
 {
     gnutls_x509_crl_t crl;
     gnutls_datum_t d;
-    unsigned char num[8];
     char path[128];
     time_t now = time(NULL);
 
-    for (int i = 0; i < 8; i++)
-        num[i] = (unsigned char)(number >> (56 - 8 * i));
     CU_ASSERT_FATAL(gnutls_x509_crl_init(&crl) == 0);
     gnutls_x509_crl_set_version(crl, 2);
-    gnutls_x509_crl_set_this_update(crl, now - 60);
+    gnutls_x509_crl_set_this_update(crl, now - this_ago);
     if (next_in)
         gnutls_x509_crl_set_next_update(crl, now + next_in);
-    gnutls_x509_crl_set_number(crl, num, sizeof(num));
+    gnutls_x509_crl_set_number(crl, num, num_len);
     if (revoked)
         gnutls_x509_crl_set_crt(crl, revoked, now - 30);
     CU_ASSERT_FATAL(gnutls_x509_crl_sign2(crl, signer, key, GNUTLS_DIG_SHA256, 0) == 0);
@@ -124,6 +125,16 @@ static void write_crl(gnutls_x509_crt_t signer, gnutls_x509_privkey_t key,
     }
     gnutls_free(d.data);
     gnutls_x509_crl_deinit(crl);
+}
+
+static void write_crl(gnutls_x509_crt_t signer, gnutls_x509_privkey_t key,
+                      gnutls_x509_crt_t revoked, long next_in, uint64_t number)
+{
+    unsigned char num[8];
+
+    for (int i = 0; i < 8; i++)
+        num[i] = (unsigned char)(number >> (56 - 8 * i));
+    write_crl_num(signer, key, revoked, next_in, num, sizeof(num));
 }
 
 static void world_up(void)
@@ -328,7 +339,11 @@ static void test_roam(void)
     gnutls_x509_crt_deinit(mon);
 }
 
-/* The CRL file's age: past max-stale, refused. */
+/*
+ * Freshness is the CRL's signed thisUpdate (max-stale 3600 here), never the
+ * file's mtime, which a compromised session process can set: an old CRL
+ * just written is stale, a recent one with an old mtime is fresh.
+ */
 static void test_stale(void)
 {
     gnutls_x509_crt_t roamer = new_cert("roamer", peer_key, ca, ca_key, roamer_uris, 1);
@@ -337,12 +352,44 @@ static void test_stale(void)
     struct ps_msg m;
 
     world_up();
-    write_crl(ca, ca_key, NULL, 86400, crl_number);
     snprintf(path, sizeof(path), "%s/pki", dir);
     trustdb_issuer_crl_path(path, "hubA", file, sizeof(file));
-    CU_ASSERT_FATAL(utimensat(AT_FDCWD, file, old, 0) == 0);
     build(&m, "hubA", roamer, "roamer", NULL, 1);
-    expect("a CRL fetched longer ago than max-stale", &m, -EPERM, "past max-stale");
+    this_ago = 7200;
+    write_crl(ca, ca_key, NULL, 86400, crl_number);
+    expect("a CRL signed longer ago than max-stale, written (touched) now", &m, -EPERM,
+           "past max-stale");
+    this_ago = -3600;
+    write_crl(ca, ca_key, NULL, 86400, crl_number + 1);
+    expect("a CRL signed an hour ahead of this clock", &m, -EPERM, "ahead of this clock");
+    this_ago = 60;
+    write_crl(ca, ca_key, NULL, 86400, crl_number + 2);
+    CU_ASSERT_FATAL(utimensat(AT_FDCWD, file, old, 0) == 0);
+    expect("a CRL signed a minute ago, its file's mtime two hours old: fresh", &m, 0, NULL);
+    world_down();
+    gnutls_x509_crt_deinit(roamer);
+}
+
+/* cRLNumbers are compared as integers of up to 20 octets: 2^64 (9 octets)
+ * seen, 2^64 - 1 (8 octets) is older (it used to read as equal: both
+ * "UINT64_MAX"). */
+static void test_big_number(void)
+{
+    gnutls_x509_crt_t roamer = new_cert("roamer", peer_key, ca, ca_key, roamer_uris, 1);
+    static const unsigned char two64[9] = {1, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char below[9] = {0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char above[10] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    struct ps_msg m;
+
+    world_up();
+    build(&m, "hubA", roamer, "roamer", NULL, 1);
+    write_crl_num(ca, ca_key, NULL, 86400, two64, sizeof(two64));
+    expect("CRL number 2^64 (9 octets)", &m, 0, NULL);
+    build(&m, "hubA", roamer, "roamer", NULL, 2);
+    write_crl_num(ca, ca_key, NULL, 86400, below, sizeof(below));
+    expect("then CRL number 2^64 - 1", &m, -EPERM, "older than one seen");
+    write_crl_num(ca, ca_key, NULL, 86400, above, sizeof(above));
+    expect("then CRL number 2^72 + 1 (10 octets)", &m, 0, NULL);
     world_down();
     gnutls_x509_crt_deinit(roamer);
 }
@@ -361,6 +408,7 @@ static void test_all(void)
     setup_keys();
     test_roam();
     test_stale();
+    test_big_number();
     gnutls_x509_crt_deinit(ca);
     gnutls_x509_crt_deinit(evil);
     gnutls_x509_privkey_deinit(ca_key);

@@ -25,15 +25,13 @@
 /* As trust-fetch.c's FETCH_MAX: a bigger CRL would stall this loop in
  * GnuTLS's quadratic import; it is refused and its issuer is stale. */
 #define ROAM_CRL_MAX (2u * 1024 * 1024)
-/* A CRL signed a little ahead of our clock is still taken. */
-#define ROAM_CLOCK_SKEW 300
 
 struct roam_issuer {
     const struct cfg_trust *cfg;
     gnutls_x509_crt_t ca;     /* read from root's [trust NAME] ca = FILE */
     gnutls_x509_crl_t crl;    /* as last parsed, and the stat() taken before */
     struct stat crl_st;
-    uint64_t max_number;      /* the highest cRLNumber seen: never go back */
+    struct verify_crl_num max_number; /* the highest cRLNumber seen: never go back */
 };
 
 struct roam {
@@ -122,10 +120,11 @@ static bool same_file(const struct stat *a, const struct stat *b)
 
 /*
  * The issuer's CRL as the session process keeps it, taken only when signed
- * by the issuer's CA, with a nextUpdate ahead, fetched (written or touched)
- * within max-stale, and not older (cRLNumber) than one taken before: a
- * compromised session process can withhold a newer CRL, but only until the
- * one it holds back reaches its nextUpdate or max-stale runs out.
+ * by the issuer's CA, not older (cRLNumber) than one taken before, and
+ * fresh by its own signed times (verify_crl_fresh: thisUpdate within
+ * max-stale, nextUpdate ahead), never by the file's mtime: a compromised
+ * session process can withhold a newer CRL, but only until the one it
+ * holds back was signed max-stale ago.
  */
 static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *err,
                       size_t errlen)
@@ -134,20 +133,15 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {0};
     unsigned status = 1;
-    uint64_t number = 0;
-    time_t now = time(NULL), next;
+    struct verify_crl_num number;
+    time_t now = time(NULL);
+    char why[256];
     struct stat st;
     int rc = -EPERM;
 
     trustdb_issuer_crl_path(cfg->pki.dir, is->cfg->name, path, sizeof(path));
     if (stat(path, &st) < 0) {
         snprintf(err, errlen, "issuer %s: no CRL fetched yet (%s)", is->cfg->name, path);
-        return -EPERM;
-    }
-    if (now - st.st_mtim.tv_sec > (time_t)is->cfg->max_stale) {
-        snprintf(err, errlen, "issuer %s: its CRL was last fetched %lld s ago, past max-stale "
-                 "(%u s)", is->cfg->name, (long long)(now - st.st_mtim.tv_sec),
-                 is->cfg->max_stale);
         return -EPERM;
     }
     if (!(is->crl && same_file(&st, &is->crl_st))) {
@@ -175,16 +169,11 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
                      is->cfg->name, path, is->cfg->ca);
             goto out;
         }
-        number = verify_crl_number(crl);
-        if (number < is->max_number) {
-            snprintf(err, errlen, "issuer %s: CRL number %llu is older than one seen (%llu)",
-                     is->cfg->name, (unsigned long long)number,
-                     (unsigned long long)is->max_number);
-            goto out;
-        }
-        if (gnutls_x509_crl_get_this_update(crl) > now + ROAM_CLOCK_SKEW) {
-            snprintf(err, errlen, "issuer %s: its CRL's thisUpdate is in the future",
-                     is->cfg->name);
+        verify_crl_num(crl, &number);
+        if (verify_crl_num_cmp(&number, &is->max_number) < 0) {
+            snprintf(err, errlen, "issuer %s: CRL number %llu%s is older than one seen",
+                     is->cfg->name, (unsigned long long)verify_crl_number(crl),
+                     number.len > 8 ? "..." : "");
             goto out;
         }
         is->max_number = number;
@@ -194,11 +183,10 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
         is->crl_st = st;
         crl = NULL;
     }
-    next = gnutls_x509_crl_get_next_update(is->crl);
-    if (next <= 0 || now > next) {
-        snprintf(err, errlen, "issuer %s: %s", is->cfg->name,
-                 next <= 0 ? "its CRL has no nextUpdate: never fresh"
-                           : "its CRL's nextUpdate has passed");
+    if (!verify_crl_fresh(gnutls_x509_crl_get_this_update(is->crl),
+                          gnutls_x509_crl_get_next_update(is->crl), is->cfg->max_stale, now,
+                          why, sizeof(why))) {
+        snprintf(err, errlen, "issuer %s: %s", is->cfg->name, why);
         goto out;
     }
     rc = 0;

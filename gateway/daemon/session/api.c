@@ -7,7 +7,6 @@
 #include "daemon.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,39 +30,6 @@
 
 #define API "/api/v1"
 
-static void reply_json(struct api_reply *r, int status, struct json_object *o)
-{
-    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
-    size_t n = strlen(s);
-
-    r->status = status;
-    r->content_type = "application/json";
-    r->body = malloc(n + 2);
-    if (r->body) {
-        memcpy(r->body, s, n);
-        r->body[n] = '\n';
-        r->body[n + 1] = '\0';
-        r->body_len = n + 1;
-    }
-    json_object_put(o);
-}
-
-static void reply_error(struct api_reply *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void reply_error(struct api_reply *r, int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    struct json_object *o = json_object_new_object();
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_object_object_add(o, "error", json_object_new_string(msg));
-    reply_json(r, status, o);
-}
-
 static struct json_object *peer_json(struct daemon *d, const struct peer *p)
 {
     struct json_object *o = registry_peer_json(p, time(NULL));
@@ -80,7 +46,7 @@ static struct json_object *peer_json(struct daemon *d, const struct peer *p)
 static void get_status(struct daemon *d, struct conn *c, const struct http_request *req,
                        const char *param, struct api_reply *r)
 {
-    reply_json(r, 200, daemon_status_json(d));
+    api_reply_json(r, 200, daemon_status_json(d));
 }
 
 static void get_peers(struct daemon *d, struct conn *c, const struct http_request *req,
@@ -93,7 +59,7 @@ static void get_peers(struct daemon *d, struct conn *c, const struct http_reques
     for (size_t i = 0; i < registry_count(reg); i++)
         json_object_array_add(arr, peer_json(d, registry_at(reg, i)));
     trustdb_unref(t);
-    reply_json(r, 200, arr);
+    api_reply_json(r, 200, arr);
 }
 
 static void get_peer(struct daemon *d, struct conn *c, const struct http_request *req,
@@ -103,9 +69,9 @@ static void get_peer(struct daemon *d, struct conn *c, const struct http_request
     const struct peer *p = registry_find_name(trustdb_registry(t), name);
 
     if (p)
-        reply_json(r, 200, peer_json(d, p));
+        api_reply_json(r, 200, peer_json(d, p));
     else
-        reply_error(r, 404, "no peer named '%s'", name);
+        api_reply_error(r, 404, "no peer named '%s'", name);
     trustdb_unref(t);
 }
 
@@ -138,11 +104,11 @@ static int issue(struct daemon *d, struct conn *c, const struct api_peer_req *pr
     data.size = (unsigned)strlen(pr->csr);
     rc = p11_csr_parse(&data, &crq, err, sizeof(err));
     if (rc < 0) {
-        reply_error(r, 400, "csr: %s", err);
+        api_reply_error(r, 400, "csr: %s", err);
         goto out;
     }
     if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_x509_crq(pub, crq, 0) < 0) {
-        reply_error(r, 400, "csr: its public key cannot be read");
+        api_reply_error(r, 400, "csr: its public key cannot be read");
         rc = -EBADMSG;
         goto out;
     }
@@ -162,7 +128,7 @@ static int issue(struct daemon *d, struct conn *c, const struct api_peer_req *pr
     pthread_rwlock_unlock(&d->token_lock);
     pthread_mutex_unlock(&d->pki_lock);
     if (rc < 0)
-        reply_error(r, api_errno_status(API_OP_ENROLL, rc), "%s", err);
+        api_reply_error(r, api_errno_status(API_OP_ENROLL, rc), "%s", err);
 out:
     if (pub)
         gnutls_pubkey_deinit(pub);
@@ -184,7 +150,7 @@ static void post_peer(struct daemon *d, struct conn *c, const struct http_reques
 
     rc = api_peer_req_parse(req->body, &pr, err, sizeof(err));
     if (rc < 0) {
-        reply_error(r, rc == -ENOMEM ? 500 : 400, "%s", err);
+        api_reply_error(r, rc == -ENOMEM ? 500 : 400, "%s", err);
         goto out;
     }
     if (issue(d, c, &pr, &crt, r) < 0)
@@ -202,7 +168,7 @@ static void post_peer(struct daemon *d, struct conn *c, const struct http_reques
     json_object_object_add(o, "not_after", json_object_new_string(when));
     json_object_object_add(o, "certificate",
                            json_object_new_string_len((const char *)pem.data, (int)pem.size));
-    reply_json(r, 201, o);
+    api_reply_json(r, 201, o);
 out:
     gnutls_free(pem.data);
     if (crt)
@@ -220,7 +186,7 @@ static void post_revoke(struct daemon *d, struct conn *c, const struct http_requ
 
     if (api_revoke_req_parse(req->body, req->body_len, reason, sizeof(reason), err,
                              sizeof(err)) < 0) {
-        reply_error(r, 400, "%s", err);
+        api_reply_error(r, 400, "%s", err);
         return;
     }
     snprintf(actor, sizeof(actor), "api peer=%s serial=%s from=%s", c->peer, c->serial,
@@ -231,7 +197,7 @@ static void post_revoke(struct daemon *d, struct conn *c, const struct http_requ
     pthread_rwlock_unlock(&d->token_lock);
     pthread_mutex_unlock(&d->pki_lock);
     if (rc < 0) {
-        reply_error(r, api_errno_status(API_OP_REVOKE, rc), "%s", err);
+        api_reply_error(r, api_errno_status(API_OP_REVOKE, rc), "%s", err);
         return;
     }
     /* Re-reading the registry ends the revoked peer's sessions at once. */
@@ -243,13 +209,13 @@ static void post_revoke(struct daemon *d, struct conn *c, const struct http_requ
     json_object_object_add(o, "status", json_object_new_string("revoked"));
     json_object_object_add(o, "reason", json_object_new_string(reason));
     json_object_object_add(o, "sessions_ended", json_object_new_int(ended));
-    reply_json(r, 200, o);
+    api_reply_json(r, 200, o);
 }
 
 static void get_sessions(struct daemon *d, struct conn *c, const struct http_request *req,
                          const char *param, struct api_reply *r)
 {
-    reply_json(r, 200, daemon_sessions_json(d));
+    api_reply_json(r, 200, daemon_sessions_json(d));
 }
 
 /* DELETE /api/v1/sessions/ID: kick. */
@@ -261,7 +227,7 @@ static void delete_session(struct daemon *d, struct conn *c, const struct http_r
     int rc = -ENOENT;
 
     if (api_session_id_parse(id_s, &id) < 0 || (rc = daemon_kick_id(d, id)) < 0) {
-        reply_error(r, 404, "no session %s", id_s);
+        api_reply_error(r, 404, "no session %s", id_s);
         return;
     }
     o = json_object_new_object();
@@ -271,7 +237,7 @@ static void delete_session(struct daemon *d, struct conn *c, const struct http_r
      * daemon stopping): it ends all the same, but not because of this call. */
     if (rc == 0)
         json_object_object_add(o, "already_ending", json_object_new_boolean(1));
-    reply_json(r, 200, o);
+    api_reply_json(r, 200, o);
 }
 
 static void get_metrics(struct daemon *d, struct conn *c, const struct http_request *req,
@@ -286,7 +252,7 @@ static void get_metrics(struct daemon *d, struct conn *c, const struct http_requ
 static void get_bans(struct daemon *d, struct conn *c, const struct http_request *req,
                      const char *param, struct api_reply *r)
 {
-    reply_json(r, 200, bans_json(d->bans, mono_ms()));
+    api_reply_json(r, 200, bans_json(d->bans, mono_ms()));
 }
 
 /* DELETE /api/v1/bans/ADDR: lift a ban. */
@@ -298,11 +264,11 @@ static void delete_ban(struct daemon *d, struct conn *c, const struct http_reque
     int rc = bans_lift(d->bans, addr, mono_ms(), canon, sizeof(canon));
 
     if (rc == -EINVAL) {
-        reply_error(r, 400, "'%s' is not an IPv4 or IPv6 address", addr);
+        api_reply_error(r, 400, "'%s' is not an IPv4 or IPv6 address", addr);
         return;
     }
     if (rc < 0) {
-        reply_error(r, 404, "%s is not banned", canon);
+        api_reply_error(r, 404, "%s is not banned", canon);
         return;
     }
     log_info("management peer %s serial %s from %s: lifted the ban of %s", c->peer, c->serial,
@@ -310,7 +276,7 @@ static void delete_ban(struct daemon *d, struct conn *c, const struct http_reque
     o = json_object_new_object();
     json_object_object_add(o, "address", json_object_new_string(canon));
     json_object_object_add(o, "unbanned", json_object_new_boolean(1));
-    reply_json(r, 200, o);
+    api_reply_json(r, 200, o);
 }
 
 /*
@@ -429,27 +395,27 @@ void api_handle(struct daemon *d, struct conn *c, const struct http_request *req
     if (req->method == HTTP_M_POST || req->method == HTTP_M_DELETE
             ? web_write_allowed(req, err, sizeof(err)) < 0
             : web_read_allowed(req, err, sizeof(err)) < 0) {
-        reply_error(r, 403, "%s", err);
+        api_reply_error(r, 403, "%s", err);
         return;
     }
     if (rc == -EINVAL) {
-        reply_error(r, 400,
+        api_reply_error(r, 400,
                     "%s: a name in the path has a bad percent-escape (%%XX with two hex "
                     "digits, not %%00 or %%2F)",
                     req->path);
         return;
     }
     if (rc == -EOPNOTSUPP) {
-        reply_error(r, 405, "%s does not take %s", req->path, req->method_name);
+        api_reply_error(r, 405, "%s does not take %s", req->path, req->method_name);
         r->extra_headers = allow;
         return;
     }
     if (rc < 0) {
-        reply_error(r, 404, "no such resource: %s", req->path);
+        api_reply_error(r, 404, "no such resource: %s", req->path);
         return;
     }
     if (!api_route_permits(rt, c->role)) {
-        reply_error(r, 403, "role %s may only read; this needs admin",
+        api_reply_error(r, 403, "role %s may only read; this needs admin",
                     role_name((enum peer_role)c->role));
         return;
     }

@@ -570,6 +570,28 @@ static bool overlap_ended(const struct registry *reg, time_t crl_this_update, ti
     return false;
 }
 
+/*
+ * A hub that publishes its CRL ([crl] listen or [pki] crl-url) re-signs it
+ * every [crl] resign seconds: the hubs that trust it count freshness from
+ * its thisUpdate, so that a path attacker replaying it, or answering 304,
+ * holds a revocation back for their max-stale at most (docs/pki.md). One
+ * small atomic write each time (crl.pem, the number in registry.json, an
+ * audit line). Checked every second, tried at most once per min(resign,
+ * 60) s while it fails (a token that is away).
+ */
+static void crl_resign_due(struct daemon *d, struct trustdb *t, time_t now, long long mnow)
+{
+    static long long next_try_ms;
+    time_t tu = trustdb_crl_this_update(t);
+    unsigned every = d->cfg->crl.resign;
+
+    if (!(d->cfg->crl.listen || d->cfg->pki.crl_url) || !every || tu <= 0 ||
+        now - tu < (time_t)every || mnow < next_try_ms)
+        return;
+    next_try_ms = mnow + 1000LL * (every < 60 ? every : 60);
+    submit_task(d, TASK_CRL);
+}
+
 static void tick(struct daemon *d, unsigned long long n)
 {
     time_t now = time(NULL);
@@ -609,6 +631,7 @@ static void tick(struct daemon *d, unsigned long long n)
     if (!t)
         return;
     sessions_sweep(d, t);
+    crl_resign_due(d, t, now, mnow);
     if (n % 60 != 1) {
         trustdb_unref(t);
         return;

@@ -6,8 +6,11 @@
  * checks what it got: a CRL (DER or PEM) signed by that issuer's CA, not
  * older than the one it has (a CRL DP is plain HTTP: someone on the path
  * could replay an old CRL, but not a new one, and not one with a lower
- * number). An issuer is fresh while its last good fetch (a 200 or a 304)
- * is within max-stale and its CRL's nextUpdate has not passed; otherwise
+ * number). An issuer is fresh while the CRL it holds was signed
+ * (thisUpdate) within max-stale and its nextUpdate has not passed
+ * (verify_crl_fresh): from signed data, so a path attacker who answers 304
+ * or replays that CRL holds a revocation back for max-stale at most; the
+ * issuer re-signs its CRL more often than that ([crl] resign). Otherwise
  * its peers are refused. Each change of what the issuers revoke or of
  * their freshness reloads trust (daemon_reload_trust), which ends the
  * sessions no longer admitted, as a local revocation does.
@@ -26,7 +29,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -37,6 +39,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mono.h"
+#include "pki-chain.h"
 #include "pki.h"
 #include "trustdb.h"
 #include "verify.h"
@@ -47,6 +50,27 @@
 #define FETCH_MAX (2u * 1024 * 1024)
 #define FETCH_TIMEOUT_MS 10000
 
+/*
+ * The root's CRL for one issuer (docs/pki.md "The root's CRL at the hubs"):
+ * a compromised appliance is cut off by revoking its intermediate at the
+ * root, so the issuer's peers are refused while the root's CRL lists the
+ * issuer's CA, and while no root CRL within its nextUpdate is held (the
+ * root is offline and re-signs by hand: not max-stale).
+ */
+struct tf_root {
+    char *url;              /* root-crl-url, or the http:// CDP of the CA; NULL: none */
+    gnutls_x509_crt_t root; /* the anchor of ca.crt that issued the CA (borrowed); NULL */
+    char ca_serial[64];     /* the issuer's CA's serial (verify_serial_hex) */
+    /* under tf->lock */
+    bool have;              /* a root CRL taken */
+    bool ca_revoked;        /* it lists ca_serial */
+    struct verify_crl_num num;
+    uint64_t number;
+    time_t next_update;
+    char etag[128];
+    char error[200];
+};
+
 struct tf_issuer {
     const struct cfg_trust *cfg;
     gnutls_x509_crt_t ca;
@@ -54,13 +78,16 @@ struct tf_issuer {
     /* under tf->lock */
     char (*revoked)[64];
     size_t n_revoked;
-    uint64_t number;      /* cRLNumber of the CRL held */
-    time_t this_update, next_update;
+    uint64_t number;      /* cRLNumber of the CRL held, for display */
+    struct verify_crl_num num; /* the same, compared as a big integer */
+    time_t this_update, next_update; /* of the CRL held: its freshness */
     long long good_ms;    /* mono_ms of the last good fetch; 0: none yet */
     bool fresh;           /* as last published to trust */
+    bool aging;           /* said: fetched older than max-stale/2 */
     char etag[128];
     char error[200];      /* the last failure, "" after a good fetch */
     long long due_ms;
+    struct tf_root root;
 };
 
 struct trust_fetch {
@@ -73,7 +100,37 @@ struct trust_fetch {
     void *arg;
     struct tf_issuer *is;
     size_t n;
+    gnutls_x509_crt_t *anchors; /* ca.crt: the roots that may sign a root CRL */
+    size_t n_anchors;
 };
+
+/* Where the root's CRL of is comes from, and which anchor signs it. */
+static int root_setup(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    struct tf_root *r = &is->root;
+
+    verify_serial_hex(is->ca, r->ca_serial, sizeof(r->ca_serial));
+    r->url = is->cfg->root_crl_url ? strdup(is->cfg->root_crl_url)
+                                   : verify_crl_dp_http(is->ca);
+    if (is->cfg->root_crl_url && !r->url)
+        return -ENOMEM;
+    if (!r->url) {
+        log_warn("[trust %s]: no root CRL to check: %s names no CRL distribution point and "
+                 "there is no root-crl-url, so revoking it at the root does not cut its peers "
+                 "off here",
+                 is->cfg->name, is->cfg->ca);
+        return 0;
+    }
+    r->root = verify_issuer_among(is->ca, tf->anchors, tf->n_anchors);
+    if (!r->root) {
+        snprintf(r->error, sizeof(r->error), "no certificate in ca.crt issued %s: the root's "
+                 "CRL cannot be checked", is->cfg->ca);
+        log_err("[trust %s]: %s: its peers are refused (fail closed)", is->cfg->name, r->error);
+    } else {
+        snprintf(r->error, sizeof(r->error), "not fetched yet");
+    }
+    return 0;
+}
 
 int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_t errlen)
 {
@@ -93,6 +150,15 @@ int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_
     tf->d = d;
     pthread_mutex_init(&tf->lock, NULL);
     pthread_cond_init(&tf->cond, NULL);
+    {
+        char why[256] = "";
+        /* No ca.crt yet (a hub before init): no root CRL can be checked. */
+        if (pki_read_certs(d->pki->ca_path, &tf->anchors, &tf->n_anchors, why,
+                           sizeof(why)) < 0) {
+            tf->anchors = NULL;
+            tf->n_anchors = 0;
+        }
+    }
     for (unsigned i = 0; i < cfg->n_trusts; i++) {
         struct tf_issuer *is = &tf->is[tf->n++];
         char why[256] = "";
@@ -115,6 +181,11 @@ int trust_fetch_new(struct daemon *d, struct trust_fetch **out, char *err, size_
                      "are refused as of an unknown issuer); ask the root for pathlen:0",
                      is->cfg->name, is->cfg->ca);
         snprintf(is->error, sizeof(is->error), "not fetched yet");
+        if (root_setup(tf, is) < 0) {
+            snprintf(err, errlen, "out of memory");
+            trust_fetch_free(tf);
+            return -ENOMEM;
+        }
     }
     *out = tf;
     return 0;
@@ -136,8 +207,10 @@ void trust_fetch_free(struct trust_fetch *tf)
             gnutls_x509_crt_deinit(tf->is[i].ca);
         gnutls_free(tf->is[i].ca_der.data);
         free(tf->is[i].revoked);
+        free(tf->is[i].root.url);
     }
     free(tf->is);
+    pki_free_certs(tf->anchors, tf->n_anchors);
     pthread_cond_destroy(&tf->cond);
     pthread_mutex_destroy(&tf->lock);
     free(tf);
@@ -327,6 +400,7 @@ struct tf_crl {
     char (*revoked)[64];
     size_t n;
     uint64_t number;
+    struct verify_crl_num num;
     time_t this_update, next_update;
 };
 
@@ -352,6 +426,7 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
         goto out;
     }
     out->number = verify_crl_number(crl);
+    verify_crl_num(crl, &out->num);
     out->this_update = gnutls_x509_crl_get_this_update(crl);
     out->next_update = gnutls_x509_crl_get_next_update(crl);
     count = gnutls_x509_crl_get_crt_count(crl);
@@ -389,19 +464,20 @@ static void number_from_kept(struct trust_fetch *tf, struct tf_issuer *is)
 
     trustdb_issuer_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
     if (fs_read_file(path, FETCH_MAX, &body, &len) == 0 &&
-        crl_parse(is, body, len, &c, err, sizeof(err)) == 0)
+        crl_parse(is, body, len, &c, err, sizeof(err)) == 0) {
         is->number = c.number;
+        is->num = c.num;
+    }
     free(c.revoked);
     free(body);
 }
 
 /* The CRL as fetched, for the parent (trustdb.h, trustdb_issuer_crl_path):
  * it checks a roaming tunnel peer against it on its own, so it is written
- * only once its signature checked out here. Its mtime is the parent's and
- * explain's freshness: a 304 touches it, but only once it is max-stale/4
- * old (flash wear: a few writes an hour, not one per refresh), so they may
- * call the issuer stale somewhat before this thread does, never after. A
- * failure costs only roaming tunnels. */
+ * only once its signature checked out here. The parent and explain judge
+ * its freshness from its own thisUpdate, as this thread does, never from
+ * the file's mtime (a compromised session process could touch it): a 304
+ * writes nothing. A failure costs only roaming tunnels. */
 static void crl_keep(struct trust_fetch *tf, struct tf_issuer *is, const char *body,
                      size_t len)
 {
@@ -417,8 +493,6 @@ static void crl_keep(struct trust_fetch *tf, struct tf_issuer *is, const char *b
         pthread_mutex_lock(&tf->lock);
         is->etag[0] = '\0';
         pthread_mutex_unlock(&tf->lock);
-    } else if (time(NULL) - st.st_mtim.tv_sec >= is->cfg->max_stale / 4) {
-        rc = utimensat(AT_FDCWD, path, NULL, 0) < 0 ? -errno : 0;
     }
     if (rc < 0)
         log_warn("trust %s: cannot keep the CRL in %s for the parent: %s", is->cfg->name, path,
@@ -450,9 +524,10 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
     }
     t2 = mono_ms();
     pthread_mutex_lock(&tf->lock);
-    if (rc == 0 && status == 200 && c.number < is->number) {
-        snprintf(err, sizeof(err), "CRL number %llu is older than the one held (%llu): refused",
-                 (unsigned long long)c.number, (unsigned long long)is->number);
+    if (rc == 0 && status == 200 && verify_crl_num_cmp(&c.num, &is->num) < 0) {
+        snprintf(err, sizeof(err), "CRL number %llu%s is older than the one held (%llu%s): "
+                 "refused", (unsigned long long)c.number, c.num.len > 8 ? "..." : "",
+                 (unsigned long long)is->number, is->num.len > 8 ? "..." : "");
         rc = -ESTALE;
     }
     if (rc < 0) {
@@ -477,9 +552,20 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
             c.revoked = NULL;
             is->n_revoked = c.n;
             is->number = c.number;
+            is->num = c.num;
             is->this_update = c.this_update;
             is->next_update = c.next_update;
             snprintf(is->etag, sizeof(is->etag), "%s", new_etag);
+        }
+        /* Fetched (200 or 304) and already half-way to max-stale: said
+         * once until it is not so any more. */
+        {
+            char warn[256];
+            bool aging = verify_crl_aging(is->this_update, is->cfg->max_stale, time(NULL),
+                                          warn, sizeof(warn));
+            if (aging && !is->aging)
+                log_warn("trust %s: %s (%s)", is->cfg->name, warn, is->cfg->crl_url);
+            is->aging = aging;
         }
     }
     pthread_mutex_unlock(&tf->lock);
@@ -491,12 +577,150 @@ static bool fetch_one(struct trust_fetch *tf, struct tf_issuer *is)
     return changed;
 }
 
-/* Fresh: a good fetch within max-stale, and the CRL's nextUpdate ahead (a
- * CRL without one is never fresh: it would be good forever). Under lock. */
-static bool is_fresh(const struct tf_issuer *is, long long now_ms, time_t now)
+/* The root's CRL in data: signed by r->root, and whether it lists the
+ * issuer's CA ca. */
+static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const char *data,
+                          size_t len, struct verify_crl_num *num, uint64_t *number,
+                          time_t *next, bool *listed, char *err, size_t errlen)
 {
-    return is->good_ms && now_ms - is->good_ms <= 1000LL * is->cfg->max_stale &&
-           is->next_update > 0 && now <= is->next_update;
+    gnutls_x509_crl_t crl = NULL;
+    gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
+    unsigned status = 0;
+    int rc = -EBADMSG;
+
+    *listed = false;
+    if (gnutls_x509_crl_init(&crl) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
+        gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0) {
+        snprintf(err, errlen, "%s: not a CRL (DER or PEM)", r->url);
+        goto out;
+    }
+    if (gnutls_x509_crl_verify(crl, &r->root, 1, 0, &status) < 0 || status != 0) {
+        snprintf(err, errlen, "%s: the root's CRL is not signed by the root in ca.crt, or "
+                 "past its nextUpdate", r->url);
+        goto out;
+    }
+    verify_crl_num(crl, num);
+    *number = verify_crl_number(crl);
+    *next = gnutls_x509_crl_get_next_update(crl);
+    *listed = verify_crl_lists(crl, ca);
+    rc = 0;
+out:
+    gnutls_x509_crl_deinit(crl);
+    return rc;
+}
+
+/* One fetch of is's root CRL; true when what its peers get changed. */
+static bool fetch_root(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    struct tf_root *r = &is->root;
+    char etag[128], new_etag[128] = "", err[256] = "";
+    struct verify_crl_num num = {.len = 0};
+    uint64_t number = 0;
+    time_t next = 0;
+    char *body = NULL;
+    size_t len = 0;
+    int status = 0, rc;
+    bool changed = false, listed = false;
+
+    if (!r->url || !r->root)
+        return false;
+    pthread_mutex_lock(&tf->lock);
+    snprintf(etag, sizeof(etag), "%s", r->etag);
+    pthread_mutex_unlock(&tf->lock);
+    rc = trust_http_get(r->url, etag, FETCH_TIMEOUT_MS, FETCH_MAX, &status, &body, &len,
+                        new_etag, sizeof(new_etag), err, sizeof(err));
+    if (rc == 0 && status == 200)
+        rc = root_crl_parse(r, is->ca, body, len, &num, &number, &next, &listed, err,
+                            sizeof(err));
+    else if (rc == 0 && status != 304) {
+        snprintf(err, sizeof(err), "%s: HTTP %d", r->url, status);
+        rc = -EPROTO;
+    }
+    pthread_mutex_lock(&tf->lock);
+    if (rc == 0 && status == 200 && r->have && verify_crl_num_cmp(&num, &r->num) < 0) {
+        snprintf(err, sizeof(err), "the root's CRL number %llu is older than the one held "
+                 "(%llu): refused", (unsigned long long)number,
+                 (unsigned long long)r->number);
+        rc = -ESTALE;
+    }
+    if (rc < 0) {
+        if (strcmp(r->error, err) != 0)
+            log_warn("trust %s: root CRL fetch failed: %s", is->cfg->name, err);
+        snprintf(r->error, sizeof(r->error), "%.*s", (int)sizeof(r->error) - 1, err);
+    } else {
+        r->error[0] = '\0';
+        if (status == 200) {
+            changed = !r->have || listed != r->ca_revoked;
+            if (listed && !r->ca_revoked)
+                log_err("trust %s: the root's CRL %llu from %s revokes its CA (serial %s): its "
+                        "peers are refused and their sessions end",
+                        is->cfg->name, (unsigned long long)number, r->url, r->ca_serial);
+            else if (changed)
+                log_info("trust %s: root's CRL %llu from %s: its CA is not revoked",
+                         is->cfg->name, (unsigned long long)number, r->url);
+            r->have = true;
+            r->ca_revoked = listed;
+            r->num = num;
+            r->number = number;
+            r->next_update = next;
+            snprintf(r->etag, sizeof(r->etag), "%s", new_etag);
+        }
+    }
+    pthread_mutex_unlock(&tf->lock);
+    /* Kept for explain (trustdb_issuer_root_crl_path): only what was taken. */
+    if (rc == 0 && status == 200) {
+        char path[4096];
+        int wr;
+        trustdb_issuer_root_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+        if ((wr = fs_write_atomic(path, body, len, 0644)) < 0)
+            log_warn("trust %s: cannot keep the root's CRL in %s: %s", is->cfg->name, path,
+                     strerror(-wr));
+    }
+    free(body);
+    return changed;
+}
+
+/* Whether the root's CRL allows is's peers as far as its freshness goes
+ * (until its nextUpdate: the root is offline); a CA it lists is said by
+ * ca_revoked. Under lock. */
+static bool root_fresh(const struct tf_issuer *is, time_t now, char *why, size_t whylen)
+{
+    const struct tf_root *r = &is->root;
+
+    if (!r->url)
+        return true;
+    if (!r->root || !r->have)
+        snprintf(why, whylen, "no root CRL from %s%s%s", r->url, r->error[0] ? ": " : "",
+                 r->error);
+    else if (r->next_update <= 0 || now > r->next_update)
+        snprintf(why, whylen, "the root's CRL from %s is past its nextUpdate (the root "
+                 "re-signs it by hand: mtlsgw root crl)", r->url);
+    else
+        return true;
+    return false;
+}
+
+/* Fresh: a CRL held, signed within max-stale (its thisUpdate) and before
+ * its nextUpdate (verify_crl_fresh; the parent and explain judge the kept
+ * file the same way). Not the fetches: a 304 or a replay proves nothing
+ * about when the issuer last said who is revoked. Under lock. */
+static bool is_fresh(const struct tf_issuer *is, time_t now, char *why, size_t whylen)
+{
+    char dummy[8];
+
+    if (!why) {
+        why = dummy;
+        whylen = sizeof(dummy);
+    }
+    if (!is->good_ms) {
+        snprintf(why, whylen, "no CRL fetched yet");
+        return false;
+    }
+    return verify_crl_fresh(is->this_update, is->next_update, is->cfg->max_stale, now, why,
+                            whylen) &&
+           root_fresh(is, now, why, whylen);
 }
 
 static void *fetch_thread(void *arg)
@@ -513,24 +737,28 @@ static void *fetch_thread(void *arg)
             if (now_ms < is->due_ms)
                 continue;
             reload |= fetch_one(tf, is);
+            reload |= fetch_root(tf, is);
             /* After a failure, again within 5 s (a DP not up yet at boot
              * must not keep its peers out for a whole refresh). */
             pthread_mutex_lock(&tf->lock);
-            is->due_ms = now_ms + 1000LL * (is->error[0] && is->cfg->refresh > 5
-                                                 ? 5 : is->cfg->refresh);
+            is->due_ms = now_ms + 1000LL * ((is->error[0] || is->root.error[0]) &&
+                                                    is->cfg->refresh > 5
+                                                ? 5
+                                                : is->cfg->refresh);
             pthread_mutex_unlock(&tf->lock);
         }
         pthread_mutex_lock(&tf->lock);
         for (size_t i = 0; i < tf->n; i++) {
             struct tf_issuer *is = &tf->is[i];
-            bool fresh = is_fresh(is, mono_ms(), time(NULL));
+            char why[256];
+            bool fresh = is_fresh(is, time(NULL), why, sizeof(why));
             if (fresh == is->fresh)
                 continue;
             if (!fresh)
-                log_err("trust %s: no fresh CRL from %s for %u s (max-stale)%s%s: its peers "
+                log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
                         "are refused and their sessions end",
-                        is->cfg->name, is->cfg->crl_url, is->cfg->max_stale,
-                        is->error[0] ? ": " : "", is->error);
+                        is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
+                        is->error[0] ? "; last fetch: " : "", is->error);
             else
                 log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
             reload = true;
@@ -586,7 +814,6 @@ int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void
 
 int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
 {
-    long long now_ms = mono_ms();
     time_t now = time(NULL);
     int rc = 0;
 
@@ -595,9 +822,11 @@ int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
     pthread_mutex_lock(&tf->lock);
     for (size_t i = 0; i < tf->n && rc == 0; i++) {
         struct tf_issuer *is = &tf->is[i];
-        is->fresh = is_fresh(is, now_ms, now);
+        is->fresh = is_fresh(is, now, NULL, 0);
         rc = trustdb_add_issuer(db, is->cfg->name, &is->ca_der, is->fresh, is->revoked,
                                 is->n_revoked, is->cfg->roles);
+        if (rc == 0 && is->root.ca_revoked)
+            rc = trustdb_issuer_ca_revoked(db, is->cfg->name);
     }
     pthread_mutex_unlock(&tf->lock);
     return rc;
@@ -628,10 +857,34 @@ struct json_object *trust_fetch_json(struct trust_fetch *tf)
         json_object_object_add(e, "age", is->good_ms ? json_object_new_int64(
                                                            (now_ms - is->good_ms) / 1000)
                                                      : NULL);
+        /* Seconds since the CRL held was signed: fresh while <= max-stale. */
+        json_object_object_add(e, "crl_age", is->this_update > 0
+                                                 ? json_object_new_int64(
+                                                       (int64_t)(time(NULL) - is->this_update))
+                                                 : NULL);
         json_object_object_add(e, "revoked", json_object_new_int64((int64_t)is->n_revoked));
         json_object_object_add(e, "crl_number", json_object_new_int64((int64_t)is->number));
         if (is->error[0])
             json_object_object_add(e, "error", json_object_new_string(is->error));
+        if (is->root.url) {
+            struct json_object *r = json_object_new_object();
+            json_object_object_add(r, "url", json_object_new_string(is->root.url));
+            json_object_object_add(r, "crl_number",
+                                   is->root.have
+                                       ? json_object_new_int64((int64_t)is->root.number)
+                                       : NULL);
+            json_object_object_add(r, "ca_revoked",
+                                   json_object_new_boolean(is->root.ca_revoked));
+            if (is->root.error[0])
+                json_object_object_add(r, "error", json_object_new_string(is->root.error));
+            json_object_object_add(e, "root_crl", r);
+        }
+        if (is->aging) {
+            char warn[256];
+            if (verify_crl_aging(is->this_update, is->cfg->max_stale, time(NULL), warn,
+                                 sizeof(warn)))
+                json_object_object_add(e, "warning", json_object_new_string(warn));
+        }
         json_object_object_add(o, is->cfg->name, e);
     }
     pthread_mutex_unlock(&tf->lock);
