@@ -94,7 +94,8 @@ static size_t g_lens[64];
 /* Cut the train; check every packet; return how many. */
 static size_t cut(const unsigned char *p, size_t len, const struct frame_offload *o, bool v6)
 {
-    size_t iphl = v6 ? 40 : 20, hl = iphl + 32, n = gso_count(o, p, len, 1400);
+    /* The MTU the segment size was chosen for: headers and a segment. */
+    size_t iphl = v6 ? 40 : 20, hl = iphl + 32, n = gso_count(o, p, len, (unsigned)(hl + MSS));
 
     EXPECT_INT(n, (PAYLOAD + MSS - 1) / MSS);
     for (size_t i = 0; i < n && i < 64; i++) {
@@ -222,7 +223,7 @@ static void test_train_ends(void)
 }
 
 /* A train the SEGMENTS rules refuse is not cut: a segment size under 48,
- * or over the MTU. */
+ * or over the MTU; nor one whose packets (headers and a segment) would be. */
 static void test_cut_refuses(void)
 {
     struct frame_offload o;
@@ -235,6 +236,11 @@ static void test_cut_refuses(void)
     o.gso_size = MSS;
     o.csum_offset = 6;
     EXPECT_INT(gso_count(&o, g_train, len, 1400), 0);
+    /* Headers and a segment over the MTU: gso_packet's out would overflow
+     * (found by fuzz-udp-gro, regress/udp-gro/cut-segment-over-mtu). */
+    o.csum_offset = 16;
+    EXPECT_INT(gso_count(&o, g_train, len, 20 + 32 + MSS - 1), 0);
+    EXPECT_INT(gso_count(&o, g_train, len, 20 + 32 + MSS), (PAYLOAD + MSS - 1) / MSS);
 }
 
 static void test_setup(void)

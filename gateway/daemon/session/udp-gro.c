@@ -250,6 +250,10 @@ size_t gso_count(const struct frame_offload *o, const unsigned char *p, size_t l
     if (o->gso_type == FRAME_OFF_GSO_NONE)
         return 1;
     hl = frame_segments_headers(o, p);
+    /* Each packet is the headers and a segment: over the MTU, it would be
+     * dropped anyway, and gso_packet's out has room for mtu bytes only. */
+    if (hl + o->gso_size > mtu)
+        return 0;
     return len > hl ? (len - hl + o->gso_size - 1) / o->gso_size : 0;
 }
 
