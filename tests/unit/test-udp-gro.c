@@ -222,6 +222,42 @@ static void test_train_ends(void)
     close(g_sv[1]);
 }
 
+/* A segment whose TCP or IPv4 header checksum is wrong (corrupted before
+ * the tunnel: the channel's AEAD covers only the way through it) joins no
+ * train: a train goes with NEEDS_CSUM, so the kernel would write a fresh,
+ * valid checksum over the bad bytes and the receiving host would take
+ * them. Alone, it goes as it came, and the host drops it. */
+static void test_bad_checksum_alone(void)
+{
+    struct frame_offload o;
+    struct virtio_net_hdr vh;
+    size_t len = make_train(g_train, false, PAYLOAD, &o);
+    struct gro *g = gro_new();
+    atomic_bool stop = false;
+
+    CU_ASSERT_FATAL(cut(g_train, len, &o, false) >= 6);
+    tun_pair();
+    g_pkts[2][20 + 32 + 100] ^= 0x40; /* a flipped payload bit */
+    g_pkts[4][8] ^= 1;                /* the TTL: a bad IPv4 header checksum */
+    for (size_t i = 0; i < 6; i++)
+        gro_add(g, g_sv[0], &stop, g_pkts[i], g_lens[i]);
+    gro_flush(g);
+    EXPECT_INT(tun_read(&vh), 20 + 32 + 2 * MSS); /* 0, 1 */
+    EXPECT_INT(vh.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+    EXPECT_INT(tun_read(&vh), 20 + 32 + MSS); /* 2: alone, as it came */
+    EXPECT_INT(vh.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+    CU_ASSERT(memcmp(g_out + sizeof(vh), g_pkts[2], g_lens[2]) == 0);
+    EXPECT_INT(tun_read(&vh), 20 + 32 + MSS); /* 3 */
+    EXPECT_INT(tun_read(&vh), 20 + 32 + MSS); /* 4: alone */
+    EXPECT_INT(vh.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+    CU_ASSERT(memcmp(g_out + sizeof(vh), g_pkts[4], g_lens[4]) == 0);
+    EXPECT_INT(tun_read(&vh), 20 + 32 + MSS); /* 5 */
+    EXPECT_INT(tun_read(&vh), -1);
+    gro_free(g);
+    close(g_sv[0]);
+    close(g_sv[1]);
+}
+
 /* A train the SEGMENTS rules refuse is not cut: a segment size under 48,
  * or over the MTU; nor one whose packets (headers and a segment) would be. */
 static void test_cut_refuses(void)
@@ -256,6 +292,7 @@ static const struct cu_test tests[] = {
     {"a v4 train cut and joined again", test_roundtrip_v4},
     {"a v6 train cut and joined again", test_roundtrip_v6},
     {"gaps, other packets, a stop end a train", test_train_ends},
+    {"a segment with a bad checksum goes alone", test_bad_checksum_alone},
     {"trains the SEGMENTS rules refuse are not cut", test_cut_refuses},
 };
 

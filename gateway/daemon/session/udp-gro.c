@@ -103,6 +103,31 @@ static bool tcp_headers(const unsigned char *p, size_t len, size_t *iphl, size_t
     return *thl >= 20 && *iphl + *thl <= len;
 }
 
+/* Whether the IPv4 header's and the TCP checksums of a segment hold (p:
+ * len bytes, the IP header iphl). A train goes with NEEDS_CSUM, so the
+ * kernel writes its checksums afresh: a segment corrupted before the
+ * tunnel must not join one, or its bad bytes would come out with a valid
+ * checksum (the kernel's own GRO checks them too). 32-bit big-endian words
+ * summed in 64 bits fold to the 16-bit one's complement sum. */
+static bool sums_ok(const unsigned char *p, size_t len, size_t iphl)
+{
+    uint64_t acc = 6 + (uint64_t)(len - iphl);
+    size_t i = iphl;
+
+    if (iphl == 20 && fold(sum16(p, 20, 0)) != 0xffff)
+        return false;
+    acc += iphl == 20 ? sum16(p + 12, 8, 0) : sum16(p + 8, 32, 0);
+    for (; i + 4 <= len; i += 4)
+        acc += (uint32_t)p[i] << 24 | (uint32_t)p[i + 1] << 16 | (uint32_t)p[i + 2] << 8 | p[i + 3];
+    for (; i + 1 < len; i += 2)
+        acc += (uint32_t)p[i] << 8 | p[i + 1];
+    if (i < len)
+        acc += (uint32_t)p[i] << 8;
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return acc == 0xffff;
+}
+
 /* Whether p continues the train: the same flow and headers, the next
  * sequence number, a segment no longer than the first. */
 static bool joins(const struct gro *g, const unsigned char *p, size_t iphl, size_t thl,
@@ -210,7 +235,8 @@ void gro_add(struct gro *g, int fd, const atomic_bool *stop, const unsigned char
 
     if (tcp)
         plen = len - iphl - thl;
-    if (g->len && g->fd == fd && tcp && joins(g, pkt, iphl, thl, plen)) {
+    if (g->len && g->fd == fd && tcp && joins(g, pkt, iphl, thl, plen) &&
+        sums_ok(pkt, len, iphl)) {
         memcpy(g->buf + g->len, pkt + iphl + thl, plen);
         g->len += plen;
         g->n++;
@@ -223,7 +249,8 @@ void gro_add(struct gro *g, int fd, const atomic_bool *stop, const unsigned char
         return;
     }
     gro_flush(g);
-    if (tcp && pkt[iphl + 13] == TCP_ACK && plen >= FRAME_GSO_MIN && len + plen <= TRAIN_MAX) {
+    if (tcp && pkt[iphl + 13] == TCP_ACK && plen >= FRAME_GSO_MIN && len + plen <= TRAIN_MAX &&
+        sums_ok(pkt, len, iphl)) {
         memcpy(g->buf, pkt, len);
         g->len = len;
         g->iphl = iphl;

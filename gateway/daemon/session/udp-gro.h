@@ -10,8 +10,8 @@
  * right after the fixed header) TCP segments with the same addresses,
  * ports, TTL/hop limit, TOS/traffic class, acknowledgement, window and
  * options, the flags ACK alone (PSH on the last one), each starting where
- * the one before ended, all of the first's size but a shorter last; at most
- * 64 KiB. Anything else first writes out the train, then goes alone. The
+ * the one before ended, all of the first's size but a shorter last, with
+ * valid checksums (the kernel writes the train's afresh); at most 64 KiB. Anything else first writes out the train, then goes alone. The
  * train is checked with the SEGMENTS rules (frame_segments_bad) before it
  * goes to the kernel.
  *
