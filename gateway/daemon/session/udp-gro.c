@@ -103,29 +103,46 @@ static bool tcp_headers(const unsigned char *p, size_t len, size_t *iphl, size_t
     return *thl >= 20 && *iphl + *thl <= len;
 }
 
+/* The one's complement sum of len bytes, folded to 16 bits, in the
+ * machine's byte order (RFC 1071: the sum of native words is the
+ * byte-swapped sum of big-endian ones). Eight bytes a step: the two 32-bit
+ * halves of each native 64-bit word, summed in 64 bits. */
+static uint16_t sum_native(const unsigned char *p, size_t len)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, p + i, 8);
+        acc += (w & 0xffffffffu) + (w >> 32);
+    }
+    if (i < len) {
+        w = 0;
+        memcpy(&w, p + i, len - i);
+        acc += (w & 0xffffffffu) + (w >> 32);
+    }
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)acc;
+}
+
 /* Whether the IPv4 header's and the TCP checksums of a segment hold (p:
  * len bytes, the IP header iphl). A train goes with NEEDS_CSUM, so the
  * kernel writes its checksums afresh: a segment corrupted before the
  * tunnel must not join one, or its bad bytes would come out with a valid
- * checksum (the kernel's own GRO checks them too). 32-bit big-endian words
- * summed in 64 bits fold to the 16-bit one's complement sum. */
+ * checksum (the kernel's own GRO checks them too). */
 static bool sums_ok(const unsigned char *p, size_t len, size_t iphl)
 {
-    uint64_t acc = 6 + (uint64_t)(len - iphl);
-    size_t i = iphl;
+    static const uint16_t one = 1;
+    uint32_t sum = sum_native(p + iphl, len - iphl);
 
     if (iphl == 20 && fold(sum16(p, 20, 0)) != 0xffff)
         return false;
-    acc += iphl == 20 ? sum16(p + 12, 8, 0) : sum16(p + 8, 32, 0);
-    for (; i + 4 <= len; i += 4)
-        acc += (uint32_t)p[i] << 24 | (uint32_t)p[i + 1] << 16 | (uint32_t)p[i + 2] << 8 | p[i + 3];
-    for (; i + 1 < len; i += 2)
-        acc += (uint32_t)p[i] << 8 | p[i + 1];
-    if (i < len)
-        acc += (uint32_t)p[i] << 8;
-    while (acc >> 16)
-        acc = (acc & 0xffff) + (acc >> 16);
-    return acc == 0xffff;
+    if (*(const unsigned char *)&one == 1) /* little-endian: to network order */
+        sum = (sum >> 8 | sum << 8) & 0xffff;
+    sum += 6 + (uint32_t)(len - iphl);
+    sum = iphl == 20 ? sum16(p + 12, 8, sum) : sum16(p + 8, 32, sum);
+    return fold(sum) == 0xffff;
 }
 
 /* Whether p continues the train: the same flow and headers, the next
