@@ -258,6 +258,44 @@ static void test_bad_checksum_alone(void)
     close(g_sv[1]);
 }
 
+/* A segment that differs from the train's first in what the tunnel's
+ * anti-spoofing or a rule may look at (the source address, a port, the
+ * TTL) joins no train: the kernel would give it the first's headers. Each
+ * such segment carries valid checksums, so only the header keeps it out. */
+static void test_other_headers_alone(void)
+{
+    static const size_t at[] = {12 + 3, 20 + 1, 8}; /* source, source port, TTL */
+    struct frame_offload o;
+    struct virtio_net_hdr vh;
+    size_t len = make_train(g_train, false, PAYLOAD, &o);
+
+    CU_ASSERT_FATAL(cut(g_train, len, &o, false) >= 3);
+    for (size_t k = 0; k < 3; k++) {
+        struct gro *g = gro_new();
+        atomic_bool stop = false;
+        unsigned char p[1500];
+
+        tun_pair();
+        memcpy(p, g_pkts[1], g_lens[1]);
+        p[at[k]] ^= 1;
+        p[10] = p[11] = 0; /* both checksums made right again */
+        put16(p + 10, ~sum16(p, 20, 0) & 0xffff);
+        p[36] = p[37] = 0;
+        put16(p + 36, ~sum16(p + 20, g_lens[1] - 20, pseudo(p, g_lens[1] - 20)) & 0xffff);
+        gro_add(g, g_sv[0], &stop, g_pkts[0], g_lens[0]);
+        gro_add(g, g_sv[0], &stop, p, g_lens[1]);
+        gro_flush(g);
+        EXPECT_INT(tun_read(&vh), 20 + 32 + MSS); /* 0 alone */
+        EXPECT_INT(vh.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+        EXPECT_INT(tun_read(&vh), 20 + 32 + MSS); /* 1 alone, as it came */
+        EXPECT_INT(vh.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+        CU_ASSERT(memcmp(g_out + sizeof(vh), p, g_lens[1]) == 0);
+        gro_free(g);
+        close(g_sv[0]);
+        close(g_sv[1]);
+    }
+}
+
 /* A train the SEGMENTS rules refuse is not cut: a segment size under 48,
  * or over the MTU; nor one whose packets (headers and a segment) would be. */
 static void test_cut_refuses(void)
@@ -293,6 +331,7 @@ static const struct cu_test tests[] = {
     {"a v6 train cut and joined again", test_roundtrip_v6},
     {"gaps, other packets, a stop end a train", test_train_ends},
     {"a segment with a bad checksum goes alone", test_bad_checksum_alone},
+    {"another source, port or TTL goes alone", test_other_headers_alone},
     {"trains the SEGMENTS rules refuse are not cut", test_cut_refuses},
 };
 
