@@ -189,6 +189,11 @@ int verify_crl_num_cmp(const struct verify_crl_num *a, const struct verify_crl_n
 #define VERIFY_CRL_SKEW 300
 bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale, time_t now,
                       char *why, size_t whylen);
+/* Whether crl carries ca's valid signature, its times aside: GnuTLS flags a
+ * thisUpdate ahead of this clock or a lapsed nextUpdate as INVALID with
+ * ISSUED_IN_FUTURE / SUPERSEDED; those are verify_crl_fresh's to judge (with
+ * its VERIFY_CRL_SKEW), not a bad signature. */
+bool verify_crl_signed_by(gnutls_x509_crl_t crl, gnutls_x509_crt_t ca);
 /* The root's CRL at a hub (docs/pki.md "The root's CRL at the hubs"): the
  * first http:// CRL distribution point of crt (malloc'ed; NULL: none), the
  * certificate among anchors[0..n) that issued crt (its signature checked;

@@ -95,7 +95,8 @@ struct trust_fetch {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_t thread;
-    bool running, stop;
+    pthread_t judge;      /* judge_thread: freshness, once a second */
+    bool running, judging, stop;
     void (*on_change)(void *arg);
     void *arg;
     struct tf_issuer *is;
@@ -198,9 +199,11 @@ void trust_fetch_free(struct trust_fetch *tf)
     if (tf->running) {
         pthread_mutex_lock(&tf->lock);
         tf->stop = true;
-        pthread_cond_signal(&tf->cond);
+        pthread_cond_broadcast(&tf->cond);
         pthread_mutex_unlock(&tf->lock);
         pthread_join(tf->thread, NULL);
+        if (tf->judging)
+            pthread_join(tf->judge, NULL);
     }
     for (size_t i = 0; i < tf->n; i++) {
         if (tf->is[i].ca)
@@ -410,7 +413,6 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
     gnutls_x509_crl_iter_t it = NULL;
-    unsigned status = 0;
     int rc = -EBADMSG, count;
 
     memset(out, 0, sizeof(*out));
@@ -421,7 +423,8 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
         snprintf(err, errlen, "not a CRL (DER or PEM)");
         goto out;
     }
-    if (gnutls_x509_crl_verify(crl, &is->ca, 1, 0, &status) < 0 || status != 0) {
+    /* Its times are is_fresh's (verify_crl_fresh, with its skew). */
+    if (!verify_crl_signed_by(crl, is->ca)) {
         snprintf(err, errlen, "CRL not signed by the CA in %s", is->cfg->ca);
         goto out;
     }
@@ -585,7 +588,6 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
 {
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
-    unsigned status = 0;
     int rc = -EBADMSG;
 
     *listed = false;
@@ -596,9 +598,16 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
         snprintf(err, errlen, "%s: not a CRL (DER or PEM)", r->url);
         goto out;
     }
-    if (gnutls_x509_crl_verify(crl, &r->root, 1, 0, &status) < 0 || status != 0) {
-        snprintf(err, errlen, "%s: the root's CRL is not signed by the root in ca.crt, or "
-                 "past its nextUpdate", r->url);
+    /* Its nextUpdate is root_fresh's; a thisUpdate ahead of this clock is
+     * taken within the skew verify_crl_fresh allows a sibling's. */
+    if (!verify_crl_signed_by(crl, r->root)) {
+        snprintf(err, errlen, "%s: the root's CRL is not signed by the root in ca.crt",
+                 r->url);
+        goto out;
+    }
+    if (gnutls_x509_crl_get_this_update(crl) > time(NULL) + VERIFY_CRL_SKEW) {
+        snprintf(err, errlen, "%s: the root's CRL's thisUpdate is more than %d s ahead of "
+                 "this clock (check both clocks)", r->url, VERIFY_CRL_SKEW);
         goto out;
     }
     verify_crl_num(crl, num);
@@ -609,6 +618,43 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
 out:
     gnutls_x509_crl_deinit(crl);
     return rc;
+}
+
+/*
+ * The root's CRL kept from before (rootcrl-NAME.crl, written only once its
+ * signature checked out) is held at start, as if fetched: its number is the
+ * floor, so a restart does not let an older root CRL (one from before the
+ * issuer's CA was revoked, replayed on the path) back in, and a CA it lists
+ * stays refused. It is judged fresh by its own nextUpdate as a fetched one.
+ */
+static void root_from_kept(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    struct tf_root *r = &is->root;
+    char path[4096], err[256];
+    struct verify_crl_num num = {.len = 0};
+    uint64_t number = 0;
+    time_t next = 0;
+    char *body = NULL;
+    size_t len = 0;
+    bool listed = false;
+
+    if (!r->url || !r->root)
+        return;
+    trustdb_issuer_root_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+    if (fs_read_file(path, FETCH_MAX, &body, &len) == 0 &&
+        root_crl_parse(r, is->ca, body, len, &num, &number, &next, &listed, err,
+                       sizeof(err)) == 0) {
+        r->have = true;
+        r->ca_revoked = listed;
+        r->num = num;
+        r->number = number;
+        r->next_update = next;
+        if (listed)
+            log_err("trust %s: the root's CRL %llu kept in %s revokes its CA (serial %s): its "
+                    "peers are refused",
+                    is->cfg->name, (unsigned long long)number, path, r->ca_serial);
+    }
+    free(body);
 }
 
 /* One fetch of is's root CRL; true when what its peers get changed. */
@@ -723,14 +769,75 @@ static bool is_fresh(const struct tf_issuer *is, time_t now, char *why, size_t w
            root_fresh(is, now, why, whylen);
 }
 
+/* Whether an issuer's freshness changed since last published; logged. */
+static bool freshness_changed(struct trust_fetch *tf)
+{
+    bool reload = false;
+
+    pthread_mutex_lock(&tf->lock);
+    for (size_t i = 0; i < tf->n; i++) {
+        struct tf_issuer *is = &tf->is[i];
+        char why[256];
+        bool fresh = is_fresh(is, time(NULL), why, sizeof(why));
+        if (fresh == is->fresh)
+            continue;
+        if (!fresh)
+            log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
+                    "are refused and their sessions end",
+                    is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
+                    is->error[0] ? "; last fetch: " : "", is->error);
+        else
+            log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
+        reload = true;
+    }
+    pthread_mutex_unlock(&tf->lock);
+    return reload;
+}
+
+/* Waits up to a second (or until stop); true when stopping. */
+static bool tick(struct trust_fetch *tf)
+{
+    struct timespec ts;
+    bool stop;
+
+    pthread_mutex_lock(&tf->lock);
+    if (!tf->stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&tf->cond, &tf->lock, &ts);
+    }
+    stop = tf->stop;
+    pthread_mutex_unlock(&tf->lock);
+    return stop;
+}
+
+/*
+ * Freshness on its own clock: once a second, whatever the fetcher is doing
+ * (a DP that drips its answer holds it for FETCH_TIMEOUT_MS per URL, a name
+ * lookup has no deadline, a big CRL takes long to parse), each issuer's
+ * held CRL is judged against max-stale; one that turns stale reloads trust
+ * then. A revocation is held back max-stale + ~1 s at most.
+ */
+static void *judge_thread(void *arg)
+{
+    struct trust_fetch *tf = arg;
+
+    do {
+        /* The reload takes the issuers' state from trust_fetch_apply, which
+         * publishes each one's freshness as it is then. */
+        if (freshness_changed(tf))
+            tf->on_change(tf->arg);
+    } while (!tick(tf));
+    return NULL;
+}
+
 static void *fetch_thread(void *arg)
 {
     struct trust_fetch *tf = arg;
 
-    for (;;) {
-        bool reload = false, stop;
+    do {
+        bool reload = false;
         long long now_ms = mono_ms();
-        struct timespec ts;
 
         for (size_t i = 0; i < tf->n; i++) {
             struct tf_issuer *is = &tf->is[i];
@@ -747,41 +854,12 @@ static void *fetch_thread(void *arg)
                                                 : is->cfg->refresh);
             pthread_mutex_unlock(&tf->lock);
         }
-        pthread_mutex_lock(&tf->lock);
-        for (size_t i = 0; i < tf->n; i++) {
-            struct tf_issuer *is = &tf->is[i];
-            char why[256];
-            bool fresh = is_fresh(is, time(NULL), why, sizeof(why));
-            if (fresh == is->fresh)
-                continue;
-            if (!fresh)
-                log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
-                        "are refused and their sessions end",
-                        is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
-                        is->error[0] ? "; last fetch: " : "", is->error);
-            else
-                log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
-            reload = true;
-        }
-        pthread_mutex_unlock(&tf->lock);
-        /* The reload takes the issuers' state from trust_fetch_apply, which
-         * publishes each one's freshness as it is then. */
+        /* A good fetch that makes an issuer fresh again is published now,
+         * not on the judge's next tick. */
+        reload |= freshness_changed(tf);
         if (reload)
             tf->on_change(tf->arg);
-        pthread_mutex_lock(&tf->lock);
-        if (tf->stop) {
-            pthread_mutex_unlock(&tf->lock);
-            break;
-        }
-        /* At least once a second: freshness runs out between fetches. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&tf->cond, &tf->lock, &ts);
-        stop = tf->stop;
-        pthread_mutex_unlock(&tf->lock);
-        if (stop)
-            break;
-    }
+    } while (!tick(tf));
     return NULL;
 }
 
@@ -795,8 +873,10 @@ int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void
         return 0;
     tf->on_change = on_change;
     tf->arg = arg;
-    for (size_t i = 0; i < tf->n; i++)
+    for (size_t i = 0; i < tf->n; i++) {
         number_from_kept(tf, &tf->is[i]);
+        root_from_kept(tf, &tf->is[i]);
+    }
     /* The wait above counts on the monotonic clock. */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -809,6 +889,12 @@ int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void
         return -rc;
     }
     tf->running = true;
+    rc = pthread_create(&tf->judge, NULL, judge_thread, tf);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the CRL freshness timer: %s", strerror(rc));
+        return -rc;
+    }
+    tf->judging = true;
     return 0;
 }
 
