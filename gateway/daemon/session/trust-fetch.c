@@ -49,6 +49,8 @@
  * closed). 2 MiB is ~50,000 entries; roam.c holds the parent to the same. */
 #define FETCH_MAX (2u * 1024 * 1024)
 #define FETCH_TIMEOUT_MS 10000
+/* An answer's status line and headers, on top of the body's cap. */
+#define HEAD_MAX 16384
 
 /*
  * The root's CRL for one issuer (docs/pki.md "The root's CRL at the hubs"):
@@ -293,7 +295,7 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
     const char *h = url + 7, *path, *colon;
     long long deadline = mono_ms() + timeout_ms;
     char *buf = NULL, *sep;
-    size_t have = 0, cap = 0;
+    size_t have = 0, cap = 0, limit = max + HEAD_MAX;
     int fd = -1, rc;
 
     *body = NULL;
@@ -338,16 +340,21 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
         }
         off += n > 0 ? (size_t)n : 0;
     }
+    /* The cap is on the bytes received (the head may take HEAD_MAX of
+     * them), not on the buffer's growth: not a byte more than the cap is
+     * read, and a body over max is refused, not parsed. */
     for (;;) {
         ssize_t n;
-        if (have + 65536 + 1 > cap) {
+        if (have == limit) {
+            snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
+            rc = -EFBIG;
+            goto out;
+        }
+        if (have + 65536 + 1 > cap && cap < limit + 1) {
             char *nb;
-            if (cap > max + 16384) {
-                snprintf(err, errlen, "%s: larger than %zu bytes", url, max);
-                rc = -EFBIG;
-                goto out;
-            }
             cap = cap ? cap * 2 : 131072;
+            if (cap > limit + 1)
+                cap = limit + 1;
             if (!(nb = realloc(buf, cap))) {
                 rc = -ENOMEM;
                 snprintf(err, errlen, "out of memory");
@@ -385,6 +392,12 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
     }
     header_value(buf, "ETag", etag_out, etag_len);
     *len = have - (size_t)(sep + 4 - buf);
+    if (*len > max) {
+        snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
+        *len = 0;
+        rc = -EFBIG;
+        goto out;
+    }
     memmove(buf, sep + 4, *len);
     *body = buf;
     buf = NULL;
@@ -407,6 +420,18 @@ struct tf_crl {
     time_t this_update, next_update;
 };
 
+/* What verify_crl_precheck's rc means, for the log and status. */
+static void precheck_error(int rc, const char *signer, char *err, size_t errlen)
+{
+    if (rc == -EFBIG)
+        snprintf(err, errlen, "a CRL of more than %d entries whose signature cannot be "
+                 "checked before import: refused", VERIFY_CRL_MAX_UNCHECKED);
+    else if (rc == -EPERM)
+        snprintf(err, errlen, "CRL not signed by %s", signer);
+    else
+        snprintf(err, errlen, "not a CRL (DER or PEM)");
+}
+
 static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
                      struct tf_crl *out, char *err, size_t errlen)
 {
@@ -416,6 +441,13 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
     int rc = -EBADMSG, count;
 
     memset(out, 0, sizeof(*out));
+    /* The signature first: a forged CRL never reaches the quadratic import. */
+    rc = verify_crl_precheck(data, len, is->ca);
+    if (rc < 0) {
+        precheck_error(rc, is->cfg->ca, err, errlen);
+        return -EBADMSG;
+    }
+    rc = -EBADMSG;
     if (gnutls_x509_crl_init(&crl) < 0)
         return -ENOMEM;
     if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
@@ -591,6 +623,13 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
     int rc = -EBADMSG;
 
     *listed = false;
+    if ((rc = verify_crl_precheck(data, len, r->root)) < 0) {
+        char why[200];
+        precheck_error(rc, "the root in ca.crt", why, sizeof(why));
+        snprintf(err, errlen, "%s: the root's CRL: %s", r->url, why);
+        return -EBADMSG;
+    }
+    rc = -EBADMSG;
     if (gnutls_x509_crl_init(&crl) < 0)
         return -ENOMEM;
     if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
