@@ -417,8 +417,8 @@ static size_t der_put(unsigned char *out, unsigned char tag, const unsigned char
 }
 
 /*
- * A forged CRL in the name of hubA's CA (att16b/bigcrl): n entries (~23
- * bytes each), a signature of junk. No key needed: anyone, a compromised
+ * A forged CRL in the name of hubA's CA (att16b/bigcrl): n entries with a
+ * reasonCode each (37 bytes), a signature of junk. No key needed: anyone, a compromised
  * session process too, can write one. GnuTLS's import of it took the
  * parent a minute (the tunnels stalled with it).
  */
@@ -429,16 +429,20 @@ static unsigned char *forged_crl(size_t n, size_t *len)
     static const unsigned char sig[] = {0x00, 0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
     static const unsigned char when[] = "260101000000Z";
     gnutls_datum_t dn;
-    size_t ent = n * 23, cap = ent + 4096, o = 0, tbs_len, all;
+    size_t ent = n * 37, cap = ent + 4096, o = 0, tbs_len, all;
     unsigned char *list = malloc(ent + 8), *tbs = malloc(cap), *out;
 
     CU_ASSERT_FATAL(list && tbs);
     CU_ASSERT_FATAL(gnutls_x509_crt_get_raw_dn(ca, &dn) == 0);
     for (size_t i = 0; i < n; i++) {
-        unsigned char e[23] = {0x30, 21, 0x02, 4, 0x01, (unsigned char)(i >> 16),
+        /* SEQUENCE { serial, revocationDate, { reasonCode keyCompromise } } */
+        unsigned char e[37] = {0x30, 35, 0x02, 4, 0x01, (unsigned char)(i >> 16),
                                (unsigned char)(i >> 8), (unsigned char)i, 0x17, 13};
+        static const unsigned char reason[14] = {0x30, 12, 0x30, 10, 0x06, 3, 0x55, 0x1d,
+                                                 0x15, 0x04, 3, 0x0a, 1, 1};
         memcpy(e + 10, when, 13);
-        memcpy(list + 23 * i, e, 23);
+        memcpy(e + 23, reason, sizeof(reason));
+        memcpy(list + 37 * i, e, 37);
     }
     o += der_put(tbs + o, 0x02, (const unsigned char *)"\x01", 1); /* v2 */
     memcpy(tbs + o, alg, sizeof(alg));
@@ -494,8 +498,8 @@ static void test_hostile_files(void)
     trustdb_issuer_crl_path(path, "hubA", file, sizeof(file));
     build(&m, "hubA", roamer, "roamer", NULL, 1);
 
-    big = forged_crl(90000, &len);
-    printf("\n# forged CRL: 90,000 entries, %zu bytes\n", len);
+    big = forged_crl(56000, &len);
+    printf("\n# forged CRL: 56,000 entries, %zu bytes\n", len);
     CU_ASSERT(len <= 2u * 1024 * 1024);
     {
         gnutls_datum_t d = {big, (unsigned)len};
