@@ -287,6 +287,57 @@ static void header_value(const char *head, const char *name, char *out, size_t o
     }
 }
 
+/* The whole answer on fd into *bufp (NUL room kept), *havep bytes. The
+ * cap is on the bytes received (the head may take HEAD_MAX of them), not
+ * on the buffer's growth: not a byte more than the cap is read, and a body
+ * over max is refused, not parsed. */
+static int recv_capped(int fd, long long deadline, size_t max, char **bufp, size_t *havep,
+                       const char *url, unsigned timeout_ms, char *err, size_t errlen)
+{
+    char *buf = *bufp;
+    size_t have = 0, cap = 0, limit = max + HEAD_MAX;
+    int rc = 0;
+
+    for (;;) {
+        ssize_t n;
+        if (have == limit) {
+            snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
+            rc = -EFBIG;
+            goto out;
+        }
+        if (have + 65536 + 1 > cap && cap < limit + 1) {
+            char *nb;
+            cap = cap ? cap * 2 : 131072;
+            if (cap > limit + 1)
+                cap = limit + 1;
+            if (!(nb = realloc(buf, cap))) {
+                rc = -ENOMEM;
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
+            buf = nb;
+        }
+        if (io_deadline(fd, POLLIN, deadline) < 0) {
+            snprintf(err, errlen, "%s: no complete answer within %u ms", url, timeout_ms);
+            rc = -ETIMEDOUT;
+            goto out;
+        }
+        n = recv(fd, buf + have, cap - have - 1, 0);
+        if (n == 0)
+            break;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            snprintf(err, errlen, "%s: recv: %s", url, strerror(errno));
+            rc = -errno;
+            goto out;
+        }
+        have += n > 0 ? (size_t)n : 0;
+    }
+out:
+    *bufp = buf;
+    *havep = have;
+    return rc;
+}
+
 int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_t max,
                    int *status, char **body, size_t *len, char *etag_out, size_t etag_len,
                    char *err, size_t errlen)
@@ -295,7 +346,7 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
     const char *h = url + 7, *path, *colon;
     long long deadline = mono_ms() + timeout_ms;
     char *buf = NULL, *sep;
-    size_t have = 0, cap = 0, limit = max + HEAD_MAX;
+    size_t have = 0;
     int fd = -1, rc;
 
     *body = NULL;
@@ -340,43 +391,9 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
         }
         off += n > 0 ? (size_t)n : 0;
     }
-    /* The cap is on the bytes received (the head may take HEAD_MAX of
-     * them), not on the buffer's growth: not a byte more than the cap is
-     * read, and a body over max is refused, not parsed. */
-    for (;;) {
-        ssize_t n;
-        if (have == limit) {
-            snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
-            rc = -EFBIG;
-            goto out;
-        }
-        if (have + 65536 + 1 > cap && cap < limit + 1) {
-            char *nb;
-            cap = cap ? cap * 2 : 131072;
-            if (cap > limit + 1)
-                cap = limit + 1;
-            if (!(nb = realloc(buf, cap))) {
-                rc = -ENOMEM;
-                snprintf(err, errlen, "out of memory");
-                goto out;
-            }
-            buf = nb;
-        }
-        if (io_deadline(fd, POLLIN, deadline) < 0) {
-            snprintf(err, errlen, "%s: no complete answer within %u ms", url, timeout_ms);
-            rc = -ETIMEDOUT;
-            goto out;
-        }
-        n = recv(fd, buf + have, cap - have - 1, 0);
-        if (n == 0)
-            break;
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            snprintf(err, errlen, "%s: recv: %s", url, strerror(errno));
-            rc = -errno;
-            goto out;
-        }
-        have += n > 0 ? (size_t)n : 0;
-    }
+    rc = recv_capped(fd, deadline, max, &buf, &have, url, timeout_ms, err, errlen);
+    if (rc < 0)
+        goto out;
     if (!buf || (buf[have] = '\0', !(sep = strstr(buf, "\r\n\r\n"))) ||
         sscanf(buf, "HTTP/1.%*1d %3d", status) != 1) {
         snprintf(err, errlen, "%s: not an HTTP answer", url);
@@ -808,27 +825,15 @@ static bool is_fresh(const struct tf_issuer *is, time_t now, char *why, size_t w
            root_fresh(is, now, why, whylen);
 }
 
-/* Whether an issuer's freshness changed since last published; logged. */
+/* Whether an issuer's freshness changed since last published (the reload
+ * publishes it, and says so: trust_fetch_apply). */
 static bool freshness_changed(struct trust_fetch *tf)
 {
     bool reload = false;
 
     pthread_mutex_lock(&tf->lock);
-    for (size_t i = 0; i < tf->n; i++) {
-        struct tf_issuer *is = &tf->is[i];
-        char why[256];
-        bool fresh = is_fresh(is, time(NULL), why, sizeof(why));
-        if (fresh == is->fresh)
-            continue;
-        if (!fresh)
-            log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
-                    "are refused and their sessions end",
-                    is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
-                    is->error[0] ? "; last fetch: " : "", is->error);
-        else
-            log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
-        reload = true;
-    }
+    for (size_t i = 0; i < tf->n; i++)
+        reload |= is_fresh(&tf->is[i], time(NULL), NULL, 0) != tf->is[i].fresh;
     pthread_mutex_unlock(&tf->lock);
     return reload;
 }
@@ -947,7 +952,18 @@ int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
     pthread_mutex_lock(&tf->lock);
     for (size_t i = 0; i < tf->n && rc == 0; i++) {
         struct tf_issuer *is = &tf->is[i];
-        is->fresh = is_fresh(is, now, NULL, 0);
+        char why[256];
+        bool fresh = is_fresh(is, now, why, sizeof(why));
+        /* Said by whichever reload publishes the change (the freshness
+         * timer's, a fetch's, or another: [crl] resign, a local revoke). */
+        if (fresh != is->fresh && !fresh)
+            log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
+                    "are refused and their sessions end",
+                    is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
+                    is->error[0] ? "; last fetch: " : "", is->error);
+        else if (fresh != is->fresh)
+            log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
+        is->fresh = fresh;
         rc = trustdb_add_issuer(db, is->cfg->name, &is->ca_der, is->fresh, is->revoked,
                                 is->n_revoked, is->cfg->roles);
         if (rc == 0 && is->root.ca_revoked)
