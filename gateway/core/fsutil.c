@@ -28,16 +28,14 @@ char *fs_join(const char *dir, const char *name)
     return p;
 }
 
-int fs_read_file(const char *path, size_t max, char **out, size_t *len)
+/* The whole of fd (closed here) into *out, as fs_read_file. */
+static int read_fd(int fd, size_t max, char **out, size_t *len)
 {
-    int fd = -1, rc = 0;
+    int rc = 0;
     char *buf = NULL;
     size_t have = 0, cap = 4096;
     ssize_t r;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     buf = malloc(cap + 1);
     if (!buf) {
         rc = -ENOMEM;
@@ -80,9 +78,36 @@ int fs_read_file(const char *path, size_t max, char **out, size_t *len)
         *len = have;
 out:
     free(buf);
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     return rc;
+}
+
+int fs_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    return read_fd(fd, max, out, len);
+}
+
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0)
+        return errno == ELOOP ? -EPERM : -errno;
+    if (fstat(fd, &st) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EPERM;
+    }
+    return read_fd(fd, max, out, len);
 }
 
 /* Also for a descriptor handed to us non-blocking (a stdout someone set so). */

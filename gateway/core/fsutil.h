@@ -12,6 +12,11 @@ struct stat;
 /* Read a whole file (at most max bytes; -EFBIG beyond). NUL-terminated;
  * *len excludes the NUL. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);
+/* The same for a file someone less trusted writes (the privileged parent
+ * reading what the session process keeps): a symlink (O_NOFOLLOW) or
+ * anything but a regular file (a FIFO would block the reader; opened
+ * O_NONBLOCK, then fstat) is refused with -EPERM. */
+int fs_read_regular(const char *path, size_t max, char **out, size_t *len);
 
 /*
  * State files (registry, CRL, certificates, invites): write atomically (temp

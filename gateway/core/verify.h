@@ -189,6 +189,25 @@ int verify_crl_num_cmp(const struct verify_crl_num *a, const struct verify_crl_n
 #define VERIFY_CRL_SKEW 300
 bool verify_crl_fresh(time_t this_update, time_t next_update, unsigned max_stale, time_t now,
                       char *why, size_t whylen);
+/* Whether crl carries ca's valid signature, its times aside: GnuTLS flags a
+ * thisUpdate ahead of this clock or a lapsed nextUpdate as INVALID with
+ * ISSUED_IN_FUTURE / SUPERSEDED; those are verify_crl_fresh's to judge (with
+ * its VERIFY_CRL_SKEW), not a bad signature. */
+bool verify_crl_signed_by(gnutls_x509_crl_t crl, gnutls_x509_crt_t ca);
+/*
+ * Before GnuTLS imports a CRL (its import is quadratic in the entries: a
+ * 2 MiB CRL of ~95,000 entries costs a minute, and it runs before any
+ * signature check): data (DER or PEM) is walked as DER (CertificateList:
+ * tbsCertList, signatureAlgorithm, signatureValue) and ca's signature is
+ * checked over the raw tbsCertList with gnutls_pubkey_verify_data2. So a
+ * forged CRL costs a signature check, whatever its size. A signature
+ * algorithm GnuTLS cannot name from its OID alone (RSA-PSS) is not checked
+ * here: such a CRL is taken on to import only with at most
+ * VERIFY_CRL_MAX_UNCHECKED entries. 0, or -EBADMSG (not a CRL), -EPERM
+ * (not signed by ca), -EFBIG (too many entries to import unchecked).
+ */
+#define VERIFY_CRL_MAX_UNCHECKED 10000
+int verify_crl_precheck(const void *data, size_t len, gnutls_x509_crt_t ca);
 /* The root's CRL at a hub (docs/pki.md "The root's CRL at the hubs"): the
  * first http:// CRL distribution point of crt (malloc'ed; NULL: none), the
  * certificate among anchors[0..n) that issued crt (its signature checked;

@@ -85,12 +85,23 @@ mode() { echo "$1" >"$T/www/mode.tmp" && mv "$T/www/mode.tmp" "$T/www/mode"; }
 
 # ---- the path attacker: a DP that serves what it chooses ------------------------------
 mode pass
-python3 - "$HPORT" "$T/www" >"$T/dp.log" 2>&1 <<'PY' &
-import hashlib, http.server, os, sys
+# python3 may be a wrapper (a pyenv shim runs python as its child): killing
+# $! left the DP running after the test. The DP writes its own pid, and both
+# are killed.
+cat >"$T/dp.py" <<'PY'
+import hashlib, http.server, os, sys, time
 port, www = int(sys.argv[1]), sys.argv[2]
+open(os.path.join(www, "..", "dp.pid"), "w").write("%d\n" % os.getpid())
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         mode = open(os.path.join(www, "mode")).read().strip()
+        if mode.startswith("slowat"):
+            # replay the CRL held at once, but from the epoch given on, hold
+            # one answer 9.5 s (the fetcher's deadline is 10): a drip
+            if not hasattr(H, "dripped") and time.time() >= float(mode.split()[1]):
+                H.dripped = True
+                time.sleep(9.5)
+            mode = "replay"
         body = open(os.path.join(www, "crl"), "rb").read()
         tag = '"%s"' % hashlib.sha256(body).hexdigest()[:16]
         if mode == "304" or (mode == "pass" and self.headers.get("If-None-Match") == tag):
@@ -111,7 +122,18 @@ def mode_now():
     return open(os.path.join(www, "mode")).read().strip()
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
-LOCAL_PIDS="$LOCAL_PIDS $!"
+python3 "$T/dp.py" "$HPORT" "$T/www" >"$T/dp.log" 2>&1 &
+DP_PID=$!
+for _ in $(seq 50); do [ -s "$T/dp.pid" ] && break; sleep 0.1; done
+DP_PID="$DP_PID $(cat "$T/dp.pid" 2>/dev/null)"
+LOCAL_PIDS="$LOCAL_PIDS $DP_PID"
+# The DP is stopped and reaped on every way out, failures too.
+dp_stop() {
+    local p
+    for p in $DP_PID; do kill "$p" 2>/dev/null; done
+    wait "${DP_PID%% *}" 2>/dev/null
+}
+dmn_cleanup_more() { dp_stop; }
 
 # As peer: the management API's status; "200" when B admits it.
 code_of() { # peer
@@ -216,4 +238,40 @@ ok_if "B ([crl] resign = 2) re-signed its CRL: a later thisUpdate ($(this_update
 $(this_update "$T/b2.der")) and a higher number ($n1 -> $n2)" \
     eval '[ "$(this_update "$T/b2.der")" -gt "$(this_update "$T/b1.der")" ] &&
           [ $((n2)) -gt $((n1)) ]'
+
+# ---- 5. drip: B does not publish (no [crl] resign reloads to re-judge freshness); A
+# revokes monc; the attacker replays the held CRL at once, but holds the one fetch that
+# starts just before max-stale runs out for 9.5 s (the fetcher's deadline is 10 s).
+# Freshness is judged on its own timer: monc is refused by max-stale + ~1 s all the same.
+dmn_stop
+gw_conf "$T/gw2.conf"
+printf '%s\n' "[trust hubA]" "ca = $T/a/ca.crt" "crl-url = http://127.0.0.1:$HPORT/crl" \
+    "roles = monitor" "refresh = 1" "max-stale = $MS" >>"$T/gw2.conf"
+mode pass
+a_crl && publish
+log_mark
+dmn_start "$T/gw2.conf" || { echo "Bail out! B did not restart: $(tail -n 5 "$DLOG")"; exit 1; }
+for _ in $(seq 100); do log_since | grep -q "trust hubA: CRL fresh" && break; sleep 0.1; done
+ok_if "drip: B (not a publisher) takes A's CRL: monc accepted" test "$(code_of monc)" = 200
+TU=$(this_update "$T/www/crl")
+a_revoke monc
+a_crl # A's new CRL lists monc; the attacker never lets it through
+mode "slowat $((TU + MS - 1))"
+watch_refusal monc $((TU + MS + 25))
+echo "# drip: CRL signed at $TU, max-stale $MS: monc last accepted at ${LAST_OK:-never}," \
+    "refused at ${REFUSED:-never} ($(uptime))"
+ok_if "drip: monc refused at B by thisUpdate + max-stale + 3 s, fetch held or not" \
+    eval '[ -n "$REFUSED" ] && [ "${REFUSED%.*}" -le $((TU + MS + 3)) ]'
+ok_if "drip: ... and not before max-stale ran out" \
+    eval '[ -n "$LAST_OK" ] && [ -n "$REFUSED" ] && [ "${REFUSED%.*}" -ge $((TU + MS)) ]'
+
+# ---- hygiene: the DP is stopped, and no process of this test is left ------------------
+dmn_stop
+dp_stop
+for _ in $(seq 20); do kill -0 $DP_PID 2>/dev/null || break; sleep 0.1; done
+ps -o pid,stat,args -p "${DP_PID// /,}" 2>/dev/null | sed 's/^/# /'
+ok_if "the test's DP (pids $DP_PID) is gone" eval '! kill -0 $DP_PID 2>/dev/null'
+LEFT=$(pgrep -af -- "$T/www")
+echo "${LEFT:+# left: $LEFT}"
+ok_if "no process is left serving $T" test -z "$LEFT"
 tap_done

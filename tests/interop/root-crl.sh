@@ -101,6 +101,7 @@ hold_cmd "REQ GET /api/v1/status"
 expect_hold "STATUS 200 *" "mona's session answers"
 
 # ---- hubA is compromised: the root revokes its intermediate and publishes -------------
+cp "$T/root/root-crl.pem" "$T/root-crl1.pem" # what a path attacker records off the wire
 root revoke "$T/hubA.crt" >/dev/null 2>&1
 root crl --out "$T/root-crl2.pem" >/dev/null 2>&1 || { echo "Bail out! root crl"; exit 1; }
 publish "$T/root-crl2.pem" root.crl
@@ -123,4 +124,23 @@ expect_in '"ca_revoked": true' "$(python3 -m json.tool <<<"$OUT" 2>/dev/null)" \
 ok_if "hubB's own admin is still served" test "$(code_of admin1)" = 200
 expect_exit 1 "explain at hubB agrees: mona refused" hub explain "$T/mona.crt"
 expect_in "its issuer hubA's CA is revoked by the root" "$OUT" "... and says why"
+
+# ---- hubB restarts (reboot, upgrade, crash) and a path attacker answers at the root's DP
+# with the recorded root CRL 1 (before the revocation, still within its nextUpdate): the
+# kept root CRL (2 or later) is the floor, so CRL 1 is refused and mona stays refused --------------
+dmn_stop
+publish "$T/root-crl1.pem" root.crl
+log_mark
+dmn_start || { echo "Bail out! hubB did not restart: $(tail -n 5 "$DLOG")"; exit 1; }
+for _ in $(seq 100); do
+    log_since | grep -q "trust hubA: root CRL fetch failed" &&
+        log_since | grep -q "trust hubA: CRL fresh" && break
+    sleep 0.1
+done
+log_since | grep 'trust hubA' | sed 's/^/# B log: /'
+since_has() { log_since | grep -q -- "$1"; }
+ok_if "restart: the replayed root CRL 1 is refused (lower than the kept one)" \
+    since_has "trust hubA: root CRL fetch failed: the root's CRL number 1 is older"
+ok_if "restart + replayed root CRL 1: mona stays refused at hubB" test "$(code_of mona)" != 200
+expect_exit 1 "... and explain at hubB refuses mona" hub explain "$T/mona.crt"
 tap_done

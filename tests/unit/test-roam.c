@@ -30,6 +30,7 @@
 #include "cunit-main.h"
 #include "privsep.h"
 #include "trustdb.h"
+#include "verify.h"
 
 static struct config *cfg;
 static struct ps_server *ps;
@@ -394,6 +395,185 @@ static void test_big_number(void)
     gnutls_x509_crt_deinit(roamer);
 }
 
+/* DER: tag, definite length, contents (out may be NULL: the size only). */
+static size_t der_put(unsigned char *out, unsigned char tag, const unsigned char *body,
+                      size_t len)
+{
+    size_t h = len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : 5;
+
+    if (out) {
+        out[0] = tag;
+        if (h == 2) {
+            out[1] = (unsigned char)len;
+        } else {
+            out[1] = (unsigned char)(0x80 | (h - 2));
+            for (size_t i = 0; i < h - 2; i++)
+                out[2 + i] = (unsigned char)(len >> (8 * (h - 3 - i)));
+        }
+        if (body)
+            memmove(out + h, body, len);
+    }
+    return h + len;
+}
+
+/*
+ * A forged CRL in the name of hubA's CA (att16b/bigcrl): n entries with a
+ * reasonCode each (37 bytes), a signature of junk. No key needed: anyone, a compromised
+ * session process too, can write one. GnuTLS's import of it took the
+ * parent a minute (the tunnels stalled with it).
+ */
+static unsigned char *forged_crl(size_t n, size_t *len)
+{
+    static const unsigned char alg[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+                                        0x3d, 0x04, 0x03, 0x02}; /* ecdsa-with-SHA256 */
+    static const unsigned char sig[] = {0x00, 0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
+    static const unsigned char when[] = "260101000000Z";
+    gnutls_datum_t dn;
+    size_t ent = n * 37, cap = ent + 4096, o = 0, tbs_len, all;
+    unsigned char *list = malloc(ent + 8), *tbs = malloc(cap), *out;
+
+    CU_ASSERT_FATAL(list && tbs);
+    CU_ASSERT_FATAL(gnutls_x509_crt_get_raw_dn(ca, &dn) == 0);
+    for (size_t i = 0; i < n; i++) {
+        /* SEQUENCE { serial, revocationDate, { reasonCode keyCompromise } } */
+        unsigned char e[37] = {0x30, 35, 0x02, 4, 0x01, (unsigned char)(i >> 16),
+                               (unsigned char)(i >> 8), (unsigned char)i, 0x17, 13};
+        static const unsigned char reason[14] = {0x30, 12, 0x30, 10, 0x06, 3, 0x55, 0x1d,
+                                                 0x15, 0x04, 3, 0x0a, 1, 1};
+        memcpy(e + 10, when, 13);
+        memcpy(e + 23, reason, sizeof(reason));
+        memcpy(list + 37 * i, e, 37);
+    }
+    o += der_put(tbs + o, 0x02, (const unsigned char *)"\x01", 1); /* v2 */
+    memcpy(tbs + o, alg, sizeof(alg));
+    o += sizeof(alg);
+    memcpy(tbs + o, dn.data, dn.size);
+    o += dn.size;
+    o += der_put(tbs + o, 0x17, when, 13);
+    o += der_put(tbs + o, 0x17, (const unsigned char *)"991231000000Z", 13);
+    o += der_put(tbs + o, 0x30, list, ent);
+    tbs_len = der_put(NULL, 0x30, NULL, o);
+    all = tbs_len + sizeof(alg) + sizeof(sig) + 2;
+    out = malloc(all + 8);
+    CU_ASSERT_FATAL(out != NULL);
+    {
+        size_t h = der_put(out, 0x30, NULL, all) - all, q = h;
+        q += der_put(out + q, 0x30, tbs, o);
+        memcpy(out + q, alg, sizeof(alg));
+        q += sizeof(alg);
+        q += der_put(out + q, 0x03, sig, sizeof(sig));
+        *len = q;
+    }
+    gnutls_free(dn.data);
+    free(list);
+    free(tbs);
+    return out;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * What a compromised session process can put where the parent reads the
+ * kept CRL: a forged 2 MiB CRL (refused on its signature, before GnuTLS's
+ * quadratic import, in well under a second), a FIFO (refused, not opened
+ * blocking: the parent would wait there forever), a symlink (not followed).
+ */
+static void test_hostile_files(void)
+{
+    gnutls_x509_crt_t roamer = new_cert("roamer", peer_key, ca, ca_key, roamer_uris, 1);
+    char path[128], file[256], other[256];
+    unsigned char *big;
+    size_t len;
+    double t0, el;
+    struct ps_msg m;
+
+    world_up();
+    snprintf(path, sizeof(path), "%s/pki", dir);
+    trustdb_issuer_crl_path(path, "hubA", file, sizeof(file));
+    build(&m, "hubA", roamer, "roamer", NULL, 1);
+
+    big = forged_crl(56000, &len);
+    printf("\n# forged CRL: 56,000 entries, %zu bytes\n", len);
+    CU_ASSERT(len <= 2u * 1024 * 1024);
+    {
+        gnutls_datum_t d = {big, (unsigned)len};
+        write_der(file, &d);
+    }
+    t0 = now_s();
+    expect("a forged 2 MiB CRL in hubA's name", &m, -EPERM, "not signed by its CA");
+    el = now_s() - t0;
+    printf("# the parent refused it in %.3f s\n", el);
+    CU_ASSERT(el < 1.0);
+    t0 = now_s();
+    CU_ASSERT_EQUAL(verify_crl_precheck(big, len, ca), -EPERM);
+    CU_ASSERT(now_s() - t0 < 1.0);
+    free(big);
+
+    CU_ASSERT_FATAL(unlink(file) == 0);
+    CU_ASSERT_FATAL(mkfifo(file, 0644) == 0);
+    alarm(20); /* blocked in open() on the FIFO: killed, and failed */
+    expect("a FIFO where the CRL is kept", &m, -EPERM, "not a regular file");
+    alarm(0);
+    CU_ASSERT_FATAL(unlink(file) == 0);
+
+    write_crl(ca, ca_key, NULL, 3600, crl_number);
+    snprintf(other, sizeof(other), "%s/elsewhere.crl", dir);
+    CU_ASSERT_FATAL(rename(file, other) == 0);
+    CU_ASSERT_FATAL(symlink(other, file) == 0);
+    expect("a symlink where the CRL is kept (to a good CRL)", &m, -EPERM,
+           "not a regular file");
+    CU_ASSERT_FATAL(unlink(file) == 0);
+    CU_ASSERT_FATAL(rename(other, file) == 0);
+    expect("the same CRL as a file: accepted", &m, 0, NULL);
+    world_down();
+    gnutls_x509_crt_deinit(roamer);
+}
+
+/* A CRL signed by a clock a minute fast is signed all the same
+ * (verify_crl_signed_by): its time is verify_crl_fresh's to judge, with
+ * its 300 s of skew (att16b/crl-future.sh: the fetcher took it for a bad
+ * signature). The pre-check agrees, PEM or DER. */
+static void test_crl_signature(void)
+{
+    gnutls_x509_crl_t crl;
+    gnutls_datum_t der, pem;
+    time_t now = time(NULL);
+
+    CU_ASSERT_FATAL(gnutls_x509_crl_init(&crl) == 0);
+    gnutls_x509_crl_set_version(crl, 2);
+    gnutls_x509_crl_set_this_update(crl, now + 60);
+    gnutls_x509_crl_set_next_update(crl, now + 3600);
+    CU_ASSERT_FATAL(gnutls_x509_crl_sign2(crl, ca, ca_key, GNUTLS_DIG_SHA256, 0) == 0);
+    CU_ASSERT(verify_crl_signed_by(crl, ca));
+    CU_ASSERT(!verify_crl_signed_by(crl, evil));
+    CU_ASSERT(verify_crl_fresh(now + 60, now + 3600, 3600, now, NULL, 0));
+    CU_ASSERT_FATAL(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_DER, &der) == 0);
+    CU_ASSERT_FATAL(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &pem) == 0);
+    CU_ASSERT_EQUAL(verify_crl_precheck(der.data, der.size, ca), 0);
+    CU_ASSERT_EQUAL(verify_crl_precheck(pem.data, pem.size, ca), 0);
+    CU_ASSERT_EQUAL(verify_crl_precheck(der.data, der.size, evil), -EPERM);
+    der.data[der.size - 3] ^= 1; /* in the signature */
+    CU_ASSERT_EQUAL(verify_crl_precheck(der.data, der.size, ca), -EPERM);
+    CU_ASSERT_EQUAL(verify_crl_precheck("garbage", 7, ca), -EBADMSG);
+    gnutls_free(der.data);
+    gnutls_free(pem.data);
+    gnutls_x509_crl_deinit(crl);
+    /* Past its nextUpdate: signed, and not fresh. */
+    CU_ASSERT_FATAL(gnutls_x509_crl_init(&crl) == 0);
+    gnutls_x509_crl_set_version(crl, 2);
+    gnutls_x509_crl_set_this_update(crl, now - 7200);
+    gnutls_x509_crl_set_next_update(crl, now - 3600);
+    CU_ASSERT_FATAL(gnutls_x509_crl_sign2(crl, ca, ca_key, GNUTLS_DIG_SHA256, 0) == 0);
+    CU_ASSERT(verify_crl_signed_by(crl, ca));
+    gnutls_x509_crl_deinit(crl);
+}
+
 static void setup_keys(void)
 {
     ca_key = new_key();
@@ -409,6 +589,8 @@ static void test_all(void)
     test_roam();
     test_stale();
     test_big_number();
+    test_crl_signature();
+    test_hostile_files();
     gnutls_x509_crt_deinit(ca);
     gnutls_x509_crt_deinit(evil);
     gnutls_x509_privkey_deinit(ca_key);

@@ -70,11 +70,14 @@ void roam_free(struct roam *r)
     free(r);
 }
 
-static int read_file(const char *path, size_t max, gnutls_datum_t *d)
+/* regular: a file the session process writes (fs_read_regular: no FIFO to
+ * block this loop, no symlink to read another file through). */
+static int read_file(const char *path, size_t max, gnutls_datum_t *d, bool regular)
 {
     char *buf = NULL;
     size_t len = 0;
-    int rc = fs_read_file(path, max, &buf, &len);
+    int rc = regular ? fs_read_regular(path, max, &buf, &len)
+                     : fs_read_file(path, max, &buf, &len);
 
     if (rc < 0)
         return rc;
@@ -91,7 +94,7 @@ static int issuer_ca(struct roam_issuer *is, char *err, size_t errlen)
 
     if (is->ca)
         return 0;
-    if ((rc = read_file(is->cfg->ca, 1024 * 1024, &d)) < 0) {
+    if ((rc = read_file(is->cfg->ca, 1024 * 1024, &d, false)) < 0) {
         snprintf(err, errlen, "[trust %s] ca = %s: %s", is->cfg->name, is->cfg->ca,
                  strerror(-rc));
         return -EPERM;
@@ -145,10 +148,26 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
         return -EPERM;
     }
     if (!(is->crl && same_file(&st, &is->crl_st))) {
-        int rd = read_file(path, ROAM_CRL_MAX, &d);
+        int rd = read_file(path, ROAM_CRL_MAX, &d, true);
         if (rd == -EFBIG) {
             snprintf(err, errlen, "issuer %s: %s is larger than %u bytes: refused (stale)",
                      is->cfg->name, path, ROAM_CRL_MAX);
+            goto out;
+        }
+        if (rd == -EPERM) {
+            snprintf(err, errlen, "issuer %s: %s is not a regular file: refused (stale)",
+                     is->cfg->name, path);
+            goto out;
+        }
+        if (rd < 0)
+            goto bad;
+        /* The signature over the raw DER first (verify_crl_precheck): an
+         * unsigned blob never reaches GnuTLS's quadratic import, which
+         * would stall this loop, and every tunnel with it. */
+        rd = verify_crl_precheck(d.data, d.size, is->ca);
+        if (rd == -EPERM || rd == -EFBIG) {
+            snprintf(err, errlen, "issuer %s: the CRL in %s is %s", is->cfg->name, path,
+                     rd == -EPERM ? "not signed by its CA" : "too big to import unchecked");
             goto out;
         }
         if (rd < 0 || gnutls_x509_crl_init(&crl) < 0)

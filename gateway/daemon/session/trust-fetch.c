@@ -49,6 +49,8 @@
  * closed). 2 MiB is ~50,000 entries; roam.c holds the parent to the same. */
 #define FETCH_MAX (2u * 1024 * 1024)
 #define FETCH_TIMEOUT_MS 10000
+/* An answer's status line and headers, on top of the body's cap. */
+#define HEAD_MAX 16384
 
 /*
  * The root's CRL for one issuer (docs/pki.md "The root's CRL at the hubs"):
@@ -95,7 +97,8 @@ struct trust_fetch {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_t thread;
-    bool running, stop;
+    pthread_t judge;      /* judge_thread: freshness, once a second */
+    bool running, judging, stop;
     void (*on_change)(void *arg);
     void *arg;
     struct tf_issuer *is;
@@ -198,9 +201,11 @@ void trust_fetch_free(struct trust_fetch *tf)
     if (tf->running) {
         pthread_mutex_lock(&tf->lock);
         tf->stop = true;
-        pthread_cond_signal(&tf->cond);
+        pthread_cond_broadcast(&tf->cond);
         pthread_mutex_unlock(&tf->lock);
         pthread_join(tf->thread, NULL);
+        if (tf->judging)
+            pthread_join(tf->judge, NULL);
     }
     for (size_t i = 0; i < tf->n; i++) {
         if (tf->is[i].ca)
@@ -282,6 +287,57 @@ static void header_value(const char *head, const char *name, char *out, size_t o
     }
 }
 
+/* The whole answer on fd into *bufp (NUL room kept), *havep bytes. The
+ * cap is on the bytes received (the head may take HEAD_MAX of them), not
+ * on the buffer's growth: not a byte more than the cap is read, and a body
+ * over max is refused, not parsed. */
+static int recv_capped(int fd, long long deadline, size_t max, char **bufp, size_t *havep,
+                       const char *url, unsigned timeout_ms, char *err, size_t errlen)
+{
+    char *buf = *bufp;
+    size_t have = 0, cap = 0, limit = max + HEAD_MAX;
+    int rc = 0;
+
+    for (;;) {
+        ssize_t n;
+        if (have == limit) {
+            snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
+            rc = -EFBIG;
+            goto out;
+        }
+        if (have + 65536 + 1 > cap && cap < limit + 1) {
+            char *nb;
+            cap = cap ? cap * 2 : 131072;
+            if (cap > limit + 1)
+                cap = limit + 1;
+            if (!(nb = realloc(buf, cap))) {
+                rc = -ENOMEM;
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
+            buf = nb;
+        }
+        if (io_deadline(fd, POLLIN, deadline) < 0) {
+            snprintf(err, errlen, "%s: no complete answer within %u ms", url, timeout_ms);
+            rc = -ETIMEDOUT;
+            goto out;
+        }
+        n = recv(fd, buf + have, cap - have - 1, 0);
+        if (n == 0)
+            break;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            snprintf(err, errlen, "%s: recv: %s", url, strerror(errno));
+            rc = -errno;
+            goto out;
+        }
+        have += n > 0 ? (size_t)n : 0;
+    }
+out:
+    *bufp = buf;
+    *havep = have;
+    return rc;
+}
+
 int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_t max,
                    int *status, char **body, size_t *len, char *etag_out, size_t etag_len,
                    char *err, size_t errlen)
@@ -290,7 +346,7 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
     const char *h = url + 7, *path, *colon;
     long long deadline = mono_ms() + timeout_ms;
     char *buf = NULL, *sep;
-    size_t have = 0, cap = 0;
+    size_t have = 0;
     int fd = -1, rc;
 
     *body = NULL;
@@ -335,38 +391,9 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
         }
         off += n > 0 ? (size_t)n : 0;
     }
-    for (;;) {
-        ssize_t n;
-        if (have + 65536 + 1 > cap) {
-            char *nb;
-            if (cap > max + 16384) {
-                snprintf(err, errlen, "%s: larger than %zu bytes", url, max);
-                rc = -EFBIG;
-                goto out;
-            }
-            cap = cap ? cap * 2 : 131072;
-            if (!(nb = realloc(buf, cap))) {
-                rc = -ENOMEM;
-                snprintf(err, errlen, "out of memory");
-                goto out;
-            }
-            buf = nb;
-        }
-        if (io_deadline(fd, POLLIN, deadline) < 0) {
-            snprintf(err, errlen, "%s: no complete answer within %u ms", url, timeout_ms);
-            rc = -ETIMEDOUT;
-            goto out;
-        }
-        n = recv(fd, buf + have, cap - have - 1, 0);
-        if (n == 0)
-            break;
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            snprintf(err, errlen, "%s: recv: %s", url, strerror(errno));
-            rc = -errno;
-            goto out;
-        }
-        have += n > 0 ? (size_t)n : 0;
-    }
+    rc = recv_capped(fd, deadline, max, &buf, &have, url, timeout_ms, err, errlen);
+    if (rc < 0)
+        goto out;
     if (!buf || (buf[have] = '\0', !(sep = strstr(buf, "\r\n\r\n"))) ||
         sscanf(buf, "HTTP/1.%*1d %3d", status) != 1) {
         snprintf(err, errlen, "%s: not an HTTP answer", url);
@@ -382,6 +409,12 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
     }
     header_value(buf, "ETag", etag_out, etag_len);
     *len = have - (size_t)(sep + 4 - buf);
+    if (*len > max) {
+        snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
+        *len = 0;
+        rc = -EFBIG;
+        goto out;
+    }
     memmove(buf, sep + 4, *len);
     *body = buf;
     buf = NULL;
@@ -404,16 +437,34 @@ struct tf_crl {
     time_t this_update, next_update;
 };
 
+/* What verify_crl_precheck's rc means, for the log and status. */
+static void precheck_error(int rc, const char *signer, char *err, size_t errlen)
+{
+    if (rc == -EFBIG)
+        snprintf(err, errlen, "a CRL of more than %d entries whose signature cannot be "
+                 "checked before import: refused", VERIFY_CRL_MAX_UNCHECKED);
+    else if (rc == -EPERM)
+        snprintf(err, errlen, "CRL not signed by %s", signer);
+    else
+        snprintf(err, errlen, "not a CRL (DER or PEM)");
+}
+
 static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
                      struct tf_crl *out, char *err, size_t errlen)
 {
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
     gnutls_x509_crl_iter_t it = NULL;
-    unsigned status = 0;
     int rc = -EBADMSG, count;
 
     memset(out, 0, sizeof(*out));
+    /* The signature first: a forged CRL never reaches the quadratic import. */
+    rc = verify_crl_precheck(data, len, is->ca);
+    if (rc < 0) {
+        precheck_error(rc, is->cfg->ca, err, errlen);
+        return -EBADMSG;
+    }
+    rc = -EBADMSG;
     if (gnutls_x509_crl_init(&crl) < 0)
         return -ENOMEM;
     if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
@@ -421,7 +472,8 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
         snprintf(err, errlen, "not a CRL (DER or PEM)");
         goto out;
     }
-    if (gnutls_x509_crl_verify(crl, &is->ca, 1, 0, &status) < 0 || status != 0) {
+    /* Its times are is_fresh's (verify_crl_fresh, with its skew). */
+    if (!verify_crl_signed_by(crl, is->ca)) {
         snprintf(err, errlen, "CRL not signed by the CA in %s", is->cfg->ca);
         goto out;
     }
@@ -585,10 +637,16 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
 {
     gnutls_x509_crl_t crl = NULL;
     gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
-    unsigned status = 0;
     int rc = -EBADMSG;
 
     *listed = false;
+    if ((rc = verify_crl_precheck(data, len, r->root)) < 0) {
+        char why[200];
+        precheck_error(rc, "the root in ca.crt", why, sizeof(why));
+        snprintf(err, errlen, "%s: the root's CRL: %s", r->url, why);
+        return -EBADMSG;
+    }
+    rc = -EBADMSG;
     if (gnutls_x509_crl_init(&crl) < 0)
         return -ENOMEM;
     if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
@@ -596,9 +654,16 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
         snprintf(err, errlen, "%s: not a CRL (DER or PEM)", r->url);
         goto out;
     }
-    if (gnutls_x509_crl_verify(crl, &r->root, 1, 0, &status) < 0 || status != 0) {
-        snprintf(err, errlen, "%s: the root's CRL is not signed by the root in ca.crt, or "
-                 "past its nextUpdate", r->url);
+    /* Its nextUpdate is root_fresh's; a thisUpdate ahead of this clock is
+     * taken within the skew verify_crl_fresh allows a sibling's. */
+    if (!verify_crl_signed_by(crl, r->root)) {
+        snprintf(err, errlen, "%s: the root's CRL is not signed by the root in ca.crt",
+                 r->url);
+        goto out;
+    }
+    if (gnutls_x509_crl_get_this_update(crl) > time(NULL) + VERIFY_CRL_SKEW) {
+        snprintf(err, errlen, "%s: the root's CRL's thisUpdate is more than %d s ahead of "
+                 "this clock (check both clocks)", r->url, VERIFY_CRL_SKEW);
         goto out;
     }
     verify_crl_num(crl, num);
@@ -609,6 +674,43 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
 out:
     gnutls_x509_crl_deinit(crl);
     return rc;
+}
+
+/*
+ * The root's CRL kept from before (rootcrl-NAME.crl, written only once its
+ * signature checked out) is held at start, as if fetched: its number is the
+ * floor, so a restart does not let an older root CRL (one from before the
+ * issuer's CA was revoked, replayed on the path) back in, and a CA it lists
+ * stays refused. It is judged fresh by its own nextUpdate as a fetched one.
+ */
+static void root_from_kept(struct trust_fetch *tf, struct tf_issuer *is)
+{
+    struct tf_root *r = &is->root;
+    char path[4096], err[256];
+    struct verify_crl_num num = {.len = 0};
+    uint64_t number = 0;
+    time_t next = 0;
+    char *body = NULL;
+    size_t len = 0;
+    bool listed = false;
+
+    if (!r->url || !r->root)
+        return;
+    trustdb_issuer_root_crl_path(tf->d->cfg->pki.dir, is->cfg->name, path, sizeof(path));
+    if (fs_read_file(path, FETCH_MAX, &body, &len) == 0 &&
+        root_crl_parse(r, is->ca, body, len, &num, &number, &next, &listed, err,
+                       sizeof(err)) == 0) {
+        r->have = true;
+        r->ca_revoked = listed;
+        r->num = num;
+        r->number = number;
+        r->next_update = next;
+        if (listed)
+            log_err("trust %s: the root's CRL %llu kept in %s revokes its CA (serial %s): its "
+                    "peers are refused",
+                    is->cfg->name, (unsigned long long)number, path, r->ca_serial);
+    }
+    free(body);
 }
 
 /* One fetch of is's root CRL; true when what its peers get changed. */
@@ -723,14 +825,63 @@ static bool is_fresh(const struct tf_issuer *is, time_t now, char *why, size_t w
            root_fresh(is, now, why, whylen);
 }
 
+/* Whether an issuer's freshness changed since last published (the reload
+ * publishes it, and says so: trust_fetch_apply). */
+static bool freshness_changed(struct trust_fetch *tf)
+{
+    bool reload = false;
+
+    pthread_mutex_lock(&tf->lock);
+    for (size_t i = 0; i < tf->n; i++)
+        reload |= is_fresh(&tf->is[i], time(NULL), NULL, 0) != tf->is[i].fresh;
+    pthread_mutex_unlock(&tf->lock);
+    return reload;
+}
+
+/* Waits up to a second (or until stop); true when stopping. */
+static bool tick(struct trust_fetch *tf)
+{
+    struct timespec ts;
+    bool stop;
+
+    pthread_mutex_lock(&tf->lock);
+    if (!tf->stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&tf->cond, &tf->lock, &ts);
+    }
+    stop = tf->stop;
+    pthread_mutex_unlock(&tf->lock);
+    return stop;
+}
+
+/*
+ * Freshness on its own clock: once a second, whatever the fetcher is doing
+ * (a DP that drips its answer holds it for FETCH_TIMEOUT_MS per URL, a name
+ * lookup has no deadline, a big CRL takes long to parse), each issuer's
+ * held CRL is judged against max-stale; one that turns stale reloads trust
+ * then. A revocation is held back max-stale + ~1 s at most.
+ */
+static void *judge_thread(void *arg)
+{
+    struct trust_fetch *tf = arg;
+
+    do {
+        /* The reload takes the issuers' state from trust_fetch_apply, which
+         * publishes each one's freshness as it is then. */
+        if (freshness_changed(tf))
+            tf->on_change(tf->arg);
+    } while (!tick(tf));
+    return NULL;
+}
+
 static void *fetch_thread(void *arg)
 {
     struct trust_fetch *tf = arg;
 
-    for (;;) {
-        bool reload = false, stop;
+    do {
+        bool reload = false;
         long long now_ms = mono_ms();
-        struct timespec ts;
 
         for (size_t i = 0; i < tf->n; i++) {
             struct tf_issuer *is = &tf->is[i];
@@ -747,41 +898,12 @@ static void *fetch_thread(void *arg)
                                                 : is->cfg->refresh);
             pthread_mutex_unlock(&tf->lock);
         }
-        pthread_mutex_lock(&tf->lock);
-        for (size_t i = 0; i < tf->n; i++) {
-            struct tf_issuer *is = &tf->is[i];
-            char why[256];
-            bool fresh = is_fresh(is, time(NULL), why, sizeof(why));
-            if (fresh == is->fresh)
-                continue;
-            if (!fresh)
-                log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
-                        "are refused and their sessions end",
-                        is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
-                        is->error[0] ? "; last fetch: " : "", is->error);
-            else
-                log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
-            reload = true;
-        }
-        pthread_mutex_unlock(&tf->lock);
-        /* The reload takes the issuers' state from trust_fetch_apply, which
-         * publishes each one's freshness as it is then. */
+        /* A good fetch that makes an issuer fresh again is published now,
+         * not on the judge's next tick. */
+        reload |= freshness_changed(tf);
         if (reload)
             tf->on_change(tf->arg);
-        pthread_mutex_lock(&tf->lock);
-        if (tf->stop) {
-            pthread_mutex_unlock(&tf->lock);
-            break;
-        }
-        /* At least once a second: freshness runs out between fetches. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&tf->cond, &tf->lock, &ts);
-        stop = tf->stop;
-        pthread_mutex_unlock(&tf->lock);
-        if (stop)
-            break;
-    }
+    } while (!tick(tf));
     return NULL;
 }
 
@@ -795,8 +917,10 @@ int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void
         return 0;
     tf->on_change = on_change;
     tf->arg = arg;
-    for (size_t i = 0; i < tf->n; i++)
+    for (size_t i = 0; i < tf->n; i++) {
         number_from_kept(tf, &tf->is[i]);
+        root_from_kept(tf, &tf->is[i]);
+    }
     /* The wait above counts on the monotonic clock. */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -809,6 +933,12 @@ int trust_fetch_start(struct trust_fetch *tf, void (*on_change)(void *arg), void
         return -rc;
     }
     tf->running = true;
+    rc = pthread_create(&tf->judge, NULL, judge_thread, tf);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the CRL freshness timer: %s", strerror(rc));
+        return -rc;
+    }
+    tf->judging = true;
     return 0;
 }
 
@@ -822,7 +952,18 @@ int trust_fetch_apply(struct trust_fetch *tf, struct trustdb *db)
     pthread_mutex_lock(&tf->lock);
     for (size_t i = 0; i < tf->n && rc == 0; i++) {
         struct tf_issuer *is = &tf->is[i];
-        is->fresh = is_fresh(is, now, NULL, 0);
+        char why[256];
+        bool fresh = is_fresh(is, now, why, sizeof(why));
+        /* Said by whichever reload publishes the change (the freshness
+         * timer's, a fetch's, or another: [crl] resign, a local revoke). */
+        if (fresh != is->fresh && !fresh)
+            log_err("trust %s: no fresh CRL from %s (max-stale %u s): %s%s%s: its peers "
+                    "are refused and their sessions end",
+                    is->cfg->name, is->cfg->crl_url, is->cfg->max_stale, why,
+                    is->error[0] ? "; last fetch: " : "", is->error);
+        else if (fresh != is->fresh)
+            log_info("trust %s: CRL fresh: its peers are admitted again", is->cfg->name);
+        is->fresh = fresh;
         rc = trustdb_add_issuer(db, is->cfg->name, &is->ca_der, is->fresh, is->revoked,
                                 is->n_revoked, is->cfg->roles);
         if (rc == 0 && is->root.ca_revoked)
