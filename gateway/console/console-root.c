@@ -496,6 +496,16 @@ static int root_sign(struct console *con, int argc, char **argv)
     list = issued_list(&r);
     if (key_was_revoked(list, key_id, csr_path) || name_taken(list, cn, key_id, csr_path))
         goto out;
+    {
+        char rcn[256] = "";
+        size_t rl = sizeof(rcn);
+        if (gnutls_x509_crt_get_dn_by_oid(r.crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, rcn,
+                                          &rl) >= 0 && strcasecmp(rcn, cn) == 0) {
+            con_err("root", "CSR in %s: subject 'CN=%s' is the root's own name: refused "
+                            "(an intermediate needs a CN of its own)", csr_path, cn);
+            goto out;
+        }
+    }
     req.profile = P11_PROFILE_CA;
     req.cn = cn;
     req.days = days;

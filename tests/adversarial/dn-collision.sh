@@ -61,6 +61,10 @@ ok_if "root sign refuses a second intermediate with B's subject for another key"
     test "$RC" -ne 0 -a ! -s "$T/hubA-try.crt"
 ok_if "its message says to revoke the old one first" grep -q "revoke the old one first" \
     <<<"$SIGNED"
+openssl req -new -key "$T/hubA.key" -subj "/CN=Org Root" -out "$T/rootname.csr" 2>/dev/null
+ok_if "root sign refuses an intermediate with the root's own name" \
+    bash -c '! "$1" -c "$2" root sign --csr "$3" --out "$4" && test ! -s "$4"' _ \
+    "$MTLSGW" "$T/root.conf" "$T/rootname.csr" "$T/rootname.crt"
 
 # ---- the twin anyway: a root whose issued.json lost B's record signs it ----------------
 cp "$T/root/issued.json" "$T/issued.keep"
