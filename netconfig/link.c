@@ -23,7 +23,9 @@
  * IPv6 link-local address. Without one the device also adds no fe80::/64
  * route, and every such route of every tunnel shares one fib6 node, which
  * makes bringing up the 1000th tunnel slower than the first. Set while the
- * device is still down, before addrconf runs.
+ * device is still down, before addrconf runs. The same message shortens
+ * the device's queue to NC_TUN_TXQLEN (netconfig.h; a kernel without IPv6
+ * gets the queue alone).
  */
 static int no_linklocal(struct nc *nc, const char *name)
 {
@@ -45,16 +47,28 @@ static int no_linklocal(struct nc *nc, const char *name)
     }
     rtnl_link_set_ifindex(orig, ifindex);
     rtnl_link_set_name(orig, name);
+    rtnl_link_set_txqlen(chg, NC_TUN_TXQLEN);
     err = rtnl_link_inet6_set_addr_gen_mode(chg, IN6_ADDR_GEN_MODE_NONE);
     if (err == 0) {
         nc_kerr_reset(nc);
         err = rtnl_link_change(sk, orig, chg, 0);
     }
-    /* A kernel without IPv6 refuses it; that is fine. */
-    if (err < 0 && nc_nlerr(nc, err) != -EAFNOSUPPORT && nc_nlerr(nc, err) != -EOPNOTSUPP)
+    /* A kernel without IPv6 refuses it; that is fine: the queue alone. */
+    if (err < 0 && (nc_nlerr(nc, err) == -EAFNOSUPPORT || nc_nlerr(nc, err) == -EOPNOTSUPP)) {
+        rtnl_link_put(chg);
+        if ((chg = rtnl_link_alloc()) == NULL) {
+            err = nc_fail(nc, -ENOMEM, "tun %s", name);
+            goto out;
+        }
+        rtnl_link_set_txqlen(chg, NC_TUN_TXQLEN);
+        nc_kerr_reset(nc);
+        err = rtnl_link_change(sk, orig, chg, 0);
+        if (err < 0)
+            err = nc_fail(nc, nc_nlerr(nc, err), "tun %s: txqueuelen", name);
+        goto out;
+    }
+    if (err < 0)
         err = nc_fail(nc, nc_nlerr(nc, err), "tun %s: IPv6 address generation off", name);
-    else
-        err = 0;
 out:
     rtnl_link_put(orig);
     rtnl_link_put(chg);

@@ -54,6 +54,12 @@ int nc_tun_create(struct nc *nc, const char *name, int *fd_out);
  * on the TUN's offloads (TUNSETOFFLOAD: checksums, TCP segmentation) and
  * move up to 64 KiB of TCP segments per read and write. */
 int nc_tun_create_vnet(struct nc *nc, const char *name, int *fd_out);
+/* Both make the device's queue (txqueuelen: packets, or with offloads
+ * segment trains, waiting for the holder to read them) this short instead
+ * of the kernel's 500: what waits there delays every packet behind it, a
+ * ping behind a bulk transfer (docs/performance.md, "WAN"); a full queue
+ * drops, which TCP takes as a link's loss. */
+#define NC_TUN_TXQLEN 32
 int nc_link_set_up(struct nc *nc, const char *name);
 int nc_link_set_down(struct nc *nc, const char *name);
 int nc_link_set_mtu(struct nc *nc, const char *name, unsigned mtu);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include <gnutls/gnutls.h>
+#include <p11-kit/pkcs11.h>
 
 #include "p11.h"
 
@@ -49,5 +50,14 @@ gnutls_digest_algorithm_t p11_sign_digest(gnutls_pubkey_t pub);
 
 /* GnuTLS object flags that make the next call log in when we hold a PIN. */
 unsigned p11_login_flags(const struct p11_token *tok);
+
+/* Counts p11_token_reinit() calls: a PKCS#11 session or handle taken at
+ * another count belongs to a module instance that is gone. */
+unsigned p11_generation(void);
+
+/* Log in the token of session s with tok's PIN unless it is already (login
+ * state is the token's, shared by every session of the process): 0, or
+ * -EACCES with tok->err set ("wrong PIN", never resubmitted). */
+int p11_session_login(struct p11_token *tok, CK_FUNCTION_LIST *mod, CK_SESSION_HANDLE s);
 
 #endif

@@ -107,6 +107,20 @@ int p11_key_delete(struct p11_token *tok, const char *label);
 /* A GnuTLS private key backed by the token key with this label, or by a full
  * pkcs11: URI when `label` starts with "pkcs11:". */
 int p11_key_load(struct p11_token *tok, const char *label, gnutls_privkey_t *out);
+/*
+ * Many keys at once (a spoke's uplinks, each with a key of its own): one
+ * search over the token's private keys, then each key signs by its object
+ * handle on a session of its own, where p11_key_load() searches the token
+ * once per key (SoftHSM reads every object file in each search). keys[i]
+ * gets the key labelled labels[i]; it stays NULL for a label no key or two
+ * keys carry, a full pkcs11: URI, or a key this path does not sign with
+ * (only EC P-256/384/521, without CKA_ALWAYS_AUTHENTICATE): load those with
+ * p11_key_load(), which says what is wrong. The number of keys filled, or
+ * <0 (nothing filled; p11_token_error() says why: a wrong PIN, no token).
+ * The keys die with p11_token_reinit(): load them again after it.
+ */
+int p11_keys_load(struct p11_token *tok, const char *const *labels, size_t n,
+                  gnutls_privkey_t *keys);
 /* The matching public key (from the public object: needs no PIN). */
 int p11_pubkey_load(struct p11_token *tok, const char *label, gnutls_pubkey_t *out);
 

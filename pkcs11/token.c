@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ enum init_mode { INIT_NONE = 0, INIT_MANUAL, INIT_AUTO };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum init_mode init_mode;
+/* One more at each p11_token_reinit(): what keyset.c made before is dead. */
+static atomic_uint init_generation;
 static char *init_modules[MAX_MODULES];
 static size_t n_init_modules;
 
@@ -439,6 +442,59 @@ static int read_pin(struct p11_token *tok, const char *path)
     return rc;
 }
 
+unsigned p11_generation(void)
+{
+    return atomic_load(&init_generation);
+}
+
+/*
+ * For sessions opened outside GnuTLS (keyset.c): the same PIN, the same
+ * rule that a PIN the token refused is never offered again.
+ */
+int p11_session_login(struct p11_token *tok, CK_FUNCTION_LIST *mod, CK_SESSION_HANDLE s)
+{
+    char buf[P11_PIN_MAX + 2];
+    CK_SESSION_INFO info;
+    size_t len = 0;
+    CK_RV rv;
+    int rc;
+
+    if (mod->C_GetSessionInfo(s, &info) == CKR_OK
+        && (info.state == CKS_RO_USER_FUNCTIONS || info.state == CKS_RW_USER_FUNCTIONS))
+        return 0;
+    if (tok->pin_file == NULL)
+        return p11_fail(tok, -EACCES, "opened without a PIN file; private keys need a login");
+    pthread_mutex_lock(&registry_lock);
+    if (tok->pin_rejected) {
+        rc = p11_fail(tok, -EACCES, "login failed: wrong PIN (from %s)", tok->pin_file);
+        goto out;
+    }
+    if (tok->pin != NULL) {
+        memcpy(buf, tok->pin, tok->pin_len);
+        len = tok->pin_len;
+    } else {
+        rc = read_pin_buf(tok, tok->pin_file, buf, sizeof(buf), &len);
+        if (rc < 0)
+            goto out;
+    }
+    rv = mod->C_Login(s, CKU_USER, (CK_UTF8CHAR *)buf, len);
+    if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+        rc = 0;
+    } else if (rv == CKR_PIN_INCORRECT) {
+        tok->pin_rejected = true;
+        rc = p11_fail(tok, -EACCES, "login failed: wrong PIN (from %s)", tok->pin_file);
+    } else if (rv == CKR_PIN_LOCKED) {
+        rc = p11_fail(tok, -EACCES, "user PIN is locked; unlock it with the SO PIN");
+    } else {
+        rc = p11_fail(tok, -EIO, "login failed: PKCS#11 error 0x%lx (PIN from %s)",
+                      (unsigned long)rv, tok->pin_file);
+    }
+out:
+    pthread_mutex_unlock(&registry_lock);
+    gnutls_memset(buf, 0, sizeof(buf));
+    return rc;
+}
+
 void p11_token_forget_pin(struct p11_token *tok)
 {
     if (tok == NULL)
@@ -585,6 +641,7 @@ int p11_token_reinit(struct p11_token *tok)
         return -EINVAL;
     pthread_mutex_lock(&init_lock);
     mode = init_mode;
+    atomic_fetch_add(&init_generation, 1);
     gnutls_pkcs11_deinit();
     rc = gnutls_pkcs11_init(mode == INIT_MANUAL ? GNUTLS_PKCS11_FLAG_MANUAL
                                                 : GNUTLS_PKCS11_FLAG_AUTO,

@@ -73,8 +73,13 @@ ok_if "captured 20 records of the tunnel on the wire" test "$(wc -l <"$T/cap.hex
 # 25 copies of each: 500 replays.
 for _ in $(seq 25); do cat "$T/cap.hex"; done >"$T/replay.hex"
 
+# The hub's socket drops what does not fit its (short) receive buffer:
+# those never reach the daemon, so each forgery and replay is either
+# counted by it or among the kernel's drops.
+rcvbuf_drops() { hub nstat -asz UdpRcvbufErrors | awk '$1 == "UdpRcvbufErrors" { print $2 }'; }
 auth0=$(sess hub udp.auth_failures)
 rp0=$(sess hub udp.replays)
+kd0=$(rcvbuf_drops)
 out python3 "$TOOL" count vo "$HUB_WAN" 60 "$T/count.ready" >"$T/count" &
 cnt=$!
 wait_until 10 test -e "$T/count.ready"
@@ -93,11 +98,13 @@ wait "$cnt"
 echo "# flood: 2500 datagrams in $(python3 -c "print('%.2f' % ($t1 - $t0))") s"
 auth1=$(sess hub udp.auth_failures)
 rp1=$(sess hub udp.replays)
+kd=$(($(rcvbuf_drops) - kd0))
 ok_if "no UDP datagram from the hub reached the attacker ($(cat "$T/count") seen)" \
     test "$(cat "$T/count")" = 0
-ok_if "the 1000 forgeries with the live channel id failed the AEAD check, counted (auth_failures $auth0 -> $auth1)" \
-    test $((auth1 - auth0)) = 1000
-ok_if "the 500 replays were refused, counted (replays $rp0 -> $rp1)" test $((rp1 - rp0)) = 500
+ok_if "the 1000 forgeries with the live channel id failed the AEAD check, counted (auth_failures $auth0 -> $auth1; the kernel dropped $kd datagrams for a full buffer)" \
+    test $((auth1 - auth0)) -le 1000 -a $((1000 - (auth1 - auth0))) -le "$kd"
+ok_if "the 500 replays were refused, counted (replays $rp0 -> $rp1)" \
+    test $((rp1 - rp0)) -le 500 -a $((1500 - (auth1 - auth0) - (rp1 - rp0))) -le "$kd"
 ok_if "the pings from lan-a crossed meanwhile ($(grep -o '[0-9]* received' "$T/ping.out"))" \
     grep -qE " [1-9][0-9]* received" "$T/ping.out"
 ok_if "the peer's address stayed the spoke's ($(sess hub udp.peer))" test "$(sess hub udp.peer)" = "$peer"

@@ -6,6 +6,9 @@
 #   tests/bench/footprint.sh BUILD_DIR        (root; normally via tests/bench/run)
 #   N_MGMT=100 N_SMALL=100 N_BIG=1000 PER_SPOKE=100 CPU_SECS=30 OVPN=yes
 #   MTLSGW_BIN, MTLSGWD_BIN: other binaries (an A/B of a change) than BUILD_DIR's
+#   PERF=PREFIX: `perf record -g` of the hub (PREFIX-hub.data) and of the
+#   spokes (PREFIX-spokes.data) during the N_BIG ramp (its time is then not
+#   the figure: perf costs CPU on the same cores)
 #
 # Namespaces (names carry $$): the hub, with its addresses on lo
 # (192.168.50.1 for mtlsgwd, 192.168.50.3 for OpenVPN), and N_BIG/PER_SPOKE
@@ -52,6 +55,8 @@ PER_SPOKE=${PER_SPOKE:-100}
 CPU_SECS=${CPU_SECS:-30}
 OVPN=${OVPN:-yes}
 UP_TIMEOUT=${UP_TIMEOUT:-120}
+PERF=${PERF:-}
+PERF_PIDS=
 LOGLEVEL=${LOGLEVEL:-warn}
 MTLSGW=$(readlink -f "${MTLSGW_BIN:-$build/gateway/mtlsgw}")
 MTLSGWD=$(readlink -f "${MTLSGWD_BIN:-$build/gateway/mtlsgwd}")
@@ -319,6 +324,34 @@ ramp_cpu_end() { # spokes
             "machine (all processes) %.2f", hp / hz, hs / hz, sp / hz, ss / hz, all / hz }'
 }
 
+# PERF: the hub's two processes, and the spokes' parents and session
+# processes once these are forked (their threads are followed).
+perf_start() {
+    local k p c sp=
+    [ -n "$PERF" ] || return 0
+    sleep 0.2
+    for k in $(seq 0 $((N_SPOKES - 1))); do
+        p=${NSD_PID[s$k]:-}
+        [ -n "$p" ] || continue
+        sp="$sp,$p"
+        for c in $(pgrep -P "$p" -x mtlsgwd); do sp="$sp,$c"; done
+    done
+    perf record -q -g -o "$PERF-hub.data" -p "$HUB_PARENT,$HUB_SESSION" >/dev/null 2>&1 &
+    PERF_PIDS=$!
+    perf record -q -g -o "$PERF-spokes.data" -p "${sp#,}" >/dev/null 2>&1 &
+    PERF_PIDS="$PERF_PIDS $!"
+    PIDS="$PIDS $PERF_PIDS"
+}
+perf_stop() {
+    [ -n "$PERF_PIDS" ] || return 0
+    # shellcheck disable=SC2086
+    kill -INT $PERF_PIDS 2>/dev/null
+    # shellcheck disable=SC2086
+    wait $PERF_PIDS 2>/dev/null
+    PERF_PIDS=
+    note "perf: $PERF-hub.data, $PERF-spokes.data"
+}
+
 # RAMP: when the hub counted the first, a quarter, half, three quarters
 # (seconds since START, nanoseconds of date +%s%N).
 wait_count() { # what n seconds: 0 once the hub counts n
@@ -399,11 +432,13 @@ KINDS_IDLE=$(proc_kinds "$HUB_SESSION")
 START=$(date +%s%N)
 ramp_cpu_start
 spokes_start "$N_SPOKES"
+perf_start
 if wait_count tunnel "$N_BIG" "$UP_TIMEOUT"; then
     UP_S=$(awk -v a="$START" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 else
     UP_S="not all up in $UP_TIMEOUT"
 fi
+perf_stop
 BIG_RAMP=$RAMP
 BIG_RAMP_CPU=$(ramp_cpu_end "$N_SPOKES")
 note "CPU s during it: $BIG_RAMP_CPU"

@@ -5,6 +5,12 @@
 #   tests/bench/wan.sh BUILD_DIR      (root; normally via tests/bench/run wan)
 #   DELAY=25 LOSS="0 1 3" SECS=20 RUNS=1 SEED=1
 #   SELFCHECK_ONLY=1      the emulator's self-check alone (under a minute)
+#   SYSTEMS="mtlsgw-udp bare"   only these rows (default: all five)
+#   PROBE=1               where the ping waits, during each mtlsgw-udp and bare
+#                         measurement (tests/bench/wan/stages.py): the delay
+#                         of each host-local stage of a ping (packet
+#                         captures), the UDP, wanem-input and TUN queues, and
+#                         the threads' waits for a CPU
 #
 # The topology of tests/netns/lib-topo.sh, with the hub-spoke link cut in two
 # and a namespace between the halves where tests/bench/wan/wanem bridges them
@@ -49,6 +55,12 @@ SECS=${SECS:-20}
 RUNS=${RUNS:-1}
 SEED=${SEED:-1}
 MTLSGW_UDP_PORT=4434
+ALL_SYSTEMS="mtlsgw-udp mtlsgw-tcp ocserv openvpn bare"
+SYSTEMS=${SYSTEMS:-$ALL_SYSTEMS}
+for s in $SYSTEMS; do
+    case " $ALL_SYSTEMS " in *" $s "*) ;; *) echo "bench/wan: unknown system '$s'" >&2; exit 1 ;; esac
+done
+want() { case " $SYSTEMS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 die() { echo "bench/wan: $*" >&2; exit 1; }
 log() { echo "# $*" >&2; }
@@ -72,7 +84,7 @@ WANEM_PID=""
 cleanup() {
     local p ns
     nsd_stop_all
-    for p in $PIDS $WANEM_PID; do kill "$p" 2>/dev/null; done
+    for p in $PIDS $WANEM_PID ${PROBE_PIDS:-}; do kill "$p" 2>/dev/null; done
     sleep 0.3
     for p in $PIDS $WANEM_PID; do kill -KILL "$p" 2>/dev/null; done
     # Whatever else runs in our namespaces (an iperf3 or ping of a
@@ -203,6 +215,26 @@ else
     HAVE_UDP=0
     log "mtlsgw-udp: n/a (udp channel not built): $(head -n 1 "$T/udp-check.log")"
 fi
+# TUN_TXQLEN=N, TUN_QDISC="fq_codel ...": set on the tunnel interfaces
+# of both daemons once up (experiments; the daemon's own choice otherwise).
+tun_knobs() {
+    local ns i
+    for ns in "$NS_HUB" "$NS_SPOKE"; do
+        for i in $(ip -n "$ns" -o link show | sed -n 's/^[0-9]*: \(mtg[^:@]*\).*/\1/p'); do
+            [ -z "${TUN_TXQLEN:-}" ] || ip -n "$ns" link set "$i" txqueuelen "$TUN_TXQLEN"
+            [ -z "${TUN_QDISC:-}" ] || ip netns exec "$ns" tc qdisc replace dev "$i" root $TUN_QDISC
+        done
+    done
+}
+# The qdisc of each tunnel interface, with its counters (PROBE).
+tun_qdiscs() {
+    local ns
+    for ns in "$NS_HUB" "$NS_SPOKE"; do
+        ip -n "$ns" -o link show | sed -n 's/^[0-9]*: \(mtg[^:@]*\).*qlen \([0-9]*\).*/\1 txqueuelen \2/p'
+        ip netns exec "$ns" tc -s qdisc show | grep -A4 "dev mtg" | tr -s ' \n' ' '
+        echo
+    done
+}
 MTG_MODE=""
 mtg_up() { # tcp|udp: both daemons (re)started with that hub config, tunnel up
     [ "$MTG_MODE" = "$1" ] && return 0
@@ -222,6 +254,7 @@ mtg_up() { # tcp|udp: both daemons (re)started with that hub config, tunnel up
     }
     # The spoke probes UDP after CONFIG: give it a moment to switch.
     [ "$1" = udp ] && sleep 2
+    tun_knobs
     return 0
 }
 
@@ -291,8 +324,10 @@ ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
 ip route add 10.11.0.0/24 dev "$TUNDEV"
 SH
 chmod 755 "$OC/script"
-ip netns exec "$NS_HUB" ocserv -f -c "$OC/ocserv.conf" >"$T/ocserv.log" 2>&1 &
-PIDS="$PIDS $!"
+if want ocserv; then
+    ip netns exec "$NS_HUB" ocserv -f -c "$OC/ocserv.conf" >"$T/ocserv.log" 2>&1 &
+    PIDS="$PIDS $!"
+fi
 
 # ---- OpenVPN over UDP ------------------------------------------------------------
 OV=$T/openvpn
@@ -333,8 +368,10 @@ remote-cert-tls server
 disable-dco
 verb 3
 CONF
-ip netns exec "$NS_HUB" openvpn --config "$OV/server.conf" >"$T/openvpn-server.log" 2>&1 &
-PIDS="$PIDS $!"
+if want openvpn; then
+    ip netns exec "$NS_HUB" openvpn --config "$OV/server.conf" >"$T/openvpn-server.log" 2>&1 &
+    PIDS="$PIDS $!"
+fi
 
 # ---- bare routing ---------------------------------------------------------------
 hub ip route add 10.23.0.0/24 via "$SPOKE_WAN" && spoke ip route add 10.13.0.0/24 via "$HUB_WAN" ||
@@ -365,17 +402,20 @@ for o in json.load(sys.stdin)["nftables"]:
 }
 
 sleep 1
-ip netns exec "$NS_SPOKE" openconnect --protocol=anyconnect --non-inter --cafile "$P/ca.crt" \
-    -c "$P/cli.crt" -k "$P/cli.key" -i oc0 -s "$OC/script" "https://$HUB_WAN:4443/" \
-    >"$T/openconnect.log" 2>&1 &
-PIDS="$PIDS $!"
-ip netns exec "$NS_SPOKE" openvpn --config "$OV/client.conf" >"$T/openvpn-client.log" 2>&1 &
-PIDS="$PIDS $!"
+if want ocserv; then
+    ip netns exec "$NS_SPOKE" openconnect --protocol=anyconnect --non-inter --cafile "$P/ca.crt" \
+        -c "$P/cli.crt" -k "$P/cli.key" -i oc0 -s "$OC/script" "https://$HUB_WAN:4443/" \
+        >"$T/openconnect.log" 2>&1 &
+    PIDS="$PIDS $!"
+fi
+if want openvpn; then
+    ip netns exec "$NS_SPOKE" openvpn --config "$OV/client.conf" >"$T/openvpn-client.log" 2>&1 &
+    PIDS="$PIDS $!"
+fi
 ip netns exec "$NS_LANA" iperf3 -s >"$T/iperf3-server.log" 2>&1 &
 PIDS="$PIDS $!"
 
 # ---- the systems -----------------------------------------------------------------
-SYSTEMS="mtlsgw-udp mtlsgw-tcp ocserv openvpn bare"
 declare -A SRC DST
 SRC=([mtlsgw-udp]=10.20.0.2 [mtlsgw-tcp]=10.20.0.2 [ocserv]=10.21.0.2 [openvpn]=10.22.0.2
     [bare]=10.23.0.2)
@@ -427,6 +467,42 @@ carried_by_udp() { # system udp-bytes tcp-bytes
     esac
 }
 
+# PROBE=1: captures and samplers while system $1 is measured (stages.py).
+STAGES=$here/wan/stages.py
+PROBE_PIDS=""
+probe_start() { # system loss round
+    local pre=$T/probe-$1-$2-$3 tg
+    PROBE_PIDS=""
+    PROBE_PRE=""
+    [ -n "${PROBE:-}" ] || return 0
+    case $1 in mtlsgw-udp | bare) ;; *) return 0 ;; esac
+    PROBE_PRE=$pre
+    tg="wan:$WANEM_PID"
+    for p in $(nsd_pids hub); do tg="$tg hub:$p"; done
+    for p in $(nsd_pids spoke); do tg="$tg spoke:$p"; done
+    hub python3 "$STAGES" capture "$pre.hub" va wan 2>>"$T/probe.log" &
+    PROBE_PIDS="$PROBE_PIDS $!"
+    spoke python3 "$STAGES" capture "$pre.spoke" vb wan 2>>"$T/probe.log" &
+    PROBE_PIDS="$PROBE_PIDS $!"
+    python3 "$STAGES" sample "$pre.queues" $tg 2>>"$T/probe.log" &
+    PROBE_PIDS="$PROBE_PIDS $!"
+    sleep 0.3
+}
+probe_stop() {
+    local p
+    [ -n "$PROBE_PIDS" ] || return 0
+    for p in $PROBE_PIDS; do kill -TERM "$p" 2>/dev/null; done
+    for p in $PROBE_PIDS; do wait "$p" 2>/dev/null; done
+    PROBE_PIDS=""
+    {
+        case ${PROBE_PRE##*/} in
+        probe-mtlsgw-udp*) python3 "$STAGES" report "$PROBE_PRE.spoke" "$PROBE_PRE.hub" ;;
+        esac
+        python3 "$STAGES" queues "$PROBE_PRE.queues"
+        tun_qdiscs
+    } 2>&1 | sed "s/^/# probe ${PROBE_PRE##*/probe-}: /" >&2
+}
+
 # One measurement: iperf3 for SECS s and pings through the same path meanwhile.
 measure() { # system loss round
     local s=$1 l=$2 r=$3 pp ip j=$T/iperf-$1-$2-$3.json pf=$T/ping-$1-$2-$3.out
@@ -441,6 +517,7 @@ measure() { # system loss round
     ld=$(load1)
     LOAD[$s,$l]="${LOAD[$s,$l]:-} $ld"
     rb0=$(udp_rcvbuf_errors)
+    probe_start "$s" "$l" "$r"
     ip netns exec "$NS_LANB" iperf3 -c "${DST[$s]}" -B "${SRC[$s]}" -t "$SECS" -J >"$j" 2>&1 &
     ip=$!
     sleep 0.5
@@ -453,6 +530,7 @@ measure() { # system loss round
         return 1
     fi
     wait "$pp"
+    probe_stop
     rb1=$(udp_rcvbuf_errors)
     if [ -n "$cu" ]; then
         u1=$(counter_bytes $cu); t1=$(counter_bytes $ct)

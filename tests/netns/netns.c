@@ -16,12 +16,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +61,21 @@ static void two_hosts(void)
 
 /* --- links --------------------------------------------------------------- */
 
+/* A link's txqueuelen (SIOCGIFTXQLEN); -1 when it cannot be read. */
+static int link_txqlen(const char *name)
+{
+    struct ifreq ifr;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), q = -1;
+
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    if (s >= 0 && ioctl(s, SIOCGIFTXQLEN, &ifr) == 0)
+        q = ifr.ifr_qlen;
+    if (s >= 0)
+        close(s);
+    return q;
+}
+
 static void t_tun_create(void)
 {
     struct nc *nc = open_nc();
@@ -67,6 +85,8 @@ static void t_tun_create(void)
     CHECK(fd >= 0);
     CHECK(ip_link_exists("mtg0"));
     CHECK(ip_link_has_flag("mtg0", "POINTOPOINT"));
+    /* A short queue: what waits there delays all behind it (netconfig.h). */
+    CHECK_INT(NC_TUN_TXQLEN, link_txqlen("mtg0"));
     /* The name is taken while the first fd holds it. */
     CHECK_INT(-EBUSY, nc_tun_create(nc, "mtg0", &fd2));
     CHECK_INT(-1, fd2);

@@ -1284,6 +1284,160 @@ static void test_p12_mismatch(void)
 
 /* ---- main ------------------------------------------------------------- */
 
+/* ---- tests: many keys in one search (a spoke's uplinks) ----------------- */
+
+#define N_UP 12
+
+/* read() calls of this process so far: SoftHSM's file store reads every
+ * object file of the token in each search. */
+static long long reads_so_far(void)
+{
+    char line[128];
+    long long n = -1;
+    FILE *f = fopen("/proc/self/io", "r");
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "syscr: %lld", &n) == 1)
+            break;
+    }
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static char up_label[N_UP][16];
+
+static void test_keys_load_batch(void)
+{
+    /* N_UP keys, one label twice, one no key has, an RSA key (signs the
+     * p11_key_load() way), a full URI. */
+    const char *labels[N_UP + 4];
+    gnutls_privkey_t keys[N_UP + 4], one = NULL;
+    gnutls_pubkey_t pub = NULL;
+    long long r0, r1, r2;
+    char *uri = NULL;
+    size_t i, n = 0;
+    int rc;
+
+    REQUIRE_TOKEN();
+    for (i = 0; i < N_UP; i++) {
+        snprintf(up_label[i], sizeof(up_label[i]), "up%02zu", i);
+        if (p11_key_exists(tok, up_label[i]) == 0)
+            EXPECT_INT(p11_key_generate(tok, up_label[i], P11_KEY_EC_P256), 0);
+        labels[n++] = up_label[i];
+    }
+    labels[n++] = up_label[3];
+    labels[n++] = "no-such-key";
+    labels[n++] = "rsa";
+    EXPECT_INT(p11_key_uri(tok, up_label[0], &uri), 0);
+    labels[n++] = uri;
+
+    /* The cost of one search, then of all the keys. */
+    r0 = reads_so_far();
+    EXPECT_INT(p11_key_load(tok, up_label[0], &one), 0);
+    r1 = reads_so_far();
+    rc = p11_keys_load(tok, labels, n, keys);
+    r2 = reads_so_far();
+    EXPECT_INT(rc, N_UP + 1);
+    if (rc < 0) {
+        fprintf(stderr, "\n  p11_keys_load: %s\n", p11_token_error(tok));
+        goto out;
+    }
+    printf("\n  read() calls: one key by p11_key_load %lld, %zu keys by p11_keys_load %lld\n",
+           r1 - r0, n, r2 - r1);
+    /* One search and each key's attributes, not one search per key. */
+    if (!premade && r0 >= 0)
+        EXPECT_TRUE(r2 - r1 < 3 * (r1 - r0), "%zu keys in about one search's reads: %lld "
+                    "reads, one search %lld", n, r2 - r1, r1 - r0);
+    for (i = 0; i < N_UP; i++) {
+        EXPECT_TRUE(keys[i] != NULL, "key %s found", labels[i]);
+        if (keys[i] == NULL || p11_pubkey_load(tok, labels[i], &pub) < 0)
+            continue;
+        EXPECT_INT(sign_verify(keys[i], pub, GNUTLS_SIGN_ECDSA_SHA256), 0);
+        EXPECT_INT(gnutls_privkey_get_pk_algorithm(keys[i], NULL), GNUTLS_PK_ECDSA);
+        if (i == 3 && keys[N_UP] != NULL)
+            EXPECT_INT(sign_verify(keys[N_UP], pub, GNUTLS_SIGN_ECDSA_SHA256), 0);
+        gnutls_pubkey_deinit(pub);
+        pub = NULL;
+    }
+    EXPECT_TRUE(keys[N_UP] != NULL, "a label given twice: a key each time");
+    EXPECT_TRUE(keys[N_UP + 1] == NULL, "no key for a label the token lacks");
+    EXPECT_TRUE(keys[N_UP + 2] == NULL, "the RSA key left to p11_key_load()");
+    EXPECT_TRUE(keys[N_UP + 3] == NULL, "a full URI left to p11_key_load()");
+    /* ... which says what is wrong, as it always did. */
+    gnutls_privkey_deinit(one);
+    one = NULL;
+    EXPECT_INT(p11_key_load(tok, "no-such-key", &one), -ENOENT);
+    EXPECT_TRUE(strstr(p11_token_error(tok), "no usable private key no-such-key") != NULL,
+                "the missing key named, got: %s", p11_token_error(tok));
+    for (i = 0; i < n; i++)
+        gnutls_privkey_deinit(keys[i]);
+out:
+    gnutls_privkey_deinit(one);
+    free(uri);
+}
+
+/* A key signing by handle after the token came back (p11_token_reinit):
+ * the session it held is gone; it fails cleanly, a new load works, also
+ * after the PIN was forgotten (the login is made again from the file). */
+static void test_keys_load_after_reinit(void)
+{
+    const char *labels[2] = { up_label[0], up_label[1] };
+    gnutls_privkey_t keys[2] = { NULL, NULL };
+    gnutls_pubkey_t pub = NULL;
+    gnutls_datum_t data = { (unsigned char *)"x", 1 }, sig = { NULL, 0 };
+
+    REQUIRE_TOKEN();
+    EXPECT_INT(p11_keys_load(tok, labels, 2, keys), 2);
+    if (keys[0] == NULL || keys[1] == NULL)
+        goto out;
+    p11_token_forget_pin(tok);
+    EXPECT_INT(p11_token_reinit(tok), 0);
+    EXPECT_TRUE(gnutls_privkey_sign_data2(keys[0], GNUTLS_SIGN_ECDSA_SHA256, 0, &data, &sig) < 0,
+                "a key from before the reinit does not sign");
+    gnutls_free(sig.data);
+    gnutls_privkey_deinit(keys[0]);
+    gnutls_privkey_deinit(keys[1]);
+    keys[0] = keys[1] = NULL;
+    EXPECT_INT(p11_keys_load(tok, labels, 2, keys), 2);
+    if (keys[1] != NULL && p11_pubkey_load(tok, labels[1], &pub) == 0)
+        EXPECT_INT(sign_verify(keys[1], pub, GNUTLS_SIGN_ECDSA_SHA256), 0);
+out:
+    gnutls_pubkey_deinit(pub);
+    gnutls_privkey_deinit(keys[0]);
+    gnutls_privkey_deinit(keys[1]);
+}
+
+/* The PIN file changed to a wrong PIN while the daemon ran, the token
+ * logged out: the login p11_keys_load() makes says so, once. */
+static void test_keys_load_wrong_pin(void)
+{
+    struct p11_token *t = NULL;
+    const char *labels[2] = { "pk0", "pk1" };
+    gnutls_privkey_t keys[2] = { NULL, NULL };
+    char err[512] = "", path[600];
+
+    if (premade)
+        return;
+    path_in_tmp(path, sizeof(path), "pin-later");
+    EXPECT_INT(write_file(path, USER_PIN "\n", strlen(USER_PIN) + 1, 0600), 0);
+    EXPECT_INT(p11_token_open(module, PIN_TOKEN_URI, path, &t, err, sizeof(err)), 0);
+    if (t == NULL) {
+        fprintf(stderr, "\n  open: %s\n", err);
+        return;
+    }
+    if (p11_key_exists(t, "pk0") == 0)
+        EXPECT_INT(p11_key_generate(t, "pk0", P11_KEY_EC_P256), 0);
+    p11_token_forget_pin(t);
+    EXPECT_INT(write_file(path, WRONG_PIN "\n", strlen(WRONG_PIN) + 1, 0600), 0);
+    EXPECT_INT(p11_keys_load(t, labels, 2, keys), -EACCES);
+    EXPECT_TRUE(strstr(p11_token_error(t), "login failed: wrong PIN (from ") != NULL,
+                "the wrong PIN named, got: %s", p11_token_error(t));
+    EXPECT_TRUE(strstr(p11_token_error(t), WRONG_PIN) == NULL, "no PIN in the message");
+    EXPECT_TRUE(keys[0] == NULL && keys[1] == NULL, "nothing filled");
+    p11_token_free(t);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -1325,6 +1479,10 @@ static const struct {
     { "PKCS#12 read by openssl", test_p12_openssl },
     { "PKCS#12 read by keytool", test_p12_keytool },
     { "PKCS#12 key/cert mismatch", test_p12_mismatch },
+    { "keys in one search, sign by handle", test_keys_load_batch },
+    { "keys in one search: wrong PIN", test_keys_load_wrong_pin },
+    /* Last: the reinit kills every key made before. */
+    { "keys in one search: after reinit", test_keys_load_after_reinit },
 };
 
 /* Child mode for the p11-kit test: a fresh process, no manual init. */

@@ -43,6 +43,21 @@ static void setup_abort(struct conn *c, const char *why)
     tunnel_finish(c);
 }
 
+/*
+ * Whether the peer has closed the connection (an end of file or an error
+ * waits on the socket). A spoke whose dial deadline passed while this hub
+ * was busy (a ramp of many spokes at once) gives up and dials again: its
+ * interface, routes and firewall openings would be made for nothing, and
+ * its older tunnel superseded by a dead one.
+ */
+static bool peer_hung_up(int fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* The CONFIG frame's JSON (docs/tunnel-protocol.md), malloc'ed. */
 static char *hub_config(struct daemon *d, const struct tunnel *t)
 {
@@ -173,6 +188,13 @@ void tunnel_start_hub(struct conn *c)
     if (atomic_load(&c->kill) != KILL_NONE) {
         free(u);
         setup_abort(c, NULL);
+        return;
+    }
+    if (peer_hung_up(c->fd)) {
+        free(u);
+        log_info("tunnel peer %s serial %s from %s: hung up before its tunnel was made",
+                 c->peer, c->serial, c->remote);
+        setup_abort(c, "hung up");
         return;
     }
     /* One tunnel per peer: a peer's older tunnels end before this one takes

@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 
 #include <json-c/json.h>
@@ -39,6 +41,7 @@
 #include "log.h"
 #include "mono.h"
 #include "tunnel.h"
+#include "udp-gro.h"
 
 #include "build-config.h"
 
@@ -49,6 +52,8 @@
 #define SLOT (DCHAN_OVERHEAD + 9000)
 /* What the receive side takes: any datagram (a longer one is not ours). */
 #define RSLOT 65536
+/* One TUN read with offloads on: a train of up to 64 KiB. */
+#define TRAIN_ROOM (FRAME_SEGMENTS_MAX + 1)
 #define VNET_HDR sizeof(struct virtio_net_hdr)
 /* Linux's UDP GSO and GRO (since 4.18 and 5.0); older C libraries lack the names. */
 #ifndef SOL_UDP
@@ -63,6 +68,13 @@
 /* A GSO send: at most this many bytes of records, all of one size but the
  * last (the kernel's limit is 64 segments and one IP datagram's payload). */
 #define GSO_BYTES 65000
+/* The sockets' buffers (the kernel doubles them), short on purpose: what
+ * waits in them delays every packet behind it (docs/tunnel-protocol.md,
+ * "Queues"). Receive: 256 KiB, about 10 ms at 200 Mbit/s behind a thread
+ * that waits for a CPU; a full buffer drops, as a link does. Send: room for
+ * a few GSO trains; more only queues in front of a slow uplink. */
+#define UDP_RCVBUF (128 << 10)
+#define UDP_SNDBUF (256 << 10)
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 /* The hub's timed rekey comes a minute after the spoke's: the two seldom
@@ -96,6 +108,8 @@ struct udp_chan {
     /* The send half of ch (the TX thread's data, the hub's probe replies). */
     pthread_mutex_t tx_lock;
     unsigned char *txbuf;   /* BATCH slots of SLOT bytes: TX thread */
+    unsigned char *train;   /* TRAIN_ROOM: one TUN read (a train with offloads on) */
+    bool tun_off;           /* TX thread: we turned the TUN's offloads on */
     /* The peer's address (hub): learned from authenticated datagrams only. */
     pthread_mutex_t addr_lock;
     struct sockaddr_storage peer;
@@ -125,6 +139,23 @@ struct udp_chan {
     uint64_t probes;
     atomic_ullong pkts_in, pkts_out, bytes_in, bytes_out, auth_fail, replays;
 };
+
+/* A datagram socket's buffers. A build with -Dfault_injection=true takes
+ * MTLSGW_UDP_RCVBUF and MTLSGW_UDP_SNDBUF (bytes), for tests/bench/wan.sh. */
+static void buffers(int fd)
+{
+    int rcv = UDP_RCVBUF, snd = UDP_SNDBUF;
+#if MTLSGW_FAULT_INJECTION
+    const char *v = getenv("MTLSGW_UDP_RCVBUF");
+    if (v && atoi(v) > 0)
+        rcv = atoi(v);
+    v = getenv("MTLSGW_UDP_SNDBUF");
+    if (v && atoi(v) > 0)
+        snd = atoi(v);
+#endif
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+}
 
 static long long ka_ms(const struct tunnel *t)
 {
@@ -172,6 +203,7 @@ static void chan_free(struct udp_chan *u)
     if (!u->hub && u->fd >= 0)
         close(u->fd);
     free(u->txbuf);
+    free(u->train);
     dchan_keys_wipe(&u->next_keys);
     pthread_mutex_destroy(&u->tx_lock);
     pthread_mutex_destroy(&u->addr_lock);
@@ -216,7 +248,8 @@ static int chan_new(struct conn *c, enum dchan_role role, struct udp_chan **out)
     pthread_mutex_init(&u->rx_lock, NULL);
     pthread_mutex_init(&u->rk_lock, NULL);
     u->txbuf = malloc((size_t)BATCH * SLOT);
-    if (!u->txbuf) {
+    u->train = malloc(TRAIN_ROOM);
+    if (!u->txbuf || !u->train) {
         chan_free(u);
         return -ENOMEM;
     }
@@ -259,7 +292,32 @@ struct rx_batch {
     struct iovec iov[BATCH];
     struct sockaddr_storage from[BATCH];
     char cbuf[BATCH][CMSG_SPACE(sizeof(int))];
+    struct gro *gro; /* segments on their way to a TUN (udp-gro.h) */
 };
+
+static struct rx_batch *rx_batch_new(void)
+{
+    struct rx_batch *b = calloc(1, sizeof(*b));
+
+    if (b && (!(b->bufs = malloc((size_t)BATCH * RSLOT)) || !(b->gro = gro_new()))) {
+        free(b->bufs);
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+
+static void rx_batch_free(struct rx_batch *b)
+{
+    unsigned long long w, n, bad;
+
+    gro_counts(b->gro, &w, &n, &bad);
+    log_debug("UDP: %llu packets to the TUN in %llu writes%s", n, w,
+              bad ? " (some trains refused)" : "");
+    gro_free(b->gro);
+    free(b->bufs);
+    free(b);
+}
 
 /* Let the kernel hand over runs of same-sized datagrams of one sender as one
  * buffer (UDP_GRO): fewer system calls; each record is opened alone. */
@@ -380,20 +438,18 @@ void udp_tunnel_free(struct tunnel *t)
 
 /* A packet from a datagram to the TUN, with the same checks as a PACKET
  * frame's (frame_next): one IPv4/IPv6 packet of its own length, within the
- * MTU. The kernel's rules on the interface do the rest (anti-spoofing). */
-static void to_tun(struct udp_chan *u, const unsigned char *pkt, size_t len)
+ * MTU. The kernel's rules on the interface do the rest (anti-spoofing).
+ * Consecutive TCP segments of a flow go as one train (udp-gro.h): the
+ * caller flushes g before its lock on u ends. */
+static void to_tun(struct gro *g, struct udp_chan *u, const unsigned char *pkt, size_t len)
 {
     struct tunnel *t = u->t;
-    struct virtio_net_hdr vh = {0};
-    struct iovec iov[2] = {{.iov_base = &vh, .iov_len = VNET_HDR},
-                           {.iov_base = (void *)pkt, .iov_len = len}};
 
     if (len > t->mtu || !frame_packet_ok(pkt, len)) {
         atomic_fetch_add(&u->auth_fail, 1);
         return;
     }
-    if (writev(t->tun_fd, iov, 2) < 0 && errno != EAGAIN && errno != ENOBUFS)
-        log_debug("TUN %s: write: %s", t->ifname, strerror(errno));
+    gro_add(g, t->tun_fd, &t->stop, pkt, len);
     atomic_fetch_add(&u->pkts_in, 1);
     atomic_fetch_add(&t->pkts_in, 1);
 }
@@ -426,7 +482,7 @@ static void hub_reply(struct udp_chan *u, const unsigned char *pt, size_t len,
 }
 
 /* One datagram on the hub. Called with h->lock held. */
-static void hub_datagram(struct udp_hub *h, unsigned char *rec, size_t len,
+static void hub_datagram(struct udp_hub *h, struct gro *g, unsigned char *rec, size_t len,
                          const struct sockaddr_storage *from, socklen_t fromlen)
 {
     struct udp_chan *u = NULL;
@@ -471,7 +527,7 @@ static void hub_datagram(struct udp_hub *h, unsigned char *rec, size_t len,
     }
     pthread_mutex_unlock(&u->addr_lock);
     if (type == DCHAN_DATA)
-        to_tun(u, rec + DCHAN_HDR, (size_t)n);
+        to_tun(g, u, rec + DCHAN_HDR, (size_t)n);
     else if (type == DCHAN_PROBE)
         hub_reply(u, rec + DCHAN_HDR, (size_t)n, from, fromlen);
 }
@@ -479,10 +535,9 @@ static void hub_datagram(struct udp_hub *h, unsigned char *rec, size_t len,
 static void *hub_main(void *arg)
 {
     struct udp_hub *h = arg;
-    struct rx_batch *b = calloc(1, sizeof(*b));
+    struct rx_batch *b = rx_batch_new();
 
-    if (!b || !(b->bufs = malloc((size_t)BATCH * RSLOT))) {
-        free(b);
+    if (!b) {
         log_err("UDP: out of memory: no UDP channel");
         return NULL;
     }
@@ -502,13 +557,13 @@ static void *hub_main(void *arg)
             unsigned char *d = b->iov[i].iov_base;
             size_t len = b->msgs[i].msg_len, seg = rx_seg(b, i);
             for (size_t off = 0; off < len; off += seg)
-                hub_datagram(h, d + off, len - off < seg ? len - off : seg, &b->from[i],
-                             b->msgs[i].msg_hdr.msg_namelen);
+                hub_datagram(h, b->gro, d + off, len - off < seg ? len - off : seg,
+                             &b->from[i], b->msgs[i].msg_hdr.msg_namelen);
         }
+        gro_flush(b->gro); /* before a tunnel can leave the table */
         pthread_mutex_unlock(&h->lock);
     }
-    free(b->bufs);
-    free(b);
+    rx_batch_free(b);
     return NULL;
 }
 
@@ -544,9 +599,7 @@ int udp_hub_start(struct daemon *d, char *err, size_t errlen)
                                    "from 1024)" : "");
         goto fail;
     }
-    /* Room for bursts: a full batch of records both ways. */
-    setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &(int){4 << 20}, sizeof(int));
-    setsockopt(h->fd, SOL_SOCKET, SO_SNDBUF, &(int){4 << 20}, sizeof(int));
+    buffers(h->fd);
     gro_on(h->fd);
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -619,8 +672,7 @@ int udp_spoke_attach(struct conn *c, unsigned port)
         chan_free(u);
         return rc;
     }
-    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &(int){4 << 20}, sizeof(int));
-    setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &(int){4 << 20}, sizeof(int));
+    buffers(u->fd);
     gro_on(u->fd);
     u->peer = ss;
     u->peer_len = ss_len(&ss);
@@ -658,11 +710,13 @@ static bool spoke_ready(struct conn *c, struct udp_chan *u)
 
     if (atomic_load(&u->active)) {
         if (!fresh(u, now)) {
-            atomic_store(&u->active, false);
-            u->next_probe = now + u->backoff;
+            /* The log line first: whoever sees the channel change (status)
+             * finds the reason already written (tests/netns/udp.sh). */
             log_warn("uplink %s: UDP stopped answering (nothing for %lld ms): data back on "
                      "TLS, UDP again in %lld ms", c->peer, now - atomic_load(&u->last_auth),
                      u->backoff);
+            atomic_store(&u->active, false);
+            u->next_probe = now + u->backoff;
             u->backoff = u->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : u->backoff * 2;
             return false;
         }
@@ -684,10 +738,9 @@ void *udp_spoke_rx_main(void *arg)
     struct conn *c = arg;
     struct tunnel *t = c->tun;
     struct udp_chan *u = t->udp;
-    struct rx_batch *b = calloc(1, sizeof(*b));
+    struct rx_batch *b = rx_batch_new();
 
-    if (!b || !(b->bufs = malloc((size_t)BATCH * RSLOT))) {
-        free(b);
+    if (!b) {
         log_err("uplink %s: out of memory", c->peer);
         return NULL; /* the tunnel ends with its thread (tunnel.c) */
     }
@@ -718,13 +771,13 @@ void *udp_spoke_rx_main(void *arg)
                 if (type == DCHAN_PROBE_REPLY && !atomic_exchange(&u->active, true))
                     log_info("uplink %s: UDP answers: data over UDP", c->peer);
                 if (type == DCHAN_DATA)
-                    to_tun(u, d + off + DCHAN_HDR, (size_t)len);
+                    to_tun(b->gro, u, d + off + DCHAN_HDR, (size_t)len);
             }
         }
+        gro_flush(b->gro);
         pthread_mutex_unlock(&u->rx_lock);
     }
-    free(b->bufs);
-    free(b);
+    rx_batch_free(b);
     return NULL;
 }
 
@@ -888,23 +941,53 @@ void udp_rekey_answered(struct conn *c)
 
 /* ---- the TX thread, both sides ------------------------------------------- */
 
+/* The TUN's offloads follow the channel (TX thread): on while UDP carries
+ * the data (trains are cut into records here), off when the data goes back
+ * to a TLS path that did not agree to SEGMENTS (tunnel.c turns them on for
+ * one that did). A train still queued at the switch is dropped there. */
+static void tun_offloads(struct udp_chan *u, bool on)
+{
+    struct tunnel *t = u->t;
+    unsigned long f = on ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN : 0;
+
+    if (on == u->tun_off || atomic_load(&t->seg_tx))
+        return;
+    if (ioctl(t->tun_fd, TUNSETOFFLOAD, f) < 0) {
+        log_debug("tunnel %s: TUN offloads %s: %s", t->ifname, on ? "on" : "off",
+                  strerror(errno));
+        return;
+    }
+    u->tun_off = on;
+    atomic_store(&t->offloading, on);
+}
+
 bool udp_tx_ready(struct conn *c)
 {
     struct tunnel *t = c->tun;
     struct udp_chan *u = t->udp;
     bool ok;
 
-    if (!u || atomic_load(&u->dead))
+    if (!u)
         return false;
-    if (!u->hub)
-        return spoke_ready(c, u);
+    if (atomic_load(&u->dead)) {
+        tun_offloads(u, false);
+        return false;
+    }
+    if (!u->hub) {
+        ok = spoke_ready(c, u);
+        tun_offloads(u, ok);
+        return ok;
+    }
     /* The hub: the TUN gives segment trains once offloads are on (a peer
      * that took them); those stay on TLS. */
-    if (atomic_load(&t->seg_tx) || !fresh(u, mono_ms()))
+    if (atomic_load(&t->seg_tx) || !fresh(u, mono_ms())) {
+        tun_offloads(u, false);
         return false;
+    }
     pthread_mutex_lock(&u->addr_lock);
     ok = u->peer_len != 0;
     pthread_mutex_unlock(&u->addr_lock);
+    tun_offloads(u, ok);
     return ok;
 }
 
@@ -967,66 +1050,21 @@ static int send_run(struct udp_chan *u, struct iovec *iov, int n, struct sockadd
     return sent;
 }
 
-int udp_tx_batch(struct conn *c)
+/* Send records iov[0..k): runs of equal-sized records (a shorter one may
+ * end a run) go as one GSO send each. */
+static void send_records(struct udp_chan *u, struct iovec *iov, int k,
+                         struct sockaddr_storage *to, socklen_t tolen)
 {
-    struct tunnel *t = c->tun;
-    struct udp_chan *u = t->udp;
-    struct iovec iov[BATCH];
-    struct sockaddr_storage to;
-    socklen_t tolen = 0;
-    int k = 0, r = 0, start = 0;
+    struct tunnel *t = u->t;
+    int start = 0;
     size_t run = 0;
 
-    if (u->hub) {
-        pthread_mutex_lock(&u->addr_lock);
-        to = u->peer;
-        tolen = u->peer_len;
-        pthread_mutex_unlock(&u->addr_lock);
-    }
-    pthread_mutex_lock(&u->tx_lock);
-    while (k < BATCH) {
-        unsigned char *rec = u->txbuf + (size_t)k * SLOT;
-        struct virtio_net_hdr vh;
-        struct iovec in[2] = {{.iov_base = &vh, .iov_len = VNET_HDR},
-                              {.iov_base = rec + DCHAN_HDR, .iov_len = SLOT - DCHAN_OVERHEAD}};
-        ssize_t n = readv(t->tun_fd, in, 2);
-        int len;
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            int e = errno;
-            pthread_mutex_unlock(&u->tx_lock);
-            return -e;
-        }
-        if (n <= (ssize_t)VNET_HDR)
-            break;
-        r = 1;
-        n -= (ssize_t)VNET_HDR;
-        /* What the other side would drop (docs/tunnel-protocol.md, DATA). */
-        if (vh.gso_type || vh.flags || (size_t)n > t->mtu ||
-            !frame_packet_ok(rec + DCHAN_HDR, (size_t)n))
-            continue;
-        len = dchan_seal(u->ch, DCHAN_DATA, rec, (size_t)n, SLOT);
-        if (len == -EKEYEXPIRED) {
-            /* 2^32 records and no rekey completed since 2^31. */
-            atomic_store(&u->dead, true);
-            log_warn("tunnel %s: the UDP channel's epoch %u is used up and no rekey "
-                     "completed: data on TLS", t->ifname, atomic_load(&u->epoch));
-            break;
-        }
-        if (len < 0)
-            continue;
-        iov[k].iov_base = rec;
-        iov[k].iov_len = (size_t)len;
-        k++;
-    }
-    pthread_mutex_unlock(&u->tx_lock);
-    /* Runs of equal-sized records (a shorter one may end a run) go as one
-     * GSO send each. */
     for (int i = 0; i <= k; i++) {
         bool ends = i == k || (i > start && (iov[i].iov_len > iov[start].iov_len ||
                                              iov[i - 1].iov_len != iov[start].iov_len ||
                                              run + iov[i].iov_len > GSO_BYTES));
         if (ends && i > start) {
-            int sent = send_run(u, iov + start, i - start, &to, tolen);
+            int sent = send_run(u, iov + start, i - start, to, tolen);
             for (int j = start; j < start + sent; j++)
                 atomic_fetch_add(&u->bytes_out, iov[j].iov_len);
             atomic_fetch_add(&u->pkts_out, (unsigned long long)sent);
@@ -1037,6 +1075,82 @@ int udp_tx_batch(struct conn *c)
         if (i < k)
             run += iov[i].iov_len;
     }
+}
+
+int udp_tx_batch(struct conn *c)
+{
+    struct tunnel *t = c->tun;
+    struct udp_chan *u = t->udp;
+    struct iovec iov[BATCH];
+    struct sockaddr_storage to;
+    socklen_t tolen = 0;
+    int k = 0, r = 0;
+    bool dead = false;
+
+    if (u->hub) {
+        pthread_mutex_lock(&u->addr_lock);
+        to = u->peer;
+        tolen = u->peer_len;
+        pthread_mutex_unlock(&u->addr_lock);
+    }
+    pthread_mutex_lock(&u->tx_lock);
+    /* Read until a batch of records is full or the TUN is empty. A train
+     * (offloads on) is cut into its packets, a record each, sending the
+     * batch whenever it fills. */
+    while (k < BATCH && !dead) {
+        struct virtio_net_hdr vh;
+        struct frame_offload off;
+        struct iovec in[2] = {{.iov_base = &vh, .iov_len = VNET_HDR},
+                              {.iov_base = u->train, .iov_len = TRAIN_ROOM}};
+        ssize_t n = readv(t->tun_fd, in, 2);
+        size_t segs;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            int e = errno;
+            pthread_mutex_unlock(&u->tx_lock);
+            return -e;
+        }
+        if (n <= (ssize_t)VNET_HDR)
+            break;
+        r = 1;
+        n -= (ssize_t)VNET_HDR;
+        off = (struct frame_offload){.flags = vh.flags, .gso_type = vh.gso_type,
+                                     .gso_size = vh.gso_size, .csum_start = vh.csum_start,
+                                     .csum_offset = vh.csum_offset};
+        /* What the other side would drop (docs/tunnel-protocol.md, DATA):
+         * a packet over the MTU, or a train the SEGMENTS rules refuse. */
+        segs = gso_count(&off, u->train, (size_t)n, t->mtu);
+        for (size_t i = 0; i < segs; i++) {
+            unsigned char *rec;
+            size_t len;
+            int sl;
+            if (k == BATCH) {
+                pthread_mutex_unlock(&u->tx_lock);
+                send_records(u, iov, k, &to, tolen);
+                pthread_mutex_lock(&u->tx_lock);
+                k = 0;
+            }
+            rec = u->txbuf + (size_t)k * SLOT;
+            len = gso_packet(&off, u->train, (size_t)n, i, rec + DCHAN_HDR);
+            if (len > t->mtu || !frame_packet_ok(rec + DCHAN_HDR, len))
+                continue;
+            sl = dchan_seal(u->ch, DCHAN_DATA, rec, len, SLOT);
+            if (sl == -EKEYEXPIRED) {
+                /* 2^32 records and no rekey completed since 2^31. */
+                atomic_store(&u->dead, true);
+                log_warn("tunnel %s: the UDP channel's epoch %u is used up and no rekey "
+                         "completed: data on TLS", t->ifname, atomic_load(&u->epoch));
+                dead = true;
+                break;
+            }
+            if (sl < 0)
+                continue;
+            iov[k].iov_base = rec;
+            iov[k].iov_len = (size_t)sl;
+            k++;
+        }
+    }
+    pthread_mutex_unlock(&u->tx_lock);
+    send_records(u, iov, k, &to, tolen);
     return r;
 }
 

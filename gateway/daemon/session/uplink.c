@@ -114,7 +114,7 @@ static void dialed_drop(struct dialed *dl)
     dl->fd = -1;
 }
 
-static int connect_to(const char *server, const char *host, const char *port,
+static int connect_to(const char *server, const char *host, const char *port, int timeout_ms,
                       struct sockaddr_storage *ss, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
@@ -136,8 +136,8 @@ static int connect_to(const char *server, const char *host, const char *port,
             goto next;
         p.fd = fd;
         p.events = POLLOUT;
-        if (poll(&p, 1, 10000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
-            soerr) {
+        if (poll(&p, 1, timeout_ms) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
             errno = soerr ? soerr : ETIMEDOUT;
             goto next;
         }
@@ -318,7 +318,8 @@ static int uplink_handshake(struct uplink *up, const char *server, long long dea
         return -1;
     }
     name = up->cfg->server_name ? up->cfg->server_name : host;
-    fd = connect_to(server, host, port, &dl->ss, err, sizeof(err));
+    fd = connect_to(server, host, port, (int)up->d->cfg->tunnel.handshake_timeout * 1000,
+                    &dl->ss, err, sizeof(err));
     if (fd < 0) {
         note("uplink %s: %s", up->cfg->name, err);
         return -1;
@@ -414,6 +415,18 @@ static int uplink_configure(struct uplink *up, struct conn *c, long long deadlin
     return 0;
 }
 
+/*
+ * The end of a dial: connect and handshake within [tunnel]
+ * handshake-timeout, as the hub gives us (the CONFIG may take 5 s more).
+ * A hub busy with many spokes at once may take longer than the old fixed
+ * 10 s, and a spoke that gives up throws its signature away and comes
+ * back later to queue again.
+ */
+static long long uplink_deadline(const struct uplink *up)
+{
+    return tunnel_now_s() + (long long)up->d->cfg->tunnel.handshake_timeout;
+}
+
 /* Whether we are on another hub than the first and should probe it. */
 static bool uplink_probing(const struct uplink *up)
 {
@@ -431,7 +444,7 @@ static bool uplink_probing(const struct uplink *up)
  */
 static int uplink_probe(struct uplink *up, struct dialed *dl)
 {
-    long long deadline = tunnel_now_s() + 10;
+    long long deadline = uplink_deadline(up);
     char why[256] = "";
     int rc;
 
@@ -522,7 +535,7 @@ static bool uplink_once(struct uplink *up, struct dialed *dl, struct conn *prev,
 {
     struct daemon *d = up->d;
     struct conn *c = NULL;
-    long long deadline = tunnel_now_s() + 10;
+    long long deadline = uplink_deadline(up);
 
     if (dl->fd < 0 && uplink_handshake(up, up->server, deadline, false, dl) < 0)
         goto fail;
@@ -644,16 +657,70 @@ static void *uplink_main(void *arg)
     return NULL;
 }
 
-static int uplink_tls(struct daemon *d, const struct cfg_uplink *uc, struct tls_client **out,
-                      char *err, size_t errlen)
+static const char *uplink_key_label(const struct cfg_uplink *uc)
+{
+    return uc->key ? uc->key : PKI_LABEL_DEVICE;
+}
+
+/*
+ * Every uplink's key in one search of the token (p11_keys_load): keys[i]
+ * for d->cfg->uplinks[i], NULL where uplink_tls() is to load it alone (and
+ * say what is wrong with it). With one uplink there is nothing to share.
+ */
+static gnutls_privkey_t *uplink_keys(struct daemon *d)
+{
+    const struct config *cfg = d->cfg;
+    const char **labels = NULL;
+    gnutls_privkey_t *keys = NULL;
+    int rc;
+
+    if (cfg->n_uplinks < 2)
+        return NULL;
+    labels = calloc(cfg->n_uplinks, sizeof(*labels));
+    keys = calloc(cfg->n_uplinks, sizeof(*keys));
+    if (!labels || !keys)
+        goto fail;
+    for (unsigned i = 0; i < cfg->n_uplinks; i++)
+        labels[i] = uplink_key_label(&cfg->uplinks[i]);
+    rc = p11_keys_load(d->pki->tok, labels, cfg->n_uplinks, keys);
+    if (rc < 0) {
+        log_debug("uplinks: keys not found in one search (%s): loading each alone",
+                  p11_token_error(d->pki->tok));
+        goto fail;
+    }
+    free(labels);
+    return keys;
+fail:
+    free(labels);
+    free(keys);
+    return NULL;
+}
+
+/* What uplink_keys() gave and uplink_tls() did not take. */
+static void uplink_keys_free(gnutls_privkey_t *keys, unsigned n)
+{
+    for (unsigned i = 0; keys && i < n; i++)
+        gnutls_privkey_deinit(keys[i]);
+    free(keys);
+}
+
+/* The uplink's credentials; *pre, when not NULL, is its key already loaded
+ * (taken: set to NULL). */
+static int uplink_tls(struct daemon *d, const struct cfg_uplink *uc, gnutls_privkey_t *pre,
+                      struct tls_client **out, char *err, size_t errlen)
 {
     struct tls_client_opts o = {0};
     gnutls_privkey_t key = NULL;
     char *cert = uc->cert ? NULL : fs_join(d->cfg->pki.dir, "device.crt");
     char *ca = uc->ca ? NULL : fs_join(d->cfg->pki.dir, "hub-ca.crt");
-    int rc;
+    int rc = 0;
 
-    rc = p11_key_load(d->pki->tok, uc->key ? uc->key : PKI_LABEL_DEVICE, &key);
+    if (pre && *pre) {
+        key = *pre;
+        *pre = NULL;
+    } else {
+        rc = p11_key_load(d->pki->tok, uplink_key_label(uc), &key);
+    }
     if (rc < 0) {
         snprintf(err, errlen, "[uplink %s] key '%s' on %s: %s", uc->name,
                  uc->key ? uc->key : PKI_LABEL_DEVICE, d->cfg->token.uri,
@@ -676,12 +743,13 @@ out:
 
 int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen)
 {
+    gnutls_privkey_t *keys = d->n_uplinks ? uplink_keys(d) : NULL;
     int rc = 0;
 
     for (unsigned i = 0; i < d->n_uplinks; i++) {
         struct uplink *up = &d->uplinks[i];
         struct tls_client *fresh = NULL;
-        if (uplink_tls(d, up->cfg, &fresh, err, errlen) < 0) {
+        if (uplink_tls(d, up->cfg, keys ? &keys[i] : NULL, &fresh, err, errlen) < 0) {
             rc = -EIO;
             continue;
         }
@@ -691,6 +759,7 @@ int uplinks_reload_keys(struct daemon *d, char *err, size_t errlen)
             tls_client_free(up->tls);
         up->tls = fresh;
     }
+    uplink_keys_free(keys, d->cfg->n_uplinks);
     return rc;
 }
 
@@ -701,7 +770,7 @@ int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen
     int rc;
 
     pthread_rwlock_rdlock(&d->token_lock);
-    rc = uplink_tls(d, up->cfg, &fresh, err, errlen);
+    rc = uplink_tls(d, up->cfg, NULL, &fresh, err, errlen);
     pthread_rwlock_unlock(&d->token_lock);
     if (rc < 0)
         return rc;
@@ -722,12 +791,15 @@ int uplink_reload_tls(struct daemon *d, unsigned index, char *err, size_t errlen
 int uplinks_start(struct daemon *d, char *err, size_t errlen)
 {
     const struct config *cfg = d->cfg;
+    gnutls_privkey_t *keys;
+    int ret = 0;
 
     if (!cfg->n_uplinks)
         return 0;
     d->uplinks = calloc(cfg->n_uplinks, sizeof(*d->uplinks));
     if (!d->uplinks)
         return -ENOMEM;
+    keys = uplink_keys(d);
     for (unsigned i = 0; i < cfg->n_uplinks; i++) {
         struct uplink *up = &d->uplinks[i];
         const struct cfg_uplink *uc = &cfg->uplinks[i];
@@ -740,9 +812,11 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
         up->index = i;
         up->stop_fd = eventfd(0, EFD_CLOEXEC);
         d->n_uplinks++;
-        rc = uplink_tls(d, uc, &up->tls, err, errlen);
-        if (rc < 0)
-            return rc;
+        rc = uplink_tls(d, uc, keys ? &keys[i] : NULL, &up->tls, err, errlen);
+        if (rc < 0) {
+            ret = rc;
+            goto out;
+        }
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         /* UPLINK_STACK, not the 8 MiB default: a spoke with 1,000 uplinks
@@ -755,14 +829,17 @@ int uplinks_start(struct daemon *d, char *err, size_t errlen)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (rc < 0) {
             snprintf(err, errlen, "cannot start the uplink thread");
-            return rc;
+            ret = rc;
+            goto out;
         }
         up->running = true;
         rc = renewer_start(d, i, uc, up->stop_fd, uplink_reload_tls, &up->renewer);
         if (rc < 0)
             log_err("uplink %s: cannot start its renewal thread: %s", uc->name, strerror(-rc));
     }
-    return 0;
+out:
+    uplink_keys_free(keys, cfg->n_uplinks);
+    return ret;
 }
 
 void uplinks_stop(struct daemon *d)
