@@ -266,32 +266,49 @@ static bool is_anchor(const struct trust *t, gnutls_x509_crt_t crt)
     return false;
 }
 
+/* Whether iss issued crt: by its signature (sig), else by name alone. */
+static bool issued_by(gnutls_x509_crt_t crt, gnutls_x509_crt_t iss, bool sig)
+{
+    return sig ? verify_signed_by(crt, iss) : gnutls_x509_crt_check_issuer(crt, iss) == 1;
+}
+
 /* The issuer of crt among what the peer sent, then this gateway's
- * intermediates and roots; where it came from in *from. */
-static gnutls_x509_crt_t find_issuer(const struct trust *t, const gnutls_x509_crt_t *chain,
-                                     unsigned n, gnutls_x509_crt_t crt, const char **from)
+ * intermediates and roots; where it came from in *from. The one whose key
+ * signed it (two CAs may share a name), else one by name, whose link then
+ * fails in explain_path. */
+static gnutls_x509_crt_t find_issuer_by(const struct trust *t, const gnutls_x509_crt_t *chain,
+                                        unsigned n, gnutls_x509_crt_t crt, const char **from,
+                                        bool sig)
 {
     for (unsigned i = 1; i < n; i++)
-        if (!gnutls_x509_crt_equals(chain[i], crt) && gnutls_x509_crt_check_issuer(crt, chain[i])) {
+        if (!gnutls_x509_crt_equals(chain[i], crt) && issued_by(crt, chain[i], sig)) {
             *from = is_anchor(t, chain[i]) ? "root, trusted" : "sent with the certificate";
             return chain[i];
         }
     for (size_t i = 0; i < t->n_chain; i++)
-        if (gnutls_x509_crt_check_issuer(crt, t->chain[i])) {
+        if (issued_by(crt, t->chain[i], sig)) {
             *from = "intermediate, chain.pem";
             return t->chain[i];
         }
     for (size_t i = 0; i < t->n_cas; i++)
-        if (gnutls_x509_crt_check_issuer(crt, t->cas[i])) {
+        if (issued_by(crt, t->cas[i], sig)) {
             *from = "root in ca.crt, trusted";
             return t->cas[i];
         }
     for (size_t i = 0; i < t->n_issuers; i++)
-        if (gnutls_x509_crt_check_issuer(crt, t->issuers[i].ca)) {
+        if (issued_by(crt, t->issuers[i].ca, sig)) {
             *from = "a [trust] issuer's ca, trusted";
             return t->issuers[i].ca;
         }
     return NULL;
+}
+
+static gnutls_x509_crt_t find_issuer(const struct trust *t, const gnutls_x509_crt_t *chain,
+                                     unsigned n, gnutls_x509_crt_t crt, const char **from)
+{
+    gnutls_x509_crt_t iss = find_issuer_by(t, chain, n, crt, from, true);
+
+    return iss ? iss : find_issuer_by(t, chain, n, crt, from, false);
 }
 
 static bool is_issuer_ca(const struct trust *t, gnutls_x509_crt_t crt)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -384,6 +385,30 @@ static bool key_was_revoked(struct json_object *list, const char *key_id, const 
     return false;
 }
 
+/* One name, one key: an intermediate's subject is its CN alone, and a
+ * leaf names its issuer by subject, so a second active intermediate with
+ * the CN of one signed for another key could pass for it wherever a name is
+ * matched (docs/pki.md). True after a message. */
+static bool name_taken(struct json_object *list, const char *cn, const char *key_id,
+                       const char *csr_path)
+{
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        struct json_object *e = json_object_array_get_idx(list, i);
+        const char *c = jstr(e, "cn"), *k = jstr(e, "key_id"), *st = jstr(e, "status");
+        if (!c || strcasecmp(c, cn) != 0 || (k && strcmp(k, key_id) == 0) ||
+            (st && strcmp(st, "revoked") == 0))
+            continue;
+        con_err("root", "CSR in %s: subject 'CN=%s' was already issued by this root to "
+                        "another key (intermediate serial %s, not revoked): refused. Use a "
+                        "CN of its own, or to re-issue that name to a new key revoke the old "
+                        "one first (mtlsgw root revoke %s)",
+                csr_path, c, jstr(e, "serial") ? jstr(e, "serial") : "?",
+                jstr(e, "serial") ? jstr(e, "serial") : "SERIAL");
+        return true;
+    }
+    return false;
+}
+
 static struct json_object *issued_entry(gnutls_x509_crt_t crt, const char *serial,
                                         const char *cn, const char *key_id, unsigned path_len)
 {
@@ -469,8 +494,18 @@ static int root_sign(struct console *con, int argc, char **argv)
     if (root_open(con, &r, false) < 0 || root_load(&r) < 0)
         goto out;
     list = issued_list(&r);
-    if (key_was_revoked(list, key_id, csr_path))
+    if (key_was_revoked(list, key_id, csr_path) || name_taken(list, cn, key_id, csr_path))
         goto out;
+    {
+        char rcn[256] = "";
+        size_t rl = sizeof(rcn);
+        if (gnutls_x509_crt_get_dn_by_oid(r.crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, rcn,
+                                          &rl) >= 0 && strcasecmp(rcn, cn) == 0) {
+            con_err("root", "CSR in %s: subject 'CN=%s' is the root's own name: refused "
+                            "(an intermediate needs a CN of its own)", csr_path, cn);
+            goto out;
+        }
+    }
     req.profile = P11_PROFILE_CA;
     req.cn = cn;
     req.days = days;

@@ -17,6 +17,7 @@
 #include "build-config.h"
 #include "cidr.h"
 #include "fsutil.h"
+#include "verify.h"
 
 #define CONFIG_MAX_SIZE (1024 * 1024)
 
@@ -847,6 +848,40 @@ static void parse_assignment(struct parser *ps, char *p)
 }
 
 /* What no single line shows: keys that need another. */
+/*
+ * A [trust] CA must not carry the subject of this gateway's own CA (ca.crt,
+ * chain.pem) nor of another [trust] CA: a leaf names its issuer by subject
+ * only, so a sibling named like us could pass for us wherever a name is
+ * matched (docs/pki.md "How a peer's issuer is chosen").
+ */
+static void check_trust_names(struct parser *ps)
+{
+    struct config *cfg = ps->cfg;
+    static const char *const own[] = {"ca.crt", "chain.pem"};
+    char dn[256];
+
+    for (unsigned i = 0; i < cfg->n_trusts; i++) {
+        const struct cfg_trust *t = &cfg->trusts[i];
+        for (size_t k = 0; t->ca && k < sizeof(own) / sizeof(own[0]); k++) {
+            char *p = fs_join(cfg->pki.dir, own[k]);
+            if (p && verify_files_share_subject(t->ca, p, dn, sizeof(dn)))
+                errbuf_add(&ps->eb, ps->path, ps->lineno,
+                           "[trust %s] ca %s has the subject '%s' of this gateway's own CA in "
+                           "%s: refused (its peers could pass for ours); the issuer must get "
+                           "an intermediate with a name of its own from the root",
+                           t->name, t->ca, dn, p);
+            free(p);
+        }
+        for (unsigned k = 0; t->ca && k < i; k++)
+            if (cfg->trusts[k].ca &&
+                verify_files_share_subject(t->ca, cfg->trusts[k].ca, dn, sizeof(dn)))
+                errbuf_add(&ps->eb, ps->path, ps->lineno,
+                           "[trust %s] ca %s has the subject '%s' of [trust %s] ca %s: refused "
+                           "(each issuer's CA needs a name of its own)",
+                           t->name, t->ca, dn, cfg->trusts[k].name, cfg->trusts[k].ca);
+    }
+}
+
 static void check_whole(struct parser *ps)
 {
     struct config *cfg = ps->cfg;
@@ -872,6 +907,7 @@ static void check_whole(struct parser *ps)
                        "would be refused between fetches",
                        t->name, t->max_stale, t->refresh);
     }
+    check_trust_names(ps);
 }
 
 int config_load(const char *path, struct config **out, char **errors)

@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 
 #include "cidr.h"
+#include "fsutil.h"
 #include "registry.h"
 
 #define ROLE_URI_PREFIX "urn:mtlsgw:role:"
@@ -353,17 +355,87 @@ char *verify_crl_dp_http(gnutls_x509_crt_t crt)
     return NULL;
 }
 
+bool verify_signed_by(gnutls_x509_crt_t crt, gnutls_x509_crt_t ca)
+{
+    unsigned status = 1;
+
+    /* The name is only a hint: two CAs under one root may carry the same
+     * subject (a sibling asked the root for our CA's name), and GnuTLS
+     * compares key identifiers only when both certificates have them. The
+     * signature is what says which key issued crt. */
+    return crt && ca && gnutls_x509_crt_check_issuer(crt, ca) == 1 &&
+           gnutls_x509_crt_verify(crt, &ca, 1,
+                                  GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                                      GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+                                  &status) >= 0 &&
+           status == 0;
+}
+
+static void dn_of(gnutls_x509_crt_t crt, bool issuer, char *out, size_t len)
+{
+    gnutls_datum_t dn = {0};
+    int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0)
+                    : gnutls_x509_crt_get_dn3(crt, &dn, 0);
+
+    snprintf(out, len, "%s", rc == 0 ? (const char *)dn.data : "?");
+    gnutls_free(dn.data);
+}
+
+/* The certificates of a PEM file (or none when it cannot be read). */
+static unsigned read_pem_certs(const char *path, gnutls_x509_crt_t **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    unsigned n = 0;
+
+    *out = NULL;
+    if (!path || fs_read_file(path, 1024 * 1024, &text, &len) < 0)
+        return 0;
+    {
+        gnutls_datum_t d = {(unsigned char *)text, (unsigned)len};
+        if (gnutls_x509_crt_list_import2(out, &n, &d, GNUTLS_X509_FMT_PEM, 0) < 0) {
+            *out = NULL;
+            n = 0;
+        }
+    }
+    free(text);
+    return n;
+}
+
+bool verify_files_share_subject(const char *a, const char *b, char *dn, size_t dnlen)
+{
+    gnutls_x509_crt_t *ca = NULL, *cb = NULL;
+    unsigned na = read_pem_certs(a, &ca), nb = read_pem_certs(b, &cb);
+    bool same = false;
+
+    for (unsigned i = 0; i < na && !same; i++) {
+        char da[256];
+        dn_of(ca[i], false, da, sizeof(da));
+        for (unsigned k = 0; k < nb && !same; k++) {
+            char db[256];
+            dn_of(cb[k], false, db, sizeof(db));
+            /* Byte-equal DNs are what GnuTLS matches; case aside they
+             * are one name to a reader too. */
+            same = strcmp(da, "?") != 0 && strcasecmp(da, db) == 0;
+            if (same)
+                snprintf(dn, dnlen, "%s", da);
+        }
+    }
+    for (unsigned i = 0; i < na; i++)
+        gnutls_x509_crt_deinit(ca[i]);
+    for (unsigned i = 0; i < nb; i++)
+        gnutls_x509_crt_deinit(cb[i]);
+    gnutls_free(ca);
+    gnutls_free(cb);
+    return same;
+}
+
 gnutls_x509_crt_t verify_issuer_among(gnutls_x509_crt_t crt, gnutls_x509_crt_t *anchors,
                                       size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned status = 1;
-        if (gnutls_x509_crt_check_issuer(crt, anchors[i]) &&
-            gnutls_x509_crt_verify(crt, &anchors[i], 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
-                                   &status) >= 0 &&
-            status == 0)
+    for (size_t i = 0; i < n; i++)
+        if (verify_signed_by(crt, anchors[i]))
             return anchors[i];
-    }
     return NULL;
 }
 
@@ -412,15 +484,6 @@ void verify_serial_bytes_hex(const unsigned char *s, size_t len, char *out, size
         snprintf(out + o, 3, "%02x", s[i]);
 }
 
-static void dn_of(gnutls_x509_crt_t crt, bool issuer, char *out, size_t len)
-{
-    gnutls_datum_t dn = {0};
-    int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0)
-                    : gnutls_x509_crt_get_dn3(crt, &dn, 0);
-
-    snprintf(out, len, "%s", rc == 0 ? (const char *)dn.data : "?");
-    gnutls_free(dn.data);
-}
 
 static int finish(struct verdict *v, enum verdict_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -447,11 +510,11 @@ gnutls_x509_crt_t verify_ca_at(const struct trust *t, int i)
     return NULL;
 }
 
-/* The CA in t->cas or t->chain that issued crt, or -1. */
+/* The CA in t->cas or t->chain whose key signed crt, or -1. */
 static int issuer_of(const struct trust *t, gnutls_x509_crt_t crt)
 {
     for (size_t i = 0; i < t->n_cas + t->n_chain; i++)
-        if (gnutls_x509_crt_check_issuer(crt, verify_ca_at(t, (int)i)))
+        if (verify_signed_by(crt, verify_ca_at(t, (int)i)))
             return (int)i;
     return -1;
 }
@@ -475,11 +538,11 @@ bool verify_ca_pathlen0(gnutls_x509_crt_t ca)
            is_ca && pathlen == 0;
 }
 
-/* The sibling issuer in t->issuers that issued crt, or -1. */
+/* The sibling issuer in t->issuers whose key signed crt, or -1. */
 static int sibling_of(const struct trust *t, gnutls_x509_crt_t crt)
 {
     for (size_t i = 0; i < t->n_issuers; i++)
-        if (t->issuers[i].ca && gnutls_x509_crt_check_issuer(crt, t->issuers[i].ca))
+        if (verify_signed_by(crt, t->issuers[i].ca))
             return (int)i;
     return -1;
 }

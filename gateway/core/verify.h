@@ -213,6 +213,13 @@ int verify_crl_precheck(const void *data, size_t len, gnutls_x509_crt_t ca);
  * certificate among anchors[0..n) that issued crt (its signature checked;
  * NULL: none), and whether crl lists crt's serial. */
 char *verify_crl_dp_http(gnutls_x509_crt_t crt);
+/* Whether ca's key signed crt (and ca's subject is crt's issuer): how a
+ * certificate's issuer is chosen, never by name alone (docs/pki.md). */
+bool verify_signed_by(gnutls_x509_crt_t crt, gnutls_x509_crt_t ca);
+/* Whether a certificate in PEM file a has the subject of one in PEM file
+ * b (that subject in dn); false when either cannot be read. A [trust] CA
+ * named like this gateway's own CA or another [trust] CA is refused. */
+bool verify_files_share_subject(const char *a, const char *b, char *dn, size_t dnlen);
 gnutls_x509_crt_t verify_issuer_among(gnutls_x509_crt_t crt, gnutls_x509_crt_t *anchors,
                                       size_t n);
 bool verify_crl_lists(gnutls_x509_crl_t crl, gnutls_x509_crt_t crt);
