@@ -82,18 +82,6 @@ static void parts_free(gnutls_x509_crt_t ca, gnutls_x509_crl_t crl, struct regis
     registry_free(reg);
 }
 
-static void hex_of(const unsigned char *s, size_t len, char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-
-    out[0] = '\0';
-    /* As verify_serial_hex: leading zero octets are DER padding. */
-    while (i + 1 < len && s[i] == 0)
-        i++;
-    for (; i < len && o + 3 <= outlen; i++, o += 2)
-        snprintf(out + o, 3, "%02x", s[i]);
-}
-
 static int cmp_serial(const void *a, const void *b)
 {
     return strcmp(a, b);
@@ -146,7 +134,7 @@ static int crl_serials(struct trustdb *db, gnutls_x509_crl_t crl)
         int rc = gnutls_x509_crl_iter_crt_serial(crl, &it, s, &sl, &when);
         if (rc < 0 || db->n_revoked == max)
             break;
-        hex_of(s, sl, db->revoked[db->n_revoked++], sizeof(db->revoked[0]));
+        verify_serial_bytes_hex(s, sl, db->revoked[db->n_revoked++], sizeof(db->revoked[0]));
     }
     gnutls_x509_crl_iter_deinit(it);
     return 0;
