@@ -18,7 +18,8 @@
 #include "fsutil.h"
 #include "verify.h"
 
-#define CRL_FILE_MAX (64u * 1024 * 1024)
+#define CRL_FILE_MAX (2u * 1024 * 1024 + 16384)
+#define CERT_FILE_MAX (1u * 1024 * 1024)
 
 void trustdb_issuer_crl_path(const char *pki_dir, const char *name, char *out, size_t outlen)
 {
@@ -35,11 +36,30 @@ static int import_file(const char *path, gnutls_datum_t *d)
 {
     char *buf = NULL;
     size_t len = 0;
-    int rc = fs_read_file(path, CRL_FILE_MAX, &buf, &len);
+    int rc = fs_read_file(path, CERT_FILE_MAX, &buf, &len);
 
     d->data = (unsigned char *)buf;
     d->size = (unsigned)len;
     return rc;
+}
+
+/* The session process writes these files: a regular file only (a FIFO
+ * would hang explain), as big as the fetcher takes, and signed by signer
+ * (checked over the raw DER before GnuTLS's quadratic import). */
+static int import_crl_file(const char *path, gnutls_x509_crt_t signer, gnutls_x509_crl_t crl,
+                           gnutls_datum_t *d)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = fs_read_regular(path, CRL_FILE_MAX, &buf, &len);
+
+    d->data = (unsigned char *)buf;
+    d->size = (unsigned)len;
+    if (rc < 0)
+        return rc;
+    if ((rc = verify_crl_precheck(buf, len, signer)) < 0)
+        return rc;
+    return verify_crl_import(crl, buf, len);
 }
 
 /* The CRL in path, signed by ca and fresh by its own times under
@@ -58,10 +78,9 @@ static int crl_read(const char *path, gnutls_x509_crt_t ca, time_t now, unsigned
     *out = NULL;
     *n = 0;
     *number = 0;
-    if (import_file(path, &d) < 0 || gnutls_x509_crl_init(&crl) < 0 ||
-        (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
-         gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0)) {
-        snprintf(why, whylen, "%s is not a CRL that can be read", path);
+    if (gnutls_x509_crl_init(&crl) < 0 || import_crl_file(path, ca, crl, &d) < 0) {
+        snprintf(why, whylen, "%s is not a CRL that can be read (or not one signed by the "
+                 "issuer's CA)", path);
         goto out;
     }
     if (gnutls_x509_crl_verify(crl, &ca, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &status) < 0 ||
@@ -129,9 +148,7 @@ static bool root_crl_file(struct trustdb *db, const struct cfg_trust *t, gnutls_
                  "be checked");
         return false;
     }
-    if (import_file(path, &d) < 0 || gnutls_x509_crl_init(&crl) < 0 ||
-        (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
-         gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0)) {
+    if (gnutls_x509_crl_init(&crl) < 0 || import_crl_file(path, root, crl, &d) < 0) {
         snprintf(why, whylen, "the daemon has no root CRL of it yet (%.300s)", path);
         goto out;
     }

@@ -203,11 +203,19 @@ bool verify_crl_signed_by(gnutls_x509_crl_t crl, gnutls_x509_crt_t ca);
  * forged CRL costs a signature check, whatever its size. A signature
  * algorithm GnuTLS cannot name from its OID alone (RSA-PSS) is not checked
  * here: such a CRL is taken on to import only with at most
- * VERIFY_CRL_MAX_UNCHECKED entries. 0, or -EBADMSG (not a CRL), -EPERM
- * (not signed by ca), -EFBIG (too many entries to import unchecked).
+ * VERIFY_CRL_MAX_UNCHECKED entries and VERIFY_CRL_MAX_UNCHECKED_BYTES; any
+ * other algorithm GnuTLS cannot name is refused. The outer element must be
+ * the whole input and its parts must fill it (import it with
+ * verify_crl_import). 0, or -EBADMSG (not one CRL), -EPERM (not signed by
+ * ca), -EFBIG (too big to import unchecked), -ENOTSUP (unknown algorithm).
  */
 #define VERIFY_CRL_MAX_UNCHECKED 10000
+#define VERIFY_CRL_MAX_UNCHECKED_BYTES (64u * 1024)
 int verify_crl_precheck(const void *data, size_t len, gnutls_x509_crt_t ca);
+/* Import data into crl the way verify_crl_precheck read it: PEM when it
+ * starts with a PEM header, else DER (never "DER, else the first PEM block
+ * anywhere in it"). 0 or -EBADMSG. */
+int verify_crl_import(gnutls_x509_crl_t crl, const void *data, size_t len);
 /* The root's CRL at a hub (docs/pki.md "The root's CRL at the hubs"): the
  * first http:// CRL distribution point of crt (malloc'ed; NULL: none), the
  * certificate among anchors[0..n) that issued crt (its signature checked;

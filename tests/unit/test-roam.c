@@ -422,10 +422,12 @@ static size_t der_put(unsigned char *out, unsigned char tag, const unsigned char
  * session process too, can write one. GnuTLS's import of it took the
  * parent a minute (the tunnels stalled with it).
  */
-static unsigned char *forged_crl(size_t n, size_t *len)
+static const unsigned char ecdsa_sha256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+                                             0x3d, 0x04, 0x03, 0x02};
+
+static unsigned char *forged_crl_alg(size_t n, size_t *len, const unsigned char *alg,
+                                     size_t alg_len)
 {
-    static const unsigned char alg[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-                                        0x3d, 0x04, 0x03, 0x02}; /* ecdsa-with-SHA256 */
     static const unsigned char sig[] = {0x00, 0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
     static const unsigned char when[] = "260101000000Z";
     gnutls_datum_t dn;
@@ -445,22 +447,22 @@ static unsigned char *forged_crl(size_t n, size_t *len)
         memcpy(list + 37 * i, e, 37);
     }
     o += der_put(tbs + o, 0x02, (const unsigned char *)"\x01", 1); /* v2 */
-    memcpy(tbs + o, alg, sizeof(alg));
-    o += sizeof(alg);
+    memcpy(tbs + o, alg, alg_len);
+    o += alg_len;
     memcpy(tbs + o, dn.data, dn.size);
     o += dn.size;
     o += der_put(tbs + o, 0x17, when, 13);
     o += der_put(tbs + o, 0x17, (const unsigned char *)"991231000000Z", 13);
     o += der_put(tbs + o, 0x30, list, ent);
     tbs_len = der_put(NULL, 0x30, NULL, o);
-    all = tbs_len + sizeof(alg) + sizeof(sig) + 2;
+    all = tbs_len + alg_len + sizeof(sig) + 2;
     out = malloc(all + 8);
     CU_ASSERT_FATAL(out != NULL);
     {
         size_t h = der_put(out, 0x30, NULL, all) - all, q = h;
         q += der_put(out + q, 0x30, tbs, o);
-        memcpy(out + q, alg, sizeof(alg));
-        q += sizeof(alg);
+        memcpy(out + q, alg, alg_len);
+        q += alg_len;
         q += der_put(out + q, 0x03, sig, sizeof(sig));
         *len = q;
     }
@@ -469,6 +471,12 @@ static unsigned char *forged_crl(size_t n, size_t *len)
     free(tbs);
     return out;
 }
+
+static unsigned char *forged_crl(size_t n, size_t *len)
+{
+    return forged_crl_alg(n, len, ecdsa_sha256, sizeof(ecdsa_sha256));
+}
+
 
 static double now_s(void)
 {
@@ -574,6 +582,66 @@ static void test_crl_signature(void)
     gnutls_x509_crl_deinit(crl);
 }
 
+/*
+ * att16c: the pre-check reads exactly what is imported. A real CRL with a
+ * forged one after it (PEM appended to DER: GnuTLS's DER import refuses
+ * the trailing bytes and its PEM import found the forged block), or bytes
+ * after the signature, are not one CRL; an algorithm GnuTLS does not know
+ * is refused, and RSA-PSS (not checked before import) only while small.
+ */
+static void test_crl_smuggle(void)
+{
+    static const unsigned char pss[] = {0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                        0xf7, 0x0d, 0x01, 0x01, 0x0a};
+    gnutls_x509_crl_t crl;
+    gnutls_datum_t der, forged_der, forged_pem = {NULL, 0};
+    unsigned char *buf, *forged;
+    size_t flen;
+    time_t now = time(NULL);
+
+    CU_ASSERT_FATAL(gnutls_x509_crl_init(&crl) == 0);
+    gnutls_x509_crl_set_version(crl, 2);
+    gnutls_x509_crl_set_this_update(crl, now - 60);
+    gnutls_x509_crl_set_next_update(crl, now + 3600);
+    CU_ASSERT_FATAL(gnutls_x509_crl_sign2(crl, ca, ca_key, GNUTLS_DIG_SHA256, 0) == 0);
+    CU_ASSERT_FATAL(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_DER, &der) == 0);
+    gnutls_x509_crl_deinit(crl);
+    forged = forged_crl(100, &flen);
+    forged_der.data = forged;
+    forged_der.size = (unsigned)flen;
+    CU_ASSERT_FATAL(gnutls_pem_base64_encode2("X509 CRL", &forged_der, &forged_pem) == 0);
+    buf = malloc(der.size + forged_pem.size + 1);
+    CU_ASSERT_FATAL(buf != NULL);
+    memcpy(buf, der.data, der.size);
+    memcpy(buf + der.size, forged_pem.data, forged_pem.size);
+    CU_ASSERT_EQUAL(verify_crl_precheck(der.data, der.size, ca), 0);
+    CU_ASSERT_EQUAL(verify_crl_precheck(buf, der.size + forged_pem.size, ca), -EBADMSG);
+    CU_ASSERT_EQUAL(verify_crl_precheck(buf, der.size + 1, ca), -EBADMSG);
+    /* What is imported is what was checked: DER as DER, never a PEM block
+     * found after it. */
+    CU_ASSERT_FATAL(gnutls_x509_crl_init(&crl) == 0);
+    CU_ASSERT_EQUAL(verify_crl_import(crl, buf, der.size + forged_pem.size), -EBADMSG);
+    gnutls_x509_crl_deinit(crl);
+    CU_ASSERT_FATAL(gnutls_x509_crl_init(&crl) == 0);
+    CU_ASSERT_EQUAL(verify_crl_import(crl, der.data, der.size), 0);
+    gnutls_x509_crl_deinit(crl);
+    /* An OID GnuTLS does not know (ecdsa-with-SHA256's last arc changed). */
+    forged[flen - 12] = 0x7f;
+    CU_ASSERT_EQUAL(verify_crl_precheck(forged, flen, ca), -ENOTSUP);
+    free(forged);
+    /* RSA-PSS: unchecked, so small only (the size bounds the import). */
+    forged = forged_crl_alg(100, &flen, pss, sizeof(pss));
+    CU_ASSERT_EQUAL(verify_crl_precheck(forged, flen, ca), 0);
+    free(forged);
+    forged = forged_crl_alg(2000, &flen, pss, sizeof(pss));
+    CU_ASSERT(flen > VERIFY_CRL_MAX_UNCHECKED_BYTES);
+    CU_ASSERT_EQUAL(verify_crl_precheck(forged, flen, ca), -EFBIG);
+    free(forged);
+    free(buf);
+    gnutls_free(forged_pem.data);
+    gnutls_free(der.data);
+}
+
 static void setup_keys(void)
 {
     ca_key = new_key();
@@ -590,6 +658,7 @@ static void test_all(void)
     test_stale();
     test_big_number();
     test_crl_signature();
+    test_crl_smuggle();
     test_hostile_files();
     gnutls_x509_crt_deinit(ca);
     gnutls_x509_crt_deinit(evil);

@@ -165,15 +165,16 @@ static int issuer_crl(const struct config *cfg, struct roam_issuer *is, char *er
          * unsigned blob never reaches GnuTLS's quadratic import, which
          * would stall this loop, and every tunnel with it. */
         rd = verify_crl_precheck(d.data, d.size, is->ca);
-        if (rd == -EPERM || rd == -EFBIG) {
+        if (rd == -EPERM || rd == -EFBIG || rd == -ENOTSUP) {
             snprintf(err, errlen, "issuer %s: the CRL in %s is %s", is->cfg->name, path,
-                     rd == -EPERM ? "not signed by its CA" : "too big to import unchecked");
+                     rd == -EPERM    ? "not signed by its CA"
+                     : rd == -EFBIG ? "too big to import unchecked"
+                                    : "signed with an algorithm GnuTLS does not know");
             goto out;
         }
         if (rd < 0 || gnutls_x509_crl_init(&crl) < 0)
             goto bad;
-        if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
-            gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0)
+        if (verify_crl_import(crl, d.data, d.size) < 0)
             goto bad;
         /* The times are checked below, with messages of their own (GnuTLS
          * flags a lapsed nextUpdate as INVALID | SUPERSEDED). */

@@ -445,6 +445,9 @@ static void precheck_error(int rc, const char *signer, char *err, size_t errlen)
                  "checked before import: refused", VERIFY_CRL_MAX_UNCHECKED);
     else if (rc == -EPERM)
         snprintf(err, errlen, "CRL not signed by %s", signer);
+    else if (rc == -ENOTSUP)
+        snprintf(err, errlen, "a CRL signed with an algorithm this GnuTLS does not know: "
+                 "refused");
     else
         snprintf(err, errlen, "not a CRL (DER or PEM)");
 }
@@ -453,7 +456,6 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
                      struct tf_crl *out, char *err, size_t errlen)
 {
     gnutls_x509_crl_t crl = NULL;
-    gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
     gnutls_x509_crl_iter_t it = NULL;
     int rc = -EBADMSG, count;
 
@@ -467,8 +469,7 @@ static int crl_parse(const struct tf_issuer *is, const char *data, size_t len,
     rc = -EBADMSG;
     if (gnutls_x509_crl_init(&crl) < 0)
         return -ENOMEM;
-    if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
-        gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0) {
+    if (verify_crl_import(crl, data, len) < 0) {
         snprintf(err, errlen, "not a CRL (DER or PEM)");
         goto out;
     }
@@ -636,7 +637,6 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
                           time_t *next, bool *listed, char *err, size_t errlen)
 {
     gnutls_x509_crl_t crl = NULL;
-    gnutls_datum_t d = {(unsigned char *)data, (unsigned)len};
     int rc = -EBADMSG;
 
     *listed = false;
@@ -649,8 +649,7 @@ static int root_crl_parse(const struct tf_root *r, gnutls_x509_crt_t ca, const c
     rc = -EBADMSG;
     if (gnutls_x509_crl_init(&crl) < 0)
         return -ENOMEM;
-    if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 &&
-        gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_PEM) < 0) {
+    if (verify_crl_import(crl, data, len) < 0) {
         snprintf(err, errlen, "%s: not a CRL (DER or PEM)", r->url);
         goto out;
     }
