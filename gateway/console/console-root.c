@@ -426,6 +426,21 @@ static struct json_object *issued_entry(gnutls_x509_crt_t crt, const char *seria
     return e;
 }
 
+/* An intermediate named like the root itself would be taken for it by
+ * anyone who matches issuers by name: refused. */
+static bool roots_own_name(const struct root *r, const char *cn, const char *csr_path)
+{
+    char rcn[256] = "";
+    size_t rl = sizeof(rcn);
+
+    if (gnutls_x509_crt_get_dn_by_oid(r->crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, rcn, &rl) < 0 ||
+        strcasecmp(rcn, cn) != 0)
+        return false;
+    con_err("root", "CSR in %s: subject 'CN=%s' is the root's own name: refused "
+                    "(an intermediate needs a CN of its own)", csr_path, cn);
+    return true;
+}
+
 static int root_sign(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -494,18 +509,9 @@ static int root_sign(struct console *con, int argc, char **argv)
     if (root_open(con, &r, false) < 0 || root_load(&r) < 0)
         goto out;
     list = issued_list(&r);
-    if (key_was_revoked(list, key_id, csr_path) || name_taken(list, cn, key_id, csr_path))
+    if (key_was_revoked(list, key_id, csr_path) || name_taken(list, cn, key_id, csr_path) ||
+        roots_own_name(&r, cn, csr_path))
         goto out;
-    {
-        char rcn[256] = "";
-        size_t rl = sizeof(rcn);
-        if (gnutls_x509_crt_get_dn_by_oid(r.crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, rcn,
-                                          &rl) >= 0 && strcasecmp(rcn, cn) == 0) {
-            con_err("root", "CSR in %s: subject 'CN=%s' is the root's own name: refused "
-                            "(an intermediate needs a CN of its own)", csr_path, cn);
-            goto out;
-        }
-    }
     req.profile = P11_PROFILE_CA;
     req.cn = cn;
     req.days = days;
