@@ -64,6 +64,14 @@ HUB_IF=$(mtg_ifaces "$NS_HUB" | head -n 1)
 SPOKE_IF=$(mtg_ifaces "$NS_SPOKE" | head -n 1)
 [ -n "$HUB_IF" ] && [ -n "$SPOKE_IF" ] || bail "no mtg interfaces"
 tap_result 0 "spoke1's tunnel is up (hub $HUB_IF, spoke $SPOKE_IF), lan-b reaches lan-a"
+# The daemon gives a tunnel device a short queue (NC_TUN_TXQLEN, 32
+# packets) so that interactive traffic is not stuck behind a bulk burst;
+# each injection below writes up to 33 packets at once, and a loaded
+# machine drops the tail of that burst before the daemon reads it (the
+# controls, sent last). The attacker is root on the spoke and may lengthen
+# its own queue; the hub's is lengthened for the hub's own injection.
+spoke ip link set "$SPOKE_IF" txqueuelen 1000 && hub ip link set "$HUB_IF" txqueuelen 1000 ||
+    bail "txqueuelen"
 
 # ---- what the attack would hit ------------------------------------------------
 # The gated service, and a counting table that runs after inet mtlsgw's
