@@ -6,6 +6,7 @@
 #   DELAY=25 LOSS="0 1 3" SECS=20 RUNS=1 SEED=1
 #   SELFCHECK_ONLY=1      the emulator's self-check alone (under a minute)
 #   SYSTEMS="mtlsgw-udp bare"   only these rows (default: all five)
+#   MTLSGW_MTU=N          mtlsgw's [tunnel] mtu (default: the daemon's, 1400)
 #   PROBE=1               where the ping waits, during each mtlsgw-udp and bare
 #                         measurement (tests/bench/wan/stages.py): the delay
 #                         of each host-local stage of a ping (packet
@@ -206,6 +207,12 @@ for x in 1 2 3; do
 done
 mtg_fixture 2>"$T/fixture.log" || die "mtlsgw fixture failed: $(tail -n 3 "$T/fixture.log")"
 cp "$T/hub/hub.conf" "$T/hub/hub-tcp.conf"
+# MTLSGW_MTU=N: [tunnel] mtu of both hub configs (the hub pushes it to the
+# spoke in CONFIG); unset, the daemon's default (1400).
+if [ -n "${MTLSGW_MTU:-}" ]; then
+    sed -i "s/^\[tunnel\]\$/[tunnel]\nmtu = $MTLSGW_MTU/" "$T/hub/hub-tcp.conf"
+    grep -q "^mtu = $MTLSGW_MTU\$" "$T/hub/hub-tcp.conf" || die "cannot set the MTU in hub-tcp.conf"
+fi
 sed "s/^\[tunnel\]\$/[tunnel]\nudp = $MTLSGW_UDP_PORT/" "$T/hub/hub-tcp.conf" >"$T/hub/hub-udp.conf"
 grep -q "^udp = $MTLSGW_UDP_PORT" "$T/hub/hub-udp.conf" || die "cannot write hub-udp.conf"
 if SOFTHSM2_CONF=$T/hub/softhsm2.conf "$MTLSGWD" -c "$T/hub/hub-udp.conf" --check-config \
