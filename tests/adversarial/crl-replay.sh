@@ -234,8 +234,9 @@ sleep 4.2
 curl -s --max-time 5 -o "$T/b2.der" "http://127.0.0.1:$CPORT/crl"
 n1=$(openssl crl -inform DER -in "$T/b1.der" -noout -crlnumber 2>/dev/null | cut -d= -f2)
 n2=$(openssl crl -inform DER -in "$T/b2.der" -noout -crlnumber 2>/dev/null | cut -d= -f2)
-ok_if "B ([crl] resign = 2) re-signed its CRL: a later thisUpdate ($(this_update "$T/b1.der") ->
-$(this_update "$T/b2.der")) and a higher number ($n1 -> $n2)" \
+u1=$(this_update "$T/b1.der")
+u2=$(this_update "$T/b2.der")
+ok_if "B ([crl] resign = 2) re-signed its CRL: thisUpdate $u1 -> $u2, number $n1 -> $n2" \
     eval '[ "$(this_update "$T/b2.der")" -gt "$(this_update "$T/b1.der")" ] &&
           [ $((n2)) -gt $((n1)) ]'
 
