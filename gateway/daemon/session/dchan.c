@@ -443,6 +443,11 @@ uint32_t dchan_rx_epoch(const struct dchan *ch)
     return ch->rx[ch->newest].epoch;
 }
 
+bool dchan_newest_opened(const struct dchan *ch)
+{
+    return ch->newest_opened;
+}
+
 bool dchan_wants_rekey(const struct dchan *ch)
 {
     return atomic_load_explicit(&ch->tx.ctr, memory_order_relaxed) >= DCHAN_REKEY_AT ||

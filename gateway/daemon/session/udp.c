@@ -849,6 +849,20 @@ static bool in_use(const struct udp_chan *u)
     return u->hub ? atomic_load(&u->last_auth) != 0 : atomic_load(&u->active);
 }
 
+/* Whether the peer has sealed with our newest receive epoch: installing the
+ * next one drops the oldest, and records of it still on their way would be
+ * lost (on one path, datagrams keep their order). A peer always has
+ * something to say within a keepalive (a probe or its answer). */
+static bool peer_switched(struct udp_chan *u)
+{
+    bool yes;
+
+    pthread_mutex_lock(rx_half(u));
+    yes = dchan_newest_opened(u->ch);
+    pthread_mutex_unlock(rx_half(u));
+    return yes;
+}
+
 int udp_rekey_start(struct conn *c, unsigned char *p)
 {
     struct udp_chan *u = c->tun->udp;
@@ -859,7 +873,7 @@ int udp_rekey_start(struct conn *c, unsigned char *p)
         return 0;
     now = mono_ms();
     if (!u->pending && !u->answer_due && u->next_ready && in_use(u) &&
-        (dchan_wants_rekey(u->ch) || now - u->epoch_since >= u->rekey_ms)) {
+        (dchan_wants_rekey(u->ch) || now - u->epoch_since >= u->rekey_ms) && peer_switched(u)) {
         e = atomic_load(&u->epoch) + 1;
         if (rekey_install(u) == 0)
             u->pending = e;
@@ -991,11 +1005,26 @@ bool udp_tx_ready(struct conn *c)
     return ok;
 }
 
+/* How long the TX thread may sleep in poll. A spoke wakes for its next
+ * UDP decision (the last answer going stale, a probe due), so that a path
+ * gone silent moves the data back to TLS 2 keepalives after the last
+ * answer, not up to a tick later; never more than a second. */
 int udp_tx_timeout(struct conn *c, int timeout)
 {
-    if (c->tun->udp && !c->tun->udp->hub && (timeout < 0 || timeout > 1000))
-        return 1000;
-    return timeout;
+    struct udp_chan *u = c->tun->udp;
+    long long due, wait;
+
+    if (!u || u->hub || atomic_load(&u->dead)) /* a dead channel decides nothing */
+        return timeout;
+    if (atomic_load(&u->active)) {
+        due = atomic_load(&u->last_auth) + 2 * ka_ms(u->t) + 1; /* fresh() turns false */
+        if (u->last_probe + ka_ms(u->t) < due)
+            due = u->last_probe + ka_ms(u->t);
+    } else
+        due = u->next_probe;
+    wait = due - mono_ms();
+    wait = wait < 0 ? 0 : wait > 1000 ? 1000 : wait;
+    return timeout >= 0 && timeout < wait ? timeout : (int)wait;
 }
 
 /* Send records iov[0..n) (equal sizes but the last) as one UDP GSO

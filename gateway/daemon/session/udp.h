@@ -66,7 +66,8 @@ int udp_rekey_start(struct conn *c, unsigned char *p);
 int udp_rekey_frame(struct conn *c, const unsigned char *p, size_t len, char *why,
                     size_t whylen);
 void udp_rekey_answered(struct conn *c);
-/* How long the TX thread may sleep in poll at most (ms), for probes. */
+/* How long the TX thread may sleep in poll (ms): a spoke wakes for its next
+ * probe or for its last answer going stale, and at least once a second. */
 int udp_tx_timeout(struct conn *c, int timeout);
 
 /* The spoke's third tunnel thread: datagrams from the hub to the TUN. */
