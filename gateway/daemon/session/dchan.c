@@ -38,10 +38,10 @@ struct dchan {
     /* receive half; next is written by dchan_install, read by dchan_switch */
     struct dchan_tx next;
     struct dchan_rx rx[2];
-    int newest;              /* rx[newest] holds the newest epoch */
-    bool newest_opened;      /* rx[newest] has opened a record */
-    uint64_t drop_at;        /* when the older rx slot goes; 0: not scheduled */
-    _Atomic uint64_t rx_top; /* rx[newest].win.top, for dchan_wants_rekey */
+    int newest;                 /* rx[newest] holds the newest epoch */
+    _Atomic bool newest_opened; /* rx[newest] has opened a record (read lock-free) */
+    uint64_t drop_at;           /* when the older rx slot goes; 0: not scheduled */
+    _Atomic uint64_t rx_top;    /* rx[newest].win.top, for dchan_wants_rekey */
 };
 
 static void put16(unsigned char *p, uint16_t v)
@@ -372,7 +372,7 @@ int dchan_open(struct dchan *ch, unsigned char *rec, size_t len, unsigned *type)
     }
     dchan_window_update(&r->win, ctr);
     if (slot == ch->newest) {
-        ch->newest_opened = true;
+        atomic_store_explicit(&ch->newest_opened, true, memory_order_relaxed);
         atomic_store_explicit(&ch->rx_top, r->win.top, memory_order_relaxed);
     }
     *type = t;
@@ -401,7 +401,7 @@ int dchan_install(struct dchan *ch, const struct dchan_keys *keys)
     gnutls_memset(&t, 0, sizeof(t));
     gnutls_memset(&r, 0, sizeof(r));
     ch->newest = !ch->newest;
-    ch->newest_opened = false;
+    atomic_store_explicit(&ch->newest_opened, false, memory_order_relaxed);
     ch->drop_at = 0;
     atomic_store_explicit(&ch->rx_top, 0, memory_order_relaxed);
     return 0;
@@ -425,7 +425,7 @@ void dchan_expire(struct dchan *ch, uint64_t now_ms)
 {
     struct dchan_rx *old = &ch->rx[!ch->newest];
 
-    if (!old->aead || !ch->newest_opened)
+    if (!old->aead || !atomic_load_explicit(&ch->newest_opened, memory_order_relaxed))
         return;
     if (ch->drop_at == 0)
         ch->drop_at = now_ms + DCHAN_OVERLAP_MS;
@@ -445,7 +445,7 @@ uint32_t dchan_rx_epoch(const struct dchan *ch)
 
 bool dchan_newest_opened(const struct dchan *ch)
 {
-    return ch->newest_opened;
+    return atomic_load_explicit(&ch->newest_opened, memory_order_relaxed);
 }
 
 bool dchan_wants_rekey(const struct dchan *ch)

@@ -134,8 +134,8 @@ uint32_t dchan_tx_epoch(const struct dchan *ch);
 uint32_t dchan_rx_epoch(const struct dchan *ch);
 bool dchan_wants_rekey(const struct dchan *ch);
 /* Whether the newest receive epoch has opened a record: the peer seals with
- * it, and the older epoch's records that came before have arrived. The
- * caller holds the receive half's lock. */
+ * it, so on one path the older epoch's records sent before have very likely
+ * arrived (UDP does not promise order). Lock-free: a TX thread asks. */
 bool dchan_newest_opened(const struct dchan *ch);
 
 /* Move the send counter forward to `ctr` (never back: no nonce is reused),

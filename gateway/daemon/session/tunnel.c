@@ -210,9 +210,11 @@ static void *tx_main(void *arg)
             struct pollfd p[2] = {{.fd = t->tun_fd, .events = POLLIN},
                                   {.fd = t->wake_fd, .events = POLLIN}};
             long long idle = tunnel_now_s() - atomic_load(&t->last_tx);
-            int timeout = idle >= (long long)t->keepalive
-                              ? 0
-                              : (int)((long long)t->keepalive - idle) * 1000;
+            int timeout;
+            if (idle < 0) /* the wall clock stepped back: one keepalive */
+                idle = 0;
+            timeout =
+                idle >= (long long)t->keepalive ? 0 : (int)((long long)t->keepalive - idle) * 1000;
             if (poll(p, 2, udp_tx_timeout(c, timeout)) < 0 && errno != EINTR) {
                 tunnel_end(c, "poll: %s", strerror(errno));
                 break;
