@@ -267,7 +267,16 @@ expect_in "subject" "$BODY" "... saying the subject does not match"
 ok_if "... and the registry is unchanged" test "$(reg_sum)" = "$sum0"
 est_req POST simplereenroll --cert "$T/curl1.crt" --key "$T/curl1.key" \
     -H 'Content-Type: application/pkcs10' --data-binary "@$T/curl1b.b64"
-expect_http 403 "simplereenroll with the superseded certificate: 403"
+# Refused either way: by EST (403) while the daemon has not yet applied the
+# CRL that the renewal wrote (it does within a second, by its watch), or in
+# the TLS handshake once it has (TLS 1.3: after curl's Finished, so curl
+# sees the connection closed: exit 52 or 56, or 35). Never a certificate.
+case "$HTTP:$CURL_RC" in
+403:*) tap_result 0 "simplereenroll with the superseded certificate: 403 (EST refused it)" ;;
+000:35 | 000:52 | 000:56)
+    tap_result 0 "simplereenroll with the superseded certificate: refused in the TLS handshake (the CRL lists it; curl exit $CURL_RC)" ;;
+*) tap_result 1 "simplereenroll with the superseded certificate: refused" "got $(got)" ;;
+esac
 hub revoke curl1 >/dev/null 2>&1
 hold_cmd "WAIT 3"
 expect_hold "CLOSED *" "... and revoking curl1 ends that session too"
