@@ -126,6 +126,18 @@ static uint16_t sum_native(const unsigned char *p, size_t len)
     return (uint16_t)acc;
 }
 
+/* The same sum as sum16's over len bytes (an odd last one padded), in
+ * network order, computed by sum_native. */
+static uint32_t sum_net(const unsigned char *p, size_t len)
+{
+    static const uint16_t one = 1;
+    uint32_t sum = sum_native(p, len);
+
+    if (*(const unsigned char *)&one == 1) /* little-endian: to network order */
+        sum = (sum >> 8 | sum << 8) & 0xffff;
+    return sum;
+}
+
 /* Whether the IPv4 header's and the TCP checksums of a segment hold (p:
  * len bytes, the IP header iphl). A train goes with NEEDS_CSUM, so the
  * kernel writes its checksums afresh: a segment corrupted before the
@@ -133,13 +145,10 @@ static uint16_t sum_native(const unsigned char *p, size_t len)
  * checksum (the kernel's own GRO checks them too). */
 static bool sums_ok(const unsigned char *p, size_t len, size_t iphl)
 {
-    static const uint16_t one = 1;
-    uint32_t sum = sum_native(p + iphl, len - iphl);
+    uint32_t sum = sum_net(p + iphl, len - iphl);
 
     if (iphl == 20 && fold(sum16(p, 20, 0)) != 0xffff)
         return false;
-    if (*(const unsigned char *)&one == 1) /* little-endian: to network order */
-        sum = (sum >> 8 | sum << 8) & 0xffff;
     sum += 6 + (uint32_t)(len - iphl);
     sum = iphl == 20 ? sum16(p + 12, 8, sum) : sum16(p + 8, 32, sum);
     return fold(sum) == 0xffff;
@@ -301,20 +310,11 @@ size_t gso_count(const struct frame_offload *o, const unsigned char *p, size_t l
     return len > hl ? (len - hl + o->gso_size - 1) / o->gso_size : 0;
 }
 
-/* The 16-bit one's complement sum of len bytes, an odd last one padded. */
-static uint32_t sum_any(const unsigned char *p, size_t len, uint32_t sum)
-{
-    sum = sum16(p, len & ~(size_t)1, sum);
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
-
 /* Complete the checksum at start + offset over [start, len): the field
  * holds the pseudo-header's sum (what NEEDS_CSUM means). */
 static void csum_complete(unsigned char *p, size_t len, size_t start, size_t offset)
 {
-    uint16_t c = (uint16_t)~fold(sum_any(p + start, len - start, 0));
+    uint16_t c = (uint16_t)~fold(sum_net(p + start, len - start));
 
     if (c == 0 && offset == 6) /* UDP: 0 means no checksum */
         c = 0xffff;
