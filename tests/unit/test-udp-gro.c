@@ -317,6 +317,38 @@ static void test_cut_refuses(void)
     EXPECT_INT(gso_count(&o, g_train, len, 20 + 32 + MSS), (PAYLOAD + MSS - 1) / MSS);
 }
 
+/* A single packet whose checksum the tunnel completes (NEEDS_CSUM, no
+ * GSO), for every length of its last 16 bytes and every byte alignment
+ * of the buffer: the sum runs 16 bytes a step and pads the tail. All-0xff
+ * payloads make every addition carry. */
+static void test_checksum_every_tail(void)
+{
+    struct frame_offload o = {.flags = FRAME_OFF_NEEDS_CSUM, .gso_type = FRAME_OFF_GSO_NONE,
+                              .csum_start = 20, .csum_offset = 16};
+    unsigned seed = 1;
+
+    for (int ff = 0; ff < 2; ff++)
+        for (size_t payload = 0; payload <= 48; payload++)
+            for (size_t align = 0; align < 8; align++) {
+                unsigned char *p = g_train + align;
+                size_t len = 52 + payload, sl;
+                unsigned c;
+                make_train(p, false, payload, &o);
+                o.gso_type = FRAME_OFF_GSO_NONE;
+                for (size_t i = 52; i < len; i++) {
+                    seed = seed * 1103515245 + 12345;
+                    p[i] = ff ? 0xff : (unsigned char)(seed >> 16);
+                }
+                c = pseudo(p, len - 20);
+                p[36] = (unsigned char)(c >> 8);
+                p[37] = (unsigned char)c;
+                sl = gso_packet(&o, p, len, 0, g_out + 1);
+                EXPECT_INT(sl, len);
+                EXPECT_INT(sum16(g_out + 1 + 20, len - 20, pseudo(g_out + 1, len - 20)),
+                           0xffff);
+            }
+}
+
 static void test_setup(void)
 {
     g_train = malloc(70000);
@@ -333,6 +365,7 @@ static const struct cu_test tests[] = {
     {"a segment with a bad checksum goes alone", test_bad_checksum_alone},
     {"another source, port or TTL goes alone", test_other_headers_alone},
     {"trains the SEGMENTS rules refuse are not cut", test_cut_refuses},
+    {"checksums right for every tail length and alignment", test_checksum_every_tail},
 };
 
 CU_MAIN("udp-gro", tests)

@@ -481,9 +481,10 @@ static void hub_reply(struct udp_chan *u, const unsigned char *pt, size_t len,
     free(rec);
 }
 
-/* One datagram on the hub. Called with h->lock held. */
+/* One datagram on the hub, received at now (mono_ms, read once a batch).
+ * Called with h->lock held. */
 static void hub_datagram(struct udp_hub *h, struct gro *g, unsigned char *rec, size_t len,
-                         const struct sockaddr_storage *from, socklen_t fromlen)
+                         const struct sockaddr_storage *from, socklen_t fromlen, long long now)
 {
     struct udp_chan *u = NULL;
     struct tunnel *t;
@@ -509,19 +510,19 @@ static void hub_datagram(struct udp_hub *h, struct gro *g, unsigned char *rec, s
     if (atomic_load(&t->stop))
         return;
     atomic_fetch_add(&u->bytes_in, len);
-    atomic_store(&u->last_auth, mono_ms());
-    dchan_expire(u->ch, (uint64_t)mono_ms());
+    atomic_store(&u->last_auth, now);
+    dchan_expire(u->ch, (uint64_t)now);
     /* NAT rebinding: the address follows authentic datagrams only. */
     pthread_mutex_lock(&u->addr_lock);
     if (u->peer_len != fromlen || memcmp(&u->peer, from, fromlen) != 0) {
-        char was[80], now[80];
+        char was[80], to[80];
         addr_text(&u->peer, was, sizeof(was));
-        addr_text(from, now, sizeof(now));
+        addr_text(from, to, sizeof(to));
         if (u->peer_len)
             log_info("tunnel %s: the peer's UDP address moved from %s to %s", t->ifname, was,
-                     now);
+                     to);
         else
-            log_info("tunnel %s: UDP from %s answers: data over UDP", t->ifname, now);
+            log_info("tunnel %s: UDP from %s answers: data over UDP", t->ifname, to);
         memcpy(&u->peer, from, fromlen);
         u->peer_len = fromlen;
     }
@@ -552,13 +553,14 @@ static void *hub_main(void *arg)
                 break;
             continue;
         }
+        long long now = mono_ms();
         pthread_mutex_lock(&h->lock);
         for (int i = 0; i < n; i++) {
             unsigned char *d = b->iov[i].iov_base;
             size_t len = b->msgs[i].msg_len, seg = rx_seg(b, i);
             for (size_t off = 0; off < len; off += seg)
                 hub_datagram(h, b->gro, d + off, len - off < seg ? len - off : seg,
-                             &b->from[i], b->msgs[i].msg_hdr.msg_namelen);
+                             &b->from[i], b->msgs[i].msg_hdr.msg_namelen, now);
         }
         gro_flush(b->gro); /* before a tunnel can leave the table */
         pthread_mutex_unlock(&h->lock);
@@ -753,6 +755,7 @@ void *udp_spoke_rx_main(void *arg)
             poll(p, 2, 1000);
             continue;
         }
+        long long now = mono_ms(); /* once a batch: ms are all its users need */
         pthread_mutex_lock(&u->rx_lock); /* the rekey's install waits for the batch */
         for (int i = 0; i < n && !atomic_load(&t->stop); i++) {
             unsigned char *d = b->iov[i].iov_base;
@@ -766,8 +769,8 @@ void *udp_spoke_rx_main(void *arg)
                     continue;
                 }
                 atomic_fetch_add(&u->bytes_in, rl);
-                atomic_store(&u->last_auth, mono_ms());
-                dchan_expire(u->ch, (uint64_t)mono_ms());
+                atomic_store(&u->last_auth, now);
+                dchan_expire(u->ch, (uint64_t)now);
                 if (type == DCHAN_PROBE_REPLY && !atomic_exchange(&u->active, true))
                     log_info("uplink %s: UDP answers: data over UDP", c->peer);
                 if (type == DCHAN_DATA)
