@@ -38,6 +38,7 @@ static const struct restart_key {
     U("[tunnel] mtu", tunnel.mtu),
     U("[tunnel] keepalive", tunnel.keepalive),
     U("[tunnel] offload", tunnel.offload),
+    U("[tunnel] fec", tunnel.fec),
     {"[firewall] gate", GATE, offsetof(struct config, fw.gate), 0},
     S("[enroll] listen", enroll.listen),
     U("[enroll] tls-min", enroll.tls_min),

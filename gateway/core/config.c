@@ -117,6 +117,7 @@ static const struct key_def key_table[] = {
     {"trust.refresh", KEY_SECONDS | TRUST, offsetof(struct cfg_trust, refresh)},
     {"trust.roles", KEY_ROLES | TRUST, offsetof(struct cfg_trust, roles)},
     {"trust.root-crl-url", KEY_HTTP_URL | TRUST, offsetof(struct cfg_trust, root_crl_url)},
+    {"tunnel.fec", KEY_BOOL, offsetof(struct config, tunnel.fec)},
     {"tunnel.handshake-timeout", KEY_SECONDS, offsetof(struct config, tunnel.handshake_timeout)},
     {"tunnel.keepalive", KEY_SECONDS, offsetof(struct config, tunnel.keepalive)},
     {"tunnel.listen", KEY_LISTEN, offsetof(struct config, tunnel.listen)},
@@ -653,6 +654,7 @@ int config_new_defaults(struct config **out)
     cfg->tunnel.mtu = 1400;
     cfg->tunnel.keepalive = 10;
     cfg->tunnel.offload = 1;
+    cfg->tunnel.fec = 1;
     cfg->tunnel.handshake_timeout = 10;
     cfg->tunnel.max_sessions = 1000;
     cfg->tunnel.max_per_source = 8;

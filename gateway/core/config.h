@@ -109,6 +109,7 @@ struct config {
         unsigned mtu;
         unsigned keepalive; /* seconds; dead after 3 missed */
         unsigned offload;   /* 1: TUN offloads and SEGMENTS frames when the other side agrees */
+        unsigned fec;       /* 1: parity on the UDP channel when the path loses (fec.h) */
         /* [tunnel] udp: the hub's UDP data channel port (docs/tunnel-protocol.md);
          * 0: unset (a hub offers nothing, a spoke takes what is offered);
          * CFG_UDP_OFF: "no" (neither). */

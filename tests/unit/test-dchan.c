@@ -579,7 +579,7 @@ static void test_peek(void)
     EXPECT_INT(dchan_peek_id(rec, (size_t)n, &id), -EBADMSG);
     rec[0] = 0x10;
     EXPECT_INT(dchan_peek_id(rec, (size_t)n, &id), -EBADMSG);
-    rec[0] = 0x15;
+    rec[0] = 0x17;
     EXPECT_INT(dchan_peek_id(rec, (size_t)n, &id), -EBADMSG);
     rec[0] = 0x14;
     rec[1] = 1;

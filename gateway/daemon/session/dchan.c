@@ -88,6 +88,8 @@ static bool role_sends(enum dchan_role role, unsigned type)
     switch (type) {
     case DCHAN_DATA:
     case DCHAN_KEEPALIVE:
+    case DCHAN_PARITY:
+    case DCHAN_LOSS:
         return true;
     case DCHAN_PROBE:
         return role == DCHAN_SPOKE;
@@ -106,6 +108,10 @@ static bool length_ok(unsigned type, size_t len)
     case DCHAN_PROBE:
     case DCHAN_PROBE_REPLY:
         return len >= DCHAN_PROBE_ID && len <= DCHAN_PAYLOAD_MAX;
+    case DCHAN_PARITY: /* its 4-byte header and at least one record */
+        return len >= 4 + DCHAN_OVERHEAD + 1 && len <= DCHAN_PAYLOAD_MAX;
+    case DCHAN_LOSS:
+        return len == DCHAN_LOSS_LEN;
     default:
         return len >= 1 && len <= DCHAN_PAYLOAD_MAX;
     }
@@ -326,7 +332,7 @@ int dchan_peek_id(const unsigned char *buf, size_t len, uint32_t *id)
     if (len < DCHAN_OVERHEAD || buf[0] >> 4 != DCHAN_VERSION || buf[1] != 0)
         return -EBADMSG;
     type = buf[0] & 0x0f;
-    if (type < DCHAN_DATA || type > DCHAN_KEEPALIVE)
+    if (type < DCHAN_DATA || type > DCHAN_LOSS)
         return -EBADMSG;
     *id = get32(buf + 4);
     return 0;

@@ -28,6 +28,9 @@
 #define DCHAN_PROBE 2       /* spoke -> hub: 8-byte probe id, then padding */
 #define DCHAN_PROBE_REPLY 3 /* hub -> spoke: the probe's bytes, echoed */
 #define DCHAN_KEEPALIVE 4   /* both ways: empty */
+#define DCHAN_PARITY 5      /* both ways: the XOR of the records before it (fec.h) */
+#define DCHAN_LOSS 6        /* both ways: the loss the sender of it sees (BE16, 0.01 %), 0 */
+#define DCHAN_LOSS_LEN 4
 
 #define DCHAN_HDR 16 /* type, 0, epoch (BE16), channel id (BE32), counter (BE64) */
 #define DCHAN_TAG 16

@@ -38,6 +38,7 @@
 #include "daemon.h"
 #include "dchan.h"
 #include "fault.h"
+#include "fec.h"
 #include "log.h"
 #include "mono.h"
 #include "tunnel.h"
@@ -48,8 +49,8 @@
 #define BUCKETS 256
 #define BATCH 32
 /* One record: the header, the largest packet a TUN with no offloads gives
- * (the MTU, at most 9000), the tag. */
-#define SLOT (DCHAN_OVERHEAD + 9000)
+ * (the MTU, at most 9000), the tag; or a PARITY over such records. */
+#define SLOT (2 * DCHAN_OVERHEAD + FEC_PARITY_HDR + 9000)
 /* What the receive side takes: any datagram (a longer one is not ours). */
 #define RSLOT 65536
 /* One TUN read with offloads on: a train of up to 64 KiB. */
@@ -81,6 +82,10 @@
  * start at once (which works too: each reads the other's REKEY as the
  * answer). */
 #define HUB_REKEY_LAG_MS 60000
+/* FEC: the receiver reports its loss this often, when at least LOSS_MIN
+ * records came in the interval (docs/tunnel-protocol.md, "PARITY and LOSS"). */
+#define LOSS_REPORT_MS 1000
+#define LOSS_MIN 64
 
 struct udp_hub {
     struct daemon *d;
@@ -138,6 +143,24 @@ struct udp_chan {
     long long next_probe, last_probe, backoff;
     uint64_t probes;
     atomic_ullong pkts_in, pkts_out, bytes_in, bytes_out, auth_fail, replays;
+    /* FEC (fec.h). fec_on: [tunnel] fec. The send half: fec_k, set by the
+     * peer's LOSS reports (0: no parity), and the group being built (under
+     * tx_lock; allocated when parity first starts). The receive half: the
+     * kept records (allocated at the first PARITY), the loss it measures
+     * (records of epoch le: the first counter lbase, the highest lmax, lgot
+     * arrived since) and reports every LOSS_REPORT_MS. */
+    bool fec_on;
+    atomic_uint fec_k;
+    struct fec_tx ftx;
+    struct fec_rx *frx;
+    unsigned fec_quiet;
+    bool lvalid;
+    uint16_t le;
+    uint64_t lbase, lmax;
+    unsigned long long lgot;
+    long long loss_next;
+    atomic_uint loss, peer_loss; /* 0.01 %: what this side saw; what the peer reported */
+    atomic_ullong parity_out, parity_in, recovered;
 };
 
 /* A datagram socket's buffers. A build with -Dfault_injection=true takes
@@ -204,6 +227,8 @@ static void chan_free(struct udp_chan *u)
         close(u->fd);
     free(u->txbuf);
     free(u->train);
+    fec_tx_fini(&u->ftx);
+    fec_rx_free(u->frx);
     dchan_keys_wipe(&u->next_keys);
     pthread_mutex_destroy(&u->tx_lock);
     pthread_mutex_destroy(&u->addr_lock);
@@ -247,7 +272,7 @@ static int chan_new(struct conn *c, enum dchan_role role, struct udp_chan **out)
     pthread_mutex_init(&u->addr_lock, NULL);
     pthread_mutex_init(&u->rx_lock, NULL);
     pthread_mutex_init(&u->rk_lock, NULL);
-    u->txbuf = malloc((size_t)BATCH * SLOT);
+    u->txbuf = malloc((size_t)(BATCH + 1) * SLOT); /* + 1: a group's PARITY */
     u->train = malloc(TRAIN_ROOM);
     if (!u->txbuf || !u->train) {
         chan_free(u);
@@ -271,6 +296,7 @@ static int chan_new(struct conn *c, enum dchan_role role, struct udp_chan **out)
     u->hub = role == DCHAN_HUB;
     u->backoff = BACKOFF_MIN_MS;
     u->epoch_since = mono_ms();
+    u->fec_on = c->d->cfg->tunnel.fec != 0;
     rekey_knobs(u);
     *out = u;
     return 0;
@@ -462,9 +488,11 @@ static void count_drop(struct udp_chan *u, int rc)
         atomic_fetch_add(&u->auth_fail, 1);
 }
 
-/* Answer an authentic PROBE with its plaintext, from the hub's socket. */
-static void hub_reply(struct udp_chan *u, const unsigned char *pt, size_t len,
-                      const struct sockaddr_storage *to, socklen_t tolen)
+/* Send one record of type with plaintext pt from the receiving thread: the
+ * hub's answer to an authentic PROBE, or a LOSS report. to: the peer's
+ * authenticated address (hub), NULL on the spoke's connected socket. */
+static void send_one(struct udp_chan *u, unsigned type, const unsigned char *pt, size_t len,
+                     const struct sockaddr_storage *to, socklen_t tolen)
 {
     unsigned char *rec = malloc(DCHAN_OVERHEAD + len);
     int n;
@@ -473,12 +501,165 @@ static void hub_reply(struct udp_chan *u, const unsigned char *pt, size_t len,
         return;
     memcpy(rec + DCHAN_HDR, pt, len);
     pthread_mutex_lock(&u->tx_lock);
-    n = dchan_seal(u->ch, DCHAN_PROBE_REPLY, rec, len, DCHAN_OVERHEAD + len);
+    n = dchan_seal(u->ch, type, rec, len, DCHAN_OVERHEAD + len);
     pthread_mutex_unlock(&u->tx_lock);
     /* Bytes are counted, packets are the data's only. */
-    if (n > 0 && sendto(u->fd, rec, (size_t)n, 0, (const struct sockaddr *)to, tolen) == n)
+    if (n > 0 && (to ? sendto(u->fd, rec, (size_t)n, 0, (const struct sockaddr *)to, tolen)
+                     : send(u->fd, rec, (size_t)n, 0)) == n)
         atomic_fetch_add(&u->bytes_out, (unsigned long long)n);
     free(rec);
+}
+
+/* ---- FEC: loss reports, parity, rebuilt records (fec.h) ------------------ */
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* dchan_open with the receive half's FEC book-keeping: an authentic
+ * datagram is kept for rebuilding its group's missing record, and counted
+ * for the loss this side reports. */
+static int chan_open(struct udp_chan *u, unsigned char *rec, size_t len, unsigned *type)
+{
+    uint16_t e = (uint16_t)(rec[2] << 8 | rec[3]);
+    uint64_t c;
+    int n;
+
+    if (u->frx)
+        fec_rx_stage(u->frx, rec, len);
+    n = dchan_open(u->ch, rec, len, type);
+    if (n < 0 || !u->fec_on)
+        return n;
+    c = get64(rec + 8);
+    if (u->frx)
+        fec_rx_keep(u->frx, e, c);
+    if (u->lvalid && e == u->le) {
+        if (c > u->lmax)
+            u->lmax = c;
+        u->lgot++;
+    } else if (e == (uint16_t)dchan_rx_epoch(u->ch)) {
+        /* The first record, or the first of a new epoch: a new interval. */
+        u->lvalid = true;
+        u->le = e;
+        u->lbase = u->lmax = c;
+        u->lgot = 0;
+    }
+    return n;
+}
+
+/* Once a LOSS_REPORT_MS: tell the peer the loss of the last interval
+ * (records it sealed that never came: lost, or later than the interval).
+ * Receive half. */
+static void loss_tick(struct udp_chan *u, long long now, const struct sockaddr_storage *to,
+                      socklen_t tolen)
+{
+    unsigned char pt[DCHAN_LOSS_LEN] = {0};
+    uint64_t expected;
+    unsigned loss;
+
+    if (!u->fec_on || now < u->loss_next)
+        return;
+    u->loss_next = now + LOSS_REPORT_MS;
+    expected = u->lmax - u->lbase;
+    if (!u->lvalid || expected < LOSS_MIN) {
+        u->lbase = u->lmax;
+        u->lgot = 0;
+        return;
+    }
+    loss = u->lgot >= expected ? 0 : (unsigned)((expected - u->lgot) * 10000 / expected);
+    u->lbase = u->lmax;
+    u->lgot = 0;
+    atomic_store(&u->loss, loss);
+    pt[0] = (unsigned char)(loss >> 8);
+    pt[1] = (unsigned char)loss;
+    send_one(u, DCHAN_LOSS, pt, sizeof(pt), to, tolen);
+}
+
+/* The peer's LOSS report: how many DATA records go per PARITY from now on,
+ * with FEC_QUIET reports under FEC_LOSS_OFF before parity stops. */
+static void peer_loss(struct udp_chan *u, const unsigned char *pt)
+{
+    unsigned loss = (unsigned)(pt[0] << 8 | pt[1]), was = atomic_load(&u->fec_k), k = was;
+
+    if (loss > 10000)
+        loss = 10000;
+    atomic_store(&u->peer_loss, loss);
+    if (!u->fec_on)
+        return;
+    if (loss >= FEC_LOSS_ON) {
+        u->fec_quiet = 0;
+        k = fec_group_for(loss);
+    } else if (was && loss < FEC_LOSS_OFF) {
+        if (++u->fec_quiet >= FEC_QUIET)
+            k = 0;
+    } else {
+        u->fec_quiet = 0;
+    }
+    if (k == was)
+        return;
+    atomic_store(&u->fec_k, k);
+    if (!was)
+        log_info("tunnel %s: the peer loses %u.%02u %% of our UDP records: a parity record "
+                 "every %u", u->t->ifname, loss / 100, loss % 100, k);
+    else if (!k)
+        log_info("tunnel %s: the peer's UDP loss is under %u.%02u %%: parity off",
+                 u->t->ifname, FEC_LOSS_OFF / 100, FEC_LOSS_OFF % 100);
+}
+
+/* After an authentic record: a LOSS report sets our parity; a PARITY may
+ * rebuild the one record of its group that did not come, which then takes
+ * the whole of dchan_open again (an AEAD check included) before it goes to
+ * the TUN. Receive half, its lock held. */
+static void fec_record(struct udp_chan *u, struct gro *g, unsigned type,
+                       const unsigned char *rec, size_t n)
+{
+    unsigned char *r;
+    uint64_t miss;
+    unsigned t2;
+    int len, m;
+
+    if (type == DCHAN_LOSS) {
+        peer_loss(u, rec + DCHAN_HDR);
+        return;
+    }
+    if (type != DCHAN_PARITY || !u->fec_on)
+        return;
+    atomic_fetch_add(&u->parity_in, 1);
+    if (!u->frx) { /* records are kept from now on */
+        u->frx = fec_rx_new(DCHAN_OVERHEAD + u->t->mtu);
+        return;
+    }
+    len = fec_rx_recover(u->frx, (uint16_t)(rec[2] << 8 | rec[3]), get64(rec + 8),
+                         rec + DCHAN_HDR, n, &miss);
+    if (len <= 0)
+        return;
+    r = u->frx->out;
+    if (get64(r + 8) != miss || (m = dchan_open(u->ch, r, (size_t)len, &t2)) < 0)
+        return; /* it came after all (a replay now), or not authentic */
+    atomic_fetch_add(&u->recovered, 1);
+    if (t2 == DCHAN_DATA)
+        to_tun(g, u, r + DCHAN_HDR, (size_t)m);
+}
+
+/* Close the TX thread's group: its PARITY into slot *k. tx_lock held, so
+ * the group's records and its PARITY have consecutive counters. */
+static void close_group(struct udp_chan *u, struct iovec *iov, int *k)
+{
+    unsigned char *rec = u->txbuf + (size_t)*k * SLOT;
+    size_t len = fec_tx_parity(&u->ftx, rec + DCHAN_HDR);
+    int sl;
+
+    if (!len || (sl = dchan_seal(u->ch, DCHAN_PARITY, rec, len, SLOT)) < 0)
+        return;
+    iov[*k].iov_base = rec;
+    iov[*k].iov_len = (size_t)sl;
+    (*k)++;
+    atomic_fetch_add(&u->parity_out, 1);
 }
 
 /* One datagram on the hub, received at now (mono_ms, read once a batch).
@@ -500,7 +681,7 @@ static void hub_datagram(struct udp_hub *h, struct gro *g, unsigned char *rec, s
         return;
     }
     t = u->t;
-    n = dchan_open(u->ch, rec, len, &type);
+    n = chan_open(u, rec, len, &type);
     if (n < 0) {
         count_drop(u, n);
         return;
@@ -530,7 +711,10 @@ static void hub_datagram(struct udp_hub *h, struct gro *g, unsigned char *rec, s
     if (type == DCHAN_DATA)
         to_tun(g, u, rec + DCHAN_HDR, (size_t)n);
     else if (type == DCHAN_PROBE)
-        hub_reply(u, rec + DCHAN_HDR, (size_t)n, from, fromlen);
+        send_one(u, DCHAN_PROBE_REPLY, rec + DCHAN_HDR, (size_t)n, from, fromlen);
+    else
+        fec_record(u, g, type, rec, (size_t)n);
+    loss_tick(u, now, from, fromlen);
 }
 
 static void *hub_main(void *arg)
@@ -763,7 +947,7 @@ void *udp_spoke_rx_main(void *arg)
             for (size_t off = 0; off < all; off += seg) {
                 size_t rl = all - off < seg ? all - off : seg;
                 unsigned type;
-                int len = dchan_open(u->ch, d + off, rl, &type);
+                int len = chan_open(u, d + off, rl, &type);
                 if (len < 0) {
                     count_drop(u, len);
                     continue;
@@ -775,6 +959,9 @@ void *udp_spoke_rx_main(void *arg)
                     log_info("uplink %s: UDP answers: data over UDP", c->peer);
                 if (type == DCHAN_DATA)
                     to_tun(b->gro, u, d + off + DCHAN_HDR, (size_t)len);
+                else
+                    fec_record(u, b->gro, type, d + off, (size_t)len);
+                loss_tick(u, now, NULL, 0);
             }
         }
         gro_flush(b->gro);
@@ -1092,11 +1279,13 @@ static void send_records(struct udp_chan *u, struct iovec *iov, int k,
                                              iov[i - 1].iov_len != iov[start].iov_len ||
                                              run + iov[i].iov_len > GSO_BYTES));
         if (ends && i > start) {
-            int sent = send_run(u, iov + start, i - start, to, tolen);
-            for (int j = start; j < start + sent; j++)
+            int sent = send_run(u, iov + start, i - start, to, tolen), data = 0;
+            for (int j = start; j < start + sent; j++) {
                 atomic_fetch_add(&u->bytes_out, iov[j].iov_len);
-            atomic_fetch_add(&u->pkts_out, (unsigned long long)sent);
-            atomic_fetch_add(&t->pkts_out, (unsigned long long)sent);
+                data += (((unsigned char *)iov[j].iov_base)[0] & 0x0f) == DCHAN_DATA;
+            }
+            atomic_fetch_add(&u->pkts_out, (unsigned long long)data);
+            atomic_fetch_add(&t->pkts_out, (unsigned long long)data);
             start = i;
             run = 0;
         }
@@ -1109,11 +1298,12 @@ int udp_tx_batch(struct conn *c)
 {
     struct tunnel *t = c->tun;
     struct udp_chan *u = t->udp;
-    struct iovec iov[BATCH];
+    struct iovec iov[BATCH + 1];
     struct sockaddr_storage to;
     socklen_t tolen = 0;
     int k = 0, r = 0;
     bool dead = false;
+    unsigned fk = u->fec_on ? atomic_load(&u->fec_k) : 0;
 
     if (u->hub) {
         pthread_mutex_lock(&u->addr_lock);
@@ -1121,6 +1311,10 @@ int udp_tx_batch(struct conn *c)
         tolen = u->peer_len;
         pthread_mutex_unlock(&u->addr_lock);
     }
+    /* With FEC, a PARITY after every fk DATA records (fec.h); the group's
+     * buffer is made when parity first starts. */
+    if (fk && !u->ftx.acc && fec_tx_init(&u->ftx, DCHAN_OVERHEAD + t->mtu) < 0)
+        fk = 0;
     pthread_mutex_lock(&u->tx_lock);
     /* Read until a batch of records is full or the TUN is empty. A train
      * (offloads on) is cut into its packets, a record each, sending the
@@ -1151,7 +1345,9 @@ int udp_tx_batch(struct conn *c)
             unsigned char *rec;
             size_t len;
             int sl;
-            if (k == BATCH) {
+            if (k >= BATCH) {
+                if (fk)
+                    close_group(u, iov, &k);
                 pthread_mutex_unlock(&u->tx_lock);
                 send_records(u, iov, k, &to, tolen);
                 pthread_mutex_lock(&u->tx_lock);
@@ -1175,8 +1371,12 @@ int udp_tx_batch(struct conn *c)
             iov[k].iov_base = rec;
             iov[k].iov_len = (size_t)sl;
             k++;
+            if (fk && (!fec_tx_add(&u->ftx, rec, (size_t)sl) || u->ftx.n >= fk))
+                close_group(u, iov, &k);
         }
     }
+    if (fk)
+        close_group(u, iov, &k);
     pthread_mutex_unlock(&u->tx_lock);
     send_records(u, iov, k, &to, tolen);
     return r;
@@ -1197,7 +1397,14 @@ char *udp_metrics(struct daemon *d)
         "# HELP mtlsgw_tunnel_udp_bytes_total UDP record bytes per tunnel.\n"
         "# TYPE mtlsgw_tunnel_udp_bytes_total counter\n"
         "# HELP mtlsgw_tunnel_udp_drops_total UDP records dropped per tunnel.\n"
-        "# TYPE mtlsgw_tunnel_udp_drops_total counter\n";
+        "# TYPE mtlsgw_tunnel_udp_drops_total counter\n"
+        "# HELP mtlsgw_tunnel_udp_parity_total UDP PARITY records per tunnel (FEC).\n"
+        "# TYPE mtlsgw_tunnel_udp_parity_total counter\n"
+        "# HELP mtlsgw_tunnel_udp_recovered_total UDP records rebuilt from parity.\n"
+        "# TYPE mtlsgw_tunnel_udp_recovered_total counter\n"
+        "# HELP mtlsgw_tunnel_udp_loss_ratio UDP records lost on the way in the last "
+        "second: to us (seen) and to the peer (reported).\n"
+        "# TYPE mtlsgw_tunnel_udp_loss_ratio gauge\n";
 
     if (!f)
         return NULL;
@@ -1227,6 +1434,14 @@ char *udp_metrics(struct daemon *d)
                        "mtlsgw_tunnel_udp_drops_total{%s,reason=\"replay\"} %llu\n",
                     lbl, atomic_load(&u->bytes_in), lbl, atomic_load(&u->bytes_out), lbl,
                     atomic_load(&u->auth_fail), lbl, atomic_load(&u->replays));
+            fprintf(f, "mtlsgw_tunnel_udp_parity_total{%s,direction=\"in\"} %llu\n"
+                       "mtlsgw_tunnel_udp_parity_total{%s,direction=\"out\"} %llu\n"
+                       "mtlsgw_tunnel_udp_recovered_total{%s} %llu\n"
+                       "mtlsgw_tunnel_udp_loss_ratio{%s,side=\"seen\"} %.4f\n"
+                       "mtlsgw_tunnel_udp_loss_ratio{%s,side=\"peer\"} %.4f\n",
+                    lbl, atomic_load(&u->parity_in), lbl, atomic_load(&u->parity_out), lbl,
+                    atomic_load(&u->recovered), lbl, atomic_load(&u->loss) / 10000.0, lbl,
+                    atomic_load(&u->peer_loss) / 10000.0);
         }
         fprintf(f, "mtlsgw_tunnel_packets_total{%s,channel=\"udp\",direction=\"in\"} %llu\n"
                    "mtlsgw_tunnel_packets_total{%s,channel=\"udp\",direction=\"out\"} %llu\n"
@@ -1245,6 +1460,27 @@ char *udp_metrics(struct daemon *d)
         return NULL;
     }
     return text;
+}
+
+/* The FEC part of a tunnel's "udp" object (docs/tunnel-protocol.md). */
+static struct json_object *fec_describe(struct udp_chan *u)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "enabled", json_object_new_boolean(u->fec_on));
+    json_object_object_add(o, "parity_every",
+                           json_object_new_int64((int64_t)atomic_load(&u->fec_k)));
+    json_object_object_add(o, "loss_percent",
+                           json_object_new_double(atomic_load(&u->loss) / 100.0));
+    json_object_object_add(o, "peer_loss_percent",
+                           json_object_new_double(atomic_load(&u->peer_loss) / 100.0));
+    json_object_object_add(o, "parity_out",
+                           json_object_new_int64((int64_t)atomic_load(&u->parity_out)));
+    json_object_object_add(o, "parity_in",
+                           json_object_new_int64((int64_t)atomic_load(&u->parity_in)));
+    json_object_object_add(o, "recovered",
+                           json_object_new_int64((int64_t)atomic_load(&u->recovered)));
+    return o;
 }
 
 static struct json_object *counters(unsigned long long pi, unsigned long long po,
@@ -1286,6 +1522,7 @@ void udp_describe(struct conn *c, struct json_object *o)
         json_object_object_add(uo, "epoch", json_object_new_int64(atomic_load(&u->epoch)));
         json_object_object_add(uo, "rekeys",
                                json_object_new_int64((int64_t)atomic_load(&u->rekeys)));
+        json_object_object_add(uo, "fec", fec_describe(u));
         json_object_object_add(o, "udp", uo);
     }
     json_object_object_add(o, "channel", json_object_new_string(udp ? "udp" : "tcp"));
