@@ -10,6 +10,10 @@
 #    it), the hub follows after an authentic record;
 #  - UDP blocked by an nft drop rule: back on TLS within 2 keepalives, and
 #    on UDP again once unblocked;
+#  - loss (nft drops 3 % of the spoke's datagrams): the hub reports it,
+#    the spoke sends PARITY records, the hub rebuilds what was lost (pings
+#    lose at most 1 %); the loss gone, parity stops; with [tunnel] fec = no
+#    on the spoke neither side sends any;
 #  - a spoke that never probes (udp = no: an older client) works as today;
 #  - rekeys (REKEY frames over TLS, fault-injection builds: each epoch
 #    starts 300 records short of its 2^31 limit, and the timer is 3 s):
@@ -43,6 +47,7 @@ case $? in
 esac
 cp "$T/spoke/spoke.conf" "$T/spoke/spoke-udp.conf"
 { cat "$T/spoke/spoke-udp.conf"; printf '[tunnel]\nudp = no\n'; } >"$T/spoke/spoke-noudp.conf"
+{ cat "$T/spoke/spoke-udp.conf"; printf '[tunnel]\nfec = no\n'; } >"$T/spoke/spoke-nofec.conf"
 
 # ---- helpers -------------------------------------------------------------------
 now() { date +%s.%N; }
@@ -254,6 +259,45 @@ else
 fi
 ok_if "traffic passes over UDP again" ping_ab 3
 
+# ---- loss: parity records (FEC) --------------------------------------------------------
+section "FEC"
+# 3 % of the spoke's datagrams are lost on the way to the hub. The hub
+# reports it (LOSS, once a second), the spoke then sends a PARITY record
+# every 3 records (10 % / loss), and the hub rebuilds what was lost.
+hub nft -f - <<NFT
+table inet lossy {
+    chain in { type filter hook input priority -10; udp dport $UDP_PORT numgen random mod 100 < 3 drop; }
+}
+NFT
+ip netns exec "$NS_LANB" ping -f -c 3000 -w 20 -q "$LANA_HOST" >/dev/null 2>&1 &
+flood=$!
+ok_if "the hub measures the loss and the spoke hears of it (spoke udp.fec.peer_loss_percent '$(sess spoke udp.fec.peer_loss_percent)')" \
+    wait_until 10 eval 'python3 -c "import sys; sys.exit(not 1 <= float(sys.argv[1]) <= 10)" "$(sess spoke udp.fec.peer_loss_percent)"'
+ok_if "the spoke sends parity (udp.fec.parity_every '$(sess spoke udp.fec.parity_every)')" \
+    wait_until 5 eval 'ge "$(sess spoke udp.fec.parity_every)" 2'
+wait "$flood"
+rec0=$(sess hub udp.fec.recovered)
+out=$(lanb ping -f -c 2000 -q "$LANA_HOST" 2>&1)
+lost=$(echo "$out" | sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p')
+rec1=$(sess hub udp.fec.recovered)
+ok_if "the hub rebuilt lost records (udp.fec.recovered $rec0 -> $rec1)" ge "${rec1:-0}" $((${rec0:-0} + 10))
+ok_if "2000 pings lose ${lost:-?} % with 3 % of the spoke's datagrams dropped (at most 1 %)" \
+    python3 -c "import sys; sys.exit(not float(sys.argv[1]) <= 1.0)" "${lost:-100}"
+ok_if "the hub counts the parity it got (udp.fec.parity_in $(sess hub udp.fec.parity_in))" \
+    ge "$(sess hub udp.fec.parity_in)" 100
+ok_if "the spoke's log says parity started" grep -q "of our UDP records: a parity record every" "$T/spoke.log"
+hub nft delete table inet lossy
+# Loss gone: after 10 reports under 0.05 % the spoke stops (with traffic
+# going, or there is nothing to report).
+# (ip netns exec, not lanb: $! is then ping itself, which kill reaches.)
+ip netns exec "$NS_LANB" ping -i 0.01 -w 30 -q "$LANA_HOST" >/dev/null 2>&1 &
+flood=$!
+ok_if "the loss gone, parity stops (spoke udp.fec.parity_every 0)" \
+    wait_until 25 eval '[ "$(sess spoke udp.fec.parity_every)" = 0 ]'
+kill "$flood" 2>/dev/null
+wait "$flood" 2>/dev/null
+ok_if "... and its log says so" grep -q "UDP loss is under 0.05 %: parity off" "$T/spoke.log"
+
 # ---- a spoke that never probes (an older client) -------------------------------------
 section "older client"
 nsd_stop spoke
@@ -267,6 +311,25 @@ ok_if "channel tcp on both sides, nothing over UDP (hub udp.packets_in '$(sess h
     eval 'is_channel hub tcp && is_channel spoke tcp && [ "$(sess hub udp.packets_in)" = 0 ]'
 ok_if "the spoke keeps its offloads (SEGMENTS over TLS, as before)" \
     test "$(sess spoke offload)" = True
+
+# ---- fec = no on the spoke: neither side sends parity ---------------------------------
+section "fec = no"
+nsd_stop spoke
+nsd_start spoke "$NS_SPOKE" "$T/spoke/spoke-nofec.conf"
+wait_until 10 eval '[ -z "$(mtg_ifaces "$NS_HUB")" ]'
+wait_tunnel 15 && wait_until 10 eval 'is_channel spoke udp && is_channel hub udp' ||
+    bail "no UDP tunnel with fec = no"
+hub nft -f - <<NFT
+table inet lossy {
+    chain in { type filter hook input priority -10; udp dport $UDP_PORT numgen random mod 100 < 3 drop; }
+}
+NFT
+lanb ping -f -c 3000 -q "$LANA_HOST" >/dev/null 2>&1
+hub nft delete table inet lossy
+ok_if "with [tunnel] fec = no the spoke sent no parity (udp.fec.parity_out '$(sess spoke udp.fec.parity_out)', enabled '$(sess spoke udp.fec.enabled)')" \
+    eval '[ "$(sess spoke udp.fec.parity_out)" = 0 ] && [ "$(sess spoke udp.fec.enabled)" = False ]'
+ok_if "... and the hub rebuilt nothing (udp.fec.recovered '$(sess hub udp.fec.recovered)')" \
+    test "$(sess hub udp.fec.recovered)" = 0
 
 fi # UDP_ONLY_REVOKE, UDP_ONLY_REKEY
 
@@ -379,9 +442,11 @@ early=$(wc -l <"$T/early.hex")
 lana python3 "$TOOL" pings "$LANB_HOST" 30 "$T/early.ready" >"$T/early.got" &
 cnt=$!
 wait_until 10 test -e "$T/early.ready"
+rp0=$(sess hub udp.replays) af0=$(sess hub udp.auth_failures)
 spoke python3 "$TOOL" send "$HUB_WAN" "$UDP_PORT" "$T/early.hex" >/dev/null
 touch "$T/early.ready.stop"
 wait "$cnt"
+echo "# hub: replays $rp0 -> $(sess hub udp.replays), auth failures $af0 -> $(sess hub udp.auth_failures), recovered $(sess hub udp.fec.recovered), spoke parity_every $(sess spoke udp.fec.parity_every)"
 ok_if "held records sent before the revocation reach lan-a ($(cat "$T/early.got") of $early)" \
     eval '[ "$early" -ge 5 ] && [ "$(cat "$T/early.got")" -ge "$early" ]'
 hub_if=$(mtg_ifaces "$NS_HUB" | head -n 1)
