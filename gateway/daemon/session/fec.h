@@ -76,6 +76,7 @@ int fec_rx_recover(struct fec_rx *r, uint32_t epoch, uint64_t pc, const unsigned
 #define FEC_LOSS_ON 20   /* 0.2 %: parity starts */
 #define FEC_LOSS_OFF 5   /* 0.05 %: parity stops after FEC_QUIET reports under it */
 #define FEC_QUIET 10
+#define FEC_ONSET 3      /* reports in a row at FEC_LOSS_ON or more before parity starts */
 unsigned fec_group_for(unsigned loss);
 
 #endif

@@ -66,6 +66,9 @@
 #ifndef UDP_GRO
 #define UDP_GRO 104
 #endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
 /* A GSO send: at most this many bytes of records, all of one size but the
  * last (the kernel's limit is 64 segments and one IP datagram's payload). */
 #define GSO_BYTES 65000
@@ -153,12 +156,19 @@ struct udp_chan {
     atomic_uint fec_k;
     struct fec_tx ftx;
     struct fec_rx *frx;
-    unsigned fec_quiet;
+    unsigned fec_quiet, fec_lossy; /* LOSS reports in a row under FEC_LOSS_OFF; over FEC_LOSS_ON */
     bool lvalid;
     uint16_t le;
     uint64_t lbase, lmax;
     unsigned long long lgot;
     long long loss_next;
+    uint32_t ldrops;             /* the socket's counts at the interval's start */
+    unsigned long long lmsgs, lrecs;
+    /* Records this side sealed, and of them dropped before the wire (a full
+     * socket buffer): the TX thread counts, peer_loss reads; tx0 and drop0
+     * are where the last LOSS report found them. */
+    atomic_ullong tx_records, tx_dropped;
+    unsigned long long tx0, drop0;
     atomic_uint loss, peer_loss; /* 0.01 %: what this side saw; what the peer reported */
     atomic_ullong parity_out, parity_in, recovered;
 };
@@ -317,7 +327,11 @@ struct rx_batch {
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     struct sockaddr_storage from[BATCH];
-    char cbuf[BATCH][CMSG_SPACE(sizeof(int))];
+    char cbuf[BATCH][CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint32_t))];
+    /* The socket so far: its overflow drops (SO_RXQ_OVFL: each a message,
+     * which with GRO may be a train of records), messages and records read. */
+    uint32_t drops;
+    unsigned long long msgs_in, recs_in;
     struct gro *gro; /* segments on their way to a TUN (udp-gro.h) */
 };
 
@@ -351,6 +365,10 @@ static void gro_on(int fd)
 {
     if (setsockopt(fd, SOL_UDP, UDP_GRO, &(int){1}, sizeof(int)) < 0)
         log_debug("UDP: no GRO (%s): one datagram per read", strerror(errno));
+    /* Each datagram says how many the socket dropped so far: those are
+     * our own overload, not the path's loss (loss_tick). */
+    if (setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &(int){1}, sizeof(int)) < 0)
+        log_debug("UDP: no SO_RXQ_OVFL (%s)", strerror(errno));
 }
 
 static int rx_recv(int fd, struct rx_batch *b)
@@ -369,20 +387,29 @@ static int rx_recv(int fd, struct rx_batch *b)
     return recvmmsg(fd, b->msgs, BATCH, MSG_DONTWAIT, NULL);
 }
 
-/* The size of each datagram in message i (a GRO train: all but the last). */
+/* The size of each datagram in message i (a GRO train: all but the last);
+ * also notes the socket's overflow count the kernel attached (b->drops). */
 static size_t rx_seg(struct rx_batch *b, int i)
 {
     struct msghdr *m = &b->msgs[i].msg_hdr;
+    size_t seg = b->msgs[i].msg_len;
 
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
         if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
             int v;
             memcpy(&v, CMSG_DATA(cm), sizeof(v));
             if (v > 0)
-                return (size_t)v;
+                seg = (size_t)v;
+        } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+            uint32_t v;
+            memcpy(&v, CMSG_DATA(cm), sizeof(v));
+            if ((int32_t)(v - b->drops) > 0)
+                b->drops = v;
         }
     }
-    return b->msgs[i].msg_len;
+    b->msgs_in++;
+    b->recs_in += seg ? (b->msgs[i].msg_len + seg - 1) / seg : 0;
+    return seg;
 }
 
 /* ---- the hub ------------------------------------------------------------- */
@@ -555,23 +582,37 @@ static int chan_open(struct udp_chan *u, unsigned char *rec, size_t len, unsigne
 /* Once a LOSS_REPORT_MS: tell the peer the loss of the last interval
  * (records it sealed that never came: lost, or later than the interval).
  * Receive half. */
-static void loss_tick(struct udp_chan *u, long long now, const struct sockaddr_storage *to,
-                      socklen_t tolen)
+static void loss_tick(struct udp_chan *u, long long now, const struct rx_batch *b,
+                      const struct sockaddr_storage *to, socklen_t tolen)
 {
     unsigned char pt[DCHAN_LOSS_LEN] = {0};
-    uint64_t expected;
+    uint64_t expected, missing, own;
+    unsigned long long msgs = b->msgs_in - u->lmsgs;
     unsigned loss;
 
     if (!u->fec_on || now < u->loss_next)
         return;
     u->loss_next = now + LOSS_REPORT_MS;
+    /* What our own socket dropped (overload here, where parity would only
+     * add work) is not the path's loss: its drops, in messages, times the
+     * records a message held in the interval. On the hub the socket is
+     * every tunnel's: all of its drops are taken off each, which errs
+     * toward less parity. */
+    own = (uint64_t)(b->drops - u->ldrops);
+    if (msgs)
+        own = own * (b->recs_in - u->lrecs) / msgs;
+    u->ldrops = b->drops;
+    u->lmsgs = b->msgs_in;
+    u->lrecs = b->recs_in;
     expected = u->lmax - u->lbase;
     if (!u->lvalid || expected < LOSS_MIN) {
         u->lbase = u->lmax;
         u->lgot = 0;
         return;
     }
-    loss = u->lgot >= expected ? 0 : (unsigned)((expected - u->lgot) * 10000 / expected);
+    missing = u->lgot >= expected ? 0 : expected - u->lgot;
+    missing = missing > own ? missing - own : 0;
+    loss = (unsigned)(missing * 10000 / expected);
     u->lbase = u->lmax;
     u->lgot = 0;
     atomic_store(&u->loss, loss);
@@ -585,20 +626,34 @@ static void loss_tick(struct udp_chan *u, long long now, const struct sockaddr_s
 static void peer_loss(struct udp_chan *u, const unsigned char *pt)
 {
     unsigned loss = (unsigned)(pt[0] << 8 | pt[1]), was = atomic_load(&u->fec_k), k = was;
+    unsigned long long tx = atomic_load(&u->tx_records), drop = atomic_load(&u->tx_dropped);
+    unsigned self = 0;
 
     if (loss > 10000)
         loss = 10000;
     atomic_store(&u->peer_loss, loss);
+    /* What we dropped ourselves since the last report (our send buffer was
+     * full) reached the peer as loss: not the path's either. */
+    if (tx > u->tx0)
+        self = (unsigned)((drop - u->drop0) * 10000 / (tx - u->tx0));
+    u->tx0 = tx;
+    u->drop0 = drop;
+    loss = loss > self ? loss - self : 0;
     if (!u->fec_on)
         return;
     if (loss >= FEC_LOSS_ON) {
         u->fec_quiet = 0;
-        k = fec_group_for(loss);
-    } else if (was && loss < FEC_LOSS_OFF) {
-        if (++u->fec_quiet >= FEC_QUIET)
-            k = 0;
+        /* Parity starts after FEC_ONSET lossy reports in a row: a path that
+         * loses, not one burst (an overloaded host drops bursts, where
+         * parity would only add work). */
+        if (was || ++u->fec_lossy >= FEC_ONSET)
+            k = fec_group_for(loss);
     } else {
-        u->fec_quiet = 0;
+        u->fec_lossy = 0;
+        if (was && loss < FEC_LOSS_OFF && ++u->fec_quiet >= FEC_QUIET)
+            k = 0;
+        else if (loss >= FEC_LOSS_OFF)
+            u->fec_quiet = 0;
     }
     if (k == was)
         return;
@@ -664,9 +719,10 @@ static void close_group(struct udp_chan *u, struct iovec *iov, int *k)
 
 /* One datagram on the hub, received at now (mono_ms, read once a batch).
  * Called with h->lock held. */
-static void hub_datagram(struct udp_hub *h, struct gro *g, unsigned char *rec, size_t len,
+static void hub_datagram(struct udp_hub *h, struct rx_batch *b, unsigned char *rec, size_t len,
                          const struct sockaddr_storage *from, socklen_t fromlen, long long now)
 {
+    struct gro *g = b->gro;
     struct udp_chan *u = NULL;
     struct tunnel *t;
     unsigned type;
@@ -714,7 +770,7 @@ static void hub_datagram(struct udp_hub *h, struct gro *g, unsigned char *rec, s
         send_one(u, DCHAN_PROBE_REPLY, rec + DCHAN_HDR, (size_t)n, from, fromlen);
     else
         fec_record(u, g, type, rec, (size_t)n);
-    loss_tick(u, now, from, fromlen);
+    loss_tick(u, now, b, from, fromlen);
 }
 
 static void *hub_main(void *arg)
@@ -743,7 +799,7 @@ static void *hub_main(void *arg)
             unsigned char *d = b->iov[i].iov_base;
             size_t len = b->msgs[i].msg_len, seg = rx_seg(b, i);
             for (size_t off = 0; off < len; off += seg)
-                hub_datagram(h, b->gro, d + off, len - off < seg ? len - off : seg,
+                hub_datagram(h, b, d + off, len - off < seg ? len - off : seg,
                              &b->from[i], b->msgs[i].msg_hdr.msg_namelen, now);
         }
         gro_flush(b->gro); /* before a tunnel can leave the table */
@@ -961,7 +1017,7 @@ void *udp_spoke_rx_main(void *arg)
                     to_tun(b->gro, u, d + off + DCHAN_HDR, (size_t)len);
                 else
                     fec_record(u, b->gro, type, d + off, (size_t)len);
-                loss_tick(u, now, NULL, 0);
+                loss_tick(u, now, b, NULL, 0);
             }
         }
         gro_flush(b->gro);
@@ -1219,7 +1275,7 @@ int udp_tx_timeout(struct conn *c, int timeout)
 static int send_run(struct udp_chan *u, struct iovec *iov, int n, struct sockaddr_storage *to,
                     socklen_t tolen)
 {
-    struct mmsghdr msgs[BATCH];
+    struct mmsghdr msgs[BATCH + 1]; /* a batch and a PARITY */
     int sent = 0;
 
     if (n > 1 && !u->no_gso) {
@@ -1280,6 +1336,8 @@ static void send_records(struct udp_chan *u, struct iovec *iov, int k,
                                              run + iov[i].iov_len > GSO_BYTES));
         if (ends && i > start) {
             int sent = send_run(u, iov + start, i - start, to, tolen), data = 0;
+            atomic_fetch_add(&u->tx_records, (unsigned long long)(i - start));
+            atomic_fetch_add(&u->tx_dropped, (unsigned long long)(i - start - sent));
             for (int j = start; j < start + sent; j++) {
                 atomic_fetch_add(&u->bytes_out, iov[j].iov_len);
                 data += (((unsigned char *)iov[j].iov_base)[0] & 0x0f) == DCHAN_DATA;
