@@ -51,6 +51,14 @@ int fec_tx_add(struct fec_tx *f, const unsigned char *rec, size_t len)
     return 1;
 }
 
+void fec_tx_drop(struct fec_tx *f)
+{
+    memset(f->acc, 0, f->max);
+    f->n = 0;
+    f->max = 0;
+    f->lenx = 0;
+}
+
 size_t fec_tx_parity(struct fec_tx *f, unsigned char *pt)
 {
     size_t len = FEC_PARITY_HDR + f->max;
@@ -62,10 +70,7 @@ size_t fec_tx_parity(struct fec_tx *f, unsigned char *pt)
     pt[2] = (unsigned char)(f->lenx >> 8);
     pt[3] = (unsigned char)f->lenx;
     memcpy(pt + FEC_PARITY_HDR, f->acc, f->max);
-    memset(f->acc, 0, f->max);
-    f->n = 0;
-    f->max = 0;
-    f->lenx = 0;
+    fec_tx_drop(f);
     return len;
 }
 

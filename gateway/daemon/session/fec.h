@@ -35,6 +35,8 @@ void fec_tx_fini(struct fec_tx *f);
 /* Add a sealed record (its whole datagram); false when it is longer than
  * cap (then the group ends without it: call fec_tx_parity first). */
 int fec_tx_add(struct fec_tx *f, const unsigned char *rec, size_t len);
+/* Forget the group (a record of it took a counter but was not sent). */
+void fec_tx_drop(struct fec_tx *f);
 /* The group's PARITY plaintext at pt (room for FEC_PARITY_HDR + cap), and
  * a new group; returns its length, 0 when the group is empty. */
 size_t fec_tx_parity(struct fec_tx *f, unsigned char *pt);

@@ -89,6 +89,7 @@
  * records came in the interval (docs/tunnel-protocol.md, "PARITY and LOSS"). */
 #define LOSS_REPORT_MS 1000
 #define LOSS_MIN 64
+#define FEC_STALE_MS 5000
 
 struct udp_hub {
     struct daemon *d;
@@ -170,6 +171,7 @@ struct udp_chan {
     atomic_ullong tx_records, tx_dropped;
     unsigned long long tx0, drop0;
     atomic_uint loss, peer_loss; /* 0.01 %: what this side saw; what the peer reported */
+    _Atomic long long loss_heard; /* mono_ms of the last LOSS report taken */
     atomic_ullong parity_out, parity_in, recovered;
 };
 
@@ -553,15 +555,18 @@ static uint64_t get64(const unsigned char *p)
  * for the loss this side reports. */
 static int chan_open(struct udp_chan *u, unsigned char *rec, size_t len, unsigned *type)
 {
-    uint16_t e = (uint16_t)(rec[2] << 8 | rec[3]);
+    uint16_t e;
     uint64_t c;
     int n;
 
     if (u->frx)
         fec_rx_stage(u->frx, rec, len);
     n = dchan_open(u->ch, rec, len, type);
+    if (n < 0 && u->frx)
+        u->frx->staged = 0; /* nothing of a refused datagram is ever kept */
     if (n < 0 || !u->fec_on)
         return n;
+    e = (uint16_t)(rec[2] << 8 | rec[3]);
     c = get64(rec + 8);
     if (u->frx)
         fec_rx_keep(u->frx, e, c);
@@ -590,17 +595,18 @@ static void loss_tick(struct udp_chan *u, long long now, const struct rx_batch *
     unsigned long long msgs = b->msgs_in - u->lmsgs;
     unsigned loss;
 
-    if (!u->fec_on || now < u->loss_next)
+    if (!u->fec_on || now < u->loss_next || atomic_load(&u->t->stop))
         return;
     u->loss_next = now + LOSS_REPORT_MS;
     /* What our own socket dropped (overload here, where parity would only
-     * add work) is not the path's loss: its drops, in messages, times the
-     * records a message held in the interval. On the hub the socket is
-     * every tunnel's: all of its drops are taken off each, which errs
-     * toward less parity. */
+     * add work) is not the path's loss. The socket counts drops in
+     * messages (with GRO a message may hold a train of records), and on
+     * the hub it is every tunnel's and takes anyone's datagrams: this
+     * tunnel's share is its records per message read, times the drops
+     * (a stranger's junk adds to both drops and messages, so it cannot
+     * talk every tunnel's loss down). */
     own = (uint64_t)(b->drops - u->ldrops);
-    if (msgs)
-        own = own * (b->recs_in - u->lrecs) / msgs;
+    own = msgs ? own * u->lgot / msgs : 0;
     u->ldrops = b->drops;
     u->lmsgs = b->msgs_in;
     u->lrecs = b->recs_in;
@@ -623,12 +629,16 @@ static void loss_tick(struct udp_chan *u, long long now, const struct rx_batch *
 
 /* The peer's LOSS report: how many DATA records go per PARITY from now on,
  * with FEC_QUIET reports under FEC_LOSS_OFF before parity stops. */
-static void peer_loss(struct udp_chan *u, const unsigned char *pt)
+static void peer_loss(struct udp_chan *u, const unsigned char *pt, long long now)
 {
     unsigned loss = (unsigned)(pt[0] << 8 | pt[1]), was = atomic_load(&u->fec_k), k = was;
     unsigned long long tx = atomic_load(&u->tx_records), drop = atomic_load(&u->tx_dropped);
     unsigned self = 0;
 
+    /* One report a second counts (a peer cannot flap parity faster). */
+    if (now - atomic_load(&u->loss_heard) < LOSS_REPORT_MS * 9 / 10)
+        return;
+    atomic_store(&u->loss_heard, now);
     if (loss > 10000)
         loss = 10000;
     atomic_store(&u->peer_loss, loss);
@@ -671,7 +681,7 @@ static void peer_loss(struct udp_chan *u, const unsigned char *pt)
  * the whole of dchan_open again (an AEAD check included) before it goes to
  * the TUN. Receive half, its lock held. */
 static void fec_record(struct udp_chan *u, struct gro *g, unsigned type,
-                       const unsigned char *rec, size_t n)
+                       const unsigned char *rec, size_t n, long long now)
 {
     unsigned char *r;
     uint64_t miss;
@@ -679,7 +689,7 @@ static void fec_record(struct udp_chan *u, struct gro *g, unsigned type,
     int len, m;
 
     if (type == DCHAN_LOSS) {
-        peer_loss(u, rec + DCHAN_HDR);
+        peer_loss(u, rec + DCHAN_HDR, now);
         return;
     }
     if (type != DCHAN_PARITY || !u->fec_on)
@@ -769,7 +779,7 @@ static void hub_datagram(struct udp_hub *h, struct rx_batch *b, unsigned char *r
     else if (type == DCHAN_PROBE)
         send_one(u, DCHAN_PROBE_REPLY, rec + DCHAN_HDR, (size_t)n, from, fromlen);
     else
-        fec_record(u, g, type, rec, (size_t)n);
+        fec_record(u, g, type, rec, (size_t)n, now);
     loss_tick(u, now, b, from, fromlen);
 }
 
@@ -1016,7 +1026,7 @@ void *udp_spoke_rx_main(void *arg)
                 if (type == DCHAN_DATA)
                     to_tun(b->gro, u, d + off + DCHAN_HDR, (size_t)len);
                 else
-                    fec_record(u, b->gro, type, d + off, (size_t)len);
+                    fec_record(u, b->gro, type, d + off, (size_t)len, now);
                 loss_tick(u, now, b, NULL, 0);
             }
         }
@@ -1323,6 +1333,11 @@ static int send_run(struct udp_chan *u, struct iovec *iov, int n, struct sockadd
 
 /* Send records iov[0..k): runs of equal-sized records (a shorter one may
  * end a run) go as one GSO send each. */
+static bool is_parity(const struct iovec *v)
+{
+    return (((const unsigned char *)v->iov_base)[0] & 0x0f) == DCHAN_PARITY;
+}
+
 static void send_records(struct udp_chan *u, struct iovec *iov, int k,
                          struct sockaddr_storage *to, socklen_t tolen)
 {
@@ -1331,8 +1346,12 @@ static void send_records(struct udp_chan *u, struct iovec *iov, int k,
     size_t run = 0;
 
     for (int i = 0; i <= k; i++) {
+        /* A PARITY goes alone: it is longer than the records of its group,
+         * and as a GSO segment size it could pass the path's MTU (with
+         * IPv6, or an MTU over 1432), which the kernel refuses. */
         bool ends = i == k || (i > start && (iov[i].iov_len > iov[start].iov_len ||
                                              iov[i - 1].iov_len != iov[start].iov_len ||
+                                             is_parity(&iov[i]) || is_parity(&iov[start]) ||
                                              run + iov[i].iov_len > GSO_BYTES));
         if (ends && i > start) {
             int sent = send_run(u, iov + start, i - start, to, tolen), data = 0;
@@ -1362,6 +1381,15 @@ int udp_tx_batch(struct conn *c)
     int k = 0, r = 0;
     bool dead = false;
     unsigned fk = u->fec_on ? atomic_load(&u->fec_k) : 0;
+
+    /* Parity lives on reports: none for FEC_STALE_MS (a quiet peer, or
+     * its reports dropped on the way) and it stops. */
+    if (fk && mono_ms() - atomic_load(&u->loss_heard) > FEC_STALE_MS) {
+        atomic_store(&u->fec_k, 0);
+        fk = 0;
+        log_info("tunnel %s: no loss report for %d s: parity off", t->ifname,
+                 FEC_STALE_MS / 1000);
+    }
 
     if (u->hub) {
         pthread_mutex_lock(&u->addr_lock);
@@ -1424,8 +1452,11 @@ int udp_tx_batch(struct conn *c)
                 dead = true;
                 break;
             }
-            if (sl < 0)
+            if (sl < 0) {
+                if (fk) /* its counter is gone: the group's PARITY would be wrong */
+                    fec_tx_drop(&u->ftx);
                 continue;
+            }
             iov[k].iov_base = rec;
             iov[k].iov_len = (size_t)sl;
             k++;
