@@ -603,8 +603,7 @@ static void loss_tick(struct udp_chan *u, long long now, const struct rx_batch *
      * messages (with GRO a message may hold a train of records), and on
      * the hub it is every tunnel's and takes anyone's datagrams: this
      * tunnel's share is its records per message read, times the drops
-     * (a stranger's junk adds to both drops and messages, so it cannot
-     * talk every tunnel's loss down). */
+     * (one tunnel's overload is not taken off the others'). */
     own = (uint64_t)(b->drops - u->ldrops);
     own = msgs ? own * u->lgot / msgs : 0;
     u->ldrops = b->drops;
