@@ -290,6 +290,79 @@ static void test_group_for(void)
     EXPECT_INT(fec_group_for(10000), 2);
 }
 
+/* The sender's reaction to LOSS reports, one a second (t in ms). */
+static void test_reports(void)
+{
+    struct fec_ctl c = {0};
+    long long t = 10000;
+
+    /* Parity starts on the third lossy report in a row, not before. */
+    EXPECT_INT(fec_ctl_report(&c, 100, t, 0, 0), 100);
+    EXPECT_INT(fec_ctl_report(&c, 100, t += 1000, 0, 0), 100);
+    EXPECT_INT(c.k, 0);
+    EXPECT_INT(fec_ctl_report(&c, 100, t += 1000, 0, 0), 100);
+    EXPECT_INT(c.k, 10);
+    /* While on, each lossy report sets the group anew. */
+    fec_ctl_report(&c, 300, t += 1000, 0, 0);
+    EXPECT_INT(c.k, 3);
+    /* Off after 10 quiet reports in a row; one in between resets the count. */
+    for (int i = 0; i < 9; i++)
+        fec_ctl_report(&c, 0, t += 1000, 0, 0);
+    EXPECT_INT(c.k, 3);
+    fec_ctl_report(&c, 10, t += 1000, 0, 0); /* 0.1 %: neither */
+    for (int i = 0; i < 9; i++)
+        fec_ctl_report(&c, 4, t += 1000, 0, 0);
+    EXPECT_INT(c.k, 3);
+    fec_ctl_report(&c, 4, t += 1000, 0, 0);
+    EXPECT_INT(c.k, 0);
+    /* A burst between quiet ones does not start it. */
+    fec_ctl_report(&c, 500, t += 1000, 0, 0);
+    fec_ctl_report(&c, 0, t += 1000, 0, 0);
+    fec_ctl_report(&c, 500, t += 1000, 0, 0);
+    fec_ctl_report(&c, 500, t += 1000, 0, 0);
+    EXPECT_INT(c.k, 0);
+    /* Over 100 % is 100 %. */
+    EXPECT_INT(fec_ctl_report(&c, 60000, t += 1000, 0, 0), 10000);
+    EXPECT_INT(c.k, 2);
+}
+
+/* The attack: an authenticated peer sends reports as fast as it likes to
+ * flap parity on and off. Only one a FEC_REPORT_MIN_MS counts: 13 reports
+ * in 130 ms start nothing. (Without the limit, 3 of them start it.) */
+static void test_reports_rate_limited(void)
+{
+    struct fec_ctl c = {0};
+    long long t = 10000;
+
+    EXPECT_INT(fec_ctl_report(&c, 1000, t, 0, 0), 1000);
+    for (int i = 0; i < 12; i++)
+        EXPECT_INT(fec_ctl_report(&c, 1000, t += 10, 0, 0), -1);
+    EXPECT_INT(c.k, 0);
+    EXPECT_INT(fec_ctl_report(&c, 1000, t += FEC_REPORT_MIN_MS, 0, 0), 1000);
+    EXPECT_INT(c.k, 0);
+}
+
+/* What this side dropped itself (its send buffer full) is not the path's
+ * loss: 1 % reported, 1 % of our records dropped here: nothing to do. */
+static void test_reports_own_drops(void)
+{
+    struct fec_ctl c = {0};
+    long long t = 10000;
+    unsigned long long tx = 0, drop = 0;
+
+    for (int i = 0; i < 5; i++) {
+        tx += 10000;
+        drop += 100;
+        EXPECT_INT(fec_ctl_report(&c, 100, t += 1000, tx, drop), 0);
+    }
+    EXPECT_INT(c.k, 0);
+    for (int i = 0; i < 3; i++) { /* the same loss, none of it ours */
+        tx += 10000;
+        fec_ctl_report(&c, 100, t += 1000, tx, drop);
+    }
+    EXPECT_INT(c.k, 10);
+}
+
 static void test_cleanup(void)
 {
     dchan_free(g_hub);
@@ -306,6 +379,9 @@ static const struct cu_test tests[] = {
     {"malformed parity refused", test_malformed},
     {"group limits", test_group_limits},
     {"parity from the reported loss", test_group_for},
+    {"reports: onset, group, quiet, bursts", test_reports},
+    {"reports: one a second counts", test_reports_rate_limited},
+    {"reports: our own drops are not the path's", test_reports_own_drops},
     {"cleanup", test_cleanup},
 };
 

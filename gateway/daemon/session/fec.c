@@ -180,3 +180,34 @@ unsigned fec_group_for(unsigned loss)
     k = 1000 / loss;
     return k < 2 ? 2 : k > FEC_K_MAX ? FEC_K_MAX : k;
 }
+
+int fec_ctl_report(struct fec_ctl *c, unsigned loss, long long now, unsigned long long tx,
+                   unsigned long long drop)
+{
+    unsigned self = 0;
+
+    if (c->heard && now - c->heard < FEC_REPORT_MIN_MS)
+        return -1;
+    c->heard = now;
+    if (loss > 10000)
+        loss = 10000;
+    if (tx > c->tx0 && drop >= c->drop0)
+        self = (unsigned)((drop - c->drop0) * 10000 / (tx - c->tx0));
+    c->tx0 = tx;
+    c->drop0 = drop;
+    loss = loss > self ? loss - self : 0;
+    if (loss >= FEC_LOSS_ON) {
+        c->quiet = 0;
+        /* A path that loses, not one burst (an overloaded host drops
+         * bursts, where parity would only add work). */
+        if (c->k || ++c->lossy >= FEC_ONSET)
+            c->k = fec_group_for(loss);
+    } else {
+        c->lossy = 0;
+        if (loss >= FEC_LOSS_OFF)
+            c->quiet = 0;
+        else if (c->k && ++c->quiet >= FEC_QUIET)
+            c->k = 0;
+    }
+    return (int)loss;
+}

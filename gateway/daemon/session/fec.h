@@ -81,4 +81,29 @@ int fec_rx_recover(struct fec_rx *r, uint32_t epoch, uint64_t pc, const unsigned
 #define FEC_ONSET 3      /* reports in a row at FEC_LOSS_ON or more before parity starts */
 unsigned fec_group_for(unsigned loss);
 
+/* The sender's side of the reports: how many DATA records go per PARITY.
+ * Receive half (the reports arrive there); k is copied to where the TX
+ * thread reads it. */
+#define FEC_REPORT_MIN_MS 900 /* a report sooner after the last is ignored */
+#define FEC_STALE_MS 5000     /* no report this long: parity stops */
+struct fec_ctl {
+    unsigned k;            /* parity after this many DATA records; 0: none */
+    unsigned quiet, lossy; /* reports in a row under FEC_LOSS_OFF; at FEC_LOSS_ON or more */
+    long long heard;       /* ms when the last report counted; 0: none yet */
+    unsigned long long tx0, drop0; /* tx and drop at that report */
+};
+
+/*
+ * The peer reports `loss` (0.01 %, clamped to 100 %) at `now` (ms, a
+ * monotonic clock); tx and drop: the records this side has sealed and, of
+ * them, dropped itself (its send buffer full) so far. Those drops since the
+ * last report are taken off (they never reached the path). Then: parity
+ * starts after FEC_ONSET reports in a row at FEC_LOSS_ON or more (k =
+ * fec_group_for, set anew by each such report while on), and stops after
+ * FEC_QUIET in a row under FEC_LOSS_OFF. Returns the loss taken, or -1 for
+ * a report ignored (under FEC_REPORT_MIN_MS after the last one counted).
+ */
+int fec_ctl_report(struct fec_ctl *c, unsigned loss, long long now, unsigned long long tx,
+                   unsigned long long drop);
+
 #endif

@@ -89,7 +89,6 @@
  * records came in the interval (docs/tunnel-protocol.md, "PARITY and LOSS"). */
 #define LOSS_REPORT_MS 1000
 #define LOSS_MIN 64
-#define FEC_STALE_MS 5000
 
 struct udp_hub {
     struct daemon *d;
@@ -157,7 +156,7 @@ struct udp_chan {
     atomic_uint fec_k;
     struct fec_tx ftx;
     struct fec_rx *frx;
-    unsigned fec_quiet, fec_lossy; /* LOSS reports in a row under FEC_LOSS_OFF; over FEC_LOSS_ON */
+    struct fec_ctl ctl;           /* receive half: what the peer's reports decide */
     bool lvalid;
     uint16_t le;
     uint64_t lbase, lmax;
@@ -166,10 +165,8 @@ struct udp_chan {
     uint32_t ldrops;             /* the socket's counts at the interval's start */
     unsigned long long lmsgs, lrecs;
     /* Records this side sealed, and of them dropped before the wire (a full
-     * socket buffer): the TX thread counts, peer_loss reads; tx0 and drop0
-     * are where the last LOSS report found them. */
+     * socket buffer): the TX thread counts, peer_loss reads. */
     atomic_ullong tx_records, tx_dropped;
-    unsigned long long tx0, drop0;
     atomic_uint loss, peer_loss; /* 0.01 %: what this side saw; what the peer reported */
     _Atomic long long loss_heard; /* mono_ms of the last LOSS report taken */
     atomic_ullong parity_out, parity_in, recovered;
@@ -630,47 +627,23 @@ static void loss_tick(struct udp_chan *u, long long now, const struct rx_batch *
  * with FEC_QUIET reports under FEC_LOSS_OFF before parity stops. */
 static void peer_loss(struct udp_chan *u, const unsigned char *pt, long long now)
 {
-    unsigned loss = (unsigned)(pt[0] << 8 | pt[1]), was = atomic_load(&u->fec_k), k = was;
-    unsigned long long tx = atomic_load(&u->tx_records), drop = atomic_load(&u->tx_dropped);
-    unsigned self = 0;
+    unsigned was = atomic_load(&u->fec_k);
+    int loss;
 
-    /* One report a second counts (a peer cannot flap parity faster). */
-    if (now - atomic_load(&u->loss_heard) < LOSS_REPORT_MS * 9 / 10)
+    u->ctl.k = was; /* the TX thread may have stopped it (FEC_STALE_MS) */
+    loss = fec_ctl_report(&u->ctl, (unsigned)(pt[0] << 8 | pt[1]), now,
+                          atomic_load(&u->tx_records), atomic_load(&u->tx_dropped));
+    if (loss < 0)
         return;
     atomic_store(&u->loss_heard, now);
-    if (loss > 10000)
-        loss = 10000;
-    atomic_store(&u->peer_loss, loss);
-    /* What we dropped ourselves since the last report (our send buffer was
-     * full) reached the peer as loss: not the path's either. */
-    if (tx > u->tx0)
-        self = (unsigned)((drop - u->drop0) * 10000 / (tx - u->tx0));
-    u->tx0 = tx;
-    u->drop0 = drop;
-    loss = loss > self ? loss - self : 0;
-    if (!u->fec_on)
+    atomic_store(&u->peer_loss, (unsigned)loss);
+    if (!u->fec_on || u->ctl.k == was)
         return;
-    if (loss >= FEC_LOSS_ON) {
-        u->fec_quiet = 0;
-        /* Parity starts after FEC_ONSET lossy reports in a row: a path that
-         * loses, not one burst (an overloaded host drops bursts, where
-         * parity would only add work). */
-        if (was || ++u->fec_lossy >= FEC_ONSET)
-            k = fec_group_for(loss);
-    } else {
-        u->fec_lossy = 0;
-        if (was && loss < FEC_LOSS_OFF && ++u->fec_quiet >= FEC_QUIET)
-            k = 0;
-        else if (loss >= FEC_LOSS_OFF)
-            u->fec_quiet = 0;
-    }
-    if (k == was)
-        return;
-    atomic_store(&u->fec_k, k);
+    atomic_store(&u->fec_k, u->ctl.k);
     if (!was)
-        log_info("tunnel %s: the peer loses %u.%02u %% of our UDP records: a parity record "
-                 "every %u", u->t->ifname, loss / 100, loss % 100, k);
-    else if (!k)
+        log_info("tunnel %s: the peer loses %d.%02d %% of our UDP records: a parity record "
+                 "every %u", u->t->ifname, loss / 100, loss % 100, u->ctl.k);
+    else if (!u->ctl.k)
         log_info("tunnel %s: the peer's UDP loss is under %u.%02u %%: parity off",
                  u->t->ifname, FEC_LOSS_OFF / 100, FEC_LOSS_OFF % 100);
 }
