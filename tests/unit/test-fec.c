@@ -342,6 +342,24 @@ static void test_reports_rate_limited(void)
     EXPECT_INT(c.k, 0);
 }
 
+/* Parity lives on reports: on, then FEC_STALE_MS without one (a quiet
+ * peer, or an on-path attacker dropping the reports to pin parity on)
+ * and it stops; not a millisecond before. */
+static void test_reports_stale(void)
+{
+    struct fec_ctl c = {0};
+    long long t = 10000;
+
+    CU_ASSERT(!fec_ctl_stale(&c, t + 60000)); /* off: nothing to stop */
+    for (int i = 0; i < FEC_ONSET; i++)
+        fec_ctl_report(&c, 100, t += 1000, 0, 0);
+    EXPECT_INT(c.k, 10);
+    CU_ASSERT(!fec_ctl_stale(&c, t + FEC_STALE_MS));
+    EXPECT_INT(c.k, 10);
+    CU_ASSERT(fec_ctl_stale(&c, t + FEC_STALE_MS + 1));
+    EXPECT_INT(c.k, 0);
+}
+
 /* What this side dropped itself (its send buffer full) is not the path's
  * loss: 1 % reported, 1 % of our records dropped here: nothing to do. */
 static void test_reports_own_drops(void)
@@ -382,6 +400,7 @@ static const struct cu_test tests[] = {
     {"reports: onset, group, quiet, bursts", test_reports},
     {"reports: one a second counts", test_reports_rate_limited},
     {"reports: our own drops are not the path's", test_reports_own_drops},
+    {"reports: none for FEC_STALE_MS stops parity", test_reports_stale},
     {"cleanup", test_cleanup},
 };
 

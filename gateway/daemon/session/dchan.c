@@ -325,6 +325,16 @@ int dchan_seal(struct dchan *ch, unsigned type, unsigned char *rec, size_t len, 
     return (int)(DCHAN_OVERHEAD + len);
 }
 
+uint16_t dchan_rec_epoch(const unsigned char *rec)
+{
+    return (uint16_t)(rec[2] << 8 | rec[3]);
+}
+
+uint64_t dchan_rec_counter(const unsigned char *rec)
+{
+    return get64(rec + 8);
+}
+
 int dchan_peek_id(const unsigned char *buf, size_t len, uint32_t *id)
 {
     unsigned type;

@@ -114,6 +114,11 @@ int dchan_seal(struct dchan *ch, unsigned type, unsigned char *rec, size_t len, 
  */
 int dchan_open(struct dchan *ch, unsigned char *rec, size_t len, unsigned *type);
 
+/* The epoch's low 16 bits and the counter a record's header says (clear
+ * text: authentic only once dchan_open took the record). */
+uint16_t dchan_rec_epoch(const unsigned char *rec);
+uint64_t dchan_rec_counter(const unsigned char *rec);
+
 /* The channel id of a datagram, before any crypto: 0, or -EBADMSG when the
  * bytes cannot be a record (short, version, reserved byte, type). */
 int dchan_peek_id(const unsigned char *buf, size_t len, uint32_t *id);

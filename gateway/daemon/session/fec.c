@@ -211,3 +211,11 @@ int fec_ctl_report(struct fec_ctl *c, unsigned loss, long long now, unsigned lon
     }
     return (int)loss;
 }
+
+bool fec_ctl_stale(struct fec_ctl *c, long long now)
+{
+    if (!c->k || now - c->heard <= FEC_STALE_MS)
+        return false;
+    c->k = 0;
+    return true;
+}

@@ -12,6 +12,8 @@
 #ifndef MTLSGW_FEC_H
 #define MTLSGW_FEC_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,9 +89,10 @@ unsigned fec_group_for(unsigned loss);
 #define FEC_REPORT_MIN_MS 900 /* a report sooner after the last is ignored */
 #define FEC_STALE_MS 5000     /* no report this long: parity stops */
 struct fec_ctl {
-    unsigned k;            /* parity after this many DATA records; 0: none */
-    unsigned quiet, lossy; /* reports in a row under FEC_LOSS_OFF; at FEC_LOSS_ON or more */
-    long long heard;       /* ms when the last report counted; 0: none yet */
+    /* Read by the TX thread too (k, and heard for fec_ctl_stale). */
+    atomic_uint k;            /* parity after this many DATA records; 0: none */
+    _Atomic long long heard;  /* ms when the last report counted; 0: none yet */
+    unsigned quiet, lossy;    /* reports in a row under FEC_LOSS_OFF; at FEC_LOSS_ON or more */
     unsigned long long tx0, drop0; /* tx and drop at that report */
 };
 
@@ -105,5 +108,9 @@ struct fec_ctl {
  */
 int fec_ctl_report(struct fec_ctl *c, unsigned loss, long long now, unsigned long long tx,
                    unsigned long long drop);
+/* The TX thread, before a batch: true (and parity stopped) when parity is
+ * on and no report counted for FEC_STALE_MS (a quiet peer, or its reports
+ * dropped on the way). */
+bool fec_ctl_stale(struct fec_ctl *c, long long now);
 
 #endif

@@ -146,29 +146,27 @@ struct udp_chan {
     long long next_probe, last_probe, backoff;
     uint64_t probes;
     atomic_ullong pkts_in, pkts_out, bytes_in, bytes_out, auth_fail, replays;
-    /* FEC (fec.h). fec_on: [tunnel] fec. The send half: fec_k, set by the
+    /* FEC (fec.h). fec_on: [tunnel] fec. The send half: ctl.k, set by the
      * peer's LOSS reports (0: no parity), and the group being built (under
      * tx_lock; allocated when parity first starts). The receive half: the
      * kept records (allocated at the first PARITY), the loss it measures
      * (records of epoch le: the first counter lbase, the highest lmax, lgot
      * arrived since) and reports every LOSS_REPORT_MS. */
     bool fec_on;
-    atomic_uint fec_k;
+    struct fec_ctl ctl; /* the peer's reports decide ctl.k (receive half; the TX thread reads) */
     struct fec_tx ftx;
     struct fec_rx *frx;
-    struct fec_ctl ctl;           /* receive half: what the peer's reports decide */
     bool lvalid;
     uint16_t le;
     uint64_t lbase, lmax;
     unsigned long long lgot;
     long long loss_next;
     uint32_t ldrops;             /* the socket's counts at the interval's start */
-    unsigned long long lmsgs, lrecs;
+    unsigned long long lmsgs;
     /* Records this side sealed, and of them dropped before the wire (a full
      * socket buffer): the TX thread counts, peer_loss reads. */
     atomic_ullong tx_records, tx_dropped;
     atomic_uint loss, peer_loss; /* 0.01 %: what this side saw; what the peer reported */
-    _Atomic long long loss_heard; /* mono_ms of the last LOSS report taken */
     atomic_ullong parity_out, parity_in, recovered;
 };
 
@@ -328,9 +326,9 @@ struct rx_batch {
     struct sockaddr_storage from[BATCH];
     char cbuf[BATCH][CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint32_t))];
     /* The socket so far: its overflow drops (SO_RXQ_OVFL: each a message,
-     * which with GRO may be a train of records), messages and records read. */
+     * which with GRO may be a train of records), and messages read. */
     uint32_t drops;
-    unsigned long long msgs_in, recs_in;
+    unsigned long long msgs_in;
     struct gro *gro; /* segments on their way to a TUN (udp-gro.h) */
 };
 
@@ -407,7 +405,6 @@ static size_t rx_seg(struct rx_batch *b, int i)
         }
     }
     b->msgs_in++;
-    b->recs_in += seg ? (b->msgs[i].msg_len + seg - 1) / seg : 0;
     return seg;
 }
 
@@ -538,15 +535,6 @@ static void send_one(struct udp_chan *u, unsigned type, const unsigned char *pt,
 
 /* ---- FEC: loss reports, parity, rebuilt records (fec.h) ------------------ */
 
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* dchan_open with the receive half's FEC book-keeping: an authentic
  * datagram is kept for rebuilding its group's missing record, and counted
  * for the loss this side reports. */
@@ -563,8 +551,8 @@ static int chan_open(struct udp_chan *u, unsigned char *rec, size_t len, unsigne
         u->frx->staged = 0; /* nothing of a refused datagram is ever kept */
     if (n < 0 || !u->fec_on)
         return n;
-    e = (uint16_t)(rec[2] << 8 | rec[3]);
-    c = get64(rec + 8);
+    e = dchan_rec_epoch(rec);
+    c = dchan_rec_counter(rec);
     if (u->frx)
         fec_rx_keep(u->frx, e, c);
     if (u->lvalid && e == u->le) {
@@ -605,7 +593,6 @@ static void loss_tick(struct udp_chan *u, long long now, const struct rx_batch *
     own = msgs ? own * u->lgot / msgs : 0;
     u->ldrops = b->drops;
     u->lmsgs = b->msgs_in;
-    u->lrecs = b->recs_in;
     expected = u->lmax - u->lbase;
     if (!u->lvalid || expected < LOSS_MIN) {
         u->lbase = u->lmax;
@@ -627,19 +614,18 @@ static void loss_tick(struct udp_chan *u, long long now, const struct rx_batch *
  * with FEC_QUIET reports under FEC_LOSS_OFF before parity stops. */
 static void peer_loss(struct udp_chan *u, const unsigned char *pt, long long now)
 {
-    unsigned was = atomic_load(&u->fec_k);
+    unsigned was = u->ctl.k;
     int loss;
 
-    u->ctl.k = was; /* the TX thread may have stopped it (FEC_STALE_MS) */
-    loss = fec_ctl_report(&u->ctl, (unsigned)(pt[0] << 8 | pt[1]), now,
-                          atomic_load(&u->tx_records), atomic_load(&u->tx_dropped));
-    if (loss < 0)
+    if (!u->fec_on) /* no parity from us: only what the peer says, for status */
+        loss = (int)(pt[0] << 8 | pt[1]);
+    else if ((loss = fec_ctl_report(&u->ctl, (unsigned)(pt[0] << 8 | pt[1]), now,
+                                    atomic_load(&u->tx_records),
+                                    atomic_load(&u->tx_dropped))) < 0)
         return;
-    atomic_store(&u->loss_heard, now);
-    atomic_store(&u->peer_loss, (unsigned)loss);
-    if (!u->fec_on || u->ctl.k == was)
+    atomic_store(&u->peer_loss, (unsigned)loss > 10000 ? 10000 : (unsigned)loss);
+    if (u->ctl.k == was)
         return;
-    atomic_store(&u->fec_k, u->ctl.k);
     if (!was)
         log_info("tunnel %s: the peer loses %d.%02d %% of our UDP records: a parity record "
                  "every %u", u->t->ifname, loss / 100, loss % 100, u->ctl.k);
@@ -671,12 +657,12 @@ static void fec_record(struct udp_chan *u, struct gro *g, unsigned type,
         u->frx = fec_rx_new(DCHAN_OVERHEAD + u->t->mtu);
         return;
     }
-    len = fec_rx_recover(u->frx, (uint16_t)(rec[2] << 8 | rec[3]), get64(rec + 8),
-                         rec + DCHAN_HDR, n, &miss);
+    len = fec_rx_recover(u->frx, dchan_rec_epoch(rec), dchan_rec_counter(rec), rec + DCHAN_HDR,
+                         n, &miss);
     if (len <= 0)
         return;
     r = u->frx->out;
-    if (get64(r + 8) != miss || (m = dchan_open(u->ch, r, (size_t)len, &t2)) < 0)
+    if (dchan_rec_counter(r) != miss || (m = dchan_open(u->ch, r, (size_t)len, &t2)) < 0)
         return; /* it came after all (a replay now), or not authentic */
     atomic_fetch_add(&u->recovered, 1);
     if (t2 == DCHAN_DATA)
@@ -1303,13 +1289,14 @@ static int send_run(struct udp_chan *u, struct iovec *iov, int n, struct sockadd
     return sent;
 }
 
-/* Send records iov[0..k): runs of equal-sized records (a shorter one may
- * end a run) go as one GSO send each. */
-static bool is_parity(const struct iovec *v)
+/* The type of the record at v (the low nibble of its first byte). */
+static unsigned rec_type(const struct iovec *v)
 {
-    return (((const unsigned char *)v->iov_base)[0] & 0x0f) == DCHAN_PARITY;
+    return ((const unsigned char *)v->iov_base)[0] & 0x0f;
 }
 
+/* Send records iov[0..k): runs of equal-sized records (a shorter one may
+ * end a run) go as one GSO send each. */
 static void send_records(struct udp_chan *u, struct iovec *iov, int k,
                          struct sockaddr_storage *to, socklen_t tolen)
 {
@@ -1323,7 +1310,8 @@ static void send_records(struct udp_chan *u, struct iovec *iov, int k,
          * IPv6, or an MTU over 1432), which the kernel refuses. */
         bool ends = i == k || (i > start && (iov[i].iov_len > iov[start].iov_len ||
                                              iov[i - 1].iov_len != iov[start].iov_len ||
-                                             is_parity(&iov[i]) || is_parity(&iov[start]) ||
+                                             rec_type(&iov[i]) == DCHAN_PARITY ||
+                                             rec_type(&iov[start]) == DCHAN_PARITY ||
                                              run + iov[i].iov_len > GSO_BYTES));
         if (ends && i > start) {
             int sent = send_run(u, iov + start, i - start, to, tolen), data = 0;
@@ -1331,7 +1319,7 @@ static void send_records(struct udp_chan *u, struct iovec *iov, int k,
             atomic_fetch_add(&u->tx_dropped, (unsigned long long)(i - start - sent));
             for (int j = start; j < start + sent; j++) {
                 atomic_fetch_add(&u->bytes_out, iov[j].iov_len);
-                data += (((unsigned char *)iov[j].iov_base)[0] & 0x0f) == DCHAN_DATA;
+                data += rec_type(&iov[j]) == DCHAN_DATA;
             }
             atomic_fetch_add(&u->pkts_out, (unsigned long long)data);
             atomic_fetch_add(&t->pkts_out, (unsigned long long)data);
@@ -1352,12 +1340,10 @@ int udp_tx_batch(struct conn *c)
     socklen_t tolen = 0;
     int k = 0, r = 0;
     bool dead = false;
-    unsigned fk = u->fec_on ? atomic_load(&u->fec_k) : 0;
+    unsigned fk = u->fec_on ? u->ctl.k : 0;
 
-    /* Parity lives on reports: none for FEC_STALE_MS (a quiet peer, or
-     * its reports dropped on the way) and it stops. */
-    if (fk && mono_ms() - atomic_load(&u->loss_heard) > FEC_STALE_MS) {
-        atomic_store(&u->fec_k, 0);
+    /* Parity lives on reports. */
+    if (fk && fec_ctl_stale(&u->ctl, mono_ms())) {
         fk = 0;
         log_info("tunnel %s: no loss report for %d s: parity off", t->ifname,
                  FEC_STALE_MS / 1000);
@@ -1530,7 +1516,7 @@ static struct json_object *fec_describe(struct udp_chan *u)
 
     json_object_object_add(o, "enabled", json_object_new_boolean(u->fec_on));
     json_object_object_add(o, "parity_every",
-                           json_object_new_int64((int64_t)atomic_load(&u->fec_k)));
+                           json_object_new_int64((int64_t)u->ctl.k));
     json_object_object_add(o, "loss_percent",
                            json_object_new_double(atomic_load(&u->loss) / 100.0));
     json_object_object_add(o, "peer_loss_percent",
