@@ -2,6 +2,7 @@
  * not overwritten by accident, the nearest command for a typo. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,19 @@ int con_out_check(const char *cmd, const char *opt, const char *path, bool force
     /* Checked again, atomically, when written (FS_OUT_KEEP): this early look
      * only spares the token work (a key made, a certificate issued) that a
      * refusal at the end would waste. */
-    if (force || fs_out_fd(path) >= 0 || lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+    char err[PATH_MAX + 200];
+    int rc;
+
+    if (force || fs_out_fd(path) >= 0 || lstat(path, &st) < 0)
         return EXIT_OK;
-    con_err(cmd, "%s %s: file exists; not overwritten (give --force to replace it, or "
-            "another FILE)", opt, path);
+    if (S_ISLNK(st.st_mode))
+        rc = -ELOOP;
+    else if (S_ISREG(st.st_mode))
+        rc = -EALREADY;
+    else
+        return EXIT_OK;
+    con_out_refusal(opt, path, rc, force, err, sizeof(err));
+    con_err(cmd, "%s", err);
     return EXIT_FAIL;
 }
 

@@ -329,12 +329,9 @@ int cmd_backup(struct console *con, int argc, char **argv)
     }
     if (!out || optind != argc)
         return con_usage("backup");
-    if (con_load_config(con) != EXIT_OK)
+    if (con_out_check("backup", "--out", out, force) != EXIT_OK ||
+        con_load_config(con) != EXIT_OK)
         return EXIT_FAIL;
-    if (!force && fs_out_fd(out) < 0 && access(out, F_OK) == 0) {
-        con_err("backup", "--out %s: exists; give --force to replace it", out);
-        return EXIT_FAIL;
-    }
     /* The config as the invoker reads it (root's /etc/mtlsgw). */
     if (fs_read_file(con->conf_path, FILE_MAX, &conf, &conf_len) < 0)
         conf = NULL;

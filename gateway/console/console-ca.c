@@ -98,7 +98,8 @@ int con_init_intermediate(struct console *con, const struct pki_init_opts *o,
     char err[512] = "";
     int rc = EXIT_FAIL;
 
-    if (con_load_config(con) != EXIT_OK)
+    if (con_out_check("init", "--csr-out", csr_out, o->force) != EXIT_OK ||
+        con_load_config(con) != EXIT_OK)
         return EXIT_FAIL;
     if (pki_new(con->cfg, &pki) < 0) {
         fprintf(stderr, "mtlsgw: out of memory\n");

@@ -226,6 +226,8 @@ int cmd_reissue(struct console *con, int argc, char **argv)
         con_err("reissue", "give exactly one peer NAME");
         return con_usage("reissue");
     }
+    if (ro.path && con_out_check("reissue", "--out", ro.path, ro.force) != EXIT_OK)
+        return EXIT_FAIL;
     req.name = ro.name = argv[optind];
     req.actor = con->actor;
     req.before_commit = reissue_write;

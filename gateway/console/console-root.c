@@ -488,6 +488,8 @@ static int root_sign(struct console *con, int argc, char **argv)
         con_err("root", "sign needs --csr FILE and --out FILE");
         return con_usage("root");
     }
+    if (con_out_check("root", "--out", out, force) != EXIT_OK)
+        return EXIT_FAIL;
     if (con_read_file("root", "--csr", csr_path, CSR_MAX_SIZE, &csr_text, &csr_len) < 0)
         goto out;
     {
@@ -683,6 +685,8 @@ static int root_crl(struct console *con, int argc, char **argv)
     }
     if (optind != argc)
         return con_usage("root");
+    if (out && con_out_check("root", "--out", out, force) != EXIT_OK)
+        return EXIT_FAIL;
     /* Re-signed each time: a fresh nextUpdate, and this is how it is kept
      * from lapsing (the root is offline: run it before crl-days pass). */
     if (root_open(con, &r, false) < 0 || root_load(&r) < 0 || write_crl(&r) < 0 ||

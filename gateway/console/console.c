@@ -351,6 +351,13 @@ int con_write_out(const char *opt, const char *path, const void *data, size_t le
 
     fflush(stdout); /* what was printed comes before what goes to "-" */
     rc = fs_write_out(path, data, len, (mode_t)mode, flags);
+    con_out_refusal(opt, path, rc, force, err, errlen);
+    return rc;
+}
+
+void con_out_refusal(const char *opt, const char *path, int rc, bool force, char *err,
+                     size_t errlen)
+{
     if (rc == -EALREADY)
         snprintf(err, errlen, "%s %s: file exists; not overwritten (give --force to replace "
                  "it, or another FILE)", opt, path);
@@ -378,7 +385,6 @@ int con_write_out(const char *opt, const char *path, const void *data, size_t le
                  "device of yours; not written (give another FILE, or '-')", opt, path);
     else if (rc < 0)
         snprintf(err, errlen, "%s %s: cannot write: %s", opt, path, strerror(-rc));
-    return rc;
 }
 
 int con_write_file(const char *cmd, const char *opt, const char *path, const void *data,

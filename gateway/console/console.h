@@ -51,6 +51,10 @@ int con_write_out(const char *opt, const char *path, const void *data, size_t le
                   unsigned mode, bool force, char *err, size_t errlen);
 int con_write_file(const char *cmd, const char *opt, const char *path, const void *data,
                    size_t len, unsigned mode, bool force);
+/* The message for fs_write_out()'s refusal rc of path (option opt) in err;
+ * nothing for rc >= 0. */
+void con_out_refusal(const char *opt, const char *path, int rc, bool force, char *err,
+                     size_t errlen);
 /* Where the "written to PATH" line goes: stderr when PATH is stdout. */
 FILE *con_note_stream(const char *path);
 /* getopt_long wrapper: returns true for -h/--help seen. */
@@ -69,7 +73,8 @@ int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg);
  */
 int con_confirm(const char *cmd, const char *lost, bool yes);
 /* Before any work: EXIT_FAIL, with a message naming opt and --force, when
- * path is an existing regular file and not force; else EXIT_OK. */
+ * path is an existing regular file or a symbolic link and not force; else
+ * EXIT_OK (fs_write_out() checks again when it writes). */
 int con_out_check(const char *cmd, const char *opt, const char *path, bool force);
 /* Read all of stdin (at most max bytes; -EFBIG beyond), NUL-terminated. */
 int con_read_stdin(size_t max, char **out, size_t *len);

@@ -2,7 +2,9 @@
 # Every console command that writes a file the administrator names, to what
 # is not a plain file (docs/console.md, "Where output goes"):
 #
-#   csr --out, enroll --out, enroll --p12, crl --out
+#   csr --out, enroll --out, enroll --p12, crl --out, reissue --out,
+#   backup --out, init --intermediate --csr-out, root sign --out,
+#   root crl --out (the commands that write a file the admin names)
 #     -> $T/null       mknod c 1 3, a private /dev/null: stays a device
 #     -> $T/fifo       a FIFO with a reader: stays a FIFO, the reader gets it
 #     -> $T/link       a symlink to $T/target: refused; with --force the
@@ -40,6 +42,8 @@ MODULE=$(softhsm_find_module) || { echo "1..0 # SKIP no SoftHSM"; exit 77; }
 softhsm_setup "$T"
 softhsm_token gw hub-pin-00
 softhsm_token sp spoke-pin-0
+softhsm_token ap app-pin-000
+softhsm_token rt root-pin-00
 DUSER=mtlsgw
 getent passwd "$DUSER" >/dev/null || DUSER=root
 ROOT=no
@@ -61,6 +65,8 @@ CONF
 }
 mkconf hub gw hub-pin-00
 mkconf spoke sp spoke-pin-0
+mkconf app ap app-pin-000
+mkconf root rt root-pin-00
 softhsm_give_to "$DUSER" "$T/tokens"
 chown "$DUSER:" "$T"/*.pin 2>/dev/null
 P=$T/hub-pki
@@ -86,8 +92,10 @@ private_dev() {
 WRAP=
 hub() { $WRAP timeout 60 "$MTLSGW" -c "$T/hub.conf" "$@"; }
 spoke() { $WRAP timeout 60 "$MTLSGW" -c "$T/spoke.conf" "$@"; }
+app() { $WRAP timeout 60 "$MTLSGW" -c "$T/app.conf" "$@"; }
+root() { $WRAP timeout 60 "$MTLSGW" -c "$T/root.conf" "$@"; }
 
-# The four writers: NAME OUT [--force]. NAME keeps peers and keys apart.
+# The writers: NAME OUT [--force]. NAME keeps peers and keys apart.
 w_csr() { local n=$1 o=$2; shift 2; spoke csr --cn "$n" --out "$o" "$@"; }
 w_enroll() {
     local n=$1 o=$2; shift 2
@@ -100,23 +108,51 @@ w_p12() {
     hub enroll "$n" --role admin --p12 "$o" --password-file "$T/p12pass" "$@"
 }
 w_crl() { local o=$2; shift 2; hub crl --out "$o" "$@"; }
+w_reissue() { # a peer enrolled once per NAME (a refused run leaves it enrolled)
+    local n=$1 o=$2; shift 2
+    if [ ! -s "$T/$n.crt" ]; then
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$T/$n.key" -subj "/CN=$n" -out "$T/$n.csr" 2>/dev/null || return 9
+        hub enroll "$n" --role monitor --csr "$T/$n.csr" --out "$T/$n.crt" \
+            >/dev/null 2>&1 || return 9
+    fi
+    hub reissue "$n" --out "$o" "$@"
+}
+w_backup() { local o=$2; shift 2; hub backup --out "$o" "$@"; }
+# the appliance's intermediate CA request; run again, its keys are reused
+w_initcsr() { local o=$2; shift 2; app init --intermediate --cn app1 --host app1 --csr-out "$o" "$@"; }
+w_rootsign() { # an intermediate's CSR per NAME, signed by the offline root
+    local n=$1 o=$2; shift 2
+    [ -s "$T/$n.ca.csr" ] || openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -nodes -keyout "$T/$n.ca.key" -subj "/CN=$n" -out "$T/$n.ca.csr" 2>/dev/null || return 9
+    root root sign --csr "$T/$n.ca.csr" --out "$o" "$@"
+}
+w_rootcrl() { local o=$2; shift 2; root root crl --out "$o" "$@"; }
 
 looks() { # KIND FILE: what the writer's output must be
     case $1 in
-    csr) grep -q -- 'CERTIFICATE REQUEST-----' "$2" ;;
-    enroll) grep -q -- '-----BEGIN CERTIFICATE-----' "$2" ;;
-    crl) grep -q -- '-----BEGIN X509 CRL-----' "$2" ;;
+    csr | initcsr) grep -q -- 'CERTIFICATE REQUEST-----' "$2" ;;
+    enroll | reissue | rootsign) grep -q -- '-----BEGIN CERTIFICATE-----' "$2" ;;
+    crl | rootcrl) grep -q -- '-----BEGIN X509 CRL-----' "$2" ;;
+    backup) tar -tf "$2" 2>/dev/null | grep -qx mtlsgw-backup.json ;;
     p12) openssl pkcs12 -in "$2" -passin "file:$T/p12pass" -noout 2>/dev/null ;;
     esac
 }
 skip() { tap_result 0 "$1 # SKIP $2"; }
+not_grep() { ! grep -aq -- "$1" "$2"; }
 
 # ---- setup --------------------------------------------------------------
 expect_exit 0 "init the hub's CA" hub init --cn gw1 --host gw1.example.net
 [ -s "$P/ca.crt" ] || { echo "$OUT" | sed 's/^/# /'; echo "Bail out! init failed"; exit 1; }
+expect_exit 0 "init the offline root" root root init --cn "Outputs Root"
+[ -s "$T/root-pki/root.crt" ] || { echo "$OUT" | sed 's/^/# /'; echo "Bail out! root init failed"; exit 1; }
+# what a refused write must leave as it was: the registry, the root's record
+# of what it signed and its CRL, the appliance's pki dir (sums of all files)
+state() { find "$P" "$T/root-pki" "$T/app-pki" -type f -print0 2>/dev/null | sort -z |
+    xargs -0 sha256sum 2>/dev/null | sha256sum; }
 
 # ---- each writer to each kind of output ----------------------------------
-for w in csr enroll p12 crl; do
+for w in csr enroll p12 crl reissue backup initcsr rootsign rootcrl; do
     fn=w_$w
 
     # a character device: written in place, stays a device
@@ -146,6 +182,8 @@ for w in csr enroll p12 crl; do
     rm -f "$T/link" "$T/target"
     printf 'old\n' >"$T/target"
     ln -s "$T/target" "$T/link"
+    [ $w = reissue ] || [ $w = rootsign ] && $fn "$w-link" "$T/prep.out" >/dev/null 2>&1
+    before=$(state)
     expect_exit 1 "$w: to a symlink, refused without --force" $fn "$w-link" "$T/link"
     expect_in "is a symbolic link" "$OUT" "$w: the refusal says it is a link"
     expect_in "--force" "$OUT" "$w: the refusal names --force"
@@ -154,6 +192,7 @@ for w in csr enroll p12 crl; do
     if [ $w = enroll ] || [ $w = p12 ]; then
         expect_not_in "$w-link" "$(hub peers 2>&1)" "$w: a refused output records no peer"
     fi
+    ok_if "$w: the refusal changed no state file" test "$(state)" = "$before"
     # ... and with --force the target is written, the link stays
     expect_exit 0 "$w: to a symlink with --force" $fn "$w-link" "$T/link" --force
     ok_if "$w: the link is still a link to the target" \
@@ -175,8 +214,8 @@ for w in csr enroll p12 crl; do
         WRAP=
         tap_result $rc "$w: to $o" "exit $rc: $(cat "$T/std.err")"
         ok_if "$w: stdout holds the output ($o)" looks $w "$T/std.out"
-        if [ $w != crl ]; then
-            expect_not_in "written to" "$(cat "$T/std.out")" "$w: no note mixed into stdout ($o)"
+        if [ $w != crl ]; then # crl prints no note
+            ok_if "$w: no note mixed into stdout ($o)" not_grep "written to" "$T/std.out"
             expect_in "written to $o" "$(cat "$T/std.err")" "$w: the note is on stderr ($o)"
         fi
     done
