@@ -1,6 +1,6 @@
 /*
  * est-client.c: the device side of RFC 7030 over HTTPS, on GnuTLS, with the
- * answer framed by http-parser (the library gateway/http.c uses).
+ * answer framed by http-parser (http.c's http_answer, as the CRL fetcher's).
  *
  * One request per connection ("Connection: close"): enrollment is rare and
  * a fresh handshake keeps the client simple and the server's per-connection
@@ -28,11 +28,11 @@
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
-#include <http_parser.h>
 
 #include "config.h"
 #include "est-codec.h"
 #include "fsutil.h"
+#include "http.h"
 #include "mono.h"
 #include "p11.h"
 #include "pki-gateway.h"
@@ -116,17 +116,6 @@ bad_host:
 
 /* ---- one HTTPS exchange ----------------------------------------------------- */
 
-struct answer {
-    int status;
-    char *ctype;
-    char *body;
-    size_t len;
-    bool complete, too_big;
-    char field[64];
-    size_t field_len;
-    bool in_ctype;
-};
-
 struct session_ctx {
     const struct est_client_opts *o;
     bool pin_later; /* cacerts: the pin may be a CA of the answer (checked then) */
@@ -135,92 +124,6 @@ struct session_ctx {
     bool pin_failed;
     char got_fp[96];
 };
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct answer *a = p->data;
-
-    if (a->in_ctype || a->field_len == SIZE_MAX) {
-        a->field_len = 0;
-        a->in_ctype = false;
-    }
-    if (a->field_len + len >= sizeof(a->field))
-        len = sizeof(a->field) - 1 - a->field_len;
-    memcpy(a->field + a->field_len, at, len);
-    a->field_len += len;
-    a->field[a->field_len] = '\0';
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct answer *a = p->data;
-    size_t have;
-    char *n;
-
-    if (!a->in_ctype) {
-        bool is_ct = strcasecmp(a->field, "content-type") == 0;
-        a->field_len = SIZE_MAX; /* the next field starts afresh */
-        if (!is_ct)
-            return 0;
-        a->in_ctype = true;
-        free(a->ctype);
-        a->ctype = NULL;
-    }
-    have = a->ctype ? strlen(a->ctype) : 0;
-    if (have + len > 512)
-        return 0;
-    n = realloc(a->ctype, have + len + 1);
-    if (!n)
-        return -1;
-    memcpy(n + have, at, len);
-    n[have + len] = '\0';
-    a->ctype = n;
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    struct answer *a = p->data;
-
-    a->in_ctype = false;
-    a->status = (int)p->status_code;
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct answer *a = p->data;
-    char *n;
-
-    if (a->len + len > ANSWER_MAX) {
-        a->too_big = true;
-        return -1;
-    }
-    n = realloc(a->body, a->len + len + 1);
-    if (!n)
-        return -1;
-    memcpy(n + a->len, at, len);
-    a->len += len;
-    n[a->len] = '\0';
-    a->body = n;
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct answer *a = p->data;
-
-    a->complete = true;
-    return 0;
-}
-
-static void answer_clear(struct answer *a)
-{
-    free(a->ctype);
-    free(a->body);
-    memset(a, 0, sizeof(*a));
-}
 
 /* The server's certificate is accepted when its SHA-256 is the pin; nothing
  * else about it is believed (a fresh device has no CA yet). */
@@ -395,12 +298,12 @@ static void set_timeouts(int fd, long long deadline)
 }
 
 /* The first line of a text/plain reason, for a message. */
-static void reason_of(const struct answer *a, char *buf, size_t len)
+static void reason_of(const struct http_answer *a, char *buf, size_t len)
 {
     size_t n = 0;
 
     buf[0] = '\0';
-    if (!a->body || !a->len || (a->ctype && !est_media_is(a->ctype, "text/plain")))
+    if (!a->body || !a->len || (a->header[0] && !est_media_is(a->header[0], "text/plain")))
         return;
     while (n < a->len && a->body[n] != '\n' && a->body[n] != '\r' && n + 1 < len)
         n++;
@@ -625,65 +528,56 @@ static int send_all(struct est_conn *k, const char *req, size_t len, char *err, 
     return 0;
 }
 
-static int read_answer(struct est_conn *k, struct answer *a, char *err, size_t errlen)
+static int read_answer(struct est_conn *k, struct http_answer *a, char *err, size_t errlen)
 {
-    http_parser parser;
-    http_parser_settings settings = {0};
     char buf[16384];
+    const char *why = "";
+    bool ended = false;
+    int rc = 0;
 
-    http_parser_init(&parser, HTTP_RESPONSE);
-    parser.data = a;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-    while (!a->complete) {
+    while (!a->complete && rc == 0) {
         ssize_t r = gnutls_record_recv(k->s, buf, sizeof(buf));
         /* GNUTLS_E_AGAIN also follows a post-handshake message (a TLS 1.3
          * session ticket) with no data yet: only the deadline ends the wait. */
         if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_REHANDSHAKE ||
             (r == GNUTLS_E_AGAIN && mono_ms() < k->deadline))
             continue;
-        if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
-            /* The end of a body without a length is the end of the stream. */
-            http_parser_execute(&parser, &settings, NULL, 0);
-            break;
-        }
-        if (r < 0) {
+        if (r < 0 && r != GNUTLS_E_PREMATURE_TERMINATION) {
             snprintf(err, errlen, "%s:%s: reading the answer failed: %s", k->u.host, k->u.port,
                      r == GNUTLS_E_AGAIN ? "timed out" : gnutls_strerror((int)r));
             return r == GNUTLS_E_AGAIN ? -ETIMEDOUT : -EIO;
         }
-        http_parser_execute(&parser, &settings, buf, (size_t)r);
-        if (HTTP_PARSER_ERRNO(&parser) != HPE_OK && !a->complete) {
-            snprintf(err, errlen, "%s:%s: the answer is not HTTP: %s", k->u.host, k->u.port,
-                     a->too_big ? "larger than 1 MiB"
-                                : http_errno_description(HTTP_PARSER_ERRNO(&parser)));
-            return -EPROTO;
-        }
+        /* The end of a body without a length is the end of the stream. */
+        ended = r <= 0;
+        rc = http_answer_feed(a, buf, ended ? 0 : (size_t)r, &why);
     }
-    if (!a->complete) {
+    if (rc < 0 && ended)
         snprintf(err, errlen, "%s:%s: the connection ended before a whole answer", k->u.host,
                  k->u.port);
-        return -EPROTO;
-    }
-    return 0;
+    else if (rc == -EFBIG)
+        snprintf(err, errlen, "%s:%s: the answer is larger than 1 MiB", k->u.host, k->u.port);
+    else if (rc < 0)
+        snprintf(err, errlen, "%s:%s: the answer is not HTTP: %s", k->u.host, k->u.port, why);
+    return rc < 0 ? -EPROTO : 0;
 }
 
 /* One request and its answer over a new connection; the hub's chain too
  * when asked for. */
 static int exchange(const struct est_client_opts *o, bool pin_later, const char *method,
                     const char *op, const char *auth, const char *body, size_t body_len,
-                    struct answer *a, gnutls_x509_crt_t **chain, unsigned *n_chain, char *err,
+                    struct http_answer *a, gnutls_x509_crt_t **chain, unsigned *n_chain, char *err,
                     size_t errlen)
 {
+    static const char *const names[] = {"content-type"};
     struct est_conn k;
     char *req = NULL;
     size_t req_len = 0;
     int rc;
 
-    memset(a, 0, sizeof(*a));
+    if (http_answer_init(a, ANSWER_MAX, names, 1) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     rc = conn_open(o, pin_later, &k, err, errlen);
     if (rc == 0 && chain)
         rc = peer_chain(&k, chain, n_chain, err, errlen);
@@ -698,14 +592,14 @@ static int exchange(const struct est_client_opts *o, bool pin_later, const char 
     if (rc < 0 && chain && *chain)
         free_chain(chain, n_chain);
     if (rc < 0)
-        answer_clear(a);
+        http_answer_clear(a);
     free(req);
     conn_free(&k);
     return rc;
 }
 
 /* A 200 with certs-only PKCS#7, or err saying what came instead. */
-static int certs_answer(const char *what, const struct answer *a, gnutls_x509_crt_t **certs,
+static int certs_answer(const char *what, const struct http_answer *a, gnutls_x509_crt_t **certs,
                         size_t *n, char *err, size_t errlen)
 {
     char reason[400];
@@ -720,9 +614,9 @@ static int certs_answer(const char *what, const struct answer *a, gnutls_x509_cr
                      reason[0] ? ": " : "", reason);
         return a->status == 401 || a->status == 403 ? -EACCES : -EPROTO;
     }
-    if (a->ctype && !est_media_is(a->ctype, "application/pkcs7-mime")) {
+    if (a->header[0] && !est_media_is(a->header[0], "application/pkcs7-mime")) {
         snprintf(err, errlen, "%s: the answer is %.100s, not application/pkcs7-mime", what,
-                 a->ctype);
+                 a->header[0]);
         return -EPROTO;
     }
     if (!a->body || est_certs_decode(a->body, a->len, certs, n) < 0) {
@@ -818,7 +712,7 @@ static int pinned_root_check(const struct est_client_opts *o, gnutls_x509_crt_t 
 int est_get_cacerts(const struct est_client_opts *o, gnutls_x509_crt_t **certs, size_t *n,
                     char *err, size_t errlen)
 {
-    struct answer a;
+    struct http_answer a = {0};
     gnutls_x509_crt_t *chain = NULL, *got = NULL;
     unsigned n_chain = 0, status = 0;
     size_t n_got = 0;
@@ -854,7 +748,7 @@ out:
     for (unsigned i = 0; i < n_chain; i++)
         gnutls_x509_crt_deinit(chain[i]);
     gnutls_free(chain);
-    answer_clear(&a);
+    http_answer_clear(&a);
     return rc;
 }
 
@@ -885,7 +779,7 @@ static int pick_ours(gnutls_x509_crq_t crq, gnutls_x509_crt_t *certs, size_t n,
 static int enroll(const struct est_client_opts *o, const char *op, const char *auth,
                   gnutls_x509_crq_t crq, gnutls_x509_crt_t *out, char *err, size_t errlen)
 {
-    struct answer a = {0};
+    struct http_answer a = {0};
     gnutls_x509_crt_t *got = NULL;
     size_t n_got = 0;
     char *b64 = NULL;
@@ -911,7 +805,7 @@ out:
                 gnutls_x509_crt_deinit(got[i]);
     free(got);
     free(b64);
-    answer_clear(&a);
+    http_answer_clear(&a);
     return rc;
 }
 

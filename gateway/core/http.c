@@ -434,3 +434,150 @@ int http_response(int status, const char *content_type, const char *body, size_t
     *out_len = (size_t)h + body_len;
     return 0;
 }
+
+/* ---- answers (the clients) -------------------------------------------------- */
+
+#define ANSWER_VALUE_MAX 512
+
+static struct http_answer *A(http_parser *p)
+{
+    return p->data;
+}
+
+static int ans_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_answer *a = A(p);
+
+    if (a->in_value) { /* a new field starts */
+        a->field_len = 0;
+        a->in_value = false;
+    }
+    if (a->field_len + len >= sizeof(a->field))
+        len = sizeof(a->field) - 1 - a->field_len;
+    memcpy(a->field + a->field_len, at, len);
+    a->field_len += len;
+    a->field[a->field_len] = '\0';
+    return 0;
+}
+
+static int ans_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_answer *a = A(p);
+    size_t have;
+    char *n;
+
+    if (!a->in_value) {
+        a->in_value = true;
+        a->cur = -1;
+        for (size_t i = 0; i < a->n_names; i++)
+            if (strcasecmp(a->field, a->names[i]) == 0)
+                a->cur = (int)i;
+        if (a->cur < 0)
+            return 0;
+        free(a->header[a->cur]); /* the last of a repeated header counts */
+        a->header[a->cur] = NULL;
+    }
+    if (a->cur < 0)
+        return 0;
+    have = a->header[a->cur] ? strlen(a->header[a->cur]) : 0;
+    if (have + len > ANSWER_VALUE_MAX)
+        return 0;
+    if (!(n = realloc(a->header[a->cur], have + len + 1)))
+        return -1;
+    memcpy(n + have, at, len);
+    n[have + len] = '\0';
+    a->header[a->cur] = n;
+    return 0;
+}
+
+static int ans_headers_complete(http_parser *p)
+{
+    A(p)->status = (int)p->status_code;
+    return 0;
+}
+
+static int ans_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_answer *a = A(p);
+    char *n;
+
+    if (len > a->max - a->len) {
+        a->too_big = true;
+        return -1;
+    }
+    if (!(n = realloc(a->body, a->len + len + 1)))
+        return -1;
+    memcpy(n + a->len, at, len);
+    a->len += len;
+    n[a->len] = '\0';
+    a->body = n;
+    return 0;
+}
+
+static int ans_message_complete(http_parser *p)
+{
+    A(p)->complete = true;
+    http_parser_pause(p, 1); /* what follows is not this answer */
+    return 0;
+}
+
+static const http_parser_settings answer_settings = {
+    .on_header_field = ans_header_field,
+    .on_header_value = ans_header_value,
+    .on_headers_complete = ans_headers_complete,
+    .on_body = ans_body,
+    .on_message_complete = ans_message_complete,
+};
+
+int http_answer_init(struct http_answer *a, size_t max, const char *const *names,
+                     size_t n_names)
+{
+    http_parser *p = malloc(sizeof(*p));
+
+    memset(a, 0, sizeof(*a));
+    if (!p)
+        return -ENOMEM;
+    http_parser_init(p, HTTP_RESPONSE);
+    p->data = a;
+    a->parser = p;
+    a->names = names;
+    a->n_names = n_names < HTTP_ANSWER_HEADERS ? n_names : HTTP_ANSWER_HEADERS;
+    a->max = max;
+    a->cur = -1;
+    return 0;
+}
+
+int http_answer_feed(struct http_answer *a, const char *data, size_t len, const char **why)
+{
+    http_parser *p = a->parser;
+    enum http_errno e;
+
+    *why = "";
+    if (a->complete)
+        return 0;
+    http_parser_execute(p, &answer_settings, data, len);
+    e = HTTP_PARSER_ERRNO(p);
+    if (a->complete)
+        return 0;
+    if (a->too_big)
+        return -EFBIG;
+    if (e != HPE_OK) {
+        *why = http_errno_description(e);
+        return -EPROTO;
+    }
+    if (len == 0) {
+        *why = "the connection ended before a whole answer";
+        return -EPROTO;
+    }
+    return 0;
+}
+
+void http_answer_clear(struct http_answer *a)
+{
+    free(a->parser);
+    free(a->body);
+    for (size_t i = 0; i < HTTP_ANSWER_HEADERS; i++)
+        free(a->header[i]);
+    memset(a, 0, sizeof(*a));
+    a->cur = -1;
+}

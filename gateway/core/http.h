@@ -52,6 +52,42 @@ void http_reader_next(struct http_reader *r);
 bool http_reader_busy(const struct http_reader *r);
 
 /*
+ * An HTTP/1.1 answer, as a client reads it (EST, the CRL fetcher), framed by
+ * the http-parser library: chunked bodies are decoded, a body ends at its
+ * Content-Length, at its last chunk or at the end of the stream. The body is
+ * refused past max bytes (not a byte more is kept); the values of up to
+ * HTTP_ANSWER_HEADERS header names asked for are kept (512 bytes each).
+ */
+#define HTTP_ANSWER_HEADERS 2
+struct http_answer {
+    int status;  /* from the status line, once the head is in */
+    char *body;  /* malloc'ed, NUL-terminated; NULL while empty */
+    size_t len;
+    char *header[HTTP_ANSWER_HEADERS]; /* the value for names[i], or NULL */
+    bool complete;                     /* the whole answer is in */
+    bool too_big;                      /* the body passed max */
+    /* the reader's own */
+    const char *const *names;
+    size_t n_names, max;
+    char field[64];
+    size_t field_len;
+    bool in_value;
+    int cur; /* the index in names of the value being read, or -1 */
+    void *parser;
+};
+
+/* names: lowercase or not (compared without case); 0 or -ENOMEM. */
+int http_answer_init(struct http_answer *a, size_t max, const char *const *names,
+                     size_t n_names);
+/*
+ * What the stream gave; len 0 when it ended. 0 (a->complete once the whole
+ * answer is in), -EFBIG (the body passed max), or -EPROTO: not HTTP, *why
+ * says how. Bytes after a complete answer are not looked at.
+ */
+int http_answer_feed(struct http_answer *a, const char *data, size_t len, const char **why);
+void http_answer_clear(struct http_answer *a);
+
+/*
  * Format a whole response into a malloc'ed buffer. extra_headers is
  * "Name: value\r\n..." or NULL.
  */

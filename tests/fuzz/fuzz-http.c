@@ -4,8 +4,13 @@
  * pipelined in one read, and whatever the reader did not consume is fed
  * again after the request is answered.
  *
+ * The same stream is then read as an answer (http_answer, as est-client.c
+ * and trust-fetch.c drive it), in reads of the same random sizes, and the
+ * end of the stream told.
+ *
  * Input: 2 bytes choose max-body and the chunking, the rest is the stream.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -39,6 +44,35 @@ static void look_at(const struct http_request *req, size_t max_body)
         FUZZ_CHECK(resp_len > 0);
         free(resp);
     }
+}
+
+static void answer_pass(const uint8_t *data, size_t size, size_t max, uint32_t seed)
+{
+    static const char *const names[] = {"content-type", "etag"};
+    struct http_answer a;
+    const char *why;
+    int rc = 0;
+
+    if (http_answer_init(&a, max, names, 2) < 0)
+        return;
+    for (size_t off = 0; off <= size && rc == 0 && !a.complete;) {
+        size_t chunk = fuzz_rand(&seed) % 8 == 0 ? size - off : 1 + fuzz_rand(&seed) % 64;
+        if (chunk > size - off)
+            chunk = size - off;
+        rc = http_answer_feed(&a, (const char *)data + off, chunk, &why); /* 0: the end */
+        FUZZ_CHECK(rc == 0 || rc == -EFBIG || rc == -EPROTO);
+        FUZZ_CHECK(why != NULL);
+        if (chunk == 0)
+            break;
+        off += chunk;
+    }
+    FUZZ_CHECK(a.len <= max);
+    FUZZ_CHECK(!a.body || a.body[a.len] == '\0');
+    FUZZ_CHECK((a.body == NULL) == (a.len == 0));
+    for (size_t i = 0; i < HTTP_ANSWER_HEADERS; i++)
+        FUZZ_CHECK(!a.header[i] || strlen(a.header[i]) <= 512);
+    FUZZ_CHECK(a.status >= 0 && a.status <= 999); /* "HTTP/1.1 0" passes the library */
+    http_answer_clear(&a);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -96,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     (void)requests;
+    answer_pass(data, size, max_body, seed);
 out:
     free(in);
     http_reader_free(r);

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cunit-main.h"
+#include "mono.h"
 #include "trust-fetch.h"
 
 #define CAP (2u * 1024 * 1024)
@@ -23,6 +25,7 @@
 struct server {
     int fd;
     size_t body;
+    const char *answer; /* when set: sent as is, and the connection held open */
 };
 
 /* One connection: read the request, answer 200 with body bytes, close. */
@@ -38,6 +41,17 @@ static void *serve(void *arg)
         return NULL;
     if (recv(c, req, sizeof(req), 0) <= 0)
         goto out;
+    if (s->answer) {
+        /* a keep-alive server: the answer, then the connection stays open
+         * until the client closes it (or 5 s pass) */
+        struct timeval tv = {.tv_sec = 5};
+        if (send(c, s->answer, strlen(s->answer), MSG_NOSIGNAL) < 0)
+            goto out;
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        while (recv(c, req, sizeof(req), 0) > 0)
+            ;
+        goto out;
+    }
     snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", s->body);
     if (send(c, head, strlen(head), MSG_NOSIGNAL) < 0)
         goto out;
@@ -54,15 +68,24 @@ out:
     return NULL;
 }
 
-/* trust_http_get of a body of size bytes with the fetcher's cap. */
-static int get(size_t size, size_t *len)
+struct got {
+    int status;
+    char etag[64];
+    char body[64];
+    size_t len;
+};
+
+/* trust_http_get of a body of size bytes with the fetcher's cap (answer:
+ * the server's answer instead, held open); what came in *g. */
+static int get_from(size_t size, const char *answer, struct got *g)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof(a);
-    struct server s = {.body = size};
+    struct server s = {.body = size, .answer = answer};
     pthread_t t;
-    char url[64], etag[64], err[256] = "", *body = NULL;
-    int status = 0, rc;
+    char url[64], err[256] = "", *body = NULL;
+    size_t *len = &g->len;
+    int rc;
 
     s.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CU_ASSERT_FATAL(s.fd >= 0);
@@ -72,13 +95,25 @@ static int get(size_t size, size_t *len)
     CU_ASSERT_FATAL(pthread_create(&t, NULL, serve, &s) == 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%u/crl", ntohs(a.sin_port));
     *len = 0;
-    rc = trust_http_get(url, NULL, 10000, CAP, &status, &body, len, etag, sizeof(etag), err,
-                        sizeof(err));
-    printf("\n# %zu bytes at a %u cap: rc %d, %zu taken%s%s\n", size, CAP, rc, *len,
-           err[0] ? ": " : "", err);
+    memset(g, 0, sizeof(*g));
+    rc = trust_http_get(url, NULL, 10000, CAP, &g->status, &body, len, g->etag,
+                        sizeof(g->etag), err, sizeof(err));
+    printf("\n# %zu bytes at a %u cap: rc %d, %zu taken%s%s\n", answer ? 0 : size, CAP, rc,
+           *len, err[0] ? ": " : "", err);
+    if (body)
+        snprintf(g->body, sizeof(g->body), "%s", body);
     free(body);
     pthread_join(t, NULL);
     close(s.fd);
+    return rc;
+}
+
+static int get(size_t size, size_t *len)
+{
+    struct got g;
+    int rc = get_from(size, NULL, &g);
+
+    *len = g.len;
     return rc;
 }
 
@@ -96,8 +131,58 @@ static void test_cap_on_bytes(void)
     CU_ASSERT_EQUAL(len, 1000);
 }
 
+/* The answer is framed by http-parser: a chunked body is decoded, and an
+ * answer with a Content-Length is whole without waiting for the server to
+ * close (a hand-made reader refused the first and timed out on the second). */
+static void test_framing(void)
+{
+    struct got g;
+    long long t0;
+
+    CU_ASSERT_EQUAL(get_from(0, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                "ETag: \"c1\"\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                             &g), 0);
+    CU_ASSERT_EQUAL(g.status, 200);
+    CU_ASSERT_STRING_EQUAL(g.body, "hello world");
+    CU_ASSERT_EQUAL(g.len, 11);
+    CU_ASSERT_STRING_EQUAL(g.etag, "\"c1\"");
+
+    t0 = mono_ms();
+    CU_ASSERT_EQUAL(get_from(0, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                                "Connection: keep-alive\r\n\r\nabc", &g), 0);
+    CU_ASSERT_STRING_EQUAL(g.body, "abc");
+    CU_ASSERT(mono_ms() - t0 < 4000); /* not the server's 5 s, not the 10 s deadline */
+
+    CU_ASSERT_EQUAL(get_from(0, "HTTP/1.1 304 Not Modified\r\nETag: \"c1\"\r\n\r\n", &g), 0);
+    CU_ASSERT_EQUAL(g.status, 304);
+    CU_ASSERT_EQUAL(g.len, 0);
+
+    /* a chunked body past the cap is refused as it arrives: 40 chunks of
+     * 64 KiB, 2.5 MiB against the 2 MiB cap */
+    {
+        const char *head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        size_t chunk = 65536, n = 40, hl = strlen(head), per = 7 + chunk + 2;
+        char *big = malloc(hl + n * per + 6), *w = big;
+        CU_ASSERT_FATAL(big != NULL);
+        memcpy(w, head, hl);
+        w += hl;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(w, "10000\r\n", 7);
+            memset(w + 7, 'x', chunk);
+            memcpy(w + 7 + chunk, "\r\n", 2);
+            w += per;
+        }
+        memcpy(w, "0\r\n\r\n", 6);
+        w[5] = '\0';
+        CU_ASSERT_EQUAL(get_from(0, big, &g), -EFBIG);
+        CU_ASSERT_EQUAL(g.len, 0);
+        free(big);
+    }
+}
+
 static const struct cu_test tests[] = {
     {"trust_http_get: the cap is on the bytes received", test_cap_on_bytes},
+    {"trust_http_get: chunked, Content-Length with keep-alive, 304", test_framing},
 };
 
 CU_MAIN("fetchcap", tests)

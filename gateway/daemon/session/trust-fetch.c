@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,6 +36,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "fsutil.h"
+#include "http.h"
 #include "log.h"
 #include "mono.h"
 #include "pki-chain.h"
@@ -50,7 +50,6 @@
 #define FETCH_MAX (2u * 1024 * 1024)
 #define FETCH_TIMEOUT_MS 10000
 /* An answer's status line and headers, on top of the body's cap. */
-#define HEAD_MAX 16384
 
 /*
  * The root's CRL for one issuer (docs/pki.md "The root's CRL at the hubs"):
@@ -269,72 +268,34 @@ static int io_deadline(int fd, short events, long long deadline)
     return poll(&p, 1, (int)left) == 1 ? 0 : -ETIMEDOUT;
 }
 
-/* The value of header name in the head (NUL-terminated), into out. */
-static void header_value(const char *head, const char *name, char *out, size_t outlen)
+/* The answer on fd, framed by http-parser (http_answer): the body refused
+ * past max bytes as they arrive, never handed on whole. */
+static int recv_answer(int fd, long long deadline, struct http_answer *a, const char *url,
+                       unsigned timeout_ms, size_t max, char *err, size_t errlen)
 {
-    size_t nl = strlen(name);
-
-    out[0] = '\0';
-    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
-        if (strncasecmp(p + 2, name, nl) == 0 && p[2 + nl] == ':') {
-            const char *v = p + 3 + nl;
-            size_t len;
-            v += strspn(v, " \t");
-            len = strcspn(v, "\r\n");
-            snprintf(out, outlen, "%.*s", (int)(len < outlen ? len : outlen - 1), v);
-            return;
-        }
-    }
-}
-
-/* The whole answer on fd into *bufp (NUL room kept), *havep bytes. The
- * cap is on the bytes received (the head may take HEAD_MAX of them), not
- * on the buffer's growth: not a byte more than the cap is read, and a body
- * over max is refused, not parsed. */
-static int recv_capped(int fd, long long deadline, size_t max, char **bufp, size_t *havep,
-                       const char *url, unsigned timeout_ms, char *err, size_t errlen)
-{
-    char *buf = *bufp;
-    size_t have = 0, cap = 0, limit = max + HEAD_MAX;
+    char buf[16384];
+    const char *why = "";
     int rc = 0;
 
-    for (;;) {
+    while (!a->complete && rc == 0) {
         ssize_t n;
-        if (have == limit) {
-            snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
-            rc = -EFBIG;
-            goto out;
-        }
-        if (have + 65536 + 1 > cap && cap < limit + 1) {
-            char *nb;
-            cap = cap ? cap * 2 : 131072;
-            if (cap > limit + 1)
-                cap = limit + 1;
-            if (!(nb = realloc(buf, cap))) {
-                rc = -ENOMEM;
-                snprintf(err, errlen, "out of memory");
-                goto out;
-            }
-            buf = nb;
-        }
         if (io_deadline(fd, POLLIN, deadline) < 0) {
             snprintf(err, errlen, "%s: no complete answer within %u ms", url, timeout_ms);
-            rc = -ETIMEDOUT;
-            goto out;
+            return -ETIMEDOUT;
         }
-        n = recv(fd, buf + have, cap - have - 1, 0);
-        if (n == 0)
-            break;
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n < 0) {
             snprintf(err, errlen, "%s: recv: %s", url, strerror(errno));
-            rc = -errno;
-            goto out;
+            return -errno;
         }
-        have += n > 0 ? (size_t)n : 0;
+        rc = http_answer_feed(a, buf, (size_t)n, &why); /* 0: the stream ended */
     }
-out:
-    *bufp = buf;
-    *havep = have;
+    if (rc == -EFBIG)
+        snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
+    else if (rc < 0)
+        snprintf(err, errlen, "%s: not an HTTP answer: %s", url, why);
     return rc;
 }
 
@@ -342,11 +303,11 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
                    int *status, char **body, size_t *len, char *etag_out, size_t etag_len,
                    char *err, size_t errlen)
 {
-    char host[256], port[8] = "80", req[1024], te[64];
+    static const char *const names[] = {"etag"};
+    char host[256], port[8] = "80", req[1024];
     const char *h = url + 7, *path, *colon;
     long long deadline = mono_ms() + timeout_ms;
-    char *buf = NULL, *sep;
-    size_t have = 0;
+    struct http_answer a;
     int fd = -1, rc;
 
     *body = NULL;
@@ -354,6 +315,10 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
     if (strncmp(url, "http://", 7) != 0) {
         snprintf(err, errlen, "not an http:// URL");
         return -EINVAL;
+    }
+    if (http_answer_init(&a, max, names, 1) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
     }
     path = strchr(h, '/');
     if (!path)
@@ -363,8 +328,10 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
     if (colon)
         snprintf(port, sizeof(port), "%.*s", (int)(path - colon - 1), colon + 1);
     fd = connect_deadline(host, port, deadline, err, errlen);
-    if (fd < 0)
+    if (fd < 0) {
+        http_answer_clear(&a);
         return fd;
+    }
     /* The Host header names host[:port] as the URL does. */
     rc = snprintf(req, sizeof(req),
                   "GET %s HTTP/1.1\r\nHost: %.*s\r\nUser-Agent: mtlsgwd\r\n%s%s%s"
@@ -391,36 +358,17 @@ int trust_http_get(const char *url, const char *etag, unsigned timeout_ms, size_
         }
         off += n > 0 ? (size_t)n : 0;
     }
-    rc = recv_capped(fd, deadline, max, &buf, &have, url, timeout_ms, err, errlen);
+    rc = recv_answer(fd, deadline, &a, url, timeout_ms, max, err, errlen);
     if (rc < 0)
         goto out;
-    if (!buf || (buf[have] = '\0', !(sep = strstr(buf, "\r\n\r\n"))) ||
-        sscanf(buf, "HTTP/1.%*1d %3d", status) != 1) {
-        snprintf(err, errlen, "%s: not an HTTP answer", url);
-        rc = -EBADMSG;
-        goto out;
-    }
-    *sep = '\0';
-    header_value(buf, "Transfer-Encoding", te, sizeof(te));
-    if (te[0] && strcasecmp(te, "identity") != 0) {
-        snprintf(err, errlen, "%s: Transfer-Encoding %s is not read here", url, te);
-        rc = -EBADMSG;
-        goto out;
-    }
-    header_value(buf, "ETag", etag_out, etag_len);
-    *len = have - (size_t)(sep + 4 - buf);
-    if (*len > max) {
-        snprintf(err, errlen, "%s: larger than %zu bytes: refused", url, max);
-        *len = 0;
-        rc = -EFBIG;
-        goto out;
-    }
-    memmove(buf, sep + 4, *len);
-    *body = buf;
-    buf = NULL;
-    rc = 0;
+    *status = a.status;
+    snprintf(etag_out, etag_len, "%s", a.header[0] ? a.header[0] : "");
+    *len = a.len;
+    *body = a.body ? a.body : strdup("");
+    a.body = NULL;
+    rc = *body ? 0 : -ENOMEM;
 out:
-    free(buf);
+    http_answer_clear(&a);
     if (fd >= 0)
         close(fd);
     return rc;
