@@ -492,31 +492,56 @@ static int ans_header_value(http_parser *p, const char *at, size_t len)
 
 static int ans_headers_complete(http_parser *p)
 {
-    A(p)->status = (int)p->status_code;
-    return 0;
+    unsigned st = p->status_code;
+
+    A(p)->status = (int)st;
+    /* No body, whatever Content-Length says (RFC 9110 6.4.1): the parser
+     * does not know what was asked, so a 304 with the length of the
+     * entity it stands for would be waited for. */
+    return st / 100 == 1 || st == 204 || st == 304 ? 1 : 0;
 }
 
 static int ans_body(http_parser *p, const char *at, size_t len)
 {
     struct http_answer *a = A(p);
-    char *n;
 
     if (len > a->max - a->len) {
         a->too_big = true;
         return -1;
     }
-    if (!(n = realloc(a->body, a->len + len + 1)))
-        return -1;
-    memcpy(n + a->len, at, len);
+    if (a->len + len + 1 > a->cap) { /* doubling: many small chunks stay linear */
+        size_t cap = a->cap ? a->cap : 4096;
+        char *n;
+        while (cap < a->len + len + 1)
+            cap *= 2;
+        if (cap > a->max + 1)
+            cap = a->max + 1;
+        if (!(n = realloc(a->body, cap)))
+            return -1;
+        a->body = n;
+        a->cap = cap;
+    }
+    memcpy(a->body + a->len, at, len);
     a->len += len;
-    n[a->len] = '\0';
-    a->body = n;
+    a->body[a->len] = '\0';
     return 0;
 }
 
 static int ans_message_complete(http_parser *p)
 {
-    A(p)->complete = true;
+    struct http_answer *a = A(p);
+
+    /* An interim answer (100 Continue, 103 Early Hints): the real one
+     * follows on the same stream (RFC 9110 15.2); 101 is an answer. */
+    if (a->status / 100 == 1 && a->status != 101) {
+        for (size_t i = 0; i < HTTP_ANSWER_HEADERS; i++) {
+            free(a->header[i]);
+            a->header[i] = NULL;
+        }
+        a->status = 0;
+        return 0;
+    }
+    a->complete = true;
     http_parser_pause(p, 1); /* what follows is not this answer */
     return 0;
 }

@@ -54,7 +54,8 @@ bool http_reader_busy(const struct http_reader *r);
 /*
  * An HTTP/1.1 answer, as a client reads it (EST, the CRL fetcher), framed by
  * the http-parser library: chunked bodies are decoded, a body ends at its
- * Content-Length, at its last chunk or at the end of the stream. The body is
+ * Content-Length, at its last chunk or at the end of the stream; 1xx interim
+ * answers are skipped; 1xx, 204 and 304 have no body. The body is
  * refused past max bytes (not a byte more is kept); the values of up to
  * HTTP_ANSWER_HEADERS header names asked for are kept (512 bytes each).
  */
@@ -62,7 +63,7 @@ bool http_reader_busy(const struct http_reader *r);
 struct http_answer {
     int status;  /* from the status line, once the head is in */
     char *body;  /* malloc'ed, NUL-terminated; NULL while empty */
-    size_t len;
+    size_t len, cap;
     char *header[HTTP_ANSWER_HEADERS]; /* the value for names[i], or NULL */
     bool complete;                     /* the whole answer is in */
     bool too_big;                      /* the body passed max */

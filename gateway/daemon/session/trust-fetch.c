@@ -49,7 +49,6 @@
  * closed). 2 MiB is ~50,000 entries; roam.c holds the parent to the same. */
 #define FETCH_MAX (2u * 1024 * 1024)
 #define FETCH_TIMEOUT_MS 10000
-/* An answer's status line and headers, on top of the body's cap. */
 
 /*
  * The root's CRL for one issuer (docs/pki.md "The root's CRL at the hubs"):
