@@ -48,16 +48,32 @@ int con_out_check(const char *cmd, const char *opt, const char *path, bool force
     char err[PATH_MAX + 200];
     int rc;
 
-    if (force || fs_out_fd(path) >= 0 || lstat(path, &st) < 0)
+    if (fs_out_fd(path) >= 0)
         return EXIT_OK;
-    if (S_ISLNK(st.st_mode))
+    if (lstat(path, &st) < 0) {
+        /* a new file: its directory must be there */
+        char dir[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+        if (errno != ENOENT)
+            return EXIT_OK; /* the write says what it is */
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1,
+                 slash ? path : ".");
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return EXIT_OK;
+        rc = -ENOENT;
+    } else if (S_ISLNK(st.st_mode) && !force) {
         rc = -ELOOP;
-    else if (S_ISREG(st.st_mode))
+    } else if (S_ISREG(st.st_mode) && !force) {
         rc = -EALREADY;
-    else
-        return EXIT_OK;
+    } else if (S_ISDIR(st.st_mode)) {
+        rc = -EISDIR;
+    } else if (S_ISBLK(st.st_mode)) {
+        rc = -EEXIST;
+    } else {
+        return EXIT_OK; /* a character device, FIFO or socket: written in place */
+    }
     con_out_refusal(opt, path, rc, force, err, sizeof(err));
-    con_err(cmd, "%s", err);
+    con_err(cmd, "%s (nothing was recorded)", err);
     return EXIT_FAIL;
 }
 

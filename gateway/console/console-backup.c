@@ -168,7 +168,7 @@ static int add_dir(struct buf *b, const struct config *cfg, const char *sub, siz
         }
         rc = fs_read_file(path, FILE_MAX, &text, &len);
         if (rc < 0) {
-            con_err("backup", "cannot read %s: %s", path, strerror(-rc));
+            con_err("backup", "cannot read %s: %s", path, fs_strerror(rc));
         } else if (holds_key(text, len)) {
             fprintf(stderr, "mtlsgw backup: %s holds a private key: left out\n", path);
         } else {
@@ -811,7 +811,17 @@ static int drop_withdrawn(const char *live_dir, const char *tmp, char *note, siz
     size_t used = strlen(note);
     int rc = lpath && npath ? 0 : -ENOMEM, dropped = 0;
 
-    if (rc == 0 && (rc = invites_load(lpath, &live, err, errlen)) == 0)
+    if (rc == 0 && invites_load(lpath, &live, err, errlen) < 0) {
+        /* What the live dir withdrew cannot be told: fail closed, no
+         * pending invite of the backup comes back. */
+        if (used < notelen)
+            used += (size_t)snprintf(note + used, notelen - used, "the live invites cannot be "
+                                     "read (%s), so no pending invite of the backup is kept; ",
+                                     err);
+        live = NULL;
+        err[0] = '\0';
+    }
+    if (rc == 0)
         rc = invites_load(npath, &set, err, errlen);
     for (size_t i = invites_count(set); rc == 0 && i-- > 0;) {
         const struct invite *inv = invites_at(set, i), *l;
@@ -1097,6 +1107,28 @@ static int restore_check(struct console *con, const struct entry *v, size_t n,
     return rc;
 }
 
+/* A pki dir that is a symbolic link (to another disk, say): the swap is
+ * made where it points, and the link stays, as every other command reads
+ * and writes through it. */
+static int restore_at_target(struct console *con)
+{
+    struct stat st;
+    char *real;
+
+    if (lstat(con->cfg->pki.dir, &st) < 0 || !S_ISLNK(st.st_mode))
+        return 0;
+    if (!(real = realpath(con->cfg->pki.dir, NULL))) {
+        con_err("restore", "the pki dir %s is a symbolic link that does not resolve: %s; "
+                "nothing was written", con->cfg->pki.dir, strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "mtlsgw restore: the pki dir %s is a link to %s: restoring there (the "
+            "link stays)\n", con->cfg->pki.dir, real);
+    free(con->cfg->pki.dir);
+    con->cfg->pki.dir = real;
+    return 0;
+}
+
 int cmd_restore(struct console *con, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1122,7 +1154,7 @@ int cmd_restore(struct console *con, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return con_usage("restore");
-    if (con_load_config(con) != EXIT_OK)
+    if (con_load_config(con) != EXIT_OK || restore_at_target(con) < 0)
         return EXIT_FAIL;
     if (con_read_file("restore", "FILE", argv[optind], ARCHIVE_MAX, &data, &len) < 0)
         return EXIT_FAIL;
@@ -1148,7 +1180,7 @@ int cmd_restore(struct console *con, int argc, char **argv)
      * revoke that comes meanwhile waits, then lands in the restored dir
      * (fs_lock_dir() locks the dir the path names once it has the lock). */
     live = access(con->cfg->pki.dir, F_OK) == 0;
-    if (live && (c = fs_lock_dir(con->cfg->pki.dir, &lock)) < 0) {
+    if (live && (c = fs_lock_dir_only(con->cfg->pki.dir, &lock)) < 0) {
         con_as_invoker();
         con_err("restore", "cannot lock the pki dir %s: %s; nothing was written",
                 con->cfg->pki.dir, fs_strerror(c));

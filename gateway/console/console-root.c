@@ -138,7 +138,7 @@ static int root_load(struct root *r)
     }
     rc = fs_read_file(r->issued_path, ISSUED_MAX_SIZE, &text, &len);
     if (rc < 0) {
-        con_err("root", "cannot read %s: %s", r->issued_path, strerror(-rc));
+        con_err("root", "cannot read %s: %s", r->issued_path, fs_strerror(rc));
         return rc;
     }
     r->issued = json_tokener_parse(text);

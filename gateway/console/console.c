@@ -333,7 +333,7 @@ int con_read_file(const char *cmd, const char *opt, const char *path, size_t max
                   size_t *len)
 {
     int rc = strcmp(path, "-") == 0 ? con_read_stdin(max, out, len)
-                                    : fs_read_file(path, max, out, len);
+                                    : fs_read_input(path, max, out, len);
 
     if (rc == -EFBIG)
         con_err(cmd, "%s %s: file too large (over %zu bytes)", opt, path, max);

@@ -72,9 +72,11 @@ int con_add_network(const char *cmd, struct cidr_list *nets, const char *arg);
  * refused at the prompt, EXIT_USAGE when there is no terminal and no --yes.
  */
 int con_confirm(const char *cmd, const char *lost, bool yes);
-/* Before any work: EXIT_FAIL, with a message naming opt and --force, when
- * path is an existing regular file or a symbolic link and not force; else
- * EXIT_OK (fs_write_out() checks again when it writes). */
+/* Before any work: EXIT_FAIL, with a message naming opt (and --force where
+ * it helps), when path is an existing regular file or a symbolic link and
+ * not force, a directory, a block device, or a new name in a directory
+ * that is not there; else EXIT_OK (fs_write_out() checks again when it
+ * writes). */
 int con_out_check(const char *cmd, const char *opt, const char *path, bool force);
 /* Read all of stdin (at most max bytes; -EFBIG beyond), NUL-terminated. */
 int con_read_stdin(size_t max, char **out, size_t *len);

@@ -936,7 +936,7 @@ int config_load(const char *path, struct config **out, char **errors)
             strcpy(base_dir, ".");
     }
     ps.base_dir = base_dir;
-    rc = fs_read_file(path, CONFIG_MAX_SIZE, &text, NULL);
+    rc = fs_read_input(path, CONFIG_MAX_SIZE, &text, NULL);
     if (rc < 0) {
         errbuf_add(&ps.eb, path, 0, "cannot read: %s", strerror(-rc));
         goto out;

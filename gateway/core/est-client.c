@@ -191,7 +191,7 @@ static int load_pcerts(const char *path, gnutls_pcert_st **out, unsigned *n_out,
 
     rc = fs_read_file(path, CA_FILE_MAX, &text, &len);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read certificate %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot read certificate %s: %s", path, fs_strerror(rc));
         return rc;
     }
     d.data = (unsigned char *)text;
@@ -536,7 +536,15 @@ static int read_answer(struct est_conn *k, struct http_answer *a, char *err, siz
     int rc = 0;
 
     while (!a->complete && rc == 0) {
-        ssize_t r = gnutls_record_recv(k->s, buf, sizeof(buf));
+        ssize_t r;
+        /* Checked on every read: a hub that trickles a byte now and then
+         * never lets a single receive time out. */
+        if (mono_ms() >= k->deadline) {
+            snprintf(err, errlen, "%s:%s: reading the answer failed: timed out", k->u.host,
+                     k->u.port);
+            return -ETIMEDOUT;
+        }
+        r = gnutls_record_recv(k->s, buf, sizeof(buf));
         /* GNUTLS_E_AGAIN also follows a post-handshake message (a TLS 1.3
          * session ticket) with no data yet: only the deadline ends the wait. */
         if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_REHANDSHAKE ||
@@ -871,7 +879,7 @@ static int read_cas(const char *path, gnutls_x509_crt_t **cas, unsigned *n, char
     int rc = fs_read_file(path, CA_FILE_MAX, &text, &len);
 
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot read %s: %s", path, fs_strerror(rc));
         return rc;
     }
     d.data = (unsigned char *)text;
@@ -1083,13 +1091,15 @@ int est_renew_uplink(const struct config *cfg, struct p11_token *tok,
     rc = est_uplink_paths(cfg, up, &cert, &ca);
     if (rc < 0)
         return rc;
-    /* The hub supersedes the old certificate: know first that the new one
-     * can be stored. */
-    rc = fs_state_check(cert);
-    if (rc < 0) {
-        snprintf(err, errlen, "[uplink %s] cannot write %s: %s (nothing asked of %s)",
-                 up->name, cert, fs_strerror(rc), up->enroll);
-        goto out;
+    /* The hub supersedes the old certificate: know first that the new one,
+     * and the hub's CAs that come with it, can be stored. */
+    for (int i = 0; i < 2; i++) {
+        const char *path = i ? ca : cert;
+        if (path && (rc = fs_state_check(path)) < 0) {
+            snprintf(err, errlen, "[uplink %s] cannot write %s: %s (nothing asked of %s)",
+                     up->name, path, fs_strerror(rc), up->enroll);
+            goto out;
+        }
     }
     rc = renew_csr(tok, up, keyref, cert, &key, &crq, err, errlen);
     if (rc < 0)

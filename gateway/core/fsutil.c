@@ -1,5 +1,6 @@
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -82,12 +83,32 @@ out:
     return rc;
 }
 
-int fs_read_file(const char *path, size_t max, char **out, size_t *len)
+int fs_read_input(const char *path, size_t max, char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0)
         return -errno;
+    return read_fd(fd, max, out, len);
+}
+
+int fs_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (S_ISDIR(st.st_mode))
+        rc = -EISDIR;
+    else if (!S_ISREG(st.st_mode))
+        rc = -EEXIST;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
     return read_fd(fd, max, out, len);
 }
 
@@ -269,12 +290,19 @@ int fs_out_fd(const char *path)
     return -1;
 }
 
+/* What fs_lock_dir() found, for fs_strerror() (per thread: the daemon's
+ * workers lock too). */
+static _Thread_local char state_node_why[NAME_MAX + 200];
+
 const char *fs_strerror(int rc)
 {
     if (rc == -ELOOP)
         return "a symbolic link is in its place (not followed)";
     if (rc == -EEXIST)
-        return "not a regular file (a device, FIFO or socket in its place is not replaced)";
+        return "not a regular file (a device, FIFO or socket in its place is neither read nor "
+               "replaced)";
+    if (rc == FS_ERR_STATE_NODE)
+        return state_node_why;
     if (rc == FS_ERR_LINK_NOT_OURS)
         return "a symbolic link of another user in a sticky shared directory (not followed)";
     if (rc == FS_ERR_NODE_NOT_OURS)
@@ -544,7 +572,48 @@ static int lock_once(const char *dir, int *fd_out, int *dfd_out)
     return 0;
 }
 
-int fs_lock_dir(const char *dir, int *fd_out)
+/* The first entry of the locked dir (dfd, not closed here) that is a
+ * symbolic link, FIFO, device or socket: FS_ERR_STATE_NODE, named in
+ * state_node_why. Temp files and subdirectories are regular/dirs. */
+static int state_nodes(int dfd)
+{
+    int d = dup(dfd), rc = 0;
+    DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+    struct dirent *e;
+
+    if (!dir) {
+        rc = -errno;
+        if (d >= 0)
+            close(d);
+        return rc;
+    }
+    while (rc == 0 && (e = readdir(dir))) {
+        struct stat st;
+        const char *what;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISLNK(st.st_mode))
+            what = "a symbolic link";
+        else if (S_ISFIFO(st.st_mode))
+            what = "a FIFO";
+        else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+            what = "a device";
+        else if (S_ISSOCK(st.st_mode))
+            what = "a socket";
+        else
+            continue;
+        snprintf(state_node_why, sizeof(state_node_why),
+                 "%s in it is %s: its state files are only regular files, replaced "
+                 "atomically; move it out and put the file back (nothing was done)",
+                 e->d_name, what);
+        rc = FS_ERR_STATE_NODE;
+    }
+    closedir(dir);
+    return rc;
+}
+
+static int lock_dir(const char *dir, int *fd_out, bool look)
 {
     struct stat held, now;
     int fd = -1, dfd = -1, rc;
@@ -557,16 +626,32 @@ int fs_lock_dir(const char *dir, int *fd_out)
         if ((rc = lock_once(dir, &fd, &dfd)) < 0)
             return rc;
         rc = fstat(dfd, &held) < 0 || stat(dir, &now) < 0 ? -errno : 0;
-        close(dfd);
         if (rc == 0 && held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+            rc = look ? state_nodes(dfd) : 0;
+            close(dfd);
+            if (rc < 0) {
+                close(fd);
+                return rc;
+            }
             *fd_out = fd;
             return 0;
         }
+        close(dfd);
         close(fd);
         if (rc < 0 && rc != -ENOENT)
             return rc;
     }
     return -EAGAIN;
+}
+
+int fs_lock_dir(const char *dir, int *fd_out)
+{
+    return lock_dir(dir, fd_out, true);
+}
+
+int fs_lock_dir_only(const char *dir, int *fd_out)
+{
+    return lock_dir(dir, fd_out, false);
 }
 
 int fs_mkdir(const char *path, mode_t mode)

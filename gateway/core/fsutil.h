@@ -10,8 +10,16 @@
 struct stat;
 
 /* Read a whole file (at most max bytes; -EFBIG beyond). NUL-terminated;
- * *len excludes the NUL. */
+ * *len excludes the NUL. A state or config-named file: it is followed
+ * through links but must be a regular file (opened O_NONBLOCK, then
+ * fstat): a FIFO, device or socket is refused with -EEXIST, a directory
+ * with -EISDIR, so that a FIFO in a state file's place cannot hang a
+ * command or the daemon. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);
+/* The same for a file the user names on the command line (--csr, a
+ * password file, the config): whatever opens, a pipe such as bash's
+ * <(...) included; a FIFO waits for its writer, as cat does. */
+int fs_read_input(const char *path, size_t max, char **out, size_t *len);
 /* The same for a file someone less trusted writes (the privileged parent
  * reading what the session process keeps): a symlink (O_NOFOLLOW) or
  * anything but a regular file (a FIFO would block the reader; opened
@@ -42,6 +50,8 @@ int fs_state_check(const char *path);
 #define FS_ERR_LINK_NOT_OURS (-ENOLINK) /* a link not followed: fs_out_may_follow() */
 #define FS_ERR_NODE_NOT_OURS (-EOWNERDEAD) /* FIFO, socket, device: fs_out_may_write() */
 #define FS_ERR_SECRET_NOT_OURS (-EKEYREJECTED) /* the same, FS_OUT_SECRET */
+/* fs_lock_dir(): a state file's place holds a link, FIFO, device or socket */
+#define FS_ERR_STATE_NODE (-ENOTUNIQ)
 
 /*
  * A file the user named (--out, --p12). "-", /dev/stdout and /dev/stderr are
@@ -92,8 +102,16 @@ int fs_append_line(const char *path, const char *line, mode_t mode);
 /* Exclusive advisory lock on <dir>/lock (a regular file, not followed),
  * waiting; returns an fd to close. The lock is the one of the dir the path
  * names once it is taken (a dir replaced meanwhile, as restore does, is
- * locked again: -EAGAIN after 16 tries). */
+ * locked again: -EAGAIN after 16 tries). Then, before any work is done
+ * under it, the dir's entries are looked at: a state file is only ever
+ * replaced when it is a regular file, so a symbolic link, FIFO, device or
+ * socket among them refuses the lock (FS_ERR_STATE_NODE; fs_strerror()
+ * names it and says what to do), and a command that would have signed
+ * something first and failed at the write does nothing at all. */
 int fs_lock_dir(const char *dir, int *fd_out);
+/* The lock alone, without that look (restore, which replaces the whole dir
+ * and may be what repairs it). */
+int fs_lock_dir_only(const char *dir, int *fd_out);
 
 /* mkdir -p for the last component only, with mode; ok if it exists. */
 int fs_mkdir(const char *path, mode_t mode);

@@ -235,7 +235,7 @@ void invites_free(struct invites *set)
 
 size_t invites_count(const struct invites *set)
 {
-    return set->n;
+    return set ? set->n : 0;
 }
 
 struct invite *invites_at(struct invites *set, size_t i)
@@ -245,7 +245,7 @@ struct invite *invites_at(struct invites *set, size_t i)
 
 struct invite *invites_find(struct invites *set, const char *name)
 {
-    for (size_t i = 0; i < set->n; i++)
+    for (size_t i = 0; set && i < set->n; i++)
         if (strcmp(set->v[i].name, name) == 0)
             return &set->v[i];
     return NULL;
@@ -428,7 +428,7 @@ int invites_load(const char *path, struct invites **out, char *err, size_t errle
     if (rc == -ENOENT)
         return invites_new(out);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot read %s: %s", path, fs_strerror(rc));
         return rc;
     }
     rc = invites_parse(text, len, out, err, errlen);

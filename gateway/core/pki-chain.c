@@ -35,7 +35,7 @@ int pki_read_certs(const char *path, gnutls_x509_crt_t **out, size_t *n, char *e
 
     rc = fs_read_file(path, CERTS_MAX_SIZE, &text, &len);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot read %s: %s", path, fs_strerror(rc));
         return rc;
     }
     d.data = (unsigned char *)text;

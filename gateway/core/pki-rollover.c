@@ -127,7 +127,7 @@ int rollover_load(const char *pki_dir, struct rollover **out, char *err, size_t 
     rc = fs_read_file(path, 16 * 1024 * 1024, &text, &len);
     if (rc < 0) {
         if (rc != -ENOENT)
-            snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+            snprintf(err, errlen, "cannot read %s: %s", path, fs_strerror(rc));
         goto out;
     }
     o = json_tokener_parse(text);

@@ -92,7 +92,7 @@ int pki_read_cert(const char *path, gnutls_x509_crt_t *out, char *err, size_t er
 
     rc = fs_read_file(path, CERT_MAX_SIZE, &text, &len);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read certificate %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot read certificate %s: %s", path, fs_strerror(rc));
         return rc;
     }
     d.data = (unsigned char *)text;
@@ -126,7 +126,7 @@ int pki_read_crl(const struct pki *pki, gnutls_x509_crl_t *out, char *err, size_
 
     rc = fs_read_file(pki->crl_path, 64 * 1024 * 1024, &text, &len);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read CRL %s: %s", pki->crl_path, strerror(-rc));
+        snprintf(err, errlen, "cannot read CRL %s: %s", pki->crl_path, fs_strerror(rc));
         return rc;
     }
     d.data = (unsigned char *)text;

@@ -593,7 +593,7 @@ int registry_load(const char *path, struct registry **out, char *err, size_t err
 
     rc = fs_read_file(path, REGISTRY_MAX_SIZE, &text, &len);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+        snprintf(err, errlen, "cannot read %s: %s", path, fs_strerror(rc));
         return rc;
     }
     rc = registry_parse(text, len, out, err, errlen);

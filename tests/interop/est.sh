@@ -328,6 +328,18 @@ st = {p["serial"]: p["status"] for p in json.load(open(sys.argv[1])) if p["name"
 assert st.get(sys.argv[2]) == "active", st' <(hub peers --json) "$old"
 rm "$T/dv-pki/device.crt"
 mv "$T/dv-pki/device.real" "$T/dv-pki/device.crt"
+# hub-ca.crt a symlink: refused the same way, before the hub is asked (it
+# was written after the hub had superseded the old certificate)
+mv "$T/dv-pki/hub-ca.crt" "$T/dv-pki/hub-ca.real"
+ln -s "$T/dv-pki/hub-ca.real" "$T/dv-pki/hub-ca.crt"
+expect_exit 1 "renew with hub-ca.crt a symlink is refused" dev renew
+expect_in "nothing asked of" "$OUT" "... before the hub is asked"
+ok_if "... the hub still has the old certificate active" python3 -c '
+import json, sys
+st = {p["serial"]: p["status"] for p in json.load(open(sys.argv[1])) if p["name"] == "spoke1"}
+assert st.get(sys.argv[2]) == "active", st' <(hub peers --json) "$old"
+rm "$T/dv-pki/hub-ca.crt"
+mv "$T/dv-pki/hub-ca.real" "$T/dv-pki/hub-ca.crt"
 expect_exit 0 "mtlsgw renew (simplereenroll with the device key on its token)" dev renew
 new=$(serial_of "$T/dv-pki/device.crt")
 ok_if "... device.crt holds a new serial ($old -> $new)" test "$old" != "$new"

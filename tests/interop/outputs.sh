@@ -199,6 +199,21 @@ for w in csr enroll p12 crl reissue backup initcsr rootsign rootcrl; do
         test -L "$T/link" -a "$(readlink "$T/link")" = "$T/target"
     ok_if "$w: the target holds the output" looks $w "$T/target"
 
+    # a directory, a block device, a name in a directory that is not
+    # there: refused before any work
+    mkdir -p "$T/adir"
+    before=$(state)
+    expect_exit 1 "$w: to a directory, refused" $fn "$w-link" "$T/adir"
+    expect_in "is a directory" "$OUT" "$w: the refusal says it is a directory"
+    expect_exit 1 "$w: into a directory that is not there, refused" $fn "$w-link" "$T/nodir/out"
+    if [ $ROOT = yes ]; then
+        rm -f "$T/blk"
+        mknod "$T/blk" b 7 250
+        expect_exit 1 "$w: to a block device, refused" $fn "$w-link" "$T/blk"
+        rm -f "$T/blk"
+    fi
+    ok_if "$w: those refusals changed no state file" test "$(state)" = "$before"
+
     # - and /dev/stdout: stdout only, the note on stderr
     for o in - /dev/stdout; do
         WRAP=
@@ -357,13 +372,85 @@ ok_if "invite: invites.json is still a link" test -L "$P/invites.json"
 ok_if "invite: nothing was made where it points" test ! -e "$T/elsewhere.json"
 rm "$P/invites.json"
 
-# audit.log a FIFO nobody reads: the enroll neither hangs nor replaces it.
+# audit.log a FIFO nobody reads: the enroll neither hangs nor replaces it,
+# nor signs anything it could not record.
 mv "$P/audit.log" "$P/audit.real"
 mkfifo -m 0640 "$P/audit.log"
 chown "$DUSER:" "$P/audit.log"
+before=$(state)
 WRAP="timeout 15"
-expect_exit 0 "enroll: with audit.log a FIFO, no hang" w_p12 audit-fifo "$T/audit.p12"
+expect_exit 1 "enroll: with audit.log a FIFO, refused, no hang" w_p12 audit-fifo "$T/audit.p12"
 WRAP=
+expect_in "audit.log in it is a FIFO" "$OUT" "enroll: the refusal names audit.log"
 ok_if "enroll: audit.log is still a FIFO" test -p "$P/audit.log"
+ok_if "enroll: nothing was issued or recorded" test "$(state)" = "$before"
+rm "$P/audit.log"
+mv "$P/audit.real" "$P/audit.log"
+
+# A state file that is not a regular file refuses every command under the
+# pki dir's lock before any signature: registry.json a symbolic link
+# (enroll, revoke, reissue used to sign first and fail at the write).
+enroll_csr() {
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/$1.key" -subj "/CN=$1" -out "$T/$1.csr" 2>/dev/null
+}
+enroll_csr st-a
+expect_exit 0 "a peer to revoke and reissue" hub enroll st-a --role monitor --csr "$T/st-a.csr" \
+    --out "$T/st-a.crt"
+enroll_csr st-b
+mv "$P/registry.json" "$P/registry.real"
+ln -s "$P/registry.real" "$P/registry.json"
+before=$(state)
+expect_exit 1 "enroll: registry.json a symlink, refused" \
+    hub enroll st-b --role monitor --csr "$T/st-b.csr" --out "$T/st-b.crt"
+expect_in "registry.json in it is a symbolic link" "$OUT" "enroll: the refusal names registry.json"
+ok_if "enroll: no certificate was written" test ! -e "$T/st-b.crt"
+expect_exit 1 "revoke: registry.json a symlink, refused" hub revoke st-a
+expect_exit 1 "reissue: registry.json a symlink, refused" hub reissue st-a --out "$T/st-a2.crt"
+ok_if "reissue: no certificate was written" test ! -e "$T/st-a2.crt"
+ok_if "enroll, revoke, reissue: no state file changed (CRL, issued/, audit.log)" \
+    test "$(state)" = "$before"
+ok_if "registry.json is still a link" test -L "$P/registry.json"
+rm "$P/registry.json"
+mv "$P/registry.real" "$P/registry.json"
+expect_exit 0 "enroll works again with registry.json a file" \
+    hub enroll st-b --role monitor --csr "$T/st-b.csr" --out "$T/st-b.crt"
+
+# State files a FIFO with no writer: read without hanging, refused
+mv "$P/crl.pem" "$P/crl.real"
+mkfifo -m 0640 "$P/crl.pem"
+WRAP="timeout 15"
+expect_exit 1 "crl: crl.pem a FIFO, refused, no hang" hub crl
+WRAP=
+expect_in "not a regular file" "$OUT" "crl: the refusal says crl.pem is not a regular file"
+rm "$P/crl.pem"
+mv "$P/crl.real" "$P/crl.pem"
+
+# restore over a live dir whose invites.json is a device: restore is what
+# repairs it (no crash, as before); the backup's pending invites are not
+# revived when the live ones cannot be read
+expect_exit 0 "an invite pending in the backup" hub invite st-inv --role monitor
+expect_exit 0 "backup for the restore" hub backup --out "$T/state.tar"
+if [ $ROOT = yes ]; then
+    mv "$P/invites.json" "$P/invites.real"
+    mknod "$P/invites.json" c 1 3
+    expect_exit 0 "restore --force: live invites.json a device" hub restore --force "$T/state.tar"
+    expect_in "no pending invite of the backup is kept" "$OUT" \
+        "restore: says the backup's invites were not kept"
+    expect_not_in "st-inv" "$(hub invites 2>&1 | grep pending)" "restore: st-inv is not pending"
+    rm -rf "$P".before-restore-*
+else
+    skip "restore: live invites.json a device" "mknod needs root"
+fi
+# restore through a pki dir that is a symbolic link: the swap is made where
+# it points, the link stays
+mv "$P" "$T/hub-pki-real"
+ln -s "$T/hub-pki-real" "$P"
+expect_exit 0 "restore --force: the pki dir a symlink" hub restore --force "$T/state.tar"
+expect_in "restoring there (the link stays)" "$OUT" "restore: says where it restored"
+ok_if "restore: the pki dir is still the link" test -L "$P"
+ok_if "restore: the restored setup is where it points" test -f "$T/hub-pki-real/ca.crt"
+ok_if "restore: the old dir was kept beside the target" \
+    test -d "$(ls -d "$T"/hub-pki-real.before-restore-* 2>/dev/null | head -1)"
 
 tap_done

@@ -155,6 +155,68 @@ static void test_state_append_and_lock(void)
     EXPECT_INT(fd, -1);
 }
 
+/* The lock looks at the dir's entries before any work is done under it:
+ * a link, FIFO or device among them refuses it, naming the entry;
+ * fs_lock_dir_only() (restore) does not look. */
+static void test_state_lock_looks_at_entries(void)
+{
+    char sub[300], reg[320], node[320];
+    int fd = -1;
+
+    snprintf(sub, sizeof(sub), "%s", fresh("pki"));
+    snprintf(reg, sizeof(reg), "%s/registry.json", sub);
+    snprintf(node, sizeof(node), "%s/crl.pem", sub);
+    CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0700), 0);
+    put(reg, "{}");
+    snprintf(node, sizeof(node), "%s/issued", sub);
+    CU_ASSERT_EQUAL_FATAL(mkdir(node, 0700), 0); /* a subdir is fine */
+    snprintf(node, sizeof(node), "%s/crl.pem", sub);
+    EXPECT_INT(fs_lock_dir(sub, &fd), 0);
+    close(fd);
+
+    CU_ASSERT_EQUAL_FATAL(symlink(reg, node), 0);
+    fd = -1;
+    EXPECT_INT(fs_lock_dir(sub, &fd), FS_ERR_STATE_NODE);
+    EXPECT_INT(fd, -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fs_strerror(FS_ERR_STATE_NODE),
+                                  "crl.pem in it is a symbolic link"));
+    EXPECT_INT(fs_lock_dir_only(sub, &fd), 0);
+    if (fd >= 0)
+        close(fd);
+    unlink(node);
+
+    CU_ASSERT_EQUAL_FATAL(mkfifo(node, 0600), 0);
+    fd = -1;
+    EXPECT_INT(fs_lock_dir(sub, &fd), FS_ERR_STATE_NODE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fs_strerror(FS_ERR_STATE_NODE), "crl.pem in it is a FIFO"));
+    unlink(node);
+    fd = -1;
+    EXPECT_INT(fs_lock_dir(sub, &fd), 0);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* A state file is read only when it is a regular file: a FIFO with no
+ * writer neither blocks nor is read; a user's input (fs_read_input) is
+ * whatever opens. */
+static void test_state_read_refuses_nodes(void)
+{
+    const char *fifo = fresh("fifo"), *nul = fresh("null"), *d = fresh("dir");
+    char *t = NULL;
+    size_t len = 0;
+
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    EXPECT_INT(fs_read_file(fifo, 4096, &t, &len), -EEXIST);
+    CU_ASSERT_EQUAL_FATAL(mkdir(d, 0700), 0);
+    EXPECT_INT(fs_read_file(d, 4096, &t, &len), -EISDIR);
+    if (make_null(nul)) {
+        EXPECT_INT(fs_read_file(nul, 4096, &t, &len), -EEXIST);
+        EXPECT_INT(fs_read_input(nul, 4096, &t, &len), 0); /* /dev/null: empty */
+        EXPECT_INT((int)len, 0);
+        free(t);
+    }
+}
+
 /* ---- outputs ----------------------------------------------------------------- */
 
 static void test_out_new_and_regular(void)
@@ -494,6 +556,8 @@ static const struct cu_test tests[] = {
     {"state: a symbolic link is refused", test_state_symlink_refused},
     {"state: FIFO, device, directory refused", test_state_fifo_device_dir_refused},
     {"state: audit append and the lock refuse links and FIFOs", test_state_append_and_lock},
+    {"state: the lock looks at the dir's entries first", test_state_lock_looks_at_entries},
+    {"state: reads refuse FIFOs, devices, dirs", test_state_read_refuses_nodes},
     {"out: new and regular files replaced atomically", test_out_new_and_regular},
     {"out: a character device is written in place", test_out_device_in_place},
     {"out: a block device is refused", test_out_block_device_refused},

@@ -36,7 +36,7 @@ static void serve_pem(struct api_reply *r, const char *path, const char *label)
     int rc = fs_read_file(path, PEM_MAX, &text, &len);
 
     if (rc < 0) {
-        log_err("management API: cannot read %s: %s", path, strerror(-rc));
+        log_err("management API: cannot read %s: %s", path, fs_strerror(rc));
         plain(r, 500, "cannot read it now; see the daemon's log\n");
         return;
     }

@@ -138,7 +138,7 @@ static int set_chain_and_key(gnutls_certificate_credentials_t cred, const char *
 
     rc = fs_read_file(cert_path, 1024 * 1024, &text, &len);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot read certificate %s: %s", cert_path, strerror(-rc));
+        snprintf(err, errlen, "cannot read certificate %s: %s", cert_path, fs_strerror(rc));
         return rc;
     }
     d.data = (unsigned char *)text;
