@@ -54,6 +54,10 @@ int con_out_check(const char *cmd, const char *opt, const char *path, bool force
         /* a new file: its directory must be there */
         char dir[PATH_MAX];
         const char *slash = strrchr(path, '/');
+        if (errno == ENOTDIR) {
+            rc = -ENOTDIR; /* a file on the way */
+            goto refuse;
+        }
         if (errno != ENOENT)
             return EXIT_OK; /* the write says what it is */
         snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1,
@@ -63,6 +67,12 @@ int con_out_check(const char *cmd, const char *opt, const char *path, bool force
         rc = -ENOENT;
     } else if (S_ISLNK(st.st_mode) && !force) {
         rc = -ELOOP;
+    } else if (S_ISLNK(st.st_mode)) {
+        /* --force: what the link leads to, judged as the path is */
+        struct stat to;
+        if (stat(path, &to) < 0 || (!S_ISDIR(to.st_mode) && !S_ISBLK(to.st_mode)))
+            return EXIT_OK;
+        rc = S_ISDIR(to.st_mode) ? -EISDIR : -EEXIST;
     } else if (S_ISREG(st.st_mode) && !force) {
         rc = -EALREADY;
     } else if (S_ISDIR(st.st_mode)) {
@@ -72,6 +82,7 @@ int con_out_check(const char *cmd, const char *opt, const char *path, bool force
     } else {
         return EXIT_OK; /* a character device, FIFO or socket: written in place */
     }
+refuse:
     con_out_refusal(opt, path, rc, force, err, sizeof(err));
     con_err(cmd, "%s (nothing was recorded)", err);
     return EXIT_FAIL;

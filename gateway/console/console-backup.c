@@ -948,6 +948,9 @@ static int restore_swap(struct console *con, const struct entry *v, size_t n, ch
     con_as_invoker();
     if (rc < 0)
         goto fail;
+    /* A restore in the same second as the last: the next free name */
+    for (int i = 2; live && i < 100 && access(kept, F_OK) == 0; i++)
+        snprintf(kept, keptlen, "%s.before-restore-%s-%d", dir, stamp, i);
     if (live && rename(dir, kept) < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot move %s to %s: %s", dir, kept, strerror(errno));

@@ -97,8 +97,8 @@ int fs_read_file(const char *path, size_t max, char **out, size_t *len)
     struct stat st;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0;
 
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) /* a socket does not open: ENXIO */
+        return errno == ENXIO ? -EEXIST : -errno;
     if (fstat(fd, &st) < 0)
         rc = -errno;
     else if (S_ISDIR(st.st_mode))
@@ -601,6 +601,8 @@ static int state_nodes(int dfd)
             what = "a device";
         else if (S_ISSOCK(st.st_mode))
             what = "a socket";
+        else if (S_ISDIR(st.st_mode) && strchr(e->d_name, '.'))
+            what = "a directory"; /* state files are NAME.EXT; issued/, cross/ have no dot */
         else
             continue;
         snprintf(state_node_why, sizeof(state_node_why),

@@ -105,7 +105,8 @@ int fs_append_line(const char *path, const char *line, mode_t mode);
  * locked again: -EAGAIN after 16 tries). Then, before any work is done
  * under it, the dir's entries are looked at: a state file is only ever
  * replaced when it is a regular file, so a symbolic link, FIFO, device or
- * socket among them refuses the lock (FS_ERR_STATE_NODE; fs_strerror()
+ * socket among them (or a directory named NAME.EXT, as state files are)
+ * refuses the lock (FS_ERR_STATE_NODE; fs_strerror()
  * names it and says what to do), and a command that would have signed
  * something first and failed at the write does nothing at all. */
 int fs_lock_dir(const char *dir, int *fd_out);

@@ -206,6 +206,11 @@ for w in csr enroll p12 crl reissue backup initcsr rootsign rootcrl; do
     expect_exit 1 "$w: to a directory, refused" $fn "$w-link" "$T/adir"
     expect_in "is a directory" "$OUT" "$w: the refusal says it is a directory"
     expect_exit 1 "$w: into a directory that is not there, refused" $fn "$w-link" "$T/nodir/out"
+    printf 'a file\n' >"$T/afile"
+    expect_exit 1 "$w: below a file, refused" $fn "$w-link" "$T/afile/out"
+    ln -sfn "$T/adir" "$T/dirlink"
+    expect_exit 1 "$w: --force through a link to a directory, refused" \
+        $fn "$w-link" "$T/dirlink" --force
     if [ $ROOT = yes ]; then
         rm -f "$T/blk"
         mknod "$T/blk" b 7 250
@@ -387,6 +392,17 @@ ok_if "enroll: nothing was issued or recorded" test "$(state)" = "$before"
 rm "$P/audit.log"
 mv "$P/audit.real" "$P/audit.log"
 
+# audit.log a directory: refused the same way (the audit line would be lost)
+mv "$P/audit.log" "$P/audit.real"
+mkdir "$P/audit.log"
+before=$(state)
+expect_exit 1 "enroll: with audit.log a directory, refused" w_p12 audit-dir "$T/audit-dir.p12"
+expect_in "audit.log in it is a directory" "$OUT" "enroll: the refusal names audit.log"
+ok_if "enroll: nothing was issued or recorded (audit.log a directory)" \
+    test "$(state)" = "$before"
+rmdir "$P/audit.log"
+mv "$P/audit.real" "$P/audit.log"
+
 # A state file that is not a regular file refuses every command under the
 # pki dir's lock before any signature: registry.json a symbolic link
 # (enroll, revoke, reissue used to sign first and fail at the write).
@@ -452,5 +468,14 @@ ok_if "restore: the pki dir is still the link" test -L "$P"
 ok_if "restore: the restored setup is where it points" test -f "$T/hub-pki-real/ca.crt"
 ok_if "restore: the old dir was kept beside the target" \
     test -d "$(ls -d "$T"/hub-pki-real.before-restore-* 2>/dev/null | head -1)"
+# the name for the old dir already taken (a restore within the same
+# second): the next free name is used
+for s in 0 1 2 3; do
+    mkdir -p "$T/hub-pki-real.before-restore-$(date -u -d "+$s sec" +%Y%m%dT%H%M%SZ)"
+done
+expect_exit 0 "restore --force when the old dir's name is taken" \
+    hub restore --force "$T/state.tar"
+ok_if "restore: the old dir kept under a -N name" \
+    test -n "$(ls -d "$T"/hub-pki-real.before-restore-*-2 2>/dev/null)"
 
 tap_done
