@@ -317,29 +317,23 @@ expect_http 403 "simplereenroll without a certificate: 403"
 # ---- mtlsgw renew ------------------------------------------------------------------
 printf '[uplink hub]\nserver = 127.0.0.1:%s\nenroll = %s\n' "$(free_port)" "$URL" >>"$T/dv.conf"
 old=$(serial_of "$T/dv-pki/device.crt")
-# device.crt a symlink: renew stops before the hub supersedes the old one.
-mv "$T/dv-pki/device.crt" "$T/dv-pki/device.real"
-ln -s "$T/dv-pki/device.real" "$T/dv-pki/device.crt"
-expect_exit 1 "renew with device.crt a symlink is refused" dev renew
-expect_in "symbolic link" "$OUT" "... saying device.crt is a link"
-ok_if "... the hub still has the old certificate active" python3 -c '
+# device.crt, then hub-ca.crt, a symlink: renew stops before the hub
+# supersedes the old certificate (hub-ca.crt used to be written after it).
+renew_refused_with_link() { # FILE
+    mv "$T/dv-pki/$1" "$T/dv-pki/$1.real"
+    ln -s "$T/dv-pki/$1.real" "$T/dv-pki/$1"
+    expect_exit 1 "renew with $1 a symlink is refused" dev renew
+    expect_in "symbolic link" "$OUT" "... saying $1 is a link"
+    expect_in "nothing asked of" "$OUT" "... before the hub is asked"
+    ok_if "... the hub still has the old certificate active" python3 -c '
 import json, sys
 st = {p["serial"]: p["status"] for p in json.load(open(sys.argv[1])) if p["name"] == "spoke1"}
 assert st.get(sys.argv[2]) == "active", st' <(hub peers --json) "$old"
-rm "$T/dv-pki/device.crt"
-mv "$T/dv-pki/device.real" "$T/dv-pki/device.crt"
-# hub-ca.crt a symlink: refused the same way, before the hub is asked (it
-# was written after the hub had superseded the old certificate)
-mv "$T/dv-pki/hub-ca.crt" "$T/dv-pki/hub-ca.real"
-ln -s "$T/dv-pki/hub-ca.real" "$T/dv-pki/hub-ca.crt"
-expect_exit 1 "renew with hub-ca.crt a symlink is refused" dev renew
-expect_in "nothing asked of" "$OUT" "... before the hub is asked"
-ok_if "... the hub still has the old certificate active" python3 -c '
-import json, sys
-st = {p["serial"]: p["status"] for p in json.load(open(sys.argv[1])) if p["name"] == "spoke1"}
-assert st.get(sys.argv[2]) == "active", st' <(hub peers --json) "$old"
-rm "$T/dv-pki/hub-ca.crt"
-mv "$T/dv-pki/hub-ca.real" "$T/dv-pki/hub-ca.crt"
+    rm "$T/dv-pki/$1"
+    mv "$T/dv-pki/$1.real" "$T/dv-pki/$1"
+}
+renew_refused_with_link device.crt
+renew_refused_with_link hub-ca.crt
 expect_exit 0 "mtlsgw renew (simplereenroll with the device key on its token)" dev renew
 new=$(serial_of "$T/dv-pki/device.crt")
 ok_if "... device.crt holds a new serial ($old -> $new)" test "$old" != "$new"
