@@ -154,6 +154,18 @@ expect_in "the invite was not used" "$OUT" "... and that the invite was not used
 ok_if "... the link stays, nothing made where it points" \
     test -L "$T/dv-pki/device.crt" -a ! -e "$T/elsewhere.crt"
 rm "$T/dv-pki/device.crt"
+# the hub's registry.json a symlink: the daemon's EST refuses at the pki
+# dir's lock, before the invite is spent or anything issued (it used to
+# spend the invite and issue a certificate, then fail at the registry)
+mv "$P/registry.json" "$P/registry.real"
+ln -s "$P/registry.real" "$P/registry.json"
+issued0=$(ls "$P/issued" 2>/dev/null | wc -l)
+expect_exit 1 "join while the hub's registry.json is a symlink is refused" \
+    dev join "$URL" --name spoke1 --code "$CODE" --fingerprint "$GWFP"
+ok_if "... the hub issued nothing" test "$(ls "$P/issued" 2>/dev/null | wc -l)" = "$issued0"
+rm "$P/registry.json"
+mv "$P/registry.real" "$P/registry.json"
+expect_in "pending" "$(hub invites | grep spoke1)" "... and the invite is still pending"
 expect_exit 0 "join with the invite's code and the pinned fingerprint" \
     dev join "$URL" --name spoke1 --code "$CODE" --fingerprint "$GWFP"
 expect_in "[uplink hub]" "$OUT" "join prints the [uplink] lines"
